@@ -1,0 +1,54 @@
+# Thin driver over CMake + Ninja. `make run` and `make test` do all set-up on a
+# fresh Debian 12 machine (scripts/install-deps installs what is missing).
+BUILD      ?= build
+CMAKE_GEN  := -G Ninja
+RELEASE    := $(BUILD)/release
+DEBUG_DIR  := $(BUILD)/debug
+SANITIZE   := $(BUILD)/sanitize
+JOBS       ?= $(shell nproc)
+
+.PHONY: all run test test-release test-sanitize bench deps release debug sanitize clean format
+
+all: release
+
+deps:
+	@scripts/install-deps
+
+release: deps
+	@cmake -S . -B $(RELEASE) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(RELEASE) -j $(JOBS)
+
+debug: deps
+	@cmake -S . -B $(DEBUG_DIR) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(DEBUG_DIR) -j $(JOBS)
+
+sanitize: deps
+	@cmake -S . -B $(SANITIZE) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DCLARITY_SANITIZE=ON >/dev/null
+	@cmake --build $(SANITIZE) -j $(JOBS)
+
+# Serve on port 8000 with the embedded database (migrated at start-up).
+run: release
+	$(RELEASE)/clarity serve
+
+# The whole suite twice: the release build, then under ASan + UBSan.
+test: test-release test-sanitize
+
+test-release: release
+	cd $(RELEASE) && ctest --output-on-failure -j $(JOBS)
+
+test-sanitize: sanitize
+	cd $(SANITIZE) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+bench: deps
+	@scripts/install-deps --bench
+	@cmake -S . -B $(RELEASE) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(RELEASE) -j $(JOBS) --target benches
+	bench/run $(RELEASE)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)

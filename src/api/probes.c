@@ -1,0 +1,99 @@
+/*
+ * probes.c — liveness, readiness, deep health and Prometheus metrics.
+ *
+ * /liveness answers while the process can serve; /readiness says whether the
+ * platform should route traffic here (503 while starting or draining);
+ * /health runs every registered dependency check (database, queue, model)
+ * with its latency, and answers 503 with the same body when one fails.
+ */
+#include "api/probes.h"
+
+#include <stdlib.h>
+
+#include "core/buf.h"
+#include "core/health.h"
+#include "core/timeutil.h"
+#include "http/http.h"
+#include "http/server.h"
+
+static json_t *now_string(void)
+{
+    char ts[40];
+    return json_string(time_format_rfc3339_ms(time_now_ms(), ts, sizeof(ts)));
+}
+
+static void liveness(struct http_request *req, struct http_response *res)
+{
+    (void)req;
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_string("alive"));
+    json_object_set_new(o, "timestamp", now_string());
+    http_respond_json(res, 200, o);
+}
+
+static void readiness(struct http_request *req, struct http_response *res)
+{
+    enum http_server_state st = http_server_state_get(req->server);
+    if (st != HTTP_SERVER_READY) {
+        struct problem *p = http_respond_problem(res, 503, "service-unavailable", "The service is %s.",
+                                                 st == HTTP_SERVER_DRAINING ? "draining" : "starting");
+        p->retry_after = 1;
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_string("ready"));
+    json_object_set_new(o, "timestamp", now_string());
+    http_respond_json(res, 200, o);
+}
+
+static void health(struct http_request *req, struct http_response *res)
+{
+    uint64_t t0 = time_mono_ns();
+    const struct config *cfg = http_server_config(req->server);
+    int ok = 0;
+    json_t *checks = health_run(http_server_health(req->server), &ok);
+    enum http_server_state st = http_server_state_get(req->server);
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_string(ok ? "healthy" : "unhealthy"));
+    json_object_set_new(o, "timestamp", now_string());
+    json_object_set_new(o, "version", json_string(CLARITY_VERSION));
+    json_object_set_new(o, "environment", json_string(config_env_name(cfg->environment)));
+    json_object_set_new(o, "state", json_string(st == HTTP_SERVER_READY      ? "ready"
+                                                : st == HTTP_SERVER_DRAINING ? "draining"
+                                                                             : "starting"));
+    json_object_set_new(o, "uptime_seconds",
+                        json_real((double)(time_now_ms() - http_server_started_ms(req->server)) / 1000.0));
+    json_object_set_new(o, "checks", checks);
+    json_object_set_new(o, "response_time_ms", json_real((double)(time_mono_ns() - t0) / 1e6));
+    if (ok) {
+        http_respond_json(res, 200, o);
+        return;
+    }
+    /* The deployment guide answers 503 with the same body. Errors here are
+     * RFC 7807 documents, so the health fields ride along as extension
+     * members (RFC 7807 §3.2); "status" is the problem's integer 503 and the
+     * report's own status moves to "health_status". */
+    json_object_set_new(o, "health_status", json_string("unhealthy"));
+    json_object_del(o, "status");
+    struct problem *p = http_respond_problem(res, 503, "service-unavailable", "A dependency check failed.");
+    problem_set_extra(p, o);
+}
+
+static void metrics(struct http_request *req, struct http_response *res)
+{
+    struct buf b;
+    buf_init(&b, 4u << 20);
+    metrics_render(http_server_metrics(req->server), &b);
+    http_respond_bytes(res, 200, "text/plain; version=0.0.4; charset=utf-8", b.data != NULL ? b.data : "", b.len);
+    buf_free(&b);
+}
+
+int api_probes_register(struct router *r)
+{
+    int rc = 0;
+    rc |= router_add(r, HTTP_GET, "/liveness", liveness, NULL, 0);
+    rc |= router_add(r, HTTP_GET, "/readiness", readiness, NULL, 0);
+    rc |= router_add(r, HTTP_GET, "/health", health, NULL, 0);
+    rc |= router_add(r, HTTP_GET, "/metrics", metrics, NULL, 0);
+    return rc != 0 ? -1 : 0;
+}

@@ -1,0 +1,134 @@
+/*
+ * cli.c — subcommand table and dispatch. main.c only calls cli_main.
+ */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/log.h"
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+    const char *usage; /* full help text for `clarity help NAME` */
+};
+
+/* Later features add one row each. Keep alphabetical after serve. */
+static const struct command commands[] = {
+    {"serve", cli_serve, "serve the HTTP API (and workers)",
+     "usage: clarity serve\n\n"
+     "Serves the REST and WebSocket API on HOST:PORT until SIGTERM or SIGINT.\n"
+     "On the first signal readiness turns 503, the listener closes, in-flight\n"
+     "requests get SHUTDOWN_GRACE_SECONDS to finish, then the process exits 0.\n"
+     "A second signal exits at once. Configuration: see `clarity config check`.\n"},
+    {"config", cli_config, "check and print the effective configuration",
+     "usage: clarity config check\n\n"
+     "Loads the configuration exactly as `serve` would (defaults, .env.<ENVIRONMENT>,\n"
+     "process environment, NAME_FILE secrets), prints every variable with its\n"
+     "source, secrets redacted, and exits 0; exits 2 with one line naming the\n"
+     "variable when the configuration is invalid.\n"},
+    {"help", cli_help, "show help for a command", "usage: clarity help [COMMAND]\n"},
+    {"version", cli_version, "print the version", "usage: clarity version\n"},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *find(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void overview(FILE *out)
+{
+    fprintf(out, "usage: clarity COMMAND [ARGS]\n\nClarity %s — health-data backend.\n\nCommands:\n",
+            CLARITY_VERSION);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun `clarity help COMMAND` for details.\n");
+}
+
+int cli_help(int argc, char **argv)
+{
+    if (argc > 2) {
+        fprintf(stderr, "clarity help: takes at most one command name\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (argc == 1) {
+        overview(stdout);
+        return CLI_EXIT_OK;
+    }
+    const struct command *c = find(argv[1]);
+    if (c == NULL) {
+        fprintf(stderr, "clarity help: unknown command '%s'; run `clarity help` for the list\n", argv[1]);
+        return CLI_EXIT_USAGE;
+    }
+    fputs(c->usage, stdout);
+    return CLI_EXIT_OK;
+}
+
+int cli_version(int argc, char **argv)
+{
+    if (argc > 1) {
+        fprintf(stderr, "clarity version: unexpected argument '%s'\n", argv[1]);
+        return CLI_EXIT_USAGE;
+    }
+    printf("clarity %s\n", CLARITY_VERSION);
+    return CLI_EXIT_OK;
+}
+
+int cli_config_load(struct config *cfg)
+{
+    char err[512];
+    if (config_load(cfg, NULL, NULL, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "clarity: invalid configuration: %s\n", err);
+        return CLI_EXIT_USAGE;
+    }
+    log_level_set(cfg->log_level);
+    return 0;
+}
+
+int cli_config(int argc, char **argv)
+{
+    if (argc != 2 || strcmp(argv[1], "check") != 0) {
+        fprintf(stderr, "usage: clarity config check\n");
+        return CLI_EXIT_USAGE;
+    }
+    struct config cfg;
+    int rc = cli_config_load(&cfg);
+    if (rc != 0)
+        return rc;
+    fflush(stdout);
+    config_print(&cfg, 1);
+    config_free(&cfg);
+    return CLI_EXIT_OK;
+}
+
+int cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        overview(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+        return cli_help(1, argv + 1);
+    if (strcmp(name, "--version") == 0)
+        return cli_version(1, argv + 1);
+    const struct command *c = find(name);
+    if (c == NULL) {
+        fprintf(stderr, "clarity: unknown command '%s'; run `clarity help` for the list\n", name);
+        return CLI_EXIT_USAGE;
+    }
+    /* `clarity CMD --help` is help for CMD, for every command. */
+    if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+        fputs(c->usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    return c->fn(argc - 1, argv + 1);
+}

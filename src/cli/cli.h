@@ -1,0 +1,33 @@
+/*
+ * cli.h — the `clarity` command dispatcher.
+ *
+ * Each subcommand is `int cli_<name>(int argc, char **argv)` with argv[0] the
+ * subcommand's name. Exit statuses: 0 success, 1 failure, 2 usage error
+ * (unknown command or flag, bad configuration).
+ */
+#ifndef CLARITY_CLI_CLI_H
+#define CLARITY_CLI_CLI_H
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAILURE 1
+#define CLI_EXIT_USAGE 2
+
+struct config;
+
+/* Entry point from main(). */
+int cli_main(int argc, char **argv);
+
+/*
+ * Load the configuration from the environment and `.env.<ENVIRONMENT>`, set the
+ * log level, and report an invalid configuration as one line on stderr.
+ * Returns 0, or CLI_EXIT_USAGE after printing the error.
+ */
+int cli_config_load(struct config *cfg);
+
+/* Subcommands implemented in this folder. */
+int cli_serve(int argc, char **argv);
+int cli_version(int argc, char **argv);
+int cli_config(int argc, char **argv);
+int cli_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,566 @@
+/*
+ * config.c — configuration from defaults, `.env.<ENVIRONMENT>` and the process
+ * environment. See config.h.
+ */
+#include "core/config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+
+enum config_source { SRC_DEFAULT = 0, SRC_DOTENV, SRC_DOTENV_FILE, SRC_ENV, SRC_ENV_FILE };
+
+static const char *const source_names[] = {"default", ".env file", ".env file (_FILE)",
+                                           "environment", "environment (_FILE)"};
+
+enum var_kind { V_STRING, V_BOOL, V_INT, V_SIZE, V_LOGLEVEL, V_CORS, V_ENV };
+
+/*
+ * One row per variable. Defaults may differ by environment (dev, staging,
+ * prod); NULL means "unset". `min`/`max` bound integers. `secret` rows accept
+ * NAME_FILE and are redacted when printed.
+ */
+struct var {
+    const char *name;
+    enum var_kind kind;
+    size_t offset;
+    const char *def[3];
+    long long min, max;
+    int secret;
+    const char *form; /* the expected form, for error messages */
+};
+
+#define OFF(f) offsetof(struct config, f)
+
+static const struct var vars[] = {
+    {"ENVIRONMENT", V_ENV, OFF(environment), {"development", "staging", "production"}, 0, 0, 0,
+     "one of development, staging, production"},
+    {"DEBUG", V_BOOL, OFF(debug), {"false", "false", "false"}, 0, 0, 0, "true or false"},
+    {"LOG_LEVEL", V_LOGLEVEL, OFF(log_level), {"INFO", "INFO", "INFO"}, 0, 0, 0,
+     "one of DEBUG, INFO, WARNING, ERROR"},
+    {"GOOGLE_CLOUD_PROJECT", V_STRING, OFF(google_cloud_project), {0}, 0, 0, 0, "a project id"},
+    {"GOOGLE_CLOUD_REGION", V_STRING, OFF(google_cloud_region), {"us-central1", "us-central1", "us-central1"},
+     0, 0, 0, "a region name"},
+    {"CLOUD_RUN_SERVICE", V_STRING, OFF(cloud_run_service), {"clarity-backend-dev", "clarity-backend-staging", "clarity-backend"},
+     0, 0, 0, "a service name"},
+    {"FIREBASE_PROJECT_ID", V_STRING, OFF(firebase_project_id), {0}, 0, 0, 0, "a project id"},
+    {"FIREBASE_AUTH_DOMAIN", V_STRING, OFF(firebase_auth_domain), {0}, 0, 0, 0, "a domain name"},
+    {"VERTEX_AI_LOCATION", V_STRING, OFF(vertex_ai_location), {"us-central1", "us-central1", "us-central1"},
+     0, 0, 0, "a region name"},
+    {"ML_MODEL_ENDPOINT", V_STRING, OFF(ml_model_endpoint), {0}, 0, 0, 0, "a URL"},
+    {"ACTIGRAPHY_MODEL_VERSION", V_STRING, OFF(actigraphy_model_version), {"v1.0", "v1.0", "v1.0"}, 0, 0, 0,
+     "a version string"},
+    {"CORS_ORIGINS", V_CORS, 0, {"[\"http://localhost:3000\",\"http://localhost:8080\"]", "[]", "[]"}, 0, 0, 0,
+     "a JSON list of origins, e.g. [\"https://app.example.com\"]"},
+    {"HOST", V_STRING, OFF(host), {"127.0.0.1", "0.0.0.0", "0.0.0.0"}, 0, 0, 0, "an IP address"},
+    {"PORT", V_INT, OFF(port), {"8000", "8000", "8000"}, 0, 65535, 0, "an integer from 0 to 65535"},
+    {"DATABASE_URL", V_STRING, OFF(database_url), {"sqlite:var/clarity.db", "sqlite:var/clarity.db", "sqlite:var/clarity.db"},
+     0, 0, 1, "sqlite:PATH or postgres://user:password@host:port/db"},
+    {"SHUTDOWN_GRACE_SECONDS", V_INT, OFF(shutdown_grace_seconds), {"10", "10", "10"}, 0, 3600, 0,
+     "an integer number of seconds from 0 to 3600"},
+    {"MAX_REQUEST_BYTES", V_SIZE, OFF(max_request_bytes), {"10485760", "10485760", "10485760"}, 1024,
+     1073741824LL, 0, "an integer number of bytes from 1024 to 1073741824"},
+    {"HTTP_THREADS", V_INT, OFF(http_threads), {0}, 1, 1024, 0, "an integer from 1 to 1024"},
+};
+
+#define NVARS (sizeof(vars) / sizeof(vars[0]))
+_Static_assert(NVARS <= sizeof(((struct config *)0)->source), "source[] too small");
+
+/* A parsed `.env.<ENVIRONMENT>` file: parallel arrays of names and values. */
+struct dotenv {
+    char **names;
+    char **values;
+    size_t n;
+};
+
+static void dotenv_free(struct dotenv *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->names[i]);
+        free(d->values[i]);
+    }
+    free(d->names);
+    free(d->values);
+    memset(d, 0, sizeof(*d));
+}
+
+static const char *dotenv_get(const struct dotenv *d, const char *name)
+{
+    /* Last assignment wins, as in a shell. */
+    for (size_t i = d->n; i-- > 0;)
+        if (strcmp(d->names[i], name) == 0)
+            return d->values[i];
+    return NULL;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+/*
+ * Parse KEY=VALUE lines. Blank lines and lines starting with '#' are skipped;
+ * an optional leading "export " is allowed; a value wrapped in matching single
+ * or double quotes is unwrapped (no escape processing). A missing file is not
+ * an error.
+ */
+static int dotenv_load(struct dotenv *d, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        return fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    }
+    char line[8192];
+    int lineno = 0;
+    int rc = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        if (strncmp(s, "export ", 7) == 0)
+            s = trim(s + 7);
+        char *eq = strchr(s, '=');
+        if (eq == NULL || eq == s) {
+            rc = fail(err, errlen, "%s:%d: expected NAME=value", path, lineno);
+            break;
+        }
+        *eq = '\0';
+        char *name = trim(s);
+        char *value = trim(eq + 1);
+        size_t vl = strlen(value);
+        if (vl >= 2 && (value[0] == '"' || value[0] == '\'') && value[vl - 1] == value[0]) {
+            value[vl - 1] = '\0';
+            value++;
+        }
+        char **nn = realloc(d->names, (d->n + 1) * sizeof(char *));
+        if (nn != NULL)
+            d->names = nn;
+        char **nv = realloc(d->values, (d->n + 1) * sizeof(char *));
+        if (nv != NULL)
+            d->values = nv;
+        char *dn = strdup(name), *dv = strdup(value);
+        if (nn == NULL || nv == NULL || dn == NULL || dv == NULL) {
+            free(dn);
+            free(dv);
+            rc = fail(err, errlen, "out of memory reading %s", path);
+            break;
+        }
+        d->names[d->n] = dn;
+        d->values[d->n] = dv;
+        d->n++;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Read a secret file: the whole content, one trailing newline removed. */
+static char *read_secret_file(const char *var, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fail(err, errlen, "%s_FILE: cannot read %s: %s", var, path, strerror(errno));
+        return NULL;
+    }
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    char chunk[4096];
+    size_t n;
+    int bad = 0;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        if (buf_append(&b, chunk, n) != 0) {
+            bad = 1;
+            break;
+        }
+    fclose(f);
+    if (bad) {
+        buf_free(&b);
+        fail(err, errlen, "%s_FILE: %s is larger than 1 MiB", var, path);
+        return NULL;
+    }
+    if (b.len > 0 && b.data[b.len - 1] == '\n')
+        b.data[--b.len] = '\0';
+    if (b.len > 0 && b.data[b.len - 1] == '\r')
+        b.data[--b.len] = '\0';
+    char *s = buf_steal(&b, NULL);
+    if (s == NULL)
+        fail(err, errlen, "out of memory");
+    return s;
+}
+
+static const char *real_getenv(void *ctx, const char *name)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+/*
+ * Resolve the raw text of one variable: highest-priority source wins.
+ * *owned receives a heap string when the value came from a file (caller frees).
+ */
+static int resolve(const struct var *v, enum config_env env, const struct dotenv *d,
+                   config_getenv_fn ge, void *ctx, const char **out, char **owned,
+                   unsigned char *src, char *err, size_t errlen)
+{
+    char fname[96];
+    snprintf(fname, sizeof(fname), "%s_FILE", v->name);
+    *owned = NULL;
+
+    struct {
+        const char *val, *file;
+        unsigned char src_val, src_file;
+    } layers[2] = {
+        {ge(ctx, v->name), v->secret ? ge(ctx, fname) : NULL, SRC_ENV, SRC_ENV_FILE},
+        {dotenv_get(d, v->name), v->secret ? dotenv_get(d, fname) : NULL, SRC_DOTENV, SRC_DOTENV_FILE},
+    };
+    for (int i = 0; i < 2; i++) {
+        if (layers[i].val != NULL && layers[i].file != NULL)
+            return fail(err, errlen, "%s: set either %s or %s, not both", v->name, v->name, fname);
+        if (layers[i].file != NULL) {
+            *owned = read_secret_file(v->name, layers[i].file, err, errlen);
+            if (*owned == NULL)
+                return -1;
+            *out = *owned;
+            *src = layers[i].src_file;
+            return 0;
+        }
+        if (layers[i].val != NULL) {
+            *out = layers[i].val;
+            *src = layers[i].src_val;
+            return 0;
+        }
+    }
+    *out = v->def[env];
+    *src = SRC_DEFAULT;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"true", "1", "yes", "on"};
+    static const char *const no[] = {"false", "0", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int parse_ll(const char *s, long long min, long long max, long long *out)
+{
+    if (*s == '\0')
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_env(const char *s, enum config_env *out)
+{
+    static const char *const names[] = {"development", "staging", "production"};
+    for (int i = 0; i < 3; i++)
+        if (strcasecmp(s, names[i]) == 0) {
+            *out = (enum config_env)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* CORS_ORIGINS is a JSON list of strings, as the deployment guide writes it. */
+static int parse_cors(struct config *cfg, const char *s, char *err, size_t errlen)
+{
+    const struct var *v = NULL;
+    for (size_t i = 0; i < NVARS; i++)
+        if (vars[i].kind == V_CORS)
+            v = &vars[i];
+    json_error_t je;
+    json_t *arr = json_loads(s, JSON_REJECT_DUPLICATES, &je);
+    if (arr == NULL || !json_is_array(arr)) {
+        json_decref(arr);
+        return fail(err, errlen, "CORS_ORIGINS: expected %s", v->form);
+    }
+    size_t n = json_array_size(arr);
+    if (n > CONFIG_MAX_CORS_ORIGINS) {
+        json_decref(arr);
+        return fail(err, errlen, "CORS_ORIGINS: at most %d origins", CONFIG_MAX_CORS_ORIGINS);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *o = json_string_value(json_array_get(arr, i));
+        int ok = o != NULL && (strcmp(o, "*") == 0 || strncmp(o, "http://", 7) == 0 ||
+                               strncmp(o, "https://", 8) == 0);
+        /* An origin is scheme://host[:port]: no path, no trailing slash. */
+        if (ok && strcmp(o, "*") != 0) {
+            const char *rest = strstr(o, "://") + 3;
+            ok = *rest != '\0' && strchr(rest, '/') == NULL && strchr(rest, ' ') == NULL;
+        }
+        if (!ok) {
+            json_decref(arr);
+            return fail(err, errlen,
+                        "CORS_ORIGINS: item %zu is not an origin (\"*\" or scheme://host[:port]); expected %s",
+                        i, v->form);
+        }
+        cfg->cors_origins[i] = strdup(o);
+        if (cfg->cors_origins[i] == NULL) {
+            json_decref(arr);
+            return fail(err, errlen, "out of memory");
+        }
+        cfg->n_cors_origins = i + 1;
+    }
+    json_decref(arr);
+    return 0;
+}
+
+static int parse_value(struct config *cfg, const struct var *v, const char *s, char *err, size_t errlen)
+{
+    char *base = (char *)cfg;
+    long long ll;
+    switch (v->kind) {
+    case V_ENV:
+        if (parse_env(s, (enum config_env *)(base + v->offset)) != 0)
+            goto bad;
+        return 0;
+    case V_STRING: {
+        char *dup = strdup(s);
+        if (dup == NULL)
+            return fail(err, errlen, "out of memory");
+        *(char **)(base + v->offset) = dup;
+        return 0;
+    }
+    case V_BOOL:
+        if (parse_bool(s, (int *)(base + v->offset)) != 0)
+            goto bad;
+        return 0;
+    case V_INT:
+        if (parse_ll(s, v->min, v->max, &ll) != 0)
+            goto bad;
+        *(int *)(base + v->offset) = (int)ll;
+        return 0;
+    case V_SIZE:
+        if (parse_ll(s, v->min, v->max, &ll) != 0)
+            goto bad;
+        *(size_t *)(base + v->offset) = (size_t)ll;
+        return 0;
+    case V_LOGLEVEL:
+        if (log_level_parse(s, (enum log_level *)(base + v->offset)) != 0)
+            goto bad;
+        return 0;
+    case V_CORS:
+        return parse_cors(cfg, s, err, errlen);
+    }
+bad:
+    /* Never echo a secret's value back. */
+    if (v->secret)
+        return fail(err, errlen, "%s: invalid value; expected %s", v->name, v->form);
+    return fail(err, errlen, "%s: invalid value \"%.64s\"; expected %s", v->name, s, v->form);
+}
+
+/* Rules that depend on several variables, and production's refusals. */
+static int validate(const struct config *cfg, char *err, size_t errlen)
+{
+    if (strncmp(cfg->database_url, "sqlite:", 7) != 0 &&
+        strncmp(cfg->database_url, "postgres://", 11) != 0 &&
+        strncmp(cfg->database_url, "postgresql://", 13) != 0)
+        return fail(err, errlen, "DATABASE_URL: expected sqlite:PATH or postgres://user:password@host:port/db");
+    if (strncmp(cfg->database_url, "sqlite:", 7) == 0 && cfg->database_url[7] == '\0')
+        return fail(err, errlen, "DATABASE_URL: sqlite: needs a path, e.g. sqlite:var/clarity.db");
+    if (cfg->host[0] == '\0')
+        return fail(err, errlen, "HOST: expected an IP address");
+    if (cfg->environment == CONFIG_ENV_PRODUCTION) {
+        if (cfg->debug)
+            return fail(err, errlen, "DEBUG: must be false in production");
+        for (size_t i = 0; i < cfg->n_cors_origins; i++)
+            if (strcmp(cfg->cors_origins[i], "*") == 0)
+                return fail(err, errlen, "CORS_ORIGINS: \"*\" is not allowed in production; list the app's origins");
+    }
+    return 0;
+}
+
+int config_load(struct config *cfg, config_getenv_fn ge, void *ctx, const char *dir, char *err,
+                size_t errlen)
+{
+    struct dotenv d = {0};
+    memset(cfg, 0, sizeof(*cfg));
+    if (ge == NULL)
+        ge = real_getenv;
+
+    /* ENVIRONMENT picks the .env file, so only the process environment sets it. */
+    enum config_env env = CONFIG_ENV_DEVELOPMENT;
+    const char *e = ge(ctx, "ENVIRONMENT");
+    if (e != NULL && parse_env(e, &env) != 0)
+        return fail(err, errlen, "ENVIRONMENT: invalid value \"%.64s\"; expected %s", e, vars[0].form);
+
+    char path[4096];
+    snprintf(path, sizeof(path), "%s%s.env.%s", dir != NULL ? dir : "", dir != NULL ? "/" : "",
+             config_env_name(env));
+    if (dotenv_load(&d, path, err, errlen) != 0)
+        goto fail;
+
+    for (size_t i = 0; i < NVARS; i++) {
+        const struct var *v = &vars[i];
+        const char *raw = NULL;
+        char *owned = NULL;
+        if (v->kind == V_ENV) {
+            cfg->environment = env;
+            cfg->source[i] = e != NULL ? SRC_ENV : SRC_DEFAULT;
+            continue;
+        }
+        if (resolve(v, env, &d, ge, ctx, &raw, &owned, &cfg->source[i], err, errlen) != 0)
+            goto fail;
+        if (raw == NULL && v->kind == V_INT && strcmp(v->name, "HTTP_THREADS") == 0) {
+            long n = sysconf(_SC_NPROCESSORS_ONLN);
+            cfg->http_threads = n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
+            continue;
+        }
+        if (raw == NULL) /* an optional string left unset */
+            continue;
+        int rc = parse_value(cfg, v, raw, err, errlen);
+        free(owned);
+        if (rc != 0)
+            goto fail;
+    }
+    if (validate(cfg, err, errlen) != 0)
+        goto fail;
+    dotenv_free(&d);
+    return 0;
+fail:
+    dotenv_free(&d);
+    config_free(cfg);
+    return -1;
+}
+
+void config_free(struct config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < NVARS; i++)
+        if (vars[i].kind == V_STRING) {
+            char **p = (char **)((char *)cfg + vars[i].offset);
+            free(*p);
+            *p = NULL;
+        }
+    for (size_t i = 0; i < cfg->n_cors_origins; i++)
+        free(cfg->cors_origins[i]);
+    cfg->n_cors_origins = 0;
+}
+
+const char *config_env_name(enum config_env env)
+{
+    switch (env) {
+    case CONFIG_ENV_STAGING: return "staging";
+    case CONFIG_ENV_PRODUCTION: return "production";
+    default: return "development";
+    }
+}
+
+void config_redact_url(const char *url, char *out, size_t outlen)
+{
+    const char *scheme = strstr(url, "://");
+    if (scheme == NULL) {
+        /* sqlite:PATH carries no secret; anything else opaque is masked. */
+        snprintf(out, outlen, "%s", strncmp(url, "sqlite:", 7) == 0 ? url : (*url ? "***" : ""));
+        return;
+    }
+    /* userinfo "user:password@" (RFC 3986 §3.2.1) loses its password. */
+    const char *auth_end = scheme + 3 + strcspn(scheme + 3, "/?#");
+    const char *at = memchr(scheme + 3, '@', (size_t)(auth_end - (scheme + 3)));
+    const char *colon = at != NULL ? memchr(scheme + 3, ':', (size_t)(at - (scheme + 3))) : NULL;
+    if (colon != NULL)
+        snprintf(out, outlen, "%.*s:***%s", (int)(colon - url), url, at);
+    else
+        snprintf(out, outlen, "%s", url);
+    /* libpq also takes the password as a query parameter. */
+    char *q = strstr(out, "password=");
+    if (q != NULL && (q[-1] == '?' || q[-1] == '&')) {
+        q += 9;
+        char *end = strchr(q, '&');
+        char tail[1024];
+        snprintf(tail, sizeof(tail), "%s", end != NULL ? end : "");
+        snprintf(q, outlen - (size_t)(q - out), "***%s", tail);
+    }
+}
+
+void config_print(const struct config *cfg, int fd)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    const char *base = (const char *)cfg;
+    for (size_t i = 0; i < NVARS; i++) {
+        const struct var *v = &vars[i];
+        char tmp[1024];
+        const char *val = tmp;
+        switch (v->kind) {
+        case V_ENV: val = config_env_name(cfg->environment); break;
+        case V_BOOL: val = *(const int *)(base + v->offset) ? "true" : "false"; break;
+        case V_INT: snprintf(tmp, sizeof(tmp), "%d", *(const int *)(base + v->offset)); break;
+        case V_SIZE: snprintf(tmp, sizeof(tmp), "%zu", *(const size_t *)(base + v->offset)); break;
+        case V_LOGLEVEL: val = log_level_name(*(const enum log_level *)(base + v->offset)); break;
+        case V_CORS: {
+            json_t *arr = json_array();
+            for (size_t k = 0; k < cfg->n_cors_origins; k++)
+                json_array_append_new(arr, json_string(cfg->cors_origins[k]));
+            char *s = json_dumps(arr, JSON_COMPACT);
+            snprintf(tmp, sizeof(tmp), "%s", s != NULL ? s : "[]");
+            free(s);
+            json_decref(arr);
+            break;
+        }
+        case V_STRING: {
+            const char *s = *(char *const *)(base + v->offset);
+            if (s == NULL)
+                val = "(unset)";
+            else if (v->secret)
+                config_redact_url(s, tmp, sizeof(tmp));
+            else
+                val = s;
+            break;
+        }
+        }
+        buf_printf(&b, "%s=%s  (%s)\n", v->name, val, source_names[cfg->source[i]]);
+    }
+    if (b.data != NULL) {
+        ssize_t off = 0;
+        while ((size_t)off < b.len) {
+            ssize_t n = write(fd, b.data + off, b.len - (size_t)off);
+            if (n <= 0)
+                break;
+            off += n;
+        }
+    }
+    buf_free(&b);
+}

@@ -1,0 +1,86 @@
+/*
+ * config.h — the service's configuration, read once at start-up.
+ *
+ * Sources, lowest to highest priority:
+ *   1. built-in defaults for the environment (ENVIRONMENT, default development),
+ *   2. an optional `.env.<ENVIRONMENT>` file in the working directory,
+ *   3. the process environment.
+ * A secret NAME may instead be given as NAME_FILE: the path of a file whose
+ * content (one trailing newline removed) is the value, the way Cloud Run
+ * mounts Secret Manager secrets. Setting both NAME and NAME_FILE in the same
+ * source is an error.
+ *
+ * Validation failures produce one line naming the variable and the expected
+ * form. The struct is immutable after config_load and shared by all threads.
+ */
+#ifndef CLARITY_CORE_CONFIG_H
+#define CLARITY_CORE_CONFIG_H
+
+#include <stddef.h>
+
+#include "core/log.h"
+
+enum config_env { CONFIG_ENV_DEVELOPMENT = 0, CONFIG_ENV_STAGING, CONFIG_ENV_PRODUCTION };
+
+#define CONFIG_MAX_CORS_ORIGINS 64
+
+struct config {
+    enum config_env environment;
+    int debug;
+    enum log_level log_level;
+
+    /* Deployment guide variables, passed through to the parts that use them. */
+    char *google_cloud_project;
+    char *google_cloud_region;
+    char *cloud_run_service;
+    char *firebase_project_id;
+    char *firebase_auth_domain;
+    char *vertex_ai_location;
+    char *ml_model_endpoint;
+    char *actigraphy_model_version;
+
+    char *cors_origins[CONFIG_MAX_CORS_ORIGINS]; /* "*" allowed outside production */
+    size_t n_cors_origins;
+
+    char *host;
+    int port;                   /* 0 picks an ephemeral port (tests) */
+    char *database_url;         /* secret: may embed a password */
+    int shutdown_grace_seconds;
+    size_t max_request_bytes;
+    int http_threads;
+
+    /* Where each variable came from (enum config_source), by table order. */
+    unsigned char source[32];
+};
+
+/* Looks a variable up in the process environment (or a test's fake one).
+ * Returns a borrowed string or NULL. */
+typedef const char *(*config_getenv_fn)(void *ctx, const char *name);
+
+/*
+ * Fill cfg from the three sources. getenv_fn NULL means the real environment;
+ * dir is where `.env.<ENVIRONMENT>` is looked for (NULL: working directory).
+ * Returns 0, or -1 with a one-line message in err (naming the variable and
+ * the expected form). On failure cfg holds nothing that needs freeing.
+ */
+int config_load(struct config *cfg, config_getenv_fn getenv_fn, void *ctx, const char *dir,
+                char *err, size_t errlen);
+
+/* Free the strings config_load allocated. Accepts a zeroed struct. */
+void config_free(struct config *cfg);
+
+const char *config_env_name(enum config_env env);
+
+/*
+ * Print the effective configuration, one `NAME=value  (source)` per line,
+ * secrets redacted (a URL keeps everything but its password). To fd.
+ */
+void config_print(const struct config *cfg, int fd);
+
+/*
+ * Redact a secret for display: URLs lose their password ("postgres://u:***@h"),
+ * other non-empty secrets become "***". Writes into out (always terminated).
+ */
+void config_redact_url(const char *url, char *out, size_t outlen);
+
+#endif

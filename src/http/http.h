@@ -1,0 +1,81 @@
+/*
+ * http.h — what a handler sees: the request, and the response it fills.
+ *
+ * A handler fills the response exactly once, with http_respond_json,
+ * http_respond_bytes or http_respond_problem. Errors (status >= 400) can only
+ * leave as RFC 7807 problems: a handler that passes an error status to the
+ * JSON or bytes helpers gets a 500 problem instead, and the mistake is logged.
+ *
+ * Request-scoped memory comes from req->arena and is released when the
+ * request completes.
+ */
+#ifndef CLARITY_HTTP_HTTP_H
+#define CLARITY_HTTP_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/problem.h"
+#include "http/router.h"
+
+#define HTTP_MAX_HEADERS 16
+
+struct http_server;
+struct MHD_Connection;
+
+struct http_request {
+    enum http_method method;
+    const char *path;           /* decoded path, no query string */
+    const char *route_template; /* the matched route, e.g. "/api/v1/insights/{id}" */
+    const struct route_param *params;
+    int nparams;
+    const char *body; /* NUL-terminated for convenience; may contain NULs */
+    size_t body_len;
+    const char *request_id;
+    struct arena *arena;
+    void *route_ctx;            /* the ctx given to router_add */
+    struct http_server *server; /* borrowed, for probes and shared services */
+    struct MHD_Connection *conn;
+};
+
+struct http_header {
+    const char *name;
+    const char *value;
+};
+
+struct http_response {
+    int status;
+    const char *content_type;
+    char *body; /* heap, owned by the response until sent */
+    size_t body_len;
+    struct http_header headers[HTTP_MAX_HEADERS];
+    int nheaders;
+    int responded;
+    struct problem problem; /* set when the response is a problem */
+    int is_problem;
+    struct arena *arena;
+};
+
+/* A request header (case-insensitive name) or NULL. Borrowed. */
+const char *http_request_header(const struct http_request *req, const char *name);
+/* A query-string argument (decoded) or NULL. Borrowed. */
+const char *http_request_query(const struct http_request *req, const char *name);
+/* A path parameter, copied into the request arena, or NULL. */
+const char *http_request_param(const struct http_request *req, const char *name);
+
+/* 2xx/3xx JSON response. Steals `body` (may be NULL for an empty body). */
+void http_respond_json(struct http_response *res, int status, json_t *body);
+/* 2xx/3xx response of raw bytes (copied). content_type must be static. */
+void http_respond_bytes(struct http_response *res, int status, const char *content_type, const void *data,
+                        size_t len);
+/* A problem response (status >= 400). slug NULL picks the status's slug.
+ * Returns the problem so that callers can add field errors. */
+struct problem *http_respond_problem(struct http_response *res, int status, const char *slug,
+                                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Add a response header (both strings copied into the arena). A header the
+ * handler sets replaces the server's default of the same name. */
+void http_response_header(struct http_response *res, const char *name, const char *value);
+
+#endif

@@ -1,0 +1,604 @@
+/*
+ * server.c — libmicrohttpd integration, middleware chain, draining.
+ * See server.h and http.h.
+ *
+ * libmicrohttpd calls the access handler several times per request: once when
+ * the headers are in, once per chunk of body, and once more with no data when
+ * the request is complete. We answer on that last call — queueing on the
+ * first call of a body-less request would make libmicrohttpd close the
+ * connection and lose keep-alive. The one exception is a declared
+ * Content-Length over the limit, answered at once (and the connection closed)
+ * so that we never read the body.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "core/uuid.h"
+#include "http/http.h"
+
+/* A request may use this much arena memory beyond its body. */
+#define REQUEST_ARENA_EXTRA (8u << 20)
+/* After refusing a streamed body we read and drop at most this much more
+ * before closing the connection, so a peer cannot stream forever. */
+#define DISCARD_LIMIT (1u << 20)
+#define IDLE_TIMEOUT_SECONDS 30
+#define CONNECTION_LIMIT 8192
+
+struct http_server {
+    const struct config *cfg;
+    const struct router *router;
+    const struct health_registry *health;
+    struct MHD_Daemon *daemon;
+    int port;
+    _Atomic int state;
+    _Atomic long in_flight;
+    int64_t started_ms;
+    struct metrics metrics;
+};
+
+/* Everything about one request, from its first call to its completion. */
+struct req_ctx {
+    struct http_server *server;
+    struct http_request req;
+    struct http_response res;
+    struct arena arena;
+    struct buf body;
+    uint64_t t0;
+    int route_index;
+    int too_large;        /* body refused for its size */
+    size_t discarded;
+    int queued;           /* a response was handed to libmicrohttpd */
+    int status;           /* status sent, for the access log and metrics */
+    size_t bytes;         /* body bytes sent */
+    char request_id[129];
+};
+
+/* ---- handler-facing API (http.h) ---------------------------------------- */
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_query(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_request_param(const struct http_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < req->nparams; i++) {
+        const struct route_param *p = &req->params[i];
+        if (p->namelen == n && memcmp(p->name, name, n) == 0)
+            return arena_strndup(req->arena, p->value, p->len);
+    }
+    return NULL;
+}
+
+static void reset_response(struct http_response *res)
+{
+    free(res->body);
+    res->body = NULL;
+    res->body_len = 0;
+    problem_clear(&res->problem);
+    res->is_problem = 0;
+}
+
+static void misuse(struct http_response *res, const char *what, int status)
+{
+    log_error("handler misuse", LOG_STR, "what", what, LOG_INT, "status", (long long)status, LOG_END);
+    reset_response(res);
+    problem_set(&res->problem, 500, "internal-server-error", "The server could not complete the request.");
+    res->status = 500;
+    res->is_problem = 1;
+    res->responded = 1;
+}
+
+void http_respond_json(struct http_response *res, int status, json_t *body)
+{
+    if (res->responded || status < 200 || status >= 400) {
+        json_decref(body);
+        misuse(res, res->responded ? "responded twice" : "non-problem error response", status);
+        return;
+    }
+    res->status = status;
+    res->content_type = "application/json; charset=utf-8";
+    if (body != NULL) {
+        res->body = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10));
+        json_decref(body);
+        if (res->body == NULL) {
+            misuse(res, "json encoding failed", status);
+            return;
+        }
+        res->body_len = strlen(res->body);
+    }
+    res->responded = 1;
+}
+
+void http_respond_bytes(struct http_response *res, int status, const char *content_type, const void *data,
+                        size_t len)
+{
+    if (res->responded || status < 200 || status >= 400) {
+        misuse(res, res->responded ? "responded twice" : "non-problem error response", status);
+        return;
+    }
+    res->body = malloc(len > 0 ? len : 1);
+    if (res->body == NULL) {
+        misuse(res, "out of memory", status);
+        return;
+    }
+    if (len > 0)
+        memcpy(res->body, data, len);
+    res->body_len = len;
+    res->status = status;
+    res->content_type = content_type;
+    res->responded = 1;
+}
+
+struct problem *http_respond_problem(struct http_response *res, int status, const char *slug, const char *fmt,
+                                     ...)
+{
+    if (res->responded) {
+        misuse(res, "responded twice", status);
+        return &res->problem;
+    }
+    if (status < 400 || status > 599)
+        status = 500;
+    reset_response(res);
+    char detail[1024];
+    detail[0] = '\0';
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof(detail), fmt, ap);
+        va_end(ap);
+    }
+    problem_set(&res->problem, status, slug, "%s", detail[0] ? detail : problem_title(slug ? slug : problem_slug_for_status(status)));
+    res->status = status;
+    res->is_problem = 1;
+    res->responded = 1;
+    return &res->problem;
+}
+
+void http_response_header(struct http_response *res, const char *name, const char *value)
+{
+    for (int i = 0; i < res->nheaders; i++)
+        if (strcasecmp(res->headers[i].name, name) == 0) {
+            res->headers[i].value = arena_strdup(res->arena, value);
+            return;
+        }
+    if (res->nheaders >= HTTP_MAX_HEADERS)
+        return;
+    res->headers[res->nheaders].name = arena_strdup(res->arena, name);
+    res->headers[res->nheaders].value = arena_strdup(res->arena, value);
+    if (res->headers[res->nheaders].name != NULL && res->headers[res->nheaders].value != NULL)
+        res->nheaders++;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+int http_request_id_is_sane(const char *id)
+{
+    size_t n = id != NULL ? strlen(id) : 0;
+    if (n == 0 || n > 128)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.' || c == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+int http_cors_origin_allowed(const struct config *cfg, const char *origin)
+{
+    if (origin == NULL)
+        return 0;
+    for (size_t i = 0; i < cfg->n_cors_origins; i++)
+        if (strcmp(cfg->cors_origins[i], "*") == 0 || strcmp(cfg->cors_origins[i], origin) == 0)
+            return 1;
+    return 0;
+}
+
+static const char *res_header(const struct http_response *res, const char *name)
+{
+    for (int i = 0; i < res->nheaders; i++)
+        if (strcasecmp(res->headers[i].name, name) == 0)
+            return res->headers[i].value;
+    return NULL;
+}
+
+/* Add a header unless the handler set its own. */
+static void add_default(struct MHD_Response *r, const struct http_response *res, const char *name,
+                        const char *value)
+{
+    if (res_header(res, name) == NULL)
+        MHD_add_response_header(r, name, value);
+}
+
+/* CORS response headers for an allowed Origin (Fetch standard, CORS protocol). */
+static void add_cors(struct req_ctx *rc, struct MHD_Response *r)
+{
+    const struct config *cfg = rc->server->cfg;
+    if (cfg->n_cors_origins == 0)
+        return;
+    MHD_add_response_header(r, "Vary", "Origin");
+    const char *origin = http_request_header(&rc->req, "Origin");
+    if (!http_cors_origin_allowed(cfg, origin))
+        return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+    MHD_add_response_header(r, "Access-Control-Expose-Headers", "X-Request-ID, Retry-After, Location");
+}
+
+/* Turn rc->res into a libmicrohttpd response and queue it. */
+static enum MHD_Result send_response(struct req_ctx *rc)
+{
+    struct http_response *res = &rc->res;
+    const struct config *cfg = rc->server->cfg;
+    if (!res->responded)
+        misuse(res, "no response", 0);
+
+    if (res->is_problem) {
+        json_t *j = problem_to_json(&res->problem, rc->req.path, rc->request_id);
+        free(res->body);
+        res->body = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10)) : NULL;
+        json_decref(j);
+        res->body_len = res->body != NULL ? strlen(res->body) : 0;
+        res->content_type = "application/problem+json";
+    }
+
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(res->body_len, res->body, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL)
+        return MHD_NO;
+    res->body = NULL; /* libmicrohttpd owns it now */
+
+    if (res->content_type != NULL && res->body_len > 0)
+        add_default(r, res, "Content-Type", res->content_type);
+    MHD_add_response_header(r, "X-Request-ID", rc->request_id);
+    /* Security headers (OWASP secure headers). The CSP forbids everything:
+     * API responses need nothing; HTML handlers set their own policy. */
+    add_default(r, res, "X-Content-Type-Options", "nosniff");
+    add_default(r, res, "X-Frame-Options", "DENY");
+    add_default(r, res, "Referrer-Policy", "no-referrer");
+    add_default(r, res, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+    add_default(r, res, "Cache-Control", "no-store");
+    if (cfg->environment != CONFIG_ENV_DEVELOPMENT)
+        add_default(r, res, "Strict-Transport-Security", "max-age=31536000; includeSubDomains");
+    add_cors(rc, r);
+    if (res->is_problem && res->problem.retry_after > 0) {
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%d", res->problem.retry_after);
+        MHD_add_response_header(r, "Retry-After", ra);
+    }
+    if (atomic_load(&rc->server->state) == HTTP_SERVER_DRAINING || rc->too_large)
+        MHD_add_response_header(r, "Connection", "close");
+    for (int i = 0; i < res->nheaders; i++)
+        MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
+
+    rc->status = res->status;
+    rc->bytes = res->body_len;
+    enum MHD_Result ret = MHD_queue_response(rc->req.conn, (unsigned)res->status, r);
+    MHD_destroy_response(r);
+    if (ret == MHD_YES)
+        rc->queued = 1;
+    return ret;
+}
+
+static void respond_too_large(struct req_ctx *rc)
+{
+    rc->too_large = 1;
+    reset_response(&rc->res);
+    rc->res.responded = 0;
+    http_respond_problem(&rc->res, 413, "payload-too-large", "The request body exceeds %zu bytes.",
+                         rc->server->cfg->max_request_bytes);
+}
+
+/* CORS preflight (OPTIONS with Origin and Access-Control-Request-Method). */
+static void preflight(struct req_ctx *rc, const char *origin, const char *want)
+{
+    struct http_response *res = &rc->res;
+    if (!http_cors_origin_allowed(rc->server->cfg, origin)) {
+        http_respond_problem(res, 403, "authorization-denied", "Origin not allowed by CORS policy.");
+        return;
+    }
+    struct router_match m;
+    enum http_method wm = http_method_parse(want);
+    if (wm == HTTP_METHOD_UNKNOWN) {
+        http_respond_problem(res, 403, "authorization-denied", "Method not allowed by CORS policy.");
+        return;
+    }
+    enum router_result rr = router_match(rc->server->router, wm, rc->req.path, &m);
+    if (rr == ROUTER_NOT_FOUND) {
+        http_respond_problem(res, 404, "resource-not-found", "No resource at this path.");
+        return;
+    }
+    if (rr == ROUTER_METHOD_NOT_ALLOWED) {
+        http_respond_problem(res, 403, "authorization-denied", "Method not allowed by CORS policy.");
+        return;
+    }
+    char allow[96];
+    router_allow_header(m.allowed, allow, sizeof(allow));
+    http_respond_bytes(res, 204, NULL, "", 0);
+    http_response_header(res, "Access-Control-Allow-Methods", allow);
+    http_response_header(res, "Access-Control-Allow-Headers",
+                         "Authorization, Content-Type, X-Request-ID, Idempotency-Key");
+    http_response_header(res, "Access-Control-Max-Age", "600");
+}
+
+/* Route and run the handler for a complete request. */
+static void dispatch(struct req_ctx *rc, const char *method_str)
+{
+    struct http_request *req = &rc->req;
+    struct http_response *res = &rc->res;
+    if (req->method == HTTP_METHOD_UNKNOWN) {
+        (void)method_str;
+        http_respond_problem(res, 405, "method-not-allowed", "This method is not supported.");
+        return;
+    }
+    if (req->method == HTTP_OPTIONS) {
+        const char *origin = http_request_header(req, "Origin");
+        const char *want = http_request_header(req, "Access-Control-Request-Method");
+        if (origin != NULL && want != NULL) {
+            preflight(rc, origin, want);
+            return;
+        }
+    }
+    struct router_match m;
+    enum router_result rr = router_match(rc->server->router, req->method, req->path, &m);
+    if (rr == ROUTER_NOT_FOUND) {
+        http_respond_problem(res, 404, "resource-not-found", "No resource at this path.");
+        return;
+    }
+    char allow[96];
+    router_allow_header(m.allowed, allow, sizeof(allow));
+    if (rr == ROUTER_METHOD_NOT_ALLOWED) {
+        if (req->method == HTTP_OPTIONS) {
+            http_respond_bytes(res, 204, NULL, "", 0);
+        } else {
+            http_respond_problem(res, 405, "method-not-allowed", "%s is not allowed here; allowed: %s.",
+                                 http_method_name(req->method), allow);
+        }
+        http_response_header(res, "Allow", allow);
+        return;
+    }
+    const struct route *rt = m.route;
+    rc->route_index = rt->index;
+    req->route_template = rt->template;
+    req->route_ctx = rt->ctx;
+    /* Parameters live in the arena copy of the match. */
+    struct route_param *params = arena_alloc(req->arena, sizeof(m.params));
+    if (params == NULL) {
+        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+        return;
+    }
+    memcpy(params, m.params, sizeof(m.params));
+    req->params = params;
+    req->nparams = m.nparams;
+    rt->handler(req, res);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct http_server *s = cls;
+    struct req_ctx *rc = *con_cls;
+    (void)version;
+
+    if (rc == NULL) {
+        /* First call: headers are in. */
+        rc = calloc(1, sizeof(*rc));
+        if (rc == NULL)
+            return MHD_NO;
+        atomic_fetch_add(&s->in_flight, 1);
+        *con_cls = rc;
+        rc->server = s;
+        rc->t0 = time_mono_ns();
+        rc->route_index = -1;
+        arena_init(&rc->arena, s->cfg->max_request_bytes + REQUEST_ARENA_EXTRA);
+        buf_init(&rc->body, s->cfg->max_request_bytes);
+        rc->req.conn = conn;
+        rc->req.arena = &rc->arena;
+        rc->req.server = s;
+        rc->req.method = http_method_parse(method);
+        rc->req.path = arena_strdup(&rc->arena, url);
+        rc->req.request_id = rc->request_id;
+        rc->res.arena = &rc->arena;
+
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
+        if (http_request_id_is_sane(rid))
+            snprintf(rc->request_id, sizeof(rc->request_id), "%s", rid);
+        else if (uuid_v4(rc->request_id) != 0)
+            snprintf(rc->request_id, sizeof(rc->request_id), "unavailable");
+
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl != NULL) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(cl, &end, 10);
+            if (errno != 0 || end == cl || v > s->cfg->max_request_bytes) {
+                respond_too_large(rc);
+                return send_response(rc);
+            }
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (rc->too_large) {
+            rc->discarded += n;
+            return rc->discarded > DISCARD_LIMIT ? MHD_NO : MHD_YES;
+        }
+        if (buf_append(&rc->body, upload_data, n) != 0) {
+            /* A chunked body outgrew the limit mid-stream. libmicrohttpd
+             * 0.9.75 cannot queue a response while a body is still arriving,
+             * so drop what we have, discard up to DISCARD_LIMIT more and
+             * answer 413 when the body ends; past that, close the connection. */
+            buf_free(&rc->body);
+            respond_too_large(rc);
+            rc->discarded = n;
+        }
+        return MHD_YES;
+    }
+
+    if (rc->queued)
+        return MHD_YES;
+    if (!rc->too_large) {
+        rc->req.body = rc->body.data != NULL ? rc->body.data : "";
+        rc->req.body_len = rc->body.len;
+        dispatch(rc, method);
+    }
+    return send_response(rc);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    struct req_ctx *rc = *con_cls;
+    (void)conn;
+    if (rc == NULL)
+        return;
+    *con_cls = NULL;
+    uint64_t dur = time_mono_ns() - rc->t0;
+    /* A request that never got an answer (the client went away) is logged
+     * as 499, nginx's "client closed request". */
+    int status = rc->queued ? rc->status : 499;
+    metrics_record(&s->metrics, rc->route_index, rc->req.method, status, dur);
+    log_write(LOG_INFO, "request", LOG_STR, "request_id", rc->request_id, LOG_STR, "method",
+              http_method_name(rc->req.method), LOG_STR, "route",
+              rc->req.route_template != NULL ? rc->req.route_template : "unmatched", LOG_INT, "status",
+              (long long)status, LOG_DBL, "duration_ms", (double)dur / 1e6, LOG_INT, "bytes",
+              (long long)rc->bytes, LOG_STR, "termination",
+              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL : "aborted", LOG_END);
+    reset_response(&rc->res);
+    buf_free(&rc->body);
+    arena_free(&rc->arena);
+    free(rc);
+    atomic_fetch_sub(&s->in_flight, 1);
+}
+
+/* libmicrohttpd's own diagnostics go through our logger. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_write(LOG_DEBUG, "libmicrohttpd", LOG_STR, "detail", msg, LOG_END);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+struct http_server *http_server_new(const struct config *cfg, const struct router *router,
+                                    const struct health_registry *health)
+{
+    struct http_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->cfg = cfg;
+    s->router = router;
+    s->health = health;
+    s->started_ms = time_now_ms();
+    atomic_store(&s->state, HTTP_SERVER_STARTING);
+    metrics_init(&s->metrics, router);
+    return s;
+}
+
+int http_server_start(struct http_server *s, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, s->cfg->host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)s->cfg->port);
+    } else if (inet_pton(AF_INET6, s->cfg->host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)s->cfg->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, errlen, "HOST: \"%s\" is not an IPv4 or IPv6 address", s->cfg->host);
+        return -1;
+    }
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)s->cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg->http_threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_SECONDS, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)CONNECTION_LIMIT, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_END);
+    if (s->daemon == NULL) {
+        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)", s->cfg->host,
+                 s->cfg->port);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info != NULL ? info->port : s->cfg->port;
+    return 0;
+}
+
+int http_server_port(const struct http_server *s) { return s->port; }
+
+void http_server_state_set(struct http_server *s, enum http_server_state state)
+{
+    atomic_store(&s->state, (int)state);
+}
+
+enum http_server_state http_server_state_get(const struct http_server *s)
+{
+    return (enum http_server_state)atomic_load(&((struct http_server *)s)->state);
+}
+
+void http_server_quiesce(struct http_server *s)
+{
+    if (s->daemon == NULL)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+long http_server_in_flight(const struct http_server *s)
+{
+    return atomic_load(&((struct http_server *)s)->in_flight);
+}
+
+void http_server_free(struct http_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->daemon != NULL)
+        MHD_stop_daemon(s->daemon);
+    free(s);
+}
+
+const struct config *http_server_config(const struct http_server *s) { return s->cfg; }
+const struct health_registry *http_server_health(const struct http_server *s) { return s->health; }
+struct metrics *http_server_metrics(struct http_server *s) { return &s->metrics; }
+int64_t http_server_started_ms(const struct http_server *s) { return s->started_ms; }

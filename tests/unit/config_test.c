@@ -1,0 +1,334 @@
+/*
+ * config_test.c — configuration sources, priorities and every rejection path.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+/* A fake environment: NULL-terminated name/value pairs. */
+struct fake_env {
+    const char *kv[32];
+};
+
+static const char *fake_getenv(void *ctx, const char *name)
+{
+    struct fake_env *e = ctx;
+    for (int i = 0; e->kv[i] != NULL; i += 2)
+        if (strcmp(e->kv[i], name) == 0)
+            return e->kv[i + 1];
+    return NULL;
+}
+
+static char tmpdir[512];
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    const char *base = getenv("CLARITY_TEST_TMP");
+    snprintf(tmpdir, sizeof(tmpdir), "%s/config_test_XXXXXX", base != NULL ? base : "/tmp");
+    mkdir(base != NULL ? base : "/tmp", 0700);
+    return mkdtemp(tmpdir) != NULL ? 0 : -1;
+}
+
+static void write_file(const char *name, const char *content)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+static void remove_file(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    unlink(path);
+}
+
+/* Load with a fake environment; returns rc and leaves the error in err. */
+static int load(struct config *cfg, struct fake_env *env, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    return config_load(cfg, fake_getenv, env, tmpdir, err, errlen);
+}
+
+static void expect_error(struct fake_env *env, const char *needle)
+{
+    struct config cfg;
+    char err[512];
+    int rc = load(&cfg, env, err, sizeof(err));
+    if (rc == 0 || strstr(err, needle) == NULL)
+        fail_msg("expected error containing \"%s\", got rc=%d err=\"%s\"", needle, rc, err);
+}
+
+static void test_defaults_development(void **state)
+{
+    (void)state;
+    struct fake_env env = {{NULL}};
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
+    assert_int_equal(cfg.environment, CONFIG_ENV_DEVELOPMENT);
+    assert_int_equal(cfg.port, 8000);
+    assert_int_equal(cfg.debug, 0);
+    assert_int_equal(cfg.shutdown_grace_seconds, 10);
+    assert_int_equal(cfg.max_request_bytes, 10u * 1024 * 1024);
+    assert_true(cfg.http_threads >= 1);
+    assert_string_equal(cfg.host, "127.0.0.1");
+    assert_string_equal(cfg.database_url, "sqlite:var/clarity.db");
+    assert_int_equal(cfg.log_level, LOG_INFO);
+    assert_null(cfg.google_cloud_project);
+    config_free(&cfg);
+}
+
+static void test_production_defaults_listen_everywhere(void **state)
+{
+    (void)state;
+    struct fake_env env = {{"ENVIRONMENT", "production", NULL}};
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
+    assert_int_equal(cfg.environment, CONFIG_ENV_PRODUCTION);
+    assert_string_equal(cfg.host, "0.0.0.0");
+    assert_int_equal(cfg.n_cors_origins, 0);
+    config_free(&cfg);
+}
+
+static void test_environment_values(void **state)
+{
+    (void)state;
+    struct fake_env env = {{"ENVIRONMENT", "staging", "DEBUG", "yes", "LOG_LEVEL", "warning", "PORT", "9090",
+                            "CORS_ORIGINS", "[\"https://app.example.com\", \"http://localhost:3000\"]",
+                            "HTTP_THREADS", "7", "GOOGLE_CLOUD_PROJECT", "clarity-staging", NULL}};
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
+    assert_int_equal(cfg.environment, CONFIG_ENV_STAGING);
+    assert_int_equal(cfg.debug, 1);
+    assert_int_equal(cfg.log_level, LOG_WARNING);
+    assert_int_equal(cfg.port, 9090);
+    assert_int_equal(cfg.http_threads, 7);
+    assert_int_equal(cfg.n_cors_origins, 2);
+    assert_string_equal(cfg.cors_origins[0], "https://app.example.com");
+    assert_string_equal(cfg.google_cloud_project, "clarity-staging");
+    config_free(&cfg);
+}
+
+static void test_dotenv_priority(void **state)
+{
+    (void)state;
+    write_file(".env.development", "# comment\n\nexport PORT=7000\nLOG_LEVEL=\"ERROR\"\nHOST='::1'\n"
+                                   "GOOGLE_CLOUD_PROJECT = from-file \n");
+    struct fake_env env = {{"PORT", "7100", NULL}};
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
+    assert_int_equal(cfg.port, 7100);               /* process environment wins */
+    assert_int_equal(cfg.log_level, LOG_ERROR);     /* .env beats default */
+    assert_string_equal(cfg.host, "::1");           /* quotes removed */
+    assert_string_equal(cfg.google_cloud_project, "from-file");
+    config_free(&cfg);
+    remove_file(".env.development");
+}
+
+static void test_dotenv_follows_environment(void **state)
+{
+    (void)state;
+    write_file(".env.staging", "PORT=7200\n");
+    write_file(".env.development", "PORT=7300\n");
+    struct fake_env env = {{"ENVIRONMENT", "staging", NULL}};
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
+    assert_int_equal(cfg.port, 7200);
+    config_free(&cfg);
+    remove_file(".env.staging");
+    remove_file(".env.development");
+}
+
+static void test_dotenv_malformed(void **state)
+{
+    (void)state;
+    write_file(".env.development", "PORT=7000\nthis line has no equals\n");
+    struct fake_env env = {{NULL}};
+    expect_error(&env, ".env.development:2: expected NAME=value");
+    remove_file(".env.development");
+}
+
+static void test_secret_file(void **state)
+{
+    (void)state;
+    write_file("db_url", "postgres://clarity:s3cret@db:5432/clarity\n");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/db_url", tmpdir);
+    struct fake_env env = {{"DATABASE_URL_FILE", path, NULL}};
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
+    /* One trailing newline removed, content otherwise exact. */
+    assert_string_equal(cfg.database_url, "postgres://clarity:s3cret@db:5432/clarity");
+    config_free(&cfg);
+    remove_file("db_url");
+}
+
+static void test_secret_file_missing(void **state)
+{
+    (void)state;
+    struct fake_env env = {{"DATABASE_URL_FILE", "/nonexistent/secret", NULL}};
+    expect_error(&env, "DATABASE_URL_FILE: cannot read /nonexistent/secret");
+}
+
+static void test_secret_both_forms(void **state)
+{
+    (void)state;
+    struct fake_env env = {{"DATABASE_URL", "sqlite:x.db", "DATABASE_URL_FILE", "/x", NULL}};
+    expect_error(&env, "set either DATABASE_URL or DATABASE_URL_FILE, not both");
+}
+
+static void test_non_secret_file_form_ignored(void **state)
+{
+    (void)state;
+    /* Only secrets take _FILE; PORT_FILE is not a configuration variable. */
+    struct fake_env env = {{"PORT_FILE", "/nonexistent", NULL}};
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
+    assert_int_equal(cfg.port, 8000);
+    config_free(&cfg);
+}
+
+static void test_rejections(void **state)
+{
+    (void)state;
+    struct {
+        const char *name, *value, *needle;
+    } cases[] = {
+        {"ENVIRONMENT", "prod", "ENVIRONMENT: invalid value \"prod\"; expected one of development, staging, production"},
+        {"DEBUG", "maybe", "DEBUG: invalid value \"maybe\"; expected true or false"},
+        {"LOG_LEVEL", "TRACE", "LOG_LEVEL: invalid value \"TRACE\"; expected one of DEBUG, INFO, WARNING, ERROR"},
+        {"PORT", "65536", "PORT: invalid value \"65536\"; expected an integer from 0 to 65535"},
+        {"PORT", "-1", "PORT: invalid value"},
+        {"PORT", "80a", "PORT: invalid value"},
+        {"PORT", "", "PORT: invalid value"},
+        {"SHUTDOWN_GRACE_SECONDS", "-5", "SHUTDOWN_GRACE_SECONDS: invalid value"},
+        {"MAX_REQUEST_BYTES", "100", "MAX_REQUEST_BYTES: invalid value \"100\"; expected an integer number of bytes"},
+        {"HTTP_THREADS", "0", "HTTP_THREADS: invalid value \"0\"; expected an integer from 1 to 1024"},
+        {"CORS_ORIGINS", "https://a.example.com", "CORS_ORIGINS: expected a JSON list of origins"},
+        {"CORS_ORIGINS", "{\"a\":1}", "CORS_ORIGINS: expected a JSON list of origins"},
+        {"CORS_ORIGINS", "[1]", "CORS_ORIGINS: item 0 is not an origin"},
+        {"CORS_ORIGINS", "[\"https://a.example.com/path\"]", "CORS_ORIGINS: item 0 is not an origin"},
+        {"CORS_ORIGINS", "[\"ftp://a.example.com\"]", "CORS_ORIGINS: item 0 is not an origin"},
+        {"DATABASE_URL", "mysql://x", "DATABASE_URL: expected sqlite:PATH or postgres://"},
+        {"DATABASE_URL", "sqlite:", "DATABASE_URL: sqlite: needs a path"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fake_env env = {{cases[i].name, cases[i].value, NULL}};
+        expect_error(&env, cases[i].needle);
+    }
+}
+
+static void test_production_refuses_debug(void **state)
+{
+    (void)state;
+    struct fake_env env = {{"ENVIRONMENT", "production", "DEBUG", "true", NULL}};
+    expect_error(&env, "DEBUG: must be false in production");
+}
+
+static void test_production_refuses_cors_wildcard(void **state)
+{
+    (void)state;
+    struct fake_env env = {{"ENVIRONMENT", "production", "CORS_ORIGINS", "[\"*\"]", NULL}};
+    expect_error(&env, "CORS_ORIGINS: \"*\" is not allowed in production");
+    /* The same list is accepted in development. */
+    struct fake_env dev = {{"CORS_ORIGINS", "[\"*\"]", NULL}};
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, &dev, err, sizeof(err)), 0);
+    config_free(&cfg);
+}
+
+static void test_secret_not_echoed(void **state)
+{
+    (void)state;
+    struct fake_env env = {{"DATABASE_URL", "mysql://root:hunter2@db/x", NULL}};
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, &env, err, sizeof(err)), -1);
+    assert_null(strstr(err, "hunter2"));
+}
+
+static void test_redact_url(void **state)
+{
+    (void)state;
+    char out[256];
+    config_redact_url("postgres://clarity:s3cret@db:5432/clarity?sslmode=require", out, sizeof(out));
+    assert_string_equal(out, "postgres://clarity:***@db:5432/clarity?sslmode=require");
+    config_redact_url("postgres://db/clarity?user=a&password=s3cret&x=1", out, sizeof(out));
+    assert_string_equal(out, "postgres://db/clarity?user=a&password=***&x=1");
+    config_redact_url("postgres://clarity@db/clarity", out, sizeof(out));
+    assert_string_equal(out, "postgres://clarity@db/clarity");
+    config_redact_url("sqlite:var/clarity.db", out, sizeof(out));
+    assert_string_equal(out, "sqlite:var/clarity.db");
+    config_redact_url("opaque-api-key", out, sizeof(out));
+    assert_string_equal(out, "***");
+}
+
+static void test_print_redacts(void **state)
+{
+    (void)state;
+    struct fake_env env = {{"DATABASE_URL", "postgres://u:topsecret@h/db", NULL}};
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/print.out", tmpdir);
+    FILE *f = fopen(path, "w+");
+    assert_non_null(f);
+    config_print(&cfg, fileno(f));
+    config_free(&cfg);
+    fflush(f);
+    rewind(f);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    assert_null(strstr(text, "topsecret"));
+    assert_non_null(strstr(text, "DATABASE_URL=postgres://u:***@h/db  (environment)"));
+    assert_non_null(strstr(text, "PORT=8000  (default)"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_development),
+        cmocka_unit_test(test_production_defaults_listen_everywhere),
+        cmocka_unit_test(test_environment_values),
+        cmocka_unit_test(test_dotenv_priority),
+        cmocka_unit_test(test_dotenv_follows_environment),
+        cmocka_unit_test(test_dotenv_malformed),
+        cmocka_unit_test(test_secret_file),
+        cmocka_unit_test(test_secret_file_missing),
+        cmocka_unit_test(test_secret_both_forms),
+        cmocka_unit_test(test_non_secret_file_form_ignored),
+        cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_production_refuses_debug),
+        cmocka_unit_test(test_production_refuses_cors_wildcard),
+        cmocka_unit_test(test_secret_not_echoed),
+        cmocka_unit_test(test_redact_url),
+        cmocka_unit_test(test_print_redacts),
+    };
+    return cmocka_run_group_tests(tests, setup_dir, NULL);
+}
