@@ -1,0 +1,428 @@
+/*
+ * pat.c — the PAT forward pass (see pat.h for the model and its sources).
+ *
+ * Every projection is one row-major OpenBLAS sgemm over all N tokens. The
+ * attention of one head is computed in blocks of PAT_ATT_BLOCK query rows:
+ * scores (block x N) = Q_blk K^T / sqrt(96), a numerically stable softmax
+ * (subtract the row maximum before exp), then P V; the normalisation 1/sum
+ * is applied to the 96-wide output row instead of the N-wide probability
+ * row. At most one block x N score matrix exists at a time, never N x N x H.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "ml/pat_internal.h"
+
+/* Query rows per attention block: 256 x 1120 floats (PAT-L) is ~1.1 MB,
+ * about an L2 cache, and large enough for sgemm to run near peak. */
+#define PAT_ATT_BLOCK 256
+
+struct pat_workspace {
+    const struct pat_model *model;
+    float *x;      /* [N, 96] hidden state */
+    float *qkv;    /* [N, 3*H*96] */
+    float *ctx;    /* [N, H*96] concatenated head outputs */
+    float *scores; /* [PAT_ATT_BLOCK, N] */
+    float *inv;    /* [PAT_ATT_BLOCK] 1 / softmax row sums */
+    float *tmp;    /* [N, 96] */
+    float *ff;     /* [N, 256] */
+};
+
+const char *pat_strerror(int rc)
+{
+    switch (rc) {
+    case PAT_OK: return "ok";
+    case PAT_ERR_IO: return "i/o error";
+    case PAT_ERR_FORMAT: return "bad file format";
+    case PAT_ERR_SHAPE: return "bad weight shape";
+    case PAT_ERR_CHECKSUM: return "checksum mismatch";
+    case PAT_ERR_NOMEM: return "out of memory";
+    case PAT_ERR_ARG: return "bad argument";
+    case PAT_ERR_INPUT: return "bad input";
+    default: return "unknown error";
+    }
+}
+
+void pat_blas_threads_set(int n)
+{
+    openblas_set_num_threads(n < 1 ? 1 : n);
+}
+
+/*
+ * PAT's fixed sinusoidal positional embedding (Vaswani et al. 2017, sec.
+ * 3.5, with PAT's layout): sin and cos halves concatenated, not interleaved.
+ *   w_i = exp(-2i ln(10000) / 96),  PE[p, i] = sin(p w_i),
+ *   PE[p, 48 + i] = cos(p w_i),  i = 0..47.
+ * Computed in float32 as TensorFlow does (the constant -ln(10000)/96 is
+ * formed in double by Python and cast), so angles round the same way.
+ */
+void pat_pe_fill(float *pe, size_t n)
+{
+    const size_t half = PAT_EMBED_DIM / 2;
+    const float c = (float)(-log(10000.0) / (double)PAT_EMBED_DIM);
+
+    for (size_t p = 0; p < n; p++) {
+        for (size_t i = 0; i < half; i++) {
+            float w = expf((float)(2 * i) * c);
+            float a = (float)p * w;
+            pe[p * PAT_EMBED_DIM + i] = sinf(a);
+            pe[p * PAT_EMBED_DIM + half + i] = cosf(a);
+        }
+    }
+}
+
+void pat_model_info_get(const struct pat_model *m, struct pat_model_info *info)
+{
+    const double n = (double)m->n, d = PAT_EMBED_DIM, hd = (double)(m->n_heads * PAT_EMBED_DIM);
+    double per_layer;
+
+    memset(info, 0, sizeof *info);
+    memcpy(info->variant, m->variant, sizeof info->variant);
+    memcpy(info->sha256, m->sha256, sizeof info->sha256);
+    info->conv = m->conv;
+    info->patch_size = m->patch;
+    info->n_tokens = m->n;
+    info->n_layers = m->n_layers;
+    info->n_heads = m->n_heads;
+    info->n_params = m->n_params;
+    /* 2 FLOPs per multiply-add: QKV, scores, P V, output, feed-forward. */
+    per_layer = 2 * n * d * 3 * hd + 2 * 2 * n * n * hd + 2 * n * hd * d +
+                2 * 2 * n * d * PAT_FF_DIM;
+    info->flops = (double)m->n_layers * per_layer +
+                  (m->conv ? 2 * 3 * (double)PAT_MINUTES * d : 2 * n * (double)m->patch * d);
+}
+
+size_t pat_model_tokens(const struct pat_model *m)
+{
+    return m->n;
+}
+
+size_t pat_model_layers(const struct pat_model *m)
+{
+    return m->n_layers;
+}
+
+void pat_workspace_free(struct pat_workspace *ws)
+{
+    if (!ws)
+        return;
+    free(ws->x);
+    free(ws->qkv);
+    free(ws->ctx);
+    free(ws->scores);
+    free(ws->inv);
+    free(ws->tmp);
+    free(ws->ff);
+    free(ws);
+}
+
+struct pat_workspace *pat_workspace_new(const struct pat_model *m)
+{
+    struct pat_workspace *ws;
+    const size_t n = m->n, hd = m->n_heads * PAT_EMBED_DIM;
+
+    ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return NULL;
+    ws->model = m;
+    ws->x = pat_floats_new(n * PAT_EMBED_DIM);
+    ws->qkv = pat_floats_new(n * 3 * hd);
+    ws->ctx = pat_floats_new(n * hd);
+    ws->scores = pat_floats_new((size_t)PAT_ATT_BLOCK * n);
+    ws->inv = pat_floats_new(PAT_ATT_BLOCK);
+    ws->tmp = pat_floats_new(n * PAT_EMBED_DIM);
+    ws->ff = pat_floats_new(n * PAT_FF_DIM);
+    if (!ws->x || !ws->qkv || !ws->ctx || !ws->scores || !ws->inv || !ws->tmp || !ws->ff) {
+        pat_workspace_free(ws);
+        return NULL;
+    }
+    return ws;
+}
+
+/* ---- softmax ----------------------------------------------------------- */
+
+/* 8-lane helpers, compiled for AVX2+FMA and used only after a run-time
+ * CPU check; other CPUs take the scalar softmax below. */
+#define V8_FN static inline __attribute__((always_inline, target("avx2,fma")))
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+V8_FN v8f v8_load(const float *p)
+{
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+V8_FN v8f v8_select(v8i mask, v8f a, v8f b)
+{
+    return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask));
+}
+
+/*
+ * exp(x) for x <= 0, 8 lanes: Cody-Waite range reduction x = n ln2 + r and
+ * the degree-6 minimax polynomial of the Cephes library's expf (S. L.
+ * Moshier), relative error about 1 ulp; x is clamped at -87.3 so 2^n stays
+ * a normal float (exp(-87.3) ~ 1e-38, far below what a softmax row can
+ * notice next to its maximum, which contributes exp(0) = 1).
+ */
+V8_FN v8f v8_exp(v8f x)
+{
+    const v8f lo = {-87.3f, -87.3f, -87.3f, -87.3f, -87.3f, -87.3f, -87.3f, -87.3f};
+    v8f t, fn, r, z, p;
+    v8i n;
+
+    x = v8_select(x < lo, lo, x);
+    t = x * 1.44269504088896341f + 0.5f;
+    n = __builtin_convertvector(t, v8i); /* truncates toward zero */
+    fn = __builtin_convertvector(n, v8f);
+    n += (v8i)(fn > t);                  /* floor: -1 where truncation rounded up */
+    fn = __builtin_convertvector(n, v8f);
+    r = x - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    z = r * r;
+    p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * z + r + 1.0f;
+    return p * (v8f)((n + 127) << 23);
+}
+
+/* Replace row[0..n) by exp(row - max) and return 1 / sum. */
+__attribute__((target("avx2,fma"))) static float softmax_row_avx2(float *row, size_t n)
+{
+    size_t i = 0, n8 = n & ~(size_t)7;
+    float mx = -INFINITY, sum = 0.0f;
+
+    if (n8) {
+        v8f m = v8_load(row);
+        for (i = 8; i < n8; i += 8) {
+            v8f v = v8_load(row + i);
+            m = v8_select(v > m, v, m);
+        }
+        for (int k = 0; k < 8; k++)
+            mx = m[k] > mx ? m[k] : mx;
+    }
+    for (i = n8; i < n; i++)
+        mx = row[i] > mx ? row[i] : mx;
+    if (n8) {
+        v8f acc = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (i = 0; i < n8; i += 8) {
+            v8f e = v8_exp(v8_load(row + i) - mx);
+            memcpy(row + i, &e, sizeof e);
+            acc += e;
+        }
+        for (int k = 0; k < 8; k++)
+            sum += acc[k];
+    }
+    for (i = n8; i < n; i++) {
+        row[i] = expf(row[i] - mx);
+        sum += row[i];
+    }
+    return 1.0f / sum;
+}
+
+/* Portable fallback of softmax_row_avx2. */
+static float softmax_row_generic(float *row, size_t n)
+{
+    float mx = -INFINITY, sum = 0.0f;
+
+    for (size_t i = 0; i < n; i++)
+        mx = row[i] > mx ? row[i] : mx;
+    for (size_t i = 0; i < n; i++) {
+        row[i] = expf(row[i] - mx);
+        sum += row[i];
+    }
+    return 1.0f / sum;
+}
+
+/* ---- small kernels ----------------------------------------------------- */
+
+/* Each of rows rows of c (leading dimension ld) := bias[0..cols). */
+static void rows_fill(float *c, size_t rows, size_t cols, size_t ld, const float *bias)
+{
+    for (size_t r = 0; r < rows; r++)
+        memcpy(c + r * ld, bias, cols * sizeof(float));
+}
+
+/*
+ * x := LayerNorm(x + t) row by row over 96 features: biased variance,
+ * y = (v - mean) / sqrt(var + eps) * gamma + beta (Keras
+ * LayerNormalization, axis -1, epsilon PAT_LN_EPS).
+ */
+static void add_layer_norm(float *x, const float *t, size_t rows, const float *g, const float *b)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * PAT_EMBED_DIM;
+        const float *tr = t + r * PAT_EMBED_DIM;
+        float v[PAT_EMBED_DIM], mean = 0.0f, var = 0.0f, inv;
+
+        for (size_t i = 0; i < PAT_EMBED_DIM; i++) {
+            v[i] = xr[i] + tr[i];
+            mean += v[i];
+        }
+        mean /= (float)PAT_EMBED_DIM;
+        for (size_t i = 0; i < PAT_EMBED_DIM; i++) {
+            float d = v[i] - mean;
+            var += d * d;
+        }
+        var /= (float)PAT_EMBED_DIM;
+        inv = 1.0f / sqrtf(var + PAT_LN_EPS);
+        for (size_t i = 0; i < PAT_EMBED_DIM; i++)
+            xr[i] = (v[i] - mean) * inv * g[i] + b[i];
+    }
+}
+
+/*
+ * PAT-Conv patch embedding: Conv1D(96 filters, kernel 3, padding "same",
+ * ReLU) over each patch as an S-sample, 1-channel signal (zero padding of
+ * one sample at each end of the patch; Keras Conv1D is a cross-correlation:
+ * out[t] = b + w[0] x[t-1] + w[1] x[t] + w[2] x[t+1]), then the mean over
+ * the S outputs.
+ */
+static void conv_embed(const struct pat_model *m, const float *input, float *x)
+{
+    const size_t s = m->patch;
+    const float *w = m->patch_w, *b = m->patch_b;
+
+    for (size_t p = 0; p < m->n; p++) {
+        const float *in = input + p * s;
+        float acc[PAT_EMBED_DIM] = {0};
+
+        for (size_t t = 0; t < s; t++) {
+            float xm = t > 0 ? in[t - 1] : 0.0f, x0 = in[t], xp = t + 1 < s ? in[t + 1] : 0.0f;
+            for (size_t f = 0; f < PAT_EMBED_DIM; f++) {
+                float v = b[f] + w[f] * xm + w[PAT_EMBED_DIM + f] * x0 +
+                          w[2 * PAT_EMBED_DIM + f] * xp;
+                acc[f] += v > 0.0f ? v : 0.0f;
+            }
+        }
+        for (size_t f = 0; f < PAT_EMBED_DIM; f++)
+            x[p * PAT_EMBED_DIM + f] = acc[f] / (float)s;
+    }
+}
+
+/* Multi-head self-attention of block ly on ws->x into ws->tmp ([N,96]). */
+static void attention(const struct pat_model *m, const struct pat_layer *ly,
+                      struct pat_workspace *ws, float *att_out)
+{
+    const size_t n = m->n, heads = m->n_heads, hd = heads * PAT_EMBED_DIM, ld = 3 * hd;
+    /* Keras MultiHeadAttention scales the query by 1/sqrt(key_dim). */
+    const float scale = 1.0f / sqrtf((float)PAT_EMBED_DIM), inv_heads = 1.0f / (float)heads;
+    float (*softmax_row)(float *, size_t) =
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? softmax_row_avx2
+                                                                         : softmax_row_generic;
+
+    rows_fill(ws->qkv, n, ld, ld, ly->bqkv);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)ld, PAT_EMBED_DIM, 1.0f,
+                ws->x, PAT_EMBED_DIM, ly->wqkv, (int)ld, 1.0f, ws->qkv, (int)ld);
+
+    for (size_t h = 0; h < heads; h++) {
+        const float *q = ws->qkv + h * PAT_EMBED_DIM;
+        const float *k = ws->qkv + hd + h * PAT_EMBED_DIM;
+        const float *v = ws->qkv + 2 * hd + h * PAT_EMBED_DIM;
+
+        for (size_t r0 = 0; r0 < n; r0 += PAT_ATT_BLOCK) {
+            const size_t b = n - r0 < PAT_ATT_BLOCK ? n - r0 : PAT_ATT_BLOCK;
+            float *out = ws->ctx + r0 * hd + h * PAT_EMBED_DIM;
+
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, PAT_EMBED_DIM,
+                        scale, q + r0 * ld, (int)ld, k, (int)ld, 0.0f, ws->scores, (int)n);
+            for (size_t i = 0; i < b; i++)
+                ws->inv[i] = softmax_row(ws->scores + i * n, n);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, PAT_EMBED_DIM, (int)n,
+                        1.0f, ws->scores, (int)n, v, (int)ld, 0.0f, out, (int)hd);
+            for (size_t i = 0; i < b; i++) {
+                float *o = out + i * hd, s = ws->inv[i];
+                for (size_t j = 0; j < PAT_EMBED_DIM; j++)
+                    o[j] *= s;
+            }
+            if (att_out) {
+                for (size_t i = 0; i < b; i++) {
+                    const float *p = ws->scores + i * n;
+                    float *a = att_out + (r0 + i) * n, s = ws->inv[i] * inv_heads;
+                    if (h == 0) {
+                        for (size_t j = 0; j < n; j++)
+                            a[j] = p[j] * s;
+                    } else {
+                        for (size_t j = 0; j < n; j++)
+                            a[j] += p[j] * s;
+                    }
+                }
+            }
+        }
+    }
+    /* Output projection: kernel [H,96,96] read as [H*96, 96] sums the heads. */
+    rows_fill(ws->tmp, n, PAT_EMBED_DIM, PAT_EMBED_DIM, ly->bo);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, PAT_EMBED_DIM, (int)hd, 1.0f,
+                ws->ctx, (int)hd, ly->wo, PAT_EMBED_DIM, 1.0f, ws->tmp, PAT_EMBED_DIM);
+}
+
+/* h := LN2(h + Dense96(ReLU(Dense256(h)))), ws->x in place. */
+static void feed_forward(const struct pat_model *m, const struct pat_layer *ly,
+                         struct pat_workspace *ws)
+{
+    const size_t n = m->n, total = n * PAT_FF_DIM;
+
+    rows_fill(ws->ff, n, PAT_FF_DIM, PAT_FF_DIM, ly->b1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, PAT_FF_DIM, PAT_EMBED_DIM,
+                1.0f, ws->x, PAT_EMBED_DIM, ly->w1, PAT_FF_DIM, 1.0f, ws->ff, PAT_FF_DIM);
+    for (size_t i = 0; i < total; i++)
+        ws->ff[i] = ws->ff[i] > 0.0f ? ws->ff[i] : 0.0f;
+    rows_fill(ws->tmp, n, PAT_EMBED_DIM, PAT_EMBED_DIM, ly->b2);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, PAT_EMBED_DIM, PAT_FF_DIM,
+                1.0f, ws->ff, PAT_FF_DIM, ly->w2, PAT_EMBED_DIM, 1.0f, ws->tmp, PAT_EMBED_DIM);
+    add_layer_norm(ws->x, ws->tmp, n, ly->ln2_g, ly->ln2_b);
+}
+
+int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const float *input,
+                      float *tokens, float *pooled, float *attention_out)
+{
+    const size_t n = m ? m->n : 0;
+
+    if (!m || !ws || !input || ws->model != m)
+        return PAT_ERR_ARG;
+    for (size_t i = 0; i < PAT_MINUTES; i++) {
+        if (!isfinite(input[i]))
+            return PAT_ERR_INPUT;
+    }
+
+    /* Patch embedding, then the positional embedding. */
+    if (m->conv) {
+        conv_embed(m, input, ws->x);
+    } else {
+        /* The week read row-major as [N, S] is exactly the patch matrix. */
+        rows_fill(ws->x, n, PAT_EMBED_DIM, PAT_EMBED_DIM, m->patch_b);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, PAT_EMBED_DIM,
+                    (int)m->patch, 1.0f, input, (int)m->patch, m->patch_w, PAT_EMBED_DIM, 1.0f,
+                    ws->x, PAT_EMBED_DIM);
+    }
+    for (size_t i = 0; i < n * PAT_EMBED_DIM; i++)
+        ws->x[i] += m->pe[i];
+
+    /* Post-norm blocks: h1 = LN1(h + MHA(h)); h = LN2(h1 + FF(h1)). */
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const struct pat_layer *ly = &m->layers[l];
+        attention(m, ly, ws, attention_out ? attention_out + l * n * n : NULL);
+        add_layer_norm(ws->x, ws->tmp, n, ly->ln1_g, ly->ln1_b);
+        feed_forward(m, ly, ws);
+    }
+
+    if (tokens)
+        memcpy(tokens, ws->x, n * PAT_EMBED_DIM * sizeof(float));
+    if (pooled) {
+        for (size_t f = 0; f < PAT_EMBED_DIM; f++) {
+            double s = 0.0;
+            for (size_t p = 0; p < n; p++)
+                s += ws->x[p * PAT_EMBED_DIM + f];
+            pooled[f] = (float)(s / (double)n);
+        }
+    }
+    return PAT_OK;
+}
