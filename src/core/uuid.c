@@ -11,9 +11,9 @@
 
 #include "core/timeutil.h"
 
-int random_bytes(void *buf, size_t n)
+/* Read n bytes from the kernel's CSPRNG (getrandom(2), blocking until seeded). */
+static int kernel_random(unsigned char *p, size_t n)
 {
-    unsigned char *p = buf;
     while (n > 0) {
         ssize_t got = getrandom(p, n, 0);
         if (got < 0) {
@@ -24,6 +24,32 @@ int random_bytes(void *buf, size_t n)
         p += got;
         n -= (size_t)got;
     }
+    return 0;
+}
+
+/*
+ * Small requests are served from a per-thread pool of kernel random bytes,
+ * refilled 512 bytes at a time: one system call per 32 UUIDs instead of one
+ * each. Bytes are used once and then wiped. Large requests go to the kernel.
+ */
+#define POOL_SIZE 512
+static _Thread_local unsigned char pool[POOL_SIZE];
+static _Thread_local size_t pool_left;
+
+int random_bytes(void *buf, size_t n)
+{
+    unsigned char *out = buf;
+    if (n > POOL_SIZE / 4)
+        return kernel_random(out, n);
+    if (pool_left < n) {
+        if (kernel_random(pool, POOL_SIZE) != 0)
+            return -1;
+        pool_left = POOL_SIZE;
+    }
+    unsigned char *src = pool + (POOL_SIZE - pool_left);
+    memcpy(out, src, n);
+    memset(src, 0, n);
+    pool_left -= n;
     return 0;
 }
 
