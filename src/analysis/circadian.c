@@ -18,13 +18,17 @@ static size_t bins_spanned(size_t n, int start_min_of_day, size_t bin)
     return last - first;
 }
 
+/* Room for the bins of any window of n minutes, whatever its start: a
+ * clock-aligned window touches at most ceil(n / bin) + 1 bins. */
+static size_t bin_capacity(size_t n, size_t bin) { return n / bin + 2; }
+
 size_t circadian_workspace_size(size_t n_minutes, size_t bin_min)
 {
     if (bin_min == 0)
         return 0;
     size_t p = 1440 / bin_min;
     /* bin values + per-time-of-day sums and counts */
-    return (bins_spanned(n_minutes, 0, bin_min) + 2) * sizeof(double) + p * 2 * sizeof(double);
+    return bin_capacity(n_minutes, bin_min) * sizeof(double) + p * 2 * sizeof(double);
 }
 
 static void npar_null_all(struct circadian_npar *o, const char *why, size_t n)
@@ -43,7 +47,7 @@ int circadian_npar_compute(const double *x, size_t n, int start_min_of_day, size
     const size_t first_bin = (size_t)start_min_of_day / bin_min;
     const size_t nb = bins_spanned(n, start_min_of_day, bin_min);
     double *bins = workspace;
-    double *hsum = bins + nb + 2;
+    double *hsum = bins + bin_capacity(n, bin_min);
     double *hcnt = hsum + p;
 
     /* 1. Bin means; a bin counts when half its minutes are valid. */

@@ -1,0 +1,301 @@
+/*
+ * circadian_test.c — IS, IV, RA, L5, M10 and cosinor (src/analysis/circadian.c),
+ * with hand-computed cases from van Someren et al. (1999) and properties.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <math.h>
+
+#include "analysis/circadian.h"
+
+#define assert_near(a, b, eps) assert_near_at((a), (b), (eps), __FILE__, __LINE__)
+static void assert_near_at(double a, double b, double eps, const char *file, int line)
+{
+    if (!(fabs(a - b) <= eps)) {
+        print_error("%s:%d: %.12g != %.12g (eps %g)\n", file, line, a, b, eps);
+        fail();
+    }
+}
+
+#define DAY 1440
+#define WEEK (7 * DAY)
+
+static double *ws_for(size_t n, size_t bin)
+{
+    double *w = malloc(circadian_workspace_size(n, bin));
+    assert_non_null(w);
+    return w;
+}
+
+static struct circadian_npar npar(const double *x, size_t n, int start, size_t bin)
+{
+    struct circadian_npar r;
+    double *w = ws_for(n, bin);
+    assert_int_equal(circadian_npar_compute(x, n, start, bin, w, &r), 0);
+    free(w);
+    return r;
+}
+
+/* Deterministic pseudo-random numbers in [0, 1) (Numerical Recipes LCG). */
+static double rnd(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (double)(*s >> 8) / 16777216.0;
+}
+
+/* A perfectly periodic week: every day identical (value = hour of day), so
+ * every hourly mean equals the bins of that hour and IS = 1 exactly. */
+static void test_is_periodic_week(void **st)
+{
+    (void)st;
+    static double x[WEEK];
+    for (size_t i = 0; i < WEEK; i++)
+        x[i] = (double)((i % DAY) / 60);
+    struct circadian_npar r = npar(x, WEEK, 0, 60);
+    assert_true(metric_value_valid(&r.is));
+    assert_near(r.is.value, 1.0, 1e-12);
+    assert_int_equal(r.n_bins, 168);
+    /* other bin sizes on request: 30-min bins, still periodic */
+    r = npar(x, WEEK, 0, 30);
+    assert_near(r.is.value, 1.0, 1e-12);
+    assert_int_equal(r.n_bins, 336);
+}
+
+/* A constant series has no variance: IS and IV are undefined, not 0. */
+static void test_constant_is_null(void **st)
+{
+    (void)st;
+    static double x[WEEK];
+    for (size_t i = 0; i < WEEK; i++)
+        x[i] = 42.0;
+    struct circadian_npar r = npar(x, WEEK, 0, 60);
+    assert_false(metric_value_valid(&r.is));
+    assert_string_equal(r.is.reason, "constant series");
+    assert_string_equal(r.iv.reason, "constant series");
+    assert_true(isnan(r.is.value));
+    /* L5 = M10 = 42 and RA = 0 are genuine for a constant series */
+    assert_near(r.ra.value, 0.0, 1e-12);
+}
+
+/* Hourly bins alternating 0,1,0,1 over two days (N = 48). mean 0.5,
+ * sum (x - mean)^2 = 48 * 0.25 = 12, sum of squared successive differences
+ * = 47 * 1 = 47. IV = N * 47 / ((N - 1) * 12) = 48 * 47 / (47 * 12) = 4.
+ * (The published formula gives 4 for strict alternation; white noise gives
+ * about 2.) IS = 1: every hour of day has the same value on both days. */
+static void test_iv_alternating(void **st)
+{
+    (void)st;
+    static double x[2 * DAY];
+    for (size_t i = 0; i < 2 * DAY; i++)
+        x[i] = (double)((i / 60) % 2);
+    struct circadian_npar r = npar(x, 2 * DAY, 0, 60);
+    assert_near(r.iv.value, 4.0, 1e-12);
+    assert_near(r.is.value, 1.0, 1e-12);
+}
+
+/* Two days, hourly: day 1 all 0 but hour 0 = 2; day 2 all 0 but hour 1 = 2.
+ * N = 48, mean = 4/48 = 1/12. Hour means: h0 = 1, h1 = 1, others 0.
+ * Between SS = 2 * [2 (1 - 1/12)^2 + 22 (1/12)^2] = 2 * 264/144 = 11/3.
+ * Total SS = sum x^2 - N mean^2 = 8 - 48/144 = 23/3. IS = 11/23.
+ * Successive differences: 2->0 (4), day 2 0->2 (4), 2->0 (4): 12.
+ * IV = 48 * 12 / (47 * 23/3) = 1728 / 1081. */
+static void test_is_iv_hand(void **st)
+{
+    (void)st;
+    static double x[2 * DAY];
+    for (size_t i = 0; i < 2 * DAY; i++)
+        x[i] = 0.0;
+    for (size_t i = 0; i < 60; i++) {
+        x[i] = 2.0;
+        x[DAY + 60 + i] = 2.0;
+    }
+    struct circadian_npar r = npar(x, 2 * DAY, 0, 60);
+    assert_near(r.is.value, 11.0 / 23.0, 1e-12);
+    assert_near(r.iv.value, 1728.0 / 1081.0, 1e-12);
+    assert_int_equal(r.is.n, 48);
+}
+
+/* Mean-day profile: 00-05 h = 2, 05-08 h = 5, 08-18 h = 10, 18-24 h = 5.
+ * L5 = 2 starting 00:00; M10 = 10 starting 08:00 (480);
+ * RA = (10 - 2) / (10 + 2) = 2/3. A 22:00-03:00 trough instead tests the
+ * wrap over midnight: L5 onset 1320. */
+static void test_l5_m10_ra(void **st)
+{
+    (void)st;
+    static double x[3 * DAY];
+    for (size_t i = 0; i < 3 * DAY; i++) {
+        size_t h = (i % DAY) / 60;
+        x[i] = h < 5 ? 2 : h < 8 ? 5 : h < 18 ? 10 : 5;
+    }
+    struct circadian_npar r = npar(x, 3 * DAY, 0, 60);
+    assert_near(r.l5.value, 2.0, 1e-12);
+    assert_near(r.l5_onset_min.value, 0.0, 0);
+    assert_near(r.m10.value, 10.0, 1e-12);
+    assert_near(r.m10_onset_min.value, 480.0, 0);
+    assert_near(r.ra.value, 2.0 / 3.0, 1e-12);
+
+    for (size_t i = 0; i < 3 * DAY; i++) {
+        size_t h = (i % DAY) / 60;
+        x[i] = (h >= 22 || h < 3) ? 1 : 8;
+    }
+    r = npar(x, 3 * DAY, 0, 60);
+    assert_near(r.l5.value, 1.0, 1e-12);
+    assert_near(r.l5_onset_min.value, 1320.0, 0);
+    assert_near(r.ra.value, 7.0 / 9.0, 1e-12);
+}
+
+/* Window starting 18:30 (start_min_of_day 1110): bins stay aligned to the
+ * clock, so a periodic signal is still IS = 1 and the L5 onset is a clock
+ * time. The half-covered first bin (18:30-19:00) counts (30 of 60 minutes). */
+static void test_offset_start(void **st)
+{
+    (void)st;
+    static double x[4 * DAY];
+    int start = 1110;
+    for (size_t i = 0; i < 4 * DAY; i++) {
+        size_t h = ((start + i) % DAY) / 60;
+        x[i] = (h >= 1 && h < 6) ? 0.5 : 20.0 + (double)h;
+    }
+    struct circadian_npar r = npar(x, 4 * DAY, start, 60);
+    assert_near(r.is.value, 1.0, 1e-12);
+    assert_near(r.l5_onset_min.value, 60.0, 0);
+    /* 18:30 + 96 h ends at 18:30: 95 full hours plus the half-covered 18-19 h
+     * bins at both ends, each with 30 of 60 minutes, which is enough */
+    assert_int_equal(r.n_bins, 97);
+}
+
+/* Properties on pseudo-random weeks: IS in [0, 1]; IS and IV unchanged when
+ * the series is scaled by a positive constant; IS unchanged when whole days
+ * are rotated (day order permuted cyclically); IV >= 0. */
+static void test_properties(void **st)
+{
+    (void)st;
+    static double x[WEEK], y[WEEK];
+    uint32_t seed = 12345;
+    for (int trial = 0; trial < 20; trial++) {
+        double amp = rnd(&seed) * 3.0;
+        for (size_t i = 0; i < WEEK; i++) {
+            double t = (double)(i % DAY) / DAY;
+            x[i] = 50.0 + amp * 40.0 * sin(2 * M_PI * t) + 30.0 * rnd(&seed);
+            if (rnd(&seed) < 0.05)
+                x[i] = NAN; /* 5 % missing minutes */
+        }
+        struct circadian_npar a = npar(x, WEEK, 0, 60);
+        assert_true(metric_value_valid(&a.is));
+        assert_true(a.is.value >= 0.0 && a.is.value <= 1.0);
+        assert_true(a.iv.value >= 0.0);
+
+        for (size_t i = 0; i < WEEK; i++)
+            y[i] = 3.7 * x[i];
+        struct circadian_npar b = npar(y, WEEK, 0, 60);
+        assert_near(b.is.value, a.is.value, 1e-9);
+        assert_near(b.iv.value, a.iv.value, 1e-9);
+
+        size_t k = (size_t)(1 + trial % 6) * DAY;
+        for (size_t i = 0; i < WEEK; i++)
+            y[i] = x[(i + k) % WEEK];
+        b = npar(y, WEEK, 0, 60);
+        assert_near(b.is.value, a.is.value, 1e-9);
+    }
+}
+
+/* Edge cases: empty, all missing, one day only, invalid bins. */
+static void test_edges(void **st)
+{
+    (void)st;
+    static double x[DAY];
+    double w[64];
+    struct circadian_npar r;
+    assert_int_equal(circadian_npar_compute(NULL, 0, 0, 60, w, &r), 0);
+    assert_string_equal(r.is.reason, "less than one day of data");
+
+    for (size_t i = 0; i < DAY; i++)
+        x[i] = NAN;
+    r = npar(x, DAY, 0, 60);
+    assert_string_equal(r.iv.reason, "less than one day of data");
+
+    for (size_t i = 0; i < DAY; i++)
+        x[i] = (double)(i % 7);
+    r = npar(x, DAY, 0, 60);
+    assert_string_equal(r.is.reason, "fewer than two days of data");
+    assert_true(metric_value_valid(&r.l5));
+
+    double *wb = ws_for(DAY, 60);
+    assert_int_equal(circadian_npar_compute(x, DAY, 0, 7, wb, &r), -1);
+    assert_int_equal(circadian_npar_compute(x, DAY, 1440, 60, wb, &r), -1);
+    free(wb);
+}
+
+/* Cosinor on y = 10 + 5 cos(2 pi (t - 900) / 1440) over 3 days starting at
+ * 10:00 with NaN holes: MESOR 10, amplitude 5, acrophase 900 (15:00),
+ * R^2 = 1. */
+static void test_cosinor_exact(void **st)
+{
+    (void)st;
+    static double x[3 * DAY];
+    int start = 600;
+    for (size_t i = 0; i < 3 * DAY; i++)
+        x[i] = 10.0 + 5.0 * cos(2 * M_PI * ((double)(start + (int)i) - 900.0) / 1440.0);
+    for (size_t i = 100; i < 400; i++)
+        x[i] = NAN;
+    struct circadian_cosinor c;
+    assert_int_equal(circadian_cosinor_fit(x, 3 * DAY, start, 1440.0, &c), 0);
+    assert_near(c.mesor.value, 10.0, 1e-9);
+    assert_near(c.amplitude.value, 5.0, 1e-9);
+    assert_near(c.acrophase_min.value, 900.0, 1e-6);
+    assert_near(c.r_squared.value, 1.0, 1e-9);
+    assert_int_equal(c.mesor.n, 3 * DAY - 300);
+
+    /* a peak just before midnight stays in [0, 1440) */
+    for (size_t i = 0; i < 3 * DAY; i++)
+        x[i] = 3.0 * cos(2 * M_PI * ((double)i - 1430.0) / 1440.0);
+    circadian_cosinor_fit(x, 3 * DAY, 0, 1440.0, &c);
+    assert_near(c.acrophase_min.value, 1430.0, 1e-6);
+    assert_near(c.mesor.value, 0.0, 1e-9);
+}
+
+/* Noise lowers R^2 below 1; short, constant and empty inputs are nulls. */
+static void test_cosinor_edges(void **st)
+{
+    (void)st;
+    static double x[2 * DAY];
+    uint32_t seed = 7;
+    struct circadian_cosinor c;
+    for (size_t i = 0; i < 2 * DAY; i++)
+        x[i] = 5.0 + cos(2 * M_PI * (double)i / 1440.0) + (rnd(&seed) - 0.5);
+    circadian_cosinor_fit(x, 2 * DAY, 0, 1440.0, &c);
+    assert_true(c.r_squared.value > 0.5 && c.r_squared.value < 1.0);
+
+    circadian_cosinor_fit(x, 1000, 0, 1440.0, &c);
+    assert_string_equal(c.amplitude.reason, "data span shorter than one period");
+    for (size_t i = 0; i < 2 * DAY; i++)
+        x[i] = 1.0;
+    circadian_cosinor_fit(x, 2 * DAY, 0, 1440.0, &c);
+    assert_string_equal(c.amplitude.reason, "constant series");
+    circadian_cosinor_fit(NULL, 0, 0, 1440.0, &c);
+    assert_string_equal(c.mesor.reason, "fewer than three valid minutes");
+    assert_int_equal(circadian_cosinor_fit(x, 10, 0, 0.0, &c), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_is_periodic_week),
+        cmocka_unit_test(test_constant_is_null),
+        cmocka_unit_test(test_iv_alternating),
+        cmocka_unit_test(test_is_iv_hand),
+        cmocka_unit_test(test_l5_m10_ra),
+        cmocka_unit_test(test_offset_start),
+        cmocka_unit_test(test_properties),
+        cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_cosinor_exact),
+        cmocka_unit_test(test_cosinor_edges),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
