@@ -1,0 +1,167 @@
+/*
+ * analysis_test.c — the one-call analysis (src/analysis/analysis.c) on
+ * synthetic weeks whose results follow by hand from the definitions.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <math.h>
+
+#include "analysis/analysis.h"
+
+#define assert_near(a, b, eps) assert_near_at((a), (b), (eps), __FILE__, __LINE__)
+static void assert_near_at(double a, double b, double eps, const char *file, int line)
+{
+    if (!(fabs(a - b) <= eps)) {
+        print_error("%s:%d: %.12g != %.12g (eps %g)\n", file, line, a, b, eps);
+        fail();
+    }
+}
+
+#define DAY 1440
+#define WEEK (7 * DAY)
+
+/* A week from local noon: counts 200 from 07:00 to 23:00, 0 at night.
+ * Cole-Kripke (original scale) at the evening edge: minute 23:00+k sees
+ * 200-count minutes at offsets -1..-4 while k < 4: at 23:03 only A-4 = 200
+ * remains: D = 404*200e-5 = 0.808 < 1 -> sleep; at 23:02, (598+404)*200e-5 =
+ * 2.004 -> wake. So raw sleep starts 23:03. Morning edge: 06:59 sees A+1 =
+ * 200: 508*200e-5 = 1.016 -> wake; 06:58 sees A+2: 350*200e-5 = 0.7 ->
+ * sleep. Raw sleep 23:03-06:59 (476 min). Webster rule (c): >= 15 min wake
+ * before -> first 4 sleep minutes rescored: sleep 23:07-06:59 = 472 min. All
+ * seven nights are identical: TST 472, WASO 0, no awakenings, efficiency
+ * 100 % of the detected period, SRI 100, timing SDs 0, IS 1. */
+static void fill_week(double *x)
+{
+    for (size_t i = 0; i < WEEK; i++) {
+        size_t clock = (720 + i) % DAY;
+        x[i] = (clock >= 7 * 60 && clock < 23 * 60) ? 200.0 : 0.0;
+    }
+}
+
+static void *workspace(size_t n, size_t *size)
+{
+    *size = analysis_workspace_size(n, 60);
+    void *w = malloc(*size);
+    assert_non_null(w);
+    return w;
+}
+
+static void test_week_hand(void **st)
+{
+    (void)st;
+    static double x[WEEK];
+    fill_week(x);
+    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, NULL};
+    struct analysis_params p = analysis_params_default();
+    struct analysis_report r;
+    size_t wsz;
+    void *ws = workspace(WEEK, &wsz);
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz, &r), 0);
+    assert_int_equal(r.n_nights, 7);
+    for (size_t i = 0; i < r.n_nights; i++) {
+        assert_near(r.nights[i].total_sleep_min.value, 472, 0);
+        assert_int_equal(r.nights[i].onset, i * DAY + 660 + 7);
+        assert_near(r.nights[i].waso_min.value, 0, 0);
+        assert_near(r.nights[i].awakenings.value, 0, 0);
+    }
+    assert_near(r.tst_mean_min.value, 472, 0);
+    assert_near(r.sri.value, 100, 1e-12);
+    assert_near(r.timing.onset_sd_min.value, 0, 1e-9);
+    assert_near(r.npar.is.value, 1, 1e-12);
+    /* 16 h at 200 and 8 h at 0: L5 = 0, M10 = 200, RA = 1 */
+    assert_near(r.npar.ra.value, 1, 1e-12);
+    assert_near(r.npar.m10.value, 200, 1e-12);
+    /* optional series absent: features are nulls with reasons */
+    assert_string_equal(r.cardio.hr_mean_bpm.reason, "no heart rate data");
+    assert_string_equal(r.activity.steps_total.reason, "no complete day with step data");
+
+    /* without Webster the raw scoring gives 476 */
+    p.webster = 0;
+    analysis_report_run(&in, &p, ws, wsz, &r);
+    assert_near(r.nights[0].total_sleep_min.value, 476, 0);
+    free(ws);
+}
+
+/* Sadeh on the same week. Its exact edges are asserted by hand in
+ * sleep_test.c; here the whole chain must find all seven nights with a
+ * plausible length (the true sleep window is 480 minutes). */
+static void test_week_sadeh(void **st)
+{
+    (void)st;
+    static double x[WEEK];
+    fill_week(x);
+    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, NULL};
+    struct analysis_params p = analysis_params_default();
+    p.scorer = ANALYSIS_SCORER_SADEH;
+    struct analysis_report r;
+    size_t wsz;
+    void *ws = workspace(WEEK, &wsz);
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz, &r), 0);
+    assert_int_equal(r.n_nights, 7);
+    assert_true(r.tst_mean_min.value > 440 && r.tst_mean_min.value <= 480);
+    free(ws);
+}
+
+/* Edge cases: all missing, one day, NaN minutes; invalid calls. */
+static void test_edges(void **st)
+{
+    (void)st;
+    static double x[WEEK];
+    for (size_t i = 0; i < WEEK; i++)
+        x[i] = NAN;
+    struct analysis_input in = {x, WEEK, 0, NULL, NULL, NULL, NULL, NULL}; /* all missing */
+    struct analysis_params p = analysis_params_default();
+    struct analysis_report r;
+    size_t wsz;
+    void *ws = workspace(WEEK, &wsz);
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz, &r), 0);
+    assert_int_equal(r.n_valid, 0);
+    assert_int_equal(r.n_nights, 0);
+    assert_string_equal(r.tst_mean_min.reason, "no night with sleep");
+    assert_string_equal(r.sri.reason, "less than one day of paired data");
+    assert_string_equal(r.npar.is.reason, "less than one day of data");
+    assert_string_equal(r.cosinor.amplitude.reason, "fewer than three valid minutes");
+
+    /* one day: a night is found, SRI and IS need two days */
+    fill_week(x);
+    in.n = DAY;
+    in.start_min_of_day = 720;
+    analysis_report_run(&in, &p, ws, wsz, &r);
+    assert_int_equal(r.n_nights, 1);
+    assert_string_equal(r.sri.reason, "fewer than two days");
+    assert_string_equal(r.npar.is.reason, "fewer than two days of data");
+    assert_string_equal(r.timing.onset_sd_min.reason, "fewer than two nights");
+
+    /* scattered NaN minutes inside the week: still seven nights */
+    in.n = WEEK;
+    for (size_t i = 0; i < WEEK; i += 97)
+        x[i] = NAN;
+    analysis_report_run(&in, &p, ws, wsz, &r);
+    assert_int_equal(r.n_nights, 7);
+    assert_true(metric_value_valid(&r.sri));
+    assert_true(r.sri.value < 100.0);
+
+    in.n = 0;
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz, &r), -1);
+    in.n = WEEK;
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz - 1, &r), -1);
+    p.bin_min = 7;
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz, &r), -1);
+    free(ws);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_week_hand),
+        cmocka_unit_test(test_week_sadeh),
+        cmocka_unit_test(test_edges),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
