@@ -69,6 +69,24 @@ static const struct var vars[] = {
     {"MAX_REQUEST_BYTES", V_SIZE, OFF(max_request_bytes), {"10485760", "10485760", "10485760"}, 1024,
      1073741824LL, 0, "an integer number of bytes from 1024 to 1073741824"},
     {"HTTP_THREADS", V_INT, OFF(http_threads), {0}, 1, 1024, 0, "an integer from 1 to 1024"},
+    {"JWT_PRIVATE_KEY", V_STRING, OFF(jwt_private_key), {0}, 0, 0, 1, "a PEM-encoded EC P-256 private key"},
+    {"JWT_ISSUER", V_STRING, OFF(jwt_issuer), {"clarity", "clarity", "clarity"}, 0, 0, 0, "an issuer name"},
+    {"JWT_AUDIENCE", V_STRING, OFF(jwt_audience), {"clarity-api", "clarity-api", "clarity-api"}, 0, 0, 0,
+     "an audience name"},
+    {"ACCESS_TOKEN_TTL_SECONDS", V_INT, OFF(access_token_ttl_seconds), {"3600", "3600", "3600"}, 60, 86400, 0,
+     "an integer number of seconds from 60 to 86400"},
+    {"ENCRYPTION_KEY", V_STRING, OFF(encryption_key), {0}, 0, 0, 1, "base64 of 32 random bytes"},
+    {"OIDC_JWKS_URL", V_STRING, OFF(oidc_jwks_url), {0}, 0, 0, 0, "an https URL of a JWK Set or x509 key map"},
+    {"OIDC_JWKS_FILE", V_STRING, OFF(oidc_jwks_file), {0}, 0, 0, 0, "a path to a JWK Set or x509 key map"},
+    {"TRUSTED_PROXIES", V_STRING, OFF(trusted_proxies), {"[]", "[]", "[]"}, 0, 0, 0,
+     "a JSON list of proxy IP addresses"},
+    {"LOCKOUT_THRESHOLD", V_INT, OFF(lockout_threshold), {"5", "5", "5"}, 1, 1000, 0, "an integer from 1 to 1000"},
+    {"LOCKOUT_WINDOW_SECONDS", V_INT, OFF(lockout_window_seconds), {"900", "900", "900"}, 1, 86400, 0,
+     "an integer number of seconds from 1 to 86400"},
+    {"LOCKOUT_SECONDS", V_INT, OFF(lockout_seconds), {"900", "900", "900"}, 1, 86400, 0,
+     "an integer number of seconds from 1 to 86400"},
+    {"RATE_LIMITS", V_STRING, OFF(rate_limits), {"", "", ""}, 0, 0, 0,
+     "comma-separated CLASS=COUNT/SECONDS, e.g. auth=5/60,upload=60/60"},
 };
 
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
@@ -407,6 +425,16 @@ static int validate(const struct config *cfg, char *err, size_t errlen)
         for (size_t i = 0; i < cfg->n_cors_origins; i++)
             if (strcmp(cfg->cors_origins[i], "*") == 0)
                 return fail(err, errlen, "CORS_ORIGINS: \"*\" is not allowed in production; list the app's origins");
+    }
+    if (cfg->environment != CONFIG_ENV_DEVELOPMENT) {
+        /* Development generates and persists local keys (with a warning);
+         * anywhere else a missing key is a deployment mistake. */
+        if (cfg->jwt_private_key == NULL || cfg->jwt_private_key[0] == '\0')
+            return fail(err, errlen, "JWT_PRIVATE_KEY: required in %s (or JWT_PRIVATE_KEY_FILE); expected %s",
+                        config_env_name(cfg->environment), "a PEM-encoded EC P-256 private key");
+        if (cfg->encryption_key == NULL || cfg->encryption_key[0] == '\0')
+            return fail(err, errlen, "ENCRYPTION_KEY: required in %s (or ENCRYPTION_KEY_FILE); expected %s",
+                        config_env_name(cfg->environment), "base64 of 32 random bytes");
     }
     return 0;
 }

@@ -49,8 +49,22 @@ struct config {
     size_t max_request_bytes;
     int http_threads;
 
+    /* Identity and data protection (docs/configuration.md). */
+    char *jwt_private_key;      /* secret: PEM (EC P-256) */
+    char *jwt_issuer;
+    char *jwt_audience;
+    int access_token_ttl_seconds;
+    char *encryption_key;       /* secret: base64 of 32 bytes */
+    char *oidc_jwks_url;
+    char *oidc_jwks_file;
+    char *trusted_proxies;      /* JSON list of addresses whose X-Forwarded-For is honoured */
+    int lockout_threshold;      /* failed logins per (account, address) ... */
+    int lockout_window_seconds; /* ... within this window lock for ... */
+    int lockout_seconds;        /* ... this long */
+    char *rate_limits;          /* "auth=5/60,upload=60/60,..." overrides */
+
     /* Where each variable came from (enum config_source), by table order. */
-    unsigned char source[32];
+    unsigned char source[48];
 };
 
 /* Looks a variable up in the process environment (or a test's fake one).

@@ -131,6 +131,15 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def production_keys():
+    """Real secrets for staging/production servers: an EC P-256 signing key
+    (PEM, from the openssl CLI) and a base64 32-byte encryption key."""
+    import base64
+    pem = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                         check=True, capture_output=True).stdout.decode()
+    return {"JWT_PRIVATE_KEY": pem, "ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
+
+
 def run_cli(args, env=None, cwd=None, timeout=60, stdin=None):
     """Run `clarity ARGS`; returns (exit status, stdout, stderr) as text."""
     e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}

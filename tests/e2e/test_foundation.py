@@ -10,7 +10,7 @@ import sys
 import time
 import unittest
 
-from harness import Server, raw_connect, read_http_response, run_cli
+from harness import Server, production_keys, raw_connect, read_http_response, run_cli
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "request_id"}
 
@@ -198,7 +198,9 @@ class Foundation(unittest.TestCase):
 
 class Environments(unittest.TestCase):
     def test_hsts_outside_development(self):
-        srv = Server(env={"ENVIRONMENT": "staging"})
+        env = {"ENVIRONMENT": "staging"}
+        env.update(production_keys())
+        srv = Server(env=env)
         try:
             _, hdrs, _ = srv.request("GET", "/liveness")
             self.assertIn("max-age=", hdrs["strict-transport-security"])
@@ -211,6 +213,11 @@ class Environments(unittest.TestCase):
         rc, out, err = run_cli(["serve"], env={"ENVIRONMENT": "production", "DEBUG": "true", "PORT": "0"})
         self.assertEqual(rc, 2)
         self.assertIn("DEBUG: must be false in production", err)
+
+    def test_staging_requires_keys(self):
+        rc, out, err = run_cli(["serve"], env={"ENVIRONMENT": "staging", "PORT": "0"})
+        self.assertEqual(rc, 2)
+        self.assertIn("JWT_PRIVATE_KEY: required in staging", err)
 
     def test_bad_port_refused(self):
         rc, out, err = run_cli(["serve"], env={"PORT": "70000"})
@@ -247,8 +254,9 @@ class Environments(unittest.TestCase):
         try:
             with open(os.path.join(d.dir, ".env.staging"), "w") as f:
                 f.write("PORT=7345\nLOG_LEVEL=WARNING\n")
-            rc, out, err = run_cli(["config", "check"], env={"ENVIRONMENT": "staging", "LOG_LEVEL": "ERROR"},
-                                   cwd=d.dir)
+            env = {"ENVIRONMENT": "staging", "LOG_LEVEL": "ERROR"}
+            env.update(production_keys())
+            rc, out, err = run_cli(["config", "check"], env=env, cwd=d.dir)
             self.assertEqual(rc, 0, err)
             self.assertIn("PORT=7345  (.env file)", out)
             self.assertIn("LOG_LEVEL=ERROR  (environment)", out)

@@ -93,10 +93,12 @@ static void test_defaults_development(void **state)
     config_free(&cfg);
 }
 
+#define KEYS "JWT_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----", "ENCRYPTION_KEY", "AAAA"
+
 static void test_production_defaults_listen_everywhere(void **state)
 {
     (void)state;
-    struct fake_env env = {{"ENVIRONMENT", "production", NULL}};
+    struct fake_env env = {{"ENVIRONMENT", "production", KEYS, NULL}};
     struct config cfg;
     char err[512];
     assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
@@ -109,7 +111,7 @@ static void test_production_defaults_listen_everywhere(void **state)
 static void test_environment_values(void **state)
 {
     (void)state;
-    struct fake_env env = {{"ENVIRONMENT", "staging", "DEBUG", "yes", "LOG_LEVEL", "warning", "PORT", "9090",
+    struct fake_env env = {{"ENVIRONMENT", "staging", KEYS, "DEBUG", "yes", "LOG_LEVEL", "warning", "PORT", "9090",
                             "CORS_ORIGINS", "[\"https://app.example.com\", \"http://localhost:3000\"]",
                             "HTTP_THREADS", "7", "GOOGLE_CLOUD_PROJECT", "clarity-staging", NULL}};
     struct config cfg;
@@ -148,7 +150,7 @@ static void test_dotenv_follows_environment(void **state)
     (void)state;
     write_file(".env.staging", "PORT=7200\n");
     write_file(".env.development", "PORT=7300\n");
-    struct fake_env env = {{"ENVIRONMENT", "staging", NULL}};
+    struct fake_env env = {{"ENVIRONMENT", "staging", KEYS, NULL}};
     struct config cfg;
     char err[512];
     assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
@@ -242,14 +244,14 @@ static void test_rejections(void **state)
 static void test_production_refuses_debug(void **state)
 {
     (void)state;
-    struct fake_env env = {{"ENVIRONMENT", "production", "DEBUG", "true", NULL}};
+    struct fake_env env = {{"ENVIRONMENT", "production", KEYS, "DEBUG", "true", NULL}};
     expect_error(&env, "DEBUG: must be false in production");
 }
 
 static void test_production_refuses_cors_wildcard(void **state)
 {
     (void)state;
-    struct fake_env env = {{"ENVIRONMENT", "production", "CORS_ORIGINS", "[\"*\"]", NULL}};
+    struct fake_env env = {{"ENVIRONMENT", "production", KEYS, "CORS_ORIGINS", "[\"*\"]", NULL}};
     expect_error(&env, "CORS_ORIGINS: \"*\" is not allowed in production");
     /* The same list is accepted in development. */
     struct fake_env dev = {{"CORS_ORIGINS", "[\"*\"]", NULL}};
@@ -257,6 +259,15 @@ static void test_production_refuses_cors_wildcard(void **state)
     char err[512];
     assert_int_equal(load(&cfg, &dev, err, sizeof(err)), 0);
     config_free(&cfg);
+}
+
+static void test_keys_required_outside_development(void **state)
+{
+    (void)state;
+    struct fake_env staging = {{"ENVIRONMENT", "staging", "ENCRYPTION_KEY", "AAAA", NULL}};
+    expect_error(&staging, "JWT_PRIVATE_KEY: required in staging");
+    struct fake_env prod = {{"ENVIRONMENT", "production", "JWT_PRIVATE_KEY", "pem", NULL}};
+    expect_error(&prod, "ENCRYPTION_KEY: required in production");
 }
 
 static void test_secret_not_echoed(void **state)
@@ -326,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_production_refuses_debug),
         cmocka_unit_test(test_production_refuses_cors_wildcard),
+        cmocka_unit_test(test_keys_required_outside_development),
         cmocka_unit_test(test_secret_not_echoed),
         cmocka_unit_test(test_redact_url),
         cmocka_unit_test(test_print_redacts),
