@@ -1,0 +1,187 @@
+/*
+ * analysis_bench.c — how long the full actigraphy analysis takes.
+ *
+ * Targets (issue #6): one week of minute data (10,080 minutes, every metric:
+ * scoring, Webster, nights, SRI, timing, IS/IV/RA/L5/M10, cosinor, cardio,
+ * respiration, activity features) in <= 1 ms; one year (525,600 minutes) in
+ * <= 50 ms; zero heap allocations inside the analysis. The minute series are
+ * built from samples first (timed separately: a week of per-minute heart rate,
+ * steps, HRV, respiratory rate and SpO2 samples).
+ *
+ * Allocation check: glibc's mallinfo2() is read before and after the timed
+ * calls; any heap growth or change in allocated bytes is reported.
+ * Run from the repository root with no arguments; prints one line per
+ * measurement with the target it is compared against. Exit status 1 when a
+ * target is missed or an allocation is seen.
+ */
+#include <malloc.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "analysis/analysis.h"
+#include "analysis/series.h"
+
+#define DAY 1440u
+#define WEEK (7u * DAY)
+#define YEAR (365u * DAY)
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static uint32_t rng_next(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+/* Realistic-looking synthetic data: activity by time of day with noise,
+ * 3 % missing minutes, heart rate following activity, sparse HRV. */
+static void synth(size_t n, double *act, double *hr, double *hrv, double *rr, double *spo2,
+                  double *steps)
+{
+    uint32_t s = 2026;
+    for (size_t i = 0; i < n; i++) {
+        size_t clock = (720 + i) % DAY;
+        int awake = clock >= 7 * 60 && clock < 23 * 60;
+        double noise = (double)(rng_next(&s) % 1000) / 1000.0;
+        act[i] = awake ? 150.0 + 300.0 * noise : (noise > 0.97 ? 80.0 : 0.0);
+        if (rng_next(&s) % 100 < 3)
+            act[i] = NAN;
+        hr[i] = awake ? 65.0 + 40.0 * noise : 52.0 + 6.0 * noise;
+        hrv[i] = (i % 240 == 0) ? 35.0 + 30.0 * noise : NAN;
+        rr[i] = (!awake && i % 5 == 0) ? 13.0 + 3.0 * noise : NAN;
+        spo2[i] = (!awake && i % 15 == 0) ? 94.0 + 5.0 * noise : NAN;
+        steps[i] = awake && noise > 0.6 ? 100.0 * noise : NAN;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+struct run {
+    double median_ms, min_ms;
+    long heap_delta;
+};
+
+/* Time `reps` full analyses of n minutes; median and best. */
+static int bench_analysis(size_t n, int reps, struct run *out)
+{
+    int rc = -1;
+    double *buf = NULL, *times = NULL;
+    void *ws = NULL;
+    buf = malloc(6 * n * sizeof(double));
+    times = malloc((size_t)reps * sizeof(double));
+    struct analysis_params p = analysis_params_default();
+    size_t wsz = analysis_workspace_size(n, p.bin_min);
+    ws = malloc(wsz);
+    if (!buf || !times || !ws)
+        goto done;
+    double *act = buf, *hr = buf + n, *hrv = buf + 2 * n, *rr = buf + 3 * n,
+           *spo2 = buf + 4 * n, *steps = buf + 5 * n;
+    synth(n, act, hr, hrv, rr, spo2, steps);
+    struct analysis_input in = {act, n, 720, hr, hrv, rr, spo2, steps};
+    struct analysis_report r;
+    if (analysis_report_run(&in, &p, ws, wsz, &r) != 0) /* warm-up */
+        goto done;
+    struct mallinfo2 before = mallinfo2();
+    for (int k = 0; k < reps; k++) {
+        double t0 = now_ms();
+        if (analysis_report_run(&in, &p, ws, wsz, &r) != 0)
+            goto done;
+        times[k] = now_ms() - t0;
+    }
+    struct mallinfo2 after = mallinfo2();
+    qsort(times, (size_t)reps, sizeof(double), cmp_double);
+    out->median_ms = times[reps / 2];
+    out->min_ms = times[0];
+    out->heap_delta = (long)(after.uordblks - before.uordblks) + (long)(after.hblkhd - before.hblkhd);
+    /* keep the result observable so the work cannot be optimised away */
+    if (r.n_nights == 0 && n >= WEEK)
+        fprintf(stderr, "analysis_bench: no nights found in synthetic data\n");
+    rc = 0;
+done:
+    free(ws);
+    free(times);
+    free(buf);
+    return rc;
+}
+
+/* Build a week's five minute series from one sample per minute each. */
+static int bench_series(int reps, double *median_ms)
+{
+    int rc = -1;
+    const size_t n = WEEK;
+    struct series_sample *smp = malloc(n * sizeof(*smp));
+    double *out = malloc(n * sizeof(double));
+    double *times = malloc((size_t)reps * sizeof(double));
+    void *ws = malloc(series_workspace_size(n));
+    if (!smp || !out || !times || !ws)
+        goto done;
+    const int64_t t0 = 1768003200000LL; /* 2026-01-10T00:00Z */
+    uint32_t s = 7;
+    for (size_t i = 0; i < n; i++) {
+        smp[i].start_ms = t0 + (int64_t)i * 60000 + (int64_t)(rng_next(&s) % 60000);
+        smp[i].end_ms = smp[i].start_ms;
+        smp[i].value = 60.0 + (double)(rng_next(&s) % 40);
+        smp[i].offset_min = 60;
+        /* the watch records most hours, the phone some (source blocks of 1 h) */
+        smp[i].source = (uint16_t)((i / 60) % 5 == 4);
+    }
+    for (int k = 0; k < reps; k++) {
+        double a = now_ms();
+        for (int m = 0; m < 5; m++) /* HR, steps, HRV, RR, SpO2 */
+            if (series_minutes_build(smp, n, t0 / 60000 + 60, n,
+                                     m == 1 ? SERIES_AGG_SUM : SERIES_AGG_MEAN, ws, out, NULL) != 0)
+                goto done;
+        times[k] = now_ms() - a;
+    }
+    qsort(times, (size_t)reps, sizeof(double), cmp_double);
+    *median_ms = times[reps / 2];
+    rc = 0;
+done:
+    free(ws);
+    free(times);
+    free(out);
+    free(smp);
+    return rc;
+}
+
+int main(void)
+{
+    struct run week, year;
+    double series_ms;
+    int fail = 0;
+    if (bench_series(101, &series_ms) != 0 || bench_analysis(WEEK, 201, &week) != 0 ||
+        bench_analysis(YEAR, 11, &year) != 0) {
+        fprintf(stderr, "analysis_bench: setup failed\n");
+        return 1;
+    }
+    printf("analysis_bench: series build, 1 week x 5 metrics (10,080 samples each): "
+           "median %.3f ms (no target; counted in the week total below)\n",
+           series_ms);
+    printf("analysis_bench: full analysis, 1 week (10,080 min): median %.3f ms, best %.3f ms; "
+           "target <= 1 ms -> %s\n",
+           week.median_ms, week.min_ms, week.median_ms <= 1.0 ? "met" : "MISSED");
+    printf("analysis_bench: series + analysis, 1 week: %.3f ms; target <= 1 ms -> %s\n",
+           series_ms + week.median_ms, series_ms + week.median_ms <= 1.0 ? "met" : "MISSED");
+    printf("analysis_bench: full analysis, 1 year (525,600 min): median %.2f ms, best %.2f ms; "
+           "target <= 50 ms -> %s\n",
+           year.median_ms, year.min_ms, year.median_ms <= 50.0 ? "met" : "MISSED");
+    printf("analysis_bench: heap change during timed analyses: week %ld bytes, year %ld bytes; "
+           "target 0 -> %s\n",
+           week.heap_delta, year.heap_delta,
+           (week.heap_delta == 0 && year.heap_delta == 0) ? "met" : "MISSED");
+    fail = week.median_ms > 1.0 || year.median_ms > 50.0 || week.heap_delta || year.heap_delta;
+    return fail ? 1 : 0;
+}
