@@ -53,10 +53,10 @@ enum sleep_ck_scale {
 int sleep_score_cole_kripke(const double *counts, size_t n, enum sleep_ck_scale scale,
                             uint8_t *state);
 
-/* ActiGraph's ActiLife implementation of Sadeh scores sleep when PS > -4;
- * most published comparisons use that form, so it is our default. The
- * threshold is a parameter so the paper's own cut-off can be used instead
- * (see docs/algorithms.md). */
+/* Sadeh et al. (1994) score sleep when PS >= 0. ActiGraph's ActiLife
+ * implementation scores sleep when PS > -4; most published comparisons of
+ * ActiGraph data use that form, so it is Clarity's default. */
+#define SLEEP_SADEH_THRESHOLD_ORIGINAL 0.0
 #define SLEEP_SADEH_THRESHOLD_ACTILIFE (-4.0)
 
 /*
