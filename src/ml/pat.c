@@ -9,6 +9,7 @@
  * row. At most one block x N score matrix exists at a time, never N x N x H.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,13 +23,14 @@
 
 struct pat_workspace {
     const struct pat_model *model;
+    int n_threads;
     float *x;      /* [N, 96] hidden state */
     float *qkv;    /* [N, 3*H*96] */
     float *ctx;    /* [N, H*96] concatenated head outputs */
-    float *scores; /* [PAT_ATT_BLOCK, N] */
-    float *inv;    /* [PAT_ATT_BLOCK] 1 / softmax row sums */
     float *tmp;    /* [N, 96] */
     float *ff;     /* [N, 256] */
+    float *scores[PAT_MAX_THREADS]; /* per thread [PAT_ATT_BLOCK, N] */
+    float *inv[PAT_MAX_THREADS];    /* per thread [PAT_ATT_BLOCK] 1 / row sums */
 };
 
 const char *pat_strerror(int rc)
@@ -112,34 +114,46 @@ void pat_workspace_free(struct pat_workspace *ws)
     free(ws->x);
     free(ws->qkv);
     free(ws->ctx);
-    free(ws->scores);
-    free(ws->inv);
     free(ws->tmp);
     free(ws->ff);
+    for (int t = 0; t < PAT_MAX_THREADS; t++) {
+        free(ws->scores[t]);
+        free(ws->inv[t]);
+    }
     free(ws);
 }
 
-struct pat_workspace *pat_workspace_new(const struct pat_model *m)
+struct pat_workspace *pat_workspace_new(const struct pat_model *m, int n_threads)
 {
     struct pat_workspace *ws;
     const size_t n = m->n, hd = m->n_heads * PAT_EMBED_DIM;
 
+    if (n_threads < 1)
+        n_threads = 1;
+    if (n_threads > PAT_MAX_THREADS)
+        n_threads = PAT_MAX_THREADS;
     ws = calloc(1, sizeof *ws);
     if (!ws)
         return NULL;
     ws->model = m;
+    ws->n_threads = n_threads;
     ws->x = pat_floats_new(n * PAT_EMBED_DIM);
     ws->qkv = pat_floats_new(n * 3 * hd);
     ws->ctx = pat_floats_new(n * hd);
-    ws->scores = pat_floats_new((size_t)PAT_ATT_BLOCK * n);
-    ws->inv = pat_floats_new(PAT_ATT_BLOCK);
     ws->tmp = pat_floats_new(n * PAT_EMBED_DIM);
     ws->ff = pat_floats_new(n * PAT_FF_DIM);
-    if (!ws->x || !ws->qkv || !ws->ctx || !ws->scores || !ws->inv || !ws->tmp || !ws->ff) {
-        pat_workspace_free(ws);
-        return NULL;
+    if (!ws->x || !ws->qkv || !ws->ctx || !ws->tmp || !ws->ff)
+        goto fail;
+    for (int t = 0; t < n_threads; t++) {
+        ws->scores[t] = pat_floats_new((size_t)PAT_ATT_BLOCK * n);
+        ws->inv[t] = pat_floats_new(PAT_ATT_BLOCK);
+        if (!ws->scores[t] || !ws->inv[t])
+            goto fail;
     }
     return ws;
+fail:
+    pat_workspace_free(ws);
+    return NULL;
 }
 
 /* ---- softmax ----------------------------------------------------------- */
@@ -286,12 +300,13 @@ static void add_layer_norm(float *x, const float *t, size_t rows, const float *g
  * out[t] = b + w[0] x[t-1] + w[1] x[t] + w[2] x[t+1]), then the mean over
  * the S outputs.
  */
-static void conv_embed(const struct pat_model *m, const float *input, float *x)
+static void conv_embed(const struct pat_model *m, const float *input, float *x, size_t r0,
+                       size_t r1)
 {
     const size_t s = m->patch;
     const float *w = m->patch_w, *b = m->patch_b;
 
-    for (size_t p = 0; p < m->n; p++) {
+    for (size_t p = r0; p < r1; p++) {
         const float *in = input + p * s;
         float acc[PAT_EMBED_DIM] = {0};
 
@@ -308,45 +323,106 @@ static void conv_embed(const struct pat_model *m, const float *input, float *x)
     }
 }
 
-/* Multi-head self-attention of block ly on ws->x into ws->tmp ([N,96]). */
-static void attention(const struct pat_model *m, const struct pat_layer *ly,
-                      struct pat_workspace *ws, float *att_out)
+/* ---- one thread's share of a forward pass ------------------------------ */
+
+/*
+ * Threads split the N token rows into contiguous slices. Everything but
+ * attention is row-local (embedding, projections, LayerNorm, feed-forward),
+ * and attention for a slice of query rows only reads K and V of all rows,
+ * so a block needs two barriers: after the QKV projection (K, V complete)
+ * and before the next block overwrites Q, K, V.
+ */
+struct slice {
+    const struct pat_model *m;
+    struct pat_workspace *ws;
+    const float *input;
+    float *att;             /* NULL or [L, N, N] */
+    pthread_barrier_t *bar; /* NULL when single-threaded */
+    size_t r0, r1;          /* token rows [r0, r1) */
+    int tid;
+    /* start gate: threads run only once all of them exist */
+    pthread_mutex_t *gate_mu;
+    pthread_cond_t *gate_cv;
+    int *gate; /* 0 wait, 1 go, -1 give up */
+};
+
+static void sync_all(const struct slice *sl)
 {
+    if (sl->bar)
+        pthread_barrier_wait(sl->bar);
+}
+
+static void embed_rows(const struct slice *sl)
+{
+    const struct pat_model *m = sl->m;
+    float *x = sl->ws->x;
+    const size_t r0 = sl->r0, rows = sl->r1 - sl->r0;
+
+    if (m->conv) {
+        conv_embed(m, sl->input, x, r0, sl->r1);
+    } else {
+        /* The week read row-major as [N, S] is exactly the patch matrix. */
+        rows_fill(x + r0 * PAT_EMBED_DIM, rows, PAT_EMBED_DIM, PAT_EMBED_DIM, m->patch_b);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, PAT_EMBED_DIM,
+                    (int)m->patch, 1.0f, sl->input + r0 * m->patch, (int)m->patch, m->patch_w,
+                    PAT_EMBED_DIM, 1.0f, x + r0 * PAT_EMBED_DIM, PAT_EMBED_DIM);
+    }
+    for (size_t i = r0 * PAT_EMBED_DIM; i < sl->r1 * PAT_EMBED_DIM; i++)
+        x[i] += m->pe[i];
+}
+
+static void project_qkv(const struct slice *sl, const struct pat_layer *ly)
+{
+    struct pat_workspace *ws = sl->ws;
+    const size_t ld = 3 * sl->m->n_heads * PAT_EMBED_DIM, rows = sl->r1 - sl->r0;
+
+    rows_fill(ws->qkv + sl->r0 * ld, rows, ld, ld, ly->bqkv);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)ld, PAT_EMBED_DIM, 1.0f,
+                ws->x + sl->r0 * PAT_EMBED_DIM, PAT_EMBED_DIM, ly->wqkv, (int)ld, 1.0f,
+                ws->qkv + sl->r0 * ld, (int)ld);
+}
+
+/*
+ * Multi-head self-attention for query rows [r0, r1) into ws->tmp rows
+ * (Keras MultiHeadAttention: softmax(Q K^T / sqrt(key_dim)) V per head, then
+ * the output kernel [H,96,96], read as [H*96, 96], sums over heads).
+ */
+static void attend_rows(const struct slice *sl, const struct pat_layer *ly, float *att_l)
+{
+    const struct pat_model *m = sl->m;
+    struct pat_workspace *ws = sl->ws;
     const size_t n = m->n, heads = m->n_heads, hd = heads * PAT_EMBED_DIM, ld = 3 * hd;
-    /* Keras MultiHeadAttention scales the query by 1/sqrt(key_dim). */
+    const size_t r0 = sl->r0, r1 = sl->r1;
     const float scale = 1.0f / sqrtf((float)PAT_EMBED_DIM), inv_heads = 1.0f / (float)heads;
+    float *scores = ws->scores[sl->tid], *inv = ws->inv[sl->tid];
     float (*softmax_row)(float *, size_t) =
         __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? softmax_row_avx2
                                                                          : softmax_row_generic;
-
-    rows_fill(ws->qkv, n, ld, ld, ly->bqkv);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)ld, PAT_EMBED_DIM, 1.0f,
-                ws->x, PAT_EMBED_DIM, ly->wqkv, (int)ld, 1.0f, ws->qkv, (int)ld);
 
     for (size_t h = 0; h < heads; h++) {
         const float *q = ws->qkv + h * PAT_EMBED_DIM;
         const float *k = ws->qkv + hd + h * PAT_EMBED_DIM;
         const float *v = ws->qkv + 2 * hd + h * PAT_EMBED_DIM;
 
-        for (size_t r0 = 0; r0 < n; r0 += PAT_ATT_BLOCK) {
-            const size_t b = n - r0 < PAT_ATT_BLOCK ? n - r0 : PAT_ATT_BLOCK;
-            float *out = ws->ctx + r0 * hd + h * PAT_EMBED_DIM;
+        for (size_t q0 = r0; q0 < r1; q0 += PAT_ATT_BLOCK) {
+            const size_t b = r1 - q0 < PAT_ATT_BLOCK ? r1 - q0 : PAT_ATT_BLOCK;
+            float *out = ws->ctx + q0 * hd + h * PAT_EMBED_DIM;
 
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, PAT_EMBED_DIM,
-                        scale, q + r0 * ld, (int)ld, k, (int)ld, 0.0f, ws->scores, (int)n);
+                        scale, q + q0 * ld, (int)ld, k, (int)ld, 0.0f, scores, (int)n);
             for (size_t i = 0; i < b; i++)
-                ws->inv[i] = softmax_row(ws->scores + i * n, n);
+                inv[i] = softmax_row(scores + i * n, n);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, PAT_EMBED_DIM, (int)n,
-                        1.0f, ws->scores, (int)n, v, (int)ld, 0.0f, out, (int)hd);
+                        1.0f, scores, (int)n, v, (int)ld, 0.0f, out, (int)hd);
             for (size_t i = 0; i < b; i++) {
-                float *o = out + i * hd, s = ws->inv[i];
+                float *o = out + i * hd, s = inv[i];
                 for (size_t j = 0; j < PAT_EMBED_DIM; j++)
                     o[j] *= s;
             }
-            if (att_out) {
+            if (att_l) {
                 for (size_t i = 0; i < b; i++) {
-                    const float *p = ws->scores + i * n;
-                    float *a = att_out + (r0 + i) * n, s = ws->inv[i] * inv_heads;
+                    const float *p = scores + i * n;
+                    float *a = att_l + (q0 + i) * n, s = inv[i] * inv_heads;
                     if (h == 0) {
                         for (size_t j = 0; j < n; j++)
                             a[j] = p[j] * s;
@@ -358,33 +434,84 @@ static void attention(const struct pat_model *m, const struct pat_layer *ly,
             }
         }
     }
-    /* Output projection: kernel [H,96,96] read as [H*96, 96] sums the heads. */
-    rows_fill(ws->tmp, n, PAT_EMBED_DIM, PAT_EMBED_DIM, ly->bo);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, PAT_EMBED_DIM, (int)hd, 1.0f,
-                ws->ctx, (int)hd, ly->wo, PAT_EMBED_DIM, 1.0f, ws->tmp, PAT_EMBED_DIM);
+    rows_fill(ws->tmp + r0 * PAT_EMBED_DIM, r1 - r0, PAT_EMBED_DIM, PAT_EMBED_DIM, ly->bo);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), PAT_EMBED_DIM, (int)hd,
+                1.0f, ws->ctx + r0 * hd, (int)hd, ly->wo, PAT_EMBED_DIM, 1.0f,
+                ws->tmp + r0 * PAT_EMBED_DIM, PAT_EMBED_DIM);
 }
 
-/* h := LN2(h + Dense96(ReLU(Dense256(h)))), ws->x in place. */
-static void feed_forward(const struct pat_model *m, const struct pat_layer *ly,
-                         struct pat_workspace *ws)
+/* rows := LN2(rows + Dense96(ReLU(Dense256(rows)))), ws->x in place. */
+static void feed_forward_rows(const struct slice *sl, const struct pat_layer *ly)
 {
-    const size_t n = m->n, total = n * PAT_FF_DIM;
+    struct pat_workspace *ws = sl->ws;
+    const size_t r0 = sl->r0, rows = sl->r1 - sl->r0;
+    float *x = ws->x + r0 * PAT_EMBED_DIM, *ff = ws->ff + r0 * PAT_FF_DIM;
+    float *t = ws->tmp + r0 * PAT_EMBED_DIM;
 
-    rows_fill(ws->ff, n, PAT_FF_DIM, PAT_FF_DIM, ly->b1);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, PAT_FF_DIM, PAT_EMBED_DIM,
-                1.0f, ws->x, PAT_EMBED_DIM, ly->w1, PAT_FF_DIM, 1.0f, ws->ff, PAT_FF_DIM);
-    for (size_t i = 0; i < total; i++)
-        ws->ff[i] = ws->ff[i] > 0.0f ? ws->ff[i] : 0.0f;
-    rows_fill(ws->tmp, n, PAT_EMBED_DIM, PAT_EMBED_DIM, ly->b2);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, PAT_EMBED_DIM, PAT_FF_DIM,
-                1.0f, ws->ff, PAT_FF_DIM, ly->w2, PAT_EMBED_DIM, 1.0f, ws->tmp, PAT_EMBED_DIM);
-    add_layer_norm(ws->x, ws->tmp, n, ly->ln2_g, ly->ln2_b);
+    rows_fill(ff, rows, PAT_FF_DIM, PAT_FF_DIM, ly->b1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, PAT_FF_DIM, PAT_EMBED_DIM,
+                1.0f, x, PAT_EMBED_DIM, ly->w1, PAT_FF_DIM, 1.0f, ff, PAT_FF_DIM);
+    for (size_t i = 0; i < rows * PAT_FF_DIM; i++)
+        ff[i] = ff[i] > 0.0f ? ff[i] : 0.0f;
+    rows_fill(t, rows, PAT_EMBED_DIM, PAT_EMBED_DIM, ly->b2);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, PAT_EMBED_DIM, PAT_FF_DIM,
+                1.0f, ff, PAT_FF_DIM, ly->w2, PAT_EMBED_DIM, 1.0f, t, PAT_EMBED_DIM);
+    add_layer_norm(x, t, rows, ly->ln2_g, ly->ln2_b);
+}
+
+static void run_slice(const struct slice *sl)
+{
+    const struct pat_model *m = sl->m;
+    const size_t n = m->n, r0 = sl->r0, rows = sl->r1 - sl->r0;
+
+    embed_rows(sl);
+    /* Post-norm blocks: h1 = LN1(h + MHA(h)); h = LN2(h1 + FF(h1)). */
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const struct pat_layer *ly = &m->layers[l];
+        if (l > 0)
+            sync_all(sl); /* every slice is done reading the previous K, V */
+        project_qkv(sl, ly);
+        sync_all(sl); /* K and V of all rows are ready */
+        attend_rows(sl, ly, sl->att ? sl->att + l * n * n : NULL);
+        add_layer_norm(sl->ws->x + r0 * PAT_EMBED_DIM, sl->ws->tmp + r0 * PAT_EMBED_DIM, rows,
+                       ly->ln1_g, ly->ln1_b);
+        feed_forward_rows(sl, ly);
+    }
+}
+
+static void *slice_thread(void *arg)
+{
+    struct slice *sl = arg;
+    int go;
+
+    pthread_mutex_lock(sl->gate_mu);
+    while (*sl->gate == 0)
+        pthread_cond_wait(sl->gate_cv, sl->gate_mu);
+    go = *sl->gate;
+    pthread_mutex_unlock(sl->gate_mu);
+    if (go > 0)
+        run_slice(sl);
+    return NULL;
+}
+
+static void open_gate(pthread_mutex_t *mu, pthread_cond_t *cv, int *gate, int value)
+{
+    pthread_mutex_lock(mu);
+    *gate = value;
+    pthread_cond_broadcast(cv);
+    pthread_mutex_unlock(mu);
 }
 
 int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const float *input,
                       float *tokens, float *pooled, float *attention_out)
 {
-    const size_t n = m ? m->n : 0;
+    pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+    pthread_barrier_t bar;
+    pthread_t th[PAT_MAX_THREADS];
+    struct slice sl[PAT_MAX_THREADS];
+    int gate = 0, threads, started = 0;
+    size_t n;
 
     if (!m || !ws || !input || ws->model != m)
         return PAT_ERR_ARG;
@@ -392,27 +519,49 @@ int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const
         if (!isfinite(input[i]))
             return PAT_ERR_INPUT;
     }
+    n = m->n;
+    /* Own threads only over single-threaded BLAS; otherwise OpenBLAS
+     * parallelises each product and this pass stays on the caller's thread. */
+    threads = openblas_get_num_threads() > 1 ? 1 : ws->n_threads;
+    if ((size_t)threads > n / 16)
+        threads = 1;
 
-    /* Patch embedding, then the positional embedding. */
-    if (m->conv) {
-        conv_embed(m, input, ws->x);
-    } else {
-        /* The week read row-major as [N, S] is exactly the patch matrix. */
-        rows_fill(ws->x, n, PAT_EMBED_DIM, PAT_EMBED_DIM, m->patch_b);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, PAT_EMBED_DIM,
-                    (int)m->patch, 1.0f, input, (int)m->patch, m->patch_w, PAT_EMBED_DIM, 1.0f,
-                    ws->x, PAT_EMBED_DIM);
+    for (int t = 0; t < threads; t++) {
+        sl[t] = (struct slice){.m = m, .ws = ws, .input = input, .att = attention_out,
+                               .bar = threads > 1 ? &bar : NULL, .r0 = n * (size_t)t / (size_t)threads,
+                               .r1 = n * (size_t)(t + 1) / (size_t)threads, .tid = t,
+                               .gate_mu = &gate_mu, .gate_cv = &gate_cv, .gate = &gate};
     }
-    for (size_t i = 0; i < n * PAT_EMBED_DIM; i++)
-        ws->x[i] += m->pe[i];
-
-    /* Post-norm blocks: h1 = LN1(h + MHA(h)); h = LN2(h1 + FF(h1)). */
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const struct pat_layer *ly = &m->layers[l];
-        attention(m, ly, ws, attention_out ? attention_out + l * n * n : NULL);
-        add_layer_norm(ws->x, ws->tmp, n, ly->ln1_g, ly->ln1_b);
-        feed_forward(m, ly, ws);
+    if (threads > 1) {
+        if (pthread_barrier_init(&bar, NULL, (unsigned)threads) != 0) {
+            threads = 1;
+            sl[0].r1 = n;
+            sl[0].bar = NULL;
+        }
     }
+    for (int t = 1; t < threads; t++) {
+        if (pthread_create(&th[t], NULL, slice_thread, &sl[t]) != 0)
+            break;
+        started++;
+    }
+    if (threads > 1 && started != threads - 1) {
+        /* Could not start them all: release those that exist, run alone. */
+        open_gate(&gate_mu, &gate_cv, &gate, -1);
+        for (int t = 1; t <= started; t++)
+            pthread_join(th[t], NULL);
+        pthread_barrier_destroy(&bar);
+        threads = 1;
+        sl[0].r1 = n;
+        sl[0].bar = NULL;
+        started = 0;
+    }
+    if (started)
+        open_gate(&gate_mu, &gate_cv, &gate, 1);
+    run_slice(&sl[0]);
+    for (int t = 1; t <= started; t++)
+        pthread_join(th[t], NULL);
+    if (threads > 1)
+        pthread_barrier_destroy(&bar);
 
     if (tokens)
         memcpy(tokens, ws->x, n * PAT_EMBED_DIM * sizeof(float));

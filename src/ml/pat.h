@@ -35,6 +35,7 @@
 #define PAT_FF_DIM 256      /* feed-forward hidden width */
 #define PAT_MAX_LAYERS 16   /* caps what a weights file may declare */
 #define PAT_MAX_HEADS 32
+#define PAT_MAX_THREADS 16  /* threads one forward pass may use */
 #define PAT_MAX_TOKENS 2520 /* patch size >= 4: bounds attention memory */
 
 /* Error codes (negative); pat_strerror names them. */
@@ -115,11 +116,17 @@ size_t pat_model_tokens(const struct pat_model *m);
 size_t pat_model_layers(const struct pat_model *m);
 
 /*
- * Allocate the scratch memory of one forward pass of m (a few MB; about
- * 20 MB for PAT-L). Returns NULL when out of memory. The workspace borrows m,
- * which must outlive it. Caller frees with pat_workspace_free.
+ * Allocate the scratch memory of forward passes of m (a few MB; about
+ * 20 MB for PAT-L). n_threads (1..PAT_MAX_THREADS, clamped) is how many
+ * threads one pat_model_forward on this workspace may use: the caller's
+ * thread plus n_threads - 1 started per call, each taking a contiguous slice
+ * of the tokens. They are used only while OpenBLAS itself runs
+ * single-threaded (pat_blas_threads_set(1)); with a multi-threaded OpenBLAS
+ * the pass stays on the caller's thread and OpenBLAS parallelises each
+ * matrix product instead. Returns NULL when out of memory. The workspace
+ * borrows m, which must outlive it. Caller frees with pat_workspace_free.
  */
-struct pat_workspace *pat_workspace_new(const struct pat_model *m);
+struct pat_workspace *pat_workspace_new(const struct pat_model *m, int n_threads);
 void pat_workspace_free(struct pat_workspace *ws);
 
 /*
@@ -141,9 +148,10 @@ int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const
                       float *tokens, float *pooled, float *attention);
 
 /*
- * Set the number of threads OpenBLAS uses inside one forward pass. This is
- * process-wide library state: call it once at start-up (workers that run
- * inferences on their own threads in parallel want 1). n < 1 is taken as 1.
+ * Set the number of threads OpenBLAS uses for each matrix product. This is
+ * process-wide library state: call it once at start-up. Clarity wants 1 and
+ * parallelism from workspaces (faster on small products, and safe for
+ * workers running inferences side by side). n < 1 is taken as 1.
  */
 void pat_blas_threads_set(int n);
 

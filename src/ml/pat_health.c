@@ -48,7 +48,7 @@ int pat_health_check(void *ctx, json_t *details, char *err, size_t errlen)
         json_object_set_new(details, "variant", json_string(info.variant));
         json_object_set_new(details, "sha256", json_string(info.sha256));
     }
-    ws = pat_workspace_new(c->model);
+    ws = pat_workspace_new(c->model, 1);
     if (!ws) {
         snprintf(err, errlen, "out of memory for the canary inference");
         goto done;

@@ -35,7 +35,7 @@ static void test_pat_l_matches_reference(void **state)
     pat_model_info_get(m, &info);
     assert_string_equal(info.variant, "PAT-L");
     assert_true(fabs(info.flops - 27.5e9) < 0.1e9);
-    ws = pat_workspace_new(m);
+    ws = pat_workspace_new(m, 2);
     assert_non_null(ws);
 
     const size_t n = rm.n, l = rm.l;
@@ -77,5 +77,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pat_l_matches_reference),
     };
+    pat_blas_threads_set(1); /* the workspace's 2 threads do the parallel work */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,9 +56,6 @@ static void check_against_reference(int conv, size_t s, size_t l, size_t h, uint
     assert_int_equal(info.n_tokens, rm.n);
     assert_int_equal(info.n_layers, l);
     assert_int_equal(info.n_heads, h);
-    ws = pat_workspace_new(m);
-    assert_non_null(ws);
-
     const size_t n = rm.n;
     float *tok = malloc(n * PAT_EMBED_DIM * sizeof *tok), pooled[PAT_EMBED_DIM];
     double *rtok = malloc(n * PAT_EMBED_DIM * sizeof *rtok), rpooled[PAT_EMBED_DIM];
@@ -68,19 +65,26 @@ static void check_against_reference(int conv, size_t s, size_t l, size_t h, uint
     for (size_t i = 0; i < n_kinds; i++) {
         int with_att = want_att && i == 0;
         ref_input(kinds[i], seed + 17 * i, in);
-        rc = pat_model_forward(m, ws, in, tok, pooled, with_att ? att : NULL);
-        assert_int_equal(rc, PAT_OK);
         ref_forward(&rm, in, rtok, rpooled, with_att ? ratt : NULL);
-        double et = ref_max_abs_diff(tok, rtok, n * PAT_EMBED_DIM);
-        double ep = ref_max_abs_diff(pooled, rpooled, PAT_EMBED_DIM);
-        print_message("%s input %d: max|err| tokens %.3g pooled %.3g\n", variant, kinds[i], et,
-                      ep);
-        assert_true(et <= TOL);
-        assert_true(ep <= TOL);
-        if (with_att) {
-            double ea = ref_max_abs_diff(att, ratt, l * n * n);
-            print_message("%s input %d: max|err| attention %.3g\n", variant, kinds[i], ea);
-            assert_true(ea <= 1e-5);
+        /* One thread, and three (an uneven split of the tokens). */
+        for (int threads = 1; threads <= 3; threads += 2) {
+            ws = pat_workspace_new(m, threads);
+            assert_non_null(ws);
+            rc = pat_model_forward(m, ws, in, tok, pooled, with_att ? att : NULL);
+            assert_int_equal(rc, PAT_OK);
+            double et = ref_max_abs_diff(tok, rtok, n * PAT_EMBED_DIM);
+            double ep = ref_max_abs_diff(pooled, rpooled, PAT_EMBED_DIM);
+            print_message("%s input %d, %d thread(s): max|err| tokens %.3g pooled %.3g\n",
+                          variant, kinds[i], threads, et, ep);
+            assert_true(et <= TOL);
+            assert_true(ep <= TOL);
+            if (with_att) {
+                double ea = ref_max_abs_diff(att, ratt, l * n * n);
+                print_message("%s input %d: max|err| attention %.3g\n", variant, kinds[i], ea);
+                assert_true(ea <= 1e-5);
+            }
+            pat_workspace_free(ws);
+            ws = NULL;
         }
     }
     free(att);
@@ -400,7 +404,7 @@ struct thread_job {
 static void *run_job(void *arg)
 {
     struct thread_job *j = arg;
-    struct pat_workspace *ws = pat_workspace_new(j->m);
+    struct pat_workspace *ws = pat_workspace_new(j->m, 1);
     j->rc = ws ? PAT_OK : PAT_ERR_NOMEM;
     for (int rep = 0; j->rc == PAT_OK && rep < 3; rep++)
         j->rc = pat_model_forward(j->m, ws, j->in, NULL, j->pooled, NULL);
@@ -423,8 +427,8 @@ static void test_forward_arguments_and_threads(void **state)
     write_model_file(&rm2, "pat_b", "", NULL, path2, sizeof path2);
     assert_int_equal(pat_model_load(path, NULL, &m, err, sizeof err), PAT_OK);
     assert_int_equal(pat_model_load(path2, NULL, &m2, err, sizeof err), PAT_OK);
-    ws = pat_workspace_new(m);
-    ws2 = pat_workspace_new(m2);
+    ws = pat_workspace_new(m, 1);
+    ws2 = pat_workspace_new(m2, 1);
     assert_non_null(ws);
     assert_non_null(ws2);
 
@@ -646,5 +650,7 @@ int main(void)
         cmocka_unit_test(test_head),
         cmocka_unit_test(test_health_check),
     };
+    /* Parallelism comes from workspaces; OpenBLAS runs single-threaded. */
+    pat_blas_threads_set(1);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
