@@ -1,0 +1,542 @@
+/*
+ * migrate.c — the schema, as forward-only migrations. See migrate.h and
+ * docs/data-model.md.
+ *
+ * Both backends run the same SQL except for two placeholders substituted per
+ * backend before checksumming:
+ *   {ID}    SQLite "INTEGER PRIMARY KEY" (the rowid) / PostgreSQL identity
+ *   {BLOB}  SQLite BLOB / PostgreSQL BYTEA
+ * Timestamps are BIGINT epoch milliseconds (UTC) in both, ids TEXT, so that a
+ * row means the same on either backend.
+ */
+#include "store/migrate.h"
+
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "store/store_int.h"
+
+struct migration {
+    const char *name;
+    const char *ddl;      /* run in one transaction with the _migrations row */
+    const char *backfill; /* one batch; repeated until it changes no row (NULL: none) */
+};
+
+/* 001: every table of the storage model (ARCHITECTURE.md) with the indexes of
+ * the deployment guide: users (created_at desc, email); health data
+ * (user_id, timestamp desc, data_type); insights (user_id, created_at desc,
+ * insight_type). */
+static const char m001_ddl[] =
+    "CREATE TABLE users ("
+    " id TEXT PRIMARY KEY,"
+    " email TEXT NOT NULL UNIQUE,"
+    " password_hash TEXT NOT NULL DEFAULT '',"
+    " first_name TEXT NOT NULL DEFAULT '',"
+    " last_name TEXT NOT NULL DEFAULT '',"
+    " phone_number TEXT NOT NULL DEFAULT '',"
+    " role TEXT NOT NULL DEFAULT 'patient'"
+    "  CHECK (role IN ('patient','clinician','researcher','admin')),"
+    " status TEXT NOT NULL DEFAULT 'active',"
+    " failed_logins INTEGER NOT NULL DEFAULT 0,"
+    " locked_until BIGINT NOT NULL DEFAULT 0,"
+    " last_login BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);\n"
+    "CREATE INDEX users_created_email ON users (created_at DESC, email);\n"
+    "CREATE TABLE refresh_tokens ("
+    " id TEXT PRIMARY KEY,"
+    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " family_id TEXT NOT NULL,"
+    " token_hash TEXT NOT NULL UNIQUE,"
+    " created_at BIGINT NOT NULL,"
+    " expires_at BIGINT NOT NULL,"
+    " revoked_at BIGINT NOT NULL DEFAULT 0,"
+    " replaced_by TEXT NOT NULL DEFAULT '');\n"
+    "CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);\n"
+    "CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);\n"
+    /* Audit rows name the actor but hold no foreign key: they outlive erasure
+     * unless deleted on purpose, and never hold health values. */
+    "CREATE TABLE audit_log ("
+    " id TEXT PRIMARY KEY,"
+    " user_id TEXT NOT NULL DEFAULT '',"
+    " action TEXT NOT NULL,"
+    " resource_type TEXT NOT NULL DEFAULT '',"
+    " resource_id TEXT NOT NULL DEFAULT '',"
+    " outcome TEXT NOT NULL,"
+    " request_id TEXT NOT NULL DEFAULT '',"
+    " ip TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL);\n"
+    "CREATE INDEX audit_log_user_created ON audit_log (user_id, created_at DESC, id DESC);\n"
+    "CREATE TABLE uploads ("
+    " id TEXT PRIMARY KEY,"
+    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " source TEXT NOT NULL DEFAULT '',"
+    " status TEXT NOT NULL DEFAULT 'received'"
+    "  CHECK (status IN ('received','processing','completed','failed')),"
+    " total_metrics BIGINT NOT NULL DEFAULT 0,"
+    " processed_metrics BIGINT NOT NULL DEFAULT 0,"
+    " accepted BIGINT NOT NULL DEFAULT 0,"
+    " rejected BIGINT NOT NULL DEFAULT 0,"
+    " progress DOUBLE PRECISION NOT NULL DEFAULT 0,"
+    " error TEXT NOT NULL DEFAULT '',"
+    " sync_token TEXT NOT NULL DEFAULT '',"
+    " client_timestamp BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);\n"
+    "CREATE INDEX uploads_user_created ON uploads (user_id, created_at DESC, id DESC);\n"
+    "CREATE TABLE health_samples ("
+    " id {ID},"
+    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " upload_id TEXT REFERENCES uploads(id) ON DELETE CASCADE,"
+    " metric_type TEXT NOT NULL,"
+    " start_ms BIGINT NOT NULL,"
+    " end_ms BIGINT NOT NULL,"
+    " value DOUBLE PRECISION,"
+    " value2 DOUBLE PRECISION,"
+    " unit TEXT NOT NULL DEFAULT '',"
+    " source TEXT NOT NULL DEFAULT '',"
+    " device TEXT NOT NULL DEFAULT '',"
+    " hk_uuid TEXT,"
+    " payload TEXT,"
+    " created_at BIGINT NOT NULL);\n"
+    /* NULLs are distinct in a unique index on both backends, so samples
+     * without a HealthKit uuid are never deduplicated. */
+    "CREATE UNIQUE INDEX health_samples_user_uuid ON health_samples (user_id, hk_uuid);\n"
+    "CREATE INDEX health_samples_user_time_type"
+    " ON health_samples (user_id, start_ms DESC, metric_type);\n"
+    "CREATE INDEX health_samples_upload ON health_samples (upload_id);\n"
+    "CREATE TABLE raw_uploads ("
+    " upload_id TEXT PRIMARY KEY REFERENCES uploads(id) ON DELETE CASCADE,"
+    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " key_version INTEGER NOT NULL,"
+    " wrapped_dek {BLOB},"
+    " nonce {BLOB},"
+    " ciphertext {BLOB} NOT NULL,"
+    " content_type TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL);\n"
+    "CREATE INDEX raw_uploads_user ON raw_uploads (user_id);\n"
+    "CREATE TABLE analyses ("
+    " id TEXT PRIMARY KEY,"
+    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " upload_id TEXT REFERENCES uploads(id) ON DELETE CASCADE,"
+    " kind TEXT NOT NULL DEFAULT '',"
+    " model_version TEXT NOT NULL DEFAULT '',"
+    " version INTEGER NOT NULL DEFAULT 1,"
+    " coverage TEXT,"
+    " result TEXT,"
+    " created_at BIGINT NOT NULL);\n"
+    "CREATE INDEX analyses_user_created ON analyses (user_id, created_at DESC, id DESC);\n"
+    "CREATE INDEX analyses_upload ON analyses (upload_id);\n"
+    "CREATE TABLE insights ("
+    " id TEXT PRIMARY KEY,"
+    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " analysis_id TEXT REFERENCES analyses(id) ON DELETE CASCADE,"
+    " insight_type TEXT NOT NULL DEFAULT '',"
+    " generator TEXT NOT NULL DEFAULT '',"
+    " narrative TEXT NOT NULL DEFAULT '',"
+    " body TEXT,"
+    " confidence DOUBLE PRECISION NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL);\n"
+    "CREATE INDEX insights_user_created_type"
+    " ON insights (user_id, created_at DESC, insight_type);\n"
+    "CREATE INDEX insights_analysis ON insights (analysis_id);\n"
+    "CREATE TABLE key_ring ("
+    " version INTEGER PRIMARY KEY,"
+    " algorithm TEXT NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active','retired')),"
+    " wrapped_key {BLOB} NOT NULL,"
+    " created_at BIGINT NOT NULL);\n"
+    /* state 0 = unacknowledged (visible when visible_at <= now, leased until
+     * visible_at otherwise), 1 = acknowledged (kept for the retention). */
+    "CREATE TABLE queue_messages ("
+    " id {ID},"
+    " topic TEXT NOT NULL,"
+    " payload TEXT NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " max_attempts INTEGER NOT NULL,"
+    " visible_at BIGINT NOT NULL,"
+    " lease_token TEXT NOT NULL DEFAULT '',"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " original_topic TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL,"
+    " acked_at BIGINT);\n"
+    "CREATE INDEX queue_messages_ready ON queue_messages (topic, visible_at, id) WHERE state = 0;\n"
+    "CREATE INDEX queue_messages_acked ON queue_messages (acked_at) WHERE state = 1;\n";
+
+/* 002: the guide's data-quality fields, with a batched backfill. Rows stored
+ * before 002 were never quality-checked: they get processing_version 1,
+ * validation_status 'unvalidated' and a quality score of 1 when they carry a
+ * value (0 when empty). Rows written after 002 carry the writer's values. */
+static const char m002_ddl[] =
+    "ALTER TABLE health_samples ADD COLUMN quality_score DOUBLE PRECISION;\n"
+    "ALTER TABLE health_samples ADD COLUMN validation_status TEXT;\n"
+    "ALTER TABLE health_samples ADD COLUMN processing_version INTEGER;\n"
+    /* Lets each batch find the rows left without scanning the table. */
+    "CREATE INDEX health_samples_unversioned ON health_samples (id)"
+    " WHERE processing_version IS NULL;\n";
+static const char m002_backfill[] =
+    "UPDATE health_samples SET"
+    " quality_score = CASE WHEN value IS NULL AND payload IS NULL THEN 0.0 ELSE 1.0 END,"
+    " validation_status = 'unvalidated',"
+    " processing_version = 1"
+    " WHERE id IN (SELECT id FROM health_samples WHERE processing_version IS NULL"
+    " ORDER BY id LIMIT 500)";
+
+static const struct migration migrations[] = {
+    {"001_create_indexes", m001_ddl, NULL},
+    {"002_add_data_quality_fields", m002_ddl, m002_backfill},
+};
+#define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+
+size_t store_migration_count(void) { return N_MIGRATIONS; }
+
+static const char create_table_sql[] =
+    "CREATE TABLE IF NOT EXISTS _migrations ("
+    " name TEXT PRIMARY KEY,"
+    " checksum TEXT NOT NULL,"
+    " applied_at BIGINT NOT NULL,"
+    " complete INTEGER NOT NULL DEFAULT 1)";
+
+/* Substitute the per-backend placeholders. Caller frees. */
+static char *dialect(const struct store *st, const char *sql)
+{
+    static const char *const keys[] = {"{ID}", "{BLOB}"};
+    const char *lite[] = {"INTEGER PRIMARY KEY", "BLOB"};
+    const char *pg[] = {"BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "BYTEA"};
+    const char *const *vals = st->backend == DB_SQLITE ? lite : pg;
+    size_t cap = strlen(sql) * 2 + 64;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    for (const char *p = sql; *p;) {
+        int hit = -1;
+        for (int k = 0; k < 2; k++)
+            if (strncmp(p, keys[k], strlen(keys[k])) == 0)
+                hit = k;
+        const char *src = hit >= 0 ? vals[hit] : p;
+        size_t n = hit >= 0 ? strlen(vals[hit]) : 1;
+        if (o + n + 1 > cap) {
+            free(out);
+            return NULL;
+        }
+        memcpy(out + o, src, n);
+        o += n;
+        p += hit >= 0 ? strlen(keys[hit]) : 1;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* SHA-256 (FIPS 180-4) of the backend's SQL for migration m, in hex. */
+static int checksum(const struct store *st, const struct migration *m, char out[65])
+{
+    char *ddl = dialect(st, m->ddl);
+    if (ddl == NULL)
+        return STORE_ENOMEM;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(ctx, ddl, strlen(ddl)) &&
+             (m->backfill == NULL || EVP_DigestUpdate(ctx, m->backfill, strlen(m->backfill))) &&
+             EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    free(ddl);
+    if (!ok || mdlen != 32)
+        return STORE_EINTERNAL;
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+struct applied {
+    char name[STORE_MIGRATION_NAME_LEN];
+    char checksum[65];
+    int64_t applied_at;
+    int complete;
+};
+
+/* Serialise migrators across processes. SQLite: BEGIN IMMEDIATE already
+ * holds the write lock. PostgreSQL: a transaction-scoped advisory lock. */
+static int lock_migrations(struct store_tx *tx)
+{
+    if (tx->st->backend != DB_POSTGRES)
+        return 0;
+    return db_exec(tx->conn, "SELECT pg_advisory_xact_lock(7718323001)");
+}
+
+/* Read _migrations (created if missing) inside tx. */
+static int read_applied(struct store_tx *tx, struct applied *out, size_t max, size_t *n)
+{
+    struct db_stmt *s = NULL;
+    int rc = db_exec(tx->conn, create_table_sql);
+    if (rc != 0)
+        return store_tx_fail(tx, rc);
+    rc = store_tx_stmt(tx, "SELECT name, checksum, applied_at, complete FROM _migrations ORDER BY name",
+                       &s);
+    if (rc != 0)
+        return rc;
+    size_t k = 0;
+    while ((rc = db_step(s)) == DB_ROW) {
+        if (k == max) {
+            db_stmt_reset(s);
+            snprintf(tx->err, sizeof(tx->err), "too many rows in _migrations");
+            return STORE_EMIGRATION;
+        }
+        store_col_copy(s, 0, out[k].name, sizeof(out[k].name));
+        store_col_copy(s, 1, out[k].checksum, sizeof(out[k].checksum));
+        out[k].applied_at = db_col_int64(s, 2);
+        out[k].complete = (int)db_col_int64(s, 3);
+        k++;
+    }
+    db_stmt_reset(s);
+    if (rc < 0)
+        return store_tx_fail(tx, rc);
+    *n = k;
+    return 0;
+}
+
+#define MAX_APPLIED 256
+
+/*
+ * Compare the database's record with the binary's migrations. Fills status
+ * (N_MIGRATIONS entries). Returns STORE_EMIGRATION with a message in err when
+ * a checksum changed or an unknown migration is recorded.
+ */
+static int compare(struct store_tx *tx, struct store_migration_status *status, char *err,
+                   size_t errlen)
+{
+    struct applied *ap = calloc(MAX_APPLIED, sizeof(*ap));
+    size_t nap = 0;
+    int rc;
+    if (ap == NULL)
+        return STORE_ENOMEM;
+    rc = read_applied(tx, ap, MAX_APPLIED, &nap);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot read _migrations: %s", tx->err);
+        goto done;
+    }
+    for (size_t i = 0; i < N_MIGRATIONS; i++) {
+        struct store_migration_status *ms = &status[i];
+        memset(ms, 0, sizeof(*ms));
+        snprintf(ms->name, sizeof(ms->name), "%s", migrations[i].name);
+        rc = checksum(tx->st, &migrations[i], ms->checksum);
+        if (rc != 0)
+            goto done;
+    }
+    for (size_t j = 0; j < nap; j++) {
+        size_t i = 0;
+        while (i < N_MIGRATIONS && strcmp(migrations[i].name, ap[j].name) != 0)
+            i++;
+        if (i == N_MIGRATIONS) {
+            snprintf(err, errlen,
+                     "the database has migration %s, which this binary does not know "
+                     "(was it migrated by a newer version?)",
+                     ap[j].name);
+            rc = STORE_EMIGRATION;
+            goto done;
+        }
+        struct store_migration_status *ms = &status[i];
+        ms->applied = 1;
+        ms->complete = ap[j].complete;
+        ms->applied_at_ms = ap[j].applied_at;
+        ms->checksum_ok = strcmp(ms->checksum, ap[j].checksum) == 0;
+        if (!ms->checksum_ok) {
+            snprintf(err, errlen,
+                     "migration %s was changed after it was applied (checksum in database "
+                     "%.12s…, in this binary %.12s…); refusing to continue — restore the "
+                     "original migration and add a new one instead",
+                     ms->name, ap[j].checksum, ms->checksum);
+            rc = STORE_EMIGRATION;
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    free(ap);
+    return rc;
+}
+
+int store_migrate_status(struct store *st, struct store_migration_status *out, size_t max,
+                         size_t *n, char *err, size_t errlen)
+{
+    struct store_migration_status status[N_MIGRATIONS];
+    struct store_tx *tx = NULL;
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot begin a transaction: %s", store_strerror(rc));
+        return rc;
+    }
+    int crc = compare(tx, status, err, errlen);
+    if (crc != 0 && crc != STORE_EMIGRATION) {
+        store_tx_rollback(tx);
+        return crc;
+    }
+    rc = store_tx_commit(tx); /* keeps a freshly created _migrations */
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot commit: %s", store_strerror(rc));
+        return rc;
+    }
+    size_t k = N_MIGRATIONS < max ? N_MIGRATIONS : max;
+    memcpy(out, status, k * sizeof(*out));
+    *n = k;
+    return crc;
+}
+
+int store_migrate_pending(struct store *st, int *pending, char *err, size_t errlen)
+{
+    struct store_migration_status status[N_MIGRATIONS];
+    size_t n = 0;
+    int rc = store_migrate_status(st, status, N_MIGRATIONS, &n, err, errlen);
+    if (rc != 0)
+        return rc;
+    int p = 0;
+    for (size_t i = 0; i < n; i++)
+        p += !(status[i].applied && status[i].complete);
+    *pending = p;
+    return 0;
+}
+
+/* Run a migration's backfill in batches of their own transactions, then
+ * mark it complete. Idempotent: each batch only touches rows still unset. */
+static int run_backfill(struct store *st, const struct migration *m, char *err, size_t errlen)
+{
+    for (;;) {
+        struct store_tx *tx = NULL;
+        struct db_stmt *s = NULL;
+        int64_t changed = 0;
+        int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+        if (rc == 0)
+            rc = store_tx_stmt(tx, m->backfill, &s);
+        if (rc == 0)
+            rc = store_tx_run(tx, s, &changed);
+        if (rc == 0 && changed == 0) {
+            rc = store_tx_stmt(tx, "UPDATE _migrations SET complete = 1 WHERE name = ?1", &s);
+            if (rc == 0) {
+                db_bind_text(s, 1, m->name);
+                rc = store_tx_run(tx, s, NULL);
+            }
+        }
+        if (rc != 0) {
+            snprintf(err, errlen, "backfill of %s failed: %s", m->name,
+                     tx != NULL ? tx->err : store_strerror(rc));
+            store_tx_rollback(tx);
+            return rc;
+        }
+        rc = store_tx_commit(tx);
+        if (rc != 0) {
+            snprintf(err, errlen, "backfill of %s failed to commit: %s", m->name,
+                     store_strerror(rc));
+            return rc;
+        }
+        if (changed == 0)
+            return 0;
+    }
+}
+
+int store_migrate_up(struct store *st, const char *target, int *applied, char *err,
+                     size_t errlen)
+{
+    int count = 0;
+    if (target != NULL) {
+        size_t i = 0;
+        while (i < N_MIGRATIONS && strcmp(migrations[i].name, target) != 0)
+            i++;
+        if (i == N_MIGRATIONS) {
+            snprintf(err, errlen, "unknown migration %s", target);
+            return STORE_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < N_MIGRATIONS; i++) {
+        const struct migration *m = &migrations[i];
+        struct store_migration_status status[N_MIGRATIONS];
+        struct store_tx *tx = NULL;
+        char *ddl = NULL;
+        int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot begin a transaction: %s", store_strerror(rc));
+            return rc;
+        }
+        rc = lock_migrations(tx);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot lock migrations: %s", db_conn_errmsg(tx->conn));
+            goto fail;
+        }
+        /* Re-read under the lock: another process may have just migrated. */
+        rc = compare(tx, status, err, errlen);
+        if (rc != 0)
+            goto fail;
+        if (status[i].applied) {
+            store_tx_rollback(tx);
+            if (!status[i].complete) {
+                rc = run_backfill(st, m, err, errlen);
+                if (rc != 0)
+                    return rc;
+                count++;
+                log_info("migration completed", LOG_STR, "name", m->name, LOG_END);
+            }
+            goto next;
+        }
+        ddl = dialect(st, m->ddl);
+        if (ddl == NULL) {
+            rc = STORE_ENOMEM;
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        rc = db_exec(tx->conn, ddl);
+        free(ddl);
+        ddl = NULL;
+        if (rc != 0) {
+            snprintf(err, errlen, "migration %s failed: %s", m->name, db_conn_errmsg(tx->conn));
+            goto fail;
+        }
+        struct db_stmt *s = NULL;
+        rc = store_tx_stmt(tx,
+                           "INSERT INTO _migrations (name, checksum, applied_at, complete)"
+                           " VALUES (?1, ?2, ?3, ?4)",
+                           &s);
+        if (rc == 0) {
+            db_bind_text(s, 1, m->name);
+            db_bind_text(s, 2, status[i].checksum);
+            db_bind_int64(s, 3, store_now_ms());
+            db_bind_int64(s, 4, m->backfill == NULL ? 1 : 0);
+            rc = store_tx_run(tx, s, NULL);
+        }
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot record migration %s: %s", m->name, tx->err);
+            goto fail;
+        }
+        rc = store_tx_commit(tx);
+        tx = NULL;
+        if (rc != 0) {
+            snprintf(err, errlen, "migration %s failed to commit: %s", m->name,
+                     store_strerror(rc));
+            return rc;
+        }
+        if (m->backfill != NULL) {
+            rc = run_backfill(st, m, err, errlen);
+            if (rc != 0)
+                return rc;
+        }
+        count++;
+        log_info("migration applied", LOG_STR, "name", m->name, LOG_STR, "backend",
+                 store_backend_name(st), LOG_END);
+    next:
+        if (target != NULL && strcmp(m->name, target) == 0)
+            break;
+        continue;
+    fail:
+        free(ddl);
+        store_tx_rollback(tx);
+        return rc;
+    }
+    if (applied != NULL)
+        *applied = count;
+    return 0;
+}

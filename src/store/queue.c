@@ -1,0 +1,479 @@
+/*
+ * queue.c — the durable queue over queue_messages. See queue.h and
+ * docs/data-model.md ("Queue semantics").
+ *
+ * Leasing is one UPDATE … RETURNING over the oldest visible rows of a topic.
+ * On PostgreSQL the rows are picked by a MATERIALIZED CTE with FOR UPDATE
+ * SKIP LOCKED, so concurrent consumers skip each other's rows instead of
+ * queueing on them (PostgreSQL manual, SELECT, "The Locking Clause"); on
+ * SQLite the write transaction (BEGIN IMMEDIATE) serialises consumers.
+ */
+#include "store/queue.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/uuid.h"
+#include "store/store_int.h"
+
+static int topic_ok(const char *topic)
+{
+    return topic != NULL && topic[0] != '\0' &&
+           strlen(topic) + sizeof(STORE_DEAD_LETTER_SUFFIX) <= STORE_TOPIC_LEN;
+}
+
+static void dead_letter_topic(const char *topic, char out[STORE_TOPIC_LEN])
+{
+    snprintf(out, STORE_TOPIC_LEN, "%s%s", topic, STORE_DEAD_LETTER_SUFFIX);
+}
+
+/* Retry delay after `attempts` deliveries: base * 2^(attempts-1), capped. */
+static int64_t backoff_ms(const struct store *st, int attempts)
+{
+    int64_t d = st->opts.queue_backoff_base_ms;
+    for (int i = 1; i < attempts && d < st->opts.queue_backoff_max_ms; i++)
+        d *= 2;
+    return d < st->opts.queue_backoff_max_ms ? d : st->opts.queue_backoff_max_ms;
+}
+
+void store_msg_clear(struct store_msg *m)
+{
+    if (m == NULL)
+        return;
+    free(m->payload);
+    m->payload = NULL;
+}
+
+int store_queue_publish(struct store_tx *tx, const char *topic, const char *payload,
+                        const struct store_publish_opts *opts, int64_t *id_out)
+{
+    static const char sql[] =
+        "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
+        " created_at) VALUES (?1, ?2, 0, 0, ?3, ?4, ?5) RETURNING id";
+    struct db_stmt *s = NULL;
+    if (!topic_ok(topic) || payload == NULL)
+        return STORE_EINVAL;
+    int64_t now = store_now_ms();
+    int max_attempts = opts != NULL && opts->max_attempts > 0 ? opts->max_attempts
+                                                              : tx->st->opts.queue_max_attempts;
+    int64_t delay = opts != NULL && opts->delay_ms > 0 ? opts->delay_ms : 0;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, topic);
+    db_bind_text(s, 2, payload);
+    db_bind_int64(s, 3, max_attempts);
+    db_bind_int64(s, 4, now + delay);
+    db_bind_int64(s, 5, now);
+    rc = db_step(s);
+    if (rc != DB_ROW) {
+        db_stmt_reset(s);
+        return store_tx_fail(tx, rc < 0 ? rc : STORE_EINTERNAL);
+    }
+    if (id_out != NULL)
+        *id_out = db_col_int64(s, 0);
+    db_stmt_reset(s);
+    store_tx_note_publish(tx, topic);
+    return 0;
+}
+
+/* Move one message to its dead-letter topic, keeping its last error. The
+ * attempt count restarts so that a consumer of the dead-letter topic gets
+ * the usual number of tries. */
+static int move_to_dead_letter(struct store_tx *tx, int64_t id, const char *topic,
+                               const char *token, const char *error)
+{
+    static const char sql[] =
+        "UPDATE queue_messages SET original_topic = topic, topic = ?2, attempts = 0,"
+        " visible_at = ?3, lease_token = '', last_error = COALESCE(CAST(?5 AS TEXT), last_error)"
+        " WHERE id = ?1 AND state = 0 AND lease_token = ?4";
+    char dlq[STORE_TOPIC_LEN];
+    struct db_stmt *s = NULL;
+    dead_letter_topic(topic, dlq);
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_int64(s, 1, id);
+    db_bind_text(s, 2, dlq);
+    db_bind_int64(s, 3, store_now_ms());
+    db_bind_text(s, 4, token);
+    db_bind_text(s, 5, error);
+    int64_t n = 0;
+    rc = store_tx_run(tx, s, &n);
+    if (rc == 0 && n == 0)
+        rc = STORE_ECONFLICT;
+    return rc;
+}
+
+int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, struct store_msg *msgs,
+                      size_t max, size_t *n)
+{
+    static const char sql_lite[] =
+        "UPDATE queue_messages SET visible_at = ?3, attempts = attempts + 1, lease_token = ?4"
+        " WHERE id IN (SELECT id FROM queue_messages WHERE state = 0 AND topic = ?1"
+        " AND visible_at <= ?2 ORDER BY visible_at, id LIMIT ?5)"
+        " RETURNING id, topic, payload, attempts, max_attempts, created_at, last_error";
+    static const char sql_pg[] =
+        "WITH c AS MATERIALIZED (SELECT id FROM queue_messages WHERE state = 0 AND topic = ?1"
+        " AND visible_at <= ?2 ORDER BY visible_at, id LIMIT ?5 FOR UPDATE SKIP LOCKED)"
+        " UPDATE queue_messages q SET visible_at = ?3, attempts = q.attempts + 1,"
+        " lease_token = ?4 FROM c WHERE q.id = c.id"
+        " RETURNING q.id, q.topic, q.payload, q.attempts, q.max_attempts, q.created_at,"
+        " q.last_error";
+    struct store_tx *tx = NULL;
+    struct db_stmt *s = NULL;
+    char token[STORE_ID_LEN];
+    size_t k = 0;
+    if (!topic_ok(topic) || max == 0 || lease_ms <= 0)
+        return STORE_EINVAL;
+    if (uuid_v4(token) != 0)
+        return STORE_EINTERNAL;
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+    if (rc != 0)
+        return rc;
+    /* Exhausted messages found on the way are dead-lettered and do not count,
+     * so look again (a bounded number of times) until something deliverable
+     * turns up or nothing is visible. */
+    for (int round = 0; round < 8 && k == 0; round++) {
+        int64_t now = store_now_ms();
+        int64_t dead_ids[64];
+        size_t ndead = 0, got = 0;
+        rc = store_tx_stmt(tx, store_sql(st, sql_lite, sql_pg), &s);
+        if (rc != 0)
+            goto fail;
+        db_bind_text(s, 1, topic);
+        db_bind_int64(s, 2, now);
+        db_bind_text(s, 4, token);
+        db_bind_int64(s, 5, (int64_t)(max - k));
+        /* The lease ends at now + lease_ms; a message not acknowledged by then
+         * becomes visible again after the backoff for its attempt count. The
+         * backoff depends on the attempt, so use the first attempt's here and
+         * correct per row below when it differs. */
+        db_bind_int64(s, 3, now + lease_ms + backoff_ms(st, 1));
+        while ((rc = db_step(s)) == DB_ROW) {
+            got++;
+            int attempts = (int)db_col_int64(s, 3);
+            int max_attempts = (int)db_col_int64(s, 4);
+            int64_t id = db_col_int64(s, 0);
+            if (attempts > max_attempts) {
+                if (ndead < sizeof(dead_ids) / sizeof(dead_ids[0]))
+                    dead_ids[ndead++] = id;
+                continue;
+            }
+            struct store_msg *m = &msgs[k];
+            memset(m, 0, sizeof(*m));
+            m->id = id;
+            store_col_copy(s, 1, m->topic, sizeof(m->topic));
+            if (store_col_dup(s, 2, &m->payload) != 0 || m->payload == NULL) {
+                rc = STORE_ENOMEM;
+                break;
+            }
+            m->attempts = attempts;
+            m->max_attempts = max_attempts;
+            m->created_at_ms = db_col_int64(s, 5);
+            store_col_copy(s, 6, m->last_error, sizeof(m->last_error));
+            memcpy(m->lease_token, token, sizeof(token));
+            k++;
+        }
+        db_stmt_reset(s);
+        if (rc < 0) {
+            if (rc != STORE_ENOMEM)
+                store_tx_fail(tx, rc);
+            goto fail;
+        }
+        for (size_t i = 0; i < ndead; i++) {
+            rc = move_to_dead_letter(tx, dead_ids[i], topic, token, NULL);
+            if (rc != 0)
+                goto fail;
+        }
+        /* Later attempts wait longer before redelivery after an expired lease. */
+        for (size_t i = 0; i < k; i++) {
+            if (msgs[i].attempts <= 1)
+                continue;
+            static const char ext[] =
+                "UPDATE queue_messages SET visible_at = ?2 WHERE id = ?1";
+            rc = store_tx_stmt(tx, ext, &s);
+            if (rc != 0)
+                goto fail;
+            db_bind_int64(s, 1, msgs[i].id);
+            db_bind_int64(s, 2, now + lease_ms + backoff_ms(st, msgs[i].attempts));
+            if ((rc = store_tx_run(tx, s, NULL)) != 0)
+                goto fail;
+        }
+        if (got == 0 || ndead == 0)
+            break;
+    }
+    rc = store_tx_commit(tx);
+    tx = NULL;
+    if (rc != 0)
+        goto fail;
+    *n = k;
+    return 0;
+fail:
+    for (size_t i = 0; i < k; i++)
+        store_msg_clear(&msgs[i]);
+    store_tx_rollback(tx);
+    return rc;
+}
+
+int store_queue_ack(struct store_tx *tx, const struct store_msg *m)
+{
+    static const char sql[] = "UPDATE queue_messages SET state = 1, acked_at = ?3"
+                              " WHERE id = ?1 AND lease_token = ?2 AND state = 0";
+    struct db_stmt *s = NULL;
+    int64_t n = 0;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_int64(s, 1, m->id);
+    db_bind_text(s, 2, m->lease_token);
+    db_bind_int64(s, 3, store_now_ms());
+    rc = store_tx_run(tx, s, &n);
+    if (rc == 0 && n == 0) {
+        snprintf(tx->err, sizeof(tx->err), "lease of message %" PRId64 " was lost", m->id);
+        rc = STORE_ECONFLICT;
+    }
+    return rc;
+}
+
+int store_queue_ack_now(struct store *st, const struct store_msg *m)
+{
+    struct store_tx *tx = NULL;
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+    if (rc != 0)
+        return rc;
+    rc = store_queue_ack(tx, m);
+    if (rc != 0) {
+        store_tx_rollback(tx);
+        return rc;
+    }
+    return store_tx_commit(tx);
+}
+
+int store_queue_nack(struct store_tx *tx, const struct store_msg *m, const char *error)
+{
+    static const char sql[] =
+        "UPDATE queue_messages SET visible_at = ?3, lease_token = '', last_error = ?4"
+        " WHERE id = ?1 AND lease_token = ?2 AND state = 0";
+    struct db_stmt *s = NULL;
+    char err[512];
+    snprintf(err, sizeof(err), "%s", error != NULL ? error : "");
+    if (m->attempts >= m->max_attempts)
+        return move_to_dead_letter(tx, m->id, m->topic, m->lease_token, err);
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_int64(s, 1, m->id);
+    db_bind_text(s, 2, m->lease_token);
+    db_bind_int64(s, 3, store_now_ms() + backoff_ms(tx->st, m->attempts));
+    db_bind_text(s, 4, err);
+    int64_t n = 0;
+    rc = store_tx_run(tx, s, &n);
+    if (rc == 0 && n == 0)
+        rc = STORE_ECONFLICT;
+    return rc;
+}
+
+int store_queue_extend(struct store_tx *tx, const struct store_msg *m, int64_t lease_ms)
+{
+    static const char sql[] = "UPDATE queue_messages SET visible_at = ?3"
+                              " WHERE id = ?1 AND lease_token = ?2 AND state = 0";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_int64(s, 1, m->id);
+    db_bind_text(s, 2, m->lease_token);
+    db_bind_int64(s, 3, store_now_ms() + lease_ms);
+    int64_t n = 0;
+    rc = store_tx_run(tx, s, &n);
+    if (rc == 0 && n == 0)
+        rc = STORE_ECONFLICT;
+    return rc;
+}
+
+int store_queue_purge(struct store *st, int64_t now_ms, int64_t *n)
+{
+    /* Batches keep each transaction (and SQLite's write lock) short. */
+    static const char sql[] =
+        "DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages"
+        " WHERE state = 1 AND acked_at < ?1 LIMIT 5000)";
+    int64_t total = 0;
+    for (;;) {
+        struct store_tx *tx = NULL;
+        struct db_stmt *s = NULL;
+        int64_t k = 0;
+        int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+        if (rc != 0)
+            return rc;
+        rc = store_tx_stmt(tx, sql, &s);
+        if (rc == 0) {
+            db_bind_int64(s, 1, now_ms - st->opts.queue_retention_ms);
+            rc = store_tx_run(tx, s, &k);
+        }
+        if (rc != 0) {
+            store_tx_rollback(tx);
+            return rc;
+        }
+        if ((rc = store_tx_commit(tx)) != 0)
+            return rc;
+        total += k;
+        if (k < 5000)
+            break;
+    }
+    if (n != NULL)
+        *n = total;
+    return 0;
+}
+
+int store_queue_stats(struct store *st, const char *topic, struct store_queue_stats *out)
+{
+    static const char sql[] =
+        "SELECT COUNT(*), MIN(created_at),"
+        " (SELECT COUNT(*) FROM queue_messages WHERE state = 0 AND topic = ?2)"
+        " FROM queue_messages WHERE state = 0 AND topic = ?1";
+    struct store_tx *tx = NULL;
+    struct db_stmt *s = NULL;
+    char dlq[STORE_TOPIC_LEN];
+    if (!topic_ok(topic))
+        return STORE_EINVAL;
+    dead_letter_topic(topic, dlq);
+    int rc = store_tx_begin(st, STORE_TX_READ, &tx);
+    if (rc != 0)
+        return rc;
+    rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        goto fail;
+    db_bind_text(s, 1, topic);
+    db_bind_text(s, 2, dlq);
+    rc = db_step(s);
+    if (rc != DB_ROW) {
+        db_stmt_reset(s);
+        rc = store_tx_fail(tx, rc < 0 ? rc : STORE_EINTERNAL);
+        goto fail;
+    }
+    struct store_queue_stats qs;
+    qs.depth = db_col_int64(s, 0);
+    qs.oldest_age_ms = db_col_is_null(s, 1) ? 0 : store_now_ms() - db_col_int64(s, 1);
+    if (qs.oldest_age_ms < 0)
+        qs.oldest_age_ms = 0;
+    qs.dead = db_col_int64(s, 2);
+    db_stmt_reset(s);
+    rc = store_tx_commit(tx);
+    if (rc != 0)
+        return rc;
+    *out = qs;
+    return 0;
+fail:
+    store_tx_rollback(tx);
+    return rc;
+}
+
+/* ---- listeners ------------------------------------------------------------ */
+
+struct store_listener {
+    struct store *st;
+    PGconn *pg;        /* PostgreSQL: a dedicated LISTEN session */
+    uint64_t seen_gen; /* SQLite: the wake-up generation last seen */
+};
+
+static int pg_listen(struct store_listener *l)
+{
+    PGresult *res = PQexec(l->pg, "LISTEN " STORE_NOTIFY_CHANNEL);
+    int ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    return ok ? 0 : STORE_EUNAVAILABLE;
+}
+
+int store_listener_open(struct store *st, struct store_listener **out)
+{
+    struct store_listener *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return STORE_ENOMEM;
+    l->st = st;
+    if (st->backend == DB_POSTGRES) {
+        l->pg = PQconnectdb(st->target);
+        if (l->pg == NULL || PQstatus(l->pg) != CONNECTION_OK || pg_listen(l) != 0) {
+            store_listener_close(l);
+            return STORE_EUNAVAILABLE;
+        }
+    } else {
+        pthread_mutex_lock(&st->qmu);
+        l->seen_gen = st->qgen;
+        pthread_mutex_unlock(&st->qmu);
+    }
+    *out = l;
+    return 0;
+}
+
+static int pg_drain(struct store_listener *l)
+{
+    int got = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(l->pg)) != NULL) {
+        got = 1;
+        PQfreemem(n);
+    }
+    return got;
+}
+
+int store_listener_wait(struct store_listener *l, int timeout_ms)
+{
+    if (l->pg == NULL) {
+        struct store *st = l->st;
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        int woke = 0;
+        pthread_mutex_lock(&st->qmu);
+        while (st->qgen == l->seen_gen) {
+            if (pthread_cond_timedwait(&st->qcv, &st->qmu, &dl) == ETIMEDOUT)
+                break;
+        }
+        if (st->qgen != l->seen_gen) {
+            woke = 1;
+            l->seen_gen = st->qgen;
+        }
+        pthread_mutex_unlock(&st->qmu);
+        return woke;
+    }
+    if (PQstatus(l->pg) != CONNECTION_OK) {
+        PQreset(l->pg);
+        if (PQstatus(l->pg) != CONNECTION_OK || pg_listen(l) != 0)
+            return STORE_EUNAVAILABLE;
+        return 1; /* notifications may have been missed: tell the caller to look */
+    }
+    if (PQconsumeInput(l->pg) == 0)
+        return STORE_EUNAVAILABLE;
+    if (pg_drain(l))
+        return 1;
+    struct pollfd pfd = {.fd = PQsocket(l->pg), .events = POLLIN};
+    int pr = poll(&pfd, 1, timeout_ms);
+    if (pr < 0)
+        return errno == EINTR ? 0 : STORE_EUNAVAILABLE;
+    if (pr == 0)
+        return 0;
+    if (PQconsumeInput(l->pg) == 0)
+        return STORE_EUNAVAILABLE;
+    return pg_drain(l);
+}
+
+void store_listener_close(struct store_listener *l)
+{
+    if (l == NULL)
+        return;
+    if (l->pg != NULL)
+        PQfinish(l->pg);
+    free(l);
+}

@@ -1,0 +1,103 @@
+/*
+ * queue.h — the durable pub/sub queue (the deployment guide's Pub/Sub topics)
+ * in the queue_messages table of either backend.
+ *
+ * Semantics (docs/data-model.md has the long form):
+ *  - Publishing is a row insert inside the caller's transaction: the message
+ *    exists exactly when the data it describes does.
+ *  - A consumer leases up to n visible messages of a topic for lease_ms; each
+ *    lease gets a fresh lease token and counts one delivery attempt. No two
+ *    consumers ever hold the same message at once (SQLite: BEGIN IMMEDIATE;
+ *    PostgreSQL: FOR UPDATE SKIP LOCKED).
+ *  - Ack (with the lease token) marks the message done; a stale token (the
+ *    lease expired and someone else leased it) gets STORE_ECONFLICT.
+ *  - Nack, or a lease that expires, makes the message visible again after an
+ *    exponential backoff (base * 2^(attempts-1), capped).
+ *  - A message leased max_attempts times without an ack moves to the topic's
+ *    dead-letter topic (`<topic>-dead-letter`) with its last error.
+ *  - Acknowledged messages are kept queue_retention_ms (86400 s) and then
+ *    purged by store_queue_purge; unacknowledged ones are never dropped.
+ *  - Wake-up: PostgreSQL NOTIFY on commit wakes listeners in every process;
+ *    on SQLite a commit wakes listeners of the same process and other
+ *    processes fall back to polling.
+ */
+#ifndef CLARITY_STORE_QUEUE_H
+#define CLARITY_STORE_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define STORE_TOPIC_HEALTH_DATA "health-data-processing"
+#define STORE_TOPIC_INSIGHTS "insights-generation"
+#define STORE_DEAD_LETTER_SUFFIX "-dead-letter"
+#define STORE_TOPIC_LEN 64
+
+struct store_msg {
+    int64_t id;
+    char topic[STORE_TOPIC_LEN];
+    char *payload;          /* JSON text, heap (store_msg_clear) */
+    int attempts;           /* deliveries so far, including this one */
+    int max_attempts;
+    char lease_token[STORE_ID_LEN];
+    int64_t created_at_ms;
+    char last_error[512];   /* from the previous nack, "" none */
+};
+
+struct store_publish_opts {
+    int64_t delay_ms;  /* invisible until now + delay (0) */
+    int max_attempts;  /* 0 → store_options.queue_max_attempts */
+};
+
+/*
+ * Publish payload (JSON text, borrowed) to topic inside tx. opts may be NULL.
+ * *id_out (may be NULL) receives the message id.
+ */
+int store_queue_publish(struct store_tx *tx, const char *topic, const char *payload,
+                        const struct store_publish_opts *opts, int64_t *id_out);
+
+/*
+ * Lease up to max visible messages of topic for lease_ms, in its own short
+ * transaction. Fills msgs[0..*n) (each to be cleared with store_msg_clear);
+ * *n == 0 when nothing is visible. Messages over max_attempts are moved to
+ * the dead-letter topic here instead of being delivered.
+ */
+int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, struct store_msg *msgs,
+                      size_t max, size_t *n);
+
+/* Acknowledge inside tx (so that a job's results and its ack commit
+ * together). STORE_ECONFLICT when the lease was lost. */
+int store_queue_ack(struct store_tx *tx, const struct store_msg *m);
+/* Give the message back with an error: visible again after backoff, or to
+ * the dead-letter topic when attempts are exhausted. */
+int store_queue_nack(struct store_tx *tx, const struct store_msg *m, const char *error);
+/* Extend the lease of a long job to now + lease_ms. */
+int store_queue_extend(struct store_tx *tx, const struct store_msg *m, int64_t lease_ms);
+/* Convenience: ack in a transaction of its own. */
+int store_queue_ack_now(struct store *st, const struct store_msg *m);
+
+/* Delete acknowledged messages older than the retention. *n purged. */
+int store_queue_purge(struct store *st, int64_t now_ms, int64_t *n);
+
+struct store_queue_stats {
+    int64_t depth;            /* unacknowledged messages (visible, leased or delayed) */
+    int64_t oldest_age_ms;    /* age of the oldest unacknowledged message, 0 none */
+    int64_t dead;             /* messages in the topic's dead-letter topic */
+};
+int store_queue_stats(struct store *st, const char *topic, struct store_queue_stats *out);
+
+void store_msg_clear(struct store_msg *m);
+
+/*
+ * A listener wakes consumers when messages are published. PostgreSQL: a
+ * dedicated connection with LISTEN clarity_queue. SQLite: in-process wake-ups.
+ */
+struct store_listener;
+int store_listener_open(struct store *st, struct store_listener **out);
+/* Wait up to timeout_ms. Returns 1 when woken by a publish, 0 on timeout, or
+ * a STORE_E* code (the listener reconnects on the next call). */
+int store_listener_wait(struct store_listener *l, int timeout_ms);
+void store_listener_close(struct store_listener *l);
+
+#endif

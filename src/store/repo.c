@@ -1,0 +1,1222 @@
+/*
+ * repo.c — the repositories of store.h: users, refresh tokens, audit log,
+ * uploads, health samples, raw uploads, analyses, insights, key ring.
+ *
+ * Every query is written once, in SQL both SQLite (3.35+) and PostgreSQL 15
+ * accept: numbered parameters, row-value comparisons for keyset pagination
+ * ("(created_at, id) < (?2, ?3)", SQLite "Row Values" and PostgreSQL §9.24.5),
+ * INSERT … ON CONFLICT DO NOTHING for deduplication, CAST(? AS TEXT) where a
+ * parameter's type must be known to PostgreSQL. The only backend-specific
+ * path is the multi-row sample insert for PostgreSQL, where one statement per
+ * row would cost one network round trip per row.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/uuid.h"
+#include "store/store.h"
+#include "store/store_int.h"
+
+#define FITS(field) store_str_fits((field), sizeof(field))
+
+/* Keyset sentinel for "no cursor": created_at never reaches INT64_MAX, so the
+ * id half of the row comparison is never consulted. */
+static void bind_after(struct db_stmt *s, int idx, const struct store_cursor *after)
+{
+    if (after != NULL && after->set) {
+        db_bind_int64(s, idx, after->ts);
+        db_bind_text(s, idx + 1, after->key);
+    } else {
+        db_bind_int64(s, idx, INT64_MAX);
+        db_bind_text(s, idx + 1, "");
+    }
+}
+
+static int limit_ok(size_t limit) { return limit >= 1 && limit <= STORE_PAGE_MAX; }
+
+/* Read a one-row result: 0 with the row present, STORE_ENOTFOUND, or error. */
+static int step_one(struct store_tx *tx, struct db_stmt *s)
+{
+    int rc = db_step(s);
+    if (rc == DB_ROW)
+        return 0;
+    db_stmt_reset(s);
+    if (rc == DB_DONE)
+        return STORE_ENOTFOUND;
+    return store_tx_fail(tx, rc);
+}
+
+/* A statement that must change exactly one row (or ENOTFOUND). */
+static int run_one(struct store_tx *tx, struct db_stmt *s)
+{
+    int64_t n = 0;
+    int rc = store_tx_run(tx, s, &n);
+    if (rc != 0)
+        return rc;
+    return n > 0 ? 0 : STORE_ENOTFOUND;
+}
+
+typedef int (*row_fn)(struct db_stmt *s, void *item);
+
+/*
+ * Collect up to limit rows (the query asks for limit + 1) into a new array of
+ * item_size records. The cursor is taken from the last kept row's created_at
+ * (column ts_col) and id (column id_col).
+ */
+static int collect(struct store_tx *tx, struct db_stmt *s, size_t limit, size_t item_size,
+                   row_fn fn, void (*clear)(void *), void **out, size_t *n,
+                   struct store_cursor *next, int ts_col, int id_col)
+{
+    char *v = calloc(limit, item_size);
+    size_t k = 0;
+    int rc = 0;
+    struct store_cursor cur = {0};
+    if (v == NULL) {
+        db_stmt_reset(s);
+        return STORE_ENOMEM;
+    }
+    while ((rc = db_step(s)) == DB_ROW) {
+        if (k == limit) {
+            cur.set = 1; /* one more row exists */
+            break;
+        }
+        if (fn(s, v + k * item_size) != 0) {
+            rc = STORE_ENOMEM;
+            k++;
+            break;
+        }
+        cur.ts = db_col_int64(s, ts_col);
+        store_col_copy(s, id_col, cur.key, sizeof(cur.key));
+        k++;
+    }
+    db_stmt_reset(s);
+    if (rc < 0) {
+        if (clear != NULL)
+            for (size_t i = 0; i < k; i++)
+                clear(v + i * item_size);
+        free(v);
+        return rc == STORE_ENOMEM ? rc : store_tx_fail(tx, rc);
+    }
+    *out = v;
+    *n = k;
+    if (next != NULL) {
+        if (!cur.set)
+            memset(&cur, 0, sizeof(cur));
+        *next = cur;
+    }
+    return 0;
+}
+
+/* ---- users ---------------------------------------------------------------- */
+
+#define USER_COLS                                                                            \
+    "id, email, password_hash, first_name, last_name, phone_number, role, status,"          \
+    " failed_logins, locked_until, last_login, created_at, updated_at"
+
+static int user_row(struct db_stmt *s, void *item)
+{
+    struct store_user *u = item;
+    store_col_copy(s, 0, u->id, sizeof(u->id));
+    store_col_copy(s, 1, u->email, sizeof(u->email));
+    store_col_copy(s, 2, u->password_hash, sizeof(u->password_hash));
+    store_col_copy(s, 3, u->first_name, sizeof(u->first_name));
+    store_col_copy(s, 4, u->last_name, sizeof(u->last_name));
+    store_col_copy(s, 5, u->phone_number, sizeof(u->phone_number));
+    store_col_copy(s, 6, u->role, sizeof(u->role));
+    store_col_copy(s, 7, u->status, sizeof(u->status));
+    u->failed_logins = (int)db_col_int64(s, 8);
+    u->locked_until_ms = db_col_int64(s, 9);
+    u->last_login_ms = db_col_int64(s, 10);
+    u->created_at_ms = db_col_int64(s, 11);
+    u->updated_at_ms = db_col_int64(s, 12);
+    return 0;
+}
+
+static int user_fields_ok(const struct store_user *u)
+{
+    return FITS(u->id) && FITS(u->email) && FITS(u->password_hash) && FITS(u->first_name) &&
+           FITS(u->last_name) && FITS(u->phone_number) && FITS(u->role) && FITS(u->status) &&
+           u->id[0] && u->email[0];
+}
+
+int store_user_insert(struct store_tx *tx, const struct store_user *u)
+{
+    static const char sql[] = "INSERT INTO users (" USER_COLS ") VALUES"
+                              " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+    struct db_stmt *s = NULL;
+    if (!user_fields_ok(u))
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    int64_t now = u->created_at_ms ? u->created_at_ms : store_now_ms();
+    db_bind_text(s, 1, u->id);
+    db_bind_text(s, 2, u->email);
+    db_bind_text(s, 3, u->password_hash);
+    db_bind_text(s, 4, u->first_name);
+    db_bind_text(s, 5, u->last_name);
+    db_bind_text(s, 6, u->phone_number);
+    db_bind_text(s, 7, u->role[0] ? u->role : "patient");
+    db_bind_text(s, 8, u->status[0] ? u->status : "active");
+    db_bind_int64(s, 9, u->failed_logins);
+    db_bind_int64(s, 10, u->locked_until_ms);
+    db_bind_int64(s, 11, u->last_login_ms);
+    db_bind_int64(s, 12, now);
+    db_bind_int64(s, 13, u->updated_at_ms ? u->updated_at_ms : now);
+    return store_tx_run(tx, s, NULL);
+}
+
+static int user_get_by(struct store_tx *tx, const char *sql, const char *key,
+                       struct store_user *out)
+{
+    struct db_stmt *s = NULL;
+    if (key == NULL)
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, key);
+    if ((rc = step_one(tx, s)) != 0)
+        return rc;
+    user_row(s, out);
+    db_stmt_reset(s);
+    return 0;
+}
+
+int store_user_get(struct store_tx *tx, const char *id, struct store_user *out)
+{
+    return user_get_by(tx, "SELECT " USER_COLS " FROM users WHERE id = ?1", id, out);
+}
+
+int store_user_get_by_email(struct store_tx *tx, const char *email, struct store_user *out)
+{
+    return user_get_by(tx, "SELECT " USER_COLS " FROM users WHERE email = ?1", email, out);
+}
+
+int store_user_login_update(struct store_tx *tx, const char *id, int failed_logins,
+                            int64_t locked_until_ms, int64_t last_login_ms)
+{
+    static const char sql[] = "UPDATE users SET failed_logins = ?2, locked_until = ?3,"
+                              " last_login = ?4, updated_at = ?5 WHERE id = ?1";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, id);
+    db_bind_int64(s, 2, failed_logins);
+    db_bind_int64(s, 3, locked_until_ms);
+    db_bind_int64(s, 4, last_login_ms);
+    db_bind_int64(s, 5, store_now_ms());
+    return run_one(tx, s);
+}
+
+int store_user_update(struct store_tx *tx, const struct store_user *u)
+{
+    static const char sql[] =
+        "UPDATE users SET password_hash = ?2, first_name = ?3, last_name = ?4,"
+        " phone_number = ?5, role = ?6, status = ?7, updated_at = ?8 WHERE id = ?1";
+    struct db_stmt *s = NULL;
+    if (!user_fields_ok(u))
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, u->id);
+    db_bind_text(s, 2, u->password_hash);
+    db_bind_text(s, 3, u->first_name);
+    db_bind_text(s, 4, u->last_name);
+    db_bind_text(s, 5, u->phone_number);
+    db_bind_text(s, 6, u->role[0] ? u->role : "patient");
+    db_bind_text(s, 7, u->status[0] ? u->status : "active");
+    db_bind_int64(s, 8, store_now_ms());
+    return run_one(tx, s);
+}
+
+int store_user_list(struct store_tx *tx, const struct store_cursor *after, size_t limit,
+                    struct store_user **out, size_t *n, struct store_cursor *next)
+{
+    static const char sql[] = "SELECT " USER_COLS " FROM users"
+                              " WHERE (created_at, id) < (?1, ?2)"
+                              " ORDER BY created_at DESC, id DESC LIMIT ?3";
+    struct db_stmt *s = NULL;
+    if (!limit_ok(limit))
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    bind_after(s, 1, after);
+    db_bind_int64(s, 3, (int64_t)limit + 1);
+    return collect(tx, s, limit, sizeof(**out), user_row, NULL, (void **)out, n, next, 11, 0);
+}
+
+int store_user_delete(struct store_tx *tx, const char *id)
+{
+    /* ON DELETE CASCADE removes tokens, uploads, samples, raw bodies,
+     * analyses and insights in the same transaction. */
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, "DELETE FROM users WHERE id = ?1", &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, id);
+    return run_one(tx, s);
+}
+
+/* ---- refresh tokens ------------------------------------------------------- */
+
+#define TOKEN_COLS                                                                           \
+    "id, user_id, family_id, token_hash, created_at, expires_at, revoked_at, replaced_by"
+
+int store_token_insert(struct store_tx *tx, const struct store_refresh_token *t)
+{
+    static const char sql[] =
+        "INSERT INTO refresh_tokens (" TOKEN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    struct db_stmt *s = NULL;
+    if (!FITS(t->id) || !FITS(t->user_id) || !FITS(t->family_id) || !FITS(t->token_hash) ||
+        !FITS(t->replaced_by) || !t->id[0] || !t->token_hash[0])
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, t->id);
+    db_bind_text(s, 2, t->user_id);
+    db_bind_text(s, 3, t->family_id);
+    db_bind_text(s, 4, t->token_hash);
+    db_bind_int64(s, 5, t->created_at_ms ? t->created_at_ms : store_now_ms());
+    db_bind_int64(s, 6, t->expires_at_ms);
+    db_bind_int64(s, 7, t->revoked_at_ms);
+    db_bind_text(s, 8, t->replaced_by);
+    return store_tx_run(tx, s, NULL);
+}
+
+int store_token_get_by_hash(struct store_tx *tx, const char *token_hash,
+                            struct store_refresh_token *out)
+{
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, "SELECT " TOKEN_COLS " FROM refresh_tokens WHERE token_hash = ?1",
+                           &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, token_hash);
+    if ((rc = step_one(tx, s)) != 0)
+        return rc;
+    store_col_copy(s, 0, out->id, sizeof(out->id));
+    store_col_copy(s, 1, out->user_id, sizeof(out->user_id));
+    store_col_copy(s, 2, out->family_id, sizeof(out->family_id));
+    store_col_copy(s, 3, out->token_hash, sizeof(out->token_hash));
+    out->created_at_ms = db_col_int64(s, 4);
+    out->expires_at_ms = db_col_int64(s, 5);
+    out->revoked_at_ms = db_col_int64(s, 6);
+    store_col_copy(s, 7, out->replaced_by, sizeof(out->replaced_by));
+    db_stmt_reset(s);
+    return 0;
+}
+
+int store_token_revoke(struct store_tx *tx, const char *id, const char *replaced_by,
+                       int64_t now_ms)
+{
+    static const char sql[] = "UPDATE refresh_tokens SET revoked_at = ?2,"
+                              " replaced_by = COALESCE(CAST(?3 AS TEXT), replaced_by)"
+                              " WHERE id = ?1";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, id);
+    db_bind_int64(s, 2, now_ms);
+    db_bind_text(s, 3, replaced_by);
+    return run_one(tx, s);
+}
+
+int store_token_revoke_family(struct store_tx *tx, const char *family_id, int64_t now_ms,
+                              int64_t *n)
+{
+    static const char sql[] =
+        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at = 0";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, family_id);
+    db_bind_int64(s, 2, now_ms);
+    return store_tx_run(tx, s, n);
+}
+
+int store_token_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n)
+{
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, "DELETE FROM refresh_tokens WHERE user_id = ?1", &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    return store_tx_run(tx, s, n);
+}
+
+/* ---- audit log ------------------------------------------------------------ */
+
+#define AUDIT_COLS                                                                           \
+    "id, user_id, action, resource_type, resource_id, outcome, request_id, ip, created_at"
+
+int store_audit_insert(struct store_tx *tx, const struct store_audit *a)
+{
+    static const char sql[] =
+        "INSERT INTO audit_log (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    struct db_stmt *s = NULL;
+    char id[STORE_ID_LEN];
+    if (!FITS(a->id) || !FITS(a->user_id) || !FITS(a->action) || !FITS(a->resource_type) ||
+        !FITS(a->resource_id) || !FITS(a->outcome) || !FITS(a->request_id) || !FITS(a->ip) ||
+        !a->action[0])
+        return STORE_EINVAL;
+    if (a->id[0])
+        memcpy(id, a->id, sizeof(id));
+    else if (uuid_v7(id) != 0)
+        return STORE_EINTERNAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, id);
+    db_bind_text(s, 2, a->user_id);
+    db_bind_text(s, 3, a->action);
+    db_bind_text(s, 4, a->resource_type);
+    db_bind_text(s, 5, a->resource_id);
+    db_bind_text(s, 6, a->outcome[0] ? a->outcome : "success");
+    db_bind_text(s, 7, a->request_id);
+    db_bind_text(s, 8, a->ip);
+    db_bind_int64(s, 9, a->created_at_ms ? a->created_at_ms : store_now_ms());
+    return store_tx_run(tx, s, NULL);
+}
+
+static int audit_row(struct db_stmt *s, void *item)
+{
+    struct store_audit *a = item;
+    store_col_copy(s, 0, a->id, sizeof(a->id));
+    store_col_copy(s, 1, a->user_id, sizeof(a->user_id));
+    store_col_copy(s, 2, a->action, sizeof(a->action));
+    store_col_copy(s, 3, a->resource_type, sizeof(a->resource_type));
+    store_col_copy(s, 4, a->resource_id, sizeof(a->resource_id));
+    store_col_copy(s, 5, a->outcome, sizeof(a->outcome));
+    store_col_copy(s, 6, a->request_id, sizeof(a->request_id));
+    store_col_copy(s, 7, a->ip, sizeof(a->ip));
+    a->created_at_ms = db_col_int64(s, 8);
+    return 0;
+}
+
+int store_audit_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
+                     size_t limit, struct store_audit **out, size_t *n,
+                     struct store_cursor *next)
+{
+    static const char sql[] = "SELECT " AUDIT_COLS " FROM audit_log"
+                              " WHERE user_id = ?1 AND (created_at, id) < (?2, ?3)"
+                              " ORDER BY created_at DESC, id DESC LIMIT ?4";
+    struct db_stmt *s = NULL;
+    if (!limit_ok(limit) || user_id == NULL)
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    bind_after(s, 2, after);
+    db_bind_int64(s, 4, (int64_t)limit + 1);
+    return collect(tx, s, limit, sizeof(**out), audit_row, NULL, (void **)out, n, next, 8, 0);
+}
+
+int store_audit_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n)
+{
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, "DELETE FROM audit_log WHERE user_id = ?1", &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    return store_tx_run(tx, s, n);
+}
+
+/* ---- uploads -------------------------------------------------------------- */
+
+#define UPLOAD_COLS                                                                          \
+    "id, user_id, source, status, total_metrics, processed_metrics, accepted, rejected,"    \
+    " progress, error, sync_token, client_timestamp, created_at, updated_at"
+
+static int upload_row(struct db_stmt *s, void *item)
+{
+    struct store_upload *u = item;
+    store_col_copy(s, 0, u->id, sizeof(u->id));
+    store_col_copy(s, 1, u->user_id, sizeof(u->user_id));
+    store_col_copy(s, 2, u->source, sizeof(u->source));
+    store_col_copy(s, 3, u->status, sizeof(u->status));
+    u->total_metrics = db_col_int64(s, 4);
+    u->processed_metrics = db_col_int64(s, 5);
+    u->accepted = db_col_int64(s, 6);
+    u->rejected = db_col_int64(s, 7);
+    u->progress = db_col_double(s, 8);
+    store_col_copy(s, 9, u->error, sizeof(u->error));
+    store_col_copy(s, 10, u->sync_token, sizeof(u->sync_token));
+    u->client_timestamp_ms = db_col_int64(s, 11);
+    u->created_at_ms = db_col_int64(s, 12);
+    u->updated_at_ms = db_col_int64(s, 13);
+    return 0;
+}
+
+int store_upload_insert(struct store_tx *tx, const struct store_upload *u)
+{
+    static const char sql[] =
+        "INSERT INTO uploads (" UPLOAD_COLS ") VALUES"
+        " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    struct db_stmt *s = NULL;
+    if (!FITS(u->id) || !FITS(u->user_id) || !FITS(u->source) || !FITS(u->status) ||
+        !FITS(u->error) || !FITS(u->sync_token) || !u->id[0] || !u->user_id[0])
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    int64_t now = u->created_at_ms ? u->created_at_ms : store_now_ms();
+    db_bind_text(s, 1, u->id);
+    db_bind_text(s, 2, u->user_id);
+    db_bind_text(s, 3, u->source);
+    db_bind_text(s, 4, u->status[0] ? u->status : "received");
+    db_bind_int64(s, 5, u->total_metrics);
+    db_bind_int64(s, 6, u->processed_metrics);
+    db_bind_int64(s, 7, u->accepted);
+    db_bind_int64(s, 8, u->rejected);
+    db_bind_double(s, 9, u->progress);
+    db_bind_text(s, 10, u->error);
+    db_bind_text(s, 11, u->sync_token);
+    db_bind_int64(s, 12, u->client_timestamp_ms);
+    db_bind_int64(s, 13, now);
+    db_bind_int64(s, 14, u->updated_at_ms ? u->updated_at_ms : now);
+    return store_tx_run(tx, s, NULL);
+}
+
+int store_upload_get(struct store_tx *tx, const char *id, const char *user_id,
+                     struct store_upload *out)
+{
+    static const char sql[] = "SELECT " UPLOAD_COLS " FROM uploads WHERE id = ?1"
+                              " AND (CAST(?2 AS TEXT) IS NULL OR user_id = ?2)";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, id);
+    db_bind_text(s, 2, user_id);
+    if ((rc = step_one(tx, s)) != 0)
+        return rc;
+    upload_row(s, out);
+    db_stmt_reset(s);
+    return 0;
+}
+
+int store_upload_status_set(struct store_tx *tx, const char *id, const char *status,
+                            double progress, int64_t processed, const char *error)
+{
+    static const char sql[] = "UPDATE uploads SET status = ?2, progress = ?3,"
+                              " processed_metrics = ?4, error = ?5, updated_at = ?6 WHERE id = ?1";
+    struct db_stmt *s = NULL;
+    if (status == NULL ||
+        (error != NULL && strlen(error) >= sizeof(((struct store_upload *)0)->error)))
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, id);
+    db_bind_text(s, 2, status);
+    db_bind_double(s, 3, progress);
+    db_bind_int64(s, 4, processed);
+    db_bind_text(s, 5, error != NULL ? error : "");
+    db_bind_int64(s, 6, store_now_ms());
+    return run_one(tx, s);
+}
+
+int store_upload_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
+                      size_t limit, struct store_upload **out, size_t *n,
+                      struct store_cursor *next)
+{
+    static const char sql[] = "SELECT " UPLOAD_COLS " FROM uploads"
+                              " WHERE user_id = ?1 AND (created_at, id) < (?2, ?3)"
+                              " ORDER BY created_at DESC, id DESC LIMIT ?4";
+    struct db_stmt *s = NULL;
+    if (!limit_ok(limit) || user_id == NULL)
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    bind_after(s, 2, after);
+    db_bind_int64(s, 4, (int64_t)limit + 1);
+    return collect(tx, s, limit, sizeof(**out), upload_row, NULL, (void **)out, n, next, 12, 0);
+}
+
+int store_upload_delete(struct store_tx *tx, const char *id, const char *user_id)
+{
+    /* Samples, the raw body and analyses (and their insights) cascade. */
+    static const char sql[] = "DELETE FROM uploads WHERE id = ?1"
+                              " AND (CAST(?2 AS TEXT) IS NULL OR user_id = ?2)";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, id);
+    db_bind_text(s, 2, user_id);
+    return run_one(tx, s);
+}
+
+/* ---- health samples ------------------------------------------------------- */
+
+#define SAMPLE_INSERT_COLS                                                                   \
+    "user_id, upload_id, metric_type, start_ms, end_ms, value, value2, unit, source,"       \
+    " device, hk_uuid, payload, quality_score, validation_status, processing_version,"      \
+    " created_at"
+#define SAMPLE_NCOLS 16
+
+static const char sample_insert_one[] =
+    "INSERT INTO health_samples (" SAMPLE_INSERT_COLS ") VALUES"
+    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    " ON CONFLICT DO NOTHING";
+
+static int sample_ok(const struct store_sample *x)
+{
+    return FITS(x->user_id) && FITS(x->upload_id) && FITS(x->metric_type) && FITS(x->unit) &&
+           FITS(x->source) && FITS(x->device) && FITS(x->hk_uuid) &&
+           FITS(x->validation_status) && x->user_id[0] && x->metric_type[0] &&
+           x->end_ms >= x->start_ms;
+}
+
+static void bind_double_or_null(struct db_stmt *s, int idx, double v)
+{
+    if (isnan(v))
+        db_bind_null(s, idx);
+    else
+        db_bind_double(s, idx, v);
+}
+
+static void bind_sample(struct db_stmt *s, int base, const struct store_sample *x, int64_t now)
+{
+    db_bind_text(s, base + 1, x->user_id);
+    db_bind_text(s, base + 2, x->upload_id[0] ? x->upload_id : NULL);
+    db_bind_text(s, base + 3, x->metric_type);
+    db_bind_int64(s, base + 4, x->start_ms);
+    db_bind_int64(s, base + 5, x->end_ms);
+    bind_double_or_null(s, base + 6, x->value);
+    bind_double_or_null(s, base + 7, x->value2);
+    db_bind_text(s, base + 8, x->unit);
+    db_bind_text(s, base + 9, x->source);
+    db_bind_text(s, base + 10, x->device);
+    db_bind_text(s, base + 11, x->hk_uuid[0] ? x->hk_uuid : NULL);
+    db_bind_text(s, base + 12, x->payload);
+    bind_double_or_null(s, base + 13, x->quality_score);
+    db_bind_text(s, base + 14, x->validation_status[0] ? x->validation_status : "valid");
+    db_bind_int64(s, base + 15, x->processing_version ? x->processing_version
+                                                      : STORE_PROCESSING_VERSION);
+    db_bind_int64(s, base + 16, now);
+}
+
+/* PostgreSQL multi-row statements: one per chunk size, built once per
+ * process (immutable afterwards; see store_sample_bulk_sql). */
+static const size_t bulk_sizes[STORE_BULK_SIZES] = {250, 50, 10, 1};
+
+char *store_sample_bulk_sql_build(size_t rows)
+{
+    size_t cap = 256 + rows * (SAMPLE_NCOLS * 7 + 4);
+    char *sql = malloc(cap);
+    if (sql == NULL)
+        return NULL;
+    size_t o = (size_t)snprintf(sql, cap, "INSERT INTO health_samples (%s) VALUES ",
+                                SAMPLE_INSERT_COLS);
+    int p = 1;
+    for (size_t r = 0; r < rows; r++) {
+        o += (size_t)snprintf(sql + o, cap - o, "%s(", r ? "," : "");
+        for (int c = 0; c < SAMPLE_NCOLS; c++)
+            o += (size_t)snprintf(sql + o, cap - o, "%s?%d", c ? "," : "", p++);
+        o += (size_t)snprintf(sql + o, cap - o, ")");
+    }
+    snprintf(sql + o, cap - o, " ON CONFLICT DO NOTHING");
+    return sql;
+}
+
+size_t store_sample_bulk_size(int i) { return bulk_sizes[i]; }
+
+int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *v, size_t n,
+                              size_t *inserted)
+{
+    struct db_stmt *s = NULL;
+    int64_t total = 0, ch = 0;
+    int64_t now = store_now_ms();
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!sample_ok(&v[i])) {
+            snprintf(tx->err, sizeof(tx->err), "sample %zu is invalid", i);
+            return STORE_EINVAL;
+        }
+    if (tx->st->backend == DB_SQLITE) {
+        /* In-process SQLite: a cached single-row statement is the fastest
+         * path; there is no round trip to save. */
+        if ((rc = store_tx_stmt(tx, sample_insert_one, &s)) != 0)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            bind_sample(s, 0, &v[i], now);
+            if ((rc = store_tx_run(tx, s, &ch)) != 0)
+                return rc;
+            total += ch;
+        }
+    } else {
+        size_t i = 0;
+        for (int k = 0; k < STORE_BULK_SIZES && i < n; k++) {
+            size_t rows = bulk_sizes[k];
+            while (n - i >= rows) {
+                if ((rc = store_tx_stmt(tx, tx->st->bulk_sql[k], &s)) != 0)
+                    return rc;
+                for (size_t r = 0; r < rows; r++)
+                    bind_sample(s, (int)r * SAMPLE_NCOLS, &v[i + r], now);
+                if ((rc = store_tx_run(tx, s, &ch)) != 0)
+                    return rc;
+                total += ch;
+                i += rows;
+            }
+        }
+    }
+    if (inserted != NULL)
+        *inserted = (size_t)total;
+    return 0;
+}
+
+#define SAMPLE_COLS                                                                          \
+    "id, user_id, upload_id, metric_type, start_ms, end_ms, value, value2, unit, source,"   \
+    " device, hk_uuid, payload, quality_score, validation_status, processing_version"
+#define SAMPLE_FILTER                                                                        \
+    " FROM health_samples WHERE user_id = ?1"                                                \
+    " AND (CAST(?2 AS TEXT) IS NULL OR metric_type = ?2)"                                    \
+    " AND (CAST(?3 AS TEXT) IS NULL OR source = ?3)"                                         \
+    " AND (CAST(?4 AS TEXT) IS NULL OR upload_id = ?4)"                                      \
+    " AND start_ms >= ?5 AND start_ms < ?6"
+
+static int sample_row(struct db_stmt *s, struct store_sample *x)
+{
+    memset(x, 0, sizeof(*x));
+    x->id = db_col_int64(s, 0);
+    store_col_copy(s, 1, x->user_id, sizeof(x->user_id));
+    store_col_copy(s, 2, x->upload_id, sizeof(x->upload_id));
+    store_col_copy(s, 3, x->metric_type, sizeof(x->metric_type));
+    x->start_ms = db_col_int64(s, 4);
+    x->end_ms = db_col_int64(s, 5);
+    x->value = db_col_is_null(s, 6) ? NAN : db_col_double(s, 6);
+    x->value2 = db_col_is_null(s, 7) ? NAN : db_col_double(s, 7);
+    store_col_copy(s, 8, x->unit, sizeof(x->unit));
+    store_col_copy(s, 9, x->source, sizeof(x->source));
+    store_col_copy(s, 10, x->device, sizeof(x->device));
+    store_col_copy(s, 11, x->hk_uuid, sizeof(x->hk_uuid));
+    x->quality_score = db_col_is_null(s, 13) ? NAN : db_col_double(s, 13);
+    store_col_copy(s, 14, x->validation_status, sizeof(x->validation_status));
+    x->processing_version = (int)db_col_int64(s, 15);
+    return 0;
+}
+
+int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, store_sample_fn fn,
+                      void *ctx)
+{
+    static const char sql_desc[] = "SELECT " SAMPLE_COLS SAMPLE_FILTER
+                                   " AND (start_ms, id) < (?7, ?8)"
+                                   " ORDER BY start_ms DESC, id DESC LIMIT ?9";
+    static const char sql_asc[] = "SELECT " SAMPLE_COLS SAMPLE_FILTER
+                                  " AND (start_ms, id) > (?7, ?8)"
+                                  " ORDER BY start_ms, id LIMIT ?9";
+    struct db_stmt *s = NULL;
+    if (q == NULL || q->user_id == NULL)
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, q->ascending ? sql_asc : sql_desc, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, q->user_id);
+    db_bind_text(s, 2, q->metric_type);
+    db_bind_text(s, 3, q->source);
+    db_bind_text(s, 4, q->upload_id);
+    db_bind_int64(s, 5, q->start_ms);
+    db_bind_int64(s, 6, q->end_ms);
+    if (q->after.set) {
+        db_bind_int64(s, 7, q->after.ts);
+        db_bind_int64(s, 8, strtoll(q->after.key, NULL, 10));
+    } else {
+        db_bind_int64(s, 7, q->ascending ? INT64_MIN : INT64_MAX);
+        db_bind_int64(s, 8, 0);
+    }
+    db_bind_int64(s, 9, q->limit ? (int64_t)q->limit : INT64_MAX);
+    struct store_sample x;
+    while ((rc = db_step(s)) == DB_ROW) {
+        sample_row(s, &x);
+        x.payload = (char *)db_col_text(s, 12); /* borrowed for the callback */
+        int stop = fn(ctx, &x);
+        if (stop != 0) {
+            db_stmt_reset(s);
+            return stop;
+        }
+    }
+    db_stmt_reset(s);
+    return rc < 0 ? store_tx_fail(tx, rc) : 0;
+}
+
+struct list_ctx {
+    struct store_sample *v;
+    size_t n, cap;
+    int more;
+};
+
+static int list_cb(void *ctx, const struct store_sample *x)
+{
+    struct list_ctx *l = ctx;
+    if (l->n == l->cap) {
+        l->more = 1;
+        return 1;
+    }
+    l->v[l->n] = *x;
+    l->v[l->n].payload = NULL;
+    if (x->payload != NULL && (l->v[l->n].payload = strdup(x->payload)) == NULL)
+        return STORE_ENOMEM;
+    l->n++;
+    return 0;
+}
+
+int store_sample_list(struct store_tx *tx, const struct store_sample_query *q,
+                      struct store_sample **out, size_t *n, struct store_cursor *next)
+{
+    if (q == NULL || !limit_ok(q->limit))
+        return STORE_EINVAL;
+    struct store_sample_query qq = *q;
+    qq.limit = q->limit + 1;
+    struct list_ctx l = {.v = calloc(q->limit, sizeof(*l.v)), .cap = q->limit};
+    if (l.v == NULL)
+        return STORE_ENOMEM;
+    int rc = store_sample_each(tx, &qq, list_cb, &l);
+    if (rc < 0) {
+        store_sample_list_free(l.v, l.n);
+        return rc;
+    }
+    if (next != NULL) {
+        memset(next, 0, sizeof(*next));
+        if (l.more && l.n > 0) {
+            next->set = 1;
+            next->ts = l.v[l.n - 1].start_ms;
+            snprintf(next->key, sizeof(next->key), "%" PRId64, l.v[l.n - 1].id);
+        }
+    }
+    *out = l.v;
+    *n = l.n;
+    return 0;
+}
+
+void store_sample_list_free(struct store_sample *v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i].payload);
+    free(v);
+}
+
+int store_sample_count(struct store_tx *tx, const char *user_id, const char *upload_id,
+                       int64_t *count)
+{
+    static const char sql[] = "SELECT COUNT(*) FROM health_samples WHERE user_id = ?1"
+                              " AND (CAST(?2 AS TEXT) IS NULL OR upload_id = ?2)";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_text(s, 2, upload_id);
+    if ((rc = step_one(tx, s)) != 0)
+        return rc;
+    *count = db_col_int64(s, 0);
+    db_stmt_reset(s);
+    return 0;
+}
+
+int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n)
+{
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE user_id = ?1", &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    return store_tx_run(tx, s, n);
+}
+
+/* ---- raw uploads ---------------------------------------------------------- */
+
+int store_raw_upload_put(struct store_tx *tx, const struct store_raw_upload *r)
+{
+    static const char sql[] =
+        "INSERT INTO raw_uploads (upload_id, user_id, key_version, wrapped_dek, nonce,"
+        " ciphertext, content_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    struct db_stmt *s = NULL;
+    if (!FITS(r->upload_id) || !FITS(r->user_id) || !FITS(r->content_type) ||
+        r->ciphertext == NULL)
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, r->upload_id);
+    db_bind_text(s, 2, r->user_id);
+    db_bind_int64(s, 3, r->key_version);
+    db_bind_blob(s, 4, r->wrapped_dek, r->wrapped_dek_len);
+    db_bind_blob(s, 5, r->nonce, r->nonce_len);
+    db_bind_blob(s, 6, r->ciphertext, r->ciphertext_len);
+    db_bind_text(s, 7, r->content_type);
+    db_bind_int64(s, 8, r->created_at_ms ? r->created_at_ms : store_now_ms());
+    return store_tx_run(tx, s, NULL);
+}
+
+static int blob_dup(struct db_stmt *s, int col, unsigned char **out, size_t *len)
+{
+    size_t n = 0;
+    const void *p = db_col_blob(s, col, &n);
+    *out = NULL;
+    *len = 0;
+    if (p == NULL)
+        return 0;
+    *out = malloc(n ? n : 1);
+    if (*out == NULL)
+        return -1;
+    memcpy(*out, p, n);
+    *len = n;
+    return 0;
+}
+
+void store_raw_upload_clear(struct store_raw_upload *r)
+{
+    if (r == NULL)
+        return;
+    free(r->wrapped_dek);
+    free(r->nonce);
+    free(r->ciphertext);
+    r->wrapped_dek = r->nonce = r->ciphertext = NULL;
+}
+
+int store_raw_upload_get(struct store_tx *tx, const char *upload_id, struct store_raw_upload *out)
+{
+    static const char sql[] = "SELECT upload_id, user_id, key_version, wrapped_dek, nonce,"
+                              " ciphertext, content_type, created_at FROM raw_uploads"
+                              " WHERE upload_id = ?1";
+    struct db_stmt *s = NULL;
+    struct store_raw_upload r;
+    memset(&r, 0, sizeof(r));
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, upload_id);
+    if ((rc = step_one(tx, s)) != 0)
+        return rc;
+    store_col_copy(s, 0, r.upload_id, sizeof(r.upload_id));
+    store_col_copy(s, 1, r.user_id, sizeof(r.user_id));
+    r.key_version = (int)db_col_int64(s, 2);
+    store_col_copy(s, 6, r.content_type, sizeof(r.content_type));
+    r.created_at_ms = db_col_int64(s, 7);
+    if (blob_dup(s, 3, &r.wrapped_dek, &r.wrapped_dek_len) != 0 ||
+        blob_dup(s, 4, &r.nonce, &r.nonce_len) != 0 ||
+        blob_dup(s, 5, &r.ciphertext, &r.ciphertext_len) != 0) {
+        db_stmt_reset(s);
+        store_raw_upload_clear(&r);
+        return STORE_ENOMEM;
+    }
+    db_stmt_reset(s);
+    *out = r;
+    return 0;
+}
+
+/* ---- analyses ------------------------------------------------------------- */
+
+#define ANALYSIS_COLS                                                                        \
+    "id, user_id, upload_id, kind, model_version, version, coverage, result, created_at"
+
+int store_analysis_insert(struct store_tx *tx, const struct store_analysis *a)
+{
+    static const char sql[] = "INSERT INTO analyses (" ANALYSIS_COLS ") VALUES"
+                              " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    struct db_stmt *s = NULL;
+    if (!FITS(a->id) || !FITS(a->user_id) || !FITS(a->upload_id) || !FITS(a->kind) ||
+        !FITS(a->model_version) || !a->id[0] || !a->user_id[0])
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, a->id);
+    db_bind_text(s, 2, a->user_id);
+    db_bind_text(s, 3, a->upload_id[0] ? a->upload_id : NULL);
+    db_bind_text(s, 4, a->kind);
+    db_bind_text(s, 5, a->model_version);
+    db_bind_int64(s, 6, a->version);
+    db_bind_text(s, 7, a->coverage);
+    db_bind_text(s, 8, a->result);
+    db_bind_int64(s, 9, a->created_at_ms ? a->created_at_ms : store_now_ms());
+    return store_tx_run(tx, s, NULL);
+}
+
+static int analysis_row(struct db_stmt *s, void *item)
+{
+    struct store_analysis *a = item;
+    store_col_copy(s, 0, a->id, sizeof(a->id));
+    store_col_copy(s, 1, a->user_id, sizeof(a->user_id));
+    store_col_copy(s, 2, a->upload_id, sizeof(a->upload_id));
+    store_col_copy(s, 3, a->kind, sizeof(a->kind));
+    store_col_copy(s, 4, a->model_version, sizeof(a->model_version));
+    a->version = (int)db_col_int64(s, 5);
+    a->created_at_ms = db_col_int64(s, 8);
+    if (store_col_dup(s, 6, &a->coverage) != 0 || store_col_dup(s, 7, &a->result) != 0)
+        return -1;
+    return 0;
+}
+
+void store_analysis_clear(struct store_analysis *a)
+{
+    if (a == NULL)
+        return;
+    free(a->coverage);
+    free(a->result);
+    a->coverage = a->result = NULL;
+}
+
+static void analysis_clear_v(void *p) { store_analysis_clear(p); }
+
+void store_analysis_list_free(struct store_analysis *v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        store_analysis_clear(&v[i]);
+    free(v);
+}
+
+int store_analysis_get(struct store_tx *tx, const char *id, const char *user_id,
+                       struct store_analysis *out)
+{
+    static const char sql[] = "SELECT " ANALYSIS_COLS " FROM analyses WHERE id = ?1"
+                              " AND (CAST(?2 AS TEXT) IS NULL OR user_id = ?2)";
+    struct db_stmt *s = NULL;
+    struct store_analysis a;
+    memset(&a, 0, sizeof(a));
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, id);
+    db_bind_text(s, 2, user_id);
+    if ((rc = step_one(tx, s)) != 0)
+        return rc;
+    rc = analysis_row(s, &a);
+    db_stmt_reset(s);
+    if (rc != 0) {
+        store_analysis_clear(&a);
+        return STORE_ENOMEM;
+    }
+    *out = a;
+    return 0;
+}
+
+int store_analysis_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
+                        size_t limit, struct store_analysis **out, size_t *n,
+                        struct store_cursor *next)
+{
+    static const char sql[] = "SELECT " ANALYSIS_COLS " FROM analyses"
+                              " WHERE user_id = ?1 AND (created_at, id) < (?2, ?3)"
+                              " ORDER BY created_at DESC, id DESC LIMIT ?4";
+    struct db_stmt *s = NULL;
+    if (!limit_ok(limit) || user_id == NULL)
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    bind_after(s, 2, after);
+    db_bind_int64(s, 4, (int64_t)limit + 1);
+    return collect(tx, s, limit, sizeof(**out), analysis_row, analysis_clear_v, (void **)out, n,
+                   next, 8, 0);
+}
+
+/* ---- insights ------------------------------------------------------------- */
+
+#define INSIGHT_COLS                                                                         \
+    "id, user_id, analysis_id, insight_type, generator, narrative, body, confidence,"       \
+    " created_at"
+
+int store_insight_insert(struct store_tx *tx, const struct store_insight *i)
+{
+    static const char sql[] = "INSERT INTO insights (" INSIGHT_COLS ") VALUES"
+                              " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    struct db_stmt *s = NULL;
+    if (!FITS(i->id) || !FITS(i->user_id) || !FITS(i->analysis_id) || !FITS(i->insight_type) ||
+        !FITS(i->generator) || !i->id[0] || !i->user_id[0])
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, i->id);
+    db_bind_text(s, 2, i->user_id);
+    db_bind_text(s, 3, i->analysis_id[0] ? i->analysis_id : NULL);
+    db_bind_text(s, 4, i->insight_type);
+    db_bind_text(s, 5, i->generator);
+    db_bind_text(s, 6, i->narrative != NULL ? i->narrative : "");
+    db_bind_text(s, 7, i->body);
+    db_bind_double(s, 8, i->confidence);
+    db_bind_int64(s, 9, i->created_at_ms ? i->created_at_ms : store_now_ms());
+    return store_tx_run(tx, s, NULL);
+}
+
+static int insight_row(struct db_stmt *s, void *item)
+{
+    struct store_insight *i = item;
+    store_col_copy(s, 0, i->id, sizeof(i->id));
+    store_col_copy(s, 1, i->user_id, sizeof(i->user_id));
+    store_col_copy(s, 2, i->analysis_id, sizeof(i->analysis_id));
+    store_col_copy(s, 3, i->insight_type, sizeof(i->insight_type));
+    store_col_copy(s, 4, i->generator, sizeof(i->generator));
+    i->confidence = db_col_double(s, 7);
+    i->created_at_ms = db_col_int64(s, 8);
+    if (store_col_dup(s, 5, &i->narrative) != 0 || store_col_dup(s, 6, &i->body) != 0)
+        return -1;
+    return 0;
+}
+
+void store_insight_clear(struct store_insight *i)
+{
+    if (i == NULL)
+        return;
+    free(i->narrative);
+    free(i->body);
+    i->narrative = i->body = NULL;
+}
+
+static void insight_clear_v(void *p) { store_insight_clear(p); }
+
+void store_insight_list_free(struct store_insight *v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t k = 0; k < n; k++)
+        store_insight_clear(&v[k]);
+    free(v);
+}
+
+int store_insight_get(struct store_tx *tx, const char *id, const char *user_id,
+                      struct store_insight *out)
+{
+    static const char sql[] = "SELECT " INSIGHT_COLS " FROM insights WHERE id = ?1"
+                              " AND (CAST(?2 AS TEXT) IS NULL OR user_id = ?2)";
+    struct db_stmt *s = NULL;
+    struct store_insight x;
+    memset(&x, 0, sizeof(x));
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, id);
+    db_bind_text(s, 2, user_id);
+    if ((rc = step_one(tx, s)) != 0)
+        return rc;
+    rc = insight_row(s, &x);
+    db_stmt_reset(s);
+    if (rc != 0) {
+        store_insight_clear(&x);
+        return STORE_ENOMEM;
+    }
+    *out = x;
+    return 0;
+}
+
+int store_insight_list(struct store_tx *tx, const char *user_id, const char *insight_type,
+                       const struct store_cursor *after, size_t limit, struct store_insight **out,
+                       size_t *n, struct store_cursor *next)
+{
+    static const char sql[] = "SELECT " INSIGHT_COLS " FROM insights"
+                              " WHERE user_id = ?1 AND (CAST(?5 AS TEXT) IS NULL OR insight_type = ?5)"
+                              " AND (created_at, id) < (?2, ?3)"
+                              " ORDER BY created_at DESC, id DESC LIMIT ?4";
+    struct db_stmt *s = NULL;
+    if (!limit_ok(limit) || user_id == NULL)
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    bind_after(s, 2, after);
+    db_bind_int64(s, 4, (int64_t)limit + 1);
+    db_bind_text(s, 5, insight_type);
+    return collect(tx, s, limit, sizeof(**out), insight_row, insight_clear_v, (void **)out, n,
+                   next, 8, 0);
+}
+
+/* ---- key ring ------------------------------------------------------------- */
+
+int store_key_insert(struct store_tx *tx, const struct store_key *k)
+{
+    static const char sql[] = "INSERT INTO key_ring (version, algorithm, status, wrapped_key,"
+                              " created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+    struct db_stmt *s = NULL;
+    if (!FITS(k->algorithm) || !FITS(k->status) || k->wrapped_key == NULL || k->version < 1)
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_int64(s, 1, k->version);
+    db_bind_text(s, 2, k->algorithm);
+    db_bind_text(s, 3, k->status[0] ? k->status : "active");
+    db_bind_blob(s, 4, k->wrapped_key, k->wrapped_key_len);
+    db_bind_int64(s, 5, k->created_at_ms ? k->created_at_ms : store_now_ms());
+    return store_tx_run(tx, s, NULL);
+}
+
+static int key_get(struct store_tx *tx, const char *sql, int version, struct store_key *out)
+{
+    struct db_stmt *s = NULL;
+    struct store_key k;
+    memset(&k, 0, sizeof(k));
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    if (version > 0)
+        db_bind_int64(s, 1, version);
+    if ((rc = step_one(tx, s)) != 0)
+        return rc;
+    k.version = (int)db_col_int64(s, 0);
+    store_col_copy(s, 1, k.algorithm, sizeof(k.algorithm));
+    store_col_copy(s, 2, k.status, sizeof(k.status));
+    k.created_at_ms = db_col_int64(s, 4);
+    rc = blob_dup(s, 3, &k.wrapped_key, &k.wrapped_key_len);
+    db_stmt_reset(s);
+    if (rc != 0)
+        return STORE_ENOMEM;
+    *out = k;
+    return 0;
+}
+
+int store_key_get(struct store_tx *tx, int version, struct store_key *out)
+{
+    if (version < 1)
+        return STORE_EINVAL;
+    return key_get(tx,
+                   "SELECT version, algorithm, status, wrapped_key, created_at FROM key_ring"
+                   " WHERE version = ?1",
+                   version, out);
+}
+
+int store_key_get_active(struct store_tx *tx, struct store_key *out)
+{
+    return key_get(tx,
+                   "SELECT version, algorithm, status, wrapped_key, created_at FROM key_ring"
+                   " WHERE status = 'active' ORDER BY version DESC LIMIT 1",
+                   0, out);
+}
+
+int store_key_status_set(struct store_tx *tx, int version, const char *status)
+{
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, "UPDATE key_ring SET status = ?2 WHERE version = ?1", &s);
+    if (rc != 0)
+        return rc;
+    db_bind_int64(s, 1, version);
+    db_bind_text(s, 2, status);
+    return run_one(tx, s);
+}
+
+void store_key_clear(struct store_key *k)
+{
+    if (k == NULL)
+        return;
+    free(k->wrapped_key);
+    k->wrapped_key = NULL;
+}

@@ -1,0 +1,417 @@
+/*
+ * store.h — Clarity's storage interface: one API over SQLite and PostgreSQL.
+ *
+ * The rest of the program sees repositories per aggregate (users, refresh
+ * tokens, audit log, uploads, health samples, raw uploads, analyses,
+ * insights, key ring) plus the durable queue (queue.h) and never writes SQL.
+ * All SQL, and all that differs between the backends, lives in src/store/.
+ *
+ * Handles and threads. A `struct store` is opened once and shared by every
+ * thread; it owns a pool of connections. Work happens inside a transaction:
+ * store_tx_begin checks a connection out of the pool, the repository calls
+ * take the transaction, and store_tx_commit / store_tx_rollback end it and
+ * return the connection. One transaction spans any number of repositories,
+ * so an upload, its samples, its encrypted body and its queue message commit
+ * together or not at all. A transaction belongs to one thread at a time.
+ *
+ * Errors are values: every function returns 0 or a negative STORE_E* code
+ * and writes its outputs only on success. The text of the last failure is
+ * kept on the transaction (store_tx_errmsg); it never holds credentials or
+ * health values. store_problem_set turns a code into the RFC 7807 reply
+ * (STORE_EUNAVAILABLE and STORE_EBUSY become 503 service-unavailable).
+ *
+ * Time is epoch milliseconds (UTC) everywhere; ids are lowercase UUID text.
+ * Strings in records are fixed-size arrays (NUL-terminated) unless the field
+ * is unbounded (JSON, narrative, blobs): those are heap pointers, borrowed on
+ * insert and owned by the record on read (free with the record's _clear).
+ * On insert, a string longer than its field is refused with STORE_EINVAL.
+ */
+#ifndef CLARITY_STORE_STORE_H
+#define CLARITY_STORE_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/problem.h"
+
+/* Return codes. */
+#define STORE_OK 0
+#define STORE_ENOTFOUND (-1)    /* no such row (or not the caller's) */
+#define STORE_ECONFLICT (-2)    /* unique key taken; a queue lease was lost */
+#define STORE_EUNAVAILABLE (-3) /* database down, disk full, pool exhausted */
+#define STORE_EBUSY (-4)        /* lock or statement timeout; retry later */
+#define STORE_EINVAL (-5)       /* bad argument, too-long field, constraint */
+#define STORE_ENOMEM (-6)
+#define STORE_EINTERNAL (-7)    /* unexpected SQL failure: a bug */
+#define STORE_EMIGRATION (-8)   /* pending or tampered migrations */
+#define STORE_EUNSUPPORTED (-9) /* not available on this backend */
+
+#define STORE_ID_LEN 37 /* UUID text + NUL */
+
+struct store;
+struct store_tx;
+
+struct store_options {
+    int pool_size;             /* connections; size to HTTP + worker threads (default 8) */
+    int synchronous_full;      /* SQLite synchronous=FULL (1, default) or NORMAL (0) */
+    int busy_timeout_ms;       /* SQLite busy wait (default 5000) */
+    int statement_timeout_ms;  /* PostgreSQL statement_timeout (default 30000) */
+    int acquire_timeout_ms;    /* wait for a free connection (default 5000) */
+    int queue_max_attempts;    /* default max deliveries per message (default 5) */
+    int64_t queue_retention_ms;     /* keep acknowledged messages (default 86400000) */
+    int64_t queue_backoff_base_ms;  /* first retry delay (default 1000) */
+    int64_t queue_backoff_max_ms;   /* retry delay cap (default 600000) */
+    int64_t health_max_depth;       /* pubsub unhealthy above this depth (default 10000) */
+    int64_t health_max_age_ms;      /* ... or oldest unacked older (default 900000) */
+    int64_t health_max_dead;        /* ... or dead letters above (default 100) */
+};
+
+/* Fill o with the defaults above. */
+void store_options_default(struct store_options *o);
+
+/*
+ * Open the store at url: "sqlite:PATH" (the directory is created) or
+ * "postgres://…" / "postgresql://…" (libpq). opts NULL means defaults.
+ * Opens the whole pool now, so a bad URL fails here. Does not migrate.
+ * Returns 0 and *out (caller closes), or a STORE_E* code with a reason in err
+ * that never contains the password.
+ */
+int store_open(const char *url, const struct store_options *opts, struct store **out, char *err,
+               size_t errlen);
+/* Close every connection and free the store; accepts NULL. No transaction
+ * may be open. */
+void store_close(struct store *st);
+/* "sqlite" or "postgres". */
+const char *store_backend_name(const struct store *st);
+/* Short English text for a STORE_E* code. */
+const char *store_strerror(int rc);
+/* Fill p for a failed store call: 404, 409, 422, 503 (unavailable/busy, with
+ * Retry-After) or 500. detail is a client-safe sentence. */
+void store_problem_set(struct problem *p, int rc);
+
+/* ---- transactions ---------------------------------------------------- */
+
+enum store_tx_mode {
+    STORE_TX_READ = 0,  /* reads only (SQLite: deferred; PostgreSQL: READ ONLY) */
+    STORE_TX_WRITE = 1, /* takes the write lock up front (SQLite: BEGIN IMMEDIATE) */
+};
+
+/*
+ * Begin a transaction on a pooled connection. Waits up to acquire_timeout_ms
+ * for a connection; reconnects a PostgreSQL connection the server dropped.
+ * Returns 0 and *out, or STORE_EUNAVAILABLE / STORE_EBUSY.
+ */
+int store_tx_begin(struct store *st, enum store_tx_mode mode, struct store_tx **out);
+/* Commit and release the transaction (also on failure: it is rolled back).
+ * A transaction in which a database call failed (a unique violation, say)
+ * cannot be committed on either backend: commit rolls it back and returns
+ * that first error. Expected duplicates go through the ON CONFLICT paths
+ * (store_sample_insert_batch), which do not fail.
+ * PostgreSQL NOTIFY for messages published in it is delivered by this commit. */
+int store_tx_commit(struct store_tx *tx);
+/* Roll back and release; accepts NULL. */
+void store_tx_rollback(struct store_tx *tx);
+/* Text of the last failure inside tx (borrowed, valid until the tx ends). */
+const char *store_tx_errmsg(const struct store_tx *tx);
+
+/* ---- keyset pagination ----------------------------------------------- */
+
+/*
+ * Position after the last row of a page, ordered newest first by (ts, key).
+ * `set` 0 means the first page. The API layer encodes it as an opaque
+ * cursor with store_cursor_format / store_cursor_parse.
+ */
+struct store_cursor {
+    int set;
+    int64_t ts;
+    char key[STORE_ID_LEN]; /* a row id (uuid) or, for samples, the decimal row id */
+};
+#define STORE_CURSOR_LEN 64
+/* "ts.key" text, URL-safe. out holds STORE_CURSOR_LEN. */
+void store_cursor_format(const struct store_cursor *c, char out[STORE_CURSOR_LEN]);
+/* Returns 0, or STORE_EINVAL for text that is not a cursor. */
+int store_cursor_parse(const char *s, struct store_cursor *c);
+
+#define STORE_PAGE_MAX 1000
+
+/* ---- users ------------------------------------------------------------ */
+
+struct store_user {
+    char id[STORE_ID_LEN];
+    char email[256];         /* unique, stored as given (callers lower-case) */
+    char password_hash[256]; /* Argon2id encoded string */
+    char first_name[256];
+    char last_name[256];
+    char phone_number[64];
+    char role[16];   /* patient | clinician | researcher | admin */
+    char status[16]; /* active | locked | disabled */
+    int failed_logins;
+    int64_t locked_until_ms; /* 0 when not locked */
+    int64_t last_login_ms;   /* 0 never */
+    int64_t created_at_ms;
+    int64_t updated_at_ms;
+};
+
+/* Insert u (id and timestamps as given; created_at 0 → now). STORE_ECONFLICT
+ * on a taken email or id. */
+int store_user_insert(struct store_tx *tx, const struct store_user *u);
+int store_user_get(struct store_tx *tx, const char *id, struct store_user *out);
+int store_user_get_by_email(struct store_tx *tx, const char *email, struct store_user *out);
+/* Record a login attempt's outcome: failed_logins, locked_until, last_login. */
+int store_user_login_update(struct store_tx *tx, const char *id, int failed_logins,
+                            int64_t locked_until_ms, int64_t last_login_ms);
+/* Replace the mutable profile fields (names, phone, role, status, password). */
+int store_user_update(struct store_tx *tx, const struct store_user *u);
+/* Newest first by (created_at, id). *out is caller-freed with free(). */
+int store_user_list(struct store_tx *tx, const struct store_cursor *after, size_t limit,
+                    struct store_user **out, size_t *n, struct store_cursor *next);
+/* Erase the user and every row derived from them (tokens, uploads, samples,
+ * raw bodies, analyses, insights, queue messages naming them stay opaque).
+ * Audit rows keep the user id. STORE_ENOTFOUND when absent. */
+int store_user_delete(struct store_tx *tx, const char *id);
+
+/* ---- refresh tokens ---------------------------------------------------- */
+
+struct store_refresh_token {
+    char id[STORE_ID_LEN];
+    char user_id[STORE_ID_LEN];
+    char family_id[STORE_ID_LEN]; /* all rotations of one login */
+    char token_hash[128];         /* hash of the token, never the token */
+    int64_t created_at_ms;
+    int64_t expires_at_ms;
+    int64_t revoked_at_ms;          /* 0 when live */
+    char replaced_by[STORE_ID_LEN]; /* "" when not rotated */
+};
+
+int store_token_insert(struct store_tx *tx, const struct store_refresh_token *t);
+int store_token_get_by_hash(struct store_tx *tx, const char *token_hash,
+                            struct store_refresh_token *out);
+/* Revoke one token (replaced_by may be NULL). STORE_ENOTFOUND when absent. */
+int store_token_revoke(struct store_tx *tx, const char *id, const char *replaced_by,
+                       int64_t now_ms);
+/* Revoke every live token of a family (reuse detection); *n revoked. */
+int store_token_revoke_family(struct store_tx *tx, const char *family_id, int64_t now_ms,
+                              int64_t *n);
+int store_token_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n);
+
+/* ---- audit log --------------------------------------------------------- */
+
+struct store_audit {
+    char id[STORE_ID_LEN]; /* "" → generated */
+    char user_id[STORE_ID_LEN]; /* the actor; "" for anonymous */
+    char action[64];            /* e.g. "health_data.read" */
+    char resource_type[32];
+    char resource_id[64];
+    char outcome[16];           /* success | denied | error */
+    char request_id[64];
+    char ip[64];
+    int64_t created_at_ms;      /* 0 → now */
+};
+
+int store_audit_insert(struct store_tx *tx, const struct store_audit *a);
+int store_audit_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
+                     size_t limit, struct store_audit **out, size_t *n,
+                     struct store_cursor *next);
+int store_audit_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n);
+
+/* ---- uploads ----------------------------------------------------------- */
+
+struct store_upload {
+    char id[STORE_ID_LEN];
+    char user_id[STORE_ID_LEN];
+    char source[64];  /* upload_source, or "healthkit" / "apple_health_export" */
+    char status[16];  /* received | processing | completed | failed */
+    int64_t total_metrics;
+    int64_t processed_metrics;
+    int64_t accepted;
+    int64_t rejected;
+    double progress;  /* 0..1 */
+    char error[512];  /* "" when none; never health values */
+    char sync_token[256];
+    int64_t client_timestamp_ms;
+    int64_t created_at_ms; /* 0 → now */
+    int64_t updated_at_ms;
+};
+
+int store_upload_insert(struct store_tx *tx, const struct store_upload *u);
+/* user_id NULL: any owner (workers, admin); otherwise only the owner's. */
+int store_upload_get(struct store_tx *tx, const char *id, const char *user_id,
+                     struct store_upload *out);
+/* Set status, progress, processed count and error (NULL keeps "") and
+ * updated_at = now. */
+int store_upload_status_set(struct store_tx *tx, const char *id, const char *status,
+                            double progress, int64_t processed, const char *error);
+int store_upload_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
+                      size_t limit, struct store_upload **out, size_t *n,
+                      struct store_cursor *next);
+/* Delete an upload with its samples, raw body and analyses (and the insights
+ * of those). user_id NULL: any owner. STORE_ENOTFOUND when absent. */
+int store_upload_delete(struct store_tx *tx, const char *id, const char *user_id);
+
+/* ---- health samples ---------------------------------------------------- */
+
+struct store_sample {
+    int64_t id;                   /* out: assigned row id */
+    char user_id[STORE_ID_LEN];
+    char upload_id[STORE_ID_LEN]; /* "" for none */
+    char metric_type[48];         /* API metric_type or HealthKit identifier */
+    int64_t start_ms;
+    int64_t end_ms;
+    double value;                 /* NAN for none */
+    double value2;                /* second value (diastolic…), NAN for none */
+    char unit[32];
+    char source[128];
+    char device[128];
+    char hk_uuid[64];             /* HealthKit sample UUID; "" none; unique per user */
+    char *payload;                /* JSON text for structured data (sleep stages…), NULL none */
+    double quality_score;         /* NAN for none */
+    char validation_status[16];   /* "" → "valid" */
+    int processing_version;       /* 0 → STORE_PROCESSING_VERSION */
+};
+#define STORE_PROCESSING_VERSION 2
+
+/*
+ * Insert n samples in the caller's transaction, skipping any whose
+ * (user_id, hk_uuid) is already stored (a retried upload changes nothing).
+ * *inserted (may be NULL) receives how many rows were new. Ids are not
+ * written back (bulk path). Any invalid sample fails the whole call.
+ */
+int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *s, size_t n,
+                              size_t *inserted);
+
+struct store_sample_query {
+    const char *user_id;     /* required */
+    const char *metric_type; /* NULL: any */
+    const char *source;      /* NULL: any */
+    const char *upload_id;   /* NULL: any */
+    int64_t start_ms;        /* start_ms >= this (INT64_MIN: unbounded) */
+    int64_t end_ms;          /* start_ms < this (INT64_MAX: unbounded) */
+    int ascending;           /* 0 newest first (API lists), 1 oldest first (analysis) */
+    struct store_cursor after; /* keyset: (start_ms, id) of the last row seen */
+    size_t limit;            /* 0: no limit (streaming with _each) */
+};
+
+/* Called per row; the sample (and its payload) is borrowed for the call.
+ * Return non-zero to stop (store_sample_each then returns that value). */
+typedef int (*store_sample_fn)(void *ctx, const struct store_sample *s);
+
+/* Stream matching samples to fn, in (start_ms, id) order. */
+int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, store_sample_fn fn,
+                      void *ctx);
+/* One page (limit 1..STORE_PAGE_MAX) into a new array; free with
+ * store_sample_list_free. next->set is 1 when more rows may follow. */
+int store_sample_list(struct store_tx *tx, const struct store_sample_query *q,
+                      struct store_sample **out, size_t *n, struct store_cursor *next);
+void store_sample_list_free(struct store_sample *v, size_t n);
+int store_sample_count(struct store_tx *tx, const char *user_id, const char *upload_id,
+                       int64_t *count);
+int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n);
+
+/* ---- raw uploads (encrypted request bodies) ---------------------------- */
+
+struct store_raw_upload {
+    char upload_id[STORE_ID_LEN];
+    char user_id[STORE_ID_LEN];
+    int key_version;            /* key_ring version that wrapped the DEK */
+    unsigned char *wrapped_dek; /* envelope: the data key, wrapped */
+    size_t wrapped_dek_len;
+    unsigned char *nonce;
+    size_t nonce_len;
+    unsigned char *ciphertext;
+    size_t ciphertext_len;
+    char content_type[64];
+    int64_t created_at_ms;
+};
+
+int store_raw_upload_put(struct store_tx *tx, const struct store_raw_upload *r);
+/* Read; the blobs are heap copies freed by store_raw_upload_clear. */
+int store_raw_upload_get(struct store_tx *tx, const char *upload_id, struct store_raw_upload *out);
+void store_raw_upload_clear(struct store_raw_upload *r);
+
+/* ---- analyses ---------------------------------------------------------- */
+
+struct store_analysis {
+    char id[STORE_ID_LEN];
+    char user_id[STORE_ID_LEN];
+    char upload_id[STORE_ID_LEN]; /* "" none */
+    char kind[32];                /* e.g. "pat", "sleep", "step" */
+    char model_version[64];
+    int version;                  /* result schema version */
+    char *coverage;               /* JSON: data coverage the results rest on */
+    char *result;                 /* JSON */
+    int64_t created_at_ms;
+};
+
+int store_analysis_insert(struct store_tx *tx, const struct store_analysis *a);
+/* user_id NULL: any owner. Free with store_analysis_clear. */
+int store_analysis_get(struct store_tx *tx, const char *id, const char *user_id,
+                       struct store_analysis *out);
+int store_analysis_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
+                        size_t limit, struct store_analysis **out, size_t *n,
+                        struct store_cursor *next);
+void store_analysis_clear(struct store_analysis *a);
+void store_analysis_list_free(struct store_analysis *v, size_t n);
+
+/* ---- insights ---------------------------------------------------------- */
+
+struct store_insight {
+    char id[STORE_ID_LEN];
+    char user_id[STORE_ID_LEN];
+    char analysis_id[STORE_ID_LEN]; /* "" none */
+    char insight_type[32];
+    char generator[32];             /* "builtin", "gemini", … */
+    char *narrative;
+    char *body;                     /* JSON: key_insights, recommendations, … */
+    double confidence;
+    int64_t created_at_ms;
+};
+
+int store_insight_insert(struct store_tx *tx, const struct store_insight *i);
+int store_insight_get(struct store_tx *tx, const char *id, const char *user_id,
+                      struct store_insight *out);
+/* Newest first; insight_type NULL for all types. */
+int store_insight_list(struct store_tx *tx, const char *user_id, const char *insight_type,
+                       const struct store_cursor *after, size_t limit, struct store_insight **out,
+                       size_t *n, struct store_cursor *next);
+void store_insight_clear(struct store_insight *i);
+void store_insight_list_free(struct store_insight *v, size_t n);
+
+/* ---- key ring ---------------------------------------------------------- */
+
+struct store_key {
+    int version;
+    char algorithm[32];         /* e.g. "xchacha20poly1305" */
+    char status[16];            /* active | retired */
+    unsigned char *wrapped_key; /* heap on read */
+    size_t wrapped_key_len;
+    int64_t created_at_ms;
+};
+
+int store_key_insert(struct store_tx *tx, const struct store_key *k);
+int store_key_get(struct store_tx *tx, int version, struct store_key *out);
+/* The highest-versioned active key. */
+int store_key_get_active(struct store_tx *tx, struct store_key *out);
+int store_key_status_set(struct store_tx *tx, int version, const char *status);
+void store_key_clear(struct store_key *k);
+
+/* ---- administration ---------------------------------------------------- */
+
+/*
+ * Online copy of a SQLite database to path (SQLite's backup API, pages copied
+ * in steps so writers keep going). On PostgreSQL returns STORE_EUNSUPPORTED
+ * with a pointer to pg_dump in err.
+ */
+int store_backup(struct store *st, const char *path, char *err, size_t errlen);
+
+/* Run SQL outside the repositories, in its own transaction: for tools and
+ * tests (seeding old schemas, simulating tampering). Never for request data. */
+int store_admin_exec(struct store *st, const char *sql, char *err, size_t errlen);
+
+/* Health checks for core/health.h; ctx is the struct store *.
+ * database: a real round trip. pubsub: depth and oldest age per topic and
+ * dead-letter count, unhealthy past the store_options thresholds. */
+int store_health_database(void *ctx, json_t *details, char *err, size_t errlen);
+int store_health_pubsub(void *ctx, json_t *details, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * store_int.h — private definitions shared by the files of src/store/.
+ *
+ * Not part of the interface: only the .c files of src/store/ include it.
+ */
+#ifndef CLARITY_STORE_STORE_INT_H
+#define CLARITY_STORE_STORE_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "store/db.h"
+#include "store/store.h"
+
+#define STORE_NOTIFY_CHANNEL "clarity_queue"
+#define STORE_TX_MAX_NOTIFY 4
+#define STORE_BULK_SIZES 4 /* PostgreSQL multi-row sample insert chunk sizes */
+
+struct store_tx {
+    struct store *st;
+    struct db_conn *conn;
+    int in_use;
+    int active;        /* BEGIN ran */
+    int write_locked;  /* holds st->write_mu (SQLite writers) */
+    int published;     /* queue messages were published in this tx */
+    int failed_rc;     /* first database error inside the tx; commit refuses */
+    char notify[STORE_TX_MAX_NOTIFY][64];
+    int nnotify;
+    char err[512];
+};
+
+struct store {
+    enum db_backend backend;
+    struct store_options opts;
+    char *target; /* file path or libpq URL (secret) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;     /* a pooled connection became free */
+    struct store_tx *pool; /* opts.pool_size entries */
+    int pool_n;
+    /* SQLite: one writer at a time in this process, queued on a mutex rather
+     * than in SQLite's sleeping busy handler. Other processes still meet the
+     * busy timeout. */
+    pthread_mutex_t write_mu;
+    /* In-process queue wake-ups (SQLite). */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    uint64_t qgen;
+    /* PostgreSQL multi-row sample inserts, one per chunk size (repo.c). */
+    char *bulk_sql[STORE_BULK_SIZES];
+};
+
+/* Build the multi-row INSERT for `rows` samples (caller frees), and the
+ * chunk size of slot i. */
+char *store_sample_bulk_sql_build(size_t rows);
+size_t store_sample_bulk_size(int i);
+
+/* Check a connection out of the pool without beginning a transaction. */
+int store_conn_acquire(struct store *st, struct store_tx **out);
+void store_conn_release(struct store_tx *tx);
+
+/* Record conn's last error on tx and return rc (logs unexpected ones). */
+int store_tx_fail(struct store_tx *tx, int rc);
+/* The cached statement for sql, or a failure recorded on tx. */
+int store_tx_stmt(struct store_tx *tx, const char *sql, struct db_stmt **out);
+/* Step a statement that returns no rows, reset it; *changes may be NULL. */
+int store_tx_run(struct store_tx *tx, struct db_stmt *s, int64_t *changes);
+
+/* Copy a text column into a fixed field (NULL → ""). */
+void store_col_copy(struct db_stmt *s, int col, char *dst, size_t cap);
+/* Heap copy of a text column (NULL stays NULL); -1 on allocation failure. */
+int store_col_dup(struct db_stmt *s, int col, char **out);
+/* 1 when s fits a field of cap bytes with its terminator. */
+int store_str_fits(const char *s, size_t cap);
+
+/* The backend-specific SQL of a pair (sqlite, postgres). */
+static inline const char *store_sql(const struct store *st, const char *lite, const char *pg)
+{
+    return st->backend == DB_SQLITE ? lite : pg;
+}
+
+/* Record that tx published to topic (NOTIFY / wake-up at commit). */
+void store_tx_note_publish(struct store_tx *tx, const char *topic);
+
+int64_t store_now_ms(void);
+
+#endif

@@ -1,0 +1,1359 @@
+/*
+ * store_test.c — the repository, migration and queue suite of src/store/.
+ *
+ * The same cases run against either backend:
+ *   - SQLite (default): a fresh file under $CLARITY_TEST_TMP per case;
+ *   - PostgreSQL when CLARITY_TEST_PG_URL is set (scripts/pg-test-server sets
+ *     it); each case starts from an empty public schema.
+ * With CLARITY_TEST_BACKEND=postgres and no URL the suite fails instead of
+ * quietly testing SQLite: in CI the PostgreSQL run must not skip.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/uuid.h"
+#include "store/migrate.h"
+#include "store/queue.h"
+#include "store/store.h"
+
+struct fix {
+    char url[1200];
+    char path[1024]; /* SQLite file, "" for PostgreSQL */
+    struct store *st;
+};
+
+/* store.h has no clock; the tests read the same wall clock the store does. */
+int64_t store_now_ms_for_test(void);
+
+static int is_pg(void) { return getenv("CLARITY_TEST_PG_URL") != NULL; }
+
+static void fill_opts(struct store_options *o)
+{
+    store_options_default(o);
+    o->synchronous_full = 0; /* tests do not need power-loss durability */
+    o->queue_backoff_base_ms = 5;
+    o->queue_backoff_max_ms = 40;
+}
+
+static int open_store(const char *url, struct store **out)
+{
+    struct store_options o;
+    char err[512];
+    fill_opts(&o);
+    int rc = store_open(url, &o, out, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "store_open: %s\n", err);
+    return rc;
+}
+
+static int setup(void **state)
+{
+    static unsigned counter;
+    struct fix *f = calloc(1, sizeof(*f));
+    char err[512];
+    assert_non_null(f);
+    if (is_pg()) {
+        snprintf(f->url, sizeof(f->url), "%s", getenv("CLARITY_TEST_PG_URL"));
+        assert_int_equal(open_store(f->url, &f->st), 0);
+        int rc = store_admin_exec(f->st, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;",
+                                  err, sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "reset: %s\n", err);
+        assert_int_equal(rc, 0);
+        /* Prepared statements refer to dropped tables: start from new sessions. */
+        store_close(f->st);
+        f->st = NULL;
+    } else {
+        const char *tmp = getenv("CLARITY_TEST_TMP");
+        if (tmp == NULL)
+            tmp = "/tmp";
+        mkdir(tmp, 0755);
+        snprintf(f->path, sizeof(f->path), "%s/store_test_%d_%u.db", tmp, (int)getpid(),
+                 counter++);
+        unlink(f->path);
+        char wal[1100];
+        snprintf(wal, sizeof(wal), "%s-wal", f->path);
+        unlink(wal);
+        snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
+    }
+    assert_int_equal(open_store(f->url, &f->st), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    store_close(f->st);
+    if (f->path[0]) {
+        char p[1100];
+        unlink(f->path);
+        snprintf(p, sizeof(p), "%s-wal", f->path);
+        unlink(p);
+        snprintf(p, sizeof(p), "%s-shm", f->path);
+        unlink(p);
+    }
+    free(f);
+    return 0;
+}
+
+static void migrate_all(struct store *st)
+{
+    char err[512] = "";
+    int applied = -1;
+    int rc = store_migrate_up(st, NULL, &applied, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "migrate: %s\n", err);
+    assert_int_equal(rc, 0);
+}
+
+static struct store_tx *begin(struct store *st)
+{
+    struct store_tx *tx = NULL;
+    assert_int_equal(store_tx_begin(st, STORE_TX_WRITE, &tx), 0);
+    return tx;
+}
+
+static void commit(struct store_tx *tx) { assert_int_equal(store_tx_commit(tx), 0); }
+
+static void make_user(struct store *st, const char *email, char id[STORE_ID_LEN],
+                      int64_t created)
+{
+    struct store_user u;
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(uuid_v7(u.id), 0);
+    snprintf(u.email, sizeof(u.email), "%s", email);
+    snprintf(u.password_hash, sizeof(u.password_hash), "$argon2id$v=19$x");
+    snprintf(u.first_name, sizeof(u.first_name), "Ada");
+    snprintf(u.last_name, sizeof(u.last_name), "Lovelace");
+    u.created_at_ms = created;
+    struct store_tx *tx = begin(st);
+    assert_int_equal(store_user_insert(tx, &u), 0);
+    commit(tx);
+    memcpy(id, u.id, STORE_ID_LEN);
+}
+
+static void make_upload(struct store_tx *tx, const char *user, char id[STORE_ID_LEN])
+{
+    struct store_upload u;
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(uuid_v7(u.id), 0);
+    memcpy(u.user_id, user, STORE_ID_LEN);
+    snprintf(u.source, sizeof(u.source), "healthkit");
+    u.total_metrics = 3;
+    assert_int_equal(store_upload_insert(tx, &u), 0);
+    memcpy(id, u.id, STORE_ID_LEN);
+}
+
+static void fill_sample(struct store_sample *x, const char *user, const char *upload, int i)
+{
+    memset(x, 0, sizeof(*x));
+    snprintf(x->user_id, sizeof(x->user_id), "%s", user);
+    snprintf(x->upload_id, sizeof(x->upload_id), "%s", upload != NULL ? upload : "");
+    snprintf(x->metric_type, sizeof(x->metric_type), "%s", i % 2 ? "heart_rate" : "step_count");
+    x->start_ms = 1700000000000LL + (int64_t)i * 60000;
+    x->end_ms = x->start_ms + 60000;
+    x->value = 60.0 + i;
+    x->value2 = NAN;
+    snprintf(x->unit, sizeof(x->unit), "count/min");
+    snprintf(x->source, sizeof(x->source), "%s", i % 3 ? "watch" : "phone");
+    snprintf(x->hk_uuid, sizeof(x->hk_uuid), "00000000-0000-4000-8000-%012d", i);
+    x->quality_score = 0.9;
+}
+
+/* ---- 1. opening and errors ------------------------------------------------ */
+
+static void test_open_rejects_bad_urls(void **state)
+{
+    (void)state;
+    struct store *st = NULL;
+    char err[256];
+    assert_int_equal(store_open("mysql://x", NULL, &st, err, sizeof(err)), STORE_EINVAL);
+    assert_int_equal(store_open("", NULL, &st, err, sizeof(err)), STORE_EINVAL);
+    /* A wrong password must not appear in the error text. */
+    int rc = store_open("postgres://u:s3cretpw@127.0.0.1:1/db?connect_timeout=2", NULL, &st, err,
+                        sizeof(err));
+    assert_int_equal(rc, STORE_EUNAVAILABLE);
+    assert_null(strstr(err, "s3cretpw"));
+}
+
+static void test_problem_mapping(void **state)
+{
+    (void)state;
+    struct problem p;
+    memset(&p, 0, sizeof(p));
+    store_problem_set(&p, STORE_EUNAVAILABLE);
+    assert_int_equal(p.status, 503);
+    assert_string_equal(p.slug, "service-unavailable");
+    assert_true(p.retry_after > 0);
+    store_problem_set(&p, STORE_ENOTFOUND);
+    assert_int_equal(p.status, 404);
+    store_problem_set(&p, STORE_ECONFLICT);
+    assert_int_equal(p.status, 409);
+    problem_clear(&p);
+}
+
+static void test_cursor_roundtrip(void **state)
+{
+    (void)state;
+    struct store_cursor c = {.set = 1, .ts = 1700000000123LL}, d;
+    char text[STORE_CURSOR_LEN];
+    snprintf(c.key, sizeof(c.key), "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
+    store_cursor_format(&c, text);
+    assert_int_equal(store_cursor_parse(text, &d), 0);
+    assert_int_equal(d.ts, c.ts);
+    assert_string_equal(d.key, c.key);
+    assert_int_equal(store_cursor_parse("abc", &d), STORE_EINVAL);
+    assert_int_equal(store_cursor_parse("12.'; DROP", &d), STORE_EINVAL);
+}
+
+/* ---- 2. migrations -------------------------------------------------------- */
+
+static void test_migrate_fresh_and_rerun(void **state)
+{
+    struct fix *f = *state;
+    char err[512];
+    int applied = -1, pending = -1;
+    assert_int_equal(store_migrate_pending(f->st, &pending, err, sizeof(err)), 0);
+    assert_int_equal(pending, (int)store_migration_count());
+    assert_int_equal(store_migrate_up(f->st, NULL, &applied, err, sizeof(err)), 0);
+    assert_int_equal(applied, 2);
+    assert_int_equal(store_migrate_up(f->st, NULL, &applied, err, sizeof(err)), 0);
+    assert_int_equal(applied, 0);
+    assert_int_equal(store_migrate_pending(f->st, &pending, err, sizeof(err)), 0);
+    assert_int_equal(pending, 0);
+    struct store_migration_status ms[8];
+    size_t n = 0;
+    assert_int_equal(store_migrate_status(f->st, ms, 8, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(ms[0].name, "001_create_indexes");
+    assert_string_equal(ms[1].name, "002_add_data_quality_fields");
+    for (size_t i = 0; i < n; i++) {
+        assert_true(ms[i].applied && ms[i].complete && ms[i].checksum_ok);
+        assert_int_equal(strlen(ms[i].checksum), 64);
+    }
+}
+
+static void test_migrate_tampered_refused(void **state)
+{
+    struct fix *f = *state;
+    char err[512] = "";
+    int pending = 0;
+    migrate_all(f->st);
+    assert_int_equal(store_admin_exec(f->st,
+                                      "UPDATE _migrations SET checksum = 'deadbeef'"
+                                      " WHERE name = '001_create_indexes'",
+                                      err, sizeof(err)),
+                     0);
+    assert_int_equal(store_migrate_up(f->st, NULL, NULL, err, sizeof(err)), STORE_EMIGRATION);
+    assert_non_null(strstr(err, "001_create_indexes"));
+    assert_non_null(strstr(err, "changed"));
+    assert_int_equal(store_migrate_pending(f->st, &pending, err, sizeof(err)), STORE_EMIGRATION);
+    /* A migration from a newer binary is refused too. */
+    assert_int_equal(store_admin_exec(f->st,
+                                      "UPDATE _migrations SET checksum = 'x' WHERE 1 = 0;"
+                                      "DELETE FROM _migrations WHERE name = '001_create_indexes';"
+                                      "INSERT INTO _migrations VALUES ('999_future', 'x', 1, 1)",
+                                      err, sizeof(err)),
+                     0);
+    assert_int_equal(store_migrate_up(f->st, NULL, NULL, err, sizeof(err)), STORE_EMIGRATION);
+    assert_non_null(strstr(err, "999_future"));
+}
+
+static void test_migrate_002_backfills_every_row(void **state)
+{
+    struct fix *f = *state;
+    char err[512] = "";
+    int applied = 0;
+    assert_int_equal(store_migrate_up(f->st, "001_create_indexes", &applied, err, sizeof(err)),
+                     0);
+    assert_int_equal(applied, 1);
+    int pending = 0;
+    assert_int_equal(store_migrate_pending(f->st, &pending, err, sizeof(err)), 0);
+    assert_int_equal(pending, 1);
+    /* Seed 1234 rows under the 001 schema (more than two 500-row batches),
+     * every tenth without a value. */
+    assert_int_equal(store_admin_exec(f->st,
+                                      "INSERT INTO users (id, email, created_at, updated_at)"
+                                      " VALUES ('u1', 'a@b.c', 1, 1)",
+                                      err, sizeof(err)),
+                     0);
+    for (int batch = 0; batch < 13; batch++) {
+        char sql[64 * 1024];
+        size_t o = (size_t)snprintf(sql, sizeof(sql),
+                                    "INSERT INTO health_samples (user_id, metric_type, start_ms,"
+                                    " end_ms, value, hk_uuid, created_at) VALUES ");
+        for (int i = 0; i < 100 && batch * 100 + i < 1234; i++) {
+            int k = batch * 100 + i;
+            o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s('u1','heart_rate',%d,%d,%s,'hk-%d',1)",
+                                  i ? "," : "", k, k + 1, k % 10 == 0 ? "NULL" : "72.5", k);
+        }
+        assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+    }
+    assert_int_equal(store_migrate_up(f->st, NULL, &applied, err, sizeof(err)), 0);
+    assert_int_equal(applied, 1);
+    /* Check every row through the repository. */
+    struct store_tx *tx = NULL;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    struct store_sample_query q = {.user_id = "u1", .start_ms = INT64_MIN, .end_ms = INT64_MAX,
+                                   .ascending = 1};
+    struct store_sample *v = NULL;
+    size_t n = 0, seen = 0;
+    struct store_cursor next;
+    q.limit = 1000;
+    for (;;) {
+        assert_int_equal(store_sample_list(tx, &q, &v, &n, &next), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(v[i].processing_version, 1);
+            assert_string_equal(v[i].validation_status, "unvalidated");
+            int k = (int)v[i].start_ms;
+            assert_true(v[i].quality_score == (k % 10 == 0 ? 0.0 : 1.0));
+            assert_true(isnan(v[i].value) == (k % 10 == 0));
+        }
+        seen += n;
+        store_sample_list_free(v, n);
+        if (!next.set)
+            break;
+        q.after = next;
+    }
+    store_tx_rollback(tx);
+    assert_int_equal(seen, 1234);
+    /* Resumable and idempotent: mark it incomplete and run again. */
+    assert_int_equal(store_admin_exec(f->st,
+                                      "UPDATE _migrations SET complete = 0"
+                                      " WHERE name = '002_add_data_quality_fields';"
+                                      "UPDATE health_samples SET processing_version = NULL"
+                                      " WHERE start_ms < 10",
+                                      err, sizeof(err)),
+                     0);
+    assert_int_equal(store_migrate_pending(f->st, &pending, err, sizeof(err)), 0);
+    assert_int_equal(pending, 1);
+    assert_int_equal(store_migrate_up(f->st, NULL, &applied, err, sizeof(err)), 0);
+    assert_int_equal(applied, 1);
+    assert_int_equal(store_migrate_pending(f->st, &pending, err, sizeof(err)), 0);
+    assert_int_equal(pending, 0);
+}
+
+/* ---- 3. repositories ------------------------------------------------------ */
+
+static void test_users(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char ids[25][STORE_ID_LEN];
+    for (int i = 0; i < 25; i++) {
+        char email[64];
+        snprintf(email, sizeof(email), "user%02d@example.com", i);
+        /* Pairs share a created_at to exercise the id tie-breaker. */
+        make_user(f->st, email, ids[i], 1000 + i / 2);
+    }
+    struct store_tx *tx = begin(f->st);
+    struct store_user u, dup;
+    assert_int_equal(store_user_get(tx, ids[3], &u), 0);
+    assert_string_equal(u.email, "user03@example.com");
+    assert_string_equal(u.role, "patient");
+    assert_int_equal(store_user_get_by_email(tx, "user04@example.com", &u), 0);
+    assert_string_equal(u.id, ids[4]);
+    assert_int_equal(store_user_get(tx, "nope", &u), STORE_ENOTFOUND);
+    dup = u;
+    assert_int_equal(uuid_v7(dup.id), 0);
+    assert_int_equal(store_user_insert(tx, &dup), STORE_ECONFLICT);
+    store_tx_rollback(tx);
+
+    tx = begin(f->st);
+    assert_int_equal(store_user_login_update(tx, ids[4], 3, 5000, 4000), 0);
+    snprintf(u.role, sizeof(u.role), "admin");
+    assert_int_equal(store_user_update(tx, &u), 0);
+    commit(tx);
+    tx = begin(f->st);
+    assert_int_equal(store_user_get(tx, ids[4], &u), 0);
+    assert_int_equal(u.failed_logins, 3);
+    assert_int_equal(u.locked_until_ms, 5000);
+    assert_string_equal(u.role, "admin");
+
+    /* Keyset pages: 10, 10, 5, newest first, no duplicates. */
+    struct store_cursor after = {0}, next;
+    int seen[25] = {0};
+    size_t total = 0;
+    int64_t last_ts = INT64_MAX;
+    for (int page = 0; page < 4; page++) {
+        struct store_user *v = NULL;
+        size_t n = 0;
+        assert_int_equal(store_user_list(tx, &after, 10, &v, &n, &next), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(v[i].created_at_ms <= last_ts);
+            last_ts = v[i].created_at_ms;
+            for (int k = 0; k < 25; k++)
+                if (strcmp(v[i].id, ids[k]) == 0)
+                    seen[k]++;
+        }
+        total += n;
+        free(v);
+        if (!next.set)
+            break;
+        after = next;
+    }
+    assert_int_equal(total, 25);
+    for (int k = 0; k < 25; k++)
+        assert_int_equal(seen[k], 1);
+    assert_int_equal(store_user_list(tx, NULL, 0, NULL, NULL, NULL), STORE_EINVAL);
+    commit(tx);
+}
+
+static void test_tokens_and_audit(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char user[STORE_ID_LEN];
+    make_user(f->st, "t@example.com", user, 0);
+    struct store_tx *tx = begin(f->st);
+    struct store_refresh_token t[3];
+    char family[STORE_ID_LEN];
+    assert_int_equal(uuid_v4(family), 0);
+    for (int i = 0; i < 3; i++) {
+        memset(&t[i], 0, sizeof(t[i]));
+        assert_int_equal(uuid_v7(t[i].id), 0);
+        memcpy(t[i].user_id, user, STORE_ID_LEN);
+        memcpy(t[i].family_id, family, STORE_ID_LEN);
+        snprintf(t[i].token_hash, sizeof(t[i].token_hash), "hash-%d", i);
+        t[i].expires_at_ms = 99999;
+        assert_int_equal(store_token_insert(tx, &t[i]), 0);
+    }
+    commit(tx);
+    /* A failed statement poisons its transaction on both backends. */
+    tx = begin(f->st);
+    assert_int_equal(store_token_insert(tx, &t[0]), STORE_ECONFLICT);
+    assert_int_equal(store_tx_commit(tx), STORE_ECONFLICT);
+    tx = begin(f->st);
+    struct store_refresh_token got;
+    assert_int_equal(store_token_get_by_hash(tx, "hash-1", &got), 0);
+    assert_string_equal(got.id, t[1].id);
+    assert_int_equal(got.revoked_at_ms, 0);
+    assert_int_equal(store_token_revoke(tx, t[0].id, t[1].id, 10), 0);
+    assert_int_equal(store_token_get_by_hash(tx, "hash-0", &got), 0);
+    assert_int_equal(got.revoked_at_ms, 10);
+    assert_string_equal(got.replaced_by, t[1].id);
+    int64_t n = 0;
+    assert_int_equal(store_token_revoke_family(tx, family, 20, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_token_revoke(tx, "missing", NULL, 1), STORE_ENOTFOUND);
+
+    for (int i = 0; i < 7; i++) {
+        struct store_audit a;
+        memset(&a, 0, sizeof(a));
+        memcpy(a.user_id, user, STORE_ID_LEN);
+        snprintf(a.action, sizeof(a.action), "health_data.read");
+        snprintf(a.outcome, sizeof(a.outcome), "%s", i == 3 ? "denied" : "success");
+        a.created_at_ms = 100 + i;
+        assert_int_equal(store_audit_insert(tx, &a), 0);
+    }
+    struct store_audit *v = NULL;
+    struct store_cursor next;
+    size_t cnt = 0;
+    assert_int_equal(store_audit_list(tx, user, NULL, 5, &v, &cnt, &next), 0);
+    assert_int_equal(cnt, 5);
+    assert_int_equal(v[0].created_at_ms, 106);
+    assert_true(next.set);
+    free(v);
+    assert_int_equal(store_audit_list(tx, user, &next, 5, &v, &cnt, &next), 0);
+    assert_int_equal(cnt, 2);
+    assert_false(next.set);
+    assert_int_equal(v[1].created_at_ms, 100);
+    free(v);
+    assert_int_equal(store_token_delete_by_user(tx, user, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(store_audit_delete_by_user(tx, user, &n), 0);
+    assert_int_equal(n, 7);
+    commit(tx);
+}
+
+static int count_cb(void *ctx, const struct store_sample *s)
+{
+    (void)s;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_upload_samples_message_one_transaction(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char user[STORE_ID_LEN], upload[STORE_ID_LEN];
+    make_user(f->st, "s@example.com", user, 0);
+    struct store_sample v[300];
+
+    /* A rolled-back upload leaves nothing: no upload, samples or message. */
+    struct store_tx *tx = begin(f->st);
+    make_upload(tx, user, upload);
+    for (int i = 0; i < 300; i++)
+        fill_sample(&v[i], user, upload, i);
+    size_t ins = 0;
+    assert_int_equal(store_sample_insert_batch(tx, v, 300, &ins), 0);
+    assert_int_equal(ins, 300);
+    assert_int_equal(store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, "{\"u\":1}", NULL, NULL), 0);
+    store_tx_rollback(tx);
+    tx = begin(f->st);
+    struct store_upload up;
+    assert_int_equal(store_upload_get(tx, upload, NULL, &up), STORE_ENOTFOUND);
+    int64_t cnt = -1;
+    assert_int_equal(store_sample_count(tx, user, NULL, &cnt), 0);
+    assert_int_equal(cnt, 0);
+    store_tx_rollback(tx);
+    struct store_queue_stats qs;
+    assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_HEALTH_DATA, &qs), 0);
+    assert_int_equal(qs.depth, 0);
+
+    /* Committed: all three exist. */
+    tx = begin(f->st);
+    make_upload(tx, user, upload);
+    for (int i = 0; i < 300; i++)
+        fill_sample(&v[i], user, upload, i);
+    v[7].payload = "{\"stages\":{\"deep\":42}}";
+    assert_int_equal(store_sample_insert_batch(tx, v, 300, &ins), 0);
+    assert_int_equal(ins, 300);
+    assert_int_equal(store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, "{\"u\":1}", NULL, NULL), 0);
+    commit(tx);
+    assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_HEALTH_DATA, &qs), 0);
+    assert_int_equal(qs.depth, 1);
+
+    /* Retried upload: same HealthKit uuids, nothing new. */
+    tx = begin(f->st);
+    char upload2[STORE_ID_LEN];
+    make_upload(tx, user, upload2);
+    for (int i = 0; i < 300; i++)
+        fill_sample(&v[i], user, upload2, i);
+    fill_sample(&v[299], user, upload2, 1000); /* one genuinely new sample */
+    assert_int_equal(store_sample_insert_batch(tx, v, 300, &ins), 0);
+    assert_int_equal(ins, 1);
+    /* An invalid sample fails the batch. */
+    v[0].end_ms = v[0].start_ms - 1;
+    assert_int_equal(store_sample_insert_batch(tx, v, 1, &ins), STORE_EINVAL);
+    assert_int_equal(store_upload_status_set(tx, upload, "processing", 0.5, 150, NULL), 0);
+    commit(tx);
+
+    tx = begin(f->st);
+    assert_int_equal(store_upload_get(tx, upload, user, &up), 0);
+    assert_string_equal(up.status, "processing");
+    assert_true(up.progress == 0.5);
+    assert_int_equal(store_upload_get(tx, upload, "someone-else", &up), STORE_ENOTFOUND);
+    assert_int_equal(store_sample_count(tx, user, NULL, &cnt), 0);
+    assert_int_equal(cnt, 301);
+    assert_int_equal(store_sample_count(tx, user, upload, &cnt), 0);
+    assert_int_equal(cnt, 300);
+
+    /* Filters and keyset pages over samples. */
+    struct store_sample_query q = {.user_id = user, .metric_type = "heart_rate",
+                                   .start_ms = INT64_MIN, .end_ms = INT64_MAX, .limit = 40};
+    struct store_sample *page = NULL;
+    size_t n = 0, total = 0;
+    struct store_cursor next;
+    int64_t prev = INT64_MAX;
+    for (;;) {
+        assert_int_equal(store_sample_list(tx, &q, &page, &n, &next), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(page[i].metric_type, "heart_rate");
+            assert_true(page[i].start_ms < prev);
+            prev = page[i].start_ms;
+            if (page[i].start_ms == 1700000000000LL + 7 * 60000) {
+                assert_non_null(page[i].payload);
+                assert_string_equal(page[i].payload, "{\"stages\":{\"deep\":42}}");
+            }
+            assert_true(isnan(page[i].value2));
+            assert_true(page[i].quality_score == 0.9);
+            assert_int_equal(page[i].processing_version, STORE_PROCESSING_VERSION);
+        }
+        total += n;
+        store_sample_list_free(page, n);
+        if (!next.set)
+            break;
+        q.after = next;
+    }
+    assert_int_equal(total, 150);
+    int c = 0;
+    struct store_sample_query q2 = {.user_id = user, .source = "phone",
+                                    .start_ms = 1700000000000LL,
+                                    .end_ms = 1700000000000LL + 30 * 60000, .ascending = 1};
+    assert_int_equal(store_sample_each(tx, &q2, count_cb, &c), 0);
+    assert_int_equal(c, 10); /* i in 0..29 with i % 3 == 0 */
+    commit(tx);
+
+    /* Deleting the upload cascades to its samples. */
+    tx = begin(f->st);
+    assert_int_equal(store_upload_delete(tx, upload, "someone-else"), STORE_ENOTFOUND);
+    assert_int_equal(store_upload_delete(tx, upload, user), 0);
+    assert_int_equal(store_sample_count(tx, user, NULL, &cnt), 0);
+    assert_int_equal(cnt, 1);
+    struct store_upload *ul = NULL;
+    assert_int_equal(store_upload_list(tx, user, NULL, 10, &ul, &n, &next), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ul[0].id, upload2);
+    free(ul);
+    commit(tx);
+}
+
+static void test_raw_analyses_insights_keys_and_erasure(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char user[STORE_ID_LEN], upload[STORE_ID_LEN];
+    make_user(f->st, "r@example.com", user, 0);
+    struct store_tx *tx = begin(f->st);
+    make_upload(tx, user, upload);
+    unsigned char body[1000];
+    for (size_t i = 0; i < sizeof(body); i++)
+        body[i] = (unsigned char)(i * 7); /* includes zero bytes */
+    unsigned char nonce[24] = {0, 1, 2, 0, 255};
+    struct store_raw_upload r = {.key_version = 1, .nonce = nonce, .nonce_len = sizeof(nonce),
+                                 .ciphertext = body, .ciphertext_len = sizeof(body),
+                                 .wrapped_dek = nonce, .wrapped_dek_len = 5};
+    memcpy(r.upload_id, upload, STORE_ID_LEN);
+    memcpy(r.user_id, user, STORE_ID_LEN);
+    snprintf(r.content_type, sizeof(r.content_type), "application/json");
+    assert_int_equal(store_raw_upload_put(tx, &r), 0);
+
+    struct store_analysis a = {.version = 1, .coverage = "{\"days\":7}", .result = "{\"tst\":420}"};
+    assert_int_equal(uuid_v7(a.id), 0);
+    memcpy(a.user_id, user, STORE_ID_LEN);
+    memcpy(a.upload_id, upload, STORE_ID_LEN);
+    snprintf(a.kind, sizeof(a.kind), "pat");
+    assert_int_equal(store_analysis_insert(tx, &a), 0);
+    for (int i = 0; i < 3; i++) {
+        struct store_insight in = {.narrative = "You slept well.", .body = "{}",
+                                   .confidence = 0.8, .created_at_ms = 10 + i};
+        assert_int_equal(uuid_v7(in.id), 0);
+        memcpy(in.user_id, user, STORE_ID_LEN);
+        memcpy(in.analysis_id, a.id, STORE_ID_LEN);
+        snprintf(in.insight_type, sizeof(in.insight_type), "%s", i == 1 ? "sleep" : "activity");
+        snprintf(in.generator, sizeof(in.generator), "builtin");
+        assert_int_equal(store_insight_insert(tx, &in), 0);
+    }
+    unsigned char wk[48] = {9, 0, 9};
+    struct store_key k1 = {.version = 1, .wrapped_key = wk, .wrapped_key_len = sizeof(wk)};
+    struct store_key k2 = k1;
+    k2.version = 2;
+    snprintf(k1.algorithm, sizeof(k1.algorithm), "xchacha20poly1305");
+    snprintf(k2.algorithm, sizeof(k2.algorithm), "xchacha20poly1305");
+    assert_int_equal(store_key_insert(tx, &k1), 0);
+    assert_int_equal(store_key_insert(tx, &k2), 0);
+    commit(tx);
+    tx = begin(f->st);
+    assert_int_equal(store_key_insert(tx, &k2), STORE_ECONFLICT);
+    store_tx_rollback(tx);
+
+    tx = begin(f->st);
+    struct store_raw_upload rg;
+    assert_int_equal(store_raw_upload_get(tx, upload, &rg), 0);
+    assert_int_equal(rg.ciphertext_len, sizeof(body));
+    assert_memory_equal(rg.ciphertext, body, sizeof(body));
+    assert_int_equal(rg.nonce_len, sizeof(nonce));
+    assert_memory_equal(rg.nonce, nonce, sizeof(nonce));
+    assert_int_equal(rg.wrapped_dek_len, 5);
+    store_raw_upload_clear(&rg);
+    struct store_analysis ag;
+    assert_int_equal(store_analysis_get(tx, a.id, user, &ag), 0);
+    assert_string_equal(ag.result, "{\"tst\":420}");
+    assert_string_equal(ag.coverage, "{\"days\":7}");
+    store_analysis_clear(&ag);
+    assert_int_equal(store_analysis_get(tx, a.id, "other", &ag), STORE_ENOTFOUND);
+    struct store_analysis *al = NULL;
+    size_t n = 0;
+    assert_int_equal(store_analysis_list(tx, user, NULL, 10, &al, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    store_analysis_list_free(al, n);
+    struct store_insight *il = NULL;
+    struct store_cursor next;
+    assert_int_equal(store_insight_list(tx, user, NULL, NULL, 2, &il, &n, &next), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(il[0].created_at_ms, 12);
+    assert_string_equal(il[0].narrative, "You slept well.");
+    assert_true(next.set);
+    store_insight_list_free(il, n);
+    assert_int_equal(store_insight_list(tx, user, "sleep", NULL, 10, &il, &n, &next), 0);
+    assert_int_equal(n, 1);
+    struct store_insight ig;
+    assert_int_equal(store_insight_get(tx, il[0].id, user, &ig), 0);
+    assert_string_equal(ig.insight_type, "sleep");
+    store_insight_clear(&ig);
+    store_insight_list_free(il, n);
+    struct store_key kg;
+    assert_int_equal(store_key_get_active(tx, &kg), 0);
+    assert_int_equal(kg.version, 2);
+    assert_int_equal(kg.wrapped_key_len, sizeof(wk));
+    assert_memory_equal(kg.wrapped_key, wk, sizeof(wk));
+    store_key_clear(&kg);
+    assert_int_equal(store_key_status_set(tx, 2, "retired"), 0);
+    assert_int_equal(store_key_get_active(tx, &kg), 0);
+    assert_int_equal(kg.version, 1);
+    store_key_clear(&kg);
+    commit(tx);
+
+    /* Erasure: the user and everything derived from them. */
+    tx = begin(f->st);
+    struct store_sample s;
+    fill_sample(&s, user, upload, 1);
+    assert_int_equal(store_sample_insert_batch(tx, &s, 1, NULL), 0);
+    assert_int_equal(store_user_delete(tx, user), 0);
+    assert_int_equal(store_user_delete(tx, user), STORE_ENOTFOUND);
+    commit(tx);
+    tx = begin(f->st);
+    int64_t cnt = -1;
+    assert_int_equal(store_sample_count(tx, user, NULL, &cnt), 0);
+    assert_int_equal(cnt, 0);
+    assert_int_equal(store_raw_upload_get(tx, upload, &rg), STORE_ENOTFOUND);
+    assert_int_equal(store_analysis_get(tx, a.id, NULL, &ag), STORE_ENOTFOUND);
+    assert_int_equal(store_insight_list(tx, user, NULL, NULL, 10, &il, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    free(il);
+    commit(tx);
+}
+
+/* ---- 4. queue ----------------------------------------------------------------- */
+
+static void publish_n(struct store *st, const char *topic, int n, int max_attempts)
+{
+    struct store_tx *tx = begin(st);
+    struct store_publish_opts o = {.max_attempts = max_attempts};
+    for (int i = 0; i < n; i++) {
+        char p[64];
+        snprintf(p, sizeof(p), "{\"i\":%d}", i);
+        assert_int_equal(store_queue_publish(tx, topic, p, &o, NULL), 0);
+    }
+    commit(tx);
+}
+
+static void test_queue_lease_ack_and_lost_lease(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    publish_n(f->st, STORE_TOPIC_INSIGHTS, 3, 0);
+    struct store_msg m[4];
+    size_t n = 0;
+    assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_INSIGHTS, 60000, m, 2, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(m[0].payload, "{\"i\":0}");
+    assert_int_equal(m[0].attempts, 1);
+    assert_int_equal(m[0].max_attempts, 5);
+    /* Leased messages are invisible to others. */
+    struct store_msg o[4];
+    size_t k = 0;
+    assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_INSIGHTS, 60000, o, 4, &k), 0);
+    assert_int_equal(k, 1);
+    assert_string_equal(o[0].payload, "{\"i\":2}");
+    store_msg_clear(&o[0]);
+    assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_HEALTH_DATA, 60000, o, 4, &k), 0);
+    assert_int_equal(k, 0);
+    assert_int_equal(store_queue_ack_now(f->st, &m[0]), 0);
+    /* Acking twice, or with another token, is refused. */
+    assert_int_equal(store_queue_ack_now(f->st, &m[0]), STORE_ECONFLICT);
+    struct store_msg forged = m[1];
+    snprintf(forged.lease_token, sizeof(forged.lease_token), "not-the-token");
+    assert_int_equal(store_queue_ack_now(f->st, &forged), STORE_ECONFLICT);
+    struct store_tx *tx = begin(f->st);
+    assert_int_equal(store_queue_extend(tx, &m[1], 120000), 0);
+    assert_int_equal(store_queue_ack(tx, &m[1]), 0);
+    commit(tx);
+    store_msg_clear(&m[0]);
+    store_msg_clear(&m[1]);
+    struct store_queue_stats qs;
+    assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_INSIGHTS, &qs), 0);
+    assert_int_equal(qs.depth, 1);
+    assert_true(qs.oldest_age_ms >= 0);
+    assert_int_equal(qs.dead, 0);
+}
+
+static void test_queue_expiry_redelivers_and_poison_dead_letters(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    publish_n(f->st, STORE_TOPIC_HEALTH_DATA, 1, 3);
+    struct store_msg m[1];
+    size_t n = 0;
+    /* Lease expiry: not acked within 30 ms → delivered again (attempt 2). */
+    assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_HEALTH_DATA, 30, m, 1, &n), 0);
+    assert_int_equal(n, 1);
+    char first_token[STORE_ID_LEN];
+    memcpy(first_token, m[0].lease_token, STORE_ID_LEN);
+    store_msg_clear(&m[0]);
+    int64_t t0 = (int64_t)time(NULL);
+    do {
+        usleep(10000);
+        assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_HEALTH_DATA, 30, m, 1, &n), 0);
+    } while (n == 0 && (int64_t)time(NULL) - t0 < 5);
+    assert_int_equal(n, 1);
+    assert_int_equal(m[0].attempts, 2);
+    assert_string_not_equal(m[0].lease_token, first_token);
+    /* Poison: nack with an error; the 3rd failure dead-letters it. */
+    struct store_tx *tx = begin(f->st);
+    assert_int_equal(store_queue_nack(tx, &m[0], "boom 2"), 0);
+    commit(tx);
+    store_msg_clear(&m[0]);
+    do {
+        usleep(5000);
+        assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_HEALTH_DATA, 60000, m, 1, &n), 0);
+    } while (n == 0 && (int64_t)time(NULL) - t0 < 5);
+    assert_int_equal(n, 1);
+    assert_int_equal(m[0].attempts, 3);
+    assert_string_equal(m[0].last_error, "boom 2");
+    tx = begin(f->st);
+    assert_int_equal(store_queue_nack(tx, &m[0], "boom 3"), 0);
+    commit(tx);
+    store_msg_clear(&m[0]);
+    struct store_queue_stats qs;
+    assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_HEALTH_DATA, &qs), 0);
+    assert_int_equal(qs.depth, 0);
+    assert_int_equal(qs.dead, 1);
+    assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_HEALTH_DATA "-dead-letter", 60000, m,
+                                       1, &n),
+                     0);
+    assert_int_equal(n, 1);
+    assert_string_equal(m[0].last_error, "boom 3");
+    assert_string_equal(m[0].payload, "{\"i\":0}");
+    store_msg_clear(&m[0]);
+
+    /* Expired leases alone also dead-letter after max_attempts deliveries. */
+    publish_n(f->st, STORE_TOPIC_INSIGHTS, 1, 2);
+    int deliveries = 0;
+    t0 = (int64_t)time(NULL);
+    for (;;) {
+        assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_INSIGHTS, 20, m, 1, &n), 0);
+        if (n == 1) {
+            deliveries++;
+            store_msg_clear(&m[0]);
+        }
+        assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_INSIGHTS, &qs), 0);
+        if (qs.dead == 1 || (int64_t)time(NULL) - t0 > 5)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(deliveries, 2);
+    assert_int_equal(qs.dead, 1);
+    assert_int_equal(qs.depth, 0);
+}
+
+static void test_queue_retention_purge(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    publish_n(f->st, STORE_TOPIC_INSIGHTS, 3, 0);
+    struct store_msg m[3];
+    size_t n = 0;
+    assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_INSIGHTS, 60000, m, 2, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_queue_ack_now(f->st, &m[0]), 0);
+    int64_t purged = -1;
+    /* Within the retention nothing goes. */
+    assert_int_equal(store_queue_purge(f->st, store_now_ms_for_test(), &purged), 0);
+    assert_int_equal(purged, 0);
+    /* A day later the acknowledged one goes; unacknowledged ones never do. */
+    assert_int_equal(store_queue_purge(f->st, store_now_ms_for_test() + 86400LL * 1000 + 1000,
+                                       &purged),
+                     0);
+    assert_int_equal(purged, 1);
+    struct store_queue_stats qs;
+    assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_INSIGHTS, &qs), 0);
+    assert_int_equal(qs.depth, 2);
+    store_msg_clear(&m[0]);
+    store_msg_clear(&m[1]);
+}
+
+#define CONC_MESSAGES 10000
+#define CONC_THREADS 4
+
+struct consumer {
+    struct store *st;
+    unsigned char *acked; /* per payload index */
+    pthread_mutex_t *mu;
+    int dup;
+    int failures;
+    int done;
+};
+
+static void *consume(void *arg)
+{
+    struct consumer *c = arg;
+    struct store_msg m[32];
+    int idle = 0;
+    while (idle < 50) {
+        size_t n = 0;
+        int rc = store_queue_lease(c->st, STORE_TOPIC_HEALTH_DATA, 60000, m, 32, &n);
+        if (rc == STORE_EBUSY) {
+            usleep(1000);
+            continue;
+        }
+        if (rc != 0) {
+            c->failures++;
+            break;
+        }
+        if (n == 0) {
+            idle++;
+            usleep(2000);
+            continue;
+        }
+        idle = 0;
+        struct store_tx *tx = NULL;
+        rc = store_tx_begin(c->st, STORE_TX_WRITE, &tx);
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = store_queue_ack(tx, &m[i]);
+        if (rc == 0)
+            rc = store_tx_commit(tx);
+        else
+            store_tx_rollback(tx);
+        if (rc != 0)
+            c->failures++;
+        pthread_mutex_lock(c->mu);
+        for (size_t i = 0; i < n; i++) {
+            int idx = (int)strtol(strchr(m[i].payload, ':') + 1, NULL, 10);
+            if (rc == 0) {
+                if (c->acked[idx])
+                    c->dup++;
+                c->acked[idx] = 1;
+                c->done++;
+            }
+            store_msg_clear(&m[i]);
+        }
+        pthread_mutex_unlock(c->mu);
+    }
+    return NULL;
+}
+
+static void test_queue_concurrent_consumers_exactly_once(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    publish_n(f->st, STORE_TOPIC_HEALTH_DATA, CONC_MESSAGES, 0);
+    unsigned char *acked = calloc(CONC_MESSAGES, 1);
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    struct consumer c[CONC_THREADS];
+    pthread_t th[CONC_THREADS];
+    for (int i = 0; i < CONC_THREADS; i++) {
+        c[i] = (struct consumer){.st = f->st, .acked = acked, .mu = &mu};
+        assert_int_equal(pthread_create(&th[i], NULL, consume, &c[i]), 0);
+    }
+    int done = 0, dup = 0, failures = 0;
+    for (int i = 0; i < CONC_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        done += c[i].done;
+        dup += c[i].dup;
+        failures += c[i].failures;
+    }
+    assert_int_equal(failures, 0);
+    assert_int_equal(dup, 0);
+    assert_int_equal(done, CONC_MESSAGES);
+    for (int i = 0; i < CONC_MESSAGES; i++)
+        assert_int_equal(acked[i], 1);
+    for (int i = 0; i < CONC_THREADS; i++)
+        assert_true(c[i].done > 0); /* the work was actually shared */
+    free(acked);
+}
+
+/* Two processes consume one topic; each reports the indexes it acked over a
+ * pipe; the parent checks that every message was acked exactly once. */
+static void test_queue_two_processes_exactly_once(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    enum { N = 2000 };
+    publish_n(f->st, STORE_TOPIC_HEALTH_DATA, N, 0);
+    int fds[2][2];
+    pid_t pid[2];
+    for (int p = 0; p < 2; p++) {
+        assert_int_equal(pipe(fds[p]), 0);
+        pid[p] = fork();
+        assert_true(pid[p] >= 0);
+        if (pid[p] == 0) {
+            close(fds[p][0]);
+            struct store *st = NULL;
+            if (open_store(f->url, &st) != 0)
+                _exit(2);
+            struct store_msg m[16];
+            int idle = 0;
+            while (idle < 100) {
+                size_t n = 0;
+                int rc = store_queue_lease(st, STORE_TOPIC_HEALTH_DATA, 60000, m, 16, &n);
+                if (rc == STORE_EBUSY)
+                    continue;
+                if (rc != 0)
+                    _exit(3);
+                if (n == 0) {
+                    idle++;
+                    usleep(2000);
+                    continue;
+                }
+                idle = 0;
+                for (size_t i = 0; i < n; i++) {
+                    int r2;
+                    while ((r2 = store_queue_ack_now(st, &m[i])) == STORE_EBUSY)
+                        ;
+                    if (r2 != 0)
+                        _exit(4);
+                    int idx = (int)strtol(strchr(m[i].payload, ':') + 1, NULL, 10);
+                    if (write(fds[p][1], &idx, sizeof(idx)) != sizeof(idx))
+                        _exit(5);
+                    store_msg_clear(&m[i]);
+                }
+            }
+            store_close(st);
+            _exit(0);
+        }
+        close(fds[p][1]);
+    }
+    int *count = calloc(N, sizeof(int));
+    int per[2] = {0, 0};
+    for (int p = 0; p < 2; p++) {
+        int idx;
+        while (read(fds[p][0], &idx, sizeof(idx)) == sizeof(idx)) {
+            assert_true(idx >= 0 && idx < N);
+            count[idx]++;
+            per[p]++;
+        }
+        close(fds[p][0]);
+        int status = 0;
+        assert_int_equal(waitpid(pid[p], &status, 0), pid[p]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(count[i], 1);
+    assert_int_equal(per[0] + per[1], N);
+    free(count);
+}
+
+struct waker {
+    struct store *st;
+    int delay_ms;
+};
+
+static void *publish_later(void *arg)
+{
+    struct waker *w = arg;
+    usleep((useconds_t)w->delay_ms * 1000);
+    struct store_tx *tx = NULL;
+    if (store_tx_begin(w->st, STORE_TX_WRITE, &tx) == 0) {
+        store_queue_publish(tx, STORE_TOPIC_INSIGHTS, "{}", NULL, NULL);
+        store_tx_commit(tx);
+    }
+    return NULL;
+}
+
+static void test_queue_listener_wakes(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    struct store_listener *l = NULL;
+    assert_int_equal(store_listener_open(f->st, &l), 0);
+    assert_int_equal(store_listener_wait(l, 50), 0); /* nothing published: timeout */
+    struct waker w = {.st = f->st, .delay_ms = 100};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, publish_later, &w), 0);
+    uint64_t t0 = (uint64_t)time(NULL);
+    assert_int_equal(store_listener_wait(l, 5000), 1);
+    assert_true((uint64_t)time(NULL) - t0 < 4);
+    pthread_join(th, NULL);
+    store_listener_close(l);
+}
+
+/* ---- 5. crash safety ---------------------------------------------------------- */
+
+/*
+ * A child commits transactions (an upload + 20 samples + 1 queue message each)
+ * as fast as it can and reports each committed sequence number on a pipe after
+ * COMMIT returned. The parent SIGKILLs it mid-stream, reopens the database and
+ * checks that every reported transaction is complete and that no transaction
+ * is visible in part.
+ */
+static void test_crash_sigkill_mid_stream(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char user[STORE_ID_LEN];
+    make_user(f->st, "crash@example.com", user, 0);
+    store_close(f->st);
+    f->st = NULL;
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        struct store *st = NULL;
+        struct store_options o;
+        char err[256];
+        store_options_default(&o);
+        o.synchronous_full = 1;
+        if (store_open(f->url, &o, &st, err, sizeof(err)) != 0)
+            _exit(2);
+        for (int seq = 0;; seq++) {
+            struct store_tx *tx = NULL;
+            if (store_tx_begin(st, STORE_TX_WRITE, &tx) != 0)
+                _exit(3);
+            struct store_upload u;
+            memset(&u, 0, sizeof(u));
+            snprintf(u.id, sizeof(u.id), "00000000-0000-7000-8000-%012d", seq);
+            memcpy(u.user_id, user, STORE_ID_LEN);
+            u.total_metrics = 20;
+            if (store_upload_insert(tx, &u) != 0)
+                _exit(4);
+            struct store_sample v[20];
+            for (int i = 0; i < 20; i++) {
+                fill_sample(&v[i], user, u.id, seq * 20 + i);
+            }
+            if (store_sample_insert_batch(tx, v, 20, NULL) != 0)
+                _exit(5);
+            char payload[96];
+            snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\"}", u.id);
+            if (store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, payload, NULL, NULL) != 0)
+                _exit(6);
+            if (store_tx_commit(tx) != 0)
+                _exit(7);
+            if (write(fd[1], &seq, sizeof(seq)) != sizeof(seq))
+                _exit(8);
+        }
+    }
+    close(fd[1]);
+    int seq = -1, last = -1;
+    while (last < 60 && read(fd[0], &seq, sizeof(seq)) == sizeof(seq))
+        last = seq;
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFSIGNALED(status));
+    /* Drain what it reported before dying. */
+    while (read(fd[0], &seq, sizeof(seq)) == sizeof(seq))
+        last = seq;
+    close(fd[0]);
+    assert_true(last >= 60);
+
+    assert_int_equal(open_store(f->url, &f->st), 0);
+    struct store_tx *tx = NULL;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    struct store_upload *ul = NULL;
+    size_t n = 0, uploads = 0;
+    struct store_cursor after = {0}, next;
+    for (;;) {
+        assert_int_equal(store_upload_list(tx, user, &after, 1000, &ul, &n, &next), 0);
+        for (size_t i = 0; i < n; i++) {
+            int64_t cnt = 0;
+            assert_int_equal(store_sample_count(tx, user, ul[i].id, &cnt), 0);
+            assert_int_equal(cnt, 20); /* never a partial transaction */
+        }
+        uploads += n;
+        free(ul);
+        if (!next.set)
+            break;
+        after = next;
+    }
+    for (int s = 0; s <= last; s++) {
+        char id[STORE_ID_LEN];
+        struct store_upload u;
+        snprintf(id, sizeof(id), "00000000-0000-7000-8000-%012d", s);
+        assert_int_equal(store_upload_get(tx, id, user, &u), 0);
+    }
+    int64_t total = 0;
+    assert_int_equal(store_sample_count(tx, user, NULL, &total), 0);
+    store_tx_rollback(tx);
+    assert_true(uploads >= (size_t)last + 1);
+    assert_true(uploads <= (size_t)last + 2); /* at most one committed but unreported */
+    assert_int_equal(total, (int64_t)uploads * 20);
+    struct store_queue_stats qs;
+    assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_HEALTH_DATA, &qs), 0);
+    assert_int_equal(qs.depth, (int64_t)uploads);
+}
+
+/* ---- 6. health checks, backup, reconnect ------------------------------------ */
+
+static void test_health_checks(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    json_t *d = json_object();
+    char err[256] = "";
+    assert_int_equal(store_health_database(f->st, d, err, sizeof(err)), 0);
+    assert_string_equal(json_string_value(json_object_get(d, "backend")), is_pg() ? "postgres" : "sqlite");
+    json_decref(d);
+    d = json_object();
+    publish_n(f->st, STORE_TOPIC_HEALTH_DATA, 3, 0);
+    assert_int_equal(store_health_pubsub(f->st, d, err, sizeof(err)), 0);
+    json_t *t = json_object_get(json_object_get(d, "topics"), STORE_TOPIC_HEALTH_DATA);
+    assert_non_null(t);
+    assert_int_equal(json_integer_value(json_object_get(t, "depth")), 3);
+    json_decref(d);
+    /* Past a threshold the check turns unhealthy and says why. */
+    struct store *st2 = NULL;
+    struct store_options o;
+    fill_opts(&o);
+    o.health_max_depth = 2;
+    o.pool_size = 1;
+    assert_int_equal(store_open(f->url, &o, &st2, err, sizeof(err)), 0);
+    d = json_object();
+    assert_int_equal(store_health_pubsub(st2, d, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "depth"));
+    json_decref(d);
+    store_close(st2);
+}
+
+struct writer {
+    struct store *st;
+    char user[STORE_ID_LEN];
+    volatile int stop;
+    int batches;
+};
+
+static void *write_loop(void *arg)
+{
+    struct writer *w = arg;
+    for (int b = 0; !w->stop; b++) {
+        struct store_tx *tx = NULL;
+        if (store_tx_begin(w->st, STORE_TX_WRITE, &tx) != 0)
+            continue;
+        struct store_sample v[50];
+        for (int i = 0; i < 50; i++)
+            fill_sample(&v[i], w->user, NULL, 100000 + b * 50 + i);
+        if (store_sample_insert_batch(tx, v, 50, NULL) == 0 && store_tx_commit(tx) == 0)
+            w->batches++;
+        else
+            store_tx_rollback(tx);
+    }
+    return NULL;
+}
+
+static void test_backup_online(void **state)
+{
+    struct fix *f = *state;
+    char err[512] = "";
+    migrate_all(f->st);
+    if (is_pg()) {
+        assert_int_equal(store_backup(f->st, "/tmp/x.dump", err, sizeof(err)), STORE_EUNSUPPORTED);
+        assert_non_null(strstr(err, "pg_dump"));
+        return;
+    }
+    struct writer w = {.st = f->st};
+    make_user(f->st, "b@example.com", w.user, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, write_loop, &w), 0);
+    usleep(50000);
+    char path[1200];
+    snprintf(path, sizeof(path), "%s.backup", f->path);
+    assert_int_equal(store_backup(f->st, path, err, sizeof(err)), 0);
+    w.stop = 1;
+    pthread_join(th, NULL);
+    assert_true(w.batches > 0);
+    /* The copy opens, has the schema and a whole number of batches. */
+    char url[1300];
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    struct store *b = NULL;
+    assert_int_equal(open_store(url, &b), 0);
+    int pending = -1;
+    assert_int_equal(store_migrate_pending(b, &pending, err, sizeof(err)), 0);
+    assert_int_equal(pending, 0);
+    struct store_tx *tx = NULL;
+    assert_int_equal(store_tx_begin(b, STORE_TX_READ, &tx), 0);
+    int64_t cnt = -1;
+    assert_int_equal(store_sample_count(tx, w.user, NULL, &cnt), 0);
+    assert_int_equal(cnt % 50, 0);
+    store_tx_rollback(tx);
+    store_close(b);
+    unlink(path);
+    char p2[1300];
+    snprintf(p2, sizeof(p2), "%s-wal", path);
+    unlink(p2);
+    snprintf(p2, sizeof(p2), "%s-shm", path);
+    unlink(p2);
+}
+
+static void test_pg_reconnects_after_server_drops_sessions(void **state)
+{
+    struct fix *f = *state;
+    char err[512] = "";
+    migrate_all(f->st);
+    if (!is_pg())
+        return; /* SQLite has no server to lose */
+    /* Warm every pooled session, then have the server kill them all. */
+    struct store *admin = NULL;
+    struct store_options o;
+    fill_opts(&o);
+    o.pool_size = 1;
+    assert_int_equal(store_open(f->url, &o, &admin, err, sizeof(err)), 0);
+    assert_int_equal(store_admin_exec(admin,
+                                      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                      " WHERE pid <> pg_backend_pid()"
+                                      " AND datname = current_database()"
+                                      " AND backend_type = 'client backend'",
+                                      err, sizeof(err)),
+                     0);
+    store_close(admin);
+    /* Every call succeeds again (reconnect at BEGIN), or at worst fails
+     * cleanly with 503-class codes; none crashes or hangs. */
+    int ok = 0;
+    for (int i = 0; i < 20; i++) {
+        json_t *d = json_object();
+        int rc = store_health_database(f->st, d, err, sizeof(err));
+        json_decref(d);
+        ok += rc == 0;
+    }
+    assert_true(ok >= 19);
+    publish_n(f->st, STORE_TOPIC_INSIGHTS, 1, 0);
+}
+
+int64_t store_now_ms_for_test(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int main(void)
+{
+    const char *want = getenv("CLARITY_TEST_BACKEND");
+    if (want != NULL && strcmp(want, "postgres") == 0 && !is_pg()) {
+        fprintf(stderr, "CLARITY_TEST_BACKEND=postgres but CLARITY_TEST_PG_URL is not set; "
+                        "run under scripts/pg-test-server\n");
+        return 1;
+    }
+    log_level_set(LOG_ERROR);
+    fprintf(stderr, "store_test: backend %s\n", is_pg() ? "postgres" : "sqlite");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_rejects_bad_urls),
+        cmocka_unit_test(test_problem_mapping),
+        cmocka_unit_test(test_cursor_roundtrip),
+        cmocka_unit_test_setup_teardown(test_migrate_fresh_and_rerun, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_tampered_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_002_backfills_every_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_and_audit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_samples_message_one_transaction, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_raw_analyses_insights_keys_and_erasure, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_expiry_redelivers_and_poison_dead_letters,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_retention_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_concurrent_consumers_exactly_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_two_processes_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_listener_wakes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_sigkill_mid_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_online, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_reconnects_after_server_drops_sessions, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
