@@ -1,0 +1,810 @@
+/*
+ * analyze.c — `clarity analyze` (contract in analyze.h).
+ *
+ * File -> minute series -> analysis_report_run (src/analysis/) -> JSON or
+ * text. All science lives in the library; this file only reads, converts
+ * epochs and prints.
+ */
+#include "cli/analyze.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "analysis/analysis.h"
+#include "analysis/series.h"
+#include "cli/cli.h"
+#include "core/timeutil.h"
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (the classic
+ * era-based day count: 400-year eras of 146097 days, March-based years). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* "YYYY-MM-DDTHH:MM" of a local minute; callers pass 64 bytes. */
+static void local_format(int64_t local_min, char *out, size_t size)
+{
+    int64_t days = floor_div(local_min, 1440), y;
+    int m, d;
+    int mod = (int)(local_min - days * 1440);
+    civil_from_days(days, &y, &m, &d);
+    /* unsigned, bounded operands let the compiler see the output fits */
+    snprintf(out, size, "%04lld-%02u-%02uT%02u:%02u", (long long)y, (unsigned)m % 100u,
+             (unsigned)d % 100u, (unsigned)mod / 60u % 100u, (unsigned)mod % 60u);
+}
+
+/* Parse exactly `n` digits at *p; advances *p. */
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return -1;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+static int valid_date(int y, int mo, int d)
+{
+    static const int md[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (mo < 1 || mo > 12 || d < 1)
+        return 0;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return d <= md[mo - 1] + (mo == 2 && leap);
+}
+
+/* A timestamp field -> local minute. RFC 3339 with an offset uses it; a
+ * naive "YYYY-MM-DD[T ]HH:MM[:SS[.f]]" is local wall-clock time. */
+static int timestamp_local_minute(const char *s, int64_t *local_min)
+{
+    int64_t ms;
+    int off;
+    if (time_parse_rfc3339(s, &ms, &off) == 0) {
+        *local_min = series_local_minute(ms, off);
+        return 0;
+    }
+    const char *p = s;
+    int y, mo, d, h, mi, sec = 0;
+    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+        digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+        return -1;
+    p++;
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
+        return -1;
+    if (*p == ':') {
+        p++;
+        if (digits(&p, 2, &sec))
+            return -1;
+        if (*p == '.')
+            for (p++; *p >= '0' && *p <= '9'; p++)
+                ;
+    }
+    if (*p != '\0' || !valid_date(y, mo, d) || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    *local_min = days_from_civil(y, mo, d) * 1440 + h * 60 + mi;
+    return 0;
+}
+
+/* Growable row arrays, capped at ANALYZE_MAX_ROWS. */
+struct rows {
+    int64_t *min;
+    double *val;
+    size_t n, cap;
+};
+
+static int rows_push(struct rows *r, int64_t m, double v)
+{
+    if (r->n == r->cap) {
+        if (r->cap >= ANALYZE_MAX_ROWS)
+            return -1;
+        size_t nc = r->cap ? r->cap * 2 : 4096;
+        if (nc > ANALYZE_MAX_ROWS)
+            nc = ANALYZE_MAX_ROWS;
+        int64_t *a = realloc(r->min, nc * sizeof(*a));
+        if (!a)
+            return -1;
+        r->min = a;
+        double *b = realloc(r->val, nc * sizeof(*b));
+        if (!b)
+            return -1;
+        r->val = b;
+        r->cap = nc;
+    }
+    r->min[r->n] = m;
+    r->val[r->n] = v;
+    r->n++;
+    return 0;
+}
+
+static void rows_free(struct rows *r)
+{
+    free(r->min);
+    free(r->val);
+}
+
+/* Rows (each covering k minutes from its minute) -> minute series over the
+ * last window_min minutes. A row's value is split evenly over its k minutes;
+ * rows in the same minute add up (sub-minute epochs). */
+static int rows_to_series(const struct rows *r, unsigned k, size_t window_min,
+                          struct analyze_series *out, char *err, size_t errlen)
+{
+    if (r->n == 0) {
+        snprintf(err, errlen, "no data rows");
+        return -1;
+    }
+    int64_t lo = r->min[0], hi = r->min[0];
+    for (size_t i = 1; i < r->n; i++) {
+        if (r->min[i] < lo)
+            lo = r->min[i];
+        if (r->min[i] > hi)
+            hi = r->min[i];
+    }
+    int64_t end = hi + (int64_t)k;
+    int64_t start = lo;
+    if (window_min && end - (int64_t)window_min > start)
+        start = end - (int64_t)window_min;
+    if (end - start > (int64_t)SERIES_MAX_MINUTES) {
+        snprintf(err, errlen, "recording spans more than %u days; choose a --window",
+                 SERIES_MAX_MINUTES / 1440);
+        return -1;
+    }
+    size_t n = (size_t)(end - start);
+    double *v = malloc(n * sizeof(double));
+    if (!v) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = NAN;
+    for (size_t i = 0; i < r->n; i++) {
+        if (isnan(r->val[i]))
+            continue;
+        for (unsigned j = 0; j < k; j++) {
+            int64_t m = r->min[i] + j - start;
+            if (m < 0 || m >= (int64_t)n)
+                continue;
+            double share = r->val[i] / (double)k;
+            v[m] = isnan(v[m]) ? share : v[m] + share;
+        }
+    }
+    out->values = v;
+    out->n = n;
+    out->start_local_min = start;
+    out->rows = r->n;
+    return 0;
+}
+
+/* Next line of text: [*line, *line_len), advancing *pos past the newline. */
+static int next_line(const char *t, size_t len, size_t *pos, const char **line, size_t *line_len)
+{
+    if (*pos >= len)
+        return 0;
+    size_t s = *pos, e = s;
+    while (e < len && t[e] != '\n')
+        e++;
+    *pos = e < len ? e + 1 : e;
+    size_t l = e - s;
+    while (l > 0 && (t[s + l - 1] == '\r' || t[s + l - 1] == ' ' || t[s + l - 1] == '\t'))
+        l--;
+    while (l > 0 && (t[s] == ' ' || t[s] == '\t')) {
+        s++;
+        l--;
+    }
+    *line = t + s;
+    *line_len = l;
+    return 1;
+}
+
+/* A numeric field: finite number, or NaN for "", "NA", "NaN", "null". */
+static int parse_value(const char *s, double *v)
+{
+    while (*s == ' ' || *s == '\t' || *s == '"')
+        s++;
+    if (*s == '\0' || strcmp(s, "NA") == 0 || strcmp(s, "NaN") == 0 || strcmp(s, "nan") == 0 ||
+        strcmp(s, "null") == 0 || strcmp(s, "\"\"") == 0) {
+        *v = NAN;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    while (*end == ' ' || *end == '\t' || *end == '"')
+        end++;
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(x))
+        return -1;
+    *v = x;
+    return 0;
+}
+
+static int epoch_minutes(unsigned epoch_s, unsigned *k, char *err, size_t errlen)
+{
+    if (epoch_s == 0)
+        epoch_s = 60;
+    if ((epoch_s < 60 && 60 % epoch_s != 0) || (epoch_s > 60 && epoch_s % 60 != 0) ||
+        epoch_s > 3600) {
+        snprintf(err, errlen, "epoch of %u s: must divide 60 or be a whole number of minutes up to 60",
+                 epoch_s);
+        return -1;
+    }
+    *k = epoch_s > 60 ? epoch_s / 60 : 1;
+    return 0;
+}
+
+int analyze_csv_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
+                      struct analyze_series *out, char *err, size_t errlen)
+{
+    struct rows r = {0};
+    int rc = -1;
+    unsigned k;
+    size_t pos = 0, lineno = 0, ll;
+    const char *line;
+    char buf[256];
+    if (epoch_minutes(epoch_s, &k, err, errlen) != 0)
+        return -1;
+    int seen_data = 0;
+    while (next_line(text, len, &pos, &line, &ll)) {
+        lineno++;
+        if (ll == 0 || line[0] == '#')
+            continue;
+        if (ll >= sizeof(buf)) {
+            snprintf(err, errlen, "line %zu: longer than %zu bytes", lineno, sizeof(buf) - 1);
+            goto done;
+        }
+        memcpy(buf, line, ll);
+        buf[ll] = '\0';
+        char *sep = strpbrk(buf, ",;\t");
+        int64_t m;
+        double v;
+        if (sep) {
+            *sep = '\0';
+            char *ts = buf;
+            while (*ts == '"')
+                ts++;
+            char *q = strchr(ts, '"');
+            if (q)
+                *q = '\0';
+            /* a second column only: ignore further columns after the value */
+            char *val = sep + 1;
+            char *more = strpbrk(val, ",;\t");
+            if (more)
+                *more = '\0';
+            if (timestamp_local_minute(ts, &m) == 0 && parse_value(val, &v) == 0) {
+                if (rows_push(&r, m, v) != 0) {
+                    snprintf(err, errlen, "line %zu: more than %u rows or out of memory", lineno,
+                             ANALYZE_MAX_ROWS);
+                    goto done;
+                }
+                seen_data = 1;
+                continue;
+            }
+        }
+        if (!seen_data && r.n == 0 && lineno == 1)
+            continue; /* a header row */
+        snprintf(err, errlen, "line %zu: expected `timestamp,value`", lineno);
+        goto done;
+    }
+    rc = rows_to_series(&r, k, window_min, out, err, errlen);
+done:
+    rows_free(&r);
+    return rc;
+}
+
+static int month_of(const char *s)
+{
+    static const char *names[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                  "jul", "aug", "sep", "oct", "nov", "dec"};
+    for (int i = 0; i < 12; i++)
+        if (strncasecmp(s, names[i], 3) == 0)
+            return i + 1;
+    return 0;
+}
+
+int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
+                      struct analyze_series *out, char *err, size_t errlen)
+{
+    struct rows r = {0};
+    int rc = -1;
+    size_t pos = 0, ll, lineno = 0;
+    const char *line;
+    char hdr[7][64];
+    for (int i = 0; i < 7; i++) {
+        if (!next_line(text, len, &pos, &line, &ll)) {
+            snprintf(err, errlen, "AWD header: expected 7 lines, got %d", i);
+            return -1;
+        }
+        lineno++;
+        size_t c = ll < sizeof(hdr[i]) - 1 ? ll : sizeof(hdr[i]) - 1;
+        memcpy(hdr[i], line, c);
+        hdr[i][c] = '\0';
+    }
+    /* line 2: dd-Mon-yyyy; line 3: HH:MM[:SS]; line 4: epoch code */
+    const char *p = hdr[1];
+    int d, y, h, mi, mo;
+    if (digits(&p, 2, &d) || *p++ != '-' || !(mo = month_of(p)) || p[3] != '-') {
+        snprintf(err, errlen, "AWD line 2: expected a start date like 01-Oct-2009");
+        return -1;
+    }
+    p += 4;
+    if (digits(&p, 4, &y) || !valid_date(y, mo, d)) {
+        snprintf(err, errlen, "AWD line 2: expected a start date like 01-Oct-2009");
+        return -1;
+    }
+    p = hdr[2];
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || h > 23 || mi > 59) {
+        snprintf(err, errlen, "AWD line 3: expected a start time like 17:00");
+        return -1;
+    }
+    if (epoch_s == 0) {
+        /* Actiwatch epoch codes: 1 = 15 s, 2 = 30 s, 4 = 1 min, 8 = 2 min,
+         * 20 = 5 min. Others need --epoch. */
+        int code = (int)strtol(hdr[3], NULL, 10);
+        epoch_s = code == 1 ? 15 : code == 2 ? 30 : code == 4 ? 60 : code == 8 ? 120
+                : code == 20 ? 300 : 0;
+        if (epoch_s == 0) {
+            snprintf(err, errlen, "AWD line 4: unknown epoch code '%s'; pass --epoch SECONDS",
+                     hdr[3]);
+            return -1;
+        }
+    }
+    unsigned k;
+    if (epoch_minutes(epoch_s, &k, err, errlen) != 0)
+        return -1;
+    int64_t start = days_from_civil(y, mo, d) * 1440 + h * 60 + mi;
+    size_t idx = 0;
+    char buf[64];
+    while (next_line(text, len, &pos, &line, &ll)) {
+        lineno++;
+        if (ll == 0)
+            continue;
+        size_t c = ll < sizeof(buf) - 1 ? ll : sizeof(buf) - 1;
+        memcpy(buf, line, c);
+        buf[c] = '\0';
+        char *comma = strchr(buf, ','); /* ",M" marker or light column */
+        if (comma)
+            *comma = '\0';
+        double v;
+        if (parse_value(buf, &v) != 0) {
+            snprintf(err, errlen, "AWD line %zu: expected a count", lineno);
+            goto done;
+        }
+        int64_t m = start + (int64_t)((idx * epoch_s) / 60);
+        idx++;
+        if (rows_push(&r, m, v) != 0) {
+            snprintf(err, errlen, "AWD line %zu: more than %u rows or out of memory", lineno,
+                     ANALYZE_MAX_ROWS);
+            goto done;
+        }
+    }
+    rc = rows_to_series(&r, k, window_min, out, err, errlen);
+done:
+    rows_free(&r);
+    return rc;
+}
+
+int analyze_duration_parse(const char *s, size_t *minutes)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || v == 0 || end[0] == '\0' || end[1] != '\0')
+        return -1;
+    unsigned long mult = end[0] == 'd' ? 1440 : end[0] == 'h' ? 60 : end[0] == 'm' ? 1 : 0;
+    if (mult == 0 || v > SERIES_MAX_MINUTES / mult)
+        return -1;
+    *minutes = (size_t)(v * mult);
+    return 0;
+}
+
+/* ---- output ---------------------------------------------------------- */
+
+static json_t *mjson(const struct metric *m)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    if (metric_value_valid(m)) {
+        json_object_set_new(o, "value", json_real(m->value));
+    } else {
+        json_object_set_new(o, "value", json_null());
+        json_object_set_new(o, "reason", json_string(m->reason));
+    }
+    json_object_set_new(o, "n", json_integer((json_int_t)m->n));
+    return o;
+}
+
+#define PUT(obj, name, metric) json_object_set_new((obj), (name), mjson(&(metric)))
+
+static json_t *night_json(const struct sleep_night *nt, int64_t start_local_min)
+{
+    char a[64], b[64];
+    json_t *o = json_object();
+    int has = metric_value_valid(&nt->total_sleep_min);
+    local_format(start_local_min + (int64_t)nt->bed_start, a, sizeof(a));
+    local_format(start_local_min + (int64_t)nt->bed_end, b, sizeof(b));
+    json_object_set_new(o, "period_start", json_string(a));
+    json_object_set_new(o, "period_end", json_string(b));
+    if (has) {
+        local_format(start_local_min + (int64_t)nt->onset, a, sizeof(a));
+        local_format(start_local_min + (int64_t)nt->final_wake, b, sizeof(b));
+        json_object_set_new(o, "sleep_onset", json_string(a));
+        json_object_set_new(o, "final_wake", json_string(b));
+    }
+    PUT(o, "time_in_bed_min", nt->time_in_bed_min);
+    PUT(o, "total_sleep_min", nt->total_sleep_min);
+    PUT(o, "efficiency_pct", nt->efficiency_pct);
+    PUT(o, "onset_latency_min", nt->onset_latency_min);
+    PUT(o, "waso_min", nt->waso_min);
+    PUT(o, "awakenings", nt->awakenings);
+    json_object_set_new(o, "unknown_min", json_integer((json_int_t)nt->n_unknown));
+    return o;
+}
+
+static const char *scorer_name(const struct analysis_params *p)
+{
+    if (p->scorer == ANALYSIS_SCORER_SADEH)
+        return "sadeh-1994";
+    return p->ck_scale == SLEEP_CK_ACTIGRAPH ? "cole-kripke-1992-actigraph" : "cole-kripke-1992";
+}
+
+static json_t *report_json(const char *file, const char *format, const struct analyze_series *s,
+                           const struct analysis_params *p, const struct analysis_report *r,
+                           int steps)
+{
+    char a[64], b[64];
+    json_t *root = json_object(), *in = json_object(), *par = json_object(),
+           *sleep = json_object(), *nights = json_array(), *circ = json_object(),
+           *cos = json_object(), *timing = json_object();
+    if (!root || !in || !par || !sleep || !nights || !circ || !cos || !timing) {
+        json_decref(root); json_decref(in); json_decref(par); json_decref(sleep);
+        json_decref(nights); json_decref(circ); json_decref(cos); json_decref(timing);
+        return NULL;
+    }
+    local_format(s->start_local_min, a, sizeof(a));
+    local_format(s->start_local_min + (int64_t)s->n, b, sizeof(b));
+    json_object_set_new(in, "file", json_string(file));
+    json_object_set_new(in, "format", json_string(format));
+    json_object_set_new(in, "values", json_string(steps ? "steps" : "activity counts"));
+    json_object_set_new(in, "start_local", json_string(a));
+    json_object_set_new(in, "end_local", json_string(b));
+    json_object_set_new(in, "rows", json_integer((json_int_t)s->rows));
+    json_object_set_new(in, "minutes", json_integer((json_int_t)r->n_minutes));
+    json_object_set_new(in, "valid_minutes", json_integer((json_int_t)r->n_valid));
+    json_object_set_new(root, "input", in);
+
+    json_object_set_new(par, "scorer", json_string(scorer_name(p)));
+    if (p->scorer == ANALYSIS_SCORER_SADEH)
+        json_object_set_new(par, "sadeh_threshold", json_real(p->sadeh_threshold));
+    json_object_set_new(par, "webster_rescoring", json_boolean(p->webster));
+    json_object_set_new(par, "bin_min", json_integer((json_int_t)p->bin_min));
+    json_object_set_new(par, "max_gap_min", json_integer((json_int_t)p->period.max_gap_min));
+    json_object_set_new(par, "min_sleep_min", json_integer((json_int_t)p->period.min_sleep_min));
+    json_object_set_new(root, "parameters", par);
+
+    for (size_t i = 0; i < r->n_nights; i++)
+        json_array_append_new(nights, night_json(&r->nights[i], s->start_local_min));
+    json_object_set_new(sleep, "nights", nights);
+    PUT(sleep, "total_sleep_mean_min", r->tst_mean_min);
+    PUT(sleep, "efficiency_mean_pct", r->efficiency_mean_pct);
+    PUT(sleep, "waso_mean_min", r->waso_mean_min);
+    PUT(sleep, "awakenings_mean", r->awakenings_mean);
+    PUT(sleep, "sleep_regularity_index", r->sri);
+    PUT(timing, "onset_sd_min", r->timing.onset_sd_min);
+    PUT(timing, "final_wake_sd_min", r->timing.wake_sd_min);
+    PUT(timing, "midpoint_sd_min", r->timing.midpoint_sd_min);
+    PUT(timing, "total_sleep_sd_min", r->timing.tst_sd_min);
+    PUT(timing, "midpoint_mean_clock_min", r->timing.midpoint_mean_clock_min);
+    json_object_set_new(sleep, "timing", timing);
+    json_object_set_new(root, "sleep", sleep);
+
+    json_object_set_new(circ, "bin_min", json_integer((json_int_t)r->npar.bin_min));
+    json_object_set_new(circ, "valid_bins", json_integer((json_int_t)r->npar.n_bins));
+    PUT(circ, "interdaily_stability", r->npar.is);
+    PUT(circ, "intradaily_variability", r->npar.iv);
+    PUT(circ, "relative_amplitude", r->npar.ra);
+    PUT(circ, "l5", r->npar.l5);
+    PUT(circ, "l5_onset_clock_min", r->npar.l5_onset_min);
+    PUT(circ, "m10", r->npar.m10);
+    PUT(circ, "m10_onset_clock_min", r->npar.m10_onset_min);
+    PUT(cos, "mesor", r->cosinor.mesor);
+    PUT(cos, "amplitude", r->cosinor.amplitude);
+    PUT(cos, "acrophase_clock_min", r->cosinor.acrophase_min);
+    PUT(cos, "r_squared", r->cosinor.r_squared);
+    json_object_set_new(circ, "cosinor", cos);
+    json_object_set_new(root, "circadian", circ);
+
+    if (steps) {
+        json_t *act = json_object();
+        if (act) {
+            json_object_set_new(act, "complete_days", json_integer((json_int_t)r->activity.days));
+            PUT(act, "steps_total", r->activity.steps_total);
+            PUT(act, "steps_daily_mean", r->activity.steps_daily_mean);
+            PUT(act, "steps_daily_peak", r->activity.steps_daily_peak);
+            PUT(act, "steps_consistency", r->activity.steps_consistency);
+            json_object_set_new(root, "activity", act);
+        }
+    }
+    return root;
+}
+
+/* Text rendering: one "name: value (n)" or "name: null — reason" per line. */
+static void text_metric(FILE *f, const char *name, const struct metric *m, const char *unit)
+{
+    if (metric_value_valid(m))
+        fprintf(f, "  %-28s %.2f%s%s  (n=%zu)\n", name, m->value, unit[0] ? " " : "", unit, m->n);
+    else
+        fprintf(f, "  %-28s null — %s\n", name, m->reason);
+}
+
+static void report_text(FILE *f, const char *file, const struct analyze_series *s,
+                        const struct analysis_params *p, const struct analysis_report *r, int steps)
+{
+    char a[64], b[64];
+    local_format(s->start_local_min, a, sizeof(a));
+    local_format(s->start_local_min + (int64_t)s->n, b, sizeof(b));
+    fprintf(f, "Clarity analysis of %s\n", file);
+    fprintf(f, "  window %s .. %s local, %zu minutes, %zu with data (%s)\n", a, b, r->n_minutes,
+            r->n_valid, steps ? "steps" : "activity counts");
+    fprintf(f, "  scorer %s, Webster rescoring %s\n\nSleep (%zu nights)\n", scorer_name(p),
+            p->webster ? "on" : "off", r->n_nights);
+    for (size_t i = 0; i < r->n_nights; i++) {
+        const struct sleep_night *nt = &r->nights[i];
+        local_format(s->start_local_min + (int64_t)nt->bed_start, a, sizeof(a));
+        local_format(s->start_local_min + (int64_t)nt->bed_end, b, sizeof(b));
+        fprintf(f, "  night %zu: %s .. %s  TST %.0f min, WASO %.0f min, %.0f awakenings\n", i + 1,
+                a, b, nt->total_sleep_min.value, nt->waso_min.value, nt->awakenings.value);
+    }
+    text_metric(f, "mean total sleep", &r->tst_mean_min, "min");
+    text_metric(f, "mean efficiency", &r->efficiency_mean_pct, "%");
+    text_metric(f, "mean WASO", &r->waso_mean_min, "min");
+    text_metric(f, "mean awakenings", &r->awakenings_mean, "");
+    text_metric(f, "sleep regularity index", &r->sri, "");
+    text_metric(f, "onset SD", &r->timing.onset_sd_min, "min");
+    text_metric(f, "midpoint SD", &r->timing.midpoint_sd_min, "min");
+    fprintf(f, "\nCircadian rhythm (%zu-minute bins)\n", r->npar.bin_min);
+    text_metric(f, "interdaily stability", &r->npar.is, "");
+    text_metric(f, "intradaily variability", &r->npar.iv, "");
+    text_metric(f, "relative amplitude", &r->npar.ra, "");
+    text_metric(f, "L5", &r->npar.l5, "");
+    text_metric(f, "L5 onset", &r->npar.l5_onset_min, "min after midnight");
+    text_metric(f, "M10", &r->npar.m10, "");
+    text_metric(f, "M10 onset", &r->npar.m10_onset_min, "min after midnight");
+    text_metric(f, "cosinor MESOR", &r->cosinor.mesor, "");
+    text_metric(f, "cosinor amplitude", &r->cosinor.amplitude, "");
+    text_metric(f, "cosinor acrophase", &r->cosinor.acrophase_min, "min after midnight");
+    text_metric(f, "cosinor R^2", &r->cosinor.r_squared, "");
+    if (steps) {
+        fprintf(f, "\nActivity (%zu complete days)\n", r->activity.days);
+        text_metric(f, "steps total", &r->activity.steps_total, "");
+        text_metric(f, "steps daily mean", &r->activity.steps_daily_mean, "");
+        text_metric(f, "steps daily peak", &r->activity.steps_daily_peak, "");
+        text_metric(f, "steps consistency", &r->activity.steps_consistency, "");
+    }
+}
+
+/* ---- command --------------------------------------------------------- */
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "clarity analyze: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage: clarity analyze FILE [--format json|text] [--window 7d] "
+                    "[--scorer cole-kripke|cole-kripke-actigraph|sadeh] [--no-webster] "
+                    "[--bin MINUTES] [--epoch SECONDS] [--input counts|steps]\n");
+    return CLI_EXIT_USAGE;
+}
+
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap >= ANALYZE_MAX_FILE_BYTES) {
+                snprintf(err, errlen, "%s: larger than %u bytes", path, ANALYZE_MAX_FILE_BYTES);
+                goto fail;
+            }
+            size_t nc = cap ? cap * 2 : 1 << 16;
+            char *t = realloc(buf, nc);
+            if (!t) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                goto fail;
+            }
+            buf = t;
+            cap = nc;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                snprintf(err, errlen, "%s: read error", path);
+                goto fail;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+fail:
+    fclose(f);
+    free(buf);
+    return NULL;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_analyze(int argc, char **argv)
+{
+    const char *file = NULL, *format = "json";
+    size_t window = 0;
+    unsigned long epoch = 0, bin = 60;
+    int steps = 0;
+    struct analysis_params p = analysis_params_default();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--format") == 0) {
+            if (!val || (strcmp(val, "json") != 0 && strcmp(val, "text") != 0))
+                return usage_error("--format takes json or text");
+            format = val;
+            i++;
+        } else if (strcmp(a, "--window") == 0) {
+            if (!val || analyze_duration_parse(val, &window) != 0)
+                return usage_error("--window takes a duration like 7d, 36h or 90m, not '%s'",
+                                   val ? val : "");
+            i++;
+        } else if (strcmp(a, "--scorer") == 0) {
+            if (val && strcmp(val, "cole-kripke") == 0) {
+                p.scorer = ANALYSIS_SCORER_COLE_KRIPKE;
+                p.ck_scale = SLEEP_CK_ORIGINAL;
+            } else if (val && strcmp(val, "cole-kripke-actigraph") == 0) {
+                p.scorer = ANALYSIS_SCORER_COLE_KRIPKE;
+                p.ck_scale = SLEEP_CK_ACTIGRAPH;
+            } else if (val && strcmp(val, "sadeh") == 0) {
+                p.scorer = ANALYSIS_SCORER_SADEH;
+            } else {
+                return usage_error("--scorer takes cole-kripke, cole-kripke-actigraph or sadeh, not '%s'",
+                                   val ? val : "");
+            }
+            i++;
+        } else if (strcmp(a, "--no-webster") == 0) {
+            p.webster = 0;
+        } else if (strcmp(a, "--bin") == 0) {
+            if (!val || parse_uint(val, 60, &bin) != 0 || bin == 0 || 60 % bin != 0)
+                return usage_error("--bin takes minutes dividing 60 (1, 2, 5, 10, 15, 30, 60...), not '%s'",
+                                   val ? val : "");
+            i++;
+        } else if (strcmp(a, "--epoch") == 0) {
+            if (!val || parse_uint(val, 3600, &epoch) != 0 || epoch == 0)
+                return usage_error("--epoch takes seconds, not '%s'", val ? val : "");
+            i++;
+        } else if (strcmp(a, "--input") == 0) {
+            if (val && strcmp(val, "counts") == 0)
+                steps = 0;
+            else if (val && strcmp(val, "steps") == 0)
+                steps = 1;
+            else
+                return usage_error("--input takes counts or steps, not '%s'", val ? val : "");
+            i++;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            return usage_error("unknown option '%s'", a);
+        } else if (file) {
+            return usage_error("more than one FILE ('%s')", a);
+        } else {
+            file = a;
+        }
+    }
+    if (!file)
+        return usage_error("missing FILE");
+    p.bin_min = bin;
+
+    int rc = CLI_EXIT_FAILURE;
+    char err[256];
+    size_t len = 0;
+    char *text = NULL, *out = NULL;
+    void *ws = NULL;
+    json_t *doc = NULL;
+    struct analyze_series s = {0};
+    size_t flen = strlen(file);
+    int awd = flen > 4 && strcasecmp(file + flen - 4, ".awd") == 0;
+
+    text = read_file(file, &len, err, sizeof(err));
+    if (!text)
+        goto fail;
+    if ((awd ? analyze_awd_parse(text, len, (unsigned)epoch, window, &s, err, sizeof(err))
+             : analyze_csv_parse(text, len, (unsigned)epoch, window, &s, err, sizeof(err))) != 0)
+        goto fail;
+    int64_t day = floor_div(s.start_local_min, 1440);
+    struct analysis_input in = {s.values, s.n, (int)(s.start_local_min - day * 1440),
+                                NULL, NULL, NULL, NULL, steps ? s.values : NULL};
+    size_t wsz = analysis_workspace_size(s.n, p.bin_min);
+    ws = malloc(wsz);
+    struct analysis_report r;
+    if (!ws || analysis_report_run(&in, &p, ws, wsz, &r) != 0) {
+        snprintf(err, sizeof(err), "analysis failed (out of memory or invalid input)");
+        goto fail;
+    }
+    if (strcmp(format, "text") == 0) {
+        report_text(stdout, file, &s, &p, &r, steps);
+    } else {
+        doc = report_json(file, awd ? "awd" : "csv", &s, &p, &r, steps);
+        out = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
+        if (!out) {
+            snprintf(err, sizeof(err), "out of memory rendering JSON");
+            goto fail;
+        }
+        puts(out);
+    }
+    if (fflush(stdout) != 0) {
+        snprintf(err, sizeof(err), "write error on standard output");
+        goto fail;
+    }
+    rc = CLI_EXIT_OK;
+    goto done;
+fail:
+    fprintf(stderr, "clarity analyze: %s\n", err);
+done:
+    free(out);
+    json_decref(doc);
+    free(ws);
+    free(s.values);
+    free(text);
+    return rc;
+}

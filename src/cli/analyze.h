@@ -1,0 +1,57 @@
+/*
+ * analyze.h — `clarity analyze`: the analysis library on a researcher's file.
+ *
+ *   clarity analyze FILE [--format json|text] [--window DURATION]
+ *                        [--scorer cole-kripke|cole-kripke-actigraph|sadeh]
+ *                        [--no-webster] [--bin MINUTES] [--epoch SECONDS]
+ *                        [--input counts|steps]
+ *
+ * FILE is a CSV of `timestamp,value` rows (RFC 3339 with or without offset —
+ * without one the time is the local wall clock — one row per epoch, optional
+ * header row, `#` comments) or an Actiwatch .AWD file (7 header lines: name,
+ * start date dd-Mon-yyyy, start time HH:MM[:SS], epoch code, age, serial, sex;
+ * then one count per line, optionally followed by `,M` markers). Epochs are
+ * brought to one minute (shorter epochs summed, longer ones spread evenly),
+ * the last DURATION (e.g. 7d, 36h; default: everything up to 400 days) is
+ * analysed and the full report printed.
+ *
+ * Exit status: 0 ok, 1 failure (unreadable or malformed file), 2 usage error.
+ * The parsing functions are exported for the unit tests.
+ */
+#ifndef CLARITY_CLI_ANALYZE_H
+#define CLARITY_CLI_ANALYZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ANALYZE_MAX_FILE_BYTES (512u * 1024u * 1024u)
+#define ANALYZE_MAX_ROWS (60u * 24u * 400u * 4u) /* 400 days of 15-s epochs */
+
+/* A minute series read from a file: caller frees `values` with free(). */
+struct analyze_series {
+    double *values;          /* n minutes, NaN = no data */
+    size_t n;
+    int64_t start_local_min; /* local minute of values[0] (series.h numbering) */
+    size_t rows;             /* data rows read */
+};
+
+/*
+ * Parse CSV text (len bytes, need not be NUL-terminated). epoch_s is the
+ * epoch length for spreading rows longer than a minute (0 = 60). window_min
+ * (0 = all) keeps only the last window_min minutes. Returns 0, or -1 with a
+ * one-line message in err (naming the line) and *out untouched.
+ */
+int analyze_csv_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
+                      struct analyze_series *out, char *err, size_t errlen);
+
+/* Parse an Actiwatch .AWD file; epoch_s 0 = from the header's epoch code. */
+int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
+                      struct analyze_series *out, char *err, size_t errlen);
+
+/* Parse a duration "7d", "36h", "90m" into minutes; -1 when malformed. */
+int analyze_duration_parse(const char *s, size_t *minutes);
+
+/* The subcommand; argv[0] is "analyze". */
+int cli_analyze(int argc, char **argv);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * analyze_test.c — file parsing for `clarity analyze` (src/cli/analyze.c):
+ * CSV and Actiwatch AWD to minute series, epochs, windows, errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <math.h>
+
+#include "cli/analyze.h"
+
+/* 2026-01-10T00:00 local as a local minute: 20463 days * 1440. */
+#define JAN10 (20463LL * 1440)
+
+static void test_csv_offsets_and_header(void **st)
+{
+    (void)st;
+    /* header row, RFC 3339 with offset (local = wall clock of the offset),
+     * CRLF, a comment and a missing value */
+    const char *csv = "timestamp,count\r\n"
+                      "2026-01-10T10:00:00+01:00,5\r\n"
+                      "# comment\n"
+                      "2026-01-10T10:01:00+01:00,NA\n"
+                      "2026-01-10T09:02:00Z,7\n";
+    struct analyze_series s;
+    char err[128] = "";
+    assert_int_equal(analyze_csv_parse(csv, strlen(csv), 0, 0, &s, err, sizeof(err)), 0);
+    /* 09:02Z is 09:02 local (offset 0): before 10:00 local, so it starts */
+    assert_int_equal(s.start_local_min, JAN10 + 9 * 60 + 2);
+    assert_int_equal(s.n, 60); /* 09:02 .. 10:01 inclusive */
+    assert_true(s.values[0] == 7);
+    assert_true(s.values[58] == 5);
+    assert_true(isnan(s.values[59]));
+    assert_int_equal(s.rows, 3);
+    free(s.values);
+}
+
+/* Naive timestamps are local; 30-s epochs add up per minute; --window keeps
+ * the last minutes. */
+static void test_csv_naive_subminute_window(void **st)
+{
+    (void)st;
+    const char *csv = "2026-01-10 23:59:00,1\n2026-01-10 23:59:30,2\n"
+                      "2026-01-11 00:00:00,4\n2026-01-11 00:00:30,8\n2026-01-11 00:01:00,16\n";
+    struct analyze_series s;
+    char err[128];
+    assert_int_equal(analyze_csv_parse(csv, strlen(csv), 30, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.n, 3);
+    assert_true(s.values[0] == 3 && s.values[1] == 12 && s.values[2] == 16);
+    free(s.values);
+    assert_int_equal(analyze_csv_parse(csv, strlen(csv), 30, 2, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.start_local_min, JAN10 + 1440);
+    free(s.values);
+}
+
+/* Errors name the line; empty input has no rows; bad epochs are refused. */
+static void test_csv_errors(void **st)
+{
+    (void)st;
+    struct analyze_series s;
+    char err[128];
+    const char *bad = "2026-01-10T00:00:00Z,1\n2026-02-30T00:00:00Z,2\n";
+    assert_int_equal(analyze_csv_parse(bad, strlen(bad), 0, 0, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, "line 2: expected `timestamp,value`");
+    assert_int_equal(analyze_csv_parse("", 0, 0, 0, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, "no data rows");
+    const char *inf = "2026-01-10T00:00:00Z,1e999\n";
+    assert_int_equal(analyze_csv_parse(inf, strlen(inf), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(analyze_csv_parse(bad, 10, 7, 0, &s, err, sizeof(err)), -1);
+    /* two rows 500 days apart exceed the 400-day cap without a window */
+    const char *far = "2026-01-10T00:00:00Z,1\n2027-05-25T00:00:00Z,1\n";
+    assert_int_equal(analyze_csv_parse(far, strlen(far), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(analyze_csv_parse(far, strlen(far), 0, 1440, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.n, 1440);
+    free(s.values);
+}
+
+/* AWD: 7 header lines, epoch code 2 = 30 s, markers ignored; counts of two
+ * epochs add to one minute. Start 10-Jan-2026 22:00. */
+static void test_awd(void **st)
+{
+    (void)st;
+    const char *awd = "subject\n10-Jan-2026\n22:00\n2\n40\nSN123\nF\n"
+                      "1\n2 , M\n3\n4\n5\n";
+    struct analyze_series s;
+    char err[128];
+    assert_int_equal(analyze_awd_parse(awd, strlen(awd), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.start_local_min, JAN10 + 22 * 60);
+    assert_int_equal(s.n, 3);
+    assert_true(s.values[0] == 3 && s.values[1] == 7 && s.values[2] == 5);
+    free(s.values);
+
+    /* 2-minute epochs (code 8): each count is spread over two minutes */
+    const char *awd2 = "s\n10-Jan-2026\n22:00\n8\n40\nSN\nF\n10\n20\n";
+    assert_int_equal(analyze_awd_parse(awd2, strlen(awd2), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.n, 4);
+    assert_true(s.values[0] == 5 && s.values[1] == 5 && s.values[3] == 10);
+    free(s.values);
+
+    const char *short_hdr = "s\n10-Jan-2026\n";
+    assert_int_equal(analyze_awd_parse(short_hdr, strlen(short_hdr), 0, 0, &s, err, sizeof(err)), -1);
+    const char *bad_date = "s\n31-Feb-2026\n22:00\n4\n1\n1\nF\n1\n";
+    assert_int_equal(analyze_awd_parse(bad_date, strlen(bad_date), 0, 0, &s, err, sizeof(err)), -1);
+    const char *bad_code = "s\n10-Jan-2026\n22:00\n99\n1\n1\nF\n1\n";
+    assert_int_equal(analyze_awd_parse(bad_code, strlen(bad_code), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(analyze_awd_parse(bad_code, strlen(bad_code), 60, 0, &s, err, sizeof(err)), 0);
+    free(s.values);
+    const char *bad_count = "s\n10-Jan-2026\n22:00\n4\n1\n1\nF\n1\nx\n";
+    assert_int_equal(analyze_awd_parse(bad_count, strlen(bad_count), 0, 0, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, "AWD line 9: expected a count");
+}
+
+static void test_duration(void **st)
+{
+    (void)st;
+    size_t m;
+    assert_int_equal(analyze_duration_parse("7d", &m), 0);
+    assert_int_equal(m, 10080);
+    assert_int_equal(analyze_duration_parse("36h", &m), 0);
+    assert_int_equal(m, 2160);
+    assert_int_equal(analyze_duration_parse("90m", &m), 0);
+    assert_int_equal(m, 90);
+    assert_int_equal(analyze_duration_parse("7", &m), -1);
+    assert_int_equal(analyze_duration_parse("0d", &m), -1);
+    assert_int_equal(analyze_duration_parse("-1d", &m), -1);
+    assert_int_equal(analyze_duration_parse("401d", &m), -1);
+    assert_int_equal(analyze_duration_parse("7dd", &m), -1);
+}
+
+/* The command: usage errors exit 2, unreadable files 1. */
+static void test_command_exit_codes(void **st)
+{
+    (void)st;
+    char *a1[] = {"analyze", "--bogus", NULL};
+    assert_int_equal(cli_analyze(2, a1), 2);
+    char *a2[] = {"analyze", NULL};
+    assert_int_equal(cli_analyze(1, a2), 2);
+    char *a3[] = {"analyze", "x.csv", "--bin", "7", NULL};
+    assert_int_equal(cli_analyze(4, a3), 2);
+    char *a4[] = {"analyze", "/nonexistent/clarity.csv", NULL};
+    assert_int_equal(cli_analyze(2, a4), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_csv_offsets_and_header),
+        cmocka_unit_test(test_csv_naive_subminute_window),
+        cmocka_unit_test(test_csv_errors),
+        cmocka_unit_test(test_awd),
+        cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_command_exit_codes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
