@@ -14,14 +14,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/probes.h"
+#include "api/api.h"
 #include "cli/cli.h"
+#include "cli/migrate.h"
 #include "core/config.h"
 #include "core/health.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "store/store.h"
 
 /* Wait for requests in flight to finish, up to the grace period, while
  * watching for a second signal. Returns the number still in flight. */
@@ -65,6 +67,7 @@ int cli_serve(int argc, char **argv)
     static struct router router;
     static struct health_registry health;
     struct http_server *srv = NULL;
+    struct store *store = NULL;
     char err[512];
     rc = CLI_EXIT_FAILURE;
 
@@ -74,6 +77,11 @@ int cli_serve(int argc, char **argv)
         log_error("route registration failed", LOG_END);
         goto done;
     }
+
+    /* Storage: migrations applied in development, refused in staging and
+     * production (deploys run `clarity migrate up`); see cli/migrate.h. */
+    if (cli_store_open_for_serve(&cfg, &store) != 0 || store_health_register(&health, store) != 0)
+        goto done;
 
     srv = http_server_new(&cfg, &router, &health);
     if (srv == NULL) {
@@ -104,6 +112,7 @@ int cli_serve(int argc, char **argv)
     rc = CLI_EXIT_OK;
 done:
     http_server_free(srv);
+    store_close(store);
     if (rc == CLI_EXIT_OK)
         log_info("stopped", LOG_END);
     config_free(&cfg);

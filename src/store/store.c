@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "store/queue.h"
@@ -37,6 +38,13 @@ void store_options_default(struct store_options *o)
     o->health_max_depth = 10000;
     o->health_max_age_ms = 900000;
     o->health_max_dead = 100;
+}
+
+void store_options_from_config(struct store_options *o, const struct config *cfg)
+{
+    store_options_default(o);
+    o->synchronous_full = cfg->environment != CONFIG_ENV_DEVELOPMENT;
+    o->pool_size = (cfg->http_threads > 0 ? cfg->http_threads : 4) + 4;
 }
 
 int64_t store_now_ms(void) { return time_now_ms(); }
@@ -613,5 +621,13 @@ int store_health_pubsub(void *ctx, json_t *details, char *err, size_t errlen)
         snprintf(err, errlen, "%s", why);
         return -1;
     }
+    return 0;
+}
+
+int store_health_register(struct health_registry *r, struct store *st)
+{
+    if (health_register(r, "database", store_health_database, st) != 0 ||
+        health_register(r, "pubsub", store_health_pubsub, st) != 0)
+        return -1;
     return 0;
 }

@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/health.h"
 #include "core/problem.h"
 
 /* Return codes. */
@@ -69,6 +70,14 @@ struct store_options {
 
 /* Fill o with the defaults above. */
 void store_options_default(struct store_options *o);
+
+struct config;
+/*
+ * Defaults adjusted for a configuration: synchronous=FULL in staging and
+ * production, NORMAL in development (docs/data-model.md says what each
+ * survives); a pool of HTTP threads + 4 (workers, health checks).
+ */
+void store_options_from_config(struct store_options *o, const struct config *cfg);
 
 /*
  * Open the store at url: "sqlite:PATH" (the directory is created) or
@@ -413,5 +422,8 @@ int store_admin_exec(struct store *st, const char *sql, char *err, size_t errlen
  * dead-letter count, unhealthy past the store_options thresholds. */
 int store_health_database(void *ctx, json_t *details, char *err, size_t errlen);
 int store_health_pubsub(void *ctx, json_t *details, char *err, size_t errlen);
+/* Register both checks ("database", "pubsub") with st as their context.
+ * Returns 0, or -1 when the registry is full. */
+int store_health_register(struct health_registry *r, struct store *st);
 
 #endif

@@ -1,0 +1,148 @@
+/*
+ * migrate.c — `clarity migrate up|status` and the store start-up policy of
+ * `serve`. See migrate.h; the migrations themselves are src/store/migrate.c.
+ */
+#include "cli/migrate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "store/migrate.h"
+#include "store/store.h"
+
+static const char usage[] = "usage: clarity migrate up [--to NAME] | clarity migrate status\n";
+
+static int open_store(const struct config *cfg, int pool, struct store **out)
+{
+    struct store_options o;
+    char err[512], shown[512];
+    store_options_from_config(&o, cfg);
+    o.pool_size = pool;
+    int rc = store_open(cfg->database_url, &o, out, err, sizeof(err));
+    if (rc != 0) {
+        config_redact_url(cfg->database_url, shown, sizeof(shown));
+        fprintf(stderr, "clarity: cannot open the database %s: %s\n", shown, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int status(struct store *st, const struct config *cfg)
+{
+    struct store_migration_status ms[64];
+    size_t n = 0;
+    char err[512] = "", shown[512];
+    int rc = store_migrate_status(st, ms, 64, &n, err, sizeof(err));
+    if (rc != 0 && rc != STORE_EMIGRATION) {
+        fprintf(stderr, "clarity migrate status: %s\n", err);
+        return CLI_EXIT_FAILURE;
+    }
+    config_redact_url(cfg->database_url, shown, sizeof(shown));
+    printf("database: %s (%s)\n", shown, store_backend_name(st));
+    int pending = 0;
+    for (size_t i = 0; i < n; i++) {
+        char when[32] = "";
+        const char *state = "pending";
+        if (ms[i].applied) {
+            time_format_rfc3339_ms(ms[i].applied_at_ms, when, sizeof(when));
+            state = !ms[i].checksum_ok ? "CHANGED" : ms[i].complete ? "applied" : "backfilling";
+        }
+        pending += !(ms[i].applied && ms[i].complete);
+        printf("%-32s %-11s %-24s sha256:%.16s\n", ms[i].name, state, when, ms[i].checksum);
+    }
+    printf("%d pending\n", pending);
+    if (rc == STORE_EMIGRATION) {
+        fprintf(stderr, "clarity migrate status: %s\n", err);
+        return CLI_EXIT_FAILURE;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_migrate(int argc, char **argv)
+{
+    const char *target = NULL;
+    int up = 0;
+    if (argc >= 2 && strcmp(argv[1], "up") == 0) {
+        up = 1;
+        if (argc == 4 && strcmp(argv[2], "--to") == 0)
+            target = argv[3];
+        else if (argc != 2) {
+            fputs(usage, stderr);
+            return CLI_EXIT_USAGE;
+        }
+    } else if (!(argc == 2 && strcmp(argv[1], "status") == 0)) {
+        fputs(usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    struct config cfg;
+    int rc = cli_config_load(&cfg);
+    if (rc != 0)
+        return rc;
+    struct store *st = NULL;
+    if (open_store(&cfg, 1, &st) != 0) {
+        config_free(&cfg);
+        return CLI_EXIT_FAILURE;
+    }
+    if (up) {
+        char err[512] = "";
+        int applied = 0;
+        rc = store_migrate_up(st, target, &applied, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "clarity migrate up: %s\n", err);
+            rc = rc == STORE_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+        } else {
+            printf("applied %d migration%s\n", applied, applied == 1 ? "" : "s");
+            rc = CLI_EXIT_OK;
+        }
+    } else {
+        rc = status(st, &cfg);
+    }
+    store_close(st);
+    config_free(&cfg);
+    return rc;
+}
+
+int cli_store_open_for_serve(const struct config *cfg, struct store **out)
+{
+    struct store *st = NULL;
+    struct store_options o;
+    char err[512] = "", shown[512];
+    store_options_from_config(&o, cfg);
+    config_redact_url(cfg->database_url, shown, sizeof(shown));
+    int rc = store_open(cfg->database_url, &o, &st, err, sizeof(err));
+    if (rc != 0) {
+        log_error("cannot open the database", LOG_STR, "database", shown, LOG_STR, "error", err,
+                  LOG_END);
+        return -1;
+    }
+    int pending = 0;
+    rc = store_migrate_pending(st, &pending, err, sizeof(err));
+    if (rc == 0 && pending > 0) {
+        if (cfg->environment == CONFIG_ENV_DEVELOPMENT) {
+            int applied = 0;
+            rc = store_migrate_up(st, NULL, &applied, err, sizeof(err));
+            if (rc == 0)
+                log_info("applied pending migrations (development)", LOG_INT, "applied",
+                         (long long)applied, LOG_END);
+        } else {
+            log_error("refusing to start: the database has pending migrations; run `clarity "
+                      "migrate up` as a deploy step first",
+                      LOG_STR, "environment", config_env_name(cfg->environment), LOG_INT,
+                      "pending", (long long)pending, LOG_STR, "database", shown, LOG_END);
+            store_close(st);
+            return -1;
+        }
+    }
+    if (rc != 0) {
+        log_error("refusing to start: database schema problem", LOG_STR, "error", err, LOG_STR,
+                  "database", shown, LOG_END);
+        store_close(st);
+        return -1;
+    }
+    *out = st;
+    return 0;
+}
