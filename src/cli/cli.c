@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/analyze.h"
 #include "cli/backup.h"
 #include "cli/migrate.h"
 #include "core/config.h"
@@ -26,6 +27,15 @@ static const struct command commands[] = {
      "On the first signal readiness turns 503, the listener closes, in-flight\n"
      "requests get SHUTDOWN_GRACE_SECONDS to finish, then the process exits 0.\n"
      "A second signal exits at once. Configuration: see `clarity config check`.\n"},
+    {"analyze", cli_analyze, "analyse an actigraphy file (CSV or Actiwatch .AWD)",
+     "usage: clarity analyze FILE [--format json|text] [--window 7d]\n"
+     "         [--scorer cole-kripke|cole-kripke-actigraph|sadeh] [--no-webster]\n"
+     "         [--bin MINUTES] [--epoch SECONDS] [--input counts|steps]\n\n"
+     "Reads `timestamp,value` CSV (RFC 3339; no offset = local time) or an Actiwatch\n"
+     ".AWD file, brings epochs to one minute, and prints sleep (per night, SRI,\n"
+     "timing), circadian (IS, IV, RA, L5, M10, cosinor) and, with --input steps,\n"
+     "activity metrics. Unsupported figures are null with a reason. Methods and\n"
+     "formulas: docs/algorithms.md. Exits 0, 1 on a bad file, 2 on a usage error.\n"},
     {"backup", cli_backup, "copy the running SQLite database (online)", "usage: clarity backup PATH\n"},
     {"config", cli_config, "check and print the effective configuration",
      "usage: clarity config check\n\n"

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/api.h"
+#include "api/probes.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
 #include "core/config.h"
