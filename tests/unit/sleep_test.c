@@ -237,6 +237,31 @@ static void test_webster_rule_e(void **st)
 }
 
 /* 11. Unknown minutes end runs: 4W U S S — no wake run directly before sleep. */
+/* Rule (e) bounds: 20W 14S 20W 30S -> (a)-(c) 24W 10S 24W 26S; a 10-minute
+ * bout is "at most 10": rescored (54 W then 26 S). With 15S instead the bout
+ * is 11 after (c) and stays. */
+static void test_webster_rule_e_bound(void **st)
+{
+    (void)st;
+    uint8_t s[84];
+    size_t p = put(s, 0, 20, W);
+    p = put(s, p, 14, S);
+    p = put(s, p, 20, W);
+    put(s, p, 30, S);
+    sleep_rescore_webster(s, 84);
+    for (size_t i = 0; i < 84; i++)
+        assert_int_equal(s[i], i < 58 ? W : S);
+
+    uint8_t t[85];
+    p = put(t, 0, 20, W);
+    p = put(t, p, 15, S);
+    p = put(t, p, 20, W);
+    put(t, p, 30, S);
+    sleep_rescore_webster(t, 85);
+    for (size_t i = 0; i < 85; i++)
+        assert_int_equal(t[i], ((i >= 24 && i < 35) || i >= 59) ? S : W);
+}
+
 static void test_webster_unknown_breaks_runs(void **st)
 {
     (void)st;
@@ -280,6 +305,11 @@ static void test_night_metrics_hand(void **st)
     assert_int_equal(nt.final_wake, 450);
 
     sleep_night_compute(s, 480, 0, 480, 1, 5, &nt);
+    assert_near(nt.awakenings.value, 1, 0);
+    /* the bound is inclusive: a 3-minute wake run counts at minimum 3 */
+    sleep_night_compute(s, 480, 0, 480, 1, 3, &nt);
+    assert_near(nt.awakenings.value, 2, 0);
+    sleep_night_compute(s, 480, 0, 480, 1, 4, &nt);
     assert_near(nt.awakenings.value, 1, 0);
 
     /* without an in-bed interval the latency is an explicit null */
@@ -426,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_webster_rules_bc),
         cmocka_unit_test(test_webster_rule_d),
         cmocka_unit_test(test_webster_rule_e),
+        cmocka_unit_test(test_webster_rule_e_bound),
         cmocka_unit_test(test_webster_unknown_breaks_runs),
         cmocka_unit_test(test_night_metrics_hand),
         cmocka_unit_test(test_night_metrics_missing),
