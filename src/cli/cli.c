@@ -9,6 +9,7 @@
 #include "cli/analyze.h"
 #include "cli/backup.h"
 #include "cli/migrate.h"
+#include "cli/smoke.h"
 #include "core/config.h"
 #include "core/log.h"
 
@@ -45,6 +46,16 @@ static const struct command commands[] = {
      "variable when the configuration is invalid.\n"},
     {"help", cli_help, "show help for a command", "usage: clarity help [COMMAND]\n"},
     {"migrate", cli_migrate, "apply or list schema migrations", "usage: clarity migrate up [--to NAME] | clarity migrate status\n"},
+    {"smoke", cli_smoke, "check a running server (post-deployment smoke test)",
+     "usage: clarity smoke --url URL [--token TOKEN | --register] [--read-only]\n"
+     "                     [--timeout SECONDS] [--wait SECONDS]\n\n"
+     "Checks /liveness, /readiness, /health (every check healthy) and the security\n"
+     "headers of the server at URL; with --token or --register also an auth round\n"
+     "trip and, unless --read-only, a HealthKit upload that must complete (within\n"
+     "--wait, default 60 s) and the clean-up of what it wrote. Prints a JSON report\n"
+     "{url, passed, mode, checks:[{name, ok, detail, ms}], skipped} and exits 0\n"
+     "when every check passed, 1 when one failed, 2 on a usage error. --timeout is\n"
+     "per request (default 10 s).\n"},
     {"version", cli_version, "print the version", "usage: clarity version\n"},
 };
 
