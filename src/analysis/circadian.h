@@ -44,7 +44,8 @@ size_t circadian_workspace_size(size_t n_minutes, size_t bin_min);
  * half of its minutes are valid. IS needs two days of valid bins, IV one day,
  * L5/M10/RA one day and every bin of the day represented; otherwise the
  * measure is null with the reason. A constant series makes IS and IV null
- * ("constant series"), never 0.
+ * ("constant series"), never 0. Among equally low (high) windows the
+ * earliest onset after midnight is reported.
  * Returns 0, or -1 on invalid arguments.
  */
 int circadian_npar_compute(const double *x, size_t n, int start_min_of_day, size_t bin_min,

@@ -79,8 +79,11 @@ static void test_constant_is_null(void **st)
     assert_string_equal(r.is.reason, "constant series");
     assert_string_equal(r.iv.reason, "constant series");
     assert_true(isnan(r.is.value));
-    /* L5 = M10 = 42 and RA = 0 are genuine for a constant series */
+    /* L5 = M10 = 42 and RA = 0 are genuine for a constant series; among
+     * equal windows the earliest onset is reported */
     assert_near(r.ra.value, 0.0, 1e-12);
+    assert_near(r.l5_onset_min.value, 0.0, 0);
+    assert_near(r.m10_onset_min.value, 0.0, 0);
 }
 
 /* Hourly bins alternating 0,1,0,1 over two days (N = 48). mean 0.5,

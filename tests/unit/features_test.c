@@ -64,23 +64,39 @@ static void test_cardio_hand(void **st)
                         "less than an hour of day or night heart rate");
 }
 
-/* One day from midnight: 60 bpm 00:00-06:00, 80 bpm 09:00-21:00, NaN
- * otherwise (gaps too long to interpolate). Day-night difference = 20. A
- * boundary value of exactly 30 bpm is removed (HR <= 30). */
+/* One day from midnight: 60 bpm 00:00-06:00, 150 bpm 08:00-09:00 (outside
+ * both windows), 80 bpm 09:00-21:00, NaN otherwise (gaps too long to
+ * interpolate). Day-night difference = 80 - 60 = 20. A boundary value of
+ * exactly 30 bpm is removed (HR <= 30). */
 static void test_cardio_day_night(void **st)
 {
     (void)st;
     static double hr[1440], work[2880];
     for (int i = 0; i < 1440; i++)
-        hr[i] = i < 360 ? 60 : (i >= 540 && i < 1260) ? 80 : NAN;
+        hr[i] = i < 360 ? 60 : (i >= 540 && i < 1260) ? 80 : (i >= 480 && i < 540) ? 150 : NAN;
     hr[0] = 30;
     struct features_cardio c;
     features_cardio_compute(hr, NULL, 1440, 0, work, &c);
     assert_near(c.day_night_diff_bpm.value, 20, 1e-12);
     assert_int_equal(c.hr_removed, 1);
-    assert_int_equal(c.hr_minutes, 359 + 720);
+    assert_int_equal(c.hr_minutes, 359 + 60 + 720);
     assert_string_equal(c.hrv_mean_ms.reason, "no HRV data");
     assert_string_equal(c.recovery_index.reason, "no HRV data");
+}
+
+/* Resting HR is the 10th percentile (type 7): 100 distinct minutes 41..140
+ * in scrambled order: h = 99 * 0.1 = 9.9 -> x(9) + 0.9 (x(10) - x(9)) = 50 +
+ * 0.9 = 50.9 (0-based order statistics 9 and 10 are 50 and 51). */
+static void test_cardio_resting_percentile(void **st)
+{
+    (void)st;
+    double hr[100], work[200];
+    for (int i = 0; i < 100; i++)
+        hr[i] = 41 + (i * 37) % 100; /* a permutation of 41..140 */
+    struct features_cardio c;
+    features_cardio_compute(hr, NULL, 100, 0, work, &c);
+    assert_near(c.hr_resting_bpm.value, 50.9, 1e-9);
+    assert_near(c.hr_max_bpm.value, 140, 0);
 }
 
 /* Not enough data: nulls with reasons, never defaults. */
@@ -106,14 +122,14 @@ static void test_cardio_insufficient(void **st)
 
 /* Respiratory rate {12, 14, 16, 18, 70 (removed), 2 (removed)}: mean 15,
  * p25: h = 3 * 0.25 = 0.75 -> 12 + 0.75 * 2 = 13.5, SD = sqrt(20/3) =
- * 2.581989, stability = 1 - 2.581989/15 = 0.827867. SpO2 {97, 94, 99, 60
- * (removed)}: mean 96.666667, min 94, SD = sqrt((0.111111 + 7.111111 +
- * 5.444444)/2) = 2.516611, oxygenation = 2/3 (97 and 99 are >= 95). */
+ * 2.581989, stability = 1 - 2.581989/15 = 0.827867. SpO2 {97, 95, 94, 99,
+ * 60 (removed)}: mean 96.25, min 94, SD = sqrt((0.5625 + 1.5625 + 5.0625 +
+ * 7.5625)/3) = 2.217356, oxygenation = 3/4 (97, 95, 99 are >= 95). */
 static void test_resp_hand(void **st)
 {
     (void)st;
     double rr[6] = {12, 14, 16, 18, 70, 2};
-    double sp[6] = {97, NAN, 94, 99, 60, NAN};
+    double sp[6] = {97, 95, 94, 99, 60, NAN};
     double work[6];
     struct features_resp r;
     assert_int_equal(features_resp_compute(rr, sp, 6, work, &r), 0);
@@ -121,10 +137,10 @@ static void test_resp_hand(void **st)
     assert_near(r.rr_p25.value, 13.5, 1e-12);
     assert_near(r.rr_sd.value, sqrt(20.0 / 3.0), 1e-12);
     assert_near(r.rr_stability.value, 1.0 - sqrt(20.0 / 3.0) / 15.0, 1e-12);
-    assert_near(r.spo2_mean.value, 290.0 / 3.0, 1e-12);
+    assert_near(r.spo2_mean.value, 96.25, 1e-12);
     assert_near(r.spo2_min.value, 94, 0);
-    assert_near(r.spo2_sd.value, sqrt((1.0 / 9 + 64.0 / 9 + 49.0 / 9) / 2), 1e-12);
-    assert_near(r.oxygenation.value, 2.0 / 3.0, 1e-12);
+    assert_near(r.spo2_sd.value, sqrt(14.75 / 3.0), 1e-12);
+    assert_near(r.oxygenation.value, 0.75, 1e-12);
     assert_int_equal(r.rr_samples, 4);
 
     features_resp_compute(NULL, sp, 6, work, &r);
@@ -189,6 +205,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cardio_hand),
         cmocka_unit_test(test_cardio_day_night),
+        cmocka_unit_test(test_cardio_resting_percentile),
         cmocka_unit_test(test_cardio_insufficient),
         cmocka_unit_test(test_resp_hand),
         cmocka_unit_test(test_activity_hand),

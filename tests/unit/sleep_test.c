@@ -350,7 +350,9 @@ static void test_night_metrics_missing(void **st)
  * a 30-min wake at 840..870 (bridged, <= 60). A 90-min nap at 15:00 next day
  * (1620..1710) is below 180 min of sleep. Night 2: sleep 22:00-06:00 =
  * 2040..2520 with a 90-min wake at 2220..2310 (not bridged): blocks
- * 2040..2220 (180 min) and 2310..2520 (210 min); the longer one wins. */
+ * 2040..2220 (180 min) and 2310..2520 (210 min); the longer one wins.
+ * A late-morning block 1320..1530 (10:00-13:30, 210 min) has its midpoint at
+ * 11:45, so it belongs to night 1 (noon to noon) and loses to 660..1140. */
 static void test_periods_detect(void **st)
 {
     (void)st;
@@ -358,6 +360,7 @@ static void test_periods_detect(void **st)
     memset(s, W, sizeof(s));
     put(s, 660, 480, S);
     put(s, 840, 30, W);
+    put(s, 1320, 210, S);
     put(s, 1620, 90, S);
     put(s, 2040, 480, S);
     put(s, 2220, 90, W);
