@@ -6,7 +6,7 @@
  * /health runs every registered dependency check (database, queue, model)
  * with its latency, and answers 503 with the same body when one fails.
  */
-#include "api/probes.h"
+#include "api/api.h"
 
 #include <stdlib.h>
 

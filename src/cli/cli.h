@@ -24,10 +24,16 @@ int cli_main(int argc, char **argv);
  */
 int cli_config_load(struct config *cfg);
 
+/* Load Clarity's token signing key: JWT_PRIVATE_KEY, or in development a
+ * key generated once under var/. 0, or -1 after logging why. */
+struct jwt_signer;
+int cli_signer_load(const struct config *cfg, struct jwt_signer **out);
+
 /* Subcommands implemented in this folder. */
 int cli_serve(int argc, char **argv);
 int cli_version(int argc, char **argv);
 int cli_config(int argc, char **argv);
 int cli_help(int argc, char **argv);
+int cli_routes(int argc, char **argv);
 
 #endif

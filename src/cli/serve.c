@@ -14,8 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/probes.h"
+#include "api/api.h"
+#include "auth/guard.h"
+#include "auth/jwt.h"
+#include "auth/limiter.h"
 #include "cli/cli.h"
+#include "cli/migrate.h"
+#include "crypto/password.h"
+#include "store/store.h"
 #include "cli/migrate.h"
 #include "core/config.h"
 #include "core/health.h"
@@ -43,6 +49,27 @@ static long drain(struct http_server *srv, int grace_seconds, const sigset_t *si
     return left;
 }
 
+int cli_signer_load(const struct config *cfg, struct jwt_signer **out)
+{
+    char err[256];
+    if (cfg->jwt_private_key != NULL && cfg->jwt_private_key[0] != '\0') {
+        *out = jwt_signer_from_pem(cfg->jwt_private_key, err, sizeof(err));
+    } else {
+        /* Development only (config refuses this elsewhere): a key generated
+         * once and kept under var/ so tokens survive restarts. */
+        int created = 0;
+        *out = jwt_signer_load_or_create("var/jwt-es256.pem", &created, err, sizeof(err));
+        if (*out != NULL && created)
+            log_warning("JWT_PRIVATE_KEY unset: generated a development signing key", LOG_STR, "path",
+                        "var/jwt-es256.pem", LOG_END);
+    }
+    if (*out == NULL) {
+        log_error("cannot load the token signing key", LOG_STR, "error", err, LOG_END);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_serve(int argc, char **argv)
 {
     if (argc > 1) {
@@ -68,13 +95,18 @@ int cli_serve(int argc, char **argv)
     static struct health_registry health;
     struct http_server *srv = NULL;
     struct store *store = NULL;
+    struct jwt_signer *signer = NULL;
+    struct limiter *lockout = NULL;
+    struct guard *guard = NULL;
+    struct api_ctx api;
     char err[512];
     rc = CLI_EXIT_FAILURE;
 
     router_init(&router);
     memset(&health, 0, sizeof(health));
-    if (api_probes_register(&router) != 0) {
-        log_error("route registration failed", LOG_END);
+    memset(&api, 0, sizeof(api));
+    if (password_init() != 0) {
+        log_error("libsodium initialisation failed", LOG_END);
         goto done;
     }
 
@@ -83,11 +115,32 @@ int cli_serve(int argc, char **argv)
     if (cli_store_open_for_serve(&cfg, &store) != 0 || store_health_register(&health, store) != 0)
         goto done;
 
+    /* Identity: the signing key, the lockout counters and the guard that
+     * authenticates and rate-limits every request before its handler. */
+    if (cli_signer_load(&cfg, &signer) != 0)
+        goto done;
+    lockout = limiter_new(1u << 16);
+    guard = guard_new(&cfg, signer, NULL, store, err, sizeof(err));
+    if (lockout == NULL || guard == NULL) {
+        log_error("cannot set up authentication", LOG_STR, "error", lockout == NULL ? "out of memory" : err, LOG_END);
+        goto done;
+    }
+    api.cfg = &cfg;
+    api.store = store;
+    api.signer = signer;
+    api.lockout = lockout;
+    api.pw_profile = strcmp(cfg.password_hash_profile, "interactive") == 0 ? PASSWORD_INTERACTIVE : PASSWORD_MODERATE;
+    if (api_routes_register(&router, &api) != 0) {
+        log_error("route registration failed", LOG_END);
+        goto done;
+    }
+
     srv = http_server_new(&cfg, &router, &health);
     if (srv == NULL) {
         log_error("out of memory", LOG_END);
         goto done;
     }
+    http_server_guard_set(srv, guard_run, guard);
     if (http_server_start(srv, err, sizeof(err)) != 0) {
         log_error("cannot start HTTP server", LOG_STR, "error", err, LOG_END);
         goto done;
@@ -112,6 +165,9 @@ int cli_serve(int argc, char **argv)
     rc = CLI_EXIT_OK;
 done:
     http_server_free(srv);
+    guard_free(guard);
+    limiter_free(lockout);
+    jwt_signer_free(signer);
     store_close(store);
     if (rc == CLI_EXIT_OK)
         log_info("stopped", LOG_END);

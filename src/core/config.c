@@ -87,6 +87,8 @@ static const struct var vars[] = {
      "an integer number of seconds from 1 to 86400"},
     {"RATE_LIMITS", V_STRING, OFF(rate_limits), {"", "", ""}, 0, 0, 0,
      "comma-separated CLASS=COUNT/SECONDS, e.g. auth=5/60,upload=60/60"},
+    {"PASSWORD_HASH_PROFILE", V_STRING, OFF(password_hash_profile), {"moderate", "moderate", "moderate"}, 0, 0, 0,
+     "moderate or interactive"},
 };
 
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
@@ -417,6 +419,9 @@ static int validate(const struct config *cfg, char *err, size_t errlen)
         return fail(err, errlen, "DATABASE_URL: expected sqlite:PATH or postgres://user:password@host:port/db");
     if (strncmp(cfg->database_url, "sqlite:", 7) == 0 && cfg->database_url[7] == '\0')
         return fail(err, errlen, "DATABASE_URL: sqlite: needs a path, e.g. sqlite:var/clarity.db");
+    if (strcmp(cfg->password_hash_profile, "moderate") != 0 && strcmp(cfg->password_hash_profile, "interactive") != 0)
+        return fail(err, errlen, "PASSWORD_HASH_PROFILE: invalid value \"%.32s\"; expected moderate or interactive",
+                    cfg->password_hash_profile);
     if (cfg->host[0] == '\0')
         return fail(err, errlen, "HOST: expected an IP address");
     if (cfg->environment == CONFIG_ENV_PRODUCTION) {

@@ -38,6 +38,9 @@ struct http_request {
     void *route_ctx;            /* the ctx given to router_add */
     struct http_server *server; /* borrowed, for probes and shared services */
     struct MHD_Connection *conn;
+    unsigned route_flags;       /* the flags given to router_add */
+    void *principal;            /* set by the server's guard (auth layer), or NULL */
+    char client_ip[64];         /* the peer, or the forwarded client behind a trusted proxy */
 };
 
 struct http_header {
@@ -64,6 +67,9 @@ const char *http_request_header(const struct http_request *req, const char *name
 const char *http_request_query(const struct http_request *req, const char *name);
 /* A path parameter, copied into the request arena, or NULL. */
 const char *http_request_param(const struct http_request *req, const char *name);
+
+/* The socket peer's address as text ("127.0.0.1", "::1"); "" when unknown. */
+void http_request_peer_ip(const struct http_request *req, char *out, size_t outlen);
 
 /* 2xx/3xx JSON response. Steals `body` (may be NULL for an empty body). */
 void http_respond_json(struct http_response *res, int status, json_t *body);

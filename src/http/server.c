@@ -49,6 +49,8 @@ struct http_server {
     _Atomic long in_flight;
     int64_t started_ms;
     struct metrics metrics;
+    http_guard_fn guard;
+    void *guard_ctx;
 };
 
 /* Everything about one request, from its first call to its completion. */
@@ -189,6 +191,19 @@ void http_response_header(struct http_response *res, const char *name, const cha
     res->headers[res->nheaders].value = arena_strdup(res->arena, value);
     if (res->headers[res->nheaders].name != NULL && res->headers[res->nheaders].value != NULL)
         res->nheaders++;
+}
+
+void http_request_peer_ip(const struct http_request *req, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outlen);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -393,6 +408,12 @@ static void dispatch(struct req_ctx *rc, const char *method_str)
     memcpy(params, m.params, sizeof(m.params));
     req->params = params;
     req->nparams = m.nparams;
+    req->route_flags = rt->flags;
+    if (rc->server->guard != NULL && rc->server->guard(rc->server->guard_ctx, req, res) != 0) {
+        if (!res->responded)
+            http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+        return;
+    }
     rt->handler(req, res);
 }
 
@@ -423,6 +444,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rc->req.path = arena_strdup(&rc->arena, url);
         rc->req.request_id = rc->request_id;
         rc->res.arena = &rc->arena;
+        http_request_peer_ip(&rc->req, rc->req.client_ip, sizeof(rc->req.client_ip));
 
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
         if (http_request_id_is_sane(rid))
@@ -564,6 +586,12 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
 }
 
 int http_server_port(const struct http_server *s) { return s->port; }
+
+void http_server_guard_set(struct http_server *s, http_guard_fn fn, void *ctx)
+{
+    s->guard = fn;
+    s->guard_ctx = ctx;
+}
 
 void http_server_state_set(struct http_server *s, enum http_server_state state)
 {

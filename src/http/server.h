@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/health.h"
 #include "http/metrics.h"
+#include "http/http.h"
 #include "http/router.h"
 
 enum http_server_state { HTTP_SERVER_STARTING = 0, HTTP_SERVER_READY, HTTP_SERVER_DRAINING };
@@ -26,6 +27,17 @@ struct http_server;
  * must outlive the server and are read-only once it starts). NULL on OOM. */
 struct http_server *http_server_new(const struct config *cfg, const struct router *router,
                                     const struct health_registry *health);
+
+/*
+ * A guard runs after routing and before every handler (the application's
+ * authentication, rate limiting and access rules live in it; the HTTP layer
+ * knows nothing of them). It returns 0 to let the handler run, or non-zero
+ * after filling res with a problem. It may add headers to res either way.
+ */
+typedef int (*http_guard_fn)(void *ctx, struct http_request *req, struct http_response *res);
+
+/* Install the guard before http_server_start. */
+void http_server_guard_set(struct http_server *s, http_guard_fn fn, void *ctx);
 
 /* Bind HOST:PORT and start the thread pool. 0, or -1 with a message in err. */
 int http_server_start(struct http_server *s, char *err, size_t errlen);

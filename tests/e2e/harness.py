@@ -19,7 +19,7 @@ BIN = os.environ.get("CLARITY_BIN", "build/release/clarity")
 
 
 class Server:
-    def __init__(self, env=None, start=True, timeout=20.0):
+    def __init__(self, env=None, start=True, timeout=20.0, migrate=False):
         self.dir = tempfile.mkdtemp(prefix="clarity-e2e-")
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -29,6 +29,7 @@ class Server:
             "DATABASE_URL": "sqlite:" + os.path.join(self.dir, "clarity.db"),
             "LOG_LEVEL": "INFO",
             "HTTP_THREADS": "2",
+            "PASSWORD_HASH_PROFILE": "interactive",
         }
         for key in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if key in os.environ:
@@ -39,6 +40,12 @@ class Server:
         self.port = None
         self.lines = []
         self._lock = threading.Lock()
+        if migrate:
+            # Staging and production refuse pending migrations: deploys
+            # run `clarity migrate up` first, and so do these tests.
+            rc, out, err = run_cli(["migrate", "up"], env=self.env, cwd=self.dir)
+            if rc != 0:
+                raise RuntimeError("clarity migrate up failed: " + err)
         if start:
             self.start(timeout)
 

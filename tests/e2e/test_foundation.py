@@ -200,7 +200,7 @@ class Environments(unittest.TestCase):
     def test_hsts_outside_development(self):
         env = {"ENVIRONMENT": "staging"}
         env.update(production_keys())
-        srv = Server(env=env)
+        srv = Server(env=env, migrate=True)
         try:
             _, hdrs, _ = srv.request("GET", "/liveness")
             self.assertIn("max-age=", hdrs["strict-transport-security"])

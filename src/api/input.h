@@ -1,0 +1,50 @@
+/*
+ * input.h — reading JSON request bodies into validated values.
+ *
+ * Every check records a field error (JSON Pointer + message) on the problem
+ * instead of stopping, so a client learns every mistake at once; the handler
+ * answers 422 when any was recorded. Unknown members are errors too.
+ */
+#ifndef CLARITY_API_INPUT_H
+#define CLARITY_API_INPUT_H
+
+#include <jansson.h>
+
+#include "http/http.h"
+
+/*
+ * Parse the body as a JSON object. Answers 415 for a non-JSON content type
+ * and 400 for malformed JSON or a non-object, and returns NULL; otherwise a
+ * new reference (caller decrefs).
+ */
+json_t *input_body_object(struct http_request *req, struct http_response *res);
+
+/* The validation problem under construction (422), created on first use. */
+struct input {
+    struct http_response *res;
+    struct problem *p;
+    int nerrors;
+};
+
+void input_init(struct input *in, struct http_response *res);
+void input_error(struct input *in, const char *pointer, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Reject members of obj not named in `allowed` (NULL-terminated). */
+void input_only(struct input *in, json_t *obj, const char *prefix, const char *const *allowed);
+
+/*
+ * A string member of UTF-8 length in [min, max] characters. Returns the
+ * borrowed value, or NULL (absent and optional, or an error was recorded).
+ */
+const char *input_string(struct input *in, json_t *obj, const char *prefix, const char *name, int required,
+                         size_t min, size_t max);
+/* A boolean member; returns 0/1, or `def` when absent and optional. */
+int input_bool(struct input *in, json_t *obj, const char *prefix, const char *name, int required, int def);
+
+/* 1 when s looks like an email address (one '@', a dotted domain, ≤ 254). */
+int input_email_valid(const char *s);
+
+/* Finish: when errors were recorded, complete the 422 problem and return -1. */
+int input_done(struct input *in);
+
+#endif

@@ -1,0 +1,11 @@
+/*
+ * routes.c — every route of the API, in one place.
+ */
+#include "api/api.h"
+
+int api_routes_register(struct router *r, struct api_ctx *ctx)
+{
+    if (api_probes_register(r) != 0 || api_auth_register(r, ctx) != 0)
+        return -1;
+    return 0;
+}

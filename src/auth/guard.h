@@ -1,0 +1,93 @@
+/*
+ * guard.h — the one access-rule layer in front of every handler.
+ *
+ * Each route declares, in its router flags, whether it needs an
+ * authenticated caller and which rate class it belongs to. The guard runs
+ * after routing (installed with http_server_guard_set) and:
+ *   1. works out the client address (X-Forwarded-For only from a trusted
+ *      proxy),
+ *   2. authenticates the bearer token when the route needs it (Clarity's
+ *      ES256 tokens, or external Firebase/OIDC ID tokens when configured),
+ *   3. applies the token bucket of the route's class, keyed by user when
+ *      authenticated and by client address otherwise (429 with Retry-After
+ *      and RateLimit-* headers).
+ * Handlers then use access_* below for ownership — they never parse tokens.
+ */
+#ifndef CLARITY_AUTH_GUARD_H
+#define CLARITY_AUTH_GUARD_H
+
+#include "auth/jwt.h"
+#include "auth/limiter.h"
+#include "core/config.h"
+#include "http/http.h"
+
+struct store;
+
+/* Route flags (router_add's flags). */
+#define GUARD_AUTH 0x01u            /* an authenticated caller is required */
+#define GUARD_RATE_SHIFT 4
+#define GUARD_RATE_MASK (0x7u << GUARD_RATE_SHIFT)
+enum guard_rate_class {
+    GUARD_RATE_NONE = 0, /* probes, docs: not limited */
+    GUARD_RATE_API,      /* other API: 100/min */
+    GUARD_RATE_AUTH,     /* auth endpoints: 5/min */
+    GUARD_RATE_UPLOAD,   /* uploads: 60/min */
+    GUARD_RATE_INSIGHTS, /* insight generation: 20/h */
+    GUARD_RATE_CHAT,     /* chat: 30/min */
+    GUARD_RATE_COUNT
+};
+#define GUARD_RATE(c) ((unsigned)(c) << GUARD_RATE_SHIFT)
+
+/* Permissions, by role (docs/security.md). */
+#define PERM_READ_OWN 0x01u
+#define PERM_WRITE_OWN 0x02u
+#define PERM_READ_ALL 0x04u  /* admin: read any user's data */
+#define PERM_AUDIT 0x08u     /* admin: read the audit log */
+#define PERM_MANAGE_USERS 0x10u
+
+struct principal {
+    char user_id[64];
+    char role[16];
+    unsigned perms;
+    char jti[64];
+    int64_t exp;
+    int external; /* authenticated by an external ID token */
+};
+
+struct guard;
+
+/*
+ * Build the guard from configuration. signer verifies Clarity's tokens;
+ * oidc (may be NULL) verifies external ID tokens, whose issuer and audience
+ * come from FIREBASE_PROJECT_ID; store links external subjects to local
+ * users. Rate classes follow RATE_LIMITS overrides. NULL with err on failure.
+ */
+struct guard *guard_new(const struct config *cfg, const struct jwt_signer *signer, struct jwt_keyset *oidc,
+                        struct store *store, char *err, size_t errlen);
+void guard_free(struct guard *g);
+
+/* The http_guard_fn to install. */
+int guard_run(void *ctx, struct http_request *req, struct http_response *res);
+
+/* Parse "auth=5/60,upload=60/60" into rules (tests and config check). */
+int guard_rate_rules_parse(const char *spec, struct rate_rule rules[GUARD_RATE_COUNT], char *err, size_t errlen);
+
+/* Role → permissions; 0 for an unknown role. */
+unsigned guard_role_perms(const char *role);
+/* JSON-friendly names of a permission set, e.g. "read:own_data". */
+int guard_perm_names(unsigned perms, const char **out, int max);
+
+/* The authenticated caller, or NULL. */
+const struct principal *access_principal(const struct http_request *req);
+
+/*
+ * A path names user_id: 403 unless it is the caller (or an admin reading).
+ * Returns 0 when allowed, -1 after filling res.
+ */
+int access_user_path(const struct http_request *req, struct http_response *res, const char *user_id, int write);
+
+/* 1 when the caller may see a record owned by owner_id (owner, or admin). A
+ * record the caller may not see must be answered as 404, never 403. */
+int access_can_read(const struct http_request *req, const char *owner_id);
+
+#endif
