@@ -28,12 +28,14 @@ static double clock_mean(const double *x, size_t n, int start, int from, int to,
 {
     double s = 0.0;
     size_t k = 0;
+    int m = start; /* clock minute of x[i], advanced without a division */
     for (size_t i = 0; i < n; i++) {
-        int m = (int)(((size_t)start + i) % 1440);
-        if (m < from || m >= to || isnan(x[i]))
-            continue;
-        s += x[i];
-        k++;
+        if (m >= from && m < to && !isnan(x[i])) {
+            s += x[i];
+            k++;
+        }
+        if (++m == 1440)
+            m = 0;
     }
     *k_out = k;
     return k ? s / (double)k : NAN;

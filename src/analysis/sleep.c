@@ -17,6 +17,19 @@ static double count_at(const double *c, size_t n, long i)
     return (isnan(v) || v < 0.0) ? 0.0 : v;
 }
 
+/* A count as Cole-Kripke weighs it at index i: missing, out-of-record and
+ * negative are 0; the ActiGraph form divides by 100 and caps at 300. */
+static double ck_count(const double *c, size_t n, long i, enum sleep_ck_scale scale)
+{
+    double a = count_at(c, n, i);
+    if (scale == SLEEP_CK_ACTIGRAPH) {
+        a /= 100.0;
+        if (a > 300.0)
+            a = 300.0;
+    }
+    return a;
+}
+
 int sleep_score_cole_kripke(const double *counts, size_t n, enum sleep_ck_scale scale,
                             uint8_t *state)
 {
@@ -36,22 +49,21 @@ int sleep_score_cole_kripke(const double *counts, size_t n, enum sleep_ck_scale 
     } else {
         return -1;
     }
+    /* A sliding window of the seven weighed counts A(i-4) .. A(i+2), so each
+     * count is cleaned once rather than seven times. */
+    double a[7];
+    for (int k = 0; k < 7; k++)
+        a[k] = ck_count(counts, n, (long)k - 4, scale);
     for (size_t i = 0; i < n; i++) {
-        if (isnan(counts[i])) {
-            state[i] = SLEEP_STATE_UNKNOWN;
-            continue;
-        }
-        double d = 0.0;
-        for (int k = -4; k <= 2; k++) {
-            double a = count_at(counts, n, (long)i + k);
-            if (scale == SLEEP_CK_ACTIGRAPH) {
-                a /= 100.0;
-                if (a > 300.0)
-                    a = 300.0;
-            }
-            d += w[k + 4] * a;
-        }
-        state[i] = (p * d < 1.0) ? SLEEP_STATE_SLEEP : SLEEP_STATE_WAKE;
+        /* summed as a tree: a shorter dependency chain than left to right */
+        double d = ((w[0] * a[0] + w[1] * a[1]) + (w[2] * a[2] + w[3] * a[3])) +
+                   ((w[4] * a[4] + w[5] * a[5]) + w[6] * a[6]);
+        state[i] = isnan(counts[i]) ? SLEEP_STATE_UNKNOWN
+                   : (p * d < 1.0)  ? SLEEP_STATE_SLEEP
+                                    : SLEEP_STATE_WAKE;
+        for (int k = 0; k < 6; k++)
+            a[k] = a[k + 1];
+        a[6] = ck_count(counts, n, (long)i + 3, scale);
     }
     return 0;
 }
