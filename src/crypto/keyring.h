@@ -1,0 +1,189 @@
+/*
+ * keyring.h — the versioned key ring behind encryption at rest.
+ *
+ * Key hierarchy (docs/security.md):
+ *
+ *   ENCRYPTION_KEY (32 bytes, configuration; never stored in the database)
+ *     └─ root wrapping key = crypto_kdf(ENCRYPTION_KEY, "clarkeyr", 1)
+ *          └─ key-encryption keys (KEKs), one per key-ring version: random,
+ *             stored in key_ring.wrapped_key wrapped by the root key
+ *               └─ data keys (DEKs), one per raw upload: random, stored in
+ *                  raw_uploads.wrapped_dek wrapped by one KEK version
+ *                    └─ the body: raw_uploads.ciphertext (envelope.h)
+ *
+ * New uploads use the active (highest) version. `keyring_rotate` adds a new
+ * version and retires the older ones; retired versions still decrypt, so
+ * nothing becomes unreadable at any moment. `keyring_rewrap` then moves every
+ * stored DEK to the active version in batches: it rewrites the 72-byte
+ * wrapped DEK and key_version of each row and never the body, while the
+ * service keeps running.
+ *
+ * A `struct keyring` is opened once at start-up and shared by all threads:
+ * unwrapped KEKs are cached (in libsodium secure memory) behind a mutex; the
+ * active version is re-read from the store at most every
+ * KEYRING_ACTIVE_REFRESH_MS, so running instances pick up a rotation made by
+ * `clarity keys rotate` in another process without a restart.
+ *
+ * Return codes: 0, a STORE_E* code (-1..-9, passed through unchanged from the
+ * store so callers can use store_problem_set), or a KEYRING_E* code below.
+ * keyring_strerror covers both. Nothing here logs key material; only
+ * keyring_master_load logs (a warning when a development key is generated
+ * or used).
+ */
+#ifndef CLARITY_CRYPTO_KEYRING_H
+#define CLARITY_CRYPTO_KEYRING_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/envelope.h"
+#include "store/store.h"
+
+struct config;
+
+#define KEYRING_EINVAL (-101) /* bad argument; malformed key text */
+#define KEYRING_EAUTH (-102)  /* wrong ENCRYPTION_KEY, or tampered key ring or data */
+#define KEYRING_ENOKEY (-103) /* no encryption key configured */
+#define KEYRING_EIO (-104)    /* reading or writing the development key file */
+#define KEYRING_ENOMEM (-105)
+#define KEYRING_ESTATE (-106) /* key ring unusable: no active version, unknown algorithm,
+                               * or a row names a version the ring lacks */
+
+#define KEYRING_ALGORITHM "xchacha20poly1305" /* store_key.algorithm of every version */
+#define KEYRING_DEV_KEY_PATH "var/encryption.key"
+#define KEYRING_ROTATION_DAYS 90            /* the deployment guide's rotation period */
+#define KEYRING_ACTIVE_REFRESH_MS 30000     /* re-read the active version this often */
+#define KEYRING_REWRAP_BATCH_DEFAULT 100
+
+struct keyring;
+
+/* Short English text for a KEYRING_E* or STORE_E* code. */
+const char *keyring_strerror(int rc);
+
+/*
+ * Resolve the master key (ENCRYPTION_KEY / ENCRYPTION_KEY_FILE, already read
+ * into cfg->encryption_key by config_load):
+ *  - set: decode it (base64 of exactly 32 bytes) or fail with KEYRING_EINVAL
+ *    and "ENCRYPTION_KEY: decodes to 16 bytes; ..." in err;
+ *  - unset in development: read dev_key_path (NULL: KEYRING_DEV_KEY_PATH),
+ *    creating it (directory 0700, file 0600, O_EXCL so concurrent starts
+ *    agree on one key) with a fresh random key when absent, and log a
+ *    warning either way; a key file readable by group or others is refused;
+ *  - unset in staging/production: KEYRING_ENOKEY (config_load already
+ *    refuses that configuration; this is defence in depth).
+ * Returns 0 and *out (free with envelope_key_free) or a code with one line in
+ * err that never contains key material.
+ */
+int keyring_master_load(const struct config *cfg, const char *dev_key_path,
+                        struct envelope_key **out, char *err, size_t errlen);
+
+/*
+ * Open the key ring in st (borrowed; must outlive the ring) with master
+ * (borrowed; only a derived key is kept). On an empty key_ring table creates
+ * version 1 (two instances racing to do so agree on one). Verifies that the
+ * master key opens the active version: a different ENCRYPTION_KEY fails here
+ * with KEYRING_EAUTH and a message saying so, before any data is touched.
+ * Returns 0 and *out (keyring_close), or a code with one line in err.
+ */
+int keyring_open(struct store *st, const struct envelope_key *master, struct keyring **out,
+                 char *err, size_t errlen);
+
+/* Wipe every cached key and free the ring; accepts NULL. */
+void keyring_close(struct keyring *ring);
+
+/* ---- the upload path ------------------------------------------------------ */
+
+/*
+ * Encrypt body (len bytes) for (user_id, upload_id) under the active version,
+ * reading keys inside the caller's transaction tx. Fills *out: upload_id,
+ * user_id, key_version, wrapped_dek, nonce, ciphertext (heap; free with
+ * store_raw_upload_clear), content_type (may be NULL → ""), created_at 0.
+ * Ids must fit STORE_ID_LEN. Returns 0, KEYRING_EINVAL, KEYRING_ENOMEM, a
+ * store code, or KEYRING_EAUTH/ESTATE when the ring is damaged.
+ */
+int keyring_raw_upload_seal(struct keyring *ring, struct store_tx *tx, const char *user_id,
+                            const char *upload_id, const char *content_type,
+                            const unsigned char *body, size_t len, struct store_raw_upload *out);
+
+/*
+ * Decrypt a stored row r (as read by store_raw_upload_get) with the key
+ * version it names, checking the binding to r->user_id and r->upload_id.
+ * *body is malloc'd, NUL-terminated (not counted in *len); caller frees.
+ * KEYRING_EAUTH when any stored byte or the binding was altered.
+ */
+int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx,
+                            const struct store_raw_upload *r, unsigned char **body, size_t *len);
+
+/* Seal and store_raw_upload_put in tx: the one call the upload handler makes
+ * inside its transaction. Same returns as the two calls. */
+int keyring_raw_upload_put(struct keyring *ring, struct store_tx *tx, const char *user_id,
+                           const char *upload_id, const char *content_type,
+                           const unsigned char *body, size_t len);
+
+/*
+ * store_raw_upload_get and open. user_id NULL: any owner (workers, admin);
+ * otherwise a row of another user answers STORE_ENOTFOUND. content_type
+ * (may be NULL) receives the stored type, 64 bytes.
+ */
+int keyring_raw_upload_get(struct keyring *ring, struct store_tx *tx, const char *upload_id,
+                           const char *user_id, unsigned char **body, size_t *len,
+                           char content_type[64]);
+
+/* ---- administration --------------------------------------------------------- */
+
+struct keyring_version {
+    int version;
+    char algorithm[32];
+    char status[16];       /* active | retired */
+    int64_t created_at_ms;
+    int64_t age_days;      /* whole days since created_at */
+    int opens;             /* 1 when the configured master key unwraps it */
+};
+
+/* Every version, oldest first, into a new array (free()); *active receives
+ * the active version. Returns 0 or a code. */
+int keyring_status_list(struct keyring *ring, struct keyring_version **out, size_t *n,
+                        int *active);
+
+/*
+ * Add a new random version, make it the active one and retire all older
+ * versions, in one write transaction. Old versions stay readable. A
+ * concurrent rotation loses with STORE_ECONFLICT. Returns 0 and *new_version.
+ */
+int keyring_rotate(struct keyring *ring, int *new_version, char *err, size_t errlen);
+
+struct keyring_rewrap_stats {
+    int64_t scanned;   /* raw uploads looked at */
+    int64_t rewrapped; /* moved to the target version */
+    int64_t failed;    /* could not be unwrapped (left untouched, see err) */
+    int target;        /* the version moved to */
+};
+
+/* Called after each batch; a non-zero return stops the pass. */
+typedef int (*keyring_progress_fn)(void *ctx, const struct keyring_rewrap_stats *s);
+
+/*
+ * Re-wrap every stored DEK that is not under the active version, batch rows
+ * per write transaction (0: KEYRING_REWRAP_BATCH_DEFAULT). Reads happen in
+ * short read transactions, and each update only applies when the row still
+ * names the version it was read with, so uploads and reads continue during
+ * the pass. Idempotent: running it again resumes. Rows that do not unwrap
+ * are counted in stats->failed and left as they are (the return is still 0;
+ * the caller decides). Returns 0 and *stats, or a code with err.
+ */
+int keyring_rewrap(struct keyring *ring, size_t batch, keyring_progress_fn progress, void *ctx,
+                   struct keyring_rewrap_stats *stats, char *err, size_t errlen);
+
+/*
+ * health_check_fn (core/health.h) for "encryption"; ctx is the struct keyring *.
+ * Healthy when the active version can be read and unwrapped; details get
+ * active_version, active_key_created_at, active_key_age_days and
+ * rotation_period_days, plus a "warning" string when the active key is older
+ * than KEYRING_ROTATION_DAYS (still healthy: an old key is a chore, not an
+ * outage). Unhealthy (-1, reason in err) when the store fails or the key does
+ * not unwrap.
+ */
+int keyring_health_check(void *ctx, json_t *details, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,637 @@
+/*
+ * keyring_test.c — the key ring over the real SQLite store: raw uploads
+ * sealed and opened, the database file scanned for plaintext, tampering in
+ * the database detected, wrong master keys refused, rotation and batch
+ * re-wrapping keeping every upload readable, the health check's 90-day
+ * warning, and the development key file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/config.h"
+#include "core/timeutil.h"
+#include "core/uuid.h"
+#include "crypto/envelope.h"
+#include "crypto/keyring.h"
+#include "store/migrate.h"
+#include "store/store.h"
+
+#define NUSERS 2
+
+struct fixture {
+    char dir[512];
+    char url[600];
+    struct store *st;
+    struct envelope_key *master;
+    struct keyring *ring;
+    char users[NUSERS][STORE_ID_LEN];
+    char emails[NUSERS][64];
+};
+
+static void store_up(struct fixture *f)
+{
+    char err[256];
+    assert_int_equal(store_open(f->url, NULL, &f->st, err, sizeof(err)), 0);
+    assert_int_equal(store_migrate_up(f->st, NULL, NULL, err, sizeof(err)), 0);
+}
+
+static int setup(void **state)
+{
+    const char *base = getenv("CLARITY_TEST_TMP");
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct store_tx *tx = NULL;
+    char err[256];
+    if (f == NULL)
+        return -1;
+    if (base == NULL)
+        base = "/tmp";
+    mkdir(base, 0700);
+    snprintf(f->dir, sizeof(f->dir), "%s/keyring_test_XXXXXX", base);
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->url, sizeof(f->url), "sqlite:%s/clarity.db", f->dir);
+    store_up(f);
+    assert_int_equal(envelope_key_random(&f->master), 0);
+    assert_int_equal(keyring_open(f->st, f->master, &f->ring, err, sizeof(err)), 0);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    for (int i = 0; i < NUSERS; i++) {
+        struct store_user u;
+        memset(&u, 0, sizeof(u));
+        assert_int_equal(uuid_v7(f->users[i]), 0);
+        snprintf(f->emails[i], sizeof(f->emails[i]), "person%d.%.8s@example.org", i,
+                 f->users[i] + 28);
+        snprintf(u.id, sizeof(u.id), "%s", f->users[i]);
+        snprintf(u.email, sizeof(u.email), "%s", f->emails[i]);
+        snprintf(u.password_hash, sizeof(u.password_hash), "x");
+        assert_int_equal(store_user_insert(tx, &u), 0);
+    }
+    assert_int_equal(store_tx_commit(tx), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    keyring_close(f->ring);
+    store_close(f->st);
+    envelope_key_free(f->master);
+    free(f);
+    return 0;
+}
+
+/* Create an upload row for user and put body through the ring, in one
+ * transaction (the shape of the real upload path). */
+static void put_upload(struct fixture *f, struct keyring *ring, const char *user,
+                       char id[STORE_ID_LEN], const char *body)
+{
+    struct store_tx *tx = NULL;
+    struct store_upload u;
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(uuid_v7(id), 0);
+    snprintf(u.id, sizeof(u.id), "%s", id);
+    snprintf(u.user_id, sizeof(u.user_id), "%s", user);
+    snprintf(u.source, sizeof(u.source), "healthkit");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_upload_insert(tx, &u), 0);
+    assert_int_equal(keyring_raw_upload_put(ring, tx, user, id, "application/json",
+                                            (const unsigned char *)body, strlen(body)),
+                     0);
+    assert_int_equal(store_tx_commit(tx), 0);
+}
+
+/* Read and decrypt; returns the code, *out (caller frees) on success. */
+static int get_upload(struct fixture *f, struct keyring *ring, const char *id, const char *user,
+                      char **out)
+{
+    struct store_tx *tx = NULL;
+    unsigned char *body = NULL;
+    size_t len = 0;
+    char ct[64];
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    int rc = keyring_raw_upload_get(ring, tx, id, user, &body, &len, ct);
+    store_tx_rollback(tx);
+    if (rc == 0) {
+        assert_string_equal(ct, "application/json");
+        assert_int_equal(strlen((char *)body), len);
+        *out = (char *)body;
+    }
+    return rc;
+}
+
+static void expect_body(struct fixture *f, struct keyring *ring, const char *id, const char *body)
+{
+    char *got = NULL;
+    assert_int_equal(get_upload(f, ring, id, NULL, &got), 0);
+    assert_string_equal(got, body);
+    free(got);
+}
+
+static void raw_row(struct fixture *f, const char *id, struct store_raw_upload *r)
+{
+    struct store_tx *tx = NULL;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_raw_upload_get(tx, id, r), 0);
+    store_tx_rollback(tx);
+}
+
+__attribute__((format(printf, 2, 3))) static void admin(struct fixture *f, const char *fmt, ...)
+{
+    char sql[1024], err[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+}
+
+/* 1. A fresh database gets version 1; bodies round-trip; another user's
+ *    upload answers not found; ids are checked. */
+static void test_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_LEN], *got = NULL;
+    struct keyring_version *v = NULL;
+    size_t n = 0;
+    int active = 0;
+    const char *body = "{\"data\":[{\"type\":\"steps\",\"value\":5400}]}";
+
+    assert_int_equal(keyring_status_list(f->ring, &v, &n, &active), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(active, 1);
+    assert_int_equal(v[0].version, 1);
+    assert_string_equal(v[0].status, "active");
+    assert_string_equal(v[0].algorithm, KEYRING_ALGORITHM);
+    assert_true(v[0].opens);
+    assert_int_equal(v[0].age_days, 0);
+    free(v);
+
+    put_upload(f, f->ring, f->users[0], id, body);
+    expect_body(f, f->ring, id, body);
+    assert_int_equal(get_upload(f, f->ring, id, f->users[0], &got), 0);
+    free(got);
+    assert_int_equal(get_upload(f, f->ring, id, f->users[1], &got), STORE_ENOTFOUND);
+
+    struct store_raw_upload r;
+    memset(&r, 0, sizeof(r));
+    raw_row(f, id, &r);
+    assert_int_equal(r.key_version, 1);
+    assert_int_equal(r.wrapped_dek_len, ENVELOPE_WRAPPED_BYTES);
+    assert_int_equal(r.nonce_len, ENVELOPE_NONCE_BYTES);
+    assert_int_equal(r.ciphertext_len, strlen(body) + ENVELOPE_TAG_BYTES);
+    store_raw_upload_clear(&r);
+
+    struct store_tx *tx = NULL;
+    char longid[STORE_ID_LEN + 4];
+    memset(longid, 'a', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(keyring_raw_upload_seal(f->ring, tx, f->users[0], longid, NULL,
+                                             (const unsigned char *)"x", 1, &r),
+                     KEYRING_EINVAL);
+    assert_int_equal(keyring_raw_upload_seal(f->ring, tx, "", id, NULL,
+                                             (const unsigned char *)"x", 1, &r),
+                     KEYRING_EINVAL);
+    store_tx_rollback(tx);
+    assert_string_equal(keyring_strerror(STORE_ENOTFOUND), store_strerror(STORE_ENOTFOUND));
+}
+
+/* 2. Another ENCRYPTION_KEY is refused at open, with a message that says
+ *    so; the right key opens a second ring over the same data. */
+static void test_wrong_master_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct envelope_key *other = NULL;
+    struct keyring *ring2 = NULL;
+    char id[STORE_ID_LEN], err[256] = "";
+    const char *body = "{\"sleep\":\"asleep\"}";
+
+    put_upload(f, f->ring, f->users[0], id, body);
+    assert_int_equal(envelope_key_random(&other), 0);
+    assert_int_equal(keyring_open(f->st, other, &ring2, err, sizeof(err)), KEYRING_EAUTH);
+    assert_null(ring2);
+    assert_non_null(strstr(err, "ENCRYPTION_KEY does not open key-ring version 1"));
+    envelope_key_free(other);
+
+    assert_int_equal(keyring_open(f->st, f->master, &ring2, err, sizeof(err)), 0);
+    expect_body(f, ring2, id, body);
+    keyring_close(ring2);
+}
+
+/* Scan every file in dir (the database, its WAL and shared memory) for
+ * needle; returns how many files contain it. */
+static int files_containing(const char *dir, const void *needle, size_t n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int hits = 0;
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[1024];
+        struct stat sb;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0)
+            continue;
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        unsigned char *buf = malloc((size_t)sb.st_size);
+        assert_non_null(buf);
+        size_t got = fread(buf, 1, (size_t)sb.st_size, fp);
+        fclose(fp);
+        if (memmem(buf, got, needle, n) != NULL)
+            hits++;
+        free(buf);
+    }
+    closedir(d);
+    return hits;
+}
+
+/* 3. The database files on disk hold no plaintext of an uploaded body: not
+ *    the whole body, not any 16-byte window of it (checked for every window),
+ *    while the store is open (WAL) and after it is closed (checkpointed).
+ *    The scanner is proven to work by finding a value that is stored in
+ *    clear (the user's email). */
+static void test_database_file_has_no_plaintext(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_LEN], err[256];
+    char body[2048];
+    int w = snprintf(body, sizeof(body),
+                     "{\"data\":[{\"type\":\"heart_rate\",\"value\":71.5,\"unit\":\"count/min\","
+                     "\"note\":\"PLAINTEXT-CANARY-7f3a9c\"},{\"type\":\"blood_oxygen\","
+                     "\"value\":0.97},{\"type\":\"mood\",\"value\":\"anxious about diagnosis\"}");
+    while (w < (int)sizeof(body) - 64)
+        w += snprintf(body + w, sizeof(body) - (size_t)w, ",{\"type\":\"steps\",\"value\":%d}",
+                      w);
+    snprintf(body + w, sizeof(body) - (size_t)w, "]}");
+
+    put_upload(f, f->ring, f->users[0], id, body);
+    for (int pass = 0; pass < 2; pass++) {
+        /* Positive control: clear-text columns are visible to this scan. */
+        assert_true(files_containing(f->dir, f->emails[0], strlen(f->emails[0])) > 0);
+        assert_int_equal(files_containing(f->dir, body, strlen(body)), 0);
+        assert_int_equal(files_containing(f->dir, "PLAINTEXT-CANARY", 16), 0);
+        assert_int_equal(files_containing(f->dir, "anxious about diagnosis", 23), 0);
+        for (size_t i = 0; i + 16 <= strlen(body); i += 16)
+            assert_int_equal(files_containing(f->dir, body + i, 16), 0);
+        if (pass == 0) {
+            /* Close everything: SQLite checkpoints the WAL into the main file. */
+            keyring_close(f->ring);
+            f->ring = NULL;
+            store_close(f->st);
+            f->st = NULL;
+            store_up(f);
+            assert_int_equal(keyring_open(f->st, f->master, &f->ring, err, sizeof(err)), 0);
+        }
+    }
+    expect_body(f, f->ring, id, body);
+}
+
+/* 4. Tampering inside the database is detected: the row moved to another
+ *    user, wrapped keys swapped between rows, ciphertext or nonce changed,
+ *    the key version changed, a key-ring entry changed. */
+static void test_tampering_in_database(void **state)
+{
+    struct fixture *f = *state;
+    char a[STORE_ID_LEN], b[STORE_ID_LEN], c[STORE_ID_LEN], d[STORE_ID_LEN], e[STORE_ID_LEN];
+    char *got = NULL, err[256];
+    int v = 0;
+
+    put_upload(f, f->ring, f->users[0], a, "{\"a\":1}");
+    put_upload(f, f->ring, f->users[0], b, "{\"b\":2}");
+    put_upload(f, f->ring, f->users[0], c, "{\"c\":3}");
+    put_upload(f, f->ring, f->users[0], d, "{\"d\":4}");
+    put_upload(f, f->ring, f->users[0], e, "{\"e\":5}");
+
+    /* Moved to another user (other user id in the associated data). */
+    admin(f, "UPDATE raw_uploads SET user_id = '%s' WHERE upload_id = '%s'", f->users[1], a);
+    assert_int_equal(get_upload(f, f->ring, a, NULL, &got), KEYRING_EAUTH);
+    assert_int_equal(get_upload(f, f->ring, a, f->users[1], &got), KEYRING_EAUTH);
+
+    /* Wrapped keys swapped between two rows of the same user. */
+    admin(f,
+          "UPDATE raw_uploads SET wrapped_dek = (SELECT wrapped_dek FROM raw_uploads"
+          " WHERE upload_id = '%s') WHERE upload_id = '%s'",
+          c, b);
+    assert_int_equal(get_upload(f, f->ring, b, NULL, &got), KEYRING_EAUTH);
+    expect_body(f, f->ring, c, "{\"c\":3}");
+
+    /* Ciphertext and nonce rewritten. */
+    admin(f, "UPDATE raw_uploads SET ciphertext = zeroblob(length(ciphertext))"
+             " WHERE upload_id = '%s'",
+          c);
+    assert_int_equal(get_upload(f, f->ring, c, NULL, &got), KEYRING_EAUTH);
+    admin(f, "UPDATE raw_uploads SET nonce = zeroblob(24) WHERE upload_id = '%s'", d);
+    assert_int_equal(get_upload(f, f->ring, d, NULL, &got), KEYRING_EAUTH);
+
+    /* Key version: an existing other version fails authentication; a
+     * version the ring does not have is a state error, not a crash. */
+    assert_int_equal(keyring_rotate(f->ring, &v, err, sizeof(err)), 0);
+    admin(f, "UPDATE raw_uploads SET key_version = 2 WHERE upload_id = '%s'", e);
+    assert_int_equal(get_upload(f, f->ring, e, NULL, &got), KEYRING_EAUTH);
+    admin(f, "UPDATE raw_uploads SET key_version = 99 WHERE upload_id = '%s'", e);
+    assert_int_equal(get_upload(f, f->ring, e, NULL, &got), KEYRING_ESTATE);
+    admin(f, "UPDATE raw_uploads SET key_version = 1 WHERE upload_id = '%s'", e);
+    expect_body(f, f->ring, e, "{\"e\":5}");
+
+    /* A key-ring entry altered: a fresh instance refuses to open. */
+    struct keyring *ring2 = NULL;
+    admin(f, "UPDATE key_ring SET wrapped_key = zeroblob(72) WHERE version = 2");
+    assert_int_equal(keyring_open(f->st, f->master, &ring2, err, sizeof(err)), KEYRING_EAUTH);
+    assert_null(ring2);
+}
+
+/* The progress callback counts batches. */
+static int count_batches(void *ctx, const struct keyring_rewrap_stats *s)
+{
+    (void)s;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* 5. Rotation: old uploads stay readable at every step (before and after
+ *    re-wrapping, from the rotating instance and from one opened before the
+ *    rotation), new uploads use the new version, re-wrapping touches only
+ *    the wrapped key and version of each row, and is idempotent. */
+static void test_rotation(void **state)
+{
+    struct fixture *f = *state;
+    enum { OLD = 7 };
+    char ids[OLD + 2][STORE_ID_LEN], bodies[OLD + 2][64], err[256];
+    struct store_raw_upload before[OLD];
+    struct keyring *stale = NULL;
+    struct keyring_rewrap_stats st;
+    int v = 0, batches = 0;
+
+    assert_int_equal(keyring_open(f->st, f->master, &stale, err, sizeof(err)), 0);
+    for (int i = 0; i < OLD; i++) {
+        snprintf(bodies[i], sizeof(bodies[i]), "{\"upload\":%d,\"hrv\":%d}", i, 40 + i);
+        put_upload(f, f->ring, f->users[i % NUSERS], ids[i], bodies[i]);
+        memset(&before[i], 0, sizeof(before[i]));
+        raw_row(f, ids[i], &before[i]);
+        assert_int_equal(before[i].key_version, 1);
+    }
+
+    assert_int_equal(keyring_rotate(f->ring, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 2);
+    for (int i = 0; i < OLD; i++) {
+        expect_body(f, f->ring, ids[i], bodies[i]);
+        expect_body(f, stale, ids[i], bodies[i]);
+    }
+    /* New uploads use version 2 at once on the rotating instance. */
+    snprintf(bodies[OLD], sizeof(bodies[OLD]), "{\"after\":\"rotation\"}");
+    put_upload(f, f->ring, f->users[0], ids[OLD], bodies[OLD]);
+    struct store_raw_upload r;
+    memset(&r, 0, sizeof(r));
+    raw_row(f, ids[OLD], &r);
+    assert_int_equal(r.key_version, 2);
+    store_raw_upload_clear(&r);
+    /* A running instance still on version 1 (until its refresh interval)
+     * keeps working; what it writes is readable and re-wrapped later. */
+    snprintf(bodies[OLD + 1], sizeof(bodies[OLD + 1]), "{\"stale\":\"instance\"}");
+    put_upload(f, stale, f->users[1], ids[OLD + 1], bodies[OLD + 1]);
+    expect_body(f, f->ring, ids[OLD + 1], bodies[OLD + 1]);
+
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(keyring_rewrap(f->ring, 2, count_batches, &batches, &st, err, sizeof(err)),
+                     0);
+    assert_int_equal(st.target, 2);
+    assert_int_equal(st.scanned, OLD + 2);
+    assert_int_equal(st.rewrapped, OLD + 1);
+    assert_int_equal(st.failed, 0);
+    assert_true(batches >= 4); /* batches of at most 2 rows */
+    for (int i = 0; i < OLD; i++) {
+        memset(&r, 0, sizeof(r));
+        raw_row(f, ids[i], &r);
+        assert_int_equal(r.key_version, 2);
+        /* The body's bytes are untouched: only the wrapped key changed. */
+        assert_int_equal(r.ciphertext_len, before[i].ciphertext_len);
+        assert_memory_equal(r.ciphertext, before[i].ciphertext, r.ciphertext_len);
+        assert_memory_equal(r.nonce, before[i].nonce, ENVELOPE_NONCE_BYTES);
+        assert_memory_not_equal(r.wrapped_dek, before[i].wrapped_dek, ENVELOPE_WRAPPED_BYTES);
+        store_raw_upload_clear(&r);
+        expect_body(f, f->ring, ids[i], bodies[i]);
+        expect_body(f, stale, ids[i], bodies[i]);
+    }
+    for (int i = OLD; i < OLD + 2; i++)
+        expect_body(f, f->ring, ids[i], bodies[i]);
+
+    /* Idempotent: nothing left to move. */
+    assert_int_equal(keyring_rewrap(f->ring, 0, NULL, NULL, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.rewrapped, 0);
+    assert_int_equal(st.scanned, OLD + 2);
+
+    /* A second rotation, re-wrapped by the other instance. */
+    assert_int_equal(keyring_rotate(stale, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(keyring_rewrap(stale, 1000, NULL, NULL, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.target, 3);
+    assert_int_equal(st.rewrapped, OLD + 2);
+    for (int i = 0; i < OLD + 2; i++) {
+        expect_body(f, f->ring, ids[i], bodies[i]);
+        expect_body(f, stale, ids[i], bodies[i]);
+    }
+
+    struct keyring_version *vs = NULL;
+    size_t n = 0;
+    int active = 0;
+    assert_int_equal(keyring_status_list(f->ring, &vs, &n, &active), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(active, 3);
+    assert_string_equal(vs[0].status, "retired");
+    assert_string_equal(vs[1].status, "retired");
+    assert_string_equal(vs[2].status, "active");
+    for (size_t i = 0; i < n; i++)
+        assert_true(vs[i].opens);
+    free(vs);
+    for (int i = 0; i < OLD; i++)
+        store_raw_upload_clear(&before[i]);
+    keyring_close(stale);
+}
+
+/* 6. The health check reports the active version and age, and warns (while
+ *    staying healthy) once the key is older than 90 days. */
+static void test_health_check(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "", sql[256];
+    json_t *d = json_object();
+
+    assert_int_equal(keyring_health_check(f->ring, d, err, sizeof(err)), 0);
+    assert_int_equal(json_integer_value(json_object_get(d, "active_version")), 1);
+    assert_int_equal(json_integer_value(json_object_get(d, "active_key_age_days")), 0);
+    assert_int_equal(json_integer_value(json_object_get(d, "rotation_period_days")), 90);
+    assert_null(json_object_get(d, "warning"));
+    json_decref(d);
+
+    snprintf(sql, sizeof(sql), "UPDATE key_ring SET created_at = %lld WHERE version = 1",
+             (long long)(time_now_ms() - 89LL * 86400000LL));
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+    d = json_object();
+    assert_int_equal(keyring_health_check(f->ring, d, err, sizeof(err)), 0);
+    assert_int_equal(json_integer_value(json_object_get(d, "active_key_age_days")), 89);
+    assert_null(json_object_get(d, "warning"));
+    json_decref(d);
+
+    snprintf(sql, sizeof(sql), "UPDATE key_ring SET created_at = %lld WHERE version = 1",
+             (long long)(time_now_ms() - 91LL * 86400000LL));
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+    d = json_object();
+    assert_int_equal(keyring_health_check(f->ring, d, err, sizeof(err)), 0);
+    assert_int_equal(json_integer_value(json_object_get(d, "active_key_age_days")), 91);
+    const char *warning = json_string_value(json_object_get(d, "warning"));
+    assert_non_null(warning);
+    assert_non_null(strstr(warning, "91 days old"));
+    assert_non_null(strstr(warning, "clarity keys rotate"));
+    json_decref(d);
+
+    /* After rotation the new active key is young again. */
+    int v = 0;
+    assert_int_equal(keyring_rotate(f->ring, &v, err, sizeof(err)), 0);
+    d = json_object();
+    assert_int_equal(keyring_health_check(f->ring, d, err, sizeof(err)), 0);
+    assert_int_equal(json_integer_value(json_object_get(d, "active_version")), 2);
+    assert_null(json_object_get(d, "warning"));
+    json_decref(d);
+
+    /* No key ring at all: unhealthy with a reason. */
+    assert_int_equal(keyring_health_check(NULL, NULL, err, sizeof(err)), -1);
+    assert_true(err[0] != '\0');
+}
+
+/* 7. The master key from configuration: malformed and wrong-length keys are
+ *    rejected naming ENCRYPTION_KEY; staging without a key is refused;
+ *    development generates var/encryption.key once (0600) and reuses it,
+ *    and refuses it once others can read it. */
+static void test_master_load(void **state)
+{
+    struct fixture *f = *state;
+    struct config cfg;
+    struct envelope_key *k = NULL, *k2 = NULL;
+    char err[256], path[700], key[64];
+    struct stat sb;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.environment = CONFIG_ENV_PRODUCTION;
+    snprintf(key, sizeof(key), "!!! not base64 !!!");
+    cfg.encryption_key = key;
+    assert_int_equal(keyring_master_load(&cfg, NULL, &k, err, sizeof(err)), KEYRING_EINVAL);
+    assert_non_null(strstr(err, "ENCRYPTION_KEY: not valid base64"));
+    assert_null(strstr(err, "!!!")); /* never echoes the secret */
+    snprintf(key, sizeof(key), "AAAAAAAAAAAAAAAAAAAAAA==");
+    assert_int_equal(keyring_master_load(&cfg, NULL, &k, err, sizeof(err)), KEYRING_EINVAL);
+    assert_non_null(strstr(err, "ENCRYPTION_KEY: decodes to 16 bytes"));
+    snprintf(key, sizeof(key), "%s", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_int_equal(keyring_master_load(&cfg, NULL, &k, err, sizeof(err)), KEYRING_EINVAL);
+    assert_non_null(strstr(err, "decodes to 42 bytes"));
+    snprintf(key, sizeof(key), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    assert_int_equal(keyring_master_load(&cfg, NULL, &k, err, sizeof(err)), 0);
+    envelope_key_free(k);
+    k = NULL;
+
+    cfg.encryption_key = NULL;
+    cfg.environment = CONFIG_ENV_STAGING;
+    assert_int_equal(keyring_master_load(&cfg, NULL, &k, err, sizeof(err)), KEYRING_ENOKEY);
+    assert_non_null(strstr(err, "ENCRYPTION_KEY: required in staging"));
+
+    cfg.environment = CONFIG_ENV_DEVELOPMENT;
+    snprintf(path, sizeof(path), "%s/var/encryption.key", f->dir);
+    assert_int_equal(keyring_master_load(&cfg, path, &k, err, sizeof(err)), 0);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    snprintf(path, sizeof(path), "%s/var", f->dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(path, sizeof(path), "%s/var/encryption.key", f->dir);
+    assert_int_equal(keyring_master_load(&cfg, path, &k2, err, sizeof(err)), 0);
+    assert_true(envelope_key_equal(k, k2));
+    envelope_key_free(k2);
+    k2 = NULL;
+
+    /* The generated key really is what a ring uses: a ring opened with it
+     * on a fresh database and reopened with the reloaded key agrees. */
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(keyring_master_load(&cfg, path, &k2, err, sizeof(err)), KEYRING_EIO);
+    assert_non_null(strstr(err, "chmod 600"));
+    assert_int_equal(chmod(path, 0600), 0);
+
+    /* A corrupt key file is reported with its path. */
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("short\n", fp);
+    fclose(fp);
+    assert_int_equal(keyring_master_load(&cfg, path, &k2, err, sizeof(err)), KEYRING_EINVAL);
+    assert_non_null(strstr(err, "encryption.key: "));
+    envelope_key_free(k);
+}
+
+/* 8. Threads sealing and opening at once while another rotates. */
+struct worker {
+    struct fixture *f;
+    int user;
+    int ok;
+};
+
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < 15; i++) {
+        char id[STORE_ID_LEN], body[64], *got = NULL;
+        snprintf(body, sizeof(body), "{\"thread\":%d,\"i\":%d}", w->user, i);
+        put_upload(w->f, w->f->ring, w->f->users[w->user % NUSERS], id, body);
+        if (get_upload(w->f, w->f->ring, id, NULL, &got) == 0 && strcmp(got, body) == 0)
+            w->ok++;
+        free(got);
+    }
+    return NULL;
+}
+
+static void test_concurrent_use(void **state)
+{
+    struct fixture *f = *state;
+    struct worker w[4];
+    pthread_t t[4];
+    char err[256];
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        w[i].f = f;
+        w[i].user = i;
+        w[i].ok = 0;
+        assert_int_equal(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
+    }
+    assert_int_equal(keyring_rotate(f->ring, &v, err, sizeof(err)), 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].ok, 15);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_master_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_file_has_no_plaintext, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tampering_in_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_master_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_use, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("keyring", tests, NULL, NULL);
+}
