@@ -10,7 +10,6 @@
 #include "cli/smoke.h"
 #include "cli/backup.h"
 #include "cli/keys.h"
-#include "cli/keys.h"
 #include "cli/migrate.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -47,17 +46,6 @@ static const struct command commands[] = {
      "source, secrets redacted, and exits 0; exits 2 with one line naming the\n"
      "variable when the configuration is invalid.\n"},
     {"help", cli_help, "show help for a command", "usage: clarity help [COMMAND]\n"},
-    {"keys", cli_keys, "show, rotate and re-wrap the encryption key ring",
-     "usage: clarity keys status [--json]\n"
-     "       clarity keys rotate [--wait SECONDS] [--batch N] [--no-rewrap]\n"
-     "       clarity keys rewrap [--batch N]\n\n"
-     "status lists key-ring versions with their age and warns when the active one\n"
-     "is older than 90 days. rotate adds a version, retires the older ones (they\n"
-     "still decrypt), waits --wait seconds (default 31) for running instances to\n"
-     "switch, then re-wraps every stored data key in batches of --batch (default\n"
-     "100); bodies are never re-encrypted. rewrap resumes that pass. Uses\n"
-     "ENCRYPTION_KEY and DATABASE_URL like serve; see docs/security.md. Exits 0,\n"
-     "1 on failure (wrong key, database, rows left unwrapped), 2 on a usage error.\n"},
     {"keys", cli_keys, "show, rotate and re-wrap the encryption key ring",
      "usage: clarity keys status [--json]\n"
      "       clarity keys rotate [--wait SECONDS] [--batch N] [--no-rewrap]\n"
