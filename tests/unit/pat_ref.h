@@ -28,11 +28,11 @@
 #define REF_F 256
 
 /* The reference is not what is under test; keep its hot loops fast in the
- * sanitizer build so that the suite stays quick. */
+ * debug (-O0) and sanitizer builds so that the suite stays quick. */
 #if defined(__SANITIZE_ADDRESS__)
 #define REF_HOT __attribute__((no_sanitize_address, no_sanitize_undefined, optimize("O2")))
 #else
-#define REF_HOT
+#define REF_HOT __attribute__((optimize("O2")))
 #endif
 
 struct ref_layer {
@@ -326,7 +326,7 @@ REF_HOT static inline void ref_attend_row(const double *q, const double *k, cons
  * Reference forward pass. tokens: [N,96] doubles out; pooled: [96] out;
  * att: NULL or [L,N,N] head-averaged attention out.
  */
-static inline void ref_forward(const struct ref_model *m, const float *in, double *tokens,
+REF_HOT static inline void ref_forward(const struct ref_model *m, const float *in, double *tokens,
                                double *pooled, double *att)
 {
     const size_t n = m->n, h = m->h, s = m->s;
