@@ -20,8 +20,7 @@
 struct guard {
     const struct config *cfg;
     const struct jwt_signer *signer;
-    struct jwt_keyset *oidc;
-    char oidc_iss[256];
+    struct oidc *oidc;
     struct store *store;
     struct limiter *buckets;
     struct rate_rule rules[GUARD_RATE_COUNT];
@@ -103,7 +102,7 @@ int guard_rate_rules_parse(const char *spec, struct rate_rule rules[GUARD_RATE_C
     return 0;
 }
 
-struct guard *guard_new(const struct config *cfg, const struct jwt_signer *signer, struct jwt_keyset *oidc,
+struct guard *guard_new(const struct config *cfg, const struct jwt_signer *signer, struct oidc *oidc,
                         struct store *store, char *err, size_t errlen)
 {
     struct guard *g = calloc(1, sizeof(*g));
@@ -115,8 +114,6 @@ struct guard *guard_new(const struct config *cfg, const struct jwt_signer *signe
     g->signer = signer;
     g->oidc = oidc;
     g->store = store;
-    if (cfg->firebase_project_id != NULL)
-        snprintf(g->oidc_iss, sizeof(g->oidc_iss), "https://securetoken.google.com/%s", cfg->firebase_project_id);
     if (guard_rate_rules_parse(cfg->rate_limits, g->rules, err, errlen) != 0)
         goto fail;
     json_error_t je;
@@ -263,11 +260,13 @@ static int authenticate(struct guard *g, struct http_request *req, struct http_r
     struct jwt_claims c;
     char why[128] = "";
     int64_t now = time_now_ms() / 1000;
+    /* A token whose kid is not Clarity's own may be the provider's. */
     char kid[128];
-    int external = g->oidc != NULL && jwt_peek_kid(token, kid, sizeof(kid)) == 0 && jwt_keyset_has_kid(g->oidc, kid);
+    int external = g->oidc != NULL &&
+                   (jwt_peek_kid(token, kid, sizeof(kid)) != 0 || strcmp(kid, jwt_signer_kid(g->signer)) != 0) &&
+                   oidc_owns(g->oidc, token, now);
     if (external) {
-        if (jwt_verify_external(g->oidc, token, g->oidc_iss, g->cfg->firebase_project_id, now, &c, why,
-                                sizeof(why)) != 0)
+        if (oidc_verify(g->oidc, token, now, &c, why, sizeof(why)) != 0)
             goto bad;
         if (link_external(g, &c, p) != 0) {
             snprintf(why, sizeof(why), "external identity without a usable email");

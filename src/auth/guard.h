@@ -18,6 +18,7 @@
 
 #include "auth/jwt.h"
 #include "auth/limiter.h"
+#include "auth/oidc.h"
 #include "core/config.h"
 #include "http/http.h"
 
@@ -58,11 +59,10 @@ struct guard;
 
 /*
  * Build the guard from configuration. signer verifies Clarity's tokens;
- * oidc (may be NULL) verifies external ID tokens, whose issuer and audience
- * come from FIREBASE_PROJECT_ID; store links external subjects to local
- * users. Rate classes follow RATE_LIMITS overrides. NULL with err on failure.
+ * oidc (may be NULL) verifies external ID tokens (oidc.h); store links
+ * external subjects to local users. Rate classes follow RATE_LIMITS overrides. NULL with err on failure.
  */
-struct guard *guard_new(const struct config *cfg, const struct jwt_signer *signer, struct jwt_keyset *oidc,
+struct guard *guard_new(const struct config *cfg, const struct jwt_signer *signer, struct oidc *oidc,
                         struct store *store, char *err, size_t errlen);
 void guard_free(struct guard *g);
 

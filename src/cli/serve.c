@@ -7,6 +7,7 @@
  * connections are refused), requests in flight get SHUTDOWN_GRACE_SECONDS to
  * finish, then the process exits 0. A second signal exits at once (status 1).
  */
+#include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "auth/guard.h"
 #include "auth/jwt.h"
 #include "auth/limiter.h"
+#include "auth/oidc.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
 #include "crypto/password.h"
@@ -98,6 +100,7 @@ int cli_serve(int argc, char **argv)
     struct jwt_signer *signer = NULL;
     struct limiter *lockout = NULL;
     struct guard *guard = NULL;
+    struct oidc *oidc = NULL;
     struct api_ctx api;
     char err[512];
     rc = CLI_EXIT_FAILURE;
@@ -105,6 +108,7 @@ int cli_serve(int argc, char **argv)
     router_init(&router);
     memset(&health, 0, sizeof(health));
     memset(&api, 0, sizeof(api));
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread may use libcurl */
     if (password_init() != 0) {
         log_error("libsodium initialisation failed", LOG_END);
         goto done;
@@ -119,8 +123,13 @@ int cli_serve(int argc, char **argv)
      * authenticates and rate-limits every request before its handler. */
     if (cli_signer_load(&cfg, &signer) != 0)
         goto done;
+    oidc = oidc_new(&cfg, err, sizeof(err));
+    if (oidc == NULL && err[0] != '\0') {
+        log_error("cannot set up external identity", LOG_STR, "error", err, LOG_END);
+        goto done;
+    }
     lockout = limiter_new(1u << 16);
-    guard = guard_new(&cfg, signer, NULL, store, err, sizeof(err));
+    guard = guard_new(&cfg, signer, oidc, store, err, sizeof(err));
     if (lockout == NULL || guard == NULL) {
         log_error("cannot set up authentication", LOG_STR, "error", lockout == NULL ? "out of memory" : err, LOG_END);
         goto done;
@@ -166,11 +175,13 @@ int cli_serve(int argc, char **argv)
 done:
     http_server_free(srv);
     guard_free(guard);
+    oidc_free(oidc);
     limiter_free(lockout);
     jwt_signer_free(signer);
     store_close(store);
     if (rc == CLI_EXIT_OK)
         log_info("stopped", LOG_END);
+    curl_global_cleanup();
     config_free(&cfg);
     return rc;
 }

@@ -130,6 +130,8 @@ class Server:
                 self.proc.wait()
         if self.proc is not None:
             self._reader.join(timeout=5)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
             # Sanitizer reports go to stderr; a test run must not have any.
             text = self.text()
             if "ERROR: AddressSanitizer" in text or "runtime error:" in text or \

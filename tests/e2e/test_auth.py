@@ -219,6 +219,60 @@ class Accounts(unittest.TestCase):
             self.assertEqual(status, 403, "%s %s: %s" % (r["method"], path, doc))
 
 
+class ExternalIdentity(unittest.TestCase):
+    """Firebase-style RS256 ID tokens verified against a JWKS file."""
+
+    def test_firebase_token(self):
+        import base64
+        import os
+        import subprocess
+        import tempfile
+        from tokens import b64url
+        d = tempfile.mkdtemp()
+        key = os.path.join(d, "rsa.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key],
+                       check=True, capture_output=True)
+        mod = subprocess.run(["openssl", "rsa", "-in", key, "-noout", "-modulus"], check=True,
+                             capture_output=True).stdout.decode().strip().split("=", 1)[1]
+        n = bytes.fromhex(mod)
+        jwks = {"keys": [{"kty": "RSA", "kid": "fb-key-1", "use": "sig", "alg": "RS256",
+                          "n": b64url(n), "e": b64url((65537).to_bytes(3, "big"))}]}
+        path = os.path.join(d, "jwks.json")
+        with open(path, "w") as f:
+            json.dump(jwks, f)
+
+        def rs256(claims, kid="fb-key-1"):
+            h = b64url(json.dumps({"alg": "RS256", "kid": kid, "typ": "JWT"}).encode())
+            p = b64url(json.dumps(claims).encode())
+            sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=(h + "." + p).encode(),
+                                 check=True, capture_output=True).stdout
+            return h + "." + p + "." + b64url(sig)
+
+        srv = Server(env={"FIREBASE_PROJECT_ID": "clarity-test", "OIDC_JWKS_FILE": path})
+        try:
+            now = int(time.time())
+            claims = {"iss": "https://securetoken.google.com/clarity-test", "aud": "clarity-test",
+                      "sub": "firebase-uid-42", "email": "Fire@Example.com", "iat": now, "exp": now + 3600,
+                      "auth_time": now - 5}
+            status, _, me = srv.json("GET", "/api/v1/auth/me", headers=bearer(rs256(claims)))
+            self.assertEqual(status, 200, me)
+            self.assertEqual(me["email"], "fire@example.com")
+            first_id = me["user_id"]
+            # The same identity maps to the same local user.
+            status, _, me = srv.json("GET", "/api/v1/auth/me", headers=bearer(rs256(claims)))
+            self.assertEqual(me["user_id"], first_id)
+            for bad in (dict(claims, aud="other-project"), dict(claims, iss="https://evil.example.com"),
+                        dict(claims, exp=now - 3600), dict(claims, auth_time=now + 3600), dict(claims, sub="")):
+                status, _, doc = srv.json("GET", "/api/v1/auth/me", headers=bearer(rs256(bad)))
+                self.assertEqual(status, 401, (bad, doc))
+            status, _, doc = srv.json("GET", "/api/v1/auth/me", headers=bearer(rs256(claims, kid="unknown")))
+            self.assertEqual(status, 401)
+        finally:
+            srv.stop()
+            import shutil
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class Throttles(unittest.TestCase):
     def test_lockout_and_unlock(self):
         srv = Server(env={"LOCKOUT_THRESHOLD": "3", "LOCKOUT_WINDOW_SECONDS": "60", "LOCKOUT_SECONDS": "2",
