@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "analysis/analysis.h"
+#include "analysis/analysis_json.h"
 #include "analysis/series.h"
 #include "cli/cli.h"
 #include "core/timeutil.h"
@@ -33,35 +34,15 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 static int64_t floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
-/* "YYYY-MM-DDTHH:MM" of a local minute; callers pass 64 bytes. */
 static void local_format(int64_t local_min, char *out, size_t size)
 {
-    int64_t days = floor_div(local_min, 1440), y;
-    int m, d;
-    int mod = (int)(local_min - days * 1440);
-    civil_from_days(days, &y, &m, &d);
-    /* unsigned, bounded operands let the compiler see the output fits */
-    snprintf(out, size, "%04lld-%02u-%02uT%02u:%02u", (long long)y, (unsigned)m % 100u,
-             (unsigned)d % 100u, (unsigned)mod / 60u % 100u, (unsigned)mod % 60u);
+    analysis_json_local_time(local_min, out, size);
 }
 
 /* Parse exactly `n` digits at *p; advances *p. */
@@ -434,48 +415,6 @@ int analyze_duration_parse(const char *s, size_t *minutes)
 
 /* ---- output ---------------------------------------------------------- */
 
-static json_t *mjson(const struct metric *m)
-{
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    if (metric_value_valid(m)) {
-        json_object_set_new(o, "value", json_real(m->value));
-    } else {
-        json_object_set_new(o, "value", json_null());
-        json_object_set_new(o, "reason", json_string(m->reason));
-    }
-    json_object_set_new(o, "n", json_integer((json_int_t)m->n));
-    return o;
-}
-
-#define PUT(obj, name, metric) json_object_set_new((obj), (name), mjson(&(metric)))
-
-static json_t *night_json(const struct sleep_night *nt, int64_t start_local_min)
-{
-    char a[64], b[64];
-    json_t *o = json_object();
-    int has = metric_value_valid(&nt->total_sleep_min);
-    local_format(start_local_min + (int64_t)nt->bed_start, a, sizeof(a));
-    local_format(start_local_min + (int64_t)nt->bed_end, b, sizeof(b));
-    json_object_set_new(o, "period_start", json_string(a));
-    json_object_set_new(o, "period_end", json_string(b));
-    if (has) {
-        local_format(start_local_min + (int64_t)nt->onset, a, sizeof(a));
-        local_format(start_local_min + (int64_t)nt->final_wake, b, sizeof(b));
-        json_object_set_new(o, "sleep_onset", json_string(a));
-        json_object_set_new(o, "final_wake", json_string(b));
-    }
-    PUT(o, "time_in_bed_min", nt->time_in_bed_min);
-    PUT(o, "total_sleep_min", nt->total_sleep_min);
-    PUT(o, "efficiency_pct", nt->efficiency_pct);
-    PUT(o, "onset_latency_min", nt->onset_latency_min);
-    PUT(o, "waso_min", nt->waso_min);
-    PUT(o, "awakenings", nt->awakenings);
-    json_object_set_new(o, "unknown_min", json_integer((json_int_t)nt->n_unknown));
-    return o;
-}
-
 static const char *scorer_name(const struct analysis_params *p)
 {
     if (p->scorer == ANALYSIS_SCORER_SADEH)
@@ -483,19 +422,18 @@ static const char *scorer_name(const struct analysis_params *p)
     return p->ck_scale == SLEEP_CK_ACTIGRAPH ? "cole-kripke-1992-actigraph" : "cole-kripke-1992";
 }
 
+/* {"input": {...}} followed by the library's report (analysis_json.h). */
 static json_t *report_json(const char *file, const char *format, const struct analyze_series *s,
                            const struct analysis_params *p, const struct analysis_report *r,
                            int steps)
 {
     char a[64], b[64];
-    json_t *root = json_object(), *in = json_object(), *par = json_object(),
-           *sleep = json_object(), *nights = json_array(), *circ = json_object(),
-           *cos = json_object(), *timing = json_object();
-    if (!root || !in || !par || !sleep || !nights || !circ || !cos || !timing) {
-        json_decref(root); json_decref(in); json_decref(par); json_decref(sleep);
-        json_decref(nights); json_decref(circ); json_decref(cos); json_decref(timing);
-        return NULL;
-    }
+    json_t *root = json_object(), *in = json_object(), *rep = NULL;
+    if (!root || !in)
+        goto fail;
+    rep = analysis_json_report(r, p, s->start_local_min, 0, 0, steps);
+    if (!rep)
+        goto fail;
     local_format(s->start_local_min, a, sizeof(a));
     local_format(s->start_local_min + (int64_t)s->n, b, sizeof(b));
     json_object_set_new(in, "file", json_string(file));
@@ -504,63 +442,21 @@ static json_t *report_json(const char *file, const char *format, const struct an
     json_object_set_new(in, "start_local", json_string(a));
     json_object_set_new(in, "end_local", json_string(b));
     json_object_set_new(in, "rows", json_integer((json_int_t)s->rows));
-    json_object_set_new(in, "minutes", json_integer((json_int_t)r->n_minutes));
-    json_object_set_new(in, "valid_minutes", json_integer((json_int_t)r->n_valid));
-    json_object_set_new(root, "input", in);
-
-    json_object_set_new(par, "scorer", json_string(scorer_name(p)));
-    if (p->scorer == ANALYSIS_SCORER_SADEH)
-        json_object_set_new(par, "sadeh_threshold", json_real(p->sadeh_threshold));
-    json_object_set_new(par, "webster_rescoring", json_boolean(p->webster));
-    json_object_set_new(par, "bin_min", json_integer((json_int_t)p->bin_min));
-    json_object_set_new(par, "max_gap_min", json_integer((json_int_t)p->period.max_gap_min));
-    json_object_set_new(par, "min_sleep_min", json_integer((json_int_t)p->period.min_sleep_min));
-    json_object_set_new(root, "parameters", par);
-
-    for (size_t i = 0; i < r->n_nights; i++)
-        json_array_append_new(nights, night_json(&r->nights[i], s->start_local_min));
-    json_object_set_new(sleep, "nights", nights);
-    PUT(sleep, "total_sleep_mean_min", r->tst_mean_min);
-    PUT(sleep, "efficiency_mean_pct", r->efficiency_mean_pct);
-    PUT(sleep, "waso_mean_min", r->waso_mean_min);
-    PUT(sleep, "awakenings_mean", r->awakenings_mean);
-    PUT(sleep, "sleep_regularity_index", r->sri);
-    PUT(timing, "onset_sd_min", r->timing.onset_sd_min);
-    PUT(timing, "final_wake_sd_min", r->timing.wake_sd_min);
-    PUT(timing, "midpoint_sd_min", r->timing.midpoint_sd_min);
-    PUT(timing, "total_sleep_sd_min", r->timing.tst_sd_min);
-    PUT(timing, "midpoint_mean_clock_min", r->timing.midpoint_mean_clock_min);
-    json_object_set_new(sleep, "timing", timing);
-    json_object_set_new(root, "sleep", sleep);
-
-    json_object_set_new(circ, "bin_min", json_integer((json_int_t)r->npar.bin_min));
-    json_object_set_new(circ, "valid_bins", json_integer((json_int_t)r->npar.n_bins));
-    PUT(circ, "interdaily_stability", r->npar.is);
-    PUT(circ, "intradaily_variability", r->npar.iv);
-    PUT(circ, "relative_amplitude", r->npar.ra);
-    PUT(circ, "l5", r->npar.l5);
-    PUT(circ, "l5_onset_clock_min", r->npar.l5_onset_min);
-    PUT(circ, "m10", r->npar.m10);
-    PUT(circ, "m10_onset_clock_min", r->npar.m10_onset_min);
-    PUT(cos, "mesor", r->cosinor.mesor);
-    PUT(cos, "amplitude", r->cosinor.amplitude);
-    PUT(cos, "acrophase_clock_min", r->cosinor.acrophase_min);
-    PUT(cos, "r_squared", r->cosinor.r_squared);
-    json_object_set_new(circ, "cosinor", cos);
-    json_object_set_new(root, "circadian", circ);
-
-    if (steps) {
-        json_t *act = json_object();
-        if (act) {
-            json_object_set_new(act, "complete_days", json_integer((json_int_t)r->activity.days));
-            PUT(act, "steps_total", r->activity.steps_total);
-            PUT(act, "steps_daily_mean", r->activity.steps_daily_mean);
-            PUT(act, "steps_daily_peak", r->activity.steps_daily_peak);
-            PUT(act, "steps_consistency", r->activity.steps_consistency);
-            json_object_set_new(root, "activity", act);
-        }
+    if (json_object_set_new(root, "input", in) != 0) {
+        in = NULL;
+        goto fail;
     }
+    in = NULL;
+    /* the report's members follow "input" (insertion order is kept) */
+    if (json_object_update(root, rep) != 0)
+        goto fail;
+    json_decref(rep);
     return root;
+fail:
+    json_decref(in);
+    json_decref(rep);
+    json_decref(root);
+    return NULL;
 }
 
 /* Text rendering: one "name: value (n)" or "name: null — reason" per line. */
