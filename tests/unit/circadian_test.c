@@ -263,6 +263,33 @@ static void test_cosinor_exact(void **st)
     assert_near(c.mesor.value, 0.0, 1e-9);
 }
 
+/* Cosinor properties: scaling y by c scales MESOR and amplitude by c and
+ * leaves acrophase and R^2 alone; adding a constant moves only the MESOR. */
+static void test_cosinor_properties(void **st)
+{
+    (void)st;
+    static double x[3 * DAY], y[3 * DAY];
+    uint32_t seed = 3;
+    struct circadian_cosinor a, b;
+    for (size_t i = 0; i < 3 * DAY; i++)
+        x[i] = 40.0 + 25.0 * cos(2 * M_PI * ((double)i - 1000.0) / 1440.0) + 20.0 * rnd(&seed);
+    circadian_cosinor_fit(x, 3 * DAY, 0, 1440.0, &a);
+    for (size_t i = 0; i < 3 * DAY; i++)
+        y[i] = 2.5 * x[i];
+    circadian_cosinor_fit(y, 3 * DAY, 0, 1440.0, &b);
+    assert_near(b.mesor.value, 2.5 * a.mesor.value, 1e-9);
+    assert_near(b.amplitude.value, 2.5 * a.amplitude.value, 1e-9);
+    assert_near(b.acrophase_min.value, a.acrophase_min.value, 1e-6);
+    assert_near(b.r_squared.value, a.r_squared.value, 1e-9);
+    for (size_t i = 0; i < 3 * DAY; i++)
+        y[i] = x[i] + 100.0;
+    circadian_cosinor_fit(y, 3 * DAY, 0, 1440.0, &b);
+    assert_near(b.mesor.value, a.mesor.value + 100.0, 1e-8);
+    assert_near(b.amplitude.value, a.amplitude.value, 1e-8);
+    /* the noisy fit still finds the 1000-minute peak within a few minutes */
+    assert_near(a.acrophase_min.value, 1000.0, 10.0);
+}
+
 /* Noise lowers R^2 below 1; short, constant and empty inputs are nulls. */
 static void test_cosinor_edges(void **st)
 {
@@ -298,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_properties),
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_cosinor_exact),
+        cmocka_unit_test(test_cosinor_properties),
         cmocka_unit_test(test_cosinor_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -446,6 +446,40 @@ static void test_timing_across_midnight(void **st)
     assert_string_equal(t.onset_sd_min.reason, "fewer than two nights");
 }
 
+/* Properties on pseudo-random scorings (LCG): SRI stays in [-100, 100];
+ * repeating one random day exactly gives 100 whatever the day looks like;
+ * Webster never turns wake into sleep and never touches unknown minutes. */
+static void test_properties(void **st)
+{
+    (void)st;
+    static uint8_t s[5 * 1440], before[5 * 1440];
+    uint32_t seed = 4242;
+    for (int trial = 0; trial < 10; trial++) {
+        for (size_t i = 0; i < sizeof(s); i++) {
+            seed = seed * 1664525u + 1013904223u;
+            uint32_t r = (seed >> 16) % 100;
+            s[i] = r < 5 ? U : r < 50 ? S : W;
+        }
+        struct metric m = sleep_sri_compute(s, sizeof(s), 1440);
+        assert_true(metric_value_valid(&m));
+        assert_true(m.value >= -100.0 && m.value <= 100.0);
+        /* random independent days: SRI near 0 (agreement ~ 1/2) */
+        assert_true(fabs(m.value) < 10.0);
+
+        memcpy(before, s, sizeof(s));
+        sleep_rescore_webster(s, sizeof(s));
+        for (size_t i = 0; i < sizeof(s); i++) {
+            if (before[i] == W || before[i] == U)
+                assert_int_equal(s[i], before[i]);
+        }
+
+        for (size_t i = 1440; i < sizeof(s); i++)
+            s[i] = s[i - 1440];
+        m = sleep_sri_compute(s, sizeof(s), 1440);
+        assert_near(m.value, 100.0, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_periods_detect),
         cmocka_unit_test(test_sri_hand),
         cmocka_unit_test(test_timing_across_midnight),
+        cmocka_unit_test(test_properties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
