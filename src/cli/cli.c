@@ -11,6 +11,7 @@
 #include "cli/backup.h"
 #include "cli/keys.h"
 #include "cli/migrate.h"
+#include "cli/pat.h"
 #include "core/config.h"
 #include "core/log.h"
 
@@ -58,6 +59,7 @@ static const struct command commands[] = {
      "ENCRYPTION_KEY and DATABASE_URL like serve; see docs/security.md. Exits 0,\n"
      "1 on failure (wrong key, database, rows left unwrapped), 2 on a usage error.\n"},
     {"migrate", cli_migrate, "apply or list schema migrations", "usage: clarity migrate up [--to NAME] | clarity migrate status\n"},
+    {"pat", cli_pat, "PAT encoder: describe a weights file, embed a week of activity", "usage: clarity pat info FILE [--sha256 HEX]\n       clarity pat embed --model FILE --input MINUTES.csv [--sha256 HEX] [--std none|global:MEAN:STD|per-minute:FILE] [--head NAME=FILE]... [--attention] [--tokens] [--threads N]\n\nSee docs/pat.md.\n"},
     {"smoke", cli_smoke, "check a running server (post-deployment smoke test)",
      "usage: clarity smoke --url URL [--token TOKEN | --register] [--read-only]\n"
      "                     [--timeout SECONDS] [--wait SECONDS]\n\n"

@@ -184,15 +184,16 @@ struct pat_coverage {
 
 /*
  * Turn a minute series into the model input.
- *   minutes  n values (activity per minute, minute 0 first), NaN = missing;
- *            borrowed. n <= PAT_MINUTES; a shorter series is padded at the
- *            end with missing minutes.
+ *   minutes  n values (activity per minute, minute 0 first), NaN = missing,
+ *            as series_minutes_build (analysis/series.h) produces them for a
+ *            10080-minute window; borrowed. n <= PAT_MINUTES; a shorter
+ *            series is padded at the end with missing minutes.
  *   out      PAT_MINUTES floats.
  *   cov      NULL, or receives the coverage of the input.
  * Missing minutes become 0 after standardization, i.e. the reference mean.
  * Returns 0, or PAT_ERR_ARG (n too large, std not positive / not finite).
  */
-int pat_input_prepare(const float *minutes, size_t n, const struct pat_standardization *std,
+int pat_input_prepare(const double *minutes, size_t n, const struct pat_standardization *std,
                       float *out, struct pat_coverage *cov);
 
 /* ---- task heads ------------------------------------------------------- */

@@ -18,7 +18,7 @@ static int positive(float v)
     return isfinite(v) && v > 0.0f;
 }
 
-int pat_input_prepare(const float *minutes, size_t n, const struct pat_standardization *std,
+int pat_input_prepare(const double *minutes, size_t n, const struct pat_standardization *std,
                       float *out, struct pat_coverage *cov)
 {
     struct pat_coverage c = {.n_minutes = PAT_MINUTES};
@@ -44,7 +44,7 @@ int pat_input_prepare(const float *minutes, size_t n, const struct pat_standardi
         return PAT_ERR_ARG;
     }
     for (size_t t = 0; t < PAT_MINUTES; t++) {
-        float v = t < n ? minutes[t] : NAN, z;
+        double v = t < n ? minutes[t] : NAN, z;
         if (!isfinite(v)) {
             out[t] = 0.0f;
             c.n_missing++;
@@ -57,7 +57,7 @@ int pat_input_prepare(const float *minutes, size_t n, const struct pat_standardi
             z = (v - std->mean_per_minute[t]) / std->std_per_minute[t];
         else
             z = v;
-        out[t] = z;
+        out[t] = (float)z;
     }
     c.fraction = (double)c.n_present / (double)PAT_MINUTES;
     if (cov)

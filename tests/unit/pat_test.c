@@ -477,14 +477,15 @@ static void test_forward_arguments_and_threads(void **state)
 
 static void test_input_prepare(void **state)
 {
-    float *minutes = malloc(PAT_MINUTES * sizeof *minutes), *out = malloc(PAT_MINUTES * sizeof *out);
+    double *minutes = malloc(PAT_MINUTES * sizeof *minutes);
+    float *out = malloc(PAT_MINUTES * sizeof *out);
     float *mu = malloc(PAT_MINUTES * sizeof *mu), *sd = malloc(PAT_MINUTES * sizeof *sd);
     struct pat_coverage cov;
     struct pat_standardization st = {.mode = PAT_STD_GLOBAL, .mean = 100.0f, .std = 50.0f};
     (void)state;
 
     for (size_t t = 0; t < PAT_MINUTES; t++) {
-        minutes[t] = (float)(t % 300);
+        minutes[t] = (double)(t % 300);
         mu[t] = (float)(t % 7);
         sd[t] = 2.0f;
     }
