@@ -185,8 +185,10 @@ int features_activity_compute(const struct features_activity_input *in, double *
         r.steps_total = r.steps_daily_mean = r.steps_daily_peak = r.steps_consistency =
             metric_value_null(why, 0);
     } else {
-        double mean = stats_mean_compute(work, days);
-        r.steps_total = metric_value_ok(mean * (double)days, days);
+        double mean = stats_mean_compute(work, days), total = 0.0;
+        for (size_t d = 0; d < days; d++)
+            total += work[d];
+        r.steps_total = metric_value_ok(total, days);
         r.steps_daily_mean = metric_value_ok(mean, days);
         r.steps_daily_peak = metric_value_ok(stats_max_compute(work, days), days);
         if (days < 2)
@@ -201,8 +203,11 @@ int features_activity_compute(const struct features_activity_input *in, double *
     r.active_kcal_daily_mean = daily_mean(in->active_kcal, in->n_days, "no active energy data");
     r.exercise_daily_mean_min = daily_mean(in->exercise_min, in->n_days, "no exercise data");
     if (in->flights && stats_count_valid(in->flights, in->n_days)) {
-        size_t k = stats_count_valid(in->flights, in->n_days);
-        r.flights_total = metric_value_ok(stats_mean_compute(in->flights, in->n_days) * (double)k, k);
+        double total = 0.0;
+        for (size_t d = 0; d < in->n_days; d++)
+            if (!isnan(in->flights[d]))
+                total += in->flights[d];
+        r.flights_total = metric_value_ok(total, stats_count_valid(in->flights, in->n_days));
     } else {
         r.flights_total = metric_value_null("no flights data", 0);
     }

@@ -31,7 +31,7 @@
 #include "analysis/metric.h"
 
 #define SERIES_MAX_MINUTES (60u * 24u * 400u) /* 400 days: hard cap on windows */
-#define SERIES_MAX_SOURCES 65535u
+#define SERIES_MAX_SOURCES 65535u /* source numbers 0..65534; 65535 is reserved */
 
 /* How the samples overlapping a minute become that minute's value. */
 enum series_agg {

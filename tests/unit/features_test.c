@@ -167,6 +167,7 @@ static void test_activity_hand(void **st)
     steps[1800 + 500] = 12000;
     double vo2[4] = {NAN, 40, 42, NAN};
     double dist[3] = {5000, NAN, 7000};
+    double flights[3] = {3, NAN, 4};
     struct features_activity_input in;
     memset(&in, 0, sizeof(in));
     in.steps_min = steps;
@@ -175,6 +176,7 @@ static void test_activity_hand(void **st)
     in.vo2max = vo2;
     in.n_vo2max = 4;
     in.distance_m = dist;
+    in.flights = flights;
     in.n_days = 3;
     struct features_activity a;
     assert_int_equal(features_activity_compute(&in, work, &a), 0);
@@ -186,9 +188,13 @@ static void test_activity_hand(void **st)
     assert_near(a.vo2max_latest.value, 42, 0);
     assert_near(a.distance_daily_mean_m.value, 6000, 0);
     assert_int_equal(a.distance_daily_mean_m.n, 2);
-    assert_string_equal(a.flights_total.reason, "no flights data");
+    assert_near(a.flights_total.value, 7, 0);
+    assert_int_equal(a.flights_total.n, 2);
     assert_string_equal(a.resting_hr_latest_bpm.reason, "no resting heart rate sample");
 
+    in.flights = NULL;
+    features_activity_compute(&in, work, &a);
+    assert_string_equal(a.flights_total.reason, "no flights data");
     /* one partial day only: nulls */
     in.n_min = 1000;
     features_activity_compute(&in, work, &a);
