@@ -1,0 +1,134 @@
+/*
+ * healthkit_test.c — identifier mapping and unit conversions, each checked
+ * against a value computed by hand.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <string.h>
+
+#include "ingest/healthkit.h"
+
+static void map(const char *id, const char *unit, double v, const char *type, const char *stored, double want)
+{
+    struct hk_mapped m;
+    char err[160];
+    if (hk_map_quantity(id, unit, v, &m, err, sizeof(err)) != 0)
+        fail_msg("%s %s: %s", id, unit, err);
+    assert_string_equal(m.metric_type, type);
+    assert_string_equal(m.unit, stored);
+    if (fabs(m.value - want) > 1e-9 * fmax(1.0, fabs(want)))
+        fail_msg("%s %g %s: got %.12g, want %.12g", id, v, unit, m.value, want);
+}
+
+static void test_quantities(void **state)
+{
+    (void)state;
+    map("HKQuantityTypeIdentifierStepCount", "count", 1234, "steps", "count", 1234);
+    map("HeartRate", "count/min", 62, "heart_rate", "count/min", 62);
+    map("HKQuantityTypeIdentifierHeartRate", "count/s", 1.5, "heart_rate", "count/min", 90); /* 1.5 × 60 */
+    map("HKQuantityTypeIdentifierRestingHeartRate", "count/min", 55, "resting_heart_rate", "count/min", 55);
+    map("HKQuantityTypeIdentifierHeartRateVariabilitySDNN", "ms", 48.2, "heart_rate_variability", "ms", 48.2);
+    map("HKQuantityTypeIdentifierRespiratoryRate", "count/min", 14, "respiratory_rate", "count/min", 14);
+    /* HealthKit's % is a fraction: 0.97 → 97 %. */
+    map("HKQuantityTypeIdentifierOxygenSaturation", "%", 0.97, "blood_oxygen", "%", 97);
+    map("HKQuantityTypeIdentifierBodyTemperature", "degC", 36.6, "body_temperature", "degC", 36.6);
+    /* 98.6 °F = (98.6 − 32) × 5/9 = 37 °C. */
+    map("HKQuantityTypeIdentifierBodyTemperature", "degF", 98.6, "body_temperature", "degC", 37.0);
+    map("HKQuantityTypeIdentifierBloodGlucose", "mg/dL", 95, "blood_glucose", "mg/dL", 95);
+    /* 5.5 mmol/L × 18.01558800000541 = 99.0857340000298 mg/dL. */
+    map("HKQuantityTypeIdentifierBloodGlucose", "mmol<180.1558800000541>/L", 5.5, "blood_glucose", "mg/dL",
+        99.0857340000298);
+    map("HKQuantityTypeIdentifierActiveEnergyBurned", "kcal", 250, "active_energy", "kcal", 250);
+    /* 418.4 kJ / 4.184 = 100 kcal. */
+    map("HKQuantityTypeIdentifierActiveEnergyBurned", "kJ", 418.4, "active_energy", "kcal", 100);
+    map("HKQuantityTypeIdentifierBasalEnergyBurned", "Cal", 1600, "basal_energy", "kcal", 1600);
+    map("HKQuantityTypeIdentifierDistanceWalkingRunning", "km", 5.2, "distance", "km", 5.2);
+    map("HKQuantityTypeIdentifierDistanceWalkingRunning", "m", 850, "distance", "km", 0.85);
+    /* 3.1 mi × 1.609344 = 4.9889664 km. */
+    map("HKQuantityTypeIdentifierDistanceWalkingRunning", "mi", 3.1, "distance", "km", 4.9889664);
+    map("HKQuantityTypeIdentifierFlightsClimbed", "count", 12, "flights_climbed", "count", 12);
+    map("HKQuantityTypeIdentifierAppleExerciseTime", "min", 30, "exercise_minutes", "min", 30);
+    map("HKQuantityTypeIdentifierAppleExerciseTime", "s", 90, "exercise_minutes", "min", 1.5);
+    map("HKQuantityTypeIdentifierVO2Max", "mL/min·kg", 42.5, "vo2max", "mL/(kg*min)", 42.5);
+    map("HKQuantityTypeIdentifierBloodPressureSystolic", "mmHg", 120, "blood_pressure_systolic", "mmHg", 120);
+    map("HKQuantityTypeIdentifierBloodPressureDiastolic", "mmHg", 80, "blood_pressure_diastolic", "mmHg", 80);
+}
+
+static void expect_fail(const char *id, const char *unit, double v, const char *needle)
+{
+    struct hk_mapped m;
+    char err[160] = "";
+    assert_int_equal(hk_map_quantity(id, unit, v, &m, err, sizeof(err)), -1);
+    if (strstr(err, needle) == NULL)
+        fail_msg("%s %s: error \"%s\" lacks \"%s\"", id, unit, err, needle);
+}
+
+static void test_quantity_errors(void **state)
+{
+    (void)state;
+    expect_fail("HKQuantityTypeIdentifierDietaryCaffeine", "mg", 80, "unknown HealthKit quantity type");
+    expect_fail("HKQuantityTypeIdentifierHeartRate", "beats", 60, "unknown HealthKit unit");
+    expect_fail("HKQuantityTypeIdentifierHeartRate", "ms", 60, "does not fit HeartRate");
+    expect_fail("HKQuantityTypeIdentifierStepCount", "count", NAN, "finite");
+    expect_fail("HKQuantityTypeIdentifierStepCount", "count", INFINITY, "finite");
+}
+
+static void test_categories(void **state)
+{
+    (void)state;
+    struct hk_mapped m;
+    char err[160];
+    const char *values[][2] = {{"0", "in_bed"},
+                               {"HKCategoryValueSleepAnalysisInBed", "in_bed"},
+                               {"1", "asleep_unspecified"},
+                               {"HKCategoryValueSleepAnalysisAsleep", "asleep_unspecified"},
+                               {"2", "awake"},
+                               {"3", "asleep_core"},
+                               {"HKCategoryValueSleepAnalysisAsleepDeep", "asleep_deep"},
+                               {"5", "asleep_rem"}};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", values[i][0], 42, &m, err,
+                                         sizeof(err)),
+                         0);
+        assert_string_equal(m.metric_type, "sleep_stage");
+        assert_string_equal(m.category, values[i][1]);
+        assert_true(m.value == 42);
+    }
+    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "7", 1, &m, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "unknown sleep analysis value"));
+    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierMindfulSession", NULL, 10, &m, err, sizeof(err)), 0);
+    assert_string_equal(m.metric_type, "mindful_minutes");
+    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierToothbrushingEvent", "0", 2, &m, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "unknown HealthKit category type"));
+    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "0", -1, &m, err, sizeof(err)), -1);
+}
+
+static void test_convert(void **state)
+{
+    (void)state;
+    double v;
+    assert_int_equal(hk_unit_convert("degC", "degF", 100, &v), 0);
+    assert_true(fabs(v - 212) < 1e-9);
+    assert_int_equal(hk_unit_convert("K", "degC", 273.15, &v), 0);
+    assert_true(fabs(v) < 1e-9);
+    assert_int_equal(hk_unit_convert("km", "mi", 1.609344, &v), 0);
+    assert_true(fabs(v - 1) < 1e-12);
+    assert_int_equal(hk_unit_convert("kcal", "km", 1, &v), -1);
+    assert_int_equal(hk_unit_convert("furlong", "km", 1, &v), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quantities),
+        cmocka_unit_test(test_quantity_errors),
+        cmocka_unit_test(test_categories),
+        cmocka_unit_test(test_convert),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
