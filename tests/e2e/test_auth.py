@@ -292,9 +292,13 @@ class Throttles(unittest.TestCase):
             srv.stop()
 
     def test_rate_limit_and_recovery(self):
-        srv = Server(env={"RATE_LIMITS": "auth=3/9"})  # one token per 3 s
+        # One token per 5 s. Refresh with an unknown token is cheap (no
+        # Argon2), so four requests land well within one refill period.
+        srv = Server(env={"RATE_LIMITS": "auth=3/15"})
         try:
-            results = [login(srv, "rl@example.com", "Wrong-Password-1") for _ in range(4)]
+            def attempt():
+                return post(srv, "/api/v1/auth/refresh", {"refresh_token": "unknown"})
+            results = [attempt() for _ in range(4)]
             self.assertEqual([r[0] for r in results[:3]], [401, 401, 401])
             status, hdrs, doc = results[3]
             self.assertEqual(status, 429, doc)
@@ -302,8 +306,8 @@ class Throttles(unittest.TestCase):
             self.assertGreaterEqual(int(hdrs["retry-after"]), 1)
             self.assertEqual(hdrs["ratelimit-limit"], "3")
             self.assertEqual(hdrs["ratelimit-remaining"], "0")
-            time.sleep(int(hdrs["retry-after"]) + 0.1)
-            self.assertEqual(login(srv, "rl@example.com", "Wrong-Password-1")[0], 401)
+            time.sleep(int(hdrs["retry-after"]) + 0.2)
+            self.assertEqual(attempt()[0], 401)
             # Probes are never limited.
             for _ in range(20):
                 self.assertEqual(srv.request("GET", "/liveness")[0], 200)

@@ -299,6 +299,10 @@ class Draining(unittest.TestCase):
                 time.sleep(0.05)
             except ConnectionRefusedError:
                 return True
+            except ConnectionResetError:
+                # Queued in the backlog as the listener closed: reset, not
+                # accepted. Keep going until connects are refused outright.
+                continue
         return False
 
     def test_sigterm_drains(self):
