@@ -254,14 +254,17 @@ int store_user_list(struct store_tx *tx, const struct store_cursor *after, size_
 
 int store_user_delete(struct store_tx *tx, const char *id)
 {
-    /* ON DELETE CASCADE removes tokens, uploads, samples, raw bodies,
-     * analyses and insights in the same transaction. */
+    /* ON DELETE CASCADE removes tokens, uploads, raw bodies, analyses and
+     * insights in the same transaction; samples have no foreign key (see
+     * migrate.c) and are deleted here. */
     struct db_stmt *s = NULL;
     int rc = store_tx_stmt(tx, "DELETE FROM users WHERE id = ?1", &s);
     if (rc != 0)
         return rc;
     db_bind_text(s, 1, id);
-    return run_one(tx, s);
+    if ((rc = run_one(tx, s)) != 0)
+        return rc;
+    return store_sample_delete_by_user(tx, id, NULL);
 }
 
 /* ---- refresh tokens ------------------------------------------------------- */
@@ -548,7 +551,8 @@ int store_upload_list(struct store_tx *tx, const char *user_id, const struct sto
 
 int store_upload_delete(struct store_tx *tx, const char *id, const char *user_id)
 {
-    /* Samples, the raw body and analyses (and their insights) cascade. */
+    /* The raw body and analyses (and their insights) cascade; samples are
+     * deleted explicitly (no foreign key, see migrate.c). */
     static const char sql[] = "DELETE FROM uploads WHERE id = ?1"
                               " AND (CAST(?2 AS TEXT) IS NULL OR user_id = ?2)";
     struct db_stmt *s = NULL;
@@ -557,7 +561,12 @@ int store_upload_delete(struct store_tx *tx, const char *id, const char *user_id
         return rc;
     db_bind_text(s, 1, id);
     db_bind_text(s, 2, user_id);
-    return run_one(tx, s);
+    if ((rc = run_one(tx, s)) != 0)
+        return rc;
+    if ((rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE upload_id = ?1", &s)) != 0)
+        return rc;
+    db_bind_text(s, 1, id);
+    return store_tx_run(tx, s, NULL);
 }
 
 /* ---- health samples ------------------------------------------------------- */
@@ -635,6 +644,37 @@ char *store_sample_bulk_sql_build(size_t rows)
 
 size_t store_sample_bulk_size(int i) { return bulk_sizes[i]; }
 
+/*
+ * What a foreign key would check, once per distinct owner in the batch: the
+ * user exists and the upload (when given) is theirs. On PostgreSQL the rows
+ * are locked FOR KEY SHARE, as a foreign key check does, so a concurrent
+ * erasure waits for this transaction instead of leaving orphans.
+ */
+static int check_owner(struct store_tx *tx, const char *user_id, const char *upload_id)
+{
+    static const char lite[] = "SELECT (SELECT COUNT(*) FROM users WHERE id = ?1),"
+                               " (SELECT COUNT(*) FROM uploads WHERE id = ?2 AND user_id = ?1)";
+    static const char pg[] =
+        "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE id = ?1 FOR KEY SHARE) u),"
+        " (SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE id = ?2 AND user_id = ?1"
+        " FOR KEY SHARE) p)";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, store_sql(tx->st, lite, pg), &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_text(s, 2, upload_id[0] ? upload_id : "");
+    if ((rc = step_one(tx, s)) != 0)
+        return rc == STORE_ENOTFOUND ? STORE_EINTERNAL : rc;
+    int ok = db_col_int64(s, 0) == 1 && (upload_id[0] == '\0' || db_col_int64(s, 1) == 1);
+    db_stmt_reset(s);
+    if (!ok) {
+        snprintf(tx->err, sizeof(tx->err), "sample owner: no such user or upload");
+        return STORE_EINVAL;
+    }
+    return 0;
+}
+
 int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *v, size_t n,
                               size_t *inserted)
 {
@@ -642,11 +682,16 @@ int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *v,
     int64_t total = 0, ch = 0;
     int64_t now = store_now_ms();
     int rc = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (!sample_ok(&v[i])) {
             snprintf(tx->err, sizeof(tx->err), "sample %zu is invalid", i);
             return STORE_EINVAL;
         }
+        if (i == 0 || strcmp(v[i].user_id, v[i - 1].user_id) != 0 ||
+            strcmp(v[i].upload_id, v[i - 1].upload_id) != 0)
+            if ((rc = check_owner(tx, v[i].user_id, v[i].upload_id)) != 0)
+                return rc;
+    }
     if (tx->st->backend == DB_SQLITE) {
         /* In-process SQLite: a cached single-row statement is the fastest
          * path; there is no round trip to save. */

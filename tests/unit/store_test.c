@@ -542,6 +542,14 @@ static void test_upload_samples_message_one_transaction(void **state)
     fill_sample(&v[299], user, upload2, 1000); /* one genuinely new sample */
     assert_int_equal(store_sample_insert_batch(tx, v, 300, &ins), 0);
     assert_int_equal(ins, 1);
+    /* Samples must belong to an existing user and, when given, their upload. */
+    struct store_sample bad;
+    fill_sample(&bad, "no-such-user", NULL, 5000);
+    assert_int_equal(store_sample_insert_batch(tx, &bad, 1, &ins), STORE_EINVAL);
+    char other[STORE_ID_LEN];
+    assert_int_equal(uuid_v7(other), 0);
+    fill_sample(&bad, user, other, 5001);
+    assert_int_equal(store_sample_insert_batch(tx, &bad, 1, &ins), STORE_EINVAL);
     /* An invalid sample fails the batch. */
     v[0].end_ms = v[0].start_ms - 1;
     assert_int_equal(store_sample_insert_batch(tx, v, 1, &ins), STORE_EINVAL);
