@@ -158,91 +158,98 @@ fail:
 
 /* ---- softmax ----------------------------------------------------------- */
 
-/* 8-lane helpers, compiled for AVX2+FMA and used only after a run-time
- * CPU check; other CPUs take the scalar softmax below. */
-#define V8_FN static inline __attribute__((always_inline, target("avx2,fma")))
-
-typedef float v8f __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-
-V8_FN v8f v8_load(const float *p)
-{
-    v8f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-V8_FN v8f v8_select(v8i mask, v8f a, v8f b)
-{
-    return (v8f)(((v8i)a & mask) | ((v8i)b & ~mask));
-}
-
 /*
- * exp(x) for x <= 0, 8 lanes: Cody-Waite range reduction x = n ln2 + r and
- * the degree-6 minimax polynomial of the Cephes library's expf (S. L.
- * Moshier), relative error about 1 ulp; x is clamped at -87.3 so 2^n stays
- * a normal float (exp(-87.3) ~ 1e-38, far below what a softmax row can
- * notice next to its maximum, which contributes exp(0) = 1).
+ * Row softmax kernels in GCC vector extensions, generated for 8 lanes
+ * (AVX2+FMA) and 16 lanes (AVX-512F), each used only after a run-time CPU
+ * check; other CPUs take the scalar softmax_row_generic below.
+ *
+ * exp(x) for x <= 0: Cody-Waite range reduction x = n ln2 + r and the
+ * degree-6 minimax polynomial of the Cephes library's expf (S. L. Moshier),
+ * relative error about 1 ulp. x is clamped at -87.3 so 2^n stays a normal
+ * float (exp(-87.3) ~ 1e-38, far below what a softmax row can notice next to
+ * its maximum, which contributes exp(0) = 1).
+ *
+ * softmax_row_<isa>(row, n) replaces row[0..n) by exp(row - max) (the
+ * numerically stable form) and returns 1 / sum.
  */
-V8_FN v8f v8_exp(v8f x)
-{
-    const v8f lo = {-87.3f, -87.3f, -87.3f, -87.3f, -87.3f, -87.3f, -87.3f, -87.3f};
-    v8f t, fn, r, z, p;
-    v8i n;
-
-    x = v8_select(x < lo, lo, x);
-    t = x * 1.44269504088896341f + 0.5f;
-    n = __builtin_convertvector(t, v8i); /* truncates toward zero */
-    fn = __builtin_convertvector(n, v8f);
-    n += (v8i)(fn > t);                  /* floor: -1 where truncation rounded up */
-    fn = __builtin_convertvector(n, v8f);
-    r = x - fn * 0.693359375f;
-    r = r - fn * -2.12194440e-4f;
-    z = r * r;
-    p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * z + r + 1.0f;
-    return p * (v8f)((n + 127) << 23);
-}
-
-/* Replace row[0..n) by exp(row - max) and return 1 / sum. */
-__attribute__((target("avx2,fma"))) static float softmax_row_avx2(float *row, size_t n)
-{
-    size_t i = 0, n8 = n & ~(size_t)7;
-    float mx = -INFINITY, sum = 0.0f;
-
-    if (n8) {
-        v8f m = v8_load(row);
-        for (i = 8; i < n8; i += 8) {
-            v8f v = v8_load(row + i);
-            m = v8_select(v > m, v, m);
-        }
-        for (int k = 0; k < 8; k++)
-            mx = m[k] > mx ? m[k] : mx;
+#define PAT_SOFTMAX_DEFINE(W, VF, VI, ISA, TARGET)                                              \
+    typedef float VF __attribute__((vector_size(4 * (W))));                                     \
+    typedef int VI __attribute__((vector_size(4 * (W))));                                       \
+                                                                                                \
+    static inline __attribute__((always_inline, target(TARGET))) VF load_##ISA(const float *p)  \
+    {                                                                                           \
+        VF v;                                                                                   \
+        memcpy(&v, p, sizeof v);                                                                \
+        return v;                                                                               \
+    }                                                                                           \
+                                                                                                \
+    static inline __attribute__((always_inline, target(TARGET))) VF select_##ISA(VI mask, VF a, \
+                                                                                 VF b)          \
+    {                                                                                           \
+        return (VF)(((VI)a & mask) | ((VI)b & ~mask));                                          \
+    }                                                                                           \
+                                                                                                \
+    static inline __attribute__((always_inline, target(TARGET))) VF exp_##ISA(VF x)             \
+    {                                                                                           \
+        const VF lo = (VF){0} - 87.3f;                                                          \
+        VF t, fn, r, z, p;                                                                      \
+        VI n;                                                                                   \
+                                                                                                \
+        x = select_##ISA(x < lo, lo, x);                                                        \
+        t = x * 1.44269504088896341f + 0.5f;                                                    \
+        n = __builtin_convertvector(t, VI); /* truncates toward zero */                         \
+        fn = __builtin_convertvector(n, VF);                                                    \
+        n += (VI)(fn > t); /* floor: -1 where truncation rounded up */                          \
+        fn = __builtin_convertvector(n, VF);                                                    \
+        r = x - fn * 0.693359375f;                                                              \
+        r = r - fn * -2.12194440e-4f;                                                           \
+        z = r * r;                                                                              \
+        p = r * 1.9875691500e-4f + 1.3981999507e-3f;                                            \
+        p = p * r + 8.3334519073e-3f;                                                           \
+        p = p * r + 4.1665795894e-2f;                                                           \
+        p = p * r + 1.6666665459e-1f;                                                           \
+        p = p * r + 5.0000001201e-1f;                                                           \
+        p = p * z + r + 1.0f;                                                                   \
+        return p * (VF)((n + 127) << 23);                                                       \
+    }                                                                                           \
+                                                                                                \
+    __attribute__((target(TARGET))) static float softmax_row_##ISA(float *row, size_t n)        \
+    {                                                                                           \
+        size_t i = 0, nv = n - n % (W);                                                         \
+        float mx = -INFINITY, sum = 0.0f;                                                       \
+                                                                                                \
+        if (nv) {                                                                               \
+            VF m = load_##ISA(row);                                                             \
+            for (i = (W); i < nv; i += (W)) {                                                   \
+                VF v = load_##ISA(row + i);                                                     \
+                m = select_##ISA(v > m, v, m);                                                  \
+            }                                                                                   \
+            for (int k = 0; k < (W); k++)                                                       \
+                mx = m[k] > mx ? m[k] : mx;                                                     \
+        }                                                                                       \
+        for (i = nv; i < n; i++)                                                                \
+            mx = row[i] > mx ? row[i] : mx;                                                     \
+        if (nv) {                                                                               \
+            VF acc = {0};                                                                       \
+            for (i = 0; i < nv; i += (W)) {                                                     \
+                VF e = exp_##ISA(load_##ISA(row + i) - mx);                                     \
+                memcpy(row + i, &e, sizeof e);                                                  \
+                acc += e;                                                                       \
+            }                                                                                   \
+            for (int k = 0; k < (W); k++)                                                       \
+                sum += acc[k];                                                                  \
+        }                                                                                       \
+        for (i = nv; i < n; i++) {                                                              \
+            row[i] = expf(row[i] - mx);                                                         \
+            sum += row[i];                                                                      \
+        }                                                                                       \
+        return 1.0f / sum;                                                                      \
     }
-    for (i = n8; i < n; i++)
-        mx = row[i] > mx ? row[i] : mx;
-    if (n8) {
-        v8f acc = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (i = 0; i < n8; i += 8) {
-            v8f e = v8_exp(v8_load(row + i) - mx);
-            memcpy(row + i, &e, sizeof e);
-            acc += e;
-        }
-        for (int k = 0; k < 8; k++)
-            sum += acc[k];
-    }
-    for (i = n8; i < n; i++) {
-        row[i] = expf(row[i] - mx);
-        sum += row[i];
-    }
-    return 1.0f / sum;
-}
 
-/* Portable fallback of softmax_row_avx2. */
+PAT_SOFTMAX_DEFINE(8, v8f, v8i, avx2, "avx2,fma")
+PAT_SOFTMAX_DEFINE(16, v16f, v16i, avx512, "avx512f")
+
+/* Portable fallback of the vector softmax kernels. */
 static float softmax_row_generic(float *row, size_t n)
 {
     float mx = -INFINITY, sum = 0.0f;
@@ -396,8 +403,9 @@ static void attend_rows(const struct slice *sl, const struct pat_layer *ly, floa
     const float scale = 1.0f / sqrtf((float)PAT_EMBED_DIM), inv_heads = 1.0f / (float)heads;
     float *scores = ws->scores[sl->tid], *inv = ws->inv[sl->tid];
     float (*softmax_row)(float *, size_t) =
-        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? softmax_row_avx2
-                                                                         : softmax_row_generic;
+        __builtin_cpu_supports("avx512f")                                     ? softmax_row_avx512
+        : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? softmax_row_avx2
+                                                                              : softmax_row_generic;
 
     for (size_t h = 0; h < heads; h++) {
         const float *q = ws->qkv + h * PAT_EMBED_DIM;
