@@ -88,6 +88,41 @@ static void test_week_hand(void **st)
     free(ws);
 }
 
+/* DST in local time (series.h): spring-forward leaves the wall-clock hour
+ * 02:00-03:00 without data. On night 3 of the hand-computed week (starts at
+ * index 2*1440 + 660) minutes 2*1440 + 840 .. +900 become NaN: they are
+ * UNKNOWN, the 60-minute gap is bridged (<= 60), and the neighbours of the
+ * hole weigh its minutes as 0 (they were 0 anyway), so that night has
+ * TST = 472 - 60 = 412 with 60 unknown minutes; the others keep 472.
+ * Fall-back folds two real hours onto 01:00-02:00: at night the counts are 0
+ * and stay 0 when added, so nothing changes — shown here by doubling them. */
+static void test_week_dst(void **st)
+{
+    (void)st;
+    static double x[WEEK];
+    fill_week(x);
+    for (size_t i = 2 * DAY + 840; i < 2 * DAY + 900; i++)
+        x[i] = NAN;
+    for (size_t i = 4 * DAY + 780; i < 4 * DAY + 840; i++)
+        x[i] *= 2.0;
+    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, NULL};
+    struct analysis_params p = analysis_params_default();
+    struct analysis_report r;
+    size_t wsz;
+    void *ws = workspace(WEEK, &wsz);
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz, &r), 0);
+    assert_int_equal(r.n_nights, 7);
+    for (size_t i = 0; i < 7; i++) {
+        assert_near(r.nights[i].total_sleep_min.value, i == 2 ? 412 : 472, 0);
+        assert_int_equal(r.nights[i].n_unknown, i == 2 ? 60 : 0);
+    }
+    /* SRI skips the 60 unknown minutes on both sides of their day pairs:
+     * 6 day pairs * 1440 - 2 * 60 pairs, all agreeing */
+    assert_int_equal(r.sri.n, 6 * 1440 - 120);
+    assert_near(r.sri.value, 100, 1e-12);
+    free(ws);
+}
+
 /* Sadeh on the same week. Its exact edges are asserted by hand in
  * sleep_test.c; here the whole chain must find all seven nights with a
  * plausible length (the true sleep window is 480 minutes). */
@@ -160,6 +195,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_week_hand),
+        cmocka_unit_test(test_week_dst),
         cmocka_unit_test(test_week_sadeh),
         cmocka_unit_test(test_edges),
     };
