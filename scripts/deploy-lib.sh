@@ -1,0 +1,107 @@
+# shellcheck shell=bash
+# Shared by scripts/deploy.sh and scripts/rollback.sh (sourced, not run).
+#
+# Every command that touches the outside world (docker, gcloud, curl, sleep)
+# goes through `run` or `capture`, so that `--dry-run` prints the exact
+# command sequence — one `+ command` line each, shell-quoted, on the script's
+# standard output (file descriptor 3, so that lines printed inside `$(...)`
+# keep their place) — and runs nothing. The trace is printed in real runs too.
+# Secrets are never printed: the value after --token is masked.
+
+DRY_RUN=0
+
+log() {
+    if [ "$DRY_RUN" = 1 ]; then
+        printf '%s (dry run): %s\n' "${SCRIPT_NAME:-deploy}" "$*" >&2
+    else
+        printf '%s: %s\n' "${SCRIPT_NAME:-deploy}" "$*" >&2
+    fi
+}
+die() { log "error: $*"; exit 1; }
+
+# One argument as a shell word in QUOTED: bare when it holds only safe
+# characters, otherwise in single quotes. (No subshell: show runs per command.)
+quote() {
+    case "$1" in
+        "" | *[!A-Za-z0-9_./:=,@%+-]*) QUOTED="'${1//\'/\'\\\'\'}'" ;;
+        *) QUOTED="$1" ;;
+    esac
+}
+
+# Print a command the way a shell would read it, with secrets masked.
+show() {
+    local out="+" arg mask=0
+    for arg in "$@"; do
+        if [ "$mask" = 1 ]; then
+            arg="***"
+            mask=0
+        elif [ "$arg" = "--token" ]; then
+            mask=1
+        fi
+        quote "$arg"
+        out="$out $QUOTED"
+    done
+    printf '%s\n' "$out" >&3
+}
+
+# Run a command (or, with --dry-run, only print it).
+run() {
+    show "$@"
+    if [ "$DRY_RUN" = 1 ]; then
+        return 0
+    fi
+    "$@"
+}
+
+# Run a command and print its standard output, for `$(...)`. With --dry-run
+# the command is only traced and PLACEHOLDER, the first argument, stands in
+# for its output.
+capture() {
+    local placeholder="$1"
+    shift
+    show "$@"
+    if [ "$DRY_RUN" = 1 ]; then
+        printf '%s\n' "$placeholder"
+        return 0
+    fi
+    "$@"
+}
+
+# Per-environment settings. Every one can be overridden from the environment
+# (CI sets GOOGLE_CLOUD_PROJECT, for example); defaults match config/env.* and
+# deploy/terraform/environments/*. Sets globals for the calling script.
+# shellcheck disable=SC2034
+env_settings() {
+    local env="$1" short
+    case "$env" in
+        development) short=dev; SERVICE_DEFAULT=clarity-backend-dev ;;
+        staging) short=staging; SERVICE_DEFAULT=clarity-backend-staging ;;
+        production) short=prod; SERVICE_DEFAULT=clarity-backend ;;
+        *) return 1 ;;
+    esac
+    PROJECT="${GOOGLE_CLOUD_PROJECT:-clarity-loop-$short}"
+    REGION="${GOOGLE_CLOUD_REGION:-us-central1}"
+    SERVICE="${CLOUD_RUN_SERVICE:-$SERVICE_DEFAULT}"
+    REGISTRY="${REGISTRY:-$REGION-docker.pkg.dev/$PROJECT/clarity}"
+    RUN_SA="${RUN_SERVICE_ACCOUNT:-clarity-run@$PROJECT.iam.gserviceaccount.com}"
+    NETWORK="${VPC_NETWORK:-clarity-$short}"
+    SUBNET="${VPC_SUBNET:-clarity-$short}"
+    MIGRATE_JOB="${MIGRATE_JOB:-clarity-migrate}"
+    return 0
+}
+
+# A version string as a Cloud Run revision suffix: lowercase letters, digits
+# and hyphens, starting with a letter.
+revision_suffix() {
+    local s
+    s="$(printf '%s' "$1" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9-' '-')"
+    printf 'v%s' "${s:0:40}"
+}
+
+# `clarity smoke` from a given image, so the check runs the same code on any
+# runner. Extra arguments are passed on (--read-only, --register, --token T).
+smoke() {
+    local image="$1" url="$2"
+    shift 2
+    run docker run --rm "$image" smoke --url "$url" "$@"
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Deploy Clarity to Cloud Run (docs/deployment.md).
+#
+# usage: scripts/deploy.sh [--dry-run] {development|staging|production} [VERSION]
+#
+#   1. build and push the image REGISTRY/clarity:VERSION (SKIP_BUILD=1: the
+#      image is already pushed, as in CI);
+#   2. note the revision now serving (the rollback target);
+#   3. run `clarity migrate up` as a one-off Cloud Run job with the new image
+#      (migrations are expand-only, so the old revision keeps working);
+#   4. development and staging: deploy with all traffic, then `clarity smoke`
+#      (full: registers a throw-away account, uploads, cleans up); a failed
+#      smoke test rolls back;
+#   5. production: deploy with --no-traffic under the tag "candidate", smoke
+#      test the candidate's own URL (read-only), then shift 10 % → 50 % →
+#      100 % with a health gate after each step — error rate and p99 from the
+#      candidate's /metrics over GATE_SECONDS, and a smoke test of the public
+#      URL. A failed gate runs scripts/rollback.sh and exits 1.
+#
+# --dry-run prints the exact command sequence and runs nothing. Settings come
+# from the environment: GOOGLE_CLOUD_PROJECT, GOOGLE_CLOUD_REGION,
+# CLOUD_RUN_SERVICE, REGISTRY, RUN_SERVICE_ACCOUNT, VPC_NETWORK, VPC_SUBNET,
+# SKIP_BUILD, SMOKE_ARGS (development/staging; default --register),
+# SMOKE_TOKEN (production: adds an auth round trip), GATE_SECONDS (default
+# 120), GATE_MAX_ERROR_RATE (default 0.01), GATE_MAX_P99_SECONDS (default 1.0),
+# CANARY_STEPS (default "10 50 100").
+set -euo pipefail
+
+SCRIPT_NAME=deploy.sh
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+# shellcheck source=scripts/deploy-lib.sh
+. "$HERE/deploy-lib.sh"
+exec 3>&1
+
+usage() {
+    echo "usage: scripts/deploy.sh [--dry-run] {development|staging|production} [VERSION]" >&2
+    exit 2
+}
+
+ENVIRONMENT=""
+VERSION=""
+for arg in "$@"; do
+    case "$arg" in
+        --dry-run) DRY_RUN=1 ;;
+        -h | --help) usage ;;
+        -*) log "unknown option $arg"; usage ;;
+        *)
+            if [ -z "$ENVIRONMENT" ]; then
+                ENVIRONMENT="$arg"
+            elif [ -z "$VERSION" ]; then
+                VERSION="$arg"
+            else
+                usage
+            fi
+            ;;
+    esac
+done
+[ -n "$ENVIRONMENT" ] || usage
+env_settings "$ENVIRONMENT" || { log "unknown environment '$ENVIRONMENT'"; usage; }
+if [ -z "$VERSION" ]; then
+    VERSION="$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null)" ||
+        die "no VERSION given and no git checkout to take it from"
+fi
+case "$VERSION" in
+    *[!A-Za-z0-9._-]* | "") die "VERSION '$VERSION' may hold only letters, digits, '.', '_' and '-'" ;;
+esac
+
+IMAGE="$REGISTRY/clarity:$VERSION"
+REVISION="$SERVICE-$(revision_suffix "$VERSION")"
+GATE_SECONDS="${GATE_SECONDS:-120}"
+GATE_MAX_ERROR_RATE="${GATE_MAX_ERROR_RATE:-0.01}"
+GATE_MAX_P99_SECONDS="${GATE_MAX_P99_SECONDS:-1.0}"
+CANARY_STEPS="${CANARY_STEPS:-10 50 100}"
+GCLOUD_WHERE=(--region "$REGION" --project "$PROJECT")
+ROLLBACK_FLAGS=()
+if [ "$DRY_RUN" = 1 ]; then
+    ROLLBACK_FLAGS=(--dry-run)
+fi
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+log "deploying $IMAGE to $SERVICE ($ENVIRONMENT, project $PROJECT, region $REGION)"
+
+# 1. Image.
+run gcloud auth configure-docker "$REGION-docker.pkg.dev" --quiet
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    run docker build --label "org.opencontainers.image.version=$VERSION" -t "$IMAGE" "$ROOT"
+    run docker push "$IMAGE"
+else
+    run docker pull "$IMAGE"
+fi
+
+# 2. The revision serving now: where a failed rollout returns to.
+PREVIOUS="$(capture "$SERVICE-previous" gcloud run services describe "$SERVICE" "${GCLOUD_WHERE[@]}" \
+    --format 'value(status.latestReadyRevisionName)')"
+[ -n "$PREVIOUS" ] || die "cannot tell which revision serves $SERVICE now"
+
+# 3. Migrations, as a one-off job with the new image.
+run gcloud run jobs deploy "$MIGRATE_JOB" --image "$IMAGE" "${GCLOUD_WHERE[@]}" \
+    --service-account "$RUN_SA" --args migrate,up \
+    --set-env-vars "ENVIRONMENT=$ENVIRONMENT" \
+    --set-secrets DATABASE_URL=clarity-database-url:latest \
+    --network "$NETWORK" --subnet "$SUBNET" --vpc-egress private-ranges-only \
+    --tasks 1 --max-retries 0 --task-timeout 30m --execute-now --wait --quiet
+
+rollback() {
+    log "$1: rolling back to $PREVIOUS"
+    "$HERE/rollback.sh" "${ROLLBACK_FLAGS[@]}" "$ENVIRONMENT" "$PREVIOUS" ||
+        log "ROLLBACK FAILED: restore $PREVIOUS by hand (docs/deployment.md)"
+    exit 1
+}
+
+# A health gate: the candidate's error rate and p99 over GATE_SECONDS from its
+# own /metrics, then a read-only smoke test of the public URL.
+gate() {
+    local step="$1"
+    run curl -fsS --max-time 10 -o "$TMP/metrics-before" "$CANDIDATE_URL/metrics" || return 1
+    run sleep "$GATE_SECONDS"
+    run curl -fsS --max-time 10 -o "$TMP/metrics-after" "$CANDIDATE_URL/metrics" || return 1
+    run python3 "$HERE/metrics-gate" --max-error-rate "$GATE_MAX_ERROR_RATE" \
+        --max-p99-seconds "$GATE_MAX_P99_SECONDS" "$TMP/metrics-before" "$TMP/metrics-after" || return 1
+    smoke "$IMAGE" "$SERVICE_URL" --read-only "${SMOKE_AUTH[@]}" || return 1
+    log "gate at $step % passed"
+}
+
+if [ "$ENVIRONMENT" != production ]; then
+    # 4. Development and staging: all traffic at once, then the full smoke test.
+    run gcloud run deploy "$SERVICE" --image "$IMAGE" "${GCLOUD_WHERE[@]}" \
+        --revision-suffix "$(revision_suffix "$VERSION")" --quiet
+    run gcloud run services update-traffic "$SERVICE" "${GCLOUD_WHERE[@]}" \
+        --to-revisions "$REVISION=100" --quiet
+    SERVICE_URL="$(capture "https://$SERVICE-dry-run.a.run.app" gcloud run services describe "$SERVICE" \
+        "${GCLOUD_WHERE[@]}" --format 'value(status.url)')"
+    read -r -a SMOKE_EXTRA <<<"${SMOKE_ARGS:---register}"
+    smoke "$IMAGE" "$SERVICE_URL" "${SMOKE_EXTRA[@]}" || rollback "smoke test failed"
+    log "deployed $REVISION to $ENVIRONMENT"
+    exit 0
+fi
+
+# 5. Production: a candidate without traffic, smoke-tested on its own URL.
+SMOKE_AUTH=()
+if [ -n "${SMOKE_TOKEN:-}" ]; then
+    SMOKE_AUTH=(--token "$SMOKE_TOKEN")
+fi
+run gcloud run deploy "$SERVICE" --image "$IMAGE" "${GCLOUD_WHERE[@]}" \
+    --revision-suffix "$(revision_suffix "$VERSION")" --no-traffic --tag candidate --quiet
+SERVICE_URL="$(capture "https://$SERVICE-dry-run.a.run.app" gcloud run services describe "$SERVICE" \
+    "${GCLOUD_WHERE[@]}" --format 'value(status.url)')"
+# A tag's URL is the service URL with "TAG---" in front of the host.
+CANDIDATE_URL="${SERVICE_URL/https:\/\//https://candidate---}"
+if ! smoke "$IMAGE" "$CANDIDATE_URL" --read-only "${SMOKE_AUTH[@]}"; then
+    run gcloud run services update-traffic "$SERVICE" "${GCLOUD_WHERE[@]}" --remove-tags candidate --quiet || true
+    die "candidate $REVISION failed its smoke test; no traffic was moved"
+fi
+
+for pct in $CANARY_STEPS; do
+    run gcloud run services update-traffic "$SERVICE" "${GCLOUD_WHERE[@]}" \
+        --to-revisions "$REVISION=$pct" --quiet || rollback "shifting $pct % failed"
+    gate "$pct" || rollback "health gate at $pct % failed"
+done
+log "deployed $REVISION to production (100 %); previous revision $PREVIOUS kept for rollback"
