@@ -282,7 +282,7 @@ static size_t ad_wrap(unsigned char ad[AD_MAX], int version, const struct envelo
 
 /* ---- bodies --------------------------------------------------------------- */
 
-int envelope_seal(const struct envelope_key *kek, int kek_version,
+int envelope_body_seal(const struct envelope_key *kek, int kek_version,
                   const struct envelope_binding *b, const unsigned char *body, size_t len,
                   struct envelope_sealed *out)
 {
@@ -324,7 +324,7 @@ fail:
     return rc;
 }
 
-int envelope_open(const struct envelope_key *kek, int kek_version,
+int envelope_body_open(const struct envelope_key *kek, int kek_version,
                   const struct envelope_binding *b, const unsigned char *wrapped_dek,
                   size_t wrapped_len, const unsigned char *nonce, size_t nonce_len,
                   const unsigned char *ciphertext, size_t ciphertext_len, unsigned char **body,

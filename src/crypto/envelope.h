@@ -138,7 +138,7 @@ struct envelope_sealed {
  * ENVELOPE_EINVAL / ENOMEM and *out is untouched. The DEK is wiped before
  * return.
  */
-int envelope_seal(const struct envelope_key *kek, int kek_version,
+int envelope_body_seal(const struct envelope_key *kek, int kek_version,
                   const struct envelope_binding *b, const unsigned char *body, size_t len,
                   struct envelope_sealed *out);
 
@@ -151,7 +151,7 @@ int envelope_seal(const struct envelope_key *kek, int kek_version,
  * linger). ENVELOPE_EAUTH when the key, the binding or any byte is wrong:
  * no partial plaintext is ever returned.
  */
-int envelope_open(const struct envelope_key *kek, int kek_version,
+int envelope_body_open(const struct envelope_key *kek, int kek_version,
                   const struct envelope_binding *b, const unsigned char *wrapped_dek,
                   size_t wrapped_len, const unsigned char *nonce, size_t nonce_len,
                   const unsigned char *ciphertext, size_t ciphertext_len, unsigned char **body,

@@ -597,7 +597,7 @@ int keyring_raw_upload_seal(struct keyring *ring, struct store_tx *tx, const cha
         return KEYRING_EINVAL;
     if ((rc = active_get(ring, tx, &v, &kek)) != 0)
         return rc;
-    if ((rc = from_envelope(envelope_seal(kek, v, &b, body, len, &sealed))) != 0)
+    if ((rc = from_envelope(envelope_body_seal(kek, v, &b, body, len, &sealed))) != 0)
         return rc;
     memset(&r, 0, sizeof(r));
     snprintf(r.upload_id, sizeof(r.upload_id), "%s", upload_id);
@@ -634,7 +634,7 @@ int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx,
     b.upload_id = r->upload_id;
     if ((rc = kek_get(ring, tx, r->key_version, &kek)) != 0)
         return rc;
-    return from_envelope(envelope_open(kek, r->key_version, &b, r->wrapped_dek,
+    return from_envelope(envelope_body_open(kek, r->key_version, &b, r->wrapped_dek,
                                        r->wrapped_dek_len, r->nonce, r->nonce_len, r->ciphertext,
                                        r->ciphertext_len, body, len));
 }

@@ -22,7 +22,8 @@ static const char USER_B[] = "0190a1b2-0000-7000-8000-00000000000b";
 static const char UPLOAD_1[] = "0190a1b2-0000-7000-8000-000000000001";
 static const char UPLOAD_2[] = "0190a1b2-0000-7000-8000-000000000002";
 
-static const char BODY[] = "{\"data\":[{\"type\":\"heart_rate\",\"value\":72,\"unit\":\"count/min\"}],"
+static const char BODY[] = "{\"data\":[{\"type\":\"heart_rate\",\"value\":72,"
+                           "\"unit\":\"count/min\"}],"
                            "\"upload_source\":\"apple_health\"}";
 
 struct fixture {
@@ -38,7 +39,7 @@ static int setup(void **state)
         return -1;
     f->b.user_id = USER_A;
     f->b.upload_id = UPLOAD_1;
-    if (envelope_seal(f->kek, 1, &f->b, (const unsigned char *)BODY, strlen(BODY), &f->s) != 0)
+    if (envelope_body_seal(f->kek, 1, &f->b, (const unsigned char *)BODY, strlen(BODY), &f->s) != 0)
         return -1;
     *state = f;
     return 0;
@@ -60,7 +61,7 @@ static int try_open(const struct envelope_key *kek, int version, const struct en
 {
     unsigned char *body = NULL;
     size_t len = 0;
-    int rc = envelope_open(kek, version, b, wrapped, wlen, nonce, nlen, ct, clen, &body, &len);
+    int rc = envelope_body_open(kek, version, b, wrapped, wlen, nonce, nlen, ct, clen, &body, &len);
     if (rc == ENVELOPE_OK) {
         assert_non_null(body);
         free(body);
@@ -83,9 +84,9 @@ static void test_round_trip(void **state)
         assert_non_null(in);
         for (size_t j = 0; j < n; j++)
             in[j] = (unsigned char)(j * 31 + 7);
-        assert_int_equal(envelope_seal(f->kek, 3, &f->b, in, n, &s), ENVELOPE_OK);
+        assert_int_equal(envelope_body_seal(f->kek, 3, &f->b, in, n, &s), ENVELOPE_OK);
         assert_int_equal(s.ciphertext_len, n + ENVELOPE_TAG_BYTES);
-        assert_int_equal(envelope_open(f->kek, 3, &f->b, s.wrapped_dek, sizeof(s.wrapped_dek),
+        assert_int_equal(envelope_body_open(f->kek, 3, &f->b, s.wrapped_dek, sizeof(s.wrapped_dek),
                                        s.nonce, sizeof(s.nonce), s.ciphertext, s.ciphertext_len,
                                        &out, &out_len),
                          ENVELOPE_OK);
@@ -105,8 +106,9 @@ static void test_fresh_keys_and_no_plaintext(void **state)
 {
     struct fixture *f = *state;
     struct envelope_sealed s2;
-    assert_int_equal(envelope_seal(f->kek, 1, &f->b, (const unsigned char *)BODY, strlen(BODY), &s2),
-                     ENVELOPE_OK);
+    assert_int_equal(
+        envelope_body_seal(f->kek, 1, &f->b, (const unsigned char *)BODY, strlen(BODY), &s2),
+        ENVELOPE_OK);
     assert_int_equal(s2.ciphertext_len, f->s.ciphertext_len);
     assert_memory_not_equal(s2.ciphertext, f->s.ciphertext, s2.ciphertext_len);
     assert_memory_not_equal(s2.nonce, f->s.nonce, ENVELOPE_NONCE_BYTES);
@@ -192,7 +194,7 @@ static void test_tamper_wrapped_key(void **state)
                               f->s.ciphertext_len),
                      ENVELOPE_EINVAL);
     /* Swap in the wrapped key of another body with the same binding. */
-    assert_int_equal(envelope_seal(f->kek, 1, &f->b, (const unsigned char *)BODY, strlen(BODY),
+    assert_int_equal(envelope_body_seal(f->kek, 1, &f->b, (const unsigned char *)BODY, strlen(BODY),
                                    &other),
                      ENVELOPE_OK);
     assert_int_equal(try_open(f->kek, 1, &f->b, other.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
@@ -260,7 +262,7 @@ static void test_rewrap(void **state)
     assert_int_equal(envelope_dek_rewrap(f->kek, 1, kek2, 2, &f->b, f->s.wrapped_dek,
                                          ENVELOPE_WRAPPED_BYTES, w2),
                      ENVELOPE_OK);
-    assert_int_equal(envelope_open(kek2, 2, &f->b, w2, sizeof(w2), f->s.nonce,
+    assert_int_equal(envelope_body_open(kek2, 2, &f->b, w2, sizeof(w2), f->s.nonce,
                                    ENVELOPE_NONCE_BYTES, f->s.ciphertext, f->s.ciphertext_len,
                                    &out, &len),
                      ENVELOPE_OK);
@@ -357,16 +359,16 @@ static void test_bad_arguments(void **state)
     const struct envelope_binding bad[] = {{"", UPLOAD_1}, {USER_A, ""}, {NULL, UPLOAD_1},
                                            {USER_A, longid}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(envelope_seal(f->kek, 1, &bad[i], (const unsigned char *)"x", 1, &s),
+        assert_int_equal(envelope_body_seal(f->kek, 1, &bad[i], (const unsigned char *)"x", 1, &s),
                          ENVELOPE_EINVAL);
-    assert_int_equal(envelope_seal(f->kek, 0, &f->b, (const unsigned char *)"x", 1, &s),
+    assert_int_equal(envelope_body_seal(f->kek, 0, &f->b, (const unsigned char *)"x", 1, &s),
                      ENVELOPE_EINVAL);
-    assert_int_equal(envelope_seal(f->kek, 1, NULL, (const unsigned char *)"x", 1, &s),
+    assert_int_equal(envelope_body_seal(f->kek, 1, NULL, (const unsigned char *)"x", 1, &s),
                      ENVELOPE_EINVAL);
-    assert_int_equal(envelope_seal(f->kek, 1, &f->b, NULL, 1, &s), ENVELOPE_EINVAL);
+    assert_int_equal(envelope_body_seal(f->kek, 1, &f->b, NULL, 1, &s), ENVELOPE_EINVAL);
     longid[ENVELOPE_ID_MAX] = '\0'; /* exactly the maximum is fine */
     const struct envelope_binding edge = {longid, longid};
-    assert_int_equal(envelope_seal(f->kek, 1, &edge, (const unsigned char *)"x", 1, &s),
+    assert_int_equal(envelope_body_seal(f->kek, 1, &edge, (const unsigned char *)"x", 1, &s),
                      ENVELOPE_OK);
     envelope_sealed_clear(&s);
 }

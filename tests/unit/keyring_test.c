@@ -81,9 +81,8 @@ static int setup(void **state)
     if (is_pg()) {
         snprintf(f->url, sizeof(f->url), "%s", getenv("CLARITY_TEST_PG_URL"));
         assert_int_equal(store_open(f->url, NULL, &f->st, err, sizeof(err)), 0);
-        assert_int_equal(store_admin_exec(f->st, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;",
-                                          err, sizeof(err)),
-                         0);
+        static const char reset[] = "DROP SCHEMA public CASCADE; CREATE SCHEMA public;";
+        assert_int_equal(store_admin_exec(f->st, reset, err, sizeof(err)), 0);
         store_close(f->st); /* prepared statements name dropped tables */
         f->st = NULL;
     }
@@ -94,10 +93,9 @@ static int setup(void **state)
     for (int i = 0; i < NUSERS; i++) {
         struct store_user u;
         memset(&u, 0, sizeof(u));
-        assert_int_equal(uuid_v7(f->users[i]), 0);
-        snprintf(f->emails[i], sizeof(f->emails[i]), "person%d.%.8s@example.org", i,
-                 f->users[i] + 28);
-        snprintf(u.id, sizeof(u.id), "%s", f->users[i]);
+        assert_int_equal(uuid_v7(u.id), 0);
+        memcpy(f->users[i], u.id, sizeof(u.id));
+        snprintf(f->emails[i], sizeof(f->emails[i]), "person%d.%.8s@example.org", i, u.id + 28);
         snprintf(u.email, sizeof(u.email), "%s", f->emails[i]);
         snprintf(u.password_hash, sizeof(u.password_hash), "x");
         assert_int_equal(store_user_insert(tx, &u), 0);
