@@ -74,35 +74,59 @@ static double sadeh_count(const double *c, size_t n, long i)
     return a > 300.0 ? 300.0 : a; /* ActiLife caps counts at 300 */
 }
 
+/* Sadeh's window statistics at minute i: 11-minute sum and NAT count,
+ * 6-minute (t-5..t) sum and sum of squares. */
+struct sadeh_win {
+    double sum11, sum6, sq6;
+    int nat;
+};
+
+static int is_nat(double a) { return a >= 50.0 && a < 100.0; }
+
+static void sadeh_win_full(const double *c, size_t n, long i, struct sadeh_win *w)
+{
+    w->sum11 = w->sum6 = w->sq6 = 0.0;
+    w->nat = 0;
+    for (long k = -5; k <= 5; k++) {
+        double a = sadeh_count(c, n, i + k);
+        w->sum11 += a;
+        w->nat += is_nat(a);
+        if (k <= 0) {
+            w->sum6 += a;
+            w->sq6 += a * a;
+        }
+    }
+}
+
 int sleep_score_sadeh(const double *counts, size_t n, double threshold, uint8_t *state)
 {
     if ((n && (!counts || !state)) || !isfinite(threshold))
         return -1;
+    struct sadeh_win w;
     for (size_t i = 0; i < n; i++) {
+        long t = (long)i;
+        /* Moving sums, recomputed from scratch every 1024 minutes so that
+         * rounding in the running sums cannot build up. */
+        if (i % 1024 == 0) {
+            sadeh_win_full(counts, n, t, &w);
+        } else {
+            double in11 = sadeh_count(counts, n, t + 5), out11 = sadeh_count(counts, n, t - 6);
+            double in6 = sadeh_count(counts, n, t), out6 = out11;
+            w.sum11 += in11 - out11;
+            w.nat += is_nat(in11) - is_nat(out11);
+            w.sum6 += in6 - out6;
+            w.sq6 += in6 * in6 - out6 * out6;
+        }
         if (isnan(counts[i])) {
             state[i] = SLEEP_STATE_UNKNOWN;
             continue;
         }
-        double sum = 0.0;
-        int nat = 0;
-        for (long k = -5; k <= 5; k++) {
-            double a = sadeh_count(counts, n, (long)i + k);
-            sum += a;
-            if (a >= 50.0 && a < 100.0)
-                nat++;
-        }
-        double mean = sum / 11.0;
-        double m6 = 0.0, ss = 0.0;
-        for (long k = -5; k <= 0; k++)
-            m6 += sadeh_count(counts, n, (long)i + k);
-        m6 /= 6.0;
-        for (long k = -5; k <= 0; k++) {
-            double d = sadeh_count(counts, n, (long)i + k) - m6;
-            ss += d * d;
-        }
-        double sd = sqrt(ss / 5.0);
-        double lg = log(sadeh_count(counts, n, (long)i) + 1.0);
-        double ps = 7.601 - 0.065 * mean - 1.08 * nat - 0.056 * sd - 0.703 * lg;
+        double mean = w.sum11 / 11.0;
+        /* sample SD of t-5..t: SS = sum x^2 - (sum x)^2 / 6, divisor 5 */
+        double ss = w.sq6 - w.sum6 * w.sum6 / 6.0;
+        double sd = ss > 0.0 ? sqrt(ss / 5.0) : 0.0;
+        double lg = log(sadeh_count(counts, n, t) + 1.0);
+        double ps = 7.601 - 0.065 * mean - 1.08 * w.nat - 0.056 * sd - 0.703 * lg;
         state[i] = ps > threshold ? SLEEP_STATE_SLEEP : SLEEP_STATE_WAKE;
     }
     return 0;

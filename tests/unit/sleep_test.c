@@ -156,6 +156,53 @@ static void test_sadeh_constant_runs(void **st)
     assert_int_equal(s[20], U);
 }
 
+/* Sadeh as the definition reads, minute by minute (the library keeps moving
+ * sums instead): the two must agree on pseudo-random counts with missing
+ * minutes, across the library's 1024-minute resynchronisation points. */
+static double ref_count(const double *c, size_t n, long i)
+{
+    if (i < 0 || (size_t)i >= n || isnan(c[i]) || c[i] < 0)
+        return 0.0;
+    return c[i] > 300.0 ? 300.0 : c[i];
+}
+
+static void test_sadeh_matches_definition(void **st)
+{
+    (void)st;
+    enum { N = 5000 };
+    static double c[N];
+    static uint8_t got[N];
+    uint32_t seed = 77;
+    for (size_t i = 0; i < N; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        c[i] = (seed >> 28) == 0 ? NAN : (double)((seed >> 8) % 400);
+    }
+    double thresholds[2] = {-4.0, 0.0};
+    for (int t = 0; t < 2; t++) {
+        sleep_score_sadeh(c, N, thresholds[t], got);
+        for (long i = 0; i < N; i++) {
+            if (isnan(c[i])) {
+                assert_int_equal(got[i], U);
+                continue;
+            }
+            double sum = 0, m6 = 0, ss = 0;
+            int nat = 0;
+            for (long k = -5; k <= 5; k++) {
+                double a = ref_count(c, N, i + k);
+                sum += a;
+                nat += a >= 50 && a < 100;
+            }
+            for (long k = -5; k <= 0; k++)
+                m6 += ref_count(c, N, i + k) / 6.0;
+            for (long k = -5; k <= 0; k++)
+                ss += (ref_count(c, N, i + k) - m6) * (ref_count(c, N, i + k) - m6);
+            double ps = 7.601 - 0.065 * sum / 11 - 1.08 * nat - 0.056 * sqrt(ss / 5) -
+                        0.703 * log(ref_count(c, N, i) + 1);
+            assert_int_equal(got[i], ps > thresholds[t] ? S : W);
+        }
+    }
+}
+
 /* 7. Webster (a): 4 wake then sleep -> first sleep minute becomes wake;
  * 3 wake is not enough. */
 static void test_webster_rule_a(void **st)
@@ -489,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_ck_missing_and_edges),
         cmocka_unit_test(test_sadeh_hand_value),
         cmocka_unit_test(test_sadeh_constant_runs),
+        cmocka_unit_test(test_sadeh_matches_definition),
         cmocka_unit_test(test_webster_rule_a),
         cmocka_unit_test(test_webster_rules_bc),
         cmocka_unit_test(test_webster_rule_d),
