@@ -627,9 +627,14 @@ int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx,
     struct envelope_binding b;
     const struct envelope_key *kek = NULL;
     int rc;
-    if (ring == NULL || tx == NULL || r == NULL || body == NULL || len == NULL ||
-        r->wrapped_dek == NULL || r->nonce == NULL || r->ciphertext == NULL)
+    if (ring == NULL || tx == NULL || r == NULL || body == NULL || len == NULL)
         return KEYRING_EINVAL;
+    /* A stored row with missing or wrong-sized parts was altered (or is not
+     * ours): report it like any other failed authentication. */
+    if (r->wrapped_dek == NULL || r->wrapped_dek_len != ENVELOPE_WRAPPED_BYTES ||
+        r->nonce == NULL || r->nonce_len != ENVELOPE_NONCE_BYTES || r->ciphertext == NULL ||
+        r->ciphertext_len < ENVELOPE_TAG_BYTES || !id_ok(r->user_id) || !id_ok(r->upload_id))
+        return KEYRING_EAUTH;
     b.user_id = r->user_id;
     b.upload_id = r->upload_id;
     if ((rc = kek_get(ring, tx, r->key_version, &kek)) != 0)

@@ -110,7 +110,9 @@ int keyring_raw_upload_seal(struct keyring *ring, struct store_tx *tx, const cha
  * Decrypt a stored row r (as read by store_raw_upload_get) with the key
  * version it names, checking the binding to r->user_id and r->upload_id.
  * *body is malloc'd, NUL-terminated (not counted in *len); caller frees.
- * KEYRING_EAUTH when any stored byte or the binding was altered.
+ * KEYRING_EAUTH when any stored byte or the binding was altered, or a part is
+ * missing or has the wrong size; KEYRING_ESTATE when it names a version the
+ * ring does not hold.
  */
 int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx,
                             const struct store_raw_upload *r, unsigned char **body, size_t *len);

@@ -366,6 +366,15 @@ static void test_tampering_in_database(void **state)
     assert_int_equal(get_upload(f, f->ring, c, NULL, &got), KEYRING_EAUTH);
     admin(f, "UPDATE raw_uploads SET nonce = %s WHERE upload_id = '%s'", zn, d);
     assert_int_equal(get_upload(f, f->ring, d, NULL, &got), KEYRING_EAUTH);
+    /* Parts of the wrong size or missing: also an authentication failure. */
+    char z10[128];
+    zeros(z10, sizeof(z10), "10");
+    admin(f, "UPDATE raw_uploads SET wrapped_dek = %s WHERE upload_id = '%s'", z10, d);
+    assert_int_equal(get_upload(f, f->ring, d, NULL, &got), KEYRING_EAUTH);
+    admin(f, "UPDATE raw_uploads SET wrapped_dek = NULL, nonce = NULL WHERE upload_id = '%s'", d);
+    assert_int_equal(get_upload(f, f->ring, d, NULL, &got), KEYRING_EAUTH);
+    admin(f, "UPDATE raw_uploads SET ciphertext = %s WHERE upload_id = '%s'", z10, c);
+    assert_int_equal(get_upload(f, f->ring, c, NULL, &got), KEYRING_EAUTH);
 
     /* Key version: an existing other version fails authentication; a
      * version the ring does not have is a state error, not a crash. */
