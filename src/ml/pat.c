@@ -524,7 +524,7 @@ int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const
     if (!m || !ws || !input || ws->model != m)
         return PAT_ERR_ARG;
     for (size_t i = 0; i < PAT_MINUTES; i++) {
-        if (!isfinite(input[i]))
+        if (!(fabsf(input[i]) <= PAT_MAX_ABS_INPUT)) /* also false for NaN */
             return PAT_ERR_INPUT;
     }
     n = m->n;
@@ -571,6 +571,12 @@ int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const
     if (threads > 1)
         pthread_barrier_destroy(&bar);
 
+    /* Extreme (but bounded) inputs could still overflow a product; never
+     * hand out non-finite embeddings. */
+    for (size_t i = 0; i < n * PAT_EMBED_DIM; i++) {
+        if (!isfinite(ws->x[i]))
+            return PAT_ERR_INPUT;
+    }
     if (tokens)
         memcpy(tokens, ws->x, n * PAT_EMBED_DIM * sizeof(float));
     if (pooled) {

@@ -36,6 +36,7 @@
 #define PAT_MAX_LAYERS 16   /* caps what a weights file may declare */
 #define PAT_MAX_HEADS 32
 #define PAT_MAX_THREADS 16  /* threads one forward pass may use */
+#define PAT_MAX_ABS_INPUT 1e6f /* |standardized input| bound; larger is refused */
 #define PAT_MAX_TOKENS 2520 /* patch size >= 4: bounds attention memory */
 
 /* Error codes (negative); pat_strerror names them. */
@@ -141,8 +142,10 @@ void pat_workspace_free(struct pat_workspace *ws);
  *              averaged over the heads (row = query patch, column = key
  *              patch; each row sums to 1). Costs one extra pass per block.
  * ws must have been made for m. Returns 0, PAT_ERR_ARG on mismatched
- * objects, PAT_ERR_INPUT when an input value is not finite (nothing is
- * written then). Outputs are written only on success.
+ * objects, PAT_ERR_INPUT when an input value is not finite or exceeds
+ * PAT_MAX_ABS_INPUT in magnitude (standardized activity is O(1)-O(10); far
+ * larger values mean a missing standardization), or when the result would
+ * not be finite. Outputs are written only on success.
  */
 int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const float *input,
                       float *tokens, float *pooled, float *attention);

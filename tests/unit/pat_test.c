@@ -443,6 +443,18 @@ static void test_forward_arguments_and_threads(void **state)
     assert_true(pooled[0] == pooled[1]);
     in[5000] = INFINITY;
     assert_int_equal(pat_model_forward(m, ws, in, NULL, pooled, NULL), PAT_ERR_INPUT);
+    in[5000] = 2e6f; /* beyond PAT_MAX_ABS_INPUT: a forgotten standardization */
+    assert_int_equal(pat_model_forward(m, ws, in, NULL, pooled, NULL), PAT_ERR_INPUT);
+    assert_true(pooled[0] == pooled[1]);
+    /* The bound itself is accepted and gives finite outputs. */
+    for (size_t t = 0; t < PAT_MINUTES; t++)
+        in[t] = (t % 2 ? 1.0f : -1.0f) * PAT_MAX_ABS_INPUT;
+    int big = pat_model_forward(m, ws, in, NULL, pooled, NULL);
+    assert_true(big == PAT_OK || big == PAT_ERR_INPUT);
+    if (big == PAT_OK)
+        for (int k = 0; k < PAT_EMBED_DIM; k++)
+            assert_true(isfinite(pooled[k]));
+    ref_input(1, 3, in);
     in[5000] = 0.25f;
 
     /* Same input, same model, four threads with their own workspaces: all
