@@ -175,11 +175,20 @@ static void test_sadeh_matches_definition(void **st)
     uint32_t seed = 77;
     for (size_t i = 0; i < N; i++) {
         seed = seed * 1664525u + 1013904223u;
-        c[i] = (seed >> 28) == 0 ? NAN : (double)((seed >> 8) % 400);
+        /* mostly quiet minutes with some 1-129 counts and a few large ones,
+         * so PS lands on both sides of both thresholds */
+        uint32_t r = (seed >> 8) % 100;
+        c[i] = (seed >> 28) == 0 ? NAN : r < 55 ? 0.0 : r < 95 ? (double)((seed >> 12) % 129 + 1)
+                                                              : (double)((seed >> 12) % 800);
     }
     double thresholds[2] = {-4.0, 0.0};
     for (int t = 0; t < 2; t++) {
+        size_t n_sleep = 0;
         sleep_score_sadeh(c, N, thresholds[t], got);
+        for (size_t i = 0; i < N; i++)
+            n_sleep += got[i] == S;
+        /* the data must exercise both outcomes, or the comparison is empty */
+        assert_true(n_sleep > N / 5 && n_sleep < N * 4 / 5);
         for (long i = 0; i < N; i++) {
             if (isnan(c[i])) {
                 assert_int_equal(got[i], U);
