@@ -102,7 +102,7 @@ int sleep_score_sadeh(const double *counts, size_t n, double threshold, uint8_t 
 {
     if ((n && (!counts || !state)) || !isfinite(threshold))
         return -1;
-    struct sadeh_win w;
+    struct sadeh_win w = {0.0, 0.0, 0.0, 0};
     for (size_t i = 0; i < n; i++) {
         long t = (long)i;
         /* Moving sums, recomputed from scratch every 1024 minutes so that
