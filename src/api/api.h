@@ -13,6 +13,7 @@
 #include "http/router.h"
 
 struct store;
+struct keyring;
 
 /* Services the handlers use; every pointer borrowed, alive while serving. */
 struct api_ctx {
@@ -21,6 +22,8 @@ struct api_ctx {
     const struct jwt_signer *signer;
     struct limiter *lockout;
     enum password_profile pw_profile;
+    struct keyring *ring;       /* encrypts raw uploads */
+    size_t max_metrics;         /* per HealthDataUpload */
 };
 
 /* Register every route of the API. Returns 0 or -1 (router full, bug). */
@@ -29,5 +32,23 @@ int api_routes_register(struct router *r, struct api_ctx *ctx);
 /* Areas (one file each). */
 int api_probes_register(struct router *r);
 int api_auth_register(struct router *r, struct api_ctx *ctx);
+int api_health_data_register(struct router *r, struct api_ctx *ctx);
+
+/* Shared by the areas (api/common.c). */
+struct store_upload;
+/* Answer a storage failure as its problem (503 for an outage, else 500). */
+void api_store_failure(struct http_response *res, int rc);
+/* An RFC 3339 string for epoch ms, or null for 0. New reference. */
+json_t *api_time_json(int64_t ms);
+/* The processing-status object of an upload. New reference. */
+json_t *api_upload_status_json(const struct store_upload *u, const char *id_name);
+/* Parse ?limit= (1–STORE_PAGE_MAX, default def) and ?cursor=; answers 422
+ * and returns -1 when invalid. */
+struct store_cursor;
+int api_page_params(struct http_request *req, struct http_response *res, size_t def, size_t *limit,
+                    struct store_cursor *after);
+/* {page_size, has_next, next_cursor} and {self, next} for a page. */
+void api_page_links(json_t *o, struct http_request *req, size_t n, size_t limit, const struct store_cursor *next,
+                    const char *extra_query);
 
 #endif

@@ -22,6 +22,8 @@
 #include "auth/oidc.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
+#include "crypto/envelope.h"
+#include "crypto/keyring.h"
 #include "crypto/password.h"
 #include "store/store.h"
 #include "cli/migrate.h"
@@ -101,6 +103,8 @@ int cli_serve(int argc, char **argv)
     struct limiter *lockout = NULL;
     struct guard *guard = NULL;
     struct oidc *oidc = NULL;
+    struct envelope_key *master = NULL;
+    struct keyring *ring = NULL;
     struct api_ctx api;
     char err[512];
     rc = CLI_EXIT_FAILURE;
@@ -118,6 +122,14 @@ int cli_serve(int argc, char **argv)
      * production (deploys run `clarity migrate up`); see cli/migrate.h. */
     if (cli_store_open_for_serve(&cfg, &store) != 0 || store_health_register(&health, store) != 0)
         goto done;
+
+    /* Encryption at rest: the key ring that seals every raw upload. */
+    if (keyring_master_load(&cfg, NULL, &master, err, sizeof(err)) != 0 ||
+        keyring_open(store, master, &ring, err, sizeof(err)) != 0) {
+        log_error("cannot open the encryption key ring", LOG_STR, "error", err, LOG_END);
+        goto done;
+    }
+    health_register(&health, "encryption_keys", keyring_health_check, ring);
 
     /* Identity: the signing key, the lockout counters and the guard that
      * authenticates and rate-limits every request before its handler. */
@@ -138,6 +150,8 @@ int cli_serve(int argc, char **argv)
     api.store = store;
     api.signer = signer;
     api.lockout = lockout;
+    api.ring = ring;
+    api.max_metrics = (size_t)cfg.max_metrics_per_upload;
     api.pw_profile = strcmp(cfg.password_hash_profile, "interactive") == 0 ? PASSWORD_INTERACTIVE : PASSWORD_MODERATE;
     if (api_routes_register(&router, &api) != 0) {
         log_error("route registration failed", LOG_END);
@@ -178,6 +192,8 @@ done:
     oidc_free(oidc);
     limiter_free(lockout);
     jwt_signer_free(signer);
+    keyring_close(ring);
+    envelope_key_free(master);
     store_close(store);
     if (rc == CLI_EXIT_OK)
         log_info("stopped", LOG_END);

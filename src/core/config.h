@@ -62,7 +62,8 @@ struct config {
     int lockout_window_seconds; /* ... within this window lock for ... */
     int lockout_seconds;        /* ... this long */
     char *rate_limits;          /* "auth=5/60,upload=60/60,..." overrides */
-    char *password_hash_profile; /* "moderate" (default) or "interactive" */
+    char *password_hash_profile;
+    int max_metrics_per_upload; /* "moderate" (default) or "interactive" */
 
     /* Where each variable came from (enum config_source), by table order. */
     unsigned char source[48];

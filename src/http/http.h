@@ -48,6 +48,16 @@ struct http_header {
     const char *value;
 };
 
+/*
+ * A streamed body: fill buf with up to max bytes and return how many, 0 when
+ * nothing is ready yet is NOT allowed (block instead), -1 at the end of the
+ * stream, -2 on an error (the connection is then closed: the client sees a
+ * truncated chunked body, never a false success). Called on the server's
+ * threads after the handler returned; ctx is freed with the free function.
+ */
+typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
+typedef void (*http_stream_free_fn)(void *ctx);
+
 struct http_response {
     int status;
     const char *content_type;
@@ -59,6 +69,9 @@ struct http_response {
     struct problem problem; /* set when the response is a problem */
     int is_problem;
     struct arena *arena;
+    http_stream_fn stream;         /* set by http_respond_stream */
+    http_stream_free_fn stream_free;
+    void *stream_ctx;
 };
 
 /* A request header (case-insensitive name) or NULL. Borrowed. */
@@ -76,6 +89,10 @@ void http_respond_json(struct http_response *res, int status, json_t *body);
 /* 2xx/3xx response of raw bytes (copied). content_type must be static. */
 void http_respond_bytes(struct http_response *res, int status, const char *content_type, const void *data,
                         size_t len);
+/* A 2xx response whose body is produced by fn (chunked transfer). The
+ * response owns ctx from here on, also when the client goes away. */
+void http_respond_stream(struct http_response *res, int status, const char *content_type, http_stream_fn fn,
+                         void *ctx, http_stream_free_fn free_fn);
 /* A problem response (status >= 400). slug NULL picks the status's slug.
  * Returns the problem so that callers can add field errors. */
 struct problem *http_respond_problem(struct http_response *res, int status, const char *slug,

@@ -95,6 +95,11 @@ const char *http_request_param(const struct http_request *req, const char *name)
 
 static void reset_response(struct http_response *res)
 {
+    if (res->stream_ctx != NULL && res->stream_free != NULL)
+        res->stream_free(res->stream_ctx);
+    res->stream = NULL;
+    res->stream_ctx = NULL;
+    res->stream_free = NULL;
     free(res->body);
     res->body = NULL;
     res->body_len = 0;
@@ -151,6 +156,51 @@ void http_respond_bytes(struct http_response *res, int status, const char *conte
     res->status = status;
     res->content_type = content_type;
     res->responded = 1;
+}
+
+void http_respond_stream(struct http_response *res, int status, const char *content_type, http_stream_fn fn,
+                         void *ctx, http_stream_free_fn free_fn)
+{
+    if (res->responded || status < 200 || status >= 300 || fn == NULL) {
+        if (free_fn != NULL)
+            free_fn(ctx);
+        misuse(res, res->responded ? "responded twice" : "bad stream response", status);
+        return;
+    }
+    res->status = status;
+    res->content_type = content_type;
+    res->stream = fn;
+    res->stream_ctx = ctx;
+    res->stream_free = free_fn;
+    res->responded = 1;
+}
+
+/* libmicrohttpd's content reader over a handler's stream function. */
+struct stream_state {
+    http_stream_fn fn;
+    http_stream_free_fn free_fn;
+    void *ctx;
+    size_t *bytes; /* the request's byte counter, for the access log */
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_state *st = cls;
+    (void)pos;
+    long n = st->fn(st->ctx, buf, max);
+    if (n == -1)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return (ssize_t)n;
+}
+
+static void stream_done(void *cls)
+{
+    struct stream_state *st = cls;
+    if (st->free_fn != NULL)
+        st->free_fn(st->ctx);
+    free(st);
 }
 
 struct problem *http_respond_problem(struct http_response *res, int status, const char *slug, const char *fmt,
@@ -280,13 +330,32 @@ static enum MHD_Result send_response(struct req_ctx *rc)
         res->content_type = "application/problem+json";
     }
 
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(res->body_len, res->body, MHD_RESPMEM_MUST_FREE);
-    if (r == NULL)
-        return MHD_NO;
-    res->body = NULL; /* libmicrohttpd owns it now */
+    struct MHD_Response *r = NULL;
+    int streamed = 0;
+    if (res->stream != NULL && !res->is_problem) {
+        streamed = 1;
+        struct stream_state *st = malloc(sizeof(*st));
+        if (st == NULL)
+            return MHD_NO;
+        st->fn = res->stream;
+        st->free_fn = res->stream_free;
+        st->ctx = res->stream_ctx;
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_read, st, stream_done);
+        if (r == NULL) {
+            free(st);
+            return MHD_NO;
+        }
+        res->stream = NULL; /* libmicrohttpd owns the stream now */
+        res->stream_ctx = NULL;
+        res->stream_free = NULL;
+    } else {
+        r = MHD_create_response_from_buffer(res->body_len, res->body, MHD_RESPMEM_MUST_FREE);
+        if (r == NULL)
+            return MHD_NO;
+        res->body = NULL; /* libmicrohttpd owns it now */
+    }
 
-    if (res->content_type != NULL && res->body_len > 0)
+    if (res->content_type != NULL && (res->body_len > 0 || streamed))
         add_default(r, res, "Content-Type", res->content_type);
     MHD_add_response_header(r, "X-Request-ID", rc->request_id);
     /* Security headers (OWASP secure headers). The CSP forbids everything:
@@ -310,7 +379,7 @@ static enum MHD_Result send_response(struct req_ctx *rc)
         MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
 
     rc->status = res->status;
-    rc->bytes = res->body_len;
+    rc->bytes = streamed ? 0 : res->body_len; /* a stream's size is not known here */
     enum MHD_Result ret = MHD_queue_response(rc->req.conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
     if (ret == MHD_YES)

@@ -1,0 +1,88 @@
+/*
+ * common.c — small helpers shared by the API areas. See api.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/timeutil.h"
+#include "store/store.h"
+
+void api_store_failure(struct http_response *res, int rc)
+{
+    struct problem *p = http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+    store_problem_set(p, rc);
+    res->status = p->status;
+}
+
+json_t *api_time_json(int64_t ms)
+{
+    char buf[40];
+    return ms != 0 ? json_string(time_format_rfc3339_ms(ms, buf, sizeof(buf))) : json_null();
+}
+
+json_t *api_upload_status_json(const struct store_upload *u, const char *id_name)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, id_name, json_string(u->id));
+    json_object_set_new(o, "status", json_string(u->status));
+    json_object_set_new(o, "progress", json_real(u->progress));
+    json_object_set_new(o, "total_metrics", json_integer(u->total_metrics));
+    json_object_set_new(o, "processed_metrics", json_integer(u->processed_metrics));
+    json_object_set_new(o, "upload_source", json_string(u->source));
+    json_object_set_new(o, "created_at", api_time_json(u->created_at_ms));
+    json_object_set_new(o, "updated_at", api_time_json(u->updated_at_ms ? u->updated_at_ms : u->created_at_ms));
+    if (u->error[0] != '\0')
+        json_object_set_new(o, "error", json_string(u->error));
+    return o;
+}
+
+int api_page_params(struct http_request *req, struct http_response *res, size_t def, size_t *limit,
+                    struct store_cursor *after)
+{
+    const char *l = http_request_query(req, "limit");
+    const char *c = http_request_query(req, "cursor");
+    *limit = def;
+    memset(after, 0, sizeof(*after));
+    if (l != NULL) {
+        char *end = NULL;
+        long v = strtol(l, &end, 10);
+        if (end == l || *end != '\0' || v < 1 || v > STORE_PAGE_MAX) {
+            struct problem *p = http_respond_problem(res, 422, "validation-error", "Invalid pagination.");
+            problem_add_error(p, "/query/limit", "must be an integer from 1 to %d", STORE_PAGE_MAX);
+            return -1;
+        }
+        *limit = (size_t)v;
+    }
+    if (c != NULL && store_cursor_parse(c, after) != 0) {
+        struct problem *p = http_respond_problem(res, 422, "validation-error", "Invalid pagination.");
+        problem_add_error(p, "/query/cursor", "is not a cursor from a previous page");
+        return -1;
+    }
+    return 0;
+}
+
+void api_page_links(json_t *o, struct http_request *req, size_t n, size_t limit, const struct store_cursor *next,
+                    const char *extra_query)
+{
+    char cur[STORE_CURSOR_LEN] = "";
+    if (next->set)
+        store_cursor_format(next, cur);
+    json_t *pg = json_object();
+    json_object_set_new(pg, "page_size", json_integer((json_int_t)n));
+    json_object_set_new(pg, "has_next", json_boolean(next->set));
+    json_object_set_new(pg, "next_cursor", next->set ? json_string(cur) : json_null());
+    json_object_set_new(o, "pagination", pg);
+    json_t *links = json_object();
+    json_object_set_new(links, "self", json_string(req->path));
+    if (next->set) {
+        char nl[1024];
+        snprintf(nl, sizeof(nl), "%s?limit=%zu&cursor=%s%s%s", req->path, limit, cur,
+                 extra_query != NULL && *extra_query ? "&" : "", extra_query != NULL ? extra_query : "");
+        json_object_set_new(links, "next", json_string(nl));
+    } else {
+        json_object_set_new(links, "next", json_null());
+    }
+    json_object_set_new(o, "links", links);
+}

@@ -1,0 +1,810 @@
+/*
+ * health_data.c — /api/v1/health-data and /api/v1/healthkit (API.md "Health
+ * data" and "HealthKit"): uploads, status, listing, one upload, deletion and
+ * the streamed export.
+ *
+ * Every upload is validated completely before anything is written; then the
+ * upload row, its samples, the encrypted body and the processing message
+ * commit in one transaction (ingest/upload.c). Reads are scoped to the
+ * caller (an admin may read anyone's); someone else's record is a 404.
+ */
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "api/input.h"
+#include "auth/audit.h"
+#include "auth/guard.h"
+#include "core/buf.h"
+#include "core/timeutil.h"
+#include "core/uuid.h"
+#include "ingest/healthkit.h"
+#include "ingest/upload.h"
+#include "store/store.h"
+
+#define HK_MAX_SAMPLES 50000
+
+static const char *owner_scope(const struct http_request *req)
+{
+    const struct principal *p = access_principal(req);
+    return (p->perms & PERM_READ_ALL) ? NULL : p->user_id;
+}
+
+static int accept_and_count(struct http_request *req, struct http_response *res, struct upload_request *ur,
+                            struct upload_result *out)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    ur->body = req->body;
+    ur->body_len = req->body_len;
+    ur->content_type = "application/json";
+    ur->request_id = req->request_id;
+    ur->client_ip = req->client_ip;
+    int rc = upload_accept(ctx->store, ctx->ring, ur, out);
+    if (rc != 0) {
+        api_store_failure(res, rc < -100 ? STORE_EINTERNAL : rc);
+        return -1;
+    }
+    return 0;
+}
+
+static void h_upload(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    const struct principal *p = access_principal(req);
+    struct upload_samples samples = {0};
+    json_t *body = input_body_object(req, res);
+    if (body == NULL)
+        return;
+    struct input in;
+    input_init(&in, res);
+    const char *source = NULL, *sync = NULL;
+    int64_t client_ts = 0;
+    int rc = upload_parse_health_data(body, p->user_id, ctx->max_metrics, &in, res, &samples, &source, &sync,
+                                      &client_ts);
+    if (rc == -2 || input_done(&in) != 0)
+        goto done;
+    size_t nmetrics = json_array_size(json_object_get(body, "metrics"));
+    struct upload_request ur = {.user_id = p->user_id, .source = source, .sync_token = sync,
+                                .client_ts_ms = client_ts, .samples = &samples};
+    struct upload_result out;
+    if (accept_and_count(req, res, &ur, &out) != 0)
+        goto done;
+    json_t *o = json_object();
+    json_object_set_new(o, "processing_id", json_string(out.upload_id));
+    json_object_set_new(o, "status", json_string("received"));
+    json_object_set_new(o, "accepted_metrics", json_integer((json_int_t)nmetrics));
+    json_object_set_new(o, "rejected_metrics", json_integer(0));
+    json_object_set_new(o, "validation_errors", json_array());
+    json_object_set_new(o, "samples_stored", json_integer((json_int_t)out.stored));
+    json_object_set_new(o, "duplicates_skipped", json_integer((json_int_t)out.duplicates));
+    json_object_set_new(o, "message", json_string("Upload stored and queued for analysis."));
+    json_object_set_new(o, "timestamp", api_time_json(out.created_ms));
+    char loc[128];
+    snprintf(loc, sizeof(loc), "/api/v1/health-data/processing/%s", out.upload_id);
+    http_respond_json(res, 201, o);
+    http_response_header(res, "Location", loc);
+done:
+    upload_samples_free(&samples);
+    json_decref(body);
+}
+
+/* ---- native HealthKit ---------------------------------------------------- */
+
+/* A stable dedup key for a sample without a HealthKit uuid: a hash of what
+ * identifies it, so a retried sync maps to the same key. */
+static void content_key(char out[64], const char *identifier, int64_t start, int64_t end, double value,
+                        const char *source)
+{
+    char text[512];
+    unsigned char h[16];
+    snprintf(text, sizeof(text), "%s|%lld|%lld|%.17g|%s", identifier, (long long)start, (long long)end, value,
+             source != NULL ? source : "");
+    crypto_generichash(h, sizeof(h), (const unsigned char *)text, strlen(text), NULL, 0);
+    char hex[33];
+    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+    snprintf(out, 64, "h:%s", hex);
+}
+
+struct hk_ctx {
+    struct input *in;
+    struct upload_samples *out;
+    const char *user_id;
+    json_t *unsupported;
+};
+
+/* Common fields of a HealthKit sample; returns 0 when usable. */
+static int hk_common(struct hk_ctx *c, json_t *s, const char *ptr, int64_t *start, int64_t *end, int *offset,
+                     const char **uuid, const char **source, const char **device)
+{
+    char p[160];
+    int before = c->in->nerrors;
+    *uuid = input_string(c->in, s, ptr, "uuid", 0, 1, 63);
+    *source = input_string(c->in, s, ptr, "source_name", 0, 0, 127);
+    *device = input_string(c->in, s, ptr, "device", 0, 0, 127);
+    json_t *meta = json_object_get(s, "metadata");
+    if (meta != NULL && !json_is_object(meta) && !json_is_null(meta)) {
+        snprintf(p, sizeof(p), "%s/metadata", ptr);
+        input_error(c->in, p, "must be an object");
+    }
+    const char *sd = input_string(c->in, s, ptr, "start_date", 1, 1, 64);
+    const char *ed = input_string(c->in, s, ptr, "end_date", 1, 1, 64);
+    int eo = 0;
+    if (sd != NULL && time_parse_rfc3339(sd, start, offset) != 0) {
+        snprintf(p, sizeof(p), "%s/start_date", ptr);
+        input_error(c->in, p, "must be an RFC 3339 date-time with offset");
+    }
+    if (ed != NULL && time_parse_rfc3339(ed, end, &eo) != 0) {
+        snprintf(p, sizeof(p), "%s/end_date", ptr);
+        input_error(c->in, p, "must be an RFC 3339 date-time with offset");
+    }
+    if (c->in->nerrors == before && *end < *start) {
+        snprintf(p, sizeof(p), "%s/end_date", ptr);
+        input_error(c->in, p, "must not be before start_date");
+    }
+    return c->in->nerrors == before ? 0 : -1;
+}
+
+static void unsupported(struct hk_ctx *c, const char *ptr, const char *identifier, const char *why)
+{
+    if (json_array_size(c->unsupported) < 1000)
+        json_array_append_new(c->unsupported,
+                              json_pack("{s:s, s:s, s:s}", "pointer", ptr, "identifier", identifier, "reason", why));
+}
+
+static struct store_sample *hk_store(struct hk_ctx *c, const struct hk_mapped *m, int64_t start, int64_t end,
+                                     int offset, const char *uuid, const char *identifier, double raw,
+                                     const char *source, const char *device)
+{
+    struct store_sample *s = upload_samples_add(c->out);
+    if (s == NULL)
+        return NULL;
+    snprintf(s->user_id, sizeof(s->user_id), "%s", c->user_id);
+    snprintf(s->metric_type, sizeof(s->metric_type), "%s", m->metric_type);
+    snprintf(s->unit, sizeof(s->unit), "%s", m->unit);
+    snprintf(s->source, sizeof(s->source), "%s", source != NULL ? source : "healthkit");
+    snprintf(s->device, sizeof(s->device), "%s", device != NULL ? device : "");
+    if (uuid != NULL)
+        snprintf(s->hk_uuid, sizeof(s->hk_uuid), "%s", uuid);
+    else
+        content_key(s->hk_uuid, identifier, start, end, raw, source);
+    s->value = m->value;
+    s->start_ms = start;
+    s->end_ms = end;
+    /* The device's UTC offset matters to the analysis (local time); the
+     * category (sleep stage) rides along. */
+    json_t *pl = json_pack("{s:i}", "tz_offset_min", offset);
+    if (m->category != NULL)
+        json_object_set_new(pl, "category", json_string(m->category));
+    s->payload = json_dumps(pl, JSON_COMPACT);
+    json_decref(pl);
+    return s;
+}
+
+static void hk_quantity(struct hk_ctx *c, json_t *s, const char *ptr)
+{
+    static const char *const allowed[] = {"uuid", "identifier", "value", "unit", "start_date", "end_date",
+                                          "source_name", "device", "metadata", NULL};
+    if (!json_is_object(s)) {
+        input_error(c->in, ptr, "must be an object");
+        return;
+    }
+    input_only(c->in, s, ptr, allowed);
+    const char *id = input_string(c->in, s, ptr, "identifier", 1, 1, 128);
+    const char *unit = input_string(c->in, s, ptr, "unit", 1, 1, 64);
+    json_t *v = json_object_get(s, "value");
+    char p[160];
+    if (!json_is_number(v)) {
+        snprintf(p, sizeof(p), "%s/value", ptr);
+        input_error(c->in, p, "must be a number");
+    }
+    int64_t start = 0, end = 0;
+    int offset = 0;
+    const char *uuid, *source, *device;
+    if (hk_common(c, s, ptr, &start, &end, &offset, &uuid, &source, &device) != 0 || id == NULL || unit == NULL ||
+        !json_is_number(v))
+        return;
+    struct hk_mapped m;
+    char err[200];
+    if (hk_map_quantity(id, unit, json_number_value(v), &m, err, sizeof(err)) != 0) {
+        if (strncmp(err, "unknown HealthKit quantity type", 31) == 0) {
+            unsupported(c, ptr, id, err); /* reported, not stored, not fatal */
+            return;
+        }
+        snprintf(p, sizeof(p), "%s/%s", ptr, strstr(err, "value") != NULL ? "value" : "unit");
+        input_error(c->in, p, "%s", err);
+        return;
+    }
+    if (m.value < 0 && strcmp(m.metric_type, HK_T_BODY_TEMPERATURE) != 0) {
+        snprintf(p, sizeof(p), "%s/value", ptr);
+        input_error(c->in, p, "must not be negative");
+        return;
+    }
+    hk_store(c, &m, start, end, offset, uuid, id, json_number_value(v), source, device);
+}
+
+static void hk_category(struct hk_ctx *c, json_t *s, const char *ptr)
+{
+    static const char *const allowed[] = {"uuid", "identifier", "value", "start_date", "end_date",
+                                          "source_name", "device", "metadata", NULL};
+    if (!json_is_object(s)) {
+        input_error(c->in, ptr, "must be an object");
+        return;
+    }
+    input_only(c->in, s, ptr, allowed);
+    const char *id = input_string(c->in, s, ptr, "identifier", 1, 1, 128);
+    json_t *v = json_object_get(s, "value");
+    char vbuf[128] = "";
+    if (json_is_integer(v))
+        snprintf(vbuf, sizeof(vbuf), "%lld", (long long)json_integer_value(v));
+    else if (json_is_string(v))
+        snprintf(vbuf, sizeof(vbuf), "%.127s", json_string_value(v));
+    int64_t start = 0, end = 0;
+    int offset = 0;
+    const char *uuid, *source, *device;
+    if (hk_common(c, s, ptr, &start, &end, &offset, &uuid, &source, &device) != 0 || id == NULL)
+        return;
+    struct hk_mapped m;
+    char err[200], p[160];
+    if (hk_map_category(id, v != NULL ? vbuf : NULL, (double)(end - start) / 60000.0, &m, err, sizeof(err)) != 0) {
+        if (strncmp(err, "unknown HealthKit category type", 31) == 0) {
+            unsupported(c, ptr, id, err);
+            return;
+        }
+        snprintf(p, sizeof(p), "%s/value", ptr);
+        input_error(c->in, p, "%s", err);
+        return;
+    }
+    hk_store(c, &m, start, end, offset, uuid, id, m.value, source, device);
+}
+
+static void hk_workout(struct hk_ctx *c, json_t *s, const char *ptr)
+{
+    static const char *const allowed[] = {"uuid", "activity_type", "workout_activity_type", "start_date",
+                                          "end_date", "duration", "total_energy_burned", "total_distance",
+                                          "source_name", "device", "metadata", NULL};
+    if (!json_is_object(s)) {
+        input_error(c->in, ptr, "must be an object");
+        return;
+    }
+    input_only(c->in, s, ptr, allowed);
+    const char *act = input_string(c->in, s, ptr, "activity_type", 0, 1, 128);
+    if (act == NULL)
+        act = input_string(c->in, s, ptr, "workout_activity_type", 0, 1, 128);
+    int64_t start = 0, end = 0;
+    int offset = 0;
+    const char *uuid, *source, *device;
+    char p[160];
+    static const char *const nums[] = {"total_energy_burned", "total_distance", "duration"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(s, nums[i]);
+        if (v != NULL && !json_is_null(v) && (!json_is_number(v) || json_number_value(v) < 0)) {
+            snprintf(p, sizeof(p), "%s/%s", ptr, nums[i]);
+            input_error(c->in, p, "must be a non-negative number (kcal, km, minutes)");
+        }
+    }
+    if (hk_common(c, s, ptr, &start, &end, &offset, &uuid, &source, &device) != 0)
+        return;
+    struct hk_mapped m = {HK_T_WORKOUT, "min", (double)(end - start) / 60000.0, NULL};
+    struct store_sample *x = hk_store(c, &m, start, end, offset, uuid, "HKWorkout", m.value, source, device);
+    if (x == NULL)
+        return;
+    json_t *pl = json_pack("{s:i, s:s}", "tz_offset_min", offset, "activity_type", act != NULL ? act : "other");
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(s, nums[i]);
+        if (json_is_number(v))
+            json_object_set_new(pl, nums[i], json_real(json_number_value(v)));
+    }
+    free(x->payload);
+    x->payload = json_dumps(pl, JSON_COMPACT);
+    json_decref(pl);
+}
+
+static void hk_correlation(struct hk_ctx *c, json_t *s, const char *ptr)
+{
+    static const char *const allowed[] = {"uuid", "identifier", "start_date", "end_date", "objects",
+                                          "source_name", "device", "metadata", NULL};
+    if (!json_is_object(s)) {
+        input_error(c->in, ptr, "must be an object");
+        return;
+    }
+    input_only(c->in, s, ptr, allowed);
+    const char *id = input_string(c->in, s, ptr, "identifier", 1, 1, 128);
+    json_t *objs = json_object_get(s, "objects");
+    char p[160];
+    snprintf(p, sizeof(p), "%s/objects", ptr);
+    if (!json_is_array(objs) || json_array_size(objs) == 0 || json_array_size(objs) > 16) {
+        input_error(c->in, p, "must be an array of 1 to 16 quantity samples");
+        return;
+    }
+    if (id != NULL && strcmp(id, "HKCorrelationTypeIdentifierBloodPressure") != 0 &&
+        strcmp(id, "HKCorrelationTypeIdentifierFood") != 0) {
+        unsupported(c, ptr, id, "unknown HealthKit correlation type");
+        return;
+    }
+    /* Blood pressure arrives as a correlation of systolic and diastolic
+     * samples; each is stored as its own quantity sample. */
+    size_t i;
+    json_t *o;
+    json_array_foreach(objs, i, o) {
+        char q[200];
+        snprintf(q, sizeof(q), "%s/objects/%zu", ptr, i);
+        hk_quantity(c, o, q);
+    }
+}
+
+static void h_healthkit_upload(struct http_request *req, struct http_response *res)
+{
+    const struct principal *p = access_principal(req);
+    struct upload_samples samples = {0};
+    json_t *unsup = json_array();
+    json_t *body = input_body_object(req, res);
+    if (body == NULL)
+        goto done;
+    static const char *const allowed[] = {"user_id", "quantity_samples", "category_samples", "workouts",
+                                          "correlation_samples", "upload_metadata", "sync_token", NULL};
+    static const char *const lists[] = {"quantity_samples", "category_samples", "workouts", "correlation_samples"};
+    struct input in;
+    input_init(&in, res);
+    input_only(&in, body, "", allowed);
+    const char *uid = input_string(&in, body, "", "user_id", 1, 1, 64);
+    if (uid != NULL && strcasecmp(uid, p->user_id) != 0) {
+        http_respond_problem(res, 403, "authorization-denied", "user_id must be the authenticated caller.");
+        goto done;
+    }
+    const char *sync = input_string(&in, body, "", "sync_token", 0, 1, 255);
+    size_t counts[4] = {0}, total = 0;
+    for (int k = 0; k < 4; k++) {
+        json_t *arr = json_object_get(body, lists[k]);
+        char ptr[64];
+        snprintf(ptr, sizeof(ptr), "/%s", lists[k]);
+        if (arr != NULL && !json_is_null(arr) && !json_is_array(arr))
+            input_error(&in, ptr, "must be an array");
+        counts[k] = json_is_array(arr) ? json_array_size(arr) : 0;
+        total += counts[k];
+    }
+    if (total == 0)
+        input_error(&in, "", "must contain at least one sample");
+    if (total > HK_MAX_SAMPLES)
+        input_error(&in, "", "holds %zu samples; at most %d per upload", total, HK_MAX_SAMPLES);
+    if (input_done(&in) != 0)
+        goto done;
+    struct hk_ctx c = {&in, &samples, p->user_id, unsup};
+    void (*each[4])(struct hk_ctx *, json_t *, const char *) = {hk_quantity, hk_category, hk_workout,
+                                                                 hk_correlation};
+    for (int k = 0; k < 4; k++) {
+        json_t *arr = json_object_get(body, lists[k]);
+        for (size_t i = 0; i < counts[k]; i++) {
+            char ptr[96];
+            snprintf(ptr, sizeof(ptr), "/%s/%zu", lists[k], i);
+            each[k](&c, json_array_get(arr, i), ptr);
+        }
+    }
+    if (input_done(&in) != 0)
+        goto done;
+    struct upload_request ur = {.user_id = p->user_id, .source = "healthkit", .sync_token = sync,
+                                .client_ts_ms = time_now_ms(), .samples = &samples,
+                                .rejected = json_array_size(unsup)};
+    struct upload_result out;
+    if (accept_and_count(req, res, &ur, &out) != 0)
+        goto done;
+    json_t *o = json_object();
+    json_object_set_new(o, "upload_id", json_string(out.upload_id));
+    json_object_set_new(o, "status", json_string("queued"));
+    json_object_set_new(o, "queued_at", api_time_json(out.created_ms));
+    json_object_set_new(o, "samples_received",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "quantity_samples", (json_int_t)counts[0],
+                                  "category_samples", (json_int_t)counts[1], "workouts", (json_int_t)counts[2],
+                                  "correlation_samples", (json_int_t)counts[3], "total", (json_int_t)total));
+    json_object_set_new(o, "samples_stored", json_integer((json_int_t)out.stored));
+    json_object_set_new(o, "duplicates_skipped", json_integer((json_int_t)out.duplicates));
+    json_object_set(o, "unsupported", unsup);
+    char loc[128];
+    snprintf(loc, sizeof(loc), "/api/v1/healthkit/status/%s", out.upload_id);
+    http_respond_json(res, 202, o);
+    http_response_header(res, "Location", loc);
+done:
+    json_decref(unsup);
+    upload_samples_free(&samples);
+    json_decref(body);
+}
+
+/* ---- reads --------------------------------------------------------------- */
+
+static void status_of(struct http_request *req, struct http_response *res, const char *param, const char *id_name)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    const char *id = http_request_param(req, param);
+    struct store_tx *tx = NULL;
+    struct store_upload u;
+    if (id == NULL || !uuid_is_valid(id)) {
+        http_respond_problem(res, 404, "resource-not-found", "No such upload.");
+        return;
+    }
+    int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_upload_get(tx, id, owner_scope(req), &u);
+    store_tx_rollback(tx);
+    audit_record(ctx->store, NULL, req, NULL, "health_data.status", "upload", id, rc == 0 ? "success" : "not_found");
+    if (rc == STORE_ENOTFOUND) {
+        http_respond_problem(res, 404, "resource-not-found", "No such upload.");
+        return;
+    }
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return;
+    }
+    http_respond_json(res, 200, api_upload_status_json(&u, id_name));
+}
+
+static void h_processing(struct http_request *req, struct http_response *res)
+{
+    status_of(req, res, "processing_id", "processing_id");
+}
+
+static void h_healthkit_status(struct http_request *req, struct http_response *res)
+{
+    status_of(req, res, "upload_id", "upload_id");
+}
+
+static json_t *sample_json(const struct store_sample *s)
+{
+    json_t *o = json_object();
+    char id[32];
+    snprintf(id, sizeof(id), "%lld", (long long)s->id);
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "metric_type", json_string(s->metric_type));
+    json_object_set_new(o, "value", isfinite(s->value) ? json_real(s->value) : json_null());
+    if (isfinite(s->value2))
+        json_object_set_new(o, "value2", json_real(s->value2));
+    json_object_set_new(o, "unit", json_string(s->unit));
+    json_object_set_new(o, "start_date", api_time_json(s->start_ms));
+    json_object_set_new(o, "end_date", api_time_json(s->end_ms));
+    json_object_set_new(o, "source", json_string(s->source));
+    json_object_set_new(o, "device", json_string(s->device));
+    json_object_set_new(o, "upload_id", s->upload_id[0] ? json_string(s->upload_id) : json_null());
+    if (s->hk_uuid[0] != '\0' && strncmp(s->hk_uuid, "h:", 2) != 0)
+        json_object_set_new(o, "uuid", json_string(s->hk_uuid));
+    json_error_t je;
+    json_t *pl = s->payload != NULL ? json_loads(s->payload, 0, &je) : NULL;
+    if (pl != NULL)
+        json_object_set_new(o, "data", pl);
+    return o;
+}
+
+/* Filters of GET /health-data and /export into q; 422 on a bad one. */
+static int sample_filters(struct http_request *req, struct http_response *res, struct store_sample_query *q,
+                          char *extra, size_t extralen)
+{
+    memset(q, 0, sizeof(*q));
+    q->user_id = access_principal(req)->user_id;
+    q->start_ms = INT64_MIN;
+    q->end_ms = INT64_MAX;
+    q->metric_type = http_request_query(req, "data_type");
+    q->source = http_request_query(req, "source");
+    const char *sd = http_request_query(req, "start_date"), *ed = http_request_query(req, "end_date");
+    struct problem *p = NULL;
+    if (sd != NULL && time_parse_rfc3339(sd, &q->start_ms, NULL) != 0) {
+        p = http_respond_problem(res, 422, "validation-error", "Invalid filter.");
+        problem_add_error(p, "/query/start_date", "must be an RFC 3339 date-time with offset");
+    }
+    if (ed != NULL && time_parse_rfc3339(ed, &q->end_ms, NULL) != 0) {
+        if (p == NULL)
+            p = http_respond_problem(res, 422, "validation-error", "Invalid filter.");
+        problem_add_error(p, "/query/end_date", "must be an RFC 3339 date-time with offset");
+    }
+    if ((q->metric_type != NULL && strlen(q->metric_type) > 47) || (q->source != NULL && strlen(q->source) > 127)) {
+        if (p == NULL)
+            p = http_respond_problem(res, 422, "validation-error", "Invalid filter.");
+        problem_add_error(p, "/query", "data_type or source is too long");
+    }
+    if (p != NULL)
+        return -1;
+    /* Carry the filters into links.next (values are URL-safe as validated
+     * or are echoed back as given by the client). */
+    size_t o = 0;
+    const char *names[] = {"data_type", "source", "start_date", "end_date"};
+    for (int i = 0; i < 4 && extra != NULL; i++) {
+        const char *v = http_request_query(req, names[i]);
+        if (v == NULL)
+            continue;
+        int w = snprintf(extra + o, extralen - o, "%s%s=", o ? "&" : "", names[i]);
+        if (w < 0 || (size_t)w >= extralen - o)
+            break;
+        o += (size_t)w;
+        for (const char *c = v; *c && o + 4 < extralen; c++) {
+            if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+                *c == '_' || *c == '.' || *c == ':')
+                extra[o++] = *c;
+            else
+                o += (size_t)snprintf(extra + o, extralen - o, "%%%02X", (unsigned char)*c);
+        }
+        extra[o] = '\0';
+    }
+    return 0;
+}
+
+static void h_list(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    struct store_sample_query q;
+    char extra[512] = "";
+    size_t limit;
+    struct store_cursor after, next;
+    if (sample_filters(req, res, &q, extra, sizeof(extra)) != 0 || api_page_params(req, res, 100, &limit, &after) != 0)
+        return;
+    q.after = after;
+    q.limit = limit;
+    struct store_tx *tx = NULL;
+    struct store_sample *rows = NULL;
+    size_t n = 0;
+    int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_sample_list(tx, &q, &rows, &n, &next);
+    store_tx_rollback(tx);
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return;
+    }
+    audit_record(ctx->store, NULL, req, NULL, "health_data.read", "samples", "", "success");
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(items, sample_json(&rows[i]));
+    store_sample_list_free(rows, n);
+    json_t *o = json_object();
+    json_object_set_new(o, "data", items);
+    api_page_links(o, req, n, limit, &next, extra);
+    http_respond_json(res, 200, o);
+}
+
+static void h_get(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    const char *id = http_request_param(req, "id");
+    if (id == NULL || !uuid_is_valid(id)) {
+        http_respond_problem(res, 404, "resource-not-found", "No such upload.");
+        return;
+    }
+    struct store_tx *tx = NULL;
+    struct store_upload u;
+    struct store_sample *rows = NULL;
+    size_t n = 0;
+    struct store_cursor next;
+    int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_upload_get(tx, id, owner_scope(req), &u);
+    if (rc == 0) {
+        struct store_sample_query q;
+        memset(&q, 0, sizeof(q));
+        q.user_id = u.user_id;
+        q.upload_id = u.id;
+        q.start_ms = INT64_MIN;
+        q.end_ms = INT64_MAX;
+        q.ascending = 1;
+        q.limit = STORE_PAGE_MAX;
+        rc = store_sample_list(tx, &q, &rows, &n, &next);
+    }
+    store_tx_rollback(tx);
+    audit_record(ctx->store, NULL, req, NULL, "health_data.read", "upload", id, rc == 0 ? "success" : "not_found");
+    if (rc == STORE_ENOTFOUND) {
+        http_respond_problem(res, 404, "resource-not-found", "No such upload.");
+        return;
+    }
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return;
+    }
+    json_t *o = api_upload_status_json(&u, "processing_id");
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(items, sample_json(&rows[i]));
+    store_sample_list_free(rows, n);
+    json_object_set_new(o, "metrics", items);
+    json_object_set_new(o, "metrics_truncated", json_boolean(next.set));
+    http_respond_json(res, 200, o);
+}
+
+static void h_delete(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    const struct principal *p = access_principal(req);
+    const char *id = http_request_param(req, "id");
+    if (id == NULL || !uuid_is_valid(id)) {
+        http_respond_problem(res, 404, "resource-not-found", "No such upload.");
+        return;
+    }
+    struct store_tx *tx = NULL;
+    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_upload_delete(tx, id, p->user_id); /* only the owner deletes */
+    if (rc == 0)
+        rc = audit_record(ctx->store, tx, req, NULL, "health_data.delete", "upload", id, "success") == 0
+                 ? 0
+                 : STORE_EINTERNAL;
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    store_tx_rollback(tx);
+    if (rc == STORE_ENOTFOUND) {
+        http_respond_problem(res, 404, "resource-not-found", "No such upload.");
+        return;
+    }
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "processing_id", json_string(id));
+    json_object_set_new(o, "status", json_string("deleted"));
+    http_respond_json(res, 200, o);
+}
+
+/* ---- export: keyset pages of samples, streamed as NDJSON or CSV ------------ */
+
+struct export_state {
+    struct store *store;
+    struct store_sample_query q;
+    char user_id[STORE_ID_LEN];
+    char metric_type[48], source[128];
+    int csv, header_done, finished;
+    struct buf pending; /* rendered rows not yet handed out */
+    size_t off;
+};
+
+static void csv_field(struct buf *b, const char *s)
+{
+    /* RFC 4180: quote fields with separators, quotes or line breaks; a
+     * leading =,+,-,@ is prefixed with ' so spreadsheets do not run it. */
+    int quote = strpbrk(s, ",\"\r\n") != NULL;
+    if (quote)
+        buf_putc(b, '"');
+    if (*s == '=' || *s == '+' || *s == '-' || *s == '@')
+        buf_putc(b, '\'');
+    for (; *s; s++) {
+        if (*s == '"')
+            buf_putc(b, '"');
+        buf_putc(b, *s);
+    }
+    if (quote)
+        buf_putc(b, '"');
+}
+
+static int export_page(struct export_state *st)
+{
+    struct store_tx *tx = NULL;
+    struct store_sample *rows = NULL;
+    size_t n = 0;
+    struct store_cursor next;
+    st->q.limit = 500;
+    int rc = store_tx_begin(st->store, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_sample_list(tx, &st->q, &rows, &n, &next);
+    store_tx_rollback(tx);
+    if (rc != 0)
+        return -1;
+    buf_reset(&st->pending);
+    st->off = 0;
+    if (st->csv && !st->header_done) {
+        buf_puts(&st->pending, "id,metric_type,value,value2,unit,start_date,end_date,source,device,upload_id\r\n");
+        st->header_done = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct store_sample *s = &rows[i];
+        if (st->csv) {
+            char a[40], b[40];
+            buf_printf(&st->pending, "%lld,", (long long)s->id);
+            csv_field(&st->pending, s->metric_type);
+            if (isfinite(s->value))
+                buf_printf(&st->pending, ",%.17g,", s->value);
+            else
+                buf_puts(&st->pending, ",,");
+            if (isfinite(s->value2))
+                buf_printf(&st->pending, "%.17g", s->value2);
+            buf_putc(&st->pending, ',');
+            csv_field(&st->pending, s->unit);
+            buf_printf(&st->pending, ",%s,%s,", time_format_rfc3339_ms(s->start_ms, a, sizeof(a)),
+                       time_format_rfc3339_ms(s->end_ms, b, sizeof(b)));
+            csv_field(&st->pending, s->source);
+            buf_putc(&st->pending, ',');
+            csv_field(&st->pending, s->device);
+            buf_printf(&st->pending, ",%s\r\n", s->upload_id);
+        } else {
+            json_t *o = sample_json(s);
+            char *line = json_dumps(o, JSON_COMPACT);
+            json_decref(o);
+            if (line != NULL) {
+                buf_puts(&st->pending, line);
+                buf_putc(&st->pending, '\n');
+                free(line);
+            }
+        }
+    }
+    store_sample_list_free(rows, n);
+    if (st->pending.truncated)
+        return -1;
+    if (next.set)
+        st->q.after = next;
+    else
+        st->finished = 1;
+    return 0;
+}
+
+static long export_read(void *ctx, char *out, size_t max)
+{
+    struct export_state *st = ctx;
+    while (st->off >= st->pending.len) {
+        if (st->finished)
+            return -1;
+        if (export_page(st) != 0)
+            return -2; /* the connection is cut: a truncated export never looks complete */
+    }
+    size_t n = st->pending.len - st->off;
+    if (n > max)
+        n = max;
+    memcpy(out, st->pending.data + st->off, n);
+    st->off += n;
+    return (long)n;
+}
+
+static void export_free(void *ctx)
+{
+    struct export_state *st = ctx;
+    buf_free(&st->pending);
+    free(st);
+}
+
+static void h_export(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    struct store_sample_query q;
+    if (sample_filters(req, res, &q, NULL, 0) != 0)
+        return;
+    struct export_state *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+        return;
+    }
+    st->store = ctx->store;
+    st->q = q;
+    st->q.ascending = 1;
+    /* The query's strings live in the request; the stream outlives it. */
+    snprintf(st->user_id, sizeof(st->user_id), "%s", q.user_id);
+    st->q.user_id = st->user_id;
+    if (q.metric_type != NULL) {
+        snprintf(st->metric_type, sizeof(st->metric_type), "%s", q.metric_type);
+        st->q.metric_type = st->metric_type;
+    }
+    if (q.source != NULL) {
+        snprintf(st->source, sizeof(st->source), "%s", q.source);
+        st->q.source = st->source;
+    }
+    buf_init(&st->pending, 16u << 20);
+    const char *accept = http_request_header(req, "Accept");
+    st->csv = accept != NULL && strstr(accept, "text/csv") != NULL;
+    audit_record(ctx->store, NULL, req, NULL, "health_data.export", "samples", "", "success");
+    http_respond_stream(res, 200, st->csv ? "text/csv; charset=utf-8" : "application/x-ndjson", export_read, st,
+                        export_free);
+    http_response_header(res, "Content-Disposition",
+                         st->csv ? "attachment; filename=\"clarity-export.csv\""
+                                 : "attachment; filename=\"clarity-export.ndjson\"");
+}
+
+int api_health_data_register(struct router *r, struct api_ctx *ctx)
+{
+    const unsigned up = GUARD_AUTH | GUARD_RATE(GUARD_RATE_UPLOAD);
+    const unsigned rd = GUARD_AUTH | GUARD_RATE(GUARD_RATE_API);
+    int rc = 0;
+    rc |= router_add(r, HTTP_POST, "/api/v1/health-data/upload", h_upload, ctx, up);
+    rc |= router_add(r, HTTP_GET, "/api/v1/health-data/processing/{processing_id}", h_processing, ctx, rd);
+    rc |= router_add(r, HTTP_GET, "/api/v1/health-data", h_list, ctx, rd);
+    rc |= router_add(r, HTTP_GET, "/api/v1/health-data/export", h_export, ctx, rd);
+    rc |= router_add(r, HTTP_GET, "/api/v1/health-data/{id}", h_get, ctx, rd);
+    rc |= router_add(r, HTTP_DELETE, "/api/v1/health-data/{id}", h_delete, ctx, rd);
+    rc |= router_add(r, HTTP_POST, "/api/v1/healthkit/upload", h_healthkit_upload, ctx, up);
+    rc |= router_add(r, HTTP_GET, "/api/v1/healthkit/status/{upload_id}", h_healthkit_status, ctx, rd);
+    return rc != 0 ? -1 : 0;
+}
