@@ -10,6 +10,8 @@
  *
  * Allocation check: glibc's mallinfo2() is read before and after the timed
  * calls; any heap growth or change in allocated bytes is reported.
+ * Times are thread CPU time (targets are judged on it) with wall time beside
+ * it, since shared build machines are often loaded.
  * Run from the repository root with no arguments; prints one line per
  * measurement with the target it is compared against. Exit status 1 when a
  * target is missed or an allocation is seen.
@@ -29,12 +31,18 @@
 #define WEEK (7u * DAY)
 #define YEAR (365u * DAY)
 
-static double now_ms(void)
+static double clock_ms(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
+
+/* Wall time, and the CPU time of this thread: on a shared, loaded machine
+ * the wall time includes waiting for a CPU, which is not the code's cost.
+ * Targets are judged on CPU time; both are printed. */
+static double now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+static double cpu_ms(void) { return clock_ms(CLOCK_THREAD_CPUTIME_ID); }
 
 static uint32_t rng_next(uint32_t *s)
 {
@@ -70,7 +78,8 @@ static int cmp_double(const void *a, const void *b)
 }
 
 struct run {
-    double median_ms, min_ms;
+    double median_ms, min_ms;     /* wall */
+    double cpu_median_ms;         /* thread CPU time */
     long heap_delta;
 };
 
@@ -81,7 +90,7 @@ static int bench_analysis(size_t n, int reps, struct run *out)
     double *buf = NULL, *times = NULL;
     void *ws = NULL;
     buf = malloc(6 * n * sizeof(double));
-    times = malloc((size_t)reps * sizeof(double));
+    times = malloc(2 * (size_t)reps * sizeof(double));
     struct analysis_params p = analysis_params_default();
     size_t wsz = analysis_workspace_size(n, p.bin_min);
     ws = malloc(wsz);
@@ -95,16 +104,20 @@ static int bench_analysis(size_t n, int reps, struct run *out)
     if (analysis_report_run(&in, &p, ws, wsz, &r) != 0) /* warm-up */
         goto done;
     struct mallinfo2 before = mallinfo2();
+    double *cpu = times + reps;
     for (int k = 0; k < reps; k++) {
-        double t0 = now_ms();
+        double t0 = now_ms(), c0 = cpu_ms();
         if (analysis_report_run(&in, &p, ws, wsz, &r) != 0)
             goto done;
+        cpu[k] = cpu_ms() - c0;
         times[k] = now_ms() - t0;
     }
     struct mallinfo2 after = mallinfo2();
     qsort(times, (size_t)reps, sizeof(double), cmp_double);
+    qsort(cpu, (size_t)reps, sizeof(double), cmp_double);
     out->median_ms = times[reps / 2];
     out->min_ms = times[0];
+    out->cpu_median_ms = cpu[reps / 2];
     out->heap_delta = (long)(after.uordblks - before.uordblks) + (long)(after.hblkhd - before.hblkhd);
     /* keep the result observable so the work cannot be optimised away */
     if (r.n_nights == 0 && n >= WEEK)
@@ -139,12 +152,12 @@ static int bench_series(int reps, double *median_ms)
         smp[i].source = (uint16_t)((i / 60) % 5 == 4);
     }
     for (int k = 0; k < reps; k++) {
-        double a = now_ms();
+        double a = cpu_ms();
         for (int m = 0; m < 5; m++) /* HR, steps, HRV, RR, SpO2 */
             if (series_minutes_build(smp, n, t0 / 60000 + 60, n,
                                      m == 1 ? SERIES_AGG_SUM : SERIES_AGG_MEAN, ws, out, NULL) != 0)
                 goto done;
-        times[k] = now_ms() - a;
+        times[k] = cpu_ms() - a;
     }
     qsort(times, (size_t)reps, sizeof(double), cmp_double);
     *median_ms = times[reps / 2];
@@ -168,21 +181,24 @@ int main(void)
         return 1;
     }
     printf("analysis_bench: series build, 1 week x 5 metrics (10,080 samples each): "
-           "median %.3f ms (no target of its own)\n",
+           "CPU median %.3f ms (no target of its own)\n",
            series_ms);
-    printf("analysis_bench: full analysis, 1 week (10,080 min): median %.3f ms, best %.3f ms; "
-           "target <= 1 ms -> %s\n",
-           week.median_ms, week.min_ms, week.median_ms <= 1.0 ? "met" : "MISSED");
-    printf("analysis_bench: series build + analysis, 1 week: %.3f ms (informational: the 1 ms "
-           "target is for the analysis of minute data; %s 1 ms)\n",
-           series_ms + week.median_ms, series_ms + week.median_ms <= 1.0 ? "within" : "over");
-    printf("analysis_bench: full analysis, 1 year (525,600 min): median %.2f ms, best %.2f ms; "
-           "target <= 50 ms -> %s\n",
-           year.median_ms, year.min_ms, year.median_ms <= 50.0 ? "met" : "MISSED");
+    printf("analysis_bench: full analysis, 1 week (10,080 min): CPU median %.3f ms "
+           "(wall median %.3f, best %.3f); target <= 1 ms -> %s\n",
+           week.cpu_median_ms, week.median_ms, week.min_ms,
+           week.cpu_median_ms <= 1.0 ? "met" : "MISSED");
+    printf("analysis_bench: series build + analysis, 1 week: CPU %.3f ms (informational: the "
+           "1 ms target is for the analysis of minute data; %s 1 ms)\n",
+           series_ms + week.cpu_median_ms, series_ms + week.cpu_median_ms <= 1.0 ? "within" : "over");
+    printf("analysis_bench: full analysis, 1 year (525,600 min): CPU median %.2f ms "
+           "(wall median %.2f, best %.2f); target <= 50 ms -> %s\n",
+           year.cpu_median_ms, year.median_ms, year.min_ms,
+           year.cpu_median_ms <= 50.0 ? "met" : "MISSED");
     printf("analysis_bench: heap change during timed analyses: week %ld bytes, year %ld bytes; "
            "target 0 -> %s\n",
            week.heap_delta, year.heap_delta,
            (week.heap_delta == 0 && year.heap_delta == 0) ? "met" : "MISSED");
-    fail = week.median_ms > 1.0 || year.median_ms > 50.0 || week.heap_delta || year.heap_delta;
+    fail = week.cpu_median_ms > 1.0 || year.cpu_median_ms > 50.0 || week.heap_delta ||
+           year.heap_delta;
     return fail ? 1 : 0;
 }
