@@ -25,24 +25,11 @@
 #define REFRESH_TTL_REMEMBER_S (30 * 24 * 3600)
 #define REFRESH_BYTES 32
 
-static json_t *ts_json(int64_t ms)
-{
-    char buf[40];
-    return ms > 0 ? json_string(time_format_rfc3339_ms(ms, buf, sizeof(buf))) : json_null();
-}
-
 static void lower(char *s)
 {
     for (; *s; s++)
         if (*s >= 'A' && *s <= 'Z')
             *s = (char)(*s - 'A' + 'a');
-}
-
-static void store_failure(struct http_response *res, int rc)
-{
-    struct problem *p = http_respond_problem(res, 500, NULL, "The server could not complete the request.");
-    store_problem_set(p, rc);
-    res->status = p->status;
 }
 
 static json_t *profile_json(const struct store_user *u)
@@ -60,8 +47,8 @@ static json_t *profile_json(const struct store_user *u)
     json_object_set_new(o, "role", json_string(u->role));
     json_object_set_new(o, "permissions", perms);
     json_object_set_new(o, "status", json_string(u->status));
-    json_object_set_new(o, "last_login", ts_json(u->last_login_ms));
-    json_object_set_new(o, "created_at", ts_json(u->created_at_ms));
+    json_object_set_new(o, "last_login", api_time_json(u->last_login_ms));
+    json_object_set_new(o, "created_at", api_time_json(u->created_at_ms));
     return o;
 }
 
@@ -193,14 +180,14 @@ static void h_register(struct http_request *req, struct http_response *res)
         tx = NULL;
     }
     if (rc != 0) {
-        store_failure(res, rc);
+        api_store_failure(res, rc);
         goto done;
     }
     json_t *o = json_object();
     json_object_set_new(o, "user_id", json_string(u.id));
     json_object_set_new(o, "email", json_string(u.email));
     json_object_set_new(o, "status", json_string(u.status));
-    json_object_set_new(o, "created_at", ts_json(u.created_at_ms));
+    json_object_set_new(o, "created_at", api_time_json(u.created_at_ms));
     http_respond_json(res, 201, o);
 done:
     store_tx_rollback(tx);
@@ -255,7 +242,7 @@ static void h_login(struct http_request *req, struct http_response *res)
     if (rc == 0)
         rc = store_user_get_by_email(tx, email, &u);
     if (rc != 0 && rc != STORE_ENOTFOUND) {
-        store_failure(res, rc);
+        api_store_failure(res, rc);
         goto done;
     }
     int ok;
@@ -300,7 +287,7 @@ static void h_login(struct http_request *req, struct http_response *res)
     }
     if (rc != 0) {
         json_decref(tokens);
-        store_failure(res, rc);
+        api_store_failure(res, rc);
         goto done;
     }
     json_t *o = json_object();
@@ -346,7 +333,7 @@ static void h_refresh(struct http_request *req, struct http_response *res)
         goto done;
     }
     if (rc != 0) {
-        store_failure(res, rc);
+        api_store_failure(res, rc);
         goto done;
     }
     if (t.revoked_at_ms != 0) {
@@ -364,7 +351,7 @@ static void h_refresh(struct http_request *req, struct http_response *res)
     if (t.expires_at_ms <= now_ms || (rc = store_user_get(tx, t.user_id, &u)) != 0 ||
         strcmp(u.status, "active") != 0) {
         if (rc != 0 && rc != STORE_ENOTFOUND) {
-            store_failure(res, rc);
+            api_store_failure(res, rc);
             goto done;
         }
         http_respond_problem(res, 401, "authentication-required", "The refresh token is invalid.");
@@ -385,7 +372,7 @@ static void h_refresh(struct http_request *req, struct http_response *res)
     }
     if (rc != 0) {
         json_decref(tokens);
-        store_failure(res, rc);
+        api_store_failure(res, rc);
         goto done;
     }
     http_respond_json(res, 200, tokens);
@@ -422,7 +409,7 @@ static void h_logout(struct http_request *req, struct http_response *res)
         }
     }
     if (rc != 0 && rc != STORE_ENOTFOUND) {
-        store_failure(res, rc);
+        api_store_failure(res, rc);
         goto done;
     }
     /* The same answer for an unknown token: nothing to learn from logout. */
@@ -449,7 +436,7 @@ static void h_me(struct http_request *req, struct http_response *res)
         return;
     }
     if (rc != 0) {
-        store_failure(res, rc);
+        api_store_failure(res, rc);
         return;
     }
     http_respond_json(res, 200, profile_json(&u));
@@ -478,7 +465,7 @@ static void h_me_delete(struct http_request *req, struct http_response *res)
         return;
     }
     if (rc != 0) {
-        store_failure(res, rc);
+        api_store_failure(res, rc);
         return;
     }
     json_t *o = json_object();
@@ -487,37 +474,12 @@ static void h_me_delete(struct http_request *req, struct http_response *res)
     http_respond_json(res, 200, o);
 }
 
-/* Parse ?limit= and ?cursor=; answers 422 and returns -1 when invalid. */
-static int page_params(struct http_request *req, struct http_response *res, size_t *limit, struct store_cursor *after)
-{
-    const char *l = http_request_query(req, "limit");
-    const char *c = http_request_query(req, "cursor");
-    *limit = 50;
-    memset(after, 0, sizeof(*after));
-    if (l != NULL) {
-        char *end = NULL;
-        long v = strtol(l, &end, 10);
-        if (end == l || *end != '\0' || v < 1 || v > STORE_PAGE_MAX) {
-            struct problem *p = http_respond_problem(res, 422, "validation-error", "Invalid pagination.");
-            problem_add_error(p, "/query/limit", "must be an integer from 1 to %d", STORE_PAGE_MAX);
-            return -1;
-        }
-        *limit = (size_t)v;
-    }
-    if (c != NULL && store_cursor_parse(c, after) != 0) {
-        struct problem *p = http_respond_problem(res, 422, "validation-error", "Invalid pagination.");
-        problem_add_error(p, "/query/cursor", "is not a cursor from a previous page");
-        return -1;
-    }
-    return 0;
-}
-
 static void audit_page(struct http_request *req, struct http_response *res, const char *user_id)
 {
     struct api_ctx *ctx = req->route_ctx;
     size_t limit;
     struct store_cursor after, next;
-    if (page_params(req, res, &limit, &after) != 0)
+    if (api_page_params(req, res, 50, &limit, &after) != 0)
         return;
     struct store_tx *tx = NULL;
     struct store_audit *rows = NULL;
@@ -527,7 +489,7 @@ static void audit_page(struct http_request *req, struct http_response *res, cons
         rc = store_audit_list(tx, user_id, &after, limit, &rows, &n, &next);
     store_tx_rollback(tx);
     if (rc != 0) {
-        store_failure(res, rc);
+        api_store_failure(res, rc);
         return;
     }
     json_t *items = json_array();
@@ -541,32 +503,16 @@ static void audit_page(struct http_request *req, struct http_response *res, cons
         json_object_set_new(o, "outcome", json_string(rows[i].outcome));
         json_object_set_new(o, "request_id", json_string(rows[i].request_id));
         json_object_set_new(o, "ip", json_string(rows[i].ip));
-        json_object_set_new(o, "created_at", ts_json(rows[i].created_at_ms));
+        json_object_set_new(o, "created_at", api_time_json(rows[i].created_at_ms));
         json_array_append_new(items, o);
     }
     free(rows);
-    char cur[STORE_CURSOR_LEN] = "";
-    if (next.set)
-        store_cursor_format(&next, cur);
-    json_t *pg = json_object();
-    json_object_set_new(pg, "page_size", json_integer((json_int_t)n));
-    json_object_set_new(pg, "has_next", json_boolean(next.set));
-    json_object_set_new(pg, "next_cursor", next.set ? json_string(cur) : json_null());
-    json_t *links = json_object();
-    json_object_set_new(links, "self", json_string(req->path));
-    if (next.set) {
-        char nl[512];
-        snprintf(nl, sizeof(nl), "%s?limit=%zu&cursor=%s%s%s", req->path, limit, cur,
-                 user_id != NULL && strcmp(req->path, "/api/v1/audit") == 0 ? "&user_id=" : "",
-                 user_id != NULL && strcmp(req->path, "/api/v1/audit") == 0 ? user_id : "");
-        json_object_set_new(links, "next", json_string(nl));
-    } else {
-        json_object_set_new(links, "next", json_null());
-    }
     json_t *o = json_object();
     json_object_set_new(o, "data", items);
-    json_object_set_new(o, "pagination", pg);
-    json_object_set_new(o, "links", links);
+    char extra[64] = "";
+    if (strcmp(req->path, "/api/v1/audit") == 0)
+        snprintf(extra, sizeof(extra), "user_id=%.36s", user_id);
+    api_page_links(o, req, n, limit, &next, extra);
     http_respond_json(res, 200, o);
 }
 
