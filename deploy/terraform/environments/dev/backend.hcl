@@ -1,0 +1,2 @@
+bucket = "clarity-loop-dev-tfstate"
+prefix = "clarity/dev"

@@ -1,0 +1,2 @@
+bucket = "clarity-loop-prod-tfstate"
+prefix = "clarity/prod"

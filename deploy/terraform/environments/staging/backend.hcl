@@ -1,0 +1,2 @@
+bucket = "clarity-loop-staging-tfstate"
+prefix = "clarity/staging"

@@ -1,0 +1,152 @@
+# The Cloud Run service. Terraform owns its configuration; scripts/deploy.sh
+# owns which image runs and where traffic goes (see lifecycle below).
+
+locals {
+  plain_env = {
+    ENVIRONMENT              = var.environment
+    HOST                     = "0.0.0.0"
+    LOG_LEVEL                = var.log_level
+    CORS_ORIGINS             = jsonencode(var.cors_origins)
+    GOOGLE_CLOUD_PROJECT     = var.project_id
+    GOOGLE_CLOUD_REGION      = var.region
+    CLOUD_RUN_SERVICE        = var.service_name
+    FIREBASE_PROJECT_ID      = var.firebase_project_id
+    ACTIGRAPHY_MODEL_VERSION = var.actigraphy_model_version
+    SHUTDOWN_GRACE_SECONDS   = "8"
+  }
+}
+
+resource "google_cloud_run_v2_service" "api" {
+  name     = var.service_name
+  location = var.region
+  ingress  = "INGRESS_TRAFFIC_ALL"
+  labels   = local.labels
+
+  template {
+    service_account                  = google_service_account.run.email
+    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
+    max_instance_request_concurrency = var.concurrency
+    timeout                          = "300s"
+
+    scaling {
+      min_instance_count = var.min_instances
+      max_instance_count = var.max_instances
+    }
+
+    vpc_access {
+      egress = "PRIVATE_RANGES_ONLY"
+      network_interfaces {
+        network    = google_compute_network.main.id
+        subnetwork = google_compute_subnetwork.main.id
+      }
+    }
+
+    containers {
+      image = var.image
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = var.cpu
+          memory = var.memory
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = local.plain_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      # Secrets as files: NAME_FILE=/secrets/<secret id>/value.
+      dynamic "env" {
+        for_each = local.secrets
+        content {
+          name  = "${env.key}_FILE"
+          value = "/secrets/${env.value}/value"
+        }
+      }
+
+      dynamic "volume_mounts" {
+        for_each = local.secrets
+        content {
+          name       = volume_mounts.value
+          mount_path = "/secrets/${volume_mounts.value}"
+        }
+      }
+
+      # Readiness turns 503 while starting and draining; liveness only
+      # says that the process still serves.
+      startup_probe {
+        http_get {
+          path = "/readiness"
+        }
+        initial_delay_seconds = 0
+        period_seconds        = 2
+        timeout_seconds       = 2
+        failure_threshold     = 30
+      }
+
+      liveness_probe {
+        http_get {
+          path = "/liveness"
+        }
+        period_seconds    = 15
+        timeout_seconds   = 3
+        failure_threshold = 3
+      }
+    }
+
+    dynamic "volumes" {
+      for_each = local.secrets
+      content {
+        name = volumes.value
+        secret {
+          secret = google_secret_manager_secret.app[volumes.key].secret_id
+          items {
+            version = "latest"
+            path    = "value"
+          }
+        }
+      }
+    }
+  }
+
+  traffic {
+    type    = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
+    percent = 100
+  }
+
+  lifecycle {
+    # Deploys change the image, revision names, tags and traffic split.
+    ignore_changes = [
+      template[0].containers[0].image,
+      template[0].revision,
+      traffic,
+      client,
+      client_version,
+    ]
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_secret_manager_secret_iam_member.run,
+    google_secret_manager_secret_version.database_url,
+  ]
+}
+
+resource "google_cloud_run_v2_service_iam_member" "public" {
+  count = var.public ? 1 : 0
+
+  name     = google_cloud_run_v2_service.api.name
+  location = google_cloud_run_v2_service.api.location
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}

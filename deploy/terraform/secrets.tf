@@ -1,0 +1,43 @@
+# Secret Manager: the service reads each secret as a mounted file
+# (NAME_FILE, docs/configuration.md). Terraform creates the secrets and grants
+# access; values other than the database URL are added out of band:
+#
+#   gcloud secrets versions add clarity-jwt-private-key --data-file=key.pem
+
+locals {
+  # Clarity variable => Secret Manager secret id.
+  secrets = {
+    DATABASE_URL    = "clarity-database-url"
+    JWT_PRIVATE_KEY = "clarity-jwt-private-key"
+    ENCRYPTION_KEY  = "clarity-encryption-key"
+    GEMINI_API_KEY  = "clarity-gemini-api-key"
+  }
+}
+
+resource "google_secret_manager_secret" "app" {
+  for_each = local.secrets
+
+  secret_id = each.value
+  labels    = local.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_secret_manager_secret_iam_member" "run" {
+  for_each = local.secrets
+
+  secret_id = google_secret_manager_secret.app[each.key].id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.run.email}"
+}
+
+# The database URL is the one secret Terraform knows (it made the password).
+# The state therefore holds it: keep the state bucket private.
+resource "google_secret_manager_secret_version" "database_url" {
+  secret      = google_secret_manager_secret.app["DATABASE_URL"].id
+  secret_data = "postgres://${google_sql_user.clarity.name}:${random_password.db.result}@${google_sql_database_instance.main.private_ip_address}:5432/${google_sql_database.clarity.name}?sslmode=require"
+}

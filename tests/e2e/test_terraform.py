@@ -1,0 +1,218 @@
+"""Checks of deploy/terraform/ that need no Terraform binary: the layout that
+`terraform fmt` would leave, the per-environment sizes from the deployment
+guide, variables declared and set, the security properties the issue asks
+for, and agreement with the names scripts/deploy.sh uses. Where `terraform`
+is installed it also runs `terraform fmt -check` and `terraform validate`."""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+ROOT = os.environ.get("CLARITY_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+TF = os.path.join(ROOT, "deploy", "terraform")
+ENVS = {"dev": ("development", "1", "1Gi", 80, 10),
+        "staging": ("staging", "2", "2Gi", 100, 20),
+        "prod": ("production", "4", "4Gi", 200, 100)}
+
+ATTR = re.compile(r'^(\s*)([A-Za-z_][A-Za-z0-9_-]*)(\s*)=(\s*)(\S.*)?$')
+
+
+def files(*exts):
+    out = []
+    for d, _, names in os.walk(TF):
+        if ".terraform" in d:
+            continue
+        out += [os.path.join(d, n) for n in sorted(names) if n.endswith(exts)]
+    return sorted(out)
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def tf_source():
+    return "\n".join(read(p) for p in files(".tf"))
+
+
+def tfvars(short):
+    out = {}
+    for line in read(os.path.join(TF, "environments", short, "terraform.tfvars")).splitlines():
+        m = ATTR.match(line)
+        if m and not line.lstrip().startswith("#"):
+            out[m.group(2)] = m.group(5).strip()
+    return out
+
+
+class Layout(unittest.TestCase):
+    def test_fmt_style(self):
+        """The parts of `terraform fmt` that can be checked line by line:
+        two-space indentation, no tabs or trailing blanks, one final newline,
+        and `=` aligned across consecutive attributes of one block."""
+        problems = []
+        for path in files(".tf", ".tfvars", ".hcl"):
+            text = read(path)
+            rel = os.path.relpath(path, ROOT)
+            if not text.endswith("\n") or text.endswith("\n\n"):
+                problems.append("%s: must end with exactly one newline" % rel)
+            group = []
+            depth = 0
+            lines = text.split("\n")
+            for no, line in enumerate(lines + [""], 1):
+                if "\t" in line:
+                    problems.append("%s:%d: tab" % (rel, no))
+                if line != line.rstrip():
+                    problems.append("%s:%d: trailing blank" % (rel, no))
+                stripped = line.strip()
+                closing = stripped.startswith(("}", "]", ")"))
+                want = 2 * (depth - 1) if closing else 2 * depth
+                if stripped and (len(line) - len(line.lstrip())) != want:
+                    problems.append("%s:%d: indent %d, expected %d" %
+                                    (rel, no, len(line) - len(line.lstrip()), 2 * depth))
+                m = ATTR.match(line)
+                if m and m.group(1) == "  " * depth and not stripped.startswith("#") and \
+                        (not group or group[-1][2] == depth):
+                    group.append((no, m, depth))
+                elif m and m.group(1) == "  " * depth and not stripped.startswith("#"):
+                    check_group(rel, group, problems)
+                    group = [(no, m, depth)]
+                else:
+                    check_group(rel, group, problems)
+                    group = []
+                # hclwrite indents one level per line that opens brackets,
+                # however many it opens ("toset([" is one level).
+                net = count_open(stripped)
+                depth += (net > 0) - (net < 0)
+            check_group(rel, group, problems)
+        self.assertEqual(problems, [])
+
+    @unittest.skipUnless(shutil.which("terraform"), "terraform is not installed here")
+    def test_terraform_fmt_and_validate(self):
+        p = subprocess.run(["terraform", "fmt", "-check", "-recursive", TF], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        work = tempfile.mkdtemp(prefix="clarity-tf-")
+        try:
+            env = dict(os.environ, TF_DATA_DIR=work)
+            p = subprocess.run(["terraform", "-chdir=" + TF, "init", "-backend=false", "-input=false"],
+                               capture_output=True, text=True, env=env)
+            if p.returncode != 0:
+                self.skipTest("terraform init needs the provider registry: " + p.stderr[-300:])
+            p = subprocess.run(["terraform", "-chdir=" + TF, "validate"], capture_output=True, text=True, env=env)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def count_open(stripped):
+    """Net brackets opened on a line, outside strings and comments."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', stripped)
+    s = s.split("#", 1)[0]
+    return s.count("{") + s.count("[") + s.count("(") - s.count("}") - s.count("]") - s.count(")")
+
+
+def check_group(rel, group, problems):
+    if len(group) < 1:
+        return
+    width = max(len(m.group(2)) for _, m, _ in group)
+    for no, m, _ in group:
+        if len(m.group(2)) + len(m.group(3)) != width + 1 or m.group(4) not in (" ", ""):
+            problems.append("%s:%d: '=' of %s not aligned to column %d" % (rel, no, m.group(2), width + 1))
+
+
+class Environments(unittest.TestCase):
+    def test_guide_sizes(self):
+        for short, (env, cpu, mem, conc, maxi) in ENVS.items():
+            v = tfvars(short)
+            self.assertEqual(v["environment"], '"%s"' % env, short)
+            self.assertEqual(v["env_short"], '"%s"' % short)
+            self.assertEqual(v["cpu"], '"%s"' % cpu, short)
+            self.assertEqual(v["memory"], '"%s"' % mem, short)
+            self.assertEqual(int(v["concurrency"]), conc, short)
+            self.assertEqual(int(v["max_instances"]), maxi, short)
+            self.assertTrue(os.path.exists(os.path.join(TF, "environments", short, "backend.hcl")))
+
+    def test_variables_declared_and_set(self):
+        src = read(os.path.join(TF, "variables.tf"))
+        declared = dict()
+        for m in re.finditer(r'variable "([a-z_0-9]+)" \{(.*?)\n\}', src, re.S):
+            declared[m.group(1)] = "default" in m.group(2)
+        used = set(re.findall(r'\bvar\.([a-z_0-9]+)', tf_source()))
+        self.assertEqual(used - set(declared), set(), "used but not declared")
+        self.assertEqual(set(declared) - used, set(), "declared but unused")
+        required = {k for k, has_default in declared.items() if not has_default}
+        for short in ENVS:
+            v = tfvars(short)
+            self.assertEqual(set(v) - set(declared), set(), short)
+            self.assertEqual(required - set(v), set(), short)
+
+
+class Properties(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.src = tf_source()
+
+    def block(self, rtype, name):
+        m = re.search(r'resource "%s" "%s" \{\n(.*?)\n\}\n' % (rtype, name), self.src, re.S)
+        self.assertIsNotNone(m, "%s.%s missing" % (rtype, name))
+        return m.group(1)
+
+    def test_kms_rotation_and_cmek(self):
+        key = self.block("google_kms_crypto_key", "data")
+        self.assertRegex(key, r'rotation_period\s+= "7776000s"')  # 90 days
+        self.assertEqual(90 * 24 * 3600, 7776000)
+        self.assertIn("encryption_key_name = google_kms_crypto_key.data.id",
+                      self.block("google_sql_database_instance", "main"))
+        self.assertIn("default_kms_key_name = google_kms_crypto_key.data.id",
+                      self.block("google_storage_bucket", "backups"))
+
+    def test_database_private_with_backups(self):
+        db = self.block("google_sql_database_instance", "main")
+        self.assertIn('database_version    = "POSTGRES_15"', db)
+        self.assertRegex(db, r"ipv4_enabled\s+= false")
+        self.assertRegex(db, r"backup_configuration \{\n\s+enabled\s+= true")
+        self.assertRegex(db, r"point_in_time_recovery_enabled = true")
+
+    def test_bucket_versioned_and_private(self):
+        b = self.block("google_storage_bucket", "backups")
+        self.assertRegex(b, r"versioning \{\n\s+enabled = true")
+        self.assertIn('public_access_prevention    = "enforced"', b)
+
+    def test_cloud_run(self):
+        run = self.block("google_cloud_run_v2_service", "api")
+        for needle in ('"EXECUTION_ENVIRONMENT_GEN2"', "max_instance_request_concurrency = var.concurrency",
+                       "max_instance_count = var.max_instances", "container_port = 8080",
+                       "cpu    = var.cpu", "memory = var.memory", 'path = "/readiness"',
+                       'path = "/liveness"', "service_account                  = google_service_account.run.email"):
+            self.assertIn(needle, run)
+        for name in ("JWT_PRIVATE_KEY", "ENCRYPTION_KEY", "GEMINI_API_KEY", "DATABASE_URL"):
+            self.assertRegex(self.src, r"\b%s\s+= \"clarity-" % name)
+
+    def test_least_privilege(self):
+        roles = set(re.findall(r'"(roles/[A-Za-z.]+)"', self.src))
+        for broad in ("roles/owner", "roles/editor", "roles/storage.admin", "roles/cloudsql.admin",
+                      "roles/secretmanager.admin"):
+            self.assertNotIn(broad, roles)
+        self.assertNotRegex(self.src, r"google_project_iam_member[^}]*secretAccessor")
+
+    def test_names_agree_with_deploy_script(self):
+        lib = read(os.path.join(ROOT, "scripts", "deploy-lib.sh"))
+        deploy = read(os.path.join(ROOT, "scripts", "deploy.sh"))
+        self.assertIn('account_id   = "clarity-run"', self.src)
+        self.assertIn("clarity-run@$PROJECT.iam.gserviceaccount.com", lib)
+        self.assertIn('repository_id = "clarity"', self.src)
+        self.assertIn("$REGION-docker.pkg.dev/$PROJECT/clarity", lib)
+        self.assertIn('name                    = "clarity-${var.env_short}"', self.src)
+        self.assertIn("NETWORK=\"${VPC_NETWORK:-clarity-$short}\"", lib)
+        self.assertIn('DATABASE_URL    = "clarity-database-url"', self.src)
+        self.assertIn("DATABASE_URL=clarity-database-url:latest", deploy)
+        for short, env in (("dev", "clarity-backend-dev"), ("staging", "clarity-backend-staging"),
+                           ("prod", "clarity-backend")):
+            self.assertEqual(tfvars(short)["service_name"], '"%s"' % env)
+            self.assertIn("SERVICE_DEFAULT=%s " % env, lib)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
