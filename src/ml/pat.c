@@ -58,13 +58,15 @@ void pat_blas_threads_set(int n)
  * 3.5, with PAT's layout): sin and cos halves concatenated, not interleaved.
  *   w_i = exp(-2i ln(10000) / 96),  PE[p, i] = sin(p w_i),
  *   PE[p, 48 + i] = cos(p w_i),  i = 0..47.
- * Computed in float32 as TensorFlow does (the constant -ln(10000)/96 is
- * formed in double by Python and cast), so angles round the same way.
+ * Computed in float32 step by step as the authors' get_positional_embeddings
+ * does in TensorFlow (float32 log(10000), divided by 96, times 2i, exp, times
+ * p, sin/cos), so the angles round the same way; for p ~ 1000 that rounding
+ * is visible at 1e-5 and is part of the model.
  */
 void pat_pe_fill(float *pe, size_t n)
 {
     const size_t half = PAT_EMBED_DIM / 2;
-    const float c = (float)(-log(10000.0) / (double)PAT_EMBED_DIM);
+    const float c = -(logf(10000.0f) / (float)PAT_EMBED_DIM);
 
     for (size_t p = 0; p < n; p++) {
         for (size_t i = 0; i < half; i++) {

@@ -83,7 +83,9 @@ struct pat_model_info {
  * Load a Keras 2 (legacy HDF5) PAT encoder weights file. The layout, with an
  * optional "model_weights/" prefix, is
  *   dense/dense/{kernel:0 [S,96], bias:0 [96]}            (Dense patches) or
- *   conv1d/conv1d/{kernel:0 [3,1,96], bias:0 [96]}        (PAT-Conv)
+ *   conv1d.../.../{kernel:0 [3,1,96], bias:0 [96]}        (PAT-Conv: one
+ *       kernel under a top-level group named conv1d*, e.g. the authors'
+ *       TimeDistributed "conv1d_patch_embedding" or a plain "conv1d")
  *   encoder_layer_{i}_transformer/ (i = 1..L, consecutive)
  *     encoder_layer_{i}_attention/{query,key,value}/{kernel:0 [96,H,96],
  *                                                    bias:0 [H,96]}

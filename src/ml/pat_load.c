@@ -405,6 +405,27 @@ done:
     return rc;
 }
 
+struct conv_scan {
+    char kernel[PATH_MAX_LEN]; /* first match, relative to the weights root */
+    int n;
+};
+
+/* H5Lvisit callback: count ".../kernel:0" links under top-level conv1d*
+ * groups. */
+static herr_t conv_scan_cb(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    struct conv_scan *cs = data;
+    const char *slash = strrchr(name, '/');
+
+    (void)group;
+    (void)info;
+    if (!slash || strcmp(slash + 1, "kernel:0") != 0 || strncmp(name, "conv1d", 6) != 0)
+        return 0;
+    if (cs->n++ == 0)
+        snprintf(cs->kernel, sizeof cs->kernel, "%s", name);
+    return 0;
+}
+
 static void variant_name(struct pat_model *m)
 {
     const char *size = "custom";
@@ -479,23 +500,47 @@ int pat_model_load(const char *path, const struct pat_load_options *opt, struct 
         if (rc)
             goto fail;
     } else {
-        snprintf(rel, sizeof rel, "%sconv1d/conv1d/kernel:0", base);
-        if (!pat_hdf_exists(h.file, rel)) {
+        /* PAT-Conv: the authors wrap Conv1D in TimeDistributed, named
+         * "conv1d_patch_embedding", so the kernel sits one group deeper than
+         * a plain Conv1D's ("conv1d/conv1d/kernel:0"). Accept any top-level
+         * group named conv1d* holding exactly one kernel:0. */
+        struct conv_scan cs;
+        hid_t g = H5I_INVALID_HID;
+        herr_t vr = -1;
+
+        memset(&cs, 0, sizeof cs);
+        g = *base ? H5Gopen2(h.file, "model_weights", H5P_DEFAULT) : h.file;
+        if (g >= 0)
+            vr = H5Lvisit(g, H5_INDEX_NAME, H5_ITER_INC, conv_scan_cb, &cs);
+        if (*base && g >= 0)
+            H5Gclose(g);
+        if (vr < 0) {
+            snprintf(err, errlen, "%s: cannot walk the file (corrupt?)", path);
+            rc = PAT_ERR_FORMAT;
+            goto fail;
+        }
+        if (cs.n == 0) {
             snprintf(err, errlen,
-                     "%s: no patch embedding (neither %sdense/dense/kernel:0 nor %s): not a PAT "
-                     "encoder weights file",
-                     path, base, rel);
+                     "%s: no patch embedding (neither %sdense/dense/kernel:0 nor a conv1d* group "
+                     "with a kernel:0): not a PAT encoder weights file",
+                     path, base);
+            rc = PAT_ERR_FORMAT;
+            goto fail;
+        }
+        if (cs.n > 1) {
+            snprintf(err, errlen, "%s: %d conv1d* kernels (%s, ...): ambiguous patch embedding",
+                     path, cs.n, cs.kernel);
             rc = PAT_ERR_FORMAT;
             goto fail;
         }
         const hsize_t kd[3] = {3, 1, PAT_EMBED_DIM}, bd[1] = {PAT_EMBED_DIM};
+        size_t klen = strlen(cs.kernel) - strlen("kernel:0");
         m->conv = 1;
-        rc = read_new(h.file, base, "conv1d/conv1d/kernel:0", 3, kd, &m->patch_w, &m->n_params,
-                      err, errlen);
+        rc = read_new(h.file, base, cs.kernel, 3, kd, &m->patch_w, &m->n_params, err, errlen);
         if (rc)
             goto fail;
-        rc = read_new(h.file, base, "conv1d/conv1d/bias:0", 1, bd, &m->patch_b, &m->n_params,
-                      err, errlen);
+        snprintf(rel, sizeof rel, "%.*sbias:0", (int)klen, cs.kernel);
+        rc = read_new(h.file, base, rel, 1, bd, &m->patch_b, &m->n_params, err, errlen);
         if (rc)
             goto fail;
     }

@@ -43,7 +43,7 @@ struct ref_layer {
 };
 
 struct ref_model {
-    int conv;
+    int conv; /* 0 Dense; 1 Conv1D "conv1d"; 2 TimeDistributed "conv1d_patch_embedding" */
     size_t s, n, l, h;
     float *p_k, *p_b; /* Dense [S,96] or Conv [3,1,96]; [96] */
     struct ref_layer ly[PAT_MAX_LAYERS];
@@ -202,8 +202,15 @@ static inline int ref_model_write(const struct ref_model *m, const char *path, c
         return -1;
     if (m->conv) {
         const hsize_t kd[3] = {3, 1, D}, bd[1] = {D};
-        rc |= ref_put(f, prefix, "conv1d/conv1d/kernel:0", 3, kd, m->p_k, mu);
-        rc |= ref_put(f, prefix, "conv1d/conv1d/bias:0", 1, bd, m->p_b, mu);
+        /* conv 1: a plain Conv1D layer; conv 2: the authors'
+         * TimeDistributed(Conv1D) named conv1d_patch_embedding. */
+        const char *g = m->conv == 2 ? "conv1d_patch_embedding/conv1d_patch_embedding/conv1d"
+                                     : "conv1d/conv1d";
+        char kp[128], bp[128];
+        snprintf(kp, sizeof kp, "%s/kernel:0", g);
+        snprintf(bp, sizeof bp, "%s/bias:0", g);
+        rc |= ref_put(f, prefix, kp, 3, kd, m->p_k, mu);
+        rc |= ref_put(f, prefix, bp, 1, bd, m->p_b, mu);
     } else {
         const hsize_t kd[2] = {m->s, D}, bd[1] = {D};
         rc |= ref_put(f, prefix, "dense/dense/kernel:0", 2, kd, m->p_k, mu);
@@ -364,10 +371,11 @@ REF_HOT static inline void ref_forward(const struct ref_model *m, const float *i
             x[p * REF_D + f] = acc;
         }
     }
-    /* Positional embedding: angles formed in float32 as TensorFlow does
-     * (that rounding is part of the model), sin/cos in double. */
+    /* Positional embedding: angles formed in float32 as the authors'
+     * TensorFlow code does (that rounding is part of the model), sin/cos in
+     * double. */
     {
-        const float c = (float)(-log(10000.0) / 96.0);
+        const float c = -(logf(10000.0f) / 96.0f);
         for (size_t p = 0; p < n; p++)
             for (int i = 0; i < REF_D / 2; i++) {
                 float w = expf((float)(2 * i) * c), ang = (float)p * w;

@@ -121,6 +121,14 @@ static void test_pat_conv_s_matches_reference(void **state)
     check_against_reference(1, 18, 1, 6, 3003, kinds, 3, 0, "", "PAT-Conv-S");
 }
 
+static void test_pat_conv_time_distributed_layout(void **state)
+{
+    static const int kinds[] = {1};
+    (void)state;
+    /* The authors' layout, under a full-model save's model_weights/. */
+    check_against_reference(2, 18, 2, 12, 3103, kinds, 1, 0, "model_weights/", "PAT-Conv-M");
+}
+
 static void test_model_weights_prefix(void **state)
 {
     static const int kinds[] = {1};
@@ -651,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_pat_s_matches_reference),
         cmocka_unit_test(test_pat_m_matches_reference),
         cmocka_unit_test(test_pat_conv_s_matches_reference),
+        cmocka_unit_test(test_pat_conv_time_distributed_layout),
         cmocka_unit_test(test_model_weights_prefix),
         cmocka_unit_test(test_custom_shape_is_named_custom),
         cmocka_unit_test(test_info_and_checksum),
