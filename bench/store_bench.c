@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +48,78 @@ static const char user_id[] = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
 static const char upload_id[] = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c";
 
 static double secs_since(uint64_t t0) { return (double)(time_mono_ns() - t0) / 1e9; }
+
+/* CPU seconds used by this process so far (all threads). */
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU seconds used so far by every PostgreSQL client backend of the local
+ * server (from /proc; the server runs on this machine). 0 when unknown. */
+static double pg_server_cpu(const char *url)
+{
+    if (url == NULL)
+        return 0;
+    PGconn *c = PQconnectdb(url);
+    double total = 0;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE backend_type ="
+                                " 'client backend' AND pid <> pg_backend_pid()");
+        for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+            char path[64], buf[1024];
+            snprintf(path, sizeof(path), "/proc/%s/stat", PQgetvalue(r, i, 0));
+            FILE *f = fopen(path, "r");
+            if (f == NULL)
+                continue;
+            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+            fclose(f);
+            buf[n] = '\0';
+            /* Fields after the parenthesised command: state is field 3,
+             * utime and stime are fields 14 and 15 (proc(5)). */
+            char *p = strrchr(buf, ')');
+            unsigned long ut = 0, stt = 0;
+            if (p != NULL &&
+                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stt) == 2)
+                total += (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
+        }
+        PQclear(r);
+    }
+    PQfinish(c);
+    return total;
+}
+
+/* Wall-clock rate and CPU-bound rate (items per CPU-second of client and,
+ * for PostgreSQL, server) of one phase. */
+struct rate {
+    double wall, cpu;
+};
+
+static const char *cur_pg_url; /* set while measuring PostgreSQL */
+
+struct meter {
+    uint64_t t0;
+    double c0, s0;
+};
+
+static void meter_start(struct meter *m)
+{
+    m->s0 = pg_server_cpu(cur_pg_url);
+    m->c0 = self_cpu();
+    m->t0 = time_mono_ns();
+}
+
+static struct rate meter_stop(const struct meter *m, double items)
+{
+    double wall = secs_since(m->t0);
+    double cpu = self_cpu() - m->c0;
+    cpu += pg_server_cpu(cur_pg_url) - m->s0;
+    struct rate r = {items / wall, cpu > 0 ? items / cpu : 0};
+    return r;
+}
 
 static void die(const char *what, const char *detail)
 {
@@ -107,10 +180,11 @@ static void fill(struct store_sample *x, int i, int run)
 }
 
 /* Samples through the repository, 1,000-row transactions. */
-static double bench_repo(struct store *st, int run)
+static struct rate bench_repo(struct store *st, int run)
 {
     struct store_sample *v = calloc(TX_ROWS, sizeof(*v));
-    uint64_t t0 = time_mono_ns();
+    struct meter m;
+    meter_start(&m);
     for (int b = 0; b < ROWS / TX_ROWS; b++) {
         for (int i = 0; i < TX_ROWS; i++)
             fill(&v[i], b * TX_ROWS + i, run);
@@ -121,9 +195,9 @@ static double bench_repo(struct store *st, int run)
             ins != TX_ROWS)
             die("repository insert", "failed");
     }
-    double s = secs_since(t0);
+    struct rate r = meter_stop(&m, ROWS);
     free(v);
-    return ROWS / s;
+    return r;
 }
 
 static const char raw_insert[] =
@@ -132,7 +206,7 @@ static const char raw_insert[] =
     " processing_version, created_at) VALUES (%s)";
 
 /* SQLite floor: the same rows, one cached prepared statement, sqlite3 API. */
-static double floor_sqlite(const char *path, int run)
+static struct rate floor_sqlite(const char *path, int run)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
@@ -146,7 +220,8 @@ static double floor_sqlite(const char *path, int run)
         die("sqlite floor", sqlite3_errmsg(db));
     struct store_sample x;
     int64_t now = time_now_ms();
-    uint64_t t0 = time_mono_ns();
+    struct meter m;
+    meter_start(&m);
     for (int b = 0; b < ROWS / TX_ROWS; b++) {
         sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         for (int i = 0; i < TX_ROWS; i++) {
@@ -174,10 +249,10 @@ static double floor_sqlite(const char *path, int run)
         if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
             die("sqlite floor commit", sqlite3_errmsg(db));
     }
-    double secs = secs_since(t0);
+    struct rate r = meter_stop(&m, ROWS);
     sqlite3_finalize(s);
     sqlite3_close(db);
-    return ROWS / secs;
+    return r;
 }
 
 static void pg_ok(PGconn *c, PGresult *r, const char *what)
@@ -190,7 +265,7 @@ static void pg_ok(PGconn *c, PGresult *r, const char *what)
 
 /* PostgreSQL floors: rows_per_stmt 1 is one round trip per row (plain
  * prepared inserts); 250 is the multi-row statement the repository uses. */
-static double floor_pg(const char *url, int rows_per_stmt, int run)
+static struct rate floor_pg(const char *url, int rows_per_stmt, int run)
 {
     PGconn *c = PQconnectdb(url);
     if (PQstatus(c) != CONNECTION_OK)
@@ -215,7 +290,8 @@ static double floor_pg(const char *url, int rows_per_stmt, int run)
     struct store_sample x;
     char now[24];
     snprintf(now, sizeof(now), "%" PRId64, time_now_ms());
-    uint64_t t0 = time_mono_ns();
+    struct meter m;
+    meter_start(&m);
     for (int b = 0; b < ROWS / TX_ROWS; b++) {
         pg_ok(c, PQexec(c, "BEGIN"), "begin");
         for (int i = 0; i < TX_ROWS; i += rows_per_stmt) {
@@ -249,7 +325,7 @@ static double floor_pg(const char *url, int rows_per_stmt, int run)
         }
         pg_ok(c, PQexec(c, "COMMIT"), "commit");
     }
-    double secs = secs_since(t0);
+    struct rate rt = meter_stop(&m, ROWS);
     pg_ok(c, PQexec(c, "TRUNCATE health_samples"), "truncate");
     free(vals);
     free(sql);
@@ -257,7 +333,7 @@ static double floor_pg(const char *url, int rows_per_stmt, int run)
     free(num);
     free(uu);
     PQfinish(c);
-    return ROWS / secs;
+    return rt;
 }
 
 /* ---- queue ------------------------------------------------------------------ */
@@ -310,11 +386,11 @@ static void *consumer(void *arg)
         struct store_tx *tx = NULL;
         if (store_tx_begin(q->st, STORE_TX_WRITE, &tx) != 0)
             die("ack", "begin");
-        for (size_t i = 0; i < n; i++) {
-            if (store_queue_ack(tx, &m[i]) != 0)
-                die("ack", store_tx_errmsg(tx));
+        size_t acked = 0;
+        if (store_queue_ack_batch(tx, m, n, &acked) != 0 || acked != n)
+            die("ack", store_tx_errmsg(tx));
+        for (size_t i = 0; i < n; i++)
             store_msg_clear(&m[i]);
-        }
         if (store_tx_commit(tx) != 0)
             die("ack", "commit");
         pthread_mutex_lock(&q->mu);
@@ -323,21 +399,22 @@ static void *consumer(void *arg)
     }
 }
 
-static double bench_queue(struct store *st)
+static struct rate bench_queue(struct store *st)
 {
     struct qctx q = {.st = st};
     pthread_mutex_init(&q.mu, NULL);
     pthread_t p, c[2];
-    uint64_t t0 = time_mono_ns();
+    struct meter m;
+    meter_start(&m);
     pthread_create(&p, NULL, producer, &q);
     pthread_create(&c[0], NULL, consumer, &q);
     pthread_create(&c[1], NULL, consumer, &q);
     pthread_join(p, NULL);
     pthread_join(c[0], NULL);
     pthread_join(c[1], NULL);
-    double s = secs_since(t0);
+    struct rate r = meter_stop(&m, q.acked);
     pthread_mutex_destroy(&q.mu);
-    return q.acked / s;
+    return r;
 }
 
 struct wctx {
@@ -403,17 +480,35 @@ static void bench_wake(struct store *st, double *p50, double *p99)
 
 static const char *verdict(int ok) { return ok ? "PASS" : "MISS"; }
 
+static void loadavg(char *out, size_t n)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    out[0] = '\0';
+    if (f != NULL) {
+        if (fgets(out, (int)n, f) == NULL)
+            out[0] = '\0';
+        fclose(f);
+    }
+    out[strcspn(out, "\n")] = '\0';
+}
+
 static int run_backend(const char *url, int pg)
 {
     int misses = 0;
     const char *name = pg ? "postgres" : "sqlite";
     double target_rows = pg ? 150000 : 300000, target_q = pg ? 10000 : 5000;
+    char la[128];
+    loadavg(la, sizeof(la));
     printf("\n== %s (%s) ==\n", name,
            pg ? "PostgreSQL 15, local, default durable settings"
               : "WAL, synchronous=FULL, foreign keys on");
+    printf("machine: %ld CPUs, load average %s at start; wall = rows per second of elapsed "
+           "time, cpu = rows per CPU-second of %s\n",
+           sysconf(_SC_NPROCESSORS_ONLN), la, pg ? "client + server backends" : "this process");
+    cur_pg_url = pg ? url : NULL;
 
     struct store *st = open_fresh(url, 8);
-    double repo, floor1, floor2 = 0;
+    struct rate repo, floor1, floor2 = {0, 0};
     if (pg) {
         floor1 = floor_pg(url, 1, 1);
         floor2 = floor_pg(url, 250, 2);
@@ -423,11 +518,9 @@ static int run_backend(const char *url, int pg)
         char floor_path[512];
         snprintf(floor_path, sizeof(floor_path), "%s.floor", url + 7);
         unlink(floor_path);
-        struct store *fst = NULL;
         char furl[600];
         snprintf(furl, sizeof(furl), "sqlite:%s", floor_path);
-        fst = open_fresh(furl, 1);
-        store_close(fst);
+        store_close(open_fresh(furl, 1));
         floor1 = floor_sqlite(floor_path, 1);
         unlink(floor_path);
         char p2[600];
@@ -436,28 +529,32 @@ static int run_backend(const char *url, int pg)
         snprintf(p2, sizeof(p2), "%s-shm", floor_path);
         unlink(p2);
     }
-    double best_floor = floor2 > floor1 ? floor2 : floor1;
-    int ok_rows = repo >= target_rows, ok_ratio = repo >= 0.7 * best_floor;
+    struct rate best = floor2.wall > floor1.wall ? floor2 : floor1;
+    int ok_rows = repo.wall >= target_rows, ok_ratio = repo.wall >= 0.7 * best.wall;
     misses += !ok_rows + !ok_ratio;
     printf("samples, %d rows in %d-row transactions, dedup index on (user_id, hk_uuid):\n", ROWS,
            TX_ROWS);
-    printf("  repository (store_sample_insert_batch) %10.0f rows/s  target >= %.0f  %s\n", repo,
-           target_rows, verdict(ok_rows));
+    printf("  repository (store_sample_insert_batch)  wall %8.0f  cpu %8.0f rows/s  target >= %.0f  %s\n",
+           repo.wall, repo.cpu, target_rows, verdict(ok_rows));
     if (pg) {
-        printf("  floor: raw prepared insert, 1 row/round trip %10.0f rows/s\n", floor1);
-        printf("  floor: raw prepared insert, 250 rows/stmt    %10.0f rows/s\n", floor2);
+        printf("  floor: raw prepared insert, 1 row/trip   wall %8.0f  cpu %8.0f rows/s\n",
+               floor1.wall, floor1.cpu);
+        printf("  floor: raw prepared insert, 250 rows/stmt wall %7.0f  cpu %8.0f rows/s\n",
+               floor2.wall, floor2.cpu);
     } else {
-        printf("  floor: raw sqlite3 prepared insert   %10.0f rows/s\n", floor1);
+        printf("  floor: raw sqlite3 prepared insert      wall %8.0f  cpu %8.0f rows/s\n",
+               floor1.wall, floor1.cpu);
     }
-    printf("  repository / best floor = %.2f  target >= 0.70  %s\n", repo / best_floor,
-           verdict(ok_ratio));
+    printf("  repository / best floor = %.2f (wall), %.2f (cpu)  target >= 0.70  %s\n",
+           repo.wall / best.wall, best.cpu > 0 ? repo.cpu / best.cpu : 0, verdict(ok_ratio));
 
-    double q = bench_queue(st);
-    int ok_q = q >= target_q;
+    struct rate q = bench_queue(st);
+    int ok_q = q.wall >= target_q;
     misses += !ok_q;
     printf("queue, %d messages, 1 producer (100/tx) + 2 consumers (lease 64, ack in one tx):\n",
            QUEUE_MSGS);
-    printf("  publish+lease+ack %10.0f msg/s  target >= %.0f  %s\n", q, target_q, verdict(ok_q));
+    printf("  publish+lease+ack  wall %8.0f  cpu %8.0f msg/s  target >= %.0f  %s\n", q.wall, q.cpu,
+           target_q, verdict(ok_q));
 
     double p50 = 0, p99 = 0;
     bench_wake(st, &p50, &p99);
@@ -471,7 +568,10 @@ static int run_backend(const char *url, int pg)
                "processes poll)\n",
                WAKE_SAMPLES, p50, p99);
     }
+    loadavg(la, sizeof(la));
+    printf("load average at end: %s\n", la);
     store_close(st);
+    cur_pg_url = NULL;
     return misses;
 }
 

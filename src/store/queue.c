@@ -242,6 +242,57 @@ int store_queue_ack(struct store_tx *tx, const struct store_msg *m)
     return rc;
 }
 
+int store_queue_ack_batch(struct store_tx *tx, const struct store_msg *msgs, size_t n,
+                          size_t *acked)
+{
+    /* The ids travel as one parameter: a JSON array for SQLite's json_each
+     * (built in since 3.38), an array literal for PostgreSQL. */
+    static const char lite[] =
+        "UPDATE queue_messages SET state = 1, acked_at = ?3 WHERE state = 0 AND lease_token = ?1"
+        " AND id IN (SELECT value FROM json_each(?2))";
+    static const char pg[] =
+        "UPDATE queue_messages SET state = 1, acked_at = ?3 WHERE state = 0 AND lease_token = ?1"
+        " AND id = ANY (CAST(?2 AS BIGINT[]))";
+    int pgsql = tx->st->backend == DB_POSTGRES;
+    int64_t total = 0;
+    char *ids = malloc(n * 21 + 3);
+    unsigned char *done = calloc(n ? n : 1, 1);
+    int rc = 0;
+    if (ids == NULL || done == NULL) {
+        rc = STORE_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (done[i])
+            continue;
+        size_t o = 0;
+        ids[o++] = pgsql ? '{' : '[';
+        for (size_t j = i; j < n; j++) {
+            if (done[j] || strcmp(msgs[j].lease_token, msgs[i].lease_token) != 0)
+                continue;
+            done[j] = 1;
+            o += (size_t)snprintf(ids + o, 22, "%s%" PRId64, o > 1 ? "," : "", msgs[j].id);
+        }
+        ids[o++] = pgsql ? '}' : ']';
+        ids[o] = '\0';
+        struct db_stmt *s = NULL;
+        int64_t k = 0;
+        if ((rc = store_tx_stmt(tx, pgsql ? pg : lite, &s)) != 0)
+            break;
+        db_bind_text(s, 1, msgs[i].lease_token);
+        db_bind_text(s, 2, ids);
+        db_bind_int64(s, 3, store_now_ms());
+        if ((rc = store_tx_run(tx, s, &k)) == 0)
+            total += k;
+    }
+out:
+    free(ids);
+    free(done);
+    if (rc == 0 && acked != NULL)
+        *acked = (size_t)total;
+    return rc;
+}
+
 int store_queue_ack_now(struct store *st, const struct store_msg *m)
 {
     struct store_tx *tx = NULL;

@@ -69,6 +69,14 @@ int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, str
 /* Acknowledge inside tx (so that a job's results and its ack commit
  * together). STORE_ECONFLICT when the lease was lost. */
 int store_queue_ack(struct store_tx *tx, const struct store_msg *m);
+/*
+ * Acknowledge a batch (typically what one store_queue_lease returned) with
+ * one statement per distinct lease token instead of one per message.
+ * *acked receives how many were still held and are now acknowledged; the
+ * others had lost their lease (compare with n).
+ */
+int store_queue_ack_batch(struct store_tx *tx, const struct store_msg *msgs, size_t n,
+                          size_t *acked);
 /* Give the message back with an error: visible again after backoff, or to
  * the dead-letter topic when attempts are exhausted. */
 int store_queue_nack(struct store_tx *tx, const struct store_msg *m, const char *error);
