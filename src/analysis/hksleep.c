@@ -57,15 +57,12 @@ static struct metric pct(size_t part, const struct metric *tst)
     return metric_value_ok(100.0 * (double)part / tst->value, tst->n);
 }
 
-int hksleep_night_compute(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min,
-                          size_t n_minutes, void *workspace, struct hksleep_night *out)
+/* Rasterise the intervals onto the window (rules in hksleep.h): in-bed flags,
+ * the preferred labelling source and its most specific label per minute.
+ * Returns whether any source recorded inBed. */
+static int rasterise(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min,
+                     size_t n_minutes, uint16_t *best, uint8_t *label, uint8_t *inbed)
 {
-    if (!out || !workspace || (n_iv && !iv) || n_minutes == 0 || n_minutes > SERIES_MAX_MINUTES)
-        return -1;
-    uint16_t *best = workspace;
-    uint8_t *label = (uint8_t *)(best + n_minutes);
-    uint8_t *inbed = label + n_minutes;
-    uint8_t *state = inbed + n_minutes;
     for (size_t i = 0; i < n_minutes; i++) {
         best[i] = NO_SOURCE;
         label[i] = 0xFF;
@@ -96,6 +93,55 @@ int hksleep_night_compute(const struct hksleep_interval *iv, size_t n_iv, int64_
             if (best[m] == iv[k].source && (label[m] == 0xFF || r > rank_of(label[m])))
                 label[m] = iv[k].category;
     }
+    return bed_recorded;
+}
+
+static int is_asleep(uint8_t label)
+{
+    return label != 0xFF && label != HKSLEEP_AWAKE && label != HKSLEEP_IN_BED;
+}
+
+int hksleep_states_build(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min,
+                         size_t n_minutes, void *workspace, uint8_t *state)
+{
+    if (!state || !workspace || (n_iv && !iv) || n_minutes == 0 || n_minutes > SERIES_MAX_MINUTES)
+        return -1;
+    uint16_t *best = workspace;
+    uint8_t *label = (uint8_t *)(best + n_minutes);
+    uint8_t *inbed = label + n_minutes;
+    rasterise(iv, n_iv, start_local_min, n_minutes, best, label, inbed);
+    /* Night by night (local noon to noon): a night with any sleep-analysis
+     * sample is known — asleep where labelled asleep, awake elsewhere; a
+     * night without one is unknown throughout. */
+    int64_t day0 = start_local_min - 720;
+    size_t i = 0;
+    while (i < n_minutes) {
+        int64_t t = day0 + (int64_t)i;
+        int64_t night = t >= 0 ? t / 1440 : -((-t + 1439) / 1440);
+        int64_t end_abs = (night + 1) * 1440 - day0; /* first index of the next night */
+        size_t end = end_abs > (int64_t)n_minutes ? n_minutes : (size_t)end_abs;
+        int any = 0;
+        for (size_t m = i; m < end; m++)
+            any |= inbed[m];
+        for (size_t m = i; m < end; m++)
+            state[m] = !any ? SLEEP_STATE_UNKNOWN
+                       : is_asleep(label[m]) ? SLEEP_STATE_SLEEP
+                                             : SLEEP_STATE_WAKE;
+        i = end;
+    }
+    return 0;
+}
+
+int hksleep_night_compute(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min,
+                          size_t n_minutes, void *workspace, struct hksleep_night *out)
+{
+    if (!out || !workspace || (n_iv && !iv) || n_minutes == 0 || n_minutes > SERIES_MAX_MINUTES)
+        return -1;
+    uint16_t *best = workspace;
+    uint8_t *label = (uint8_t *)(best + n_minutes);
+    uint8_t *inbed = label + n_minutes;
+    uint8_t *state = inbed + n_minutes;
+    int bed_recorded = rasterise(iv, n_iv, start_local_min, n_minutes, best, label, inbed);
     size_t first = n_minutes, last = 0;
     for (size_t i = 0; i < n_minutes; i++) {
         if (inbed[i]) {

@@ -65,4 +65,17 @@ size_t hksleep_workspace_size(size_t n_minutes);
 int hksleep_night_compute(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min,
                           size_t n_minutes, void *workspace, struct hksleep_night *out);
 
+/*
+ * Per-minute sleep states over a multi-day window, for the Sleep Regularity
+ * Index and timing consistency (sleep.h) on HealthKit data. Minutes are
+ * rasterised as above; then, night by night (local noon to noon): a night
+ * with at least one sleep-analysis sample is known — SLEEP where the chosen
+ * label is an asleep category, WAKE elsewhere (out of bed means awake) — and
+ * a night without any sample is UNKNOWN throughout (no record is not "awake").
+ * workspace: hksleep_workspace_size(n_minutes) bytes; state: n_minutes bytes.
+ * Returns 0, or -1 on invalid arguments.
+ */
+int hksleep_states_build(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min,
+                         size_t n_minutes, void *workspace, uint8_t *state);
+
 #endif

@@ -164,6 +164,42 @@ static void test_unstaged_and_empty(void **st)
     assert_int_equal(hksleep_night_compute(v, 1, 0, 0, &r, &r), -1);
 }
 
+/* States for SRI: three nights from noon Jan 10; nights 1 and 2 have the
+ * same sleep 23:00-07:00, night 3 has no record at all. Night 1 minutes:
+ * 660..1140 SLEEP, the rest of that night WAKE; night 3 UNKNOWN. SRI over
+ * the known pairs (night 1 vs 2 only: 1440 pairs, all equal) is 100; with
+ * night 2 shifted one hour later, 2 * 60 minutes disagree: SRI = -100 + 200 *
+ * (1440 - 120) / 1440 = 83.333333. */
+static void test_states_for_sri(void **st)
+{
+    (void)st;
+    struct hksleep_interval v[2] = {
+        iv(0, 23, 0, 1, 7, 0, HKSLEEP_ASLEEP_CORE, 0, 0),
+        iv(1, 23, 0, 2, 7, 0, HKSLEEP_ASLEEP_UNSPECIFIED, 0, 0),
+    };
+    int64_t w0 = T0 / MIN_MS + 720;
+    size_t n = 3 * 1440;
+    void *ws = malloc(hksleep_workspace_size(n));
+    uint8_t *s = malloc(n);
+    assert_int_equal(hksleep_states_build(v, 2, w0, n, ws, s), 0);
+    assert_int_equal(s[659], SLEEP_STATE_WAKE);
+    assert_int_equal(s[660], SLEEP_STATE_SLEEP);
+    assert_int_equal(s[1139], SLEEP_STATE_SLEEP);
+    assert_int_equal(s[1140], SLEEP_STATE_WAKE);
+    assert_int_equal(s[2 * 1440], SLEEP_STATE_UNKNOWN);
+    assert_int_equal(s[3 * 1440 - 1], SLEEP_STATE_UNKNOWN);
+    struct metric m = sleep_sri_compute(s, n, 1440);
+    assert_near(m.value, 100.0, 0);
+    assert_int_equal(m.n, 1440);
+
+    v[1] = iv(2, 0, 0, 2, 8, 0, HKSLEEP_ASLEEP_UNSPECIFIED, 0, 0);
+    hksleep_states_build(v, 2, w0, n, ws, s);
+    m = sleep_sri_compute(s, n, 1440);
+    assert_near(m.value, -100.0 + 200.0 * 1320.0 / 1440.0, 1e-9);
+    free(s);
+    free(ws);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_offset_local_time),
         cmocka_unit_test(test_same_source_overlap),
         cmocka_unit_test(test_unstaged_and_empty),
+        cmocka_unit_test(test_states_for_sri),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
