@@ -302,8 +302,8 @@ static int cmd_embed(int argc, char **argv)
         if (!colon)
             return usage_error("--std global:MEAN:STD, not '%s'", std_arg);
         *colon = '\0';
-        if (parse_double(buf, &mean) || parse_double(colon + 1, &sd) || sd <= 0)
-            return usage_error("--std global:MEAN:STD needs numbers with STD > 0, not '%s'",
+        if (parse_double(buf, &mean) || parse_double(colon + 1, &sd) || sd < 0)
+            return usage_error("--std global:MEAN:STD needs numbers with STD >= 0, not '%s'",
                                std_arg);
         st.mode = PAT_STD_GLOBAL;
         st.mean = (float)mean;
@@ -331,7 +331,7 @@ static int cmd_embed(int argc, char **argv)
     if (n_minutes < 0)
         goto done;
     if (pat_input_prepare(minutes, (size_t)n_minutes, &st, input, &cov) != PAT_OK) {
-        fprintf(stderr, "clarity pat: the standardization reference is invalid (std must be > 0)\n");
+        fprintf(stderr, "clarity pat: the standardization reference is invalid (std must be >= 0)\n");
         goto done;
     }
 

@@ -163,21 +163,24 @@ void pat_blas_threads_set(int n);
 /* ---- input preparation ------------------------------------------------ */
 
 /*
- * Standardization of minute activity counts before the encoder. PAT was
- * pretrained on NHANES minute counts standardized with a reference mean and
- * standard deviation; which reference to use belongs to the weights, so it
- * is configuration, never guessed here.
+ * Standardization of minute activity counts before the encoder. The authors
+ * standardize with scikit-learn's StandardScaler fit on their participants x
+ * 10080 matrix: one mean and population standard deviation per minute of the
+ * week (PAT_STD_PER_MINUTE). Which reference belongs to a weights file is
+ * configuration, never guessed here.
  *   PAT_STD_NONE        values are already standardized
  *   PAT_STD_GLOBAL      z = (x - mean) / std, one mean/std for all minutes
  *   PAT_STD_PER_MINUTE  z[t] = (x[t] - mean[t]) / std[t], 10080 of each
+ * A standard deviation of exactly 0 scales by 1 (StandardScaler's rule for
+ * constant columns); negative or non-finite values are refused.
  */
 enum pat_std_mode { PAT_STD_NONE = 0, PAT_STD_GLOBAL, PAT_STD_PER_MINUTE };
 
 struct pat_standardization {
     enum pat_std_mode mode;
-    float mean, std;            /* PAT_STD_GLOBAL; std > 0 */
+    float mean, std;              /* PAT_STD_GLOBAL; std >= 0 */
     const float *mean_per_minute; /* PAT_STD_PER_MINUTE: PAT_MINUTES each, */
-    const float *std_per_minute;  /* borrowed, std > 0 */
+    const float *std_per_minute;  /* borrowed, std >= 0 */
 };
 
 struct pat_coverage {
@@ -196,7 +199,8 @@ struct pat_coverage {
  *   out      PAT_MINUTES floats.
  *   cov      NULL, or receives the coverage of the input.
  * Missing minutes become 0 after standardization, i.e. the reference mean.
- * Returns 0, or PAT_ERR_ARG (n too large, std not positive / not finite).
+ * Returns 0, or PAT_ERR_ARG (n too large, a mean or std not finite, a
+ * std negative).
  */
 int pat_input_prepare(const double *minutes, size_t n, const struct pat_standardization *std,
                       float *out, struct pat_coverage *cov);

@@ -155,7 +155,7 @@ static void test_usage_errors(void **state)
     char *a2[] = {"pat", "frobnicate", NULL};
     char *a3[] = {"pat", "info", NULL};
     char *a4[] = {"pat", "embed", "--model", f->model, NULL};
-    char *a5[] = {"pat", "embed", "--model", f->model, "--input", f->csv, "--std", "global:1:0",
+    char *a5[] = {"pat", "embed", "--model", f->model, "--input", f->csv, "--std", "global:1:-2",
                   NULL};
     char *a6[] = {"pat", "embed", "--model", f->model, "--input", f->csv, "--threads", "0", NULL};
     char *a7[] = {"pat", "embed", "--model", f->model, "--input", f->csv, "--head", "nofile",

@@ -530,10 +530,26 @@ static void test_input_prepare(void **state)
     assert_int_equal(pat_input_prepare(minutes, PAT_MINUTES, &st, out, &cov), PAT_OK);
     assert_true(out[299] == 299.0f);
 
-    /* Refusals: too long, std not positive. */
-    assert_int_equal(pat_input_prepare(minutes, PAT_MINUTES + 1, &st, out, NULL), PAT_ERR_ARG);
+    /* A zero std scales by 1, as StandardScaler does for constant columns. */
+    st.mode = PAT_STD_PER_MINUTE;
+    sd[250] = 0.0f;
+    assert_int_equal(pat_input_prepare(minutes, PAT_MINUTES, &st, out, NULL), PAT_OK);
+    assert_true(fabsf(out[250] - (250.0f - (float)(250 % 7))) < 1e-6f);
     st.mode = PAT_STD_GLOBAL;
     st.std = 0.0f;
+    assert_int_equal(pat_input_prepare(minutes, PAT_MINUTES, &st, out, NULL), PAT_OK);
+    assert_true(fabsf(out[250] - (250.0f - 100.0f)) < 1e-6f);
+
+    /* Refusals: too long, std negative or not finite, mean not finite. */
+    st.mode = PAT_STD_NONE;
+    assert_int_equal(pat_input_prepare(minutes, PAT_MINUTES + 1, &st, out, NULL), PAT_ERR_ARG);
+    st.mode = PAT_STD_GLOBAL;
+    st.std = -1.0f;
+    assert_int_equal(pat_input_prepare(minutes, 10, &st, out, NULL), PAT_ERR_ARG);
+    st.std = NAN;
+    assert_int_equal(pat_input_prepare(minutes, 10, &st, out, NULL), PAT_ERR_ARG);
+    st.std = 1.0f;
+    st.mean = INFINITY;
     assert_int_equal(pat_input_prepare(minutes, 10, &st, out, NULL), PAT_ERR_ARG);
     st.mode = PAT_STD_PER_MINUTE;
     sd[4000] = -1.0f;
