@@ -19,8 +19,11 @@ BIN = os.environ.get("CLARITY_BIN", "build/release/clarity")
 
 
 class Server:
-    def __init__(self, env=None, start=True, timeout=20.0, migrate=False):
-        self.dir = tempfile.mkdtemp(prefix="clarity-e2e-")
+    def __init__(self, env=None, start=True, timeout=20.0, migrate=False, workdir=None):
+        # workdir: reuse another server's directory (and database), e.g. to
+        # restart after a crash; it is then not removed by stop().
+        self.keep_dir = workdir is not None
+        self.dir = workdir or tempfile.mkdtemp(prefix="clarity-e2e-")
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": self.dir,
@@ -137,7 +140,8 @@ class Server:
             if "ERROR: AddressSanitizer" in text or "runtime error:" in text or \
                     "ERROR: LeakSanitizer" in text:
                 raise AssertionError("sanitizer report:\n" + text)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def production_keys():
