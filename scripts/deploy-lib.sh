@@ -90,12 +90,17 @@ env_settings() {
     return 0
 }
 
-# A version string as a Cloud Run revision suffix: lowercase letters, digits
-# and hyphens, starting with a letter.
+# A version string as a Cloud Run revision suffix: "v", then lowercase
+# letters, digits and hyphens, at most 31 characters in all, so that
+# SERVICE-SUFFIX stays within the 63 a revision name may have.
 revision_suffix() {
     local s
     s="$(printf '%s' "$1" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9-' '-')"
-    printf 'v%s' "${s:0:40}"
+    s="${s:0:30}"
+    while [ "${s%-}" != "$s" ]; do
+        s="${s%-}"
+    done
+    printf 'v%s' "$s"
 }
 
 # `clarity smoke` from a given image, so the check runs the same code on any

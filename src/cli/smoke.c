@@ -40,7 +40,7 @@
 #include "core/timeutil.h"
 #include "core/uuid.h"
 
-#define SMOKE_BODY_MAX (1024 * 1024)
+#define SMOKE_BODY_MAX ((size_t)1024 * 1024)
 #define SMOKE_HEADERS_MAX 64
 #define SMOKE_HEADER_NAME_LEN 64
 #define SMOKE_HEADER_LEN 512
@@ -215,7 +215,7 @@ static int request(struct smoke *s, const char *method, const char *path, const 
     } else {
         r->status = 0;
         if (r->too_large)
-            snprintf(r->error, sizeof(r->error), "response body larger than %d bytes", SMOKE_BODY_MAX);
+            snprintf(r->error, sizeof(r->error), "response body larger than %zu bytes", SMOKE_BODY_MAX);
         else if (r->error[0] == '\0')
             snprintf(r->error, sizeof(r->error), "%s", curl_easy_strerror(cc));
     }

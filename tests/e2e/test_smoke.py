@@ -214,6 +214,19 @@ class SmokeFailures(unittest.TestCase):
         self.assertFalse(report["checks"][1]["ok"])
         self.assertIn("503", report["checks"][1]["detail"])
 
+    def test_oversized_body_is_refused(self):
+        routes = healthy_routes()
+        routes["/liveness"] = (200, {"status": "alive", "pad": "x" * (2 * 1024 * 1024)}, {})
+        fake = Fake(routes)
+        try:
+            rc, report, _ = smoke("--url", fake.url, "--read-only")
+        finally:
+            fake.close()
+        self.assertEqual(rc, 1)
+        self.assertFalse(report["checks"][0]["ok"])
+        self.assertIn("larger than 1048576 bytes", report["checks"][0]["detail"])
+        self.assertTrue(report["checks"][1]["ok"])  # one bad answer spoils nothing else
+
     def test_missing_security_headers_fail(self):
         headers = dict(GOOD_HEADERS)
         del headers["Content-Security-Policy"]
