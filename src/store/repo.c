@@ -755,8 +755,10 @@ static int sample_row(struct db_stmt *s, struct store_sample *x)
     return 0;
 }
 
-int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, store_sample_fn fn,
-                      void *ctx)
+/* One statement's worth of rows; reports how many rows it saw and the keyset
+ * position of the last one. */
+static int sample_page(struct store_tx *tx, const struct store_sample_query *q, int64_t limit,
+                       store_sample_fn fn, void *ctx, int64_t *seen, struct store_cursor *last)
 {
     static const char sql_desc[] = "SELECT " SAMPLE_COLS SAMPLE_FILTER
                                    " AND (start_ms, id) < (?7, ?8)"
@@ -765,8 +767,6 @@ int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, s
                                   " AND (start_ms, id) > (?7, ?8)"
                                   " ORDER BY start_ms, id LIMIT ?9";
     struct db_stmt *s = NULL;
-    if (q == NULL || q->user_id == NULL)
-        return STORE_EINVAL;
     int rc = store_tx_stmt(tx, q->ascending ? sql_asc : sql_desc, &s);
     if (rc != 0)
         return rc;
@@ -783,11 +783,16 @@ int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, s
         db_bind_int64(s, 7, q->ascending ? INT64_MIN : INT64_MAX);
         db_bind_int64(s, 8, 0);
     }
-    db_bind_int64(s, 9, q->limit ? (int64_t)q->limit : INT64_MAX);
+    db_bind_int64(s, 9, limit);
     struct store_sample x;
+    *seen = 0;
     while ((rc = db_step(s)) == DB_ROW) {
         sample_row(s, &x);
         x.payload = (char *)db_col_text(s, 12); /* borrowed for the callback */
+        (*seen)++;
+        last->set = 1;
+        last->ts = x.start_ms;
+        snprintf(last->key, sizeof(last->key), "%" PRId64, x.id);
         int stop = fn(ctx, &x);
         if (stop != 0) {
             db_stmt_reset(s);
@@ -796,6 +801,31 @@ int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, s
     }
     db_stmt_reset(s);
     return rc < 0 ? store_tx_fail(tx, rc) : 0;
+}
+
+/* Unlimited streams go in keyset pages of this many rows, so that neither
+ * backend holds a whole export in memory (libpq buffers a full result). */
+#define SAMPLE_STREAM_PAGE 5000
+
+int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, store_sample_fn fn,
+                      void *ctx)
+{
+    if (q == NULL || q->user_id == NULL)
+        return STORE_EINVAL;
+    if (q->limit > 0) {
+        int64_t seen = 0;
+        struct store_cursor last = {0};
+        return sample_page(tx, q, (int64_t)q->limit, fn, ctx, &seen, &last);
+    }
+    struct store_sample_query page = *q;
+    for (;;) {
+        int64_t seen = 0;
+        struct store_cursor last = {0};
+        int rc = sample_page(tx, &page, SAMPLE_STREAM_PAGE, fn, ctx, &seen, &last);
+        if (rc != 0 || seen < SAMPLE_STREAM_PAGE)
+            return rc;
+        page.after = last;
+    }
 }
 
 struct list_ctx {
