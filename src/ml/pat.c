@@ -6,7 +6,11 @@
  * scores (block x N) = Q_blk K^T / sqrt(96), a numerically stable softmax
  * (subtract the row maximum before exp), then P V; the normalisation 1/sum
  * is applied to the 96-wide output row instead of the N-wide probability
- * row. At most one block x N score matrix exists at a time, never N x N x H.
+ * row. At most one block x N score matrix per thread exists at a time, never
+ * N x N x H.
+ *
+ * A workspace for T threads splits the tokens into T contiguous slices, one
+ * per thread (the caller's plus T - 1 started per call); see struct slice.
  */
 #include <math.h>
 #include <pthread.h>

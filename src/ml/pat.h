@@ -21,9 +21,10 @@
  * Lifetimes and threads: a struct pat_model is immutable after
  * pat_model_load and may be shared read-only by any number of threads. Each
  * thread that runs inferences owns a struct pat_workspace (all scratch memory
- * of one forward pass), so pat_model_forward is reentrant and allocates
- * nothing. Nothing here logs or keeps global state; errors come back as
- * negative codes plus a one-line message in a caller buffer.
+ * of one forward pass), so pat_model_forward is reentrant and allocates no
+ * memory (a workspace made for several threads starts them per call).
+ * Nothing here logs or keeps global state; errors come back as negative
+ * codes plus a one-line message in a caller buffer.
  */
 #ifndef CLARITY_ML_PAT_H
 #define CLARITY_ML_PAT_H
