@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/buf.h"
 #include "core/uuid.h"
 #include "store/store_int.h"
 
@@ -83,6 +84,59 @@ int store_queue_publish(struct store_tx *tx, const char *topic, const char *payl
     return 0;
 }
 
+int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char *const *payloads,
+                              size_t n, const struct store_publish_opts *opts)
+{
+    /* The payloads travel as one JSON array of strings, unpacked in order by
+     * json_each (SQLite) or json_array_elements_text (PostgreSQL). */
+    static const char lite[] =
+        "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
+        " created_at) SELECT ?1, value, 0, 0, ?3, ?4, ?5 FROM json_each(?2) ORDER BY key";
+    static const char pg[] =
+        "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
+        " created_at) SELECT ?1, t.p, 0, 0, ?3, ?4, ?5"
+        " FROM json_array_elements_text(CAST(?2 AS json)) WITH ORDINALITY AS t(p, i) ORDER BY t.i";
+    struct db_stmt *s = NULL;
+    struct buf b;
+    int64_t k = 0;
+    if (!topic_ok(topic) || (n > 0 && payloads == NULL))
+        return STORE_EINVAL;
+    if (n == 0)
+        return 0;
+    buf_init(&b, (size_t)1 << 30);
+    int bad = buf_putc(&b, '[');
+    for (size_t i = 0; i < n && bad == 0; i++) {
+        if (payloads[i] == NULL) {
+            buf_free(&b);
+            return STORE_EINVAL;
+        }
+        bad = (i > 0 ? buf_putc(&b, ',') : 0) || buf_json_string(&b, payloads[i]);
+    }
+    if (bad || buf_putc(&b, ']') != 0) {
+        buf_free(&b);
+        return STORE_ENOMEM;
+    }
+    int64_t now = store_now_ms();
+    int max_attempts = opts != NULL && opts->max_attempts > 0 ? opts->max_attempts
+                                                              : tx->st->opts.queue_max_attempts;
+    int64_t delay = opts != NULL && opts->delay_ms > 0 ? opts->delay_ms : 0;
+    int rc = store_tx_stmt(tx, store_sql(tx->st, lite, pg), &s);
+    if (rc == 0) {
+        db_bind_text(s, 1, topic);
+        db_bind_text(s, 2, b.data);
+        db_bind_int64(s, 3, max_attempts);
+        db_bind_int64(s, 4, now + delay);
+        db_bind_int64(s, 5, now);
+        rc = store_tx_run(tx, s, &k);
+    }
+    buf_free(&b);
+    if (rc == 0 && (size_t)k != n)
+        rc = store_tx_fail(tx, STORE_EINTERNAL);
+    if (rc == 0)
+        store_tx_note_publish(tx, topic);
+    return rc;
+}
+
 /* Move one message to its dead-letter topic, keeping its last error. The
  * attempt count restarts so that a consumer of the dead-letter topic gets
  * the usual number of tries. */
@@ -109,6 +163,12 @@ static int move_to_dead_letter(struct store_tx *tx, int64_t id, const char *topi
     if (rc == 0 && n == 0)
         rc = STORE_ECONFLICT;
     return rc;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const struct store_msg *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
 }
 
 int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, struct store_msg *msgs,
@@ -213,6 +273,8 @@ int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, str
     tx = NULL;
     if (rc != 0)
         goto fail;
+    /* RETURNING order is unspecified on PostgreSQL: hand them out oldest first. */
+    qsort(msgs, k, sizeof(*msgs), by_id);
     *n = k;
     return 0;
 fail:

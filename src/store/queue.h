@@ -58,6 +58,13 @@ int store_queue_publish(struct store_tx *tx, const char *topic, const char *payl
                         const struct store_publish_opts *opts, int64_t *id_out);
 
 /*
+ * Publish n payloads (JSON text, borrowed) to one topic inside tx with one
+ * statement (an outbox flush, a fan-out); same semantics as n publishes.
+ */
+int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char *const *payloads,
+                              size_t n, const struct store_publish_opts *opts);
+
+/*
  * Lease up to max visible messages of topic for lease_ms, in its own short
  * transaction. Fills msgs[0..*n) (each to be cleared with store_msg_clear);
  * *n == 0 when nothing is visible. Messages over max_attempts are moved to

@@ -903,6 +903,26 @@ static void test_queue_expiry_redelivers_and_poison_dead_letters(void **state)
     assert_int_equal(qs.depth, 0);
 }
 
+static void test_queue_publish_batch_keeps_order_and_bytes(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    const char *p[3] = {"{\"a\":\"quote \\\" and \\\\ backslash\"}", "{\"b\":\"\u00e9\u6f22\"}",
+                        "{\"c\":[1,2,3]}"};
+    struct store_tx *tx = begin(f->st);
+    assert_int_equal(store_queue_publish_batch(tx, STORE_TOPIC_INSIGHTS, p, 3, NULL), 0);
+    assert_int_equal(store_queue_publish_batch(tx, STORE_TOPIC_INSIGHTS, p, 0, NULL), 0);
+    commit(tx);
+    struct store_msg m[4];
+    size_t n = 0;
+    assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_INSIGHTS, 60000, m, 4, &n), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(m[i].payload, p[i]);
+        store_msg_clear(&m[i]);
+    }
+}
+
 static void test_queue_retention_purge(void **state)
 {
     struct fix *f = *state;
@@ -1404,6 +1424,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_expiry_redelivers_and_poison_dead_letters,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_publish_batch_keeps_order_and_bytes, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_queue_retention_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_concurrent_consumers_exactly_once, setup,
                                         teardown),
