@@ -9,6 +9,7 @@
 #include "cli/analyze.h"
 #include "cli/smoke.h"
 #include "cli/backup.h"
+#include "cli/import.h"
 #include "cli/keys.h"
 #include "cli/migrate.h"
 #include "cli/pat.h"
@@ -47,6 +48,7 @@ static const struct command commands[] = {
      "source, secrets redacted, and exits 0; exits 2 with one line naming the\n"
      "variable when the configuration is invalid.\n"},
     {"help", cli_help, "show help for a command", "usage: clarity help [COMMAND]\n"},
+    {"import", cli_import, "import an Apple Health export (export.xml or export.zip)", "usage: clarity import apple-health FILE --user EMAIL [--batch N]\n\nStreams FILE (the Health app's export.zip, or its export.xml) into the samples of\nthe user with that email: records map through the HealthKit mapping, a record\nalready stored is skipped, unknown types are counted. One upload row (source\napple_health_export) shows progress. Prints a JSON summary; see docs/api.md\n(Apple Health import). Exits 0, 1 on failure, 2 on a usage error.\n"},
     {"keys", cli_keys, "show, rotate and re-wrap the encryption key ring",
      "usage: clarity keys status [--json]\n"
      "       clarity keys rotate [--wait SECONDS] [--batch N] [--no-rewrap]\n"
