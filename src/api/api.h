@@ -14,6 +14,8 @@
 
 struct store;
 struct keyring;
+struct pat_model;
+struct pat_standardization;
 
 /* Services the handlers use; every pointer borrowed, alive while serving. */
 struct api_ctx {
@@ -24,6 +26,9 @@ struct api_ctx {
     enum password_profile pw_profile;
     struct keyring *ring;       /* encrypts raw uploads */
     size_t max_metrics;         /* per HealthDataUpload */
+    /* Pipeline (api/pat.c, api/insights.c): NULL model = PAT disabled. */
+    const struct pat_model *pat_model;
+    const struct pat_standardization *pat_std;
 };
 
 /* Register every route of the API. Returns 0 or -1 (router full, bug). */
@@ -33,6 +38,8 @@ int api_routes_register(struct router *r, struct api_ctx *ctx);
 int api_probes_register(struct router *r);
 int api_auth_register(struct router *r, struct api_ctx *ctx);
 int api_health_data_register(struct router *r, struct api_ctx *ctx);
+int api_pat_register(struct router *r, struct api_ctx *ctx);      /* api/pat.c */
+int api_insights_register(struct router *r, struct api_ctx *ctx); /* api/insights.c */
 
 /* Shared by the areas (api/common.c). */
 struct store_upload;

@@ -13,6 +13,7 @@
 #include "cli/keys.h"
 #include "cli/migrate.h"
 #include "cli/pat.h"
+#include "cli/worker.h"
 #include "core/config.h"
 #include "core/log.h"
 
@@ -76,6 +77,11 @@ static const struct command commands[] = {
      "usage: clarity routes\n\nPrints every registered route: method, path template, whether it needs a\n"
      "bearer token, and its rate-limit class.\n"},
     {"version", cli_version, "print the version", "usage: clarity version\n"},
+    {"worker", cli_worker, "run pipeline workers (analysis and insight jobs)",
+     "usage: clarity worker [--topics health-data-processing,insights-generation] [--threads N]\n\n"
+     "Consumes the pipeline's queue topics until SIGTERM, then finishes or releases jobs\n"
+     "in flight within SHUTDOWN_GRACE_SECONDS. Configuration as for serve; see\n"
+     "docs/insights.md. Exits 0 after a clean stop, 1 on failure, 2 on a usage error.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

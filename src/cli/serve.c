@@ -22,6 +22,7 @@
 #include "auth/oidc.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
+#include "cli/worker.h"
 #include "crypto/envelope.h"
 #include "crypto/keyring.h"
 #include "crypto/password.h"
@@ -31,6 +32,7 @@
 #include "core/health.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "pipeline/worker.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "store/store.h"
@@ -106,12 +108,15 @@ int cli_serve(int argc, char **argv)
     struct envelope_key *master = NULL;
     struct keyring *ring = NULL;
     struct api_ctx api;
+    struct cli_pat pat;             /* pipeline: PAT model (cli/worker.h) */
+    struct worker_pool *workers = NULL;
     char err[512];
     rc = CLI_EXIT_FAILURE;
 
     router_init(&router);
     memset(&health, 0, sizeof(health));
     memset(&api, 0, sizeof(api));
+    memset(&pat, 0, sizeof(pat));
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread may use libcurl */
     if (password_init() != 0) {
         log_error("libsodium initialisation failed", LOG_END);
@@ -153,6 +158,11 @@ int cli_serve(int argc, char **argv)
     api.ring = ring;
     api.max_metrics = (size_t)cfg.max_metrics_per_upload;
     api.pw_profile = strcmp(cfg.password_hash_profile, "interactive") == 0 ? PASSWORD_INTERACTIVE : PASSWORD_MODERATE;
+    /* Pipeline: the PAT model (shared read-only by workers and the PAT API). */
+    if (cli_pat_load(&cfg, &pat) != 0)
+        goto done;
+    api.pat_model = pat.model;
+    api.pat_std = &pat.std;
     if (api_routes_register(&router, &api) != 0) {
         log_error("route registration failed", LOG_END);
         goto done;
@@ -168,6 +178,9 @@ int cli_serve(int argc, char **argv)
         log_error("cannot start HTTP server", LOG_STR, "error", err, LOG_END);
         goto done;
     }
+    /* Pipeline: WORKER_THREADS queue consumers (0: run `clarity worker` instead). */
+    if (cli_workers_start(&cfg, store, &pat, cfg.worker_threads, 0, &workers) != 0)
+        goto done;
     http_server_state_set(srv, HTTP_SERVER_READY);
     log_info("listening", LOG_STR, "host", cfg.host, LOG_INT, "port", (long long)http_server_port(srv), LOG_STR,
              "environment", config_env_name(cfg.environment), LOG_STR, "version", CLARITY_VERSION, LOG_INT,
@@ -181,12 +194,16 @@ int cli_serve(int argc, char **argv)
              LOG_END);
     http_server_state_set(srv, HTTP_SERVER_DRAINING);
     http_server_quiesce(srv);
+    worker_pool_stop(workers); /* pipeline: stop leasing now, join below */
     long left = drain(srv, cfg.shutdown_grace_seconds, &sigs);
     if (left > 0)
         log_warning("grace period over; closing remaining requests", LOG_INT, "in_flight", (long long)left,
                     LOG_END);
+    cli_workers_stop(workers, (long long)cfg.shutdown_grace_seconds * 1000);
+    workers = NULL;
     rc = CLI_EXIT_OK;
 done:
+    cli_workers_stop(workers, 0);
     http_server_free(srv);
     guard_free(guard);
     oidc_free(oidc);
@@ -195,6 +212,7 @@ done:
     keyring_close(ring);
     envelope_key_free(master);
     store_close(store);
+    cli_pat_free(&pat);
     if (rc == CLI_EXIT_OK)
         log_info("stopped", LOG_END);
     curl_global_cleanup();

@@ -91,6 +91,16 @@ static const struct var vars[] = {
      "an integer from 1 to 100000"},
     {"PASSWORD_HASH_PROFILE", V_STRING, OFF(password_hash_profile), {"moderate", "moderate", "moderate"}, 0, 0, 0,
      "moderate or interactive"},
+    /* Analysis and insights pipeline (docs/insights.md). */
+    {"WORKER_THREADS", V_INT, OFF(worker_threads), {"1", "1", "1"}, 0, 64, 0, "an integer from 0 to 64"},
+    {"WORKER_LEASE_SECONDS", V_INT, OFF(worker_lease_seconds), {"60", "60", "60"}, 1, 3600, 0,
+     "an integer number of seconds from 1 to 3600"},
+    {"PAT_MODEL_PATH", V_STRING, OFF(pat_model_path), {0}, 0, 0, 0, "a path to PAT encoder weights (.h5)"},
+    {"PAT_MODEL_SHA256", V_STRING, OFF(pat_model_sha256), {0}, 0, 0, 0, "64 hex digits"},
+    {"PAT_STANDARDIZATION", V_STRING, OFF(pat_standardization), {0}, 0, 0, 0, "none or global:MEAN:STD"},
+    {"INSIGHT_GENERATOR", V_STRING, OFF(insight_generator), {"builtin", "builtin", "builtin"}, 0, 0, 0, "builtin"},
+    {"PIPELINE_TEST_FAULT", V_STRING, OFF(pipeline_test_fault), {0}, 0, 0, 0,
+     "test only: fail_source=NAME and/or delay_ms=N, comma-separated"},
 };
 
 #define NVARS (sizeof(vars) / sizeof(vars[0]))

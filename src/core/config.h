@@ -65,6 +65,15 @@ struct config {
     char *password_hash_profile;
     int max_metrics_per_upload; /* "moderate" (default) or "interactive" */
 
+    /* Analysis and insights pipeline (docs/insights.md, docs/pat.md). */
+    int worker_threads;         /* queue consumers inside `serve`; 0 disables */
+    int worker_lease_seconds;   /* how long a leased job stays invisible */
+    char *pat_model_path;       /* PAT encoder weights; unset: PAT disabled */
+    char *pat_model_sha256;     /* expected SHA-256 of that file, optional */
+    char *pat_standardization;  /* none | global:MEAN:STD */
+    char *insight_generator;    /* builtin (default) */
+    char *pipeline_test_fault;  /* TEST ONLY: fail_source=NAME,delay_ms=N */
+
     /* Where each variable came from (enum config_source), by table order. */
     unsigned char source[48];
 };

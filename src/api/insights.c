@@ -1,0 +1,252 @@
+/*
+ * insights.c — /api/v1/insights (API.md "Insights"): generate an insight on
+ * request, read one, the caller's history, and the generators' status.
+ *
+ * Generation uses the built-in generator (pipeline/insight_builtin.h), the
+ * same one the workers run; every insight is stored with the generator that
+ * produced it. Ownership: someone else's insight or analysis is a 404, a
+ * history path naming another user a 403 (an admin may read any).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/input.h"
+#include "auth/audit.h"
+#include "auth/guard.h"
+#include "core/timeutil.h"
+#include "core/uuid.h"
+#include "pipeline/insight_builtin.h"
+#include "store/store.h"
+
+#define INSIGHT_CONTEXT_MAX 1000 /* characters of user context accepted */
+
+static const char *owner_scope(const struct http_request *req)
+{
+    const struct principal *p = access_principal(req);
+    return (p->perms & PERM_READ_ALL) ? NULL : p->user_id;
+}
+
+/* The API form of a stored insight. New reference. */
+static json_t *insight_json(const struct store_insight *i)
+{
+    json_t *body = i->body ? json_loads(i->body, 0, NULL) : NULL;
+    json_t *o = json_object();
+    json_object_set_new(o, "insight_id", json_string(i->id));
+    json_object_set_new(o, "user_id", json_string(i->user_id));
+    json_object_set_new(o, "analysis_id", i->analysis_id[0] ? json_string(i->analysis_id) : json_null());
+    json_object_set_new(o, "insight_type", json_string(i->insight_type));
+    json_object_set_new(o, "narrative", json_string(i->narrative ? i->narrative : ""));
+    json_t *ki = json_object_get(body, "key_insights"), *rec = json_object_get(body, "recommendations");
+    json_object_set_new(o, "key_insights", ki ? json_incref(ki) : json_array());
+    json_object_set_new(o, "recommendations", rec ? json_incref(rec) : json_array());
+    json_t *gm = json_object_get(body, "grounded_metrics");
+    if (gm != NULL)
+        json_object_set(o, "grounded_metrics", gm);
+    json_object_set_new(o, "confidence_score", json_real(i->confidence));
+    json_object_set_new(o, "generator", json_string(i->generator));
+    json_object_set_new(o, "generated_at", api_time_json(i->created_at_ms));
+    json_decref(body);
+    return o;
+}
+
+static json_t *envelope(struct http_request *req, json_t *data, uint64_t t0)
+{
+    return json_pack("{s:b, s:o, s:{s:s, s:f}}", "success", 1, "data", data, "metadata", "request_id",
+                     req->request_id ? req->request_id : "", "processing_time_ms",
+                     (double)(time_mono_ns() - t0) / 1e6);
+}
+
+static void h_generate(struct http_request *req, struct http_response *res)
+{
+    static const char *const allowed[] = {"analysis_id", "analysis_results", "context", "insight_type", NULL};
+    struct api_ctx *ctx = req->route_ctx;
+    const struct principal *p = access_principal(req);
+    uint64_t t0 = time_mono_ns();
+    struct store_analysis a;
+    int have_a = 0;
+    json_t *result = NULL, *coverage = NULL;
+    struct insight_builtin_out gen;
+    char *body_text = NULL;
+    struct store_tx *tx = NULL;
+    memset(&gen, 0, sizeof(gen));
+    json_t *body = input_body_object(req, res);
+    if (body == NULL)
+        return;
+    struct input in;
+    input_init(&in, res);
+    input_only(&in, body, "", allowed);
+    const char *aid = input_string(&in, body, "", "analysis_id", 0, 36, 36);
+    json_t *ar = json_object_get(body, "analysis_results");
+    /* context: accepted and length-limited; the built-in generator does not
+     * read free text, so it never reaches an insight. */
+    input_string(&in, body, "", "context", 0, 0, INSIGHT_CONTEXT_MAX);
+    const char *type = input_string(&in, body, "", "insight_type", 0, 1, 32);
+    enum insight_focus focus = INSIGHT_FOCUS_COMPREHENSIVE;
+    if (aid != NULL && !uuid_is_valid(aid))
+        input_error(&in, "/analysis_id", "must be a UUID");
+    if (ar != NULL && !json_is_object(ar))
+        input_error(&in, "/analysis_results", "must be an object (an analysis result)");
+    if ((json_object_get(body, "analysis_id") != NULL) == (ar != NULL))
+        input_error(&in, "", "exactly one of analysis_id and analysis_results is required");
+    if (type != NULL && insight_focus_parse(type, &focus) != 0)
+        input_error(&in, "/insight_type", "must be one of comprehensive, sleep, activity, circadian, cardio");
+    if (input_done(&in) != 0)
+        goto done;
+
+    if (aid != NULL) {
+        int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
+        if (rc == 0)
+            rc = store_analysis_get(tx, aid, owner_scope(req), &a);
+        store_tx_rollback(tx);
+        tx = NULL;
+        if (rc == STORE_ENOTFOUND) {
+            http_respond_problem(res, 404, "resource-not-found", "No such analysis.");
+            goto done;
+        }
+        if (rc != 0) {
+            api_store_failure(res, rc);
+            goto done;
+        }
+        have_a = 1;
+        result = json_loads(a.result ? a.result : "", 0, NULL);
+        coverage = a.coverage ? json_loads(a.coverage, 0, NULL) : NULL;
+        if (!json_is_object(result)) {
+            http_respond_problem(res, 500, NULL, "The stored analysis is unreadable.");
+            goto done;
+        }
+    } else {
+        result = json_incref(ar);
+        coverage = json_incref(json_object_get(ar, "coverage"));
+    }
+    if (insight_builtin_generate(result, coverage, focus, &gen) != 0 ||
+        (body_text = json_dumps(gen.body, JSON_COMPACT | JSON_REAL_PRECISION(10))) == NULL) {
+        http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
+        goto done;
+    }
+    struct store_insight ins;
+    memset(&ins, 0, sizeof(ins));
+    uuid_v7(ins.id);
+    snprintf(ins.user_id, sizeof(ins.user_id), "%.36s", have_a ? a.user_id : p->user_id);
+    if (have_a)
+        snprintf(ins.analysis_id, sizeof(ins.analysis_id), "%s", a.id);
+    snprintf(ins.insight_type, sizeof(ins.insight_type), "%s", insight_focus_name(focus));
+    snprintf(ins.generator, sizeof(ins.generator), INSIGHT_BUILTIN_NAME);
+    ins.narrative = gen.narrative;
+    ins.body = body_text;
+    ins.confidence = gen.confidence;
+    ins.created_at_ms = time_now_ms();
+    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_insight_insert(tx, &ins);
+    if (rc == 0)
+        rc = audit_record(ctx->store, tx, req, NULL, "insight.create", "insight", ins.id, "success") == 0
+                 ? 0 : STORE_EINTERNAL;
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    if (rc != 0) {
+        store_tx_rollback(tx);
+        tx = NULL;
+        api_store_failure(res, rc);
+        goto done;
+    }
+    http_respond_json(res, 200, envelope(req, insight_json(&ins), t0));
+done:
+    if (have_a)
+        store_analysis_clear(&a);
+    insight_builtin_out_clear(&gen);
+    free(body_text);
+    json_decref(result);
+    json_decref(coverage);
+    json_decref(body);
+}
+
+static void h_get(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    uint64_t t0 = time_mono_ns();
+    const char *id = http_request_param(req, "insight_id");
+    struct store_tx *tx = NULL;
+    struct store_insight i;
+    if (id == NULL || !uuid_is_valid(id)) {
+        http_respond_problem(res, 404, "resource-not-found", "No such insight.");
+        return;
+    }
+    int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_insight_get(tx, id, owner_scope(req), &i);
+    store_tx_rollback(tx);
+    audit_record(ctx->store, NULL, req, NULL, "insight.read", "insight", id, rc == 0 ? "success" : "not_found");
+    if (rc == STORE_ENOTFOUND) {
+        http_respond_problem(res, 404, "resource-not-found", "No such insight.");
+        return;
+    }
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return;
+    }
+    json_t *o = insight_json(&i);
+    store_insight_clear(&i);
+    http_respond_json(res, 200, envelope(req, o, t0));
+}
+
+static void h_history(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    const char *uid = http_request_param(req, "user_id");
+    struct store_tx *tx = NULL;
+    struct store_insight *v = NULL;
+    size_t n = 0, limit;
+    struct store_cursor after, next;
+    if (uid == NULL || access_user_path(req, res, uid, 0) != 0)
+        return;
+    if (api_page_params(req, res, 20, &limit, &after) != 0)
+        return;
+    memset(&next, 0, sizeof(next));
+    int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_insight_list(tx, uid, NULL, &after, limit, &v, &n, &next);
+    store_tx_rollback(tx);
+    audit_record(ctx->store, NULL, req, NULL, "insight.list", "insight", uid, rc == 0 ? "success" : "error");
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t k = 0; k < n; k++)
+        json_array_append_new(arr, insight_json(&v[k]));
+    store_insight_list_free(v, n);
+    json_t *o = json_pack("{s:b, s:o}", "success", 1, "data", arr);
+    api_page_links(o, req, n, limit, &next, NULL);
+    http_respond_json(res, 200, o);
+}
+
+static void h_status(struct http_request *req, struct http_response *res)
+{
+    (void)req;
+    json_t *gens = json_pack("[{s:s, s:b, s:b, s:s}, {s:s, s:b, s:b, s:s}, {s:s, s:b, s:b, s:s}]", "name",
+                             INSIGHT_BUILTIN_NAME, "available", 1, "default", 1, "version", INSIGHT_BUILTIN_VERSION,
+                             "name", "gemini", "available", 0, "default", 0, "reason",
+                             "not implemented in this version", "name", "openai_compatible", "available", 0,
+                             "default", 0, "reason", "not implemented in this version");
+    json_t *o = json_pack("{s:b, s:{s:s, s:s, s:o}}", "success", 1, "data", "status", "healthy",
+                          "default_generator", INSIGHT_BUILTIN_NAME, "generators", gens);
+    http_respond_json(res, 200, o);
+}
+
+int api_insights_register(struct router *r, struct api_ctx *ctx)
+{
+    const unsigned rd = GUARD_AUTH | GUARD_RATE(GUARD_RATE_API);
+    const unsigned gen = GUARD_AUTH | GUARD_RATE(GUARD_RATE_INSIGHTS);
+    int rc = 0;
+    rc |= router_add(r, HTTP_POST, "/api/v1/insights/generate", h_generate, ctx, gen);
+    /* Literal segments win over parameters in the router, so /status is
+     * never taken for an insight id. */
+    rc |= router_add(r, HTTP_GET, "/api/v1/insights/status", h_status, ctx, rd);
+    rc |= router_add(r, HTTP_GET, "/api/v1/insights/history/{user_id}", h_history, ctx, rd);
+    rc |= router_add(r, HTTP_GET, "/api/v1/insights/{insight_id}", h_get, ctx, rd);
+    return rc != 0 ? -1 : 0;
+}

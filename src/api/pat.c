@@ -1,0 +1,337 @@
+/*
+ * pat.c — /api/v1/pat (API.md "Analysis"): synchronous analysis of posted
+ * step or activity series (stored like the pipeline's analyses), one stored
+ * analysis, and the loaded models.
+ *
+ * The posted series goes through the same window analysis as the workers
+ * (pipeline/compute.h), so a result has one shape whichever way it came.
+ * PAT output appears only when a model is configured; otherwise the result's
+ * "pat" member is null with its reason — never a made-up embedding.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/series.h"
+#include "api/api.h"
+#include "api/input.h"
+#include "auth/audit.h"
+#include "auth/guard.h"
+#include "core/timeutil.h"
+#include "core/uuid.h"
+#include "ml/pat.h"
+#include "pipeline/compute.h"
+#include "store/store.h"
+
+#define PAT_API_MAX_POINTS 20160   /* two weeks of minutes */
+#define PAT_API_MAX_SPAN_MIN 20160 /* the posted series may span at most this */
+
+static const char *owner_scope(const struct http_request *req)
+{
+    const struct principal *p = access_principal(req);
+    return (p->perms & PERM_READ_ALL) ? NULL : p->user_id;
+}
+
+/* The API form of a stored analysis. New reference. */
+static json_t *analysis_json(const struct store_analysis *a)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "analysis_id", json_string(a->id));
+    json_object_set_new(o, "user_id", json_string(a->user_id));
+    json_object_set_new(o, "upload_id", a->upload_id[0] ? json_string(a->upload_id) : json_null());
+    json_object_set_new(o, "kind", json_string(a->kind));
+    json_object_set_new(o, "version", json_integer(a->version));
+    json_object_set_new(o, "model_version", json_string(a->model_version));
+    json_object_set_new(o, "created_at", api_time_json(a->created_at_ms));
+    json_t *cov = a->coverage ? json_loads(a->coverage, 0, NULL) : NULL;
+    json_t *res = a->result ? json_loads(a->result, 0, NULL) : NULL;
+    json_object_set_new(o, "coverage", cov ? cov : json_null());
+    json_object_set_new(o, "result", res ? res : json_null());
+    return o;
+}
+
+/* Minute buckets of posted points, in local time. */
+struct points {
+    int64_t *min;
+    double *val;
+    size_t n;
+};
+
+static void points_free(struct points *p)
+{
+    free(p->min);
+    free(p->val);
+}
+
+/* Analyse the points, store the analysis, answer it. */
+static void analyse_and_store(struct http_request *req, struct http_response *res, const struct points *pts,
+                              int steps, size_t keep_min, const char *kind)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    const struct principal *p = access_principal(req);
+    struct compute_window w;
+    struct pat_workspace *ws = NULL;
+    json_t *result = NULL, *coverage = NULL;
+    char *res_text = NULL, *cov_text = NULL;
+    double *vals = NULL;
+    char err[256];
+    struct store_tx *tx = NULL;
+    memset(&w, 0, sizeof(w));
+
+    int64_t lo = pts->min[0], hi = pts->min[0];
+    for (size_t i = 1; i < pts->n; i++) {
+        if (pts->min[i] < lo)
+            lo = pts->min[i];
+        if (pts->min[i] > hi)
+            hi = pts->min[i];
+    }
+    if (keep_min > 0 && hi + 1 - (int64_t)keep_min > lo)
+        lo = hi + 1 - (int64_t)keep_min;
+    size_t n = (size_t)(hi + 1 - lo);
+    if (n > PAT_API_MAX_SPAN_MIN) {
+        struct problem *pr = http_respond_problem(res, 422, "validation-error", "The series is too long.");
+        problem_add_error(pr, "/timestamps", "the timestamps may span at most %d minutes", PAT_API_MAX_SPAN_MIN);
+        return;
+    }
+    vals = malloc(n * sizeof(double));
+    if (vals == NULL) {
+        http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        vals[i] = NAN;
+    for (size_t i = 0; i < pts->n; i++) {
+        if (pts->min[i] < lo)
+            continue;
+        size_t k = (size_t)(pts->min[i] - lo);
+        vals[k] = isnan(vals[k]) ? pts->val[i] : vals[k] + pts->val[i];
+    }
+    int rc = compute_window_from_minutes(vals, n, lo, steps, &w, err, sizeof(err));
+    if (rc == 0 && ctx->pat_model != NULL && (ws = pat_workspace_new(ctx->pat_model, 1)) == NULL)
+        rc = COMPUTE_ENOMEM;
+    if (rc == 0) {
+        struct compute_pat pat = {ctx->pat_model, ws, ctx->pat_std, ctx->cfg ? ctx->cfg->actigraphy_model_version : NULL};
+        rc = compute_window_analyse(&w, &pat, &result, &coverage, err, sizeof(err));
+    }
+    if (rc == COMPUTE_EREJECTED) {
+        http_respond_problem(res, 422, "validation-error", "The series cannot be analysed: %s.", err);
+        goto done;
+    }
+    if (rc != 0 || (res_text = json_dumps(result, JSON_COMPACT | JSON_REAL_PRECISION(10))) == NULL ||
+        (cov_text = json_dumps(coverage, JSON_COMPACT)) == NULL) {
+        http_respond_problem(res, 500, NULL, "The analysis could not be completed.");
+        goto done;
+    }
+    struct store_analysis a;
+    memset(&a, 0, sizeof(a));
+    uuid_v7(a.id);
+    snprintf(a.user_id, sizeof(a.user_id), "%.36s", p->user_id);
+    snprintf(a.kind, sizeof(a.kind), "%s", kind);
+    snprintf(a.model_version, sizeof(a.model_version), "%s",
+             ctx->pat_model != NULL && ctx->cfg && ctx->cfg->actigraphy_model_version ? ctx->cfg->actigraphy_model_version
+                                                                                      : "none");
+    a.version = COMPUTE_RESULT_VERSION;
+    a.coverage = cov_text;
+    a.result = res_text;
+    a.created_at_ms = time_now_ms();
+    rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_analysis_insert(tx, &a);
+    if (rc == 0)
+        rc = audit_record(ctx->store, tx, req, NULL, "analysis.create", "analysis", a.id, "success") == 0
+                 ? 0 : STORE_EINTERNAL;
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    if (rc != 0) {
+        store_tx_rollback(tx);
+        api_store_failure(res, rc);
+        goto done;
+    }
+    json_t *o = analysis_json(&a);
+    http_respond_json(res, 200, o);
+done:
+    pat_workspace_free(ws);
+    compute_window_free(&w);
+    json_decref(result);
+    json_decref(coverage);
+    free(res_text);
+    free(cov_text);
+    free(vals);
+}
+
+static int points_alloc(struct points *p, size_t n)
+{
+    p->n = n;
+    p->min = calloc(n ? n : 1, sizeof(int64_t));
+    p->val = calloc(n ? n : 1, sizeof(double));
+    return p->min && p->val ? 0 : -1;
+}
+
+static int local_minute_of(const char *ts, int64_t *out)
+{
+    int64_t ms;
+    int off;
+    if (ts == NULL || time_parse_rfc3339(ts, &ms, &off) != 0)
+        return -1;
+    *out = series_local_minute(ms, off);
+    return 0;
+}
+
+static void h_analyze_steps(struct http_request *req, struct http_response *res)
+{
+    static const char *const allowed[] = {"step_counts", "timestamps", "user_metadata", NULL};
+    struct points pts = {0};
+    json_t *body = input_body_object(req, res);
+    if (body == NULL)
+        return;
+    struct input in;
+    input_init(&in, res);
+    input_only(&in, body, "", allowed);
+    json_t *steps = json_object_get(body, "step_counts"), *ts = json_object_get(body, "timestamps");
+    json_t *meta = json_object_get(body, "user_metadata");
+    size_t n = json_array_size(steps);
+    if (!json_is_array(steps) || n < 1 || n > PAT_API_MAX_POINTS)
+        input_error(&in, "/step_counts", "must be an array of 1 to %d step counts", PAT_API_MAX_POINTS);
+    if (!json_is_array(ts) || json_array_size(ts) != n)
+        input_error(&in, "/timestamps", "must be an array of RFC 3339 date-times, one per step count");
+    if (meta != NULL && !json_is_object(meta) && !json_is_null(meta))
+        input_error(&in, "/user_metadata", "must be an object");
+    if (in.nerrors == 0 && points_alloc(&pts, n) != 0) {
+        http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
+        goto done;
+    }
+    for (size_t i = 0; in.nerrors < 20 && i < n && json_is_array(ts) && json_array_size(ts) == n; i++) {
+        json_t *v = json_array_get(steps, i);
+        char ptr[64];
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 100000 ||
+            json_number_value(v) != floor(json_number_value(v))) {
+            snprintf(ptr, sizeof(ptr), "/step_counts/%zu", i);
+            input_error(&in, ptr, "must be a whole number of steps from 0 to 100000");
+        } else if (pts.val) {
+            pts.val[i] = json_number_value(v);
+        }
+        if (local_minute_of(json_string_value(json_array_get(ts, i)), pts.min ? &pts.min[i] : &(int64_t){0}) != 0) {
+            snprintf(ptr, sizeof(ptr), "/timestamps/%zu", i);
+            input_error(&in, ptr, "must be an RFC 3339 date-time with offset");
+        }
+    }
+    if (input_done(&in) != 0)
+        goto done;
+    analyse_and_store(req, res, &pts, 1, 0, "step");
+done:
+    points_free(&pts);
+    json_decref(body);
+}
+
+static void h_analyze(struct http_request *req, struct http_response *res)
+{
+    static const char *const allowed[] = {"data_points", "sampling_rate", "duration_hours", NULL};
+    struct points pts = {0};
+    json_t *body = input_body_object(req, res);
+    if (body == NULL)
+        return;
+    struct input in;
+    input_init(&in, res);
+    input_only(&in, body, "", allowed);
+    json_t *dp = json_object_get(body, "data_points"), *sr = json_object_get(body, "sampling_rate");
+    json_t *dh = json_object_get(body, "duration_hours");
+    size_t n = json_array_size(dp);
+    if (!json_is_array(dp) || n < 1 || n > PAT_API_MAX_POINTS)
+        input_error(&in, "/data_points", "must be an array of 1 to %d points", PAT_API_MAX_POINTS);
+    if (sr != NULL && !json_is_null(sr) && (!json_is_number(sr) || !(json_number_value(sr) > 0)))
+        input_error(&in, "/sampling_rate", "must be a positive number");
+    if (dh != NULL && !json_is_null(dh) &&
+        (!json_is_integer(dh) || json_integer_value(dh) < 1 || json_integer_value(dh) > 168))
+        input_error(&in, "/duration_hours", "must be an integer from 1 to 168");
+    if (in.nerrors == 0 && points_alloc(&pts, n) != 0) {
+        http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
+        goto done;
+    }
+    for (size_t i = 0; in.nerrors < 20 && pts.min != NULL && i < n; i++) {
+        json_t *pt = json_array_get(dp, i), *v = json_object_get(pt, "value");
+        char ptr[64];
+        if (!json_is_object(pt)) {
+            snprintf(ptr, sizeof(ptr), "/data_points/%zu", i);
+            input_error(&in, ptr, "must be an object {timestamp, value}");
+            continue;
+        }
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e6) {
+            snprintf(ptr, sizeof(ptr), "/data_points/%zu/value", i);
+            input_error(&in, ptr, "must be an activity count from 0 to 1000000");
+        } else {
+            pts.val[i] = json_number_value(v);
+        }
+        if (local_minute_of(json_string_value(json_object_get(pt, "timestamp")), &pts.min[i]) != 0) {
+            snprintf(ptr, sizeof(ptr), "/data_points/%zu/timestamp", i);
+            input_error(&in, ptr, "must be an RFC 3339 date-time with offset");
+        }
+    }
+    if (input_done(&in) != 0)
+        goto done;
+    size_t keep = json_is_integer(dh) ? (size_t)json_integer_value(dh) * 60 : 0;
+    analyse_and_store(req, res, &pts, 0, keep, "pat");
+done:
+    points_free(&pts);
+    json_decref(body);
+}
+
+static void h_analysis_get(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    const char *id = http_request_param(req, "id");
+    struct store_tx *tx = NULL;
+    struct store_analysis a;
+    if (id == NULL || !uuid_is_valid(id)) {
+        http_respond_problem(res, 404, "resource-not-found", "No such analysis.");
+        return;
+    }
+    int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_analysis_get(tx, id, owner_scope(req), &a);
+    store_tx_rollback(tx);
+    audit_record(ctx->store, NULL, req, NULL, "analysis.read", "analysis", id, rc == 0 ? "success" : "not_found");
+    if (rc == STORE_ENOTFOUND) {
+        http_respond_problem(res, 404, "resource-not-found", "No such analysis.");
+        return;
+    }
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return;
+    }
+    json_t *o = analysis_json(&a);
+    store_analysis_clear(&a);
+    http_respond_json(res, 200, o);
+}
+
+static void h_models_info(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    json_t *models = json_array();
+    if (ctx->pat_model != NULL) {
+        struct pat_model_info info;
+        pat_model_info_get(ctx->pat_model, &info);
+        json_array_append_new(
+            models, json_pack("{s:s, s:s, s:s?, s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "name", "PAT", "variant",
+                              info.variant, "version", ctx->cfg ? ctx->cfg->actigraphy_model_version : NULL,
+                              "checksum", info.sha256, "parameters", (json_int_t)info.n_params, "patch_size",
+                              (json_int_t)info.patch_size, "layers", (json_int_t)info.n_layers, "heads",
+                              (json_int_t)info.n_heads, "size_bytes", (json_int_t)(info.n_params * 4), "loaded", 1));
+    }
+    json_t *o = json_pack("{s:o, s:b, s:s?}", "models", models, "pat_enabled", ctx->pat_model != NULL, "reason",
+                          ctx->pat_model != NULL ? NULL : "no PAT model configured (PAT_MODEL_PATH)");
+    http_respond_json(res, 200, o);
+}
+
+int api_pat_register(struct router *r, struct api_ctx *ctx)
+{
+    const unsigned rd = GUARD_AUTH | GUARD_RATE(GUARD_RATE_API);
+    int rc = 0;
+    rc |= router_add(r, HTTP_POST, "/api/v1/pat/analyze-step-data", h_analyze_steps, ctx, rd);
+    rc |= router_add(r, HTTP_POST, "/api/v1/pat/analyze", h_analyze, ctx, rd);
+    rc |= router_add(r, HTTP_GET, "/api/v1/pat/analysis/{id}", h_analysis_get, ctx, rd);
+    rc |= router_add(r, HTTP_GET, "/api/v1/pat/models/info", h_models_info, ctx, rd);
+    return rc != 0 ? -1 : 0;
+}

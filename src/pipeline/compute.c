@@ -1,0 +1,652 @@
+/*
+ * compute.c — one analysis window (contract in compute.h).
+ *
+ * Samples -> minute series (analysis/series.h) -> analysis_report_run ->
+ * JSON. All science lives in src/analysis/ and src/ml/; this file selects
+ * the window, routes each stored metric type to its series and writes down
+ * what the results rest on.
+ */
+#include "pipeline/compute.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/analysis.h"
+#include "analysis/analysis_json.h"
+#include "analysis/series.h"
+#include "core/timeutil.h"
+#include "ingest/healthkit.h"
+#include "store/store.h"
+
+/* Metric series the window builds, in struct compute_window order. */
+enum series_kind { SK_STEPS = 0, SK_HR, SK_HRV, SK_RESP, SK_SPO2, SK_COUNT };
+
+static const char *const series_types[SK_COUNT] = {HK_T_STEPS, HK_T_HEART_RATE, HK_T_HRV, HK_T_RESPIRATORY_RATE,
+                                                   HK_T_BLOOD_OXYGEN};
+static const enum series_agg series_aggs[SK_COUNT] = {SERIES_AGG_SUM, SERIES_AGG_MEAN, SERIES_AGG_MEAN,
+                                                      SERIES_AGG_MEAN, SERIES_AGG_MEAN};
+static const char *const series_cov_names[SK_COUNT] = {"steps_minutes", "heart_rate_minutes", "hrv_minutes",
+                                                       "respiratory_rate_minutes", "blood_oxygen_minutes"};
+
+struct sample_vec {
+    struct series_sample *v;
+    size_t n, cap;
+};
+
+/* State of one streaming pass over the stored samples. */
+struct loader {
+    struct sample_vec vec[SK_COUNT];
+    struct compute_window *w;
+    size_t total;
+    /* pass 1 (the upload's own samples) */
+    int64_t latest_ms;
+    int32_t latest_off;
+    int found;
+    const char *fail_source;
+    int rejected;
+    char *err;
+    size_t errlen;
+};
+
+void compute_id_derive(const char *kind, const char *parent_id, char out[37])
+{
+    unsigned char h[16];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof(h));
+    crypto_generichash_update(&st, (const unsigned char *)kind, strlen(kind));
+    crypto_generichash_update(&st, (const unsigned char *)":", 1);
+    crypto_generichash_update(&st, (const unsigned char *)parent_id, strlen(parent_id));
+    crypto_generichash_final(&st, h, sizeof(h));
+    h[6] = (unsigned char)((h[6] & 0x0f) | 0x80); /* version 8 */
+    h[8] = (unsigned char)((h[8] & 0x3f) | 0x80); /* RFC 9562 variant */
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3],
+             h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]);
+}
+
+/* The device's UTC offset from a sample payload ({"tz_offset_min": -300, …},
+ * written by the HealthKit and export ingest); 0 when absent (API uploads
+ * carry RFC 3339 times already converted to UTC and no offset). A plain scan
+ * instead of a JSON parse: this runs once per sample. */
+static int32_t payload_offset(const char *payload)
+{
+    if (payload == NULL)
+        return 0;
+    const char *p = strstr(payload, "\"tz_offset_min\":");
+    if (p == NULL)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(p + 16, &end, 10);
+    if (errno != 0 || end == p + 16 || v < -1080 || v > 1080)
+        return 0;
+    return (int32_t)v;
+}
+
+/* HealthKit sleep category of a sample payload ({"category": "asleep_core"}),
+ * as enum hksleep_category; -1 when absent or unknown. */
+static int payload_sleep_category(const char *payload)
+{
+    static const char *const names[] = {"in_bed", "asleep_unspecified", "awake", "asleep_core", "asleep_deep",
+                                        "asleep_rem"};
+    if (payload == NULL)
+        return -1;
+    const char *p = strstr(payload, "\"category\":\"");
+    if (p == NULL)
+        return -1;
+    p += 12;
+    for (int i = 0; i < 6; i++) {
+        size_t l = strlen(names[i]);
+        if (strncmp(p, names[i], l) == 0 && p[l] == '"')
+            return i;
+    }
+    return -1;
+}
+
+/* Preference rank of a sample's origin (series.h): the watch first, then
+ * the phone, then other apps — a minute is never counted twice. */
+static uint16_t source_rank(const struct store_sample *s)
+{
+    if (strstr(s->device, "Watch") != NULL || strstr(s->source, "Watch") != NULL)
+        return 0;
+    if (strstr(s->device, "iPhone") != NULL || strstr(s->source, "iPhone") != NULL)
+        return 1;
+    return 2;
+}
+
+static int vec_push(struct sample_vec *v, const struct series_sample *s)
+{
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 1024;
+        struct series_sample *t = realloc(v->v, nc * sizeof(*t));
+        if (t == NULL)
+            return -1;
+        v->v = t;
+        v->cap = nc;
+    }
+    v->v[v->n++] = *s;
+    return 0;
+}
+
+static int sleep_push(struct compute_window *w, const struct hksleep_interval *iv)
+{
+    if (w->n_sleep == w->cap_sleep) {
+        size_t nc = w->cap_sleep ? w->cap_sleep * 2 : 64;
+        struct hksleep_interval *t = realloc(w->sleep, nc * sizeof(*t));
+        if (t == NULL)
+            return -1;
+        w->sleep = t;
+        w->cap_sleep = nc;
+    }
+    w->sleep[w->n_sleep++] = *iv;
+    return 0;
+}
+
+/* Pass 1: the upload's own samples give the window's end. */
+static int on_upload_sample(void *ctx, const struct store_sample *s)
+{
+    struct loader *l = ctx;
+    int64_t t = s->end_ms > s->start_ms ? s->end_ms : s->start_ms;
+    if (!l->found || t > l->latest_ms) {
+        l->latest_ms = t;
+        l->latest_off = payload_offset(s->payload);
+        l->found = 1;
+    }
+    if (l->fail_source != NULL && l->fail_source[0] != '\0' && strcmp(s->source, l->fail_source) == 0) {
+        snprintf(l->err, l->errlen, "samples from source '%s' are rejected by the PIPELINE_TEST_FAULT setting",
+                 l->fail_source);
+        l->rejected = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Pass 2: every sample of the user in the window, routed to its series. */
+static int on_window_sample(void *ctx, const struct store_sample *s)
+{
+    struct loader *l = ctx;
+    if (++l->total > COMPUTE_MAX_SAMPLES) {
+        snprintf(l->err, l->errlen, "the window holds more than %u samples", COMPUTE_MAX_SAMPLES);
+        l->rejected = 1;
+        return 1;
+    }
+    if (strcmp(s->metric_type, HK_T_SLEEP) == 0) {
+        int cat = payload_sleep_category(s->payload);
+        if (cat < 0)
+            return 0;
+        struct hksleep_interval iv = {s->start_ms, s->end_ms, payload_offset(s->payload), source_rank(s),
+                                      (uint8_t)cat};
+        return sleep_push(l->w, &iv) == 0 ? 0 : 2; /* positive: stop, out of memory */
+    }
+    for (int k = 0; k < SK_COUNT; k++) {
+        if (strcmp(s->metric_type, series_types[k]) == 0) {
+            if (!isfinite(s->value))
+                return 0;
+            struct series_sample ss = {s->start_ms, s->end_ms, s->value, payload_offset(s->payload),
+                                       source_rank(s)};
+            return vec_push(&l->vec[k], &ss) == 0 ? 0 : 2;
+        }
+    }
+    return 0;
+}
+
+/* Build one minute series (heap) or leave *out NULL when nothing landed. */
+static int series_build(const struct sample_vec *v, int64_t start, size_t n, enum series_agg agg, void *ws,
+                        double **out)
+{
+    *out = NULL;
+    if (v->n == 0)
+        return 0;
+    double *vals = malloc(n * sizeof(double));
+    if (vals == NULL)
+        return -1;
+    if (series_minutes_build(v->v, v->n, start, n, agg, ws, vals, NULL) != 0) {
+        free(vals);
+        return -1;
+    }
+    size_t valid = 0;
+    for (size_t i = 0; i < n; i++)
+        valid += !isnan(vals[i]);
+    if (valid == 0) {
+        free(vals);
+        return 0;
+    }
+    *out = vals;
+    return 0;
+}
+
+/* Minute activity from minute steps: HealthKit writes no step sample for a
+ * minute without steps, so inside the span the step data covers a missing
+ * minute is zero steps (the same rule as series_proxy_actigraphy); before
+ * the first and after the last step sample the minutes stay missing. */
+static double *activity_from_steps(const double *steps, size_t n)
+{
+    double *a = malloc(n * sizeof(double));
+    if (a == NULL)
+        return NULL;
+    size_t first = n, last = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isnan(steps[i])) {
+            if (first == n)
+                first = i;
+            last = i;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        a[i] = (i >= first && i <= last && isnan(steps[i])) ? 0.0 : steps[i];
+    return a;
+}
+
+int compute_window_load(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t now_ms,
+                        const char *fail_source, struct compute_window *out, char *err, size_t errlen)
+{
+    struct loader l;
+    struct compute_window w;
+    void *ws = NULL;
+    int rc;
+    memset(&l, 0, sizeof(l));
+    memset(&w, 0, sizeof(w));
+    l.w = &w;
+    l.err = err;
+    l.errlen = errlen;
+    l.fail_source = fail_source;
+
+    struct store_sample_query q;
+    memset(&q, 0, sizeof(q));
+    q.user_id = user_id;
+    q.upload_id = upload_id;
+    q.start_ms = INT64_MIN;
+    q.end_ms = INT64_MAX;
+    q.ascending = 1;
+    rc = store_sample_each(tx, &q, on_upload_sample, &l);
+    if (l.rejected) {
+        rc = COMPUTE_EREJECTED;
+        goto fail;
+    }
+    if (rc < 0)
+        goto fail;
+    if (!l.found) {
+        /* A retried upload stores nothing new: analyse up to the user's
+         * latest sample instead. */
+        struct store_sample *v = NULL;
+        size_t nv = 0;
+        struct store_cursor next;
+        q.upload_id = NULL;
+        q.ascending = 0;
+        q.limit = 1;
+        rc = store_sample_list(tx, &q, &v, &nv, &next);
+        if (rc < 0)
+            goto fail;
+        if (nv > 0) {
+            l.latest_ms = v[0].end_ms > v[0].start_ms ? v[0].end_ms : v[0].start_ms;
+            l.latest_off = payload_offset(v[0].payload);
+        } else {
+            l.latest_ms = now_ms;
+            l.latest_off = 0;
+        }
+        store_sample_list_free(v, nv);
+    }
+    int64_t last_min = series_local_minute(l.latest_ms > 0 ? l.latest_ms - 1 : 0, l.latest_off);
+    w.n = COMPUTE_WINDOW_MINUTES;
+    w.start_local_min = last_min + 1 - (int64_t)w.n;
+    w.end_utc_ms = l.latest_ms;
+    w.end_offset_min = l.latest_off;
+
+    /* Samples are selected by their UTC start; the margins cover any UTC
+     * offset (±18 h) and a long sample reaching into the window. */
+    memset(&q, 0, sizeof(q));
+    q.user_id = user_id;
+    q.start_ms = l.latest_ms - (int64_t)w.n * 60000 - 36LL * 3600000;
+    q.end_ms = l.latest_ms + 18LL * 3600000 + 60000;
+    q.ascending = 1;
+    rc = store_sample_each(tx, &q, on_window_sample, &l);
+    if (l.rejected) {
+        rc = COMPUTE_EREJECTED;
+        goto fail;
+    }
+    if (rc < 0)
+        goto fail;
+    if (rc > 0) {
+        snprintf(err, errlen, "out of memory reading samples");
+        rc = COMPUTE_ENOMEM;
+        goto fail;
+    }
+    w.n_samples = l.total;
+
+    ws = malloc(series_workspace_size(w.n));
+    if (ws == NULL) {
+        rc = COMPUTE_ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    double **dst[SK_COUNT] = {&w.steps, &w.hr, &w.hrv, &w.resp, &w.spo2};
+    for (int k = 0; k < SK_COUNT; k++) {
+        if (series_build(&l.vec[k], w.start_local_min, w.n, series_aggs[k], ws, dst[k]) != 0) {
+            rc = COMPUTE_ENOMEM;
+            snprintf(err, errlen, "out of memory building the %s series", series_types[k]);
+            goto fail;
+        }
+    }
+    if (w.steps != NULL) {
+        w.activity = activity_from_steps(w.steps, w.n);
+        if (w.activity == NULL) {
+            rc = COMPUTE_ENOMEM;
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        w.steps_are_activity = 1;
+    }
+    for (int k = 0; k < SK_COUNT; k++)
+        free(l.vec[k].v);
+    free(ws);
+    *out = w;
+    return 0;
+fail:
+    for (int k = 0; k < SK_COUNT; k++)
+        free(l.vec[k].v);
+    free(ws);
+    compute_window_free(&w);
+    return rc;
+}
+
+int compute_window_from_minutes(const double *values, size_t n, int64_t start_local_min, int steps,
+                                struct compute_window *out, char *err, size_t errlen)
+{
+    struct compute_window w;
+    memset(&w, 0, sizeof(w));
+    if (values == NULL || n == 0 || n > SERIES_MAX_MINUTES) {
+        snprintf(err, errlen, "a series of 1 to %u minutes is required", SERIES_MAX_MINUTES);
+        return COMPUTE_EREJECTED;
+    }
+    w.n = n;
+    w.start_local_min = start_local_min;
+    w.n_samples = n;
+    double *copy = malloc(n * sizeof(double));
+    if (copy == NULL)
+        goto nomem;
+    memcpy(copy, values, n * sizeof(double));
+    if (steps) {
+        w.steps = copy;
+        w.activity = activity_from_steps(copy, n);
+        if (w.activity == NULL)
+            goto nomem;
+        w.steps_are_activity = 1;
+    } else {
+        w.activity = copy;
+    }
+    *out = w;
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    if (w.steps == NULL)
+        free(copy);
+    compute_window_free(&w);
+    return COMPUTE_ENOMEM;
+}
+
+void compute_window_free(struct compute_window *w)
+{
+    if (w == NULL)
+        return;
+    free(w->activity);
+    free(w->steps);
+    free(w->hr);
+    free(w->hrv);
+    free(w->resp);
+    free(w->spo2);
+    free(w->sleep);
+    memset(w, 0, sizeof(*w));
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+static size_t count_valid(const double *v, size_t n)
+{
+    size_t c = 0;
+    if (v != NULL)
+        for (size_t i = 0; i < n; i++)
+            c += !isnan(v[i]);
+    return c;
+}
+
+static json_t *metric_mean_json(double sum, size_t n, const char *reason)
+{
+    struct metric m = n > 0 ? metric_value_ok(sum / (double)n, n) : metric_value_null(reason, 0);
+    return analysis_json_metric(&m);
+}
+
+/* The nights the device recorded: one local noon-to-noon window per day of
+ * the analysis window (hksleep.h), with their means. */
+static json_t *hk_sleep_json(const struct compute_window *w, size_t *n_nights)
+{
+    json_t *o = json_object(), *nights = json_array();
+    void *ws = malloc(hksleep_workspace_size(1440));
+    double tst = 0, eff = 0, deep = 0, rem = 0;
+    size_t n_tst = 0, n_eff = 0, n_deep = 0, n_rem = 0;
+    *n_nights = 0;
+    if (o == NULL || nights == NULL || ws == NULL)
+        goto fail;
+    if (w->n_sleep > 0) {
+        int64_t d0 = floor_div(w->start_local_min - 720, 1440);
+        int64_t d1 = floor_div(w->start_local_min + (int64_t)w->n - 1 - 720, 1440);
+        for (int64_t d = d0; d <= d1; d++) {
+            int64_t start = d * 1440 + 720;
+            struct hksleep_night nt;
+            if (hksleep_night_compute(w->sleep, w->n_sleep, start, 1440, ws, &nt) != 0)
+                goto fail;
+            if (!metric_value_valid(&nt.base.total_sleep_min))
+                continue;
+            json_t *j = analysis_json_hksleep_night(&nt, start);
+            if (j == NULL || json_array_append_new(nights, j) != 0)
+                goto fail;
+            (*n_nights)++;
+            tst += nt.base.total_sleep_min.value;
+            n_tst++;
+            if (metric_value_valid(&nt.base.efficiency_pct)) {
+                eff += nt.base.efficiency_pct.value;
+                n_eff++;
+            }
+            if (metric_value_valid(&nt.deep_pct)) {
+                deep += nt.deep_pct.value;
+                n_deep++;
+            }
+            if (metric_value_valid(&nt.rem_pct)) {
+                rem += nt.rem_pct.value;
+                n_rem++;
+            }
+        }
+    }
+    json_object_set_new(o, "nights", nights);
+    nights = NULL;
+    json_object_set_new(o, "total_sleep_mean_min", metric_mean_json(tst, n_tst, "no recorded sleep"));
+    json_object_set_new(o, "efficiency_mean_pct", metric_mean_json(eff, n_eff, "no recorded time in bed"));
+    json_object_set_new(o, "deep_mean_pct", metric_mean_json(deep, n_deep, "no recorded sleep stages"));
+    json_object_set_new(o, "rem_mean_pct", metric_mean_json(rem, n_rem, "no recorded sleep stages"));
+    free(ws);
+    return o;
+fail:
+    free(ws);
+    json_decref(nights);
+    json_decref(o);
+    return NULL;
+}
+
+/* The PAT section: the pooled embedding of the window's last week. */
+static json_t *pat_json(const struct compute_window *w, const struct compute_pat *pat, char *err, size_t errlen,
+                        int *failed)
+{
+    *failed = 0;
+    if (pat == NULL || pat->model == NULL)
+        return json_pack("{s:n, s:s}", "value", "reason", "no PAT model configured");
+    if (w->activity == NULL)
+        return json_pack("{s:n, s:s}", "value", "reason", "no activity data in the window");
+    float *input = malloc(PAT_MINUTES * sizeof(float));
+    float pooled[PAT_EMBED_DIM];
+    struct pat_coverage cov;
+    struct pat_model_info info;
+    json_t *o = NULL;
+    if (input == NULL) {
+        snprintf(err, errlen, "out of memory");
+        *failed = 1;
+        return NULL;
+    }
+    size_t n = w->n > PAT_MINUTES ? PAT_MINUTES : w->n;
+    const double *from = w->activity + (w->n - n);
+    int rc = pat_input_prepare(from, n, pat->std, input, &cov);
+    if (rc == 0)
+        rc = pat_model_forward(pat->model, pat->ws, input, NULL, pooled, NULL);
+    free(input);
+    if (rc != 0) {
+        snprintf(err, errlen, "PAT inference failed: %s", pat_strerror(rc));
+        *failed = 1;
+        return NULL;
+    }
+    pat_model_info_get(pat->model, &info);
+    json_t *emb = json_array();
+    for (size_t i = 0; i < PAT_EMBED_DIM; i++)
+        json_array_append_new(emb, json_real((double)pooled[i]));
+    o = json_pack("{s:{s:s, s:s, s:s?}, s:{s:I, s:I, s:I, s:f}, s:o}", "model", "variant", info.variant, "sha256",
+                  info.sha256, "version", pat->model_version, "coverage", "minutes", (json_int_t)cov.n_minutes,
+                  "present", (json_int_t)cov.n_present, "missing", (json_int_t)cov.n_missing, "fraction",
+                  cov.fraction, "embedding", emb);
+    if (o == NULL) {
+        snprintf(err, errlen, "out of memory");
+        *failed = 1;
+    }
+    return o;
+}
+
+int compute_window_analyse(const struct compute_window *w, const struct compute_pat *pat, json_t **result,
+                           json_t **coverage, char *err, size_t errlen)
+{
+    struct analysis_params p = analysis_params_default();
+    struct analysis_report r;
+    json_t *res = NULL, *rep = NULL, *cov = NULL, *hk = NULL, *pj = NULL;
+    double *nan_activity = NULL;
+    void *ws = NULL;
+    int rc = COMPUTE_ENOMEM;
+    char a[64], b[64], tbuf[40];
+    size_t n_nights = 0;
+    if (w == NULL || w->n == 0) {
+        snprintf(err, errlen, "empty window");
+        return COMPUTE_EINTERNAL;
+    }
+    const double *activity = w->activity;
+    if (activity == NULL) {
+        /* No movement data: every activity-based metric is null with its
+         * reason; the other series are still analysed. */
+        nan_activity = malloc(w->n * sizeof(double));
+        if (nan_activity == NULL)
+            goto nomem;
+        for (size_t i = 0; i < w->n; i++)
+            nan_activity[i] = NAN;
+        activity = nan_activity;
+    }
+    int64_t day = floor_div(w->start_local_min, 1440);
+    struct analysis_input in = {activity, w->n, (int)(w->start_local_min - day * 1440), w->hr, w->hrv, w->resp,
+                                w->spo2, w->steps};
+    size_t wsz = analysis_workspace_size(w->n, p.bin_min);
+    ws = malloc(wsz);
+    if (ws == NULL)
+        goto nomem;
+    if (analysis_report_run(&in, &p, ws, wsz, &r) != 0) {
+        snprintf(err, errlen, "the analysis library refused the window (%zu minutes)", w->n);
+        rc = COMPUTE_EREJECTED;
+        goto fail;
+    }
+    rep = analysis_json_report(&r, &p, w->start_local_min, w->hr != NULL || w->hrv != NULL,
+                               w->resp != NULL || w->spo2 != NULL, w->steps != NULL);
+    hk = hk_sleep_json(w, &n_nights);
+    if (rep == NULL || hk == NULL)
+        goto nomem;
+    int pat_failed = 0;
+    pj = pat_json(w, pat, err, errlen, &pat_failed);
+    if (pat_failed) {
+        rc = COMPUTE_EINTERNAL;
+        goto fail;
+    }
+    if (pj == NULL)
+        goto nomem;
+
+    analysis_json_local_time(w->start_local_min, a, sizeof(a));
+    analysis_json_local_time(w->start_local_min + (int64_t)w->n, b, sizeof(b));
+    res = json_object();
+    if (res == NULL)
+        goto nomem;
+    json_object_set_new(res, "schema_version", json_integer(COMPUTE_RESULT_VERSION));
+    json_t *win = json_pack("{s:s, s:s, s:I}", "start_local", a, "end_local", b, "minutes", (json_int_t)w->n);
+    if (win != NULL && w->end_utc_ms != 0) {
+        json_object_set_new(win, "end_utc", json_string(time_format_rfc3339_ms(w->end_utc_ms, tbuf, sizeof(tbuf))));
+        json_object_set_new(win, "utc_offset_min", json_integer(w->end_offset_min));
+    }
+    json_object_set_new(res, "window", win);
+    json_object_set_new(res, "algorithms",
+                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "series", "clarity-series-1 (source-ranked minutes)",
+                                  "activity", w->steps_are_activity ? "minute steps, zero-filled inside the data span"
+                                                                    : "posted activity counts",
+                                  "sleep_wake", "cole-kripke-1992 + webster rescoring", "circadian",
+                                  "npar (IS, IV, RA, L5, M10) + 24 h cosinor", "healthkit_sleep",
+                                  "clarity-hksleep-1 (noon-to-noon nights)"));
+    if (json_object_update(res, rep) != 0)
+        goto nomem;
+    json_object_set_new(res, "healthkit_sleep", hk);
+    hk = NULL;
+    json_object_set_new(res, "pat", pj);
+    pj = NULL;
+
+    /* Coverage: what the figures rest on. */
+    cov = json_object();
+    if (cov == NULL)
+        goto nomem;
+    const double *series[SK_COUNT] = {w->steps, w->hr, w->hrv, w->resp, w->spo2};
+    size_t days = w->n / 1440 ? w->n / 1440 : 1, days_with_data = 0;
+    for (size_t d = 0; d * 1440 < w->n; d++) {
+        size_t lo = d * 1440, hi = lo + 1440 < w->n ? lo + 1440 : w->n;
+        int any = 0;
+        for (int k = 0; k < SK_COUNT && !any; k++)
+            if (series[k] != NULL)
+                for (size_t i = lo; i < hi && !any; i++)
+                    any = !isnan(series[k][i]);
+        if (!any && w->activity != NULL && !w->steps_are_activity)
+            for (size_t i = lo; i < hi && !any; i++)
+                any = !isnan(w->activity[i]);
+        days_with_data += (size_t)any;
+    }
+    if (days_with_data > days)
+        days_with_data = days;
+    json_object_set_new(cov, "minutes", json_integer((json_int_t)w->n));
+    json_object_set_new(cov, "activity_minutes", json_integer((json_int_t)count_valid(w->activity, w->n)));
+    for (int k = 0; k < SK_COUNT; k++)
+        json_object_set_new(cov, series_cov_names[k], json_integer((json_int_t)count_valid(series[k], w->n)));
+    json_object_set_new(cov, "sleep_nights", json_integer((json_int_t)n_nights));
+    json_object_set_new(cov, "days", json_integer((json_int_t)days));
+    json_object_set_new(cov, "days_with_data", json_integer((json_int_t)days_with_data));
+    json_object_set_new(cov, "samples", json_integer((json_int_t)w->n_samples));
+    json_object_set_new(cov, "fraction", json_real((double)days_with_data / (double)days));
+
+    json_decref(rep);
+    free(ws);
+    free(nan_activity);
+    *result = res;
+    *coverage = cov;
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    rc = COMPUTE_ENOMEM;
+fail:
+    json_decref(res);
+    json_decref(rep);
+    json_decref(cov);
+    json_decref(hk);
+    json_decref(pj);
+    free(ws);
+    free(nan_activity);
+    return rc;
+}

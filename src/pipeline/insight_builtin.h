@@ -1,0 +1,61 @@
+/*
+ * insight_builtin.h — the built-in insight generator: deterministic, no
+ * network, the default and the fallback of every other generator.
+ *
+ * From an analysis result (pipeline/compute.h shape, or any object with the
+ * same members) and its coverage it writes:
+ *   - key_insights: one statement per metric the data supports, each
+ *     {text, category, metric, value, reference} where `metric` is the JSON
+ *     path of the figure in the analysis result and `reference` the
+ *     threshold it was compared with (docs/insights.md lists every threshold
+ *     with its source);
+ *   - recommendations: {text, category, metric}, only where a threshold was
+ *     not met, each tied to the metric that prompted it;
+ *   - narrative: the statements joined into plain sentences;
+ *   - confidence_score in [0, 1] from data coverage (docs/insights.md).
+ * No statement is made about a metric that is null; the wording describes
+ * measurements and never names a condition (no diagnosis language).
+ *
+ * Pure: no I/O, no globals; the same input always gives the same output.
+ */
+#ifndef CLARITY_PIPELINE_INSIGHT_BUILTIN_H
+#define CLARITY_PIPELINE_INSIGHT_BUILTIN_H
+
+#include <jansson.h>
+
+#define INSIGHT_BUILTIN_NAME "builtin"
+#define INSIGHT_BUILTIN_VERSION "builtin-1"
+
+/* The focus of an insight (API insight_type). */
+enum insight_focus {
+    INSIGHT_FOCUS_COMPREHENSIVE = 0,
+    INSIGHT_FOCUS_SLEEP,
+    INSIGHT_FOCUS_ACTIVITY,
+    INSIGHT_FOCUS_CIRCADIAN,
+    INSIGHT_FOCUS_CARDIO,
+};
+
+/* "comprehensive", "sleep", "activity", "circadian", "cardio" -> focus;
+ * returns 0, or -1 for another name. NULL is comprehensive. */
+int insight_focus_parse(const char *name, enum insight_focus *out);
+const char *insight_focus_name(enum insight_focus f);
+
+struct insight_builtin_out {
+    char *narrative;   /* heap, caller frees */
+    json_t *body;      /* {key_insights[], recommendations[], grounded_metrics[],
+                          confidence_basis{}, generator_version}; caller decrefs */
+    double confidence; /* 0..1 */
+};
+
+/*
+ * Generate. result: the analysis result object (borrowed); coverage: its
+ * coverage object (borrowed, may be NULL: confidence then rests on the
+ * result's own "valid_minutes"/"minutes"). Returns 0 and fills *out, or -1
+ * when out of memory (out untouched).
+ */
+int insight_builtin_generate(const json_t *result, const json_t *coverage, enum insight_focus focus,
+                             struct insight_builtin_out *out);
+
+void insight_builtin_out_clear(struct insight_builtin_out *o);
+
+#endif

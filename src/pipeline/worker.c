@@ -1,0 +1,603 @@
+/*
+ * worker.c — queue consumers for the analysis and insight jobs (contract in
+ * worker.h).
+ */
+#include "pipeline/worker.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "core/uuid.h"
+#include "pipeline/compute.h"
+#include "pipeline/insight_builtin.h"
+#include "store/queue.h"
+#include "store/store.h"
+
+#define WORKER_ERELEASED (-201) /* given back at shutdown */
+#define WORKER_EPAYLOAD (-202)  /* the message is not a job */
+
+struct worker_thread {
+    struct worker_pool *pool;
+    pthread_t tid;
+    int started;
+    atomic_int finished;
+};
+
+struct worker_pool {
+    struct worker_options o;
+    atomic_int stop;
+    atomic_llong done, failed;
+    struct worker_thread t[WORKER_MAX_THREADS];
+    int n;
+    int joined;
+};
+
+/* ---- configuration helpers ---------------------------------------------- */
+
+int worker_fault_parse(const char *spec, char *fail_source, size_t fail_len, int64_t *delay_ms, char *err,
+                       size_t errlen)
+{
+    fail_source[0] = '\0';
+    *delay_ms = 0;
+    if (spec == NULL || spec[0] == '\0')
+        return 0;
+    char copy[512];
+    if (strlen(spec) >= sizeof(copy)) {
+        snprintf(err, errlen, "PIPELINE_TEST_FAULT is too long");
+        return -1;
+    }
+    snprintf(copy, sizeof(copy), "%s", spec);
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+        if (strncmp(item, "fail_source=", 12) == 0 && item[12] != '\0' && strlen(item + 12) < fail_len) {
+            snprintf(fail_source, fail_len, "%s", item + 12);
+        } else if (strncmp(item, "delay_ms=", 9) == 0) {
+            char *end;
+            errno = 0;
+            long long v = strtoll(item + 9, &end, 10);
+            if (errno != 0 || end == item + 9 || *end != '\0' || v < 0 || v > 600000) {
+                snprintf(err, errlen, "PIPELINE_TEST_FAULT: delay_ms takes 0 to 600000");
+                return -1;
+            }
+            *delay_ms = v;
+        } else {
+            snprintf(err, errlen, "PIPELINE_TEST_FAULT: expected fail_source=NAME or delay_ms=N, not '%s'", item);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int worker_topics_parse(const char *list, unsigned *out)
+{
+    char copy[256];
+    unsigned bits = 0;
+    if (list == NULL || strlen(list) >= sizeof(copy))
+        return -1;
+    snprintf(copy, sizeof(copy), "%s", list);
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        if (strcmp(t, STORE_TOPIC_HEALTH_DATA) == 0 || strcmp(t, "analysis") == 0)
+            bits |= WORKER_TOPIC_ANALYSIS;
+        else if (strcmp(t, STORE_TOPIC_INSIGHTS) == 0 || strcmp(t, "insights") == 0)
+            bits |= WORKER_TOPIC_INSIGHTS;
+        else if (strcmp(t, "all") == 0)
+            bits |= WORKER_TOPIC_ANALYSIS | WORKER_TOPIC_INSIGHTS;
+        else
+            return -1;
+    }
+    if (bits == 0)
+        return -1;
+    *out = bits;
+    return 0;
+}
+
+/* ---- jobs ----------------------------------------------------------------- */
+
+struct job_ids {
+    char upload_id[STORE_ID_LEN];
+    char user_id[STORE_ID_LEN];
+    char analysis_id[STORE_ID_LEN];
+};
+
+static int copy_id(json_t *o, const char *name, char out[STORE_ID_LEN], int required)
+{
+    const char *s = json_string_value(json_object_get(o, name));
+    out[0] = '\0';
+    if (s == NULL)
+        return required ? -1 : 0;
+    if (!uuid_is_valid(s))
+        return -1;
+    snprintf(out, STORE_ID_LEN, "%s", s);
+    return 0;
+}
+
+static int payload_parse(const struct store_msg *m, int insight, struct job_ids *ids, char *err, size_t errlen)
+{
+    json_t *o = json_loads(m->payload ? m->payload : "", 0, NULL);
+    int rc = -1;
+    memset(ids, 0, sizeof(*ids));
+    if (json_is_object(o) && copy_id(o, "upload_id", ids->upload_id, 1) == 0 &&
+        copy_id(o, "user_id", ids->user_id, 1) == 0 && copy_id(o, "analysis_id", ids->analysis_id, insight) == 0)
+        rc = 0;
+    json_decref(o);
+    if (rc != 0)
+        snprintf(err, errlen, "message %lld on %s is not a job payload", (long long)m->id, m->topic);
+    return rc;
+}
+
+/* Sleep ms in short steps; WORKER_ERELEASED when the pool is stopping. */
+static int pause_ms(int64_t ms, const atomic_int *stop)
+{
+    while (ms > 0) {
+        if (stop != NULL && atomic_load(stop))
+            return WORKER_ERELEASED;
+        int64_t step = ms > 50 ? 50 : ms;
+        struct timespec ts = {0, (long)step * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+    return 0;
+}
+
+/* Ack in a transaction of its own; a lost lease is no error here (whoever
+ * holds it now will find the job done). */
+static int ack_alone(struct store *st, const struct store_msg *m)
+{
+    int rc = store_queue_ack_now(st, m);
+    return rc == STORE_ECONFLICT ? 0 : rc;
+}
+
+static int analysis_job(const struct worker_options *o, struct pat_workspace *ws, const struct store_msg *m,
+                        const atomic_int *stop, char *err, size_t errlen)
+{
+    struct job_ids ids;
+    struct store_tx *tx = NULL;
+    struct store_upload up;
+    struct store_analysis existing;
+    struct compute_window w;
+    json_t *result = NULL, *coverage = NULL;
+    char *res_text = NULL, *cov_text = NULL, *pub = NULL;
+    int rc;
+    memset(&w, 0, sizeof(w));
+    if (payload_parse(m, 0, &ids, err, errlen) != 0)
+        return WORKER_EPAYLOAD;
+    compute_id_derive("analysis", ids.upload_id, ids.analysis_id);
+
+    rc = store_tx_begin(o->store, STORE_TX_READ, &tx);
+    if (rc != 0)
+        goto store_fail;
+    rc = store_upload_get(tx, ids.upload_id, NULL, &up);
+    if (rc == STORE_ENOTFOUND) {
+        /* The upload was deleted meanwhile: nothing left to analyse. */
+        store_tx_rollback(tx);
+        return ack_alone(o->store, m);
+    }
+    if (rc != 0)
+        goto store_fail;
+    rc = store_analysis_get(tx, ids.analysis_id, NULL, &existing);
+    if (rc == 0) {
+        /* Done by an earlier delivery whose ack was lost with its lease. */
+        store_analysis_clear(&existing);
+        store_tx_rollback(tx);
+        return ack_alone(o->store, m);
+    }
+    if (rc != STORE_ENOTFOUND)
+        goto store_fail;
+    store_tx_rollback(tx);
+    tx = NULL;
+
+    rc = store_tx_begin(o->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_upload_status_set(tx, ids.upload_id, "processing", 0.1, 0, NULL);
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    if (rc != 0)
+        goto store_fail;
+
+    if (o->fault_delay_ms > 0 && (rc = pause_ms(o->fault_delay_ms, stop)) != 0) {
+        snprintf(err, errlen, "released at shutdown");
+        return rc;
+    }
+
+    rc = store_tx_begin(o->store, STORE_TX_READ, &tx);
+    if (rc != 0)
+        goto store_fail;
+    rc = compute_window_load(tx, ids.user_id, ids.upload_id, time_now_ms(), o->fault_fail_source, &w, err, errlen);
+    store_tx_rollback(tx);
+    tx = NULL;
+    if (rc <= -100)
+        goto fail;
+    if (rc != 0)
+        goto store_fail;
+
+    struct compute_pat pat = {o->model, ws, o->pat_std, o->model_version};
+    rc = compute_window_analyse(&w, &pat, &result, &coverage, err, errlen);
+    if (rc != 0)
+        goto fail;
+    res_text = json_dumps(result, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    cov_text = json_dumps(coverage, JSON_COMPACT);
+    json_t *pj = json_pack("{s:s, s:s, s:s}", "analysis_id", ids.analysis_id, "upload_id", ids.upload_id,
+                           "user_id", ids.user_id);
+    pub = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
+    json_decref(pj);
+    if (res_text == NULL || cov_text == NULL || pub == NULL) {
+        snprintf(err, errlen, "out of memory");
+        rc = COMPUTE_ENOMEM;
+        goto fail;
+    }
+
+    struct store_analysis a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.id, sizeof(a.id), "%s", ids.analysis_id);
+    snprintf(a.user_id, sizeof(a.user_id), "%s", ids.user_id);
+    snprintf(a.upload_id, sizeof(a.upload_id), "%s", ids.upload_id);
+    snprintf(a.kind, sizeof(a.kind), "health_window");
+    snprintf(a.model_version, sizeof(a.model_version), "%s",
+             o->model != NULL && o->model_version != NULL ? o->model_version : "none");
+    a.version = COMPUTE_RESULT_VERSION;
+    a.coverage = cov_text;
+    a.result = res_text;
+    a.created_at_ms = time_now_ms();
+
+    rc = store_tx_begin(o->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_analysis_insert(tx, &a);
+    if (rc == 0)
+        rc = store_upload_status_set(tx, ids.upload_id, "processing", 0.6, up.total_metrics, NULL);
+    if (rc == 0)
+        rc = store_queue_publish(tx, STORE_TOPIC_INSIGHTS, pub, NULL, NULL);
+    if (rc == 0)
+        rc = store_queue_ack(tx, m);
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    if (rc == STORE_ECONFLICT) {
+        /* Our lease expired and another worker took the job (or already
+         * stored the same analysis id): nothing of ours was committed. */
+        store_tx_rollback(tx);
+        tx = NULL;
+        log_info("analysis job superseded", LOG_STR, "upload_id", ids.upload_id, LOG_INT, "message",
+                 (long long)m->id, LOG_END);
+        rc = 0;
+        goto done;
+    }
+    if (rc != 0)
+        goto store_fail;
+    log_info("analysis stored", LOG_STR, "analysis_id", ids.analysis_id, LOG_STR, "upload_id", ids.upload_id,
+             LOG_INT, "attempt", (long long)m->attempts, LOG_END);
+    goto done;
+store_fail:
+    snprintf(err, errlen, "storage: %s", store_strerror(rc));
+fail:
+    store_tx_rollback(tx);
+done:
+    compute_window_free(&w);
+    json_decref(result);
+    json_decref(coverage);
+    free(res_text);
+    free(cov_text);
+    free(pub);
+    return rc;
+}
+
+static int insight_job(const struct worker_options *o, const struct store_msg *m, char *err, size_t errlen)
+{
+    struct job_ids ids;
+    struct store_tx *tx = NULL;
+    struct store_analysis a;
+    struct store_insight existing;
+    struct insight_builtin_out gen;
+    char insight_id[STORE_ID_LEN];
+    json_t *result = NULL, *coverage = NULL;
+    char *body = NULL;
+    int rc, have_analysis = 0;
+    memset(&gen, 0, sizeof(gen));
+    if (payload_parse(m, 1, &ids, err, errlen) != 0)
+        return WORKER_EPAYLOAD;
+    compute_id_derive("insight", ids.analysis_id, insight_id);
+
+    rc = store_tx_begin(o->store, STORE_TX_READ, &tx);
+    if (rc != 0)
+        goto store_fail;
+    rc = store_insight_get(tx, insight_id, NULL, &existing);
+    if (rc == 0) {
+        store_insight_clear(&existing);
+        store_tx_rollback(tx);
+        return ack_alone(o->store, m);
+    }
+    if (rc != STORE_ENOTFOUND)
+        goto store_fail;
+    rc = store_analysis_get(tx, ids.analysis_id, NULL, &a);
+    if (rc == STORE_ENOTFOUND) {
+        store_tx_rollback(tx);
+        return ack_alone(o->store, m); /* deleted with its upload */
+    }
+    if (rc != 0)
+        goto store_fail;
+    have_analysis = 1;
+    store_tx_rollback(tx);
+    tx = NULL;
+
+    result = json_loads(a.result ? a.result : "", 0, NULL);
+    coverage = a.coverage ? json_loads(a.coverage, 0, NULL) : NULL;
+    if (!json_is_object(result)) {
+        snprintf(err, errlen, "stored analysis %s is not a JSON object", ids.analysis_id);
+        rc = COMPUTE_EINTERNAL;
+        goto fail;
+    }
+    if (insight_builtin_generate(result, coverage, INSIGHT_FOCUS_COMPREHENSIVE, &gen) != 0 ||
+        (body = json_dumps(gen.body, JSON_COMPACT | JSON_REAL_PRECISION(10))) == NULL) {
+        snprintf(err, errlen, "out of memory generating the insight");
+        rc = COMPUTE_ENOMEM;
+        goto fail;
+    }
+    struct store_insight in;
+    memset(&in, 0, sizeof(in));
+    snprintf(in.id, sizeof(in.id), "%s", insight_id);
+    snprintf(in.user_id, sizeof(in.user_id), "%s", ids.user_id);
+    snprintf(in.analysis_id, sizeof(in.analysis_id), "%s", ids.analysis_id);
+    snprintf(in.insight_type, sizeof(in.insight_type), "comprehensive");
+    snprintf(in.generator, sizeof(in.generator), INSIGHT_BUILTIN_NAME);
+    in.narrative = gen.narrative;
+    in.body = body;
+    in.confidence = gen.confidence;
+    in.created_at_ms = time_now_ms();
+
+    rc = store_tx_begin(o->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_insight_insert(tx, &in);
+    if (rc == 0) {
+        rc = store_upload_status_set(tx, ids.upload_id, "completed", 1.0, 0, NULL);
+        if (rc == STORE_ENOTFOUND)
+            rc = 0;
+    }
+    if (rc == 0)
+        rc = store_queue_ack(tx, m);
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    if (rc == STORE_ECONFLICT) {
+        store_tx_rollback(tx);
+        tx = NULL;
+        rc = 0;
+        goto done;
+    }
+    if (rc != 0)
+        goto store_fail;
+    log_info("insight stored", LOG_STR, "insight_id", insight_id, LOG_STR, "upload_id", ids.upload_id, LOG_END);
+    if (o->notify != NULL)
+        o->notify(o->notify_ctx, ids.user_id, ids.upload_id, insight_id);
+    goto done;
+store_fail:
+    snprintf(err, errlen, "storage: %s", store_strerror(rc));
+fail:
+    store_tx_rollback(tx);
+done:
+    if (have_analysis)
+        store_analysis_clear(&a);
+    insight_builtin_out_clear(&gen);
+    json_decref(result);
+    json_decref(coverage);
+    free(body);
+    return rc;
+}
+
+/* A failed job: nack; on its last attempt the queue dead-letters it and the
+ * upload is marked failed in the same transaction. */
+static void job_failed(const struct worker_options *o, const struct store_msg *m, const char *what,
+                       const char *err)
+{
+    struct store_tx *tx = NULL;
+    struct job_ids ids;
+    char reason[400], dummy[8];
+    int last = m->attempts >= m->max_attempts;
+    snprintf(reason, sizeof(reason), "%s failed: %s", what, err[0] ? err : "unknown error");
+    int rc = store_tx_begin(o->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_queue_nack(tx, m, reason);
+    if (rc == 0 && last && payload_parse(m, 0, &ids, dummy, sizeof(dummy)) == 0) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s (after %d attempts)", reason, m->attempts);
+        rc = store_upload_status_set(tx, ids.upload_id, "failed", 0.0, 0, msg);
+        if (rc == STORE_ENOTFOUND)
+            rc = 0;
+    }
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    store_tx_rollback(tx);
+    if (last)
+        log_error("job dead-lettered", LOG_STR, "topic", m->topic, LOG_INT, "message", (long long)m->id, LOG_INT,
+                  "attempts", (long long)m->attempts, LOG_STR, "error", reason, LOG_END);
+    else
+        log_warning("job failed; will retry", LOG_STR, "topic", m->topic, LOG_INT, "message", (long long)m->id,
+                    LOG_INT, "attempt", (long long)m->attempts, LOG_STR, "error", reason, LOG_END);
+    if (rc != 0 && rc != STORE_ECONFLICT)
+        log_error("cannot record a job failure", LOG_STR, "error", store_strerror(rc), LOG_END);
+}
+
+static int run_once(const struct worker_options *o, struct pat_workspace *ws, unsigned topic,
+                    const atomic_int *stop, int *handled, int *failed)
+{
+    struct store_msg m;
+    size_t n = 0;
+    char err[400] = "";
+    const char *name = topic == WORKER_TOPIC_ANALYSIS ? STORE_TOPIC_HEALTH_DATA : STORE_TOPIC_INSIGHTS;
+    *handled = 0;
+    *failed = 0;
+    memset(&m, 0, sizeof(m));
+    int rc = store_queue_lease(o->store, name, o->lease_ms > 0 ? o->lease_ms : 60000, &m, 1, &n);
+    if (rc != 0)
+        return rc;
+    if (n == 0)
+        return 0;
+    *handled = 1;
+    int jrc = topic == WORKER_TOPIC_ANALYSIS ? analysis_job(o, ws, &m, stop, err, sizeof(err))
+                                             : insight_job(o, &m, err, sizeof(err));
+    if (jrc != 0) {
+        *failed = 1;
+        job_failed(o, &m, topic == WORKER_TOPIC_ANALYSIS ? "analysis" : "insight generation", err);
+    }
+    store_msg_clear(&m);
+    return 0;
+}
+
+int worker_once_run(const struct worker_options *o, struct pat_workspace *ws, unsigned topic, int *handled)
+{
+    int failed;
+    return run_once(o, ws, topic, NULL, handled, &failed);
+}
+
+/* ---- threads --------------------------------------------------------------- */
+
+static void *thread_main(void *arg)
+{
+    struct worker_thread *t = arg;
+    struct worker_pool *p = t->pool;
+    const struct worker_options *o = &p->o;
+    struct store_listener *l = NULL;
+    struct pat_workspace *ws = NULL;
+    if (o->model != NULL && (ws = pat_workspace_new(o->model, 1)) == NULL) {
+        log_error("worker: out of memory for the PAT workspace", LOG_END);
+        goto out;
+    }
+    if (store_listener_open(o->store, &l) != 0)
+        l = NULL; /* poll instead */
+    while (!atomic_load(&p->stop)) {
+        int any = 0, err = 0;
+        /* Insights first: they finish uploads already analysed. */
+        static const unsigned order[2] = {WORKER_TOPIC_INSIGHTS, WORKER_TOPIC_ANALYSIS};
+        for (int i = 0; i < 2 && !atomic_load(&p->stop); i++) {
+            if (!(o->topics & order[i]))
+                continue;
+            int handled = 0, failed = 0;
+            int rc = run_once(o, ws, order[i], &p->stop, &handled, &failed);
+            if (rc != 0) {
+                log_warning("worker: cannot lease", LOG_STR, "error", store_strerror(rc), LOG_END);
+                err = 1;
+                break;
+            }
+            if (handled) {
+                any = 1;
+                atomic_fetch_add(failed ? &p->failed : &p->done, 1);
+            }
+        }
+        if (any || atomic_load(&p->stop))
+            continue;
+        int wait = o->poll_ms > 0 ? o->poll_ms : 500;
+        if (l != NULL && !err) {
+            store_listener_wait(l, wait);
+        } else {
+            struct timespec ts = {wait / 1000, (long)(wait % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+out:
+    store_listener_close(l);
+    pat_workspace_free(ws);
+    atomic_store(&t->finished, 1);
+    return NULL;
+}
+
+int worker_pool_start(const struct worker_options *o, struct worker_pool **out, char *err, size_t errlen)
+{
+    if (o == NULL || o->store == NULL || o->threads < 1 || o->threads > WORKER_MAX_THREADS) {
+        snprintf(err, errlen, "worker threads must be 1 to %d", WORKER_MAX_THREADS);
+        return -1;
+    }
+    if (o->model != NULL && o->pat_std == NULL) {
+        snprintf(err, errlen, "a PAT model needs a standardization (PAT_STANDARDIZATION)");
+        return -1;
+    }
+    struct worker_pool *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    p->o = *o;
+    if (p->o.topics == 0)
+        p->o.topics = WORKER_TOPIC_ANALYSIS | WORKER_TOPIC_INSIGHTS;
+    if (p->o.lease_ms <= 0)
+        p->o.lease_ms = 60000;
+    atomic_init(&p->stop, 0);
+    atomic_init(&p->done, 0);
+    atomic_init(&p->failed, 0);
+    for (int i = 0; i < o->threads; i++) {
+        p->t[i].pool = p;
+        atomic_init(&p->t[i].finished, 0);
+        if (pthread_create(&p->t[i].tid, NULL, thread_main, &p->t[i]) != 0) {
+            snprintf(err, errlen, "cannot start worker thread %d", i + 1);
+            p->n = i;
+            worker_pool_join(p, 60000);
+            worker_pool_free(p);
+            return -1;
+        }
+        p->t[i].started = 1;
+        p->n = i + 1;
+    }
+    *out = p;
+    return 0;
+}
+
+void worker_pool_stop(struct worker_pool *p)
+{
+    if (p != NULL)
+        atomic_store(&p->stop, 1);
+}
+
+int worker_pool_join(struct worker_pool *p, int64_t timeout_ms)
+{
+    if (p == NULL)
+        return 0;
+    worker_pool_stop(p);
+    uint64_t deadline = time_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    int left;
+    for (;;) {
+        left = 0;
+        for (int i = 0; i < p->n; i++)
+            if (p->t[i].started && !atomic_load(&p->t[i].finished))
+                left++;
+        if (left == 0 || time_mono_ns() >= deadline)
+            break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (left == 0) {
+        for (int i = 0; i < p->n; i++)
+            if (p->t[i].started) {
+                pthread_join(p->t[i].tid, NULL);
+                p->t[i].started = 0;
+            }
+        p->joined = 1;
+    }
+    return left;
+}
+
+void worker_pool_free(struct worker_pool *p)
+{
+    if (p == NULL)
+        return;
+    if (!p->joined && p->n > 0)
+        return; /* threads still running: leak rather than free under them */
+    free(p);
+}
+
+void worker_pool_counts(const struct worker_pool *p, int64_t *done, int64_t *failed)
+{
+    *done = p ? (int64_t)atomic_load(&((struct worker_pool *)p)->done) : 0;
+    *failed = p ? (int64_t)atomic_load(&((struct worker_pool *)p)->failed) : 0;
+}

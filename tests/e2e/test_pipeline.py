@@ -1,0 +1,305 @@
+"""End-to-end analysis and insights pipeline over the real binary and a real
+SQLite file: a HealthKit week is uploaded, analysed by a worker and turned
+into an insight that cites the analysis' metrics; a poison upload ends
+failed with a reason and a dead letter while other uploads go through; a
+worker killed mid-job is replaced and the job completes exactly once; the
+PAT and insight APIs with their ownership rules."""
+import datetime
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+import unittest
+import uuid
+
+from harness import BIN, Server
+
+PASSWORD = "Correct-Horse-9"
+LIMITS = {"RATE_LIMITS": "auth=1000/60,upload=1000/60,api=10000/60,insights=1000/60"}
+TZ = datetime.timezone(datetime.timedelta(hours=-5))
+POISON = "poison-test-source"
+
+
+class Client:
+    def __init__(self, srv):
+        self.srv = srv
+        self.email = "pl-%s@example.com" % uuid.uuid4().hex[:10]
+        body = {"email": self.email, "password": PASSWORD, "first_name": "Ann", "last_name": "Lee",
+                "terms_accepted": True, "privacy_policy_accepted": True}
+        status, _, doc = srv.json("POST", "/api/v1/auth/register", json.dumps(body),
+                                  {"Content-Type": "application/json"})
+        assert status == 201, doc
+        self.user_id = doc["user_id"]
+        status, _, doc = srv.json("POST", "/api/v1/auth/login", json.dumps({"email": self.email, "password": PASSWORD}),
+                                  {"Content-Type": "application/json"})
+        assert status == 200, doc
+        self.token = doc["tokens"]["access_token"]
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body) if body is not None else None
+        return self.srv.json(method, path, data, {"Authorization": "Bearer " + self.token,
+                                                  "Content-Type": "application/json"})
+
+
+def iso(t):
+    return t.isoformat(timespec="seconds")
+
+
+def week(end_day=datetime.datetime(2026, 11, 21, tzinfo=TZ), source="Apple Watch"):
+    """Seven days ending at end_day (local -05:00): steps every 15 minutes
+    from 07:00 to 22:00, heart rate every 10 minutes, and each night
+    23:00-07:00 in bed with core, deep and REM sleep."""
+    q, cat = [], []
+    start = end_day - datetime.timedelta(days=7)
+    for d in range(7):
+        day = start + datetime.timedelta(days=d)
+        for k in range(60):  # 07:00 .. 22:00
+            t = day + datetime.timedelta(hours=7, minutes=15 * k)
+            steps = 150 + (k * 37) % 400
+            q.append({"uuid": str(uuid.uuid4()), "identifier": "HKQuantityTypeIdentifierStepCount", "value": steps,
+                      "unit": "count", "start_date": iso(t), "end_date": iso(t + datetime.timedelta(minutes=15)),
+                      "source_name": source, "device": "Watch6,1"})
+        for k in range(144):
+            t = day + datetime.timedelta(minutes=10 * k)
+            night = t.hour < 7 or t.hour >= 23
+            hr = 55 + (k % 5) if night else 72 + (k % 11)
+            q.append({"uuid": str(uuid.uuid4()), "identifier": "HKQuantityTypeIdentifierHeartRate", "value": hr,
+                      "unit": "count/min", "start_date": iso(t), "end_date": iso(t), "source_name": source,
+                      "device": "Watch6,1"})
+        bed = day + datetime.timedelta(hours=23)
+        cat.append({"uuid": str(uuid.uuid4()), "identifier": "HKCategoryTypeIdentifierSleepAnalysis", "value": 0,
+                    "start_date": iso(bed), "end_date": iso(bed + datetime.timedelta(hours=8)),
+                    "source_name": source})
+        segs = [(15, 3, 120), (135, 4, 60), (195, 5, 90), (285, 3, 150), (435, 5, 30)]
+        for off, code, length in segs:
+            s = bed + datetime.timedelta(minutes=off)
+            cat.append({"uuid": str(uuid.uuid4()), "identifier": "HKCategoryTypeIdentifierSleepAnalysis",
+                        "value": code, "start_date": iso(s),
+                        "end_date": iso(s + datetime.timedelta(minutes=length)), "source_name": source})
+    return q, cat
+
+
+def upload_week(c, **kw):
+    q, cat = week(**kw)
+    status, _, doc = c.call("POST", "/api/v1/healthkit/upload",
+                            {"user_id": c.user_id, "quantity_samples": q, "category_samples": cat})
+    assert status == 202, doc
+    return doc["upload_id"]
+
+
+def wait_status(c, upload_id, want, timeout=90):
+    deadline = time.time() + timeout
+    st = None
+    while time.time() < deadline:
+        status, _, st = c.call("GET", "/api/v1/healthkit/status/" + upload_id)
+        assert status == 200, st
+        if st["status"] in want:
+            return st
+        time.sleep(0.1)
+    raise AssertionError("upload %s did not reach %s: %s" % (upload_id, want, st))
+
+
+def db(srv):
+    return sqlite3.connect(os.path.join(srv.dir, "clarity.db"), timeout=30)
+
+
+class Worker:
+    """A `clarity worker` process on a server's database."""
+
+    def __init__(self, srv, env=None):
+        e = dict(srv.env)
+        e.update(env or {})
+        self.proc = subprocess.Popen([BIN, "worker"], cwd=srv.dir, env=e, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.lines = []
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+        deadline = time.time() + 20
+        while not any("worker ready" in line for line in list(self.lines)):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("worker did not start: " + "".join(self.lines))
+            time.sleep(0.02)
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            self.lines.append(raw.decode("utf-8", "replace"))
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(30)
+        self._t.join(5)
+        text = "".join(self.lines)
+        assert "ERROR: AddressSanitizer" not in text and "runtime error:" not in text, text
+        return rc
+
+
+class Pipeline(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        env = dict(LIMITS)
+        env.update({"WORKER_THREADS": "1", "PIPELINE_TEST_FAULT": "fail_source=" + POISON})
+        cls.srv = Server(env=env)
+        cls.a = Client(cls.srv)
+        cls.b = Client(cls.srv)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def test_week_upload_to_insight(self):
+        c = self.a
+        uid = upload_week(c)
+        st = wait_status(c, uid, ("completed", "failed"))
+        self.assertEqual(st["status"], "completed", st)
+        self.assertEqual(st["progress"], 1.0)
+
+        status, _, hist = c.call("GET", "/api/v1/insights/history/" + c.user_id)
+        self.assertEqual(status, 200, hist)
+        ins = [i for i in hist["data"] if i["analysis_id"]]
+        self.assertGreaterEqual(len(ins), 1)
+        insight = ins[0]
+        self.assertEqual(insight["generator"], "builtin")
+        self.assertTrue(insight["narrative"])
+        self.assertGreater(insight["confidence_score"], 0.8)
+
+        status, _, an = c.call("GET", "/api/v1/pat/analysis/" + insight["analysis_id"])
+        self.assertEqual(status, 200, an)
+        self.assertEqual(an["upload_id"], uid)
+        r = an["result"]
+        self.assertEqual(an["coverage"]["days_with_data"], 7)
+        self.assertGreaterEqual(an["coverage"]["sleep_nights"], 6)
+        # Sleep and circadian metrics are there and measured.
+        self.assertIsNotNone(r["healthkit_sleep"]["total_sleep_mean_min"]["value"])
+        self.assertAlmostEqual(r["healthkit_sleep"]["total_sleep_mean_min"]["value"], 450, delta=5)
+        self.assertIn("sleep_regularity_index", r["sleep"])
+        self.assertIsNotNone(r["circadian"]["interdaily_stability"]["value"])
+        self.assertIsNotNone(r["activity"]["steps_daily_mean"]["value"])
+        self.assertIsNone(r["pat"]["value"])  # no model configured: no embedding, a reason
+        self.assertIn("reason", r["pat"])
+        # The insight cites them.
+        cited = set(insight["grounded_metrics"])
+        self.assertIn("healthkit_sleep.total_sleep_mean_min", cited)
+        self.assertIn("circadian.interdaily_stability", cited)
+        for k in insight["key_insights"]:
+            self.assertIn(k["metric"], cited)
+            self.assertTrue(k["text"])
+        text = (insight["narrative"] + " ".join(r["text"] for r in insight["recommendations"])).lower()
+        for word in ("diagnos", "disorder", "disease", "insomnia", "apnea"):
+            self.assertNotIn(word, text)
+
+        # One analysis and one insight for the upload.
+        with db(self.srv) as conn:
+            self.assertEqual(conn.execute("SELECT count(*) FROM analyses WHERE upload_id = ?", (uid,)).fetchone()[0], 1)
+            self.assertEqual(conn.execute("SELECT count(*) FROM insights WHERE analysis_id = ?",
+                                          (insight["analysis_id"],)).fetchone()[0], 1)
+
+        # Ownership: another user gets 404 for records, 403 for the path.
+        self.assertEqual(self.b.call("GET", "/api/v1/insights/" + insight["insight_id"])[0], 404)
+        self.assertEqual(self.b.call("GET", "/api/v1/pat/analysis/" + insight["analysis_id"])[0], 404)
+        self.assertEqual(self.b.call("GET", "/api/v1/insights/history/" + c.user_id)[0], 403)
+        status, _, one = c.call("GET", "/api/v1/insights/" + insight["insight_id"])
+        self.assertEqual(status, 200, one)
+        self.assertEqual(one["data"]["insight_id"], insight["insight_id"])
+
+        # On-demand generation from the stored analysis, by focus.
+        status, _, gen = c.call("POST", "/api/v1/insights/generate",
+                                {"analysis_id": insight["analysis_id"], "insight_type": "sleep",
+                                 "context": "please keep it short"})
+        self.assertEqual(status, 200, gen)
+        self.assertTrue(gen["success"])
+        self.assertEqual(gen["data"]["generator"], "builtin")
+        self.assertTrue(all(k["category"] == "sleep" for k in gen["data"]["key_insights"]))
+        self.assertIn("processing_time_ms", gen["metadata"])
+        self.assertEqual(self.b.call("POST", "/api/v1/insights/generate",
+                                     {"analysis_id": insight["analysis_id"]})[0], 404)
+        status, _, bad = c.call("POST", "/api/v1/insights/generate", {"insight_type": "horoscope"})
+        self.assertEqual(status, 422, bad)
+
+    def test_status_not_shadowed_and_models_info(self):
+        status, _, doc = self.a.call("GET", "/api/v1/insights/status")
+        self.assertEqual(status, 200, doc)
+        names = {g["name"]: g for g in doc["data"]["generators"]}
+        self.assertTrue(names["builtin"]["available"])
+        status, _, doc = self.a.call("GET", "/api/v1/pat/models/info")
+        self.assertEqual(status, 200, doc)
+        self.assertFalse(doc["pat_enabled"])
+        self.assertEqual(doc["models"], [])
+        self.assertEqual(self.a.call("GET", "/api/v1/insights/" + str(uuid.uuid4()))[0], 404)
+
+    def test_pat_analyze_step_data(self):
+        t0 = datetime.datetime(2026, 11, 10, tzinfo=TZ)
+        steps, ts = [], []
+        for m in range(3 * 1440):
+            t = t0 + datetime.timedelta(minutes=m)
+            steps.append(0 if t.hour < 7 or t.hour >= 23 else 20 + m % 30)
+            ts.append(iso(t))
+        status, _, doc = self.a.call("POST", "/api/v1/pat/analyze-step-data", {"step_counts": steps, "timestamps": ts})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["kind"], "step")
+        self.assertIsNone(doc["result"]["pat"]["value"])
+        self.assertIsNotNone(doc["result"]["sleep"]["total_sleep_mean_min"]["value"])
+        status, _, again = self.a.call("GET", "/api/v1/pat/analysis/" + doc["analysis_id"])
+        self.assertEqual(status, 200)
+        self.assertEqual(again["result"], doc["result"])
+        status, _, bad = self.a.call("POST", "/api/v1/pat/analyze-step-data",
+                                     {"step_counts": [1, -2], "timestamps": [ts[0]]})
+        self.assertEqual(status, 422, bad)
+        status, _, doc = self.a.call("POST", "/api/v1/pat/analyze", {
+            "data_points": [{"timestamp": ts[i], "value": steps[i] * 3} for i in range(1440)], "duration_hours": 12})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["result"]["window"]["minutes"], 720)
+        self.assertEqual(self.a.call("POST", "/api/v1/pat/analyze", {"data_points": [], "duration_hours": 500})[0], 422)
+
+    def test_poison_upload_fails_with_reason_others_complete(self):
+        c = Client(self.srv)
+        q, cat = week(source=POISON)
+        status, _, doc = c.call("POST", "/api/v1/healthkit/upload",
+                                {"user_id": c.user_id, "quantity_samples": q[:50], "category_samples": []})
+        self.assertEqual(status, 202, doc)
+        bad = doc["upload_id"]
+        good = upload_week(self.b)
+        st = wait_status(self.b, good, ("completed", "failed"))
+        self.assertEqual(st["status"], "completed")
+        st = wait_status(c, bad, ("completed", "failed"), timeout=120)
+        self.assertEqual(st["status"], "failed", st)
+        self.assertIn("rejected", st["error"])
+        self.assertIn("attempts", st["error"])
+        with db(self.srv) as conn:
+            dead = conn.execute("SELECT count(*) FROM queue_messages WHERE topic = ? AND payload LIKE ?",
+                                ("health-data-processing-dead-letter", "%" + bad + "%")).fetchone()[0]
+        self.assertEqual(dead, 1)
+
+
+class CrashRecovery(unittest.TestCase):
+    def test_sigkill_worker_mid_job_then_exactly_once(self):
+        srv = Server(env=dict(LIMITS, WORKER_THREADS="0"))
+        try:
+            c = Client(srv)
+            lease = {"WORKER_LEASE_SECONDS": "2"}
+            w1 = Worker(srv, dict(lease, PIPELINE_TEST_FAULT="delay_ms=60000"))
+            uid = upload_week(c)
+            wait_status(c, uid, ("processing",), timeout=30)
+            w1.proc.send_signal(signal.SIGKILL)
+            w1.proc.wait(10)
+            w2 = Worker(srv, lease)
+            st = wait_status(c, uid, ("completed", "failed"), timeout=60)
+            self.assertEqual(st["status"], "completed", st)
+            with db(srv) as conn:
+                self.assertEqual(conn.execute("SELECT count(*) FROM analyses WHERE upload_id = ?", (uid,)).fetchone()[0], 1)
+                aid = conn.execute("SELECT id FROM analyses WHERE upload_id = ?", (uid,)).fetchone()[0]
+                self.assertEqual(conn.execute("SELECT count(*) FROM insights WHERE analysis_id = ?", (aid,)).fetchone()[0], 1)
+                attempts = conn.execute("SELECT attempts FROM queue_messages WHERE topic = ? AND payload LIKE ?",
+                                        ("health-data-processing", "%" + uid + "%")).fetchone()[0]
+            self.assertGreaterEqual(attempts, 2)  # redelivered after the lease
+            self.assertEqual(w2.stop(), 0)  # SIGTERM: a clean stop
+            self.assertIn("workers stopped", "".join(w2.lines))
+        finally:
+            srv.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
