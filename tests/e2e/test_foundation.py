@@ -76,12 +76,19 @@ class Foundation(unittest.TestCase):
     def test_metrics_count_a_request(self):
         labels = [("route", "/readiness"), ("method", "GET"), ("status", "200")]
         _, _, before = self.srv.request("GET", "/metrics")
+        b = metric_value(before.decode(), "clarity_http_requests_total", labels)
         self.srv.request("GET", "/readiness")
-        status, hdrs, after = self.srv.request("GET", "/metrics")
+        # A request is counted when it completes, which libmicrohttpd reports
+        # just after the client has its response: poll briefly.
+        deadline = time.time() + 2
+        while True:
+            status, hdrs, after = self.srv.request("GET", "/metrics")
+            a = metric_value(after.decode(), "clarity_http_requests_total", labels)
+            if a == b + 1 or time.time() > deadline:
+                break
+            time.sleep(0.02)
         self.assertEqual(status, 200)
         self.assertTrue(hdrs["content-type"].startswith("text/plain; version=0.0.4"))
-        b = metric_value(before.decode(), "clarity_http_requests_total", labels)
-        a = metric_value(after.decode(), "clarity_http_requests_total", labels)
         self.assertEqual(a, b + 1)
         text = after.decode()
         self.assertIn('clarity_http_request_duration_seconds_bucket{route="/readiness",le="+Inf"}', text)
