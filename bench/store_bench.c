@@ -39,7 +39,8 @@
 #include "store/queue.h"
 #include "store/store.h"
 
-#define ROWS 200000
+#define ROWS 100000
+#define ROUNDS 3 /* alternate repository and floor, keep the best of each */
 #define TX_ROWS 1000
 #define QUEUE_MSGS 20000
 #define WAKE_SAMPLES 200
@@ -481,6 +482,24 @@ static void bench_wake(struct store *st, double *p50, double *p99)
 
 static const char *verdict(int ok) { return ok ? "PASS" : "MISS"; }
 
+static void best_of(struct rate *best, struct rate r)
+{
+    if (r.wall > best->wall)
+        best->wall = r.wall;
+    if (r.cpu > best->cpu)
+        best->cpu = r.cpu;
+}
+
+static void remove_db(const char *path)
+{
+    char p[700];
+    unlink(path);
+    snprintf(p, sizeof(p), "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
+}
+
 static void loadavg(char *out, size_t n)
 {
     FILE *f = fopen("/proc/loadavg", "r");
@@ -508,33 +527,46 @@ static int run_backend(const char *url, int pg)
            sysconf(_SC_NPROCESSORS_ONLN), la, pg ? "client + server backends" : "this process");
     cur_pg_url = pg ? url : NULL;
 
-    struct store *st = open_fresh(url, 8);
-    struct rate repo, floor1, floor2 = {0, 0};
-    if (pg) {
-        floor1 = floor_pg(url, 1, 1);
-        floor2 = floor_pg(url, 250, 2);
-        repo = bench_repo(st, 3);
-    } else {
-        repo = bench_repo(st, 3);
-        char floor_path[512];
-        snprintf(floor_path, sizeof(floor_path), "%s.floor", url + 7);
-        unlink(floor_path);
-        char furl[600];
-        snprintf(furl, sizeof(furl), "sqlite:%s", floor_path);
-        store_close(open_fresh(furl, 1));
-        floor1 = floor_sqlite(floor_path, 1);
-        unlink(floor_path);
-        char p2[600];
-        snprintf(p2, sizeof(p2), "%s-wal", floor_path);
-        unlink(p2);
-        snprintf(p2, sizeof(p2), "%s-shm", floor_path);
-        unlink(p2);
+    struct rate repo = {0, 0}, floor1 = {0, 0}, floor2 = {0, 0};
+    struct store *st = NULL;
+    char err[256];
+    if (pg)
+        st = open_fresh(url, 8); /* the schema the floors insert into */
+    for (int round = 0; round < ROUNDS; round++) {
+        struct rate r;
+        if (pg) {
+            if (round == 0)
+                floor1 = floor_pg(url, 1, 100 + round); /* slow: once */
+            r = floor_pg(url, 250, 200 + round);
+            best_of(&floor2, r);
+            if (store_admin_exec(st, "TRUNCATE health_samples", err, sizeof(err)) != 0)
+                die("truncate", err);
+            best_of(&repo, bench_repo(st, 300 + round));
+        } else {
+            char rpath[600], rurl[700], fpath[600], furl[700];
+            snprintf(rpath, sizeof(rpath), "%s.repo%d", url + 7, round);
+            snprintf(rurl, sizeof(rurl), "sqlite:%s", rpath);
+            snprintf(fpath, sizeof(fpath), "%s.floor%d", url + 7, round);
+            snprintf(furl, sizeof(furl), "sqlite:%s", fpath);
+            remove_db(rpath);
+            remove_db(fpath);
+            struct store *rs = open_fresh(rurl, 2);
+            best_of(&repo, bench_repo(rs, 300 + round));
+            store_close(rs);
+            store_close(open_fresh(furl, 1));
+            best_of(&floor1, floor_sqlite(fpath, 100 + round));
+            remove_db(rpath);
+            remove_db(fpath);
+        }
     }
+    if (st == NULL)
+        st = open_fresh(url, 8);
     struct rate best = floor2.wall > floor1.wall ? floor2 : floor1;
     int ok_rows = repo.wall >= target_rows, ok_ratio = repo.wall >= 0.7 * best.wall;
     misses += !ok_rows + !ok_ratio;
-    printf("samples, %d rows in %d-row transactions, dedup index on (user_id, hk_uuid):\n", ROWS,
-           TX_ROWS);
+    printf("samples, %d rows in %d-row transactions, dedup index on (user_id, hk_uuid), "
+           "best of %d alternating runs:\n",
+           ROWS, TX_ROWS, ROUNDS);
     printf("  repository (store_sample_insert_batch)  wall %8.0f  cpu %8.0f rows/s  target >= %.0f  %s\n",
            repo.wall, repo.cpu, target_rows, verdict(ok_rows));
     if (pg) {

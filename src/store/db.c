@@ -450,6 +450,15 @@ int db_bind_text(struct db_stmt *s, int idx, const char *text)
     return pg_put(s, idx, text, strlen(text), 0);
 }
 
+int db_bind_text_borrowed(struct db_stmt *s, int idx, const char *text)
+{
+    if (text == NULL)
+        return db_bind_null(s, idx);
+    if (s->ss != NULL)
+        return lite_bind(s, sqlite3_bind_text(s->ss, idx, text, -1, SQLITE_STATIC));
+    return pg_put(s, idx, text, strlen(text), 0);
+}
+
 int db_bind_int64(struct db_stmt *s, int idx, int64_t v)
 {
     if (s->ss != NULL)

@@ -74,6 +74,9 @@ int db_conn_errcode(const struct db_conn *c);
 
 /* Bind parameter idx (1-based). text NULL binds SQL NULL. Values are copied. */
 int db_bind_text(struct db_stmt *s, int idx, const char *text);
+/* As db_bind_text, but SQLite borrows text until the next step/reset instead
+ * of copying it (the caller keeps it alive that long). */
+int db_bind_text_borrowed(struct db_stmt *s, int idx, const char *text);
 int db_bind_int64(struct db_stmt *s, int idx, int64_t v);
 int db_bind_double(struct db_stmt *s, int idx, double v);
 int db_bind_blob(struct db_stmt *s, int idx, const void *p, size_t len);

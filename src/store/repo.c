@@ -598,22 +598,23 @@ static void bind_double_or_null(struct db_stmt *s, int idx, double v)
         db_bind_double(s, idx, v);
 }
 
+/* Text is borrowed from x, which outlives the statement's execution. */
 static void bind_sample(struct db_stmt *s, int base, const struct store_sample *x, int64_t now)
 {
-    db_bind_text(s, base + 1, x->user_id);
-    db_bind_text(s, base + 2, x->upload_id[0] ? x->upload_id : NULL);
-    db_bind_text(s, base + 3, x->metric_type);
+    db_bind_text_borrowed(s, base + 1, x->user_id);
+    db_bind_text_borrowed(s, base + 2, x->upload_id[0] ? x->upload_id : NULL);
+    db_bind_text_borrowed(s, base + 3, x->metric_type);
     db_bind_int64(s, base + 4, x->start_ms);
     db_bind_int64(s, base + 5, x->end_ms);
     bind_double_or_null(s, base + 6, x->value);
     bind_double_or_null(s, base + 7, x->value2);
-    db_bind_text(s, base + 8, x->unit);
-    db_bind_text(s, base + 9, x->source);
-    db_bind_text(s, base + 10, x->device);
-    db_bind_text(s, base + 11, x->hk_uuid[0] ? x->hk_uuid : NULL);
-    db_bind_text(s, base + 12, x->payload);
+    db_bind_text_borrowed(s, base + 8, x->unit);
+    db_bind_text_borrowed(s, base + 9, x->source);
+    db_bind_text_borrowed(s, base + 10, x->device);
+    db_bind_text_borrowed(s, base + 11, x->hk_uuid[0] ? x->hk_uuid : NULL);
+    db_bind_text_borrowed(s, base + 12, x->payload);
     bind_double_or_null(s, base + 13, x->quality_score);
-    db_bind_text(s, base + 14, x->validation_status[0] ? x->validation_status : "valid");
+    db_bind_text_borrowed(s, base + 14, x->validation_status[0] ? x->validation_status : "valid");
     db_bind_int64(s, base + 15, x->processing_version ? x->processing_version
                                                       : STORE_PROCESSING_VERSION);
     db_bind_int64(s, base + 16, now);
