@@ -1,0 +1,472 @@
+/*
+ * pipeline_test.c — the built-in insight generator, derived ids, the
+ * worker's configuration parsers, and the analysis/insight jobs against a
+ * real SQLite store (success, idempotent redelivery, dead-lettering with
+ * the upload marked failed).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/uuid.h"
+#include "pipeline/compute.h"
+#include "pipeline/insight_builtin.h"
+#include "pipeline/worker.h"
+#include "store/migrate.h"
+#include "store/queue.h"
+#include "store/store.h"
+
+/* ---- the built-in generator ------------------------------------------- */
+
+static json_t *m(double v) { return json_pack("{s:f, s:i}", "value", v, "n", 7); }
+static json_t *mnull(void) { return json_pack("{s:n, s:s, s:i}", "value", "reason", "no data", "n", 0); }
+
+static json_t *result_of(double tst, double eff, double sri, double is, double ra, double steps, double rhr)
+{
+    return json_pack("{s:{s:o, s:o}, s:{s:o, s:{s:o}}, s:{s:o, s:o}, s:{s:o}, s:{s:o, s:o}}", "healthkit_sleep",
+                     "total_sleep_mean_min", m(tst), "efficiency_mean_pct", m(eff), "sleep",
+                     "sleep_regularity_index", m(sri), "timing", "onset_sd_min", m(20), "circadian",
+                     "interdaily_stability", m(is), "relative_amplitude", m(ra), "activity", "steps_daily_mean",
+                     m(steps), "cardio", "hr_resting_bpm", m(rhr), "hrv_mean_ms", m(48));
+}
+
+static json_t *coverage_of(int days, int with, int nights)
+{
+    return json_pack("{s:i, s:i, s:i}", "days", days, "days_with_data", with, "sleep_nights", nights);
+}
+
+static int has_metric(json_t *arr, const char *metric)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        const char *s = json_is_string(v) ? json_string_value(v) : json_string_value(json_object_get(v, "metric"));
+        if (s && strcmp(s, metric) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void no_diagnosis_words(const struct insight_builtin_out *o)
+{
+    char *all = json_dumps(o->body, 0);
+    static const char *const words[] = {"diagnos", "disorder", "disease", "insomnia", "apnea", "depress"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        assert_null(strstr(o->narrative, words[i]));
+        assert_null(strstr(all, words[i]));
+    }
+    free(all);
+}
+
+static void test_builtin_good_week(void **state)
+{
+    (void)state;
+    json_t *r = result_of(450, 92, 85, 0.7, 0.9, 9000, 58), *c = coverage_of(7, 7, 7);
+    struct insight_builtin_out a, b;
+    assert_int_equal(insight_builtin_generate(r, c, INSIGHT_FOCUS_COMPREHENSIVE, &a), 0);
+    assert_int_equal(insight_builtin_generate(r, c, INSIGHT_FOCUS_COMPREHENSIVE, &b), 0);
+    /* deterministic */
+    assert_string_equal(a.narrative, b.narrative);
+    char *ja = json_dumps(a.body, JSON_SORT_KEYS), *jb = json_dumps(b.body, JSON_SORT_KEYS);
+    assert_string_equal(ja, jb);
+    free(ja);
+    free(jb);
+    assert_true(fabs(a.confidence - 1.0) < 1e-9);
+    json_t *ki = json_object_get(a.body, "key_insights"), *g = json_object_get(a.body, "grounded_metrics");
+    assert_true(has_metric(ki, "healthkit_sleep.total_sleep_mean_min"));
+    assert_true(has_metric(ki, "healthkit_sleep.efficiency_mean_pct"));
+    assert_true(has_metric(ki, "sleep.sleep_regularity_index"));
+    assert_true(has_metric(ki, "circadian.interdaily_stability"));
+    assert_true(has_metric(ki, "circadian.relative_amplitude"));
+    assert_true(has_metric(ki, "activity.steps_daily_mean"));
+    assert_true(has_metric(ki, "cardio.hr_resting_bpm"));
+    assert_false(has_metric(ki, "sleep.timing.onset_sd_min")); /* 20 min: nothing to say */
+    assert_int_equal(json_array_size(g), json_array_size(ki));
+    /* every threshold met: nothing to recommend */
+    assert_int_equal(json_array_size(json_object_get(a.body, "recommendations")), 0);
+    assert_non_null(strstr(a.narrative, "7 h 30 min"));
+    assert_non_null(strstr(a.narrative, "within the recommended 7-9 hours"));
+    no_diagnosis_words(&a);
+    insight_builtin_out_clear(&a);
+    insight_builtin_out_clear(&b);
+    json_decref(r);
+    json_decref(c);
+}
+
+static void test_builtin_thresholds_prompt_recommendations(void **state)
+{
+    (void)state;
+    json_t *r = result_of(360, 80, 50, 0.3, 0.5, 3000, 105), *c = coverage_of(7, 4, 2);
+    struct insight_builtin_out o;
+    assert_int_equal(insight_builtin_generate(r, c, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
+    json_t *rec = json_object_get(o.body, "recommendations");
+    assert_true(has_metric(rec, "healthkit_sleep.total_sleep_mean_min"));
+    assert_true(has_metric(rec, "healthkit_sleep.efficiency_mean_pct"));
+    assert_true(has_metric(rec, "sleep.sleep_regularity_index"));
+    assert_true(has_metric(rec, "circadian.interdaily_stability"));
+    assert_true(has_metric(rec, "circadian.relative_amplitude"));
+    assert_true(has_metric(rec, "activity.steps_daily_mean"));
+    assert_true(has_metric(rec, "cardio.hr_resting_bpm"));
+    /* 0.6 * 4/7 + 0.4 * 2/7 = 0.457 -> 0.46 */
+    assert_true(fabs(o.confidence - 0.46) < 1e-9);
+    assert_non_null(strstr(o.narrative, "less than the 7 hours"));
+    assert_non_null(strstr(o.narrative, "below the 85%"));
+    no_diagnosis_words(&o);
+    insight_builtin_out_clear(&o);
+    json_decref(r);
+    json_decref(c);
+}
+
+static void test_builtin_nulls_say_nothing(void **state)
+{
+    (void)state;
+    json_t *r = json_pack("{s:{s:o, s:o}, s:{s:o}, s:{s:o}}", "sleep", "total_sleep_mean_min", mnull(),
+                          "efficiency_mean_pct", mnull(), "circadian", "interdaily_stability", mnull(), "activity",
+                          "steps_daily_mean", mnull());
+    json_t *c = coverage_of(7, 0, 0);
+    struct insight_builtin_out o;
+    assert_int_equal(insight_builtin_generate(r, c, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
+    assert_int_equal(json_array_size(json_object_get(o.body, "key_insights")), 0);
+    assert_int_equal(json_array_size(json_object_get(o.body, "recommendations")), 0);
+    assert_true(o.confidence == 0.0);
+    assert_non_null(strstr(o.narrative, "not enough data"));
+    insight_builtin_out_clear(&o);
+    json_decref(r);
+    json_decref(c);
+}
+
+static void test_builtin_focus_and_fallback_to_actigraphy(void **state)
+{
+    (void)state;
+    /* No device-recorded sleep: the actigraphy estimate is used and named. */
+    json_t *r = json_pack("{s:{s:o, s:o}, s:{s:o}}", "sleep", "total_sleep_mean_min", m(430), "efficiency_mean_pct",
+                          m(88), "activity", "steps_daily_mean", m(7000));
+    struct insight_builtin_out o;
+    assert_int_equal(insight_builtin_generate(r, NULL, INSIGHT_FOCUS_SLEEP, &o), 0);
+    json_t *ki = json_object_get(o.body, "key_insights");
+    assert_true(has_metric(ki, "sleep.total_sleep_mean_min"));
+    assert_false(has_metric(ki, "activity.steps_daily_mean"));
+    assert_non_null(strstr(o.narrative, "estimated from your movement"));
+    insight_builtin_out_clear(&o);
+    enum insight_focus f;
+    assert_int_equal(insight_focus_parse("cardio", &f), 0);
+    assert_int_equal(f, INSIGHT_FOCUS_CARDIO);
+    assert_int_equal(insight_focus_parse("horoscope", &f), -1);
+    assert_string_equal(insight_focus_name(INSIGHT_FOCUS_ACTIVITY), "activity");
+    json_decref(r);
+}
+
+static void test_id_derive(void **state)
+{
+    (void)state;
+    char a[37], b[37], c[37];
+    compute_id_derive("analysis", "0190a1b2-0000-7000-8000-000000000001", a);
+    compute_id_derive("analysis", "0190a1b2-0000-7000-8000-000000000001", b);
+    compute_id_derive("insight", "0190a1b2-0000-7000-8000-000000000001", c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_true(uuid_is_valid(a));
+    assert_int_equal(a[14], '8');                     /* version 8 */
+    assert_non_null(strchr("89ab", a[19]));           /* RFC variant */
+}
+
+static void test_parsers(void **state)
+{
+    (void)state;
+    char fs[64], err[256];
+    int64_t delay;
+    assert_int_equal(worker_fault_parse(NULL, fs, sizeof(fs), &delay, err, sizeof(err)), 0);
+    assert_string_equal(fs, "");
+    assert_int_equal(delay, 0);
+    assert_int_equal(worker_fault_parse("fail_source=bad,delay_ms=250", fs, sizeof(fs), &delay, err, sizeof(err)), 0);
+    assert_string_equal(fs, "bad");
+    assert_int_equal(delay, 250);
+    assert_int_equal(worker_fault_parse("delay_ms=-1", fs, sizeof(fs), &delay, err, sizeof(err)), -1);
+    assert_int_equal(worker_fault_parse("explode=1", fs, sizeof(fs), &delay, err, sizeof(err)), -1);
+    unsigned t;
+    assert_int_equal(worker_topics_parse("health-data-processing", &t), 0);
+    assert_int_equal(t, WORKER_TOPIC_ANALYSIS);
+    assert_int_equal(worker_topics_parse("health-data-processing,insights-generation", &t), 0);
+    assert_int_equal(t, WORKER_TOPIC_ANALYSIS | WORKER_TOPIC_INSIGHTS);
+    assert_int_equal(worker_topics_parse("nope", &t), -1);
+}
+
+/* ---- jobs against SQLite --------------------------------------------------- */
+
+struct fix {
+    struct store *st;
+    char path[1024];
+    char user[STORE_ID_LEN];
+};
+
+static int setup(void **state)
+{
+    static unsigned counter;
+    struct fix *f = calloc(1, sizeof(*f));
+    struct store_options o;
+    char url[1100], err[512];
+    int applied;
+    const char *tmp = getenv("CLARITY_TEST_TMP") ? getenv("CLARITY_TEST_TMP") : "/tmp";
+    snprintf(f->path, sizeof(f->path), "%s/pipeline_test_%d_%u.db", tmp, (int)getpid(), counter++);
+    unlink(f->path);
+    snprintf(url, sizeof(url), "sqlite:%s", f->path);
+    store_options_default(&o);
+    o.synchronous_full = 0;
+    o.queue_backoff_base_ms = 5;
+    o.queue_backoff_max_ms = 20;
+    assert_int_equal(store_open(url, &o, &f->st, err, sizeof(err)), 0);
+    assert_int_equal(store_migrate_up(f->st, NULL, &applied, err, sizeof(err)), 0);
+    struct store_user u;
+    memset(&u, 0, sizeof(u));
+    uuid_v7(u.id);
+    snprintf(u.email, sizeof(u.email), "p%u@example.com", counter);
+    snprintf(u.password_hash, sizeof(u.password_hash), "$argon2id$v=19$x");
+    snprintf(u.first_name, sizeof(u.first_name), "Ada");
+    snprintf(u.last_name, sizeof(u.last_name), "Lovelace");
+    struct store_tx *tx;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_user_insert(tx, &u), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    memcpy(f->user, u.id, STORE_ID_LEN);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    char p[1100];
+    store_close(f->st);
+    unlink(f->path);
+    snprintf(p, sizeof(p), "%s-wal", f->path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", f->path);
+    unlink(p);
+    free(f);
+    return 0;
+}
+
+/* An upload of a week of hourly steps and heart rate from `source`, with
+ * its processing message (max_attempts), as upload_accept writes it. */
+static void make_upload(struct fix *f, const char *source, int max_attempts, char id[STORE_ID_LEN])
+{
+    struct store_upload u;
+    struct store_tx *tx;
+    memset(&u, 0, sizeof(u));
+    uuid_v7(u.id);
+    memcpy(u.user_id, f->user, STORE_ID_LEN);
+    snprintf(u.source, sizeof(u.source), "healthkit");
+    snprintf(u.status, sizeof(u.status), "received");
+    const int64_t t0 = 1795000000000LL - 1795000000000LL % 86400000LL; /* a UTC midnight */
+    size_t n = 7 * 24 * 2;
+    struct store_sample *s = calloc(n, sizeof(*s));
+    for (size_t i = 0; i < n; i++) {
+        size_t h = i / 2;
+        int steps = i % 2 == 0;
+        memcpy(s[i].user_id, f->user, STORE_ID_LEN);
+        memcpy(s[i].upload_id, u.id, STORE_ID_LEN);
+        snprintf(s[i].metric_type, sizeof(s[i].metric_type), steps ? "steps" : "heart_rate");
+        s[i].start_ms = t0 + (int64_t)h * 3600000;
+        s[i].end_ms = steps ? s[i].start_ms + 3600000 : s[i].start_ms;
+        int hod = (int)(h % 24);
+        s[i].value = steps ? (hod >= 7 && hod < 22 ? 600.0 : 0.0) : (hod >= 7 && hod < 22 ? 75.0 : 56.0);
+        s[i].value2 = NAN;
+        s[i].quality_score = NAN;
+        snprintf(s[i].unit, sizeof(s[i].unit), steps ? "count" : "count/min");
+        snprintf(s[i].source, sizeof(s[i].source), "%s", source);
+        snprintf(s[i].hk_uuid, sizeof(s[i].hk_uuid), "%s-%zu", u.id, i);
+        s[i].payload = (char *)"{\"tz_offset_min\":0}";
+    }
+    u.total_metrics = (int64_t)n;
+    char payload[200];
+    snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\",\"user_id\":\"%s\"}", u.id, f->user);
+    struct store_publish_opts po = {0, max_attempts};
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_upload_insert(tx, &u), 0);
+    assert_int_equal(store_sample_insert_batch(tx, s, n, NULL), 0);
+    assert_int_equal(store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, payload, &po, NULL), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    free(s);
+    memcpy(id, u.id, STORE_ID_LEN);
+}
+
+static void get_upload(struct fix *f, const char *id, struct store_upload *u)
+{
+    struct store_tx *tx;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_upload_get(tx, id, NULL, u), 0);
+    store_tx_rollback(tx);
+}
+
+static size_t count_analyses(struct fix *f)
+{
+    struct store_tx *tx;
+    struct store_analysis *v = NULL;
+    size_t n = 0;
+    struct store_cursor after, next;
+    memset(&after, 0, sizeof(after));
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_analysis_list(tx, f->user, &after, 100, &v, &n, &next), 0);
+    store_tx_rollback(tx);
+    store_analysis_list_free(v, n);
+    return n;
+}
+
+static void test_jobs_complete_and_are_idempotent(void **state)
+{
+    struct fix *f = *state;
+    char up[STORE_ID_LEN], aid[37], iid[37];
+    int handled;
+    struct worker_options o = {.store = f->st, .threads = 1, .lease_ms = 30000};
+    make_upload(f, "Apple Watch", 0, up);
+
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_ANALYSIS, &handled), 0);
+    assert_int_equal(handled, 1);
+    struct store_upload u;
+    get_upload(f, up, &u);
+    assert_string_equal(u.status, "processing");
+    assert_true(u.progress > 0.5);
+
+    compute_id_derive("analysis", up, aid);
+    struct store_tx *tx;
+    struct store_analysis a;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_analysis_get(tx, aid, f->user, &a), 0);
+    store_tx_rollback(tx);
+    assert_string_equal(a.upload_id, up);
+    assert_int_equal(a.version, COMPUTE_RESULT_VERSION);
+    json_t *res = json_loads(a.result, 0, NULL), *cov = json_loads(a.coverage, 0, NULL);
+    assert_non_null(json_object_get(res, "sleep"));
+    assert_non_null(json_object_get(res, "circadian"));
+    assert_non_null(json_object_get(res, "cardio"));
+    assert_true(json_is_null(json_object_get(json_object_get(res, "pat"), "value")));
+    assert_int_equal(json_integer_value(json_object_get(cov, "days_with_data")), 7);
+    json_decref(res);
+    json_decref(cov);
+    store_analysis_clear(&a);
+
+    /* A duplicate delivery of the same job (e.g. after a lost ack) stores
+     * nothing new. */
+    char payload[200];
+    snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\",\"user_id\":\"%s\"}", up, f->user);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, payload, NULL, NULL), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_ANALYSIS, &handled), 0);
+    assert_int_equal(handled, 1);
+    assert_int_equal(count_analyses(f), 1);
+    struct store_queue_stats qs;
+    assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_HEALTH_DATA, &qs), 0);
+    assert_int_equal(qs.depth, 0);
+
+    /* The insight job: one insight, upload completed. */
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_INSIGHTS, &handled), 0);
+    assert_int_equal(handled, 1);
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_INSIGHTS, &handled), 0);
+    assert_int_equal(handled, 0);
+    get_upload(f, up, &u);
+    assert_string_equal(u.status, "completed");
+    compute_id_derive("insight", aid, iid);
+    struct store_insight in;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_insight_get(tx, iid, f->user, &in), 0);
+    store_tx_rollback(tx);
+    assert_string_equal(in.generator, "builtin");
+    assert_string_equal(in.analysis_id, aid);
+    assert_true(in.confidence > 0.5);
+    store_insight_clear(&in);
+}
+
+static void test_job_failure_dead_letters_and_marks_upload_failed(void **state)
+{
+    struct fix *f = *state;
+    char up[STORE_ID_LEN], good[STORE_ID_LEN];
+    int handled;
+    struct worker_options o = {.store = f->st, .threads = 1, .lease_ms = 30000, .fault_fail_source = "poison"};
+    make_upload(f, "poison", 2, up);
+
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_ANALYSIS, &handled), 0);
+    assert_int_equal(handled, 1);
+    struct store_upload u;
+    get_upload(f, up, &u);
+    assert_string_not_equal(u.status, "failed"); /* one attempt left */
+    /* wait out the backoff (5 ms base in this store) */
+    for (int i = 0; i < 100; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_ANALYSIS, &handled), 0);
+        if (handled)
+            break;
+    }
+    assert_int_equal(handled, 1);
+    get_upload(f, up, &u);
+    assert_string_equal(u.status, "failed");
+    assert_non_null(strstr(u.error, "rejected"));
+    assert_non_null(strstr(u.error, "after 2 attempts"));
+    struct store_queue_stats qs;
+    assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_HEALTH_DATA, &qs), 0);
+    assert_int_equal(qs.dead, 1);
+    assert_int_equal(count_analyses(f), 0);
+
+    /* The worker keeps serving others. */
+    make_upload(f, "Apple Watch", 0, good);
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_ANALYSIS, &handled), 0);
+    assert_int_equal(handled, 1);
+    assert_int_equal(count_analyses(f), 1);
+}
+
+static void test_pool_starts_and_stops(void **state)
+{
+    struct fix *f = *state;
+    char up[STORE_ID_LEN], err[256];
+    struct worker_pool *p = NULL;
+    struct worker_options o = {.store = f->st, .threads = 2, .lease_ms = 30000, .poll_ms = 20};
+    make_upload(f, "Apple Watch", 0, up);
+    assert_int_equal(worker_pool_start(&o, &p, err, sizeof(err)), 0);
+    struct store_upload u;
+    for (int i = 0; i < 500; i++) {
+        get_upload(f, up, &u);
+        if (strcmp(u.status, "completed") == 0)
+            break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_string_equal(u.status, "completed");
+    worker_pool_stop(p);
+    assert_int_equal(worker_pool_join(p, 5000), 0);
+    int64_t done, failed;
+    worker_pool_counts(p, &done, &failed);
+    assert_int_equal(done, 2);
+    assert_int_equal(failed, 0);
+    worker_pool_free(p);
+    o.threads = 0;
+    assert_int_equal(worker_pool_start(&o, &p, err, sizeof(err)), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_builtin_good_week),
+        cmocka_unit_test(test_builtin_thresholds_prompt_recommendations),
+        cmocka_unit_test(test_builtin_nulls_say_nothing),
+        cmocka_unit_test(test_builtin_focus_and_fallback_to_actigraphy),
+        cmocka_unit_test(test_id_derive),
+        cmocka_unit_test(test_parsers),
+        cmocka_unit_test_setup_teardown(test_jobs_complete_and_are_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_failure_dead_letters_and_marks_upload_failed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_starts_and_stops, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
