@@ -144,6 +144,17 @@ static int pg_session_setup(struct db_conn *c)
     return db_exec(c, sql);
 }
 
+PGconn *db_pg_connect(const char *url)
+{
+    /* A default connect timeout, so that an unreachable server makes calls
+     * fail with 503 instead of hanging on TCP; the URL's own
+     * connect_timeout, coming later, takes precedence (libpq,
+     * PQconnectdbParams with expand_dbname). */
+    const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const vals[] = {"5", url, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
 struct db_conn *db_conn_open(enum db_backend backend, const char *target,
                              const struct db_open_opts *opts, char *err, size_t errlen)
 {
@@ -182,7 +193,7 @@ struct db_conn *db_conn_open(enum db_backend backend, const char *target,
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        c->pg = PQconnectdb(target);
+        c->pg = db_pg_connect(target);
         if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
             /* libpq's text names host and user, never the password. */
             set_err(c, STORE_EUNAVAILABLE, "cannot connect to postgres: ",

@@ -43,6 +43,11 @@ struct db_open_opts {
  */
 struct db_conn *db_conn_open(enum db_backend backend, const char *target,
                              const struct db_open_opts *opts, char *err, size_t errlen);
+/* A libpq connection to url with Clarity's defaults (connect_timeout 5 s
+ * unless the URL sets one). Returns what PQconnectdbParams returns. */
+struct pg_conn;
+struct pg_conn *db_pg_connect(const char *url);
+
 /* Close and free; accepts NULL. */
 void db_conn_close(struct db_conn *c);
 enum db_backend db_conn_backend(const struct db_conn *c);

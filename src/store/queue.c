@@ -511,7 +511,7 @@ int store_listener_open(struct store *st, struct store_listener **out)
         return STORE_ENOMEM;
     l->st = st;
     if (st->backend == DB_POSTGRES) {
-        l->pg = PQconnectdb(st->target);
+        l->pg = db_pg_connect(st->target);
         if (l->pg == NULL || PQstatus(l->pg) != CONNECTION_OK || pg_listen(l) != 0) {
             store_listener_close(l);
             return STORE_EUNAVAILABLE;

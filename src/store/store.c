@@ -355,7 +355,22 @@ int store_tx_begin(struct store *st, enum store_tx_mode mode, struct store_tx **
     const char *sql;
     if (st->backend == DB_SQLITE) {
         if (mode == STORE_TX_WRITE) {
-            pthread_mutex_lock(&st->write_mu);
+            /* Bounded like SQLite's own busy wait: a writer that never
+             * finishes (or a thread nesting write transactions) yields
+             * STORE_EBUSY, not a hang. */
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += st->opts.busy_timeout_ms / 1000;
+            dl.tv_nsec += (long)(st->opts.busy_timeout_ms % 1000) * 1000000L;
+            if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000L;
+            }
+            if (pthread_mutex_timedlock(&st->write_mu, &dl) != 0) {
+                snprintf(tx->err, sizeof(tx->err), "timed out waiting for the write lock");
+                store_conn_release(tx);
+                return STORE_EBUSY;
+            }
             tx->write_locked = 1;
             sql = "BEGIN IMMEDIATE";
         } else {

@@ -107,7 +107,10 @@ enum store_tx_mode {
 };
 
 /*
- * Begin a transaction on a pooled connection. Waits up to acquire_timeout_ms
+ * Begin a transaction on a pooled connection. A thread must not begin a
+ * second transaction while it holds one: with SQLite the second write
+ * transaction would wait for the first (STORE_EBUSY after busy_timeout_ms),
+ * and nesting can exhaust the pool. Waits up to acquire_timeout_ms
  * for a connection; reconnects a PostgreSQL connection the server dropped.
  * Returns 0 and *out, or STORE_EUNAVAILABLE / STORE_EBUSY.
  */
