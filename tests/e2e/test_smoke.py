@@ -3,9 +3,11 @@
 servers that get one thing wrong each (the smoke test must notice)."""
 import http.server
 import json
+import re
 import socket
 import threading
 import unittest
+import uuid
 
 from harness import Server, run_cli
 
@@ -88,7 +90,8 @@ def healthy_routes(health_checks=None):
 class SmokeAgainstRealServer(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server()
+        # Several tests register accounts from one address.
+        cls.srv = Server(env={"RATE_LIMITS": "auth=1000/60"})
         cls.url = "http://127.0.0.1:%d" % cls.srv.port
 
     @classmethod
@@ -139,6 +142,53 @@ class SmokeAgainstRealServer(unittest.TestCase):
         if "404" in auth["detail"]:
             self.assertIn("does not implement", auth["detail"])
         self.assertConsistent(rc, report)
+
+    def has_auth_api(self):
+        status, _, _ = self.srv.request("POST", "/api/v1/auth/register", body=b"{}",
+                                        headers={"Content-Type": "application/json"})
+        return status != 404
+
+    def login(self):
+        email = "smoke-e2e-%s@example.com" % uuid.uuid4().hex[:12]
+        password = "Sm0ke!e2e-" + uuid.uuid4().hex[:8]
+        hdrs = {"Content-Type": "application/json"}
+        status, _, _ = self.srv.json("POST", "/api/v1/auth/register", json.dumps({
+            "email": email, "password": password, "first_name": "Smoke", "last_name": "Test",
+            "terms_accepted": True, "privacy_policy_accepted": True}).encode(), hdrs)
+        self.assertEqual(status, 201)
+        status, _, doc = self.srv.json("POST", "/api/v1/auth/login", json.dumps({
+            "email": email, "password": password}).encode(), hdrs)
+        self.assertEqual(status, 200)
+        return doc["tokens"]["access_token"]
+
+    def test_register_full_flow_passes(self):
+        if not self.has_auth_api():
+            self.skipTest("this build has no auth API")
+        rc, report, err = smoke("--url", self.url, "--register", "--wait", "120")
+        self.assertEqual(rc, 0, (report, err))
+        self.assertEqual([c["name"] for c in report["checks"]],
+                         PROBES + ["auth_round_trip", "healthkit_upload", "insight", "cleanup"])
+        self.assertTrue(all(c["ok"] for c in report["checks"]), report)
+        self.assertEqual(report["skipped"], [])
+        self.assertIn("DELETE /api/v1/auth/me", report["checks"][-1]["detail"])
+
+    def test_token_full_flow_cleans_up_the_upload(self):
+        if not self.has_auth_api():
+            self.skipTest("this build has no auth API")
+        token = self.login()
+        rc, report, err = smoke("--url", self.url, "--token", token, "--wait", "120")
+        self.assertEqual(rc, 0, (report, err))
+        rows = {c["name"]: c for c in report["checks"]}
+        upload_id = re.search(r"upload ([0-9a-f-]{36}) completed", rows["healthkit_upload"]["detail"]).group(1)
+        self.assertTrue(rows["cleanup"]["ok"])
+        status, _, _ = self.srv.request("GET", "/api/v1/healthkit/status/" + upload_id,
+                                        headers={"Authorization": "Bearer " + token})
+        self.assertEqual(status, 404)  # the smoke test's data is gone
+        # Read-only with the same token: probes and auth only, nothing written.
+        rc, report, _ = smoke("--url", self.url, "--token", token, "--read-only")
+        self.assertEqual(rc, 0, report)
+        self.assertEqual([c["name"] for c in report["checks"]], PROBES + ["auth_round_trip"])
+        self.assertEqual({s["name"] for s in report["skipped"]}, {"healthkit_upload", "insight", "cleanup"})
 
     def test_token_read_only_never_pretends(self):
         rc, report, _ = smoke("--url", self.url, "--token", "not-a-real-token", "--read-only")
