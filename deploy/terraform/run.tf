@@ -67,7 +67,7 @@ resource "google_cloud_run_v2_service" "api" {
 
       # Secrets as files: NAME_FILE=/secrets/<secret id>/value.
       dynamic "env" {
-        for_each = local.secrets
+        for_each = local.mounted_secrets
         content {
           name  = "${env.key}_FILE"
           value = "/secrets/${env.value}/value"
@@ -75,7 +75,7 @@ resource "google_cloud_run_v2_service" "api" {
       }
 
       dynamic "volume_mounts" {
-        for_each = local.secrets
+        for_each = local.mounted_secrets
         content {
           name       = volume_mounts.value
           mount_path = "/secrets/${volume_mounts.value}"
@@ -105,7 +105,7 @@ resource "google_cloud_run_v2_service" "api" {
     }
 
     dynamic "volumes" {
-      for_each = local.secrets
+      for_each = local.mounted_secrets
       content {
         name = volumes.value
         secret {

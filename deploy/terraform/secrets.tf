@@ -12,6 +12,13 @@ locals {
     ENCRYPTION_KEY  = "clarity-encryption-key"
     GEMINI_API_KEY  = "clarity-gemini-api-key"
   }
+
+  # Every secret exists; the Gemini key is mounted only when the LLM insight
+  # generator is used, since a secret without a version stops a revision
+  # from starting.
+  mounted_secrets = {
+    for name, id in local.secrets : name => id if name != "GEMINI_API_KEY" || var.use_gemini
+  }
 }
 
 resource "google_secret_manager_secret" "app" {

@@ -85,6 +85,12 @@ variable "actigraphy_model_version" {
   default     = "v1.0"
 }
 
+variable "use_gemini" {
+  description = "Mount GEMINI_API_KEY (add a version to clarity-gemini-api-key first)."
+  type        = bool
+  default     = false
+}
+
 variable "public" {
   description = "Allow unauthenticated invocations (the API authenticates its own users)."
   type        = bool
