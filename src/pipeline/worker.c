@@ -404,7 +404,7 @@ static void job_failed(const struct worker_options *o, const struct store_msg *m
     struct job_ids ids;
     char reason[400], dummy[8];
     int last = m->attempts >= m->max_attempts;
-    snprintf(reason, sizeof(reason), "%s failed: %s", what, err[0] ? err : "unknown error");
+    snprintf(reason, sizeof(reason), "%s failed: %.340s", what, err[0] ? err : "unknown error");
     int rc = store_tx_begin(o->store, STORE_TX_WRITE, &tx);
     if (rc == 0)
         rc = store_queue_nack(tx, m, reason);
