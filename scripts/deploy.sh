@@ -29,7 +29,7 @@ set -euo pipefail
 SCRIPT_NAME=deploy.sh
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-# shellcheck source=scripts/deploy-lib.sh
+# shellcheck source=deploy-lib.sh
 . "$HERE/deploy-lib.sh"
 exec 3>&1
 
@@ -96,11 +96,16 @@ PREVIOUS="$(capture "$SERVICE-previous" gcloud run services describe "$SERVICE" 
     --format 'value(status.latestReadyRevisionName)')"
 [ -n "$PREVIOUS" ] || die "cannot tell which revision serves $SERVICE now"
 
-# 3. Migrations, as a one-off job with the new image.
+# 3. Migrations, as a one-off job with the new image. The job loads the same
+# configuration as the service, and staging/production refuse to start
+# without their keys, so it gets those secrets too.
+JOB_SECRETS="DATABASE_URL=clarity-database-url:latest"
+JOB_SECRETS="$JOB_SECRETS,JWT_PRIVATE_KEY=clarity-jwt-private-key:latest"
+JOB_SECRETS="$JOB_SECRETS,ENCRYPTION_KEY=clarity-encryption-key:latest"
 run gcloud run jobs deploy "$MIGRATE_JOB" --image "$IMAGE" "${GCLOUD_WHERE[@]}" \
     --service-account "$RUN_SA" --args migrate,up \
     --set-env-vars "ENVIRONMENT=$ENVIRONMENT" \
-    --set-secrets DATABASE_URL=clarity-database-url:latest \
+    --set-secrets "$JOB_SECRETS" \
     --network "$NETWORK" --subnet "$SUBNET" --vpc-egress private-ranges-only \
     --tasks 1 --max-retries 0 --task-timeout 30m --execute-now --wait --quiet
 

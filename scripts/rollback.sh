@@ -17,7 +17,7 @@ set -euo pipefail
 
 SCRIPT_NAME=rollback.sh
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=scripts/deploy-lib.sh
+# shellcheck source=deploy-lib.sh
 . "$HERE/deploy-lib.sh"
 exec 3>&1
 

@@ -67,7 +67,8 @@ def expected_head(env, short, service, version="1.2.3"):
         ["gcloud", "run", "jobs", "deploy", "clarity-migrate", "--image", image] + where(short) +
         ["--service-account", "clarity-run@clarity-loop-%s.iam.gserviceaccount.com" % short,
          "--args", "migrate,up", "--set-env-vars", "ENVIRONMENT=" + env,
-         "--set-secrets", "DATABASE_URL=clarity-database-url:latest",
+         "--set-secrets", "DATABASE_URL=clarity-database-url:latest,"
+         "JWT_PRIVATE_KEY=clarity-jwt-private-key:latest,ENCRYPTION_KEY=clarity-encryption-key:latest",
          "--network", "clarity-" + short, "--subnet", "clarity-" + short,
          "--vpc-egress", "private-ranges-only", "--tasks", "1", "--max-retries", "0",
          "--task-timeout", "30m", "--execute-now", "--wait", "--quiet"],
@@ -91,9 +92,11 @@ class ShellCheck(unittest.TestCase):
     def test_shellcheck(self):
         sc = shutil.which("shellcheck")
         self.assertIsNotNone(sc, "shellcheck is missing: run scripts/install-deps")
-        p = subprocess.run([sc, "-x", "-P", SCRIPTS, DEPLOY, ROLLBACK,
-                            os.path.join(SCRIPTS, "deploy-lib.sh")],
-                           capture_output=True, text=True, cwd=ROOT)
+        # Plain shellcheck from another directory: .shellcheckrc makes it
+        # follow deploy-lib.sh beside the scripts.
+        p = subprocess.run([sc, DEPLOY, ROLLBACK, os.path.join(SCRIPTS, "deploy-lib.sh"),
+                            os.path.join(SCRIPTS, "container-check")],
+                           capture_output=True, text=True, cwd=tempfile.gettempdir())
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
 
@@ -195,6 +198,34 @@ class DryRun(unittest.TestCase):
         rc, out, err = run([DEPLOY, "--dry-run", "staging", "1.0;rm -rf /"])
         self.assertEqual(rc, 1)
         self.assertEqual(trace(out), [])
+
+
+class MigrationJobConfiguration(unittest.TestCase):
+    """The migration job's environment, exactly as deploy.sh declares it,
+    must be enough for the real `clarity migrate up` in every environment
+    (staging and production refuse to start without their keys)."""
+
+    @unittest.skipUnless(os.environ.get("CLARITY_BIN"), "needs the built clarity binary")
+    def test_job_environment_runs_migrate(self):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from harness import production_keys, run_cli
+        keys = production_keys()
+        for env in ("development", "staging", "production"):
+            rc, out, err = run([DEPLOY, "--dry-run", env, "1.2.3"])
+            self.assertEqual(rc, 0, err)
+            job = [c for c in trace(out) if c[:4] == ["gcloud", "run", "jobs", "deploy"]][0]
+            opt = {job[i]: job[i + 1] for i in range(len(job) - 1) if job[i].startswith("--")}
+            work = tempfile.mkdtemp(prefix="clarity-job-")
+            try:
+                job_env = dict(kv.split("=", 1) for kv in opt["--set-env-vars"].split(","))
+                for kv in opt["--set-secrets"].split(","):
+                    name = kv.split("=", 1)[0]
+                    job_env[name] = ("sqlite:" + os.path.join(work, "job.db")
+                                     if name == "DATABASE_URL" else keys[name])
+                code, _, err = run_cli(opt["--args"].split(","), env=job_env, cwd=work)
+                self.assertEqual(code, 0, (env, sorted(job_env), err))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 FAKE = textwrap.dedent(r'''
