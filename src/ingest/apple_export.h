@@ -63,7 +63,21 @@
  *     end ms, value text, unit, sourceName).
  *
  * Threads: one parser belongs to one thread; different parsers are
- * independent. No globals.
+ * independent. No globals. The callback runs on the thread that called
+ * feed / finish / import_file, inside that call.
+ *
+ * Use from an HTTP handler (POST /api/v1/healthkit/import): create the
+ * parser when the request starts (size_hint = Content-Length, upload_id of
+ * the uploads row), pass every body chunk to apple_export_feed as it
+ * arrives, call apple_export_finish when the body is complete, and answer
+ * with apple_export_report_json. APPLE_EXPORT_EFORMAT is the client's fault
+ * (422/400, apple_export_errmsg is a client-safe detail); ECALLBACK carries
+ * the store's code through apple_export_callback_rc; EIO and ENOMEM are
+ * ours (500/503). An XML body is parsed (and stored, batch by batch) while
+ * it arrives; a zip body is spooled to a temporary file and all its work
+ * happens in apple_export_finish. The CLI (src/cli/import.c) is a complete
+ * caller: one transaction per batch holding the samples and the upload's
+ * progress.
  */
 #ifndef CLARITY_INGEST_APPLE_EXPORT_H
 #define CLARITY_INGEST_APPLE_EXPORT_H

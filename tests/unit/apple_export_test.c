@@ -937,6 +937,72 @@ static void test_malformed(void **state)
     assert_int_equal(apple_export_new(&o, &p), APPLE_EXPORT_EINVAL);
 }
 
+/* ---- mutations: no crash, a clean result or a clean error -------------- */
+
+static int json_check_batch(void *ctx, const struct store_sample *v, size_t n,
+                            const struct apple_export_stats *so_far, size_t *stored)
+{
+    int *bad = ctx;
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = json_loads(v[i].payload, 0, NULL);
+        if (j == NULL || v[i].end_ms < v[i].start_ms || strlen(v[i].hk_uuid) != 36)
+            *bad = 1;
+        json_decref(j);
+    }
+    return 0;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    /* xorshift64 (Marsaglia 2003) */
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void test_mutations(void **state)
+{
+    (void)state;
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    char doc[sizeof(small_doc)];
+    int bad = 0, ok = 0;
+    for (int it = 0; it < 3000; it++) {
+        memcpy(doc, small_doc, sizeof(small_doc));
+        size_t len = sizeof(small_doc) - 1;
+        int k = 1 + (int)(xorshift(&seed) % 4);
+        for (int m = 0; m < k; m++) {
+            size_t at = (size_t)(xorshift(&seed) % len);
+            static const char pick[] = "<>\"&;/= -+0123456789:aZ\x01\x80\xff\xc3";
+            doc[at] = pick[xorshift(&seed) % (sizeof(pick) - 1)];
+        }
+        if (xorshift(&seed) % 5 == 0)
+            len = (size_t)(xorshift(&seed) % len);
+        struct apple_export *p = NULL;
+        struct apple_export_options o = {
+            .user_id = user_id, .batch_size = 2, .on_batch = json_check_batch, .ctx = &bad};
+        assert_int_equal(apple_export_new(&o, &p), 0);
+        int rc = 0;
+        for (size_t at = 0; at < len && rc == 0;) {
+            size_t step = 1 + (size_t)(xorshift(&seed) % 97);
+            if (step > len - at)
+                step = len - at;
+            rc = apple_export_feed(p, doc + at, step);
+            at += step;
+        }
+        if (rc == 0)
+            rc = apple_export_finish(p);
+        if (rc != 0 && rc != APPLE_EXPORT_EFORMAT)
+            fail_msg("iteration %d: unexpected code %d (%s)", it, rc, apple_export_errmsg(p));
+        if (rc != 0 && apple_export_errmsg(p)[0] == '\0')
+            fail_msg("iteration %d: failed without a message", it);
+        ok += rc == 0;
+        apple_export_free(p);
+    }
+    assert_int_equal(bad, 0);
+    assert_true(ok > 0); /* some mutations leave a valid document */
+}
+
 int main(void)
 {
     const char *t = getenv("CLARITY_TEST_TMP");
@@ -948,6 +1014,7 @@ int main(void)
         cmocka_unit_test(test_metadata_payload),
         cmocka_unit_test(test_zip_feed_and_errors),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_large_export_xml_and_zip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
