@@ -40,6 +40,7 @@ int api_auth_register(struct router *r, struct api_ctx *ctx);
 int api_health_data_register(struct router *r, struct api_ctx *ctx);
 int api_pat_register(struct router *r, struct api_ctx *ctx);      /* api/pat.c */
 int api_insights_register(struct router *r, struct api_ctx *ctx); /* api/insights.c */
+int api_docs_register(struct router *r);                          /* api/docs.c: /openapi.json, /docs */
 
 /* Shared by the areas (api/common.c). */
 struct store_upload;
