@@ -214,5 +214,70 @@ class Properties(unittest.TestCase):
             self.assertIn("SERVICE_DEFAULT=%s " % env, lib)
 
 
+def variable_defaults():
+    out = {}
+    src = read(os.path.join(TF, "variables.tf"))
+    for m in re.finditer(r'variable "([a-z_0-9]+)" \{(.*?)\n\}', src, re.S):
+        d = re.search(r"^\s+default\s+= (.+)$", m.group(2), re.M)
+        if d:
+            out[m.group(1)] = d.group(1).strip()
+    return out
+
+
+def hcl_value(expr, values):
+    """The few expression forms plain_env uses: "literal", var.x, jsonencode(var.x)."""
+    import json
+    expr = expr.strip()
+    m = re.fullmatch(r"jsonencode\(var\.([a-z_0-9]+)\)", expr)
+    if m:
+        return json.dumps(json.loads(values[m.group(1)]), separators=(",", ":"))
+    m = re.fullmatch(r"var\.([a-z_0-9]+)", expr)
+    if m:
+        expr = values[m.group(1)]
+    if expr.startswith('"'):
+        return json.loads(expr)
+    return expr
+
+
+class ServiceConfiguration(unittest.TestCase):
+    """The environment Terraform gives the Cloud Run service — plain
+    variables from run.tf with each environment's tfvars, and every mounted
+    secret as NAME_FILE — is accepted by the real `clarity config check`."""
+
+    @unittest.skipUnless(os.environ.get("CLARITY_BIN"), "needs the built clarity binary")
+    def test_config_check_accepts_each_environment(self):
+        import sys
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from harness import production_keys, run_cli
+        keys = production_keys()
+        run_tf = read(os.path.join(TF, "run.tf"))
+        plain = re.search(r"plain_env = \{\n(.*?)\n  \}", run_tf, re.S).group(1)
+        secrets = dict(re.findall(r'^\s+([A-Z_]+)\s+= "(clarity-[a-z-]+)"$', read(os.path.join(TF, "secrets.tf")), re.M))
+        self.assertIn("mounted_secrets", run_tf)
+        for short in ENVS:
+            values = variable_defaults()
+            values.update(tfvars(short))
+            env = {}
+            for line in plain.splitlines():
+                m = ATTR.match(line)
+                env[m.group(2)] = hcl_value(m.group(5), values)
+            work = tempfile.mkdtemp(prefix="clarity-tf-env-")
+            try:
+                for name in secrets:
+                    if name == "GEMINI_API_KEY" and values.get("use_gemini", "false") != "true":
+                        continue
+                    path = os.path.join(work, name.lower())
+                    with open(path, "w") as f:
+                        f.write({"DATABASE_URL": "sqlite:" + os.path.join(work, "db.sqlite"),
+                                 "GEMINI_API_KEY": "x"}.get(name) or keys[name])
+                    env[name + "_FILE"] = path
+                env["PORT"] = "8080"  # Cloud Run sets it
+                code, out, err = run_cli(["config", "check"], env=env, cwd=work)
+                self.assertEqual(code, 0, (short, env, err))
+                self.assertIn(values["environment"].strip('"'), out)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
