@@ -91,10 +91,6 @@ int cli_workers_start(const struct config *cfg, struct store *store, const struc
     if (fail_source[0] != '\0' || delay > 0)
         log_warning("PIPELINE_TEST_FAULT is set: analysis jobs are faulted on purpose", LOG_STR, "fail_source",
                     fail_source, LOG_INT, "delay_ms", (long long)delay, LOG_END);
-    /* fail_source lives in the pool's options: keep a copy for the
-     * lifetime of the process (configuration memory). */
-    static const char empty[] = "";
-    char *fs = fail_source[0] != '\0' ? strdup(fail_source) : NULL;
     struct worker_options o = {
         .store = store,
         .threads = threads,
@@ -104,15 +100,13 @@ int cli_workers_start(const struct config *cfg, struct store *store, const struc
         .model = pat ? pat->model : NULL,
         .pat_std = pat ? &pat->std : NULL,
         .model_version = cfg->actigraphy_model_version,
-        .fault_fail_source = fs != NULL ? fs : empty,
+        .fault_fail_source = fail_source,
         .fault_delay_ms = delay,
     };
     if (worker_pool_start(&o, out, err, sizeof(err)) != 0) {
         log_error("cannot start workers", LOG_STR, "error", err, LOG_END);
-        free(fs);
         return -1;
     }
-    /* fs is intentionally kept: the pool borrows it until exit. */
     log_info("workers started", LOG_INT, "threads", (long long)threads, LOG_INT, "lease_seconds",
              (long long)cfg->worker_lease_seconds, LOG_STR, "pat", pat && pat->model ? "enabled" : "disabled",
              LOG_END);

@@ -33,6 +33,7 @@ struct worker_thread {
 
 struct worker_pool {
     struct worker_options o;
+    char fail_source[128]; /* the pool's copy of o.fault_fail_source */
     atomic_int stop;
     atomic_llong done, failed;
     struct worker_thread t[WORKER_MAX_THREADS];
@@ -529,6 +530,10 @@ int worker_pool_start(const struct worker_options *o, struct worker_pool **out, 
         return -1;
     }
     p->o = *o;
+    if (o->fault_fail_source != NULL && o->fault_fail_source[0] != '\0') {
+        snprintf(p->fail_source, sizeof(p->fail_source), "%s", o->fault_fail_source);
+        p->o.fault_fail_source = p->fail_source;
+    }
     if (p->o.topics == 0)
         p->o.topics = WORKER_TOPIC_ANALYSIS | WORKER_TOPIC_INSIGHTS;
     if (p->o.lease_ms <= 0)

@@ -55,7 +55,8 @@ struct worker_options {
     const struct pat_model *model;            /* borrowed; NULL: PAT disabled */
     const struct pat_standardization *pat_std; /* borrowed; required with a model */
     const char *model_version;                /* borrowed, may be NULL */
-    const char *fault_fail_source;            /* TEST ONLY (PIPELINE_TEST_FAULT), NULL */
+    const char *fault_fail_source;            /* TEST ONLY (PIPELINE_TEST_FAULT), NULL;
+                                                 copied by worker_pool_start */
     int64_t fault_delay_ms;                   /* TEST ONLY: pause inside each analysis job */
     worker_notify_fn notify;                  /* may be NULL */
     void *notify_ctx;
