@@ -15,7 +15,7 @@ import time
 import unittest
 import uuid
 
-from harness import BIN, Server
+from harness import BIN, Server, production_keys
 
 PASSWORD = "Correct-Horse-9"
 LIMITS = {"RATE_LIMITS": "auth=1000/60,upload=1000/60,api=10000/60,insights=1000/60"}
@@ -299,6 +299,62 @@ class CrashRecovery(unittest.TestCase):
             self.assertIn("workers stopped", "".join(w2.lines))
         finally:
             srv.stop()
+
+
+PG_INITDB = "/usr/lib/postgresql/15/bin/initdb"
+SOURCE_DIR = os.environ.get("CLARITY_SOURCE_DIR",
+                            os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+class PostgresScaleOut(unittest.TestCase):
+    """Two API processes and two worker processes on one PostgreSQL."""
+
+    @unittest.skipUnless(os.path.exists(PG_INITDB), "PostgreSQL 15 is not installed")
+    def test_two_api_processes_two_workers(self):
+        env = dict(os.environ, PG_TEST_OPTS="-c fsync=off")
+        pg = subprocess.Popen([os.path.join(SOURCE_DIR, "scripts", "pg-test-server")], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        servers, workers = [], []
+        try:
+            url = None
+            for raw in pg.stdout:
+                line = raw.decode().strip()
+                if line.startswith("DATABASE_URL="):
+                    url = line.split("=", 1)[1]
+                    break
+            self.assertIsNotNone(url, "pg-test-server did not start")
+            senv = dict(LIMITS, DATABASE_URL=url, WORKER_THREADS="0", **production_keys())
+            servers.append(Server(env=senv))  # migrates (development)
+            servers.append(Server(env=senv))
+            for s in servers:
+                workers.append(Worker(s))
+            clients = [Client(servers[i % 2]) for i in range(4)]
+            uploads = [upload_week(c) for c in clients]
+            for i, (c, uid) in enumerate(zip(clients, uploads)):
+                other = servers[(i + 1) % 2]  # poll through the other API process
+                c.srv = other
+                st = wait_status(c, uid, ("completed", "failed"), timeout=120)
+                self.assertEqual(st["status"], "completed", st)
+                status, _, hist = c.call("GET", "/api/v1/insights/history/" + c.user_id)
+                self.assertEqual(status, 200, hist)
+                self.assertEqual(len(hist["data"]), 1, hist)  # exactly one insight per upload
+                status, _, an = c.call("GET", "/api/v1/pat/analysis/" + hist["data"][0]["analysis_id"])
+                self.assertEqual(status, 200, an)
+                self.assertEqual(an["upload_id"], uid)
+                self.assertIsNotNone(an["result"]["circadian"]["interdaily_stability"]["value"])
+            for w in workers:
+                self.assertEqual(w.stop(), 0)
+            workers = []
+        finally:
+            for w in workers:
+                w.stop(signal.SIGKILL)
+            for s in servers:
+                s.stop()
+            try:
+                os.killpg(pg.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            pg.wait(60)
 
 
 if __name__ == "__main__":
