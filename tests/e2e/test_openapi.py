@@ -85,6 +85,11 @@ class Document(unittest.TestCase):
                 self.assertEqual(o.get("x-rate-class"), r["rate_class"], r["path"])
                 self.assertIn("429", o["responses"], r["path"])
 
+    def test_version_is_the_binary_version(self):
+        rc, out, _ = run_cli(["version"])
+        self.assertEqual(rc, 0)
+        self.assertEqual(out.split()[-1], DOC["info"]["version"])
+
     def test_structure_is_openapi_3_1(self):
         self.assertRegex(DOC["openapi"], r"^3\.1\.\d+$")
         self.assertIsInstance(DOC["info"]["title"], str)
