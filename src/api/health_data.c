@@ -22,8 +22,10 @@
 #include "core/buf.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "ingest/apple_export.h"
 #include "ingest/healthkit.h"
 #include "ingest/upload.h"
+#include "store/queue.h"
 #include "store/store.h"
 
 #define HK_MAX_SAMPLES 50000
@@ -793,6 +795,187 @@ static void h_export(struct http_request *req, struct http_response *res)
                                  : "attachment; filename=\"clarity-export.ndjson\"");
 }
 
+
+/* ---- Apple Health export import: the body is streamed into the parser ---- */
+
+struct import_state {
+    struct api_ctx *ctx;
+    struct apple_export *parser;
+    char user_id[STORE_ID_LEN];
+    char upload_id[STORE_ID_LEN];
+    char request_id[64], ip[64];
+    int store_rc;  /* the storage failure that stopped the import, if any */
+    int done;      /* finished and queued */
+};
+
+/* One batch of samples: its own transaction, with the upload's progress. */
+static int import_batch(void *cbctx, const struct store_sample *v, size_t n, const struct apple_export_stats *so_far,
+                        size_t *stored)
+{
+    struct import_state *st = cbctx;
+    struct store_tx *tx = NULL;
+    double progress = so_far->bytes_total > 0 ? (double)so_far->bytes_parsed / (double)so_far->bytes_total : 0;
+    if (progress > 0.99)
+        progress = 0.99;
+    int rc = store_tx_begin(st->ctx->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_sample_insert_batch(tx, v, n, stored);
+    if (rc == 0)
+        rc = store_upload_status_set(tx, st->upload_id, "processing", progress, so_far->records, NULL);
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    store_tx_rollback(tx);
+    st->store_rc = rc;
+    return rc;
+}
+
+static void import_begin(struct http_request *req, struct http_response *res, void **state)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    const struct principal *p = access_principal(req);
+    struct import_state *st = calloc(1, sizeof(*st));
+    struct store_tx *tx = NULL;
+    *state = st;
+    if (st == NULL) {
+        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+        return;
+    }
+    st->ctx = ctx;
+    snprintf(st->user_id, sizeof(st->user_id), "%.36s", p->user_id);
+    snprintf(st->request_id, sizeof(st->request_id), "%.63s", req->request_id);
+    snprintf(st->ip, sizeof(st->ip), "%.63s", req->client_ip);
+    const char *ct = http_request_header(req, "Content-Type");
+    if (ct == NULL || (strncasecmp(ct, "application/xml", 15) != 0 && strncasecmp(ct, "text/xml", 8) != 0 &&
+                       strncasecmp(ct, "application/zip", 15) != 0)) {
+        http_respond_problem(res, 415, "unsupported-media-type",
+                             "Send export.xml as application/xml or export.zip as application/zip.");
+        return;
+    }
+    struct store_upload u;
+    memset(&u, 0, sizeof(u));
+    uuid_v7(u.id);
+    snprintf(u.user_id, sizeof(u.user_id), "%.36s", p->user_id);
+    snprintf(u.source, sizeof(u.source), "apple_health_export");
+    snprintf(u.status, sizeof(u.status), "processing");
+    u.client_timestamp_ms = time_now_ms();
+    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_upload_insert(tx, &u);
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    store_tx_rollback(tx);
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return;
+    }
+    snprintf(st->upload_id, sizeof(st->upload_id), "%s", u.id);
+    const char *cl = http_request_header(req, "Content-Length");
+    struct apple_export_options o = {.user_id = st->user_id, .upload_id = st->upload_id,
+                                     .size_hint = cl != NULL && strncasecmp(ct, "application/zip", 15) != 0
+                                                      ? strtoll(cl, NULL, 10)
+                                                      : 0,
+                                     .on_batch = import_batch, .ctx = st};
+    if (apple_export_new(&o, &st->parser) != 0)
+        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+}
+
+static void import_refuse(struct import_state *st, struct http_response *res, int rc)
+{
+    if (rc == APPLE_EXPORT_ECALLBACK && st->store_rc != 0) {
+        api_store_failure(res, st->store_rc);
+        return;
+    }
+    if (rc == APPLE_EXPORT_EFORMAT) {
+        struct problem *p = http_respond_problem(res, 422, "validation-error", "The export could not be read.");
+        problem_add_error(p, "", "%s", apple_export_errmsg(st->parser));
+        return;
+    }
+    http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+}
+
+static int import_chunk(void *state, const char *data, size_t len, struct http_response *res)
+{
+    struct import_state *st = state;
+    int rc = apple_export_feed(st->parser, data, len);
+    if (rc != 0)
+        import_refuse(st, res, rc);
+    return rc;
+}
+
+static void import_finish(void *state, struct http_request *req, struct http_response *res)
+{
+    struct import_state *st = state;
+    int rc = apple_export_finish(st->parser);
+    if (rc != 0) {
+        import_refuse(st, res, rc);
+        return;
+    }
+    struct apple_export_stats stats;
+    apple_export_stats_get(st->parser, &stats);
+    /* The samples are in; queue the analysis with the upload's status, in
+     * one transaction, as the JSON uploads do. */
+    struct store_tx *tx = NULL;
+    char msg[160];
+    snprintf(msg, sizeof(msg), "{\"upload_id\":\"%s\",\"user_id\":\"%s\"}", st->upload_id, st->user_id);
+    rc = store_tx_begin(st->ctx->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_upload_status_set(tx, st->upload_id, "received", 0, stats.records, NULL);
+    if (rc == 0)
+        rc = store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, msg, NULL, NULL);
+    if (rc == 0)
+        rc = audit_record(st->ctx->store, tx, req, NULL, "health_data.import", "upload", st->upload_id, "success") == 0
+                 ? 0
+                 : STORE_EINTERNAL;
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    store_tx_rollback(tx);
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return;
+    }
+    st->done = 1;
+    json_t *o = json_object();
+    json_object_set_new(o, "upload_id", json_string(st->upload_id));
+    json_object_set_new(o, "status", json_string("queued"));
+    json_object_set_new(o, "queued_at", api_time_json(time_now_ms()));
+    json_object_set_new(o, "import", apple_export_report_json(st->parser));
+    char loc[128];
+    snprintf(loc, sizeof(loc), "/api/v1/healthkit/status/%s", st->upload_id);
+    http_respond_json(res, 202, o);
+    http_response_header(res, "Location", loc);
+}
+
+/* An import that did not finish leaves its upload marked failed, with the
+ * samples stored so far (each batch committed on its own). */
+static void import_release(void *state)
+{
+    struct import_state *st = state;
+    if (st == NULL)
+        return;
+    if (!st->done && st->upload_id[0] != '\0') {
+        struct store_tx *tx = NULL;
+        const char *why = st->parser != NULL && apple_export_errmsg(st->parser)[0] != '\0'
+                              ? apple_export_errmsg(st->parser)
+                              : "the upload was interrupted";
+        if (store_tx_begin(st->ctx->store, STORE_TX_WRITE, &tx) == 0) {
+            if (store_upload_status_set(tx, st->upload_id, "failed", 0, 0, why) == 0)
+                store_tx_commit(tx);
+            else
+                store_tx_rollback(tx);
+        }
+    }
+    apple_export_free(st->parser);
+    free(st);
+}
+
+static struct http_body_ops import_ops = {import_begin, import_chunk, import_finish, import_release, 0};
+
 int api_health_data_register(struct router *r, struct api_ctx *ctx)
 {
     const unsigned up = GUARD_AUTH | GUARD_RATE(GUARD_RATE_UPLOAD);
@@ -806,5 +989,7 @@ int api_health_data_register(struct router *r, struct api_ctx *ctx)
     rc |= router_add(r, HTTP_DELETE, "/api/v1/health-data/{id}", h_delete, ctx, rd);
     rc |= router_add(r, HTTP_POST, "/api/v1/healthkit/upload", h_healthkit_upload, ctx, up);
     rc |= router_add(r, HTTP_GET, "/api/v1/healthkit/status/{upload_id}", h_healthkit_status, ctx, rd);
+    import_ops.max_bytes = ctx->cfg != NULL ? (size_t)ctx->cfg->max_import_bytes : 0;
+    rc |= router_add_streaming(r, HTTP_POST, "/api/v1/healthkit/import", &import_ops, ctx, up);
     return rc != 0 ? -1 : 0;
 }

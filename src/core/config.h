@@ -63,7 +63,8 @@ struct config {
     int lockout_seconds;        /* ... this long */
     char *rate_limits;          /* "auth=5/60,upload=60/60,..." overrides */
     char *password_hash_profile;
-    int max_metrics_per_upload; /* "moderate" (default) or "interactive" */
+    int max_metrics_per_upload;
+    size_t max_import_bytes;    /* streamed Apple Health exports */ /* "moderate" (default) or "interactive" */
 
     /* Analysis and insights pipeline (docs/insights.md, docs/pat.md). */
     int worker_threads;         /* queue consumers inside `serve`; 0 disables */

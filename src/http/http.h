@@ -74,6 +74,26 @@ struct http_response {
     void *stream_ctx;
 };
 
+/*
+ * A route whose body is too large to buffer (an Apple Health export) streams
+ * it instead. The server routes and runs the guard as soon as the headers
+ * are in, then:
+ *   begin  — once; may answer (a problem) to refuse the upload; sets *state;
+ *   chunk  — for every piece of body as it arrives; non-zero after filling
+ *            res with a problem stops the feeding (the rest of the body is
+ *            read and dropped, then the problem is sent);
+ *   finish — when the body is complete and no chunk failed: fill res;
+ *   release — always, once, when the request ends (also on disconnect).
+ * max_bytes replaces MAX_REQUEST_BYTES for the route.
+ */
+struct http_body_ops {
+    void (*begin)(struct http_request *req, struct http_response *res, void **state);
+    int (*chunk)(void *state, const char *data, size_t len, struct http_response *res);
+    void (*finish)(void *state, struct http_request *req, struct http_response *res);
+    void (*release)(void *state);
+    size_t max_bytes;
+};
+
 /* A request header (case-insensitive name) or NULL. Borrowed. */
 const char *http_request_header(const struct http_request *req, const char *name);
 /* A query-string argument (decoded) or NULL. Borrowed. */

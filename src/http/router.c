@@ -9,6 +9,23 @@
 static const char *const method_names[HTTP_METHOD_COUNT] = {"GET",   "HEAD",   "POST",   "PUT",
                                                             "PATCH", "DELETE", "OPTIONS"};
 
+/* A streaming route needs a handler slot for the router's bookkeeping; it
+ * is never called (the server drives the body ops instead). */
+static void streaming_placeholder(struct http_request *req, struct http_response *res)
+{
+    (void)req;
+    (void)res;
+}
+
+int router_add_streaming(struct router *r, enum http_method m, const char *template,
+                         const struct http_body_ops *ops, void *ctx, unsigned flags)
+{
+    if (ops == NULL || router_add(r, m, template, streaming_placeholder, ctx, flags) != 0)
+        return -1;
+    r->routes[r->n - 1].body_ops = ops;
+    return 0;
+}
+
 enum http_method http_method_parse(const char *s)
 {
     for (int i = 0; i < HTTP_METHOD_COUNT; i++)

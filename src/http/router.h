@@ -33,6 +33,7 @@ enum http_method {
 
 struct http_request;
 struct http_response;
+struct http_body_ops;
 
 typedef void (*http_handler_fn)(struct http_request *req, struct http_response *res);
 
@@ -41,7 +42,8 @@ struct route {
     const char *template; /* static, e.g. "/api/v1/insights/{id}" */
     http_handler_fn handler;
     void *ctx;            /* borrowed, handed to the handler via the request */
-    unsigned flags;       /* reserved for later middleware (e.g. auth) */
+    unsigned flags;       /* the guard's flags (auth, rate class) */
+    const struct http_body_ops *body_ops; /* non-NULL: the body is streamed (http.h) */
     int index;            /* position in the table, for per-route metrics */
     /* Parsed template. */
     int nseg;
@@ -80,6 +82,11 @@ void router_init(struct router *r);
  */
 int router_add(struct router *r, enum http_method m, const char *template, http_handler_fn fn,
                void *ctx, unsigned flags);
+
+/* As router_add, for a route whose request body is streamed to ops instead
+ * of buffered (see struct http_body_ops in http.h). */
+int router_add_streaming(struct router *r, enum http_method m, const char *template,
+                         const struct http_body_ops *ops, void *ctx, unsigned flags);
 
 /*
  * Match a decoded path (no query string). A HEAD request also matches GET

@@ -64,6 +64,12 @@ struct req_ctx {
     int route_index;
     int too_large;        /* body refused for its size */
     size_t discarded;
+    size_t limit;         /* body size limit for this request */
+    const struct http_body_ops *ops; /* a streamed body's consumer, or NULL */
+    void *ops_state;
+    int ops_begun;
+    int ops_failed;       /* begin or a chunk answered a problem */
+    size_t streamed;      /* body bytes fed to ops */
     int queued;           /* a response was handed to libmicrohttpd */
     int status;           /* status sent, for the access log and metrics */
     size_t bytes;         /* body bytes sent */
@@ -392,8 +398,7 @@ static void respond_too_large(struct req_ctx *rc)
     rc->too_large = 1;
     reset_response(&rc->res);
     rc->res.responded = 0;
-    http_respond_problem(&rc->res, 413, "payload-too-large", "The request body exceeds %zu bytes.",
-                         rc->server->cfg->max_request_bytes);
+    http_respond_problem(&rc->res, 413, "payload-too-large", "The request body exceeds %zu bytes.", rc->limit);
 }
 
 /* CORS preflight (OPTIONS with Origin and Access-Control-Request-Method). */
@@ -427,6 +432,8 @@ static void preflight(struct req_ctx *rc, const char *origin, const char *want)
                          "Authorization, Content-Type, X-Request-ID, Idempotency-Key");
     http_response_header(res, "Access-Control-Max-Age", "600");
 }
+
+static int bind_route(struct req_ctx *rc, const struct router_match *m);
 
 /* Route and run the handler for a complete request. */
 static void dispatch(struct req_ctx *rc, const char *method_str)
@@ -464,26 +471,54 @@ static void dispatch(struct req_ctx *rc, const char *method_str)
         http_response_header(res, "Allow", allow);
         return;
     }
-    const struct route *rt = m.route;
-    rc->route_index = rt->index;
-    req->route_template = rt->template;
-    req->route_ctx = rt->ctx;
-    /* Parameters live in the arena copy of the match. */
-    struct route_param *params = arena_alloc(req->arena, sizeof(m.params));
-    if (params == NULL) {
-        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+    if (bind_route(rc, &m) != 0)
         return;
-    }
-    memcpy(params, m.params, sizeof(m.params));
-    req->params = params;
-    req->nparams = m.nparams;
-    req->route_flags = rt->flags;
     if (rc->server->guard != NULL && rc->server->guard(rc->server->guard_ctx, req, res) != 0) {
         if (!res->responded)
             http_respond_problem(res, 500, NULL, "The server could not complete the request.");
         return;
     }
-    rt->handler(req, res);
+    m.route->handler(req, res);
+}
+
+/* Attach the matched route to the request: template, parameters, flags. */
+static int bind_route(struct req_ctx *rc, const struct router_match *m)
+{
+    struct http_request *req = &rc->req;
+    const struct route *rt = m->route;
+    rc->route_index = rt->index;
+    req->route_template = rt->template;
+    req->route_ctx = rt->ctx;
+    /* Parameters live in the arena copy of the match. */
+    struct route_param *params = arena_alloc(req->arena, sizeof(m->params));
+    if (params == NULL) {
+        http_respond_problem(&rc->res, 500, NULL, "The server could not complete the request.");
+        return -1;
+    }
+    memcpy(params, m->params, sizeof(m->params));
+    req->params = params;
+    req->nparams = m->nparams;
+    req->route_flags = rt->flags;
+    return 0;
+}
+
+/*
+ * First call of a request whose route streams its body: route, guard and
+ * begin now, before any body byte is read. Returns 0 to go on reading, or
+ * -1 when a response is ready (refused).
+ */
+static int stream_begin(struct req_ctx *rc)
+{
+    struct http_request *req = &rc->req;
+    struct http_response *res = &rc->res;
+    if (rc->server->guard != NULL && rc->server->guard(rc->server->guard_ctx, req, res) != 0) {
+        if (!res->responded)
+            http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+        return -1;
+    }
+    rc->ops->begin(req, res, &rc->ops_state);
+    rc->ops_begun = 1;
+    return res->responded ? -1 : 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -521,16 +556,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         else if (uuid_v4(rc->request_id) != 0)
             snprintf(rc->request_id, sizeof(rc->request_id), "unavailable");
 
+        /* A route that streams its body is found now, so that its own size
+         * limit applies and authentication happens before the body. */
+        rc->limit = s->cfg->max_request_bytes;
+        if (rc->req.method == HTTP_POST || rc->req.method == HTTP_PUT) {
+            struct router_match m;
+            if (router_match(s->router, rc->req.method, rc->req.path, &m) == ROUTER_FOUND &&
+                m.route->body_ops != NULL) {
+                rc->ops = m.route->body_ops;
+                rc->limit = rc->ops->max_bytes;
+                if (bind_route(rc, &m) != 0)
+                    return send_response(rc);
+            }
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl != NULL) {
             char *end = NULL;
             errno = 0;
             unsigned long long v = strtoull(cl, &end, 10);
-            if (errno != 0 || end == cl || v > s->cfg->max_request_bytes) {
+            if (errno != 0 || end == cl || v > rc->limit) {
                 respond_too_large(rc);
                 return send_response(rc);
             }
         }
+        if (rc->ops != NULL && stream_begin(rc) != 0)
+            return send_response(rc); /* refused before reading the body */
         return MHD_YES;
     }
 
@@ -540,6 +590,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (rc->too_large) {
             rc->discarded += n;
             return rc->discarded > DISCARD_LIMIT ? MHD_NO : MHD_YES;
+        }
+        if (rc->ops != NULL) {
+            /* Streamed body: hand it over as it comes; after a failure read
+             * and drop the rest so that the problem can still be sent. */
+            rc->streamed += n;
+            if (rc->streamed > rc->limit) {
+                if (!rc->ops_failed) {
+                    reset_response(&rc->res);
+                    rc->res.responded = 0;
+                }
+                respond_too_large(rc);
+                rc->discarded = n;
+                return MHD_YES;
+            }
+            if (!rc->ops_failed && rc->ops->chunk(rc->ops_state, upload_data, n, &rc->res) != 0) {
+                rc->ops_failed = 1;
+                if (!rc->res.responded)
+                    http_respond_problem(&rc->res, 500, NULL, "The server could not complete the request.");
+            }
+            return MHD_YES;
         }
         if (buf_append(&rc->body, upload_data, n) != 0) {
             /* A chunked body outgrew the limit mid-stream. libmicrohttpd
@@ -555,7 +625,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (rc->queued)
         return MHD_YES;
-    if (!rc->too_large) {
+    if (rc->ops != NULL) {
+        if (!rc->too_large && !rc->ops_failed)
+            rc->ops->finish(rc->ops_state, &rc->req, &rc->res);
+    } else if (!rc->too_large) {
         rc->req.body = rc->body.data != NULL ? rc->body.data : "";
         rc->req.body_len = rc->body.len;
         dispatch(rc, method);
@@ -583,6 +656,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
               (long long)status, LOG_DBL, "duration_ms", (double)dur / 1e6, LOG_INT, "bytes",
               (long long)rc->bytes, LOG_STR, "termination",
               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL : "aborted", LOG_END);
+    if (rc->ops != NULL && rc->ops_begun && rc->ops->release != NULL)
+        rc->ops->release(rc->ops_state);
     reset_response(&rc->res);
     buf_free(&rc->body);
     arena_free(&rc->arena);
