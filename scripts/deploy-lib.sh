@@ -104,9 +104,16 @@ revision_suffix() {
 }
 
 # `clarity smoke` from a given image, so the check runs the same code on any
-# runner. Extra arguments are passed on (--read-only, --register, --token T).
+# runner. Extra arguments are passed on (--read-only, --register). With
+# SMOKE_TOKEN set, the container gets it by name (`-e SMOKE_TOKEN`), so the
+# token is neither printed nor visible in a process list, and the smoke test
+# adds an auth round trip with it.
 smoke() {
-    local image="$1" url="$2"
+    local image="$1" url="$2" pass=()
     shift 2
-    run docker run --rm "$image" smoke --url "$url" "$@"
+    if [ -n "${SMOKE_TOKEN:-}" ]; then
+        export SMOKE_TOKEN
+        pass=(-e SMOKE_TOKEN)
+    fi
+    run docker run --rm "${pass[@]}" "$image" smoke --url "$url" "$@"
 }

@@ -125,7 +125,7 @@ gate() {
     run curl -fsS --max-time 10 -o "$TMP/metrics-after" "$CANDIDATE_URL/metrics" || return 1
     run python3 "$HERE/metrics-gate" --max-error-rate "$GATE_MAX_ERROR_RATE" \
         --max-p99-seconds "$GATE_MAX_P99_SECONDS" "$TMP/metrics-before" "$TMP/metrics-after" || return 1
-    smoke "$IMAGE" "$SERVICE_URL" --read-only "${SMOKE_AUTH[@]}" || return 1
+    smoke "$IMAGE" "$SERVICE_URL" --read-only || return 1
     log "gate at $step % passed"
 }
 
@@ -144,17 +144,13 @@ if [ "$ENVIRONMENT" != production ]; then
 fi
 
 # 5. Production: a candidate without traffic, smoke-tested on its own URL.
-SMOKE_AUTH=()
-if [ -n "${SMOKE_TOKEN:-}" ]; then
-    SMOKE_AUTH=(--token "$SMOKE_TOKEN")
-fi
 run gcloud run deploy "$SERVICE" --image "$IMAGE" "${GCLOUD_WHERE[@]}" \
     --revision-suffix "$(revision_suffix "$VERSION")" --no-traffic --tag candidate --quiet
 SERVICE_URL="$(capture "https://$SERVICE-dry-run.a.run.app" gcloud run services describe "$SERVICE" \
     "${GCLOUD_WHERE[@]}" --format 'value(status.url)')"
 # A tag's URL is the service URL with "TAG---" in front of the host.
 CANDIDATE_URL="${SERVICE_URL/https:\/\//https://candidate---}"
-if ! smoke "$IMAGE" "$CANDIDATE_URL" --read-only "${SMOKE_AUTH[@]}"; then
+if ! smoke "$IMAGE" "$CANDIDATE_URL" --read-only; then
     run gcloud run services update-traffic "$SERVICE" "${GCLOUD_WHERE[@]}" --remove-tags candidate --quiet || true
     die "candidate $REVISION failed its smoke test; no traffic was moved"
 fi

@@ -80,11 +80,7 @@ URL="$(capture "https://$SERVICE-dry-run.a.run.app" gcloud run services describe
     "${GCLOUD_WHERE[@]}" --format 'value(status.url)')"
 IMAGE="$(capture "$REGISTRY/clarity:rollback-target" gcloud run revisions describe "$TARGET" \
     "${GCLOUD_WHERE[@]}" --format 'value(spec.containers[0].image)')"
-SMOKE_AUTH=()
-if [ -n "${SMOKE_TOKEN:-}" ]; then
-    SMOKE_AUTH=(--token "$SMOKE_TOKEN")
-fi
-if ! smoke "$IMAGE" "$URL" --read-only "${SMOKE_AUTH[@]}"; then
+if ! smoke "$IMAGE" "$URL" --read-only; then
     die "traffic is on $TARGET but its smoke test fails: see the report above and docs/deployment.md"
 fi
 log "rolled back to $TARGET; /health is healthy"

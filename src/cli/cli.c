@@ -72,7 +72,8 @@ static const struct command commands[] = {
      "--wait, default 60 s) and the clean-up of what it wrote. Prints a JSON report\n"
      "{url, passed, mode, checks:[{name, ok, detail, ms}], skipped} and exits 0\n"
      "when every check passed, 1 when one failed, 2 on a usage error. --timeout is\n"
-     "per request (default 10 s).\n"},
+     "per request (default 10 s). Without --token or --register, SMOKE_TOKEN from the\n"
+     "environment is used as the token.\n"},
     {"routes", cli_routes, "list every API route as JSON",
      "usage: clarity routes\n\nPrints every registered route: method, path template, whether it needs a\n"
      "bearer token, and its rate-limit class.\n"},

@@ -729,6 +729,13 @@ int cli_smoke(int argc, char **argv)
         usage(stderr);
         return CLI_EXIT_USAGE;
     }
+    /* The token may come from the environment, so that it never shows in a
+     * process list (scripts/deploy.sh passes it to the container this way). */
+    if (s.token == NULL && !do_register) {
+        const char *env = getenv("SMOKE_TOKEN");
+        if (env != NULL && env[0] != '\0')
+            s.token = env;
+    }
     if (s.token != NULL && do_register) {
         fprintf(stderr, "clarity smoke: --token and --register are mutually exclusive\n");
         return CLI_EXIT_USAGE;

@@ -7,6 +7,9 @@
  *   clarity smoke --url URL [--token TOKEN | --register] [--read-only]
  *                 [--timeout SECONDS] [--wait SECONDS]
  *
+ * Without --token or --register, a non-empty SMOKE_TOKEN in the environment
+ * is used as the token (it then stays out of process listings).
+ *
  * It prints one JSON report on stdout,
  *
  *   {"url", "passed", "mode", "checks": [{"name", "ok", "detail", "ms"}],

@@ -145,14 +145,14 @@ class DryRun(unittest.TestCase):
             ["--revision-suffix", "v1-2-3", "--no-traffic", "--tag", "candidate", "--quiet"],
             ["gcloud", "run", "services", "describe", svc] + where("prod") +
             ["--format", "value(status.url)"],
-            ["docker", "run", "--rm", image, "smoke", "--url",
-             "https://candidate---%s-dry-run.a.run.app" % svc, "--read-only", "--token", "***"],
+            ["docker", "run", "--rm", "-e", "SMOKE_TOKEN", image, "smoke", "--url",
+             "https://candidate---%s-dry-run.a.run.app" % svc, "--read-only"],
         ]
         for pct in (10, 50, 100):
             want.append(["gcloud", "run", "services", "update-traffic", svc] + where("prod") +
                         ["--to-revisions", "%s=%d" % (rev, pct), "--quiet"])
             gate = expected_gate(image, svc, "prod")
-            gate[-1] += ["--token", "***"]
+            gate[-1][3:3] = ["-e", "SMOKE_TOKEN"]
             want += gate
         self.assertEqual(trace(out), want)
 

@@ -20,8 +20,8 @@ GOOD_HEADERS = {
 }
 
 
-def smoke(*args):
-    rc, out, err = run_cli(["smoke"] + list(args), timeout=120)
+def smoke(*args, env=None):
+    rc, out, err = run_cli(["smoke"] + list(args), env=env, timeout=120)
     report = None
     if out.strip():
         report = json.loads(out)
@@ -184,11 +184,18 @@ class SmokeAgainstRealServer(unittest.TestCase):
         status, _, _ = self.srv.request("GET", "/api/v1/healthkit/status/" + upload_id,
                                         headers={"Authorization": "Bearer " + token})
         self.assertEqual(status, 404)  # the smoke test's data is gone
-        # Read-only with the same token: probes and auth only, nothing written.
-        rc, report, _ = smoke("--url", self.url, "--token", token, "--read-only")
+        # Read-only with the same token, from the environment this time:
+        # probes and auth only, nothing written.
+        rc, report, _ = smoke("--url", self.url, "--read-only", env={"SMOKE_TOKEN": token})
         self.assertEqual(rc, 0, report)
         self.assertEqual([c["name"] for c in report["checks"]], PROBES + ["auth_round_trip"])
         self.assertEqual({s["name"] for s in report["skipped"]}, {"healthkit_upload", "insight", "cleanup"})
+
+    def test_register_ignores_smoke_token(self):
+        # --register is explicit; a token in the environment does not clash.
+        rc, _, err = run_cli(["smoke", "--url", "http://127.0.0.1:1", "--register", "--timeout", "1"],
+                             env={"SMOKE_TOKEN": "t"})
+        self.assertEqual(rc, 1, err)
 
     def test_token_read_only_never_pretends(self):
         rc, report, _ = smoke("--url", self.url, "--token", "not-a-real-token", "--read-only")
