@@ -55,6 +55,21 @@ json_t *api_upload_status_json(const struct store_upload *u, const char *id_name
 struct store_cursor;
 int api_page_params(struct http_request *req, struct http_response *res, size_t def, size_t *limit,
                     struct store_cursor *after);
+/* End a write transaction: commit when rc is 0, else roll back. Returns the
+ * final code (a failed commit's code when the commit fails). */
+struct store_tx;
+int api_tx_end(struct store_tx *tx, int rc);
+
+/*
+ * Delete a record and write its audit row in one write transaction, then
+ * answer: 404 with not_found_detail, the storage failure, or 200
+ * {<id_name>: id, status: "deleted"}. del receives (tx, id, owner).
+ */
+typedef int (*api_delete_fn)(struct store_tx *tx, const char *id, const char *owner);
+void api_delete_audited(struct http_request *req, struct http_response *res, api_delete_fn del, const char *id,
+                        const char *owner, const char *action, const char *resource_type, const char *id_name,
+                        const char *not_found_detail);
+
 /* {page_size, has_next, next_cursor} and {self, next} for a page. */
 void api_page_links(json_t *o, struct http_request *req, size_t n, size_t limit, const struct store_cursor *next,
                     const char *extra_query);

@@ -175,10 +175,8 @@ static void h_register(struct http_request *req, struct http_response *res)
     }
     if (rc == 0)
         rc = audit_record(ctx->store, tx, req, u.id, "auth.register", "user", u.id, "success") == 0 ? 0 : STORE_EINTERNAL;
-    if (rc == 0) {
-        rc = store_tx_commit(tx);
-        tx = NULL;
-    }
+    rc = api_tx_end(tx, rc);
+    tx = NULL;
     if (rc != 0) {
         api_store_failure(res, rc);
         goto done;
@@ -281,10 +279,8 @@ static void h_login(struct http_request *req, struct http_response *res)
         rc = issue_pair(ctx, tx, &u, NULL, remember ? REFRESH_TTL_REMEMBER_S : REFRESH_TTL_S, &tokens, tid);
     if (rc == 0)
         rc = audit_record(ctx->store, tx, req, u.id, "auth.login", "user", u.id, "success") == 0 ? 0 : STORE_EINTERNAL;
-    if (rc == 0) {
-        rc = store_tx_commit(tx);
-        tx = NULL;
-    }
+    rc = api_tx_end(tx, rc);
+    tx = NULL;
     if (rc != 0) {
         json_decref(tokens);
         api_store_failure(res, rc);
@@ -366,10 +362,8 @@ static void h_refresh(struct http_request *req, struct http_response *res)
         rc = audit_record(ctx->store, tx, req, u.id, "auth.refresh", "token_family", t.family_id, "success") == 0
                  ? 0
                  : STORE_EINTERNAL;
-    if (rc == 0) {
-        rc = store_tx_commit(tx);
-        tx = NULL;
-    }
+    rc = api_tx_end(tx, rc);
+    tx = NULL;
     if (rc != 0) {
         json_decref(tokens);
         api_store_failure(res, rc);
@@ -442,36 +436,20 @@ static void h_me(struct http_request *req, struct http_response *res)
     http_respond_json(res, 200, profile_json(&u));
 }
 
+/* store_user_delete takes no owner: the id is the caller's own. */
+static int delete_user(struct store_tx *tx, const char *id, const char *owner)
+{
+    (void)owner;
+    return store_user_delete(tx, id);
+}
+
 static void h_me_delete(struct http_request *req, struct http_response *res)
 {
-    struct api_ctx *ctx = req->route_ctx;
+    /* Erases the account and everything derived from it; the erasure itself
+     * stays on record (actor and time, nothing else). */
     const struct principal *p = access_principal(req);
-    struct store_tx *tx = NULL;
-    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
-    if (rc == 0)
-        rc = store_user_delete(tx, p->user_id);
-    /* The erasure itself stays on record (actor and time, nothing else). */
-    if (rc == 0)
-        rc = audit_record(ctx->store, tx, req, p->user_id, "account.erase", "user", p->user_id, "success") == 0
-                 ? 0
-                 : STORE_EINTERNAL;
-    if (rc == 0) {
-        rc = store_tx_commit(tx);
-        tx = NULL;
-    }
-    store_tx_rollback(tx);
-    if (rc == STORE_ENOTFOUND) {
-        http_respond_problem(res, 404, "resource-not-found", "The account no longer exists.");
-        return;
-    }
-    if (rc != 0) {
-        api_store_failure(res, rc);
-        return;
-    }
-    json_t *o = json_object();
-    json_object_set_new(o, "user_id", json_string(p->user_id));
-    json_object_set_new(o, "status", json_string("deleted"));
-    http_respond_json(res, 200, o);
+    api_delete_audited(req, res, delete_user, p->user_id, p->user_id, "account.erase", "user", "user_id",
+                       "The account no longer exists.");
 }
 
 static void audit_page(struct http_request *req, struct http_response *res, const char *user_id)

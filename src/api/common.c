@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "auth/audit.h"
 #include "core/timeutil.h"
 #include "store/store.h"
 
@@ -85,4 +86,41 @@ void api_page_links(json_t *o, struct http_request *req, size_t n, size_t limit,
         json_object_set_new(links, "next", json_null());
     }
     json_object_set_new(o, "links", links);
+}
+
+int api_tx_end(struct store_tx *tx, int rc)
+{
+    if (rc == 0)
+        return store_tx_commit(tx);
+    store_tx_rollback(tx);
+    return rc;
+}
+
+void api_delete_audited(struct http_request *req, struct http_response *res, api_delete_fn del, const char *id,
+                        const char *owner, const char *action, const char *resource_type, const char *id_name,
+                        const char *not_found_detail)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    struct store_tx *tx = NULL;
+    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return;
+    }
+    rc = del(tx, id, owner);
+    if (rc == 0 && audit_record(ctx->store, tx, req, NULL, action, resource_type, id, "success") != 0)
+        rc = STORE_EINTERNAL;
+    rc = api_tx_end(tx, rc);
+    if (rc == STORE_ENOTFOUND) {
+        http_respond_problem(res, 404, "resource-not-found", "%s", not_found_detail);
+        return;
+    }
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, id_name, json_string(id));
+    json_object_set_new(o, "status", json_string("deleted"));
+    http_respond_json(res, 200, o);
 }

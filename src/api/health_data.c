@@ -611,38 +611,14 @@ static void h_get(struct http_request *req, struct http_response *res)
 
 static void h_delete(struct http_request *req, struct http_response *res)
 {
-    struct api_ctx *ctx = req->route_ctx;
-    const struct principal *p = access_principal(req);
     const char *id = http_request_param(req, "id");
     if (id == NULL || !uuid_is_valid(id)) {
         http_respond_problem(res, 404, "resource-not-found", "No such upload.");
         return;
     }
-    struct store_tx *tx = NULL;
-    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
-    if (rc == 0)
-        rc = store_upload_delete(tx, id, p->user_id); /* only the owner deletes */
-    if (rc == 0)
-        rc = audit_record(ctx->store, tx, req, NULL, "health_data.delete", "upload", id, "success") == 0
-                 ? 0
-                 : STORE_EINTERNAL;
-    if (rc == 0) {
-        rc = store_tx_commit(tx);
-        tx = NULL;
-    }
-    store_tx_rollback(tx);
-    if (rc == STORE_ENOTFOUND) {
-        http_respond_problem(res, 404, "resource-not-found", "No such upload.");
-        return;
-    }
-    if (rc != 0) {
-        api_store_failure(res, rc);
-        return;
-    }
-    json_t *o = json_object();
-    json_object_set_new(o, "processing_id", json_string(id));
-    json_object_set_new(o, "status", json_string("deleted"));
-    http_respond_json(res, 200, o);
+    /* Only the owner deletes (an admin reads, never erases others' data). */
+    api_delete_audited(req, res, store_upload_delete, id, access_principal(req)->user_id, "health_data.delete",
+                       "upload", "processing_id", "No such upload.");
 }
 
 /* ---- export: keyset pages of samples, streamed as NDJSON or CSV ------------ */
