@@ -378,7 +378,13 @@ int store_migrate_status(struct store *st, struct store_migration_status *out, s
         snprintf(err, errlen, "cannot begin a transaction: %s", store_strerror(rc));
         return rc;
     }
-    int crc = compare(tx, status, err, errlen);
+    /* The lock also serialises the first CREATE TABLE IF NOT EXISTS, which
+     * PostgreSQL does not make safe against a concurrent twin. */
+    int crc = lock_migrations(tx);
+    if (crc != 0)
+        snprintf(err, errlen, "cannot lock migrations: %s", db_conn_errmsg(tx->conn));
+    else
+        crc = compare(tx, status, err, errlen);
     if (crc != 0 && crc != STORE_EMIGRATION) {
         store_tx_rollback(tx);
         return crc;
@@ -410,8 +416,10 @@ int store_migrate_pending(struct store *st, int *pending, char *err, size_t errl
 
 /* Run a migration's backfill in batches of their own transactions, then
  * mark it complete. Idempotent: each batch only touches rows still unset. */
-static int run_backfill(struct store *st, const struct migration *m, char *err, size_t errlen)
+static int run_backfill(struct store *st, const struct migration *m, int *completed, char *err,
+                        size_t errlen)
 {
+    *completed = 0;
     for (;;) {
         struct store_tx *tx = NULL;
         struct db_stmt *s = NULL;
@@ -422,10 +430,15 @@ static int run_backfill(struct store *st, const struct migration *m, char *err, 
         if (rc == 0)
             rc = store_tx_run(tx, s, &changed);
         if (rc == 0 && changed == 0) {
-            rc = store_tx_stmt(tx, "UPDATE _migrations SET complete = 1 WHERE name = ?1", &s);
+            /* Several runners may finish the same backfill; the one whose
+             * update flips the flag reports it. */
+            rc = store_tx_stmt(tx, "UPDATE _migrations SET complete = 1 WHERE name = ?1"
+                                   " AND complete = 0", &s);
             if (rc == 0) {
+                int64_t flipped = 0;
                 db_bind_text(s, 1, m->name);
-                rc = store_tx_run(tx, s, NULL);
+                rc = store_tx_run(tx, s, &flipped);
+                *completed = flipped > 0;
             }
         }
         if (rc != 0) {
@@ -480,11 +493,13 @@ int store_migrate_up(struct store *st, const char *target, int *applied, char *e
         if (status[i].applied) {
             store_tx_rollback(tx);
             if (!status[i].complete) {
-                rc = run_backfill(st, m, err, errlen);
+                int done = 0;
+                rc = run_backfill(st, m, &done, err, errlen);
                 if (rc != 0)
                     return rc;
-                count++;
-                log_info("migration completed", LOG_STR, "name", m->name, LOG_END);
+                count += done;
+                if (done)
+                    log_info("migration completed", LOG_STR, "name", m->name, LOG_END);
             }
             goto next;
         }
@@ -524,12 +539,13 @@ int store_migrate_up(struct store *st, const char *target, int *applied, char *e
                      store_strerror(rc));
             return rc;
         }
+        int done = 1;
         if (m->backfill != NULL) {
-            rc = run_backfill(st, m, err, errlen);
+            rc = run_backfill(st, m, &done, err, errlen);
             if (rc != 0)
                 return rc;
         }
-        count++;
+        count += done; /* a backfilled migration counts for whoever completes it */
         log_info("migration applied", LOG_STR, "name", m->name, LOG_STR, "backend",
                  store_backend_name(st), LOG_END);
     next:

@@ -44,7 +44,8 @@ int store_migrate_status(struct store *st, struct store_migration_status *out, s
 
 /*
  * Apply pending migrations in order, up to and including `target` (NULL: all).
- * *applied (may be NULL) receives how many were applied or completed.
+ * *applied (may be NULL) receives how many this call brought to complete
+ * (a migration with a backfill counts for the runner that finished it).
  * Refuses (STORE_EMIGRATION) when an applied migration's checksum changed,
  * or the database has migrations this binary does not know.
  */

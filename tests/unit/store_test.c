@@ -251,6 +251,46 @@ static void test_migrate_fresh_and_rerun(void **state)
     }
 }
 
+/* Deploys may start several `migrate up` at once: they take turns, both
+ * succeed, and each migration is applied exactly once. */
+static void test_migrate_concurrent_runners(void **state)
+{
+    struct fix *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    pid_t pid[3];
+    for (int i = 0; i < 3; i++) {
+        pid[i] = fork();
+        assert_true(pid[i] >= 0);
+        if (pid[i] == 0) {
+            struct store *st = NULL;
+            char err[512];
+            int applied = 0;
+            if (open_store(f->url, &st) != 0)
+                _exit(2);
+            int rc = store_migrate_up(st, NULL, &applied, err, sizeof(err));
+            if (rc != 0)
+                fprintf(stderr, "runner %d: %s\n", i, err);
+            store_close(st);
+            _exit(rc == 0 ? 10 + applied : 1);
+        }
+    }
+    int total = 0;
+    for (int i = 0; i < 3; i++) {
+        int status = 0;
+        assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
+        assert_true(WIFEXITED(status));
+        assert_true(WEXITSTATUS(status) >= 10);
+        total += WEXITSTATUS(status) - 10;
+    }
+    assert_int_equal(total, 2);
+    assert_int_equal(open_store(f->url, &f->st), 0);
+    char err[512];
+    int pending = -1;
+    assert_int_equal(store_migrate_pending(f->st, &pending, err, sizeof(err)), 0);
+    assert_int_equal(pending, 0);
+}
+
 static void test_migrate_tampered_refused(void **state)
 {
     struct fix *f = *state;
@@ -1412,6 +1452,7 @@ int main(void)
         cmocka_unit_test(test_problem_mapping),
         cmocka_unit_test(test_cursor_roundtrip),
         cmocka_unit_test_setup_teardown(test_migrate_fresh_and_rerun, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_concurrent_runners, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_tampered_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_002_backfills_every_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
