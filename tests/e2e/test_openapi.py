@@ -358,6 +358,20 @@ class Responses(unittest.TestCase):
         status, _ = self.call("GET", "/api/v1/healthkit/status/" + q["upload_id"],
                               "/api/v1/healthkit/status/{upload_id}", token=token)
         self.assertEqual(status, 200)
+        xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_US">\n'
+               ' <Record type="HKQuantityTypeIdentifierHeartRate" sourceName="Watch" unit="count/min" '
+               'creationDate="2026-11-20 08:00:00 +0000" startDate="2026-11-20 08:00:00 +0000" '
+               'endDate="2026-11-20 08:00:00 +0000" value="61"/>\n</HealthData>\n')
+        status, imp = self.call("POST", "/api/v1/healthkit/import", body=xml, token=token,
+                                headers={"Content-Type": "application/xml"})
+        self.assertEqual(status, 202)
+        self.assertEqual(imp["import"]["records"], 1)
+        status, _ = self.call("POST", "/api/v1/healthkit/import", body="<nope", token=token,
+                              headers={"Content-Type": "application/xml"})
+        self.assertEqual(status, 422)
+        status, _ = self.call("POST", "/api/v1/healthkit/import", body=xml, token=token,
+                              headers={"Content-Type": "text/plain"})
+        self.assertEqual(status, 415)
         status, _ = self.call("DELETE", "/api/v1/health-data/" + pid, "/api/v1/health-data/{id}", token=token)
         self.assertEqual(status, 200)
 
