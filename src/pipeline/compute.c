@@ -47,6 +47,7 @@ struct loader {
     int32_t latest_off;
     int found;
     const char *fail_source;
+    const char *upload_id; /* pass 2: the upload whose samples fail_source applies to */
     int rejected;
     char *err;
     size_t errlen;
@@ -145,7 +146,7 @@ static int sleep_push(struct compute_window *w, const struct hksleep_interval *i
     return 0;
 }
 
-/* Pass 1: the upload's own samples give the window's end. */
+/* Pass 1: the upload's newest samples give the window's end. */
 static int on_upload_sample(void *ctx, const struct store_sample *s)
 {
     struct loader *l = ctx;
@@ -155,12 +156,6 @@ static int on_upload_sample(void *ctx, const struct store_sample *s)
         l->latest_off = payload_offset(s->payload);
         l->found = 1;
     }
-    if (l->fail_source != NULL && l->fail_source[0] != '\0' && strcmp(s->source, l->fail_source) == 0) {
-        snprintf(l->err, l->errlen, "samples from source '%s' are rejected by the PIPELINE_TEST_FAULT setting",
-                 l->fail_source);
-        l->rejected = 1;
-        return 1;
-    }
     return 0;
 }
 
@@ -168,6 +163,13 @@ static int on_upload_sample(void *ctx, const struct store_sample *s)
 static int on_window_sample(void *ctx, const struct store_sample *s)
 {
     struct loader *l = ctx;
+    if (l->fail_source != NULL && l->fail_source[0] != '\0' && strcmp(s->source, l->fail_source) == 0 &&
+        strcmp(s->upload_id, l->upload_id) == 0) {
+        snprintf(l->err, l->errlen, "samples from source '%s' are rejected by the PIPELINE_TEST_FAULT setting",
+                 l->fail_source);
+        l->rejected = 1;
+        return 1;
+    }
     if (++l->total > COMPUTE_MAX_SAMPLES) {
         snprintf(l->err, l->errlen, "the window holds more than %u samples", COMPUTE_MAX_SAMPLES);
         l->rejected = 1;
@@ -254,41 +256,33 @@ int compute_window_load(struct store_tx *tx, const char *user_id, const char *up
     l.errlen = errlen;
     l.fail_source = fail_source;
 
+    /* The window ends at the upload's latest sample: the latest end among
+     * its newest samples by start (a long sample, such as a night's sleep,
+     * may end after a later-starting short one). */
     struct store_sample_query q;
     memset(&q, 0, sizeof(q));
     q.user_id = user_id;
     q.upload_id = upload_id;
     q.start_ms = INT64_MIN;
     q.end_ms = INT64_MAX;
-    q.ascending = 1;
+    q.ascending = 0;
+    q.limit = 64;
     rc = store_sample_each(tx, &q, on_upload_sample, &l);
-    if (l.rejected) {
-        rc = COMPUTE_EREJECTED;
-        goto fail;
-    }
     if (rc < 0)
         goto fail;
     if (!l.found) {
         /* A retried upload stores nothing new: analyse up to the user's
          * latest sample instead. */
-        struct store_sample *v = NULL;
-        size_t nv = 0;
-        struct store_cursor next;
         q.upload_id = NULL;
-        q.ascending = 0;
-        q.limit = 1;
-        rc = store_sample_list(tx, &q, &v, &nv, &next);
+        rc = store_sample_each(tx, &q, on_upload_sample, &l);
         if (rc < 0)
             goto fail;
-        if (nv > 0) {
-            l.latest_ms = v[0].end_ms > v[0].start_ms ? v[0].end_ms : v[0].start_ms;
-            l.latest_off = payload_offset(v[0].payload);
-        } else {
+        if (!l.found) {
             l.latest_ms = now_ms;
             l.latest_off = 0;
         }
-        store_sample_list_free(v, nv);
     }
+    l.upload_id = upload_id;
     int64_t last_min = series_local_minute(l.latest_ms > 0 ? l.latest_ms - 1 : 0, l.latest_off);
     w.n = COMPUTE_WINDOW_MINUTES;
     w.start_local_min = last_min + 1 - (int64_t)w.n;
@@ -302,6 +296,9 @@ int compute_window_load(struct store_tx *tx, const char *user_id, const char *up
     q.start_ms = l.latest_ms - (int64_t)w.n * 60000 - 36LL * 3600000;
     q.end_ms = l.latest_ms + 18LL * 3600000 + 60000;
     q.ascending = 1;
+    /* One statement for the whole window (a limit makes store_sample_each
+     * run a single page): its keyset pages would each re-sort the rest. */
+    q.limit = COMPUTE_MAX_SAMPLES + 1;
     rc = store_sample_each(tx, &q, on_window_sample, &l);
     if (l.rejected) {
         rc = COMPUTE_EREJECTED;
