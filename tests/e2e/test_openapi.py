@@ -13,6 +13,7 @@
   files are served with their content types, caching and CSP, or 503 without
   Swagger UI's files; DOCS_ENABLED=false turns both off.
 """
+import base64
 import datetime
 import hashlib
 import json
@@ -21,7 +22,7 @@ import re
 import unittest
 import uuid
 
-from harness import Server, run_cli
+from harness import Server, raw_connect, run_cli
 
 try:
     import jsonschema
@@ -412,6 +413,46 @@ class Responses(unittest.TestCase):
         status, _ = self.call("GET", "/api/v1/insights/history/" + str(uuid.uuid4()),
                               "/api/v1/insights/history/{user_id}", token=token)
         self.assertEqual(status, 403)
+
+    def test_chat_handshake(self):
+        if ("GET", "/api/v1/chat/{room_id}") not in {(r["method"], r["path"]) for r in route_list()}:
+            self.skipTest("no chat route in this build")
+        user_id, login = self.account()
+        token = login["tokens"]["access_token"]
+        t = "/api/v1/chat/{room_id}"
+        key = base64.b64encode(os.urandom(16)).decode()
+        ws = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": key,
+              "Sec-WebSocket-Version": "13"}
+        self.assertEqual(self.call("GET", "/api/v1/chat/" + user_id, t, headers=ws)[0], 401)
+        self.assertEqual(self.call("GET", "/api/v1/chat/" + user_id, t, token=token)[0], 400)
+        self.assertEqual(self.call("GET", "/api/v1/chat/" + user_id, t, token=token,
+                                   headers=dict(ws, **{"Sec-WebSocket-Version": "8"}))[0], 426)
+        self.assertEqual(self.call("GET", "/api/v1/chat/bad.room", t, token=token, headers=ws)[0], 422)
+        # The upgrade itself, on a raw socket (http.client does not do 101).
+        sock = raw_connect(self.srv.port)
+        try:
+            head = "GET /api/v1/chat/%s?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n" % (user_id, token)
+            head += "".join("%s: %s\r\n" % kv for kv in ws.items()) + "\r\n"
+            sock.sendall(head.encode())
+            sock.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            sock.close()
+        lines = data.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        hdrs = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        self.assertEqual(status, 101, data)
+        documented = resolve(DOC["paths"][t]["get"]["responses"]["101"])
+        for name in documented["headers"]:
+            self.assertIn(name.lower(), hdrs, name)
+        want = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
+                                .digest()).decode()
+        self.assertEqual(hdrs["sec-websocket-accept"], want)
 
     def test_openapi_json_etag_and_304(self):
         status, hdrs, raw = self.srv.request("GET", "/openapi.json")
