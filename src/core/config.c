@@ -100,9 +100,16 @@ static const struct var vars[] = {
     {"PAT_MODEL_PATH", V_STRING, OFF(pat_model_path), {0}, 0, 0, 0, "a path to PAT encoder weights (.h5)"},
     {"PAT_MODEL_SHA256", V_STRING, OFF(pat_model_sha256), {0}, 0, 0, 0, "64 hex digits"},
     {"PAT_STANDARDIZATION", V_STRING, OFF(pat_standardization), {0}, 0, 0, 0, "none or global:MEAN:STD"},
-    {"INSIGHT_GENERATOR", V_STRING, OFF(insight_generator), {"builtin", "builtin", "builtin"}, 0, 0, 0, "builtin"},
+    {"INSIGHT_GENERATOR", V_STRING, OFF(insight_generator), {"builtin", "builtin", "builtin"}, 0, 0, 0,
+     "builtin, gemini or openai"},
     {"PIPELINE_TEST_FAULT", V_STRING, OFF(pipeline_test_fault), {0}, 0, 0, 0,
      "test only: fail_source=NAME and/or delay_ms=N, comma-separated"},
+    {"GEMINI_API_KEY", V_STRING, OFF(gemini_api_key), {0}, 0, 0, 1, "a Google AI Studio API key"},
+    {"GEMINI_MODEL", V_STRING, OFF(gemini_model), {"gemini-2.0-flash", "gemini-2.0-flash", "gemini-2.0-flash"}, 0, 0,
+     0, "a Gemini model name"},
+    {"LLM_BASE_URL", V_STRING, OFF(llm_base_url), {0}, 0, 0, 0, "an http(s) URL, e.g. http://localhost:8080/v1"},
+    {"LLM_API_KEY", V_STRING, OFF(llm_api_key), {0}, 0, 0, 1, "an API key"},
+    {"LLM_MODEL", V_STRING, OFF(llm_model), {0}, 0, 0, 0, "a model name"},
 };
 
 #define NVARS (sizeof(vars) / sizeof(vars[0]))

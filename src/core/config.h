@@ -74,9 +74,14 @@ struct config {
     char *pat_standardization;  /* none | global:MEAN:STD */
     char *insight_generator;    /* builtin (default) */
     char *pipeline_test_fault;  /* TEST ONLY: fail_source=NAME,delay_ms=N */
+    char *gemini_api_key;       /* secret: INSIGHT_GENERATOR=gemini */
+    char *gemini_model;
+    char *llm_base_url;         /* OpenAI-compatible endpoint (or a Gemini base override) */
+    char *llm_api_key;          /* secret: INSIGHT_GENERATOR=openai */
+    char *llm_model;
 
     /* Where each variable came from (enum config_source), by table order. */
-    unsigned char source[48];
+    unsigned char source[64];
 };
 
 /* Looks a variable up in the process environment (or a test's fake one).
