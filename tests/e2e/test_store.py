@@ -3,6 +3,7 @@ migrate status|up`, `serve` refusing pending or changed migrations outside
 development, the database and pubsub health checks, `clarity backup` of a
 running server, and credentials never echoed on connection failures."""
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -43,10 +44,14 @@ class Store(unittest.TestCase):
         rc, out, err = self.cli("migrate", "status")
         self.assertEqual(rc, 0, err)
         self.assertIn("001_create_indexes", out)
-        self.assertIn("2 pending", out)
+        self.assertIn("002_add_data_quality_fields", out)
+        # Later issues add migrations: count them from the listing.
+        known = len(re.findall(r"^\d{3}_\w+\s+pending", out, re.M))
+        self.assertGreaterEqual(known, 2)
+        self.assertIn("%d pending" % known, out)
         rc, out, err = self.cli("migrate", "up")
         self.assertEqual(rc, 0, err)
-        self.assertIn("applied 2 migrations", out)
+        self.assertIn("applied %d migrations" % known, out)
         rc, out, err = self.cli("migrate", "up")
         self.assertEqual(rc, 0, err)
         self.assertIn("applied 0 migrations", out)
