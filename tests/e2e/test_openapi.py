@@ -331,6 +331,21 @@ class Responses(unittest.TestCase):
         status, _ = self.call("POST", "/api/v1/health-data/upload", body=dict(body, user_id=str(uuid.uuid4())),
                               token=token)
         self.assertEqual(status, 403)
+        declared = DOC["paths"]["/api/v1/health-data/upload"]["post"].get("parameters", [])
+        if any(p["name"] == "Idempotency-Key" for p in declared):
+            # Documented, so it must hold: a retry gets the first reply, marked.
+            retry = dict(body, metrics=[dict(metrics[0], metric_id=str(uuid.uuid4()))])
+            h = {"Authorization": "Bearer " + token, "Content-Type": "application/json",
+                 "Idempotency-Key": "oa-" + uuid.uuid4().hex}
+            t = "/api/v1/health-data/upload"
+            first = self.srv.request("POST", t, json.dumps(retry), h)
+            again = self.srv.request("POST", t, json.dumps(retry), h)
+            other = self.srv.request("POST", t, json.dumps(dict(retry, upload_source="other")), h)
+            self.assertEqual((first[0], again[0], other[0]), (201, 201, 409))
+            for r in (first, again, other):
+                self.check("POST", t, *r)
+            self.assertEqual(json.loads(again[2]), json.loads(first[2]))
+            self.assertEqual(again[1].get("idempotent-replayed"), "true")
         status, _ = self.call("GET", "/api/v1/health-data/processing/" + pid,
                               "/api/v1/health-data/processing/{processing_id}", token=token)
         self.assertEqual(status, 200)
