@@ -25,6 +25,7 @@
 #include "ingest/apple_export.h"
 #include "ingest/healthkit.h"
 #include "ingest/upload.h"
+#include "store/idempotency.h"
 #include "store/queue.h"
 #include "store/store.h"
 
@@ -36,21 +37,123 @@ static const char *owner_scope(const struct http_request *req)
     return (p->perms & PERM_READ_ALL) ? NULL : p->user_id;
 }
 
-static int accept_and_count(struct http_request *req, struct http_response *res, struct upload_request *ur,
-                            struct upload_result *out)
+/* Idempotency-Key (IETF httpapi draft): a retry with the same key and body
+ * gets the first reply again; the same key with another body is a 409.
+ * Returns 1 when res was answered, 0 to go on (*key set when present). */
+static int idempotency_precheck(struct http_request *req, struct http_response *res, const char **key,
+                                char hash[65])
 {
     struct api_ctx *ctx = req->route_ctx;
+    const char *k = http_request_header(req, "Idempotency-Key");
+    *key = NULL;
+    if (k == NULL)
+        return 0;
+    size_t n = strlen(k);
+    int ok = n >= 1 && n <= STORE_IDEMPOTENCY_KEY_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = k[i] > 0x20 && k[i] < 0x7f;
+    if (!ok) {
+        struct problem *p = http_respond_problem(res, 400, "bad-request", "Invalid Idempotency-Key header.");
+        problem_add_error(p, "/headers/Idempotency-Key", "must be 1 to 255 visible ASCII characters");
+        return 1;
+    }
+    unsigned char d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(d, (const unsigned char *)req->body, req->body_len);
+    sodium_bin2hex(hash, 65, d, sizeof(d));
+    struct store_tx *tx = NULL;
+    struct store_idempotency row;
+    int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_idempotency_get(tx, access_principal(req)->user_id, k,
+                                   time_now_ms() - STORE_IDEMPOTENCY_RETENTION_MS, &row);
+    store_tx_rollback(tx);
+    if (rc == STORE_ENOTFOUND) {
+        *key = k;
+        return 0;
+    }
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        return 1;
+    }
+    if (strcmp(row.request_hash, hash) != 0)
+        http_respond_problem(res, 409, "resource-conflict",
+                             "This Idempotency-Key was already used with a different request body.");
+    else {
+        http_respond_bytes(res, row.status, "application/json; charset=utf-8", row.response, strlen(row.response));
+        http_response_header(res, "Idempotent-Replayed", "true");
+    }
+    store_idempotency_clear(&row);
+    return 1;
+}
+
+/* Store the upload (with its Idempotency-Key reply, if any) and answer with
+ * the reply the builder makes. */
+static void accept_and_reply(struct http_request *req, struct http_response *res, struct upload_request *ur,
+                             int (*reply)(void *, const struct upload_result *, int *, char **), void *reply_ctx)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    const char *key = NULL;
+    char hash[65] = "";
+    if (idempotency_precheck(req, res, &key, hash) != 0)
+        return;
     ur->body = req->body;
     ur->body_len = req->body_len;
     ur->content_type = "application/json";
     ur->request_id = req->request_id;
     ur->client_ip = req->client_ip;
-    int rc = upload_accept(ctx->store, ctx->ring, ur, out);
+    ur->idem_key = key;
+    ur->idem_hash = hash;
+    ur->reply = reply;
+    ur->reply_ctx = reply_ctx;
+    struct upload_result out;
+    int status = 0;
+    char *body = NULL;
+    int rc = upload_accept(ctx->store, ctx->ring, ur, &out, &status, &body);
+    if (rc == STORE_ECONFLICT && key != NULL) {
+        /* A concurrent request with the same key won: answer as it did. */
+        if (idempotency_precheck(req, res, &key, hash) == 0)
+            http_respond_problem(res, 409, "resource-conflict", "A request with this Idempotency-Key is in progress.");
+        return;
+    }
     if (rc != 0) {
         api_store_failure(res, rc < -100 ? STORE_EINTERNAL : rc);
-        return -1;
+        return;
     }
-    return 0;
+    if (body == NULL && reply(reply_ctx, &out, &status, &body) != 0) {
+        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+        return;
+    }
+    http_respond_bytes(res, status, "application/json; charset=utf-8", body, strlen(body));
+    free(body);
+    char loc[128];
+    snprintf(loc, sizeof(loc), "%s%s", status == 201 ? "/api/v1/health-data/processing/" : "/api/v1/healthkit/status/",
+             out.upload_id);
+    http_response_header(res, "Location", loc);
+}
+
+static int dump_reply(json_t *o, int status_in, int *status, char **body)
+{
+    *body = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10));
+    json_decref(o);
+    *status = status_in;
+    return *body != NULL ? 0 : -1;
+}
+
+/* The 201 of a HealthDataUpload. */
+static int upload_reply(void *cbctx, const struct upload_result *out, int *status, char **body)
+{
+    size_t nmetrics = *(const size_t *)cbctx;
+    json_t *o = json_object();
+    json_object_set_new(o, "processing_id", json_string(out->upload_id));
+    json_object_set_new(o, "status", json_string("received"));
+    json_object_set_new(o, "accepted_metrics", json_integer((json_int_t)nmetrics));
+    json_object_set_new(o, "rejected_metrics", json_integer(0));
+    json_object_set_new(o, "validation_errors", json_array());
+    json_object_set_new(o, "samples_stored", json_integer((json_int_t)out->stored));
+    json_object_set_new(o, "duplicates_skipped", json_integer((json_int_t)out->duplicates));
+    json_object_set_new(o, "message", json_string("Upload stored and queued for analysis."));
+    json_object_set_new(o, "timestamp", api_time_json(out->created_ms));
+    return dump_reply(o, 201, status, body);
 }
 
 static void h_upload(struct http_request *req, struct http_response *res)
@@ -72,23 +175,7 @@ static void h_upload(struct http_request *req, struct http_response *res)
     size_t nmetrics = json_array_size(json_object_get(body, "metrics"));
     struct upload_request ur = {.user_id = p->user_id, .source = source, .sync_token = sync,
                                 .client_ts_ms = client_ts, .samples = &samples};
-    struct upload_result out;
-    if (accept_and_count(req, res, &ur, &out) != 0)
-        goto done;
-    json_t *o = json_object();
-    json_object_set_new(o, "processing_id", json_string(out.upload_id));
-    json_object_set_new(o, "status", json_string("received"));
-    json_object_set_new(o, "accepted_metrics", json_integer((json_int_t)nmetrics));
-    json_object_set_new(o, "rejected_metrics", json_integer(0));
-    json_object_set_new(o, "validation_errors", json_array());
-    json_object_set_new(o, "samples_stored", json_integer((json_int_t)out.stored));
-    json_object_set_new(o, "duplicates_skipped", json_integer((json_int_t)out.duplicates));
-    json_object_set_new(o, "message", json_string("Upload stored and queued for analysis."));
-    json_object_set_new(o, "timestamp", api_time_json(out.created_ms));
-    char loc[128];
-    snprintf(loc, sizeof(loc), "/api/v1/health-data/processing/%s", out.upload_id);
-    http_respond_json(res, 201, o);
-    http_response_header(res, "Location", loc);
+    accept_and_reply(req, res, &ur, upload_reply, &nmetrics);
 done:
     upload_samples_free(&samples);
     json_decref(body);
@@ -338,6 +425,30 @@ static void hk_correlation(struct hk_ctx *c, json_t *s, const char *ptr)
     }
 }
 
+struct hk_reply_ctx {
+    size_t counts[4];
+    size_t total;
+    json_t *unsupported;
+};
+
+/* The 202 of a native HealthKit upload. */
+static int hk_reply(void *cbctx, const struct upload_result *out, int *status, char **body)
+{
+    const struct hk_reply_ctx *c = cbctx;
+    json_t *o = json_object();
+    json_object_set_new(o, "upload_id", json_string(out->upload_id));
+    json_object_set_new(o, "status", json_string("queued"));
+    json_object_set_new(o, "queued_at", api_time_json(out->created_ms));
+    json_object_set_new(o, "samples_received",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "quantity_samples", (json_int_t)c->counts[0],
+                                  "category_samples", (json_int_t)c->counts[1], "workouts", (json_int_t)c->counts[2],
+                                  "correlation_samples", (json_int_t)c->counts[3], "total", (json_int_t)c->total));
+    json_object_set_new(o, "samples_stored", json_integer((json_int_t)out->stored));
+    json_object_set_new(o, "duplicates_skipped", json_integer((json_int_t)out->duplicates));
+    json_object_set(o, "unsupported", c->unsupported);
+    return dump_reply(o, 202, status, body);
+}
+
 static void h_healthkit_upload(struct http_request *req, struct http_response *res)
 {
     const struct principal *p = access_principal(req);
@@ -390,24 +501,8 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
     struct upload_request ur = {.user_id = p->user_id, .source = "healthkit", .sync_token = sync,
                                 .client_ts_ms = time_now_ms(), .samples = &samples,
                                 .rejected = json_array_size(unsup)};
-    struct upload_result out;
-    if (accept_and_count(req, res, &ur, &out) != 0)
-        goto done;
-    json_t *o = json_object();
-    json_object_set_new(o, "upload_id", json_string(out.upload_id));
-    json_object_set_new(o, "status", json_string("queued"));
-    json_object_set_new(o, "queued_at", api_time_json(out.created_ms));
-    json_object_set_new(o, "samples_received",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "quantity_samples", (json_int_t)counts[0],
-                                  "category_samples", (json_int_t)counts[1], "workouts", (json_int_t)counts[2],
-                                  "correlation_samples", (json_int_t)counts[3], "total", (json_int_t)total));
-    json_object_set_new(o, "samples_stored", json_integer((json_int_t)out.stored));
-    json_object_set_new(o, "duplicates_skipped", json_integer((json_int_t)out.duplicates));
-    json_object_set(o, "unsupported", unsup);
-    char loc[128];
-    snprintf(loc, sizeof(loc), "/api/v1/healthkit/status/%s", out.upload_id);
-    http_respond_json(res, 202, o);
-    http_response_header(res, "Location", loc);
+    struct hk_reply_ctx rctx = {{counts[0], counts[1], counts[2], counts[3]}, total, unsup};
+    accept_and_reply(req, res, &ur, hk_reply, &rctx);
 done:
     json_decref(unsup);
     upload_samples_free(&samples);

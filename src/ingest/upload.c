@@ -14,6 +14,7 @@
 #include "core/uuid.h"
 #include "crypto/keyring.h"
 #include "ingest/healthkit.h"
+#include "store/idempotency.h"
 #include "store/queue.h"
 
 void upload_samples_free(struct upload_samples *s)
@@ -460,8 +461,10 @@ int upload_parse_health_data(json_t *body, const char *user_id, size_t max_metri
 /* ---- accept ------------------------------------------------------------ */
 
 int upload_accept(struct store *st, struct keyring *ring, const struct upload_request *r,
-                  struct upload_result *out)
+                  struct upload_result *out, int *reply_status, char **reply_body)
 {
+    char *reply = NULL;
+    int status = 0;
     struct store_tx *tx = NULL;
     struct store_upload u;
     memset(&u, 0, sizeof(u));
@@ -505,16 +508,38 @@ int upload_accept(struct store *st, struct keyring *ring, const struct upload_re
         snprintf(a.ip, sizeof(a.ip), "%.63s", r->client_ip != NULL ? r->client_ip : "");
         rc = store_audit_insert(tx, &a);
     }
+    snprintf(out->upload_id, sizeof(out->upload_id), "%s", u.id);
+    out->stored = inserted;
+    out->duplicates = r->samples->n - inserted;
+    out->created_ms = u.created_at_ms;
+    if (rc == 0 && r->idem_key != NULL) {
+        struct store_idempotency k;
+        memset(&k, 0, sizeof(k));
+        snprintf(k.user_id, sizeof(k.user_id), "%s", u.user_id);
+        snprintf(k.key, sizeof(k.key), "%.255s", r->idem_key);
+        snprintf(k.request_hash, sizeof(k.request_hash), "%.64s", r->idem_hash);
+        k.created_at_ms = u.created_at_ms;
+        rc = r->reply(r->reply_ctx, out, &status, &reply) == 0 ? 0 : STORE_ENOMEM;
+        k.status = status;
+        k.response = reply;
+        if (rc == 0)
+            rc = store_idempotency_put(tx, &k);
+    }
     if (rc == 0) {
         rc = store_tx_commit(tx);
         tx = NULL;
     }
     store_tx_rollback(tx);
-    if (rc != 0)
+    if (rc != 0) {
+        free(reply);
+        memset(out, 0, sizeof(*out));
         return rc;
-    snprintf(out->upload_id, sizeof(out->upload_id), "%s", u.id);
-    out->stored = inserted;
-    out->duplicates = r->samples->n - inserted;
-    out->created_ms = u.created_at_ms;
+    }
+    if (reply_body != NULL) {
+        *reply_body = reply;
+        *reply_status = status;
+    } else {
+        free(reply);
+    }
     return 0;
 }

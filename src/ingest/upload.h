@@ -45,6 +45,8 @@ int upload_parse_health_data(json_t *body, const char *user_id, size_t max_metri
                              struct http_response *res, struct upload_samples *out, const char **source_out,
                              const char **sync_out, int64_t *client_ts_ms);
 
+struct upload_result;
+
 struct upload_request {
     const char *user_id;
     const char *source;        /* upload_source, "healthkit", … */
@@ -57,6 +59,14 @@ struct upload_request {
     const char *content_type;
     const char *request_id;    /* for the audit row */
     const char *client_ip;
+    /* Idempotency-Key (NULL: none). The reply is built inside the
+     * transaction and stored with the key, so that a retry gets exactly it;
+     * when the key is already taken nothing is written and upload_accept
+     * returns STORE_ECONFLICT. */
+    const char *idem_key;
+    const char *idem_hash;     /* hex SHA-256 of the body */
+    int (*reply)(void *ctx, const struct upload_result *r, int *status, char **body);
+    void *reply_ctx;
 };
 
 struct upload_result {
@@ -66,8 +76,10 @@ struct upload_result {
     int64_t created_ms;
 };
 
-/* Write everything in one transaction. 0, or a STORE_E* / keyring code. */
+/* Write everything in one transaction. 0, or a STORE_E* / keyring code.
+ * With an idempotency key, *reply_body (caller frees) and *reply_status
+ * receive the stored reply. */
 int upload_accept(struct store *st, struct keyring *ring, const struct upload_request *r,
-                  struct upload_result *out);
+                  struct upload_result *out, int *reply_status, char **reply_body);
 
 #endif

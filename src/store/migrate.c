@@ -192,9 +192,24 @@ static const char m002_backfill[] =
     " WHERE id IN (SELECT id FROM health_samples WHERE processing_version IS NULL"
     " ORDER BY id LIMIT 500)";
 
+/* 003: Idempotency-Key replies (the upload APIs). A key is per user; the
+ * stored reply is what the first request answered, kept 24 h. Erasing the
+ * user erases them (foreign key). */
+static const char m003_ddl[] =
+    "CREATE TABLE idempotency_keys ("
+    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " idem_key TEXT NOT NULL,"
+    " request_hash TEXT NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " response TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " PRIMARY KEY (user_id, idem_key));\n"
+    "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);\n";
+
 static const struct migration migrations[] = {
     {"001_create_indexes", m001_ddl, NULL},
     {"002_add_data_quality_fields", m002_ddl, m002_backfill},
+    {"003_idempotency_keys", m003_ddl, NULL},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

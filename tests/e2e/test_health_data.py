@@ -298,6 +298,43 @@ class HealthData(unittest.TestCase):
         self.assertEqual(d2["samples_stored"], 0)
         self.assertEqual(d2["duplicates_skipped"], 2)
 
+    def test_idempotency_key(self):
+        c = Client(self.srv)
+        key = "retry-" + uuid.uuid4().hex
+        body = {"user_id": c.user_id, "metrics": [hr(71), hr(72)], "upload_source": "apple_health",
+                "client_timestamp": T0}
+        s1, h1, d1 = c.call("POST", "/api/v1/health-data/upload", body, {"Idempotency-Key": key})
+        s2, h2, d2 = c.call("POST", "/api/v1/health-data/upload", body, {"Idempotency-Key": key})
+        self.assertEqual((s1, s2), (201, 201), (d1, d2))
+        self.assertEqual(d1, d2)  # the very same reply, processing_id included
+        self.assertEqual(h2.get("idempotent-replayed"), "true")
+        self.assertNotIn("idempotent-replayed", h1)
+        _, _, page = c.call("GET", "/api/v1/health-data?limit=1000")
+        self.assertEqual(len(page["data"]), 2)  # stored once
+        # The same key with another body is a conflict, and stores nothing.
+        other = dict(body, metrics=[hr(99)])
+        status, _, doc = c.call("POST", "/api/v1/health-data/upload", other, {"Idempotency-Key": key})
+        self.assertEqual(status, 409, doc)
+        _, _, page = c.call("GET", "/api/v1/health-data?limit=1000")
+        self.assertEqual(len(page["data"]), 2)
+        # Keys are per user: another user's identical key is independent.
+        d = Client(self.srv)
+        body_d = dict(body, user_id=d.user_id)
+        status, _, doc = d.call("POST", "/api/v1/health-data/upload", body_d, {"Idempotency-Key": key})
+        self.assertEqual(status, 201, doc)
+        self.assertNotEqual(doc["processing_id"], d1["processing_id"])
+        # HealthKit uploads honour it too.
+        hk = {"user_id": c.user_id, "quantity_samples": [
+            {"identifier": "HKQuantityTypeIdentifierStepCount", "value": 10, "unit": "count",
+             "start_date": T0, "end_date": T0}]}
+        k2 = "hk-" + uuid.uuid4().hex
+        a = c.call("POST", "/api/v1/healthkit/upload", hk, {"Idempotency-Key": k2})
+        b = c.call("POST", "/api/v1/healthkit/upload", hk, {"Idempotency-Key": k2})
+        self.assertEqual((a[0], b[0]), (202, 202))
+        self.assertEqual(a[2]["upload_id"], b[2]["upload_id"])
+        status, _, doc = c.call("POST", "/api/v1/health-data/upload", body, {"Idempotency-Key": "bad key"})
+        self.assertEqual(status, 400, doc)
+
     def test_pagination(self):
         c = Client(self.srv)
         metrics = [hr(60 + i, start_date="2026-11-2%dT0%d:00:00Z" % (1 + i // 5, i % 5),
