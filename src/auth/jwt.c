@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -309,11 +310,19 @@ static int check_signature(enum alg alg, EVP_PKEY *key, const struct parts *p)
         vsig = der;
         vlen = (size_t)dlen;
     }
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
-        EVP_DigestVerify(ctx, vsig, vlen, (const unsigned char *)p->header, p->hlen + 1 + p->plen) == 1)
+    /* Hash once with libsodium, then a plain EVP_PKEY_verify over the digest:
+     * EVP_DigestVerifyInit would fetch a digest implementation from the
+     * provider on every call, which costs as much as the curve arithmetic. */
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, (const unsigned char *)p->header, p->hlen + 1 + p->plen);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+    if (ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
+        (alg != ALG_RS256 || (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
+                              EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1)) &&
+        (alg != ALG_ES256 || EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1) &&
+        EVP_PKEY_verify(ctx, vsig, vlen, digest, sizeof(digest)) == 1)
         ok = 1;
-    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_CTX_free(ctx);
     OPENSSL_free(der);
     return ok ? 0 : -1;
 }
