@@ -468,8 +468,28 @@ class Responses(unittest.TestCase):
                 if not chunk:
                     break
                 data += chunk
+            # The first server message (an unmasked text frame, RFC 6455 §5.2).
+            frame = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
+            while True:
+                n = frame[1] & 0x7F if len(frame) >= 2 else None
+                hlen = 4 if n == 126 else 2
+                if n is not None and len(frame) >= hlen:
+                    size = int.from_bytes(frame[2:4], "big") if n == 126 else n
+                    if len(frame) >= hlen + size:
+                        break
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                frame += chunk
         finally:
             sock.close()
+        self.assertEqual(frame[0], 0x81, frame[:16])  # FIN + text
+        n = frame[1] & 0x7F
+        first = json.loads(frame[4:4 + int.from_bytes(frame[2:4], "big")] if n == 126 else frame[2:2 + n])
+        schemas = DOC["x-websocket-chat"].get("server_message_schemas", {})
+        self.assertIn(first["type"], schemas, first)
+        errors = [e.message for e in validator_for(schemas[first["type"]]).iter_errors(first)]
+        self.assertEqual(errors, [], first)
         lines = data.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
         hdrs = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
