@@ -16,6 +16,7 @@ struct store;
 struct keyring;
 struct pat_model;
 struct pat_standardization;
+struct llm_client;
 
 /* Services the handlers use; every pointer borrowed, alive while serving. */
 struct api_ctx {
@@ -29,6 +30,7 @@ struct api_ctx {
     /* Pipeline (api/pat.c, api/insights.c): NULL model = PAT disabled. */
     const struct pat_model *pat_model;
     const struct pat_standardization *pat_std;
+    struct llm_client *llm;     /* INSIGHT_GENERATOR's LLM; NULL: built-in only */
 };
 
 /* Register every route of the API. Returns 0 or -1 (router full, bug). */

@@ -18,6 +18,7 @@
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "pipeline/insight_builtin.h"
+#include "pipeline/llm.h"
 #include "store/store.h"
 
 #define INSIGHT_CONTEXT_MAX 1000 /* characters of user context accepted */
@@ -79,9 +80,9 @@ static void h_generate(struct http_request *req, struct http_response *res)
     input_only(&in, body, "", allowed);
     const char *aid = input_string(&in, body, "", "analysis_id", 0, 36, 36);
     json_t *ar = json_object_get(body, "analysis_results");
-    /* context: accepted and length-limited; the built-in generator does not
-     * read free text, so it never reaches an insight. */
-    input_string(&in, body, "", "context", 0, 0, INSIGHT_CONTEXT_MAX);
+    /* context: length-limited here, filtered against prompt injection by
+     * the LLM client (llm.h); the built-in generator does not read it. */
+    const char *context = input_string(&in, body, "", "context", 0, 0, INSIGHT_CONTEXT_MAX);
     const char *type = input_string(&in, body, "", "insight_type", 0, 1, 32);
     enum insight_focus focus = INSIGHT_FOCUS_COMPREHENSIVE;
     if (aid != NULL && !uuid_is_valid(aid))
@@ -120,7 +121,8 @@ static void h_generate(struct http_request *req, struct http_response *res)
         result = json_incref(ar);
         coverage = json_incref(json_object_get(ar, "coverage"));
     }
-    if (insight_builtin_generate(result, coverage, focus, &gen) != 0 ||
+    const char *generator = INSIGHT_BUILTIN_NAME;
+    if (llm_insight_generate(ctx->llm, result, coverage, focus, context, &gen, &generator) != 0 ||
         (body_text = json_dumps(gen.body, JSON_COMPACT | JSON_REAL_PRECISION(10))) == NULL) {
         http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
         goto done;
@@ -132,7 +134,7 @@ static void h_generate(struct http_request *req, struct http_response *res)
     if (have_a)
         snprintf(ins.analysis_id, sizeof(ins.analysis_id), "%s", a.id);
     snprintf(ins.insight_type, sizeof(ins.insight_type), "%s", insight_focus_name(focus));
-    snprintf(ins.generator, sizeof(ins.generator), INSIGHT_BUILTIN_NAME);
+    snprintf(ins.generator, sizeof(ins.generator), "%s", generator);
     ins.narrative = gen.narrative;
     ins.body = body_text;
     ins.confidence = gen.confidence;
@@ -224,16 +226,31 @@ static void h_history(struct http_request *req, struct http_response *res)
     http_respond_json(res, 200, o);
 }
 
+static json_t *llm_status(struct llm_client *c, const char *name)
+{
+    char why[200] = "not configured (INSIGHT_GENERATOR)";
+    int configured = c != NULL && strcmp(llm_client_name(c), name) == 0;
+    int up = configured && llm_client_available(c, why, sizeof(why));
+    json_t *o = json_pack("{s:s, s:b, s:b}", "name", name, "available", up, "default", configured);
+    if (!up)
+        json_object_set_new(o, "reason", json_string(why));
+    return o;
+}
+
 static void h_status(struct http_request *req, struct http_response *res)
 {
-    (void)req;
-    json_t *gens = json_pack("[{s:s, s:b, s:b, s:s}, {s:s, s:b, s:b, s:s}, {s:s, s:b, s:b, s:s}]", "name",
-                             INSIGHT_BUILTIN_NAME, "available", 1, "default", 1, "version", INSIGHT_BUILTIN_VERSION,
-                             "name", "gemini", "available", 0, "default", 0, "reason",
-                             "not implemented in this version", "name", "openai_compatible", "available", 0,
-                             "default", 0, "reason", "not implemented in this version");
-    json_t *o = json_pack("{s:b, s:{s:s, s:s, s:o}}", "success", 1, "data", "status", "healthy",
-                          "default_generator", INSIGHT_BUILTIN_NAME, "generators", gens);
+    struct api_ctx *ctx = req->route_ctx;
+    char why[200];
+    int llm_up = ctx->llm != NULL && llm_client_available(ctx->llm, why, sizeof(why));
+    json_t *gens = json_array();
+    json_array_append_new(gens, json_pack("{s:s, s:b, s:b, s:s, s:s}", "name", INSIGHT_BUILTIN_NAME, "available", 1,
+                                          "default", ctx->llm == NULL, "version", INSIGHT_BUILTIN_VERSION, "role",
+                                          "default and fallback of every other generator"));
+    json_array_append_new(gens, llm_status(ctx->llm, "gemini"));
+    json_array_append_new(gens, llm_status(ctx->llm, "openai_compatible"));
+    json_t *o = json_pack("{s:b, s:{s:s, s:s, s:o}}", "success", 1, "data", "status",
+                          ctx->llm == NULL || llm_up ? "healthy" : "degraded", "default_generator",
+                          ctx->llm ? llm_client_name(ctx->llm) : INSIGHT_BUILTIN_NAME, "generators", gens);
     http_respond_json(res, 200, o);
 }
 

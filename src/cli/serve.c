@@ -163,6 +163,7 @@ int cli_serve(int argc, char **argv)
         goto done;
     api.pat_model = pat.model;
     api.pat_std = &pat.std;
+    api.llm = pat.llm;
     if (api_routes_register(&router, &api) != 0) {
         log_error("route registration failed", LOG_END);
         goto done;

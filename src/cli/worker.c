@@ -4,6 +4,7 @@
  */
 #include "cli/worker.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,14 +17,46 @@
 #include "cli/migrate.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "pipeline/llm.h"
 #include "pipeline/worker.h"
 #include "store/store.h"
+
+/* The LLM client INSIGHT_GENERATOR asks for (docs/insights.md). */
+static int llm_load(const struct config *cfg, struct llm_client **out)
+{
+    char err[256];
+    const char *g = cfg->insight_generator ? cfg->insight_generator : "builtin";
+    struct llm_config lc = {0, cfg->llm_base_url, NULL, NULL, 20000};
+    *out = NULL;
+    if (strcmp(g, "builtin") == 0)
+        return 0;
+    if (strcmp(g, "gemini") == 0) {
+        lc.provider = LLM_PROVIDER_GEMINI;
+        lc.api_key = cfg->gemini_api_key;
+        lc.model = cfg->gemini_model;
+    } else if (strcmp(g, "openai") == 0) {
+        lc.provider = LLM_PROVIDER_OPENAI;
+        lc.api_key = cfg->llm_api_key;
+        lc.model = cfg->llm_model;
+    } else {
+        log_error("INSIGHT_GENERATOR: expected builtin, gemini or openai", LOG_STR, "value", g, LOG_END);
+        return -1;
+    }
+    if ((*out = llm_client_new(&lc, err, sizeof(err))) == NULL) {
+        log_error("cannot set up the insight generator", LOG_STR, "generator", g, LOG_STR, "error", err, LOG_END);
+        return -1;
+    }
+    log_info("insight generator", LOG_STR, "name", llm_client_name(*out), LOG_STR, "fallback", "builtin", LOG_END);
+    return 0;
+}
 
 int cli_pat_load(const struct config *cfg, struct cli_pat *out)
 {
     char err[512];
     memset(out, 0, sizeof(*out));
     out->std.mode = PAT_STD_NONE;
+    if (llm_load(cfg, &out->llm) != 0)
+        return -1;
     if (cfg->pat_model_path == NULL || cfg->pat_model_path[0] == '\0')
         return 0;
     const char *s = cfg->pat_standardization;
@@ -68,6 +101,8 @@ void cli_pat_free(struct cli_pat *p)
     if (p != NULL) {
         pat_model_free(p->model);
         p->model = NULL;
+        llm_client_free(p->llm);
+        p->llm = NULL;
     }
 }
 
@@ -102,6 +137,7 @@ int cli_workers_start(const struct config *cfg, struct store *store, const struc
         .model_version = cfg->actigraphy_model_version,
         .fault_fail_source = fail_source,
         .fault_delay_ms = delay,
+        .llm = pat ? pat->llm : NULL,
     };
     if (worker_pool_start(&o, out, err, sizeof(err)) != 0) {
         log_error("cannot start workers", LOG_STR, "error", err, LOG_END);
@@ -172,12 +208,14 @@ int cli_worker(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a provider closing its socket is an error value, not a death */
 
     struct store *store = NULL;
     struct cli_pat pat;
     struct worker_pool *pool = NULL;
     memset(&pat, 0, sizeof(pat));
     rc = CLI_EXIT_FAILURE;
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* LLM providers; before any thread */
     if (cli_store_open_for_serve(&cfg, &store) != 0 || cli_pat_load(&cfg, &pat) != 0 ||
         cli_workers_start(&cfg, store, &pat, (int)threads, topics, &pool) != 0)
         goto done;
@@ -194,6 +232,7 @@ done:
     cli_workers_stop(pool, 0);
     cli_pat_free(&pat);
     store_close(store);
+    curl_global_cleanup();
     config_free(&cfg);
     return rc;
 }

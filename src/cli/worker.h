@@ -17,6 +17,7 @@
 #include "ml/pat.h"
 
 struct config;
+struct llm_client;
 struct store;
 struct worker_pool;
 
@@ -25,10 +26,12 @@ struct worker_pool;
 struct cli_pat {
     struct pat_model *model;
     struct pat_standardization std;
+    struct llm_client *llm; /* INSIGHT_GENERATOR gemini/openai; NULL: builtin */
 };
 
-/* Load PAT_MODEL_PATH (checked against PAT_MODEL_SHA256) and parse
- * PAT_STANDARDIZATION. Call from one thread at start-up. Returns 0, or -1
+/* Load PAT_MODEL_PATH (checked against PAT_MODEL_SHA256), parse
+ * PAT_STANDARDIZATION and set up the INSIGHT_GENERATOR's LLM client. Call
+ * from one thread at start-up (after curl_global_init). Returns 0, or -1
  * after logging why. */
 int cli_pat_load(const struct config *cfg, struct cli_pat *out);
 void cli_pat_free(struct cli_pat *p);

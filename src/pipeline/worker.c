@@ -18,6 +18,7 @@
 #include "core/uuid.h"
 #include "pipeline/compute.h"
 #include "pipeline/insight_builtin.h"
+#include "pipeline/llm.h"
 #include "store/queue.h"
 #include "store/store.h"
 
@@ -338,7 +339,8 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
         rc = COMPUTE_EINTERNAL;
         goto fail;
     }
-    if (insight_builtin_generate(result, coverage, INSIGHT_FOCUS_COMPREHENSIVE, &gen) != 0 ||
+    const char *generator = INSIGHT_BUILTIN_NAME;
+    if (llm_insight_generate(o->llm, result, coverage, INSIGHT_FOCUS_COMPREHENSIVE, NULL, &gen, &generator) != 0 ||
         (body = json_dumps(gen.body, JSON_COMPACT | JSON_REAL_PRECISION(10))) == NULL) {
         snprintf(err, errlen, "out of memory generating the insight");
         rc = COMPUTE_ENOMEM;
@@ -350,7 +352,7 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     snprintf(in.user_id, sizeof(in.user_id), "%s", ids.user_id);
     snprintf(in.analysis_id, sizeof(in.analysis_id), "%s", ids.analysis_id);
     snprintf(in.insight_type, sizeof(in.insight_type), "comprehensive");
-    snprintf(in.generator, sizeof(in.generator), INSIGHT_BUILTIN_NAME);
+    snprintf(in.generator, sizeof(in.generator), "%s", generator);
     in.narrative = gen.narrative;
     in.body = body;
     in.confidence = gen.confidence;

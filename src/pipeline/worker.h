@@ -9,7 +9,8 @@
  *        progress, publish insights-generation {"analysis_id","upload_id",
  *        "user_id"} and ack.
  *   insights-generation
- *     -> the built-in generator (pipeline/insight_builtin.h), and in ONE
+ *     -> the configured generator (pipeline/llm.h, falling back to the
+ *        built-in one, pipeline/insight_builtin.h), and in ONE
  *        transaction: insert the `insights` row, mark the upload completed
  *        and ack; then the notify hook.
  * Idempotency: the analysis id is derived from the upload id and the insight
@@ -34,6 +35,7 @@
 
 #include "ml/pat.h"
 
+struct llm_client;
 struct store;
 struct store_msg;
 
@@ -58,6 +60,7 @@ struct worker_options {
     const char *fault_fail_source;            /* TEST ONLY (PIPELINE_TEST_FAULT), NULL;
                                                  copied by worker_pool_start */
     int64_t fault_delay_ms;                   /* TEST ONLY: pause inside each analysis job */
+    struct llm_client *llm;                   /* borrowed; NULL: the built-in generator */
     worker_notify_fn notify;                  /* may be NULL */
     void *notify_ctx;
 };
