@@ -17,6 +17,7 @@ struct keyring;
 struct pat_model;
 struct pat_standardization;
 struct llm_client;
+struct chat_hub;
 
 /* Services the handlers use; every pointer borrowed, alive while serving. */
 struct api_ctx {
@@ -31,6 +32,7 @@ struct api_ctx {
     const struct pat_model *pat_model;
     const struct pat_standardization *pat_std;
     struct llm_client *llm;     /* INSIGHT_GENERATOR's LLM; NULL: built-in only */
+    struct chat_hub *chat;      /* api/chat.c; NULL: chat answers 503 */
 };
 
 /* Register every route of the API. Returns 0 or -1 (router full, bug). */
@@ -43,6 +45,7 @@ int api_health_data_register(struct router *r, struct api_ctx *ctx);
 int api_pat_register(struct router *r, struct api_ctx *ctx);      /* api/pat.c */
 int api_insights_register(struct router *r, struct api_ctx *ctx); /* api/insights.c */
 int api_docs_register(struct router *r);                          /* api/docs.c: /openapi.json, /docs */
+int api_chat_register(struct router *r, struct api_ctx *ctx);     /* api/chat.c: WebSocket chat */
 
 /* Shared by the areas (api/common.c). */
 struct store_upload;

@@ -20,6 +20,7 @@
 #include "auth/jwt.h"
 #include "auth/limiter.h"
 #include "auth/oidc.h"
+#include "chat/hub.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
 #include "cli/worker.h"
@@ -110,6 +111,7 @@ int cli_serve(int argc, char **argv)
     struct api_ctx api;
     struct cli_pat pat;             /* pipeline: PAT model (cli/worker.h) */
     struct worker_pool *workers = NULL;
+    struct chat_hub *chat = NULL;   /* chat: WebSocket connections (chat/hub.h) */
     char err[512];
     rc = CLI_EXIT_FAILURE;
 
@@ -164,6 +166,12 @@ int cli_serve(int argc, char **argv)
     api.pat_model = pat.model;
     api.pat_std = &pat.std;
     api.llm = pat.llm;
+    struct chat_services chat_svc = {&cfg, store, pat.model, &pat.std};
+    if ((chat = chat_hub_new(&chat_svc, err, sizeof(err))) == NULL) {
+        log_error("cannot start chat", LOG_STR, "error", err, LOG_END);
+        goto done;
+    }
+    api.chat = chat;
     if (api_routes_register(&router, &api) != 0) {
         log_error("route registration failed", LOG_END);
         goto done;
@@ -196,6 +204,7 @@ int cli_serve(int argc, char **argv)
     http_server_state_set(srv, HTTP_SERVER_DRAINING);
     http_server_quiesce(srv);
     worker_pool_stop(workers); /* pipeline: stop leasing now, join below */
+    chat_hub_drain(chat, 2000);  /* chat: `system` message, close 1001 */
     long left = drain(srv, cfg.shutdown_grace_seconds, &sigs);
     if (left > 0)
         log_warning("grace period over; closing remaining requests", LOG_INT, "in_flight", (long long)left,
@@ -205,6 +214,7 @@ int cli_serve(int argc, char **argv)
     rc = CLI_EXIT_OK;
 done:
     cli_workers_stop(workers, 0);
+    chat_hub_free(chat); /* before the server: upgraded sockets are its own */
     http_server_free(srv);
     guard_free(guard);
     oidc_free(oidc);

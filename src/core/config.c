@@ -110,6 +110,21 @@ static const struct var vars[] = {
     {"LLM_BASE_URL", V_STRING, OFF(llm_base_url), {0}, 0, 0, 0, "an http(s) URL, e.g. http://localhost:8080/v1"},
     {"LLM_API_KEY", V_STRING, OFF(llm_api_key), {0}, 0, 0, 1, "an API key"},
     {"LLM_MODEL", V_STRING, OFF(llm_model), {0}, 0, 0, 0, "a model name"},
+    /* Chat over WebSocket (docs/api.md, "Chat"). */
+    {"CHAT_MAX_MESSAGE_BYTES", V_SIZE, OFF(chat_max_message_bytes), {"65536", "65536", "65536"}, 128, 16777216LL, 0,
+     "an integer number of bytes from 128 to 16777216"},
+    {"CHAT_MESSAGES_PER_MINUTE", V_INT, OFF(chat_messages_per_minute), {"60", "60", "60"}, 1, 100000, 0,
+     "an integer from 1 to 100000"},
+    {"CHAT_MAX_CONNECTIONS_PER_USER", V_INT, OFF(chat_max_connections_per_user), {"3", "3", "3"}, 1, 1000, 0,
+     "an integer from 1 to 1000"},
+    {"CHAT_HEARTBEAT_SECONDS", V_INT, OFF(chat_heartbeat_seconds), {"30", "30", "30"}, 1, 3600, 0,
+     "an integer number of seconds from 1 to 3600"},
+    {"CHAT_IDLE_TIMEOUT_SECONDS", V_INT, OFF(chat_idle_timeout_seconds), {"300", "300", "300"}, 1, 86400, 0,
+     "an integer number of seconds from 1 to 86400"},
+    {"CHAT_MAX_DATA_POINTS", V_INT, OFF(chat_max_data_points), {"10080", "10080", "10080"}, 1, 20160, 0,
+     "an integer from 1 to 20160"},
+    {"CHAT_INSIGHT_POLL_MS", V_INT, OFF(chat_insight_poll_ms), {"2000", "2000", "2000"}, 0, 3600000, 0,
+     "an integer number of milliseconds from 0 to 3600000 (0 turns polling off)"},
 };
 
 #define NVARS (sizeof(vars) / sizeof(vars[0]))

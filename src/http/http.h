@@ -58,6 +58,19 @@ struct http_header {
 typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
 typedef void (*http_stream_free_fn)(void *ctx);
 
+/*
+ * A protocol upgrade (RFC 7230 §6.7; WebSocket, RFC 6455 §4.2.2). After the
+ * 101 response has been written, fn receives the raw socket: fd for
+ * reading and writing (never close() it), the bytes the server had already
+ * read past the request head (extra, extra_len; often 0), and the handle to
+ * give back with http_upgrade_close when the connection is done. fn runs on
+ * a server thread and must not block. ctx is handed over to fn, or freed
+ * with free_fn when the upgrade never happens (the client went away).
+ */
+struct http_upgrade;
+typedef void (*http_upgrade_fn)(void *ctx, int fd, const char *extra, size_t extra_len,
+                                struct http_upgrade *up);
+
 struct http_response {
     int status;
     const char *content_type;
@@ -72,6 +85,9 @@ struct http_response {
     http_stream_fn stream;         /* set by http_respond_stream */
     http_stream_free_fn stream_free;
     void *stream_ctx;
+    http_upgrade_fn upgrade;       /* set by http_respond_upgrade */
+    http_stream_free_fn upgrade_free;
+    void *upgrade_ctx;
 };
 
 /*
@@ -113,6 +129,14 @@ void http_respond_bytes(struct http_response *res, int status, const char *conte
  * response owns ctx from here on, also when the client goes away. */
 void http_respond_stream(struct http_response *res, int status, const char *content_type, http_stream_fn fn,
                          void *ctx, http_stream_free_fn free_fn);
+/* A 101 Switching Protocols response that hands the connection to fn (see
+ * http_upgrade_fn). The handler adds the protocol's headers (Upgrade,
+ * Connection, Sec-WebSocket-Accept) with http_response_header. The response
+ * owns ctx from here on. */
+void http_respond_upgrade(struct http_response *res, http_upgrade_fn fn, void *ctx, http_stream_free_fn free_fn);
+/* Close an upgraded connection (the only way to close its socket). Once,
+ * from any thread; up is invalid afterwards. */
+void http_upgrade_close(struct http_upgrade *up);
 /* A problem response (status >= 400). slug NULL picks the status's slug.
  * Returns the problem so that callers can add field errors. */
 struct problem *http_respond_problem(struct http_response *res, int status, const char *slug,

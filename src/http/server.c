@@ -74,6 +74,18 @@ struct req_ctx {
     int status;           /* status sent, for the access log and metrics */
     size_t bytes;         /* body bytes sent */
     char request_id[129];
+    struct upgrade_state *upgrade; /* a queued 101's hand-over, or NULL */
+};
+
+/* A queued upgrade: the handler's callback and its context. libmicrohttpd
+ * calls on_upgrade at most once, before the request's completion callback
+ * (which it calls only when the upgraded socket is closed), so on_completed
+ * frees the context exactly when it was never handed over. */
+struct upgrade_state {
+    http_upgrade_fn fn;
+    http_stream_free_fn free_fn;
+    void *ctx;
+    int fired;
 };
 
 /* ---- handler-facing API (http.h) ---------------------------------------- */
@@ -106,6 +118,11 @@ static void reset_response(struct http_response *res)
     res->stream = NULL;
     res->stream_ctx = NULL;
     res->stream_free = NULL;
+    if (res->upgrade_ctx != NULL && res->upgrade_free != NULL)
+        res->upgrade_free(res->upgrade_ctx);
+    res->upgrade = NULL;
+    res->upgrade_ctx = NULL;
+    res->upgrade_free = NULL;
     free(res->body);
     res->body = NULL;
     res->body_len = 0;
@@ -179,6 +196,70 @@ void http_respond_stream(struct http_response *res, int status, const char *cont
     res->stream_ctx = ctx;
     res->stream_free = free_fn;
     res->responded = 1;
+}
+
+void http_respond_upgrade(struct http_response *res, http_upgrade_fn fn, void *ctx, http_stream_free_fn free_fn)
+{
+    if (res->responded || fn == NULL) {
+        if (free_fn != NULL)
+            free_fn(ctx);
+        misuse(res, res->responded ? "responded twice" : "bad upgrade response", 101);
+        return;
+    }
+    res->status = 101;
+    res->upgrade = fn;
+    res->upgrade_ctx = ctx;
+    res->upgrade_free = free_fn;
+    res->responded = 1;
+}
+
+void http_upgrade_close(struct http_upgrade *up)
+{
+    if (up != NULL)
+        MHD_upgrade_action((struct MHD_UpgradeResponseHandle *)up, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    struct upgrade_state *st = cls;
+    (void)conn;
+    (void)con_cls;
+    st->fired = 1;
+    st->fn(st->ctx, (int)sock, extra_in, extra_in_size, (struct http_upgrade *)urh);
+}
+
+/* Queue a 101 that hands the socket to the handler's callback. Only the
+ * request id and the handler's own headers go on it: the security and
+ * caching headers describe a body, and a 101 has none. */
+static enum MHD_Result send_upgrade(struct req_ctx *rc)
+{
+    struct http_response *res = &rc->res;
+    struct upgrade_state *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgrade, st);
+    if (r == NULL) {
+        free(st);
+        return MHD_NO;
+    }
+    st->fn = res->upgrade;
+    st->free_fn = res->upgrade_free;
+    st->ctx = res->upgrade_ctx;
+    res->upgrade = NULL; /* the state owns the context now */
+    res->upgrade_ctx = NULL;
+    res->upgrade_free = NULL;
+    rc->upgrade = st;
+    MHD_add_response_header(r, "X-Request-ID", rc->request_id);
+    for (int i = 0; i < res->nheaders; i++)
+        MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
+    rc->status = 101;
+    rc->bytes = 0;
+    enum MHD_Result ret = MHD_queue_response(rc->req.conn, MHD_HTTP_SWITCHING_PROTOCOLS, r);
+    MHD_destroy_response(r);
+    if (ret == MHD_YES)
+        rc->queued = 1;
+    return ret;
 }
 
 /* libmicrohttpd's content reader over a handler's stream function. */
@@ -326,6 +407,8 @@ static enum MHD_Result send_response(struct req_ctx *rc)
     const struct config *cfg = rc->server->cfg;
     if (!res->responded)
         misuse(res, "no response", 0);
+    if (res->upgrade != NULL && !res->is_problem)
+        return send_upgrade(rc);
 
     if (res->is_problem) {
         json_t *j = problem_to_json(&res->problem, rc->req.path, rc->request_id);
@@ -658,6 +741,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL : "aborted", LOG_END);
     if (rc->ops != NULL && rc->ops_begun && rc->ops->release != NULL)
         rc->ops->release(rc->ops_state);
+    if (rc->upgrade != NULL) {
+        if (!rc->upgrade->fired && rc->upgrade->free_fn != NULL)
+            rc->upgrade->free_fn(rc->upgrade->ctx);
+        free(rc->upgrade);
+    }
     reset_response(&rc->res);
     buf_free(&rc->body);
     arena_free(&rc->arena);
@@ -699,7 +787,7 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, s->cfg->host, &in4->sin_addr) == 1) {

@@ -1,0 +1,501 @@
+"""End-to-end chat over WebSocket (docs/api.md, "Chat") against the real
+binary: the opening handshake and its refusals (bad token 401, someone
+else's room 403, not a handshake 400, wrong version 426), every client and
+server message type, every error code, the limits with short configured
+values, the 4th connection closed with 1008, protocol violations (unmasked,
+oversized, invalid UTF-8, bad opcode) with their close codes, fragmented
+messages, heartbeat pings and the idle timeout, an insight pushed when the
+pipeline finishes an upload, and the 1001 goodbye on shutdown.
+
+The WebSocket client is written here on raw sockets (RFC 6455 §5) so that
+it can also send what a well-behaved client never would."""
+import base64
+import datetime
+import hashlib
+import json
+import os
+import socket
+import struct
+import time
+import unittest
+import uuid
+
+from harness import Server
+from test_pipeline import Client, LIMITS, upload_week, wait_status
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+
+CHAT_ENV = dict(LIMITS)
+CHAT_ENV.update({
+    "RATE_LIMITS": LIMITS["RATE_LIMITS"] + ",chat=1000/60",
+    "CHAT_MESSAGES_PER_MINUTE": "20",
+    "CHAT_MAX_DATA_POINTS": "2000",
+    "CHAT_INSIGHT_POLL_MS": "300",
+})
+
+
+class HandshakeRefused(Exception):
+    def __init__(self, status, headers, body):
+        super().__init__("handshake refused: %d %s" % (status, body))
+        self.status, self.headers, self.body = status, headers, body
+
+
+class WS:
+    """A minimal RFC 6455 client on a raw socket."""
+
+    def __init__(self, port, path, headers=None, version="13", key=None, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        key = key or base64.b64encode(os.urandom(16)).decode()
+        lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1:%d" % port, "Upgrade: websocket",
+                 "Connection: Upgrade", "Sec-WebSocket-Key: " + key]
+        if version is not None:
+            lines.append("Sec-WebSocket-Version: " + version)
+        for k, v in (headers or {}).items():
+            lines.append("%s: %s" % (k, v))
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = self._read_until(b"\r\n\r\n")
+        status_line, *hdr_lines = head.decode("latin-1").split("\r\n")
+        self.status = int(status_line.split()[1])
+        self.headers = {}
+        for line in hdr_lines:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                self.headers[k.strip().lower()] = v.strip()
+        if self.status != 101:
+            n = int(self.headers.get("content-length", "0"))
+            body = self._read_exact(n)
+            self.sock.close()
+            raise HandshakeRefused(self.status, self.headers, json.loads(body) if body else None)
+        want = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+        assert self.headers.get("sec-websocket-accept") == want, self.headers
+        assert self.headers.get("upgrade", "").lower() == "websocket", self.headers
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("connection closed by server")
+        self.buf += data
+
+    def _read_until(self, sep):
+        while sep not in self.buf:
+            self._fill()
+        i = self.buf.index(sep) + len(sep)
+        out, self.buf = self.buf[:i - len(sep)], self.buf[i:]
+        return out
+
+    def _read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
+        """One frame; length overrides the declared payload length."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        n = len(payload) if length is None else length
+        b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+        m = 0x80 if mask else 0
+        if n < 126:
+            head = struct.pack("!BB", b0, m | n)
+        elif n < 65536:
+            head = struct.pack("!BBH", b0, m | 126, n)
+        else:
+            head = struct.pack("!BBQ", b0, m | 127, n)
+        if mask:
+            key = os.urandom(4)
+            payload = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+            head += key
+        self.sock.sendall(head + payload)
+
+    def send_json(self, obj):
+        self.frame(OP_TEXT, json.dumps(obj))
+
+    def recv_frame(self):
+        b0, b1 = self._read_exact(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._read_exact(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._read_exact(8))[0]
+        assert not (b1 & 0x80), "server frames must not be masked (RFC 6455 §5.1)"
+        return bool(b0 & 0x80), b0 & 0x0F, self._read_exact(n)
+
+    def recv(self, skip=("typing",)):
+        """The next JSON message (pings answered, close raised)."""
+        while True:
+            fin, op, payload = self.recv_frame()
+            if op == OP_PING:
+                self.frame(OP_PONG, payload)
+                continue
+            if op == OP_CLOSE:
+                raise ConnectionError("closed: %r" % (payload,))
+            assert fin and op == OP_TEXT, (fin, op)
+            msg = json.loads(payload)
+            if msg.get("type") in skip:
+                continue
+            return msg
+
+    def recv_type(self, want, limit=20):
+        for _ in range(limit):
+            msg = self.recv(skip=())
+            if msg["type"] == want:
+                return msg
+        raise AssertionError("no %s message" % want)
+
+    def expect_close(self, answer=True):
+        """Read until the server's close frame; returns (code, reason, messages seen before)."""
+        seen = []
+        while True:
+            fin, op, payload = self.recv_frame()
+            if op == OP_CLOSE:
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+                if answer:
+                    try:
+                        self.frame(OP_CLOSE, payload[:2])
+                    except OSError:
+                        pass
+                return code, payload[2:].decode("utf-8", "replace"), seen
+            if op == OP_TEXT:
+                seen.append(json.loads(payload))
+            elif op == OP_PING:
+                self.frame(OP_PONG, payload)
+
+    def close(self):
+        try:
+            self.frame(OP_CLOSE, struct.pack("!H", 1000))
+            self.expect_close(answer=False)
+        except (OSError, ConnectionError, AssertionError, struct.error):
+            pass
+        self.sock.close()
+
+
+def connect(srv, client, room=None, **kw):
+    ws = WS(srv.port, "/api/v1/chat/%s?token=%s" % (room or client.user_id, client.token), **kw)
+    ack = ws.recv()
+    assert ack["type"] == "connection_ack", ack
+    return ws, ack
+
+
+def points(n, start=datetime.datetime(2026, 11, 20, 8, 0, tzinfo=datetime.timezone.utc)):
+    return [{"timestamp": (start + datetime.timedelta(minutes=i)).isoformat(), "value": 20 + (i * 7) % 90}
+            for i in range(n)]
+
+
+class Chat(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(env=CHAT_ENV)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def test_handshake_good_and_refusals(self):
+        c = Client(self.srv)
+        ws, ack = connect(self.srv, c)
+        self.assertEqual(ack["user_id"], c.user_id)
+        self.assertEqual(ack["room_id"], c.user_id)
+        self.assertEqual(ack["limits"]["max_message_bytes"], 65536)
+        self.assertEqual(ack["limits"]["max_connections"], 3)
+        ws.close()
+        path = "/api/v1/chat/%s" % c.user_id
+        # Missing and bad tokens: 401 problem+json before any upgrade.
+        for q in ("", "?token=", "?token=not.a.jwt", "?token=" + c.token[:-4] + "AAAA"):
+            with self.assertRaises(HandshakeRefused) as cm:
+                WS(self.srv.port, path + q)
+            self.assertEqual(cm.exception.status, 401)
+            self.assertIn("problem+json", cm.exception.headers["content-type"])
+            self.assertEqual(cm.exception.body["status"], 401)
+        # The header works as well as the query.
+        ws = WS(self.srv.port, path, headers={"Authorization": "Bearer " + c.token})
+        self.assertEqual(ws.recv()["type"], "connection_ack")
+        ws.close()
+        # Wrong version: 426 with the version we speak (RFC 6455 §4.2.2).
+        with self.assertRaises(HandshakeRefused) as cm:
+            WS(self.srv.port, path + "?token=" + c.token, version="8")
+        self.assertEqual(cm.exception.status, 426)
+        self.assertEqual(cm.exception.headers["sec-websocket-version"], "13")
+        with self.assertRaises(HandshakeRefused) as cm:
+            WS(self.srv.port, path + "?token=" + c.token, version=None)
+        self.assertEqual(cm.exception.status, 426)
+        # Bad key, plain GET: 400.
+        with self.assertRaises(HandshakeRefused) as cm:
+            WS(self.srv.port, path + "?token=" + c.token, key="short")
+        self.assertEqual(cm.exception.status, 400)
+        status, _, doc = self.srv.json("GET", path + "?token=" + c.token)
+        self.assertEqual(status, 400)
+        # Bad room id: 422.
+        with self.assertRaises(HandshakeRefused) as cm:
+            WS(self.srv.port, "/api/v1/chat/bad%20room?token=" + c.token)
+        self.assertEqual(cm.exception.status, 422)
+
+    def test_rooms_belong_to_their_user(self):
+        a, b = Client(self.srv), Client(self.srv)
+        # b's own room (b's user id) is refused to a.
+        with self.assertRaises(HandshakeRefused) as cm:
+            WS(self.srv.port, "/api/v1/chat/%s?token=%s" % (b.user_id, a.token))
+        self.assertEqual(cm.exception.status, 403)
+        # A named room: the first user to open it owns it.
+        room = "room-" + uuid.uuid4().hex[:8]
+        ws, ack = connect(self.srv, a, room=room)
+        self.assertEqual(ack["room_id"], room)
+        with self.assertRaises(HandshakeRefused) as cm:
+            WS(self.srv.port, "/api/v1/chat/%s?token=%s" % (room, b.token))
+        self.assertEqual(cm.exception.status, 403)
+        ws.close()
+        ws, _ = connect(self.srv, a, room=room)  # still a's
+        ws.close()
+
+    def test_message_types(self):
+        c = Client(self.srv)
+        ws1, _ = connect(self.srv, c)
+        ws2, _ = connect(self.srv, c)
+        # heartbeat -> heartbeat_ack echoing the client's timestamp
+        ws1.send_json({"type": "heartbeat", "client_timestamp": "t-1"})
+        ack = ws1.recv()
+        self.assertEqual(ack["type"], "heartbeat_ack")
+        self.assertEqual(ack["client_timestamp"], "t-1")
+        # typing reaches the other socket in the room, not the sender
+        ws1.send_json({"type": "typing", "is_typing": True})
+        t = ws2.recv(skip=())
+        self.assertEqual(t["type"], "typing")
+        self.assertTrue(t["is_typing"])
+        # message: echoed to the room's other sockets, answered to all
+        ws1.send_json({"type": "message", "content": "How did I sleep?"})
+        echo = ws2.recv()
+        self.assertEqual((echo["type"], echo["role"], echo["content"]), ("message", "user", "How did I sleep?"))
+        for ws in (ws1, ws2):
+            ans = ws.recv()
+            self.assertEqual((ans["type"], ans["role"], ans["intent"]), ("message", "assistant", "sleep"))
+            self.assertIn("don't have any analysed data", ans["content"])
+        # unknown intent: what can be asked
+        ws1.send_json({"type": "message", "content": "xyzzy"})
+        self.assertIn("sleep, activity", ws1.recv()["content"])
+        ws2.recv()
+        ws2.recv()
+        # health_insight: analysis and insight over the posted points
+        ws1.send_json({"type": "health_insight", "content": {"data_points": points(720)}})
+        ins = ws1.recv()
+        self.assertEqual(ins["type"], "insight")
+        self.assertEqual(ins["source"], "health_insight")
+        self.assertEqual(ins["data_points"], 720)
+        self.assertIn("sleep", ins["analysis"])
+        self.assertIn("narrative", ins["insight"])
+        self.assertEqual(ins["insight"]["generator"], "builtin")
+        ws1.close()
+        ws2.close()
+
+    def test_error_codes_keep_the_connection(self):
+        c = Client(self.srv)
+        ws, _ = connect(self.srv, c)
+
+        def err(code):
+            m = ws.recv()
+            self.assertEqual((m["type"], m["code"]), ("error", code), m)
+            self.assertTrue(m["message"])
+
+        ws.frame(OP_TEXT, "{not json")
+        err("INVALID_JSON")
+        ws.frame(OP_TEXT, "[1, 2]")
+        err("INVALID_JSON")
+        ws.frame(OP_BINARY, b"\xff\xfe{}")  # binary: not UTF-8 JSON, but not a protocol error
+        err("INVALID_JSON")
+        ws.send_json({"type": "dance"})
+        err("UNKNOWN_MESSAGE_TYPE")
+        ws.send_json({"content": "no type"})
+        err("UNKNOWN_MESSAGE_TYPE")
+        ws.send_json({"type": "message", "content": "x" * 70000})  # over 64 KiB, under the 4x hard cap
+        err("MESSAGE_TOO_LARGE")
+        ws.send_json({"type": "health_insight", "content": {"data_points": points(2001)}})
+        err("MESSAGE_TOO_LARGE")  # the size is checked before anything else
+        ws.send_json({"type": "health_insight", "content": {"data_points": "nope"}})
+        err("INVALID_JSON")
+        # Still usable after every error.
+        ws.send_json({"type": "heartbeat"})
+        self.assertEqual(ws.recv()["type"], "heartbeat_ack")
+        ws.close()
+
+    def test_too_many_data_points(self):
+        srv = Server(env=dict(CHAT_ENV, CHAT_MAX_MESSAGE_BYTES="1048576", CHAT_MAX_DATA_POINTS="100"))
+        try:
+            c = Client(srv)
+            ws, _ = connect(srv, c)
+            ws.send_json({"type": "health_insight", "content": {"data_points": points(101)}})
+            m = ws.recv()
+            self.assertEqual((m["type"], m["code"]), ("error", "TOO_MANY_DATA_POINTS"))
+            ws.send_json({"type": "health_insight", "content": {"data_points": points(100)}})
+            self.assertEqual(ws.recv()["type"], "insight")
+            ws.close()
+        finally:
+            srv.stop()
+
+    def test_rate_limit_per_user(self):
+        c = Client(self.srv)
+        ws1, _ = connect(self.srv, c)
+        ws2, _ = connect(self.srv, c)
+        # 20 messages on ws2 use the user's whole budget ...
+        for i in range(20):
+            ws2.send_json({"type": "typing", "is_typing": bool(i % 2)})
+        ws2.send_json({"type": "heartbeat"})  # heartbeats are not counted
+        self.assertEqual(ws2.recv()["type"], "heartbeat_ack")
+        # ... so the next ones on ws1 are refused, and the socket stays usable.
+        for i in range(3):
+            ws1.send_json({"type": "message", "content": "sleep?"})
+        for i in range(3):
+            m = ws1.recv()
+            self.assertEqual((m["type"], m["code"]), ("error", "RATE_LIMIT_EXCEEDED"), m)
+        ws1.send_json({"type": "heartbeat"})
+        self.assertEqual(ws1.recv()["type"], "heartbeat_ack")
+        ws1.close()
+        ws2.close()
+
+    def test_fourth_connection_closed_1008(self):
+        c = Client(self.srv)
+        socks = [connect(self.srv, c)[0] for _ in range(3)]
+        ws4 = WS(self.srv.port, "/api/v1/chat/%s?token=%s" % (c.user_id, c.token))
+        code, reason, seen = ws4.expect_close()
+        self.assertEqual(code, 1008)
+        self.assertIn("connections", reason)
+        self.assertFalse([m for m in seen if m["type"] == "connection_ack"])
+        ws4.sock.close()
+        socks.pop().close()
+        time.sleep(0.3)
+        ws, _ = connect(self.srv, c)  # a slot is free again
+        for s in socks + [ws]:
+            s.close()
+
+    def test_fragmented_message_and_ping(self):
+        c = Client(self.srv)
+        ws, _ = connect(self.srv, c)
+        body = json.dumps({"type": "heartbeat", "client_timestamp": "frag"}).encode()
+        ws.frame(OP_TEXT, body[:5], fin=False)
+        ws.frame(OP_PING, b"mid")  # control frames may come between fragments (§5.4)
+        ws.frame(OP_CONT, body[5:12], fin=False)
+        ws.frame(OP_CONT, body[12:], fin=True)
+        fin, op, payload = ws.recv_frame()
+        self.assertEqual((op, payload), (OP_PONG, b"mid"))
+        self.assertEqual(ws.recv()["client_timestamp"], "frag")
+        # A UTF-8 character split across fragments is fine.
+        text = json.dumps({"type": "heartbeat", "client_timestamp": "h\u00e9llo"}, ensure_ascii=False).encode()
+        cut = text.index(b"\xc3") + 1
+        ws.frame(OP_TEXT, text[:cut], fin=False)
+        ws.frame(OP_CONT, text[cut:])
+        self.assertEqual(ws.recv()["client_timestamp"], "h\u00e9llo")
+        ws.close()
+
+    def close_code_after(self, send):
+        c = Client(self.srv)
+        ws, _ = connect(self.srv, c)
+        send(ws)
+        code, _, _ = ws.expect_close()
+        ws.sock.close()
+        return code
+
+    def test_protocol_violations_close(self):
+        # Unmasked client frame: 1002 (RFC 6455 §5.1).
+        self.assertEqual(self.close_code_after(lambda ws: ws.frame(OP_TEXT, '{"type":"heartbeat"}', mask=False)), 1002)
+        # Reserved bits without an extension: 1002.
+        self.assertEqual(self.close_code_after(lambda ws: ws.frame(OP_TEXT, "{}", rsv=4)), 1002)
+        # Unknown opcode: 1002.
+        self.assertEqual(self.close_code_after(lambda ws: ws.frame(0x3, "x")), 1002)
+        # Continuation with nothing to continue: 1002.
+        self.assertEqual(self.close_code_after(lambda ws: ws.frame(OP_CONT, "x")), 1002)
+        # Fragmented control frame (§5.5): wslay fails the connection with an
+        # empty close frame (no status code) rather than 1002.
+        self.assertIn(self.close_code_after(lambda ws: ws.frame(OP_PING, "x", fin=False)), (1002, None))
+        # Invalid UTF-8 in a text message: 1007 (§8.1).
+        self.assertEqual(self.close_code_after(lambda ws: ws.frame(OP_TEXT, b'{"a":"\xc3\x28"}')), 1007)
+        # Over the hard cap (4 x 64 KiB): 1009, without reading the payload.
+        self.assertEqual(self.close_code_after(lambda ws: ws.frame(OP_TEXT, b"", length=1 << 20)), 1009)
+        # And the server is fine.
+        ws, _ = connect(self.srv, Client(self.srv))
+        ws.close()
+
+    def test_client_close_handshake(self):
+        c = Client(self.srv)
+        ws, _ = connect(self.srv, c)
+        ws.frame(OP_CLOSE, struct.pack("!H", 1000) + b"bye")
+        fin, op, payload = ws.recv_frame()
+        self.assertEqual(op, OP_CLOSE)
+        self.assertEqual(struct.unpack("!H", payload[:2])[0], 1000)
+        ws.sock.close()
+
+
+class ChatTimers(unittest.TestCase):
+    def test_heartbeat_ping_and_idle_timeout(self):
+        srv = Server(env=dict(CHAT_ENV, CHAT_HEARTBEAT_SECONDS="1", CHAT_IDLE_TIMEOUT_SECONDS="3"))
+        try:
+            c = Client(srv)
+            ws, _ = connect(srv, c)
+            t0 = time.time()
+            fin, op, payload = ws.recv_frame()
+            self.assertEqual(op, OP_PING)
+            self.assertLess(time.time() - t0, 2.5)
+            ws.frame(OP_PONG, payload)
+            code, reason, seen = ws.expect_close()
+            self.assertEqual(code, 1000)
+            self.assertIn("idle", reason)
+            self.assertTrue(any(m["type"] == "system" for m in seen))
+            self.assertGreater(time.time() - t0, 2.5)
+            ws.sock.close()
+            # A peer that never answers pings is dropped.
+            ws, _ = connect(srv, c)
+            code, reason, _ = ws.expect_close()
+            self.assertIn(code, (1000, 1001))
+            ws.sock.close()
+        finally:
+            srv.stop()
+
+    def test_shutdown_says_goodbye_1001(self):
+        srv = Server(env=CHAT_ENV)
+        c = Client(srv)
+        ws, _ = connect(srv, c)
+        srv.signal()
+        code, reason, seen = ws.expect_close()
+        self.assertEqual(code, 1001)
+        self.assertTrue(any(m["type"] == "system" for m in seen), seen)
+        ws.sock.close()
+        self.assertEqual(srv.wait(30), 0)
+        srv.stop()
+
+
+class ChatPipeline(unittest.TestCase):
+    def test_insight_pushed_after_upload_and_answers_from_it(self):
+        srv = Server(env=CHAT_ENV)
+        try:
+            c = Client(srv)
+            ws, _ = connect(srv, c)
+            uid = upload_week(c)
+            wait_status(c, uid, ("completed",))
+            deadline = time.time() + 20
+            msg = None
+            while time.time() < deadline:
+                msg = ws.recv()
+                if msg["type"] == "insight":
+                    break
+            self.assertEqual(msg["type"], "insight")
+            self.assertEqual(msg["source"], "pipeline")
+            self.assertEqual(msg["user_id"], c.user_id)
+            self.assertTrue(msg["narrative"])
+            status, _, hist = c.call("GET", "/api/v1/insights/history/" + c.user_id)
+            self.assertEqual(msg["insight_id"], hist["data"][0]["insight_id"] if "data" in hist else
+                             hist["insights"][0]["insight_id"])
+            # Free text is now answered from the stored analysis.
+            for q, intent in (("how did I sleep", "sleep"), ("how active was I", "activity"),
+                              ("what about my heart", "heart"), ("what should I change?", "change"),
+                              ("any trends?", "trends")):
+                ws.send_json({"type": "message", "content": q})
+                ans = ws.recv()
+                self.assertEqual(ans["intent"], intent, ans)
+                self.assertNotIn("don't have any analysed data", ans["content"])
+                self.assertLess(len(ans["content"]), 1200)
+            ws.close()
+        finally:
+            srv.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
