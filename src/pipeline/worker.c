@@ -329,6 +329,10 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     if (rc != 0)
         goto store_fail;
     have_analysis = 1;
+    struct store_upload up;
+    int64_t processed = 0;
+    if (store_upload_get(tx, ids.upload_id, NULL, &up) == 0)
+        processed = up.total_metrics;
     store_tx_rollback(tx);
     tx = NULL;
 
@@ -362,7 +366,7 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     if (rc == 0)
         rc = store_insight_insert(tx, &in);
     if (rc == 0) {
-        rc = store_upload_status_set(tx, ids.upload_id, "completed", 1.0, 0, NULL);
+        rc = store_upload_status_set(tx, ids.upload_id, "completed", 1.0, processed, NULL);
         if (rc == STORE_ENOTFOUND)
             rc = 0;
     }

@@ -378,6 +378,7 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     assert_int_equal(handled, 0);
     get_upload(f, up, &u);
     assert_string_equal(u.status, "completed");
+    assert_int_equal(u.processed_metrics, u.total_metrics);
     compute_id_derive("insight", aid, iid);
     struct store_insight in;
     assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
