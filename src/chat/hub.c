@@ -28,6 +28,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <wslay/wslay.h>
@@ -380,7 +382,10 @@ static ssize_t on_ws_send(wslay_event_context_ptr ws, const uint8_t *data, size_
                           void *user_data)
 {
     struct conn *c = user_data;
-    int f = MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0);
+    /* WSLAY_MSG_MORE is not passed on as MSG_MORE: corking holds a small
+     * reply back for up to 200 ms when no further write comes. */
+    int f = MSG_NOSIGNAL;
+    (void)flags;
     for (;;) {
         ssize_t r = send(c->fd, data, len, f);
         if (r >= 0)
@@ -1111,6 +1116,9 @@ void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    /* Chat replies are small and latency-bound: no Nagle delay. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->hub = h;
     c->fd = fd;
     c->up = up;
