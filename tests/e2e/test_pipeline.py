@@ -302,6 +302,24 @@ class CrashRecovery(unittest.TestCase):
             srv.stop()
 
 
+    def test_sigterm_releases_job_in_flight(self):
+        srv = Server(env=dict(LIMITS, WORKER_THREADS="0"))
+        try:
+            c = Client(srv)
+            w1 = Worker(srv, {"PIPELINE_TEST_FAULT": "delay_ms=60000", "SHUTDOWN_GRACE_SECONDS": "5"})
+            uid = upload_week(c)
+            wait_status(c, uid, ("processing",), timeout=30)
+            t0 = time.time()
+            self.assertEqual(w1.stop(signal.SIGTERM), 0)
+            self.assertLess(time.time() - t0, 5)  # within the grace period
+            self.assertIn("released at shutdown", "".join(w1.lines))
+            w2 = Worker(srv)
+            st = wait_status(c, uid, ("completed", "failed"), timeout=60)
+            self.assertEqual(st["status"], "completed", st)
+            self.assertEqual(w2.stop(), 0)
+        finally:
+            srv.stop()
+
 class FakeLLM(http.server.BaseHTTPRequestHandler):
     """An OpenAI-compatible chat-completions endpoint for one test."""
     status = 200
