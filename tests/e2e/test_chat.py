@@ -20,8 +20,11 @@ import time
 import unittest
 import uuid
 
-from harness import Server
-from test_pipeline import Client, LIMITS, upload_week, wait_status
+import signal
+import subprocess
+
+from harness import Server, production_keys
+from test_pipeline import PG_INITDB, SOURCE_DIR, Client, LIMITS, Worker, upload_week, wait_status
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
@@ -462,7 +465,73 @@ class ChatTimers(unittest.TestCase):
         srv.stop()
 
 
+def wait_insight(ws, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        msg = ws.recv()
+        if msg["type"] == "insight":
+            return msg
+    raise AssertionError("no insight pushed")
+
+
 class ChatPipeline(unittest.TestCase):
+    def test_insight_from_a_worker_process(self):
+        srv = Server(env=dict(CHAT_ENV, WORKER_THREADS="0"))
+        worker = None
+        try:
+            worker = Worker(srv)
+            c = Client(srv)
+            ws, _ = connect(srv, c)
+            uid = upload_week(c)
+            wait_status(c, uid, ("completed",))
+            msg = wait_insight(ws)
+            self.assertEqual((msg["source"], msg["user_id"]), ("pipeline", c.user_id))
+            ws.close()
+            self.assertEqual(worker.stop(), 0)
+            worker = None
+        finally:
+            if worker is not None:
+                worker.stop(signal.SIGKILL)
+            srv.stop()
+
+    @unittest.skipUnless(os.path.exists(PG_INITDB), "PostgreSQL 15 is not installed")
+    def test_insight_crosses_api_instances_on_postgres(self):
+        env = dict(os.environ, PG_TEST_OPTS="-c fsync=off")
+        pg = subprocess.Popen([os.path.join(SOURCE_DIR, "scripts", "pg-test-server")], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        servers, worker = [], None
+        try:
+            url = None
+            for raw in pg.stdout:
+                line = raw.decode().strip()
+                if line.startswith("DATABASE_URL="):
+                    url = line.split("=", 1)[1]
+                    break
+            self.assertIsNotNone(url, "pg-test-server did not start")
+            senv = dict(CHAT_ENV, DATABASE_URL=url, WORKER_THREADS="0", **production_keys())
+            servers.append(Server(env=senv))
+            servers.append(Server(env=senv))
+            worker = Worker(servers[0])
+            c = Client(servers[0])          # uploads through instance A ...
+            ws, _ = connect(servers[1], c)   # ... while the socket is on instance B
+            uid = upload_week(c)
+            wait_status(c, uid, ("completed",), timeout=120)
+            msg = wait_insight(ws)
+            self.assertEqual((msg["source"], msg["user_id"]), ("pipeline", c.user_id))
+            ws.close()
+            self.assertEqual(worker.stop(), 0)
+            worker = None
+        finally:
+            if worker is not None:
+                worker.stop(signal.SIGKILL)
+            for s in servers:
+                s.stop()
+            try:
+                os.killpg(pg.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            pg.wait(60)
+
     def test_insight_pushed_after_upload_and_answers_from_it(self):
         srv = Server(env=CHAT_ENV)
         try:
@@ -470,13 +539,7 @@ class ChatPipeline(unittest.TestCase):
             ws, _ = connect(srv, c)
             uid = upload_week(c)
             wait_status(c, uid, ("completed",))
-            deadline = time.time() + 20
-            msg = None
-            while time.time() < deadline:
-                msg = ws.recv()
-                if msg["type"] == "insight":
-                    break
-            self.assertEqual(msg["type"], "insight")
+            msg = wait_insight(ws)
             self.assertEqual(msg["source"], "pipeline")
             self.assertEqual(msg["user_id"], c.user_id)
             self.assertTrue(msg["narrative"])
