@@ -45,7 +45,7 @@ enum chat_intent chat_intent_detect(const char *text)
                                          "advice", "suggest", "tip", "what can i do", "better", NULL};
     static const char *const trends[] = {"trend", "over time", "progress", "compared", "getting", "changed",
                                          "this week", "last week", NULL};
-    static const char *const sleep[] = {"sleep", "slept", "bed", "nap", "rest", "tired", "wake", "circadian",
+    static const char *const sleep[] = {"sleep", "slept", "bed", "nap", "tired", "wake", "circadian",
                                         "rhythm", NULL};
     static const char *const activity[] = {"step", "walk", "activ", "exercise", "move", "workout", "run",
                                            "fitness", NULL};
