@@ -36,6 +36,7 @@
 #include "pipeline/worker.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "ml/pat_health.h"
 #include "store/store.h"
 
 /* Wait for requests in flight to finish, up to the grace period, while
@@ -166,6 +167,9 @@ int cli_serve(int argc, char **argv)
     api.pat_model = pat.model;
     api.pat_std = &pat.std;
     api.llm = pat.llm;
+    /* /health ml_service: a canary inference; a missing model is "disabled" (docs/pat.md). */
+    struct pat_health_ctx pat_hc = {pat.model, cfg.actigraphy_model_version, 2000, pat.model != NULL};
+    health_register(&health, "ml_service", pat_health_check, &pat_hc);
     struct chat_services chat_svc = {&cfg, store, pat.model, &pat.std};
     if ((chat = chat_hub_new(&chat_svc, err, sizeof(err))) == NULL) {
         log_error("cannot start chat", LOG_STR, "error", err, LOG_END);
