@@ -55,7 +55,25 @@
 #define HUB_SENT_RING 16
 #define HUB_POLL_BATCH 5
 
-enum item_kind { ITEM_ADOPT, ITEM_PUSH, ITEM_DRAIN };
+enum item_kind { ITEM_ADOPT, ITEM_PUSH, ITEM_DRAIN, ITEM_ROOM, ITEM_CONN };
+
+/* Answers are prepared off the loop (they read the store or analyse), by
+ * HUB_ANSWER_THREADS threads, and handed back as ITEM_ROOM / ITEM_CONN. */
+#define HUB_ANSWER_THREADS 2
+#define HUB_MAX_JOBS 1024
+
+enum job_kind { JOB_MESSAGE, JOB_INSIGHT };
+
+struct job {
+    enum job_kind kind;
+    char conn_id[37];
+    char user_id[64];
+    char room_id[72];
+    char in_reply_to[40];
+    char *text;              /* JOB_MESSAGE: the question */
+    json_t *content;         /* JOB_INSIGHT: the posted content (owned) */
+    struct job *next;
+};
 
 struct conn;
 
@@ -64,6 +82,7 @@ struct item {
     enum item_kind kind;
     struct conn *conn;       /* ITEM_ADOPT */
     char user_id[64];        /* ITEM_PUSH */
+    char target[72];         /* ITEM_ROOM: room id; ITEM_CONN: connection id */
     char insight_id[40];
     char *text;              /* ITEM_PUSH: the message, heap */
     struct item *next;
@@ -131,6 +150,11 @@ struct chat_hub {
     int epfd, evfd;
     pthread_t loop, poller;
     int loop_started, poller_started;
+    pthread_t answerers[HUB_ANSWER_THREADS];
+    int nanswerers;
+    pthread_cond_t job_cond;
+    struct job *jobs, *jobs_tail;
+    size_t njobs;
     pthread_mutex_t mu;
     pthread_cond_t poll_cond;
     struct item *inbox, *inbox_tail;
@@ -459,6 +483,56 @@ static void room_broadcast(struct conn *c, json_t *o)
     free(s);
 }
 
+/* Queue a job for the answer threads; -1 when the queue is full. */
+static int job_post(struct chat_hub *h, struct job *j)
+{
+    int rc = 0;
+    pthread_mutex_lock(&h->mu);
+    if (h->njobs >= HUB_MAX_JOBS) {
+        rc = -1;
+    } else {
+        j->next = NULL;
+        if (h->jobs_tail != NULL)
+            h->jobs_tail->next = j;
+        else
+            h->jobs = j;
+        h->jobs_tail = j;
+        h->njobs++;
+        pthread_cond_signal(&h->job_cond);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+static void job_free(struct job *j)
+{
+    if (j == NULL)
+        return;
+    free(j->text);
+    json_decref(j->content);
+    free(j);
+}
+
+static struct job *job_new(struct conn *c, enum job_kind kind)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->kind = kind;
+    snprintf(j->conn_id, sizeof(j->conn_id), "%s", c->id);
+    snprintf(j->user_id, sizeof(j->user_id), "%s", c->user_id);
+    snprintf(j->room_id, sizeof(j->room_id), "%s", c->room_id);
+    return j;
+}
+
+static void job_submit(struct conn *c, struct job *j)
+{
+    if (j == NULL || job_post(c->hub, j) != 0) {
+        job_free(j);
+        send_error(c, "INTERNAL_ERROR", "The server is busy; please try again in a moment.");
+    }
+}
+
 static void on_chat_message(struct conn *c, json_t *msg)
 {
     json_t *content = json_object_get(msg, "content");
@@ -467,34 +541,44 @@ static void on_chat_message(struct conn *c, json_t *msg)
         send_error(c, "INVALID_JSON", "A message needs a non-empty string \"content\".");
         return;
     }
-    char mid[40];
-    uuid_v7(mid);
-    json_t *echo = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "type", "message", "message_id", mid, "role",
-                             "user", "user_id", c->user_id, "room_id", c->room_id, "content", text, "timestamp",
-                             now_json());
-    room_broadcast(c, echo);
-
-    enum chat_intent intent = CHAT_INTENT_HELP;
-    char *answer = chat_answer_text(&c->hub->svc, c->user_id, text, &intent);
-    if (answer == NULL) {
-        send_error(c, "INTERNAL_ERROR", "The answer could not be prepared; please try again.");
-        return;
+    struct job *j = job_new(c, JOB_MESSAGE);
+    if (j != NULL && (j->text = strdup(text)) == NULL) {
+        job_free(j);
+        j = NULL;
     }
+    if (j != NULL)
+        uuid_v7(j->in_reply_to);
+    json_t *echo = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "type", "message", "message_id",
+                             j != NULL ? j->in_reply_to : "", "role", "user", "user_id", c->user_id, "room_id",
+                             c->room_id, "content", text, "timestamp", now_json());
+    room_broadcast(c, echo);
+    job_submit(c, j);
+}
+
+/* JOB_MESSAGE on an answer thread: the assistant's reply, for the room. */
+static void answer_message(struct chat_hub *h, const struct job *j, struct item *it)
+{
+    enum chat_intent intent = CHAT_INTENT_HELP;
+    char *answer = chat_answer_text(&h->svc, j->user_id, j->text, &intent);
     char aid[40];
     uuid_v7(aid);
-    json_t *reply = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "type", "message", "message_id", aid,
-                              "role", "assistant", "user_id", c->user_id, "room_id", c->room_id, "content", answer,
-                              "intent", chat_intent_name(intent), "in_reply_to", mid, "timestamp", now_json());
+    json_t *reply =
+        answer != NULL
+            ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "type", "message", "message_id", aid,
+                        "role", "assistant", "user_id", j->user_id, "room_id", j->room_id, "content", answer,
+                        "intent", chat_intent_name(intent), "in_reply_to", j->in_reply_to, "timestamp", now_json())
+            : NULL;
     free(answer);
-    if (reply == NULL)
-        return;
-    char *s = dump(reply);
-    if (s == NULL)
-        return;
-    for (struct conn *x = c->hub->conns; x != NULL; x = x->next)
-        if (!x->closing && strcmp(x->room_id, c->room_id) == 0)
-            conn_send_text(x, s);
-    free(s);
+    if (reply != NULL) {
+        it->kind = ITEM_ROOM;
+        snprintf(it->target, sizeof(it->target), "%s", j->room_id);
+    } else {
+        it->kind = ITEM_CONN;
+        snprintf(it->target, sizeof(it->target), "%s", j->conn_id);
+        reply = json_pack("{s:s, s:s, s:s, s:o}", "type", "error", "code", "INTERNAL_ERROR", "message",
+                          "The answer could not be prepared; please try again.", "timestamp", now_json());
+    }
+    it->text = reply != NULL ? dump(reply) : NULL;
 }
 
 static void on_typing(struct conn *c, json_t *msg)
@@ -516,28 +600,72 @@ static void on_heartbeat(struct conn *c, json_t *msg)
 
 static void on_health_insight(struct conn *c, json_t *msg)
 {
-    json_t *content = json_object_get(msg, "content");
+    struct job *j = job_new(c, JOB_INSIGHT);
+    if (j != NULL) {
+        j->content = json_object_get(msg, "content");
+        json_incref(j->content);
+    }
+    job_submit(c, j);
+}
+
+/* JOB_INSIGHT on an answer thread: the analysis, or an error, for the
+ * connection that asked. */
+static void answer_insight(struct chat_hub *h, const struct job *j, struct item *it)
+{
     json_t *out = NULL;
     char err[256];
     err[0] = '\0';
-    int rc = chat_analysis_run(&c->hub->svc, content, c->hub->max_points, &out, err, sizeof(err));
-    if (rc == CHAT_ANALYSIS_ETOOMANY) {
-        send_error(c, "TOO_MANY_DATA_POINTS", err);
-        return;
-    }
-    if (rc == CHAT_ANALYSIS_EINVAL) {
-        send_error(c, "INVALID_JSON", err);
-        return;
-    }
+    int rc = chat_analysis_run(&h->svc, j->content, h->max_points, &out, err, sizeof(err));
+    it->kind = ITEM_CONN;
+    snprintf(it->target, sizeof(it->target), "%s", j->conn_id);
     if (rc != 0) {
-        send_error(c, "INTERNAL_ERROR", "The analysis could not be completed.");
-        return;
+        const char *code = rc == CHAT_ANALYSIS_ETOOMANY ? "TOO_MANY_DATA_POINTS"
+                           : rc == CHAT_ANALYSIS_EINVAL ? "INVALID_JSON"
+                                                        : "INTERNAL_ERROR";
+        out = json_pack("{s:s, s:s, s:s, s:o}", "type", "error", "code", code, "message",
+                        rc == CHAT_ANALYSIS_EINTERNAL ? "The analysis could not be completed." : err, "timestamp",
+                        now_json());
+    } else {
+        json_object_set_new(out, "type", json_string("insight"));
+        json_object_set_new(out, "source", json_string("health_insight"));
+        json_object_set_new(out, "user_id", json_string(j->user_id));
+        json_object_set_new(out, "timestamp", now_json());
     }
-    json_object_set_new(out, "type", json_string("insight"));
-    json_object_set_new(out, "source", json_string("health_insight"));
-    json_object_set_new(out, "user_id", json_string(c->user_id));
-    json_object_set_new(out, "timestamp", now_json());
-    conn_send(c, out);
+    it->text = out != NULL ? dump(out) : NULL;
+}
+
+
+static void *answer_main(void *arg)
+{
+    struct chat_hub *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (h->jobs == NULL && !atomic_load(&h->stop))
+            pthread_cond_wait(&h->job_cond, &h->mu);
+        if (atomic_load(&h->stop))
+            break;
+        struct job *j = h->jobs;
+        h->jobs = j->next;
+        if (h->jobs == NULL)
+            h->jobs_tail = NULL;
+        h->njobs--;
+        pthread_mutex_unlock(&h->mu);
+        struct item *it = calloc(1, sizeof(*it));
+        if (it != NULL) {
+            if (j->kind == JOB_MESSAGE)
+                answer_message(h, j, it);
+            else
+                answer_insight(h, j, it);
+            if (it->text != NULL)
+                post(h, it);
+            else
+                free(it);
+        }
+        job_free(j);
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
 }
 
 static void handle_message(struct conn *c, const uint8_t *data, size_t len, int text)
@@ -775,6 +903,13 @@ static void process_inbox(struct chat_hub *h)
             conn_start(h, it->conn);
         } else if (it->kind == ITEM_PUSH) {
             deliver_push(h, it);
+        } else if (it->kind == ITEM_ROOM || it->kind == ITEM_CONN) {
+            for (struct conn *c = h->conns; c != NULL; c = c->next) {
+                if (c->closing || strcmp(it->kind == ITEM_ROOM ? c->room_id : c->id, it->target) != 0)
+                    continue;
+                conn_send_text(c, it->text);
+                conn_settle(c);
+            }
         } else if (it->kind == ITEM_DRAIN) {
             for (struct conn *c = h->conns; c != NULL; c = c->next) {
                 if (c->closing)
@@ -1043,6 +1178,7 @@ struct chat_hub *chat_hub_new(const struct chat_services *svc, char *err, size_t
     h->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->poll_cond, NULL);
+    pthread_cond_init(&h->job_cond, NULL);
     atomic_store(&h->open, 1);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (h->epfd < 0 || h->evfd < 0 || epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->evfd, &ev) != 0) {
@@ -1060,6 +1196,13 @@ struct chat_hub *chat_hub_new(const struct chat_services *svc, char *err, size_t
             goto fail;
         }
         h->poller_started = 1;
+    }
+    for (int i = 0; i < HUB_ANSWER_THREADS; i++) {
+        if (pthread_create(&h->answerers[i], NULL, answer_main, h) != 0) {
+            snprintf(err, errlen, "cannot start the chat answer threads");
+            goto fail;
+        }
+        h->nanswerers++;
     }
     return h;
 fail:
@@ -1190,7 +1333,10 @@ void chat_hub_free(struct chat_hub *h)
     }
     pthread_mutex_lock(&h->mu);
     pthread_cond_broadcast(&h->poll_cond);
+    pthread_cond_broadcast(&h->job_cond);
     pthread_mutex_unlock(&h->mu);
+    for (int i = 0; i < h->nanswerers; i++)
+        pthread_join(h->answerers[i], NULL);
     if (h->poller_started)
         pthread_join(h->poller, NULL);
     if (h->loop_started)
@@ -1206,6 +1352,11 @@ void chat_hub_free(struct chat_hub *h)
         free(it->text);
         free(it);
         it = next;
+    }
+    for (struct job *j = h->jobs; j != NULL;) {
+        struct job *next = j->next;
+        job_free(j);
+        j = next;
     }
     for (struct lookup *l = h->lookups; l != NULL;) {
         struct lookup *next = l->next;
@@ -1229,6 +1380,7 @@ void chat_hub_free(struct chat_hub *h)
     if (h->evfd >= 0)
         close(h->evfd);
     pthread_cond_destroy(&h->poll_cond);
+    pthread_cond_destroy(&h->job_cond);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }

@@ -11,7 +11,10 @@
  * Threads: chat_hub_conn_adopt, chat_hub_room_claim, chat_hub_insight_notify
  * and chat_hub_drain may be called from any thread; they hand work to the
  * loop through a locked inbox and an eventfd. Everything else about a
- * connection is touched only by the loop thread.
+ * connection is touched only by the loop thread. Answers that read the
+ * store or analyse (`message`, `health_insight`) run on two answer threads
+ * and come back through the inbox, so a slow database never stalls the
+ * loop.
  *
  * Insight push: chat_hub_insight_notify (the pipeline's worker_notify_fn)
  * delivers an insight stored in this process; a poller thread also looks
