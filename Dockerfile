@@ -32,7 +32,11 @@ RUN cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
       cmake --build build/release -j "$(nproc)" --target clarity; \
     fi \
  && install -D -m 0755 build/release/clarity /out/usr/local/bin/clarity \
- && strip /out/usr/local/bin/clarity
+ && strip /out/usr/local/bin/clarity \
+ && if [ -d build/swagger-ui/node_modules/swagger-ui-dist ]; then \
+      mkdir -p /out/usr/local/share/clarity \
+      && cp -r build/swagger-ui/node_modules/swagger-ui-dist /out/usr/local/share/clarity/swagger-ui; \
+    fi
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 # Runtime halves of the -dev packages in scripts/install-deps (found with
@@ -60,9 +64,11 @@ WORKDIR /app
 # Cloud Run sets PORT; HOST must be a wildcard inside a container. The
 # embedded database is only a default for a quick local run: real deployments
 # set ENVIRONMENT and DATABASE_URL (or DATABASE_URL_FILE).
+# Swagger UI for /docs, when install-deps could fetch it (else /docs is 503).
 ENV HOST=0.0.0.0 \
     PORT=8080 \
-    DATABASE_URL=sqlite:/app/var/clarity.db
+    DATABASE_URL=sqlite:/app/var/clarity.db \
+    DOCS_ASSETS_DIR=/usr/local/share/clarity/swagger-ui
 USER 10001:10001
 EXPOSE 8080
 # Shell form so that ${PORT} is read when the check runs. Docker honours this
