@@ -165,6 +165,7 @@ struct chat_hub {
     _Atomic int stop;
     _Atomic long nconn;
     int64_t drain_deadline_ms; /* loop only */
+    int reap_needed;           /* loop only: some connection is dead */
     struct conn *conns;        /* loop only */
 };
 
@@ -302,6 +303,14 @@ static int utf8_valid(const unsigned char *s, size_t n)
 
 /* ---- sending ----------------------------------------------------------------- */
 
+/* Mark c for freeing after the current batch of events (other events of the
+ * batch may still name it). */
+static void conn_kill(struct conn *c)
+{
+    c->dead = 1;
+    c->hub->reap_needed = 1;
+}
+
 static void conn_close(struct conn *c, int code, const char *reason);
 
 /* Queue a text message (copied by wslay). */
@@ -315,7 +324,7 @@ static void conn_send_text(struct conn *c, const char *text)
     }
     struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)text, strlen(text)};
     if (wslay_event_queue_msg(c->ws, &m) != 0)
-        c->dead = 1;
+        conn_kill(c);
 }
 
 /* Queue a message object (stolen). */
@@ -356,7 +365,7 @@ static void conn_close_flush(struct conn *c)
         return;
     if (wslay_event_queue_close(c->ws, (uint16_t)code, (const uint8_t *)c->close_reason,
                                 strlen(c->close_reason)) != 0)
-        c->dead = 1;
+        conn_kill(c);
 }
 
 /* Start the closing handshake (RFC 6455 §7.1.2) after what is queued; the
@@ -737,7 +746,7 @@ static void conn_update_events(struct conn *c)
     if (epoll_ctl(c->hub->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
         c->events = want;
     else
-        c->dead = 1;
+        conn_kill(c);
 }
 
 /* After any activity: send what is queued, then decide whether the
@@ -747,18 +756,18 @@ static void conn_settle(struct conn *c)
     if (c->dead)
         return;
     if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
-        c->dead = 1;
+        conn_kill(c);
         return;
     }
     if (c->close_code != 0) {
         conn_close_flush(c);
         if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
-            c->dead = 1;
+            conn_kill(c);
             return;
         }
     }
     if (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws)) {
-        c->dead = 1; /* closing handshake done, or reading shut after an error */
+        conn_kill(c); /* closing handshake done, or reading shut after an error */
         return;
     }
     conn_update_events(c);
@@ -797,7 +806,7 @@ static void conn_readable(struct conn *c)
 {
     if (wslay_event_recv(c->ws) != 0) {
         if (c->io_failed || wslay_event_get_close_sent(c->ws)) {
-            c->dead = 1;
+            conn_kill(c);
             return;
         }
         /* A framing error wslay reports instead of closing (RFC 6455 §7.1.7:
@@ -820,13 +829,13 @@ static void conn_start(struct chat_hub *h, struct conn *c)
     h->conns = c;
     if (wslay_event_context_server_init(&c->ws, &cbs, c) != 0) {
         c->ws = NULL;
-        c->dead = 1;
+        conn_kill(c);
         return;
     }
     wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)h->max_message * HUB_HARD_CAP_FACTOR);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
     if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-        c->dead = 1;
+        conn_kill(c);
         return;
     }
     c->events = ev.events;
@@ -933,7 +942,7 @@ static void tick(struct chat_hub *h, int64_t now)
             continue;
         if (c->closing) {
             if (now >= c->close_deadline_ms)
-                c->dead = 1;
+                conn_kill(c);
             continue;
         }
         if (now - c->last_rx_ms >= h->idle_ms) {
@@ -955,6 +964,9 @@ static void tick(struct chat_hub *h, int64_t now)
 
 static void reap(struct chat_hub *h)
 {
+    if (!h->reap_needed)
+        return;
+    h->reap_needed = 0;
     struct conn *c = h->conns;
     while (c != NULL) {
         struct conn *next = c->next;
@@ -994,7 +1006,7 @@ static void *loop_main(void *arg)
     /* Stopping: whatever is left is dropped (chat_hub_drain said goodbye). */
     process_inbox(h);
     for (struct conn *c = h->conns; c != NULL; c = c->next)
-        c->dead = 1;
+        conn_kill(c);
     reap(h);
     return NULL;
 }
