@@ -192,7 +192,8 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     /* Pipeline: WORKER_THREADS queue consumers (0: run `clarity worker` instead). */
-    if (cli_workers_start(&cfg, store, &pat, cfg.worker_threads, 0, &workers) != 0)
+    if (cli_workers_start(&cfg, store, &pat, cfg.worker_threads, 0, chat_hub_insight_notify, chat,
+                          &workers) != 0)
         goto done;
     http_server_state_set(srv, HTTP_SERVER_READY);
     log_info("listening", LOG_STR, "host", cfg.host, LOG_INT, "port", (long long)http_server_port(srv), LOG_STR,
