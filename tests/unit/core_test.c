@@ -144,7 +144,8 @@ static void test_log_line_is_json(void **state)
     log_level_set(LOG_INFO);
     log_write(LOG_DEBUG, "hidden", LOG_END);
     log_write(LOG_INFO, "hello \"world\"", LOG_STR, "k", "v\n", LOG_INT, "n", 42LL, LOG_DBL, "d", 1.5,
-              LOG_STR, "null", (const char *)NULL, LOG_END);
+              LOG_STR, "null", (const char *)NULL, LOG_INT, "neg", -9223372036854775807LL - 1, LOG_DBL, "round",
+              12.3456, LOG_DBL, "tiny", 0.0004, LOG_DBL, "minus", -2.25, LOG_END);
     char big[4000];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
@@ -168,6 +169,12 @@ static void test_log_line_is_json(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "k")), "v\n");
     assert_int_equal(json_integer_value(json_object_get(j, "n")), 42);
     assert_true(json_is_null(json_object_get(j, "null")));
+    assert_true(json_integer_value(json_object_get(j, "neg")) == INT64_MIN);
+    assert_true(json_real_value(json_object_get(j, "d")) == 1.5);
+    assert_non_null(strstr(text, "\"d\":1.500,"));
+    assert_non_null(strstr(text, "\"round\":12.346,"));
+    assert_non_null(strstr(text, "\"tiny\":0.000,"));
+    assert_non_null(strstr(text, "\"minus\":-2.250}"));
     json_decref(j);
     /* The over-long line is replaced by a valid, marked one. */
     j = json_loads(nl + 1, JSON_DISABLE_EOF_CHECK, &je);
