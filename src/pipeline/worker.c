@@ -20,6 +20,7 @@
 #include "pipeline/insight_builtin.h"
 #include "pipeline/llm.h"
 #include "store/queue.h"
+#include "store/recovery.h"
 #include "store/store.h"
 
 #define WORKER_ERELEASED (-201) /* given back at shutdown */
@@ -469,6 +470,27 @@ int worker_once_run(const struct worker_options *o, struct pat_workspace *ws, un
     return run_once(o, ws, topic, NULL, handled, &failed);
 }
 
+/* Close uploads whose message the queue dead-lettered without a worker
+ * running it (the worker died during the last attempt; store/recovery.h). */
+static void close_abandoned(struct store *st)
+{
+    struct store_tx *tx = NULL;
+    int64_t n = 0;
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_upload_fail_dead_lettered(tx, &n);
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    store_tx_rollback(tx);
+    if (rc != 0)
+        log_warning("worker: cannot close abandoned uploads", LOG_STR, "error", store_strerror(rc), LOG_END);
+    else if (n > 0)
+        log_warning("worker: closed uploads whose jobs were dead-lettered", LOG_INT, "uploads", (long long)n,
+                    LOG_END);
+}
+
 /* ---- threads --------------------------------------------------------------- */
 
 static void *thread_main(void *arg)
@@ -484,7 +506,13 @@ static void *thread_main(void *arg)
     }
     if (store_listener_open(o->store, &l) != 0)
         l = NULL; /* poll instead */
+    uint64_t next_sweep = 0;
     while (!atomic_load(&p->stop)) {
+        /* Once a minute, when idle or not: uploads abandoned by the queue. */
+        if (time_mono_ns() >= next_sweep) {
+            close_abandoned(o->store);
+            next_sweep = time_mono_ns() + 60ull * 1000000000ull;
+        }
         int any = 0, err = 0;
         /* Insights first: they finish uploads already analysed. */
         static const unsigned order[2] = {WORKER_TOPIC_INSIGHTS, WORKER_TOPIC_ANALYSIS};
