@@ -32,6 +32,7 @@
 
 #include "api/api.h"
 #include "http/http.h"
+#include "http/server.h"
 
 /* Written by cmake/embed.cmake from docs/openapi.json. */
 extern const unsigned char clarity_openapi_json[];
@@ -94,24 +95,16 @@ static const struct {
     {"favicon-16x16.png", "image/png"},
 };
 
-static int docs_enabled(void)
+/* DOCS_ENABLED and DOCS_ASSETS_DIR come from the configuration (config.c). */
+static const char *assets_dir(const struct http_request *req)
 {
-    const char *v = getenv("DOCS_ENABLED");
-    if (v == NULL || *v == '\0')
-        return 1;
-    return !(strcasecmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 ||
-             strcasecmp(v, "off") == 0);
-}
-
-static const char *assets_dir(void)
-{
-    const char *v = getenv("DOCS_ASSETS_DIR");
+    const char *v = http_server_config(req->server)->docs_assets_dir;
     return v != NULL && *v != '\0' ? v : CLARITY_DOCS_ASSETS_DEFAULT;
 }
 
-static int not_enabled(struct http_response *res)
+static int not_enabled(const struct http_request *req, struct http_response *res)
 {
-    if (docs_enabled())
+    if (http_server_config(req->server)->docs_enabled)
         return 0;
     http_respond_problem(res, 404, "resource-not-found", "No resource at this path.");
     return 1;
@@ -160,7 +153,7 @@ static void respond_cached(struct http_request *req, struct http_response *res, 
 
 static void h_openapi(struct http_request *req, struct http_response *res)
 {
-    if (not_enabled(res))
+    if (not_enabled(req, res))
         return;
     char etag[80];
     snprintf(etag, sizeof(etag), "\"%.64s\"", clarity_openapi_json_sha256);
@@ -170,9 +163,10 @@ static void h_openapi(struct http_request *req, struct http_response *res)
 }
 
 /* 0 when dir/name is a regular file; fills path. */
-static int asset_path(const char *name, char *path, size_t pathlen, struct stat *st)
+static int asset_path(const struct http_request *req, const char *name, char *path, size_t pathlen,
+                      struct stat *st)
 {
-    int n = snprintf(path, pathlen, "%s/%s", assets_dir(), name);
+    int n = snprintf(path, pathlen, "%s/%s", assets_dir(req), name);
     if (n < 0 || (size_t)n >= pathlen)
         return -1;
     if (stat(path, st) != 0 || !S_ISREG(st->st_mode))
@@ -180,24 +174,24 @@ static int asset_path(const char *name, char *path, size_t pathlen, struct stat 
     return 0;
 }
 
-static void assets_missing(struct http_response *res)
+static void assets_missing(const struct http_request *req, struct http_response *res)
 {
     http_respond_problem(res, 503, "service-unavailable",
                          "The interactive API page is not installed: Swagger UI's files (npm package "
                          "swagger-ui-dist) were not found in %.200s. Run scripts/install-deps or set "
                          "DOCS_ASSETS_DIR. The description itself is at /openapi.json.",
-                         assets_dir());
+                         assets_dir(req));
 }
 
 static void h_docs(struct http_request *req, struct http_response *res)
 {
-    if (not_enabled(res))
+    if (not_enabled(req, res))
         return;
     char path[1024];
     struct stat st;
-    if (asset_path("swagger-ui-bundle.js", path, sizeof(path), &st) != 0 ||
-        asset_path("swagger-ui.css", path, sizeof(path), &st) != 0) {
-        assets_missing(res);
+    if (asset_path(req, "swagger-ui-bundle.js", path, sizeof(path), &st) != 0 ||
+        asset_path(req, "swagger-ui.css", path, sizeof(path), &st) != 0) {
+        assets_missing(req, res);
         return;
     }
     (void)req;
@@ -239,7 +233,7 @@ fail:
 
 static void h_asset(struct http_request *req, struct http_response *res)
 {
-    if (not_enabled(res))
+    if (not_enabled(req, res))
         return;
     const char *name = http_request_param(req, "asset");
     if (name != NULL && strcmp(name, "clarity-docs.js") == 0) {
@@ -259,8 +253,8 @@ static void h_asset(struct http_request *req, struct http_response *res)
     }
     char path[1024];
     struct stat st;
-    if (asset_path(name, path, sizeof(path), &st) != 0) {
-        assets_missing(res);
+    if (asset_path(req, name, path, sizeof(path), &st) != 0) {
+        assets_missing(req, res);
         return;
     }
     /* The files change only when swagger-ui-dist is reinstalled: size and
@@ -275,7 +269,7 @@ static void h_asset(struct http_request *req, struct http_response *res)
     size_t len = 0;
     char *data = read_file(path, &len);
     if (data == NULL) {
-        assets_missing(res);
+        assets_missing(req, res);
         return;
     }
     respond_cached(req, res, etag, "public, max-age=86400", type, data, len);

@@ -64,7 +64,9 @@ struct config {
     char *rate_limits;          /* "auth=5/60,upload=60/60,..." overrides */
     char *password_hash_profile;
     int max_metrics_per_upload;
-    size_t max_import_bytes;    /* streamed Apple Health exports */ /* "moderate" (default) or "interactive" */
+    size_t max_import_bytes;    /* streamed Apple Health exports */
+    int docs_enabled;           /* /openapi.json and /docs served */
+    char *docs_assets_dir;      /* Swagger UI's files; NULL: the build's default */ /* "moderate" (default) or "interactive" */
 
     /* Analysis and insights pipeline (docs/insights.md, docs/pat.md). */
     int worker_threads;         /* queue consumers inside `serve`; 0 disables */

@@ -41,7 +41,7 @@ static int run_on(const char *url)
     struct store_user u;
     memset(&u, 0, sizeof(u));
     uuid_v7(u.id);
-    snprintf(u.email, sizeof(u.email), "rec-%s@example.com", u.id);
+    snprintf(u.email, sizeof(u.email), "rec-%.36s@example.com", u.id);
     snprintf(u.password_hash, sizeof(u.password_hash), "x");
     snprintf(u.role, sizeof(u.role), "patient");
     snprintf(u.status, sizeof(u.status), "active");
@@ -59,7 +59,7 @@ static int run_on(const char *url)
         snprintf(up[i].status, sizeof(up[i].status), "%s", status[i]);
         assert_int_equal(store_upload_insert(tx, &up[i]), 0);
         char msg[160];
-        snprintf(msg, sizeof(msg), "{\"upload_id\":\"%s\",\"user_id\":\"%s\"}", up[i].id, u.id);
+        snprintf(msg, sizeof(msg), "{\"upload_id\":\"%.36s\",\"user_id\":\"%.36s\"}", up[i].id, u.id);
         struct store_publish_opts po = {0, i == 2 ? 5 : 1};
         assert_int_equal(store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, msg, &po, NULL), 0);
     }
