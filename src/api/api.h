@@ -60,6 +60,15 @@ json_t *api_upload_status_json(const struct store_upload *u, const char *id_name
 struct store_cursor;
 int api_page_params(struct http_request *req, struct http_response *res, size_t def, size_t *limit,
                     struct store_cursor *after);
+/*
+ * After reading one owned record (rc from the store): write the audit row
+ * (action on resource_type/id, success or not_found) and, when rc is not 0,
+ * answer 404 with not_found_detail or the storage failure. Returns 0 when
+ * the record was read (the caller answers), 1 when res was answered.
+ */
+int api_read_outcome(struct http_request *req, struct http_response *res, int rc, const char *action,
+                     const char *resource_type, const char *id, const char *not_found_detail);
+
 /* End a write transaction: commit when rc is 0, else roll back. Returns the
  * final code (a failed commit's code when the commit fails). */
 struct store_tx;

@@ -124,3 +124,17 @@ void api_delete_audited(struct http_request *req, struct http_response *res, api
     json_object_set_new(o, "status", json_string("deleted"));
     http_respond_json(res, 200, o);
 }
+
+int api_read_outcome(struct http_request *req, struct http_response *res, int rc, const char *action,
+                     const char *resource_type, const char *id, const char *not_found_detail)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    audit_record(ctx->store, NULL, req, NULL, action, resource_type, id, rc == 0 ? "success" : "not_found");
+    if (rc == 0)
+        return 0;
+    if (rc == STORE_ENOTFOUND)
+        http_respond_problem(res, 404, "resource-not-found", "%s", not_found_detail);
+    else
+        api_store_failure(res, rc);
+    return 1;
+}

@@ -31,12 +31,6 @@
 
 #define HK_MAX_SAMPLES 50000
 
-static const char *owner_scope(const struct http_request *req)
-{
-    const struct principal *p = access_principal(req);
-    return (p->perms & PERM_READ_ALL) ? NULL : p->user_id;
-}
-
 /* Idempotency-Key (IETF httpapi draft): a retry with the same key and body
  * gets the first reply again; the same key with another body is a 409.
  * Returns 1 when res was answered, 0 to go on (*key set when present). */
@@ -523,17 +517,10 @@ static void status_of(struct http_request *req, struct http_response *res, const
     }
     int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
     if (rc == 0)
-        rc = store_upload_get(tx, id, owner_scope(req), &u);
+        rc = store_upload_get(tx, id, access_owner_scope(req), &u);
     store_tx_rollback(tx);
-    audit_record(ctx->store, NULL, req, NULL, "health_data.status", "upload", id, rc == 0 ? "success" : "not_found");
-    if (rc == STORE_ENOTFOUND) {
-        http_respond_problem(res, 404, "resource-not-found", "No such upload.");
+    if (api_read_outcome(req, res, rc, "health_data.status", "upload", id, "No such upload.") != 0)
         return;
-    }
-    if (rc != 0) {
-        api_store_failure(res, rc);
-        return;
-    }
     http_respond_json(res, 200, api_upload_status_json(&u, id_name));
 }
 
@@ -672,7 +659,7 @@ static void h_get(struct http_request *req, struct http_response *res)
     struct store_cursor next;
     int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
     if (rc == 0)
-        rc = store_upload_get(tx, id, owner_scope(req), &u);
+        rc = store_upload_get(tx, id, access_owner_scope(req), &u);
     if (rc == 0) {
         struct store_sample_query q;
         memset(&q, 0, sizeof(q));
@@ -685,15 +672,8 @@ static void h_get(struct http_request *req, struct http_response *res)
         rc = store_sample_list(tx, &q, &rows, &n, &next);
     }
     store_tx_rollback(tx);
-    audit_record(ctx->store, NULL, req, NULL, "health_data.read", "upload", id, rc == 0 ? "success" : "not_found");
-    if (rc == STORE_ENOTFOUND) {
-        http_respond_problem(res, 404, "resource-not-found", "No such upload.");
+    if (api_read_outcome(req, res, rc, "health_data.read", "upload", id, "No such upload.") != 0)
         return;
-    }
-    if (rc != 0) {
-        api_store_failure(res, rc);
-        return;
-    }
     json_t *o = api_upload_status_json(&u, "processing_id");
     json_t *items = json_array();
     for (size_t i = 0; i < n; i++)

@@ -23,12 +23,6 @@
 
 #define INSIGHT_CONTEXT_MAX 1000 /* characters of user context accepted */
 
-static const char *owner_scope(const struct http_request *req)
-{
-    const struct principal *p = access_principal(req);
-    return (p->perms & PERM_READ_ALL) ? NULL : p->user_id;
-}
-
 /* The API form of a stored insight. New reference. */
 static json_t *insight_json(const struct store_insight *i)
 {
@@ -99,7 +93,7 @@ static void h_generate(struct http_request *req, struct http_response *res)
     if (aid != NULL) {
         int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
         if (rc == 0)
-            rc = store_analysis_get(tx, aid, owner_scope(req), &a);
+            rc = store_analysis_get(tx, aid, access_owner_scope(req), &a);
         store_tx_rollback(tx);
         tx = NULL;
         if (rc == STORE_ENOTFOUND) {
@@ -179,17 +173,10 @@ static void h_get(struct http_request *req, struct http_response *res)
     }
     int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
     if (rc == 0)
-        rc = store_insight_get(tx, id, owner_scope(req), &i);
+        rc = store_insight_get(tx, id, access_owner_scope(req), &i);
     store_tx_rollback(tx);
-    audit_record(ctx->store, NULL, req, NULL, "insight.read", "insight", id, rc == 0 ? "success" : "not_found");
-    if (rc == STORE_ENOTFOUND) {
-        http_respond_problem(res, 404, "resource-not-found", "No such insight.");
+    if (api_read_outcome(req, res, rc, "insight.read", "insight", id, "No such insight.") != 0)
         return;
-    }
-    if (rc != 0) {
-        api_store_failure(res, rc);
-        return;
-    }
     json_t *o = insight_json(&i);
     store_insight_clear(&i);
     http_respond_json(res, 200, envelope(req, o, t0));

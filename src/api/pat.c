@@ -27,12 +27,6 @@
 #define PAT_API_MAX_POINTS 20160   /* two weeks of minutes */
 #define PAT_API_MAX_SPAN_MIN 20160 /* the posted series may span at most this */
 
-static const char *owner_scope(const struct http_request *req)
-{
-    const struct principal *p = access_principal(req);
-    return (p->perms & PERM_READ_ALL) ? NULL : p->user_id;
-}
-
 /* The API form of a stored analysis. New reference. */
 static json_t *analysis_json(const struct store_analysis *a)
 {
@@ -290,17 +284,10 @@ static void h_analysis_get(struct http_request *req, struct http_response *res)
     }
     int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
     if (rc == 0)
-        rc = store_analysis_get(tx, id, owner_scope(req), &a);
+        rc = store_analysis_get(tx, id, access_owner_scope(req), &a);
     store_tx_rollback(tx);
-    audit_record(ctx->store, NULL, req, NULL, "analysis.read", "analysis", id, rc == 0 ? "success" : "not_found");
-    if (rc == STORE_ENOTFOUND) {
-        http_respond_problem(res, 404, "resource-not-found", "No such analysis.");
+    if (api_read_outcome(req, res, rc, "analysis.read", "analysis", id, "No such analysis.") != 0)
         return;
-    }
-    if (rc != 0) {
-        api_store_failure(res, rc);
-        return;
-    }
     json_t *o = analysis_json(&a);
     store_analysis_clear(&a);
     http_respond_json(res, 200, o);

@@ -348,6 +348,12 @@ int access_user_path(const struct http_request *req, struct http_response *res, 
     return -1;
 }
 
+const char *access_owner_scope(const struct http_request *req)
+{
+    const struct principal *p = req->principal;
+    return (p->perms & PERM_READ_ALL) ? NULL : p->user_id;
+}
+
 int access_can_read(const struct http_request *req, const char *owner_id)
 {
     const struct principal *p = req->principal;

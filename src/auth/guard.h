@@ -86,6 +86,10 @@ const struct principal *access_principal(const struct http_request *req);
  */
 int access_user_path(const struct http_request *req, struct http_response *res, const char *user_id, int write);
 
+/* The owner a read must be restricted to: the caller's id, or NULL for an
+ * admin (who may read any user's records). Borrowed from the request. */
+const char *access_owner_scope(const struct http_request *req);
+
 /* 1 when the caller may see a record owned by owner_id (owner, or admin). A
  * record the caller may not see must be answered as 404, never 403. */
 int access_can_read(const struct http_request *req, const char *owner_id);
