@@ -11,7 +11,7 @@ static const char *const method_names[HTTP_METHOD_COUNT] = {"GET",   "HEAD",   "
 
 /* A streaming route needs a handler slot for the router's bookkeeping; it
  * is never called (the server drives the body ops instead). */
-static void streaming_placeholder(struct http_request *req, struct http_response *res)
+static void streaming_route_handler(struct http_request *req, struct http_response *res)
 {
     (void)req;
     (void)res;
@@ -20,7 +20,7 @@ static void streaming_placeholder(struct http_request *req, struct http_response
 int router_add_streaming(struct router *r, enum http_method m, const char *template,
                          const struct http_body_ops *ops, void *ctx, unsigned flags)
 {
-    if (ops == NULL || router_add(r, m, template, streaming_placeholder, ctx, flags) != 0)
+    if (ops == NULL || router_add(r, m, template, streaming_route_handler, ctx, flags) != 0)
         return -1;
     r->routes[r->n - 1].body_ops = ops;
     return 0;
