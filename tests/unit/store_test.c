@@ -1000,6 +1000,7 @@ struct consumer {
     struct store *st;
     unsigned char *acked; /* per payload index */
     pthread_mutex_t *mu;
+    pthread_barrier_t *first; /* every consumer holds a lease at once */
     int dup;
     int failures;
     int done;
@@ -1009,7 +1010,7 @@ static void *consume(void *arg)
 {
     struct consumer *c = arg;
     struct store_msg m[32];
-    int idle = 0;
+    int idle = 0, waited = 0;
     while (idle < 50) {
         size_t n = 0;
         int rc = store_queue_lease(c->st, STORE_TOPIC_HEALTH_DATA, 60000, m, 32, &n);
@@ -1027,6 +1028,15 @@ static void *consume(void *arg)
             continue;
         }
         idle = 0;
+        /* Hold the first lease until every consumer holds one: the leases
+         * are then provably concurrent and disjoint (the dup check below),
+         * and the work is shared whatever the scheduler does. The queue
+         * holds far more than CONC_THREADS batches, so no one waits on an
+         * empty queue. */
+        if (!waited) {
+            pthread_barrier_wait(c->first);
+            waited = 1;
+        }
         struct store_tx *tx = NULL;
         rc = store_tx_begin(c->st, STORE_TX_WRITE, &tx);
         size_t acked = 0;
@@ -1053,6 +1063,8 @@ static void *consume(void *arg)
         }
         pthread_mutex_unlock(c->mu);
     }
+    if (!waited) /* failed or found nothing: release the others */
+        pthread_barrier_wait(c->first);
     return NULL;
 }
 
@@ -1063,10 +1075,12 @@ static void test_queue_concurrent_consumers_exactly_once(void **state)
     publish_n(f->st, STORE_TOPIC_HEALTH_DATA, CONC_MESSAGES, 0);
     unsigned char *acked = calloc(CONC_MESSAGES, 1);
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_barrier_t first;
+    assert_int_equal(pthread_barrier_init(&first, NULL, CONC_THREADS), 0);
     struct consumer c[CONC_THREADS];
     pthread_t th[CONC_THREADS];
     for (int i = 0; i < CONC_THREADS; i++) {
-        c[i] = (struct consumer){.st = f->st, .acked = acked, .mu = &mu};
+        c[i] = (struct consumer){.st = f->st, .acked = acked, .mu = &mu, .first = &first};
         assert_int_equal(pthread_create(&th[i], NULL, consume, &c[i]), 0);
     }
     int done = 0, dup = 0, failures = 0;
@@ -1076,6 +1090,7 @@ static void test_queue_concurrent_consumers_exactly_once(void **state)
         dup += c[i].dup;
         failures += c[i].failures;
     }
+    pthread_barrier_destroy(&first);
     assert_int_equal(failures, 0);
     assert_int_equal(dup, 0);
     assert_int_equal(done, CONC_MESSAGES);
