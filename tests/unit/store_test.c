@@ -19,6 +19,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1349,8 +1350,8 @@ static void test_health_checks(void **state)
 struct writer {
     struct store *st;
     char user[STORE_ID_LEN];
-    volatile int stop;
-    int batches;
+    atomic_int stop;
+    atomic_int batches;
 };
 
 static void *write_loop(void *arg)
@@ -1385,7 +1386,10 @@ static void test_backup_online(void **state)
     make_user(f->st, "b@example.com", w.user, 0);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, write_loop, &w), 0);
-    usleep(50000);
+    /* The backup must run while the writer is committing: wait for its
+     * first commit rather than guessing a delay (CI machines are loaded). */
+    for (int i = 0; i < 10000 && atomic_load(&w.batches) == 0; i++)
+        usleep(1000);
     char path[1200];
     snprintf(path, sizeof(path), "%s.backup", f->path);
     assert_int_equal(store_backup(f->st, path, err, sizeof(err)), 0);
