@@ -48,7 +48,6 @@ struct http_server {
     struct MHD_Daemon *daemon;
     int port;
     int listen_fd;        /* ours until quiesced (then -1) */
-    int inherited;        /* the socket came from LISTEN_FDS */
     _Atomic long connections; /* open client connections */
     _Atomic int state;
     _Atomic long in_flight;
@@ -898,8 +897,7 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
     s->port = info != NULL ? info->port : s->cfg->port;
     info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_LISTEN_FD);
     s->listen_fd = info != NULL ? (int)info->listen_fd : -1;
-    s->inherited = lfd >= 0;
-    if (s->inherited)
+    if (lfd >= 0)
         log_info("serving on an inherited socket (LISTEN_FDS)", LOG_INT, "fd", (long long)lfd, LOG_INT, "port",
                  (long long)s->port, LOG_END);
     return 0;
