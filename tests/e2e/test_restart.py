@@ -128,6 +128,9 @@ class RestartTest(unittest.TestCase):
             load.stop()
             print("restart load:", load.count(), "requests,", len(load.acknowledged), "uploads acknowledged,",
                   len(load.failures), "failed", load.failures[:5])
+            for row in load.report():
+                print("  %(phase)-10s %(requests)5d requests, %(failures)d failed, p50 %(p50_ms)s ms, "
+                      "p99 %(p99_ms)s ms, max %(max_ms)s ms" % row)
             self.assertEqual(len(set(pids)), RESTARTS + 1, pids)
             self.assertEqual(load.failures, [], "failed requests during restarts")
             self.assertGreater(len(load.acknowledged), 0)
