@@ -178,6 +178,52 @@ class RestartTest(unittest.TestCase):
             srv.stop()
 
 
+class HungRestartTest(unittest.TestCase):
+    """A new process that never becomes ready (the binary is replaced by one
+    that only sleeps, holding the inherited socket)."""
+
+    @classmethod
+    def setUpClass(cls):
+        become_subreaper()
+
+    def hang(self, srv):
+        real = srv.bin + ".real"
+        os.rename(srv.bin, real)
+        with open(srv.bin, "w") as f:
+            f.write("#!/bin/sh\nexec sleep 600\n")
+        os.chmod(srv.bin, stat.S_IRWXU)
+
+    def test_not_ready_in_time_is_stopped_and_the_old_keeps_serving(self):
+        srv = Restartable(dict(ENV, RESTART_TIMEOUT_SECONDS="1"))
+        try:
+            self.hang(srv)
+            os.kill(srv.pid, signal.SIGUSR2)
+            rec = srv.wait_log("restart failed; still serving")
+            self.assertEqual(rec["reason"], "not ready within RESTART_TIMEOUT_SECONDS")
+            # The sleeping child was killed and reaped by the old process.
+            self.assertFalse(os.path.exists("/proc/%d" % rec["pid"]))
+            self.assertIsNone(srv.proc.poll())
+            self.assertEqual(srv.request("GET", "/readiness")[0], 200)
+            self.assertEqual(srv.shutdown(), 0)
+            self.assertEqual(srv.proc.returncode, 0)
+        finally:
+            srv.stop()
+
+    def test_sigterm_while_the_new_process_starts(self):
+        srv = Restartable(ENV)
+        try:
+            self.hang(srv)
+            os.kill(srv.pid, signal.SIGUSR2)
+            srv.wait_log("restarting: starting a new process on the listening socket")
+            os.kill(srv.pid, signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(120), 0)
+            rec = srv.wait_log("restart abandoned: stop signal while the new process started")
+            self.assertEqual(rec["signal"], signal.SIGTERM)
+            self.assertEqual(srv.records("draining")[-1]["handed_over"], 0)
+        finally:
+            srv.stop()
+
+
 class SocketActivationTest(unittest.TestCase):
     """systemd-style start: the socket is bound by someone else and passed
     as fd 3 with LISTEN_FDS=1 and LISTEN_PID=<the server's pid>."""
