@@ -7,7 +7,7 @@ DEBUG_DIR  := $(BUILD)/debug
 SANITIZE   := $(BUILD)/sanitize
 JOBS       ?= $(shell nproc)
 
-.PHONY: all run test test-release test-sanitize bench deps release debug sanitize clean format
+.PHONY: all run test test-release test-sanitize bench deps release debug sanitize clean format rehearse-deploy
 
 all: release
 
@@ -46,6 +46,12 @@ bench: deps
 	@cmake -S . -B $(RELEASE) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(RELEASE) -j $(JOBS) --target benches
 	bench/run $(RELEASE)
+
+# The release procedure on this machine: nginx in front of blue and green
+# `clarity serve` on one PostgreSQL, 10/50/100 % and back under load
+# (docs/operations.md). Exits 1 if any request fails or any upload is lost.
+rehearse-deploy: release
+	scripts/rehearse-deploy --bin $(RELEASE)/clarity
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -31,7 +31,11 @@ static const struct command commands[] = {
      "Serves the REST and WebSocket API on HOST:PORT until SIGTERM or SIGINT.\n"
      "On the first signal readiness turns 503, the listener closes, in-flight\n"
      "requests get SHUTDOWN_GRACE_SECONDS to finish, then the process exits 0.\n"
-     "A second signal exits at once. Configuration: see `clarity config check`.\n"},
+     "A second signal exits at once. SIGUSR2 restarts without downtime: a new\n"
+     "process (the binary at the same path) takes over the listening socket, and\n"
+     "this one drains and exits 0 once it serves; if it fails, this one keeps\n"
+     "serving. A socket passed with LISTEN_FDS=1 (systemd) is served instead of\n"
+     "HOST:PORT. Configuration: see `clarity config check`.\n"},
     {"analyze", cli_analyze, "analyse an actigraphy file (CSV or Actiwatch .AWD)",
      "usage: clarity analyze FILE [--format json|text] [--window 7d]\n"
      "         [--scorer cole-kripke|cole-kripke-actigraph|sadeh] [--no-webster]\n"

@@ -6,6 +6,9 @@
  * first SIGTERM/SIGINT: readiness turns 503, the listener closes (new
  * connections are refused), requests in flight get SHUTDOWN_GRACE_SECONDS to
  * finish, then the process exits 0. A second signal exits at once (status 1).
+ * SIGUSR2 restarts without downtime: a new process takes over the listening
+ * socket (cli/restart.h) and only once it serves does this one drain and
+ * exit 0; if the new one fails, this one keeps serving.
  */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -23,6 +26,7 @@
 #include "chat/hub.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
+#include "cli/restart.h"
 #include "cli/worker.h"
 #include "crypto/envelope.h"
 #include "crypto/keyring.h"
@@ -40,14 +44,23 @@
 #include "store/store.h"
 
 /* Wait for requests in flight to finish, up to the grace period, while
- * watching for a second signal. Returns the number still in flight. */
-static long drain(struct http_server *srv, int grace_seconds, const sigset_t *sigs)
+ * watching for a second signal. After a hand-over also wait for open
+ * connections: clients keep using keep-alive connections to this process,
+ * each next answer closes one (Connection: close), and closing one while
+ * its client may be sending would fail that request. Returns the number of
+ * requests still in flight. */
+static long drain(struct http_server *srv, int grace_seconds, const sigset_t *sigs, int handed_over)
 {
     uint64_t deadline = time_mono_ns() + (uint64_t)grace_seconds * 1000000000u;
     struct timespec tick = {0, 20 * 1000 * 1000};
     long left;
-    while ((left = http_server_in_flight(srv)) > 0 && time_mono_ns() < deadline) {
+    while (((left = http_server_in_flight(srv)) > 0 || (handed_over && http_server_connections(srv) > 0)) &&
+           time_mono_ns() < deadline) {
         int sig = sigtimedwait(sigs, NULL, &tick);
+        if (sig == SIGUSR2) {
+            log_info("draining; restart signal ignored", LOG_END);
+            continue;
+        }
         if (sig > 0) {
             log_warning("second signal: exiting now", LOG_INT, "signal", (long long)sig, LOG_INT,
                         "in_flight", (long long)left, LOG_END);
@@ -96,6 +109,7 @@ int cli_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR2); /* zero-downtime restart */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -116,6 +130,8 @@ int cli_serve(int argc, char **argv)
     char err[512];
     rc = CLI_EXIT_FAILURE;
 
+    if (cli_restart_init() != 0)
+        log_warning("cannot find the running binary; SIGUSR2 restarts are unavailable", LOG_END);
     router_init(&router);
     memset(&health, 0, sizeof(health));
     memset(&api, 0, sizeof(api));
@@ -198,19 +214,30 @@ int cli_serve(int argc, char **argv)
     http_server_state_set(srv, HTTP_SERVER_READY);
     log_info("listening", LOG_STR, "host", cfg.host, LOG_INT, "port", (long long)http_server_port(srv), LOG_STR,
              "environment", config_env_name(cfg.environment), LOG_STR, "version", CLARITY_VERSION, LOG_INT,
-             "http_threads", (long long)cfg.http_threads, LOG_END);
+             "http_threads", (long long)cfg.http_threads, LOG_INT, "pid", (long long)getpid(), LOG_END);
+    cli_restart_ready(); /* started by a hand-over: the old process may drain now */
 
-    int sig = 0;
-    while (sigwait(&sigs, &sig) != 0)
-        ;
-    log_info("draining", LOG_INT, "signal", (long long)sig, LOG_INT, "grace_seconds",
+    int sig = 0, handed_over = 0;
+    for (;;) {
+        while (sigwait(&sigs, &sig) != 0)
+            ;
+        if (sig != SIGUSR2)
+            break;
+        int r = cli_restart(srv, &cfg, &sigs, &sig);
+        if (r != 0) {
+            handed_over = r > 0;
+            break;
+        }
+    }
+    log_info("draining", LOG_INT, "signal", (long long)sig, LOG_INT, "handed_over", (long long)handed_over,
+             LOG_INT, "grace_seconds",
              (long long)cfg.shutdown_grace_seconds, LOG_INT, "in_flight", (long long)http_server_in_flight(srv),
              LOG_END);
     http_server_state_set(srv, HTTP_SERVER_DRAINING);
     http_server_quiesce(srv);
     worker_pool_stop(workers); /* pipeline: stop leasing now, join below */
     chat_hub_drain(chat, 2000);  /* chat: `system` message, close 1001 */
-    long left = drain(srv, cfg.shutdown_grace_seconds, &sigs);
+    long left = drain(srv, cfg.shutdown_grace_seconds, &sigs, handed_over);
     if (left > 0)
         log_warning("grace period over; closing remaining requests", LOG_INT, "in_flight", (long long)left,
                     LOG_END);

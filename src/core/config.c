@@ -66,6 +66,8 @@ static const struct var vars[] = {
      0, 0, 1, "sqlite:PATH or postgres://user:password@host:port/db"},
     {"SHUTDOWN_GRACE_SECONDS", V_INT, OFF(shutdown_grace_seconds), {"10", "10", "10"}, 0, 3600, 0,
      "an integer number of seconds from 0 to 3600"},
+    {"RESTART_TIMEOUT_SECONDS", V_INT, OFF(restart_timeout_seconds), {"60", "60", "60"}, 1, 3600, 0,
+     "an integer number of seconds from 1 to 3600"},
     {"MAX_REQUEST_BYTES", V_SIZE, OFF(max_request_bytes), {"10485760", "10485760", "10485760"}, 1024,
      1073741824LL, 0, "an integer number of bytes from 1024 to 1073741824"},
     {"HTTP_THREADS", V_INT, OFF(http_threads), {0}, 1, 1024, 0, "an integer from 1 to 1024"},

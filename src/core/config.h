@@ -46,6 +46,7 @@ struct config {
     int port;                   /* 0 picks an ephemeral port (tests) */
     char *database_url;         /* secret: may embed a password */
     int shutdown_grace_seconds;
+    int restart_timeout_seconds; /* SIGUSR2 hand-over: how long the new process may take to be ready */
     size_t max_request_bytes;
     int http_threads;
 

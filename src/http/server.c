@@ -14,10 +14,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,8 @@ struct http_server {
     const struct health_registry *health;
     struct MHD_Daemon *daemon;
     int port;
+    int listen_fd;        /* ours until quiesced (then -1) */
+    _Atomic long connections; /* open client connections */
     _Atomic int state;
     _Atomic long in_flight;
     int64_t started_ms;
@@ -777,20 +781,93 @@ struct http_server *http_server_new(const struct config *cfg, const struct route
     s->router = router;
     s->health = health;
     s->started_ms = time_now_ms();
+    s->listen_fd = -1;
     atomic_store(&s->state, HTTP_SERVER_STARTING);
     metrics_init(&s->metrics, router);
     return s;
+}
+
+/* Count open connections, so that a drain after a hand-over can wait for
+ * keep-alive connections to close on their own (each answer then carries
+ * Connection: close) instead of cutting one a client is about to reuse. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    (void)conn;
+    (void)socket_ctx;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&s->connections, 1);
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&s->connections, 1);
+}
+
+/*
+ * A listening socket handed to us under systemd's socket-activation protocol
+ * (sd_listen_fds(3)): LISTEN_PID is this process and LISTEN_FDS=1 names fd 3.
+ * systemd socket units and `clarity serve`'s own hand-over (SIGUSR2, see
+ * cli/restart.h) both use it. Returns the descriptor, -1 when none was
+ * passed to this process, or -2 with a message in err.
+ */
+#define LISTEN_FDS_START 3
+static int inherited_socket(char *err, size_t errlen)
+{
+    const char *pid = getenv("LISTEN_PID");
+    const char *nfds = getenv("LISTEN_FDS");
+    if (pid == NULL || nfds == NULL)
+        return -1;
+    char *end = NULL;
+    long p = strtol(pid, &end, 10);
+    if (end == pid || *end != '\0' || p != (long)getpid())
+        return -1; /* meant for another process (our parent, say) */
+    if (strcmp(nfds, "1") != 0) {
+        snprintf(err, errlen, "LISTEN_FDS=%s: clarity serve takes exactly one listening socket", nfds);
+        return -2;
+    }
+    int fd = LISTEN_FDS_START, type = 0, listening = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+        snprintf(err, errlen, "LISTEN_FDS: descriptor %d is not a stream socket", fd);
+        return -2;
+    }
+    len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) {
+        snprintf(err, errlen, "LISTEN_FDS: descriptor %d is not listening", fd);
+        return -2;
+    }
+    /* Not inherited by anything we start; a hand-over passes it on itself. */
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
 }
 
 int http_server_start(struct http_server *s, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
+    int lfd = inherited_socket(err, errlen);
+    if (lfd == -2)
+        return -1;
+    struct MHD_OptionItem extra[] = {
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
+        {lfd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_END, lfd, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (lfd >= 0) {
+        socklen_t sl = sizeof(ss);
+        if (getsockname(lfd, (struct sockaddr *)&ss, &sl) != 0 ||
+            (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+            snprintf(err, errlen, "LISTEN_FDS: descriptor %d is not a TCP socket", lfd);
+            return -1;
+        }
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, s->cfg->host, &in4->sin_addr) == 1) {
+    if (lfd >= 0) {
+        if (ss.ss_family == AF_INET6)
+            flags |= MHD_USE_IPv6; /* HOST and PORT do not apply */
+    } else if (inet_pton(AF_INET, s->cfg->host, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
         in4->sin_port = htons((uint16_t)s->cfg->port);
     } else if (inet_pton(AF_INET6, s->cfg->host, &in6->sin6_addr) == 1) {
@@ -803,18 +880,34 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
     }
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)s->cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_ARRAY, extra,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg->http_threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_SECONDS, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)CONNECTION_LIMIT, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
-        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)", s->cfg->host,
-                 s->cfg->port);
+        if (lfd >= 0)
+            snprintf(err, errlen, "cannot serve on the inherited socket (descriptor %d)", lfd);
+        else
+            snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)", s->cfg->host,
+                     s->cfg->port);
         return -1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info != NULL ? info->port : s->cfg->port;
+    info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    s->listen_fd = info != NULL ? (int)info->listen_fd : -1;
+    if (lfd >= 0)
+        log_info("serving on an inherited socket (LISTEN_FDS)", LOG_INT, "fd", (long long)lfd, LOG_INT, "port",
+                 (long long)s->port, LOG_END);
     return 0;
+}
+
+int http_server_listen_fd(const struct http_server *s) { return s->listen_fd; }
+
+long http_server_connections(const struct http_server *s)
+{
+    return atomic_load(&((struct http_server *)s)->connections);
 }
 
 int http_server_port(const struct http_server *s) { return s->port; }
@@ -839,9 +932,13 @@ void http_server_quiesce(struct http_server *s)
 {
     if (s->daemon == NULL)
         return;
+    /* After a hand-over the socket stays open in the new process, which
+     * keeps accepting from the same queue; closing our descriptor only
+     * drops our reference. Otherwise this closes the socket. */
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+    s->listen_fd = -1;
 }
 
 long http_server_in_flight(const struct http_server *s)

@@ -39,8 +39,18 @@ typedef int (*http_guard_fn)(void *ctx, struct http_request *req, struct http_re
 /* Install the guard before http_server_start. */
 void http_server_guard_set(struct http_server *s, http_guard_fn fn, void *ctx);
 
-/* Bind HOST:PORT and start the thread pool. 0, or -1 with a message in err. */
+/* Bind HOST:PORT and start the thread pool. 0, or -1 with a message in err.
+ * A listening socket passed under systemd's socket-activation protocol
+ * (LISTEN_FDS=1 and LISTEN_PID naming this process: fd 3) is used instead
+ * of binding, and HOST and PORT are then ignored. */
 int http_server_start(struct http_server *s, char *err, size_t errlen);
+
+/* The listening socket (to hand over to a new process), or -1 once
+ * quiesced. */
+int http_server_listen_fd(const struct http_server *s);
+
+/* Client connections open now (keep-alive ones included). */
+long http_server_connections(const struct http_server *s);
 
 /* The bound port (useful with PORT=0). */
 int http_server_port(const struct http_server *s);
