@@ -8,7 +8,6 @@
  */
 #include "pipeline/compute.h"
 
-#include <errno.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -66,25 +65,6 @@ void compute_id_derive(const char *kind, const char *parent_id, char out[37])
     h[8] = (unsigned char)((h[8] & 0x3f) | 0x80); /* RFC 9562 variant */
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3],
              h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]);
-}
-
-/* The device's UTC offset from a sample payload ({"tz_offset_min": -300, …},
- * written by the HealthKit and export ingest); 0 when absent (API uploads
- * carry RFC 3339 times already converted to UTC and no offset). A plain scan
- * instead of a JSON parse: this runs once per sample. */
-static int32_t payload_offset(const char *payload)
-{
-    if (payload == NULL)
-        return 0;
-    const char *p = strstr(payload, "\"tz_offset_min\":");
-    if (p == NULL)
-        return 0;
-    char *end;
-    errno = 0;
-    long v = strtol(p + 16, &end, 10);
-    if (errno != 0 || end == p + 16 || v < -1080 || v > 1080)
-        return 0;
-    return (int32_t)v;
 }
 
 /* HealthKit sleep category of a sample payload ({"category": "asleep_core"}),
@@ -153,7 +133,7 @@ static int on_upload_sample(void *ctx, const struct store_sample *s)
     int64_t t = s->end_ms > s->start_ms ? s->end_ms : s->start_ms;
     if (!l->found || t > l->latest_ms) {
         l->latest_ms = t;
-        l->latest_off = payload_offset(s->payload);
+        l->latest_off = store_sample_payload_offset(s->payload);
         l->found = 1;
     }
     return 0;
@@ -179,7 +159,7 @@ static int on_window_sample(void *ctx, const struct store_sample *s)
         int cat = payload_sleep_category(s->payload);
         if (cat < 0)
             return 0;
-        struct hksleep_interval iv = {s->start_ms, s->end_ms, payload_offset(s->payload), source_rank(s),
+        struct hksleep_interval iv = {s->start_ms, s->end_ms, store_sample_payload_offset(s->payload), source_rank(s),
                                       (uint8_t)cat};
         return sleep_push(l->w, &iv) == 0 ? 0 : 2; /* positive: stop, out of memory */
     }
@@ -187,7 +167,7 @@ static int on_window_sample(void *ctx, const struct store_sample *s)
         if (strcmp(s->metric_type, series_types[k]) == 0) {
             if (!isfinite(s->value))
                 return 0;
-            struct series_sample ss = {s->start_ms, s->end_ms, s->value, payload_offset(s->payload),
+            struct series_sample ss = {s->start_ms, s->end_ms, s->value, store_sample_payload_offset(s->payload),
                                        source_rank(s)};
             return vec_push(&l->vec[k], &ss) == 0 ? 0 : 2;
         }
@@ -242,8 +222,128 @@ static double *activity_from_steps(const double *steps, size_t n)
     return a;
 }
 
-int compute_window_load(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t now_ms,
-                        const char *fail_source, struct compute_window *out, char *err, size_t errlen)
+/* Window pass 2, the reference: every sample of the user in the range, as
+ * whole rows through the generic stream. */
+static int window_rows_reference(struct store_tx *tx, const char *user_id, int64_t from_ms, int64_t to_ms,
+                                 struct loader *l)
+{
+    struct store_sample_query q;
+    memset(&q, 0, sizeof(q));
+    q.user_id = user_id;
+    q.start_ms = from_ms;
+    q.end_ms = to_ms;
+    q.ascending = 1;
+    /* One statement for the whole window (a limit makes store_sample_each
+     * run a single page): its keyset pages would each re-sort the rest. */
+    q.limit = COMPUTE_MAX_SAMPLES + 1;
+    int rc = store_sample_each(tx, &q, on_window_sample, l);
+    if (l->rejected)
+        return COMPUTE_EREJECTED;
+    if (rc > 0) {
+        snprintf(l->err, l->errlen, "out of memory reading samples");
+        return COMPUTE_ENOMEM;
+    }
+    return rc;
+}
+
+/* Window pass 2: the columnar read (store_sample_window) of what the series
+ * need — type, times, value, source rank, UTC offset, and the payload of
+ * sleep samples only. Same rows, same order, same routing as the reference. */
+static int window_rows(struct store_tx *tx, const char *user_id, int64_t from_ms, int64_t to_ms, struct loader *l)
+{
+    /* Types in series_kind order, then sleep (its stage is in the payload). */
+    static const char *const types[SK_COUNT + 1] = {HK_T_STEPS, HK_T_HEART_RATE, HK_T_HRV, HK_T_RESPIRATORY_RATE,
+                                                    HK_T_BLOOD_OXYGEN, HK_T_SLEEP};
+    static const char *const ranks[] = {"Watch", "iPhone"}; /* source_rank's rule */
+    struct store_window_query wq = {.user_id = user_id, .types = types, .n_types = SK_COUNT + 1,
+                                    .payload_types = 1u << SK_COUNT, .ranks = ranks, .n_ranks = 2,
+                                    .from_ms = from_ms, .to_ms = to_ms, .max_rows = COMPUTE_MAX_SAMPLES};
+    struct store_window w;
+    int rc;
+    memset(&w, 0, sizeof(w));
+    if (l->fail_source != NULL && l->fail_source[0] != '\0') {
+        /* TEST ONLY: is there a sample of this upload from that source in
+         * the range? */
+        struct store_sample_query q;
+        struct loader probe;
+        memset(&q, 0, sizeof(q));
+        memset(&probe, 0, sizeof(probe));
+        probe.w = l->w;
+        probe.fail_source = l->fail_source;
+        probe.upload_id = l->upload_id;
+        probe.err = l->err;
+        probe.errlen = l->errlen;
+        q.user_id = user_id;
+        q.upload_id = l->upload_id;
+        q.source = l->fail_source;
+        q.start_ms = from_ms;
+        q.end_ms = to_ms;
+        q.ascending = 1;
+        q.limit = 1;
+        rc = store_sample_each(tx, &q, on_window_sample, &probe);
+        if (probe.rejected)
+            return COMPUTE_EREJECTED;
+        if (rc < 0)
+            return rc;
+    }
+    rc = store_sample_window(tx, &wq, &w);
+    if (rc == STORE_ENOMEM) {
+        snprintf(l->err, l->errlen, "out of memory reading samples");
+        return COMPUTE_ENOMEM;
+    }
+    if (rc != 0)
+        return rc;
+    l->total = w.n + w.n_other;
+    if (l->total > COMPUTE_MAX_SAMPLES) {
+        snprintf(l->err, l->errlen, "the window holds more than %u samples", COMPUTE_MAX_SAMPLES);
+        store_window_free(&w);
+        return COMPUTE_EREJECTED;
+    }
+    /* Exact sizes first: one allocation per series. */
+    size_t count[SK_COUNT + 1] = {0};
+    for (size_t i = 0; i < w.n; i++)
+        count[w.type[i]]++;
+    for (int k = 0; k < SK_COUNT; k++) {
+        if (count[k] == 0)
+            continue;
+        l->vec[k].v = malloc(count[k] * sizeof(struct series_sample));
+        if (l->vec[k].v == NULL)
+            goto nomem;
+        l->vec[k].cap = count[k];
+    }
+    for (size_t i = 0; i < w.n; i++) {
+        unsigned k = w.type[i];
+        if (k == SK_COUNT) {
+            const char *pl = w.payload[i] == STORE_WINDOW_NO_PAYLOAD ? NULL : w.text + w.payload[i];
+            int cat = payload_sleep_category(pl);
+            if (cat < 0)
+                continue;
+            struct hksleep_interval iv = {w.start_ms[i], w.end_ms[i], w.offset_min[i], w.rank[i], (uint8_t)cat};
+            if (sleep_push(l->w, &iv) != 0)
+                goto nomem;
+            continue;
+        }
+        if (!isfinite(w.value[i]))
+            continue;
+        struct sample_vec *v = &l->vec[k];
+        struct series_sample *ss = &v->v[v->n++];
+        ss->start_ms = w.start_ms[i];
+        ss->end_ms = w.end_ms[i];
+        ss->value = w.value[i];
+        ss->offset_min = w.offset_min[i];
+        ss->source = w.rank[i];
+    }
+    store_window_free(&w);
+    return 0;
+nomem:
+    store_window_free(&w);
+    snprintf(l->err, l->errlen, "out of memory reading samples");
+    return COMPUTE_ENOMEM;
+}
+
+static int window_load(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t now_ms,
+                       const char *fail_source, int reference, struct compute_window *out, char *err,
+                       size_t errlen)
 {
     struct loader l;
     struct compute_window w;
@@ -291,26 +391,12 @@ int compute_window_load(struct store_tx *tx, const char *user_id, const char *up
 
     /* Samples are selected by their UTC start; the margins cover any UTC
      * offset (±18 h) and a long sample reaching into the window. */
-    memset(&q, 0, sizeof(q));
-    q.user_id = user_id;
-    q.start_ms = l.latest_ms - (int64_t)w.n * 60000 - 36LL * 3600000;
-    q.end_ms = l.latest_ms + 18LL * 3600000 + 60000;
-    q.ascending = 1;
-    /* One statement for the whole window (a limit makes store_sample_each
-     * run a single page): its keyset pages would each re-sort the rest. */
-    q.limit = COMPUTE_MAX_SAMPLES + 1;
-    rc = store_sample_each(tx, &q, on_window_sample, &l);
-    if (l.rejected) {
-        rc = COMPUTE_EREJECTED;
+    int64_t from_ms = l.latest_ms - (int64_t)w.n * 60000 - 36LL * 3600000;
+    int64_t to_ms = l.latest_ms + 18LL * 3600000 + 60000;
+    rc = reference ? window_rows_reference(tx, user_id, from_ms, to_ms, &l)
+                   : window_rows(tx, user_id, from_ms, to_ms, &l);
+    if (rc != 0)
         goto fail;
-    }
-    if (rc < 0)
-        goto fail;
-    if (rc > 0) {
-        snprintf(err, errlen, "out of memory reading samples");
-        rc = COMPUTE_ENOMEM;
-        goto fail;
-    }
     w.n_samples = l.total;
 
     ws = malloc(series_workspace_size(w.n));
@@ -347,6 +433,18 @@ fail:
     free(ws);
     compute_window_free(&w);
     return rc;
+}
+
+int compute_window_load(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t now_ms,
+                        const char *fail_source, struct compute_window *out, char *err, size_t errlen)
+{
+    return window_load(tx, user_id, upload_id, now_ms, fail_source, 0, out, err, errlen);
+}
+
+int compute_window_load_reference(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t now_ms,
+                                  const char *fail_source, struct compute_window *out, char *err, size_t errlen)
+{
+    return window_load(tx, user_id, upload_id, now_ms, fail_source, 1, out, err, errlen);
 }
 
 int compute_window_from_minutes(const double *values, size_t n, int64_t start_local_min, int steps,

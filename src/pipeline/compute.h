@@ -75,6 +75,15 @@ struct compute_window {
  */
 int compute_window_load(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t now_ms,
                         const char *fail_source, struct compute_window *out, char *err, size_t errlen);
+/*
+ * The same window read the slow way: whole sample rows through the generic
+ * stream (store_sample_each), payloads parsed per row. compute_window_load
+ * reads only the columns the series need (store_sample_window); this one is
+ * kept as the reference the tests hold it to (same window, bit for bit).
+ */
+int compute_window_load_reference(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t now_ms,
+                                  const char *fail_source, struct compute_window *out, char *err,
+                                  size_t errlen);
 
 /*
  * A window from posted minute values (the PAT API): values[0..n) are minute

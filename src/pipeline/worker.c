@@ -564,6 +564,9 @@ int worker_pool_start(const struct worker_options *o, struct worker_pool **out, 
         return -1;
     }
     p->o = *o;
+    /* The caller's string may not outlive this call (cli_workers_start keeps
+     * it on its stack): keep a copy, or nothing, never the caller's pointer. */
+    p->o.fault_fail_source = NULL;
     if (o->fault_fail_source != NULL && o->fault_fail_source[0] != '\0') {
         snprintf(p->fail_source, sizeof(p->fail_source), "%s", o->fault_fail_source);
         p->o.fault_fail_source = p->fail_source;

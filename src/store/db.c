@@ -10,11 +10,15 @@
  * statement (PQprepare) executed with PQexecPrepared. Parameters travel in
  * text format except blobs, which travel in binary format so that no bytea
  * escaping is needed on the way in (libpq "Command Execution Functions",
- * paramFormats). Results come back in text format; bytea is decoded with
- * PQunescapeBytea.
+ * paramFormats). Results come back in text format (bytea decoded with
+ * PQunescapeBytea) unless the statement asked for binary results
+ * (db_stmt_binary_results): then each column is decoded from its type's
+ * binary send format (network byte order integers, IEEE 754 floats, raw
+ * text), which libpq hands over as is.
  */
 #include "store/db.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -47,6 +51,7 @@ struct db_stmt {
     int ndec;
     int64_t changes;
     int bind_rc; /* first failed bind, reported by db_step */
+    int rfmt;    /* result format: 0 text, 1 binary */
 };
 
 struct db_conn {
@@ -529,7 +534,7 @@ int db_step(struct db_stmt *s)
     if (s->res == NULL) {
         for (int i = 0; i < s->nparams; i++)
             s->pvals[i] = s->pnull[i] ? NULL : s->arena + s->poff[i];
-        s->res = PQexecPrepared(s->c->pg, s->name, s->nparams, s->pvals, s->plen, s->pfmt, 0);
+        s->res = PQexecPrepared(s->c->pg, s->name, s->nparams, s->pvals, s->plen, s->pfmt, s->rfmt);
         ExecStatusType st = s->res != NULL ? PQresultStatus(s->res) : PGRES_FATAL_ERROR;
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
             int code = pg_map(s->c, s->res);
@@ -565,6 +570,72 @@ int db_step(struct db_stmt *s)
     return s->row < s->nrows ? DB_ROW : DB_DONE;
 }
 
+void db_stmt_binary_results(struct db_stmt *s)
+{
+    if (s->ss == NULL)
+        s->rfmt = 1;
+}
+
+/* Type OIDs of the binary formats decoded below (pg_type.dat). */
+#define OID_BOOL 16
+#define OID_INT8 20
+#define OID_INT2 21
+#define OID_INT4 23
+#define OID_FLOAT4 700
+#define OID_FLOAT8 701
+
+/* A binary column as a 64-bit integer (0 for a type that is not one). */
+static int64_t pg_bin_int(const PGresult *res, int row, int col)
+{
+    const char *p = PQgetvalue(res, row, col);
+    switch (PQftype(res, col)) {
+    case OID_INT8: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return (int64_t)be64toh(v);
+    }
+    case OID_INT4: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return (int32_t)be32toh(v);
+    }
+    case OID_INT2: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return (int16_t)be16toh(v);
+    }
+    case OID_BOOL:
+        return p[0] != 0;
+    default:
+        return 0;
+    }
+}
+
+static double pg_bin_double(const PGresult *res, int row, int col)
+{
+    const char *p = PQgetvalue(res, row, col);
+    switch (PQftype(res, col)) {
+    case OID_FLOAT8: {
+        uint64_t v;
+        double d;
+        memcpy(&v, p, 8);
+        v = be64toh(v);
+        memcpy(&d, &v, 8);
+        return d;
+    }
+    case OID_FLOAT4: {
+        uint32_t v;
+        float f;
+        memcpy(&v, p, 4);
+        v = be32toh(v);
+        memcpy(&f, &v, 4);
+        return (double)f;
+    }
+    default:
+        return (double)pg_bin_int(res, row, col);
+    }
+}
+
 int db_col_is_null(struct db_stmt *s, int col)
 {
     if (s->ss != NULL)
@@ -572,6 +643,7 @@ int db_col_is_null(struct db_stmt *s, int col)
     return PQgetisnull(s->res, s->row, col);
 }
 
+/* Text of a binary result is the raw bytes, which libpq ends with a NUL. */
 const char *db_col_text(struct db_stmt *s, int col)
 {
     if (s->ss != NULL)
@@ -585,6 +657,8 @@ int64_t db_col_int64(struct db_stmt *s, int col)
         return sqlite3_column_int64(s->ss, col);
     if (PQgetisnull(s->res, s->row, col))
         return 0;
+    if (PQfformat(s->res, col) == 1)
+        return pg_bin_int(s->res, s->row, col);
     return strtoll(PQgetvalue(s->res, s->row, col), NULL, 10);
 }
 
@@ -594,6 +668,8 @@ double db_col_double(struct db_stmt *s, int col)
         return sqlite3_column_double(s->ss, col);
     if (PQgetisnull(s->res, s->row, col))
         return 0.0;
+    if (PQfformat(s->res, col) == 1)
+        return pg_bin_double(s->res, s->row, col);
     return strtod(PQgetvalue(s->res, s->row, col), NULL);
 }
 
@@ -607,6 +683,10 @@ const void *db_col_blob(struct db_stmt *s, int col, size_t *len)
     *len = 0;
     if (PQgetisnull(s->res, s->row, col) || col >= s->ndec)
         return NULL;
+    if (PQfformat(s->res, col) == 1) {
+        *len = (size_t)PQgetlength(s->res, s->row, col);
+        return PQgetvalue(s->res, s->row, col);
+    }
     if (s->dec[col] == NULL) {
         s->dec[col] = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, col),
                                       &s->declen[col]);

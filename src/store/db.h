@@ -88,6 +88,16 @@ int db_bind_blob(struct db_stmt *s, int idx, const void *p, size_t len);
 int db_bind_null(struct db_stmt *s, int idx);
 
 /*
+ * PostgreSQL: have the statement's results come back in binary format from
+ * its next execution on (it stays so while cached), so that integers and
+ * floats reach the accessors below without being printed and parsed again.
+ * The accessors decode int2/int4/int8, float4/float8, bool, text-like and
+ * bytea columns; use it only for statements whose columns are of those
+ * types. No effect on SQLite.
+ */
+void db_stmt_binary_results(struct db_stmt *s);
+
+/*
  * Execute (first call) and advance. Returns DB_ROW with a row available,
  * DB_DONE when finished, or a negative STORE_E* code.
  */

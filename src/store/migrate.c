@@ -206,10 +206,24 @@ static const char m003_ddl[] =
     " PRIMARY KEY (user_id, idem_key));\n"
     "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);\n";
 
+/* 004: the analysis window read (store_sample_window). The device's UTC
+ * offset gets a column of its own, written at insert from the payload's
+ * "tz_offset_min" (store_sample_payload_offset), so that a week of samples is
+ * read without touching a payload. Expand-only, like every migration (the
+ * previous release keeps running during a deploy): rows stored before 004,
+ * or by a previous release during the deploy, keep NULL there and their
+ * offset is read from their payload, so there is no backfill to wait for
+ * and the rule lives in one place, in C. No new index: the window's
+ * (start_ms, id) order comes from health_samples_user_time_type plus a sort
+ * of the rows that share a start_ms, cheaper than a second time index
+ * maintained on every sample insert. */
+static const char m004_ddl[] = "ALTER TABLE health_samples ADD COLUMN utc_offset_min INTEGER;\n";
+
 static const struct migration migrations[] = {
     {"001_create_indexes", m001_ddl, NULL},
     {"002_add_data_quality_fields", m002_ddl, m002_backfill},
     {"003_idempotency_keys", m003_ddl, NULL},
+    {"004_sample_utc_offset", m004_ddl, NULL},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

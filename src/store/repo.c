@@ -10,6 +10,7 @@
  * path is the multi-row sample insert for PostgreSQL, where one statement per
  * row would cost one network round trip per row.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -574,13 +575,31 @@ int store_upload_delete(struct store_tx *tx, const char *id, const char *user_id
 #define SAMPLE_INSERT_COLS                                                                   \
     "user_id, upload_id, metric_type, start_ms, end_ms, value, value2, unit, source,"       \
     " device, hk_uuid, payload, quality_score, validation_status, processing_version,"      \
-    " created_at"
-#define SAMPLE_NCOLS 16
+    " created_at, utc_offset_min"
+#define SAMPLE_NCOLS 17
 
 static const char sample_insert_one[] =
     "INSERT INTO health_samples (" SAMPLE_INSERT_COLS ") VALUES"
-    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
     " ON CONFLICT DO NOTHING";
+
+/* A plain scan rather than a JSON parse: it runs once per stored sample. */
+int32_t store_sample_payload_offset(const char *payload)
+{
+    static const char key[] = "\"tz_offset_min\":";
+    if (payload == NULL)
+        return 0;
+    const char *p = strstr(payload, key);
+    if (p == NULL)
+        return 0;
+    p += sizeof(key) - 1;
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (errno != 0 || end == p || v < -1080 || v > 1080)
+        return 0;
+    return (int32_t)v;
+}
 
 static int sample_ok(const struct store_sample *x)
 {
@@ -618,6 +637,7 @@ static void bind_sample(struct db_stmt *s, int base, const struct store_sample *
     db_bind_int64(s, base + 15, x->processing_version ? x->processing_version
                                                       : STORE_PROCESSING_VERSION);
     db_bind_int64(s, base + 16, now);
+    db_bind_int64(s, base + 17, store_sample_payload_offset(x->payload));
 }
 
 /* PostgreSQL multi-row statements: one per chunk size, built once per
@@ -913,6 +933,181 @@ int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_
         return rc;
     db_bind_text(s, 1, user_id);
     return store_tx_run(tx, s, n);
+}
+
+/* ---- the analysis window -------------------------------------------------- */
+
+/*
+ * One statement, the same on both backends but for the substring function
+ * (SQLite instr, PostgreSQL strpos: both (haystack, needle), NULL for a NULL
+ * needle). Parameters: ?1 user, ?2/?3 the start_ms range, ?4..?11 the types
+ * (unused slots NULL match nothing), ?12..?15 the rank patterns, ?16 the rank
+ * of no match, ?17..?20 the types that bring their payload (equalities, not
+ * IN: PostgreSQL would build the IN list's array again for every row), ?21
+ * the limit.
+ * A row stored before migration 004 (utc_offset_min NULL) brings its payload
+ * too, for its offset. The rows come through health_samples_user_time_type
+ * in start_ms order; only rows sharing a start_ms are sorted by id.
+ */
+#define WINDOW_SQL(POS)                                                                            \
+    "SELECT CASE metric_type WHEN ?4 THEN 0 WHEN ?5 THEN 1 WHEN ?6 THEN 2 WHEN ?7 THEN 3"          \
+    " WHEN ?8 THEN 4 WHEN ?9 THEN 5 WHEN ?10 THEN 6 WHEN ?11 THEN 7 ELSE -1 END,"                  \
+    " start_ms, end_ms, value,"                                                                    \
+    " CASE WHEN " POS "(device, ?12) > 0 OR " POS "(source, ?12) > 0 THEN 0"                        \
+    " WHEN " POS "(device, ?13) > 0 OR " POS "(source, ?13) > 0 THEN 1"                             \
+    " WHEN " POS "(device, ?14) > 0 OR " POS "(source, ?14) > 0 THEN 2"                             \
+    " WHEN " POS "(device, ?15) > 0 OR " POS "(source, ?15) > 0 THEN 3"                             \
+    " ELSE CAST(?16 AS INTEGER) END,"                                                              \
+    " utc_offset_min,"                                                                             \
+    " CASE WHEN utc_offset_min IS NULL OR metric_type = ?17 OR metric_type = ?18"                  \
+    " OR metric_type = ?19 OR metric_type = ?20 THEN payload END"                                  \
+    " FROM health_samples WHERE user_id = ?1 AND start_ms >= ?2 AND start_ms < ?3"                 \
+    " ORDER BY start_ms, id LIMIT ?21"
+
+static int window_grow(struct store_window *w)
+{
+    size_t nc = w->cap ? w->cap * 2 : 4096;
+    /* Each array is moved as soon as it is reallocated, so a failure
+     * half-way leaves every array valid (some merely larger). */
+#define GROW(field)                                                                                \
+    do {                                                                                           \
+        void *p_ = realloc(w->field, nc * sizeof(*w->field));                                      \
+        if (p_ == NULL)                                                                            \
+            return STORE_ENOMEM;                                                                   \
+        w->field = p_;                                                                             \
+    } while (0)
+    GROW(type);
+    GROW(start_ms);
+    GROW(end_ms);
+    GROW(value);
+    GROW(rank);
+    GROW(offset_min);
+    GROW(payload);
+#undef GROW
+    w->cap = nc;
+    return 0;
+}
+
+static int window_text(struct store_window *w, const char *t, uint32_t *at)
+{
+    size_t len = strlen(t);
+    if (w->text_len + len + 1 > w->text_cap) {
+        size_t nc = w->text_cap ? w->text_cap : 4096;
+        while (nc < w->text_len + len + 1)
+            nc *= 2;
+        if (nc >= UINT32_MAX)
+            return STORE_ENOMEM;
+        char *p = realloc(w->text, nc);
+        if (p == NULL)
+            return STORE_ENOMEM;
+        w->text = p;
+        w->text_cap = nc;
+    }
+    memcpy(w->text + w->text_len, t, len + 1);
+    *at = (uint32_t)w->text_len;
+    w->text_len += len + 1;
+    return 0;
+}
+
+static int window_query_ok(const struct store_window_query *q)
+{
+    if (q == NULL || q->user_id == NULL || q->types == NULL || q->n_types < 1 ||
+        q->n_types > STORE_WINDOW_MAX_TYPES || q->n_ranks > STORE_WINDOW_MAX_RANKS ||
+        (q->n_ranks > 0 && q->ranks == NULL))
+        return 0;
+    for (size_t i = 0; i < q->n_types; i++)
+        if (q->types[i] == NULL)
+            return 0;
+    for (size_t i = 0; i < q->n_ranks; i++)
+        if (q->ranks[i] == NULL || q->ranks[i][0] == '\0')
+            return 0;
+    int bits = 0;
+    for (size_t i = 0; i < 32; i++)
+        if (q->payload_types >> i & 1u) {
+            if (i >= q->n_types)
+                return 0;
+            bits++;
+        }
+    return bits <= STORE_WINDOW_MAX_PAYLOAD_TYPES;
+}
+
+int store_sample_window(struct store_tx *tx, const struct store_window_query *q,
+                        struct store_window *w)
+{
+    static const char lite[] = WINDOW_SQL("instr");
+    static const char pg[] = WINDOW_SQL("strpos");
+    struct db_stmt *s = NULL;
+    if (w == NULL)
+        return STORE_EINVAL;
+    w->n = 0;
+    w->n_other = 0;
+    w->text_len = 0;
+    if (!window_query_ok(q))
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, store_sql(tx->st, lite, pg), &s);
+    if (rc != 0)
+        return rc;
+    db_stmt_binary_results(s);
+    db_bind_text(s, 1, q->user_id);
+    db_bind_int64(s, 2, q->from_ms);
+    db_bind_int64(s, 3, q->to_ms);
+    for (size_t i = 0; i < STORE_WINDOW_MAX_TYPES; i++)
+        db_bind_text(s, 4 + (int)i, i < q->n_types ? q->types[i] : NULL);
+    for (size_t i = 0; i < STORE_WINDOW_MAX_RANKS; i++)
+        db_bind_text(s, 12 + (int)i, i < q->n_ranks ? q->ranks[i] : NULL);
+    db_bind_int64(s, 16, (int64_t)q->n_ranks);
+    int slot = 0;
+    for (size_t i = 0; i < q->n_types; i++)
+        if (q->payload_types >> i & 1u)
+            db_bind_text(s, 17 + slot++, q->types[i]);
+    for (; slot < STORE_WINDOW_MAX_PAYLOAD_TYPES; slot++)
+        db_bind_null(s, 17 + slot);
+    db_bind_int64(s, 21, q->max_rows > 0 && q->max_rows < (size_t)INT64_MAX ? (int64_t)q->max_rows + 1
+                                                                              : INT64_MAX);
+    while ((rc = db_step(s)) == DB_ROW) {
+        int64_t t = db_col_int64(s, 0);
+        if (t < 0 || t >= (int64_t)q->n_types) {
+            w->n_other++;
+            continue;
+        }
+        if (w->n == w->cap && (rc = window_grow(w)) != 0)
+            break;
+        size_t i = w->n;
+        w->type[i] = (uint8_t)t;
+        w->start_ms[i] = db_col_int64(s, 1);
+        w->end_ms[i] = db_col_int64(s, 2);
+        w->value[i] = db_col_is_null(s, 3) ? NAN : db_col_double(s, 3);
+        w->rank[i] = (uint8_t)db_col_int64(s, 4);
+        const char *pl = db_col_text(s, 6);
+        w->offset_min[i] = db_col_is_null(s, 5) ? store_sample_payload_offset(pl)
+                                                : (int32_t)db_col_int64(s, 5);
+        w->payload[i] = STORE_WINDOW_NO_PAYLOAD;
+        if (pl != NULL && (q->payload_types >> t & 1u) && (rc = window_text(w, pl, &w->payload[i])) != 0)
+            break;
+        w->n++;
+    }
+    db_stmt_reset(s);
+    if (rc == DB_DONE)
+        return 0;
+    w->n = 0;
+    w->n_other = 0;
+    w->text_len = 0;
+    return rc == STORE_ENOMEM ? rc : store_tx_fail(tx, rc);
+}
+
+void store_window_free(struct store_window *w)
+{
+    if (w == NULL)
+        return;
+    free(w->type);
+    free(w->start_ms);
+    free(w->end_ms);
+    free(w->value);
+    free(w->rank);
+    free(w->offset_min);
+    free(w->payload);
+    free(w->text);
+    memset(w, 0, sizeof(*w));
 }
 
 /* ---- raw uploads ---------------------------------------------------------- */

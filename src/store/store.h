@@ -320,6 +320,69 @@ int store_sample_count(struct store_tx *tx, const char *user_id, const char *upl
                        int64_t *count);
 int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n);
 
+/*
+ * The device's UTC offset in minutes recorded in a sample payload
+ * ({"tz_offset_min": -300, …}, written by the HealthKit and export ingest);
+ * 0 when the payload is NULL or carries none in -1080..1080. Stored in its
+ * own column at insert (store_sample_window reads it from there).
+ */
+int32_t store_sample_payload_offset(const char *payload);
+
+/* ---- the analysis window: one columnar read ---------------------------- */
+
+#define STORE_WINDOW_MAX_TYPES 8         /* metric types one read tells apart */
+#define STORE_WINDOW_MAX_PAYLOAD_TYPES 4 /* of which may bring their payload */
+#define STORE_WINDOW_MAX_RANKS 4         /* source preference patterns */
+#define STORE_WINDOW_NO_PAYLOAD UINT32_MAX
+
+struct store_window_query {
+    const char *user_id;       /* required */
+    const char *const *types;  /* metric types; a row of types[i] gets type i */
+    size_t n_types;            /* 1..STORE_WINDOW_MAX_TYPES */
+    uint32_t payload_types;    /* bit i: rows of types[i] bring their payload
+                                  (at most STORE_WINDOW_MAX_PAYLOAD_TYPES bits) */
+    const char *const *ranks;  /* a row's rank: the index of the first of these
+                                  found in its device or source text (case-
+                                  sensitive substring), n_ranks when none */
+    size_t n_ranks;            /* 0..STORE_WINDOW_MAX_RANKS */
+    int64_t from_ms, to_ms;    /* rows with from_ms <= start_ms < to_ms */
+    size_t max_rows;           /* read at most max_rows + 1 rows (all types);
+                                  0 means no limit */
+};
+
+/*
+ * The rows, column by column, in (start_ms, id) order, in arrays the store
+ * grows (doubling, never per row) and the caller owns: zero the struct
+ * before the first read, reuse it for any number of reads, release it with
+ * store_window_free. Rows of the listed types only; rows of other types in
+ * the range are counted in n_other. Payload texts, when asked for, are
+ * NUL-terminated strings at text + payload[i].
+ */
+struct store_window {
+    size_t n;           /* rows of the listed types */
+    size_t n_other;     /* rows of other types in the range */
+    uint8_t *type;      /* index into query types */
+    int64_t *start_ms;
+    int64_t *end_ms;
+    double *value;      /* NAN for NULL */
+    uint8_t *rank;      /* 0..n_ranks */
+    int32_t *offset_min; /* the device's UTC offset (store_sample_payload_offset) */
+    uint32_t *payload;  /* offset into text, or STORE_WINDOW_NO_PAYLOAD */
+    char *text;
+    size_t cap, text_len, text_cap;
+};
+
+/*
+ * One statement per call on either backend (PostgreSQL: binary results),
+ * no per-row allocation, no payload read except the rows asked for (and rows
+ * stored before migration 004, whose offset is only in their payload).
+ * Replaces w's previous rows. Returns 0, or STORE_EINVAL for a bad query,
+ * STORE_ENOMEM or a database error with w->n and w->n_other set to 0.
+ */
+int store_sample_window(struct store_tx *tx, const struct store_window_query *q,
+                        struct store_window *w);
+void store_window_free(struct store_window *w);
+
 /* ---- raw uploads (encrypted request bodies) ---------------------------- */
 
 struct store_raw_upload {

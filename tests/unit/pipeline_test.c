@@ -433,9 +433,16 @@ static void test_pool_starts_and_stops(void **state)
     struct fix *f = *state;
     char up[STORE_ID_LEN], err[256];
     struct worker_pool *p = NULL;
-    struct worker_options o = {.store = f->st, .threads = 2, .lease_ms = 30000, .poll_ms = 20};
+    /* The fault setting is the caller's string, which need not outlive the
+     * start (cli_workers_start keeps it on its stack): the pool must not
+     * read it later. Empty at the start, it names the upload's source by the
+     * time the job runs: the job must still succeed. */
+    char fault[32] = "";
+    struct worker_options o = {.store = f->st, .threads = 2, .lease_ms = 30000, .poll_ms = 20,
+                               .fault_fail_source = fault};
     make_upload(f, "Apple Watch", 0, up);
     assert_int_equal(worker_pool_start(&o, &p, err, sizeof(err)), 0);
+    snprintf(fault, sizeof(fault), "Apple Watch");
     struct store_upload u;
     for (int i = 0; i < 500; i++) {
         get_upload(f, up, &u);

@@ -30,6 +30,7 @@
 
 #include "core/log.h"
 #include "core/uuid.h"
+#include "pipeline/compute.h"
 #include "store/migrate.h"
 #include "store/queue.h"
 #include "store/store.h"
@@ -822,6 +823,281 @@ static void test_sample_stream_crosses_pages(void **state)
     store_tx_rollback(tx);
 }
 
+/* The analysis window read (store_sample_window): rows of the listed types
+ * in (start_ms, id) order inside [from, to), their rank and offset, the
+ * payload only where asked, other types counted, other users excluded, and
+ * rows stored before migration 004 (offset NULL) read from their payload. */
+enum { WN = 600 };
+static const int64_t WT0 = 1700000000000LL;
+static const char *const wtypes[] = {"steps", "heart_rate", "sleep_stage", "active_energy", "heart_rate"};
+
+static void window_sample(struct store_sample *x, const char *user, int i, char *payload, size_t cap)
+{
+    memset(x, 0, sizeof(*x));
+    snprintf(x->user_id, sizeof(x->user_id), "%s", user);
+    snprintf(x->metric_type, sizeof(x->metric_type), "%s", wtypes[i % 5]);
+    x->start_ms = WT0 + (int64_t)(i / 2) * 60000; /* pairs share a start: id decides */
+    x->end_ms = x->start_ms + (i % 5 == 2 ? 1800000 : 60000);
+    x->value = i % 5 == 4 ? NAN : (double)i + 0.25;
+    x->value2 = NAN;
+    x->quality_score = NAN;
+    static const char *const src[] = {"Apple Watch", "Health", "Other App", "my watch app"};
+    snprintf(x->source, sizeof(x->source), "%s", src[i % 4]);
+    snprintf(x->device, sizeof(x->device), "%s", i % 4 == 1 ? "iPhone15,2" : "");
+    snprintf(x->hk_uuid, sizeof(x->hk_uuid), "%.8s-w-%d", user, i);
+    if (i % 6 == 5) {
+        x->payload = NULL;
+    } else {
+        snprintf(payload, cap, "{\"tz_offset_min\":%d%s}", -300 + (i % 3) * 60,
+                 i % 5 == 2 ? ",\"category\":\"asleep_core\"" : "");
+        x->payload = payload;
+    }
+}
+
+static int wexpected_rank(int i) { return i % 4 == 0 ? 0 : i % 4 == 1 ? 1 : 2; }
+
+static void test_sample_window(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char a[STORE_ID_LEN], b[STORE_ID_LEN], err[512];
+    make_user(f->st, "window-a@example.com", a, 0);
+    make_user(f->st, "window-b@example.com", b, 0);
+    struct store_sample *v = calloc(WN, sizeof(*v));
+    char(*pl)[96] = calloc(WN, sizeof(*pl));
+    assert_non_null(v);
+    assert_non_null(pl);
+    for (int i = 0; i < WN; i++)
+        window_sample(&v[i], a, i, pl[i], sizeof(pl[i]));
+    struct store_tx *tx = begin(f->st);
+    size_t ins = 0;
+    assert_int_equal(store_sample_insert_batch(tx, v, WN, &ins), 0);
+    assert_int_equal(ins, WN);
+    /* Another user's rows at the same times. */
+    struct store_sample other[20];
+    char opl[20][96];
+    for (int i = 0; i < 20; i++)
+        window_sample(&other[i], b, i * 7, opl[i], sizeof(opl[i]));
+    assert_int_equal(store_sample_insert_batch(tx, other, 20, &ins), 0);
+    commit(tx);
+    /* The first 100 minutes as if stored before 004: no offset column. */
+    char sql[256];
+    snprintf(sql, sizeof(sql), "UPDATE health_samples SET utc_offset_min = NULL WHERE start_ms < %lld",
+             (long long)(WT0 + 100 * 60000));
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+
+    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
+    static const char *const ranks[] = {"Watch", "iPhone"};
+    struct store_window_query q = {.user_id = a, .types = types, .n_types = 3, .payload_types = 1u << 2,
+                                   .ranks = ranks, .n_ranks = 2, .from_ms = WT0 + 10 * 60000,
+                                   .to_ms = WT0 + 250 * 60000};
+    struct store_window w;
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    for (int round = 0; round < 2; round++) { /* the struct is reusable */
+        assert_int_equal(store_sample_window(tx, &q, &w), 0);
+        size_t k = 0, others = 0;
+        for (int i = 0; i < WN; i++) {
+            if (v[i].start_ms < q.from_ms || v[i].start_ms >= q.to_ms)
+                continue;
+            int t = i % 5 == 4 ? 1 : i % 5 == 3 ? -1 : i % 5;
+            if (t < 0) {
+                others++;
+                continue;
+            }
+            assert_true(k < w.n);
+            assert_int_equal(w.type[k], t);
+            assert_int_equal(w.start_ms[k], v[i].start_ms);
+            assert_int_equal(w.end_ms[k], v[i].end_ms);
+            if (isnan(v[i].value))
+                assert_true(isnan(w.value[k]));
+            else
+                assert_true(w.value[k] == v[i].value);
+            assert_int_equal(w.rank[k], wexpected_rank(i));
+            assert_int_equal(w.offset_min[k], i % 6 == 5 ? 0 : -300 + (i % 3) * 60);
+            if (t == 2 && v[i].payload != NULL) {
+                assert_int_not_equal(w.payload[k], STORE_WINDOW_NO_PAYLOAD);
+                assert_string_equal(w.text + w.payload[k], v[i].payload);
+            } else {
+                assert_int_equal(w.payload[k], STORE_WINDOW_NO_PAYLOAD);
+            }
+            k++;
+        }
+        assert_int_equal(w.n, k);
+        assert_int_equal(w.n_other, others);
+        assert_true(k > 300 && others > 50);
+    }
+    /* The bounds: from is inclusive, to exclusive. */
+    q.from_ms = WT0 + 3 * 60000;
+    q.to_ms = WT0 + 4 * 60000;
+    assert_int_equal(store_sample_window(tx, &q, &w), 0);
+    assert_int_equal(w.n + w.n_other, 2); /* samples 6 and 7 */
+    assert_int_equal(w.n, 2);
+    assert_int_equal(w.type[0], 1); /* sample 6: heart_rate */
+    assert_int_equal(w.type[1], 2); /* sample 7: sleep_stage */
+    /* max_rows: at most one row more than asked for, all types counted. */
+    q.from_ms = INT64_MIN;
+    q.to_ms = INT64_MAX;
+    q.max_rows = 10;
+    assert_int_equal(store_sample_window(tx, &q, &w), 0);
+    assert_int_equal(w.n + w.n_other, 11);
+    q.max_rows = 0;
+    /* The other user sees only theirs. */
+    q.user_id = b;
+    assert_int_equal(store_sample_window(tx, &q, &w), 0);
+    assert_int_equal(w.n + w.n_other, 20);
+    /* Bad queries. */
+    q.n_types = 0;
+    assert_int_equal(store_sample_window(tx, &q, &w), STORE_EINVAL);
+    q.n_types = 3;
+    q.payload_types = 1u << 3;
+    assert_int_equal(store_sample_window(tx, &q, &w), STORE_EINVAL);
+    q.payload_types = 0;
+    q.n_ranks = STORE_WINDOW_MAX_RANKS + 1;
+    assert_int_equal(store_sample_window(tx, &q, &w), STORE_EINVAL);
+    assert_int_equal(w.n, 0);
+    store_tx_rollback(tx);
+    store_window_free(&w);
+    free(v);
+    free(pl);
+}
+
+/* The analysis job reads its window through store_sample_window; the
+ * reference reader streams whole rows (store_sample_each) and parses each
+ * payload. On the same data both must build the same window, bit for bit:
+ * a week and a half of watch and phone steps (overlapping), heart rate, HRV
+ * with NULL values, sleep stages, a type the window ignores, a UTC offset
+ * change, another user's rows, and rows stored before migration 004. */
+static void compare_series(const double *x, const double *y, size_t n)
+{
+    assert_true((x == NULL) == (y == NULL));
+    if (x != NULL)
+        assert_memory_equal(x, y, n * sizeof(double));
+}
+
+static void test_sample_window_matches_reference_loader(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char user[STORE_ID_LEN], other[STORE_ID_LEN], upload[STORE_ID_LEN], err[512];
+    make_user(f->st, "window-ref@example.com", user, 0);
+    make_user(f->st, "window-ref-other@example.com", other, 0);
+    enum { MINUTES = 15000 };
+    size_t cap = MINUTES * 4 + 64, n = 0;
+    struct store_sample *v = calloc(cap, sizeof(*v));
+    char(*pl)[96] = calloc(cap, sizeof(*pl));
+    assert_non_null(v);
+    assert_non_null(pl);
+    struct store_tx *tx = begin(f->st);
+    make_upload(tx, user, upload);
+    const int64_t t0 = 1795000000000LL;
+    for (int m = 0; m < MINUTES; m++) {
+        int off = m < MINUTES / 2 ? -240 : -300; /* a daylight-saving change */
+        int hod = (m / 60) % 24;
+        for (int k = 0; k < 4; k++) {
+            struct store_sample *x = &v[n];
+            memset(x, 0, sizeof(*x));
+            memcpy(x->user_id, k == 3 && m % 50 == 0 ? other : user, STORE_ID_LEN);
+            if (k != 3 || m % 50 != 0)
+                memcpy(x->upload_id, upload, STORE_ID_LEN);
+            x->start_ms = t0 + (int64_t)m * 60000 + (k == 1 ? 20000 : 0);
+            x->value2 = NAN;
+            x->quality_score = NAN;
+            snprintf(x->hk_uuid, sizeof(x->hk_uuid), "ref-%d-%d", m, k);
+            snprintf(pl[n], sizeof(pl[n]), "{\"tz_offset_min\":%d}", off);
+            x->payload = pl[n];
+            if (k == 0) { /* watch steps */
+                snprintf(x->metric_type, sizeof(x->metric_type), "steps");
+                x->end_ms = x->start_ms + 60000;
+                x->value = hod >= 7 && hod < 23 ? (double)((m * 7) % 90) + 0.5 : 0.0;
+                snprintf(x->source, sizeof(x->source), "Apple Watch");
+            } else if (k == 1) { /* phone steps over two minutes, every third minute */
+                if (m % 3 != 0)
+                    continue;
+                snprintf(x->metric_type, sizeof(x->metric_type), "steps");
+                x->end_ms = x->start_ms + 120000;
+                x->value = (double)(m % 40) / 3.0;
+                snprintf(x->source, sizeof(x->source), "Health");
+                snprintf(x->device, sizeof(x->device), "iPhone14,5");
+            } else if (k == 2) { /* heart rate, HRV every 17th minute (some NULL) */
+                int hrv = m % 17 == 0;
+                snprintf(x->metric_type, sizeof(x->metric_type), "%s", hrv ? "heart_rate_variability" : "heart_rate");
+                x->end_ms = x->start_ms;
+                x->value = hrv && m % 34 == 0 ? NAN : 55.0 + (double)(m % 23) / 7.0;
+                snprintf(x->source, sizeof(x->source), "%s", m % 5 == 0 ? "Other App" : "Apple Watch");
+                if (m % 11 == 0)
+                    x->payload = NULL;
+            } else { /* sleep stages each 30 min at night; active energy by day */
+                if (hod >= 7 && hod < 23) {
+                    if (m % 10 != 0)
+                        continue;
+                    snprintf(x->metric_type, sizeof(x->metric_type), "active_energy");
+                    x->end_ms = x->start_ms + 600000;
+                    x->value = 1.5;
+                } else {
+                    if (m % 30 != 0)
+                        continue;
+                    static const char *const cat[] = {"in_bed", "asleep_core", "asleep_deep", "asleep_rem", "awake"};
+                    snprintf(x->metric_type, sizeof(x->metric_type), "sleep_stage");
+                    x->end_ms = x->start_ms + 1800000;
+                    x->value = 30.0;
+                    snprintf(pl[n], sizeof(pl[n]), "{\"tz_offset_min\":%d,\"category\":\"%s\"}", off,
+                             cat[(m / 30) % 5]);
+                }
+                snprintf(x->source, sizeof(x->source), "Apple Watch");
+            }
+            n++;
+        }
+    }
+    /* Insert in owner runs (one owner check per run). */
+    size_t from = 0;
+    for (size_t i = 1; i <= n; i++)
+        if (i == n || strcmp(v[i].user_id, v[from].user_id) != 0) {
+            assert_int_equal(store_sample_insert_batch(tx, v + from, i - from, NULL), 0);
+            from = i;
+        }
+    commit(tx);
+    char sql[200];
+    snprintf(sql, sizeof(sql), "UPDATE health_samples SET utc_offset_min = NULL WHERE start_ms < %lld",
+             (long long)(t0 + (int64_t)MINUTES * 60000 / 2));
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+
+    struct compute_window a, b;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    int ra = compute_window_load(tx, user, upload, 0, NULL, &a, err, sizeof(err));
+    int rb = compute_window_load_reference(tx, user, upload, 0, NULL, &b, err, sizeof(err));
+    store_tx_rollback(tx);
+    assert_int_equal(ra, 0);
+    assert_int_equal(rb, 0);
+    assert_int_equal(a.n, b.n);
+    assert_true(a.start_local_min == b.start_local_min);
+    assert_true(a.end_utc_ms == b.end_utc_ms);
+    assert_int_equal(a.end_offset_min, b.end_offset_min);
+    assert_int_equal(a.n_samples, b.n_samples);
+    assert_true(a.n_samples > 10080 * 2);
+    compare_series(a.activity, b.activity, a.n);
+    compare_series(a.steps, b.steps, a.n);
+    compare_series(a.hr, b.hr, a.n);
+    compare_series(a.hrv, b.hrv, a.n);
+    assert_null(a.resp);
+    assert_null(b.resp);
+    assert_non_null(a.steps);
+    assert_non_null(a.hrv);
+    assert_int_equal(a.n_sleep, b.n_sleep);
+    assert_true(a.n_sleep > 50);
+    for (size_t i = 0; i < a.n_sleep; i++) {
+        assert_true(a.sleep[i].start_ms == b.sleep[i].start_ms);
+        assert_true(a.sleep[i].end_ms == b.sleep[i].end_ms);
+        assert_int_equal(a.sleep[i].offset_min, b.sleep[i].offset_min);
+        assert_int_equal(a.sleep[i].source, b.sleep[i].source);
+        assert_int_equal(a.sleep[i].category, b.sleep[i].category);
+    }
+    compute_window_free(&a);
+    compute_window_free(&b);
+    free(v);
+    free(pl);
+}
+
 /* ---- 4. queue ----------------------------------------------------------------- */
 
 static void publish_n(struct store *st, const char *topic, int n, int max_attempts)
@@ -1485,6 +1761,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_raw_analyses_insights_keys_and_erasure, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sample_stream_crosses_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_window_matches_reference_loader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_expiry_redelivers_and_poison_dead_letters,
                                         setup, teardown),
