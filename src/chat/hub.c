@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -116,7 +117,6 @@ struct lookup {
 struct conn {
     struct chat_hub *hub;
     int fd;
-    struct http_upgrade *up;
     wslay_event_context_ptr ws;
     char user_id[64];
     char room_id[72];
@@ -794,7 +794,7 @@ static void conn_free(struct chat_hub *h, struct conn *c)
         c->next->prev = c->prev;
     if (c->ws != NULL)
         wslay_event_context_free(c->ws);
-    http_upgrade_close(c->up);
+    close(c->fd);
     log_write(LOG_INFO, "chat closed", LOG_STR, "connection_id", c->id, LOG_STR, "request_id", c->request_id,
               LOG_END);
     free(c->extra);
@@ -1170,6 +1170,30 @@ static void *poller_main(void *arg)
 
 /* ---- public API ---------------------------------------------------------------- */
 
+/*
+ * Every WebSocket is a descriptor of this process, and the usual soft limit
+ * (1024) is far below CHAT_MAX_CONNECTIONS: raise the soft RLIMIT_NOFILE to
+ * the hard limit (what an unprivileged process may do), and say when even
+ * that is below what the configuration allows.
+ */
+static void nofile_raise(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    /* Room for the HTTP connections, the database and the log besides. */
+    rlim_t want = (rlim_t)cfg->chat_max_connections + 1024;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        log_warning("open-file limit below CHAT_MAX_CONNECTIONS", LOG_INT, "nofile", (long long)rl.rlim_cur,
+                    LOG_INT, "chat_max_connections", (long long)cfg->chat_max_connections, LOG_END);
+}
+
 struct chat_hub *chat_hub_new(const struct chat_services *svc, char *err, size_t errlen)
 {
     struct chat_hub *h = calloc(1, sizeof(*h));
@@ -1186,6 +1210,7 @@ struct chat_hub *chat_hub_new(const struct chat_services *svc, char *err, size_t
     h->idle_ms = (int64_t)cfg->chat_idle_timeout_seconds * 1000;
     h->max_points = (size_t)cfg->chat_max_data_points;
     h->poll_ms = cfg->chat_insight_poll_ms;
+    nofile_raise(cfg);
     h->epfd = epoll_create1(EPOLL_CLOEXEC);
     h->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&h->mu, NULL);
@@ -1251,7 +1276,7 @@ int chat_hub_room_claim(struct chat_hub *h, const char *room_id, const char *use
     return rc;
 }
 
-void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_len, struct http_upgrade *up)
+void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_len)
 {
     struct chat_pending *p = pending;
     struct chat_hub *h = p->hub;
@@ -1265,7 +1290,7 @@ void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_
         free(c);
         free(it);
         free(p);
-        http_upgrade_close(up);
+        close(fd);
         return;
     }
     int fl = fcntl(fd, F_GETFL);
@@ -1276,7 +1301,6 @@ void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->hub = h;
     c->fd = fd;
-    c->up = up;
     if (extra_len > 0)
         memcpy(c->extra, extra, extra_len);
     c->extra_len = extra_len;
@@ -1357,7 +1381,7 @@ void chat_hub_free(struct chat_hub *h)
     for (struct item *it = h->inbox; it != NULL;) {
         struct item *next = it->next;
         if (it->kind == ITEM_ADOPT && it->conn != NULL) {
-            http_upgrade_close(it->conn->up);
+            close(it->conn->fd);
             free(it->conn->extra);
             free(it->conn);
         }

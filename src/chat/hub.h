@@ -83,7 +83,7 @@ struct chat_pending {
  * the upgraded socket. When the user already holds the maximum number of
  * connections the socket is closed at once with 1008 (policy violation).
  */
-void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_len, struct http_upgrade *up);
+void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_len);
 
 /*
  * worker_notify_fn (pipeline/worker.h): an insight was stored for user_id;
@@ -104,7 +104,7 @@ int chat_hub_drain(struct chat_hub *h, long wait_ms);
 long chat_hub_connections(struct chat_hub *h);
 
 /* Stop the threads, close any socket left and free. Accepts NULL. Call
- * before the HTTP server is freed (upgraded sockets belong to it). */
+ * after the HTTP server is freed, so that no upgrade arrives any more. */
 void chat_hub_free(struct chat_hub *h);
 
 #endif

@@ -219,8 +219,8 @@ int cli_serve(int argc, char **argv)
     rc = CLI_EXIT_OK;
 done:
     cli_workers_stop(workers, 0);
-    chat_hub_free(chat); /* before the server: upgraded sockets are its own */
-    http_server_free(srv);
+    http_server_free(srv); /* first: no upgrade reaches the hub after it is freed */
+    chat_hub_free(chat);
     guard_free(guard);
     oidc_free(oidc);
     limiter_free(lockout);

@@ -465,6 +465,120 @@ class ChatTimers(unittest.TestCase):
         srv.stop()
 
 
+def fd_count(srv):
+    return len(os.listdir("/proc/%d/fd" % srv.proc.pid))
+
+
+def wait_fd_count(srv, want, timeout=30):
+    """Poll until the server holds want descriptors (closes are asynchronous)."""
+    deadline = time.time() + timeout
+    n = fd_count(srv)
+    while n != want and time.time() < deadline:
+        time.sleep(0.05)
+        n = fd_count(srv)
+    return n
+
+
+def settled_fd_count(srv, quiet=1.0, timeout=20):
+    """The descriptor count once it has not changed for quiet seconds."""
+    deadline = time.time() + timeout
+    n, since = fd_count(srv), time.time()
+    while time.time() < deadline:
+        time.sleep(0.05)
+        m = fd_count(srv)
+        if m != n:
+            n, since = m, time.time()
+        elif time.time() - since >= quiet:
+            break
+    return n
+
+
+class ChatSockets(unittest.TestCase):
+    """The HTTP layer hands each upgraded socket over as a duplicate and
+    makes libmicrohttpd forget the connection at once (server.c,
+    on_upgrade): the socket must outlive that, every way of ending it must
+    close it, and nothing may be left behind."""
+
+    def one_cycle(self, c, k):
+        path = "/api/v1/chat/%s?token=%s" % (c.user_id, c.token)
+        if k % 4 == 0:
+            # The head in two pieces: libmicrohttpd waits for the rest in its
+            # epoll set before the upgrade (the other path through it).
+            orig = socket.socket.sendall
+
+            def slow(sock, data):
+                orig(sock, data[:40])
+                time.sleep(0.05)
+                orig(sock, data[40:])
+            socket.socket.sendall = slow
+            try:
+                ws = WS(self.srv.port, path)
+            finally:
+                socket.socket.sendall = orig
+            self.assertEqual(ws.recv()["type"], "connection_ack")
+            ws.send_json({"type": "heartbeat", "client_timestamp": k})
+            self.assertEqual(ws.recv_type("heartbeat_ack")["client_timestamp"], k)
+            ws.close()                          # closing handshake from the client
+        elif k % 4 == 1:
+            ws, _ = connect(self.srv, c)
+            ws.frame(OP_TEXT, b"\xff")        # closed by the server: 1007
+            self.assertEqual(ws.expect_close()[0], 1007)
+            ws.sock.close()
+        elif k % 4 == 2:
+            ws, _ = connect(self.srv, c)
+            ws.sock.close()                     # the peer just goes away
+        else:
+            with self.assertRaises(HandshakeRefused) as cm:
+                WS(self.srv.port, "/api/v1/chat/%s?token=x.y.z" % c.user_id)
+            self.assertEqual(cm.exception.status, 401)
+
+    def test_every_way_of_closing_leaves_no_descriptor(self):
+        self.srv = Server(env=CHAT_ENV)
+        try:
+            c = Client(self.srv)
+            for k in range(8):                  # warm up lazily opened things
+                self.one_cycle(c, k)
+            other, _ = connect(self.srv, Client(self.srv))
+            base = settled_fd_count(self.srv)
+            for k in range(60):
+                self.one_cycle(c, k)
+            self.assertEqual(wait_fd_count(self.srv, base), base)
+            # The connection opened before the cycles is still fine.
+            other.send_json({"type": "heartbeat"})
+            self.assertEqual(other.recv_type("heartbeat_ack")["type"], "heartbeat_ack")
+            other.close()
+            self.assertEqual(wait_fd_count(self.srv, base - 1), base - 1)
+        finally:
+            self.srv.stop()
+
+    def test_instance_connection_cap(self):
+        srv = Server(env=dict(CHAT_ENV, CHAT_MAX_CONNECTIONS="2"))
+        try:
+            a, b = Client(srv), Client(srv)
+            wa, _ = connect(srv, a)
+            wb, _ = connect(srv, b)
+            with self.assertRaises(HandshakeRefused) as cm:
+                connect(srv, a)
+            self.assertEqual(cm.exception.status, 503)
+            self.assertIn("problem+json", cm.exception.headers["content-type"])
+            self.assertEqual(cm.exception.headers["retry-after"], "5")
+            wb.close()
+            # Once the hub has let go of b's socket, there is room again.
+            deadline = time.time() + 30
+            while True:
+                try:
+                    wc, _ = connect(srv, b)
+                    break
+                except HandshakeRefused as e:
+                    if e.status != 503 or time.time() > deadline:
+                        raise
+                    time.sleep(0.05)
+            wa.close()
+            wc.close()
+        finally:
+            srv.stop()
+
+
 def wait_insight(ws, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
