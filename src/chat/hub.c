@@ -40,6 +40,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "store/queue.h"
 #include "store/store.h"
 
 #define HUB_BUCKETS 1024u
@@ -146,10 +147,14 @@ struct chat_hub {
     int64_t heartbeat_ms, idle_ms;
     size_t max_points;
     int64_t poll_ms;
+    int64_t safety_poll_ms;    /* poll interval while LISTEN works */
 
     int epfd, evfd;
-    pthread_t loop, poller;
-    int loop_started, poller_started;
+    pthread_t loop, poller, listener_thread;
+    int loop_started, poller_started, listener_started;
+    struct store_listener *listener; /* PostgreSQL insight notifications */
+    _Atomic int listening;     /* the LISTEN session is up */
+    _Atomic int resync;        /* notifications may have been missed: poll once */
     pthread_t answerers[HUB_ANSWER_THREADS];
     int nanswerers;
     pthread_cond_t job_cond;
@@ -1142,29 +1147,93 @@ static void *poller_main(void *arg)
     int64_t last_poll = mono_ms();
     pthread_mutex_lock(&h->mu);
     while (!atomic_load(&h->stop)) {
+        /* While PostgreSQL notifications flow, polling is only the safety
+         * net for ones lost without a reconnect being noticed. */
+        int64_t every = atomic_load(&h->listening) ? h->safety_poll_ms : h->poll_ms;
+        int64_t wait_ms = every > 0 ? every - (mono_ms() - last_poll) : 1000;
+        if (wait_ms > 1000)
+            wait_ms = 1000; /* look at `listening` and `resync` again soon */
+        if (wait_ms < 1)
+            wait_ms = 1;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        long wait_ms = h->poll_ms > 0 ? (long)h->poll_ms : 1000;
         until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000L;
+        until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        if (h->lookups == NULL)
+        if (h->lookups == NULL && !atomic_load(&h->resync))
             pthread_cond_timedwait(&h->poll_cond, &h->mu, &until);
         if (atomic_load(&h->stop))
             break;
         pthread_mutex_unlock(&h->mu);
         poll_lookups(h);
         int64_t now = mono_ms();
-        if (h->poll_ms > 0 && now - last_poll >= h->poll_ms) {
+        if (atomic_exchange(&h->resync, 0) || (every > 0 && now - last_poll >= every)) {
             poll_users(h);
             last_poll = now;
         }
         pthread_mutex_lock(&h->mu);
     }
     pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* Ask the poller for one look at every connected user's insights. */
+static void request_resync(struct chat_hub *h)
+{
+    atomic_store(&h->resync, 1);
+    pthread_mutex_lock(&h->mu);
+    pthread_cond_signal(&h->poll_cond);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/*
+ * PostgreSQL: LISTEN clarity_insight (store_insight_listener_open). Every
+ * insight committed anywhere arrives as "user_id:insight_id"; one of a user
+ * with sockets here goes the way of an in-process notify (the poller reads
+ * it, the loop delivers it once per user). Whenever the session is
+ * (re)established, notifications may have been missed: poll once.
+ */
+static void *listener_main(void *arg)
+{
+    struct chat_hub *h = arg;
+    char buf[160];
+    if (h->listener != NULL) {
+        atomic_store(&h->listening, 1);
+        request_resync(h);
+    }
+    while (!atomic_load(&h->stop)) {
+        if (h->listener == NULL) {
+            if (store_insight_listener_open(h->svc.store, &h->listener) != 0) {
+                h->listener = NULL;
+                struct timespec ts = {1, 0};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            log_info("chat insight notifications resumed", LOG_END);
+            atomic_store(&h->listening, 1);
+            request_resync(h);
+        }
+        int rc = store_listener_next(h->listener, 500, buf, sizeof(buf));
+        if (rc == 1) {
+            char *colon = strchr(buf, ':');
+            if (colon != NULL) {
+                *colon = '\0';
+                chat_hub_insight_notify(h, buf, NULL, colon + 1);
+            }
+        } else if (rc == STORE_LISTENER_RESYNC) {
+            log_info("chat insight notifications resumed", LOG_END);
+            atomic_store(&h->listening, 1);
+            request_resync(h);
+        } else if (rc < 0) {
+            if (atomic_exchange(&h->listening, 0))
+                log_warning("chat insight notifications lost; polling until they resume", LOG_END);
+            struct timespec ts = {0, 500 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
     return NULL;
 }
 
@@ -1210,6 +1279,7 @@ struct chat_hub *chat_hub_new(const struct chat_services *svc, char *err, size_t
     h->idle_ms = (int64_t)cfg->chat_idle_timeout_seconds * 1000;
     h->max_points = (size_t)cfg->chat_max_data_points;
     h->poll_ms = cfg->chat_insight_poll_ms;
+    h->safety_poll_ms = cfg->chat_insight_safety_poll_ms;
     nofile_raise(cfg);
     h->epfd = epoll_create1(EPOLL_CLOEXEC);
     h->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1233,6 +1303,18 @@ struct chat_hub *chat_hub_new(const struct chat_services *svc, char *err, size_t
             goto fail;
         }
         h->poller_started = 1;
+        int lrc = store_insight_listener_open(svc->store, &h->listener);
+        if (lrc != STORE_EUNSUPPORTED) {
+            if (lrc != 0) {
+                h->listener = NULL; /* the thread retries */
+                log_warning("chat insight notifications unavailable; polling until they start", LOG_END);
+            }
+            if (pthread_create(&h->listener_thread, NULL, listener_main, h) != 0) {
+                snprintf(err, errlen, "cannot start the chat notification thread");
+                goto fail;
+            }
+            h->listener_started = 1;
+        }
     }
     for (int i = 0; i < HUB_ANSWER_THREADS; i++) {
         if (pthread_create(&h->answerers[i], NULL, answer_main, h) != 0) {
@@ -1373,6 +1455,9 @@ void chat_hub_free(struct chat_hub *h)
     pthread_mutex_unlock(&h->mu);
     for (int i = 0; i < h->nanswerers; i++)
         pthread_join(h->answerers[i], NULL);
+    if (h->listener_started)
+        pthread_join(h->listener_thread, NULL);
+    store_listener_close(h->listener);
     if (h->poller_started)
         pthread_join(h->poller, NULL);
     if (h->loop_started)

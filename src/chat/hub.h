@@ -17,11 +17,15 @@
  * loop.
  *
  * Insight push: chat_hub_insight_notify (the pipeline's worker_notify_fn)
- * delivers an insight stored in this process; a poller thread also looks
- * up, every CHAT_INSIGHT_POLL_MS, the newest insights of the users with open
- * sockets, so that insights stored by a worker in another process (or on
- * another instance sharing PostgreSQL) arrive too. Delivery is idempotent by
- * insight id per user.
+ * delivers an insight stored in this process. On PostgreSQL a listener
+ * thread holds LISTEN clarity_insight (store_insight_listener_open): an
+ * insight committed by a worker anywhere arrives as a notification and goes
+ * the same way. A poller thread looks up the newest insights of the users
+ * with open sockets every CHAT_INSIGHT_POLL_MS where no notification channel
+ * works (SQLite with an out-of-process worker; PostgreSQL while the LISTEN
+ * session is down), every CHAT_INSIGHT_SAFETY_POLL_MS while it works, and
+ * once whenever the session comes back. Delivery is idempotent by insight
+ * id per user.
  */
 #ifndef CLARITY_CHAT_HUB_H
 #define CLARITY_CHAT_HUB_H

@@ -622,17 +622,32 @@ class ChatPipeline(unittest.TestCase):
                     url = line.split("=", 1)[1]
                     break
             self.assertIsNotNone(url, "pg-test-server did not start")
-            senv = dict(CHAT_ENV, DATABASE_URL=url, WORKER_THREADS="0", **production_keys())
+            # Polling an hour apart: the insight can only arrive through
+            # LISTEN/NOTIFY (the worker is a third process, on neither API).
+            senv = dict(CHAT_ENV, DATABASE_URL=url, WORKER_THREADS="0", CHAT_INSIGHT_POLL_MS="3600000",
+                        CHAT_INSIGHT_SAFETY_POLL_MS="3600000", **production_keys())
             servers.append(Server(env=senv))
             servers.append(Server(env=senv))
             worker = Worker(servers[0])
             c = Client(servers[0])          # uploads through instance A ...
-            ws, _ = connect(servers[1], c)   # ... while the socket is on instance B
+            ws, _ = connect(servers[1], c)   # ... while sockets are on instance B
+            ws2, _ = connect(servers[1], c)
+            wa, _ = connect(servers[0], c)   # ... and on A
             uid = upload_week(c)
             wait_status(c, uid, ("completed",), timeout=120)
-            msg = wait_insight(ws)
-            self.assertEqual((msg["source"], msg["user_id"]), ("pipeline", c.user_id))
-            ws.close()
+            msgs = [wait_insight(w) for w in (ws, ws2, wa)]
+            for msg in msgs:
+                self.assertEqual((msg["source"], msg["user_id"]), ("pipeline", c.user_id))
+                self.assertEqual(msg["insight_id"], msgs[0]["insight_id"])
+            # Exactly once per socket: nothing more before a heartbeat's answer.
+            for w in (ws, ws2, wa):
+                w.send_json({"type": "heartbeat"})
+                while True:
+                    m = w.recv()
+                    self.assertNotEqual(m["type"], "insight", m)
+                    if m["type"] == "heartbeat_ack":
+                        break
+                w.close()
             self.assertEqual(worker.stop(), 0)
             worker = None
         finally:
