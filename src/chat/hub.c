@@ -573,14 +573,16 @@ static void on_chat_message(struct conn *c, json_t *msg)
 static void answer_message(struct chat_hub *h, const struct job *j, struct item *it)
 {
     enum chat_intent intent = CHAT_INTENT_HELP;
-    char *answer = chat_answer_text(&h->svc, j->user_id, j->text, &intent);
+    const char *generator = "builtin";
+    char *answer = chat_answer_reply(&h->svc, j->user_id, j->text, &intent, &generator);
     char aid[40];
     uuid_v7(aid);
     json_t *reply =
         answer != NULL
-            ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "type", "message", "message_id", aid,
+            ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "type", "message", "message_id", aid,
                         "role", "assistant", "user_id", j->user_id, "room_id", j->room_id, "content", answer,
-                        "intent", chat_intent_name(intent), "in_reply_to", j->in_reply_to, "timestamp", now_json())
+                        "intent", chat_intent_name(intent), "generator", generator, "in_reply_to", j->in_reply_to,
+                        "timestamp", now_json())
             : NULL;
     free(answer);
     if (reply != NULL) {

@@ -38,6 +38,7 @@ struct config;
 struct store;
 struct pat_model;
 struct pat_standardization;
+struct llm_client;
 
 /* Close codes (RFC 6455 §7.4.1). */
 #define CHAT_CLOSE_NORMAL 1000
@@ -49,12 +50,14 @@ struct pat_standardization;
 #define CHAT_CLOSE_INTERNAL_ERROR 1011
 
 /* The services the chat answers from; every pointer borrowed and alive
- * until chat_hub_free. pat_model NULL: PAT disabled. */
+ * until chat_hub_free. pat_model NULL: PAT disabled. llm NULL: free text is
+ * answered by the built-in intents only. */
 struct chat_services {
     const struct config *cfg;
     struct store *store;
     const struct pat_model *pat_model;
     const struct pat_standardization *pat_std;
+    struct llm_client *llm;
 };
 
 struct chat_hub;
