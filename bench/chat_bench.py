@@ -153,6 +153,10 @@ def main():
             print("active: %d connections x 1 heartbeat/s for %d s: %d round trips, p50 %.2f ms, p99 %.2f ms; "
                   "server CPU %.1f%% of one core" % (len(act), SECONDS, len(rtts), p50, p99,
                                                     100 * active_cpu / SECONDS))
+        print("targets: >= 10,000 idle within 200 MB RSS: %s; 1,000 x 1/s heartbeat p99 <= 10 ms: %s (load average %s)"
+              % ("met" if IDLE >= 10000 and rss <= 200 * 1024 else "NOT met",
+                 ("met" if p99 <= 10 else "NOT met") if rtts else "not measured",
+                 " ".join("%.2f" % x for x in os.getloadavg())))
         print(json.dumps({"idle_connections": IDLE, "rss_mb": round(rss / 1024, 1),
                           "rss_base_mb": round(base_rss / 1024, 1), "idle_cpu_pct": round(100 * idle_cpu / SECONDS, 2),
                           "active_connections": len(act), "rtt_p50_ms": round(p50, 2) if rtts else None,
