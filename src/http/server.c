@@ -225,8 +225,10 @@ void http_respond_upgrade(struct http_response *res, http_upgrade_fn fn, void *c
  * duplicate. For a plain (non-TLS) upgraded connection libmicrohttpd never
  * shutdown()s the socket on this path (it was suspended, out of its epoll
  * set, when the upgrade began, and the cleanup only closes the descriptor;
- * checked with strace, and every chat e2e test talks over the duplicate
- * after this close). extra lives in the connection's pool, so the handler
+ * checked with strace with and without MHD_USE_TURBO, and every chat e2e
+ * test talks over the duplicate after this close; with TLS this hand-over
+ * would not hold: MHD relays through a socketpair). extra lives in the
+ * connection's pool, so the handler
  * runs (and copies it) before the close is requested; the close itself is
  * carried out by this same daemon thread after we return.
  */
