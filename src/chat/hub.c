@@ -126,6 +126,11 @@ struct conn {
     char *extra;             /* bytes read by the HTTP layer past the head */
     size_t extra_len, extra_off;
     int64_t last_rx_ms;      /* last client message (idle timeout) */
+    int64_t last_io_ms;      /* last read or queued write (wslay context release) */
+    uint64_t rx_fed;         /* bytes handed to wslay */
+    uint64_t rx_done;        /* bytes of the frames wslay finished */
+    uint64_t rx_frame;       /* header + payload bytes of the frame in progress */
+    int rx_mid_message;      /* a fragmented message is in progress */
     int64_t last_ping_ms;    /* last ping we sent; 0 none outstanding */
     int ping_outstanding;
     int closing;
@@ -318,11 +323,14 @@ static void conn_kill(struct conn *c)
 
 static void conn_close(struct conn *c, int code, const char *reason);
 
+static int conn_ws(struct conn *c);
+
 /* Queue a text message (copied by wslay). */
 static void conn_send_text(struct conn *c, const char *text)
 {
-    if (c->closing || text == NULL)
+    if (c->closing || text == NULL || conn_ws(c) != 0)
         return;
+    c->last_io_ms = mono_ms();
     if (wslay_event_get_queued_msg_length(c->ws) > HUB_MAX_QUEUED_BYTES) {
         conn_close(c, CHAT_CLOSE_POLICY_VIOLATION, "client too slow");
         return;
@@ -362,7 +370,7 @@ static void send_system(struct conn *c, const char *message)
  * reach the client before the close. */
 static void conn_close_flush(struct conn *c)
 {
-    if (c->close_code == 0 || wslay_event_get_queued_msg_count(c->ws) > 0)
+    if (c->close_code == 0 || conn_ws(c) != 0 || wslay_event_get_queued_msg_count(c->ws) > 0)
         return;
     int code = c->close_code;
     c->close_code = 0;
@@ -398,12 +406,15 @@ static ssize_t on_ws_recv(wslay_event_context_ptr ws, uint8_t *buf, size_t len, 
             n = len;
         memcpy(buf, c->extra + c->extra_off, n);
         c->extra_off += n;
+        c->rx_fed += n;
         return (ssize_t)n;
     }
     for (;;) {
         ssize_t r = recv(c->fd, buf, len, 0);
-        if (r > 0)
+        if (r > 0) {
+            c->rx_fed += (uint64_t)r;
             return r;
+        }
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -436,6 +447,29 @@ static ssize_t on_ws_send(wslay_event_context_ptr ws, const uint8_t *data, size_
             wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
+}
+
+/* Frame accounting (RFC 6455 §5.2): a client frame's header is 2 bytes,
+ * the extended length (2 or 8 bytes when the payload has 126 or more), and
+ * the 4-byte mask. A sender may use a longer length form than needed; the
+ * count then stays below what was read and the context is simply kept. */
+static void on_ws_frame_start(wslay_event_context_ptr ws, const struct wslay_event_on_frame_recv_start_arg *arg,
+                              void *user_data)
+{
+    struct conn *c = user_data;
+    uint64_t n = arg->payload_length;
+    (void)ws;
+    c->rx_frame = 2 + 4 + (n < 126 ? 0 : n <= 0xFFFF ? 2 : 8) + n;
+    if ((arg->opcode & 0x8) == 0) /* data or continuation, not control */
+        c->rx_mid_message = !arg->fin;
+}
+
+static void on_ws_frame_end(wslay_event_context_ptr ws, void *user_data)
+{
+    struct conn *c = user_data;
+    (void)ws;
+    c->rx_done += c->rx_frame;
+    c->rx_frame = 0;
 }
 
 static void handle_message(struct conn *c, const uint8_t *msg, size_t len, int text);
@@ -743,9 +777,9 @@ done:
 static void conn_update_events(struct conn *c)
 {
     uint32_t want = EPOLLRDHUP;
-    if (wslay_event_want_read(c->ws))
+    if (c->ws == NULL || wslay_event_want_read(c->ws))
         want |= EPOLLIN;
-    if (wslay_event_want_write(c->ws))
+    if (c->ws != NULL && wslay_event_want_write(c->ws))
         want |= EPOLLOUT;
     if (want == c->events)
         return;
@@ -762,6 +796,10 @@ static void conn_settle(struct conn *c)
 {
     if (c->dead)
         return;
+    if (c->ws == NULL) { /* idle: nothing queued, waiting to read */
+        conn_update_events(c);
+        return;
+    }
     if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
         conn_kill(c);
         return;
@@ -811,6 +849,9 @@ static void conn_free(struct chat_hub *h, struct conn *c)
 
 static void conn_readable(struct conn *c)
 {
+    if (conn_ws(c) != 0)
+        return;
+    c->last_io_ms = mono_ms();
     if (wslay_event_recv(c->ws) != 0) {
         if (c->io_failed || wslay_event_get_close_sent(c->ws)) {
             conn_kill(c);
@@ -826,27 +867,60 @@ static void conn_readable(struct conn *c)
     conn_settle(c);
 }
 
+/*
+ * wslay's context holds two fixed 4 KiB buffers, nearly all an idle socket
+ * would cost. It exists only while there is something to do: conn_ws makes
+ * it when a socket becomes readable or a message must go out, and
+ * conn_ws_release frees it again once the socket has been quiet for a tick
+ * with nothing queued, nothing half-read (every byte read belongs to a frame
+ * wslay finished) and no fragmented message open. Between messages a fresh
+ * context is in the same state as the old one (RFC 6455 keeps no state
+ * across messages but the closing handshake, which keeps its context).
+ */
+static int conn_ws(struct conn *c)
+{
+    static const struct wslay_event_callbacks cbs = {on_ws_recv, on_ws_send, NULL, on_ws_frame_start, NULL,
+                                                     on_ws_frame_end, on_ws_msg};
+    if (c->ws != NULL)
+        return 0;
+    if (wslay_event_context_server_init(&c->ws, &cbs, c) != 0) {
+        c->ws = NULL;
+        conn_kill(c);
+        return -1;
+    }
+    wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)c->hub->max_message * HUB_HARD_CAP_FACTOR);
+    return 0;
+}
+
+static void conn_ws_release(struct conn *c, int64_t now)
+{
+    if (c->ws == NULL || c->dead || c->closing || c->close_code != 0 || now - c->last_io_ms < HUB_TICK_MS ||
+        c->rx_fed != c->rx_done || c->rx_frame != 0 || c->rx_mid_message || c->extra_off != c->extra_len ||
+        wslay_event_want_write(c->ws) || wslay_event_get_queued_msg_count(c->ws) > 0)
+        return;
+    wslay_event_context_free(c->ws);
+    c->ws = NULL;
+    free(c->extra);
+    c->extra = NULL;
+    c->extra_len = c->extra_off = 0;
+}
+
 /* ITEM_ADOPT on the loop: register, check the per-user limit, greet. */
 static void conn_start(struct chat_hub *h, struct conn *c)
 {
-    static const struct wslay_event_callbacks cbs = {on_ws_recv, on_ws_send, NULL, NULL, NULL, NULL, on_ws_msg};
     c->next = h->conns;
     if (h->conns != NULL)
         h->conns->prev = c;
     h->conns = c;
-    if (wslay_event_context_server_init(&c->ws, &cbs, c) != 0) {
-        c->ws = NULL;
-        conn_kill(c);
+    if (conn_ws(c) != 0)
         return;
-    }
-    wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)h->max_message * HUB_HARD_CAP_FACTOR);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
     if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
         conn_kill(c);
         return;
     }
     c->events = ev.events;
-    c->last_rx_ms = mono_ms();
+    c->last_rx_ms = c->last_io_ms = mono_ms();
 
     int allowed = 0, nconn = 0;
     pthread_mutex_lock(&h->mu);
@@ -958,14 +1032,16 @@ static void tick(struct chat_hub *h, int64_t now)
         } else if (c->ping_outstanding && now - c->last_ping_ms >= h->heartbeat_ms) {
             /* No pong for a whole heartbeat interval: the peer is gone. */
             conn_close(c, CHAT_CLOSE_GOING_AWAY, "heartbeat timeout");
-        } else if (now - c->last_ping_ms >= h->heartbeat_ms) {
+        } else if (now - c->last_ping_ms >= h->heartbeat_ms && conn_ws(c) == 0) {
             struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"hb", 2};
             if (wslay_event_queue_msg(c->ws, &m) == 0) {
                 c->last_ping_ms = now;
                 c->ping_outstanding = 1;
+                c->last_io_ms = now;
             }
         }
         conn_settle(c);
+        conn_ws_release(c, now);
     }
 }
 

@@ -553,6 +553,61 @@ class ChatSockets(unittest.TestCase):
         finally:
             self.srv.stop()
 
+    def test_frames_split_across_quiet_spells(self):
+        """An idle socket gives its wslay context back (hub.c, conn_ws_release)
+        only between frames: a frame or a fragmented message cut by pauses
+        longer than the hub's tick must still arrive whole."""
+        srv = Server(env=CHAT_ENV)
+        try:
+            ws, _ = connect(srv, Client(srv))
+            pause = 0.7  # more than two 250 ms ticks
+
+            def masked(opcode, payload, fin=True):
+                key = os.urandom(4)
+                body = bytes(ch ^ key[i % 4] for i, ch in enumerate(payload))
+                n = len(payload)
+                head = struct.pack("!BB", (0x80 if fin else 0) | opcode, 0x80 | n) if n < 126 else \
+                    struct.pack("!BBH", (0x80 if fin else 0) | opcode, 0x80 | 126, n)
+                return head + key + body
+
+            for k, cut in enumerate((1, 3, 8, 20)):  # inside the header, the mask, the payload
+                f = masked(OP_TEXT, json.dumps({"type": "heartbeat", "client_timestamp": k}).encode())
+                ws.sock.sendall(f[:cut])
+                time.sleep(pause)
+                ws.sock.sendall(f[cut:])
+                self.assertEqual(ws.recv_type("heartbeat_ack")["client_timestamp"], k)
+            # A long frame (16-bit length) cut in its extended length.
+            text = json.dumps({"type": "heartbeat", "client_timestamp": "x" * 300}).encode()
+            f = masked(OP_TEXT, text)
+            ws.sock.sendall(f[:3])
+            time.sleep(pause)
+            ws.sock.sendall(f[3:])
+            self.assertEqual(len(ws.recv_type("heartbeat_ack")["client_timestamp"]), 300)
+            # A fragmented message with quiet spells and a ping between fragments.
+            msg = json.dumps({"type": "heartbeat", "client_timestamp": 99}).encode()
+            ws.sock.sendall(masked(OP_TEXT, msg[:7], fin=False))
+            time.sleep(pause)
+            ws.sock.sendall(masked(OP_PING, b"p"))
+            fin, op, payload = ws.recv_frame()
+            self.assertEqual((op, payload), (OP_PONG, b"p"))
+            time.sleep(pause)
+            ws.sock.sendall(masked(OP_CONT, msg[7:15], fin=False))
+            time.sleep(pause)
+            ws.sock.sendall(masked(OP_CONT, msg[15:]))
+            self.assertEqual(ws.recv_type("heartbeat_ack")["client_timestamp"], 99)
+            # After a quiet spell the socket answers at once, and closes cleanly.
+            time.sleep(pause)
+            ws.send_json({"type": "typing"})
+            ws.send_json({"type": "heartbeat", "client_timestamp": 7})
+            self.assertEqual(ws.recv_type("heartbeat_ack")["client_timestamp"], 7)
+            time.sleep(pause)
+            ws.frame(OP_CLOSE, struct.pack("!H", 1000))
+            fin, op, payload = ws.recv_frame()
+            self.assertEqual((op, struct.unpack("!H", payload[:2])[0]), (OP_CLOSE, 1000))
+            ws.sock.close()
+        finally:
+            srv.stop()
+
     def test_instance_connection_cap(self):
         srv = Server(env=dict(CHAT_ENV, CHAT_MAX_CONNECTIONS="2"))
         try:
