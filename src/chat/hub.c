@@ -131,7 +131,7 @@ struct conn {
     uint64_t rx_done;        /* bytes of the frames wslay finished */
     uint64_t rx_frame;       /* header + payload bytes of the frame in progress */
     int rx_mid_message;      /* a fragmented message is in progress */
-    int64_t last_ping_ms;    /* last ping we sent; 0 none outstanding */
+    int64_t last_ping_ms;    /* last ping we sent (at first: the upgrade) */
     int ping_outstanding;
     int closing;
     int close_code;          /* a close waiting for queued messages to go out */
@@ -920,7 +920,8 @@ static void conn_start(struct chat_hub *h, struct conn *c)
         return;
     }
     c->events = ev.events;
-    c->last_rx_ms = c->last_io_ms = mono_ms();
+    /* The first ping goes out one heartbeat interval after the upgrade. */
+    c->last_rx_ms = c->last_io_ms = c->last_ping_ms = mono_ms();
 
     int allowed = 0, nconn = 0;
     pthread_mutex_lock(&h->mu);
