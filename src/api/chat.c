@@ -8,7 +8,8 @@
  * since browsers cannot set headers on a WebSocket) and too many handshakes
  * with 429; then a request that is not a valid WebSocket handshake gets 400
  * (426 with Sec-WebSocket-Version: 13 for another protocol version, §4.2.2);
- * someone else's room 403; a server that is draining 503.
+ * someone else's room 403; a server that is draining, or that holds
+ * CHAT_MAX_CONNECTIONS sockets already, 503.
  */
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -122,6 +123,12 @@ static void h_chat(struct http_request *req, struct http_response *res)
     }
     if (ctx->chat == NULL || !chat_hub_open(ctx->chat)) {
         http_respond_problem(res, 503, "service-unavailable", "Chat is not available right now; retry shortly.");
+        return;
+    }
+    if (chat_hub_connections(ctx->chat) >= (long)ctx->cfg->chat_max_connections) {
+        http_respond_problem(res, 503, "service-unavailable",
+                             "This server holds as many chat connections as it may; retry shortly.");
+        http_response_header(res, "Retry-After", "5");
         return;
     }
     if (room_is_other_user(ctx, room, p->user_id) || chat_hub_room_claim(ctx->chat, room, p->user_id) != 0) {

@@ -14,10 +14,12 @@
 #include "analysis/series.h"
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/log.h"
 #include "core/timeutil.h"
 #include "ml/pat.h"
 #include "pipeline/compute.h"
 #include "pipeline/insight_builtin.h"
+#include "pipeline/llm.h"
 #include "store/store.h"
 
 #define ANSWER_ANALYSES 14        /* newest analyses read for an answer */
@@ -293,6 +295,69 @@ oom:
     store_analysis_list_free(list, n);
     buf_free(&b);
     return NULL;
+}
+
+/* The LLM's answer from the newest analyses' metrics, or NULL (why in err). */
+static char *llm_reply(const struct chat_services *svc, const char *user_id, const char *text, char *err,
+                       size_t errlen)
+{
+    struct store_tx *tx = NULL;
+    struct store_analysis *list = NULL;
+    size_t n = 0, np = 0;
+    const json_t *results[LLM_CHAT_MAX_ANALYSES], *coverages[LLM_CHAT_MAX_ANALYSES];
+    json_t *owned[2 * LLM_CHAT_MAX_ANALYSES];
+    size_t nowned = 0;
+    char *answer = NULL;
+    struct store_cursor next;
+    int rc = svc->store != NULL ? store_tx_begin(svc->store, STORE_TX_READ, &tx) : STORE_EUNAVAILABLE;
+    if (rc == 0)
+        rc = store_analysis_list(tx, user_id, NULL, LLM_CHAT_MAX_ANALYSES, &list, &n, &next);
+    store_tx_rollback(tx);
+    if (rc != 0) {
+        snprintf(err, errlen, "stored analyses unavailable");
+        return NULL;
+    }
+    for (size_t i = 0; i < n && np < LLM_CHAT_MAX_ANALYSES; i++) {
+        json_t *r = list[i].result != NULL ? json_loads(list[i].result, 0, NULL) : NULL;
+        if (!json_is_object(r)) {
+            json_decref(r);
+            continue;
+        }
+        json_t *cov = list[i].coverage != NULL ? json_loads(list[i].coverage, 0, NULL) : NULL;
+        owned[nowned++] = r;
+        if (cov != NULL)
+            owned[nowned++] = cov;
+        results[np] = r;
+        coverages[np] = cov;
+        np++;
+    }
+    if (np == 0)
+        snprintf(err, errlen, "no analyses yet");
+    else if (llm_chat_answer(svc->llm, results, coverages, np, text, &answer, err, errlen) != 0)
+        answer = NULL;
+    for (size_t i = 0; i < nowned; i++)
+        json_decref(owned[i]);
+    store_analysis_list_free(list, n);
+    return answer;
+}
+
+char *chat_answer_reply(const struct chat_services *svc, const char *user_id, const char *text,
+                        enum chat_intent *intent_out, const char **generator)
+{
+    *generator = INSIGHT_BUILTIN_NAME;
+    if (svc->llm != NULL) {
+        char why[300] = "";
+        char *a = llm_reply(svc, user_id, text, why, sizeof(why));
+        if (a != NULL) {
+            if (intent_out != NULL)
+                *intent_out = chat_intent_detect(text);
+            *generator = llm_client_name(svc->llm);
+            return a;
+        }
+        /* The reason names the failure, never the question or the data. */
+        log_info("chat answer fell back to the built-in generator", LOG_STR, "reason", why, LOG_END);
+    }
+    return chat_answer_text(svc, user_id, text, intent_out);
 }
 
 /* ---- health_insight --------------------------------------------------------- */

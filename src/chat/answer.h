@@ -41,6 +41,20 @@ const char *chat_intent_name(enum chat_intent i);
 char *chat_answer_text(const struct chat_services *svc, const char *user_id, const char *text,
                        enum chat_intent *intent_out);
 
+/*
+ * The reply to a `message`: from the configured LLM (svc->llm) when the
+ * user has stored analyses — the question (filtered) and the aggregated
+ * metrics of the newest LLM_CHAT_MAX_ANALYSES of them, never samples or
+ * ids (pipeline/llm.h, llm_chat_answer) — and from chat_answer_text when
+ * no LLM is configured, the user has no analyses, or the LLM fails in any
+ * way (refused question, timeout, open circuit, malformed or oversized
+ * reply). *generator receives "gemini", "openai_compatible" or "builtin"
+ * (static). Heap string (caller frees), NULL when out of memory. Blocks for
+ * up to the LLM's timeout: call it on an answer thread.
+ */
+char *chat_answer_reply(const struct chat_services *svc, const char *user_id, const char *text,
+                        enum chat_intent *intent_out, const char **generator);
+
 /* Error codes of a rejected health_insight. */
 #define CHAT_ANALYSIS_EINVAL (-1)     /* bad content: code INVALID_JSON-like, see code_out */
 #define CHAT_ANALYSIS_ETOOMANY (-2)   /* more than max_points */

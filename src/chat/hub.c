@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,6 +40,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "store/queue.h"
 #include "store/store.h"
 
 #define HUB_BUCKETS 1024u
@@ -116,7 +118,6 @@ struct lookup {
 struct conn {
     struct chat_hub *hub;
     int fd;
-    struct http_upgrade *up;
     wslay_event_context_ptr ws;
     char user_id[64];
     char room_id[72];
@@ -125,7 +126,12 @@ struct conn {
     char *extra;             /* bytes read by the HTTP layer past the head */
     size_t extra_len, extra_off;
     int64_t last_rx_ms;      /* last client message (idle timeout) */
-    int64_t last_ping_ms;    /* last ping we sent; 0 none outstanding */
+    int64_t last_io_ms;      /* last read or queued write (wslay context release) */
+    uint64_t rx_fed;         /* bytes handed to wslay */
+    uint64_t rx_done;        /* bytes of the frames wslay finished */
+    uint64_t rx_frame;       /* header + payload bytes of the frame in progress */
+    int rx_mid_message;      /* a fragmented message is in progress */
+    int64_t last_ping_ms;    /* last ping we sent (at first: the upgrade) */
     int ping_outstanding;
     int closing;
     int close_code;          /* a close waiting for queued messages to go out */
@@ -146,10 +152,14 @@ struct chat_hub {
     int64_t heartbeat_ms, idle_ms;
     size_t max_points;
     int64_t poll_ms;
+    int64_t safety_poll_ms;    /* poll interval while LISTEN works */
 
     int epfd, evfd;
-    pthread_t loop, poller;
-    int loop_started, poller_started;
+    pthread_t loop, poller, listener_thread;
+    int loop_started, poller_started, listener_started;
+    struct store_listener *listener; /* PostgreSQL insight notifications */
+    _Atomic int listening;     /* the LISTEN session is up */
+    _Atomic int resync;        /* notifications may have been missed: poll once */
     pthread_t answerers[HUB_ANSWER_THREADS];
     int nanswerers;
     pthread_cond_t job_cond;
@@ -313,11 +323,14 @@ static void conn_kill(struct conn *c)
 
 static void conn_close(struct conn *c, int code, const char *reason);
 
+static int conn_ws(struct conn *c);
+
 /* Queue a text message (copied by wslay). */
 static void conn_send_text(struct conn *c, const char *text)
 {
-    if (c->closing || text == NULL)
+    if (c->closing || text == NULL || conn_ws(c) != 0)
         return;
+    c->last_io_ms = mono_ms();
     if (wslay_event_get_queued_msg_length(c->ws) > HUB_MAX_QUEUED_BYTES) {
         conn_close(c, CHAT_CLOSE_POLICY_VIOLATION, "client too slow");
         return;
@@ -357,7 +370,7 @@ static void send_system(struct conn *c, const char *message)
  * reach the client before the close. */
 static void conn_close_flush(struct conn *c)
 {
-    if (c->close_code == 0 || wslay_event_get_queued_msg_count(c->ws) > 0)
+    if (c->close_code == 0 || conn_ws(c) != 0 || wslay_event_get_queued_msg_count(c->ws) > 0)
         return;
     int code = c->close_code;
     c->close_code = 0;
@@ -393,12 +406,15 @@ static ssize_t on_ws_recv(wslay_event_context_ptr ws, uint8_t *buf, size_t len, 
             n = len;
         memcpy(buf, c->extra + c->extra_off, n);
         c->extra_off += n;
+        c->rx_fed += n;
         return (ssize_t)n;
     }
     for (;;) {
         ssize_t r = recv(c->fd, buf, len, 0);
-        if (r > 0)
+        if (r > 0) {
+            c->rx_fed += (uint64_t)r;
             return r;
+        }
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -431,6 +447,29 @@ static ssize_t on_ws_send(wslay_event_context_ptr ws, const uint8_t *data, size_
             wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
+}
+
+/* Frame accounting (RFC 6455 §5.2): a client frame's header is 2 bytes,
+ * the extended length (2 or 8 bytes when the payload has 126 or more), and
+ * the 4-byte mask. A sender may use a longer length form than needed; the
+ * count then stays below what was read and the context is simply kept. */
+static void on_ws_frame_start(wslay_event_context_ptr ws, const struct wslay_event_on_frame_recv_start_arg *arg,
+                              void *user_data)
+{
+    struct conn *c = user_data;
+    uint64_t n = arg->payload_length;
+    (void)ws;
+    c->rx_frame = 2 + 4 + (n < 126 ? 0 : n <= 0xFFFF ? 2 : 8) + n;
+    if ((arg->opcode & 0x8) == 0) /* data or continuation, not control */
+        c->rx_mid_message = !arg->fin;
+}
+
+static void on_ws_frame_end(wslay_event_context_ptr ws, void *user_data)
+{
+    struct conn *c = user_data;
+    (void)ws;
+    c->rx_done += c->rx_frame;
+    c->rx_frame = 0;
 }
 
 static void handle_message(struct conn *c, const uint8_t *msg, size_t len, int text);
@@ -568,14 +607,16 @@ static void on_chat_message(struct conn *c, json_t *msg)
 static void answer_message(struct chat_hub *h, const struct job *j, struct item *it)
 {
     enum chat_intent intent = CHAT_INTENT_HELP;
-    char *answer = chat_answer_text(&h->svc, j->user_id, j->text, &intent);
+    const char *generator = "builtin";
+    char *answer = chat_answer_reply(&h->svc, j->user_id, j->text, &intent, &generator);
     char aid[40];
     uuid_v7(aid);
     json_t *reply =
         answer != NULL
-            ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "type", "message", "message_id", aid,
+            ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "type", "message", "message_id", aid,
                         "role", "assistant", "user_id", j->user_id, "room_id", j->room_id, "content", answer,
-                        "intent", chat_intent_name(intent), "in_reply_to", j->in_reply_to, "timestamp", now_json())
+                        "intent", chat_intent_name(intent), "generator", generator, "in_reply_to", j->in_reply_to,
+                        "timestamp", now_json())
             : NULL;
     free(answer);
     if (reply != NULL) {
@@ -736,9 +777,9 @@ done:
 static void conn_update_events(struct conn *c)
 {
     uint32_t want = EPOLLRDHUP;
-    if (wslay_event_want_read(c->ws))
+    if (c->ws == NULL || wslay_event_want_read(c->ws))
         want |= EPOLLIN;
-    if (wslay_event_want_write(c->ws))
+    if (c->ws != NULL && wslay_event_want_write(c->ws))
         want |= EPOLLOUT;
     if (want == c->events)
         return;
@@ -755,6 +796,10 @@ static void conn_settle(struct conn *c)
 {
     if (c->dead)
         return;
+    if (c->ws == NULL) { /* idle: nothing queued, waiting to read */
+        conn_update_events(c);
+        return;
+    }
     if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
         conn_kill(c);
         return;
@@ -794,7 +839,7 @@ static void conn_free(struct chat_hub *h, struct conn *c)
         c->next->prev = c->prev;
     if (c->ws != NULL)
         wslay_event_context_free(c->ws);
-    http_upgrade_close(c->up);
+    close(c->fd);
     log_write(LOG_INFO, "chat closed", LOG_STR, "connection_id", c->id, LOG_STR, "request_id", c->request_id,
               LOG_END);
     free(c->extra);
@@ -804,6 +849,9 @@ static void conn_free(struct chat_hub *h, struct conn *c)
 
 static void conn_readable(struct conn *c)
 {
+    if (conn_ws(c) != 0)
+        return;
+    c->last_io_ms = mono_ms();
     if (wslay_event_recv(c->ws) != 0) {
         if (c->io_failed || wslay_event_get_close_sent(c->ws)) {
             conn_kill(c);
@@ -819,27 +867,61 @@ static void conn_readable(struct conn *c)
     conn_settle(c);
 }
 
+/*
+ * wslay's context holds two fixed 4 KiB buffers, nearly all an idle socket
+ * would cost. It exists only while there is something to do: conn_ws makes
+ * it when a socket becomes readable or a message must go out, and
+ * conn_ws_release frees it again once the socket has been quiet for a tick
+ * with nothing queued, nothing half-read (every byte read belongs to a frame
+ * wslay finished) and no fragmented message open. Between messages a fresh
+ * context is in the same state as the old one (RFC 6455 keeps no state
+ * across messages but the closing handshake, which keeps its context).
+ */
+static int conn_ws(struct conn *c)
+{
+    static const struct wslay_event_callbacks cbs = {on_ws_recv, on_ws_send, NULL, on_ws_frame_start, NULL,
+                                                     on_ws_frame_end, on_ws_msg};
+    if (c->ws != NULL)
+        return 0;
+    if (wslay_event_context_server_init(&c->ws, &cbs, c) != 0) {
+        c->ws = NULL;
+        conn_kill(c);
+        return -1;
+    }
+    wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)c->hub->max_message * HUB_HARD_CAP_FACTOR);
+    return 0;
+}
+
+static void conn_ws_release(struct conn *c, int64_t now)
+{
+    if (c->ws == NULL || c->dead || c->closing || c->close_code != 0 || now - c->last_io_ms < HUB_TICK_MS ||
+        c->rx_fed != c->rx_done || c->rx_frame != 0 || c->rx_mid_message || c->extra_off != c->extra_len ||
+        wslay_event_want_write(c->ws) || wslay_event_get_queued_msg_count(c->ws) > 0)
+        return;
+    wslay_event_context_free(c->ws);
+    c->ws = NULL;
+    free(c->extra);
+    c->extra = NULL;
+    c->extra_len = c->extra_off = 0;
+}
+
 /* ITEM_ADOPT on the loop: register, check the per-user limit, greet. */
 static void conn_start(struct chat_hub *h, struct conn *c)
 {
-    static const struct wslay_event_callbacks cbs = {on_ws_recv, on_ws_send, NULL, NULL, NULL, NULL, on_ws_msg};
     c->next = h->conns;
     if (h->conns != NULL)
         h->conns->prev = c;
     h->conns = c;
-    if (wslay_event_context_server_init(&c->ws, &cbs, c) != 0) {
-        c->ws = NULL;
-        conn_kill(c);
+    if (conn_ws(c) != 0)
         return;
-    }
-    wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)h->max_message * HUB_HARD_CAP_FACTOR);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
     if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
         conn_kill(c);
         return;
     }
     c->events = ev.events;
-    c->last_rx_ms = mono_ms();
+    /* The first ping goes out one heartbeat interval after the upgrade. */
+    c->last_rx_ms = c->last_io_ms = c->last_ping_ms = mono_ms();
 
     int allowed = 0, nconn = 0;
     pthread_mutex_lock(&h->mu);
@@ -951,14 +1033,16 @@ static void tick(struct chat_hub *h, int64_t now)
         } else if (c->ping_outstanding && now - c->last_ping_ms >= h->heartbeat_ms) {
             /* No pong for a whole heartbeat interval: the peer is gone. */
             conn_close(c, CHAT_CLOSE_GOING_AWAY, "heartbeat timeout");
-        } else if (now - c->last_ping_ms >= h->heartbeat_ms) {
+        } else if (now - c->last_ping_ms >= h->heartbeat_ms && conn_ws(c) == 0) {
             struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"hb", 2};
             if (wslay_event_queue_msg(c->ws, &m) == 0) {
                 c->last_ping_ms = now;
                 c->ping_outstanding = 1;
+                c->last_io_ms = now;
             }
         }
         conn_settle(c);
+        conn_ws_release(c, now);
     }
 }
 
@@ -1142,23 +1226,30 @@ static void *poller_main(void *arg)
     int64_t last_poll = mono_ms();
     pthread_mutex_lock(&h->mu);
     while (!atomic_load(&h->stop)) {
+        /* While PostgreSQL notifications flow, polling is only the safety
+         * net for ones lost without a reconnect being noticed. */
+        int64_t every = atomic_load(&h->listening) ? h->safety_poll_ms : h->poll_ms;
+        int64_t wait_ms = every > 0 ? every - (mono_ms() - last_poll) : 1000;
+        if (wait_ms > 1000)
+            wait_ms = 1000; /* look at `listening` and `resync` again soon */
+        if (wait_ms < 1)
+            wait_ms = 1;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        long wait_ms = h->poll_ms > 0 ? (long)h->poll_ms : 1000;
         until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000L;
+        until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        if (h->lookups == NULL)
+        if (h->lookups == NULL && !atomic_load(&h->resync))
             pthread_cond_timedwait(&h->poll_cond, &h->mu, &until);
         if (atomic_load(&h->stop))
             break;
         pthread_mutex_unlock(&h->mu);
         poll_lookups(h);
         int64_t now = mono_ms();
-        if (h->poll_ms > 0 && now - last_poll >= h->poll_ms) {
+        if (atomic_exchange(&h->resync, 0) || (every > 0 && now - last_poll >= every)) {
             poll_users(h);
             last_poll = now;
         }
@@ -1168,7 +1259,88 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
+/* Ask the poller for one look at every connected user's insights. */
+static void request_resync(struct chat_hub *h)
+{
+    atomic_store(&h->resync, 1);
+    pthread_mutex_lock(&h->mu);
+    pthread_cond_signal(&h->poll_cond);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/*
+ * PostgreSQL: LISTEN clarity_insight (store_insight_listener_open). Every
+ * insight committed anywhere arrives as "user_id:insight_id"; one of a user
+ * with sockets here goes the way of an in-process notify (the poller reads
+ * it, the loop delivers it once per user). Whenever the session is
+ * (re)established, notifications may have been missed: poll once.
+ */
+static void *listener_main(void *arg)
+{
+    struct chat_hub *h = arg;
+    char buf[160];
+    if (h->listener != NULL) {
+        atomic_store(&h->listening, 1);
+        request_resync(h);
+    }
+    while (!atomic_load(&h->stop)) {
+        if (h->listener == NULL) {
+            if (store_insight_listener_open(h->svc.store, &h->listener) != 0) {
+                h->listener = NULL;
+                struct timespec ts = {1, 0};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            log_info("chat insight notifications resumed", LOG_END);
+            atomic_store(&h->listening, 1);
+            request_resync(h);
+        }
+        int rc = store_listener_next(h->listener, 500, buf, sizeof(buf));
+        if (rc == 1) {
+            char *colon = strchr(buf, ':');
+            if (colon != NULL) {
+                *colon = '\0';
+                chat_hub_insight_notify(h, buf, NULL, colon + 1);
+            }
+        } else if (rc == STORE_LISTENER_RESYNC) {
+            log_info("chat insight notifications resumed", LOG_END);
+            atomic_store(&h->listening, 1);
+            request_resync(h);
+        } else if (rc < 0) {
+            if (atomic_exchange(&h->listening, 0))
+                log_warning("chat insight notifications lost; polling until they resume", LOG_END);
+            struct timespec ts = {0, 500 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
 /* ---- public API ---------------------------------------------------------------- */
+
+/*
+ * Every WebSocket is a descriptor of this process, and the usual soft limit
+ * (1024) is far below CHAT_MAX_CONNECTIONS: raise the soft RLIMIT_NOFILE to
+ * the hard limit (what an unprivileged process may do), and say when even
+ * that is below what the configuration allows.
+ */
+static void nofile_raise(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    /* Room for the HTTP connections, the database and the log besides. */
+    rlim_t want = (rlim_t)cfg->chat_max_connections + 1024;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        log_warning("open-file limit below CHAT_MAX_CONNECTIONS", LOG_INT, "nofile", (long long)rl.rlim_cur,
+                    LOG_INT, "chat_max_connections", (long long)cfg->chat_max_connections, LOG_END);
+}
 
 struct chat_hub *chat_hub_new(const struct chat_services *svc, char *err, size_t errlen)
 {
@@ -1186,6 +1358,8 @@ struct chat_hub *chat_hub_new(const struct chat_services *svc, char *err, size_t
     h->idle_ms = (int64_t)cfg->chat_idle_timeout_seconds * 1000;
     h->max_points = (size_t)cfg->chat_max_data_points;
     h->poll_ms = cfg->chat_insight_poll_ms;
+    h->safety_poll_ms = cfg->chat_insight_safety_poll_ms;
+    nofile_raise(cfg);
     h->epfd = epoll_create1(EPOLL_CLOEXEC);
     h->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&h->mu, NULL);
@@ -1208,6 +1382,18 @@ struct chat_hub *chat_hub_new(const struct chat_services *svc, char *err, size_t
             goto fail;
         }
         h->poller_started = 1;
+        int lrc = store_insight_listener_open(svc->store, &h->listener);
+        if (lrc != STORE_EUNSUPPORTED) {
+            if (lrc != 0) {
+                h->listener = NULL; /* the thread retries */
+                log_warning("chat insight notifications unavailable; polling until they start", LOG_END);
+            }
+            if (pthread_create(&h->listener_thread, NULL, listener_main, h) != 0) {
+                snprintf(err, errlen, "cannot start the chat notification thread");
+                goto fail;
+            }
+            h->listener_started = 1;
+        }
     }
     for (int i = 0; i < HUB_ANSWER_THREADS; i++) {
         if (pthread_create(&h->answerers[i], NULL, answer_main, h) != 0) {
@@ -1251,7 +1437,7 @@ int chat_hub_room_claim(struct chat_hub *h, const char *room_id, const char *use
     return rc;
 }
 
-void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_len, struct http_upgrade *up)
+void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_len)
 {
     struct chat_pending *p = pending;
     struct chat_hub *h = p->hub;
@@ -1265,7 +1451,7 @@ void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_
         free(c);
         free(it);
         free(p);
-        http_upgrade_close(up);
+        close(fd);
         return;
     }
     int fl = fcntl(fd, F_GETFL);
@@ -1276,7 +1462,6 @@ void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->hub = h;
     c->fd = fd;
-    c->up = up;
     if (extra_len > 0)
         memcpy(c->extra, extra, extra_len);
     c->extra_len = extra_len;
@@ -1349,6 +1534,9 @@ void chat_hub_free(struct chat_hub *h)
     pthread_mutex_unlock(&h->mu);
     for (int i = 0; i < h->nanswerers; i++)
         pthread_join(h->answerers[i], NULL);
+    if (h->listener_started)
+        pthread_join(h->listener_thread, NULL);
+    store_listener_close(h->listener);
     if (h->poller_started)
         pthread_join(h->poller, NULL);
     if (h->loop_started)
@@ -1357,7 +1545,7 @@ void chat_hub_free(struct chat_hub *h)
     for (struct item *it = h->inbox; it != NULL;) {
         struct item *next = it->next;
         if (it->kind == ITEM_ADOPT && it->conn != NULL) {
-            http_upgrade_close(it->conn->up);
+            close(it->conn->fd);
             free(it->conn->extra);
             free(it->conn);
         }

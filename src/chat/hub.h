@@ -17,11 +17,15 @@
  * loop.
  *
  * Insight push: chat_hub_insight_notify (the pipeline's worker_notify_fn)
- * delivers an insight stored in this process; a poller thread also looks
- * up, every CHAT_INSIGHT_POLL_MS, the newest insights of the users with open
- * sockets, so that insights stored by a worker in another process (or on
- * another instance sharing PostgreSQL) arrive too. Delivery is idempotent by
- * insight id per user.
+ * delivers an insight stored in this process. On PostgreSQL a listener
+ * thread holds LISTEN clarity_insight (store_insight_listener_open): an
+ * insight committed by a worker anywhere arrives as a notification and goes
+ * the same way. A poller thread looks up the newest insights of the users
+ * with open sockets every CHAT_INSIGHT_POLL_MS where no notification channel
+ * works (SQLite with an out-of-process worker; PostgreSQL while the LISTEN
+ * session is down), every CHAT_INSIGHT_SAFETY_POLL_MS while it works, and
+ * once whenever the session comes back. Delivery is idempotent by insight
+ * id per user.
  */
 #ifndef CLARITY_CHAT_HUB_H
 #define CLARITY_CHAT_HUB_H
@@ -34,6 +38,7 @@ struct config;
 struct store;
 struct pat_model;
 struct pat_standardization;
+struct llm_client;
 
 /* Close codes (RFC 6455 §7.4.1). */
 #define CHAT_CLOSE_NORMAL 1000
@@ -45,12 +50,14 @@ struct pat_standardization;
 #define CHAT_CLOSE_INTERNAL_ERROR 1011
 
 /* The services the chat answers from; every pointer borrowed and alive
- * until chat_hub_free. pat_model NULL: PAT disabled. */
+ * until chat_hub_free. pat_model NULL: PAT disabled. llm NULL: free text is
+ * answered by the built-in intents only. */
 struct chat_services {
     const struct config *cfg;
     struct store *store;
     const struct pat_model *pat_model;
     const struct pat_standardization *pat_std;
+    struct llm_client *llm;
 };
 
 struct chat_hub;
@@ -83,7 +90,7 @@ struct chat_pending {
  * the upgraded socket. When the user already holds the maximum number of
  * connections the socket is closed at once with 1008 (policy violation).
  */
-void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_len, struct http_upgrade *up);
+void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_len);
 
 /*
  * worker_notify_fn (pipeline/worker.h): an insight was stored for user_id;
@@ -104,7 +111,7 @@ int chat_hub_drain(struct chat_hub *h, long wait_ms);
 long chat_hub_connections(struct chat_hub *h);
 
 /* Stop the threads, close any socket left and free. Accepts NULL. Call
- * before the HTTP server is freed (upgraded sockets belong to it). */
+ * after the HTTP server is freed, so that no upgrade arrives any more. */
 void chat_hub_free(struct chat_hub *h);
 
 #endif

@@ -186,7 +186,7 @@ int cli_serve(int argc, char **argv)
     /* /health ml_service: a canary inference; a missing model is "disabled" (docs/pat.md). */
     struct pat_health_ctx pat_hc = {pat.model, cfg.actigraphy_model_version, 2000, pat.model != NULL};
     health_register(&health, "ml_service", pat_health_check, &pat_hc);
-    struct chat_services chat_svc = {&cfg, store, pat.model, &pat.std};
+    struct chat_services chat_svc = {&cfg, store, pat.model, &pat.std, pat.llm};
     if ((chat = chat_hub_new(&chat_svc, err, sizeof(err))) == NULL) {
         log_error("cannot start chat", LOG_STR, "error", err, LOG_END);
         goto done;
@@ -246,8 +246,8 @@ int cli_serve(int argc, char **argv)
     rc = CLI_EXIT_OK;
 done:
     cli_workers_stop(workers, 0);
-    chat_hub_free(chat); /* before the server: upgraded sockets are its own */
-    http_server_free(srv);
+    http_server_free(srv); /* first: no upgrade reaches the hub after it is freed */
+    chat_hub_free(chat);
     guard_free(guard);
     oidc_free(oidc);
     limiter_free(lockout);

@@ -87,10 +87,12 @@ struct config {
     size_t chat_max_message_bytes;  /* larger: MESSAGE_TOO_LARGE; 4x larger: close 1009 */
     int chat_messages_per_minute;   /* per user, all sockets together */
     int chat_max_connections_per_user;
+    int chat_max_connections;       /* all users together on this instance */
     int chat_heartbeat_seconds;     /* server ping interval */
     int chat_idle_timeout_seconds;  /* no client message for this long: close */
     int chat_max_data_points;       /* per health_insight */
     int chat_insight_poll_ms;       /* new insights looked up this often; 0 off */
+    int chat_insight_safety_poll_ms; /* the same while PostgreSQL notifications flow */
 
     /* Where each variable came from (enum config_source), by table order. */
     unsigned char source[64];

@@ -60,16 +60,17 @@ typedef void (*http_stream_free_fn)(void *ctx);
 
 /*
  * A protocol upgrade (RFC 7230 §6.7; WebSocket, RFC 6455 §4.2.2). After the
- * 101 response has been written, fn receives the raw socket: fd for
- * reading and writing (never close() it), the bytes the server had already
- * read past the request head (extra, extra_len; often 0), and the handle to
- * give back with http_upgrade_close when the connection is done. fn runs on
- * a server thread and must not block. ctx is handed over to fn, or freed
- * with free_fn when the upgrade never happens (the client went away).
+ * 101 response has been written, fn receives the raw socket as its own: fd
+ * (a duplicate that libmicrohttpd does not know about; fn closes it with
+ * close() when the connection is done) and the bytes the server had already
+ * read past the request head (extra, extra_len; often 0; valid only during
+ * the call). libmicrohttpd forgets the connection as soon as fn returns, so
+ * an upgraded socket holds no server memory and no server connection slot.
+ * fn runs on a server thread and must not block. ctx is handed over to fn,
+ * or freed with free_fn when the upgrade never happens (the client went
+ * away, or no descriptor was left for the duplicate).
  */
-struct http_upgrade;
-typedef void (*http_upgrade_fn)(void *ctx, int fd, const char *extra, size_t extra_len,
-                                struct http_upgrade *up);
+typedef void (*http_upgrade_fn)(void *ctx, int fd, const char *extra, size_t extra_len);
 
 struct http_response {
     int status;
@@ -134,9 +135,6 @@ void http_respond_stream(struct http_response *res, int status, const char *cont
  * Connection, Sec-WebSocket-Accept) with http_response_header. The response
  * owns ctx from here on. */
 void http_respond_upgrade(struct http_response *res, http_upgrade_fn fn, void *ctx, http_stream_free_fn free_fn);
-/* Close an upgraded connection (the only way to close its socket). Once,
- * from any thread; up is invalid afterwards. */
-void http_upgrade_close(struct http_upgrade *up);
 /* A problem response (status >= 400). slug NULL picks the status's slug.
  * Returns the problem so that callers can add field errors. */
 struct problem *http_respond_problem(struct http_response *res, int status, const char *slug,

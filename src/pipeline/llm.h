@@ -101,4 +101,27 @@ int llm_insight_call(struct llm_client *c, const json_t *result, const json_t *c
                      enum insight_focus focus, const char *context, struct insight_builtin_out *out, char *err,
                      size_t errlen);
 
+/*
+ * Chat (chat/answer.c): answer a person's free-text question about their
+ * own analyses. The question is filtered like a context (llm_context_filter:
+ * cut to LLM_CONTEXT_MAX characters, control characters removed; one that
+ * looks like a prompt injection is refused and nothing is sent). The prompt
+ * holds the question and the aggregated metrics of at most
+ * LLM_CHAT_MAX_ANALYSES analyses (results[i] with coverages[i], newest
+ * first; coverages may be NULL), as llm_prompt_build: never samples, ids or
+ * clock times. The model must reply {"answer": string of 1 to
+ * LLM_CHAT_MAX_ANSWER characters}. Provider failures count for the circuit
+ * breaker; an open breaker fails at once. Returns 0 and *answer (heap,
+ * caller frees), or -1 with err (no fallback here: the caller has its own).
+ */
+#define LLM_CHAT_MAX_ANALYSES 3
+#define LLM_CHAT_MAX_ANSWER 1200
+int llm_chat_answer(struct llm_client *c, const json_t *const *results, const json_t *const *coverages, size_t n,
+                    const char *question, char **answer, char *err, size_t errlen);
+
+/* The chat prompt llm_chat_answer sends (question already filtered). Heap
+ * string, caller frees; NULL when out of memory. */
+char *llm_chat_prompt_build(const json_t *const *results, const json_t *const *coverages, size_t n,
+                            const char *question);
+
 #endif

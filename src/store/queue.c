@@ -492,13 +492,14 @@ fail:
 
 struct store_listener {
     struct store *st;
+    const char *listen; /* "LISTEN <channel>" */
     PGconn *pg;        /* PostgreSQL: a dedicated LISTEN session */
     uint64_t seen_gen; /* SQLite: the wake-up generation last seen */
 };
 
 static int pg_listen(struct store_listener *l)
 {
-    PGresult *res = PQexec(l->pg, "LISTEN " STORE_NOTIFY_CHANNEL);
+    PGresult *res = PQexec(l->pg, l->listen);
     int ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     return ok ? 0 : STORE_EUNAVAILABLE;
@@ -510,6 +511,7 @@ int store_listener_open(struct store *st, struct store_listener **out)
     if (l == NULL)
         return STORE_ENOMEM;
     l->st = st;
+    l->listen = "LISTEN " STORE_NOTIFY_CHANNEL;
     if (st->backend == DB_POSTGRES) {
         l->pg = db_pg_connect(st->target);
         if (l->pg == NULL || PQstatus(l->pg) != CONNECTION_OK || pg_listen(l) != 0) {
@@ -580,6 +582,76 @@ int store_listener_wait(struct store_listener *l, int timeout_ms)
     if (PQconsumeInput(l->pg) == 0)
         return STORE_EUNAVAILABLE;
     return pg_drain(l);
+}
+
+int store_tx_notify_insight(struct store_tx *tx, const char *user_id, const char *insight_id)
+{
+    if (tx->st->backend != DB_POSTGRES)
+        return 0;
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, "SELECT pg_notify('" STORE_INSIGHT_CHANNEL "', ?1::text || ':' || ?2::text)", &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_text(s, 2, insight_id);
+    return store_tx_run(tx, s, NULL);
+}
+
+int store_insight_listener_open(struct store *st, struct store_listener **out)
+{
+    if (st->backend != DB_POSTGRES)
+        return STORE_EUNSUPPORTED;
+    struct store_listener *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return STORE_ENOMEM;
+    l->st = st;
+    l->listen = "LISTEN " STORE_INSIGHT_CHANNEL;
+    l->pg = db_pg_connect(st->target);
+    if (l->pg == NULL || PQstatus(l->pg) != CONNECTION_OK || pg_listen(l) != 0) {
+        store_listener_close(l);
+        return STORE_EUNAVAILABLE;
+    }
+    *out = l;
+    return 0;
+}
+
+/* One notification into buf; 0 when none is buffered. */
+static int pg_take(struct store_listener *l, char *buf, size_t cap)
+{
+    PGnotify *n = PQnotifies(l->pg);
+    if (n == NULL)
+        return 0;
+    if (cap > 0)
+        snprintf(buf, cap, "%s", n->extra != NULL ? n->extra : "");
+    PQfreemem(n);
+    return 1;
+}
+
+int store_listener_next(struct store_listener *l, int timeout_ms, char *buf, size_t cap)
+{
+    if (l->pg == NULL)
+        return STORE_EUNSUPPORTED;
+    if (PQstatus(l->pg) != CONNECTION_OK) {
+        PQreset(l->pg);
+        if (PQstatus(l->pg) != CONNECTION_OK || pg_listen(l) != 0)
+            return STORE_EUNAVAILABLE;
+        return STORE_LISTENER_RESYNC;
+    }
+    if (pg_take(l, buf, cap))
+        return 1;
+    if (PQconsumeInput(l->pg) == 0)
+        return STORE_EUNAVAILABLE;
+    if (pg_take(l, buf, cap))
+        return 1;
+    struct pollfd pfd = {.fd = PQsocket(l->pg), .events = POLLIN};
+    int pr = poll(&pfd, 1, timeout_ms);
+    if (pr < 0)
+        return errno == EINTR ? 0 : STORE_EUNAVAILABLE;
+    if (pr == 0)
+        return 0;
+    if (PQconsumeInput(l->pg) == 0)
+        return STORE_EUNAVAILABLE;
+    return pg_take(l, buf, cap);
 }
 
 void store_listener_close(struct store_listener *l)

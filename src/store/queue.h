@@ -115,4 +115,26 @@ int store_listener_open(struct store *st, struct store_listener **out);
 int store_listener_wait(struct store_listener *l, int timeout_ms);
 void store_listener_close(struct store_listener *l);
 
+/*
+ * Insight notifications: every insight committed by store_insight_insert on
+ * any process or instance sharing the PostgreSQL database, as
+ * "user_id:insight_id" (a dedicated session with LISTEN clarity_insight).
+ * The NOTIFY is issued inside the inserting transaction, so PostgreSQL
+ * delivers it at COMMIT, when the row is visible, and never for a rollback.
+ * SQLite: STORE_EUNSUPPORTED (there, only this process writes insights that
+ * matter to it, and it hears of them in-process; see chat/hub.h).
+ */
+int store_insight_listener_open(struct store *st, struct store_listener **out);
+
+/* store_listener_next: the session was re-established; notifications sent
+ * meanwhile are lost, so the caller should look up what it may have missed. */
+#define STORE_LISTENER_RESYNC 2
+
+/*
+ * The next notification of an insight listener, waiting up to timeout_ms.
+ * Returns 1 with its payload in buf (truncated to cap), 0 on timeout,
+ * STORE_LISTENER_RESYNC, or a STORE_E* code (the next call reconnects).
+ */
+int store_listener_next(struct store_listener *l, int timeout_ms, char *buf, size_t cap);
+
 #endif

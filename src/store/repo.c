@@ -1326,7 +1326,9 @@ int store_insight_insert(struct store_tx *tx, const struct store_insight *i)
     db_bind_text(s, 7, i->body);
     db_bind_double(s, 8, i->confidence);
     db_bind_int64(s, 9, i->created_at_ms ? i->created_at_ms : store_now_ms());
-    return store_tx_run(tx, s, NULL);
+    rc = store_tx_run(tx, s, NULL);
+    /* Chat sockets on any instance hear of it when the row becomes visible. */
+    return rc == 0 ? store_tx_notify_insight(tx, i->user_id, i->id) : rc;
 }
 
 static int insight_row(struct db_stmt *s, void *item)

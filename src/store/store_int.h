@@ -13,6 +13,7 @@
 #include "store/store.h"
 
 #define STORE_NOTIFY_CHANNEL "clarity_queue"
+#define STORE_INSIGHT_CHANNEL "clarity_insight"
 #define STORE_TX_MAX_NOTIFY 4
 #define STORE_BULK_SIZES 4 /* PostgreSQL multi-row sample insert chunk sizes */
 
@@ -82,5 +83,9 @@ static inline const char *store_sql(const struct store *st, const char *lite, co
 void store_tx_note_publish(struct store_tx *tx, const char *topic);
 
 int64_t store_now_ms(void);
+
+/* PostgreSQL: NOTIFY clarity_insight "user_id:insight_id" at this tx's
+ * COMMIT (queue.c; store_insight_listener_open). No-op on SQLite. */
+int store_tx_notify_insight(struct store_tx *tx, const char *user_id, const char *insight_id);
 
 #endif

@@ -59,7 +59,7 @@ static json_t *content_of(size_t n)
 static void test_analysis_run(void **state)
 {
     (void)state;
-    struct chat_services svc = {NULL, NULL, NULL, NULL};
+    struct chat_services svc = {NULL, NULL, NULL, NULL, NULL};
     char err[256];
     json_t *out = NULL;
     json_t *c = content_of(720);
@@ -139,7 +139,7 @@ static void test_answers_from_stored_analyses(void **state)
     assert_int_equal(store_user_insert(tx, &u), 0);
     assert_int_equal(store_tx_commit(tx), 0);
 
-    struct chat_services svc = {NULL, st, NULL, NULL};
+    struct chat_services svc = {NULL, st, NULL, NULL, NULL};
     enum chat_intent intent;
     char *a = chat_answer_text(&svc, u.id, "how did I sleep?", &intent);
     assert_int_equal(intent, CHAT_INTENT_SLEEP);
@@ -192,7 +192,7 @@ static void test_rooms(void **state)
     cfg.chat_heartbeat_seconds = 30;
     cfg.chat_idle_timeout_seconds = 300;
     cfg.chat_max_data_points = 10080;
-    struct chat_services svc = {&cfg, NULL, NULL, NULL};
+    struct chat_services svc = {&cfg, NULL, NULL, NULL, NULL};
     char err[128];
     struct chat_hub *h = chat_hub_new(&svc, err, sizeof(err));
     assert_non_null(h);

@@ -1484,6 +1484,75 @@ static void test_queue_listener_wakes(void **state)
     store_listener_close(l);
 }
 
+/* One insight of user's in its own transaction; committed unless rollback. */
+static void insert_insight(struct store *st, const char *user, char id[STORE_ID_LEN], int rollback,
+                           struct store_listener *l)
+{
+    struct store_tx *tx = begin(st);
+    struct store_insight in = {.narrative = "n", .body = "{}", .confidence = 0.5};
+    assert_int_equal(uuid_v7(in.id), 0);
+    memcpy(in.user_id, user, STORE_ID_LEN);
+    snprintf(in.insight_type, sizeof(in.insight_type), "sleep");
+    snprintf(in.generator, sizeof(in.generator), "builtin");
+    assert_int_equal(store_insight_insert(tx, &in), 0);
+    if (l != NULL) {
+        /* Not committed yet: nobody hears of it (NOTIFY waits for COMMIT). */
+        char buf[128];
+        assert_int_equal(store_listener_next(l, 100, buf, sizeof(buf)), 0);
+    }
+    if (rollback)
+        store_tx_rollback(tx);
+    else
+        commit(tx);
+    memcpy(id, in.id, STORE_ID_LEN);
+}
+
+/* Insight notifications: "user:insight" at COMMIT, none for a rollback, and a
+ * resync after the LISTEN session is lost. SQLite has none. */
+static void test_insight_listener_hears_commits(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char user[STORE_ID_LEN], id[STORE_ID_LEN], dropped[STORE_ID_LEN], want[128], buf[128];
+    make_user(f->st, "n@example.com", user, 0);
+    struct store_listener *l = NULL;
+    if (!is_pg()) {
+        assert_int_equal(store_insight_listener_open(f->st, &l), STORE_EUNSUPPORTED);
+        assert_null(l);
+        insert_insight(f->st, user, id, 0, NULL); /* and the insert works */
+        return;
+    }
+    assert_int_equal(store_insight_listener_open(f->st, &l), 0);
+    assert_int_equal(store_listener_next(l, 50, buf, sizeof(buf)), 0);
+    insert_insight(f->st, user, dropped, 1, l);
+    insert_insight(f->st, user, id, 0, l);
+    snprintf(want, sizeof(want), "%s:%s", user, id);
+    assert_int_equal(store_listener_next(l, 10000, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, want); /* the committed one; the rolled-back one never */
+    assert_int_equal(store_listener_next(l, 100, buf, sizeof(buf)), 0);
+    /* The queue's listener does not hear insights, nor this one the queue. */
+    publish_n(f->st, STORE_TOPIC_INSIGHTS, 1, 0);
+    assert_int_equal(store_listener_next(l, 200, buf, sizeof(buf)), 0);
+
+    /* The server drops the session: the listener comes back saying so. */
+    char err[512] = "";
+    assert_int_equal(store_admin_exec(f->st,
+                                      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                      " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+                                      " AND query LIKE 'LISTEN clarity_insight%'",
+                                      err, sizeof(err)),
+                     0);
+    int rc = 0;
+    for (int i = 0; i < 50 && rc != STORE_LISTENER_RESYNC; i++)
+        rc = store_listener_next(l, 100, buf, sizeof(buf));
+    assert_int_equal(rc, STORE_LISTENER_RESYNC);
+    insert_insight(f->st, user, id, 0, NULL);
+    snprintf(want, sizeof(want), "%s:%s", user, id);
+    assert_int_equal(store_listener_next(l, 10000, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, want);
+    store_listener_close(l);
+}
+
 /* ---- 5. crash safety ---------------------------------------------------------- */
 
 /*
@@ -1773,6 +1842,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_two_processes_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_listener_wakes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insight_listener_hears_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_sigkill_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_online, setup, teardown),
