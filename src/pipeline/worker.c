@@ -491,6 +491,26 @@ static void close_abandoned(struct store *st)
                     LOG_END);
 }
 
+/* Delete acknowledged messages past the queue's retention (store/queue.h):
+ * without this the queue table only ever grows. Every worker thread of
+ * every process does it; concurrent purges delete disjoint or no rows. */
+static void purge_acknowledged(struct store *st)
+{
+    int64_t n = 0;
+    int rc = store_queue_purge(st, time_now_ms(), &n);
+    if (rc != 0)
+        log_warning("worker: cannot purge acknowledged messages", LOG_STR, "error", store_strerror(rc), LOG_END);
+    else if (n > 0)
+        log_info("worker: purged acknowledged messages", LOG_INT, "messages", (long long)n, LOG_END);
+}
+
+/* The housekeeping every worker does at start and then once a minute. */
+static void sweep(struct store *st)
+{
+    close_abandoned(st);
+    purge_acknowledged(st);
+}
+
 /* ---- threads --------------------------------------------------------------- */
 
 static void *thread_main(void *arg)
@@ -506,11 +526,13 @@ static void *thread_main(void *arg)
     }
     if (store_listener_open(o->store, &l) != 0)
         l = NULL; /* poll instead */
-    uint64_t next_sweep = 0;
+    /* At start and then once a minute, idle or not: uploads abandoned by
+     * the queue, acknowledged messages past their retention. */
+    sweep(o->store);
+    uint64_t next_sweep = time_mono_ns() + 60ull * 1000000000ull;
     while (!atomic_load(&p->stop)) {
-        /* Once a minute, when idle or not: uploads abandoned by the queue. */
         if (time_mono_ns() >= next_sweep) {
-            close_abandoned(o->store);
+            sweep(o->store);
             next_sweep = time_mono_ns() + 60ull * 1000000000ull;
         }
         int any = 0, err = 0;

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/timeutil.h"
 #include "core/uuid.h"
 #include "pipeline/compute.h"
 #include "pipeline/insight_builtin.h"
@@ -463,6 +464,61 @@ static void test_pool_starts_and_stops(void **state)
     assert_int_equal(worker_pool_start(&o, &p, err, sizeof(err)), -1);
 }
 
+/* Workers purge acknowledged queue messages past the retention when they
+ * start (and once a minute): without it the queue table only grows. */
+static void test_pool_purges_acknowledged_messages(void **state)
+{
+    struct fix *f = *state;
+    char err[256];
+    struct store *st = NULL;
+    struct store_options so;
+    char url[1100];
+    snprintf(url, sizeof(url), "sqlite:%s", f->path);
+    store_options_default(&so);
+    so.synchronous_full = 0;
+    so.queue_retention_ms = 1; /* everything acknowledged is old at once */
+    assert_int_equal(store_open(url, &so, &st, err, sizeof(err)), 0);
+
+    /* One acknowledged message on a topic no worker consumes. */
+    struct store_tx *tx = NULL;
+    assert_int_equal(store_tx_begin(st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_queue_publish(tx, "purge-test", "{}", NULL, NULL), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    struct store_msg m;
+    size_t n = 0;
+    assert_int_equal(store_queue_lease(st, "purge-test", 30000, &m, 1, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_queue_ack_now(st, &m), 0);
+    store_msg_clear(&m);
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+
+    struct worker_pool *p = NULL;
+    struct worker_options o = {.store = st, .threads = 1, .lease_ms = 30000, .poll_ms = 20};
+    assert_int_equal(worker_pool_start(&o, &p, err, sizeof(err)), 0);
+    worker_pool_stop(p);
+    assert_int_equal(worker_pool_join(p, 5000), 0);
+    worker_pool_free(p);
+
+    /* The worker took it: nothing is left to purge. */
+    int64_t purged = -1;
+    assert_int_equal(store_queue_purge(st, time_now_ms(), &purged), 0);
+    assert_int_equal(purged, 0);
+
+    /* Control: one acknowledged without a worker is still there to purge. */
+    assert_int_equal(store_tx_begin(st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_queue_publish(tx, "purge-test", "{}", NULL, NULL), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_int_equal(store_queue_lease(st, "purge-test", 30000, &m, 1, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_queue_ack_now(st, &m), 0);
+    store_msg_clear(&m);
+    nanosleep(&ts, NULL);
+    assert_int_equal(store_queue_purge(st, time_now_ms(), &purged), 0);
+    assert_int_equal(purged, 1);
+    store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -475,6 +531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jobs_complete_and_are_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_failure_dead_letters_and_marks_upload_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_starts_and_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_purges_acknowledged_messages, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
