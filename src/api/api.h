@@ -39,7 +39,7 @@ struct api_ctx {
 int api_routes_register(struct router *r, struct api_ctx *ctx);
 
 /* Areas (one file each). */
-int api_probes_register(struct router *r);
+int api_probes_register(struct router *r, struct api_ctx *ctx); /* ctx->store: queue gauges */
 int api_auth_register(struct router *r, struct api_ctx *ctx);
 int api_health_data_register(struct router *r, struct api_ctx *ctx);
 int api_pat_register(struct router *r, struct api_ctx *ctx);      /* api/pat.c */

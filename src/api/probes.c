@@ -8,6 +8,7 @@
  */
 #include "api/api.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 
 #include "core/buf.h"
@@ -15,6 +16,7 @@
 #include "core/timeutil.h"
 #include "http/http.h"
 #include "http/server.h"
+#include "store/queue.h"
 
 static json_t *now_string(void)
 {
@@ -79,21 +81,58 @@ static void health(struct http_request *req, struct http_response *res)
     problem_set_extra(p, o);
 }
 
+/*
+ * The pipeline's queues as gauges: what an alert on a stuck or failing
+ * pipeline needs (the same figures as /health's pubsub check). One small
+ * query per topic per scrape; clarity_queue_stats_up says whether they
+ * could be read, so a database outage does not look like an empty queue.
+ */
+static void queue_gauges(struct store *st, struct buf *b)
+{
+    static const char *const topics[] = {STORE_TOPIC_HEALTH_DATA, STORE_TOPIC_INSIGHTS};
+    struct store_queue_stats qs[2];
+    int up = 1;
+    for (size_t i = 0; i < 2 && up; i++)
+        up = store_queue_stats(st, topics[i], &qs[i]) == 0;
+    if (up) {
+        buf_puts(b, "# HELP clarity_queue_depth Unacknowledged messages (visible, leased or delayed).\n"
+                    "# TYPE clarity_queue_depth gauge\n");
+        for (size_t i = 0; i < 2; i++)
+            buf_printf(b, "clarity_queue_depth{topic=\"%s\"} %" PRId64 "\n", topics[i], qs[i].depth);
+        buf_puts(b, "# HELP clarity_queue_oldest_age_seconds Age of the oldest unacknowledged message (0: none).\n"
+                    "# TYPE clarity_queue_oldest_age_seconds gauge\n");
+        for (size_t i = 0; i < 2; i++)
+            buf_printf(b, "clarity_queue_oldest_age_seconds{topic=\"%s\"} %.3f\n", topics[i],
+                       (double)qs[i].oldest_age_ms / 1000.0);
+        buf_puts(b, "# HELP clarity_queue_dead_letters Messages in the topic's dead-letter topic.\n"
+                    "# TYPE clarity_queue_dead_letters gauge\n");
+        for (size_t i = 0; i < 2; i++)
+            buf_printf(b, "clarity_queue_dead_letters{topic=\"%s\"} %" PRId64 "\n", topics[i], qs[i].dead);
+    }
+    buf_printf(b, "# HELP clarity_queue_stats_up 1 when the queue gauges could be read from the database.\n"
+                  "# TYPE clarity_queue_stats_up gauge\n"
+                  "clarity_queue_stats_up %d\n",
+               up);
+}
+
 static void metrics(struct http_request *req, struct http_response *res)
 {
+    const struct api_ctx *ctx = req->route_ctx;
     struct buf b;
     buf_init(&b, 4u << 20);
     metrics_render(http_server_metrics(req->server), &b);
+    if (ctx != NULL && ctx->store != NULL)
+        queue_gauges(ctx->store, &b);
     http_respond_bytes(res, 200, "text/plain; version=0.0.4; charset=utf-8", b.data != NULL ? b.data : "", b.len);
     buf_free(&b);
 }
 
-int api_probes_register(struct router *r)
+int api_probes_register(struct router *r, struct api_ctx *ctx)
 {
     int rc = 0;
     rc |= router_add(r, HTTP_GET, "/liveness", liveness, NULL, 0);
     rc |= router_add(r, HTTP_GET, "/readiness", readiness, NULL, 0);
     rc |= router_add(r, HTTP_GET, "/health", health, NULL, 0);
-    rc |= router_add(r, HTTP_GET, "/metrics", metrics, NULL, 0);
+    rc |= router_add(r, HTTP_GET, "/metrics", metrics, ctx, 0);
     return rc != 0 ? -1 : 0;
 }

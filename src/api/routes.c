@@ -5,7 +5,7 @@
 
 int api_routes_register(struct router *r, struct api_ctx *ctx)
 {
-    if (api_probes_register(r) != 0 || api_auth_register(r, ctx) != 0 ||
+    if (api_probes_register(r, ctx) != 0 || api_auth_register(r, ctx) != 0 ||
         api_health_data_register(r, ctx) != 0 ||
         api_pat_register(r, ctx) != 0 ||
         api_insights_register(r, ctx) != 0 || api_docs_register(r) != 0 ||

@@ -273,6 +273,61 @@ class Pipeline(unittest.TestCase):
             dead = conn.execute("SELECT count(*) FROM queue_messages WHERE topic = ? AND payload LIKE ?",
                                 ("health-data-processing-dead-letter", "%" + bad + "%")).fetchone()[0]
         self.assertEqual(dead, 1)
+        # The dead letter shows on /metrics too (alerting reads it there).
+        gauges = queue_gauges(self.srv)
+        self.assertEqual(gauges["up"], 1)
+        self.assertGreaterEqual(gauges[("clarity_queue_dead_letters", "health-data-processing")], 1)
+
+
+def queue_gauges(srv):
+    """The clarity_queue_* samples of /metrics: {(name, topic): value, "up": 0|1}."""
+    status, _, body = srv.request("GET", "/metrics")
+    assert status == 200, body
+    out = {}
+    for line in body.decode().splitlines():
+        if line.startswith("clarity_queue_stats_up "):
+            out["up"] = int(line.split()[1])
+        elif line.startswith("clarity_queue_") and "{topic=" in line:
+            name, rest = line.split("{topic=\"", 1)
+            topic, value = rest.split("\"} ", 1)
+            out[(name, topic)] = float(value)
+    return out
+
+
+class QueueGauges(unittest.TestCase):
+    def test_metrics_show_the_queues(self):
+        srv = Server(env=dict(LIMITS, WORKER_THREADS="0"))
+        try:
+            before = queue_gauges(srv)
+            self.assertEqual(before["up"], 1)
+            for topic in ("health-data-processing", "insights-generation"):
+                self.assertEqual(before[("clarity_queue_depth", topic)], 0)
+                self.assertEqual(before[("clarity_queue_oldest_age_seconds", topic)], 0)
+                self.assertEqual(before[("clarity_queue_dead_letters", topic)], 0)
+            c = Client(srv)
+            upload_week(c)
+            time.sleep(0.05)
+            after = queue_gauges(srv)
+            self.assertEqual(after[("clarity_queue_depth", "health-data-processing")], 1)
+            self.assertGreater(after[("clarity_queue_oldest_age_seconds", "health-data-processing")], 0)
+            self.assertEqual(after[("clarity_queue_depth", "insights-generation")], 0)
+            # A worker drains it: the analysis, then its insight.
+            w = Worker(srv)
+            try:
+                deadline = time.time() + 90
+                while time.time() < deadline:
+                    g = queue_gauges(srv)
+                    if g[("clarity_queue_depth", "health-data-processing")] == 0 and \
+                            g[("clarity_queue_depth", "insights-generation")] == 0:
+                        break
+                    time.sleep(0.1)
+                self.assertEqual(g[("clarity_queue_depth", "health-data-processing")], 0, g)
+                self.assertEqual(g[("clarity_queue_depth", "insights-generation")], 0, g)
+                self.assertEqual(g[("clarity_queue_oldest_age_seconds", "health-data-processing")], 0)
+            finally:
+                self.assertEqual(w.stop(), 0)
+        finally:
+            srv.stop()
 
 
 class CrashRecovery(unittest.TestCase):
