@@ -126,15 +126,25 @@ static int sleep_push(struct compute_window *w, const struct hksleep_interval *i
     return 0;
 }
 
-/* Pass 1: the upload's newest samples give the window's end. */
-static int on_upload_sample(void *ctx, const struct store_sample *s)
+/* Pass 1: the window ends at the latest end among the upload's (or, with
+ * upload_id NULL, the user's) newest samples by start: a long sample, such
+ * as a night's sleep, may end after a later-starting short one. */
+#define WINDOW_END_PROBE 64
+static int window_end(struct store_tx *tx, const char *user_id, const char *upload_id, struct loader *l)
 {
-    struct loader *l = ctx;
-    int64_t t = s->end_ms > s->start_ms ? s->end_ms : s->start_ms;
-    if (!l->found || t > l->latest_ms) {
-        l->latest_ms = t;
-        l->latest_off = store_sample_payload_offset(s->payload);
-        l->found = 1;
+    int64_t start[WINDOW_END_PROBE], end[WINDOW_END_PROBE];
+    int32_t off[WINDOW_END_PROBE];
+    size_t n = 0;
+    int rc = store_sample_newest(tx, user_id, upload_id, WINDOW_END_PROBE, start, end, off, &n);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        int64_t t = end[i] > start[i] ? end[i] : start[i];
+        if (!l->found || t > l->latest_ms) {
+            l->latest_ms = t;
+            l->latest_off = off[i];
+            l->found = 1;
+        }
     }
     return 0;
 }
@@ -356,25 +366,14 @@ static int window_load(struct store_tx *tx, const char *user_id, const char *upl
     l.errlen = errlen;
     l.fail_source = fail_source;
 
-    /* The window ends at the upload's latest sample: the latest end among
-     * its newest samples by start (a long sample, such as a night's sleep,
-     * may end after a later-starting short one). */
-    struct store_sample_query q;
-    memset(&q, 0, sizeof(q));
-    q.user_id = user_id;
-    q.upload_id = upload_id;
-    q.start_ms = INT64_MIN;
-    q.end_ms = INT64_MAX;
-    q.ascending = 0;
-    q.limit = 64;
-    rc = store_sample_each(tx, &q, on_upload_sample, &l);
+    /* The window ends at the upload's latest sample (window_end). */
+    rc = window_end(tx, user_id, upload_id, &l);
     if (rc < 0)
         goto fail;
     if (!l.found) {
         /* A retried upload stores nothing new: analyse up to the user's
          * latest sample instead. */
-        q.upload_id = NULL;
-        rc = store_sample_each(tx, &q, on_upload_sample, &l);
+        rc = window_end(tx, user_id, NULL, &l);
         if (rc < 0)
             goto fail;
         if (!l.found) {

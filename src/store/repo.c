@@ -935,6 +935,47 @@ int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_
     return store_tx_run(tx, s, n);
 }
 
+int store_sample_newest(struct store_tx *tx, const char *user_id, const char *upload_id, size_t max,
+                        int64_t *start_ms, int64_t *end_ms, int32_t *offset_min, size_t *n)
+{
+#define NEWEST_COLS "SELECT start_ms, end_ms, utc_offset_min, CASE WHEN utc_offset_min IS NULL THEN payload END"
+    /* The owner check sits outside the LIMITed subquery on purpose: next to
+     * upload_id it made PostgreSQL multiply two selectivities that are one
+     * (an upload's samples are its owner's, checked at insert), estimate a
+     * few hundred rows and bitmap-scan the whole upload instead of reading
+     * max rows from health_samples_upload_time in order. */
+    static const char by_upload[] =
+        "SELECT start_ms, end_ms, utc_offset_min, p FROM (" NEWEST_COLS " AS p, user_id, id"
+        " FROM health_samples WHERE upload_id = ?2 ORDER BY start_ms DESC, id DESC LIMIT ?3) t"
+        " WHERE t.user_id = ?1 ORDER BY start_ms DESC, id DESC";
+    static const char by_user[] = NEWEST_COLS " FROM health_samples WHERE user_id = ?1"
+                                              " ORDER BY start_ms DESC, id DESC LIMIT ?2";
+#undef NEWEST_COLS
+    struct db_stmt *s = NULL;
+    *n = 0;
+    if (user_id == NULL || max == 0 || max > 100000)
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, upload_id != NULL ? by_upload : by_user, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    if (upload_id != NULL) {
+        db_bind_text(s, 2, upload_id);
+        db_bind_int64(s, 3, (int64_t)max);
+    } else {
+        db_bind_int64(s, 2, (int64_t)max);
+    }
+    while ((rc = db_step(s)) == DB_ROW && *n < max) {
+        start_ms[*n] = db_col_int64(s, 0);
+        end_ms[*n] = db_col_int64(s, 1);
+        offset_min[*n] = db_col_is_null(s, 2) ? store_sample_payload_offset(db_col_text(s, 3))
+                                              : (int32_t)db_col_int64(s, 2);
+        (*n)++;
+    }
+    db_stmt_reset(s);
+    return rc < 0 ? store_tx_fail(tx, rc) : 0;
+}
+
 /* ---- the analysis window -------------------------------------------------- */
 
 /*

@@ -328,6 +328,16 @@ int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_
  */
 int32_t store_sample_payload_offset(const char *payload);
 
+/*
+ * The newest samples of an upload (upload_id non-NULL) or of the user, by
+ * (start_ms, id) descending: up to max rows' start, end and UTC offset into
+ * the caller's arrays, *n how many. A fixed-shape statement each, served by
+ * health_samples_upload_time / health_samples_user_time_type in index
+ * order, so it reads about max rows however large the upload is.
+ */
+int store_sample_newest(struct store_tx *tx, const char *user_id, const char *upload_id, size_t max,
+                        int64_t *start_ms, int64_t *end_ms, int32_t *offset_min, size_t *n);
+
 /* ---- the analysis window: one columnar read ---------------------------- */
 
 #define STORE_WINDOW_MAX_TYPES 8         /* metric types one read tells apart */

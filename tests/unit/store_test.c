@@ -975,6 +975,85 @@ static void compare_series(const double *x, const double *y, size_t n)
         assert_memory_equal(x, y, n * sizeof(double));
 }
 
+/* store_sample_newest: an upload's (or the user's) newest rows by
+ * (start_ms, id) descending, with offsets from the column or, for rows
+ * stored before 004, from the payload; other users' rows never. */
+static void test_sample_newest(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char a[STORE_ID_LEN], b[STORE_ID_LEN], err[512];
+    make_user(f->st, "newest-a@example.com", a, 0);
+    make_user(f->st, "newest-b@example.com", b, 0);
+    enum { N = 200, HALF = 100 };
+    char one[STORE_ID_LEN], two[STORE_ID_LEN], none[STORE_ID_LEN], bone[STORE_ID_LEN];
+    struct store_tx *tx = begin(f->st);
+    make_upload(tx, a, one);
+    make_upload(tx, a, two);
+    make_upload(tx, a, none); /* no samples */
+    make_upload(tx, b, bone);
+    struct store_sample v[N];
+    char pl[N][96];
+    for (int i = 0; i < N; i++) {
+        window_sample(&v[i], a, i, pl[i], sizeof(pl[i]));
+        snprintf(v[i].upload_id, sizeof(v[i].upload_id), "%s", i < HALF ? one : two);
+    }
+    size_t ins = 0;
+    assert_int_equal(store_sample_insert_batch(tx, v, N, &ins), 0);
+    assert_int_equal(ins, N);
+    /* Another user's rows, later than all of a's. */
+    struct store_sample o[3];
+    char opl[3][96];
+    for (int i = 0; i < 3; i++) {
+        window_sample(&o[i], b, N + 10 + i, opl[i], sizeof(opl[i]));
+        snprintf(o[i].upload_id, sizeof(o[i].upload_id), "%s", bone);
+    }
+    assert_int_equal(store_sample_insert_batch(tx, o, 3, &ins), 0);
+    commit(tx);
+    /* Rows of the first 20 minutes as if stored before 004. */
+    char sql[256];
+    snprintf(sql, sizeof(sql), "UPDATE health_samples SET utc_offset_min = NULL WHERE start_ms < %lld",
+             (long long)(WT0 + 20 * 60000));
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+
+    /* Expected, from the definition: rows are inserted in i order (ids
+     * ascending), start = WT0 + (i/2) min, so descending (start, id) is
+     * descending i; the offset is the payload's, 0 without a payload. */
+    int64_t st[N], en[N];
+    int32_t off[N];
+    size_t n = 0;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    struct {
+        const char *upload;
+        size_t max;
+        int first, count; /* expected: i = first, first-1, ... */
+    } cases[] = {
+        {one, 64, HALF - 1, 64},
+        {one, 500, HALF - 1, HALF},
+        {two, 7, N - 1, 7},
+        {NULL, 10, N - 1, 10},
+        {none, 64, 0, 0},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        assert_int_equal(store_sample_newest(tx, a, cases[c].upload, cases[c].max, st, en, off, &n), 0);
+        assert_int_equal(n, (size_t)cases[c].count);
+        for (size_t k = 0; k < n; k++) {
+            int i = cases[c].first - (int)k;
+            assert_int_equal(st[k], v[i].start_ms);
+            assert_int_equal(en[k], v[i].end_ms);
+            assert_int_equal(off[k], i % 6 == 5 ? 0 : -300 + (i % 3) * 60);
+        }
+    }
+    /* b's own newest rows are b's, and b's upload is not a's. */
+    assert_int_equal(store_sample_newest(tx, b, NULL, 10, st, en, off, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(st[0], o[2].start_ms);
+    assert_int_equal(store_sample_newest(tx, a, bone, 10, st, en, off, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_sample_newest(tx, a, one, 0, st, en, off, &n), STORE_EINVAL);
+    store_tx_rollback(tx);
+}
+
 static void test_sample_window_matches_reference_loader(void **state)
 {
     struct fix *f = *state;
@@ -1832,6 +1911,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sample_stream_crosses_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_window_matches_reference_loader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_expiry_redelivers_and_poison_dead_letters,
                                         setup, teardown),
