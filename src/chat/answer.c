@@ -90,30 +90,6 @@ const char *chat_intent_name(enum chat_intent i)
 
 /* ---- answers from stored analyses ----------------------------------------- */
 
-/* A number at a dotted path (a member's "value" when it is an object), as
- * the built-in generator reads it. 1 and *v, or 0. */
-static int number_at(const json_t *root, const char *path, double *v)
-{
-    char part[64];
-    const json_t *cur = root;
-    const char *p = path;
-    while (cur != NULL && *p != '\0') {
-        const char *dot = strchr(p, '.');
-        size_t l = dot ? (size_t)(dot - p) : strlen(p);
-        if (l >= sizeof(part))
-            return 0;
-        memcpy(part, p, l);
-        part[l] = '\0';
-        cur = json_object_get(cur, part);
-        p += l + (dot != NULL);
-    }
-    const json_t *val = json_is_object(cur) ? json_object_get(cur, "value") : cur;
-    if (!json_is_number(val) || !isfinite(json_number_value(val)))
-        return 0;
-    *v = json_number_value(val);
-    return 1;
-}
-
 struct parsed {
     json_t *result, *coverage;
     int64_t created_at_ms;
@@ -185,7 +161,7 @@ static int trend_lines(struct buf *b, const struct parsed *v, size_t n)
         size_t ni = n, oi = n;
         for (size_t i = 0; i < n; i++) {
             double x;
-            if (number_at(v[i].result, m[k].path, &x) || (m[k].alt && number_at(v[i].result, m[k].alt, &x))) {
+            if (insight_metric_at(v[i].result, m[k].path, &x) || (m[k].alt && insight_metric_at(v[i].result, m[k].alt, &x))) {
                 if (ni == n) {
                     ni = i;
                     newest = x;

@@ -49,10 +49,7 @@ const char *insight_focus_name(enum insight_focus f)
     return (unsigned)f < sizeof(focus_names) / sizeof(focus_names[0]) ? focus_names[f] : "comprehensive";
 }
 
-/* A measured metric at a dotted path ("sleep.efficiency_mean_pct"): the
- * object's "value" when it is a number. Returns 1 and *v, or 0 (absent or
- * null with a reason). */
-static int metric_at(const json_t *root, const char *path, double *v)
+int insight_metric_at(const json_t *root, const char *path, double *v)
 {
     char part[64];
     const json_t *cur = root;
@@ -125,12 +122,12 @@ static void sleep_part(struct gen *g, const json_t *r)
     const char *tst_path = "healthkit_sleep.total_sleep_mean_min";
     const char *eff_path = "healthkit_sleep.efficiency_mean_pct";
     const char *how = "recorded by your device";
-    if (!metric_at(r, tst_path, &v)) {
+    if (!insight_metric_at(r, tst_path, &v)) {
         tst_path = "sleep.total_sleep_mean_min";
         eff_path = "sleep.efficiency_mean_pct";
         how = "estimated from your movement";
     }
-    if (metric_at(r, tst_path, &v)) {
+    if (insight_metric_at(r, tst_path, &v)) {
         hm(v, a, sizeof(a));
         if (v < SLEEP_MIN_RECOMMENDED) {
             snprintf(t, sizeof(t), "You slept %s a night on average (%s), less than the 7 hours recommended for "
@@ -150,7 +147,7 @@ static void sleep_part(struct gen *g, const json_t *r)
             say(g, "sleep", tst_path, v, "420-540 min", t);
         }
     }
-    if (metric_at(r, eff_path, &v)) {
+    if (insight_metric_at(r, eff_path, &v)) {
         if (v >= EFFICIENCY_GOOD_PCT) {
             snprintf(t, sizeof(t), "You were asleep for %.0f%% of your time in bed, at or above the 85%% usually "
                      "seen as good sleep efficiency.", v);
@@ -163,7 +160,7 @@ static void sleep_part(struct gen *g, const json_t *r)
                    "share of time in bed spent asleep.");
         }
     }
-    if (metric_at(r, "sleep.sleep_regularity_index", &v)) {
+    if (insight_metric_at(r, "sleep.sleep_regularity_index", &v)) {
         const char *word = v >= SRI_REGULAR ? "regular" : v >= SRI_IRREGULAR ? "moderately regular" : "irregular";
         snprintf(t, sizeof(t), "Your sleep-wake pattern was %s from day to day (sleep regularity index %.0f of "
                  "100).", word, v);
@@ -172,7 +169,7 @@ static void sleep_part(struct gen *g, const json_t *r)
             advise(g, "sleep", "sleep.sleep_regularity_index", "Going to bed and getting up at similar times "
                    "every day, weekends included, makes sleep more regular.");
     }
-    if (metric_at(r, "sleep.timing.onset_sd_min", &v) && v > ONSET_SD_IRREGULAR_MIN) {
+    if (insight_metric_at(r, "sleep.timing.onset_sd_min", &v) && v > ONSET_SD_IRREGULAR_MIN) {
         snprintf(t, sizeof(t), "Your time of falling asleep varied by about %.0f minutes from night to night.", v);
         say(g, "sleep", "sleep.timing.onset_sd_min", v, "<= 60 min", t);
         advise(g, "sleep", "sleep.timing.onset_sd_min", "Try to keep your bedtime within the same hour each "
@@ -184,7 +181,7 @@ static void circadian_part(struct gen *g, const json_t *r)
 {
     char t[512];
     double v;
-    if (metric_at(r, "circadian.interdaily_stability", &v)) {
+    if (insight_metric_at(r, "circadian.interdaily_stability", &v)) {
         const char *word = v >= IS_STABLE ? "stable" : v >= IS_LOW ? "fairly stable" : "changeable";
         snprintf(t, sizeof(t), "Your daily rhythm of activity and rest was %s across days (interdaily stability "
                  "%.2f on a 0-1 scale).", word, v);
@@ -193,7 +190,7 @@ static void circadian_part(struct gen *g, const json_t *r)
             advise(g, "circadian", "circadian.interdaily_stability", "Regular times for waking, meals and "
                    "activity help your body keep a steady daily rhythm.");
     }
-    if (metric_at(r, "circadian.relative_amplitude", &v)) {
+    if (insight_metric_at(r, "circadian.relative_amplitude", &v)) {
         const char *word = v >= RA_STRONG ? "clear" : v >= RA_WEAK ? "moderate" : "small";
         snprintf(t, sizeof(t), "The difference between your most active and your most restful hours was %s "
                  "(relative amplitude %.2f on a 0-1 scale).", word, v);
@@ -208,7 +205,7 @@ static void activity_part(struct gen *g, const json_t *r)
 {
     char t[512];
     double v;
-    if (metric_at(r, "activity.steps_daily_mean", &v)) {
+    if (insight_metric_at(r, "activity.steps_daily_mean", &v)) {
         if (v >= STEPS_ACTIVE) {
             snprintf(t, sizeof(t), "You walked %.0f steps a day on average, at or above the 8,000 a day linked "
                      "with health benefits in large studies.", v);
@@ -232,7 +229,7 @@ static void cardio_part(struct gen *g, const json_t *r)
 {
     char t[512];
     double v;
-    if (metric_at(r, "cardio.hr_resting_bpm", &v)) {
+    if (insight_metric_at(r, "cardio.hr_resting_bpm", &v)) {
         if (v > RHR_HIGH) {
             snprintf(t, sizeof(t), "Your resting heart rate was about %.0f beats per minute, above the typical "
                      "adult range of 60-100.", v);
@@ -249,7 +246,7 @@ static void cardio_part(struct gen *g, const json_t *r)
             say(g, "cardio", "cardio.hr_resting_bpm", v, "60-100 bpm", t);
         }
     }
-    if (metric_at(r, "cardio.hrv_mean_ms", &v)) {
+    if (insight_metric_at(r, "cardio.hrv_mean_ms", &v)) {
         snprintf(t, sizeof(t), "Your heart rate variability averaged %.0f ms; it is most useful compared with "
                  "your own earlier weeks.", v);
         say(g, "cardio", "cardio.hrv_mean_ms", v, "personal baseline", t);

@@ -37,6 +37,14 @@ enum insight_focus {
 
 /* "comprehensive", "sleep", "activity", "circadian", "cardio" -> focus;
  * returns 0, or -1 for another name. NULL is comprehensive. */
+/*
+ * A measured metric of an analysis result at a dotted path
+ * ("sleep.efficiency_mean_pct"): the member's "value" when it is an object,
+ * else the member itself, when it is a finite number. 1 and *v, or 0
+ * (absent, or null with a reason). Shared with the chat's answers.
+ */
+int insight_metric_at(const json_t *root, const char *path, double *v);
+
 int insight_focus_parse(const char *name, enum insight_focus *out);
 const char *insight_focus_name(enum insight_focus f);
 
