@@ -538,6 +538,19 @@ static int pg_drain(struct store_listener *l)
     return got;
 }
 
+/* Wait up to timeout_ms for the LISTEN session's socket and read what came:
+ * 1 input consumed, 0 nothing (timeout or a signal), or an error. */
+static int pg_await_input(struct store_listener *l, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = PQsocket(l->pg), .events = POLLIN};
+    int pr = poll(&pfd, 1, timeout_ms);
+    if (pr < 0)
+        return errno == EINTR ? 0 : STORE_EUNAVAILABLE;
+    if (pr == 0)
+        return 0;
+    return PQconsumeInput(l->pg) == 0 ? STORE_EUNAVAILABLE : 1;
+}
+
 int store_listener_wait(struct store_listener *l, int timeout_ms)
 {
     if (l->pg == NULL) {
@@ -573,15 +586,8 @@ int store_listener_wait(struct store_listener *l, int timeout_ms)
         return STORE_EUNAVAILABLE;
     if (pg_drain(l))
         return 1;
-    struct pollfd pfd = {.fd = PQsocket(l->pg), .events = POLLIN};
-    int pr = poll(&pfd, 1, timeout_ms);
-    if (pr < 0)
-        return errno == EINTR ? 0 : STORE_EUNAVAILABLE;
-    if (pr == 0)
-        return 0;
-    if (PQconsumeInput(l->pg) == 0)
-        return STORE_EUNAVAILABLE;
-    return pg_drain(l);
+    int rc = pg_await_input(l, timeout_ms);
+    return rc <= 0 ? rc : pg_drain(l);
 }
 
 int store_tx_notify_insight(struct store_tx *tx, const char *user_id, const char *insight_id)
@@ -643,15 +649,8 @@ int store_listener_next(struct store_listener *l, int timeout_ms, char *buf, siz
         return STORE_EUNAVAILABLE;
     if (pg_take(l, buf, cap))
         return 1;
-    struct pollfd pfd = {.fd = PQsocket(l->pg), .events = POLLIN};
-    int pr = poll(&pfd, 1, timeout_ms);
-    if (pr < 0)
-        return errno == EINTR ? 0 : STORE_EUNAVAILABLE;
-    if (pr == 0)
-        return 0;
-    if (PQconsumeInput(l->pg) == 0)
-        return STORE_EUNAVAILABLE;
-    return pg_take(l, buf, cap);
+    int rc = pg_await_input(l, timeout_ms);
+    return rc <= 0 ? rc : pg_take(l, buf, cap);
 }
 
 void store_listener_close(struct store_listener *l)
