@@ -465,8 +465,8 @@ static int upload_row(struct db_stmt *s, void *item)
 int store_upload_insert(struct store_tx *tx, const struct store_upload *u)
 {
     static const char sql[] =
-        "INSERT INTO uploads (" UPLOAD_COLS ") VALUES"
-        " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+        "INSERT INTO uploads (" UPLOAD_COLS ", days_indexed) VALUES"
+        " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1)";
     struct db_stmt *s = NULL;
     if (!FITS(u->id) || !FITS(u->user_id) || !FITS(u->source) || !FITS(u->status) ||
         !FITS(u->error) || !FITS(u->sync_token) || !u->id[0] || !u->user_id[0])
@@ -553,21 +553,37 @@ int store_upload_list(struct store_tx *tx, const char *user_id, const struct sto
 int store_upload_delete(struct store_tx *tx, const char *id, const char *user_id)
 {
     /* The raw body and analyses (and their insights) cascade; samples are
-     * deleted explicitly (no foreign key, see migrate.c). */
-    static const char sql[] = "DELETE FROM uploads WHERE id = ?1"
-                              " AND (CAST(?2 AS TEXT) IS NULL OR user_id = ?2)";
+     * deleted explicitly (no foreign key, see migrate.c), and the days they
+     * were on are written again without them. */
+    static const char owner[] = "SELECT user_id FROM uploads WHERE id = ?1"
+                                " AND (CAST(?2 AS TEXT) IS NULL OR user_id = ?2)";
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx, sql, &s);
+    char uid[STORE_ID_LEN];
+    int64_t *days = NULL;
+    size_t nd = 0;
+    int rc = store_tx_stmt(tx, owner, &s);
     if (rc != 0)
         return rc;
     db_bind_text(s, 1, id);
     db_bind_text(s, 2, user_id);
-    if ((rc = run_one(tx, s)) != 0)
+    if ((rc = step_one(tx, s)) != 0)
         return rc;
-    if ((rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE upload_id = ?1", &s)) != 0)
+    store_col_copy(s, 0, uid, sizeof(uid));
+    db_stmt_reset(s);
+    if ((rc = store_days_upload_deleting(tx, uid, id, &days, &nd)) != 0)
         return rc;
-    db_bind_text(s, 1, id);
-    return store_tx_run(tx, s, NULL);
+    if ((rc = store_tx_stmt(tx, "DELETE FROM uploads WHERE id = ?1", &s)) == 0) {
+        db_bind_text(s, 1, id);
+        rc = run_one(tx, s);
+    }
+    if (rc == 0 && (rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE upload_id = ?1", &s)) == 0) {
+        db_bind_text(s, 1, id);
+        rc = store_tx_run(tx, s, NULL);
+    }
+    if (rc == 0)
+        rc = store_days_rebuild(tx, uid, days, nd);
+    free(days);
+    return rc;
 }
 
 /* ---- health samples ------------------------------------------------------- */
@@ -646,7 +662,7 @@ static const size_t bulk_sizes[STORE_BULK_SIZES] = {250, 50, 10, 1};
 
 char *store_sample_bulk_sql_build(size_t rows)
 {
-    size_t cap = 256 + rows * (SAMPLE_NCOLS * 7 + 4);
+    size_t cap = 288 + rows * (SAMPLE_NCOLS * 7 + 4);
     char *sql = malloc(cap);
     if (sql == NULL)
         return NULL;
@@ -659,7 +675,8 @@ char *store_sample_bulk_sql_build(size_t rows)
             o += (size_t)snprintf(sql + o, cap - o, "%s?%d", c ? "," : "", p++);
         o += (size_t)snprintf(sql + o, cap - o, ")");
     }
-    snprintf(sql + o, cap - o, " ON CONFLICT DO NOTHING");
+    /* Which rows went in (the others were duplicates): their days get them. */
+    snprintf(sql + o, cap - o, " ON CONFLICT DO NOTHING RETURNING hk_uuid");
     return sql;
 }
 
@@ -696,6 +713,51 @@ static int check_owner(struct store_tx *tx, const char *user_id, const char *upl
     return 0;
 }
 
+/* One multi-row statement's RETURNING hk_uuid: mark inserted[] for its
+ * rows. All rows when all went in; otherwise a row without a uuid went in
+ * (NULLs never conflict) and one with a uuid went in when the uuid came
+ * back (its first occurrence: a later one in the same statement was the
+ * duplicate). */
+static int bulk_inserted(struct store_tx *tx, struct db_stmt *s, const struct store_sample *v, size_t rows,
+                         unsigned char *inserted, int64_t *changes)
+{
+    char(*got)[sizeof(v->hk_uuid)] = NULL;
+    size_t ng = 0;
+    int step, rc = 0;
+    while ((step = db_step(s)) == DB_ROW) {
+        const char *u = db_col_text(s, 0);
+        if (u == NULL)
+            continue;
+        if (got == NULL && (got = malloc(rows * sizeof(*got))) == NULL) {
+            rc = STORE_ENOMEM;
+            break;
+        }
+        if (ng < rows)
+            snprintf(got[ng++], sizeof(*got), "%s", u);
+    }
+    if (rc == 0 && step != DB_DONE) {
+        db_stmt_reset(s);
+        free(got);
+        return store_tx_fail(tx, step);
+    }
+    *changes = db_changes(s);
+    db_stmt_reset(s);
+    if (rc == 0 && (size_t)*changes == rows) {
+        memset(inserted, 1, rows);
+    } else if (rc == 0) {
+        for (size_t r = 0; r < rows; r++) {
+            inserted[r] = v[r].hk_uuid[0] == '\0';
+            for (size_t k = 0; !inserted[r] && k < ng; k++)
+                if (got[k][0] != '\0' && strcmp(got[k], v[r].hk_uuid) == 0) {
+                    inserted[r] = 1;
+                    got[k][0] = '\0';
+                }
+        }
+    }
+    free(got);
+    return rc;
+}
+
 int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *v, size_t n,
                               size_t *inserted)
 {
@@ -713,15 +775,25 @@ int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *v,
             if ((rc = check_owner(tx, v[i].user_id, v[i].upload_id)) != 0)
                 return rc;
     }
+    /* Before any row gets an id: row ids then follow the order in which
+     * the user's days are appended to (days.c). */
+    for (size_t i = 0; i < n; i++)
+        if ((i == 0 || strcmp(v[i].user_id, v[i - 1].user_id) != 0) &&
+            (rc = store_days_lock_user(tx, v[i].user_id)) != 0)
+            return rc;
+    unsigned char *in = calloc(n ? n : 1, 1);
+    if (in == NULL)
+        return STORE_ENOMEM;
     if (tx->st->backend == DB_SQLITE) {
         /* In-process SQLite: a cached single-row statement is the fastest
          * path; there is no round trip to save. */
         if ((rc = store_tx_stmt(tx, sample_insert_one, &s)) != 0)
-            return rc;
+            goto out;
         for (size_t i = 0; i < n; i++) {
             bind_sample(s, 0, &v[i], now);
             if ((rc = store_tx_run(tx, s, &ch)) != 0)
-                return rc;
+                goto out;
+            in[i] = ch > 0;
             total += ch;
         }
     } else {
@@ -730,19 +802,22 @@ int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *v,
             size_t rows = bulk_sizes[k];
             while (n - i >= rows) {
                 if ((rc = store_tx_stmt(tx, tx->st->bulk_sql[k], &s)) != 0)
-                    return rc;
+                    goto out;
                 for (size_t r = 0; r < rows; r++)
                     bind_sample(s, (int)r * SAMPLE_NCOLS, &v[i + r], now);
-                if ((rc = store_tx_run(tx, s, &ch)) != 0)
-                    return rc;
+                if ((rc = bulk_inserted(tx, s, v + i, rows, in + i, &ch)) != 0)
+                    goto out;
                 total += ch;
                 i += rows;
             }
         }
     }
-    if (inserted != NULL)
+    rc = store_days_append(tx, v, n, in);
+out:
+    free(in);
+    if (rc == 0 && inserted != NULL)
         *inserted = (size_t)total;
-    return 0;
+    return rc;
 }
 
 #define SAMPLE_COLS                                                                          \
@@ -928,8 +1003,13 @@ int store_sample_count(struct store_tx *tx, const char *user_id, const char *upl
 int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n)
 {
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE user_id = ?1", &s);
+    int rc = store_tx_stmt(tx, "DELETE FROM sample_days WHERE user_id = ?1", &s);
     if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    if ((rc = store_tx_run(tx, s, NULL)) != 0)
+        return rc;
+    if ((rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE user_id = ?1", &s)) != 0)
         return rc;
     db_bind_text(s, 1, user_id);
     return store_tx_run(tx, s, n);
@@ -1005,7 +1085,7 @@ int store_sample_newest(struct store_tx *tx, const char *user_id, const char *up
     " FROM health_samples WHERE user_id = ?1 AND start_ms >= ?2 AND start_ms < ?3"                 \
     " ORDER BY start_ms, id LIMIT ?21"
 
-static int window_grow(struct store_window *w)
+int store_window_grow(struct store_window *w)
 {
     size_t nc = w->cap ? w->cap * 2 : 4096;
     /* Each array is moved as soon as it is reallocated, so a failure
@@ -1075,6 +1155,28 @@ static int window_query_ok(const struct store_window_query *q)
 int store_sample_window(struct store_tx *tx, const struct store_window_query *q,
                         struct store_window *w)
 {
+    int use_rows = 0;
+    if (w == NULL)
+        return STORE_EINVAL;
+    w->n = 0;
+    w->n_other = 0;
+    w->text_len = 0;
+    if (!window_query_ok(q))
+        return STORE_EINVAL;
+    int rc = store_days_window(tx, q, w, &use_rows);
+    if (rc == 0 && use_rows)
+        return store_sample_window_rows(tx, q, w);
+    if (rc != 0) {
+        w->n = 0;
+        w->n_other = 0;
+        w->text_len = 0;
+    }
+    return rc;
+}
+
+int store_sample_window_rows(struct store_tx *tx, const struct store_window_query *q,
+                             struct store_window *w)
+{
     static const char lite[] = WINDOW_SQL("instr");
     static const char pg[] = WINDOW_SQL("strpos");
     struct db_stmt *s = NULL;
@@ -1111,7 +1213,7 @@ int store_sample_window(struct store_tx *tx, const struct store_window_query *q,
             w->n_other++;
             continue;
         }
-        if (w->n == w->cap && (rc = window_grow(w)) != 0)
+        if (w->n == w->cap && (rc = store_window_grow(w)) != 0)
             break;
         size_t i = w->n;
         w->type[i] = (uint8_t)t;

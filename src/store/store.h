@@ -383,14 +383,23 @@ struct store_window {
 };
 
 /*
- * One statement per call on either backend (PostgreSQL: binary results),
- * no per-row allocation, no payload read except the rows asked for (and rows
- * stored before migration 004, whose offset is only in their payload).
+ * Read from sample_days (migration 006): the window's days, a few rows of
+ * packed samples, plus one query for which of their uploads still exist;
+ * no per-sample allocation, payloads copied only for the types asked for.
  * Replaces w's previous rows. Returns 0, or STORE_EINVAL for a bad query,
  * STORE_ENOMEM or a database error with w->n and w->n_other set to 0.
  */
 int store_sample_window(struct store_tx *tx, const struct store_window_query *q,
                         struct store_window *w);
+/* The same read from health_samples row by row: what store_sample_window
+ * falls back to while a user has an upload not yet in sample_days (written
+ * by a release before migration 006); tests compare the two. */
+int store_sample_window_rows(struct store_tx *tx, const struct store_window_query *q,
+                             struct store_window *w);
+/* Put the user's uploads that are not yet in sample_days (uploads stored by
+ * a release before migration 006) into it; *healed (may be NULL) counts
+ * them. Write transaction. The analysis job runs it before its read. */
+int store_sample_days_heal(struct store_tx *tx, const char *user_id, int64_t *healed);
 void store_window_free(struct store_window *w);
 
 /* ---- raw uploads (encrypted request bodies) ---------------------------- */

@@ -88,4 +88,26 @@ int64_t store_now_ms(void);
  * COMMIT (queue.c; store_insight_listener_open). No-op on SQLite. */
 int store_tx_notify_insight(struct store_tx *tx, const char *user_id, const char *insight_id);
 
+/* ---- sample_days (days.c) ---- */
+
+/* The UTC day of a time, rounded down. */
+int64_t store_day_of(int64_t ms);
+/* PostgreSQL: take the user's sample-writer lock (held to the end of tx);
+ * every writer of a user's samples and days takes it before writing. */
+int store_days_lock_user(struct store_tx *tx, const char *user_id);
+/* Append v[i] where inserted[i] to their days (same transaction). */
+int store_days_append(struct store_tx *tx, const struct store_sample *v, size_t n, const unsigned char *inserted);
+/* Before an upload's samples are deleted: lock, and the days they are on
+ * (*days malloc'd); after the delete, store_days_rebuild those days. */
+int store_days_upload_deleting(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t **days,
+                               size_t *n);
+int store_days_rebuild(struct store_tx *tx, const char *user_id, const int64_t *days, size_t n);
+/* The window from sample_days into w (n, n_other, text_len at 0); sets
+ * *use_rows instead when the rows must be read (an upload not yet in its
+ * days). */
+int store_days_window(struct store_tx *tx, const struct store_window_query *q, struct store_window *w,
+                      int *use_rows);
+/* Grow w's arrays (doubling). */
+int store_window_grow(struct store_window *w);
+
 #endif

@@ -978,6 +978,212 @@ static void compare_series(const double *x, const double *y, size_t n)
 /* store_sample_newest: an upload's (or the user's) newest rows by
  * (start_ms, id) descending, with offsets from the column or, for rows
  * stored before 004, from the payload; other users' rows never. */
+/*
+ * sample_days (migration 006) against the rows it packs: for the same data
+ * the window read from days and the one read row by row must agree field by
+ * field, through several uploads that overlap in time (ties on start_ms
+ * across uploads), samples spanning midnight UTC, duplicates that go in
+ * once, payloads that are only the offset and payloads that are more, the
+ * 4096-record segment split, an upload deleted through the store, uploads
+ * written by a release that knew nothing of days (the window falls back to
+ * the rows until healed) and an upload deleted by such a release.
+ */
+static void days_sample(struct store_sample *x, const char *user, const char *upload, int64_t t0, int i,
+                        char *payload, size_t cap)
+{
+    static const char *const types[] = {"steps", "heart_rate", "sleep_stage", "active_energy", "steps"};
+    static const char *const src[] = {"Apple Watch", "Health", "Other App", "my watch app"};
+    memset(x, 0, sizeof(*x));
+    snprintf(x->user_id, sizeof(x->user_id), "%s", user);
+    snprintf(x->upload_id, sizeof(x->upload_id), "%s", upload);
+    snprintf(x->metric_type, sizeof(x->metric_type), "%s", types[i % 5]);
+    x->start_ms = t0 + (int64_t)(i % 100000 / 3) * 60000; /* triples share a start */
+    x->end_ms = x->start_ms + (i % 5 == 2 ? 5400000 : 60000);
+    x->value = i % 7 == 6 ? NAN : (double)i * 1.5 + 0.125;
+    x->value2 = NAN;
+    x->quality_score = NAN;
+    snprintf(x->source, sizeof(x->source), "%s", src[i % 4]);
+    snprintf(x->device, sizeof(x->device), "%s", i % 4 == 1 ? "iPhone15,2" : i % 4 == 2 ? "Watch6,1" : "");
+    snprintf(x->hk_uuid, sizeof(x->hk_uuid), "%.8s-%.8s-d-%d", user, upload, i);
+    if (i % 6 == 5) {
+        x->payload = NULL;
+    } else {
+        snprintf(payload, cap, "{\"tz_offset_min\":%d%s}", -300 + (i % 3) * 60,
+                 i % 5 == 2 ? ",\"category\":\"asleep_rem\"" : i % 11 == 0 ? ",\"note\":\"x\"" : "");
+        x->payload = payload;
+    }
+}
+
+static void days_insert(struct store *st, const char *user, const char *upload, int64_t t0, int first, int n,
+                        size_t expect)
+{
+    struct store_sample *v = calloc((size_t)n, sizeof(*v));
+    char(*pl)[96] = calloc((size_t)n, sizeof(*pl));
+    assert_non_null(v);
+    assert_non_null(pl);
+    for (int i = 0; i < n; i++)
+        days_sample(&v[i], user, upload, t0, first + i, pl[i], sizeof(pl[i]));
+    struct store_tx *tx = begin(st);
+    size_t ins = 0;
+    assert_int_equal(store_sample_insert_batch(tx, v, (size_t)n, &ins), 0);
+    assert_int_equal(ins, expect);
+    commit(tx);
+    free(v);
+    free(pl);
+}
+
+/* Both reads of q in one transaction; they must agree. Returns w.n. */
+static size_t days_match_rows(struct store *st, const struct store_window_query *q)
+{
+    struct store_window a, b;
+    struct store_tx *tx = NULL;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(store_tx_begin(st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sample_window(tx, q, &a), 0);
+    assert_int_equal(store_sample_window_rows(tx, q, &b), 0);
+    store_tx_rollback(tx);
+    assert_int_equal(a.n, b.n);
+    assert_int_equal(a.n_other, b.n_other);
+    for (size_t k = 0; k < a.n; k++) {
+        assert_int_equal(a.type[k], b.type[k]);
+        assert_int_equal(a.start_ms[k], b.start_ms[k]);
+        assert_int_equal(a.end_ms[k], b.end_ms[k]);
+        assert_memory_equal(&a.value[k], &b.value[k], sizeof(double));
+        assert_int_equal(a.rank[k], b.rank[k]);
+        assert_int_equal(a.offset_min[k], b.offset_min[k]);
+        assert_int_equal(a.payload[k] == STORE_WINDOW_NO_PAYLOAD, b.payload[k] == STORE_WINDOW_NO_PAYLOAD);
+        if (a.payload[k] != STORE_WINDOW_NO_PAYLOAD)
+            assert_string_equal(a.text + a.payload[k], b.text + b.payload[k]);
+    }
+    size_t n = a.n;
+    store_window_free(&a);
+    store_window_free(&b);
+    return n;
+}
+
+static void test_sample_days_match_rows(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char a[STORE_ID_LEN], b[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN], u3[STORE_ID_LEN],
+        u4[STORE_ID_LEN], ub[STORE_ID_LEN], err[512], sql[512];
+    make_user(f->st, "days-a@example.com", a, 0);
+    make_user(f->st, "days-b@example.com", b, 0);
+    struct store_tx *tx = begin(f->st);
+    make_upload(tx, a, u1);
+    make_upload(tx, a, u2);
+    make_upload(tx, a, u3);
+    make_upload(tx, a, u4);
+    make_upload(tx, b, ub);
+    commit(tx);
+    /* 22:00 UTC: u1's 9,000 samples (3,000 minutes) cross two midnights
+     * and more than one 4096-record segment per day. */
+    const int64_t t0 = 1795000000000LL - 1795000000000LL % 86400000LL + 22 * 3600000LL;
+    days_insert(f->st, a, u1, t0, 0, 9000, 9000);
+    /* u2 overlaps u1's second day: same starts, later ids. */
+    days_insert(f->st, a, u2, t0 + 86400000LL, 100000, 1200, 1200);
+    /* u3 on a later day; u4 repeats u1's first 500 samples: none go in. */
+    days_insert(f->st, a, u3, t0 + 4 * 86400000LL, 200000, 600, 600);
+    {
+        struct store_sample *v = calloc(500, sizeof(*v));
+        char(*pl)[96] = calloc(500, sizeof(*pl));
+        assert_non_null(v);
+        assert_non_null(pl);
+        for (int i = 0; i < 500; i++) {
+            days_sample(&v[i], a, u1, t0, i, pl[i], sizeof(pl[i]));
+            snprintf(v[i].upload_id, sizeof(v[i].upload_id), "%s", u4);
+        }
+        /* and two new ones in the same statement */
+        days_sample(&v[498], a, u4, t0, 300000, pl[498], sizeof(pl[498]));
+        days_sample(&v[499], a, u4, t0, 300001, pl[499], sizeof(pl[499]));
+        tx = begin(f->st);
+        size_t ins = 0;
+        assert_int_equal(store_sample_insert_batch(tx, v, 500, &ins), 0);
+        assert_int_equal(ins, 2);
+        commit(tx);
+        free(v);
+        free(pl);
+    }
+    days_insert(f->st, b, ub, t0, 0, 300, 300); /* another user, same times */
+
+    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
+    static const char *const ranks[] = {"Watch", "iPhone"};
+    struct store_window_query q = {.user_id = a, .types = types, .n_types = 3, .payload_types = 1u << 2,
+                                   .ranks = ranks, .n_ranks = 2, .from_ms = INT64_MIN, .to_ms = INT64_MAX};
+    size_t all = days_match_rows(f->st, &q);
+    assert_true(all > 7000);
+    q.from_ms = t0 + 86400000LL + 7 * 60000; /* inside a day, both bounds */
+    q.to_ms = t0 + 2 * 86400000LL + 3 * 60000;
+    assert_true(days_match_rows(f->st, &q) > 1000);
+    q.payload_types = 0;
+    q.n_ranks = 0;
+    q.max_rows = 100;
+    assert_int_equal(days_match_rows(f->st, &q) > 0, 1);
+    q.max_rows = 0;
+    q.n_ranks = 2;
+    q.payload_types = 1u << 2;
+    q.from_ms = INT64_MIN;
+    q.to_ms = INT64_MAX;
+    q.user_id = b;
+    assert_int_equal(days_match_rows(f->st, &q), 240); /* 60 active_energy: other */
+    q.user_id = a;
+
+    /* Deleted through the store: its days are written again without it. */
+    tx = begin(f->st);
+    assert_int_equal(store_upload_delete(tx, u2, a), 0);
+    commit(tx);
+    size_t after = days_match_rows(f->st, &q);
+    assert_true(after < all);
+
+    /* As if stored by a release before 006: days gone, uploads unmarked.
+     * The window reads rows until the user is healed. */
+    snprintf(sql, sizeof(sql), "DELETE FROM sample_days WHERE user_id = '%s'", a);
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+    snprintf(sql, sizeof(sql), "UPDATE uploads SET days_indexed = 0 WHERE user_id = '%s'", a);
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+    assert_int_equal(days_match_rows(f->st, &q), after);
+    int64_t healed = -1;
+    tx = begin(f->st);
+    assert_int_equal(store_sample_days_heal(tx, a, &healed), 0);
+    commit(tx);
+    assert_int_equal(healed, 3); /* u1, u3, u4 */
+    tx = begin(f->st);
+    assert_int_equal(store_sample_days_heal(tx, a, &healed), 0);
+    commit(tx);
+    assert_int_equal(healed, 0);
+    assert_int_equal(days_match_rows(f->st, &q), after);
+
+    /* The window now comes from the days: rows removed behind the store's
+     * back still show... */
+    snprintf(sql, sizeof(sql), "DELETE FROM health_samples WHERE upload_id = '%s' AND metric_type = 'steps'", u3);
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+    struct store_window w;
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sample_window(tx, &q, &w), 0);
+    assert_int_equal(w.n, after);
+    store_tx_rollback(tx);
+    /* ...but an upload deleted by a release that knew nothing of days (its
+     * row and samples gone, its segments left) is not in the window. */
+    snprintf(sql, sizeof(sql), "DELETE FROM health_samples WHERE upload_id = '%s'", u3);
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+    snprintf(sql, sizeof(sql), "DELETE FROM uploads WHERE id = '%s'", u3);
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+    size_t without_u3 = days_match_rows(f->st, &q);
+    assert_true(without_u3 < after && without_u3 > 5000);
+
+    /* Erasure takes the days with the user. */
+    tx = begin(f->st);
+    assert_int_equal(store_user_delete(tx, a), 0);
+    commit(tx);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sample_window(tx, &q, &w), 0);
+    assert_int_equal(w.n + w.n_other, 0);
+    store_tx_rollback(tx);
+    store_window_free(&w);
+}
+
 static void test_sample_newest(void **state)
 {
     struct fix *f = *state;
@@ -1911,6 +2117,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sample_stream_crosses_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_window_matches_reference_loader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_days_match_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_expiry_redelivers_and_poison_dead_letters,

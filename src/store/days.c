@@ -1,0 +1,973 @@
+/*
+ * days.c — a user's samples, one row per UTC day (migration 006).
+ *
+ * The analysis window is a week of one user's samples: about 20,000 rows of
+ * health_samples for a week of minute data. Read row by row, that cost the
+ * database more than the analysis itself cost the worker (an index probe, a
+ * heap tuple and a result row each; docs/pipeline.md has the profile). So
+ * every sample is also written, in the same transaction, into sample_days:
+ * per (user, UTC day) one byte string of the day's samples, and the window
+ * reads 8 such rows instead.
+ *
+ * A day's bytes are a sequence of segments, each appended by one insert
+ * (PostgreSQL: bytea || in ON CONFLICT DO UPDATE; SQLite: the same, cast
+ * back to a blob) or written whole by a rebuild from health_samples, which
+ * stays the source of truth. A segment is self-contained, so appending never
+ * reads the day first:
+ *
+ *   header, 52 bytes:  u8 magic 0xD1, u8 0, u16 0, u32 n_strings,
+ *                      u32 n_records, u32 byte length of the whole segment,
+ *                      char upload_id[36] (zero-padded; all zeros when the
+ *                      samples have no upload)
+ *   strings:           n_strings x (u32 length, bytes); types, sources and
+ *                      devices once each, payloads as they come
+ *   records, 36 bytes: i64 start_ms, i64 end_ms, f64 value (NaN for NULL),
+ *                      i32 utc_offset_min, u16 type, u16 source, u16 device,
+ *                      u16 payload (string indexes; 0xFFFF: no payload)
+ *
+ * all little-endian. Records are sorted by start_ms within a segment (ties
+ * in insertion order). The window order is (start_ms, id), and on
+ * PostgreSQL every writer of a user's samples first takes that user's
+ * advisory lock, so row ids follow append order and a stable merge of the
+ * segments by start_ms is exactly that order (SQLite has one writer).
+ *
+ * A payload that only repeats the offset ({"tz_offset_min":N}) is not
+ * copied: the offset has its field.
+ *
+ * Rolling deploys: the previous release writes samples without days. Its
+ * uploads keep uploads.days_indexed = 0 (the column's default); while a user
+ * has such an upload the window is read from the rows, and
+ * store_sample_days_heal (run by the analysis job) rebuilds the days those
+ * uploads touched. An upload the previous release deletes leaves its
+ * segments behind; the window drops segments whose upload no longer exists.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+
+#define DAY_MS 86400000LL
+#define SEG_MAGIC 0xD1
+#define SEG_HDR 52
+#define SEG_UPLOAD 36
+#define REC_SIZE 36
+#define SEG_MAX_RECORDS 4096
+#define NO_STR 0xFFFFu
+#define DICT_MAX 64
+
+int64_t store_day_of(int64_t ms)
+{
+    int64_t d = ms / DAY_MS;
+    return ms % DAY_MS < 0 ? d - 1 : d;
+}
+
+/* ---- little-endian fields -------------------------------------------------- */
+
+static void put16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+
+struct buf {
+    unsigned char *p;
+    size_t n, cap;
+};
+
+static int buf_reserve(struct buf *b, size_t extra)
+{
+    if (b->n + extra <= b->cap)
+        return 0;
+    size_t nc = b->cap ? b->cap : 4096;
+    while (nc < b->n + extra)
+        nc *= 2;
+    unsigned char *p = realloc(b->p, nc);
+    if (p == NULL)
+        return STORE_ENOMEM;
+    b->p = p;
+    b->cap = nc;
+    return 0;
+}
+
+static int buf_put(struct buf *b, const void *p, size_t n)
+{
+    if (buf_reserve(b, n) != 0)
+        return STORE_ENOMEM;
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+    return 0;
+}
+
+/* ---- building segments ----------------------------------------------------- */
+
+struct rec {
+    int64_t start, end;
+    double value;
+    int32_t offset;
+    uint16_t type, source, device, payload;
+    uint32_t seq; /* insertion order, the tie-break */
+};
+
+struct seg {
+    char upload[SEG_UPLOAD];
+    struct buf str;
+    uint32_t nstr;
+    struct rec *r;
+    size_t nr, cap;
+    struct {
+        uint32_t idx, off, len;
+    } dict[DICT_MAX];
+    int ndict;
+};
+
+/* One sample as a segment takes it; the strings are copied. */
+struct day_sample {
+    int64_t start, end;
+    double value;
+    int32_t offset;
+    const char *type, *source, *device, *payload;
+};
+
+static void seg_reset(struct seg *s, const char *upload_id)
+{
+    memset(s->upload, 0, sizeof(s->upload));
+    if (upload_id != NULL)
+        memcpy(s->upload, upload_id, strnlen(upload_id, SEG_UPLOAD));
+    s->str.n = 0;
+    s->nstr = 0;
+    s->nr = 0;
+    s->ndict = 0;
+}
+
+static void seg_free(struct seg *s)
+{
+    free(s->str.p);
+    free(s->r);
+    memset(s, 0, sizeof(*s));
+}
+
+static int seg_string(struct seg *s, const char *t, int dedupe, uint16_t *idx)
+{
+    size_t len = strlen(t);
+    if (len > UINT32_MAX - 8)
+        return STORE_EINVAL;
+    if (dedupe)
+        for (int i = 0; i < s->ndict; i++)
+            if (s->dict[i].len == len && memcmp(s->str.p + s->dict[i].off, t, len) == 0) {
+                *idx = (uint16_t)s->dict[i].idx;
+                return 0;
+            }
+    unsigned char l[4];
+    put32(l, (uint32_t)len);
+    if (buf_put(&s->str, l, 4) != 0)
+        return STORE_ENOMEM;
+    size_t off = s->str.n;
+    if (buf_put(&s->str, t, len) != 0)
+        return STORE_ENOMEM;
+    if (dedupe && s->ndict < DICT_MAX) {
+        s->dict[s->ndict].idx = s->nstr;
+        s->dict[s->ndict].off = (uint32_t)off;
+        s->dict[s->ndict].len = (uint32_t)len;
+        s->ndict++;
+    }
+    *idx = (uint16_t)s->nstr++;
+    return 0;
+}
+
+/* 1 when payload says nothing but the offset the record carries. */
+static int payload_only_offset(const char *payload, int32_t offset)
+{
+    char t[48];
+    snprintf(t, sizeof(t), "{\"tz_offset_min\":%d}", (int)offset);
+    return strcmp(payload, t) == 0;
+}
+
+/* Add a sample; 1 when the segment is full (flush it and add again). */
+static int seg_add(struct seg *s, const struct day_sample *x)
+{
+    /* Each record adds at most 4 strings, and SEG_MAX_RECORDS of them stay
+     * well below the 16-bit string index. */
+    if (s->nr >= SEG_MAX_RECORDS)
+        return 1;
+    if (s->nr == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 256;
+        struct rec *r = realloc(s->r, nc * sizeof(*r));
+        if (r == NULL)
+            return STORE_ENOMEM;
+        s->r = r;
+        s->cap = nc;
+    }
+    struct rec *r = &s->r[s->nr];
+    r->start = x->start;
+    r->end = x->end;
+    r->value = x->value;
+    r->offset = x->offset;
+    r->seq = (uint32_t)s->nr;
+    r->payload = NO_STR;
+    int rc = seg_string(s, x->type, 1, &r->type);
+    if (rc == 0)
+        rc = seg_string(s, x->source ? x->source : "", 1, &r->source);
+    if (rc == 0)
+        rc = seg_string(s, x->device ? x->device : "", 1, &r->device);
+    if (rc == 0 && x->payload != NULL && !payload_only_offset(x->payload, x->offset))
+        rc = seg_string(s, x->payload, 0, &r->payload);
+    if (rc != 0)
+        return rc;
+    s->nr++;
+    return 0;
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+    const struct rec *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Append the segment to out and empty it (same upload). */
+static int seg_flush(struct seg *s, struct buf *out)
+{
+    if (s->nr == 0)
+        return 0;
+    int sorted = 1;
+    for (size_t i = 1; i < s->nr && sorted; i++)
+        sorted = s->r[i - 1].start <= s->r[i].start;
+    if (!sorted)
+        qsort(s->r, s->nr, sizeof(*s->r), rec_cmp);
+    size_t len = SEG_HDR + s->str.n + s->nr * REC_SIZE;
+    if (len > UINT32_MAX)
+        return STORE_EINVAL;
+    if (buf_reserve(out, len) != 0)
+        return STORE_ENOMEM;
+    unsigned char *h = out->p + out->n;
+    memset(h, 0, SEG_HDR);
+    h[0] = SEG_MAGIC;
+    put32(h + 4, s->nstr);
+    put32(h + 8, (uint32_t)s->nr);
+    put32(h + 12, (uint32_t)len);
+    memcpy(h + 16, s->upload, SEG_UPLOAD);
+    memcpy(h + SEG_HDR, s->str.p, s->str.n);
+    unsigned char *p = h + SEG_HDR + s->str.n;
+    for (size_t i = 0; i < s->nr; i++, p += REC_SIZE) {
+        const struct rec *r = &s->r[i];
+        uint64_t v;
+        memcpy(&v, &r->value, 8);
+        put64(p, (uint64_t)r->start);
+        put64(p + 8, (uint64_t)r->end);
+        put64(p + 16, v);
+        put32(p + 24, (uint32_t)r->offset);
+        put16(p + 28, r->type);
+        put16(p + 30, r->source);
+        put16(p + 32, r->device);
+        put16(p + 34, r->payload);
+    }
+    out->n += len;
+    s->str.n = 0;
+    s->nstr = 0;
+    s->nr = 0;
+    s->ndict = 0;
+    return 0;
+}
+
+static int seg_push(struct seg *s, struct buf *out, const struct day_sample *x)
+{
+    int rc = seg_add(s, x);
+    if (rc == 1) {
+        if ((rc = seg_flush(s, out)) != 0)
+            return rc;
+        rc = seg_add(s, x);
+    }
+    return rc;
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+int store_days_lock_user(struct store_tx *tx, const char *user_id)
+{
+    if (tx->st->backend == DB_SQLITE)
+        return 0; /* one writer at a time already */
+    /* FNV-1a, 64 bits, of a prefixed user id: collisions only make two
+     * users' writers wait for each other. */
+    uint64_t h = 14695981039346656037ull;
+    for (const char *p = "clarity.samples:"; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    for (const char *p = user_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, "SELECT 1 FROM (SELECT pg_advisory_xact_lock(CAST(?1 AS BIGINT))) l", &s);
+    if (rc != 0)
+        return rc;
+    db_bind_int64(s, 1, (int64_t)h);
+    return store_tx_run(tx, s, NULL);
+}
+
+static int day_write(struct store_tx *tx, const char *user_id, int64_t day, const struct buf *b, int append)
+{
+    static const char app_lite[] = "INSERT INTO sample_days (user_id, day, data) VALUES (?1, ?2, ?3)"
+                                   " ON CONFLICT (user_id, day) DO UPDATE"
+                                   " SET data = CAST(sample_days.data || excluded.data AS BLOB)";
+    static const char app_pg[] = "INSERT INTO sample_days (user_id, day, data) VALUES (?1, ?2, ?3)"
+                                 " ON CONFLICT (user_id, day) DO UPDATE SET data = sample_days.data || excluded.data";
+    static const char put[] = "INSERT INTO sample_days (user_id, day, data) VALUES (?1, ?2, ?3)"
+                              " ON CONFLICT (user_id, day) DO UPDATE SET data = excluded.data";
+    static const char del[] = "DELETE FROM sample_days WHERE user_id = ?1 AND day = ?2";
+    struct db_stmt *s = NULL;
+    const char *sql = b->n == 0 ? del : append ? store_sql(tx->st, app_lite, app_pg) : put;
+    if (b->n == 0 && append)
+        return 0;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_int64(s, 2, day);
+    if (b->n > 0)
+        db_bind_blob(s, 3, b->p, b->n);
+    return store_tx_run(tx, s, NULL);
+}
+
+static int sample_order(const void *a, const void *b, void *ctx)
+{
+    const struct store_sample *v = ctx;
+    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+    int c = strcmp(v[i].user_id, v[j].user_id);
+    if (c == 0) {
+        int64_t di = store_day_of(v[i].start_ms), dj = store_day_of(v[j].start_ms);
+        c = di < dj ? -1 : di > dj;
+    }
+    if (c == 0)
+        c = strcmp(v[i].upload_id, v[j].upload_id);
+    return c != 0 ? c : i < j ? -1 : i > j;
+}
+
+int store_days_append(struct store_tx *tx, const struct store_sample *v, size_t n, const unsigned char *inserted)
+{
+    uint32_t *ix = malloc((n ? n : 1) * sizeof(*ix));
+    struct seg sg;
+    struct buf out = {0};
+    size_t m = 0;
+    int rc = 0;
+    memset(&sg, 0, sizeof(sg));
+    if (ix == NULL)
+        return STORE_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (inserted[i])
+            ix[m++] = (uint32_t)i;
+    /* By user, day and upload, insertion order within: one write per day. */
+    qsort_r(ix, m, sizeof(*ix), sample_order, (void *)v);
+    for (size_t a = 0; a < m && rc == 0;) {
+        const struct store_sample *first = &v[ix[a]];
+        int64_t day = store_day_of(first->start_ms);
+        size_t b = a;
+        out.n = 0;
+        while (b < m && rc == 0 && strcmp(v[ix[b]].user_id, first->user_id) == 0 &&
+               store_day_of(v[ix[b]].start_ms) == day) {
+            const char *up = v[ix[b]].upload_id;
+            seg_reset(&sg, up);
+            for (; b < m && rc == 0 && strcmp(v[ix[b]].user_id, first->user_id) == 0 &&
+                   store_day_of(v[ix[b]].start_ms) == day && strcmp(v[ix[b]].upload_id, up) == 0;
+                 b++) {
+                const struct store_sample *x = &v[ix[b]];
+                struct day_sample d = {x->start_ms, x->end_ms, x->value, store_sample_payload_offset(x->payload),
+                                       x->metric_type, x->source, x->device, x->payload};
+                rc = seg_push(&sg, &out, &d);
+            }
+            if (rc == 0)
+                rc = seg_flush(&sg, &out);
+        }
+        if (rc == 0)
+            rc = day_write(tx, first->user_id, day, &out, 1);
+        a = b;
+    }
+    free(ix);
+    free(out.p);
+    seg_free(&sg);
+    return rc;
+}
+
+/* Write one day again from health_samples, in id order (segments break
+ * where the upload changes). */
+static int day_rebuild(struct store_tx *tx, const char *user_id, int64_t day)
+{
+    static const char sql[] = "SELECT upload_id, metric_type, start_ms, end_ms, value, source, device, payload,"
+                              " utc_offset_min FROM health_samples"
+                              " WHERE user_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY id";
+    struct db_stmt *s = NULL;
+    struct seg sg;
+    struct buf out = {0};
+    char upload[STORE_ID_LEN] = "";
+    int rc = store_tx_stmt(tx, sql, &s), step, started = 0;
+    if (rc != 0)
+        return rc;
+    memset(&sg, 0, sizeof(sg));
+    db_stmt_binary_results(s);
+    db_bind_text(s, 1, user_id);
+    db_bind_int64(s, 2, day * DAY_MS);
+    db_bind_int64(s, 3, (day + 1) * DAY_MS);
+    while ((step = db_step(s)) == DB_ROW) {
+        const char *up = db_col_text(s, 0);
+        if (!started || strcmp(upload, up ? up : "") != 0) {
+            if ((rc = seg_flush(&sg, &out)) != 0)
+                break;
+            snprintf(upload, sizeof(upload), "%s", up ? up : "");
+            seg_reset(&sg, upload);
+            started = 1;
+        }
+        const char *pl = db_col_text(s, 7);
+        struct day_sample d = {db_col_int64(s, 2),
+                               db_col_int64(s, 3),
+                               db_col_is_null(s, 4) ? NAN : db_col_double(s, 4),
+                               db_col_is_null(s, 8) ? store_sample_payload_offset(pl) : (int32_t)db_col_int64(s, 8),
+                               db_col_text(s, 1),
+                               db_col_text(s, 5),
+                               db_col_text(s, 6),
+                               pl};
+        if ((rc = seg_push(&sg, &out, &d)) != 0)
+            break;
+    }
+    db_stmt_reset(s);
+    if (rc == 0 && step != DB_DONE)
+        rc = store_tx_fail(tx, step);
+    if (rc == 0)
+        rc = seg_flush(&sg, &out);
+    if (rc == 0)
+        rc = day_write(tx, user_id, day, &out, 0);
+    free(out.p);
+    seg_free(&sg);
+    return rc;
+}
+
+#define DAY_EXPR "(start_ms - (((start_ms % 86400000) + 86400000) % 86400000)) / 86400000"
+
+/* The days an upload's samples fall on, ascending (caller frees *days). */
+static int upload_days(struct store_tx *tx, const char *upload_id, int64_t **days, size_t *n)
+{
+    static const char sql[] = "SELECT DISTINCT " DAY_EXPR " AS d FROM health_samples WHERE upload_id = ?1 ORDER BY d";
+    struct db_stmt *s = NULL;
+    size_t cap = 0;
+    int rc = store_tx_stmt(tx, sql, &s), step;
+    *days = NULL;
+    *n = 0;
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, upload_id);
+    while ((step = db_step(s)) == DB_ROW) {
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            int64_t *p = realloc(*days, nc * sizeof(*p));
+            if (p == NULL) {
+                rc = STORE_ENOMEM;
+                break;
+            }
+            *days = p;
+            cap = nc;
+        }
+        (*days)[(*n)++] = db_col_int64(s, 0);
+    }
+    db_stmt_reset(s);
+    if (rc == 0 && step != DB_DONE)
+        rc = store_tx_fail(tx, step);
+    if (rc != 0) {
+        free(*days);
+        *days = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int store_days_upload_deleting(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t **days,
+                               size_t *n)
+{
+    int rc = store_days_lock_user(tx, user_id);
+    return rc != 0 ? rc : upload_days(tx, upload_id, days, n);
+}
+
+int store_days_rebuild(struct store_tx *tx, const char *user_id, const int64_t *days, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = day_rebuild(tx, user_id, days[i]);
+    return rc;
+}
+
+int store_sample_days_heal(struct store_tx *tx, const char *user_id, int64_t *healed)
+{
+    static const char pending[] = "SELECT id FROM uploads WHERE user_id = ?1 AND days_indexed = 0 ORDER BY id";
+    static const char done[] = "UPDATE uploads SET days_indexed = 1 WHERE id = ?1";
+    struct db_stmt *s = NULL;
+    char (*ids)[STORE_ID_LEN] = NULL;
+    size_t n = 0, cap = 0;
+    int rc = store_tx_stmt(tx, pending, &s), step;
+    if (healed != NULL)
+        *healed = 0;
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    while ((step = db_step(s)) == DB_ROW) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            void *p = realloc(ids, nc * sizeof(*ids));
+            if (p == NULL) {
+                rc = STORE_ENOMEM;
+                break;
+            }
+            ids = p;
+            cap = nc;
+        }
+        store_col_copy(s, 0, ids[n++], STORE_ID_LEN);
+    }
+    db_stmt_reset(s);
+    if (rc == 0 && step != DB_DONE)
+        rc = store_tx_fail(tx, step);
+    if (rc == 0 && n > 0)
+        rc = store_days_lock_user(tx, user_id);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int64_t *days = NULL;
+        size_t nd = 0;
+        if ((rc = upload_days(tx, ids[i], &days, &nd)) == 0)
+            rc = store_days_rebuild(tx, user_id, days, nd);
+        free(days);
+        if (rc == 0 && (rc = store_tx_stmt(tx, done, &s)) == 0) {
+            db_bind_text(s, 1, ids[i]);
+            rc = store_tx_run(tx, s, NULL);
+        }
+    }
+    free(ids);
+    if (rc == 0 && healed != NULL)
+        *healed = (int64_t)n;
+    return rc;
+}
+
+/* ---- reading the window ---------------------------------------------------- */
+
+/* A record of the window before ordering. */
+struct wrec {
+    int64_t start, end;
+    double value;
+    int32_t offset;
+    uint32_t payload; /* offset into w->text */
+    uint8_t type;     /* 0xFF: a type the query does not list */
+    uint8_t rank;
+};
+
+struct wscratch {
+    struct wrec *r;
+    size_t n, cap;
+    uint32_t *ix, *tmp;
+    const unsigned char **sp; /* a segment's strings */
+    uint32_t *sl;
+    int16_t *stype;
+    uint8_t *srank;
+    size_t scap;
+};
+
+static void wscratch_free(struct wscratch *x)
+{
+    free(x->r);
+    free(x->ix);
+    free(x->tmp);
+    free(x->sp);
+    free(x->sl);
+    free(x->stype);
+    free(x->srank);
+}
+
+/* Upload ids go into the id list of uploads_alive unquoted: uuids, or
+ * anything else of these characters. */
+static int upload_id_plain(const unsigned char *u)
+{
+    for (int i = 0; i < SEG_UPLOAD && u[i]; i++)
+        if (!((u[i] >= '0' && u[i] <= '9') || (u[i] >= 'a' && u[i] <= 'z') || (u[i] >= 'A' && u[i] <= 'Z') ||
+              u[i] == '-' || u[i] == '_' || u[i] == '.' || u[i] == ':'))
+            return 0;
+    return 1;
+}
+
+/* Walk the segments of buf; check each one's framing. */
+static int seg_next(const unsigned char *p, size_t n, size_t *at, const unsigned char **seg, uint32_t *len)
+{
+    if (*at >= n)
+        return 0;
+    if (n - *at < SEG_HDR || p[*at] != SEG_MAGIC)
+        return -1;
+    uint32_t l = get32(p + *at + 12);
+    if (l < SEG_HDR || l > n - *at)
+        return -1;
+    *seg = p + *at;
+    *len = l;
+    *at += l;
+    return 1;
+}
+
+struct live_uploads {
+    unsigned char (*id)[SEG_UPLOAD];
+    unsigned char *live;
+    size_t n, cap;
+};
+
+static int live_index(const struct live_uploads *lu, const unsigned char *u)
+{
+    for (size_t i = 0; i < lu->n; i++)
+        if (memcmp(lu->id[i], u, SEG_UPLOAD) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Which of the segments' uploads still exist (the previous release may
+ * have deleted one without touching its days). One query for all. */
+static int uploads_alive(struct store_tx *tx, const char *user_id, struct live_uploads *lu)
+{
+    static const char lite[] =
+        "SELECT id FROM uploads WHERE user_id = ?1 AND id IN (SELECT value FROM json_each(?2))";
+    static const char pg[] = "SELECT id FROM uploads WHERE user_id = ?1 AND id = ANY(string_to_array(?2, ','))";
+    if (lu->n == 0)
+        return 0;
+    char *list = malloc(lu->n * (STORE_ID_LEN + 3) + 3);
+    struct db_stmt *s = NULL;
+    if (list == NULL)
+        return STORE_ENOMEM;
+    int lite_b = tx->st->backend == DB_SQLITE;
+    size_t o = 0;
+    if (lite_b)
+        list[o++] = '[';
+    for (size_t i = 0; i < lu->n; i++)
+        o += (size_t)sprintf(list + o, lite_b ? "%s\"%.36s\"" : "%s%.36s", i ? "," : "", (const char *)lu->id[i]);
+    if (lite_b)
+        list[o++] = ']';
+    list[o] = '\0';
+    int rc = store_tx_stmt(tx, store_sql(tx->st, lite, pg), &s), step;
+    if (rc == 0) {
+        db_bind_text(s, 1, user_id);
+        db_bind_text(s, 2, list);
+        while ((step = db_step(s)) == DB_ROW) {
+            const char *id = db_col_text(s, 0);
+            unsigned char u[SEG_UPLOAD];
+            memset(u, 0, sizeof(u));
+            if (id != NULL)
+                memcpy(u, id, strnlen(id, SEG_UPLOAD));
+            int at = live_index(lu, u);
+            if (at >= 0)
+                lu->live[at] = 1;
+        }
+        db_stmt_reset(s);
+        if (step != DB_DONE)
+            rc = store_tx_fail(tx, step);
+    }
+    free(list);
+    return rc;
+}
+
+static int first_rank(const struct store_window_query *q, const unsigned char *t, uint32_t len)
+{
+    for (size_t i = 0; i < q->n_ranks; i++)
+        if (memmem(t, len, q->ranks[i], strlen(q->ranks[i])) != NULL)
+            return (int)i;
+    return (int)q->n_ranks;
+}
+
+static int type_index(const struct store_window_query *q, const unsigned char *t, uint32_t len)
+{
+    for (size_t i = 0; i < q->n_types; i++)
+        if (strlen(q->types[i]) == len && memcmp(q->types[i], t, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Decode one segment's records inside [from, to) into x. */
+static int seg_decode(const unsigned char *seg, uint32_t len, const struct store_window_query *q,
+                      struct wscratch *x, struct store_window *w)
+{
+    uint32_t nstr = get32(seg + 4), nrec = get32(seg + 8);
+    const unsigned char *p = seg + SEG_HDR, *end = seg + len;
+    if (nstr > NO_STR)
+        return STORE_EINTERNAL;
+    if (nstr > x->scap) {
+        size_t nc = nstr;
+        void *a = realloc(x->sp, nc * sizeof(*x->sp)), *b = a ? realloc(x->sl, nc * sizeof(*x->sl)) : NULL;
+        if (a)
+            x->sp = a;
+        if (b)
+            x->sl = b;
+        void *c = b ? realloc(x->stype, nc * sizeof(*x->stype)) : NULL;
+        if (c)
+            x->stype = c;
+        void *d = c ? realloc(x->srank, nc * sizeof(*x->srank)) : NULL;
+        if (d == NULL)
+            return STORE_ENOMEM;
+        x->srank = d;
+        x->scap = nc;
+    }
+    for (uint32_t i = 0; i < nstr; i++) {
+        if (end - p < 4)
+            return STORE_EINTERNAL;
+        uint32_t l = get32(p);
+        p += 4;
+        if ((size_t)(end - p) < l)
+            return STORE_EINTERNAL;
+        x->sp[i] = p;
+        x->sl[i] = l;
+        x->stype[i] = -2; /* not yet looked up */
+        x->srank[i] = 0xFF;
+        p += l;
+    }
+    if ((size_t)(end - p) != (size_t)nrec * REC_SIZE)
+        return STORE_EINTERNAL;
+    for (uint32_t i = 0; i < nrec; i++, p += REC_SIZE) {
+        int64_t start = (int64_t)get64(p);
+        if (start < q->from_ms || start >= q->to_ms)
+            continue;
+        uint16_t ti = get16(p + 28), si = get16(p + 30), di = get16(p + 32), pi = get16(p + 34);
+        if (ti >= nstr || si >= nstr || di >= nstr || (pi != NO_STR && pi >= nstr))
+            return STORE_EINTERNAL;
+        if (x->stype[ti] == -2)
+            x->stype[ti] = (int16_t)type_index(q, x->sp[ti], x->sl[ti]);
+        if (x->n == x->cap) {
+            size_t nc = x->cap ? x->cap * 2 : 4096;
+            struct wrec *r = realloc(x->r, nc * sizeof(*r));
+            if (r == NULL)
+                return STORE_ENOMEM;
+            x->r = r;
+            x->cap = nc;
+        }
+        struct wrec *r = &x->r[x->n++];
+        r->start = start;
+        r->type = 0xFF;
+        r->payload = STORE_WINDOW_NO_PAYLOAD;
+        int t = x->stype[ti];
+        if (t < 0)
+            continue;
+        uint64_t v = get64(p + 16);
+        r->type = (uint8_t)t;
+        r->end = (int64_t)get64(p + 8);
+        memcpy(&r->value, &v, 8);
+        r->offset = (int32_t)get32(p + 24);
+        if (x->srank[si] == 0xFF)
+            x->srank[si] = (uint8_t)first_rank(q, x->sp[si], x->sl[si]);
+        if (x->srank[di] == 0xFF)
+            x->srank[di] = (uint8_t)first_rank(q, x->sp[di], x->sl[di]);
+        r->rank = x->srank[si] < x->srank[di] ? x->srank[si] : x->srank[di];
+        if (pi != NO_STR && (q->payload_types >> t & 1u)) {
+            /* NUL-terminated copy into the window's text. */
+            size_t need = w->text_len + x->sl[pi] + 1;
+            if (need >= UINT32_MAX)
+                return STORE_ENOMEM;
+            if (need > w->text_cap) {
+                size_t nc = w->text_cap ? w->text_cap : 4096;
+                while (nc < need)
+                    nc *= 2;
+                char *tp = realloc(w->text, nc);
+                if (tp == NULL)
+                    return STORE_ENOMEM;
+                w->text = tp;
+                w->text_cap = nc;
+            }
+            memcpy(w->text + w->text_len, x->sp[pi], x->sl[pi]);
+            w->text[w->text_len + x->sl[pi]] = '\0';
+            r->payload = (uint32_t)w->text_len;
+            w->text_len = need;
+        }
+    }
+    return 0;
+}
+
+/* Stable order of x->r by start: runs already sorted (segments are) are
+ * found and merged pairwise. */
+static int order_records(struct wscratch *x)
+{
+    size_t n = x->n;
+    uint32_t *a = realloc(x->ix, (n ? n : 1) * sizeof(*a));
+    if (a == NULL)
+        return STORE_ENOMEM;
+    x->ix = a;
+    uint32_t *b = realloc(x->tmp, (n ? n : 1) * sizeof(*b));
+    if (b == NULL)
+        return STORE_ENOMEM;
+    x->tmp = b;
+    for (size_t i = 0; i < n; i++)
+        a[i] = (uint32_t)i;
+    const struct wrec *r = x->r;
+    for (;;) {
+        /* One pass: merge neighbouring runs. */
+        size_t runs = 0, i = 0, o = 0;
+        while (i < n) {
+            size_t m = i + 1;
+            while (m < n && r[a[m - 1]].start <= r[a[m]].start)
+                m++;
+            size_t e = m + 1;
+            while (e < n && r[a[e - 1]].start <= r[a[e]].start)
+                e++;
+            if (m >= n)
+                e = n;
+            size_t p = i, q = m;
+            while (p < m && q < e)
+                b[o++] = r[a[q]].start < r[a[p]].start ? a[q++] : a[p++];
+            while (p < m)
+                b[o++] = a[p++];
+            while (q < e)
+                b[o++] = a[q++];
+            runs++;
+            i = e;
+        }
+        uint32_t *t = a;
+        a = b;
+        b = t;
+        if (runs <= 1)
+            break;
+    }
+    x->ix = a;
+    x->tmp = b;
+    return 0;
+}
+
+int store_days_window(struct store_tx *tx, const struct store_window_query *q, struct store_window *w,
+                      int *use_rows)
+{
+    static const char pending[] =
+        "SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE user_id = ?1 AND days_indexed = 0 LIMIT 1) p";
+    static const char read[] = "SELECT data FROM sample_days WHERE user_id = ?1 AND day >= ?2 AND day <= ?3"
+                               " ORDER BY day";
+    struct db_stmt *s = NULL;
+    struct buf all = {0};
+    struct wscratch x;
+    struct live_uploads lu = {0};
+    int rc, step;
+    *use_rows = 0;
+    memset(&x, 0, sizeof(x));
+    if ((rc = store_tx_stmt(tx, pending, &s)) != 0)
+        return rc;
+    db_bind_text(s, 1, q->user_id);
+    step = db_step(s);
+    if (step != DB_ROW) {
+        db_stmt_reset(s);
+        return store_tx_fail(tx, step == DB_DONE ? STORE_EINTERNAL : step);
+    }
+    *use_rows = db_col_int64(s, 0) > 0;
+    db_stmt_reset(s);
+    if (*use_rows || q->to_ms <= q->from_ms)
+        return 0;
+
+    if ((rc = store_tx_stmt(tx, read, &s)) != 0)
+        return rc;
+    db_stmt_binary_results(s);
+    db_bind_text(s, 1, q->user_id);
+    db_bind_int64(s, 2, store_day_of(q->from_ms));
+    db_bind_int64(s, 3, store_day_of(q->to_ms - 1));
+    while ((step = db_step(s)) == DB_ROW) {
+        size_t len = 0;
+        const void *p = db_col_blob(s, 0, &len);
+        if (p != NULL && (rc = buf_put(&all, p, len)) != 0)
+            break;
+    }
+    db_stmt_reset(s);
+    if (rc == 0 && step != DB_DONE)
+        rc = store_tx_fail(tx, step);
+
+    /* The uploads named by the segments, and which of them still exist. */
+    size_t at = 0;
+    const unsigned char *seg;
+    uint32_t len;
+    int more;
+    while (rc == 0 && (more = seg_next(all.p, all.n, &at, &seg, &len)) != 0) {
+        if (more < 0) {
+            rc = STORE_EINTERNAL;
+            break;
+        }
+        const unsigned char *u = seg + 16;
+        if (u[0] == 0 || live_index(&lu, u) >= 0)
+            continue;
+        if (!upload_id_plain(u)) {
+            *use_rows = 1; /* never written by this store; read the rows */
+            break;
+        }
+        if (lu.n == lu.cap) {
+            size_t nc = lu.cap ? lu.cap * 2 : 16;
+            void *a = realloc(lu.id, nc * sizeof(*lu.id));
+            if (a == NULL) {
+                rc = STORE_ENOMEM;
+                break;
+            }
+            lu.id = a;
+            void *b = realloc(lu.live, nc);
+            if (b == NULL) {
+                rc = STORE_ENOMEM;
+                break;
+            }
+            lu.live = b;
+            lu.cap = nc;
+        }
+        memcpy(lu.id[lu.n], u, SEG_UPLOAD);
+        lu.live[lu.n++] = 0;
+    }
+    if (rc == 0 && !*use_rows)
+        rc = uploads_alive(tx, q->user_id, &lu);
+    if (*use_rows) {
+        free(all.p);
+        free(lu.id);
+        free(lu.live);
+        return rc;
+    }
+
+    w->text_len = 0;
+    at = 0;
+    while (rc == 0 && seg_next(all.p, all.n, &at, &seg, &len) > 0) {
+        const unsigned char *u = seg + 16;
+        if (u[0] != 0 && !lu.live[live_index(&lu, u)])
+            continue; /* deleted by a release that knew nothing of days */
+        rc = seg_decode(seg, len, q, &x, w);
+    }
+    if (rc == 0)
+        rc = order_records(&x);
+    /* Like the row read's LIMIT: at most max_rows + 1 rows, all types. */
+    size_t keep = x.n;
+    if (q->max_rows > 0 && keep > q->max_rows + 1)
+        keep = q->max_rows + 1;
+    for (size_t i = 0; i < keep && rc == 0; i++) {
+        const struct wrec *r = &x.r[x.ix[i]];
+        if (r->type == 0xFF) {
+            w->n_other++;
+            continue;
+        }
+        if (w->n == w->cap && (rc = store_window_grow(w)) != 0)
+            break;
+        size_t k = w->n++;
+        w->type[k] = r->type;
+        w->start_ms[k] = r->start;
+        w->end_ms[k] = r->end;
+        w->value[k] = r->value;
+        w->rank[k] = r->rank;
+        w->offset_min[k] = r->offset;
+        w->payload[k] = r->payload;
+    }
+    if (rc == STORE_EINTERNAL)
+        snprintf(tx->err, sizeof(tx->err), "sample_days: a malformed segment");
+    free(all.p);
+    free(lu.id);
+    free(lu.live);
+    wscratch_free(&x);
+    return rc;
+}
