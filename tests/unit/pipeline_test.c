@@ -391,6 +391,41 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     store_insight_clear(&in);
 }
 
+/* An upload stored before migration 006 (or by the previous release during
+ * a deploy) is not in sample_days: the analysis job puts the user's such
+ * uploads in before it reads, and the analysis is the same. */
+static void test_analysis_heals_uploads_from_before_days(void **state)
+{
+    struct fix *f = *state;
+    char up[STORE_ID_LEN], aid[37], sql[300], err[256];
+    int handled;
+    struct worker_options o = {.store = f->st, .threads = 1, .lease_ms = 30000};
+    make_upload(f, "Apple Watch", 0, up);
+    snprintf(sql, sizeof(sql), "DELETE FROM sample_days WHERE user_id = '%s'", f->user);
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+    snprintf(sql, sizeof(sql), "UPDATE uploads SET days_indexed = 0 WHERE id = '%s'", up);
+    assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
+
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_ANALYSIS, &handled), 0);
+    assert_int_equal(handled, 1);
+    struct store_tx *tx;
+    int64_t healed = -1;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_sample_days_heal(tx, f->user, &healed), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_int_equal(healed, 0); /* the job did it */
+
+    compute_id_derive("analysis", up, aid);
+    struct store_analysis a;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_analysis_get(tx, aid, f->user, &a), 0);
+    store_tx_rollback(tx);
+    json_t *cov = json_loads(a.coverage, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(cov, "days_with_data")), 7);
+    json_decref(cov);
+    store_analysis_clear(&a);
+}
+
 static void test_job_failure_dead_letters_and_marks_upload_failed(void **state)
 {
     struct fix *f = *state;
@@ -529,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_id_derive),
         cmocka_unit_test(test_parsers),
         cmocka_unit_test_setup_teardown(test_jobs_complete_and_are_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_analysis_heals_uploads_from_before_days, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_failure_dead_letters_and_marks_upload_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_starts_and_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_purges_acknowledged_messages, setup, teardown),
