@@ -1,19 +1,21 @@
 /*
- * days.c — a user's samples, one row per UTC day (migration 006).
+ * days.c — a user's samples packed per UTC day (migration 006).
  *
  * The analysis window is a week of one user's samples: about 20,000 rows of
  * health_samples for a week of minute data. Read row by row, that cost the
  * database more than the analysis itself cost the worker (an index probe, a
- * heap tuple and a result row each; docs/pipeline.md has the profile). So
+ * heap tuple and a result row each; docs/insights.md has the profile). So
  * every sample is also written, in the same transaction, into sample_days:
- * per (user, UTC day) one byte string of the day's samples, and the window
- * reads 8 such rows instead.
+ * per (user, UTC day) the day's samples packed into bytes, and the window
+ * reads a few such rows instead.
  *
- * A day's bytes are a sequence of segments, each appended by one insert
- * (PostgreSQL: bytea || in ON CONFLICT DO UPDATE; SQLite: the same, cast
- * back to a blob) or written whole by a rebuild from health_samples, which
- * stays the source of truth. A segment is self-contained, so appending never
- * reads the day first:
+ * A day is one or more rows (in id order) whose bytes are a sequence of
+ * segments. Each insert of samples adds a row holding its segments for that
+ * day: a plain INSERT, nothing read back or rewritten. When a day has more
+ * than DAY_MAX_ROWS rows they are merged into one (their bytes
+ * concatenated), which bounds the rows a window reads. Deleting an upload
+ * rewrites its days from health_samples, which stays the source of truth.
+ * A segment is self-contained, so rows and merges are mere concatenation:
  *
  *   header, 52 bytes:  u8 magic 0xD1, u8 0, u16 0, u32 n_strings,
  *                      u32 n_records, u32 byte length of the whole segment,
@@ -327,28 +329,93 @@ int store_days_lock_user(struct store_tx *tx, const char *user_id)
     return store_tx_run(tx, s, NULL);
 }
 
-static int day_write(struct store_tx *tx, const char *user_id, int64_t day, const struct buf *b, int append)
+/* A day's rows beyond which an append merges them into one: appends stay
+ * plain inserts (nothing read back, nothing rewritten), and a window still
+ * reads at most this many rows a day. */
+#define DAY_MAX_ROWS 32
+
+/* Insert a row of segments; *rows (may be NULL) gets the day's row count
+ * with it (the RETURNING subquery sees the rows before the insert on
+ * PostgreSQL, after it on SQLite). */
+static int day_insert(struct store_tx *tx, const char *user_id, int64_t day, const void *p, size_t n,
+                      int64_t *rows)
 {
-    static const char app_lite[] = "INSERT INTO sample_days (user_id, day, data) VALUES (?1, ?2, ?3)"
-                                   " ON CONFLICT (user_id, day) DO UPDATE"
-                                   " SET data = CAST(sample_days.data || excluded.data AS BLOB)";
-    static const char app_pg[] = "INSERT INTO sample_days (user_id, day, data) VALUES (?1, ?2, ?3)"
-                                 " ON CONFLICT (user_id, day) DO UPDATE SET data = sample_days.data || excluded.data";
-    static const char put[] = "INSERT INTO sample_days (user_id, day, data) VALUES (?1, ?2, ?3)"
-                              " ON CONFLICT (user_id, day) DO UPDATE SET data = excluded.data";
-    static const char del[] = "DELETE FROM sample_days WHERE user_id = ?1 AND day = ?2";
+    static const char sql[] = "INSERT INTO sample_days (user_id, day, data) VALUES (?1, ?2, ?3)"
+                              " RETURNING (SELECT COUNT(*) FROM sample_days WHERE user_id = ?1 AND day = ?2)";
     struct db_stmt *s = NULL;
-    const char *sql = b->n == 0 ? del : append ? store_sql(tx->st, app_lite, app_pg) : put;
-    if (b->n == 0 && append)
-        return 0;
-    int rc = store_tx_stmt(tx, sql, &s);
+    int rc = store_tx_stmt(tx, sql, &s), step;
     if (rc != 0)
         return rc;
     db_bind_text(s, 1, user_id);
     db_bind_int64(s, 2, day);
-    if (b->n > 0)
-        db_bind_blob(s, 3, b->p, b->n);
+    db_bind_blob(s, 3, p, n);
+    if ((step = db_step(s)) != DB_ROW) {
+        db_stmt_reset(s);
+        return store_tx_fail(tx, step == DB_DONE ? STORE_EINTERNAL : step);
+    }
+    if (rows != NULL)
+        *rows = db_col_int64(s, 0) + (tx->st->backend == DB_SQLITE ? 0 : 1);
+    db_stmt_reset(s);
+    return 0;
+}
+
+static int day_delete(struct store_tx *tx, const char *user_id, int64_t day)
+{
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, "DELETE FROM sample_days WHERE user_id = ?1 AND day = ?2", &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_int64(s, 2, day);
     return store_tx_run(tx, s, NULL);
+}
+
+/* Merge a day's rows into one: the segments concatenated as they are, in
+ * append order. */
+static int day_compact(struct store_tx *tx, const char *user_id, int64_t day)
+{
+    static const char all[] = "SELECT data FROM sample_days WHERE user_id = ?1 AND day = ?2 ORDER BY id";
+    struct db_stmt *s = NULL;
+    struct buf b = {0};
+    int rc = store_tx_stmt(tx, all, &s), step;
+    if (rc != 0)
+        return rc;
+    db_stmt_binary_results(s);
+    db_bind_text(s, 1, user_id);
+    db_bind_int64(s, 2, day);
+    while ((step = db_step(s)) == DB_ROW) {
+        size_t len = 0;
+        const void *p = db_col_blob(s, 0, &len);
+        if (p != NULL && (rc = buf_put(&b, p, len)) != 0)
+            break;
+    }
+    db_stmt_reset(s);
+    if (rc == 0 && step != DB_DONE)
+        rc = store_tx_fail(tx, step);
+    if (rc == 0)
+        rc = day_delete(tx, user_id, day);
+    if (rc == 0 && b.n > 0)
+        rc = day_insert(tx, user_id, day, b.p, b.n, NULL);
+    free(b.p);
+    return rc;
+}
+
+/* Append a day's new segments (a row of their own), or, for a rebuild,
+ * replace all of the day's rows (none when b is empty). */
+static int day_write(struct store_tx *tx, const char *user_id, int64_t day, const struct buf *b, int append)
+{
+    int rc;
+    int64_t rows = 0;
+    if (append) {
+        if (b->n == 0)
+            return 0;
+        if ((rc = day_insert(tx, user_id, day, b->p, b->n, &rows)) != 0)
+            return rc;
+        return rows > DAY_MAX_ROWS ? day_compact(tx, user_id, day) : 0;
+    }
+    if ((rc = day_delete(tx, user_id, day)) != 0)
+        return rc;
+    return b->n > 0 ? day_insert(tx, user_id, day, b->p, b->n, NULL) : 0;
 }
 
 static int sample_order(const void *a, const void *b, void *ctx)
@@ -360,8 +427,8 @@ static int sample_order(const void *a, const void *b, void *ctx)
         int64_t di = store_day_of(v[i].start_ms), dj = store_day_of(v[j].start_ms);
         c = di < dj ? -1 : di > dj;
     }
-    if (c == 0)
-        c = strcmp(v[i].upload_id, v[j].upload_id);
+    /* Insertion order within a day, uploads interleaved as they come (a
+     * new segment where the upload changes): segment order is id order. */
     return c != 0 ? c : i < j ? -1 : i > j;
 }
 
@@ -378,7 +445,7 @@ int store_days_append(struct store_tx *tx, const struct store_sample *v, size_t 
     for (size_t i = 0; i < n; i++)
         if (inserted[i])
             ix[m++] = (uint32_t)i;
-    /* By user, day and upload, insertion order within: one write per day. */
+    /* By user and day, insertion order within: one write per day. */
     qsort_r(ix, m, sizeof(*ix), sample_order, (void *)v);
     for (size_t a = 0; a < m && rc == 0;) {
         const struct store_sample *first = &v[ix[a]];
@@ -850,7 +917,7 @@ int store_days_window(struct store_tx *tx, const struct store_window_query *q, s
     static const char pending[] =
         "SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE user_id = ?1 AND days_indexed = 0 LIMIT 1) p";
     static const char read[] = "SELECT data FROM sample_days WHERE user_id = ?1 AND day >= ?2 AND day <= ?3"
-                               " ORDER BY day";
+                               " ORDER BY day, id";
     struct db_stmt *s = NULL;
     struct buf all = {0};
     struct wscratch x;

@@ -234,8 +234,8 @@ static const char m005_ddl[] =
     "CREATE INDEX IF NOT EXISTS health_samples_upload_time ON health_samples (upload_id, start_ms);\n"
     "DROP INDEX IF EXISTS health_samples_upload;\n";
 
-/* 006: a user's samples one row per UTC day (src/store/days.c), for the
- * analysis window: a week is 8 rows instead of ~20,000. Written with the
+/* 006: a user's samples packed per UTC day (src/store/days.c), for the
+ * analysis window: a week is a few rows instead of ~20,000. Written with the
  * samples in the same transaction; health_samples stays the source of truth
  * (days are rebuilt from it when an upload is deleted). Expand-only: uploads
  * stored before 006, or by the previous release during a deploy, keep
@@ -246,10 +246,11 @@ static const char m005_ddl[] =
  * doubles do not compress much. */
 static const char m006_ddl[] =
     "CREATE TABLE sample_days ("
+    " id {ID},"
     " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
     " day BIGINT NOT NULL,"
-    " data {BLOB} NOT NULL,"
-    " PRIMARY KEY (user_id, day));\n"
+    " data {BLOB} NOT NULL);\n"
+    "CREATE INDEX sample_days_user_day ON sample_days (user_id, day, id);\n"
     "{EXTERNAL}"
     "ALTER TABLE uploads ADD COLUMN days_indexed INTEGER NOT NULL DEFAULT 0;\n"
     "CREATE INDEX uploads_days_pending ON uploads (user_id) WHERE days_indexed = 0;\n";
