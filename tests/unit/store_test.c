@@ -1205,6 +1205,63 @@ static void test_sample_days_match_rows(void **state)
     store_window_free(&w);
 }
 
+/* Writers of one user's samples at once (PostgreSQL: separate sessions
+ * that take the user's lock in turn): the days still read in (start_ms,
+ * id) order, equal to the rows. */
+struct days_writer {
+    struct store *st;
+    const char *user, *upload;
+    int64_t t0;
+    int base;
+    int failed;
+};
+
+static void *days_write_loop(void *arg)
+{
+    struct days_writer *d = arg;
+    struct store_sample v[30];
+    char pl[30][96];
+    for (int b = 0; b < 20 && !d->failed; b++) {
+        for (int i = 0; i < 30; i++)
+            days_sample(&v[i], d->user, d->upload, d->t0, d->base + b * 30 + i, pl[i], sizeof(pl[i]));
+        struct store_tx *tx = NULL;
+        size_t ins = 0;
+        if (store_tx_begin(d->st, STORE_TX_WRITE, &tx) != 0 ||
+            store_sample_insert_batch(tx, v, 30, &ins) != 0 || store_tx_commit(tx) != 0 || ins != 30)
+            d->failed = 1;
+    }
+    return NULL;
+}
+
+static void test_sample_days_concurrent_writers(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char a[STORE_ID_LEN], up[4][STORE_ID_LEN];
+    make_user(f->st, "days-conc@example.com", a, 0);
+    struct store_tx *tx = begin(f->st);
+    for (int i = 0; i < 4; i++)
+        make_upload(tx, a, up[i]);
+    commit(tx);
+    const int64_t t0 = 1795000000000LL - 1795000000000LL % 86400000LL + 23 * 3600000LL;
+    struct days_writer w[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        /* Each writer's samples start at t0: ties across writers. */
+        w[i] = (struct days_writer){f->st, a, up[i], t0, i * 100000, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, days_write_loop, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failed, 0);
+    }
+    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
+    static const char *const ranks[] = {"Watch", "iPhone"};
+    struct store_window_query q = {.user_id = a, .types = types, .n_types = 3, .payload_types = 1u << 2,
+                                   .ranks = ranks, .n_ranks = 2, .from_ms = INT64_MIN, .to_ms = INT64_MAX};
+    assert_int_equal(days_match_rows(f->st, &q), 4 * 600 * 4 / 5);
+}
+
 static void test_sample_newest(void **state)
 {
     struct fix *f = *state;
@@ -2139,6 +2196,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sample_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_window_matches_reference_loader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_match_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_days_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_expiry_redelivers_and_poison_dead_letters,
