@@ -334,6 +334,22 @@ int store_days_lock_user(struct store_tx *tx, const char *user_id)
  * reads at most this many rows a day. */
 #define DAY_MAX_ROWS 32
 
+/* Step a bound statement whose column 0 is a day's bytes and append them
+ * all to b, in order; resets s. */
+static int read_days(struct store_tx *tx, struct db_stmt *s, struct buf *b)
+{
+    int rc = 0, step;
+    db_stmt_binary_results(s);
+    while ((step = db_step(s)) == DB_ROW) {
+        size_t len = 0;
+        const void *p = db_col_blob(s, 0, &len);
+        if (p != NULL && (rc = buf_put(b, p, len)) != 0)
+            break;
+    }
+    db_stmt_reset(s);
+    return rc == 0 && step != DB_DONE ? store_tx_fail(tx, step) : rc;
+}
+
 /* Insert a row of segments; *rows (may be NULL) gets the day's row count
  * with it (the RETURNING subquery sees the rows before the insert on
  * PostgreSQL, after it on SQLite). */
@@ -377,21 +393,12 @@ static int day_compact(struct store_tx *tx, const char *user_id, int64_t day)
     static const char all[] = "SELECT data FROM sample_days WHERE user_id = ?1 AND day = ?2 ORDER BY id";
     struct db_stmt *s = NULL;
     struct buf b = {0};
-    int rc = store_tx_stmt(tx, all, &s), step;
+    int rc = store_tx_stmt(tx, all, &s);
     if (rc != 0)
         return rc;
-    db_stmt_binary_results(s);
     db_bind_text(s, 1, user_id);
     db_bind_int64(s, 2, day);
-    while ((step = db_step(s)) == DB_ROW) {
-        size_t len = 0;
-        const void *p = db_col_blob(s, 0, &len);
-        if (p != NULL && (rc = buf_put(&b, p, len)) != 0)
-            break;
-    }
-    db_stmt_reset(s);
-    if (rc == 0 && step != DB_DONE)
-        rc = store_tx_fail(tx, step);
+    rc = read_days(tx, s, &b);
     if (rc == 0)
         rc = day_delete(tx, user_id, day);
     if (rc == 0 && b.n > 0)
@@ -940,19 +947,10 @@ int store_days_window(struct store_tx *tx, const struct store_window_query *q, s
 
     if ((rc = store_tx_stmt(tx, read, &s)) != 0)
         return rc;
-    db_stmt_binary_results(s);
     db_bind_text(s, 1, q->user_id);
     db_bind_int64(s, 2, store_day_of(q->from_ms));
     db_bind_int64(s, 3, store_day_of(q->to_ms - 1));
-    while ((step = db_step(s)) == DB_ROW) {
-        size_t len = 0;
-        const void *p = db_col_blob(s, 0, &len);
-        if (p != NULL && (rc = buf_put(&all, p, len)) != 0)
-            break;
-    }
-    db_stmt_reset(s);
-    if (rc == 0 && step != DB_DONE)
-        rc = store_tx_fail(tx, step);
+    rc = read_days(tx, s, &all);
 
     /* The uploads named by the segments, and which of them still exist. */
     size_t at = 0;

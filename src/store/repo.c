@@ -1152,25 +1152,29 @@ static int window_query_ok(const struct store_window_query *q)
     return bits <= STORE_WINDOW_MAX_PAYLOAD_TYPES;
 }
 
-int store_sample_window(struct store_tx *tx, const struct store_window_query *q,
-                        struct store_window *w)
+/* Empty w and check q: what both window reads start with. */
+static int window_reset(const struct store_window_query *q, struct store_window *w)
 {
-    int use_rows = 0;
     if (w == NULL)
         return STORE_EINVAL;
     w->n = 0;
     w->n_other = 0;
     w->text_len = 0;
-    if (!window_query_ok(q))
-        return STORE_EINVAL;
-    int rc = store_days_window(tx, q, w, &use_rows);
+    return window_query_ok(q) ? 0 : STORE_EINVAL;
+}
+
+int store_sample_window(struct store_tx *tx, const struct store_window_query *q,
+                        struct store_window *w)
+{
+    int use_rows = 0;
+    int rc = window_reset(q, w);
+    if (rc != 0)
+        return rc;
+    rc = store_days_window(tx, q, w, &use_rows);
     if (rc == 0 && use_rows)
         return store_sample_window_rows(tx, q, w);
-    if (rc != 0) {
-        w->n = 0;
-        w->n_other = 0;
-        w->text_len = 0;
-    }
+    if (rc != 0)
+        window_reset(q, w);
     return rc;
 }
 
@@ -1180,14 +1184,10 @@ int store_sample_window_rows(struct store_tx *tx, const struct store_window_quer
     static const char lite[] = WINDOW_SQL("instr");
     static const char pg[] = WINDOW_SQL("strpos");
     struct db_stmt *s = NULL;
-    if (w == NULL)
-        return STORE_EINVAL;
-    w->n = 0;
-    w->n_other = 0;
-    w->text_len = 0;
-    if (!window_query_ok(q))
-        return STORE_EINVAL;
-    int rc = store_tx_stmt(tx, store_sql(tx->st, lite, pg), &s);
+    int rc = window_reset(q, w);
+    if (rc != 0)
+        return rc;
+    rc = store_tx_stmt(tx, store_sql(tx->st, lite, pg), &s);
     if (rc != 0)
         return rc;
     db_stmt_binary_results(s);
@@ -1232,9 +1232,7 @@ int store_sample_window_rows(struct store_tx *tx, const struct store_window_quer
     db_stmt_reset(s);
     if (rc == DB_DONE)
         return 0;
-    w->n = 0;
-    w->n_other = 0;
-    w->text_len = 0;
+    window_reset(q, w);
     return rc == STORE_ENOMEM ? rc : store_tx_fail(tx, rc);
 }
 
