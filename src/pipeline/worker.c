@@ -199,12 +199,14 @@ static int analysis_job(const struct worker_options *o, struct pat_workspace *ws
     tx = NULL;
 
     /* With the status, put any of the user's uploads stored before
-     * migration 006 into sample_days, so that the window reads days. */
+     * migration 006 into sample_days, so that the window reads days. The
+     * heal first: it takes the user's sample lock, which every writer of
+     * samples takes before any row lock (store/days.c). */
     rc = store_tx_begin(o->store, STORE_TX_WRITE, &tx);
     if (rc == 0)
-        rc = store_upload_status_set(tx, ids.upload_id, "processing", 0.1, 0, NULL);
-    if (rc == 0)
         rc = store_sample_days_heal(tx, ids.user_id, NULL);
+    if (rc == 0)
+        rc = store_upload_status_set(tx, ids.upload_id, "processing", 0.1, 0, NULL);
     if (rc == 0) {
         rc = store_tx_commit(tx);
         tx = NULL;

@@ -25,7 +25,8 @@
  *                      devices once each, payloads as they come
  *   records, 36 bytes: i64 start_ms, i64 end_ms, f64 value (NaN for NULL),
  *                      i32 utc_offset_min, u16 type, u16 source, u16 device,
- *                      u16 payload (string indexes; 0xFFFF: no payload)
+ *                      u16 payload (string indexes; payload 0xFFFF: none,
+ *                      0xFFFE: just {"tz_offset_min":N} with the record's N)
  *
  * all little-endian. Records are sorted by start_ms within a segment (ties
  * in insertion order). The window order is (start_ms, id), and on
@@ -34,7 +35,8 @@
  * segments by start_ms is exactly that order (SQLite has one writer).
  *
  * A payload that only repeats the offset ({"tz_offset_min":N}) is not
- * copied: the offset has its field.
+ * copied, only marked: the offset has its field, and the text is made again
+ * when a window asks for that type's payloads.
  *
  * Rolling deploys: the previous release writes samples without days. Its
  * uploads keep uploads.days_indexed = 0 (the column's default); while a user
@@ -50,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "store/store_int.h"
 
 #define DAY_MS 86400000LL
@@ -59,6 +62,7 @@
 #define REC_SIZE 36
 #define SEG_MAX_RECORDS 4096
 #define NO_STR 0xFFFFu
+#define OFFSET_ONLY 0xFFFEu /* payload was {"tz_offset_min":N}, N the record's offset */
 #define DICT_MAX 64
 
 int64_t store_day_of(int64_t ms)
@@ -213,7 +217,7 @@ static int payload_only_offset(const char *payload, int32_t offset)
 static int seg_add(struct seg *s, const struct day_sample *x)
 {
     /* Each record adds at most 4 strings, and SEG_MAX_RECORDS of them stay
-     * well below the 16-bit string index. */
+     * well below the 16-bit string index (0xFFFE and 0xFFFF are marks). */
     if (s->nr >= SEG_MAX_RECORDS)
         return 1;
     if (s->nr == s->cap) {
@@ -236,8 +240,12 @@ static int seg_add(struct seg *s, const struct day_sample *x)
         rc = seg_string(s, x->source ? x->source : "", 1, &r->source);
     if (rc == 0)
         rc = seg_string(s, x->device ? x->device : "", 1, &r->device);
-    if (rc == 0 && x->payload != NULL && !payload_only_offset(x->payload, x->offset))
-        rc = seg_string(s, x->payload, 0, &r->payload);
+    if (rc == 0 && x->payload != NULL) {
+        if (payload_only_offset(x->payload, x->offset))
+            r->payload = OFFSET_ONLY;
+        else
+            rc = seg_string(s, x->payload, 0, &r->payload);
+    }
     if (rc != 0)
         return rc;
     s->nr++;
@@ -334,17 +342,44 @@ int store_days_lock_user(struct store_tx *tx, const char *user_id)
  * reads at most this many rows a day. */
 #define DAY_MAX_ROWS 32
 
-/* Step a bound statement whose column 0 is a day's bytes and append them
- * all to b, in order; resets s. */
-static int read_days(struct store_tx *tx, struct db_stmt *s, struct buf *b)
+/* Where each day's bytes end in a read of several days. */
+struct day_ends {
+    size_t *end;
+    size_t n, cap;
+};
+
+/* Step a bound statement whose column 0 is a day's bytes (and column 1 its
+ * day, when ends is not NULL) and append them all to b, in order; resets
+ * s. */
+static int read_days(struct store_tx *tx, struct db_stmt *s, struct buf *b, struct day_ends *ends)
 {
     int rc = 0, step;
+    int64_t last = 0;
     db_stmt_binary_results(s);
     while ((step = db_step(s)) == DB_ROW) {
         size_t len = 0;
         const void *p = db_col_blob(s, 0, &len);
         if (p != NULL && (rc = buf_put(b, p, len)) != 0)
             break;
+        if (ends == NULL)
+            continue;
+        int64_t day = db_col_int64(s, 1);
+        if (ends->n > 0 && day == last) {
+            ends->end[ends->n - 1] = b->n;
+            continue;
+        }
+        if (ends->n == ends->cap) {
+            size_t nc = ends->cap ? ends->cap * 2 : 16;
+            size_t *e = realloc(ends->end, nc * sizeof(*e));
+            if (e == NULL) {
+                rc = STORE_ENOMEM;
+                break;
+            }
+            ends->end = e;
+            ends->cap = nc;
+        }
+        ends->end[ends->n++] = b->n;
+        last = day;
     }
     db_stmt_reset(s);
     return rc == 0 && step != DB_DONE ? store_tx_fail(tx, step) : rc;
@@ -398,7 +433,7 @@ static int day_compact(struct store_tx *tx, const char *user_id, int64_t day)
         return rc;
     db_bind_text(s, 1, user_id);
     db_bind_int64(s, 2, day);
-    rc = read_days(tx, s, &b);
+    rc = read_days(tx, s, &b, NULL);
     if (rc == 0)
         rc = day_delete(tx, user_id, day);
     if (rc == 0 && b.n > 0)
@@ -591,7 +626,11 @@ int store_days_rebuild(struct store_tx *tx, const char *user_id, const int64_t *
 
 int store_sample_days_heal(struct store_tx *tx, const char *user_id, int64_t *healed)
 {
-    static const char pending[] = "SELECT id FROM uploads WHERE user_id = ?1 AND days_indexed = 0 ORDER BY id";
+    /* Not an upload still being written (an import by the previous release
+     * runs for many transactions, all 'processing'): its later batches
+     * would miss the days. It stays pending, and windows read rows. */
+    static const char pending[] = "SELECT id FROM uploads WHERE user_id = ?1 AND days_indexed = 0"
+                                  " AND status <> 'processing' ORDER BY id";
     static const char done[] = "UPDATE uploads SET days_indexed = 1 WHERE id = ?1";
     struct db_stmt *s = NULL;
     char (*ids)[STORE_ID_LEN] = NULL;
@@ -816,7 +855,7 @@ static int seg_decode(const unsigned char *seg, uint32_t len, const struct store
         if (start < q->from_ms || start >= q->to_ms)
             continue;
         uint16_t ti = get16(p + 28), si = get16(p + 30), di = get16(p + 32), pi = get16(p + 34);
-        if (ti >= nstr || si >= nstr || di >= nstr || (pi != NO_STR && pi >= nstr))
+        if (ti >= nstr || si >= nstr || di >= nstr || (pi != NO_STR && pi != OFFSET_ONLY && pi >= nstr))
             return STORE_EINTERNAL;
         if (x->stype[ti] == -2)
             x->stype[ti] = (int16_t)type_index(q, x->sp[ti], x->sl[ti]);
@@ -846,8 +885,17 @@ static int seg_decode(const unsigned char *seg, uint32_t len, const struct store
             x->srank[di] = (uint8_t)first_rank(q, x->sp[di], x->sl[di]);
         r->rank = x->srank[si] < x->srank[di] ? x->srank[si] : x->srank[di];
         if (pi != NO_STR && (q->payload_types >> t & 1u)) {
+            char made[48];
+            const void *src = made;
+            size_t plen;
+            if (pi == OFFSET_ONLY) {
+                plen = (size_t)snprintf(made, sizeof(made), "{\"tz_offset_min\":%d}", (int)r->offset);
+            } else {
+                src = x->sp[pi];
+                plen = x->sl[pi];
+            }
             /* NUL-terminated copy into the window's text. */
-            size_t need = w->text_len + x->sl[pi] + 1;
+            size_t need = w->text_len + plen + 1;
             if (need >= UINT32_MAX)
                 return STORE_ENOMEM;
             if (need > w->text_cap) {
@@ -860,8 +908,8 @@ static int seg_decode(const unsigned char *seg, uint32_t len, const struct store
                 w->text = tp;
                 w->text_cap = nc;
             }
-            memcpy(w->text + w->text_len, x->sp[pi], x->sl[pi]);
-            w->text[w->text_len + x->sl[pi]] = '\0';
+            memcpy(w->text + w->text_len, src, plen);
+            w->text[w->text_len + plen] = '\0';
             r->payload = (uint32_t)w->text_len;
             w->text_len = need;
         }
@@ -923,12 +971,13 @@ int store_days_window(struct store_tx *tx, const struct store_window_query *q, s
 {
     static const char pending[] =
         "SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE user_id = ?1 AND days_indexed = 0 LIMIT 1) p";
-    static const char read[] = "SELECT data FROM sample_days WHERE user_id = ?1 AND day >= ?2 AND day <= ?3"
+    static const char read[] = "SELECT data, day FROM sample_days WHERE user_id = ?1 AND day >= ?2 AND day <= ?3"
                                " ORDER BY day, id";
     struct db_stmt *s = NULL;
     struct buf all = {0};
     struct wscratch x;
     struct live_uploads lu = {0};
+    struct day_ends ends = {0};
     int rc, step;
     *use_rows = 0;
     memset(&x, 0, sizeof(x));
@@ -950,7 +999,7 @@ int store_days_window(struct store_tx *tx, const struct store_window_query *q, s
     db_bind_text(s, 1, q->user_id);
     db_bind_int64(s, 2, store_day_of(q->from_ms));
     db_bind_int64(s, 3, store_day_of(q->to_ms - 1));
-    rc = read_days(tx, s, &all);
+    rc = read_days(tx, s, &all, &ends);
 
     /* The uploads named by the segments, and which of them still exist. */
     size_t at = 0;
@@ -959,7 +1008,9 @@ int store_days_window(struct store_tx *tx, const struct store_window_query *q, s
     int more;
     while (rc == 0 && (more = seg_next(all.p, all.n, &at, &seg, &len)) != 0) {
         if (more < 0) {
-            rc = STORE_EINTERNAL;
+            log_warning("sample_days: a malformed segment; reading the rows", LOG_STR, "backend",
+                        store_backend_name(tx->st), LOG_END);
+            *use_rows = 1;
             break;
         }
         const unsigned char *u = seg + 16;
@@ -990,26 +1041,48 @@ int store_days_window(struct store_tx *tx, const struct store_window_query *q, s
     }
     if (rc == 0 && !*use_rows)
         rc = uploads_alive(tx, q->user_id, &lu);
-    if (*use_rows) {
-        free(all.p);
-        free(lu.id);
-        free(lu.live);
-        return rc;
-    }
-
     w->text_len = 0;
     at = 0;
-    while (rc == 0 && seg_next(all.p, all.n, &at, &seg, &len) > 0) {
-        const unsigned char *u = seg + 16;
-        if (u[0] != 0 && !lu.live[live_index(&lu, u)])
-            continue; /* deleted by a release that knew nothing of days */
-        rc = seg_decode(seg, len, q, &x, w);
+    /* Day by day, in order: once the days read hold more than max_rows + 1
+     * records (all types) in the range, later days cannot be among the
+     * first max_rows + 1, so reading stops there (memory stays bounded by
+     * the limit, as the row read's LIMIT keeps it). */
+    for (size_t d = 0; rc == 0 && !*use_rows && d < ends.n; d++) {
+        while (rc == 0 && at < ends.end[d]) {
+            if (seg_next(all.p, ends.end[d], &at, &seg, &len) <= 0) {
+                rc = STORE_EINTERNAL;
+                break;
+            }
+            const unsigned char *u = seg + 16;
+            if (u[0] != 0 && !lu.live[live_index(&lu, u)])
+                continue; /* deleted by a release that knew nothing of days */
+            rc = seg_decode(seg, len, q, &x, w);
+        }
+        if (q->max_rows > 0 && x.n > 0 && x.n - 1 > q->max_rows)
+            break;
+    }
+    if (rc == STORE_EINTERNAL) {
+        /* Not what this store writes: read the rows rather than fail every
+         * analysis of this user until the day is rewritten. */
+        log_warning("sample_days: a malformed segment; reading the rows", LOG_STR, "backend",
+                    store_backend_name(tx->st), LOG_END);
+        *use_rows = 1;
+        rc = 0;
+    }
+    if (*use_rows) {
+        w->text_len = 0;
+        free(all.p);
+        free(ends.end);
+        free(lu.id);
+        free(lu.live);
+        wscratch_free(&x);
+        return rc;
     }
     if (rc == 0)
         rc = order_records(&x);
     /* Like the row read's LIMIT: at most max_rows + 1 rows, all types. */
     size_t keep = x.n;
-    if (q->max_rows > 0 && keep > q->max_rows + 1)
+    if (q->max_rows > 0 && keep > 0 && keep - 1 > q->max_rows)
         keep = q->max_rows + 1;
     for (size_t i = 0; i < keep && rc == 0; i++) {
         const struct wrec *r = &x.r[x.ix[i]];
@@ -1028,9 +1101,8 @@ int store_days_window(struct store_tx *tx, const struct store_window_query *q, s
         w->offset_min[k] = r->offset;
         w->payload[k] = r->payload;
     }
-    if (rc == STORE_EINTERNAL)
-        snprintf(tx->err, sizeof(tx->err), "sample_days: a malformed segment");
     free(all.p);
+    free(ends.end);
     free(lu.id);
     free(lu.live);
     wscratch_free(&x);

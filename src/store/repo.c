@@ -676,7 +676,7 @@ char *store_sample_bulk_sql_build(size_t rows)
         o += (size_t)snprintf(sql + o, cap - o, ")");
     }
     /* Which rows went in (the others were duplicates): their days get them. */
-    snprintf(sql + o, cap - o, " ON CONFLICT DO NOTHING RETURNING hk_uuid");
+    snprintf(sql + o, cap - o, " ON CONFLICT DO NOTHING RETURNING user_id, hk_uuid");
     return sql;
 }
 
@@ -713,27 +713,33 @@ static int check_owner(struct store_tx *tx, const char *user_id, const char *upl
     return 0;
 }
 
-/* One multi-row statement's RETURNING hk_uuid: mark inserted[] for its
- * rows. All rows when all went in; otherwise a row without a uuid went in
- * (NULLs never conflict) and one with a uuid went in when the uuid came
- * back (its first occurrence: a later one in the same statement was the
- * duplicate). */
+/* One multi-row statement's RETURNING user_id, hk_uuid: mark inserted[]
+ * for its rows. All rows when all went in; otherwise a row without a uuid
+ * went in (NULLs never conflict) and one with a uuid went in when its
+ * (user, uuid) came back (its first occurrence: a later one in the same
+ * statement was the duplicate). */
 static int bulk_inserted(struct store_tx *tx, struct db_stmt *s, const struct store_sample *v, size_t rows,
                          unsigned char *inserted, int64_t *changes)
 {
-    char(*got)[sizeof(v->hk_uuid)] = NULL;
+    struct got {
+        char user[STORE_ID_LEN];
+        char uuid[sizeof(v->hk_uuid)];
+    } *got = NULL;
     size_t ng = 0;
     int step, rc = 0;
     while ((step = db_step(s)) == DB_ROW) {
-        const char *u = db_col_text(s, 0);
-        if (u == NULL)
+        const char *usr = db_col_text(s, 0), *u = db_col_text(s, 1);
+        if (u == NULL || usr == NULL)
             continue;
         if (got == NULL && (got = malloc(rows * sizeof(*got))) == NULL) {
             rc = STORE_ENOMEM;
             break;
         }
-        if (ng < rows)
-            snprintf(got[ng++], sizeof(*got), "%s", u);
+        if (ng < rows) {
+            snprintf(got[ng].user, sizeof(got[ng].user), "%s", usr);
+            snprintf(got[ng].uuid, sizeof(got[ng].uuid), "%s", u);
+            ng++;
+        }
     }
     if (rc == 0 && step != DB_DONE) {
         db_stmt_reset(s);
@@ -748,13 +754,45 @@ static int bulk_inserted(struct store_tx *tx, struct db_stmt *s, const struct st
         for (size_t r = 0; r < rows; r++) {
             inserted[r] = v[r].hk_uuid[0] == '\0';
             for (size_t k = 0; !inserted[r] && k < ng; k++)
-                if (got[k][0] != '\0' && strcmp(got[k], v[r].hk_uuid) == 0) {
+                if (got[k].uuid[0] != '\0' && strcmp(got[k].uuid, v[r].hk_uuid) == 0 &&
+                    strcmp(got[k].user, v[r].user_id) == 0) {
                     inserted[r] = 1;
-                    got[k][0] = '\0';
+                    got[k].uuid[0] = '\0';
                 }
         }
     }
     free(got);
+    return rc;
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Each distinct user of the batch's sample lock, in user id order (two
+ * batches with the same users in another order would deadlock). */
+static int lock_users(struct store_tx *tx, const struct store_sample *v, size_t n)
+{
+    if (tx->st->backend == DB_SQLITE || n == 0)
+        return 0;
+    size_t k = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && k < 2; i++)
+        if (i == 0 || strcmp(v[i].user_id, v[i - 1].user_id) != 0)
+            k++;
+    if (k == 1)
+        return store_days_lock_user(tx, v[0].user_id);
+    const char **u = malloc(n * sizeof(*u));
+    if (u == NULL)
+        return STORE_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        u[i] = v[i].user_id;
+    qsort(u, n, sizeof(*u), cmp_str_ptr);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (i == 0 || strcmp(u[i], u[i - 1]) != 0)
+            rc = store_days_lock_user(tx, u[i]);
+    free(u);
     return rc;
 }
 
@@ -765,22 +803,21 @@ int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *v,
     int64_t total = 0, ch = 0;
     int64_t now = store_now_ms();
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if (!sample_ok(&v[i])) {
             snprintf(tx->err, sizeof(tx->err), "sample %zu is invalid", i);
             return STORE_EINVAL;
         }
+    /* The users' sample locks first (days.c): before any row gets an id, so
+     * that ids follow the order days are appended in, and before the owner
+     * checks' row locks, the order every writer of samples keeps. */
+    if ((rc = lock_users(tx, v, n)) != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
         if (i == 0 || strcmp(v[i].user_id, v[i - 1].user_id) != 0 ||
             strcmp(v[i].upload_id, v[i - 1].upload_id) != 0)
             if ((rc = check_owner(tx, v[i].user_id, v[i].upload_id)) != 0)
                 return rc;
-    }
-    /* Before any row gets an id: row ids then follow the order in which
-     * the user's days are appended to (days.c). */
-    for (size_t i = 0; i < n; i++)
-        if ((i == 0 || strcmp(v[i].user_id, v[i - 1].user_id) != 0) &&
-            (rc = store_days_lock_user(tx, v[i].user_id)) != 0)
-            return rc;
     unsigned char *in = calloc(n ? n : 1, 1);
     if (in == NULL)
         return STORE_ENOMEM;
