@@ -100,6 +100,22 @@ static uint32_t get32(const unsigned char *p)
 
 static uint64_t get64(const unsigned char *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
 
+/* Make room for one more element in a doubling array (first capacity
+ * `first`): p is the address of the array's pointer (any object pointer
+ * type, copied through memcpy so no lvalue of another type touches it);
+ * it and *cap change only on success. */
+static int grow(void *p, size_t *cap, size_t elem, size_t first)
+{
+    void *old, *q;
+    size_t nc = *cap ? *cap * 2 : first;
+    memcpy(&old, p, sizeof(old));
+    if ((q = realloc(old, nc * elem)) == NULL)
+        return STORE_ENOMEM;
+    memcpy(p, &q, sizeof(q));
+    *cap = nc;
+    return 0;
+}
+
 struct buf {
     unsigned char *p;
     size_t n, cap;
@@ -220,14 +236,8 @@ static int seg_add(struct seg *s, const struct day_sample *x)
      * well below the 16-bit string index (0xFFFE and 0xFFFF are marks). */
     if (s->nr >= SEG_MAX_RECORDS)
         return 1;
-    if (s->nr == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 256;
-        struct rec *r = realloc(s->r, nc * sizeof(*r));
-        if (r == NULL)
-            return STORE_ENOMEM;
-        s->r = r;
-        s->cap = nc;
-    }
+    if (s->nr == s->cap && grow(&s->r, &s->cap, sizeof(*s->r), 256) != 0)
+        return STORE_ENOMEM;
     struct rec *r = &s->r[s->nr];
     r->start = x->start;
     r->end = x->end;
@@ -368,16 +378,8 @@ static int read_days(struct store_tx *tx, struct db_stmt *s, struct buf *b, stru
             ends->end[ends->n - 1] = b->n;
             continue;
         }
-        if (ends->n == ends->cap) {
-            size_t nc = ends->cap ? ends->cap * 2 : 16;
-            size_t *e = realloc(ends->end, nc * sizeof(*e));
-            if (e == NULL) {
-                rc = STORE_ENOMEM;
-                break;
-            }
-            ends->end = e;
-            ends->cap = nc;
-        }
+        if (ends->n == ends->cap && (rc = grow(&ends->end, &ends->cap, sizeof(*ends->end), 16)) != 0)
+            break;
         ends->end[ends->n++] = b->n;
         last = day;
     }
@@ -586,16 +588,8 @@ static int upload_days(struct store_tx *tx, const char *upload_id, int64_t **day
         return rc;
     db_bind_text(s, 1, upload_id);
     while ((step = db_step(s)) == DB_ROW) {
-        if (*n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            int64_t *p = realloc(*days, nc * sizeof(*p));
-            if (p == NULL) {
-                rc = STORE_ENOMEM;
-                break;
-            }
-            *days = p;
-            cap = nc;
-        }
+        if (*n == cap && (rc = grow(days, &cap, sizeof(**days), 16)) != 0)
+            break;
         (*days)[(*n)++] = db_col_int64(s, 0);
     }
     db_stmt_reset(s);
@@ -642,16 +636,8 @@ int store_sample_days_heal(struct store_tx *tx, const char *user_id, int64_t *he
         return rc;
     db_bind_text(s, 1, user_id);
     while ((step = db_step(s)) == DB_ROW) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 8;
-            void *p = realloc(ids, nc * sizeof(*ids));
-            if (p == NULL) {
-                rc = STORE_ENOMEM;
-                break;
-            }
-            ids = p;
-            cap = nc;
-        }
+        if (n == cap && (rc = grow(&ids, &cap, sizeof(*ids), 8)) != 0)
+            break;
         store_col_copy(s, 0, ids[n++], STORE_ID_LEN);
     }
     db_stmt_reset(s);
@@ -859,14 +845,8 @@ static int seg_decode(const unsigned char *seg, uint32_t len, const struct store
             return STORE_EINTERNAL;
         if (x->stype[ti] == -2)
             x->stype[ti] = (int16_t)type_index(q, x->sp[ti], x->sl[ti]);
-        if (x->n == x->cap) {
-            size_t nc = x->cap ? x->cap * 2 : 4096;
-            struct wrec *r = realloc(x->r, nc * sizeof(*r));
-            if (r == NULL)
-                return STORE_ENOMEM;
-            x->r = r;
-            x->cap = nc;
-        }
+        if (x->n == x->cap && grow(&x->r, &x->cap, sizeof(*x->r), 4096) != 0)
+            return STORE_ENOMEM;
         struct wrec *r = &x->r[x->n++];
         r->start = start;
         r->type = 0xFF;
