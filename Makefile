@@ -7,7 +7,7 @@ DEBUG_DIR  := $(BUILD)/debug
 SANITIZE   := $(BUILD)/sanitize
 JOBS       ?= $(shell nproc)
 
-.PHONY: all run test test-release test-sanitize bench deps release debug sanitize clean format rehearse-deploy
+.PHONY: all run test test-release test-sanitize bench deps release debug sanitize clean format rehearse-deploy fuzz fuzz-build fuzz-ci
 
 all: release
 
@@ -52,6 +52,21 @@ bench: deps
 # (docs/operations.md). Exits 1 if any request fails or any upload is lost.
 rehearse-deploy: release
 	scripts/rehearse-deploy --bin $(RELEASE)/clarity
+
+# libFuzzer drivers (tests/fuzz/): clang, ASan + UBSan, in build/fuzz.
+# `make fuzz` runs each for FUZZ_SECONDS (default 300); CI runs fuzz-ci.
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 300
+fuzz-build: deps
+	@CC=clang cmake -S . -B $(FUZZ_DIR) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug \
+	  -DCLARITY_FUZZ=ON -DCLARITY_WERROR=OFF >/dev/null
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzzers
+
+fuzz: fuzz-build
+	scripts/fuzz $(FUZZ_SECONDS)
+
+fuzz-ci: fuzz-build
+	scripts/fuzz $${FUZZ_CI_SECONDS:-45}
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
