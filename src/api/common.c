@@ -10,10 +10,33 @@
 #include "core/timeutil.h"
 #include "store/store.h"
 
+/*
+ * The one mapping from a code of core/err.h to an RFC 7807 status and type.
+ * Only codes a client can cause or should retry get their own status; every
+ * other code is a 500 whose detail says nothing of the cause.
+ */
 void api_store_failure(struct http_response *res, int rc)
 {
     struct problem *p = http_respond_problem(res, 500, NULL, "The server could not complete the request.");
-    store_problem_set(p, rc);
+    switch (rc) {
+    case STORE_ENOTFOUND:
+        problem_set(p, 404, "resource-not-found", "The requested resource was not found.");
+        break;
+    case STORE_ECONFLICT:
+        problem_set(p, 409, "resource-conflict", "The resource already exists or was changed.");
+        break;
+    case STORE_EINVAL:
+        problem_set(p, 422, "validation-error", "The request refers to invalid or missing data.");
+        break;
+    case STORE_EUNAVAILABLE:
+    case STORE_EBUSY:
+    case STORE_EMIGRATION:
+        problem_set(p, 503, "service-unavailable", "The database is temporarily unavailable; retry shortly.");
+        p->retry_after = rc == STORE_EBUSY ? 1 : 5;
+        break;
+    default: /* keyring, compute, ingest, jobs …: a server fault */
+        problem_set(p, 500, "internal-server-error", "An internal error occurred.");
+    }
     res->status = p->status;
 }
 
@@ -27,7 +50,7 @@ json_t *api_upload_status_json(const struct store_upload *u, const char *id_name
 {
     json_t *o = json_object();
     json_object_set_new(o, id_name, json_string(u->id));
-    json_object_set_new(o, "status", json_string(u->status));
+    json_object_set_new(o, "status", json_string(store_upload_status_name(u->status)));
     json_object_set_new(o, "progress", json_real(u->progress));
     json_object_set_new(o, "total_metrics", json_integer(u->total_metrics));
     json_object_set_new(o, "processed_metrics", json_integer(u->processed_metrics));

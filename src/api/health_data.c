@@ -20,6 +20,7 @@
 #include "auth/audit.h"
 #include "auth/guard.h"
 #include "core/buf.h"
+#include "core/limits.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "ingest/apple_export.h"
@@ -28,8 +29,6 @@
 #include "store/idempotency.h"
 #include "store/queue.h"
 #include "store/store.h"
-
-#define HK_MAX_SAMPLES 50000
 
 /* Idempotency-Key (IETF httpapi draft): a retry with the same key and body
  * gets the first reply again; the same key with another body is a 409.
@@ -110,7 +109,7 @@ static void accept_and_reply(struct http_request *req, struct http_response *res
         return;
     }
     if (rc != 0) {
-        api_store_failure(res, rc < -100 ? STORE_EINTERNAL : rc);
+        api_store_failure(res, rc);
         return;
     }
     if (body == NULL && reply(reply_ctx, &out, &status, &body) != 0) {
@@ -233,7 +232,7 @@ static int hk_common(struct hk_ctx *c, json_t *s, const char *ptr, int64_t *star
 
 static void unsupported(struct hk_ctx *c, const char *ptr, const char *identifier, const char *why)
 {
-    if (json_array_size(c->unsupported) < 1000)
+    if (json_array_size(c->unsupported) < LIMIT_HEALTHKIT_UNSUPPORTED_LISTED)
         json_array_append_new(c->unsupported,
                               json_pack("{s:s, s:s, s:s}", "pointer", ptr, "identifier", identifier, "reason", why));
 }
@@ -292,12 +291,13 @@ static void hk_quantity(struct hk_ctx *c, json_t *s, const char *ptr)
         return;
     struct hk_mapped m;
     char err[200];
-    if (hk_map_quantity(id, unit, json_number_value(v), &m, err, sizeof(err)) != 0) {
-        if (strncmp(err, "unknown HealthKit quantity type", 31) == 0) {
+    int hrc = hk_map_quantity(id, unit, json_number_value(v), &m, err, sizeof(err));
+    if (hrc != 0) {
+        if (hrc == HK_EUNKNOWN_TYPE) {
             unsupported(c, ptr, id, err); /* reported, not stored, not fatal */
             return;
         }
-        snprintf(p, sizeof(p), "%s/%s", ptr, strstr(err, "value") != NULL ? "value" : "unit");
+        snprintf(p, sizeof(p), "%s/%s", ptr, hrc == HK_EUNIT ? "unit" : "value");
         input_error(c->in, p, "%s", err);
         return;
     }
@@ -332,8 +332,9 @@ static void hk_category(struct hk_ctx *c, json_t *s, const char *ptr)
         return;
     struct hk_mapped m;
     char err[200], p[160];
-    if (hk_map_category(id, v != NULL ? vbuf : NULL, (double)(end - start) / 60000.0, &m, err, sizeof(err)) != 0) {
-        if (strncmp(err, "unknown HealthKit category type", 31) == 0) {
+    int hrc = hk_map_category(id, v != NULL ? vbuf : NULL, (double)(end - start) / 60000.0, &m, err, sizeof(err));
+    if (hrc != 0) {
+        if (hrc == HK_EUNKNOWN_TYPE) {
             unsupported(c, ptr, id, err);
             return;
         }
@@ -399,8 +400,8 @@ static void hk_correlation(struct hk_ctx *c, json_t *s, const char *ptr)
     json_t *objs = json_object_get(s, "objects");
     char p[160];
     snprintf(p, sizeof(p), "%s/objects", ptr);
-    if (!json_is_array(objs) || json_array_size(objs) == 0 || json_array_size(objs) > 16) {
-        input_error(c->in, p, "must be an array of 1 to 16 quantity samples");
+    if (!json_is_array(objs) || json_array_size(objs) == 0 || json_array_size(objs) > LIMIT_HEALTHKIT_CORRELATION_OBJECTS) {
+        input_error(c->in, p, "must be an array of 1 to %d quantity samples", LIMIT_HEALTHKIT_CORRELATION_OBJECTS);
         return;
     }
     if (id != NULL && strcmp(id, "HKCorrelationTypeIdentifierBloodPressure") != 0 &&
@@ -462,7 +463,7 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
         http_respond_problem(res, 403, "authorization-denied", "user_id must be the authenticated caller.");
         goto done;
     }
-    const char *sync = input_string(&in, body, "", "sync_token", 0, 1, 255);
+    const char *sync = input_string(&in, body, "", "sync_token", 0, 1, LIMIT_SYNC_TOKEN);
     size_t counts[4] = {0}, total = 0;
     for (int k = 0; k < 4; k++) {
         json_t *arr = json_object_get(body, lists[k]);
@@ -475,8 +476,8 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
     }
     if (total == 0)
         input_error(&in, "", "must contain at least one sample");
-    if (total > HK_MAX_SAMPLES)
-        input_error(&in, "", "holds %zu samples; at most %d per upload", total, HK_MAX_SAMPLES);
+    if (total > LIMIT_HEALTHKIT_SAMPLES)
+        input_error(&in, "", "holds %zu samples; at most %d per upload", total, LIMIT_HEALTHKIT_SAMPLES);
     if (input_done(&in) != 0)
         goto done;
     struct hk_ctx c = {&in, &samples, p->user_id, unsup};
@@ -872,7 +873,7 @@ static int import_batch(void *cbctx, const struct store_sample *v, size_t n, con
     if (rc == 0)
         rc = store_sample_insert_batch(tx, v, n, stored);
     if (rc == 0)
-        rc = store_upload_status_set(tx, st->upload_id, "processing", progress, so_far->records, NULL);
+        rc = store_upload_status_set(tx, st->upload_id, STORE_UPLOAD_PROCESSING, progress, so_far->records, NULL);
     if (rc == 0) {
         rc = store_tx_commit(tx);
         tx = NULL;
@@ -909,7 +910,7 @@ static void import_begin(struct http_request *req, struct http_response *res, vo
     uuid_v7(u.id);
     snprintf(u.user_id, sizeof(u.user_id), "%.36s", p->user_id);
     snprintf(u.source, sizeof(u.source), "apple_health_export");
-    snprintf(u.status, sizeof(u.status), "processing");
+    u.status = STORE_UPLOAD_PROCESSING;
     u.client_timestamp_ms = time_now_ms();
     int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
     if (rc == 0)
@@ -974,7 +975,7 @@ static void import_finish(void *state, struct http_request *req, struct http_res
     snprintf(msg, sizeof(msg), "{\"upload_id\":\"%s\",\"user_id\":\"%s\"}", st->upload_id, st->user_id);
     rc = store_tx_begin(st->ctx->store, STORE_TX_WRITE, &tx);
     if (rc == 0)
-        rc = store_upload_status_set(tx, st->upload_id, "received", 0, stats.records, NULL);
+        rc = store_upload_status_set(tx, st->upload_id, STORE_UPLOAD_RECEIVED, 0, stats.records, NULL);
     if (rc == 0)
         rc = store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, msg, NULL, NULL);
     if (rc == 0)
@@ -1015,7 +1016,7 @@ static void import_release(void *state)
                               ? apple_export_errmsg(st->parser)
                               : "the upload was interrupted";
         if (store_tx_begin(st->ctx->store, STORE_TX_WRITE, &tx) == 0) {
-            if (store_upload_status_set(tx, st->upload_id, "failed", 0, 0, why) == 0)
+            if (store_upload_status_set(tx, st->upload_id, STORE_UPLOAD_FAILED, 0, 0, why) == 0)
                 store_tx_commit(tx);
             else
                 store_tx_rollback(tx);

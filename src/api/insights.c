@@ -20,8 +20,8 @@
 #include "pipeline/insight_builtin.h"
 #include "pipeline/llm.h"
 #include "store/store.h"
+#include "core/limits.h"
 
-#define INSIGHT_CONTEXT_MAX 1000 /* characters of user context accepted */
 
 /* The API form of a stored insight. New reference. */
 static json_t *insight_json(const struct store_insight *i)
@@ -76,7 +76,7 @@ static void h_generate(struct http_request *req, struct http_response *res)
     json_t *ar = json_object_get(body, "analysis_results");
     /* context: length-limited here, filtered against prompt injection by
      * the LLM client (llm.h); the built-in generator does not read it. */
-    const char *context = input_string(&in, body, "", "context", 0, 0, INSIGHT_CONTEXT_MAX);
+    const char *context = input_string(&in, body, "", "context", 0, 0, LIMIT_INSIGHT_CONTEXT_CHARS);
     const char *type = input_string(&in, body, "", "insight_type", 0, 1, 32);
     enum insight_focus focus = INSIGHT_FOCUS_COMPREHENSIVE;
     if (aid != NULL && !uuid_is_valid(aid))

@@ -23,9 +23,8 @@
 #include "ml/pat.h"
 #include "pipeline/compute.h"
 #include "store/store.h"
+#include "core/limits.h"
 
-#define PAT_API_MAX_POINTS 20160   /* two weeks of minutes */
-#define PAT_API_MAX_SPAN_MIN 20160 /* the posted series may span at most this */
 
 /* The API form of a stored analysis. New reference. */
 static json_t *analysis_json(const struct store_analysis *a)
@@ -83,9 +82,9 @@ static void analyse_and_store(struct http_request *req, struct http_response *re
     if (keep_min > 0 && hi + 1 - (int64_t)keep_min > lo)
         lo = hi + 1 - (int64_t)keep_min;
     size_t n = (size_t)(hi + 1 - lo);
-    if (n > PAT_API_MAX_SPAN_MIN) {
+    if (n > LIMIT_POINTS_SPAN_MIN) {
         struct problem *pr = http_respond_problem(res, 422, "validation-error", "The series is too long.");
-        problem_add_error(pr, "/timestamps", "the timestamps may span at most %d minutes", PAT_API_MAX_SPAN_MIN);
+        problem_add_error(pr, "/timestamps", "the timestamps may span at most %d minutes", LIMIT_POINTS_SPAN_MIN);
         return;
     }
     vals = malloc(n * sizeof(double));
@@ -187,8 +186,8 @@ static void h_analyze_steps(struct http_request *req, struct http_response *res)
     json_t *steps = json_object_get(body, "step_counts"), *ts = json_object_get(body, "timestamps");
     json_t *meta = json_object_get(body, "user_metadata");
     size_t n = json_array_size(steps);
-    if (!json_is_array(steps) || n < 1 || n > PAT_API_MAX_POINTS)
-        input_error(&in, "/step_counts", "must be an array of 1 to %d step counts", PAT_API_MAX_POINTS);
+    if (!json_is_array(steps) || n < 1 || n > LIMIT_POINTS_MAX)
+        input_error(&in, "/step_counts", "must be an array of 1 to %d step counts", LIMIT_POINTS_MAX);
     if (!json_is_array(ts) || json_array_size(ts) != n)
         input_error(&in, "/timestamps", "must be an array of RFC 3339 date-times, one per step count");
     if (meta != NULL && !json_is_object(meta) && !json_is_null(meta))
@@ -233,8 +232,8 @@ static void h_analyze(struct http_request *req, struct http_response *res)
     json_t *dp = json_object_get(body, "data_points"), *sr = json_object_get(body, "sampling_rate");
     json_t *dh = json_object_get(body, "duration_hours");
     size_t n = json_array_size(dp);
-    if (!json_is_array(dp) || n < 1 || n > PAT_API_MAX_POINTS)
-        input_error(&in, "/data_points", "must be an array of 1 to %d points", PAT_API_MAX_POINTS);
+    if (!json_is_array(dp) || n < 1 || n > LIMIT_POINTS_MAX)
+        input_error(&in, "/data_points", "must be an array of 1 to %d points", LIMIT_POINTS_MAX);
     if (sr != NULL && !json_is_null(sr) && (!json_is_number(sr) || !(json_number_value(sr) > 0)))
         input_error(&in, "/sampling_rate", "must be a positive number");
     if (dh != NULL && !json_is_null(dh) &&

@@ -42,6 +42,6 @@ int audit_record(struct store *st, struct store_tx *tx, const struct http_reques
     }
     if (rc != 0)
         log_error("audit write failed", LOG_STR, "action", action, LOG_STR, "request_id",
-                  req != NULL ? req->request_id : NULL, LOG_STR, "error", store_strerror(rc), LOG_END);
+                  req != NULL ? req->request_id : NULL, LOG_STR, "error", clarity_strerror(rc), LOG_END);
     return rc == 0 ? 0 : -1;
 }

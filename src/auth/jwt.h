@@ -18,8 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/limits.h"
+
 #define JWT_LEEWAY_SECONDS 60
-#define JWT_MAX_TOKEN_LEN 8192
+#define JWT_MAX_TOKEN_LEN LIMIT_TOKEN_BYTES
 
 struct jwt_signer;  /* Clarity's private + public key and kid */
 struct jwt_keyset;  /* verification keys by kid, with one algorithm */

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "analysis/series.h"
+#include "core/limits.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -25,7 +26,6 @@
 #define ANSWER_ANALYSES 14        /* newest analyses read for an answer */
 #define ANSWER_MAX_LINES 3        /* statements or tips per answer */
 #define ANSWER_MAX_BYTES 2048
-#define ANALYSIS_MAX_SPAN_MIN 20160 /* posted points may span two weeks */
 
 static const char *const NOT_ADVICE =
     "These are measurements, not medical advice; talk to a clinician about anything that worries you.";
@@ -341,7 +341,7 @@ char *chat_answer_reply(const struct chat_services *svc, const char *user_id, co
 int chat_analysis_run(const struct chat_services *svc, const json_t *content, size_t max_points, json_t **out,
                       char *err, size_t errlen)
 {
-    int rc = CHAT_ANALYSIS_EINTERNAL;
+    int rc = ANALYSIS_EINTERNAL;
     int64_t *mins = NULL;
     double *vals = NULL, *series = NULL;
     struct compute_window w;
@@ -355,16 +355,16 @@ int chat_analysis_run(const struct chat_services *svc, const json_t *content, si
     json_t *steps_j = json_object_get(content, "steps");
     if (!json_is_object(content) || !json_is_array(dp) || json_array_size(dp) == 0) {
         snprintf(err, errlen, "health_insight needs content.data_points: a non-empty array of {timestamp, value}.");
-        return CHAT_ANALYSIS_EINVAL;
+        return ANALYSIS_EINVAL;
     }
     if (steps_j != NULL && !json_is_boolean(steps_j)) {
         snprintf(err, errlen, "content.steps must be true (values are step counts) or false (activity counts).");
-        return CHAT_ANALYSIS_EINVAL;
+        return ANALYSIS_EINVAL;
     }
     size_t n = json_array_size(dp);
     if (n > max_points) {
         snprintf(err, errlen, "At most %zu data points per health_insight; got %zu.", max_points, n);
-        return CHAT_ANALYSIS_ETOOMANY;
+        return ANALYSIS_ETOOMANY;
     }
     int steps = steps_j != NULL ? json_is_true(steps_j) : 0;
     mins = malloc(n * sizeof(*mins));
@@ -382,7 +382,7 @@ int chat_analysis_run(const struct chat_services *svc, const json_t *content, si
             time_parse_rfc3339(ts, &ms, &off) != 0) {
             snprintf(err, errlen,
                      "content.data_points[%zu] must be {timestamp: RFC 3339 with offset, value: 0 to 1000000}.", i);
-            rc = CHAT_ANALYSIS_EINVAL;
+            rc = ANALYSIS_EINVAL;
             goto fail;
         }
         mins[i] = series_local_minute(ms, off);
@@ -393,9 +393,9 @@ int chat_analysis_run(const struct chat_services *svc, const json_t *content, si
             hi = mins[i];
     }
     size_t span = (size_t)(hi - lo + 1);
-    if (span > ANALYSIS_MAX_SPAN_MIN) {
-        snprintf(err, errlen, "The data points may span at most %d minutes.", ANALYSIS_MAX_SPAN_MIN);
-        rc = CHAT_ANALYSIS_EINVAL;
+    if (span > LIMIT_POINTS_SPAN_MIN) {
+        snprintf(err, errlen, "The data points may span at most %d minutes.", LIMIT_POINTS_SPAN_MIN);
+        rc = ANALYSIS_EINVAL;
         goto fail;
     }
     series = malloc(span * sizeof(*series));
@@ -418,7 +418,7 @@ int chat_analysis_run(const struct chat_services *svc, const json_t *content, si
     }
     if (crc == COMPUTE_EREJECTED) {
         snprintf(err, errlen, "The data points cannot be analysed: %s.", why);
-        rc = CHAT_ANALYSIS_EINVAL;
+        rc = ANALYSIS_EINVAL;
         goto fail;
     }
     if (crc != 0 || insight_builtin_generate(result, coverage, INSIGHT_FOCUS_COMPREHENSIVE, &ins) != 0)
@@ -438,7 +438,7 @@ int chat_analysis_run(const struct chat_services *svc, const json_t *content, si
     *out = o;
     rc = 0;
 fail:
-    if (rc == CHAT_ANALYSIS_EINTERNAL)
+    if (rc == ANALYSIS_EINTERNAL)
         snprintf(err, errlen, "The analysis could not be completed.");
     if (have_ins)
         insight_builtin_out_clear(&ins);

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "chat/hub.h"
+#include "core/err.h"
 
 enum chat_intent {
     CHAT_INTENT_HELP = 0, /* nothing recognised: say what can be asked */
@@ -55,17 +56,12 @@ char *chat_answer_text(const struct chat_services *svc, const char *user_id, con
 char *chat_answer_reply(const struct chat_services *svc, const char *user_id, const char *text,
                         enum chat_intent *intent_out, const char **generator);
 
-/* Error codes of a rejected health_insight. */
-#define CHAT_ANALYSIS_EINVAL (-1)     /* bad content: code INVALID_JSON-like, see code_out */
-#define CHAT_ANALYSIS_ETOOMANY (-2)   /* more than max_points */
-#define CHAT_ANALYSIS_EINTERNAL (-3)
-
 /*
  * Analyse content {data_points:[{timestamp, value}], steps?} (steps: true
  * when the values are step counts, the default; false for activity counts).
  * Returns 0 with *out = {analysis, coverage, insight:{narrative,
  * key_insights, recommendations, confidence_score, generator}} (new
- * reference), or a CHAT_ANALYSIS_E* code with a reason in err.
+ * reference), or a ANALYSIS_E* code with a reason in err.
  */
 int chat_analysis_run(const struct chat_services *svc, const json_t *content, size_t max_points, json_t **out,
                       char *err, size_t errlen);

@@ -669,11 +669,11 @@ static void answer_insight(struct chat_hub *h, const struct job *j, struct item 
     it->kind = ITEM_CONN;
     snprintf(it->target, sizeof(it->target), "%s", j->conn_id);
     if (rc != 0) {
-        const char *code = rc == CHAT_ANALYSIS_ETOOMANY ? "TOO_MANY_DATA_POINTS"
-                           : rc == CHAT_ANALYSIS_EINVAL ? "INVALID_JSON"
+        const char *code = rc == ANALYSIS_ETOOMANY ? "TOO_MANY_DATA_POINTS"
+                           : rc == ANALYSIS_EINVAL ? "INVALID_JSON"
                                                         : "INTERNAL_ERROR";
         out = json_pack("{s:s, s:s, s:s, s:o}", "type", "error", "code", code, "message",
-                        rc == CHAT_ANALYSIS_EINTERNAL ? "The analysis could not be completed." : err, "timestamp",
+                        rc == ANALYSIS_EINTERNAL ? "The analysis could not be completed." : err, "timestamp",
                         now_json());
     } else {
         json_object_set_new(out, "type", json_string("insight"));

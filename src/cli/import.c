@@ -46,21 +46,21 @@ static int store_batch(void *vctx, const struct store_sample *v, size_t n,
     size_t ins = 0;
     int rc = store_tx_begin(c->st, STORE_TX_WRITE, &tx);
     if (rc != 0) {
-        snprintf(c->err, sizeof(c->err), "database: %s", store_strerror(rc));
+        snprintf(c->err, sizeof(c->err), "database: %s", clarity_strerror(rc));
         return rc;
     }
     rc = store_sample_insert_batch(tx, v, n, &ins);
     if (rc == 0)
-        rc = store_upload_status_set(tx, c->upload_id, "processing", progress_of(so_far),
+        rc = store_upload_status_set(tx, c->upload_id, STORE_UPLOAD_PROCESSING, progress_of(so_far),
                                      so_far->records, NULL);
     if (rc != 0) {
-        snprintf(c->err, sizeof(c->err), "database: %s: %s", store_strerror(rc),
+        snprintf(c->err, sizeof(c->err), "database: %s: %s", clarity_strerror(rc),
                  store_tx_errmsg(tx));
         store_tx_rollback(tx);
         return rc;
     }
     if ((rc = store_tx_commit(tx)) != 0) {
-        snprintf(c->err, sizeof(c->err), "database: commit failed: %s", store_strerror(rc));
+        snprintf(c->err, sizeof(c->err), "database: commit failed: %s", clarity_strerror(rc));
         return rc;
     }
     *stored = ins;
@@ -116,7 +116,7 @@ static int begin_upload(struct import_ctx *c, const char *email, char *user_id)
     struct store_upload up;
     int rc = store_tx_begin(c->st, STORE_TX_WRITE, &tx);
     if (rc != 0) {
-        fprintf(stderr, "clarity import: database: %s\n", store_strerror(rc));
+        fprintf(stderr, "clarity import: database: %s\n", clarity_strerror(rc));
         return -1;
     }
     rc = store_user_get_by_email(tx, email, &u);
@@ -124,7 +124,7 @@ static int begin_upload(struct import_ctx *c, const char *email, char *user_id)
         if (rc == STORE_ENOTFOUND)
             fprintf(stderr, "clarity import: no user with email %s\n", email);
         else
-            fprintf(stderr, "clarity import: database: %s\n", store_strerror(rc));
+            fprintf(stderr, "clarity import: database: %s\n", clarity_strerror(rc));
         goto fail;
     }
     memset(&up, 0, sizeof(up));
@@ -134,13 +134,13 @@ static int begin_upload(struct import_ctx *c, const char *email, char *user_id)
     }
     memcpy(up.user_id, u.id, sizeof(up.user_id));
     snprintf(up.source, sizeof(up.source), "apple_health_export");
-    snprintf(up.status, sizeof(up.status), "received");
+    up.status = STORE_UPLOAD_RECEIVED;
     if ((rc = store_upload_insert(tx, &up)) != 0) {
-        fprintf(stderr, "clarity import: cannot create the upload: %s\n", store_strerror(rc));
+        fprintf(stderr, "clarity import: cannot create the upload: %s\n", clarity_strerror(rc));
         goto fail;
     }
     if ((rc = store_tx_commit(tx)) != 0) { /* commit releases tx, also on failure */
-        fprintf(stderr, "clarity import: cannot create the upload: %s\n", store_strerror(rc));
+        fprintf(stderr, "clarity import: cannot create the upload: %s\n", clarity_strerror(rc));
         return -1;
     }
     memcpy(c->upload_id, up.id, sizeof(c->upload_id));
@@ -152,7 +152,7 @@ fail:
 }
 
 /* Final status of the upload row; errors only reported. */
-static void end_upload(struct import_ctx *c, const char *status, double progress,
+static void end_upload(struct import_ctx *c, enum store_upload_status status, double progress,
                        int64_t processed, const char *error)
 {
     struct store_tx *tx = NULL;
@@ -164,8 +164,8 @@ static void end_upload(struct import_ctx *c, const char *status, double progress
     else
         store_tx_rollback(tx);
     if (rc != 0)
-        fprintf(stderr, "clarity import: cannot mark upload %s %s: %s\n", c->upload_id, status,
-                store_strerror(rc));
+        fprintf(stderr, "clarity import: cannot mark upload %s %s: %s\n", c->upload_id, store_upload_status_name(status),
+                clarity_strerror(rc));
 }
 
 int cli_import(int argc, char **argv)
@@ -229,7 +229,7 @@ int cli_import(int argc, char **argv)
     };
     if ((rc = apple_export_new(&o, &p)) != 0) {
         fprintf(stderr, "clarity import: out of memory\n");
-        end_upload(&c, "failed", 0, 0, "out of memory");
+        end_upload(&c, STORE_UPLOAD_FAILED, 0, 0, "out of memory");
         goto done;
     }
     uint64_t t0 = time_mono_ns();
@@ -239,9 +239,9 @@ int cli_import(int argc, char **argv)
     apple_export_stats_get(p, &s);
     const char *why = rc == APPLE_EXPORT_ECALLBACK ? c.err : apple_export_errmsg(p);
     if (rc == 0)
-        end_upload(&c, "completed", 1.0, s.records, NULL);
+        end_upload(&c, STORE_UPLOAD_COMPLETED, 1.0, s.records, NULL);
     else
-        end_upload(&c, "failed", progress_of(&s), s.records, why);
+        end_upload(&c, STORE_UPLOAD_FAILED, progress_of(&s), s.records, why);
     report = apple_export_report_json(p);
     if (report != NULL) {
         json_object_set_new(report, "upload_id", json_string(c.upload_id));

@@ -129,7 +129,7 @@ static int do_status(struct session *s, const struct opts *o)
 
     rc = keyring_status_list(s->ring, &v, &n, &active);
     if (rc != 0 || health == NULL) {
-        fprintf(stderr, "clarity keys status: %s\n", keyring_strerror(rc));
+        fprintf(stderr, "clarity keys status: %s\n", clarity_strerror(rc));
         json_decref(health);
         return CLI_EXIT_FAILURE;
     }

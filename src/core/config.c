@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/limits.h"
 
 enum config_source { SRC_DEFAULT = 0, SRC_DOTENV, SRC_DOTENV_FILE, SRC_ENV, SRC_ENV_FILE };
 
@@ -125,7 +126,7 @@ static const struct var vars[] = {
      "an integer number of seconds from 1 to 3600"},
     {"CHAT_IDLE_TIMEOUT_SECONDS", V_INT, OFF(chat_idle_timeout_seconds), {"300", "300", "300"}, 1, 86400, 0,
      "an integer number of seconds from 1 to 86400"},
-    {"CHAT_MAX_DATA_POINTS", V_INT, OFF(chat_max_data_points), {"10080", "10080", "10080"}, 1, 20160, 0,
+    {"CHAT_MAX_DATA_POINTS", V_INT, OFF(chat_max_data_points), {"10080", "10080", "10080"}, 1, LIMIT_POINTS_MAX, 0,
      "an integer from 1 to 20160"},
     {"CHAT_MAX_CONNECTIONS", V_INT, OFF(chat_max_connections), {"16384", "16384", "16384"}, 1, 1000000, 0,
      "an integer from 1 to 1000000"},

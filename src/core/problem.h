@@ -13,8 +13,10 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "core/limits.h"
+
 #define PROBLEM_TYPE_BASE "https://clarity.dev/problems/"
-#define PROBLEM_MAX_ERRORS 1000 /* errors beyond this are counted, not listed */
+#define PROBLEM_MAX_ERRORS LIMIT_PROBLEM_ERRORS /* errors beyond this are counted, not listed */
 
 struct problem_error {
     char *pointer; /* JSON Pointer into the request body, "" for the whole body */

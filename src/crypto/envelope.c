@@ -42,18 +42,6 @@ int envelope_lib_init(void)
     return sodium_init() < 0 ? ENVELOPE_EINIT : ENVELOPE_OK;
 }
 
-const char *envelope_strerror(int rc)
-{
-    switch (rc) {
-    case ENVELOPE_OK: return "ok";
-    case ENVELOPE_EINVAL: return "invalid argument";
-    case ENVELOPE_ENOMEM: return "out of memory";
-    case ENVELOPE_EAUTH: return "authentication failed (wrong key, or data or binding altered)";
-    case ENVELOPE_EINIT: return "libsodium initialisation failed";
-    default: return "unknown envelope error";
-    }
-}
-
 /* ---- keys ---------------------------------------------------------------- */
 
 static struct envelope_key *key_alloc(void)

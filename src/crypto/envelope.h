@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
+
 #define ENVELOPE_KEY_BYTES 32   /* crypto_aead_xchacha20poly1305_ietf_KEYBYTES */
 #define ENVELOPE_NONCE_BYTES 24 /* crypto_aead_xchacha20poly1305_ietf_NPUBBYTES */
 #define ENVELOPE_TAG_BYTES 16   /* crypto_aead_xchacha20poly1305_ietf_ABYTES */
@@ -39,12 +41,7 @@
 /* Largest body sealed (1 GiB): far above any accepted request size. */
 #define ENVELOPE_BODY_MAX ((size_t)1 << 30)
 
-/* Return codes. */
-#define ENVELOPE_OK 0
-#define ENVELOPE_EINVAL (-1) /* bad argument: wrong length, empty or too-long id */
-#define ENVELOPE_ENOMEM (-2)
-#define ENVELOPE_EAUTH (-3)  /* authentication failed: wrong key, tampered data or binding */
-#define ENVELOPE_EINIT (-4)  /* libsodium could not initialise */
+/* Return codes: ENVELOPE_E* in core/err.h (0 is ENVELOPE_OK). */
 
 /* An opaque 256-bit secret key in protected memory. */
 struct envelope_key;
@@ -57,9 +54,6 @@ struct envelope_binding {
 
 /* Initialise libsodium. 0, or ENVELOPE_EINIT. */
 int envelope_lib_init(void);
-
-/* Short English text for an ENVELOPE_E* code. */
-const char *envelope_strerror(int rc);
 
 /* ---- keys ------------------------------------------------------------- */
 

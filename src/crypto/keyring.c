@@ -47,21 +47,6 @@ struct keyring {
     int64_t active_checked_ms;
 };
 
-const char *keyring_strerror(int rc)
-{
-    switch (rc) {
-    case 0: return "ok";
-    case KEYRING_EINVAL: return "invalid argument or key";
-    case KEYRING_EAUTH:
-        return "authentication failed (wrong ENCRYPTION_KEY, or encrypted data altered)";
-    case KEYRING_ENOKEY: return "no encryption key configured";
-    case KEYRING_EIO: return "key file I/O error";
-    case KEYRING_ENOMEM: return "out of memory";
-    case KEYRING_ESTATE: return "key ring unusable";
-    default: return store_strerror(rc);
-    }
-}
-
 static int from_envelope(int rc)
 {
     switch (rc) {
@@ -452,7 +437,7 @@ static int ring_bootstrap(struct keyring *ring, char *err, size_t errlen)
     memset(&row, 0, sizeof(row));
     for (int attempt = 0; attempt < 3; attempt++) {
         if ((rc = store_tx_begin(ring->st, STORE_TX_WRITE, &tx)) != 0) {
-            SAY("key ring: %s", store_strerror(rc));
+            SAY("key ring: %s", clarity_strerror(rc));
             return rc;
         }
         rc = store_key_get_active(tx, &row);
@@ -469,7 +454,7 @@ static int ring_bootstrap(struct keyring *ring, char *err, size_t errlen)
                 goto store_fail;
             if ((rc = row_new(ring, 1, &row, &k)) != 0) {
                 store_tx_rollback(tx);
-                SAY("key ring: %s", keyring_strerror(rc));
+                SAY("key ring: %s", clarity_strerror(rc));
                 return rc;
             }
             rc = store_key_insert(tx, &row);
@@ -486,7 +471,7 @@ static int ring_bootstrap(struct keyring *ring, char *err, size_t errlen)
             }
             if (rc != 0) {
                 envelope_key_free(k);
-                SAY("key ring: creating version 1: %s", store_strerror(rc));
+                SAY("key ring: creating version 1: %s", clarity_strerror(rc));
                 return rc;
             }
             log_info("created encryption key ring", LOG_INT, "version", 1LL, LOG_END);
@@ -510,7 +495,7 @@ static int ring_bootstrap(struct keyring *ring, char *err, size_t errlen)
         else if (rc == KEYRING_ESTATE)
             SAY("key ring version %d: unknown algorithm '%s'", row.version, row.algorithm);
         else if (rc != 0)
-            SAY("key ring: %s", keyring_strerror(rc));
+            SAY("key ring: %s", clarity_strerror(rc));
         if (rc == 0) {
             pthread_mutex_lock(&ring->mu);
             ring->active = row.version;
@@ -524,7 +509,7 @@ static int ring_bootstrap(struct keyring *ring, char *err, size_t errlen)
     return STORE_ECONFLICT;
 store_fail:
     store_tx_rollback(tx);
-    SAY("key ring: %s", store_strerror(rc));
+    SAY("key ring: %s", clarity_strerror(rc));
     return rc;
 }
 
@@ -554,7 +539,7 @@ int keyring_open(struct store *st, const struct envelope_key *master, struct key
     }
     if ((rc = from_envelope(envelope_key_derive(master, ROOT_KDF_CONTEXT, ROOT_KDF_ID,
                                                 &ring->root))) != 0) {
-        SAY("deriving the root key: %s", keyring_strerror(rc));
+        SAY("deriving the root key: %s", clarity_strerror(rc));
         goto fail;
     }
     if ((rc = ring_bootstrap(ring, err, errlen)) != 0)
@@ -752,11 +737,11 @@ int keyring_rotate(struct keyring *ring, int *new_version, char *err, size_t err
     }
     memset(&row, 0, sizeof(row));
     if ((rc = store_tx_begin(ring->st, STORE_TX_WRITE, &tx)) != 0) {
-        SAY("key ring: %s", store_strerror(rc));
+        SAY("key ring: %s", clarity_strerror(rc));
         return rc;
     }
     if ((rc = store_key_get_active(tx, &row)) != 0) {
-        SAY("key ring: reading the active version: %s", store_strerror(rc));
+        SAY("key ring: reading the active version: %s", clarity_strerror(rc));
         goto fail;
     }
     /* Refuse to rotate with a master key that does not open the ring: the new
@@ -771,7 +756,7 @@ int keyring_rotate(struct keyring *ring, int *new_version, char *err, size_t err
     max = row.version;
     store_key_clear(&row);
     if ((rc = max_version(tx, max, &max)) != 0) {
-        SAY("key ring: %s", store_strerror(rc));
+        SAY("key ring: %s", clarity_strerror(rc));
         goto fail;
     }
     if (max >= INT_MAX - 1) {
@@ -781,13 +766,13 @@ int keyring_rotate(struct keyring *ring, int *new_version, char *err, size_t err
     }
     nv = max + 1;
     if ((rc = row_new(ring, nv, &row, &k)) != 0) {
-        SAY("key ring: %s", keyring_strerror(rc));
+        SAY("key ring: %s", clarity_strerror(rc));
         goto fail;
     }
     rc = store_key_insert(tx, &row);
     store_key_clear(&row);
     if (rc != 0) {
-        SAY("key ring: adding version %d: %s%s", nv, store_strerror(rc),
+        SAY("key ring: adding version %d: %s%s", nv, clarity_strerror(rc),
             rc == STORE_ECONFLICT ? " (another rotation ran at the same time)" : "");
         goto fail;
     }
@@ -797,20 +782,20 @@ int keyring_rotate(struct keyring *ring, int *new_version, char *err, size_t err
         if (rc == STORE_ENOTFOUND)
             continue;
         if (rc != 0) {
-            SAY("key ring: %s", store_strerror(rc));
+            SAY("key ring: %s", clarity_strerror(rc));
             goto fail;
         }
         int was_active = strcmp(row.status, "active") == 0;
         store_key_clear(&row);
         if (was_active && (rc = store_key_status_set(tx, v, "retired")) != 0) {
-            SAY("key ring: retiring version %d: %s", v, store_strerror(rc));
+            SAY("key ring: retiring version %d: %s", v, clarity_strerror(rc));
             goto fail;
         }
     }
     rc = store_tx_commit(tx);
     tx = NULL;
     if (rc != 0) {
-        SAY("key ring: commit: %s%s", store_strerror(rc),
+        SAY("key ring: commit: %s%s", clarity_strerror(rc),
             rc == STORE_ECONFLICT ? " (another rotation ran at the same time)" : "");
         goto fail;
     }
@@ -905,11 +890,11 @@ static int rewrap_page(struct keyring *ring, const char *user_id, struct store_c
 
     memset(&next, 0, sizeof(next));
     if ((rc = store_tx_begin(ring->st, STORE_TX_READ, &tx)) != 0) {
-        SAY("re-wrap: %s", store_strerror(rc));
+        SAY("re-wrap: %s", clarity_strerror(rc));
         return rc;
     }
     if ((rc = store_upload_list(tx, user_id, cursor, batch_rows, &ups, &n, &next)) != 0) {
-        SAY("re-wrap: listing uploads: %s", store_strerror(rc));
+        SAY("re-wrap: listing uploads: %s", clarity_strerror(rc));
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
@@ -921,7 +906,7 @@ static int rewrap_page(struct keyring *ring, const char *user_id, struct store_c
         if (rc == STORE_ENOTFOUND)
             continue;
         if (rc != 0) {
-            SAY("re-wrap: reading upload %s: %s", ups[i].id, store_strerror(rc));
+            SAY("re-wrap: reading upload %s: %s", ups[i].id, clarity_strerror(rc));
             goto done;
         }
         st->scanned++;
@@ -993,7 +978,7 @@ int keyring_rewrap(struct keyring *ring, size_t batch, keyring_progress_fn progr
     /* The target is the active version as the store has it now (not a cached
      * answer), so a pass started right after a rotation moves rows to it. */
     if ((rc = store_tx_begin(ring->st, STORE_TX_READ, &tx)) != 0) {
-        SAY("re-wrap: %s", store_strerror(rc));
+        SAY("re-wrap: %s", clarity_strerror(rc));
         goto done;
     }
     pthread_mutex_lock(&ring->mu);
@@ -1003,7 +988,7 @@ int keyring_rewrap(struct keyring *ring, size_t batch, keyring_progress_fn progr
     rc = active_get(ring, tx, &st.target, &target_kek);
     store_tx_rollback(tx);
     if (rc != 0) {
-        SAY("re-wrap: the active key-ring version does not open: %s", keyring_strerror(rc));
+        SAY("re-wrap: the active key-ring version does not open: %s", clarity_strerror(rc));
         goto done;
     }
 
@@ -1012,13 +997,13 @@ int keyring_rewrap(struct keyring *ring, size_t batch, keyring_progress_fn progr
     for (;;) {
         memset(&unext, 0, sizeof(unext));
         if ((rc = store_tx_begin(ring->st, STORE_TX_READ, &tx)) != 0) {
-            SAY("re-wrap: %s", store_strerror(rc));
+            SAY("re-wrap: %s", clarity_strerror(rc));
             goto done;
         }
         rc = store_user_list(tx, &ucur, STORE_PAGE_MAX, &users, &nu, &unext);
         store_tx_rollback(tx);
         if (rc != 0) {
-            SAY("re-wrap: listing users: %s", store_strerror(rc));
+            SAY("re-wrap: listing users: %s", clarity_strerror(rc));
             goto done;
         }
         for (size_t i = 0; i < nu; i++) {
@@ -1065,19 +1050,19 @@ int keyring_health_check(void *ctx, json_t *details, char *err, size_t errlen)
     }
     memset(&row, 0, sizeof(row));
     if ((rc = store_tx_begin(ring->st, STORE_TX_READ, &tx)) != 0) {
-        SAY("key ring: %s", store_strerror(rc));
+        SAY("key ring: %s", clarity_strerror(rc));
         return -1;
     }
     rc = store_key_get_active(tx, &row);
     if (rc != 0) {
         store_tx_rollback(tx);
-        SAY("key ring: %s", rc == STORE_ENOTFOUND ? "no active key version" : store_strerror(rc));
+        SAY("key ring: %s", rc == STORE_ENOTFOUND ? "no active key version" : clarity_strerror(rc));
         return -1;
     }
     rc = kek_get(ring, tx, row.version, &kek);
     store_tx_rollback(tx);
     if (rc != 0) {
-        SAY("key ring version %d: %s", row.version, keyring_strerror(rc));
+        SAY("key ring version %d: %s", row.version, clarity_strerror(rc));
         store_key_clear(&row);
         return -1;
     }

@@ -42,13 +42,7 @@
 
 struct config;
 
-#define KEYRING_EINVAL (-101) /* bad argument; malformed key text */
-#define KEYRING_EAUTH (-102)  /* wrong ENCRYPTION_KEY, or tampered key ring or data */
-#define KEYRING_ENOKEY (-103) /* no encryption key configured */
-#define KEYRING_EIO (-104)    /* reading or writing the development key file */
-#define KEYRING_ENOMEM (-105)
-#define KEYRING_ESTATE (-106) /* key ring unusable: no active version, unknown algorithm,
-                               * or a row names a version the ring lacks */
+/* Return codes: KEYRING_E* in core/err.h; STORE_E* codes pass through. */
 
 #define KEYRING_ALGORITHM "xchacha20poly1305" /* store_key.algorithm of every version */
 #define KEYRING_DEV_KEY_PATH "var/encryption.key"
@@ -57,9 +51,6 @@ struct config;
 #define KEYRING_REWRAP_BATCH_DEFAULT 100
 
 struct keyring;
-
-/* Short English text for a KEYRING_E* or STORE_E* code. */
-const char *keyring_strerror(int rc);
 
 /*
  * Resolve the master key (ENCRYPTION_KEY / ENCRYPTION_KEY_FILE, already read

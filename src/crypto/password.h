@@ -11,9 +11,11 @@
 
 #include <stddef.h>
 
+#include "core/limits.h"
+
 #define PASSWORD_HASH_MAX 128 /* crypto_pwhash_STRBYTES */
 #define PASSWORD_MIN_LEN 8
-#define PASSWORD_MAX_LEN 128
+#define PASSWORD_MAX_LEN LIMIT_PASSWORD_CHARS
 
 /* Cost profiles: libsodium's INTERACTIVE (64 MiB, 2 passes) and MODERATE
  * (256 MiB, 3 passes, the issue's choice for production). */

@@ -88,14 +88,7 @@
 
 #include "store/store.h"
 
-/* Return codes. */
-#define APPLE_EXPORT_OK 0
-#define APPLE_EXPORT_EINVAL (-1)    /* bad argument, or use after finish */
-#define APPLE_EXPORT_EFORMAT (-2)   /* not well-formed XML, not a Health export, bad zip,
-                                       zip without export.xml */
-#define APPLE_EXPORT_EIO (-3)       /* the file (or the spool) cannot be read or written */
-#define APPLE_EXPORT_ENOMEM (-4)
-#define APPLE_EXPORT_ECALLBACK (-5) /* the batch callback returned non-zero */
+/* Return codes: APPLE_EXPORT_E* in core/err.h (0 is APPLE_EXPORT_OK). */
 
 #define APPLE_EXPORT_BATCH_DEFAULT 1000
 #define APPLE_EXPORT_BATCH_MAX 10000

@@ -123,7 +123,7 @@ int hk_unit_convert(const char *from, const char *to, double value, double *out)
 {
     const struct unit *a = find_unit(from), *b = find_unit(to);
     if (a == NULL || b == NULL || a->dim != b->dim || !isfinite(value))
-        return -1;
+        return HK_EUNIT;
     double base = value * a->factor + a->offset;
     *out = (base - b->offset) / b->factor;
     return 0;
@@ -134,7 +134,7 @@ int hk_map_quantity(const char *identifier, const char *unit, double value, stru
 {
     if (identifier == NULL || unit == NULL) {
         snprintf(err, errlen, "identifier and unit are required");
-        return -1;
+        return HK_EINVAL;
     }
     const char *id = strip(identifier, QPREFIX);
     const struct quantity *q = NULL;
@@ -143,20 +143,20 @@ int hk_map_quantity(const char *identifier, const char *unit, double value, stru
             q = &quantities[i];
     if (q == NULL) {
         snprintf(err, errlen, "unknown HealthKit quantity type \"%.80s\"", identifier);
-        return -1;
+        return HK_EUNKNOWN_TYPE;
     }
     const struct unit *u = find_unit(unit);
     if (u == NULL) {
         snprintf(err, errlen, "unknown HealthKit unit \"%.40s\"", unit);
-        return -1;
+        return HK_EUNIT;
     }
     if (u->dim != q->dim) {
         snprintf(err, errlen, "unit \"%.40s\" does not fit %s (expected a unit like %s)", unit, id, base_name(q->dim));
-        return -1;
+        return HK_EUNIT;
     }
     if (!isfinite(value)) {
         snprintf(err, errlen, "value must be a finite number");
-        return -1;
+        return HK_EVALUE;
     }
     out->metric_type = q->type;
     out->unit = q->stored_unit;
@@ -184,11 +184,11 @@ int hk_map_category(const char *identifier, const char *value, double duration_m
     };
     if (identifier == NULL) {
         snprintf(err, errlen, "identifier is required");
-        return -1;
+        return HK_EINVAL;
     }
     if (!isfinite(duration_min) || duration_min < 0) {
         snprintf(err, errlen, "end_date must not be before start_date");
-        return -1;
+        return HK_EVALUE;
     }
     const char *id = strip(identifier, CPREFIX);
     if (strcmp(id, "SleepAnalysis") == 0) {
@@ -201,7 +201,7 @@ int hk_map_category(const char *identifier, const char *value, double duration_m
                 return 0;
             }
         snprintf(err, errlen, "unknown sleep analysis value \"%.60s\"", value != NULL ? value : "");
-        return -1;
+        return HK_EVALUE;
     }
     if (strcmp(id, "MindfulSession") == 0) {
         out->metric_type = HK_T_MINDFUL;
@@ -211,5 +211,5 @@ int hk_map_category(const char *identifier, const char *value, double duration_m
         return 0;
     }
     snprintf(err, errlen, "unknown HealthKit category type \"%.80s\"", identifier);
-    return -1;
+    return HK_EUNKNOWN_TYPE;
 }

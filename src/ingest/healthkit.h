@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "core/err.h"
+
 /* Canonical metric types (store's metric_type) and their units. */
 #define HK_T_STEPS "steps"                         /* count */
 #define HK_T_HEART_RATE "heart_rate"               /* count/min */
@@ -53,8 +55,10 @@ struct hk_mapped {
 /*
  * Map one quantity sample: identifier (e.g. "HKQuantityTypeIdentifierHeartRate",
  * the "HKQuantityTypeIdentifier" prefix optional), unit string, value.
- * Returns 0 and fills *out, or -1 with a client-safe reason in err (unknown
- * identifier, unknown or incompatible unit, non-finite value).
+ * Returns 0 and fills *out, or a code with a client-safe reason in err:
+ * HK_EUNKNOWN_TYPE (an identifier we do not map: report it, do not refuse the
+ * upload), HK_EUNIT (unknown or incompatible unit), HK_EVALUE (non-finite
+ * value), HK_EINVAL (identifier or unit missing).
  */
 int hk_map_quantity(const char *identifier, const char *unit, double value, struct hk_mapped *out, char *err,
                     size_t errlen);
@@ -65,12 +69,15 @@ int hk_map_quantity(const char *identifier, const char *unit, double value, stru
  * 4 asleepDeep, 5 asleepREM) given as text, or the export's name
  * ("HKCategoryValueSleepAnalysisAsleepCore"). duration_min is (end - start)
  * in minutes, which becomes the stored value (sleep, mindful minutes).
+ * Returns 0, or HK_EUNKNOWN_TYPE, HK_EVALUE (unknown value, negative
+ * duration) or HK_EINVAL, with a client-safe reason in err.
  */
 int hk_map_category(const char *identifier, const char *value, double duration_min, struct hk_mapped *out,
                     char *err, size_t errlen);
 
 /* Convert a value between two units of the same dimension (both HealthKit
- * unit strings). 0, or -1 when either is unknown or they are incompatible. */
+ * unit strings). 0, or HK_EUNIT when either is unknown, they are
+ * incompatible, or the value is not finite. */
 int hk_unit_convert(const char *from, const char *to, double value, double *out);
 
 #endif

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "core/timeutil.h"
+#include "core/limits.h"
 #include "core/uuid.h"
 #include "crypto/keyring.h"
 #include "ingest/healthkit.h"
@@ -390,7 +391,7 @@ static void parse_metric(struct input *in, json_t *m, const char *ptr, const cha
             snprintf(q, sizeof(q), "%s/mood_score", p);
             input_error(in, q, "is required for metric_type %s", type);
         }
-        (void)input_string(in, pl, p, "notes", 0, 0, 1000);
+        (void)input_string(in, pl, p, "notes", 0, 0, LIMIT_NOTES_CHARS);
         int64_t ts = start;
         if (timestamp(in, pl, p, "timestamp", &ts) == 0 && sr != 0)
             start = end = ts;
@@ -431,7 +432,7 @@ int upload_parse_health_data(json_t *body, const char *user_id, size_t max_metri
         return -2;
     }
     *source_out = input_string(in, body, "", "upload_source", 1, 1, 64);
-    *sync_out = input_string(in, body, "", "sync_token", 0, 1, 255);
+    *sync_out = input_string(in, body, "", "sync_token", 0, 1, LIMIT_SYNC_TOKEN);
     *client_ts_ms = time_now_ms();
     json_t *ct = json_object_get(body, "client_timestamp");
     if (ct == NULL || json_is_null(ct))
@@ -473,7 +474,7 @@ int upload_accept(struct store *st, struct keyring *ring, const struct upload_re
         return STORE_EINTERNAL;
     snprintf(u.user_id, sizeof(u.user_id), "%s", r->user_id);
     snprintf(u.source, sizeof(u.source), "%.63s", r->source);
-    snprintf(u.status, sizeof(u.status), "received");
+    u.status = STORE_UPLOAD_RECEIVED;
     snprintf(u.sync_token, sizeof(u.sync_token), "%.255s", r->sync_token != NULL ? r->sync_token : "");
     u.total_metrics = (int64_t)(r->samples->n + r->rejected);
     u.rejected = (int64_t)r->rejected;

@@ -22,8 +22,6 @@
 
 struct keyring;
 
-#define UPLOAD_MAX_METRICS_DEFAULT 1000
-
 /* The samples of one upload (heap; upload_samples_free). */
 struct upload_samples {
     struct store_sample *v;

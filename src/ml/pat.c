@@ -37,21 +37,6 @@ struct pat_workspace {
     float *inv[PAT_MAX_THREADS];    /* per thread [PAT_ATT_BLOCK] 1 / row sums */
 };
 
-const char *pat_strerror(int rc)
-{
-    switch (rc) {
-    case PAT_OK: return "ok";
-    case PAT_ERR_IO: return "i/o error";
-    case PAT_ERR_FORMAT: return "bad file format";
-    case PAT_ERR_SHAPE: return "bad weight shape";
-    case PAT_ERR_CHECKSUM: return "checksum mismatch";
-    case PAT_ERR_NOMEM: return "out of memory";
-    case PAT_ERR_ARG: return "bad argument";
-    case PAT_ERR_INPUT: return "bad input";
-    default: return "unknown error";
-    }
-}
-
 void pat_blas_threads_set(int n)
 {
     openblas_set_num_threads(n < 1 ? 1 : n);

@@ -31,6 +31,8 @@
 
 #include <stddef.h>
 
+#include "core/err.h"
+
 #define PAT_MINUTES 10080   /* one week of minutes: the model's input length */
 #define PAT_EMBED_DIM 96    /* token width, and every attention head's width */
 #define PAT_FF_DIM 256      /* feed-forward hidden width */
@@ -40,19 +42,7 @@
 #define PAT_MAX_ABS_INPUT 1e6f /* |standardized input| bound; larger is refused */
 #define PAT_MAX_TOKENS 2520 /* patch size >= 4: bounds attention memory */
 
-/* Error codes (negative); pat_strerror names them. */
-enum pat_error {
-    PAT_OK = 0,
-    PAT_ERR_IO = -1,       /* file missing or unreadable */
-    PAT_ERR_FORMAT = -2,   /* not HDF5, or a dataset is missing / not float */
-    PAT_ERR_SHAPE = -3,    /* a dataset has a shape inconsistent with PAT */
-    PAT_ERR_CHECKSUM = -4, /* SHA-256 differs from the expected one */
-    PAT_ERR_NOMEM = -5,
-    PAT_ERR_ARG = -6,      /* bad argument (caller bug or mismatched objects) */
-    PAT_ERR_INPUT = -7     /* input values not finite / not usable */
-};
-
-const char *pat_strerror(int rc);
+/* Error codes: PAT_ERR_* in core/err.h (0 is PAT_OK). */
 
 struct pat_model;     /* opaque, immutable after load */
 struct pat_workspace; /* opaque, one per thread */

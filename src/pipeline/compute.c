@@ -598,7 +598,7 @@ static json_t *pat_json(const struct compute_window *w, const struct compute_pat
         rc = pat_model_forward(pat->model, pat->ws, input, NULL, pooled, NULL);
     free(input);
     if (rc != 0) {
-        snprintf(err, errlen, "PAT inference failed: %s", pat_strerror(rc));
+        snprintf(err, errlen, "PAT inference failed: %s", clarity_strerror(rc));
         *failed = 1;
         return NULL;
     }

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "analysis/hksleep.h"
+#include "core/err.h"
 #include "ml/pat.h"
 
 struct store_tx;
@@ -36,10 +37,7 @@ struct store_tx;
 #define COMPUTE_RESULT_VERSION 1            /* analyses.version of these results */
 #define COMPUTE_MAX_SAMPLES 2000000u        /* per window; more is refused */
 
-/* Return codes beyond the STORE_E* ones (which pass through). */
-#define COMPUTE_EREJECTED (-101) /* the data cannot be analysed (err says why) */
-#define COMPUTE_ENOMEM (-102)
-#define COMPUTE_EINTERNAL (-103)
+/* Return codes: COMPUTE_E* in core/err.h; STORE_E* codes pass through. */
 
 /* The PAT encoder for one thread; every pointer borrowed. model NULL: PAT
  * is disabled and results say so. */

@@ -40,9 +40,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/limits.h"
 #include "pipeline/insight_builtin.h"
 
-#define LLM_CONTEXT_MAX 1000
+#define LLM_CONTEXT_MAX LIMIT_INSIGHT_CONTEXT_CHARS
 #define LLM_MAX_RESPONSE (256u * 1024u)
 #define LLM_BREAKER_FAILURES 3
 #define LLM_BREAKER_OPEN_MS 60000

@@ -18,13 +18,11 @@
 #include "core/uuid.h"
 #include "pipeline/compute.h"
 #include "pipeline/insight_builtin.h"
+#include "pipeline/jobs.h"
 #include "pipeline/llm.h"
 #include "store/queue.h"
-#include "store/recovery.h"
 #include "store/store.h"
 
-#define WORKER_ERELEASED (-201) /* given back at shutdown */
-#define WORKER_EPAYLOAD (-202)  /* the message is not a job */
 
 struct worker_thread {
     struct worker_pool *pool;
@@ -105,33 +103,11 @@ int worker_topics_parse(const char *list, unsigned *out)
 
 /* ---- jobs ----------------------------------------------------------------- */
 
-struct job_ids {
-    char upload_id[STORE_ID_LEN];
-    char user_id[STORE_ID_LEN];
-    char analysis_id[STORE_ID_LEN];
-};
-
-static int copy_id(json_t *o, const char *name, char out[STORE_ID_LEN], int required)
+/* Parse m as a job of kind; a message that is no job is reported in err. */
+static int payload_parse(const struct store_msg *m, enum jobs_kind kind, struct jobs_message *ids, char *err,
+                         size_t errlen)
 {
-    const char *s = json_string_value(json_object_get(o, name));
-    out[0] = '\0';
-    if (s == NULL)
-        return required ? -1 : 0;
-    if (!uuid_is_valid(s))
-        return -1;
-    snprintf(out, STORE_ID_LEN, "%s", s);
-    return 0;
-}
-
-static int payload_parse(const struct store_msg *m, int insight, struct job_ids *ids, char *err, size_t errlen)
-{
-    json_t *o = json_loads(m->payload ? m->payload : "", 0, NULL);
-    int rc = -1;
-    memset(ids, 0, sizeof(*ids));
-    if (json_is_object(o) && copy_id(o, "upload_id", ids->upload_id, 1) == 0 &&
-        copy_id(o, "user_id", ids->user_id, 1) == 0 && copy_id(o, "analysis_id", ids->analysis_id, insight) == 0)
-        rc = 0;
-    json_decref(o);
+    int rc = jobs_parse(kind, m->payload, ids);
     if (rc != 0)
         snprintf(err, errlen, "message %lld on %s is not a job payload", (long long)m->id, m->topic);
     return rc;
@@ -162,17 +138,18 @@ static int ack_alone(struct store *st, const struct store_msg *m)
 static int analysis_job(const struct worker_options *o, struct pat_workspace *ws, const struct store_msg *m,
                         const atomic_int *stop, char *err, size_t errlen)
 {
-    struct job_ids ids;
+    struct jobs_message ids;
     struct store_tx *tx = NULL;
     struct store_upload up;
     struct store_analysis existing;
     struct compute_window w;
     json_t *result = NULL, *coverage = NULL;
-    char *res_text = NULL, *cov_text = NULL, *pub = NULL;
+    char *res_text = NULL, *cov_text = NULL;
+    char pub[JOBS_PAYLOAD_MAX];
     int rc;
     memset(&w, 0, sizeof(w));
-    if (payload_parse(m, 0, &ids, err, errlen) != 0)
-        return WORKER_EPAYLOAD;
+    if (payload_parse(m, JOBS_ANALYSIS, &ids, err, errlen) != 0)
+        return JOBS_EPAYLOAD;
     compute_id_derive("analysis", ids.upload_id, ids.analysis_id);
 
     rc = store_tx_begin(o->store, STORE_TX_READ, &tx);
@@ -206,7 +183,7 @@ static int analysis_job(const struct worker_options *o, struct pat_workspace *ws
     if (rc == 0)
         rc = store_sample_days_heal(tx, ids.user_id, NULL);
     if (rc == 0)
-        rc = store_upload_status_set(tx, ids.upload_id, "processing", 0.1, 0, NULL);
+        rc = store_upload_status_set(tx, ids.upload_id, STORE_UPLOAD_PROCESSING, 0.1, 0, NULL);
     if (rc == 0) {
         rc = store_tx_commit(tx);
         tx = NULL;
@@ -225,7 +202,7 @@ static int analysis_job(const struct worker_options *o, struct pat_workspace *ws
     rc = compute_window_load(tx, ids.user_id, ids.upload_id, time_now_ms(), o->fault_fail_source, &w, err, errlen);
     store_tx_rollback(tx);
     tx = NULL;
-    if (rc <= -100)
+    if (rc == COMPUTE_EREJECTED || rc == COMPUTE_ENOMEM || rc == COMPUTE_EINTERNAL)
         goto fail;
     if (rc != 0)
         goto store_fail;
@@ -236,11 +213,7 @@ static int analysis_job(const struct worker_options *o, struct pat_workspace *ws
         goto fail;
     res_text = json_dumps(result, JSON_COMPACT | JSON_REAL_PRECISION(10));
     cov_text = json_dumps(coverage, JSON_COMPACT);
-    json_t *pj = json_pack("{s:s, s:s, s:s}", "analysis_id", ids.analysis_id, "upload_id", ids.upload_id,
-                           "user_id", ids.user_id);
-    pub = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
-    json_decref(pj);
-    if (res_text == NULL || cov_text == NULL || pub == NULL) {
+    if (jobs_encode(JOBS_INSIGHT, &ids, pub) != 0 || res_text == NULL || cov_text == NULL) {
         snprintf(err, errlen, "out of memory");
         rc = COMPUTE_ENOMEM;
         goto fail;
@@ -263,9 +236,9 @@ static int analysis_job(const struct worker_options *o, struct pat_workspace *ws
     if (rc == 0)
         rc = store_analysis_insert(tx, &a);
     if (rc == 0)
-        rc = store_upload_status_set(tx, ids.upload_id, "processing", 0.6, up.total_metrics, NULL);
+        rc = store_upload_status_set(tx, ids.upload_id, STORE_UPLOAD_PROCESSING, 0.6, up.total_metrics, NULL);
     if (rc == 0)
-        rc = store_queue_publish(tx, STORE_TOPIC_INSIGHTS, pub, NULL, NULL);
+        rc = store_queue_publish(tx, jobs_topic(JOBS_INSIGHT), pub, NULL, NULL);
     if (rc == 0)
         rc = store_queue_ack(tx, m);
     if (rc == 0) {
@@ -288,7 +261,7 @@ static int analysis_job(const struct worker_options *o, struct pat_workspace *ws
              LOG_INT, "attempt", (long long)m->attempts, LOG_END);
     goto done;
 store_fail:
-    snprintf(err, errlen, "storage: %s", store_strerror(rc));
+    snprintf(err, errlen, "storage: %s", clarity_strerror(rc));
 fail:
     store_tx_rollback(tx);
 done:
@@ -297,13 +270,12 @@ done:
     json_decref(coverage);
     free(res_text);
     free(cov_text);
-    free(pub);
     return rc;
 }
 
 static int insight_job(const struct worker_options *o, const struct store_msg *m, char *err, size_t errlen)
 {
-    struct job_ids ids;
+    struct jobs_message ids;
     struct store_tx *tx = NULL;
     struct store_analysis a;
     struct store_insight existing;
@@ -313,8 +285,8 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     char *body = NULL;
     int rc, have_analysis = 0;
     memset(&gen, 0, sizeof(gen));
-    if (payload_parse(m, 1, &ids, err, errlen) != 0)
-        return WORKER_EPAYLOAD;
+    if (payload_parse(m, JOBS_INSIGHT, &ids, err, errlen) != 0)
+        return JOBS_EPAYLOAD;
     compute_id_derive("insight", ids.analysis_id, insight_id);
 
     rc = store_tx_begin(o->store, STORE_TX_READ, &tx);
@@ -373,7 +345,7 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     if (rc == 0)
         rc = store_insight_insert(tx, &in);
     if (rc == 0) {
-        rc = store_upload_status_set(tx, ids.upload_id, "completed", 1.0, processed, NULL);
+        rc = store_upload_status_set(tx, ids.upload_id, STORE_UPLOAD_COMPLETED, 1.0, processed, NULL);
         if (rc == STORE_ENOTFOUND)
             rc = 0;
     }
@@ -396,7 +368,7 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
         o->notify(o->notify_ctx, ids.user_id, ids.upload_id, insight_id);
     goto done;
 store_fail:
-    snprintf(err, errlen, "storage: %s", store_strerror(rc));
+    snprintf(err, errlen, "storage: %s", clarity_strerror(rc));
 fail:
     store_tx_rollback(tx);
 done:
@@ -415,17 +387,17 @@ static void job_failed(const struct worker_options *o, const struct store_msg *m
                        const char *err)
 {
     struct store_tx *tx = NULL;
-    struct job_ids ids;
-    char reason[400], dummy[8];
+    struct jobs_message ids;
+    char reason[400], dummy[160];
     int last = m->attempts >= m->max_attempts;
     snprintf(reason, sizeof(reason), "%s failed: %.340s", what, err[0] ? err : "unknown error");
     int rc = store_tx_begin(o->store, STORE_TX_WRITE, &tx);
     if (rc == 0)
         rc = store_queue_nack(tx, m, reason);
-    if (rc == 0 && last && payload_parse(m, 0, &ids, dummy, sizeof(dummy)) == 0) {
+    if (rc == 0 && last && payload_parse(m, JOBS_ANALYSIS, &ids, dummy, sizeof(dummy)) == 0) {
         char msg[512];
         snprintf(msg, sizeof(msg), "%s (after %d attempts)", reason, m->attempts);
-        rc = store_upload_status_set(tx, ids.upload_id, "failed", 0.0, 0, msg);
+        rc = store_upload_status_set(tx, ids.upload_id, STORE_UPLOAD_FAILED, 0.0, 0, msg);
         if (rc == STORE_ENOTFOUND)
             rc = 0;
     }
@@ -441,7 +413,7 @@ static void job_failed(const struct worker_options *o, const struct store_msg *m
         log_warning("job failed; will retry", LOG_STR, "topic", m->topic, LOG_INT, "message", (long long)m->id,
                     LOG_INT, "attempt", (long long)m->attempts, LOG_STR, "error", reason, LOG_END);
     if (rc != 0 && rc != STORE_ECONFLICT)
-        log_error("cannot record a job failure", LOG_STR, "error", store_strerror(rc), LOG_END);
+        log_error("cannot record a job failure", LOG_STR, "error", clarity_strerror(rc), LOG_END);
 }
 
 static int run_once(const struct worker_options *o, struct pat_workspace *ws, unsigned topic,
@@ -477,21 +449,21 @@ int worker_once_run(const struct worker_options *o, struct pat_workspace *ws, un
 }
 
 /* Close uploads whose message the queue dead-lettered without a worker
- * running it (the worker died during the last attempt; store/recovery.h). */
+ * running it (the worker died during the last attempt; pipeline/jobs.h). */
 static void close_abandoned(struct store *st)
 {
     struct store_tx *tx = NULL;
     int64_t n = 0;
     int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
     if (rc == 0)
-        rc = store_upload_fail_dead_lettered(tx, &n);
+        rc = jobs_close_dead_lettered(tx, &n);
     if (rc == 0) {
         rc = store_tx_commit(tx);
         tx = NULL;
     }
     store_tx_rollback(tx);
     if (rc != 0)
-        log_warning("worker: cannot close abandoned uploads", LOG_STR, "error", store_strerror(rc), LOG_END);
+        log_warning("worker: cannot close abandoned uploads", LOG_STR, "error", clarity_strerror(rc), LOG_END);
     else if (n > 0)
         log_warning("worker: closed uploads whose jobs were dead-lettered", LOG_INT, "uploads", (long long)n,
                     LOG_END);
@@ -505,7 +477,7 @@ static void purge_acknowledged(struct store *st)
     int64_t n = 0;
     int rc = store_queue_purge(st, time_now_ms(), &n);
     if (rc != 0)
-        log_warning("worker: cannot purge acknowledged messages", LOG_STR, "error", store_strerror(rc), LOG_END);
+        log_warning("worker: cannot purge acknowledged messages", LOG_STR, "error", clarity_strerror(rc), LOG_END);
     else if (n > 0)
         log_info("worker: purged acknowledged messages", LOG_INT, "messages", (long long)n, LOG_END);
 }
@@ -550,7 +522,7 @@ static void *thread_main(void *arg)
             int handled = 0, failed = 0;
             int rc = run_once(o, ws, order[i], &p->stop, &handled, &failed);
             if (rc != 0) {
-                log_warning("worker: cannot lease", LOG_STR, "error", store_strerror(rc), LOG_END);
+                log_warning("worker: cannot lease", LOG_STR, "error", clarity_strerror(rc), LOG_END);
                 err = 1;
                 break;
             }

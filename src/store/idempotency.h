@@ -9,9 +9,10 @@
 
 #include <stdint.h>
 
+#include "core/limits.h"
 #include "store/store.h"
 
-#define STORE_IDEMPOTENCY_KEY_MAX 255
+#define STORE_IDEMPOTENCY_KEY_MAX LIMIT_IDEMPOTENCY_KEY
 #define STORE_IDEMPOTENCY_RETENTION_MS (24LL * 3600 * 1000)
 
 struct store_idempotency {

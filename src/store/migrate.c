@@ -443,7 +443,7 @@ int store_migrate_status(struct store *st, struct store_migration_status *out, s
     struct store_tx *tx = NULL;
     int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot begin a transaction: %s", store_strerror(rc));
+        snprintf(err, errlen, "cannot begin a transaction: %s", clarity_strerror(rc));
         return rc;
     }
     /* The lock also serialises the first CREATE TABLE IF NOT EXISTS, which
@@ -459,7 +459,7 @@ int store_migrate_status(struct store *st, struct store_migration_status *out, s
     }
     rc = store_tx_commit(tx); /* keeps a freshly created _migrations */
     if (rc != 0) {
-        snprintf(err, errlen, "cannot commit: %s", store_strerror(rc));
+        snprintf(err, errlen, "cannot commit: %s", clarity_strerror(rc));
         return rc;
     }
     size_t k = N_MIGRATIONS < max ? N_MIGRATIONS : max;
@@ -511,14 +511,14 @@ static int run_backfill(struct store *st, const struct migration *m, int *comple
         }
         if (rc != 0) {
             snprintf(err, errlen, "backfill of %s failed: %s", m->name,
-                     tx != NULL ? tx->err : store_strerror(rc));
+                     tx != NULL ? tx->err : clarity_strerror(rc));
             store_tx_rollback(tx);
             return rc;
         }
         rc = store_tx_commit(tx);
         if (rc != 0) {
             snprintf(err, errlen, "backfill of %s failed to commit: %s", m->name,
-                     store_strerror(rc));
+                     clarity_strerror(rc));
             return rc;
         }
         if (changed == 0)
@@ -546,7 +546,7 @@ int store_migrate_up(struct store *st, const char *target, int *applied, char *e
         char *ddl = NULL;
         int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
         if (rc != 0) {
-            snprintf(err, errlen, "cannot begin a transaction: %s", store_strerror(rc));
+            snprintf(err, errlen, "cannot begin a transaction: %s", clarity_strerror(rc));
             return rc;
         }
         rc = lock_migrations(tx);
@@ -604,7 +604,7 @@ int store_migrate_up(struct store *st, const char *target, int *applied, char *e
         tx = NULL;
         if (rc != 0) {
             snprintf(err, errlen, "migration %s failed to commit: %s", m->name,
-                     store_strerror(rc));
+                     clarity_strerror(rc));
             return rc;
         }
         int done = 1;

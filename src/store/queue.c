@@ -284,6 +284,46 @@ fail:
     return rc;
 }
 
+int store_queue_list(struct store_tx *tx, const char *topic, int64_t after_id, size_t max, struct store_msg *msgs,
+                     size_t *n)
+{
+    static const char sql[] = "SELECT id, topic, payload, attempts, max_attempts, created_at, last_error"
+                              " FROM queue_messages WHERE topic = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+    struct db_stmt *s = NULL;
+    size_t k = 0;
+    if (!topic_ok(topic) || max == 0)
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, topic);
+    db_bind_int64(s, 2, after_id);
+    db_bind_int64(s, 3, (int64_t)max);
+    while (k < max && (rc = db_step(s)) == DB_ROW) {
+        struct store_msg *m = &msgs[k];
+        memset(m, 0, sizeof(*m));
+        m->id = db_col_int64(s, 0);
+        store_col_copy(s, 1, m->topic, sizeof(m->topic));
+        if (store_col_dup(s, 2, &m->payload) != 0) {
+            rc = STORE_ENOMEM;
+            break;
+        }
+        m->attempts = (int)db_col_int64(s, 3);
+        m->max_attempts = (int)db_col_int64(s, 4);
+        m->created_at_ms = db_col_int64(s, 5);
+        store_col_copy(s, 6, m->last_error, sizeof(m->last_error));
+        k++;
+    }
+    db_stmt_reset(s);
+    if (rc < 0) {
+        for (size_t i = 0; i < k; i++)
+            store_msg_clear(&msgs[i]);
+        return rc == STORE_ENOMEM ? rc : store_tx_fail(tx, rc);
+    }
+    *n = k;
+    return 0;
+}
+
 int store_queue_ack(struct store_tx *tx, const struct store_msg *m)
 {
     static const char sql[] = "UPDATE queue_messages SET state = 1, acked_at = ?3"

@@ -75,6 +75,14 @@ int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, str
 
 /* Acknowledge inside tx (so that a job's results and its ack commit
  * together). STORE_ECONFLICT when the lease was lost. */
+/*
+ * Read (without leasing) up to max messages of topic with id > after_id,
+ * oldest first, in any state: for operators and for the recovery of
+ * dead-lettered jobs (pipeline/jobs.c). msgs[0..*n) are filled (free each
+ * with store_msg_clear); their lease_token is "".
+ */
+int store_queue_list(struct store_tx *tx, const char *topic, int64_t after_id, size_t max, struct store_msg *msgs,
+                     size_t *n);
 int store_queue_ack(struct store_tx *tx, const struct store_msg *m);
 /*
  * Acknowledge a batch (typically what one store_queue_lease returned) with

@@ -3,31 +3,27 @@
  */
 #include "store/recovery.h"
 
-#include "store/queue.h"
+#include <string.h>
+
 #include "store/store_int.h"
 
-int store_upload_fail_dead_lettered(struct store_tx *tx, int64_t *n)
+int store_upload_fail_open(struct store_tx *tx, const char *upload_id, const char *error, int *changed)
 {
-    /* The upload id is read out of the JSON payload: json_extract on SQLite
-     * (JSON1 is built in), the ->> operator on PostgreSQL. */
-    static const char lite[] =
-        "UPDATE uploads SET status = 'failed', updated_at = ?1,"
-        " error = 'processing abandoned: the job was retried the maximum number of times'"
-        " WHERE status IN ('received', 'processing') AND id IN ("
-        " SELECT json_extract(payload, '$.upload_id') FROM queue_messages"
-        " WHERE topic IN ('" STORE_TOPIC_HEALTH_DATA STORE_DEAD_LETTER_SUFFIX "', '" STORE_TOPIC_INSIGHTS
-        STORE_DEAD_LETTER_SUFFIX "') AND json_valid(payload))";
-    static const char pg[] =
-        "UPDATE uploads SET status = 'failed', updated_at = ?1,"
-        " error = 'processing abandoned: the job was retried the maximum number of times'"
-        " WHERE status IN ('received', 'processing') AND id IN ("
-        " SELECT payload::json->>'upload_id' FROM queue_messages"
-        " WHERE topic IN ('" STORE_TOPIC_HEALTH_DATA STORE_DEAD_LETTER_SUFFIX "', '" STORE_TOPIC_INSIGHTS
-        STORE_DEAD_LETTER_SUFFIX "'))";
+    static const char sql[] = "UPDATE uploads SET status = 'failed', updated_at = ?2, error = ?3"
+                              " WHERE id = ?1 AND status IN ('received', 'processing')";
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx, store_sql(tx->st, lite, pg), &s);
+    int64_t n = 0;
+    *changed = 0;
+    if (upload_id == NULL || error == NULL || strlen(error) >= sizeof(((struct store_upload *)0)->error))
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
     if (rc != 0)
         return rc;
-    db_bind_int64(s, 1, store_now_ms());
-    return store_tx_run(tx, s, n);
+    db_bind_text(s, 1, upload_id);
+    db_bind_int64(s, 2, store_now_ms());
+    db_bind_text(s, 3, error);
+    rc = store_tx_run(tx, s, &n);
+    if (rc == 0)
+        *changed = n > 0;
+    return rc;
 }

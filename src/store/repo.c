@@ -448,7 +448,10 @@ static int upload_row(struct db_stmt *s, void *item)
     store_col_copy(s, 0, u->id, sizeof(u->id));
     store_col_copy(s, 1, u->user_id, sizeof(u->user_id));
     store_col_copy(s, 2, u->source, sizeof(u->source));
-    store_col_copy(s, 3, u->status, sizeof(u->status));
+    char status[16];
+    store_col_copy(s, 3, status, sizeof(status));
+    if (store_upload_status_parse(status, &u->status) != 0)
+        u->status = STORE_UPLOAD_FAILED; /* not written by this program: never "in progress" */
     u->total_metrics = db_col_int64(s, 4);
     u->processed_metrics = db_col_int64(s, 5);
     u->accepted = db_col_int64(s, 6);
@@ -468,7 +471,7 @@ int store_upload_insert(struct store_tx *tx, const struct store_upload *u)
         "INSERT INTO uploads (" UPLOAD_COLS ", days_indexed) VALUES"
         " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1)";
     struct db_stmt *s = NULL;
-    if (!FITS(u->id) || !FITS(u->user_id) || !FITS(u->source) || !FITS(u->status) ||
+    if (!FITS(u->id) || !FITS(u->user_id) || !FITS(u->source) ||
         !FITS(u->error) || !FITS(u->sync_token) || !u->id[0] || !u->user_id[0])
         return STORE_EINVAL;
     int rc = store_tx_stmt(tx, sql, &s);
@@ -478,7 +481,7 @@ int store_upload_insert(struct store_tx *tx, const struct store_upload *u)
     db_bind_text(s, 1, u->id);
     db_bind_text(s, 2, u->user_id);
     db_bind_text(s, 3, u->source);
-    db_bind_text(s, 4, u->status[0] ? u->status : "received");
+    db_bind_text(s, 4, store_upload_status_name(u->status));
     db_bind_int64(s, 5, u->total_metrics);
     db_bind_int64(s, 6, u->processed_metrics);
     db_bind_int64(s, 7, u->accepted);
@@ -510,20 +513,37 @@ int store_upload_get(struct store_tx *tx, const char *id, const char *user_id,
     return 0;
 }
 
-int store_upload_status_set(struct store_tx *tx, const char *id, const char *status,
+static const char *const upload_status_names[] = {"received", "processing", "completed", "failed"};
+
+const char *store_upload_status_name(enum store_upload_status s)
+{
+    return (unsigned)s < 4 ? upload_status_names[s] : "failed";
+}
+
+int store_upload_status_parse(const char *text, enum store_upload_status *out)
+{
+    for (unsigned i = 0; text != NULL && i < 4; i++)
+        if (strcmp(text, upload_status_names[i]) == 0) {
+            *out = (enum store_upload_status)i;
+            return 0;
+        }
+    return STORE_EINVAL;
+}
+
+int store_upload_status_set(struct store_tx *tx, const char *id, enum store_upload_status status,
                             double progress, int64_t processed, const char *error)
 {
     static const char sql[] = "UPDATE uploads SET status = ?2, progress = ?3,"
                               " processed_metrics = ?4, error = ?5, updated_at = ?6 WHERE id = ?1";
     struct db_stmt *s = NULL;
-    if (status == NULL ||
+    if ((unsigned)status >= 4 ||
         (error != NULL && strlen(error) >= sizeof(((struct store_upload *)0)->error)))
         return STORE_EINVAL;
     int rc = store_tx_stmt(tx, sql, &s);
     if (rc != 0)
         return rc;
     db_bind_text(s, 1, id);
-    db_bind_text(s, 2, status);
+    db_bind_text(s, 2, store_upload_status_name(status));
     db_bind_double(s, 3, progress);
     db_bind_int64(s, 4, processed);
     db_bind_text(s, 5, error != NULL ? error : "");

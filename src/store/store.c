@@ -49,47 +49,6 @@ void store_options_from_config(struct store_options *o, const struct config *cfg
 
 int64_t store_now_ms(void) { return time_now_ms(); }
 
-const char *store_strerror(int rc)
-{
-    switch (rc) {
-    case STORE_OK: return "ok";
-    case STORE_ENOTFOUND: return "not found";
-    case STORE_ECONFLICT: return "conflict";
-    case STORE_EUNAVAILABLE: return "database unavailable";
-    case STORE_EBUSY: return "database busy";
-    case STORE_EINVAL: return "invalid argument";
-    case STORE_ENOMEM: return "out of memory";
-    case STORE_EINTERNAL: return "internal database error";
-    case STORE_EMIGRATION: return "schema migrations pending or changed";
-    case STORE_EUNSUPPORTED: return "not supported by this backend";
-    default: return "unknown error";
-    }
-}
-
-void store_problem_set(struct problem *p, int rc)
-{
-    switch (rc) {
-    case STORE_ENOTFOUND:
-        problem_set(p, 404, "resource-not-found", "The requested resource was not found.");
-        break;
-    case STORE_ECONFLICT:
-        problem_set(p, 409, "resource-conflict", "The resource already exists or was changed.");
-        break;
-    case STORE_EINVAL:
-        problem_set(p, 422, "validation-error", "The request refers to invalid or missing data.");
-        break;
-    case STORE_EUNAVAILABLE:
-    case STORE_EBUSY:
-    case STORE_EMIGRATION:
-        problem_set(p, 503, "service-unavailable",
-                    "The database is temporarily unavailable; retry shortly.");
-        p->retry_after = rc == STORE_EBUSY ? 1 : 5;
-        break;
-    default:
-        problem_set(p, 500, "internal-server-error", "An internal error occurred.");
-    }
-}
-
 /* ---- helpers shared with repo.c, queue.c, migrate.c --------------------- */
 
 int store_tx_fail(struct store_tx *tx, int rc)
@@ -481,7 +440,7 @@ int store_admin_exec(struct store *st, const char *sql, char *err, size_t errlen
     struct store_tx *tx = NULL;
     int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
     if (rc != 0) {
-        snprintf(err, errlen, "%s", store_strerror(rc));
+        snprintf(err, errlen, "%s", clarity_strerror(rc));
         return rc;
     }
     rc = db_exec(tx->conn, sql);
@@ -512,7 +471,7 @@ int store_backup(struct store *st, const char *path, char *err, size_t errlen)
     sqlite3_backup *b = NULL;
     int rc = store_conn_acquire(st, &tx);
     if (rc != 0) {
-        snprintf(err, errlen, "%s", store_strerror(rc));
+        snprintf(err, errlen, "%s", clarity_strerror(rc));
         return rc;
     }
     unlink(tmp);
@@ -592,7 +551,7 @@ int store_health_database(void *ctx, json_t *details, char *err, size_t errlen)
     json_object_set_new(details, "backend", json_string(store_backend_name(st)));
     json_object_set_new(details, "pool_size", json_integer(st->pool_n));
     if (rc != 0) {
-        snprintf(err, errlen, "%s", store_strerror(rc));
+        snprintf(err, errlen, "%s", clarity_strerror(rc));
         return -1;
     }
     return 0;
@@ -610,7 +569,7 @@ int store_health_pubsub(void *ctx, json_t *details, char *err, size_t errlen)
         int rc = store_queue_stats(st, topics[i], &qs);
         if (rc != 0) {
             json_decref(tj);
-            snprintf(err, errlen, "queue unavailable: %s", store_strerror(rc));
+            snprintf(err, errlen, "queue unavailable: %s", clarity_strerror(rc));
             return -1;
         }
         json_t *o = json_object();

@@ -17,8 +17,8 @@
  * Errors are values: every function returns 0 or a negative STORE_E* code
  * and writes its outputs only on success. The text of the last failure is
  * kept on the transaction (store_tx_errmsg); it never holds credentials or
- * health values. store_problem_set turns a code into the RFC 7807 reply
- * (STORE_EUNAVAILABLE and STORE_EBUSY become 503 service-unavailable).
+ * health values. api_store_failure (src/api/common.c) turns a code into the
+ * RFC 7807 reply (STORE_EUNAVAILABLE and STORE_EBUSY become 503).
  *
  * Time is epoch milliseconds (UTC) everywhere; ids are lowercase UUID text.
  * Strings in records are fixed-size arrays (NUL-terminated) unless the field
@@ -34,19 +34,10 @@
 #include <stdint.h>
 
 #include "core/health.h"
-#include "core/problem.h"
+#include "core/limits.h"
+#include "core/err.h"
 
-/* Return codes. */
-#define STORE_OK 0
-#define STORE_ENOTFOUND (-1)    /* no such row (or not the caller's) */
-#define STORE_ECONFLICT (-2)    /* unique key taken; a queue lease was lost */
-#define STORE_EUNAVAILABLE (-3) /* database down, disk full, pool exhausted */
-#define STORE_EBUSY (-4)        /* lock or statement timeout; retry later */
-#define STORE_EINVAL (-5)       /* bad argument, too-long field, constraint */
-#define STORE_ENOMEM (-6)
-#define STORE_EINTERNAL (-7)    /* unexpected SQL failure: a bug */
-#define STORE_EMIGRATION (-8)   /* pending or tampered migrations */
-#define STORE_EUNSUPPORTED (-9) /* not available on this backend */
+/* Return codes: STORE_E* in core/err.h (0 is STORE_OK). */
 
 #define STORE_ID_LEN 37 /* UUID text + NUL */
 
@@ -93,11 +84,6 @@ int store_open(const char *url, const struct store_options *opts, struct store *
 void store_close(struct store *st);
 /* "sqlite" or "postgres". */
 const char *store_backend_name(const struct store *st);
-/* Short English text for a STORE_E* code. */
-const char *store_strerror(int rc);
-/* Fill p for a failed store call: 404, 409, 422, 503 (unavailable/busy, with
- * Retry-After) or 500. detail is a client-safe sentence. */
-void store_problem_set(struct problem *p, int rc);
 
 /* ---- transactions ---------------------------------------------------- */
 
@@ -145,7 +131,7 @@ void store_cursor_format(const struct store_cursor *c, char out[STORE_CURSOR_LEN
 /* Returns 0, or STORE_EINVAL for text that is not a cursor. */
 int store_cursor_parse(const char *s, struct store_cursor *c);
 
-#define STORE_PAGE_MAX 1000
+#define STORE_PAGE_MAX LIMIT_PAGE_MAX
 
 /* ---- users ------------------------------------------------------------ */
 
@@ -229,11 +215,26 @@ int store_audit_delete_by_user(struct store_tx *tx, const char *user_id, int64_t
 
 /* ---- uploads ----------------------------------------------------------- */
 
+/* An upload's life: received (stored, analysis queued) → processing (a
+ * worker has it, or a streamed import is still arriving) → completed |
+ * failed. The zero value is RECEIVED. */
+enum store_upload_status {
+    STORE_UPLOAD_RECEIVED = 0,
+    STORE_UPLOAD_PROCESSING,
+    STORE_UPLOAD_COMPLETED,
+    STORE_UPLOAD_FAILED,
+};
+
+/* The status's text in the uploads table and in the API ("received", …). */
+const char *store_upload_status_name(enum store_upload_status s);
+/* Parse that text. 0, or STORE_EINVAL for any other string. */
+int store_upload_status_parse(const char *text, enum store_upload_status *out);
+
 struct store_upload {
     char id[STORE_ID_LEN];
     char user_id[STORE_ID_LEN];
     char source[64];  /* upload_source, or "healthkit" / "apple_health_export" */
-    char status[16];  /* received | processing | completed | failed */
+    enum store_upload_status status;
     int64_t total_metrics;
     int64_t processed_metrics;
     int64_t accepted;
@@ -252,7 +253,7 @@ int store_upload_get(struct store_tx *tx, const char *id, const char *user_id,
                      struct store_upload *out);
 /* Set status, progress, processed count and error (NULL keeps "") and
  * updated_at = now. */
-int store_upload_status_set(struct store_tx *tx, const char *id, const char *status,
+int store_upload_status_set(struct store_tx *tx, const char *id, enum store_upload_status status,
                             double progress, int64_t processed, const char *error);
 int store_upload_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
                       size_t limit, struct store_upload **out, size_t *n,

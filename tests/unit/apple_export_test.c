@@ -415,7 +415,7 @@ static struct store *open_store(const char *name)
     snprintf(up.id, sizeof(up.id), "%s", upload_id);
     snprintf(up.user_id, sizeof(up.user_id), "%s", user_id);
     snprintf(up.source, sizeof(up.source), "apple_health_export");
-    snprintf(up.status, sizeof(up.status), "received");
+    up.status = STORE_UPLOAD_RECEIVED;
     assert_int_equal(store_tx_begin(st, STORE_TX_WRITE, &tx), 0);
     assert_int_equal(store_user_insert(tx, &u), 0);
     assert_int_equal(store_upload_insert(tx, &up), 0);

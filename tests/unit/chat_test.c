@@ -72,7 +72,7 @@ static void test_analysis_run(void **state)
     json_decref(out);
 
     /* Too many points, checked before anything is parsed. */
-    assert_int_equal(chat_analysis_run(&svc, c, 719, &out, err, sizeof(err)), CHAT_ANALYSIS_ETOOMANY);
+    assert_int_equal(chat_analysis_run(&svc, c, 719, &out, err, sizeof(err)), ANALYSIS_ETOOMANY);
     assert_non_null(strstr(err, "719"));
     json_decref(c);
 
@@ -88,7 +88,7 @@ static void test_analysis_run(void **state)
         NULL, /* content missing */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(chat_analysis_run(&svc, bad[i], 10080, &out, err, sizeof(err)), CHAT_ANALYSIS_EINVAL);
+        assert_int_equal(chat_analysis_run(&svc, bad[i], 10080, &out, err, sizeof(err)), ANALYSIS_EINVAL);
         assert_true(err[0] != '\0');
         json_decref(bad[i]);
     }

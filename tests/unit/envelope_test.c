@@ -411,7 +411,7 @@ static void test_key_wrap(void **state)
     assert_null(back);
     assert_int_equal(envelope_key_unwrap(f->kek, w, sizeof(w), NULL, 0, &back), ENVELOPE_EAUTH);
     envelope_key_free(k);
-    assert_string_equal(envelope_strerror(ENVELOPE_EAUTH),
+    assert_string_equal(clarity_strerror(ENVELOPE_EAUTH),
                         "authentication failed (wrong key, or data or binding altered)");
 }
 

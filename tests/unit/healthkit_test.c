@@ -59,11 +59,11 @@ static void test_quantities(void **state)
     map("HKQuantityTypeIdentifierBloodPressureDiastolic", "mmHg", 80, "blood_pressure_diastolic", "mmHg", 80);
 }
 
-static void expect_fail(const char *id, const char *unit, double v, const char *needle)
+static void expect_fail(const char *id, const char *unit, double v, int code, const char *needle)
 {
     struct hk_mapped m;
     char err[160] = "";
-    assert_int_equal(hk_map_quantity(id, unit, v, &m, err, sizeof(err)), -1);
+    assert_int_equal(hk_map_quantity(id, unit, v, &m, err, sizeof(err)), code);
     if (strstr(err, needle) == NULL)
         fail_msg("%s %s: error \"%s\" lacks \"%s\"", id, unit, err, needle);
 }
@@ -71,11 +71,13 @@ static void expect_fail(const char *id, const char *unit, double v, const char *
 static void test_quantity_errors(void **state)
 {
     (void)state;
-    expect_fail("HKQuantityTypeIdentifierDietaryCaffeine", "mg", 80, "unknown HealthKit quantity type");
-    expect_fail("HKQuantityTypeIdentifierHeartRate", "beats", 60, "unknown HealthKit unit");
-    expect_fail("HKQuantityTypeIdentifierHeartRate", "ms", 60, "does not fit HeartRate");
-    expect_fail("HKQuantityTypeIdentifierStepCount", "count", NAN, "finite");
-    expect_fail("HKQuantityTypeIdentifierStepCount", "count", INFINITY, "finite");
+    /* The caller tells "report, do not refuse" from "refuse" by the code,
+     * never by the text. */
+    expect_fail("HKQuantityTypeIdentifierDietaryCaffeine", "mg", 80, HK_EUNKNOWN_TYPE, "unknown HealthKit quantity type");
+    expect_fail("HKQuantityTypeIdentifierHeartRate", "beats", 60, HK_EUNIT, "unknown HealthKit unit");
+    expect_fail("HKQuantityTypeIdentifierHeartRate", "ms", 60, HK_EUNIT, "does not fit HeartRate");
+    expect_fail("HKQuantityTypeIdentifierStepCount", "count", NAN, HK_EVALUE, "finite");
+    expect_fail("HKQuantityTypeIdentifierStepCount", "count", INFINITY, HK_EVALUE, "finite");
 }
 
 static void test_categories(void **state)
@@ -99,13 +101,13 @@ static void test_categories(void **state)
         assert_string_equal(m.category, values[i][1]);
         assert_true(m.value == 42);
     }
-    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "7", 1, &m, err, sizeof(err)), -1);
+    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "7", 1, &m, err, sizeof(err)), HK_EVALUE);
     assert_non_null(strstr(err, "unknown sleep analysis value"));
     assert_int_equal(hk_map_category("HKCategoryTypeIdentifierMindfulSession", NULL, 10, &m, err, sizeof(err)), 0);
     assert_string_equal(m.metric_type, "mindful_minutes");
-    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierToothbrushingEvent", "0", 2, &m, err, sizeof(err)), -1);
+    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierToothbrushingEvent", "0", 2, &m, err, sizeof(err)), HK_EUNKNOWN_TYPE);
     assert_non_null(strstr(err, "unknown HealthKit category type"));
-    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "0", -1, &m, err, sizeof(err)), -1);
+    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "0", -1, &m, err, sizeof(err)), HK_EVALUE);
 }
 
 static void test_convert(void **state)
@@ -118,8 +120,8 @@ static void test_convert(void **state)
     assert_true(fabs(v) < 1e-9);
     assert_int_equal(hk_unit_convert("km", "mi", 1.609344, &v), 0);
     assert_true(fabs(v - 1) < 1e-12);
-    assert_int_equal(hk_unit_convert("kcal", "km", 1, &v), -1);
-    assert_int_equal(hk_unit_convert("furlong", "km", 1, &v), -1);
+    assert_int_equal(hk_unit_convert("kcal", "km", 1, &v), HK_EUNIT);
+    assert_int_equal(hk_unit_convert("furlong", "km", 1, &v), HK_EUNIT);
 }
 
 int main(void)

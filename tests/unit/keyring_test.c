@@ -228,7 +228,7 @@ static void test_round_trip(void **state)
                                              (const unsigned char *)"x", 1, &r),
                      KEYRING_EINVAL);
     store_tx_rollback(tx);
-    assert_string_equal(keyring_strerror(STORE_ENOTFOUND), store_strerror(STORE_ENOTFOUND));
+    assert_string_equal(clarity_strerror(STORE_ENOTFOUND), clarity_strerror(STORE_ENOTFOUND));
 }
 
 /* 2. Another ENCRYPTION_KEY is refused at open, with a message that says

@@ -269,7 +269,7 @@ static void make_upload(struct fix *f, const char *source, int max_attempts, cha
     uuid_v7(u.id);
     memcpy(u.user_id, f->user, STORE_ID_LEN);
     snprintf(u.source, sizeof(u.source), "healthkit");
-    snprintf(u.status, sizeof(u.status), "received");
+    u.status = STORE_UPLOAD_RECEIVED;
     const int64_t t0 = 1795000000000LL - 1795000000000LL % 86400000LL; /* a UTC midnight */
     size_t n = 7 * 24 * 2;
     struct store_sample *s = calloc(n, sizeof(*s));
@@ -337,7 +337,7 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     assert_int_equal(handled, 1);
     struct store_upload u;
     get_upload(f, up, &u);
-    assert_string_equal(u.status, "processing");
+    assert_int_equal(u.status, STORE_UPLOAD_PROCESSING);
     assert_true(u.progress > 0.5);
 
     compute_id_derive("analysis", up, aid);
@@ -378,7 +378,7 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_INSIGHTS, &handled), 0);
     assert_int_equal(handled, 0);
     get_upload(f, up, &u);
-    assert_string_equal(u.status, "completed");
+    assert_int_equal(u.status, STORE_UPLOAD_COMPLETED);
     assert_int_equal(u.processed_metrics, u.total_metrics);
     compute_id_derive("insight", aid, iid);
     struct store_insight in;
@@ -438,7 +438,7 @@ static void test_job_failure_dead_letters_and_marks_upload_failed(void **state)
     assert_int_equal(handled, 1);
     struct store_upload u;
     get_upload(f, up, &u);
-    assert_string_not_equal(u.status, "failed"); /* one attempt left */
+    assert_int_not_equal(u.status, STORE_UPLOAD_FAILED); /* one attempt left */
     /* wait out the backoff (5 ms base in this store) */
     for (int i = 0; i < 100; i++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -449,7 +449,7 @@ static void test_job_failure_dead_letters_and_marks_upload_failed(void **state)
     }
     assert_int_equal(handled, 1);
     get_upload(f, up, &u);
-    assert_string_equal(u.status, "failed");
+    assert_int_equal(u.status, STORE_UPLOAD_FAILED);
     assert_non_null(strstr(u.error, "rejected"));
     assert_non_null(strstr(u.error, "after 2 attempts"));
     struct store_queue_stats qs;
@@ -482,12 +482,12 @@ static void test_pool_starts_and_stops(void **state)
     struct store_upload u;
     for (int i = 0; i < 500; i++) {
         get_upload(f, up, &u);
-        if (strcmp(u.status, "completed") == 0)
+        if (u.status == STORE_UPLOAD_COMPLETED)
             break;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    assert_string_equal(u.status, "completed");
+    assert_int_equal(u.status, STORE_UPLOAD_COMPLETED);
     worker_pool_stop(p);
     assert_int_equal(worker_pool_join(p, 5000), 0);
     int64_t done, failed;

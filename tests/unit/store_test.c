@@ -196,22 +196,6 @@ static void test_open_rejects_bad_urls(void **state)
     assert_null(strstr(err, "s3cretpw"));
 }
 
-static void test_problem_mapping(void **state)
-{
-    (void)state;
-    struct problem p;
-    memset(&p, 0, sizeof(p));
-    store_problem_set(&p, STORE_EUNAVAILABLE);
-    assert_int_equal(p.status, 503);
-    assert_string_equal(p.slug, "service-unavailable");
-    assert_true(p.retry_after > 0);
-    store_problem_set(&p, STORE_ENOTFOUND);
-    assert_int_equal(p.status, 404);
-    store_problem_set(&p, STORE_ECONFLICT);
-    assert_int_equal(p.status, 409);
-    problem_clear(&p);
-}
-
 static void test_cursor_roundtrip(void **state)
 {
     (void)state;
@@ -599,12 +583,13 @@ static void test_upload_samples_message_one_transaction(void **state)
     /* An invalid sample fails the batch. */
     v[0].end_ms = v[0].start_ms - 1;
     assert_int_equal(store_sample_insert_batch(tx, v, 1, &ins), STORE_EINVAL);
-    assert_int_equal(store_upload_status_set(tx, upload, "processing", 0.5, 150, NULL), 0);
+    assert_int_equal(store_upload_status_set(tx, upload, STORE_UPLOAD_PROCESSING, 0.5, 150, NULL), 0);
     commit(tx);
 
     tx = begin(f->st);
     assert_int_equal(store_upload_get(tx, upload, user, &up), 0);
-    assert_string_equal(up.status, "processing");
+    assert_int_equal(up.status, STORE_UPLOAD_PROCESSING);
+    assert_string_equal(store_upload_status_name(up.status), "processing");
     assert_true(up.progress == 0.5);
     assert_int_equal(store_upload_get(tx, upload, "someone-else", &up), STORE_ENOTFOUND);
     assert_int_equal(store_sample_count(tx, user, NULL, &cnt), 0);
@@ -2208,7 +2193,6 @@ int main(void)
     fprintf(stderr, "store_test: backend %s\n", is_pg() ? "postgres" : "sqlite");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_rejects_bad_urls),
-        cmocka_unit_test(test_problem_mapping),
         cmocka_unit_test(test_cursor_roundtrip),
         cmocka_unit_test_setup_teardown(test_migrate_fresh_and_rerun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_concurrent_runners, setup, teardown),
