@@ -185,7 +185,7 @@ struct ctx {
     struct store *st; /* NULL: parse only */
 };
 
-static int on_batch(void *vctx, const struct store_sample *v, size_t n,
+static int on_batch(void *vctx, struct store_sample *v, size_t n,
                     const struct apple_export_stats *so_far, size_t *stored)
 {
     struct ctx *c = vctx;
@@ -199,7 +199,7 @@ static int on_batch(void *vctx, const struct store_sample *v, size_t n,
     if (store_tx_begin(c->st, STORE_TX_WRITE, &tx) != 0)
         return -1;
     if (store_sample_insert_batch(tx, v, n, &ins) != 0 ||
-        store_upload_status_set(tx, upload_id, "processing", progress, so_far->records, NULL) !=
+        store_upload_status_set(tx, upload_id, STORE_UPLOAD_PROCESSING, progress, so_far->records, NULL) !=
             0) {
         store_tx_rollback(tx);
         return -1;
@@ -236,7 +236,7 @@ static struct store *open_store(const char *path)
     snprintf(up.id, sizeof(up.id), "%s", upload_id);
     snprintf(up.user_id, sizeof(up.user_id), "%s", user_id);
     snprintf(up.source, sizeof(up.source), "apple_health_export");
-    snprintf(up.status, sizeof(up.status), "received");
+    up.status = STORE_UPLOAD_RECEIVED;
     if (store_tx_begin(st, STORE_TX_WRITE, &tx) != 0 || store_user_insert(tx, &u) != 0 ||
         store_upload_insert(tx, &up) != 0 || store_tx_commit(tx) != 0)
         die("seed", "user/upload");

@@ -39,6 +39,7 @@
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "ml/pat.h"
+#include "pipeline/jobs.h"
 #include "pipeline/worker.h"
 #include "store/migrate.h"
 #include "store/queue.h"
@@ -80,7 +81,7 @@ static int make_upload(struct store *st, unsigned seed, char upload_id[STORE_ID_
     uuid_v7(u.id);
     memcpy(u.user_id, usr.id, STORE_ID_LEN);
     snprintf(u.source, sizeof(u.source), "healthkit");
-    snprintf(u.status, sizeof(u.status), "received");
+    u.status = STORE_UPLOAD_RECEIVED;
     size_t n = 2 * WEEK;
     struct store_sample *s = calloc(n, sizeof(*s));
     if (s == NULL)
@@ -105,9 +106,14 @@ static int make_upload(struct store *st, unsigned seed, char upload_id[STORE_ID_
         s[i].payload = (char *)"{\"tz_offset_min\":-300}";
     }
     u.total_metrics = (int64_t)n;
-    char payload[160];
-    snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\",\"user_id\":\"%s\"}", u.id, usr.id);
-    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+    char payload[JOBS_PAYLOAD_MAX];
+    struct jobs_message jm;
+    memset(&jm, 0, sizeof(jm));
+    memcpy(jm.upload_id, u.id, STORE_ID_LEN);
+    memcpy(jm.user_id, usr.id, STORE_ID_LEN);
+    int rc = jobs_encode(JOBS_ANALYSIS, &jm, payload);
+    if (rc == 0)
+        rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
     if (rc == 0)
         rc = store_user_insert(tx, &usr);
     if (rc == 0)
@@ -135,7 +141,7 @@ static int upload_done(struct store *st, const char *id, int *done)
         rc = store_upload_get(tx, id, NULL, &u);
     store_tx_rollback(tx);
     if (rc == 0) {
-        *done = strcmp(u.status, "completed") == 0 ? 1 : strcmp(u.status, "failed") == 0 ? -1 : 0;
+        *done = u.status == STORE_UPLOAD_COMPLETED ? 1 : u.status == STORE_UPLOAD_FAILED ? -1 : 0;
     }
     return rc;
 }

@@ -375,7 +375,7 @@ static void *consumer(void *arg)
         if (rc == STORE_EBUSY)
             continue;
         if (rc != 0)
-            die("lease", store_strerror(rc));
+            die("lease", clarity_strerror(rc));
         if (n == 0) {
             pthread_mutex_lock(&q->mu);
             int done = q->published_all && q->acked >= QUEUE_MSGS;

@@ -28,6 +28,9 @@ void api_store_failure(struct http_response *res, int rc)
     case STORE_EINVAL:
         problem_set(p, 422, "validation-error", "The request refers to invalid or missing data.");
         break;
+    case INGEST_EOWNER:
+        problem_set(p, 403, "authorization-denied", "user_id must be the authenticated caller.");
+        break;
     case STORE_EUNAVAILABLE:
     case STORE_EBUSY:
     case STORE_EMIGRATION:

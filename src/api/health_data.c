@@ -24,10 +24,10 @@
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "ingest/apple_export.h"
-#include "ingest/healthkit.h"
+#include "ingest/hk_upload.h"
+#include "ingest/session.h"
 #include "ingest/upload.h"
 #include "store/idempotency.h"
-#include "store/queue.h"
 #include "store/store.h"
 
 /* Idempotency-Key (IETF httpapi draft): a retry with the same key and body
@@ -79,48 +79,58 @@ static int idempotency_precheck(struct http_request *req, struct http_response *
     return 1;
 }
 
-/* Store the upload (with its Idempotency-Key reply, if any) and answer with
- * the reply the builder makes. */
-static void accept_and_reply(struct http_request *req, struct http_response *res, struct upload_request *ur,
-                             int (*reply)(void *, const struct upload_result *, int *, char **), void *reply_ctx)
+/* The rendering of one upload's reply: the adapter's, not the session's. */
+typedef int (*reply_fn)(const void *ctx, const struct ingest_result *r, int *status, char **body);
+
+/*
+ * Store the samples through an ingest session and answer with the reply the
+ * adapter renders. With an Idempotency-Key the reply is rendered before the
+ * commit and stored in the same transaction, so a retry gets exactly it.
+ */
+static void ingest_and_reply(struct http_request *req, struct http_response *res, const struct ingest_origin *o,
+                             struct upload_samples *samples, reply_fn reply, const void *reply_ctx)
 {
     struct api_ctx *ctx = req->route_ctx;
+    struct ingest_session *s = NULL;
+    struct ingest_result r;
     const char *key = NULL;
     char hash[65] = "";
+    char *body = NULL;
+    int status = 0;
     if (idempotency_precheck(req, res, &key, hash) != 0)
         return;
-    ur->body = req->body;
-    ur->body_len = req->body_len;
-    ur->content_type = "application/json";
-    ur->request_id = req->request_id;
-    ur->client_ip = req->client_ip;
-    ur->idem_key = key;
-    ur->idem_hash = hash;
-    ur->reply = reply;
-    ur->reply_ctx = reply_ctx;
-    struct upload_result out;
-    int status = 0;
-    char *body = NULL;
-    int rc = upload_accept(ctx->store, ctx->ring, ur, &out, &status, &body);
+    int rc = ingest_session_begin(ctx->store, ctx->ring, o, INGEST_ATOMIC, &s);
+    if (rc == 0)
+        rc = ingest_session_add(s, samples->v, samples->n, 0, 0, NULL);
+    if (rc == 0)
+        rc = ingest_session_seal_raw(s, "application/json", req->body, req->body_len);
+    if (rc == 0) {
+        ingest_session_result(s, &r);
+        if (reply(reply_ctx, &r, &status, &body) != 0)
+            rc = INGEST_ENOMEM;
+    }
+    if (rc == 0) {
+        struct ingest_idempotency idem = {key, hash, status, body};
+        rc = ingest_session_commit(s, key != NULL ? &idem : NULL, &r);
+    }
+    ingest_session_end(s, NULL);
     if (rc == STORE_ECONFLICT && key != NULL) {
         /* A concurrent request with the same key won: answer as it did. */
+        free(body);
         if (idempotency_precheck(req, res, &key, hash) == 0)
             http_respond_problem(res, 409, "resource-conflict", "A request with this Idempotency-Key is in progress.");
         return;
     }
     if (rc != 0) {
+        free(body);
         api_store_failure(res, rc);
-        return;
-    }
-    if (body == NULL && reply(reply_ctx, &out, &status, &body) != 0) {
-        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
         return;
     }
     http_respond_bytes(res, status, "application/json; charset=utf-8", body, strlen(body));
     free(body);
     char loc[128];
     snprintf(loc, sizeof(loc), "%s%s", status == 201 ? "/api/v1/health-data/processing/" : "/api/v1/healthkit/status/",
-             out.upload_id);
+             r.upload_id);
     http_response_header(res, "Location", loc);
 }
 
@@ -133,7 +143,7 @@ static int dump_reply(json_t *o, int status_in, int *status, char **body)
 }
 
 /* The 201 of a HealthDataUpload. */
-static int upload_reply(void *cbctx, const struct upload_result *out, int *status, char **body)
+static int upload_reply(const void *cbctx, const struct ingest_result *out, int *status, char **body)
 {
     size_t nmetrics = *(const size_t *)cbctx;
     json_t *o = json_object();
@@ -161,14 +171,22 @@ static void h_upload(struct http_request *req, struct http_response *res)
     input_init(&in, res);
     const char *source = NULL, *sync = NULL;
     int64_t client_ts = 0;
-    int rc = upload_parse_health_data(body, p->user_id, ctx->max_metrics, &in, res, &samples, &source, &sync,
+    int rc = upload_parse_health_data(body, p->user_id, ctx->max_metrics, &in.c, &samples, &source, &sync,
                                       &client_ts);
-    if (rc == -2 || input_done(&in) != 0)
+    if (rc == INGEST_EOWNER) {
+        api_store_failure(res, rc);
         goto done;
+    }
+    if (rc != 0) {
+        input_done(&in);
+        goto done;
+    }
     size_t nmetrics = json_array_size(json_object_get(body, "metrics"));
-    struct upload_request ur = {.user_id = p->user_id, .source = source, .sync_token = sync,
-                                .client_ts_ms = client_ts, .samples = &samples};
-    accept_and_reply(req, res, &ur, upload_reply, &nmetrics);
+    struct ingest_origin o = {.user_id = p->user_id, .source = source, .sync_token = sync,
+                              .client_ts_ms = client_ts, .total_metrics = samples.n,
+                              .audit_action = "health_data.create", .request_id = req->request_id,
+                              .client_ip = req->client_ip};
+    ingest_and_reply(req, res, &o, &samples, upload_reply, &nmetrics);
 done:
     upload_samples_free(&samples);
     json_decref(body);
@@ -176,268 +194,24 @@ done:
 
 /* ---- native HealthKit ---------------------------------------------------- */
 
-/* A stable dedup key for a sample without a HealthKit uuid: a hash of what
- * identifies it, so a retried sync maps to the same key. */
-static void content_key(char out[64], const char *identifier, int64_t start, int64_t end, double value,
-                        const char *source)
-{
-    char text[512];
-    unsigned char h[16];
-    snprintf(text, sizeof(text), "%s|%lld|%lld|%.17g|%s", identifier, (long long)start, (long long)end, value,
-             source != NULL ? source : "");
-    crypto_generichash(h, sizeof(h), (const unsigned char *)text, strlen(text), NULL, 0);
-    char hex[33];
-    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-    snprintf(out, 64, "h:%s", hex);
-}
-
-struct hk_ctx {
-    struct input *in;
-    struct upload_samples *out;
-    const char *user_id;
-    json_t *unsupported;
-};
-
-/* Common fields of a HealthKit sample; returns 0 when usable. */
-static int hk_common(struct hk_ctx *c, json_t *s, const char *ptr, int64_t *start, int64_t *end, int *offset,
-                     const char **uuid, const char **source, const char **device)
-{
-    char p[160];
-    int before = c->in->nerrors;
-    *uuid = input_string(c->in, s, ptr, "uuid", 0, 1, 63);
-    *source = input_string(c->in, s, ptr, "source_name", 0, 0, 127);
-    *device = input_string(c->in, s, ptr, "device", 0, 0, 127);
-    json_t *meta = json_object_get(s, "metadata");
-    if (meta != NULL && !json_is_object(meta) && !json_is_null(meta)) {
-        snprintf(p, sizeof(p), "%s/metadata", ptr);
-        input_error(c->in, p, "must be an object");
-    }
-    const char *sd = input_string(c->in, s, ptr, "start_date", 1, 1, 64);
-    const char *ed = input_string(c->in, s, ptr, "end_date", 1, 1, 64);
-    int eo = 0;
-    if (sd != NULL && time_parse_rfc3339(sd, start, offset) != 0) {
-        snprintf(p, sizeof(p), "%s/start_date", ptr);
-        input_error(c->in, p, "must be an RFC 3339 date-time with offset");
-    }
-    if (ed != NULL && time_parse_rfc3339(ed, end, &eo) != 0) {
-        snprintf(p, sizeof(p), "%s/end_date", ptr);
-        input_error(c->in, p, "must be an RFC 3339 date-time with offset");
-    }
-    if (c->in->nerrors == before && *end < *start) {
-        snprintf(p, sizeof(p), "%s/end_date", ptr);
-        input_error(c->in, p, "must not be before start_date");
-    }
-    return c->in->nerrors == before ? 0 : -1;
-}
-
-static void unsupported(struct hk_ctx *c, const char *ptr, const char *identifier, const char *why)
-{
-    if (json_array_size(c->unsupported) < LIMIT_HEALTHKIT_UNSUPPORTED_LISTED)
-        json_array_append_new(c->unsupported,
-                              json_pack("{s:s, s:s, s:s}", "pointer", ptr, "identifier", identifier, "reason", why));
-}
-
-static struct store_sample *hk_store(struct hk_ctx *c, const struct hk_mapped *m, int64_t start, int64_t end,
-                                     int offset, const char *uuid, const char *identifier, double raw,
-                                     const char *source, const char *device)
-{
-    struct store_sample *s = upload_samples_add(c->out);
-    if (s == NULL)
-        return NULL;
-    snprintf(s->user_id, sizeof(s->user_id), "%s", c->user_id);
-    snprintf(s->metric_type, sizeof(s->metric_type), "%s", m->metric_type);
-    snprintf(s->unit, sizeof(s->unit), "%s", m->unit);
-    snprintf(s->source, sizeof(s->source), "%s", source != NULL ? source : "healthkit");
-    snprintf(s->device, sizeof(s->device), "%s", device != NULL ? device : "");
-    if (uuid != NULL)
-        snprintf(s->hk_uuid, sizeof(s->hk_uuid), "%s", uuid);
-    else
-        content_key(s->hk_uuid, identifier, start, end, raw, source);
-    s->value = m->value;
-    s->start_ms = start;
-    s->end_ms = end;
-    /* The device's UTC offset matters to the analysis (local time); the
-     * category (sleep stage) rides along. */
-    json_t *pl = json_pack("{s:i}", "tz_offset_min", offset);
-    if (m->category != NULL)
-        json_object_set_new(pl, "category", json_string(m->category));
-    s->payload = json_dumps(pl, JSON_COMPACT);
-    json_decref(pl);
-    return s;
-}
-
-static void hk_quantity(struct hk_ctx *c, json_t *s, const char *ptr)
-{
-    static const char *const allowed[] = {"uuid", "identifier", "value", "unit", "start_date", "end_date",
-                                          "source_name", "device", "metadata", NULL};
-    if (!json_is_object(s)) {
-        input_error(c->in, ptr, "must be an object");
-        return;
-    }
-    input_only(c->in, s, ptr, allowed);
-    const char *id = input_string(c->in, s, ptr, "identifier", 1, 1, 128);
-    const char *unit = input_string(c->in, s, ptr, "unit", 1, 1, 64);
-    json_t *v = json_object_get(s, "value");
-    char p[160];
-    if (!json_is_number(v)) {
-        snprintf(p, sizeof(p), "%s/value", ptr);
-        input_error(c->in, p, "must be a number");
-    }
-    int64_t start = 0, end = 0;
-    int offset = 0;
-    const char *uuid, *source, *device;
-    if (hk_common(c, s, ptr, &start, &end, &offset, &uuid, &source, &device) != 0 || id == NULL || unit == NULL ||
-        !json_is_number(v))
-        return;
-    struct hk_mapped m;
-    char err[200];
-    int hrc = hk_map_quantity(id, unit, json_number_value(v), &m, err, sizeof(err));
-    if (hrc != 0) {
-        if (hrc == HK_EUNKNOWN_TYPE) {
-            unsupported(c, ptr, id, err); /* reported, not stored, not fatal */
-            return;
-        }
-        snprintf(p, sizeof(p), "%s/%s", ptr, hrc == HK_EUNIT ? "unit" : "value");
-        input_error(c->in, p, "%s", err);
-        return;
-    }
-    if (m.value < 0 && strcmp(m.metric_type, HK_T_BODY_TEMPERATURE) != 0) {
-        snprintf(p, sizeof(p), "%s/value", ptr);
-        input_error(c->in, p, "must not be negative");
-        return;
-    }
-    hk_store(c, &m, start, end, offset, uuid, id, json_number_value(v), source, device);
-}
-
-static void hk_category(struct hk_ctx *c, json_t *s, const char *ptr)
-{
-    static const char *const allowed[] = {"uuid", "identifier", "value", "start_date", "end_date",
-                                          "source_name", "device", "metadata", NULL};
-    if (!json_is_object(s)) {
-        input_error(c->in, ptr, "must be an object");
-        return;
-    }
-    input_only(c->in, s, ptr, allowed);
-    const char *id = input_string(c->in, s, ptr, "identifier", 1, 1, 128);
-    json_t *v = json_object_get(s, "value");
-    char vbuf[128] = "";
-    if (json_is_integer(v))
-        snprintf(vbuf, sizeof(vbuf), "%lld", (long long)json_integer_value(v));
-    else if (json_is_string(v))
-        snprintf(vbuf, sizeof(vbuf), "%.127s", json_string_value(v));
-    int64_t start = 0, end = 0;
-    int offset = 0;
-    const char *uuid, *source, *device;
-    if (hk_common(c, s, ptr, &start, &end, &offset, &uuid, &source, &device) != 0 || id == NULL)
-        return;
-    struct hk_mapped m;
-    char err[200], p[160];
-    int hrc = hk_map_category(id, v != NULL ? vbuf : NULL, (double)(end - start) / 60000.0, &m, err, sizeof(err));
-    if (hrc != 0) {
-        if (hrc == HK_EUNKNOWN_TYPE) {
-            unsupported(c, ptr, id, err);
-            return;
-        }
-        snprintf(p, sizeof(p), "%s/value", ptr);
-        input_error(c->in, p, "%s", err);
-        return;
-    }
-    hk_store(c, &m, start, end, offset, uuid, id, m.value, source, device);
-}
-
-static void hk_workout(struct hk_ctx *c, json_t *s, const char *ptr)
-{
-    static const char *const allowed[] = {"uuid", "activity_type", "workout_activity_type", "start_date",
-                                          "end_date", "duration", "total_energy_burned", "total_distance",
-                                          "source_name", "device", "metadata", NULL};
-    if (!json_is_object(s)) {
-        input_error(c->in, ptr, "must be an object");
-        return;
-    }
-    input_only(c->in, s, ptr, allowed);
-    const char *act = input_string(c->in, s, ptr, "activity_type", 0, 1, 128);
-    if (act == NULL)
-        act = input_string(c->in, s, ptr, "workout_activity_type", 0, 1, 128);
-    int64_t start = 0, end = 0;
-    int offset = 0;
-    const char *uuid, *source, *device;
-    char p[160];
-    static const char *const nums[] = {"total_energy_burned", "total_distance", "duration"};
-    for (size_t i = 0; i < 3; i++) {
-        json_t *v = json_object_get(s, nums[i]);
-        if (v != NULL && !json_is_null(v) && (!json_is_number(v) || json_number_value(v) < 0)) {
-            snprintf(p, sizeof(p), "%s/%s", ptr, nums[i]);
-            input_error(c->in, p, "must be a non-negative number (kcal, km, minutes)");
-        }
-    }
-    if (hk_common(c, s, ptr, &start, &end, &offset, &uuid, &source, &device) != 0)
-        return;
-    struct hk_mapped m = {HK_T_WORKOUT, "min", (double)(end - start) / 60000.0, NULL};
-    struct store_sample *x = hk_store(c, &m, start, end, offset, uuid, "HKWorkout", m.value, source, device);
-    if (x == NULL)
-        return;
-    json_t *pl = json_pack("{s:i, s:s}", "tz_offset_min", offset, "activity_type", act != NULL ? act : "other");
-    for (size_t i = 0; i < 2; i++) {
-        json_t *v = json_object_get(s, nums[i]);
-        if (json_is_number(v))
-            json_object_set_new(pl, nums[i], json_real(json_number_value(v)));
-    }
-    free(x->payload);
-    x->payload = json_dumps(pl, JSON_COMPACT);
-    json_decref(pl);
-}
-
-static void hk_correlation(struct hk_ctx *c, json_t *s, const char *ptr)
-{
-    static const char *const allowed[] = {"uuid", "identifier", "start_date", "end_date", "objects",
-                                          "source_name", "device", "metadata", NULL};
-    if (!json_is_object(s)) {
-        input_error(c->in, ptr, "must be an object");
-        return;
-    }
-    input_only(c->in, s, ptr, allowed);
-    const char *id = input_string(c->in, s, ptr, "identifier", 1, 1, 128);
-    json_t *objs = json_object_get(s, "objects");
-    char p[160];
-    snprintf(p, sizeof(p), "%s/objects", ptr);
-    if (!json_is_array(objs) || json_array_size(objs) == 0 || json_array_size(objs) > LIMIT_HEALTHKIT_CORRELATION_OBJECTS) {
-        input_error(c->in, p, "must be an array of 1 to %d quantity samples", LIMIT_HEALTHKIT_CORRELATION_OBJECTS);
-        return;
-    }
-    if (id != NULL && strcmp(id, "HKCorrelationTypeIdentifierBloodPressure") != 0 &&
-        strcmp(id, "HKCorrelationTypeIdentifierFood") != 0) {
-        unsupported(c, ptr, id, "unknown HealthKit correlation type");
-        return;
-    }
-    /* Blood pressure arrives as a correlation of systolic and diastolic
-     * samples; each is stored as its own quantity sample. */
-    size_t i;
-    json_t *o;
-    json_array_foreach(objs, i, o) {
-        char q[200];
-        snprintf(q, sizeof(q), "%s/objects/%zu", ptr, i);
-        hk_quantity(c, o, q);
-    }
-}
-
 struct hk_reply_ctx {
-    size_t counts[4];
-    size_t total;
+    struct hk_upload_counts counts;
     json_t *unsupported;
 };
 
 /* The 202 of a native HealthKit upload. */
-static int hk_reply(void *cbctx, const struct upload_result *out, int *status, char **body)
+static int hk_reply(const void *cbctx, const struct ingest_result *out, int *status, char **body)
 {
     const struct hk_reply_ctx *c = cbctx;
+    const struct hk_upload_counts *n = &c->counts;
     json_t *o = json_object();
     json_object_set_new(o, "upload_id", json_string(out->upload_id));
     json_object_set_new(o, "status", json_string("queued"));
     json_object_set_new(o, "queued_at", api_time_json(out->created_ms));
     json_object_set_new(o, "samples_received",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "quantity_samples", (json_int_t)c->counts[0],
-                                  "category_samples", (json_int_t)c->counts[1], "workouts", (json_int_t)c->counts[2],
-                                  "correlation_samples", (json_int_t)c->counts[3], "total", (json_int_t)c->total));
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "quantity_samples", (json_int_t)n->quantity,
+                                  "category_samples", (json_int_t)n->category, "workouts", (json_int_t)n->workouts,
+                                  "correlation_samples", (json_int_t)n->correlations, "total", (json_int_t)n->total));
     json_object_set_new(o, "samples_stored", json_integer((json_int_t)out->stored));
     json_object_set_new(o, "duplicates_skipped", json_integer((json_int_t)out->duplicates));
     json_object_set(o, "unsupported", c->unsupported);
@@ -448,58 +222,31 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
 {
     const struct principal *p = access_principal(req);
     struct upload_samples samples = {0};
-    json_t *unsup = json_array();
+    struct hk_reply_ctx rctx;
+    const char *sync = NULL;
+    rctx.unsupported = json_array();
     json_t *body = input_body_object(req, res);
     if (body == NULL)
         goto done;
-    static const char *const allowed[] = {"user_id", "quantity_samples", "category_samples", "workouts",
-                                          "correlation_samples", "upload_metadata", "sync_token", NULL};
-    static const char *const lists[] = {"quantity_samples", "category_samples", "workouts", "correlation_samples"};
     struct input in;
     input_init(&in, res);
-    input_only(&in, body, "", allowed);
-    const char *uid = input_string(&in, body, "", "user_id", 1, 1, 64);
-    if (uid != NULL && strcasecmp(uid, p->user_id) != 0) {
-        http_respond_problem(res, 403, "authorization-denied", "user_id must be the authenticated caller.");
+    int rc = hk_upload_parse(body, p->user_id, &in.c, &samples, rctx.unsupported, &rctx.counts, &sync);
+    if (rc == INGEST_EOWNER) {
+        api_store_failure(res, rc);
         goto done;
     }
-    const char *sync = input_string(&in, body, "", "sync_token", 0, 1, LIMIT_SYNC_TOKEN);
-    size_t counts[4] = {0}, total = 0;
-    for (int k = 0; k < 4; k++) {
-        json_t *arr = json_object_get(body, lists[k]);
-        char ptr[64];
-        snprintf(ptr, sizeof(ptr), "/%s", lists[k]);
-        if (arr != NULL && !json_is_null(arr) && !json_is_array(arr))
-            input_error(&in, ptr, "must be an array");
-        counts[k] = json_is_array(arr) ? json_array_size(arr) : 0;
-        total += counts[k];
-    }
-    if (total == 0)
-        input_error(&in, "", "must contain at least one sample");
-    if (total > LIMIT_HEALTHKIT_SAMPLES)
-        input_error(&in, "", "holds %zu samples; at most %d per upload", total, LIMIT_HEALTHKIT_SAMPLES);
-    if (input_done(&in) != 0)
+    if (rc != 0) {
+        input_done(&in);
         goto done;
-    struct hk_ctx c = {&in, &samples, p->user_id, unsup};
-    void (*each[4])(struct hk_ctx *, json_t *, const char *) = {hk_quantity, hk_category, hk_workout,
-                                                                 hk_correlation};
-    for (int k = 0; k < 4; k++) {
-        json_t *arr = json_object_get(body, lists[k]);
-        for (size_t i = 0; i < counts[k]; i++) {
-            char ptr[96];
-            snprintf(ptr, sizeof(ptr), "/%s/%zu", lists[k], i);
-            each[k](&c, json_array_get(arr, i), ptr);
-        }
     }
-    if (input_done(&in) != 0)
-        goto done;
-    struct upload_request ur = {.user_id = p->user_id, .source = "healthkit", .sync_token = sync,
-                                .client_ts_ms = time_now_ms(), .samples = &samples,
-                                .rejected = json_array_size(unsup)};
-    struct hk_reply_ctx rctx = {{counts[0], counts[1], counts[2], counts[3]}, total, unsup};
-    accept_and_reply(req, res, &ur, hk_reply, &rctx);
+    size_t rejected = json_array_size(rctx.unsupported);
+    struct ingest_origin o = {.user_id = p->user_id, .source = "healthkit", .sync_token = sync,
+                              .total_metrics = samples.n + rejected, .rejected = rejected,
+                              .audit_action = "health_data.create", .request_id = req->request_id,
+                              .client_ip = req->client_ip};
+    ingest_and_reply(req, res, &o, &samples, hk_reply, &rctx);
 done:
-    json_decref(unsup);
+    json_decref(rctx.unsupported);
     upload_samples_free(&samples);
     json_decref(body);
 }
@@ -853,34 +600,18 @@ static void h_export(struct http_request *req, struct http_response *res)
 struct import_state {
     struct api_ctx *ctx;
     struct apple_export *parser;
-    char user_id[STORE_ID_LEN];
-    char upload_id[STORE_ID_LEN];
-    char request_id[64], ip[64];
-    int store_rc;  /* the storage failure that stopped the import, if any */
-    int done;      /* finished and queued */
+    struct ingest_session *session;
+    int store_rc; /* the storage failure that stopped the import, if any */
 };
 
-/* One batch of samples: its own transaction, with the upload's progress. */
-static int import_batch(void *cbctx, const struct store_sample *v, size_t n, const struct apple_export_stats *so_far,
+/* One batch of samples: the session commits it with the upload's progress. */
+static int import_batch(void *cbctx, struct store_sample *v, size_t n, const struct apple_export_stats *so_far,
                         size_t *stored)
 {
     struct import_state *st = cbctx;
-    struct store_tx *tx = NULL;
     double progress = so_far->bytes_total > 0 ? (double)so_far->bytes_parsed / (double)so_far->bytes_total : 0;
-    if (progress > 0.99)
-        progress = 0.99;
-    int rc = store_tx_begin(st->ctx->store, STORE_TX_WRITE, &tx);
-    if (rc == 0)
-        rc = store_sample_insert_batch(tx, v, n, stored);
-    if (rc == 0)
-        rc = store_upload_status_set(tx, st->upload_id, STORE_UPLOAD_PROCESSING, progress, so_far->records, NULL);
-    if (rc == 0) {
-        rc = store_tx_commit(tx);
-        tx = NULL;
-    }
-    store_tx_rollback(tx);
-    st->store_rc = rc;
-    return rc;
+    st->store_rc = ingest_session_add(st->session, v, n, progress, so_far->records, stored);
+    return st->store_rc;
 }
 
 static void import_begin(struct http_request *req, struct http_response *res, void **state)
@@ -888,16 +619,12 @@ static void import_begin(struct http_request *req, struct http_response *res, vo
     struct api_ctx *ctx = req->route_ctx;
     const struct principal *p = access_principal(req);
     struct import_state *st = calloc(1, sizeof(*st));
-    struct store_tx *tx = NULL;
     *state = st;
     if (st == NULL) {
         http_respond_problem(res, 500, NULL, "The server could not complete the request.");
         return;
     }
     st->ctx = ctx;
-    snprintf(st->user_id, sizeof(st->user_id), "%.36s", p->user_id);
-    snprintf(st->request_id, sizeof(st->request_id), "%.63s", req->request_id);
-    snprintf(st->ip, sizeof(st->ip), "%.63s", req->client_ip);
     const char *ct = http_request_header(req, "Content-Type");
     if (ct == NULL || (strncasecmp(ct, "application/xml", 15) != 0 && strncasecmp(ct, "text/xml", 8) != 0 &&
                        strncasecmp(ct, "application/zip", 15) != 0)) {
@@ -905,33 +632,22 @@ static void import_begin(struct http_request *req, struct http_response *res, vo
                              "Send export.xml as application/xml or export.zip as application/zip.");
         return;
     }
-    struct store_upload u;
-    memset(&u, 0, sizeof(u));
-    uuid_v7(u.id);
-    snprintf(u.user_id, sizeof(u.user_id), "%.36s", p->user_id);
-    snprintf(u.source, sizeof(u.source), "apple_health_export");
-    u.status = STORE_UPLOAD_PROCESSING;
-    u.client_timestamp_ms = time_now_ms();
-    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
-    if (rc == 0)
-        rc = store_upload_insert(tx, &u);
-    if (rc == 0) {
-        rc = store_tx_commit(tx);
-        tx = NULL;
-    }
-    store_tx_rollback(tx);
+    struct ingest_origin o = {.user_id = p->user_id, .source = "apple_health_export",
+                              .audit_action = "health_data.import", .request_id = req->request_id,
+                              .client_ip = req->client_ip};
+    int rc = ingest_session_begin(ctx->store, ctx->ring, &o, INGEST_STREAMED, &st->session);
     if (rc != 0) {
         api_store_failure(res, rc);
         return;
     }
-    snprintf(st->upload_id, sizeof(st->upload_id), "%s", u.id);
     const char *cl = http_request_header(req, "Content-Length");
-    struct apple_export_options o = {.user_id = st->user_id, .upload_id = st->upload_id,
-                                     .size_hint = cl != NULL && strncasecmp(ct, "application/zip", 15) != 0
-                                                      ? strtoll(cl, NULL, 10)
-                                                      : 0,
-                                     .on_batch = import_batch, .ctx = st};
-    if (apple_export_new(&o, &st->parser) != 0)
+    struct apple_export_options eo = {.user_id = p->user_id,
+                                      .upload_id = ingest_session_upload_id(st->session),
+                                      .size_hint = cl != NULL && strncasecmp(ct, "application/zip", 15) != 0
+                                                       ? strtoll(cl, NULL, 10)
+                                                       : 0,
+                                      .on_batch = import_batch, .ctx = st};
+    if (apple_export_new(&eo, &st->parser) != 0)
         http_respond_problem(res, 500, NULL, "The server could not complete the request.");
 }
 
@@ -961,67 +677,38 @@ static int import_chunk(void *state, const char *data, size_t len, struct http_r
 static void import_finish(void *state, struct http_request *req, struct http_response *res)
 {
     struct import_state *st = state;
+    struct ingest_result r;
     int rc = apple_export_finish(st->parser);
     if (rc != 0) {
         import_refuse(st, res, rc);
         return;
     }
-    struct apple_export_stats stats;
-    apple_export_stats_get(st->parser, &stats);
-    /* The samples are in; queue the analysis with the upload's status, in
-     * one transaction, as the JSON uploads do. */
-    struct store_tx *tx = NULL;
-    char msg[160];
-    snprintf(msg, sizeof(msg), "{\"upload_id\":\"%s\",\"user_id\":\"%s\"}", st->upload_id, st->user_id);
-    rc = store_tx_begin(st->ctx->store, STORE_TX_WRITE, &tx);
-    if (rc == 0)
-        rc = store_upload_status_set(tx, st->upload_id, STORE_UPLOAD_RECEIVED, 0, stats.records, NULL);
-    if (rc == 0)
-        rc = store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, msg, NULL, NULL);
-    if (rc == 0)
-        rc = audit_record(st->ctx->store, tx, req, NULL, "health_data.import", "upload", st->upload_id, "success") == 0
-                 ? 0
-                 : STORE_EINTERNAL;
-    if (rc == 0) {
-        rc = store_tx_commit(tx);
-        tx = NULL;
-    }
-    store_tx_rollback(tx);
+    /* The samples are in; the session queues the analysis with the upload's
+     * status, in one transaction, as for every other way data comes in. */
+    rc = ingest_session_commit(st->session, NULL, &r);
     if (rc != 0) {
         api_store_failure(res, rc);
         return;
     }
-    st->done = 1;
     json_t *o = json_object();
-    json_object_set_new(o, "upload_id", json_string(st->upload_id));
+    json_object_set_new(o, "upload_id", json_string(r.upload_id));
     json_object_set_new(o, "status", json_string("queued"));
     json_object_set_new(o, "queued_at", api_time_json(time_now_ms()));
     json_object_set_new(o, "import", apple_export_report_json(st->parser));
     char loc[128];
-    snprintf(loc, sizeof(loc), "/api/v1/healthkit/status/%s", st->upload_id);
+    snprintf(loc, sizeof(loc), "/api/v1/healthkit/status/%s", r.upload_id);
     http_respond_json(res, 202, o);
     http_response_header(res, "Location", loc);
 }
 
 /* An import that did not finish leaves its upload marked failed, with the
- * samples stored so far (each batch committed on its own). */
+ * samples stored so far (each batch committed on its own): the session's end. */
 static void import_release(void *state)
 {
     struct import_state *st = state;
     if (st == NULL)
         return;
-    if (!st->done && st->upload_id[0] != '\0') {
-        struct store_tx *tx = NULL;
-        const char *why = st->parser != NULL && apple_export_errmsg(st->parser)[0] != '\0'
-                              ? apple_export_errmsg(st->parser)
-                              : "the upload was interrupted";
-        if (store_tx_begin(st->ctx->store, STORE_TX_WRITE, &tx) == 0) {
-            if (store_upload_status_set(tx, st->upload_id, STORE_UPLOAD_FAILED, 0, 0, why) == 0)
-                store_tx_commit(tx);
-            else
-                store_tx_rollback(tx);
-        }
-    }
+    ingest_session_end(st->session, st->parser != NULL ? apple_export_errmsg(st->parser) : NULL);
     apple_export_free(st->parser);
     free(st);
 }

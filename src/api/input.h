@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "core/check.h"
 #include "http/http.h"
 
 /*
@@ -19,11 +20,13 @@
  */
 json_t *input_body_object(struct http_request *req, struct http_response *res);
 
-/* The validation problem under construction (422), created on first use. */
+/* The validation problem under construction (422), created on the first
+ * error. c is the check a parser below the interface layer takes
+ * (core/check.h); c.nerrors counts the errors. */
 struct input {
+    struct check c;
     struct http_response *res;
     struct problem *p;
-    int nerrors;
 };
 
 void input_init(struct input *in, struct http_response *res);

@@ -192,11 +192,11 @@ static void h_analyze_steps(struct http_request *req, struct http_response *res)
         input_error(&in, "/timestamps", "must be an array of RFC 3339 date-times, one per step count");
     if (meta != NULL && !json_is_object(meta) && !json_is_null(meta))
         input_error(&in, "/user_metadata", "must be an object");
-    if (in.nerrors == 0 && points_alloc(&pts, n) != 0) {
+    if (in.c.nerrors == 0 && points_alloc(&pts, n) != 0) {
         http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
         goto done;
     }
-    for (size_t i = 0; in.nerrors < 20 && i < n && json_is_array(ts) && json_array_size(ts) == n; i++) {
+    for (size_t i = 0; in.c.nerrors < 20 && i < n && json_is_array(ts) && json_array_size(ts) == n; i++) {
         json_t *v = json_array_get(steps, i);
         char ptr[64];
         if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 100000 ||
@@ -239,11 +239,11 @@ static void h_analyze(struct http_request *req, struct http_response *res)
     if (dh != NULL && !json_is_null(dh) &&
         (!json_is_integer(dh) || json_integer_value(dh) < 1 || json_integer_value(dh) > 168))
         input_error(&in, "/duration_hours", "must be an integer from 1 to 168");
-    if (in.nerrors == 0 && points_alloc(&pts, n) != 0) {
+    if (in.c.nerrors == 0 && points_alloc(&pts, n) != 0) {
         http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
         goto done;
     }
-    for (size_t i = 0; in.nerrors < 20 && pts.min != NULL && i < n; i++) {
+    for (size_t i = 0; in.c.nerrors < 20 && pts.min != NULL && i < n; i++) {
         json_t *pt = json_array_get(dp, i), *v = json_object_get(pt, "value");
         char ptr[64];
         if (!json_is_object(pt)) {

@@ -14,57 +14,29 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/timeutil.h"
-#include "core/uuid.h"
 #include "ingest/apple_export.h"
+#include "ingest/session.h"
 #include "store/migrate.h"
 #include "store/store.h"
 
 static const char usage[] = "usage: clarity import apple-health FILE --user EMAIL [--batch N]\n";
 
 struct import_ctx {
-    struct store *st;
-    char upload_id[STORE_ID_LEN];
+    struct ingest_session *session;
     char err[512]; /* why a batch could not be stored */
 };
 
-static double progress_of(const struct apple_export_stats *s)
-{
-    if (s->bytes_total <= 0)
-        return 0.0;
-    double p = (double)s->bytes_parsed / (double)s->bytes_total;
-    /* 1.0 is for "completed"; a zip's entry size may also be an estimate. */
-    return p < 0 ? 0 : p > 0.99 ? 0.99 : p;
-}
-
-/* apple_export_batch_fn: one transaction per batch, samples and progress
- * together, so the upload row never claims more than is stored. */
-static int store_batch(void *vctx, const struct store_sample *v, size_t n,
-                       const struct apple_export_stats *so_far, size_t *stored)
+/* apple_export_batch_fn: the session commits each batch with the upload's
+ * progress, so the upload row never claims more than is stored. */
+static int store_batch(void *vctx, struct store_sample *v, size_t n, const struct apple_export_stats *so_far,
+                       size_t *stored)
 {
     struct import_ctx *c = vctx;
-    struct store_tx *tx = NULL;
-    size_t ins = 0;
-    int rc = store_tx_begin(c->st, STORE_TX_WRITE, &tx);
-    if (rc != 0) {
+    double progress = so_far->bytes_total > 0 ? (double)so_far->bytes_parsed / (double)so_far->bytes_total : 0;
+    int rc = ingest_session_add(c->session, v, n, progress, so_far->records, stored);
+    if (rc != 0)
         snprintf(c->err, sizeof(c->err), "database: %s", clarity_strerror(rc));
-        return rc;
-    }
-    rc = store_sample_insert_batch(tx, v, n, &ins);
-    if (rc == 0)
-        rc = store_upload_status_set(tx, c->upload_id, STORE_UPLOAD_PROCESSING, progress_of(so_far),
-                                     so_far->records, NULL);
-    if (rc != 0) {
-        snprintf(c->err, sizeof(c->err), "database: %s: %s", clarity_strerror(rc),
-                 store_tx_errmsg(tx));
-        store_tx_rollback(tx);
-        return rc;
-    }
-    if ((rc = store_tx_commit(tx)) != 0) {
-        snprintf(c->err, sizeof(c->err), "database: commit failed: %s", clarity_strerror(rc));
-        return rc;
-    }
-    *stored = ins;
-    return 0;
+    return rc;
 }
 
 /*
@@ -108,64 +80,25 @@ static int open_store(const struct config *cfg, struct store **out)
     return 0;
 }
 
-/* Look the user up and create the upload row (status received). */
-static int begin_upload(struct import_ctx *c, const char *email, char *user_id)
+/* The user's id for email, or -1 (said on stderr). */
+static int user_lookup(struct store *st, const char *email, char user_id[STORE_ID_LEN])
 {
     struct store_tx *tx = NULL;
     struct store_user u;
-    struct store_upload up;
-    int rc = store_tx_begin(c->st, STORE_TX_WRITE, &tx);
+    int rc = store_tx_begin(st, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_user_get_by_email(tx, email, &u);
+    store_tx_rollback(tx);
+    if (rc == STORE_ENOTFOUND) {
+        fprintf(stderr, "clarity import: no user with email %s\n", email);
+        return -1;
+    }
     if (rc != 0) {
         fprintf(stderr, "clarity import: database: %s\n", clarity_strerror(rc));
         return -1;
     }
-    rc = store_user_get_by_email(tx, email, &u);
-    if (rc != 0) {
-        if (rc == STORE_ENOTFOUND)
-            fprintf(stderr, "clarity import: no user with email %s\n", email);
-        else
-            fprintf(stderr, "clarity import: database: %s\n", clarity_strerror(rc));
-        goto fail;
-    }
-    memset(&up, 0, sizeof(up));
-    if (uuid_v7(up.id) != 0) {
-        fprintf(stderr, "clarity import: no random source for an upload id\n");
-        goto fail;
-    }
-    memcpy(up.user_id, u.id, sizeof(up.user_id));
-    snprintf(up.source, sizeof(up.source), "apple_health_export");
-    up.status = STORE_UPLOAD_RECEIVED;
-    if ((rc = store_upload_insert(tx, &up)) != 0) {
-        fprintf(stderr, "clarity import: cannot create the upload: %s\n", clarity_strerror(rc));
-        goto fail;
-    }
-    if ((rc = store_tx_commit(tx)) != 0) { /* commit releases tx, also on failure */
-        fprintf(stderr, "clarity import: cannot create the upload: %s\n", clarity_strerror(rc));
-        return -1;
-    }
-    memcpy(c->upload_id, up.id, sizeof(c->upload_id));
     memcpy(user_id, u.id, STORE_ID_LEN);
     return 0;
-fail:
-    store_tx_rollback(tx);
-    return -1;
-}
-
-/* Final status of the upload row; errors only reported. */
-static void end_upload(struct import_ctx *c, enum store_upload_status status, double progress,
-                       int64_t processed, const char *error)
-{
-    struct store_tx *tx = NULL;
-    int rc = store_tx_begin(c->st, STORE_TX_WRITE, &tx);
-    if (rc == 0)
-        rc = store_upload_status_set(tx, c->upload_id, status, progress, processed, error);
-    if (rc == 0)
-        rc = store_tx_commit(tx);
-    else
-        store_tx_rollback(tx);
-    if (rc != 0)
-        fprintf(stderr, "clarity import: cannot mark upload %s %s: %s\n", c->upload_id, store_upload_status_name(status),
-                clarity_strerror(rc));
 }
 
 int cli_import(int argc, char **argv)
@@ -211,25 +144,34 @@ int cli_import(int argc, char **argv)
     if (rc != 0)
         return rc;
     struct import_ctx c;
+    struct store *st = NULL;
     struct apple_export *p = NULL;
     json_t *report = NULL;
     char user_id[STORE_ID_LEN];
     int exit_code = CLI_EXIT_FAILURE;
+    const char *why = NULL;
     memset(&c, 0, sizeof(c));
-    if (open_store(&cfg, &c.st) != 0)
+    if (open_store(&cfg, &st) != 0 || user_lookup(st, email, user_id) != 0)
         goto done;
-    if (begin_upload(&c, email, user_id) != 0)
+    /* The same session as an HTTP import: the upload is queued for analysis
+     * at the end, so an imported export ends in an analysis and an insight
+     * (a worker — `clarity serve` or `clarity worker` — picks the job up). */
+    struct ingest_origin origin = {.user_id = user_id, .source = "apple_health_export",
+                                   .audit_action = "health_data.import"};
+    if ((rc = ingest_session_begin(st, NULL, &origin, INGEST_STREAMED, &c.session)) != 0) {
+        fprintf(stderr, "clarity import: cannot create the upload: %s\n", clarity_strerror(rc));
         goto done;
+    }
     struct apple_export_options o = {
         .user_id = user_id,
-        .upload_id = c.upload_id,
+        .upload_id = ingest_session_upload_id(c.session),
         .batch_size = batch,
         .on_batch = store_batch,
         .ctx = &c,
     };
     if ((rc = apple_export_new(&o, &p)) != 0) {
+        why = "out of memory";
         fprintf(stderr, "clarity import: out of memory\n");
-        end_upload(&c, STORE_UPLOAD_FAILED, 0, 0, "out of memory");
         goto done;
     }
     uint64_t t0 = time_mono_ns();
@@ -237,16 +179,21 @@ int cli_import(int argc, char **argv)
     double secs = (double)(time_mono_ns() - t0) / 1e9;
     struct apple_export_stats s;
     apple_export_stats_get(p, &s);
-    const char *why = rc == APPLE_EXPORT_ECALLBACK ? c.err : apple_export_errmsg(p);
-    if (rc == 0)
-        end_upload(&c, STORE_UPLOAD_COMPLETED, 1.0, s.records, NULL);
-    else
-        end_upload(&c, STORE_UPLOAD_FAILED, progress_of(&s), s.records, why);
+    why = rc == APPLE_EXPORT_ECALLBACK ? c.err : apple_export_errmsg(p);
+    struct ingest_result r;
+    if (rc == 0) {
+        rc = ingest_session_commit(c.session, NULL, &r);
+        if (rc != 0) {
+            snprintf(c.err, sizeof(c.err), "cannot queue the analysis: %s", clarity_strerror(rc));
+            why = c.err;
+        }
+    }
     report = apple_export_report_json(p);
     if (report != NULL) {
-        json_object_set_new(report, "upload_id", json_string(c.upload_id));
+        json_object_set_new(report, "upload_id", json_string(ingest_session_upload_id(c.session)));
         json_object_set_new(report, "file", json_string(file));
-        json_object_set_new(report, "status", json_string(rc == 0 ? "completed" : "failed"));
+        /* "received": stored and queued for analysis (the upload's status). */
+        json_object_set_new(report, "status", json_string(rc == 0 ? "received" : "failed"));
         if (rc != 0)
             json_object_set_new(report, "error", json_string(why));
         json_object_set_new(report, "seconds", json_real(secs));
@@ -261,8 +208,9 @@ int cli_import(int argc, char **argv)
         exit_code = CLI_EXIT_OK;
 done:
     json_decref(report);
+    ingest_session_end(c.session, why); /* a session not committed marks its upload failed */
     apple_export_free(p);
-    store_close(c.st);
+    store_close(st);
     config_free(&cfg);
     return exit_code;
 }

@@ -61,6 +61,8 @@ const char *clarity_strerror(int rc)
 
     case INGEST_EINVAL: return "ingest step out of order or invalid";
     case INGEST_ENOMEM: return "out of memory";
+    case INGEST_EINVALID: return "the input is invalid";
+    case INGEST_EOWNER: return "the input belongs to another user";
 
     case JOBS_EPAYLOAD: return "not a job message";
     case JOBS_ENOMEM: return "out of memory";

@@ -104,8 +104,10 @@ enum clarity_err {
     HK_EVALUE = -904,        /* value not finite, unknown category value, end before start */
 
     /* ingest session */
-    INGEST_EINVAL = -1001, /* bad argument, or a step out of order */
+    INGEST_EINVAL = -1001,   /* bad argument, or a step out of order */
     INGEST_ENOMEM = -1002,
+    INGEST_EINVALID = -1003, /* the input has field errors (recorded on the check) */
+    INGEST_EOWNER = -1004,   /* the input names another user than the caller */
 
     /* jobs (queue message schema) */
     JOBS_EPAYLOAD = -1101, /* the message is not a job of this topic */

@@ -112,13 +112,15 @@ struct apple_export_stats {
  * Receives n (1..batch_size) mapped samples. The array and every payload are
  * borrowed for the duration of the call (the parser reuses them). so_far are
  * the totals including this batch (bytes_parsed: as far as expat has read),
- * for progress reports. Write into *stored how many of the n were new (e.g.
+ * for progress reports. The batch is the parser's buffer, lent for the
+ * call: the callback may complete the samples (an ingest session sets their
+ * upload_id) but must not keep them. Write into *stored how many of the n were new (e.g.
  * store_sample_insert_batch's `inserted`); left untouched it counts as n.
  * Return 0 to go on; any other value stops the import and the pending
  * apple_export_feed / _finish / _import_file returns APPLE_EXPORT_ECALLBACK
  * (the callback's value is kept, see apple_export_callback_rc).
  */
-typedef int (*apple_export_batch_fn)(void *ctx, const struct store_sample *v, size_t n,
+typedef int (*apple_export_batch_fn)(void *ctx, struct store_sample *v, size_t n,
                                      const struct apple_export_stats *so_far, size_t *stored);
 
 struct apple_export_options {

@@ -1,6 +1,6 @@
 /*
- * upload.c — HealthDataUpload validation and the one-transaction accept.
- * See upload.h; the field names and ranges are API.md's.
+ * upload.c — HealthDataUpload validation. See upload.h; the field names and
+ * ranges are API.md's.
  */
 #include "ingest/upload.h"
 
@@ -13,10 +13,7 @@
 #include "core/timeutil.h"
 #include "core/limits.h"
 #include "core/uuid.h"
-#include "crypto/keyring.h"
 #include "ingest/healthkit.h"
-#include "store/idempotency.h"
-#include "store/queue.h"
 
 void upload_samples_free(struct upload_samples *s)
 {
@@ -124,7 +121,7 @@ static const struct {
 static const char *const moods[] = {"very_low", "low", "neutral", "good", "excellent"};
 
 /* Check one numeric field; returns the value or NAN (error recorded or absent). */
-static double number(struct input *in, json_t *obj, const char *ptr, const struct field *f)
+static double number(struct check *in, json_t *obj, const char *ptr, const struct field *f)
 {
     json_t *v = json_object_get(obj, f->name);
     char p[256];
@@ -132,15 +129,15 @@ static double number(struct input *in, json_t *obj, const char *ptr, const struc
     if (v == NULL || json_is_null(v))
         return NAN;
     if (!json_is_number(v) || json_is_true(v) || json_is_false(v)) {
-        input_error(in, p, "must be a number");
+        check_error(in, p, "must be a number");
         return NAN;
     }
     double x = json_number_value(v);
     if (!isfinite(x) || x < f->min || x > f->max || (f->min_exclusive && x <= f->min)) {
         if (f->min_exclusive)
-            input_error(in, p, "must be greater than %g and at most %g", f->min, f->max);
+            check_error(in, p, "must be greater than %g and at most %g", f->min, f->max);
         else
-            input_error(in, p, "must be between %g and %g", f->min, f->max);
+            check_error(in, p, "must be between %g and %g", f->min, f->max);
         return NAN;
     }
     return x;
@@ -148,7 +145,7 @@ static double number(struct input *in, json_t *obj, const char *ptr, const struc
 
 /* Check a payload object's members against its fields (+ extra allowed
  * names); record each present value into vals (NAN when absent). */
-static void fields(struct input *in, json_t *obj, const char *ptr, const struct field *fs, size_t nf,
+static void fields(struct check *in, json_t *obj, const char *ptr, const struct field *fs, size_t nf,
                    const char *const *extra, double *vals)
 {
     const char *key;
@@ -162,7 +159,7 @@ static void fields(struct input *in, json_t *obj, const char *ptr, const struct 
         if (!known) {
             char p[256];
             snprintf(p, sizeof(p), "%s/%.64s", ptr, key);
-            input_error(in, p, "unknown field");
+            check_error(in, p, "unknown field");
         }
     }
     for (size_t i = 0; i < nf; i++)
@@ -170,7 +167,7 @@ static void fields(struct input *in, json_t *obj, const char *ptr, const struct 
 }
 
 /* An optional RFC 3339 member; returns 0 with *ms set, 1 when absent, -1 bad. */
-static int timestamp(struct input *in, json_t *obj, const char *ptr, const char *name, int64_t *ms)
+static int timestamp(struct check *in, json_t *obj, const char *ptr, const char *name, int64_t *ms)
 {
     json_t *v = json_object_get(obj, name);
     char p[256];
@@ -178,7 +175,7 @@ static int timestamp(struct input *in, json_t *obj, const char *ptr, const char 
     if (v == NULL || json_is_null(v))
         return 1;
     if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v), ms, NULL) != 0) {
-        input_error(in, p, "must be an RFC 3339 date-time with offset, e.g. 2026-11-27T08:00:00Z");
+        check_error(in, p, "must be an RFC 3339 date-time with offset, e.g. 2026-11-27T08:00:00Z");
         return -1;
     }
     return 0;
@@ -206,7 +203,7 @@ static struct store_sample *new_sample(struct upload_samples *out, const char *u
 }
 
 /* Validate and convert metrics[i] at pointer ptr. */
-static void parse_metric(struct input *in, json_t *m, const char *ptr, const char *user_id, int64_t default_ts,
+static void parse_metric(struct check *in, json_t *m, const char *ptr, const char *user_id, int64_t default_ts,
                          struct upload_samples *out, json_t *seen_ids)
 {
     static const char *const allowed[] = {"metric_id",     "metric_type",        "biometric_data", "sleep_data",
@@ -214,26 +211,26 @@ static void parse_metric(struct input *in, json_t *m, const char *ptr, const cha
                                           "start_date",    "end_date",           NULL};
     char p[256];
     if (!json_is_object(m)) {
-        input_error(in, ptr, "must be an object");
+        check_error(in, ptr, "must be an object");
         return;
     }
-    input_only(in, m, ptr, allowed);
-    const char *type = input_string(in, m, ptr, "metric_type", 1, 1, 64);
-    const char *metric_id = input_string(in, m, ptr, "metric_id", 0, 36, 36);
+    check_only(in, m, ptr, allowed);
+    const char *type = check_string(in, m, ptr, "metric_type", 1, 1, 64);
+    const char *metric_id = check_string(in, m, ptr, "metric_id", 0, 36, 36);
     if (metric_id != NULL) {
         snprintf(p, sizeof(p), "%s/metric_id", ptr);
         if (!uuid_is_valid(metric_id))
-            input_error(in, p, "must be a UUID");
+            check_error(in, p, "must be a UUID");
         else if (json_object_get(seen_ids, metric_id) != NULL)
-            input_error(in, p, "duplicates an earlier metric_id in this upload");
+            check_error(in, p, "duplicates an earlier metric_id in this upload");
         else
             json_object_set_new(seen_ids, metric_id, json_true());
     }
-    const char *device = input_string(in, m, ptr, "device_id", 0, 1, 128);
+    const char *device = check_string(in, m, ptr, "device_id", 0, 1, 128);
     json_t *meta = json_object_get(m, "metadata");
     if (meta != NULL && !json_is_object(meta) && !json_is_null(meta)) {
         snprintf(p, sizeof(p), "%s/metadata", ptr);
-        input_error(in, p, "must be an object");
+        check_error(in, p, "must be an object");
     }
     int64_t start = default_ts, end;
     int sr = timestamp(in, m, ptr, "start_date", &start);
@@ -242,7 +239,7 @@ static void parse_metric(struct input *in, json_t *m, const char *ptr, const cha
         end = start;
     if (sr == 0 && er == 0 && end < start) {
         snprintf(p, sizeof(p), "%s/end_date", ptr);
-        input_error(in, p, "must not be before start_date");
+        check_error(in, p, "must not be before start_date");
     }
     if (type == NULL)
         return;
@@ -252,7 +249,7 @@ static void parse_metric(struct input *in, json_t *m, const char *ptr, const cha
             t = i;
     if (t == NTYPES) {
         snprintf(p, sizeof(p), "%s/metric_type", ptr);
-        input_error(in, p, "must be one of heart_rate, heart_rate_variability, blood_pressure, blood_oxygen, "
+        check_error(in, p, "must be one of heart_rate, heart_rate_variability, blood_pressure, blood_oxygen, "
                            "respiratory_rate, sleep_analysis, activity_level, stress_indicators, mood_assessment, "
                            "cognitive_metrics, environmental, body_temperature, blood_glucose");
         return;
@@ -263,17 +260,17 @@ static void parse_metric(struct input *in, json_t *m, const char *ptr, const cha
         json_t *pl = json_object_get(m, payload_names[k]);
         if (pl != NULL && !json_is_null(pl) && (enum payload)k != want) {
             snprintf(p, sizeof(p), "%s/%s", ptr, payload_names[k]);
-            input_error(in, p, "not allowed for metric_type %s (use %s)", type, payload_names[want]);
+            check_error(in, p, "not allowed for metric_type %s (use %s)", type, payload_names[want]);
         }
     }
     json_t *pl = json_object_get(m, payload_names[want]);
     snprintf(p, sizeof(p), "%s/%s", ptr, payload_names[want]);
     if (pl == NULL || json_is_null(pl)) {
-        input_error(in, p, "is required for metric_type %s", type);
+        check_error(in, p, "is required for metric_type %s", type);
         return;
     }
     if (!json_is_object(pl)) {
-        input_error(in, p, "must be an object");
+        check_error(in, p, "must be an object");
         return;
     }
     int before = in->nerrors;
@@ -284,19 +281,19 @@ static void parse_metric(struct input *in, json_t *m, const char *ptr, const cha
         if (req != NULL && json_object_get(pl, req) == NULL) {
             char q[300];
             snprintf(q, sizeof(q), "%s/%s", p, req);
-            input_error(in, q, "is required for metric_type %s", type);
+            check_error(in, q, "is required for metric_type %s", type);
         }
         int has_sys = json_object_get(pl, "blood_pressure_systolic") != NULL;
         int has_dia = json_object_get(pl, "blood_pressure_diastolic") != NULL;
         if ((strcmp(type, "blood_pressure") == 0 && (!has_sys || !has_dia)) || has_sys != has_dia) {
             char q[300];
             snprintf(q, sizeof(q), "%s/%s", p, has_sys ? "blood_pressure_diastolic" : "blood_pressure_systolic");
-            input_error(in, q, "blood pressure needs both systolic and diastolic values");
+            check_error(in, q, "blood pressure needs both systolic and diastolic values");
         }
         if (isfinite(v[1]) && isfinite(v[2]) && v[2] >= v[1]) {
             char q[300];
             snprintf(q, sizeof(q), "%s/blood_pressure_diastolic", p);
-            input_error(in, q, "must be lower than blood_pressure_systolic");
+            check_error(in, q, "must be lower than blood_pressure_systolic");
         }
         if (in->nerrors != before)
             return;
@@ -320,7 +317,7 @@ static void parse_metric(struct input *in, json_t *m, const char *ptr, const cha
         for (size_t i = 0; i < 8; i++)
             any |= isfinite(v[i]);
         if (!any && in->nerrors == before)
-            input_error(in, p, "needs at least one activity value");
+            check_error(in, p, "needs at least one activity value");
         int64_t day = start;
         if (timestamp(in, pl, p, "date", &day) == 0 && sr != 0) {
             start = day;
@@ -339,26 +336,26 @@ static void parse_metric(struct input *in, json_t *m, const char *ptr, const cha
         if (json_object_get(pl, "total_sleep_minutes") == NULL) {
             char q[300];
             snprintf(q, sizeof(q), "%s/total_sleep_minutes", p);
-            input_error(in, q, "is required");
+            check_error(in, q, "is required");
         }
         int64_t s0 = 0, s1 = 0;
         int r0 = timestamp(in, pl, p, "sleep_start", &s0), r1 = timestamp(in, pl, p, "sleep_end", &s1);
         char q[300];
         if (r0 == 1 || r1 == 1) {
             snprintf(q, sizeof(q), "%s/%s", p, r0 == 1 ? "sleep_start" : "sleep_end");
-            input_error(in, q, "is required");
+            check_error(in, q, "is required");
         } else if (r0 == 0 && r1 == 0) {
             snprintf(q, sizeof(q), "%s/sleep_end", p);
             if (s1 <= s0)
-                input_error(in, q, "must be after sleep_start");
+                check_error(in, q, "must be after sleep_start");
             else if (isfinite(v[0]) && fabs((double)(s1 - s0) / 60000.0 - v[0]) > 30.0)
-                input_error(in, q, "must be within 30 minutes of sleep_start + total_sleep_minutes");
+                check_error(in, q, "must be within 30 minutes of sleep_start + total_sleep_minutes");
         }
         json_t *stages = json_object_get(pl, "sleep_stages");
         if (stages != NULL && !json_is_null(stages)) {
             snprintf(q, sizeof(q), "%s/sleep_stages", p);
             if (!json_is_object(stages)) {
-                input_error(in, q, "must be an object");
+                check_error(in, q, "must be an object");
             } else {
                 static const struct field stage_fields[] = {
                     {"awake", 0, 1440, 0, NULL, NULL}, {"light", 0, 1440, 0, NULL, NULL},
@@ -385,13 +382,13 @@ static void parse_metric(struct input *in, json_t *m, const char *ptr, const cha
                 ok |= strcmp(json_string_value(mood), moods[i]) == 0;
             if (!ok) {
                 snprintf(q, sizeof(q), "%s/mood_score", p);
-                input_error(in, q, "must be one of very_low, low, neutral, good, excellent");
+                check_error(in, q, "must be one of very_low, low, neutral, good, excellent");
             }
         } else if (metric_types[t].required_field != NULL) {
             snprintf(q, sizeof(q), "%s/mood_score", p);
-            input_error(in, q, "is required for metric_type %s", type);
+            check_error(in, q, "is required for metric_type %s", type);
         }
-        (void)input_string(in, pl, p, "notes", 0, 0, LIMIT_NOTES_CHARS);
+        (void)check_string(in, pl, p, "notes", 0, 0, LIMIT_NOTES_CHARS);
         int64_t ts = start;
         if (timestamp(in, pl, p, "timestamp", &ts) == 0 && sr != 0)
             start = end = ts;
@@ -409,7 +406,7 @@ static void parse_metric(struct input *in, json_t *m, const char *ptr, const cha
     } else {
         if (meta == NULL || !json_is_object(meta) || json_object_size(meta) == 0) {
             snprintf(p, sizeof(p), "%s/metadata", ptr);
-            input_error(in, p, "is required (an object of readings) for metric_type environmental");
+            check_error(in, p, "is required (an object of readings) for metric_type environmental");
             return;
         }
         struct store_sample *s = new_sample(out, user_id, "environmental", "", NAN, start, end, device, metric_id,
@@ -419,35 +416,35 @@ static void parse_metric(struct input *in, json_t *m, const char *ptr, const cha
     }
 }
 
-int upload_parse_health_data(json_t *body, const char *user_id, size_t max_metrics, struct input *in,
-                             struct http_response *res, struct upload_samples *out, const char **source_out,
-                             const char **sync_out, int64_t *client_ts_ms)
+int upload_parse_health_data(json_t *body, const char *user_id, size_t max_metrics, struct check *in,
+                             struct upload_samples *out, const char **source_out, const char **sync_out,
+                             int64_t *client_ts_ms)
 {
     static const char *const allowed[] = {"user_id", "metrics", "upload_source", "client_timestamp", "sync_token",
                                           NULL};
-    input_only(in, body, "", allowed);
-    const char *uid = input_string(in, body, "", "user_id", 1, 1, 64);
-    if (uid != NULL && strcasecmp(uid, user_id) != 0) {
-        http_respond_problem(res, 403, "authorization-denied", "user_id must be the authenticated caller.");
-        return -2;
-    }
-    *source_out = input_string(in, body, "", "upload_source", 1, 1, 64);
-    *sync_out = input_string(in, body, "", "sync_token", 0, 1, LIMIT_SYNC_TOKEN);
+    /* The owner first, before any field error is recorded: a body for
+     * another user is refused as such (403), whatever else is wrong in it. */
+    const char *uid = check_string(in, body, "", "user_id", 1, 1, 64);
+    if (uid != NULL && strcasecmp(uid, user_id) != 0)
+        return INGEST_EOWNER;
+    check_only(in, body, "", allowed);
+    *source_out = check_string(in, body, "", "upload_source", 1, 1, 64);
+    *sync_out = check_string(in, body, "", "sync_token", 0, 1, LIMIT_SYNC_TOKEN);
     *client_ts_ms = time_now_ms();
     json_t *ct = json_object_get(body, "client_timestamp");
     if (ct == NULL || json_is_null(ct))
-        input_error(in, "/client_timestamp", "is required");
+        check_error(in, "/client_timestamp", "is required");
     else if (!json_is_string(ct) || time_parse_rfc3339(json_string_value(ct), client_ts_ms, NULL) != 0)
-        input_error(in, "/client_timestamp", "must be an RFC 3339 date-time with offset");
+        check_error(in, "/client_timestamp", "must be an RFC 3339 date-time with offset");
     json_t *metrics = json_object_get(body, "metrics");
     if (!json_is_array(metrics)) {
-        input_error(in, "/metrics", metrics == NULL ? "is required" : "must be an array");
-        return -1;
+        check_error(in, "/metrics", metrics == NULL ? "is required" : "must be an array");
+        return INGEST_EINVALID;
     }
     size_t n = json_array_size(metrics);
     if (n == 0 || n > max_metrics) {
-        input_error(in, "/metrics", "must hold 1 to %zu metrics", max_metrics);
-        return -1;
+        check_error(in, "/metrics", "must hold 1 to %zu metrics", max_metrics);
+        return INGEST_EINVALID;
     }
     json_t *seen = json_object();
     for (size_t i = 0; i < n; i++) {
@@ -456,91 +453,5 @@ int upload_parse_health_data(json_t *body, const char *user_id, size_t max_metri
         parse_metric(in, json_array_get(metrics, i), ptr, user_id, *client_ts_ms, out, seen);
     }
     json_decref(seen);
-    return in->nerrors > 0 ? -1 : 0;
-}
-
-/* ---- accept ------------------------------------------------------------ */
-
-int upload_accept(struct store *st, struct keyring *ring, const struct upload_request *r,
-                  struct upload_result *out, int *reply_status, char **reply_body)
-{
-    char *reply = NULL;
-    int status = 0;
-    struct store_tx *tx = NULL;
-    struct store_upload u;
-    memset(&u, 0, sizeof(u));
-    memset(out, 0, sizeof(*out));
-    if (uuid_v7(u.id) != 0)
-        return STORE_EINTERNAL;
-    snprintf(u.user_id, sizeof(u.user_id), "%s", r->user_id);
-    snprintf(u.source, sizeof(u.source), "%.63s", r->source);
-    u.status = STORE_UPLOAD_RECEIVED;
-    snprintf(u.sync_token, sizeof(u.sync_token), "%.255s", r->sync_token != NULL ? r->sync_token : "");
-    u.total_metrics = (int64_t)(r->samples->n + r->rejected);
-    u.rejected = (int64_t)r->rejected;
-    u.client_timestamp_ms = r->client_ts_ms;
-    u.created_at_ms = time_now_ms();
-    for (size_t i = 0; i < r->samples->n; i++)
-        snprintf(r->samples->v[i].upload_id, STORE_ID_LEN, "%s", u.id);
-
-    size_t inserted = 0;
-    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
-    if (rc == 0)
-        rc = store_upload_insert(tx, &u);
-    if (rc == 0 && r->samples->n > 0)
-        rc = store_sample_insert_batch(tx, r->samples->v, r->samples->n, &inserted);
-    if (rc == 0 && ring != NULL)
-        rc = keyring_raw_upload_put(ring, tx, u.user_id, u.id, r->content_type, (const unsigned char *)r->body,
-                                    r->body_len);
-    if (rc == 0) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "{\"upload_id\":\"%s\",\"user_id\":\"%s\"}", u.id, u.user_id);
-        rc = store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, msg, NULL, NULL);
-    }
-    if (rc == 0) {
-        struct store_audit a;
-        memset(&a, 0, sizeof(a));
-        snprintf(a.user_id, sizeof(a.user_id), "%s", u.user_id);
-        snprintf(a.action, sizeof(a.action), "health_data.create");
-        snprintf(a.resource_type, sizeof(a.resource_type), "upload");
-        snprintf(a.resource_id, sizeof(a.resource_id), "%s", u.id);
-        snprintf(a.outcome, sizeof(a.outcome), "success");
-        snprintf(a.request_id, sizeof(a.request_id), "%.63s", r->request_id != NULL ? r->request_id : "");
-        snprintf(a.ip, sizeof(a.ip), "%.63s", r->client_ip != NULL ? r->client_ip : "");
-        rc = store_audit_insert(tx, &a);
-    }
-    snprintf(out->upload_id, sizeof(out->upload_id), "%s", u.id);
-    out->stored = inserted;
-    out->duplicates = r->samples->n - inserted;
-    out->created_ms = u.created_at_ms;
-    if (rc == 0 && r->idem_key != NULL) {
-        struct store_idempotency k;
-        memset(&k, 0, sizeof(k));
-        snprintf(k.user_id, sizeof(k.user_id), "%s", u.user_id);
-        snprintf(k.key, sizeof(k.key), "%.255s", r->idem_key);
-        snprintf(k.request_hash, sizeof(k.request_hash), "%.64s", r->idem_hash);
-        k.created_at_ms = u.created_at_ms;
-        rc = r->reply(r->reply_ctx, out, &status, &reply) == 0 ? 0 : STORE_ENOMEM;
-        k.status = status;
-        k.response = reply;
-        if (rc == 0)
-            rc = store_idempotency_put(tx, &k);
-    }
-    if (rc == 0) {
-        rc = store_tx_commit(tx);
-        tx = NULL;
-    }
-    store_tx_rollback(tx);
-    if (rc != 0) {
-        free(reply);
-        memset(out, 0, sizeof(*out));
-        return rc;
-    }
-    if (reply_body != NULL) {
-        *reply_body = reply;
-        *reply_status = status;
-    } else {
-        free(reply);
-    }
-    return 0;
+    return in->nerrors > 0 ? INGEST_EINVALID : 0;
 }

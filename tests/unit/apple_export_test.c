@@ -320,7 +320,7 @@ static int check_sample(const struct store_sample *s)
     return 0;
 }
 
-static int on_batch(void *ctx, const struct store_sample *v, size_t n,
+static int on_batch(void *ctx, struct store_sample *v, size_t n,
                     const struct apple_export_stats *so_far, size_t *stored)
 {
     struct counter *c = ctx;
@@ -704,7 +704,7 @@ struct capture {
     size_t n;
 };
 
-static int capture_batch(void *ctx, const struct store_sample *v, size_t n,
+static int capture_batch(void *ctx, struct store_sample *v, size_t n,
                          const struct apple_export_stats *so_far, size_t *stored)
 {
     struct capture *c = ctx;
@@ -939,7 +939,7 @@ static void test_malformed(void **state)
 
 /* ---- mutations: no crash, a clean result or a clean error -------------- */
 
-static int json_check_batch(void *ctx, const struct store_sample *v, size_t n,
+static int json_check_batch(void *ctx, struct store_sample *v, size_t n,
                             const struct apple_export_stats *so_far, size_t *stored)
 {
     int *bad = ctx;

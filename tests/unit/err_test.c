@@ -25,7 +25,7 @@ static const int codes[] = {
     ANALYSIS_EINVAL, ANALYSIS_ETOOMANY, ANALYSIS_EINTERNAL,
     APPLE_EXPORT_EINVAL, APPLE_EXPORT_EFORMAT, APPLE_EXPORT_EIO, APPLE_EXPORT_ENOMEM, APPLE_EXPORT_ECALLBACK,
     HK_EINVAL, HK_EUNKNOWN_TYPE, HK_EUNIT, HK_EVALUE,
-    INGEST_EINVAL, INGEST_ENOMEM,
+    INGEST_EINVAL, INGEST_ENOMEM, INGEST_EINVALID, INGEST_EOWNER,
     JOBS_EPAYLOAD, JOBS_ENOMEM,
 };
 #define NCODES (sizeof(codes) / sizeof(codes[0]))
@@ -87,6 +87,7 @@ static void test_problem_mapping(void **state)
     assert_int_equal(ra, 1);
     assert_int_equal(status_of(KEYRING_EAUTH, &ra), 500);
     assert_int_equal(status_of(KEYRING_EINVAL, &ra), 500); /* was −101 = COMPUTE_EREJECTED */
+    assert_int_equal(status_of(INGEST_EOWNER, &ra), 403);
     assert_int_equal(status_of(INGEST_EINVAL, &ra), 500);
     assert_int_equal(status_of(JOBS_EPAYLOAD, &ra), 500);
 }

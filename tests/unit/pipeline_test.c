@@ -23,6 +23,7 @@
 #include "core/uuid.h"
 #include "pipeline/compute.h"
 #include "pipeline/insight_builtin.h"
+#include "pipeline/jobs.h"
 #include "pipeline/worker.h"
 #include "store/migrate.h"
 #include "store/queue.h"
@@ -259,8 +260,18 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The analysis job of upload for user (pipeline/jobs.h owns the schema). */
+static void job_payload(const char *upload, const char *user, char out[JOBS_PAYLOAD_MAX])
+{
+    struct jobs_message m;
+    memset(&m, 0, sizeof(m));
+    memcpy(m.upload_id, upload, STORE_ID_LEN);
+    memcpy(m.user_id, user, STORE_ID_LEN);
+    assert_int_equal(jobs_encode(JOBS_ANALYSIS, &m, out), 0);
+}
+
 /* An upload of a week of hourly steps and heart rate from `source`, with
- * its processing message (max_attempts), as upload_accept writes it. */
+ * its analysis job (max_attempts), as the ingest session writes it. */
 static void make_upload(struct fix *f, const char *source, int max_attempts, char id[STORE_ID_LEN])
 {
     struct store_upload u;
@@ -291,8 +302,8 @@ static void make_upload(struct fix *f, const char *source, int max_attempts, cha
         s[i].payload = (char *)"{\"tz_offset_min\":0}";
     }
     u.total_metrics = (int64_t)n;
-    char payload[200];
-    snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\",\"user_id\":\"%s\"}", u.id, f->user);
+    char payload[JOBS_PAYLOAD_MAX];
+    job_payload(u.id, f->user, payload);
     struct store_publish_opts po = {0, max_attempts};
     assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
     assert_int_equal(store_upload_insert(tx, &u), 0);
@@ -360,8 +371,8 @@ static void test_jobs_complete_and_are_idempotent(void **state)
 
     /* A duplicate delivery of the same job (e.g. after a lost ack) stores
      * nothing new. */
-    char payload[200];
-    snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\",\"user_id\":\"%s\"}", up, f->user);
+    char payload[JOBS_PAYLOAD_MAX];
+    job_payload(up, f->user, payload);
     assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
     assert_int_equal(store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, payload, NULL, NULL), 0);
     assert_int_equal(store_tx_commit(tx), 0);

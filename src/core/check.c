@@ -1,0 +1,119 @@
+/*
+ * check.c — JSON member validation. See check.h.
+ */
+#include "core/check.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void check_init(struct check *c, void (*record)(void *, const char *, const char *), void *ctx)
+{
+    c->nerrors = 0;
+    c->record = record;
+    c->ctx = ctx;
+}
+
+void check_error(struct check *c, const char *pointer, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    c->nerrors++;
+    if (c->record != NULL)
+        c->record(c->ctx, pointer, msg);
+}
+
+void check_pointer(char *out, size_t outlen, const char *prefix, const char *name)
+{
+    /* RFC 6901: '~' is written "~0" and '/' "~1" inside a reference token. */
+    size_t o = (size_t)snprintf(out, outlen, "%s/", prefix != NULL ? prefix : "");
+    for (const char *c = name; *c && o + 3 < outlen; c++) {
+        if (*c == '~') {
+            out[o++] = '~';
+            out[o++] = '0';
+        } else if (*c == '/') {
+            out[o++] = '~';
+            out[o++] = '1';
+        } else {
+            out[o++] = *c;
+        }
+    }
+    out[o < outlen ? o : outlen - 1] = '\0';
+}
+
+void check_only(struct check *c, json_t *obj, const char *prefix, const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a != NULL; a++)
+            if (strcmp(*a, key) == 0)
+                ok = 1;
+        if (!ok) {
+            char ptr[256];
+            check_pointer(ptr, sizeof(ptr), prefix, key);
+            check_error(c, ptr, "unknown field");
+        }
+    }
+}
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xc0) != 0x80)
+            n++;
+    return n;
+}
+
+const char *check_string(struct check *c, json_t *obj, const char *prefix, const char *name, int required,
+                         size_t min, size_t max)
+{
+    char ptr[256];
+    check_pointer(ptr, sizeof(ptr), prefix, name);
+    json_t *v = json_object_get(obj, name);
+    if (v == NULL || json_is_null(v)) {
+        if (required)
+            check_error(c, ptr, "is required");
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        check_error(c, ptr, "must be a string");
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    if (strlen(s) != json_string_length(v)) {
+        check_error(c, ptr, "must not contain NUL characters");
+        return NULL;
+    }
+    size_t n = utf8_chars(s);
+    if (n < min || n > max) {
+        if (min == max)
+            check_error(c, ptr, "must be %zu characters", min);
+        else
+            check_error(c, ptr, "must be %zu to %zu characters", min, max);
+        return NULL;
+    }
+    return s;
+}
+
+int check_bool(struct check *c, json_t *obj, const char *prefix, const char *name, int required, int def)
+{
+    char ptr[256];
+    check_pointer(ptr, sizeof(ptr), prefix, name);
+    json_t *v = json_object_get(obj, name);
+    if (v == NULL || json_is_null(v)) {
+        if (required)
+            check_error(c, ptr, "is required");
+        return def;
+    }
+    if (!json_is_boolean(v)) {
+        check_error(c, ptr, "must be true or false");
+        return def;
+    }
+    return json_is_true(v);
+}
