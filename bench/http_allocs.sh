@@ -33,7 +33,6 @@ c.close()
 left = secs - (time.monotonic() - t0)
 if left > 0:
     time.sleep(left)
-print("%.2f" % (time.monotonic() - t0), file=open(sys.argv[0] if False else "/dev/stderr", "w"))
 PY
     kill -TERM "$pid"
     wait "$pid" || true
