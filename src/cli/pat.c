@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include "cli/cli.h"
@@ -24,7 +25,7 @@
 
 static const char USAGE[] =
     "usage: clarity pat info FILE [--sha256 HEX]\n"
-    "       clarity pat embed --model FILE --input MINUTES.csv [--sha256 HEX]\n"
+    "       clarity pat embed --model FILE --input MINUTES.csv [--sha256 HEX] [--timing]\n"
     "                         [--std none|global:MEAN:STD|per-minute:FILE]\n"
     "                         [--head NAME=FILE]... [--attention] [--tokens] [--threads N]\n";
 
@@ -67,6 +68,13 @@ static int parse_double(const char *s, double *out)
  * not a number is taken as a header. At most PAT_MINUTES data lines.
  * Returns the number of minutes read, or -1 after printing why.
  */
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static long read_minutes_csv(const char *path, double *out)
 {
     char line[PAT_CLI_LINE];
@@ -241,7 +249,8 @@ static int cmd_embed(int argc, char **argv)
     struct head_arg heads[PAT_CLI_MAX_HEADS];
     size_t n_heads = 0;
     const char *model_path = NULL, *input_path = NULL, *std_arg = "none";
-    int want_att = 0, want_tokens = 0, threads = 1, rc = CLI_EXIT_FAILURE;
+    int want_att = 0, want_tokens = 0, want_timing = 0, threads = 1, rc = CLI_EXIT_FAILURE;
+    double t_start = mono_ms(), t_csv = 0, t_load = 0, t_ws = 0, t_fwd = 0;
     struct pat_model *m = NULL;
     struct pat_workspace *ws = NULL;
     struct pat_model_info info;
@@ -284,6 +293,8 @@ static int cmd_embed(int argc, char **argv)
             want_att = 1;
         } else if (strcmp(a, "--tokens") == 0) {
             want_tokens = 1;
+        } else if (strcmp(a, "--timing") == 0) {
+            want_timing = 1;
         } else {
             return usage_error("unknown option or missing value: '%s'", a);
         }
@@ -327,7 +338,9 @@ static int cmd_embed(int argc, char **argv)
         fprintf(stderr, "clarity pat: out of memory\n");
         goto done;
     }
+    t_csv = mono_ms();
     n_minutes = read_minutes_csv(input_path, minutes);
+    t_csv = mono_ms() - t_csv;
     if (n_minutes < 0)
         goto done;
     if (pat_input_prepare(minutes, (size_t)n_minutes, &st, input, &cov) != PAT_OK) {
@@ -335,7 +348,9 @@ static int cmd_embed(int argc, char **argv)
         goto done;
     }
 
+    t_load = mono_ms();
     rc = pat_model_load(model_path, &opt, &m, err, sizeof err);
+    t_load = mono_ms() - t_load;
     if (rc) {
         fprintf(stderr, "clarity pat: %s\n", err);
         rc = rc == PAT_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
@@ -350,7 +365,9 @@ static int cmd_embed(int argc, char **argv)
     }
     pat_model_info_get(m, &info);
     pat_blas_threads_set(1); /* parallelism comes from the workspace */
+    t_ws = mono_ms();
     ws = pat_workspace_new(m, threads);
+    t_ws = mono_ms() - t_ws;
     tokens = malloc(info.n_tokens * PAT_EMBED_DIM * sizeof *tokens);
     if (want_att)
         att = malloc(info.n_layers * info.n_tokens * info.n_tokens * sizeof *att);
@@ -358,10 +375,12 @@ static int cmd_embed(int argc, char **argv)
         fprintf(stderr, "clarity pat: out of memory\n");
         goto done;
     }
+    t_fwd = mono_ms();
     if (pat_model_forward(m, ws, input, tokens, pooled, att) != PAT_OK) {
         fprintf(stderr, "clarity pat: inference failed\n");
         goto done;
     }
+    t_fwd = mono_ms() - t_fwd;
 
     out = json_object();
     json_object_set_new(out, "model", model_json(&info));
@@ -426,6 +445,11 @@ static int cmd_embed(int argc, char **argv)
         json_object_set_new(out, "heads", scores);
     }
     rc = print_json(out) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+    if (want_timing) /* where the command's time goes (issue 22), on stderr */
+        fprintf(stderr,
+                "clarity pat: timing ms: csv %.1f, load %.1f, workspace %.1f, forward %.1f, "
+                "command so far %.1f\n",
+                t_csv, t_load, t_ws, t_fwd, mono_ms() - t_start);
 done:
     json_decref(out);
     for (size_t h = 0; h < n_heads; h++)

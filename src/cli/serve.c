@@ -211,6 +211,8 @@ int cli_serve(int argc, char **argv)
     if (cli_workers_start(&cfg, store, &pat, cfg.worker_threads, 0, chat_hub_insight_notify, chat,
                           &workers) != 0)
         goto done;
+    if (cfg.access_log_buffered && log_buffering_start() != 0)
+        log_warning("access log unbuffered: cannot start its flusher thread", LOG_END);
     http_server_state_set(srv, HTTP_SERVER_READY);
     log_info("listening", LOG_STR, "host", cfg.host, LOG_INT, "port", (long long)http_server_port(srv), LOG_STR,
              "environment", config_env_name(cfg.environment), LOG_STR, "version", CLARITY_VERSION, LOG_INT,
@@ -247,6 +249,7 @@ int cli_serve(int argc, char **argv)
 done:
     cli_workers_stop(workers, 0);
     http_server_free(srv); /* first: no upgrade reaches the hub after it is freed */
+    log_buffering_stop();  /* the access log's last lines */
     chat_hub_free(chat);
     guard_free(guard);
     oidc_free(oidc);

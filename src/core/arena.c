@@ -19,8 +19,22 @@ struct arena_chunk {
 void arena_init(struct arena *a, size_t max)
 {
     a->head = NULL;
+    a->first = NULL;
     a->used_total = 0;
     a->max_total = max;
+}
+
+void arena_init_inline(struct arena *a, size_t max, void *storage, size_t size)
+{
+    arena_init(a, max);
+    if (storage == NULL || size <= sizeof(struct arena_chunk))
+        return;
+    struct arena_chunk *c = storage;
+    c->next = NULL;
+    c->size = size - sizeof(struct arena_chunk);
+    c->used = 0;
+    a->first = c;
+    a->head = c;
 }
 
 void arena_free(struct arena *a)
@@ -28,10 +42,15 @@ void arena_free(struct arena *a)
     struct arena_chunk *c = a->head;
     while (c != NULL) {
         struct arena_chunk *next = c->next;
-        free(c);
+        if (c != a->first)
+            free(c);
         c = next;
     }
-    a->head = NULL;
+    a->head = a->first;
+    if (a->first != NULL) {
+        a->first->next = NULL;
+        a->first->used = 0;
+    }
     a->used_total = 0;
 }
 

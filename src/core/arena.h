@@ -14,12 +14,20 @@ struct arena_chunk;
 
 struct arena {
     struct arena_chunk *head;
+    struct arena_chunk *first; /* caller's storage (arena_init_inline), never freed */
     size_t used_total; /* bytes handed out, across chunks */
     size_t max_total;  /* cap on used_total */
 };
 
 /* Start an empty arena that may hand out up to max bytes. Allocates nothing. */
 void arena_init(struct arena *a, size_t max);
+/*
+ * As arena_init, with a first chunk in the caller's storage (size bytes,
+ * aligned for any type), so that a small request allocates nothing. The
+ * storage must outlive the arena; arena_free keeps it for reuse.
+ */
+void arena_init_inline(struct arena *a, size_t max, void *storage, size_t size);
+
 /* Release every allocation. The arena may be reused afterwards. */
 void arena_free(struct arena *a);
 /* n bytes aligned for any type, or NULL (cap reached, or out of memory). */

@@ -67,6 +67,10 @@ struct config {
     int max_metrics_per_upload;
     size_t max_import_bytes;    /* streamed Apple Health exports */
     int docs_enabled;           /* /openapi.json and /docs served */
+    int http_max_connections;   /* open connections in all */
+    int http_max_connections_per_ip; /* per client address; 0: no per-address limit */
+    int http_header_timeout_seconds; /* a new connection must send its request head within this */
+    int access_log_buffered;    /* access log lines buffered per thread (core/log.h) */
     char *docs_assets_dir;      /* Swagger UI's files; NULL: the build's default */ /* "moderate" (default) or "interactive" */
 
     /* Analysis and insights pipeline (docs/insights.md, docs/pat.md). */

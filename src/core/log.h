@@ -42,6 +42,21 @@ void log_fd_set(int fd);
 void log_write(enum log_level level, const char *message, ...);
 void log_writev(enum log_level level, const char *message, va_list ap);
 
+/*
+ * Buffered lines, for the access log: log_write_buffered() formats a line
+ * like log_write() but, once log_buffering_start() has run, keeps it in a
+ * per-thread buffer of whole lines, written when the buffer fills, within
+ * ~0.5 s by a flusher thread, at log_flush() and when the thread exits. A
+ * hard crash (SIGKILL, abort) loses what is buffered: at most ~0.5 s of
+ * lines. Without log_buffering_start() (ACCESS_LOG_BUFFERED=false) every
+ * line is written at once. log_buffering_stop() stops the flusher and
+ * writes everything out; call it before exit.
+ */
+int log_buffering_start(void);
+void log_buffering_stop(void);
+void log_flush(void);
+void log_write_buffered(enum log_level level, const char *message, ...);
+
 #define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_write(LOG_INFO, __VA_ARGS__)
 #define log_warning(...) log_write(LOG_WARNING, __VA_ARGS__)

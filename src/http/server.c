@@ -17,7 +17,9 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdalign.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,7 +41,9 @@
  * before closing the connection, so a peer cannot stream forever. */
 #define DISCARD_LIMIT (1u << 20)
 #define IDLE_TIMEOUT_SECONDS 30
-#define CONNECTION_LIMIT 8192
+/* The first arena chunk lives in the connection's context: a probe or a
+ * small JSON request allocates nothing from the arena's malloc. */
+#define INLINE_ARENA_BYTES 2048
 
 struct http_server {
     const struct config *cfg;
@@ -60,6 +64,7 @@ struct http_server {
 /* Everything about one request, from its first call to its completion. */
 struct req_ctx {
     struct http_server *server;
+    struct conn_ctx *conn_ctx; /* owner of this context when reused, else NULL */
     struct http_request req;
     struct http_response res;
     struct arena arena;
@@ -90,6 +95,21 @@ struct upgrade_state {
     http_stream_free_fn free_fn;
     void *ctx;
     int fired;
+};
+
+/*
+ * Per connection: created when libmicrohttpd accepts it, freed when it
+ * closes. Requests on a keep-alive connection come one after another (a
+ * request's completion callback runs before the next request's first
+ * call), so one request context and its first arena chunk are reused, and
+ * the peer address is formatted once.
+ */
+struct conn_ctx {
+    struct req_ctx rc;
+    int rc_in_use;
+    int headers_seen; /* the header timeout was lifted */
+    char peer[64];
+    alignas(max_align_t) unsigned char arena_first[INLINE_ARENA_BYTES];
 };
 
 /* ---- handler-facing API (http.h) ---------------------------------------- */
@@ -354,17 +374,45 @@ void http_response_header(struct http_response *res, const char *name, const cha
         res->nheaders++;
 }
 
-void http_request_peer_ip(const struct http_request *req, char *out, size_t outlen)
+/* Dotted quad by hand: inet_ntop's generality showed in per-request profiles. */
+static void format_ipv4(const unsigned char *a, char *out, size_t outlen)
+{
+    char tmp[16];
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (v >= 100)
+            tmp[n++] = (char)('0' + v / 100);
+        if (v >= 10)
+            tmp[n++] = (char)('0' + v / 10 % 10);
+        tmp[n++] = (char)('0' + v % 10);
+        if (i < 3)
+            tmp[n++] = '.';
+    }
+    if (outlen == 0)
+        return;
+    if (n >= outlen)
+        n = outlen - 1;
+    memcpy(out, tmp, n);
+    out[n] = '\0';
+}
+
+static void format_peer(struct MHD_Connection *conn, char *out, size_t outlen)
 {
     out[0] = '\0';
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci == NULL || ci->client_addr == NULL)
         return;
     const struct sockaddr *sa = ci->client_addr;
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
+        format_ipv4((const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr, out, outlen);
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outlen);
+}
+
+void http_request_peer_ip(const struct http_request *req, char *out, size_t outlen)
+{
+    format_peer(req->conn, out, outlen);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -566,9 +614,9 @@ static void dispatch(struct req_ctx *rc, const char *method_str)
         http_respond_problem(res, 404, "resource-not-found", "No resource at this path.");
         return;
     }
-    char allow[96];
-    router_allow_header(m.allowed, allow, sizeof(allow));
     if (rr == ROUTER_METHOD_NOT_ALLOWED) {
+        char allow[96]; /* only a 405 or an OPTIONS answer needs it */
+        router_allow_header(m.allowed, allow, sizeof(allow));
         if (req->method == HTTP_OPTIONS) {
             http_respond_bytes(res, 204, NULL, "", 0);
         } else {
@@ -638,15 +686,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (rc == NULL) {
         /* First call: headers are in. */
-        rc = calloc(1, sizeof(*rc));
-        if (rc == NULL)
-            return MHD_NO;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct conn_ctx *cc = ci != NULL ? ci->socket_context : NULL;
+        /* An upgrade (WebSocket) outlives the request's normal course: its
+         * context gets memory of its own, freed by its completion. */
+        int upgrade = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade") != NULL;
+        if (cc != NULL && !cc->rc_in_use && !upgrade) {
+            rc = &cc->rc;
+            memset(rc, 0, sizeof(*rc));
+            rc->conn_ctx = cc;
+            cc->rc_in_use = 1;
+            arena_init_inline(&rc->arena, s->cfg->max_request_bytes + REQUEST_ARENA_EXTRA, cc->arena_first,
+                              sizeof(cc->arena_first));
+        } else {
+            rc = calloc(1, sizeof(*rc));
+            if (rc == NULL)
+                return MHD_NO;
+            arena_init(&rc->arena, s->cfg->max_request_bytes + REQUEST_ARENA_EXTRA);
+        }
+        if (cc != NULL && !cc->headers_seen) {
+            /* The head is in: from now on the idle timeout applies. */
+            cc->headers_seen = 1;
+            MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_SECONDS);
+        }
         atomic_fetch_add(&s->in_flight, 1);
         *con_cls = rc;
         rc->server = s;
         rc->t0 = time_mono_ns();
         rc->route_index = -1;
-        arena_init(&rc->arena, s->cfg->max_request_bytes + REQUEST_ARENA_EXTRA);
         buf_init(&rc->body, s->cfg->max_request_bytes);
         rc->req.conn = conn;
         rc->req.arena = &rc->arena;
@@ -655,7 +722,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rc->req.path = arena_strdup(&rc->arena, url);
         rc->req.request_id = rc->request_id;
         rc->res.arena = &rc->arena;
-        http_request_peer_ip(&rc->req, rc->req.client_ip, sizeof(rc->req.client_ip));
+        if (cc != NULL)
+            snprintf(rc->req.client_ip, sizeof(rc->req.client_ip), "%s", cc->peer);
+        else
+            http_request_peer_ip(&rc->req, rc->req.client_ip, sizeof(rc->req.client_ip));
 
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
         if (http_request_id_is_sane(rid))
@@ -675,6 +745,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 if (bind_route(rc, &m) != 0)
                     return send_response(rc);
             }
+        }
+        /* RFC 9112 §6.1: only "chunked" is understood; any other transfer
+         * coding (or chunked not last) leaves the body's length unknown, so
+         * answer now and close instead of waiting for a body that cannot be
+         * framed. libmicrohttpd would otherwise wait for the idle timeout. */
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+        if (te != NULL && strcasecmp(te, "chunked") != 0) {
+            rc->too_large = 1; /* closes the connection and skips the body */
+            reset_response(&rc->res);
+            rc->res.responded = 0;
+            http_respond_problem(&rc->res, 400, "bad-request",
+                                 "Transfer-Encoding must be chunked (or absent, with Content-Length).");
+            return send_response(rc);
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl != NULL) {
@@ -757,7 +840,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
      * as 499, nginx's "client closed request". */
     int status = rc->queued ? rc->status : 499;
     metrics_record(&s->metrics, rc->route_index, rc->req.method, status, dur);
-    log_write(LOG_INFO, "request", LOG_STR, "request_id", rc->request_id, LOG_STR, "method",
+    log_write_buffered(LOG_INFO, "request", LOG_STR, "request_id", rc->request_id, LOG_STR, "method",
               http_method_name(rc->req.method), LOG_STR, "route",
               rc->req.route_template != NULL ? rc->req.route_template : "unmatched", LOG_INT, "status",
               (long long)status, LOG_DBL, "duration_ms", (double)dur / 1e6, LOG_INT, "bytes",
@@ -773,7 +856,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     reset_response(&rc->res);
     buf_free(&rc->body);
     arena_free(&rc->arena);
-    free(rc);
+    if (rc->conn_ctx != NULL)
+        rc->conn_ctx->rc_in_use = 0; /* kept for the connection's next request */
+    else
+        free(rc);
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
@@ -814,12 +900,26 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                           enum MHD_ConnectionNotificationCode code)
 {
     struct http_server *s = cls;
-    (void)conn;
-    (void)socket_ctx;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         atomic_fetch_add(&s->connections, 1);
-    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        /* A new connection must send its request head within the header
+         * timeout (slow-header clients); on_request lifts it to the idle
+         * timeout once the head is in. Without memory for the context the
+         * connection still works, with per-request allocations. */
+        struct conn_ctx *cc = malloc(sizeof(*cc));
+        if (cc != NULL) {
+            cc->rc_in_use = 0;
+            cc->headers_seen = 0;
+            format_peer(conn, cc->peer, sizeof(cc->peer));
+        }
+        *socket_ctx = cc;
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)s->cfg->http_header_timeout_seconds);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         atomic_fetch_sub(&s->connections, 1);
+        free(*socket_ctx);
+        *socket_ctx = NULL;
+    }
 }
 
 /*
@@ -903,7 +1003,9 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
         MHD_OPTION_ARRAY, extra,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg->http_threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_SECONDS, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)CONNECTION_LIMIT, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_EXTERNAL_LOGGER,
+        (unsigned)s->cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)s->cfg->http_max_connections_per_ip, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
         if (lfd >= 0)

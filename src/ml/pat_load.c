@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <openssl/evp.h>
 
 #include "ml/pat_internal.h"
 
 #define PATH_MAX_LEN 256
+#define PAT_HUGE_BYTES ((size_t)2 << 20)
 
 float *pat_floats_new(size_t n)
 {
@@ -34,7 +36,18 @@ float *pat_floats_new(size_t n)
     if (n > SIZE_MAX / sizeof(float) - 64)
         return NULL;
     bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    p = aligned_alloc(64, bytes);
+    if (bytes >= PAT_HUGE_BYTES) {
+        /* Workspace buffers and large weights: 2 MiB-aligned and marked for
+         * transparent huge pages, so that first touch costs one fault per
+         * 2 MiB instead of per 4 KiB (a PAT-L workspace is tens of MiB;
+         * its page faults were most of `pat embed`'s set-up, issue 22). */
+        bytes = (bytes + PAT_HUGE_BYTES - 1) & ~(size_t)(PAT_HUGE_BYTES - 1);
+        p = aligned_alloc(PAT_HUGE_BYTES, bytes);
+        if (p)
+            (void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: failure is harmless */
+    } else {
+        p = aligned_alloc(64, bytes);
+    }
     if (p)
         memset(p, 0, bytes);
     return p;
@@ -285,7 +298,10 @@ static int read_new(hid_t file, const char *base, const char *rel, int rank, con
     float *buf;
     int rc;
 
-    snprintf(path, sizeof path, "%s%s", base, rel);
+    if ((size_t)snprintf(path, sizeof path, "%s%s", base, rel) >= sizeof path) {
+        snprintf(err, errlen, "dataset name too long");
+        return PAT_ERR_FORMAT;
+    }
     for (int i = 0; i < rank; i++)
         count *= (size_t)dims[i];
     buf = pat_floats_new(count);
