@@ -50,8 +50,13 @@
  * the connection is closed with 1009 (RFC 6455 §7.4.1). Between the limit
  * and this cap the message is read, dropped and answered MESSAGE_TOO_LARGE. */
 #define HUB_HARD_CAP_FACTOR 4u
-/* Replies waiting for a slow reader beyond this: close with 1008. */
+/* Replies waiting for a slow reader beyond this: close with 1008. Every
+ * queued frame counts, control frames included (the pongs wslay queues on
+ * its own for each ping, RFC 6455 §5.5.3), each with HUB_FRAME_OVERHEAD
+ * bytes for wslay's bookkeeping and the allocator, so that a client that
+ * floods pings and never reads is cut off instead of growing our memory. */
 #define HUB_MAX_QUEUED_BYTES (4u << 20)
+#define HUB_FRAME_OVERHEAD 128u
 /* How long a closing handshake may take before the socket is dropped. */
 #define HUB_CLOSE_WAIT_MS 2000
 #define HUB_SENT_RING 16
@@ -325,13 +330,22 @@ static void conn_close(struct conn *c, int code, const char *reason);
 
 static int conn_ws(struct conn *c);
 
+/* 1 when what waits to be sent (messages and control frames alike) is
+ * over the per-connection cap. */
+static int conn_over_cap(struct conn *c)
+{
+    size_t bytes = wslay_event_get_queued_msg_length(c->ws);
+    size_t frames = wslay_event_get_queued_msg_count(c->ws);
+    return bytes + frames * HUB_FRAME_OVERHEAD > HUB_MAX_QUEUED_BYTES;
+}
+
 /* Queue a text message (copied by wslay). */
 static void conn_send_text(struct conn *c, const char *text)
 {
     if (c->closing || text == NULL || conn_ws(c) != 0)
         return;
     c->last_io_ms = mono_ms();
-    if (wslay_event_get_queued_msg_length(c->ws) > HUB_MAX_QUEUED_BYTES) {
+    if (conn_over_cap(c)) {
         conn_close(c, CHAT_CLOSE_POLICY_VIOLATION, "client too slow");
         return;
     }
@@ -477,7 +491,6 @@ static void handle_message(struct conn *c, const uint8_t *msg, size_t len, int t
 static void on_ws_msg(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg, void *user_data)
 {
     struct conn *c = user_data;
-    (void)ws;
     if (arg->opcode == WSLAY_PONG) {
         c->ping_outstanding = 0;
         return;
@@ -489,8 +502,17 @@ static void on_ws_msg(wslay_event_context_ptr ws, const struct wslay_event_on_ms
         return;
     }
     c->last_rx_ms = mono_ms();
-    if (arg->opcode == WSLAY_PING)
-        return; /* wslay queued the pong (RFC 6455 §5.5.3) */
+    if (arg->opcode == WSLAY_PING) {
+        /* wslay queues the pong itself (RFC 6455 §5.5.3). A client that
+         * pings without reading the pongs fills our memory: past the send
+         * cap, stop reading and close (dropped after HUB_CLOSE_WAIT_MS when
+         * the close frame cannot go out either). */
+        if (!c->closing && conn_over_cap(c)) {
+            conn_close(c, CHAT_CLOSE_POLICY_VIOLATION, "client too slow");
+            wslay_event_shutdown_read(ws);
+        }
+        return;
+    }
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
         handle_message(c, arg->msg, arg->msg_length, arg->opcode == WSLAY_TEXT_FRAME);
 }

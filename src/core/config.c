@@ -101,6 +101,8 @@ static const struct var vars[] = {
     {"DOCS_ASSETS_DIR", V_STRING, OFF(docs_assets_dir), {0}, 0, 0, 0, "a directory holding swagger-ui-dist's files"},
     {"MAX_IMPORT_BYTES", V_SIZE, OFF(max_import_bytes), {"4294967296", "4294967296", "4294967296"}, 1024,
      68719476736LL, 0, "an integer number of bytes from 1024 to 68719476736"},
+    {"IMPORT_STALE_SECONDS", V_INT, OFF(import_stale_seconds), {"900", "900", "900"}, 1, 86400, 0,
+     "an integer number of seconds from 1 to 86400"},
     {"MAX_METRICS_PER_UPLOAD", V_INT, OFF(max_metrics_per_upload), {"1000", "1000", "1000"}, 1, 100000, 0,
      "an integer from 1 to 100000"},
     {"PASSWORD_HASH_PROFILE", V_STRING, OFF(password_hash_profile), {"moderate", "moderate", "moderate"}, 0, 0, 0,
@@ -123,7 +125,7 @@ static const struct var vars[] = {
     {"LLM_API_KEY", V_STRING, OFF(llm_api_key), {0}, 0, 0, 1, "an API key"},
     {"LLM_MODEL", V_STRING, OFF(llm_model), {0}, 0, 0, 0, "a model name"},
     /* Chat over WebSocket (docs/api.md, "Chat"). */
-    {"CHAT_MAX_MESSAGE_BYTES", V_SIZE, OFF(chat_max_message_bytes), {"65536", "65536", "65536"}, 128, 16777216LL, 0,
+    {"CHAT_MAX_MESSAGE_BYTES", V_SIZE, OFF(chat_max_message_bytes), {"655360", "655360", "655360"}, 128, 16777216LL, 0,
      "an integer number of bytes from 128 to 16777216"},
     {"CHAT_MESSAGES_PER_MINUTE", V_INT, OFF(chat_messages_per_minute), {"60", "60", "60"}, 1, 100000, 0,
      "an integer from 1 to 100000"},
@@ -476,6 +478,16 @@ static int validate(const struct config *cfg, char *err, size_t errlen)
                     cfg->password_hash_profile);
     if (cfg->host[0] == '\0')
         return fail(err, errlen, "HOST: expected an IP address");
+    /* A health_insight of CHAT_MAX_DATA_POINTS points must fit in one chat
+     * message (docs/api.md, "Limits and close codes"). */
+    if ((size_t)cfg->chat_max_data_points * CONFIG_CHAT_POINT_BYTES + CONFIG_CHAT_ENVELOPE_BYTES >
+        cfg->chat_max_message_bytes)
+        return fail(err, errlen,
+                    "CHAT_MAX_MESSAGE_BYTES: %zu bytes cannot hold CHAT_MAX_DATA_POINTS=%d points; expected at "
+                    "least %zu (%d bytes a point + %d)",
+                    cfg->chat_max_message_bytes, cfg->chat_max_data_points,
+                    (size_t)cfg->chat_max_data_points * CONFIG_CHAT_POINT_BYTES + CONFIG_CHAT_ENVELOPE_BYTES,
+                    CONFIG_CHAT_POINT_BYTES, CONFIG_CHAT_ENVELOPE_BYTES);
     if (cfg->environment == CONFIG_ENV_PRODUCTION) {
         if (cfg->debug)
             return fail(err, errlen, "DEBUG: must be false in production");

@@ -24,6 +24,13 @@ enum config_env { CONFIG_ENV_DEVELOPMENT = 0, CONFIG_ENV_STAGING, CONFIG_ENV_PRO
 
 #define CONFIG_MAX_CORS_ORIGINS 64
 
+/* What one chat health_insight point may take on the wire, e.g.
+ * {"timestamp": "2026-11-20T08:00:00.000+01:00", "value": 123456.5}, (63
+ * bytes), and the rest of the message around the points:
+ * CHAT_MAX_MESSAGE_BYTES must hold CHAT_MAX_DATA_POINTS points. */
+#define CONFIG_CHAT_POINT_BYTES 64
+#define CONFIG_CHAT_ENVELOPE_BYTES 256
+
 struct config {
     enum config_env environment;
     int debug;
@@ -66,6 +73,7 @@ struct config {
     char *password_hash_profile;
     int max_metrics_per_upload;
     size_t max_import_bytes;    /* streamed Apple Health exports */
+    int import_stale_seconds;   /* an import untouched this long was interrupted (store/recovery.h) */
     int docs_enabled;           /* /openapi.json and /docs served */
     int http_max_connections;   /* open connections in all */
     int http_max_connections_per_ip; /* per client address; 0: no per-address limit */

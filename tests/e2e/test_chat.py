@@ -203,7 +203,7 @@ class Chat(unittest.TestCase):
         ws, ack = connect(self.srv, c)
         self.assertEqual(ack["user_id"], c.user_id)
         self.assertEqual(ack["room_id"], c.user_id)
-        self.assertEqual(ack["limits"]["max_message_bytes"], 65536)
+        self.assertEqual(ack["limits"]["max_message_bytes"], 655360)
         self.assertEqual(ack["limits"]["max_connections"], 3)
         ws.close()
         path = "/api/v1/chat/%s" % c.user_id
@@ -312,10 +312,10 @@ class Chat(unittest.TestCase):
         err("UNKNOWN_MESSAGE_TYPE")
         ws.send_json({"content": "no type"})
         err("UNKNOWN_MESSAGE_TYPE")
-        ws.send_json({"type": "message", "content": "x" * 70000})  # over 64 KiB, under the 4x hard cap
+        ws.send_json({"type": "message", "content": "x" * 700000})  # over 640 KiB, under the 4x hard cap
         err("MESSAGE_TOO_LARGE")
         ws.send_json({"type": "health_insight", "content": {"data_points": points(2001)}})
-        err("MESSAGE_TOO_LARGE")  # the size is checked before anything else
+        err("TOO_MANY_DATA_POINTS")  # one point too many still fits the message limit
         ws.send_json({"type": "health_insight", "content": {"data_points": "nope"}})
         err("INVALID_JSON")
         # Still usable after every error.
@@ -333,6 +333,28 @@ class Chat(unittest.TestCase):
             self.assertEqual((m["type"], m["code"]), ("error", "TOO_MANY_DATA_POINTS"))
             ws.send_json({"type": "health_insight", "content": {"data_points": points(100)}})
             self.assertEqual(ws.recv()["type"], "insight")
+            ws.close()
+        finally:
+            srv.stop()
+
+    def test_default_point_limit_fits_the_message_limit(self):
+        """Issue #16: with the defaults, CHAT_MAX_DATA_POINTS (10,080) points
+        did not fit CHAT_MAX_MESSAGE_BYTES (64 KiB): the documented maximum
+        was answered MESSAGE_TOO_LARGE."""
+        env = {k: v for k, v in CHAT_ENV.items() if k not in ("CHAT_MAX_DATA_POINTS", "CHAT_MAX_MESSAGE_BYTES")}
+        srv = Server(env=env)
+        try:
+            c = Client(srv)
+            ws, ack = connect(srv, c)
+            n = ack["limits"]["max_data_points"]
+            self.assertEqual(n, 10080)
+            msg = json.dumps({"type": "health_insight", "content": {"data_points": points(n)}})
+            self.assertLessEqual(len(msg), ack["limits"]["max_message_bytes"])
+            ws.sock.settimeout(120)
+            ws.frame(OP_TEXT, msg)
+            got = ws.recv()
+            self.assertEqual(got["type"], "insight", got)
+            self.assertEqual(got["source"], "health_insight")
             ws.close()
         finally:
             srv.stop()
@@ -416,9 +438,9 @@ class Chat(unittest.TestCase):
         self.assertIn(self.close_code_after(lambda ws: ws.frame(OP_PING, "x", fin=False)), (1002, None))
         # Invalid UTF-8 in a text message: 1007 (§8.1).
         self.assertEqual(self.close_code_after(lambda ws: ws.frame(OP_TEXT, b'{"a":"\xc3\x28"}')), 1007)
-        # Over the hard cap (4 x 64 KiB): 1009 as soon as payload arrives (wslay
+        # Over the hard cap (4 x 640 KiB): 1009 as soon as payload arrives (wslay
         # learns of a frame with its first payload bytes), without reading the rest.
-        self.assertEqual(self.close_code_after(lambda ws: ws.frame(OP_TEXT, b"x" * 64, length=1 << 20)), 1009)
+        self.assertEqual(self.close_code_after(lambda ws: ws.frame(OP_TEXT, b"x" * 64, length=1 << 22)), 1009)
         # And the server is fine.
         ws, _ = connect(self.srv, Client(self.srv))
         ws.close()
@@ -468,6 +490,14 @@ class ChatTimers(unittest.TestCase):
         ws.sock.close()
         self.assertEqual(srv.wait(30), 0)
         srv.stop()
+
+
+def rss_kb(srv):
+    with open("/proc/%d/status" % srv.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
 def fd_count(srv):
@@ -611,6 +641,52 @@ class ChatSockets(unittest.TestCase):
             fin, op, payload = ws.recv_frame()
             self.assertEqual((op, struct.unpack("!H", payload[:2])[0]), (OP_CLOSE, 1000))
             ws.sock.close()
+        finally:
+            srv.stop()
+
+    def test_ping_flood_without_reading_is_cut_off(self):
+        """Issue #16 (5): a client that floods pings and never reads the
+        pongs made the server queue every pong past the 4 MiB send cap
+        (300,000 pings: RSS +66 MB, socket kept). Every queued frame now
+        counts against the cap: the socket is closed and memory stays flat.
+        Bounded: 60,000 pings of 125 bytes (~7.9 MB sent)."""
+        srv = Server(env=CHAT_ENV)
+        try:
+            ws, _ = connect(srv, Client(srv))
+            base = rss_kb(srv)
+            # Mask key 0 leaves the payload as is (RFC 6455 §5.3).
+            ping = struct.pack("!BB", 0x80 | OP_PING, 0x80 | 125) + b"\0\0\0\0" + b"p" * 125
+            burst = ping * 1000
+            ws.sock.settimeout(2)
+            sent = 0
+            try:
+                for _ in range(60):
+                    ws.sock.sendall(burst)
+                    sent += 1000
+            except (socket.timeout, OSError):
+                pass  # the server stopped reading: expected
+            peak = rss_kb(srv)
+            # The server drops the socket: reading what is left ends in EOF.
+            ws.sock.settimeout(20)
+            closed = False
+            deadline = time.time() + 30
+            try:
+                while time.time() < deadline:
+                    if not ws.sock.recv(1 << 16):
+                        closed = True
+                        break
+            except (ConnectionResetError, BrokenPipeError):
+                closed = True
+            except socket.timeout:
+                pass
+            ws.sock.close()
+            self.assertTrue(closed, "the flooding socket was kept (%d pings sent)" % sent)
+            self.assertLess(peak - base, 12 * 1024, "RSS grew %d KiB during the flood" % (peak - base))
+            # Others are still served.
+            other, _ = connect(srv, Client(srv))
+            other.send_json({"type": "heartbeat"})
+            self.assertEqual(other.recv_type("heartbeat_ack")["type"], "heartbeat_ack")
+            other.close()
         finally:
             srv.stop()
 

@@ -234,11 +234,28 @@ static void test_rejections(void **state)
         {"CORS_ORIGINS", "[\"ftp://a.example.com\"]", "CORS_ORIGINS: item 0 is not an origin"},
         {"DATABASE_URL", "mysql://x", "DATABASE_URL: expected sqlite:PATH or postgres://"},
         {"DATABASE_URL", "sqlite:", "DATABASE_URL: sqlite: needs a path"},
+        /* Issue #16: 10,080 points never fitted the old 64 KiB message. */
+        {"CHAT_MAX_MESSAGE_BYTES", "65536",
+         "CHAT_MAX_MESSAGE_BYTES: 65536 bytes cannot hold CHAT_MAX_DATA_POINTS=10080 points; expected at least 645376"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct fake_env env = {{cases[i].name, cases[i].value, NULL}};
         expect_error(&env, cases[i].needle);
     }
+}
+
+/* The defaults hold a health_insight of the default number of points. */
+static void test_chat_limits_consistent_by_default(void **state)
+{
+    (void)state;
+    struct fake_env env = {{NULL}};
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
+    assert_int_equal(cfg.chat_max_data_points, 10080);
+    assert_true((size_t)cfg.chat_max_data_points * CONFIG_CHAT_POINT_BYTES + CONFIG_CHAT_ENVELOPE_BYTES <=
+                cfg.chat_max_message_bytes);
+    config_free(&cfg);
 }
 
 static void test_production_refuses_debug(void **state)
@@ -335,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_secret_both_forms),
         cmocka_unit_test(test_non_secret_file_form_ignored),
         cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_chat_limits_consistent_by_default),
         cmocka_unit_test(test_production_refuses_debug),
         cmocka_unit_test(test_production_refuses_cors_wildcard),
         cmocka_unit_test(test_keys_required_outside_development),
