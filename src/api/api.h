@@ -5,6 +5,8 @@
 #ifndef CLARITY_API_API_H
 #define CLARITY_API_API_H
 
+#include <stdatomic.h>
+
 #include "auth/guard.h"
 #include "auth/jwt.h"
 #include "auth/limiter.h"
@@ -33,6 +35,9 @@ struct api_ctx {
     const struct pat_standardization *pat_std;
     struct llm_client *llm;     /* INSIGHT_GENERATOR's LLM; NULL: built-in only */
     struct chat_hub *chat;      /* api/chat.c; NULL: chat answers 503 */
+    /* Set when the shutdown grace period is over: long imports give up
+     * (api/health_data.c) so that no request outlives it. NULL: never. */
+    const atomic_int *stop;
 };
 
 /* Register every route of the API. Returns 0 or -1 (router full, bug). */

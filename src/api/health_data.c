@@ -28,6 +28,7 @@
 #include "ingest/session.h"
 #include "ingest/upload.h"
 #include "store/idempotency.h"
+#include "store/recovery.h"
 #include "store/store.h"
 
 /* Idempotency-Key (IETF httpapi draft): a retry with the same key and body
@@ -602,6 +603,7 @@ struct import_state {
     struct apple_export *parser;
     struct ingest_session *session;
     int store_rc; /* the storage failure that stopped the import, if any */
+    int64_t touched_ms; /* last write of the upload row: its lease (store/recovery.h) */
 };
 
 /* One batch of samples: the session commits it with the upload's progress. */
@@ -611,6 +613,8 @@ static int import_batch(void *cbctx, struct store_sample *v, size_t n, const str
     struct import_state *st = cbctx;
     double progress = so_far->bytes_total > 0 ? (double)so_far->bytes_parsed / (double)so_far->bytes_total : 0;
     st->store_rc = ingest_session_add(st->session, v, n, progress, so_far->records, stored);
+    if (st->store_rc == 0)
+        st->touched_ms = time_now_ms();
     return st->store_rc;
 }
 
@@ -640,13 +644,14 @@ static void import_begin(struct http_request *req, struct http_response *res, vo
         api_store_failure(res, rc);
         return;
     }
+    st->touched_ms = time_now_ms();
     const char *cl = http_request_header(req, "Content-Length");
     struct apple_export_options eo = {.user_id = p->user_id,
                                       .upload_id = ingest_session_upload_id(st->session),
                                       .size_hint = cl != NULL && strncasecmp(ct, "application/zip", 15) != 0
                                                        ? strtoll(cl, NULL, 10)
                                                        : 0,
-                                      .on_batch = import_batch, .ctx = st};
+                                      .on_batch = import_batch, .ctx = st, .stop = ctx->stop};
     if (apple_export_new(&eo, &st->parser) != 0)
         http_respond_problem(res, 500, NULL, "The server could not complete the request.");
 }
@@ -662,6 +667,10 @@ static void import_refuse(struct import_state *st, struct http_response *res, in
         problem_add_error(p, "", "%s", apple_export_errmsg(st->parser));
         return;
     }
+    if (rc == APPLE_EXPORT_ESTOPPED) {
+        http_respond_problem(res, 503, "service-unavailable", "The server is shutting down; send the export again.");
+        return;
+    }
     http_respond_problem(res, 500, NULL, "The server could not complete the request.");
 }
 
@@ -669,9 +678,24 @@ static int import_chunk(void *state, const char *data, size_t len, struct http_r
 {
     struct import_state *st = state;
     int rc = apple_export_feed(st->parser, data, len);
-    if (rc != 0)
+    if (rc != 0) {
         import_refuse(st, res, rc);
-    return rc;
+        return rc;
+    }
+    /* A zip spools without batches: keep the import's lease alive so that
+     * the stale-import sweep leaves it alone (store/recovery.h). */
+    int64_t now = time_now_ms();
+    if (now - st->touched_ms >= STORE_IMPORT_TOUCH_MS) {
+        /* No samples: the session only writes the upload's progress. */
+        rc = ingest_session_add(st->session, NULL, 0, 0, 0, NULL);
+        if (rc != 0) {
+            st->store_rc = rc;
+            api_store_failure(res, rc);
+            return rc;
+        }
+        st->touched_ms = now;
+    }
+    return 0;
 }
 
 static void import_finish(void *state, struct http_request *req, struct http_response *res)

@@ -31,6 +31,7 @@
 #include "crypto/envelope.h"
 #include "crypto/keyring.h"
 #include "crypto/password.h"
+#include "store/recovery.h"
 #include "store/store.h"
 #include "cli/migrate.h"
 #include "core/config.h"
@@ -49,6 +50,26 @@
  * each next answer closes one (Connection: close), and closing one while
  * its client may be sending would fail that request. Returns the number of
  * requests still in flight. */
+/* Imports a killed process left "processing" past their lease
+ * (store/recovery.h): failed with a reason, at every start, workers or not. */
+static void close_interrupted_imports(struct store *st, const struct config *cfg)
+{
+    struct store_tx *tx = NULL;
+    int64_t n = 0;
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_upload_fail_stale_imports(tx, time_now_ms() - (int64_t)cfg->import_stale_seconds * 1000, &n);
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    store_tx_rollback(tx);
+    if (rc != 0)
+        log_warning("cannot close interrupted imports", LOG_STR, "error", store_strerror(rc), LOG_END);
+    else if (n > 0)
+        log_warning("closed interrupted imports", LOG_INT, "uploads", (long long)n, LOG_END);
+}
+
 static long drain(struct http_server *srv, int grace_seconds, const sigset_t *sigs, int handed_over)
 {
     uint64_t deadline = time_mono_ns() + (uint64_t)grace_seconds * 1000000000u;
@@ -124,6 +145,7 @@ int cli_serve(int argc, char **argv)
     struct envelope_key *master = NULL;
     struct keyring *ring = NULL;
     struct api_ctx api;
+    atomic_int stop_requests = 0;   /* set once the grace period is over */
     struct cli_pat pat;             /* pipeline: PAT model (cli/worker.h) */
     struct worker_pool *workers = NULL;
     struct chat_hub *chat = NULL;   /* chat: WebSocket connections (chat/hub.h) */
@@ -144,7 +166,9 @@ int cli_serve(int argc, char **argv)
 
     /* Storage: migrations applied in development, refused in staging and
      * production (deploys run `clarity migrate up`); see cli/migrate.h. */
-    if (cli_store_open_for_serve(&cfg, &store) != 0 || store_health_register(&health, store) != 0)
+    if (cli_store_open_for_serve(&cfg, &store) == 0)
+        close_interrupted_imports(store, &cfg);
+    if (store == NULL || store_health_register(&health, store) != 0)
         goto done;
 
     /* Encryption at rest: the key ring that seals every raw upload. */
@@ -171,6 +195,7 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     api.cfg = &cfg;
+    api.stop = &stop_requests;
     api.store = store;
     api.signer = signer;
     api.lockout = lockout;
@@ -243,6 +268,7 @@ int cli_serve(int argc, char **argv)
     if (left > 0)
         log_warning("grace period over; closing remaining requests", LOG_INT, "in_flight", (long long)left,
                     LOG_END);
+    atomic_store(&stop_requests, 1); /* a long import gives up at its next chunk */
     cli_workers_stop(workers, (long long)cfg.shutdown_grace_seconds * 1000);
     workers = NULL;
     rc = CLI_EXIT_OK;

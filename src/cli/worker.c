@@ -131,6 +131,7 @@ int cli_workers_start(const struct config *cfg, struct store *store, const struc
         .threads = threads,
         .topics = topics,
         .lease_ms = (int64_t)cfg->worker_lease_seconds * 1000,
+        .import_stale_ms = (int64_t)cfg->import_stale_seconds * 1000,
         .poll_ms = 500,
         .model = pat ? pat->model : NULL,
         .pat_std = pat ? &pat->std : NULL,

@@ -53,6 +53,7 @@ const char *clarity_strerror(int rc)
     case APPLE_EXPORT_EIO: return "export file I/O error";
     case APPLE_EXPORT_ENOMEM: return "out of memory";
     case APPLE_EXPORT_ECALLBACK: return "storing a batch failed";
+    case APPLE_EXPORT_ESTOPPED: return "import stopped for shutdown";
 
     case HK_EINVAL: return "missing HealthKit field";
     case HK_EUNKNOWN_TYPE: return "unknown HealthKit type";

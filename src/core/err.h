@@ -96,6 +96,7 @@ enum clarity_err {
     APPLE_EXPORT_EIO = -803,      /* the file (or the spool) cannot be read or written */
     APPLE_EXPORT_ENOMEM = -804,
     APPLE_EXPORT_ECALLBACK = -805, /* the batch callback returned non-zero */
+    APPLE_EXPORT_ESTOPPED = -806,  /* the stop flag was set (shutdown): the import was abandoned */
 
     /* HealthKit mapping */
     HK_EINVAL = -901,        /* a required argument is missing */

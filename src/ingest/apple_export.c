@@ -29,7 +29,7 @@
 #include "ingest/healthkit.h"
 
 #define CHUNK (256 * 1024)         /* bytes read from a file or zip entry per expat call */
-#define TOKEN_MAX (16 * 1024 * 1024) /* bytes expat may buffer without finishing a token */
+#define TOKEN_MAX APPLE_EXPORT_TOKEN_MAX /* bytes expat may buffer without finishing a token */
 #define META_MAX 1400              /* bytes of one record's metadata fragment */
 #define REASON_MAX 96
 #define TYPE_SLOTS 1024            /* open-addressing table, power of two, 2 x TYPES_MAX */
@@ -82,6 +82,8 @@ struct apple_export {
     size_t n;
     struct apple_export_stats st;
     int64_t fed; /* XML bytes given to expat */
+    int64_t max_xml;        /* refuse past this many XML bytes */
+    const atomic_int *stop; /* borrowed; NULL none */
     int depth;
     int root_seen;
     struct rec top;   /* Record / Workout / Correlation under HealthData */
@@ -92,6 +94,7 @@ struct apple_export {
     unsigned char head[4];
     size_t head_len;
     FILE *spool;
+    int64_t spooled; /* bytes of the zip written to the spool */
     const char *format; /* "xml", "zip" or NULL */
     int rc;
     int cb_rc;
@@ -719,6 +722,13 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     if (p->rc != 0)
         return;
     p->depth++;
+    if (p->depth > APPLE_EXPORT_DEPTH_MAX) {
+        /* expat keeps every open element; a real export nests 4 levels. */
+        fail(p, APPLE_EXPORT_EFORMAT, "export.xml nests elements deeper than %d levels",
+             APPLE_EXPORT_DEPTH_MAX);
+        XML_StopParser(p->xp, XML_FALSE);
+        return;
+    }
     if (p->depth == 1) {
         if (strcmp(name, "HealthData") != 0) {
             fail(p, APPLE_EXPORT_EFORMAT,
@@ -785,6 +795,11 @@ static int xml_parse(struct apple_export *p, const char *data, size_t len, int f
     do {
         int n = len > CHUNK ? CHUNK : (int)len;
         int last = final && (size_t)n == len;
+        if (p->stop != NULL && atomic_load(p->stop))
+            return fail(p, APPLE_EXPORT_ESTOPPED, "the import was stopped: the server is shutting down");
+        if (p->fed + n > p->max_xml)
+            return fail(p, APPLE_EXPORT_EFORMAT, "export.xml is larger than %lld MiB",
+                        (long long)(p->max_xml >> 20));
         if (XML_Parse(p->xp, data, n, last) != XML_STATUS_OK) {
             if (p->rc != 0)
                 return p->rc;
@@ -846,9 +861,16 @@ static int64_t zip_find(zip_t *za)
     return best;
 }
 
-/* Stream the export.xml entry of za through expat and finish. */
-static int zip_import(struct apple_export *p, zip_t *za)
+/* Stream the export.xml entry of za (an archive of zip_bytes bytes) through
+ * expat and finish. The inflated size is checked as it is read, never
+ * trusted from the directory: past max(ZIP_FLOOR, ZIP_RATIO_MAX x zip_bytes)
+ * the archive is refused as a zip bomb. */
+static int zip_import(struct apple_export *p, zip_t *za, int64_t zip_bytes)
 {
+    int64_t limit = zip_bytes > APPLE_EXPORT_ZIP_FLOOR / APPLE_EXPORT_ZIP_RATIO_MAX
+                        ? zip_bytes * APPLE_EXPORT_ZIP_RATIO_MAX
+                        : APPLE_EXPORT_ZIP_FLOOR;
+    int64_t inflated = 0;
     p->format = "zip";
     int64_t idx = zip_find(za);
     if (idx < 0)
@@ -856,8 +878,13 @@ static int zip_import(struct apple_export *p, zip_t *za)
                     "the zip archive has no export.xml (expected apple_health_export/export.xml)");
     zip_stat_t zs;
     zip_stat_init(&zs);
-    if (zip_stat_index(za, (zip_uint64_t)idx, 0, &zs) == 0 && (zs.valid & ZIP_STAT_SIZE))
+    if (zip_stat_index(za, (zip_uint64_t)idx, 0, &zs) == 0 && (zs.valid & ZIP_STAT_SIZE)) {
         p->st.bytes_total = (int64_t)zs.size;
+        if (zs.size > (zip_uint64_t)limit)
+            return fail(p, APPLE_EXPORT_EFORMAT,
+                        "the zip archive expands to more than %d times its size: refused (zip bomb)",
+                        APPLE_EXPORT_ZIP_RATIO_MAX);
+    }
     zip_file_t *zf = zip_fopen_index(za, (zip_uint64_t)idx, 0);
     if (zf == NULL)
         return fail(p, APPLE_EXPORT_EFORMAT, "cannot read export.xml in the zip archive: %s",
@@ -873,6 +900,13 @@ static int zip_import(struct apple_export *p, zip_t *za)
         }
         if (got == 0)
             break;
+        inflated += got;
+        if (inflated > limit) {
+            rc = fail(p, APPLE_EXPORT_EFORMAT,
+                      "the zip archive expands to more than %d times its size: refused (zip bomb)",
+                      APPLE_EXPORT_ZIP_RATIO_MAX);
+            break;
+        }
         if ((rc = xml_parse(p, p->chunk, (size_t)got, 0)) != 0)
             break;
     }
@@ -918,6 +952,8 @@ int apple_export_new(const struct apple_export_options *o, struct apple_export *
     if (o->upload_id != NULL)
         memcpy(p->upload_id, o->upload_id, strlen(o->upload_id) + 1);
     p->batch_size = o->batch_size ? o->batch_size : APPLE_EXPORT_BATCH_DEFAULT;
+    p->max_xml = o->max_xml_bytes > 0 ? o->max_xml_bytes : APPLE_EXPORT_XML_MAX_DEFAULT;
+    p->stop = o->stop;
     p->st.bytes_total = o->size_hint > 0 ? o->size_hint : 0;
     memcpy(p->other_name, "(other)", 8);
     p->other.name = p->other_name;
@@ -967,6 +1003,7 @@ static int decide(struct apple_export *p)
         p->mode = M_SPOOL;
         if (fwrite(p->head, 1, p->head_len, p->spool) != p->head_len)
             return fail(p, APPLE_EXPORT_EIO, "cannot write the zip upload to a temporary file");
+        p->spooled = (int64_t)p->head_len;
         return 0;
     }
     p->format = "xml";
@@ -999,6 +1036,7 @@ int apple_export_feed(struct apple_export *p, const void *data, size_t len)
     if (p->mode == M_SPOOL) {
         if (fwrite(d, 1, len, p->spool) != len)
             return fail(p, APPLE_EXPORT_EIO, "cannot write the zip upload to a temporary file");
+        p->spooled += (int64_t)len;
         return 0;
     }
     return xml_parse(p, (const char *)d, len, 0);
@@ -1043,7 +1081,7 @@ int apple_export_finish(struct apple_export *p)
         return zip_error_fail(p, code, "not a readable zip archive");
     }
     zip_error_fini(&ze);
-    int rc = zip_import(p, za);
+    int rc = zip_import(p, za, p->spooled);
     zip_discard(za);
     return rc;
 }
@@ -1073,7 +1111,7 @@ int apple_export_import_file(struct apple_export *p, const char *path)
             rc = zip_error_fail(p, zerr, "not a readable zip archive");
             goto done;
         }
-        rc = zip_import(p, za);
+        rc = zip_import(p, za, (int64_t)sb.st_size);
         zip_discard(za);
         goto done;
     }

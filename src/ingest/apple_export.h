@@ -83,6 +83,7 @@
 #define CLARITY_INGEST_APPLE_EXPORT_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,6 +94,24 @@
 #define APPLE_EXPORT_BATCH_DEFAULT 1000
 #define APPLE_EXPORT_BATCH_MAX 10000
 #define APPLE_EXPORT_PAYLOAD_MAX 2048 /* bytes of one sample's payload, with NUL */
+
+/*
+ * Defences against hostile uploads (docs/security.md), each refused with
+ * APPLE_EXPORT_EFORMAT while streaming, before the memory or time is spent:
+ *  - DEPTH_MAX: elements nested deeper than this (a real export nests 4
+ *    levels; expat keeps a tag record per open element, so unbounded nesting
+ *    cost ~47 bytes of memory per uploaded byte);
+ *  - TOKEN_MAX: one XML token (a start tag with its attributes) larger than
+ *    this (real ones are under 4 KiB), which bounds the memory per element;
+ *  - a zip entry that inflates to more than ZIP_RATIO_MAX times the archive's
+ *    size (and more than ZIP_FLOOR bytes), or to more than max_xml_bytes:
+ *    a zip bomb (deflate reaches ~1000:1; real exports ~10-20:1).
+ */
+#define APPLE_EXPORT_DEPTH_MAX 16
+#define APPLE_EXPORT_TOKEN_MAX (1024 * 1024)
+#define APPLE_EXPORT_ZIP_RATIO_MAX 100
+#define APPLE_EXPORT_ZIP_FLOOR (16LL * 1024 * 1024)
+#define APPLE_EXPORT_XML_MAX_DEFAULT (64LL * 1024 * 1024 * 1024)
 
 /* Running totals. "records" counts Record/Workout/Correlation elements,
  * nested Records included; samples = records - unknown - rejected +
@@ -131,6 +150,11 @@ struct apple_export_options {
                               only for bytes_total / progress */
     apple_export_batch_fn on_batch; /* required */
     void *ctx;                      /* passed to on_batch */
+    int64_t max_xml_bytes;          /* XML bytes parsed at most (plain or inflated);
+                                       0: APPLE_EXPORT_XML_MAX_DEFAULT */
+    const atomic_int *stop;         /* NULL, or set non-zero to abandon the import: checked
+                                       before every chunk (256 KiB) given to expat, so
+                                       shutdown never waits for a whole export */
 };
 
 struct apple_export;

@@ -21,6 +21,7 @@
 #include "pipeline/jobs.h"
 #include "pipeline/llm.h"
 #include "store/queue.h"
+#include "store/recovery.h"
 #include "store/store.h"
 
 
@@ -449,14 +450,18 @@ int worker_once_run(const struct worker_options *o, struct pat_workspace *ws, un
 }
 
 /* Close uploads whose message the queue dead-lettered without a worker
- * running it (the worker died during the last attempt; pipeline/jobs.h). */
-static void close_abandoned(struct store *st)
+ * running it (the worker died during the last attempt; pipeline/jobs.h), and
+ * imports whose process died mid-stream (store/recovery.h). */
+static void close_abandoned(struct store *st, int64_t import_stale_ms)
 {
     struct store_tx *tx = NULL;
-    int64_t n = 0;
+    int64_t n = 0, stale = 0;
     int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
     if (rc == 0)
         rc = jobs_close_dead_lettered(tx, &n);
+    /* Imports whose process died mid-stream (their lease ran out). */
+    if (rc == 0 && import_stale_ms > 0)
+        rc = store_upload_fail_stale_imports(tx, time_now_ms() - import_stale_ms, &stale);
     if (rc == 0) {
         rc = store_tx_commit(tx);
         tx = NULL;
@@ -467,6 +472,8 @@ static void close_abandoned(struct store *st)
     else if (n > 0)
         log_warning("worker: closed uploads whose jobs were dead-lettered", LOG_INT, "uploads", (long long)n,
                     LOG_END);
+    if (rc == 0 && stale > 0)
+        log_warning("worker: closed interrupted imports", LOG_INT, "uploads", (long long)stale, LOG_END);
 }
 
 /* Delete acknowledged messages past the queue's retention (store/queue.h):
@@ -483,9 +490,9 @@ static void purge_acknowledged(struct store *st)
 }
 
 /* The housekeeping every worker does at start and then once a minute. */
-static void sweep(struct store *st)
+static void sweep(struct store *st, int64_t import_stale_ms)
 {
-    close_abandoned(st);
+    close_abandoned(st, import_stale_ms);
     purge_acknowledged(st);
 }
 
@@ -506,11 +513,11 @@ static void *thread_main(void *arg)
         l = NULL; /* poll instead */
     /* At start and then once a minute, idle or not: uploads abandoned by
      * the queue, acknowledged messages past their retention. */
-    sweep(o->store);
+    sweep(o->store, o->import_stale_ms);
     uint64_t next_sweep = time_mono_ns() + 60ull * 1000000000ull;
     while (!atomic_load(&p->stop)) {
         if (time_mono_ns() >= next_sweep) {
-            sweep(o->store);
+            sweep(o->store, o->import_stale_ms);
             next_sweep = time_mono_ns() + 60ull * 1000000000ull;
         }
         int any = 0, err = 0;

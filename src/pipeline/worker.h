@@ -61,6 +61,7 @@ struct worker_options {
                                                  copied by worker_pool_start */
     int64_t fault_delay_ms;                   /* TEST ONLY: pause inside each analysis job */
     struct llm_client *llm;                   /* borrowed; NULL: the built-in generator */
+    int64_t import_stale_ms;                  /* interrupted imports (store/recovery.h); 0: not swept */
     worker_notify_fn notify;                  /* may be NULL */
     void *notify_ctx;
 };

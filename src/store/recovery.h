@@ -24,4 +24,18 @@
  */
 int store_upload_fail_open(struct store_tx *tx, const char *upload_id, const char *error, int *changed);
 
+/*
+ * An Apple Health import is "processing" while its body streams in, and its
+ * handler touches the upload (updated_at) at every batch and at least every
+ * STORE_IMPORT_TOUCH_MS while a zip spools: that is its lease. A process
+ * killed mid-stream leaves the upload "processing" with no one to finish it.
+ * Mark failed, with a reason, every apple_health_export upload still
+ * processing whose updated_at is before stale_before_ms (epoch ms). Imports
+ * alive on other instances keep their lease. *n (may be NULL) receives how
+ * many were closed.
+ */
+#define STORE_IMPORT_TOUCH_MS 30000
+#define STORE_IMPORT_INTERRUPTED "import interrupted: the server stopped before the export was read; send it again"
+int store_upload_fail_stale_imports(struct store_tx *tx, int64_t stale_before_ms, int64_t *n);
+
 #endif

@@ -937,6 +937,144 @@ static void test_malformed(void **state)
     assert_int_equal(apple_export_new(&o, &p), APPLE_EXPORT_EINVAL);
 }
 
+/* ---- hostile uploads (issue #16, docs/security.md) ---------------------- */
+
+/* Issue #16 (3): nesting had no limit (~47 bytes of memory per uploaded
+ * byte). A real export nests 4 levels; 16 pass, 17 are refused as soon as
+ * the 17th opens, however much follows. */
+static void test_nesting_depth_limit(void **state)
+{
+    (void)state;
+    size_t cap = 64 + 3 * 100000;
+    char *doc = malloc(cap);
+    assert_non_null(doc);
+    /* 16 levels (HealthData + 15) pass. */
+    size_t n = (size_t)snprintf(doc, cap, "<HealthData>");
+    for (int i = 1; i < APPLE_EXPORT_DEPTH_MAX; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "<a>");
+    for (int i = 1; i < APPLE_EXPORT_DEPTH_MAX; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "</a>");
+    n += (size_t)snprintf(doc + n, cap - n, "</HealthData>");
+    struct counter c;
+    memset(&c, 0, sizeof(c));
+    struct apple_export *p = parser(&c, 0);
+    assert_int_equal(apple_export_feed(p, doc, n), 0);
+    assert_int_equal(apple_export_finish(p), 0);
+    apple_export_free(p);
+    /* 100,000 open elements: refused at the 17th, the rest never parsed. */
+    n = (size_t)snprintf(doc, cap, "<HealthData>");
+    for (int i = 0; i < 100000; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "<a>");
+    expect_format_error(doc, n, "deeper than 16 levels");
+    free(doc);
+}
+
+/* One start tag may not grow expat's buffer past APPLE_EXPORT_TOKEN_MAX
+ * (many attributes, or one huge value). */
+static void test_token_size_limit(void **state)
+{
+    (void)state;
+    size_t cap = APPLE_EXPORT_TOKEN_MAX + 4096;
+    char *doc = malloc(cap);
+    assert_non_null(doc);
+    size_t n = (size_t)snprintf(doc, cap, "<HealthData><Record type=\"");
+    memset(doc + n, 'x', APPLE_EXPORT_TOKEN_MAX + 1024);
+    n += APPLE_EXPORT_TOKEN_MAX + 1024;
+    expect_format_error(doc, n, "single XML token larger than 1 MiB");
+    free(doc);
+}
+
+static void zip_of_buffer(const char *zip_path, const char *data, size_t len)
+{
+    int zerr = 0;
+    unlink(zip_path);
+    zip_t *za = zip_open(zip_path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+    assert_non_null(za);
+    zip_source_t *src = zip_source_buffer(za, data, len, 0);
+    assert_non_null(src);
+    assert_true(zip_file_add(za, "apple_health_export/export.xml", src, ZIP_FL_OVERWRITE) >= 0);
+    assert_int_equal(zip_close(za), 0);
+}
+
+/* Issue #16 (4): a zip bomb (64 MiB of whitespace in a ~64 KiB archive,
+ * ~1000:1) is refused once it inflates past max(16 MiB, 100 x its size),
+ * both fed (spooled) and from a file; a real-looking ratio passes. */
+static void test_zip_bomb(void **state)
+{
+    (void)state;
+    size_t big = 64u << 20;
+    char *doc = malloc(big);
+    assert_non_null(doc);
+    size_t n = (size_t)snprintf(doc, big, "<HealthData>");
+    memset(doc + n, ' ', big - n - 13);
+    memcpy(doc + big - 13, "</HealthData>", 13);
+    char zpath[1200];
+    tmp_path(zpath, sizeof(zpath), "bomb.zip");
+    zip_of_buffer(zpath, doc, big);
+    free(doc);
+
+    struct counter c;
+    memset(&c, 0, sizeof(c));
+    struct apple_export *p = parser(&c, 0);
+    assert_int_equal(apple_export_import_file(p, zpath), APPLE_EXPORT_EFORMAT);
+    assert_non_null(strstr(apple_export_errmsg(p), "zip bomb"));
+    struct apple_export_stats s;
+    apple_export_stats_get(p, &s);
+    assert_true(s.bytes_parsed <= APPLE_EXPORT_ZIP_FLOOR);
+    apple_export_free(p);
+
+    char *z = NULL;
+    size_t zlen = 0;
+    read_all(zpath, &z, &zlen);
+    assert_true(zlen < (size_t)(APPLE_EXPORT_ZIP_FLOOR / APPLE_EXPORT_ZIP_RATIO_MAX));
+    memset(&c, 0, sizeof(c));
+    p = parser(&c, 0);
+    assert_int_equal(apple_export_feed(p, z, zlen), 0); /* spooled */
+    assert_int_equal(apple_export_finish(p), APPLE_EXPORT_EFORMAT);
+    assert_non_null(strstr(apple_export_errmsg(p), "zip bomb"));
+    apple_export_free(p);
+    free(z);
+
+    /* The small document zipped (ratio far below 100) imports. */
+    zip_of_buffer(zpath, small_doc, sizeof(small_doc) - 1);
+    memset(&c, 0, sizeof(c));
+    p = parser(&c, 0);
+    assert_int_equal(apple_export_import_file(p, zpath), 0);
+    apple_export_free(p);
+    unlink(zpath);
+}
+
+/* max_xml_bytes bounds plain XML and inflated zips alike. */
+static void test_max_xml_bytes(void **state)
+{
+    (void)state;
+    struct counter c;
+    memset(&c, 0, sizeof(c));
+    struct apple_export *p = NULL;
+    struct apple_export_options o = {.user_id = user_id, .on_batch = on_batch, .ctx = &c, .max_xml_bytes = 100};
+    assert_int_equal(apple_export_new(&o, &p), 0);
+    assert_int_equal(apple_export_feed(p, small_doc, sizeof(small_doc) - 1), APPLE_EXPORT_EFORMAT);
+    assert_non_null(strstr(apple_export_errmsg(p), "larger than"));
+    apple_export_free(p);
+}
+
+/* The stop flag (shutdown) ends an import at its next chunk. */
+static void test_stop_flag(void **state)
+{
+    (void)state;
+    atomic_int stop = 0;
+    struct counter c;
+    memset(&c, 0, sizeof(c));
+    struct apple_export *p = NULL;
+    struct apple_export_options o = {.user_id = user_id, .on_batch = on_batch, .ctx = &c, .stop = &stop};
+    assert_int_equal(apple_export_new(&o, &p), 0);
+    assert_int_equal(apple_export_feed(p, small_doc, 40), 0);
+    atomic_store(&stop, 1);
+    assert_int_equal(apple_export_feed(p, small_doc + 40, sizeof(small_doc) - 41), APPLE_EXPORT_ESTOPPED);
+    assert_non_null(strstr(apple_export_errmsg(p), "shutting down"));
+    apple_export_free(p);
+}
+
 /* ---- mutations: no crash, a clean result or a clean error -------------- */
 
 static int json_check_batch(void *ctx, struct store_sample *v, size_t n,
@@ -1015,6 +1153,11 @@ int main(void)
         cmocka_unit_test(test_zip_feed_and_errors),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_nesting_depth_limit),
+        cmocka_unit_test(test_token_size_limit),
+        cmocka_unit_test(test_zip_bomb),
+        cmocka_unit_test(test_max_xml_bytes),
+        cmocka_unit_test(test_stop_flag),
         cmocka_unit_test(test_large_export_xml_and_zip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

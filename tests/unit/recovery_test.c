@@ -108,6 +108,38 @@ static int run_on(const char *url)
     assert_int_equal(jobs_close_dead_lettered(tx, &closed), 0);
     assert_int_equal(store_tx_commit(tx), 0);
     assert_int_equal(closed, 0);
+
+    /* Issue #16 (4): an import whose process died mid-stream stayed
+     * "processing" forever. Past its lease (updated_at) it is failed with a
+     * reason; a live import, and a processing upload of another kind, stay. */
+    int64_t now = (int64_t)time(NULL) * 1000;
+    struct store_upload imp[3];
+    const char *src[3] = {"apple_health_export", "apple_health_export", "test"};
+    const int64_t touched[3] = {now - 600000, now - 1000, now - 600000};
+    assert_int_equal(store_tx_begin(st, STORE_TX_WRITE, &tx), 0);
+    for (int i = 0; i < 3; i++) {
+        memset(&imp[i], 0, sizeof(imp[i]));
+        uuid_v7(imp[i].id);
+        snprintf(imp[i].user_id, sizeof(imp[i].user_id), "%s", u.id);
+        snprintf(imp[i].source, sizeof(imp[i].source), "%s", src[i]);
+        snprintf(imp[i].status, sizeof(imp[i].status), "processing");
+        imp[i].created_at_ms = imp[i].updated_at_ms = touched[i];
+        assert_int_equal(store_upload_insert(tx, &imp[i]), 0);
+    }
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_int_equal(store_tx_begin(st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_upload_fail_stale_imports(tx, now - 300000, &closed), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_int_equal(closed, 1);
+    assert_int_equal(store_tx_begin(st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_upload_get(tx, imp[0].id, NULL, &got), 0);
+    assert_string_equal(got.status, "failed");
+    assert_string_equal(got.error, STORE_IMPORT_INTERRUPTED);
+    assert_int_equal(store_upload_get(tx, imp[1].id, NULL, &got), 0);
+    assert_string_equal(got.status, "processing");
+    assert_int_equal(store_upload_get(tx, imp[2].id, NULL, &got), 0);
+    assert_string_equal(got.status, "processing");
+    store_tx_rollback(tx);
     store_close(st);
     return 0;
 }
