@@ -89,8 +89,7 @@ def main():
     srv = Server(env={"WORKER_THREADS": "0",
                       "RATE_LIMITS": "auth=1000/60,api=100000/60,chat=1000000/60",
                       "CHAT_MAX_CONNECTIONS_PER_USER": str(PER_USER), "CHAT_MESSAGES_PER_MINUTE": "100000",
-                      "CHAT_MAX_CONNECTIONS": str(max(IDLE, 16384)),
-                      "CHAT_INSIGHT_POLL_MS": "0"}, timeout=30)
+                      "CHAT_MAX_CONNECTIONS": str(max(IDLE, 16384))}, timeout=30)
     try:
         pid = srv.proc.pid
         users = [Client(srv) for _ in range(users_needed)]

@@ -1,31 +1,24 @@
 /*
- * hub.h — the chat service behind GET /api/v1/chat/{room_id}: every upgraded
- * WebSocket (RFC 6455) of this process, on one epoll event loop thread.
+ * hub.h — the chat service behind GET /api/v1/chat/{room_id}: the glue
+ * between the parts that do the work.
+ *
+ *   http/ws.h        the WebSocket loop: sockets, framing, pings, send caps
+ *                    (knows nothing of chat)
+ *   chat/protocol.h  the messages: parse what clients send, render replies
+ *   chat/registry.h  who is connected: per-user slots and message budget,
+ *                    room owners
+ *   chat/pool.h      the answer threads (store reads, analyses, the LLM)
+ *   chat/push.h      insights stored by the pipeline, from the store's
+ *                    "insight created" events, to the user's sockets
+ *   chat/answer.h    what the chat says
  *
  * The HTTP layer authenticates the caller and completes the opening
- * handshake (api/chat.c); chat_hub_conn_adopt then takes the raw socket and
- * the loop owns it from there: framing with wslay, the chat protocol
- * (docs/api.md, "Chat"), heartbeats, the idle timeout, per-user limits and
- * the closing handshake. No thread is held by an idle socket.
+ * handshake (api/chat.c); chat_hub_conn_adopt hands the raw socket to the
+ * loop. The hub's callbacks run on the loop thread; the pool and the push
+ * hand their results back with ws_loop_post.
  *
- * Threads: chat_hub_conn_adopt, chat_hub_room_claim, chat_hub_insight_notify
- * and chat_hub_drain may be called from any thread; they hand work to the
- * loop through a locked inbox and an eventfd. Everything else about a
- * connection is touched only by the loop thread. Answers that read the
- * store or analyse (`message`, `health_insight`) run on two answer threads
- * and come back through the inbox, so a slow database never stalls the
- * loop.
- *
- * Insight push: chat_hub_insight_notify (the pipeline's worker_notify_fn)
- * delivers an insight stored in this process. On PostgreSQL a listener
- * thread holds LISTEN clarity_insight (store_insight_listener_open): an
- * insight committed by a worker anywhere arrives as a notification and goes
- * the same way. A poller thread looks up the newest insights of the users
- * with open sockets every CHAT_INSIGHT_POLL_MS where no notification channel
- * works (SQLite with an out-of-process worker; PostgreSQL while the LISTEN
- * session is down), every CHAT_INSIGHT_SAFETY_POLL_MS while it works, and
- * once whenever the session comes back. Delivery is idempotent by insight
- * id per user.
+ * Locks: the loop's inbox, the registry's tables, the pool's queue — each
+ * held only for a list operation, never two at once.
  */
 #ifndef CLARITY_CHAT_HUB_H
 #define CLARITY_CHAT_HUB_H
@@ -40,15 +33,6 @@ struct pat_model;
 struct pat_standardization;
 struct llm_client;
 
-/* Close codes (RFC 6455 §7.4.1). */
-#define CHAT_CLOSE_NORMAL 1000
-#define CHAT_CLOSE_GOING_AWAY 1001
-#define CHAT_CLOSE_PROTOCOL_ERROR 1002
-#define CHAT_CLOSE_INVALID_DATA 1007
-#define CHAT_CLOSE_POLICY_VIOLATION 1008
-#define CHAT_CLOSE_TOO_BIG 1009
-#define CHAT_CLOSE_INTERNAL_ERROR 1011
-
 /* The services the chat answers from; every pointer borrowed and alive
  * until chat_hub_free. pat_model NULL: PAT disabled. llm NULL: free text is
  * answered by the built-in intents only. */
@@ -62,8 +46,8 @@ struct chat_services {
 
 struct chat_hub;
 
-/* Start the loop (and the insight poller when configured). Returns the hub,
- * or NULL with a message in err. */
+/* Start the loop, the answer threads and (with a store) the insight push.
+ * Returns the hub, or NULL with a message in err. */
 struct chat_hub *chat_hub_new(const struct chat_services *svc, char *err, size_t errlen);
 
 /*
@@ -91,13 +75,6 @@ struct chat_pending {
  * connections the socket is closed at once with 1008 (policy violation).
  */
 void chat_hub_conn_adopt(void *pending, int fd, const char *extra, size_t extra_len);
-
-/*
- * worker_notify_fn (pipeline/worker.h): an insight was stored for user_id;
- * deliver it as an `insight` message to that user's sockets here. Never
- * blocks for long (the store read happens on the poller thread).
- */
-void chat_hub_insight_notify(void *hub, const char *user_id, const char *upload_id, const char *insight_id);
 
 /*
  * Graceful shutdown: tell every client in a `system` message, close with

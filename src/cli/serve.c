@@ -233,8 +233,7 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     /* Pipeline: WORKER_THREADS queue consumers (0: run `clarity worker` instead). */
-    if (cli_workers_start(&cfg, store, &pat, cfg.worker_threads, 0, chat_hub_insight_notify, chat,
-                          &workers) != 0)
+    if (cli_workers_start(&cfg, store, &pat, cfg.worker_threads, 0, &workers) != 0)
         goto done;
     if (cfg.access_log_buffered && log_buffering_start() != 0)
         log_warning("access log unbuffered: cannot start its flusher thread", LOG_END);

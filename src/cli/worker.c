@@ -107,7 +107,7 @@ void cli_pat_free(struct cli_pat *p)
 }
 
 int cli_workers_start(const struct config *cfg, struct store *store, const struct cli_pat *pat, int threads,
-                      unsigned topics, worker_notify_fn notify, void *notify_ctx, struct worker_pool **out)
+                      unsigned topics, struct worker_pool **out)
 {
     char err[512], fail_source[128];
     int64_t delay = 0;
@@ -139,8 +139,6 @@ int cli_workers_start(const struct config *cfg, struct store *store, const struc
         .fault_fail_source = fail_source,
         .fault_delay_ms = delay,
         .llm = pat ? pat->llm : NULL,
-        .notify = notify,
-        .notify_ctx = notify_ctx,
     };
     if (worker_pool_start(&o, out, err, sizeof(err)) != 0) {
         log_error("cannot start workers", LOG_STR, "error", err, LOG_END);
@@ -220,7 +218,7 @@ int cli_worker(int argc, char **argv)
     rc = CLI_EXIT_FAILURE;
     curl_global_init(CURL_GLOBAL_DEFAULT); /* LLM providers; before any thread */
     if (cli_store_open_for_serve(&cfg, &store) != 0 || cli_pat_load(&cfg, &pat) != 0 ||
-        cli_workers_start(&cfg, store, &pat, (int)threads, topics, NULL, NULL, &pool) != 0)
+        cli_workers_start(&cfg, store, &pat, (int)threads, topics, &pool) != 0)
         goto done;
     log_info("worker ready", LOG_STR, "version", CLARITY_VERSION, LOG_END);
     int sig = 0;

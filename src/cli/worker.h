@@ -41,7 +41,7 @@ void cli_pat_free(struct cli_pat *p);
  * and topic bits (pipeline/worker.h; 0 = both). threads 0 starts nothing
  * (*out NULL). Returns 0, or -1 after logging why. */
 int cli_workers_start(const struct config *cfg, struct store *store, const struct cli_pat *pat, int threads,
-                      unsigned topics, worker_notify_fn notify, void *notify_ctx, struct worker_pool **out);
+                      unsigned topics, struct worker_pool **out);
 
 /* Stop leasing, wait up to grace_ms, free. Accepts NULL. */
 void cli_workers_stop(struct worker_pool *p, long long grace_ms);

@@ -139,10 +139,6 @@ static const struct var vars[] = {
      "an integer from 1 to 20160"},
     {"CHAT_MAX_CONNECTIONS", V_INT, OFF(chat_max_connections), {"16384", "16384", "16384"}, 1, 1000000, 0,
      "an integer from 1 to 1000000"},
-    {"CHAT_INSIGHT_POLL_MS", V_INT, OFF(chat_insight_poll_ms), {"2000", "2000", "2000"}, 0, 3600000, 0,
-     "an integer number of milliseconds from 0 to 3600000 (0 turns polling off)"},
-    {"CHAT_INSIGHT_SAFETY_POLL_MS", V_INT, OFF(chat_insight_safety_poll_ms), {"60000", "60000", "60000"}, 0, 3600000,
-     0, "an integer number of milliseconds from 0 to 3600000 (0 turns polling off)"},
 };
 
 #define NVARS (sizeof(vars) / sizeof(vars[0]))

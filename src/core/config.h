@@ -103,8 +103,6 @@ struct config {
     int chat_heartbeat_seconds;     /* server ping interval */
     int chat_idle_timeout_seconds;  /* no client message for this long: close */
     int chat_max_data_points;       /* per health_insight */
-    int chat_insight_poll_ms;       /* new insights looked up this often; 0 off */
-    int chat_insight_safety_poll_ms; /* the same while PostgreSQL notifications flow */
 
     /* Where each variable came from (enum config_source), by table order. */
     unsigned char source[64];

@@ -365,8 +365,8 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     if (rc != 0)
         goto store_fail;
     log_info("insight stored", LOG_STR, "insight_id", insight_id, LOG_STR, "upload_id", ids.upload_id, LOG_END);
-    if (o->notify != NULL)
-        o->notify(o->notify_ctx, ids.user_id, ids.upload_id, insight_id);
+    /* Whoever must hear of it (the chat) subscribes to the store's
+     * "insight created" events (store/queue.h): no callback from here. */
     goto done;
 store_fail:
     snprintf(err, errlen, "storage: %s", clarity_strerror(rc));

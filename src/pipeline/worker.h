@@ -12,7 +12,7 @@
  *     -> the configured generator (pipeline/llm.h, falling back to the
  *        built-in one, pipeline/insight_builtin.h), and in ONE
  *        transaction: insert the `insights` row, mark the upload completed
- *        and ack; then the notify hook.
+ *        and ack (the store emits the "insight created" event at commit).
  * Idempotency: the analysis id is derived from the upload id and the insight
  * id from the analysis id (compute_id_derive), so a redelivered job finds
  * its result and only acks; the ack's lease token makes a job whose lease
@@ -43,11 +43,6 @@ struct store_msg;
 #define WORKER_TOPIC_INSIGHTS 0x2u /* insights-generation */
 #define WORKER_MAX_THREADS 64
 
-/* Called after an insight is stored (the WebSocket notification hook).
- * Runs on a worker thread; must not block for long. Strings borrowed. */
-typedef void (*worker_notify_fn)(void *ctx, const char *user_id, const char *upload_id,
-                                 const char *insight_id);
-
 struct worker_options {
     struct store *store;                      /* borrowed, required */
     int threads;                              /* 1..WORKER_MAX_THREADS */
@@ -62,8 +57,6 @@ struct worker_options {
     int64_t fault_delay_ms;                   /* TEST ONLY: pause inside each analysis job */
     struct llm_client *llm;                   /* borrowed; NULL: the built-in generator */
     int64_t import_stale_ms;                  /* interrupted imports (store/recovery.h); 0: not swept */
-    worker_notify_fn notify;                  /* may be NULL */
-    void *notify_ctx;
 };
 
 /*

@@ -632,8 +632,10 @@ int store_listener_wait(struct store_listener *l, int timeout_ms)
 
 int store_tx_notify_insight(struct store_tx *tx, const char *user_id, const char *insight_id)
 {
-    if (tx->st->backend != DB_POSTGRES)
+    if (tx->st->backend != DB_POSTGRES) {
+        tx->insight_created = 1; /* wake this process's subscribers at commit */
         return 0;
+    }
     struct db_stmt *s = NULL;
     int rc = store_tx_stmt(tx, "SELECT pg_notify('" STORE_INSIGHT_CHANNEL "', ?1::text || ':' || ?2::text)", &s);
     if (rc != 0)
@@ -643,54 +645,183 @@ int store_tx_notify_insight(struct store_tx *tx, const char *user_id, const char
     return store_tx_run(tx, s, NULL);
 }
 
-int store_insight_listener_open(struct store *st, struct store_listener **out)
+/* ---- "insight created" events ------------------------------------------------ */
+
+#define EVENTS_BATCH 32
+
+struct store_events {
+    struct store_listener pg;  /* PostgreSQL: the LISTEN session (pg.pg) */
+    struct store *st;
+    int64_t cursor;            /* SQLite: the last insights rowid delivered */
+    struct store_insight_event batch[EVENTS_BATCH];
+    size_t nbatch, at;
+};
+
+/* SQLite: the largest rowid of insights, 0 when empty. */
+static int lite_max_rowid(struct store *st, int64_t *out)
 {
-    if (st->backend != DB_POSTGRES)
-        return STORE_EUNSUPPORTED;
-    struct store_listener *l = calloc(1, sizeof(*l));
+    struct store_tx *tx = NULL;
+    struct db_stmt *s = NULL;
+    int rc = store_tx_begin(st, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_tx_stmt(tx, "SELECT coalesce(max(rowid), 0) FROM insights", &s);
+    if (rc == 0) {
+        rc = db_step(s);
+        if (rc == DB_ROW) {
+            *out = db_col_int64(s, 0);
+            rc = 0;
+        } else if (rc == DB_DONE) {
+            rc = STORE_EINTERNAL;
+        }
+        db_stmt_reset(s);
+    }
+    store_tx_rollback(tx);
+    return rc;
+}
+
+/* SQLite: read the insights committed after the cursor into the batch. */
+static int lite_fetch(struct store_events *l)
+{
+    struct store_tx *tx = NULL;
+    struct db_stmt *s = NULL;
+    l->nbatch = l->at = 0;
+    int rc = store_tx_begin(l->st, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_tx_stmt(tx, "SELECT rowid, user_id, id FROM insights WHERE rowid > ?1 ORDER BY rowid LIMIT 32",
+                           &s);
+    if (rc == 0) {
+        db_bind_int64(s, 1, l->cursor);
+        while ((rc = db_step(s)) == DB_ROW && l->nbatch < EVENTS_BATCH) {
+            struct store_insight_event *e = &l->batch[l->nbatch++];
+            l->cursor = db_col_int64(s, 0);
+            store_col_copy(s, 1, e->user_id, sizeof(e->user_id));
+            store_col_copy(s, 2, e->insight_id, sizeof(e->insight_id));
+        }
+        rc = rc < 0 ? rc : 0;
+        db_stmt_reset(s);
+    }
+    store_tx_rollback(tx);
+    if (rc == 0 && l->nbatch == 0) {
+        /* Deleting the newest rows (an erasure) lets SQLite hand their
+         * rowids out again: follow the table back down. */
+        int64_t max = 0;
+        if (lite_max_rowid(l->st, &max) == 0 && max < l->cursor)
+            l->cursor = max;
+    }
+    return rc;
+}
+
+int store_insight_events_open(struct store *st, struct store_events **out)
+{
+    struct store_events *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return STORE_ENOMEM;
     l->st = st;
-    l->listen = "LISTEN " STORE_INSIGHT_CHANNEL;
-    l->pg = db_pg_connect(st->target);
-    if (l->pg == NULL || PQstatus(l->pg) != CONNECTION_OK || pg_listen(l) != 0) {
-        store_listener_close(l);
-        return STORE_EUNAVAILABLE;
+    l->pg.st = st;
+    int rc = 0;
+    if (st->backend == DB_POSTGRES) {
+        l->pg.listen = "LISTEN " STORE_INSIGHT_CHANNEL;
+        l->pg.pg = db_pg_connect(st->target);
+        if (l->pg.pg == NULL || PQstatus(l->pg.pg) != CONNECTION_OK || pg_listen(&l->pg) != 0)
+            rc = STORE_EUNAVAILABLE;
+    } else {
+        rc = lite_max_rowid(st, &l->cursor);
+    }
+    if (rc != 0) {
+        store_insight_events_close(l);
+        return rc;
     }
     *out = l;
     return 0;
 }
 
-/* One notification into buf; 0 when none is buffered. */
-static int pg_take(struct store_listener *l, char *buf, size_t cap)
+/* PostgreSQL: one buffered notification "user_id:insight_id" into *ev; 0
+ * when none is buffered. Malformed payloads are skipped. */
+static int pg_take(struct store_listener *l, struct store_insight_event *ev)
 {
-    PGnotify *n = PQnotifies(l->pg);
-    if (n == NULL)
-        return 0;
-    if (cap > 0)
-        snprintf(buf, cap, "%s", n->extra != NULL ? n->extra : "");
-    PQfreemem(n);
-    return 1;
+    PGnotify *n;
+    while ((n = PQnotifies(l->pg)) != NULL) {
+        const char *p = n->extra != NULL ? n->extra : "";
+        const char *colon = strchr(p, ':');
+        int ok = colon != NULL && (size_t)(colon - p) < sizeof(ev->user_id) &&
+                 strlen(colon + 1) < sizeof(ev->insight_id);
+        if (ok) {
+            memcpy(ev->user_id, p, (size_t)(colon - p));
+            ev->user_id[colon - p] = '\0';
+            snprintf(ev->insight_id, sizeof(ev->insight_id), "%s", colon + 1);
+        }
+        PQfreemem(n);
+        if (ok)
+            return 1;
+    }
+    return 0;
 }
 
-int store_listener_next(struct store_listener *l, int timeout_ms, char *buf, size_t cap)
+static int pg_next(struct store_listener *l, int timeout_ms, struct store_insight_event *ev)
 {
-    if (l->pg == NULL)
-        return STORE_EUNSUPPORTED;
     if (PQstatus(l->pg) != CONNECTION_OK) {
         PQreset(l->pg);
         if (PQstatus(l->pg) != CONNECTION_OK || pg_listen(l) != 0)
             return STORE_EUNAVAILABLE;
-        return STORE_LISTENER_RESYNC;
+        return STORE_EVENTS_RESYNC;
     }
-    if (pg_take(l, buf, cap))
+    if (pg_take(l, ev))
         return 1;
     if (PQconsumeInput(l->pg) == 0)
         return STORE_EUNAVAILABLE;
-    if (pg_take(l, buf, cap))
+    if (pg_take(l, ev))
         return 1;
     int rc = pg_await_input(l, timeout_ms);
-    return rc <= 0 ? rc : pg_take(l, buf, cap);
+    return rc <= 0 ? rc : pg_take(l, ev);
+}
+
+int store_insight_events_next(struct store_events *l, int timeout_ms, struct store_insight_event *ev)
+{
+    if (l->pg.pg != NULL)
+        return pg_next(&l->pg, timeout_ms, ev);
+    struct store *st = l->st;
+    int64_t deadline = store_now_ms() + timeout_ms;
+    for (;;) {
+        if (l->at < l->nbatch) {
+            *ev = l->batch[l->at++];
+            return 1;
+        }
+        pthread_mutex_lock(&st->qmu);
+        uint64_t gen = st->igen;
+        pthread_mutex_unlock(&st->qmu);
+        int rc = lite_fetch(l);
+        if (rc != 0)
+            return rc;
+        if (l->nbatch > 0)
+            continue;
+        int64_t left = deadline - store_now_ms();
+        if (left <= 0)
+            return 0;
+        if (left > STORE_EVENTS_POLL_MS)
+            left = STORE_EVENTS_POLL_MS;
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += left / 1000;
+        dl.tv_nsec += (long)(left % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&st->qmu);
+        while (st->igen == gen)
+            if (pthread_cond_timedwait(&st->qcv, &st->qmu, &dl) == ETIMEDOUT)
+                break;
+        pthread_mutex_unlock(&st->qmu);
+    }
+}
+
+void store_insight_events_close(struct store_events *l)
+{
+    if (l == NULL)
+        return;
+    if (l->pg.pg != NULL)
+        PQfinish(l->pg.pg);
+    free(l);
 }
 
 void store_listener_close(struct store_listener *l)

@@ -124,25 +124,47 @@ int store_listener_wait(struct store_listener *l, int timeout_ms);
 void store_listener_close(struct store_listener *l);
 
 /*
- * Insight notifications: every insight committed by store_insight_insert on
- * any process or instance sharing the PostgreSQL database, as
- * "user_id:insight_id" (a dedicated session with LISTEN clarity_insight).
- * The NOTIFY is issued inside the inserting transaction, so PostgreSQL
- * delivers it at COMMIT, when the row is visible, and never for a rollback.
- * SQLite: STORE_EUNSUPPORTED (there, only this process writes insights that
- * matter to it, and it hears of them in-process; see chat/hub.h).
+ * "Insight created" events: one API on both backends, for whoever must hear
+ * of every insight committed by store_insight_insert (the chat's push). An
+ * event is delivered after the inserting transaction commits, never for a
+ * rollback, in commit order, on every process sharing the database.
+ *   - PostgreSQL: a dedicated session with LISTEN on the store's insight
+ *     channel; store_insight_insert NOTIFYs inside its transaction, so
+ *     PostgreSQL delivers at COMMIT (PostgreSQL manual, NOTIFY).
+ *   - SQLite: the listener follows the insights table by rowid (rowids are
+ *     assigned under SQLite's single writer lock, so in commit order): a
+ *     commit in this process wakes it at once (as the queue's wake-up does),
+ *     a commit of another process (an out-of-process worker) is seen within
+ *     STORE_EVENTS_POLL_MS.
+ * The caller learns nothing of channels or SQL.
  */
-int store_insight_listener_open(struct store *st, struct store_listener **out);
+struct store_insight_event {
+    char user_id[STORE_ID_LEN];
+    char insight_id[STORE_ID_LEN];
+};
 
-/* store_listener_next: the session was re-established; notifications sent
- * meanwhile are lost, so the caller should look up what it may have missed. */
-#define STORE_LISTENER_RESYNC 2
+/* store_insight_events_next: the PostgreSQL session was re-established;
+ * events of the gap are lost, so the caller should look up what it may have
+ * missed since it last heard anything. Never returned on SQLite. */
+#define STORE_EVENTS_RESYNC 2
+/* SQLite: how often another process's commits are looked for. */
+#define STORE_EVENTS_POLL_MS 250
+
+struct store_events;
+
+/* Subscribe from now on: events committed before the call are not
+ * delivered. Returns 0 and *out (close with store_insight_events_close),
+ * STORE_ENOMEM, or STORE_EUNAVAILABLE (PostgreSQL unreachable). */
+int store_insight_events_open(struct store *st, struct store_events **out);
 
 /*
- * The next notification of an insight listener, waiting up to timeout_ms.
- * Returns 1 with its payload in buf (truncated to cap), 0 on timeout,
- * STORE_LISTENER_RESYNC, or a STORE_E* code (the next call reconnects).
+ * The next event, waiting up to timeout_ms. Returns 1 with *ev filled, 0 on
+ * timeout, STORE_EVENTS_RESYNC, or a negative STORE_E* code (the next call
+ * reconnects). One subscriber belongs to one thread.
  */
-int store_listener_next(struct store_listener *l, int timeout_ms, char *buf, size_t cap);
+int store_insight_events_next(struct store_events *l, int timeout_ms, struct store_insight_event *ev);
+
+/* Unsubscribe and free; accepts NULL. */
+void store_insight_events_close(struct store_events *l);
 
 #endif

@@ -279,6 +279,7 @@ int store_conn_acquire(struct store *st, struct store_tx **out)
     tx->active = 0;
     tx->write_locked = 0;
     tx->published = 0;
+    tx->insight_created = 0;
     tx->failed_rc = 0;
     tx->nnotify = 0;
     tx->err[0] = '\0';
@@ -379,9 +380,10 @@ int store_tx_commit(struct store_tx *tx)
     }
     if (rc != 0) {
         db_exec(tx->conn, "ROLLBACK");
-    } else if (tx->published) {
+    } else if (tx->published || tx->insight_created) {
         pthread_mutex_lock(&st->qmu);
-        st->qgen++;
+        st->qgen += tx->published ? 1 : 0;
+        st->igen += tx->insight_created ? 1 : 0;
         pthread_cond_broadcast(&st->qcv);
         pthread_mutex_unlock(&st->qmu);
     }

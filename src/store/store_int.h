@@ -24,6 +24,7 @@ struct store_tx {
     int active;        /* BEGIN ran */
     int write_locked;  /* holds st->write_mu (SQLite writers) */
     int published;     /* queue messages were published in this tx */
+    int insight_created; /* SQLite: an insight was inserted (wake event subscribers at commit) */
     int failed_rc;     /* first database error inside the tx; commit refuses */
     char notify[STORE_TX_MAX_NOTIFY][64];
     int nnotify;
@@ -46,6 +47,7 @@ struct store {
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
     uint64_t qgen;
+    uint64_t igen; /* insight commits (queue.c, store_insight_events_next), under qmu */
     /* PostgreSQL multi-row sample inserts, one per chunk size (repo.c). */
     char *bulk_sql[STORE_BULK_SIZES];
 };
@@ -84,8 +86,9 @@ void store_tx_note_publish(struct store_tx *tx, const char *topic);
 
 int64_t store_now_ms(void);
 
-/* PostgreSQL: NOTIFY clarity_insight "user_id:insight_id" at this tx's
- * COMMIT (queue.c; store_insight_listener_open). No-op on SQLite. */
+/* The "insight created" event of store_insight_insert (queue.c): PostgreSQL
+ * NOTIFYs "user_id:insight_id" at this tx's COMMIT; SQLite wakes this
+ * process's subscribers when the tx commits. */
 int store_tx_notify_insight(struct store_tx *tx, const char *user_id, const char *insight_id);
 
 /* ---- sample_days (days.c) ---- */

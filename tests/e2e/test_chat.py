@@ -36,7 +36,6 @@ CHAT_ENV.update({
     "RATE_LIMITS": LIMITS["RATE_LIMITS"] + ",chat=1000/60",
     "CHAT_MESSAGES_PER_MINUTE": "20",
     "CHAT_MAX_DATA_POINTS": "2000",
-    "CHAT_INSIGHT_POLL_MS": "300",
 })
 
 
@@ -763,8 +762,7 @@ class ChatPipeline(unittest.TestCase):
             self.assertIsNotNone(url, "pg-test-server did not start")
             # Polling an hour apart: the insight can only arrive through
             # LISTEN/NOTIFY (the worker is a third process, on neither API).
-            senv = dict(CHAT_ENV, DATABASE_URL=url, WORKER_THREADS="0", CHAT_INSIGHT_POLL_MS="3600000",
-                        CHAT_INSIGHT_SAFETY_POLL_MS="3600000", **production_keys())
+            senv = dict(CHAT_ENV, DATABASE_URL=url, WORKER_THREADS="0", **production_keys())
             servers.append(Server(env=senv))
             servers.append(Server(env=senv))
             worker = Worker(servers[0])

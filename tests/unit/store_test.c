@@ -1862,7 +1862,7 @@ static void test_queue_listener_wakes(void **state)
 
 /* One insight of user's in its own transaction; committed unless rollback. */
 static void insert_insight(struct store *st, const char *user, char id[STORE_ID_LEN], int rollback,
-                           struct store_listener *l)
+                           struct store_events *l)
 {
     struct store_tx *tx = begin(st);
     struct store_insight in = {.narrative = "n", .body = "{}", .confidence = 0.5};
@@ -1872,9 +1872,9 @@ static void insert_insight(struct store *st, const char *user, char id[STORE_ID_
     snprintf(in.generator, sizeof(in.generator), "builtin");
     assert_int_equal(store_insight_insert(tx, &in), 0);
     if (l != NULL) {
-        /* Not committed yet: nobody hears of it (NOTIFY waits for COMMIT). */
-        char buf[128];
-        assert_int_equal(store_listener_next(l, 100, buf, sizeof(buf)), 0);
+        /* Not committed yet: nobody hears of it. */
+        struct store_insight_event ev;
+        assert_int_equal(store_insight_events_next(l, 100, &ev), 0);
     }
     if (rollback)
         store_tx_rollback(tx);
@@ -1883,34 +1883,54 @@ static void insert_insight(struct store *st, const char *user, char id[STORE_ID_
     memcpy(id, in.id, STORE_ID_LEN);
 }
 
-/* Insight notifications: "user:insight" at COMMIT, none for a rollback, and a
- * resync after the LISTEN session is lost. SQLite has none. */
-static void test_insight_listener_hears_commits(void **state)
+static void expect_event(struct store_events *l, const char *user, const char *id)
+{
+    struct store_insight_event ev;
+    assert_int_equal(store_insight_events_next(l, 10000, &ev), 1);
+    assert_string_equal(ev.user_id, user);
+    assert_string_equal(ev.insight_id, id);
+}
+
+/* "Insight created" events, the same API on both backends: one per
+ * committed insight, in commit order, none for a rollback, none for
+ * what was committed before subscribing; an insert by another process (a
+ * second store handle: no in-process wake-up) is heard too; on PostgreSQL
+ * a resync after the LISTEN session is lost. */
+static void test_insight_events_hear_commits(void **state)
 {
     struct fix *f = *state;
     migrate_all(f->st);
-    char user[STORE_ID_LEN], id[STORE_ID_LEN], dropped[STORE_ID_LEN], want[128], buf[128];
+    char user[STORE_ID_LEN], id[STORE_ID_LEN], id2[STORE_ID_LEN], dropped[STORE_ID_LEN];
     make_user(f->st, "n@example.com", user, 0);
-    struct store_listener *l = NULL;
-    if (!is_pg()) {
-        assert_int_equal(store_insight_listener_open(f->st, &l), STORE_EUNSUPPORTED);
-        assert_null(l);
-        insert_insight(f->st, user, id, 0, NULL); /* and the insert works */
-        return;
-    }
-    assert_int_equal(store_insight_listener_open(f->st, &l), 0);
-    assert_int_equal(store_listener_next(l, 50, buf, sizeof(buf)), 0);
+    insert_insight(f->st, user, id, 0, NULL); /* before subscribing: not heard */
+    struct store_events *l = NULL;
+    struct store_insight_event ev;
+    assert_int_equal(store_insight_events_open(f->st, &l), 0);
+    assert_int_equal(store_insight_events_next(l, 50, &ev), 0);
     insert_insight(f->st, user, dropped, 1, l);
     insert_insight(f->st, user, id, 0, l);
-    snprintf(want, sizeof(want), "%s:%s", user, id);
-    assert_int_equal(store_listener_next(l, 10000, buf, sizeof(buf)), 1);
-    assert_string_equal(buf, want); /* the committed one; the rolled-back one never */
-    assert_int_equal(store_listener_next(l, 100, buf, sizeof(buf)), 0);
-    /* The queue's listener does not hear insights, nor this one the queue. */
+    insert_insight(f->st, user, id2, 0, NULL);
+    expect_event(l, user, id); /* the committed ones, in order; the rolled-back one never */
+    expect_event(l, user, id2);
+    assert_int_equal(store_insight_events_next(l, 100, &ev), 0);
+    /* The queue's wake-ups are not insight events. */
     publish_n(f->st, STORE_TOPIC_INSIGHTS, 1, 0);
-    assert_int_equal(store_listener_next(l, 200, buf, sizeof(buf)), 0);
+    assert_int_equal(store_insight_events_next(l, 200, &ev), 0);
 
-    /* The server drops the session: the listener comes back saying so. */
+    /* Another process's commit (its own store handle). */
+    struct store *other = NULL;
+    assert_int_equal(open_store(f->url, &other), 0);
+    int64_t t0 = store_now_ms_for_test();
+    insert_insight(other, user, id, 0, NULL);
+    expect_event(l, user, id);
+    assert_true(store_now_ms_for_test() - t0 < 5000);
+    store_close(other);
+
+    if (!is_pg()) {
+        store_insight_events_close(l);
+        return;
+    }
+    /* The server drops the session: the subscriber comes back saying so. */
     char err[512] = "";
     assert_int_equal(store_admin_exec(f->st,
                                       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -1919,14 +1939,12 @@ static void test_insight_listener_hears_commits(void **state)
                                       err, sizeof(err)),
                      0);
     int rc = 0;
-    for (int i = 0; i < 50 && rc != STORE_LISTENER_RESYNC; i++)
-        rc = store_listener_next(l, 100, buf, sizeof(buf));
-    assert_int_equal(rc, STORE_LISTENER_RESYNC);
+    for (int i = 0; i < 50 && rc != STORE_EVENTS_RESYNC; i++)
+        rc = store_insight_events_next(l, 100, &ev);
+    assert_int_equal(rc, STORE_EVENTS_RESYNC);
     insert_insight(f->st, user, id, 0, NULL);
-    snprintf(want, sizeof(want), "%s:%s", user, id);
-    assert_int_equal(store_listener_next(l, 10000, buf, sizeof(buf)), 1);
-    assert_string_equal(buf, want);
-    store_listener_close(l);
+    expect_event(l, user, id);
+    store_insight_events_close(l);
 }
 
 /* ---- 5. crash safety ---------------------------------------------------------- */
@@ -2220,7 +2238,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_two_processes_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_listener_wakes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_insight_listener_hears_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insight_events_hear_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_sigkill_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_online, setup, teardown),
