@@ -653,6 +653,7 @@ struct store_events {
     struct store_listener pg;  /* PostgreSQL: the LISTEN session (pg.pg) */
     struct store *st;
     int64_t cursor;            /* SQLite: the last insights rowid delivered */
+    unsigned idle_fetches;     /* SQLite: looks that found nothing */
     struct store_insight_event batch[EVENTS_BATCH];
     size_t nbatch, at;
 };
@@ -701,9 +702,10 @@ static int lite_fetch(struct store_events *l)
         db_stmt_reset(s);
     }
     store_tx_rollback(tx);
-    if (rc == 0 && l->nbatch == 0) {
+    if (rc == 0 && l->nbatch == 0 && ++l->idle_fetches % 5 == 0) {
         /* Deleting the newest rows (an erasure) lets SQLite hand their
-         * rowids out again: follow the table back down. */
+         * rowids out again: follow the table back down (every 5 quiet
+         * looks, ~5 s). */
         int64_t max = 0;
         if (lite_max_rowid(l->st, &max) == 0 && max < l->cursor)
             l->cursor = max;

@@ -148,7 +148,7 @@ struct store_insight_event {
  * missed since it last heard anything. Never returned on SQLite. */
 #define STORE_EVENTS_RESYNC 2
 /* SQLite: how often another process's commits are looked for. */
-#define STORE_EVENTS_POLL_MS 250
+#define STORE_EVENTS_POLL_MS 1000
 
 struct store_events;
 
