@@ -31,8 +31,6 @@
 #include "crypto/envelope.h"
 #include "crypto/keyring.h"
 #include "crypto/password.h"
-#include "store/store.h"
-#include "cli/migrate.h"
 #include "core/config.h"
 #include "core/health.h"
 #include "core/log.h"
