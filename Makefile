@@ -7,7 +7,7 @@ DEBUG_DIR  := $(BUILD)/debug
 SANITIZE   := $(BUILD)/sanitize
 JOBS       ?= $(shell nproc)
 
-.PHONY: all run test test-release test-sanitize bench deps release debug sanitize clean format rehearse-deploy fuzz fuzz-build fuzz-ci
+.PHONY: all run test test-release test-sanitize bench deps release debug sanitize clean format format-check rehearse-deploy fuzz fuzz-build fuzz-ci
 
 all: release
 
@@ -70,6 +70,11 @@ fuzz-ci: fuzz-build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Fails (and lists the files) when a tracked C file is not as .clang-format
+# would write it.
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf $(BUILD)

@@ -3,8 +3,8 @@
  * of issue 8.
  *
  *  1. Upload-to-insight latency: a week of minute data (10,080 step and
- *     10,080 heart-rate samples) is committed with its processing message the
- *     way upload_accept does; the clock runs from that commit until the
+ *     10,080 heart-rate samples) is committed with its analysis job the way
+ *     the ingest session does; the clock runs from that commit until the
  *     upload is `completed` (analysis row, insight row). SQLite with
  *     synchronous=FULL, one worker thread, the built-in generator, PAT-S
  *     loaded (generated weights: speed does not depend on the values).

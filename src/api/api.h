@@ -54,7 +54,9 @@ int api_chat_register(struct router *r, struct api_ctx *ctx);     /* api/chat.c:
 
 /* Shared by the areas (api/common.c). */
 struct store_upload;
-/* Answer a storage failure as its problem (503 for an outage, else 500). */
+/* Answer a failed call as its problem: the one mapping of a core/err.h code
+ * to an RFC 7807 status and type (404, 409, 422, 403, 503 with Retry-After
+ * for an outage, else 500). */
 void api_store_failure(struct http_response *res, int rc);
 /* An RFC 3339 string for epoch ms, or null for 0. New reference. */
 json_t *api_time_json(int64_t ms);

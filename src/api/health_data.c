@@ -3,10 +3,12 @@
  * data" and "HealthKit"): uploads, status, listing, one upload, deletion and
  * the streamed export.
  *
- * Every upload is validated completely before anything is written; then the
- * upload row, its samples, the encrypted body and the processing message
- * commit in one transaction (ingest/upload.c). Reads are scoped to the
- * caller (an admin may read anyone's); someone else's record is a 404.
+ * Every upload is validated completely before anything is written (the
+ * formats are ingest/upload.c and ingest/hk_upload.c); then the upload row,
+ * its samples, the encrypted body, the analysis job and the audit row commit
+ * in one transaction through the ingest session (ingest/session.h), as for
+ * every other way data comes in. Reads are scoped to the caller (an admin
+ * may read anyone's); someone else's record is a 404.
  */
 #include <math.h>
 #include <sodium.h>

@@ -17,6 +17,7 @@
 #include "auth/guard.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "pipeline/insight.h"
 #include "pipeline/insight_builtin.h"
 #include "pipeline/llm.h"
 #include "store/store.h"
@@ -61,11 +62,9 @@ static void h_generate(struct http_request *req, struct http_response *res)
     uint64_t t0 = time_mono_ns();
     struct store_analysis a;
     int have_a = 0;
-    json_t *result = NULL, *coverage = NULL;
-    struct insight_builtin_out gen;
-    char *body_text = NULL;
+    struct insight_draft d;
     struct store_tx *tx = NULL;
-    memset(&gen, 0, sizeof(gen));
+    memset(&d, 0, sizeof(d));
     json_t *body = input_body_object(req, res);
     if (body == NULL)
         return;
@@ -90,8 +89,9 @@ static void h_generate(struct http_request *req, struct http_response *res)
     if (input_done(&in) != 0)
         goto done;
 
+    int rc = 0;
     if (aid != NULL) {
-        int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
+        rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
         if (rc == 0)
             rc = store_analysis_get(tx, aid, access_owner_scope(req), &a);
         store_tx_rollback(tx);
@@ -105,39 +105,24 @@ static void h_generate(struct http_request *req, struct http_response *res)
             goto done;
         }
         have_a = 1;
-        result = json_loads(a.result ? a.result : "", 0, NULL);
-        coverage = a.coverage ? json_loads(a.coverage, 0, NULL) : NULL;
-        if (!json_is_object(result)) {
-            http_respond_problem(res, 500, NULL, "The stored analysis is unreadable.");
-            goto done;
-        }
+        rc = insight_render_analysis(ctx->llm, &a, focus, context, NULL, &d);
     } else {
-        result = json_incref(ar);
-        coverage = json_incref(json_object_get(ar, "coverage"));
+        struct insight_subject s = {p->user_id, NULL, NULL, focus, context, ar, json_object_get(ar, "coverage")};
+        rc = insight_render(ctx->llm, &s, &d);
     }
-    const char *generator = INSIGHT_BUILTIN_NAME;
-    if (llm_insight_generate(ctx->llm, result, coverage, focus, context, &gen, &generator) != 0 ||
-        (body_text = json_dumps(gen.body, JSON_COMPACT | JSON_REAL_PRECISION(10))) == NULL) {
+    if (rc == COMPUTE_EINTERNAL) {
+        http_respond_problem(res, 500, NULL, "The stored analysis is unreadable.");
+        goto done;
+    }
+    if (rc != 0) {
         http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
         goto done;
     }
-    struct store_insight ins;
-    memset(&ins, 0, sizeof(ins));
-    uuid_v7(ins.id);
-    snprintf(ins.user_id, sizeof(ins.user_id), "%.36s", have_a ? a.user_id : p->user_id);
-    if (have_a)
-        snprintf(ins.analysis_id, sizeof(ins.analysis_id), "%s", a.id);
-    snprintf(ins.insight_type, sizeof(ins.insight_type), "%s", insight_focus_name(focus));
-    snprintf(ins.generator, sizeof(ins.generator), "%s", generator);
-    ins.narrative = gen.narrative;
-    ins.body = body_text;
-    ins.confidence = gen.confidence;
-    ins.created_at_ms = time_now_ms();
-    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
+    rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
     if (rc == 0)
-        rc = store_insight_insert(tx, &ins);
+        rc = insight_create(tx, &d, NULL, 0);
     if (rc == 0)
-        rc = audit_record(ctx->store, tx, req, NULL, "insight.create", "insight", ins.id, "success") == 0
+        rc = audit_record(ctx->store, tx, req, NULL, "insight.create", "insight", d.rec.id, "success") == 0
                  ? 0 : STORE_EINTERNAL;
     if (rc == 0) {
         rc = store_tx_commit(tx);
@@ -149,14 +134,11 @@ static void h_generate(struct http_request *req, struct http_response *res)
         api_store_failure(res, rc);
         goto done;
     }
-    http_respond_json(res, 200, envelope(req, insight_json(&ins), t0));
+    http_respond_json(res, 200, envelope(req, insight_json(&d.rec), t0));
 done:
     if (have_a)
         store_analysis_clear(&a);
-    insight_builtin_out_clear(&gen);
-    free(body_text);
-    json_decref(result);
-    json_decref(coverage);
+    insight_draft_clear(&d);
     json_decref(body);
 }
 

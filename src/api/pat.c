@@ -22,6 +22,7 @@
 #include "core/uuid.h"
 #include "ml/pat.h"
 #include "pipeline/compute.h"
+#include "pipeline/points.h"
 #include "store/store.h"
 #include "core/limits.h"
 
@@ -57,59 +58,27 @@ static void points_free(struct points *p)
     free(p->val);
 }
 
-/* Analyse the points, store the analysis, answer it. */
+/* Analyse the points (pipeline/points.h), store the analysis, answer it. */
 static void analyse_and_store(struct http_request *req, struct http_response *res, const struct points *pts,
                               int steps, size_t keep_min, const char *kind)
 {
     struct api_ctx *ctx = req->route_ctx;
     const struct principal *p = access_principal(req);
-    struct compute_window w;
-    struct pat_workspace *ws = NULL;
     json_t *result = NULL, *coverage = NULL;
     char *res_text = NULL, *cov_text = NULL;
-    double *vals = NULL;
     char err[256];
     struct store_tx *tx = NULL;
-    memset(&w, 0, sizeof(w));
-
-    int64_t lo = pts->min[0], hi = pts->min[0];
-    for (size_t i = 1; i < pts->n; i++) {
-        if (pts->min[i] < lo)
-            lo = pts->min[i];
-        if (pts->min[i] > hi)
-            hi = pts->min[i];
-    }
-    if (keep_min > 0 && hi + 1 - (int64_t)keep_min > lo)
-        lo = hi + 1 - (int64_t)keep_min;
-    size_t n = (size_t)(hi + 1 - lo);
-    if (n > LIMIT_POINTS_SPAN_MIN) {
+    const char *version = ctx->cfg ? ctx->cfg->actigraphy_model_version : NULL;
+    struct points_pat pat = {ctx->pat_model, ctx->pat_std, version};
+    int rc = points_analyse(&pat, pts->min, pts->val, pts->n, steps, keep_min, &result, &coverage, err, sizeof(err));
+    if (rc == ANALYSIS_ESPAN) {
         struct problem *pr = http_respond_problem(res, 422, "validation-error", "The series is too long.");
         problem_add_error(pr, "/timestamps", "the timestamps may span at most %d minutes", LIMIT_POINTS_SPAN_MIN);
         return;
     }
-    vals = malloc(n * sizeof(double));
-    if (vals == NULL) {
-        http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        vals[i] = NAN;
-    for (size_t i = 0; i < pts->n; i++) {
-        if (pts->min[i] < lo)
-            continue;
-        size_t k = (size_t)(pts->min[i] - lo);
-        vals[k] = isnan(vals[k]) ? pts->val[i] : vals[k] + pts->val[i];
-    }
-    int rc = compute_window_from_minutes(vals, n, lo, steps, &w, err, sizeof(err));
-    if (rc == 0 && ctx->pat_model != NULL && (ws = pat_workspace_new(ctx->pat_model, 1)) == NULL)
-        rc = COMPUTE_ENOMEM;
-    if (rc == 0) {
-        struct compute_pat pat = {ctx->pat_model, ws, ctx->pat_std, ctx->cfg ? ctx->cfg->actigraphy_model_version : NULL};
-        rc = compute_window_analyse(&w, &pat, &result, &coverage, err, sizeof(err));
-    }
-    if (rc == COMPUTE_EREJECTED) {
+    if (rc == ANALYSIS_EINVAL) {
         http_respond_problem(res, 422, "validation-error", "The series cannot be analysed: %s.", err);
-        goto done;
+        return;
     }
     if (rc != 0 || (res_text = json_dumps(result, JSON_COMPACT | JSON_REAL_PRECISION(10))) == NULL ||
         (cov_text = json_dumps(coverage, JSON_COMPACT)) == NULL) {
@@ -122,8 +91,7 @@ static void analyse_and_store(struct http_request *req, struct http_response *re
     snprintf(a.user_id, sizeof(a.user_id), "%.36s", p->user_id);
     snprintf(a.kind, sizeof(a.kind), "%s", kind);
     snprintf(a.model_version, sizeof(a.model_version), "%s",
-             ctx->pat_model != NULL && ctx->cfg && ctx->cfg->actigraphy_model_version ? ctx->cfg->actigraphy_model_version
-                                                                                      : "none");
+             ctx->pat_model != NULL && version != NULL ? version : "none");
     a.version = COMPUTE_RESULT_VERSION;
     a.coverage = cov_text;
     a.result = res_text;
@@ -143,16 +111,12 @@ static void analyse_and_store(struct http_request *req, struct http_response *re
         api_store_failure(res, rc);
         goto done;
     }
-    json_t *o = analysis_json(&a);
-    http_respond_json(res, 200, o);
+    http_respond_json(res, 200, analysis_json(&a));
 done:
-    pat_workspace_free(ws);
-    compute_window_free(&w);
     json_decref(result);
     json_decref(coverage);
     free(res_text);
     free(cov_text);
-    free(vals);
 }
 
 static int points_alloc(struct points *p, size_t n)

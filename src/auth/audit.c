@@ -23,7 +23,8 @@ int audit_record(struct store *st, struct store_tx *tx, const struct http_reques
     snprintf(a.resource_id, sizeof(a.resource_id), "%.63s", resource_id != NULL ? resource_id : "");
     snprintf(a.outcome, sizeof(a.outcome), "%.15s", outcome);
     if (req != NULL) {
-        snprintf(a.request_id, sizeof(a.request_id), "%.63s", req->request_id);
+        /* Whole: the audit column holds every id the server accepts. */
+        snprintf(a.request_id, sizeof(a.request_id), "%s", req->request_id);
         snprintf(a.ip, sizeof(a.ip), "%.63s", req->client_ip);
     }
     int rc;

@@ -3,6 +3,8 @@
  * Token bucket: capacity `count`, refilled continuously at count/period per
  * second (the classic algorithm, e.g. RFC 2697's token bucket metering).
  */
+/* This file implements its header's test API too (CLARITY_TEST_API). */
+#define CLARITY_TEST_API 1
 #include "auth/limiter.h"
 
 #include <pthread.h>

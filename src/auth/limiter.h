@@ -49,7 +49,10 @@ int limiter_locked(struct limiter *l, const char *key, int64_t now_ms);
 /* Forget key (a successful login clears its failures). */
 void limiter_clear(struct limiter *l, const char *key);
 
+#ifdef CLARITY_TEST_API
+/* Test API (unit tests build with CLARITY_TEST_API; see CMakeLists.txt). */
 /* Entries in use, for tests and metrics. */
 size_t limiter_size(struct limiter *l);
+#endif
 
 #endif

@@ -20,6 +20,7 @@
 #include "ml/pat.h"
 #include "pipeline/compute.h"
 #include "pipeline/insight_builtin.h"
+#include "pipeline/points.h"
 #include "pipeline/llm.h"
 #include "store/store.h"
 
@@ -343,13 +344,10 @@ int chat_analysis_run(const struct chat_services *svc, const json_t *content, si
 {
     int rc = ANALYSIS_EINTERNAL;
     int64_t *mins = NULL;
-    double *vals = NULL, *series = NULL;
-    struct compute_window w;
-    struct pat_workspace *ws = NULL;
+    double *vals = NULL;
     json_t *result = NULL, *coverage = NULL;
     struct insight_builtin_out ins;
     int have_ins = 0;
-    memset(&w, 0, sizeof(w));
 
     json_t *dp = json_object_get(content, "data_points");
     json_t *steps_j = json_object_get(content, "steps");
@@ -371,7 +369,6 @@ int chat_analysis_run(const struct chat_services *svc, const json_t *content, si
     vals = malloc(n * sizeof(*vals));
     if (mins == NULL || vals == NULL)
         goto fail;
-    int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (size_t i = 0; i < n; i++) {
         json_t *pt = json_array_get(dp, i);
         json_t *val = json_object_get(pt, "value");
@@ -387,36 +384,18 @@ int chat_analysis_run(const struct chat_services *svc, const json_t *content, si
         }
         mins[i] = series_local_minute(ms, off);
         vals[i] = json_number_value(val);
-        if (mins[i] < lo)
-            lo = mins[i];
-        if (mins[i] > hi)
-            hi = mins[i];
     }
-    size_t span = (size_t)(hi - lo + 1);
-    if (span > LIMIT_POINTS_SPAN_MIN) {
+    /* The one "points → analysis" use case, shared with the PAT API. */
+    char why[256];
+    struct points_pat pat = {svc->pat_model, svc->pat_std,
+                             svc->cfg != NULL ? svc->cfg->actigraphy_model_version : NULL};
+    int crc = points_analyse(&pat, mins, vals, n, steps, 0, &result, &coverage, why, sizeof(why));
+    if (crc == ANALYSIS_ESPAN) {
         snprintf(err, errlen, "The data points may span at most %d minutes.", LIMIT_POINTS_SPAN_MIN);
         rc = ANALYSIS_EINVAL;
         goto fail;
     }
-    series = malloc(span * sizeof(*series));
-    if (series == NULL)
-        goto fail;
-    for (size_t i = 0; i < span; i++)
-        series[i] = NAN;
-    for (size_t i = 0; i < n; i++) {
-        size_t k = (size_t)(mins[i] - lo);
-        series[k] = isnan(series[k]) ? vals[i] : series[k] + vals[i];
-    }
-    char why[256];
-    int crc = compute_window_from_minutes(series, span, lo, steps, &w, why, sizeof(why));
-    if (crc == 0 && svc->pat_model != NULL && (ws = pat_workspace_new(svc->pat_model, 1)) == NULL)
-        crc = COMPUTE_ENOMEM;
-    if (crc == 0) {
-        struct compute_pat pat = {svc->pat_model, ws, svc->pat_std,
-                                  svc->cfg != NULL ? svc->cfg->actigraphy_model_version : NULL};
-        crc = compute_window_analyse(&w, &pat, &result, &coverage, why, sizeof(why));
-    }
-    if (crc == COMPUTE_EREJECTED) {
+    if (crc == ANALYSIS_EINVAL) {
         snprintf(err, errlen, "The data points cannot be analysed: %s.", why);
         rc = ANALYSIS_EINVAL;
         goto fail;
@@ -442,11 +421,8 @@ fail:
         snprintf(err, errlen, "The analysis could not be completed.");
     if (have_ins)
         insight_builtin_out_clear(&ins);
-    pat_workspace_free(ws);
-    compute_window_free(&w);
     json_decref(result);
     json_decref(coverage);
-    free(series);
     free(mins);
     free(vals);
     return rc;

@@ -47,6 +47,7 @@ const char *clarity_strerror(int rc)
     case ANALYSIS_EINVAL: return "invalid analysis input";
     case ANALYSIS_ETOOMANY: return "too many data points";
     case ANALYSIS_EINTERNAL: return "internal analysis error";
+    case ANALYSIS_ESPAN: return "the points span too many minutes";
 
     case APPLE_EXPORT_EINVAL: return "invalid argument";
     case APPLE_EXPORT_EFORMAT: return "not a readable Apple Health export";

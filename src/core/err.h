@@ -88,6 +88,7 @@ enum clarity_err {
     ANALYSIS_EINVAL = -701,   /* bad content (see the reason) */
     ANALYSIS_ETOOMANY = -702, /* more than the allowed number of points */
     ANALYSIS_EINTERNAL = -703,
+    ANALYSIS_ESPAN = -704, /* the points span more minutes than allowed */
 
     /* Apple Health export */
     APPLE_EXPORT_EINVAL = -801,   /* bad argument, or use after finish */

@@ -45,6 +45,11 @@
  * draft leaves the length to the server; the column is 255). */
 #define LIMIT_IDEMPOTENCY_KEY 255
 
+/* A client's X-Request-ID, echoed and kept in logs and the audit row: the
+ * length of a W3C trace id pair with room, not a payload channel. Longer or
+ * odd ones are replaced by a UUID (http/server.c), never cut. */
+#define LIMIT_REQUEST_ID 128
+
 /* ---- reads -------------------------------------------------------------- */
 
 /* Rows of one page of a list (the `limit` query parameter's maximum). */

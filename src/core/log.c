@@ -1,6 +1,8 @@
 /*
  * log.c — JSON-lines logger. See log.h for the contract.
  */
+/* This file implements its header's test API too (CLARITY_TEST_API). */
+#define CLARITY_TEST_API 1
 #include "core/log.h"
 
 #include <pthread.h>

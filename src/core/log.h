@@ -29,8 +29,11 @@ enum log_level log_level_get(void);
 int log_level_parse(const char *name, enum log_level *out);
 const char *log_level_name(enum log_level level);
 
+#ifdef CLARITY_TEST_API
+/* Test API (unit tests build with CLARITY_TEST_API; see CMakeLists.txt). */
 /* Redirect output to fd (default 2). For tests. */
 void log_fd_set(int fd);
+#endif
 
 /*
  * Write one line. After the message come triples terminated by LOG_END:

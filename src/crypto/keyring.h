@@ -24,9 +24,8 @@
  * KEYRING_ACTIVE_REFRESH_MS, so running instances pick up a rotation made by
  * `clarity keys rotate` in another process without a restart.
  *
- * Return codes: 0, a STORE_E* code (-1..-9, passed through unchanged from the
- * store so callers can use store_problem_set), or a KEYRING_E* code below.
- * keyring_strerror covers both. Nothing here logs key material; only
+ * Return codes: 0, a STORE_E* code (passed through unchanged from the
+ * store), or a KEYRING_E* code (core/err.h); clarity_strerror names both. Nothing here logs key material; only
  * keyring_master_load logs (a warning when a development key is generated
  * or used).
  */

@@ -82,7 +82,7 @@ struct req_ctx {
     int queued;           /* a response was handed to libmicrohttpd */
     int status;           /* status sent, for the access log and metrics */
     size_t bytes;         /* body bytes sent */
-    char request_id[129];
+    char request_id[LIMIT_REQUEST_ID + 1];
     struct upgrade_state *upgrade; /* a queued 101's hand-over, or NULL */
 };
 
@@ -420,7 +420,7 @@ void http_request_peer_ip(const struct http_request *req, char *out, size_t outl
 int http_request_id_is_sane(const char *id)
 {
     size_t n = id != NULL ? strlen(id) : 0;
-    if (n == 0 || n > 128)
+    if (n == 0 || n > LIMIT_REQUEST_ID)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];

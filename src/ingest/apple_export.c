@@ -8,6 +8,8 @@
  * two record slots, the per-type table (bounded) and expat's token buffer
  * (bounded by TOKEN_MAX): flat whatever the file size.
  */
+/* This file implements its header's test API too (CLARITY_TEST_API). */
+#define CLARITY_TEST_API 1
 #include "ingest/apple_export.h"
 
 #include <errno.h>

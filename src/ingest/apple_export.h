@@ -71,8 +71,8 @@
  * the uploads row), pass every body chunk to apple_export_feed as it
  * arrives, call apple_export_finish when the body is complete, and answer
  * with apple_export_report_json. APPLE_EXPORT_EFORMAT is the client's fault
- * (422/400, apple_export_errmsg is a client-safe detail); ECALLBACK carries
- * the store's code through apple_export_callback_rc; EIO and ENOMEM are
+ * (422/400, apple_export_errmsg is a client-safe detail); ECALLBACK means
+ * the batch callback stopped the import (it keeps its own code); EIO and ENOMEM are
  * ours (500/503). An XML body is parsed (and stored, batch by batch) while
  * it arrives; a zip body is spooled to a temporary file and all its work
  * happens in apple_export_finish. The CLI (src/cli/import.c) is a complete
@@ -137,7 +137,7 @@ struct apple_export_stats {
  * store_sample_insert_batch's `inserted`); left untouched it counts as n.
  * Return 0 to go on; any other value stops the import and the pending
  * apple_export_feed / _finish / _import_file returns APPLE_EXPORT_ECALLBACK
- * (the callback's value is kept, see apple_export_callback_rc).
+ * (the callback keeps its own code for its caller).
  */
 typedef int (*apple_export_batch_fn)(void *ctx, struct store_sample *v, size_t n,
                                      const struct apple_export_stats *so_far, size_t *stored);
@@ -202,9 +202,12 @@ void apple_export_free(struct apple_export *p);
  * errors; never record values). "" when nothing failed. Borrowed. */
 const char *apple_export_errmsg(const struct apple_export *p);
 
+#ifdef CLARITY_TEST_API
+/* Test API (unit tests build with CLARITY_TEST_API; see CMakeLists.txt). */
 /* The value the callback returned when the import ended with
  * APPLE_EXPORT_ECALLBACK, else 0. */
 int apple_export_callback_rc(const struct apple_export *p);
+#endif
 
 /* Copy the running totals. */
 void apple_export_stats_get(const struct apple_export *p, struct apple_export_stats *out);

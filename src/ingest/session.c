@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "crypto/keyring.h"
@@ -21,7 +22,7 @@ struct ingest_session {
     struct store_tx *tx; /* ATOMIC: open from begin to commit */
     struct store_upload u;
     char action[64];
-    char request_id[64];
+    char request_id[LIMIT_REQUEST_ID + 1];
     char ip[64];
     size_t stored, offered;
     int64_t records;

@@ -6,6 +6,8 @@
  * the window, routes each stored metric type to its series and writes down
  * what the results rest on.
  */
+/* This file implements its header's test API too (CLARITY_TEST_API). */
+#define CLARITY_TEST_API 1
 #include "pipeline/compute.h"
 
 #include <math.h>
@@ -18,7 +20,7 @@
 #include "analysis/analysis_json.h"
 #include "analysis/series.h"
 #include "core/timeutil.h"
-#include "ingest/healthkit.h"
+#include "core/metric_types.h"
 #include "store/store.h"
 
 /* Metric series the window builds, in struct compute_window order. */

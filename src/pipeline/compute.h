@@ -73,6 +73,7 @@ struct compute_window {
  */
 int compute_window_load(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t now_ms,
                         const char *fail_source, struct compute_window *out, char *err, size_t errlen);
+#ifdef CLARITY_TEST_API
 /*
  * The same window read the slow way: whole sample rows through the generic
  * stream (store_sample_each), payloads parsed per row. compute_window_load
@@ -82,6 +83,7 @@ int compute_window_load(struct store_tx *tx, const char *user_id, const char *up
 int compute_window_load_reference(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t now_ms,
                                   const char *fail_source, struct compute_window *out, char *err,
                                   size_t errlen);
+#endif
 
 /*
  * A window from posted minute values (the PAT API): values[0..n) are minute

@@ -17,6 +17,7 @@
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "pipeline/compute.h"
+#include "pipeline/insight.h"
 #include "pipeline/insight_builtin.h"
 #include "pipeline/jobs.h"
 #include "pipeline/llm.h"
@@ -280,12 +281,10 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     struct store_tx *tx = NULL;
     struct store_analysis a;
     struct store_insight existing;
-    struct insight_builtin_out gen;
+    struct insight_draft d;
     char insight_id[STORE_ID_LEN];
-    json_t *result = NULL, *coverage = NULL;
-    char *body = NULL;
     int rc, have_analysis = 0;
-    memset(&gen, 0, sizeof(gen));
+    memset(&d, 0, sizeof(d));
     if (payload_parse(m, JOBS_INSIGHT, &ids, err, errlen) != 0)
         return JOBS_EPAYLOAD;
     compute_id_derive("insight", ids.analysis_id, insight_id);
@@ -316,40 +315,17 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     store_tx_rollback(tx);
     tx = NULL;
 
-    result = json_loads(a.result ? a.result : "", 0, NULL);
-    coverage = a.coverage ? json_loads(a.coverage, 0, NULL) : NULL;
-    if (!json_is_object(result)) {
-        snprintf(err, errlen, "stored analysis %s is not a JSON object", ids.analysis_id);
-        rc = COMPUTE_EINTERNAL;
+    /* Rendered outside any transaction: an LLM may take seconds. */
+    rc = insight_render_analysis(o->llm, &a, INSIGHT_FOCUS_COMPREHENSIVE, NULL, insight_id, &d);
+    if (rc != 0) {
+        snprintf(err, errlen, rc == COMPUTE_EINTERNAL ? "stored analysis %s is not a JSON object"
+                                                      : "out of memory generating the insight (analysis %s)",
+                 ids.analysis_id);
         goto fail;
     }
-    const char *generator = INSIGHT_BUILTIN_NAME;
-    if (llm_insight_generate(o->llm, result, coverage, INSIGHT_FOCUS_COMPREHENSIVE, NULL, &gen, &generator) != 0 ||
-        (body = json_dumps(gen.body, JSON_COMPACT | JSON_REAL_PRECISION(10))) == NULL) {
-        snprintf(err, errlen, "out of memory generating the insight");
-        rc = COMPUTE_ENOMEM;
-        goto fail;
-    }
-    struct store_insight in;
-    memset(&in, 0, sizeof(in));
-    snprintf(in.id, sizeof(in.id), "%s", insight_id);
-    snprintf(in.user_id, sizeof(in.user_id), "%s", ids.user_id);
-    snprintf(in.analysis_id, sizeof(in.analysis_id), "%s", ids.analysis_id);
-    snprintf(in.insight_type, sizeof(in.insight_type), "comprehensive");
-    snprintf(in.generator, sizeof(in.generator), "%s", generator);
-    in.narrative = gen.narrative;
-    in.body = body;
-    in.confidence = gen.confidence;
-    in.created_at_ms = time_now_ms();
-
     rc = store_tx_begin(o->store, STORE_TX_WRITE, &tx);
     if (rc == 0)
-        rc = store_insight_insert(tx, &in);
-    if (rc == 0) {
-        rc = store_upload_status_set(tx, ids.upload_id, STORE_UPLOAD_COMPLETED, 1.0, processed, NULL);
-        if (rc == STORE_ENOTFOUND)
-            rc = 0;
-    }
+        rc = insight_create(tx, &d, ids.upload_id, processed);
     if (rc == 0)
         rc = store_queue_ack(tx, m);
     if (rc == 0) {
@@ -375,10 +351,7 @@ fail:
 done:
     if (have_analysis)
         store_analysis_clear(&a);
-    insight_builtin_out_clear(&gen);
-    json_decref(result);
-    json_decref(coverage);
-    free(body);
+    insight_draft_clear(&d);
     return rc;
 }
 

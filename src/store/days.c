@@ -755,7 +755,8 @@ static int uploads_alive(struct store_tx *tx, const char *user_id, struct live_u
     if (lite_b)
         list[o++] = '[';
     for (size_t i = 0; i < lu->n; i++)
-        o += (size_t)sprintf(list + o, lite_b ? "%s\"%.36s\"" : "%s%.36s", i ? "," : "", (const char *)lu->id[i]);
+        o += (size_t)snprintf(list + o, lu->n * (STORE_ID_LEN + 3) + 3 - o, lite_b ? "%s\"%.36s\"" : "%s%.36s",
+                              i ? "," : "", (const char *)lu->id[i]);
     if (lite_b)
         list[o++] = ']';
     list[o] = '\0';

@@ -202,7 +202,7 @@ struct store_audit {
     char resource_type[32];
     char resource_id[64];
     char outcome[16];           /* success | denied | error */
-    char request_id[64];
+    char request_id[LIMIT_REQUEST_ID + 1]; /* the whole id the server accepted (never cut) */
     char ip[64];
     int64_t created_at_ms;      /* 0 → now */
 };

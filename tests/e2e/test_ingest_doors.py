@@ -126,8 +126,17 @@ class Doors(unittest.TestCase):
                 "metrics": [{"metric_id": str(uuid.uuid4()), "metric_type": "heart_rate",
                              "start_date": "2026-11-20T%02d:00:00Z" % h,
                              "biometric_data": {"heart_rate": 60 + h}} for h in range(24)]}
-        status, _, doc = c.call("POST", "/api/v1/health-data/upload", body)
+        # The longest X-Request-ID the server accepts (128) reaches the audit
+        # row whole; it used to be cut to 63 characters.
+        rid = "r" * 128
+        status, _, doc = self.srv.json("POST", "/api/v1/health-data/upload", json.dumps(body),
+                                       {"Authorization": "Bearer " + c.token, "Content-Type": "application/json",
+                                        "X-Request-ID": rid})
         self.assertEqual(status, 201, doc)
+        with sqlite3.connect(os.path.join(self.srv.dir, "clarity.db"), timeout=30) as conn:
+            got = [r[0] for r in conn.execute("SELECT request_id FROM audit_log WHERE resource_id = ?",
+                                              (doc["processing_id"],))]
+        self.assertEqual(got, [rid])
         st = wait_status(c, doc["processing_id"], ("completed", "failed"), timeout=120)
         # A day of heart rate alone may be too little to analyse; either way
         # the job ran (it was queued), and the upload did not stay received.

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/limits.h"
 #include "core/uuid.h"
 #include "ingest/session.h"
 #include "pipeline/jobs.h"
@@ -132,6 +133,12 @@ static void test_atomic_commit_writes_all_and_queues(void **state)
     struct store_sample v[3];
     struct ingest_result r, mid;
     struct ingest_origin o = origin(f->user, "api");
+    /* The longest request id the server accepts is kept whole in the audit
+     * row (it used to be cut to 63 characters). */
+    char rid[LIMIT_REQUEST_ID + 1];
+    memset(rid, 'q', LIMIT_REQUEST_ID);
+    rid[LIMIT_REQUEST_ID] = '\0';
+    o.request_id = rid;
     samples(v, 3, f->user, 1700000000000LL);
     assert_int_equal(ingest_session_begin(f->st, NULL, &o, INGEST_ATOMIC, &s), 0);
     size_t stored = 0;
@@ -167,7 +174,7 @@ static void test_atomic_commit_writes_all_and_queues(void **state)
     int found = 0;
     for (size_t i = 0; i < na; i++)
         found |= strcmp(a[i].resource_id, r.upload_id) == 0 && strcmp(a[i].action, "health_data.create") == 0 &&
-                 strcmp(a[i].request_id, "req-1") == 0;
+                 strcmp(a[i].request_id, rid) == 0;
     free(a);
     store_tx_rollback(tx);
     assert_true(found);
@@ -328,7 +335,7 @@ static void test_refusals(void **state)
     assert_int_equal(ingest_session_begin(f->st, NULL, &o, INGEST_ATOMIC, &s), INGEST_EINVAL);
     assert_null(s);
     o = origin(f->user, "api");
-    char long_id[100];
+    char long_id[LIMIT_REQUEST_ID + 2];
     memset(long_id, 'r', sizeof(long_id) - 1);
     long_id[sizeof(long_id) - 1] = '\0';
     o.request_id = long_id;
