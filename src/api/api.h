@@ -33,6 +33,7 @@ struct api_ctx {
     const struct pat_standardization *pat_std;
     struct llm_client *llm;     /* INSIGHT_GENERATOR's LLM; NULL: built-in only */
     struct chat_hub *chat;      /* api/chat.c; NULL: chat answers 503 */
+    struct guard *guard;        /* revocation and token checks (api/auth.c) */
 };
 
 /* Register every route of the API. Returns 0 or -1 (router full, bug). */

@@ -88,6 +88,8 @@ static const struct var vars[] = {
     {"ENCRYPTION_KEY", V_STRING, OFF(encryption_key), {0}, 0, 0, 1, "base64 of 32 random bytes"},
     {"OIDC_JWKS_URL", V_STRING, OFF(oidc_jwks_url), {0}, 0, 0, 0, "an https URL of a JWK Set or x509 key map"},
     {"OIDC_JWKS_FILE", V_STRING, OFF(oidc_jwks_file), {0}, 0, 0, 0, "a path to a JWK Set or x509 key map"},
+    {"OIDC_ISSUERS", V_STRING, OFF(oidc_issuers), {0}, 0, 0, 0,
+     "a JSON list of {issuer, audiences, client_ids, jwks_url | jwks_file, token_uses, name}"},
     {"TRUSTED_PROXIES", V_STRING, OFF(trusted_proxies), {"[]", "[]", "[]"}, 0, 0, 0,
      "a JSON list of proxy IP addresses"},
     {"LOCKOUT_THRESHOLD", V_INT, OFF(lockout_threshold), {"5", "5", "5"}, 1, 1000, 0, "an integer from 1 to 1000"},

@@ -193,6 +193,38 @@ int store_token_revoke_family(struct store_tx *tx, const char *family_id, int64_
                               int64_t *n);
 int store_token_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n);
 
+/* ---- sign-in identities and sessions (identity.c) ---------------------- */
+
+/* The Clarity user an external identity (issuer, subject) is bound to, into
+ * user_id (STORE_ID_LEN). STORE_ENOTFOUND when unbound. */
+int store_identity_get(struct store_tx *tx, const char *issuer, const char *subject,
+                       char user_id[STORE_ID_LEN]);
+/* Bind (issuer, subject) to user_id. STORE_ECONFLICT when already bound. */
+int store_identity_insert(struct store_tx *tx, const char *issuer, const char *subject,
+                          const char *user_id, const char *email);
+/* How many identities are bound to user_id. */
+int store_identity_count(struct store_tx *tx, const char *user_id, int64_t *n);
+
+/* Add sid to the revocation set (revoked_at = now_ms; a repeat keeps the
+ * later time); expires_at_ms is when no token it can match is valid. */
+int store_session_revoke(struct store_tx *tx, const char *sid, int64_t now_ms,
+                         int64_t expires_at_ms);
+struct store_revocation {
+    char sid[128];
+    int64_t revoked_at_ms;
+    int64_t expires_at_ms;
+};
+/* Revocations with revoked_at >= since_ms, oldest first, at most max into
+ * out (*n filled). Rows past expiry at now_ms are pruned first. */
+int store_session_revoked_since(struct store_tx *tx, int64_t since_ms, int64_t now_ms,
+                                struct store_revocation *out, size_t max, size_t *n);
+
+/* users.email_verified and users.display_name (migration 007). */
+int store_user_extra_get(struct store_tx *tx, const char *id, int *email_verified,
+                         char *display_name, size_t cap);
+int store_user_extra_set(struct store_tx *tx, const char *id, int email_verified,
+                         const char *display_name);
+
 /* ---- audit log --------------------------------------------------------- */
 
 struct store_audit {
