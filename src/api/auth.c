@@ -7,6 +7,7 @@
  * transaction; presenting a token that was already rotated (or revoked)
  * revokes its whole family, since only a thief or a replay can hold it.
  */
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "api/input.h"
 #include "auth/audit.h"
 #include "auth/guard.h"
+#include "auth/mailer.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
@@ -135,6 +137,83 @@ static void flat_tokens(json_t *o, json_t *tokens)
         json_object_set(o, names[i], json_object_get(tokens, names[i]));
 }
 
+/* ---- e-mail verification ---------------------------------------------------
+ * A 6-digit code, valid EMAIL_CODE_TTL_S, at most EMAIL_CODE_MAX_ATTEMPTS
+ * wrong tries, a new one at most every EMAIL_CODE_RESEND_S. Only
+ * SHA-256(user id ":" code) is stored. Sent after the transaction commits, on
+ * a thread of its own (a slow SMTP server never holds a request thread). */
+#define EMAIL_CODE_TTL_S (15 * 60)
+#define EMAIL_CODE_MAX_ATTEMPTS 5
+#define EMAIL_CODE_RESEND_S 60
+
+static void code_hash(const char *user_id, const char *code, char out[65])
+{
+    crypto_hash_sha256_state st;
+    unsigned char d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)user_id, strlen(user_id));
+    crypto_hash_sha256_update(&st, (const unsigned char *)":", 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)code, strlen(code));
+    crypto_hash_sha256_final(&st, d);
+    sodium_bin2hex(out, 65, d, sizeof(d));
+}
+
+/* Store a new code for user_id in tx; code_out (7 bytes) gets the code. */
+static int email_code_new(struct store_tx *tx, const char *user_id, char code_out[7])
+{
+    snprintf(code_out, 7, "%06u", (unsigned)randombytes_uniform(1000000));
+    struct store_email_code c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.user_id, sizeof(c.user_id), "%s", user_id);
+    code_hash(user_id, code_out, c.code_hash);
+    c.sent_at_ms = time_now_ms();
+    c.expires_at_ms = c.sent_at_ms + EMAIL_CODE_TTL_S * 1000LL;
+    return store_email_code_put(tx, &c);
+}
+
+struct mail_job {
+    const struct config *cfg;
+    char to[256];
+    char body[512];
+};
+
+static void *mail_main(void *arg)
+{
+    struct mail_job *j = arg;
+    char err[256] = "";
+    if (mailer_send(j->cfg, j->to, "Your Clarity verification code", j->body, err, sizeof(err)) != 0)
+        log_warning("verification e-mail not sent", LOG_STR, "error", err, LOG_END);
+    sodium_memzero(j->body, sizeof(j->body));
+    free(j);
+    return NULL;
+}
+
+/* Send the code to email in the background. Never logs the code. */
+static void email_code_send(const struct config *cfg, const char *email, const char *code)
+{
+    struct mail_job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return;
+    j->cfg = cfg;
+    snprintf(j->to, sizeof(j->to), "%s", email);
+    snprintf(j->body, sizeof(j->body),
+             "Your Clarity verification code is %s\n\nIt expires in %d minutes. If you did not create a Clarity "
+             "account, ignore this message.\n",
+             code, EMAIL_CODE_TTL_S / 60);
+    pthread_attr_t attr;
+    pthread_t t;
+    int ok = pthread_attr_init(&attr) == 0;
+    if (ok) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        ok = pthread_create(&t, &attr, mail_main, j) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!ok) {
+        log_warning("verification e-mail not sent", LOG_STR, "error", "cannot start a thread", LOG_END);
+        free(j);
+    }
+}
+
 static void h_register(struct http_request *req, struct http_response *res)
 {
     struct api_ctx *ctx = req->route_ctx;
@@ -203,6 +282,10 @@ static void h_register(struct http_request *req, struct http_response *res)
     }
     if (rc == 0 && display != NULL)
         rc = store_user_extra_set(tx, u.id, 0, display);
+    char code[7] = "";
+    int mail = mailer_configured(ctx->cfg);
+    if (rc == 0 && mail)
+        rc = email_code_new(tx, u.id, code);
     json_t *tokens = NULL;
     char tid[STORE_ID_LEN];
     if (rc == 0)
@@ -223,6 +306,10 @@ static void h_register(struct http_request *req, struct http_response *res)
     json_object_set_new(o, "created_at", api_time_json(u.created_at_ms));
     flat_tokens(o, tokens);
     json_decref(tokens);
+    json_object_set_new(o, "email_verification_sent", json_boolean(mail));
+    if (mail)
+        email_code_send(ctx->cfg, u.email, code);
+    sodium_memzero(code, sizeof(code));
     http_respond_json(res, 201, o);
 done:
     store_tx_rollback(tx);
@@ -576,6 +663,180 @@ done:
     json_decref(body);
 }
 
+/*
+ * POST /api/v1/auth/verify-email {verification_code, email?}: the account is
+ * named by email, or by the bearer token when email is absent. A right code
+ * marks the e-mail verified and signs the user in (the iOS app's reply
+ * {user, tokens}); a wrong, expired or used-up code is a 400 that says the
+ * same for an unknown e-mail.
+ */
+static void h_verify_email(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    struct store_tx *tx = NULL;
+    json_t *body = input_body_object(req, res);
+    json_t *tokens = NULL;
+    if (body == NULL)
+        return;
+    static const char *const allowed[] = {"verification_code", "email", NULL};
+    struct input in;
+    input_init(&in, res);
+    input_only(&in, body, "", allowed);
+    const char *code = input_string(&in, body, "", "verification_code", 1, 1, 32);
+    const char *email_in = input_string(&in, body, "", "email", 0, 3, 254);
+    if (input_done(&in) != 0)
+        goto done;
+    struct store_user u;
+    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
+    if (rc == 0 && email_in != NULL) {
+        char email[256];
+        snprintf(email, sizeof(email), "%s", email_in);
+        lower(email);
+        rc = store_user_get_by_email(tx, email, &u);
+    } else if (rc == 0) {
+        const char *tok = bearer(req);
+        struct principal p;
+        char why[128];
+        if (tok == NULL || ctx->guard == NULL || guard_authenticate_token(ctx->guard, tok, &p, why, sizeof(why)) != 0) {
+            struct problem *pr = http_respond_problem(res, 422, "validation-error",
+                                                      "Name the account: an email, or a bearer token.");
+            problem_add_error(pr, "/email", "is required without a bearer token");
+            goto done;
+        }
+        rc = store_user_get(tx, p.user_id, &u);
+    }
+    struct store_email_code c;
+    if (rc == 0)
+        rc = store_email_code_get(tx, u.id, &c);
+    if (rc != 0 && rc != STORE_ENOTFOUND) {
+        api_store_failure(res, rc);
+        goto done;
+    }
+    if (rc == STORE_ENOTFOUND || c.expires_at_ms <= time_now_ms() || c.attempts >= EMAIL_CODE_MAX_ATTEMPTS) {
+        http_respond_problem(res, 400, "invalid-verification-code",
+                             "The verification code is invalid or has expired; ask for a new one.");
+        goto done;
+    }
+    char h[65];
+    code_hash(u.id, code, h);
+    if (sodium_memcmp(h, c.code_hash, 64) != 0) {
+        rc = store_email_code_attempt(tx, u.id);
+        if (rc == 0)
+            audit_record(ctx->store, tx, req, u.id, "auth.verify_email", "user", u.id, "failure");
+        rc = api_tx_end(tx, rc);
+        tx = NULL;
+        if (rc != 0) {
+            api_store_failure(res, rc);
+            goto done;
+        }
+        http_respond_problem(res, 400, "invalid-verification-code",
+                             "The verification code is invalid or has expired; ask for a new one.");
+        goto done;
+    }
+    int verified = 0;
+    char display[256] = "";
+    char tid[STORE_ID_LEN];
+    rc = store_user_extra_get(tx, u.id, &verified, display, sizeof(display));
+    if (rc == 0)
+        rc = store_user_extra_set(tx, u.id, 1, display);
+    if (rc == 0)
+        rc = store_email_code_delete(tx, u.id);
+    if (rc == 0)
+        rc = issue_pair(ctx, tx, &u, NULL, REFRESH_TTL_S, &tokens, tid);
+    if (rc == 0)
+        rc = audit_record(ctx->store, tx, req, u.id, "auth.verify_email", "user", u.id, "success") == 0
+                 ? 0
+                 : STORE_EINTERNAL;
+    rc = api_tx_end(tx, rc);
+    tx = NULL;
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        goto done;
+    }
+    json_t *user = json_object();
+    json_object_set_new(user, "id", json_string(u.id));
+    json_object_set_new(user, "email", json_string(u.email));
+    json_object_set_new(user, "display_name", json_string(display));
+    json_object_set_new(user, "provider", json_string("clarity"));
+    json_object_set_new(user, "role", json_string(u.role));
+    json_object_set_new(user, "is_active", json_boolean(strcmp(u.status, "active") == 0));
+    json_object_set_new(user, "is_email_verified", json_true());
+    json_t *o = json_object();
+    json_object_set_new(o, "user", user);
+    json_object_del(tokens, "refresh_expires_in");
+    json_object_set_new(o, "tokens", tokens);
+    tokens = NULL;
+    http_respond_json(res, 200, o);
+done:
+    json_decref(tokens);
+    store_tx_rollback(tx);
+    json_decref(body);
+}
+
+/*
+ * POST /api/v1/auth/resend-verification {email}: a new code for an existing,
+ * unverified account, at most one a minute. The same {message} whatever the
+ * account's state, so the reply tells nobody which e-mails have accounts.
+ */
+static void h_resend_verification(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    struct store_tx *tx = NULL;
+    json_t *body = input_body_object(req, res);
+    if (body == NULL)
+        return;
+    static const char *const allowed[] = {"email", NULL};
+    struct input in;
+    input_init(&in, res);
+    input_only(&in, body, "", allowed);
+    const char *email_in = input_string(&in, body, "", "email", 1, 3, 254);
+    if (input_done(&in) != 0)
+        goto done;
+    if (!mailer_configured(ctx->cfg)) {
+        http_respond_problem(res, 503, "service-unavailable", "E-mail is not configured on this server.");
+        goto done;
+    }
+    char email[256];
+    snprintf(email, sizeof(email), "%s", email_in);
+    lower(email);
+    struct store_user u;
+    struct store_email_code c;
+    char code[7] = "";
+    int send = 0, verified = 0;
+    char display[256];
+    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_user_get_by_email(tx, email, &u);
+    if (rc == 0)
+        rc = store_user_extra_get(tx, u.id, &verified, display, sizeof(display));
+    if (rc == 0 && !verified && strcmp(u.status, "active") == 0) {
+        int r2 = store_email_code_get(tx, u.id, &c);
+        if (r2 == STORE_ENOTFOUND || (r2 == 0 && time_now_ms() - c.sent_at_ms >= EMAIL_CODE_RESEND_S * 1000LL)) {
+            rc = email_code_new(tx, u.id, code);
+            send = rc == 0;
+        } else if (r2 != 0)
+            rc = r2;
+    }
+    if (rc == STORE_ENOTFOUND)
+        rc = 0;
+    rc = api_tx_end(tx, rc);
+    tx = NULL;
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        goto done;
+    }
+    if (send)
+        email_code_send(ctx->cfg, email, code);
+    sodium_memzero(code, sizeof(code));
+    json_t *o = json_object();
+    json_object_set_new(o, "message",
+                        json_string("If an unverified account has this e-mail, a new code is on its way."));
+    http_respond_json(res, 200, o);
+done:
+    store_tx_rollback(tx);
+    json_decref(body);
+}
+
 static void h_me(struct http_request *req, struct http_response *res)
 {
     struct api_ctx *ctx = req->route_ctx;
@@ -713,6 +974,8 @@ int api_auth_register(struct router *r, struct api_ctx *ctx)
     rc |= router_add(r, HTTP_POST, "/api/v1/auth/refresh", h_refresh, ctx, open);
     rc |= router_add(r, HTTP_POST, "/api/v1/auth/logout", h_logout, ctx, open);
     rc |= router_add(r, HTTP_GET, "/api/v1/auth/me", h_me, ctx, authed);
+    rc |= router_add(r, HTTP_POST, "/api/v1/auth/verify-email", h_verify_email, ctx, open);
+    rc |= router_add(r, HTTP_POST, "/api/v1/auth/resend-verification", h_resend_verification, ctx, open);
     rc |= router_add(r, HTTP_POST, "/api/v1/auth/identities", h_identity_link, ctx,
                      GUARD_AUTH | GUARD_RATE(GUARD_RATE_AUTH));
     rc |= router_add(r, HTTP_DELETE, "/api/v1/auth/me", h_me_delete, ctx, authed);

@@ -264,7 +264,7 @@ static const char m006_ddl[] =
  * user ("user:<id>", tokens issued up to revoked_at) revoked by erasure,
  * disabling or a password change; rows are pruned after expires_at, when no
  * token they could match is still valid. users gains email_verified and
- * display_name. Expand-only: the previous release ignores the new tables
+ * display_name, and email_verifications holds pending e-mail codes. Expand-only: the previous release ignores the new tables
  * and columns during a deploy. */
 static const char m007_ddl[] =
     "CREATE TABLE external_identities ("
@@ -281,7 +281,15 @@ static const char m007_ddl[] =
     " expires_at BIGINT NOT NULL);\n"
     "CREATE INDEX revoked_sessions_revoked ON revoked_sessions (revoked_at);\n"
     "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;\n"
-    "ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';\n";
+    "ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';\n"
+    /* One pending e-mail verification code per user: its hash, expiry,
+     * wrong attempts so far and when it was sent (resend cooldown). */
+    "CREATE TABLE email_verifications ("
+    " user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+    " code_hash TEXT NOT NULL,"
+    " expires_at BIGINT NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " sent_at BIGINT NOT NULL);\n";
 
 static const struct migration migrations[] = {
     {"001_create_indexes", m001_ddl, NULL},

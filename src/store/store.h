@@ -225,6 +225,20 @@ int store_user_extra_get(struct store_tx *tx, const char *id, int *email_verifie
 int store_user_extra_set(struct store_tx *tx, const char *id, int email_verified,
                          const char *display_name);
 
+/* Pending e-mail verification codes (one per user; only a hash is kept). */
+struct store_email_code {
+    char user_id[STORE_ID_LEN];
+    char code_hash[65];
+    int64_t expires_at_ms;
+    int attempts;
+    int64_t sent_at_ms;
+};
+/* Insert or replace the user's code (attempts reset). */
+int store_email_code_put(struct store_tx *tx, const struct store_email_code *c);
+int store_email_code_get(struct store_tx *tx, const char *user_id, struct store_email_code *out);
+int store_email_code_attempt(struct store_tx *tx, const char *user_id);
+int store_email_code_delete(struct store_tx *tx, const char *user_id);
+
 /* ---- audit log --------------------------------------------------------- */
 
 struct store_audit {

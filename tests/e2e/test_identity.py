@@ -316,6 +316,63 @@ class ExternalSignIn(unittest.TestCase):
         self.assertGreater(ext, pw / 4, (ext, pw))
 
 
+    def test_admin_cannot_write_into_another_account(self):
+        admin_email = "adm-%s@example.com" % uuid.uuid4().hex[:8]
+        self.make_admin(admin_email)
+        _, _, adm = login(self.srv, admin_email)
+        self.assertEqual(adm["user"]["role"], "admin")
+        _, _, victim = register(self.srv, "victim-%s@example.com" % uuid.uuid4().hex[:8])
+        aid = str(uuid.uuid4())
+        result = {"sleep": {"total_sleep_minutes": 420}, "coverage": {"days": 7}}
+        with sqlite3.connect(self.db) as c:
+            c.execute("INSERT INTO analyses (id, user_id, kind, result, created_at) VALUES (?, ?, 'test', ?, ?)",
+                      (aid, victim["user_id"], json.dumps(result), int(time.time() * 1000)))
+        status, _, doc = post(self.srv, "/api/v1/insights/generate", {"analysis_id": aid},
+                              token=adm["access_token"])
+        self.assertEqual(status, 404, doc)
+        with sqlite3.connect(self.db) as c:
+            n = c.execute("SELECT count(*) FROM insights WHERE user_id = ?", (victim["user_id"],)).fetchone()[0]
+        self.assertEqual(n, 0)
+        # The owner still can.
+        status, _, doc = post(self.srv, "/api/v1/insights/generate", {"analysis_id": aid},
+                              token=victim["access_token"])
+        self.assertEqual(status, 200, doc)
+
+
+class ConfigCheck(unittest.TestCase):
+    """#21: Firebase alone starts (Google's public keys by default), and
+    `config check` refuses exactly what `serve` refuses."""
+
+    def check(self, env):
+        from harness import run_cli
+        import tempfile
+        d = tempfile.mkdtemp(prefix="clarity-cfg-")
+        e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": d,
+             "DATABASE_URL": "sqlite:" + os.path.join(d, "c.db")}
+        e.update(env)
+        return run_cli(["config", "check"], env=e, cwd=d)[0]
+
+    def test_firebase_defaults_and_refusals(self):
+        self.assertEqual(self.check({"FIREBASE_PROJECT_ID": "clarity-test"}), 0)
+        srv = Server(env={"FIREBASE_PROJECT_ID": "clarity-test"})
+        srv.stop()
+        bad = [
+            {"FIREBASE_PROJECT_ID": "p", "OIDC_JWKS_FILE": "/nonexistent/jwks.json"},
+            {"FIREBASE_PROJECT_ID": "p", "OIDC_JWKS_FILE": "/x", "OIDC_JWKS_URL": "https://x/jwks"},
+            {"OIDC_ISSUERS": "not json"},
+            {"OIDC_ISSUERS": json.dumps([{"issuer": "https://i.example", "jwks_url": "https://i.example/k"}])},
+            {"OIDC_ISSUERS": json.dumps([{"issuer": "http://i.example", "audiences": ["a"],
+                                          "jwks_url": "https://i.example/k"}])},
+            {"OIDC_ISSUERS": json.dumps([{"issuer": "https://i.example", "audiences": ["a"],
+                                          "token_uses": ["access"], "jwks_url": "https://i.example/k"}])},
+            {"OIDC_JWKS_URL": "https://x/jwks"},
+        ]
+        for env in bad:
+            self.assertNotEqual(self.check(env), 0, env)
+            with self.assertRaises(RuntimeError, msg=env):
+                Server(env=env, timeout=10)
+
+
 class SilentKeyUrl(unittest.TestCase):
     def test_liveness_stays_fast(self):
         idp = RsaIssuer("silent-key")
