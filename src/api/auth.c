@@ -713,7 +713,7 @@ static void h_verify_email(struct http_request *req, struct http_response *res)
         goto done;
     }
     if (rc == STORE_ENOTFOUND || c.expires_at_ms <= time_now_ms() || c.attempts >= EMAIL_CODE_MAX_ATTEMPTS) {
-        http_respond_problem(res, 400, "invalid-verification-code",
+        http_respond_problem(res, 400, "bad-request",
                              "The verification code is invalid or has expired; ask for a new one.");
         goto done;
     }
@@ -729,7 +729,7 @@ static void h_verify_email(struct http_request *req, struct http_response *res)
             api_store_failure(res, rc);
             goto done;
         }
-        http_respond_problem(res, 400, "invalid-verification-code",
+        http_respond_problem(res, 400, "bad-request",
                              "The verification code is invalid or has expired; ask for a new one.");
         goto done;
     }
