@@ -473,6 +473,17 @@ static int is_revoked(struct guard *g, const struct principal *p)
     return s >= 0 || (u >= 0 && p->iat * 1000 <= u);
 }
 
+int guard_revoke_user_row(struct store_tx *tx, const char *user_id, int64_t now_ms)
+{
+    char row[128];
+    if (user_id == NULL || user_id[0] == '\0')
+        return STORE_EINVAL;
+    snprintf(row, sizeof(row), "user:%.100s", user_id);
+    /* Long enough for any token issued before now: an access token lives at
+     * most 86,400 s (config), external tokens an hour at the providers. */
+    return store_session_revoke(tx, row, now_ms, now_ms + (2 * 86400 + 120) * 1000LL);
+}
+
 int guard_revoke(struct guard *g, struct store_tx *tx, const char *sid, const char *user_id, int64_t expires_at_ms)
 {
     char row[128];

@@ -107,6 +107,13 @@ int guard_revoke(struct guard *g, struct store_tx *tx, const char *sid, const ch
                  int64_t expires_at_ms);
 
 /*
+ * For processes without a guard (operator commands: disable a user, reset a
+ * password): write the user-wide revocation row in tx. Running servers pick
+ * it up within GUARD_REVOCATION_POLL_MS. 0 or a STORE_E* code.
+ */
+int guard_revoke_user_row(struct store_tx *tx, const char *user_id, int64_t now_ms);
+
+/*
  * Verify a bearer token as the guard does (cache, signature, issuer rules,
  * external linking, revocation) into *p. 0, or -1 with a loggable reason.
  * For the WebSocket handshake and the identity-link endpoint; link_external

@@ -286,6 +286,27 @@ class ExternalSignIn(unittest.TestCase):
         self.assertEqual(self.me(fb)[0], 401)
         self.assertEqual(self.srv.json("POST", "/api/v1/auth/logout")[0], 401)
 
+    def test_revocation_from_another_process_bites(self):
+        # What `clarity users disable` or another instance writes: a user-wide
+        # row. This server polls the set every second.
+        email = "xproc-%s@example.com" % uuid.uuid4().hex[:8]
+        _, _, reg = register(self.srv, email)
+        tok = login(self.srv, email)[2]["tokens"]["access_token"]
+        self.assertEqual(self.me(tok)[0], 200)
+        time.sleep(1.1)  # the token's iat is now in an earlier second than the revocation
+        now = int(time.time() * 1000)
+        with sqlite3.connect(self.db) as c:
+            c.execute("INSERT INTO revoked_sessions (sid, revoked_at, expires_at) VALUES (?, ?, ?)",
+                      ("user:" + reg["user_id"], now, now + 86400000))
+        deadline = time.time() + 10
+        while self.me(tok)[0] == 200:
+            self.assertLess(time.time(), deadline, "revocation never seen")
+            time.sleep(0.1)
+        self.assertEqual(self.me(tok)[0], 401)
+        # A token issued after the revocation works.
+        time.sleep(1.1)
+        self.assertEqual(self.me(login(self.srv, email)[2]["tokens"]["access_token"])[0], 200)
+
     def test_query_token_only_on_websocket_route(self):
         email = "query-%s@example.com" % uuid.uuid4().hex[:8]
         _, _, reg = register(self.srv, email)
