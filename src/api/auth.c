@@ -863,9 +863,11 @@ static void h_me(struct http_request *req, struct http_response *res)
     /* An account made for an external identity whose e-mail was unverified
      * or taken holds a placeholder address: that is no e-mail of the user's. */
     const char *at = strrchr(u.email, '@');
-    if (at != NULL && strcmp(at, "@users.invalid") == 0)
+    int placeholder = at != NULL && strcmp(at, "@users.invalid") == 0;
+    if (placeholder)
         json_object_set_new(o, "email", json_null());
-    json_object_set_new(o, "email_verified", json_boolean(verified || (p->external && p->email_verified)));
+    int ev = !placeholder && (verified || (p->external && p->email_verified));
+    json_object_set_new(o, "email_verified", json_boolean(ev));
     json_object_set_new(o, "display_name", display[0] ? json_string(display) : json_null());
     json_object_set_new(o, "auth_provider", json_string(p->provider[0] ? p->provider : "clarity"));
     http_respond_json(res, 200, o);

@@ -762,5 +762,7 @@ int access_can_read(const struct http_request *req, const char *owner_id)
     const struct principal *p = req->principal;
     if (p == NULL || owner_id == NULL)
         return 0;
-    return auth_principal_is(p, owner_id) || (p->perms & PERM_READ_ALL) != 0;
+    /* A stored owner is always a Clarity user id: never matched against the
+     * caller's external subject (a subject is the provider's to choose). */
+    return strcasecmp(p->user_id, owner_id) == 0 || (p->perms & PERM_READ_ALL) != 0;
 }

@@ -91,7 +91,11 @@ int guard_perm_names(unsigned perms, const char **out, int max);
  * 1 when id names the caller: their Clarity user id (compared
  * case-insensitively, as UUIDs are) or, for a caller signed in with an
  * external token, that token's subject (exact: provider subjects are
- * case-sensitive). The one rule every ownership check uses; p may be NULL.
+ * case-sensitive). The one rule every ownership check of an id taken from
+ * a path or body uses; p may be NULL. After a match, handlers read and write
+ * under p->user_id, never under the id they were given (a subject is not a
+ * Clarity user id). Stored owners are compared with the user id only
+ * (access_can_read).
  */
 int auth_principal_is(const struct principal *p, const char *id);
 
