@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import socket
+import subprocess
 import sqlite3
 import statistics
 import threading
@@ -18,6 +19,9 @@ from harness import Server
 from tokens import RsaIssuer
 
 PASSWORD = "Correct-Horse-9"
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PSQL = os.path.join(PG_BIN, "psql")
+SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIREBASE_ISS = "https://securetoken.google.com/clarity-test"
 COGNITO_ISS = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool1"
 IDP2_ISS = "https://idp2.example.org"
@@ -139,9 +143,24 @@ class ExternalSignIn(unittest.TestCase):
     def make_admin(self, email):
         status, _, doc = register(self.srv, email)
         self.assertEqual(status, 201, doc)
-        with sqlite3.connect(self.db) as c:
-            c.execute("UPDATE users SET role = 'admin' WHERE id = ?", (doc["user_id"],))
+        self.sql("UPDATE users SET role = 'admin' WHERE id = ?", (doc["user_id"],))
         return doc["user_id"]
+
+    def sql(self, query, params=()):
+        """Run one statement on the server's database (SQLite file, or
+        PostgreSQL through psql when the class set pg_url); the first column
+        of the first row, or None."""
+        if getattr(self, "pg_url", None):
+            def lit(v):
+                return str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'"
+            parts = query.split("?")
+            q = parts[0] + "".join(lit(v) + rest for v, rest in zip(params, parts[1:]))
+            out = subprocess.run([PSQL, "-XAtq", "-v", "ON_ERROR_STOP=1", self.pg_url, "-c", q], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+            return out.splitlines()[0] if out else None
+        with sqlite3.connect(self.db) as c:
+            row = c.execute(query, params).fetchone()
+        return row[0] if row else None
 
     def test_unverified_email_takes_nothing(self):
         email = "admin-%s@example.com" % uuid.uuid4().hex[:8]
@@ -295,9 +314,8 @@ class ExternalSignIn(unittest.TestCase):
         self.assertEqual(self.me(tok)[0], 200)
         time.sleep(1.1)  # the token's iat is now in an earlier second than the revocation
         now = int(time.time() * 1000)
-        with sqlite3.connect(self.db) as c:
-            c.execute("INSERT INTO revoked_sessions (sid, revoked_at, expires_at) VALUES (?, ?, ?)",
-                      ("user:" + reg["user_id"], now, now + 86400000))
+        self.sql("INSERT INTO revoked_sessions (sid, revoked_at, expires_at) VALUES (?, ?, ?)",
+                 ("user:" + reg["user_id"], now, now + 86400000))
         deadline = time.time() + 10
         while self.me(tok)[0] == 200:
             self.assertLess(time.time(), deadline, "revocation never seen")
@@ -347,15 +365,13 @@ class ExternalSignIn(unittest.TestCase):
         victim_token = login(self.srv, victim_email)[2]["tokens"]["access_token"]
         aid = str(uuid.uuid4())
         result = {"sleep": {"total_sleep_minutes": 420}, "coverage": {"days": 7}}
-        with sqlite3.connect(self.db) as c:
-            c.execute("INSERT INTO analyses (id, user_id, kind, result, created_at) VALUES (?, ?, 'test', ?, ?)",
-                      (aid, victim["user_id"], json.dumps(result), int(time.time() * 1000)))
+        self.sql("INSERT INTO analyses (id, user_id, kind, result, created_at) VALUES (?, ?, 'test', ?, ?)",
+                 (aid, victim["user_id"], json.dumps(result), int(time.time() * 1000)))
         status, _, doc = post(self.srv, "/api/v1/insights/generate", {"analysis_id": aid},
                               token=adm["tokens"]["access_token"])
         self.assertEqual(status, 404, doc)
-        with sqlite3.connect(self.db) as c:
-            n = c.execute("SELECT count(*) FROM insights WHERE user_id = ?", (victim["user_id"],)).fetchone()[0]
-        self.assertEqual(n, 0)
+        n = self.sql("SELECT count(*) FROM insights WHERE user_id = ?", (victim["user_id"],))
+        self.assertEqual(int(n), 0)
         # The owner still can.
         status, _, doc = post(self.srv, "/api/v1/insights/generate", {"analysis_id": aid},
                               token=victim_token)
@@ -384,6 +400,37 @@ class FirebaseOnly(ExternalSignIn):
     test_two_issuers_same_subject_are_two_users = None
     test_issuer_rules = None
     test_owner_links_while_signed_in = None
+
+
+@unittest.skipUnless(os.path.exists(PSQL), "PostgreSQL 15 is not installed")
+class FirebaseOnlyPostgres(FirebaseOnly):
+    """The same Firebase-only tests on PostgreSQL (migration 007 there)."""
+
+    @classmethod
+    def setUpClass(cls):
+        env = dict(os.environ, PG_TEST_OPTS="-c fsync=off")
+        cls.pg = subprocess.Popen([os.path.join(SOURCE_DIR, "scripts", "pg-test-server")], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        cls.pg_url = None
+        for raw in cls.pg.stdout:
+            line = raw.decode().strip()
+            if line.startswith("DATABASE_URL="):
+                cls.pg_url = line.split("=", 1)[1]
+                break
+        if cls.pg_url is None:
+            raise RuntimeError("pg-test-server did not start")
+        cls.fb = RsaIssuer("fb-key")
+        cls.srv = Server(env={"FIREBASE_PROJECT_ID": "clarity-test", "OIDC_JWKS_FILE": cls.fb.jwks_path,
+                              "DATABASE_URL": cls.pg_url, "RATE_LIMITS": "auth=1000/60,api=10000/60"})
+        cls.db = None
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.fb.close()
+        import signal
+        os.killpg(cls.pg.pid, signal.SIGTERM)
+        cls.pg.wait(30)
 
 
 class ConfigCheck(unittest.TestCase):
