@@ -38,6 +38,7 @@ struct api_ctx {
     /* Set when the shutdown grace period is over: long imports give up
      * (api/health_data.c) so that no request outlives it. NULL: never. */
     const atomic_int *stop;
+    struct guard *guard;        /* revocation and token checks (api/auth.c) */
 };
 
 /* Register every route of the API. Returns 0 or -1 (router full, bug). */

@@ -162,5 +162,5 @@ static void h_chat(struct http_request *req, struct http_response *res)
 int api_chat_register(struct router *r, struct api_ctx *ctx)
 {
     return router_add(r, HTTP_GET, "/api/v1/chat/{room_id}", h_chat, ctx,
-                      GUARD_AUTH | GUARD_RATE(GUARD_RATE_CHAT));
+                      GUARD_AUTH | GUARD_QUERY_TOKEN | GUARD_RATE(GUARD_RATE_CHAT));
 }

@@ -174,7 +174,11 @@ static void h_upload(struct http_request *req, struct http_response *res)
     input_init(&in, res);
     const char *source = NULL, *sync = NULL;
     int64_t client_ts = 0;
-    int rc = upload_parse_health_data(body, p->user_id, ctx->max_metrics, &in.c, &samples, &source, &sync,
+    /* The body's user_id may name the caller by their external subject
+     * (auth_principal_is); the samples are stored under p->user_id. */
+    const char *body_uid = json_string_value(json_object_get(body, "user_id"));
+    const char *expect_uid = auth_principal_is(p, body_uid) ? body_uid : p->user_id;
+    int rc = upload_parse_health_data(body, expect_uid, ctx->max_metrics, &in.c, &samples, &source, &sync,
                                       &client_ts);
     if (rc == INGEST_EOWNER) {
         api_store_failure(res, rc);
@@ -233,7 +237,10 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
         goto done;
     struct input in;
     input_init(&in, res);
-    int rc = hk_upload_parse(body, p->user_id, &in.c, &samples, rctx.unsupported, &rctx.counts, &sync);
+    /* As for uploads: the body's user_id may be the caller's external subject. */
+    const char *body_uid = json_string_value(json_object_get(body, "user_id"));
+    const char *expect_uid = auth_principal_is(p, body_uid) ? body_uid : p->user_id;
+    int rc = hk_upload_parse(body, expect_uid, &in.c, &samples, rctx.unsupported, &rctx.counts, &sync);
     if (rc == INGEST_EOWNER) {
         api_store_failure(res, rc);
         goto done;

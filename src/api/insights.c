@@ -93,7 +93,9 @@ static void h_generate(struct http_request *req, struct http_response *res)
     if (aid != NULL) {
         rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
         if (rc == 0)
-            rc = store_analysis_get(tx, aid, access_owner_scope(req), &a);
+            /* A write: only the caller's own analysis, admins included (an
+             * admin reads anyone's data but never writes into it). */
+            rc = store_analysis_get(tx, aid, p->user_id, &a);
         store_tx_rollback(tx);
         tx = NULL;
         if (rc == STORE_ENOTFOUND) {
@@ -174,6 +176,8 @@ static void h_history(struct http_request *req, struct http_response *res)
     struct store_cursor after, next;
     if (uid == NULL || access_user_path(req, res, uid, 0) != 0)
         return;
+    if (auth_principal_is(access_principal(req), uid))
+        uid = access_principal(req)->user_id; /* e.g. the caller's Firebase uid */
     if (api_page_params(req, res, 20, &limit, &after) != 0)
         return;
     memset(&next, 0, sizeof(next));

@@ -26,6 +26,10 @@ struct store;
 
 /* Route flags (router_add's flags). */
 #define GUARD_AUTH 0x01u            /* an authenticated caller is required */
+/* The route may take its bearer token from ?token= (the WebSocket handshake
+ * only: browsers cannot set headers there; tokens in URLs reach logs and
+ * proxies, so no REST route accepts them). */
+#define GUARD_QUERY_TOKEN 0x02u
 #define GUARD_RATE_SHIFT 4
 #define GUARD_RATE_MASK (0x7u << GUARD_RATE_SHIFT)
 enum guard_rate_class {
@@ -52,10 +56,16 @@ struct principal {
     unsigned perms;
     char jti[64];
     int64_t exp;
-    int external; /* authenticated by an external ID token */
+    int64_t iat;
+    int external;      /* authenticated by an external token */
+    char sid[80];      /* the session the token belongs to (revocation key) */
+    char subject[128]; /* external: the provider's subject; "" otherwise */
+    char provider[64]; /* "clarity", or the issuer's name ("firebase", …) */
+    int email_verified; /* external: the token's email_verified */
 };
 
 struct guard;
+struct store_tx;
 
 /*
  * Build the guard from configuration. signer verifies Clarity's tokens;
@@ -76,6 +86,51 @@ int guard_rate_rules_parse(const char *spec, struct rate_rule rules[GUARD_RATE_C
 unsigned guard_role_perms(const char *role);
 /* JSON-friendly names of a permission set, e.g. "read:own_data". */
 int guard_perm_names(unsigned perms, const char **out, int max);
+
+/*
+ * 1 when id names the caller: their Clarity user id (compared
+ * case-insensitively, as UUIDs are) or, for a caller signed in with an
+ * external token, that token's subject (exact: provider subjects are
+ * case-sensitive). The one rule every ownership check of an id taken from
+ * a path or body uses; p may be NULL. After a match, handlers read and write
+ * under p->user_id, never under the id they were given (a subject is not a
+ * Clarity user id). Stored owners are compared with the user id only
+ * (access_can_read).
+ */
+int auth_principal_is(const struct principal *p, const char *id);
+
+/*
+ * Revoke a session (logout) or, with user_id set and sid NULL, every token of
+ * a user issued up to now (erasure, disabling, password change). The row is
+ * written in tx (the caller commits) and the revocation takes effect in this
+ * process at once; other processes see it within GUARD_REVOCATION_POLL_MS.
+ * expires_at_ms: when no token it can match is still valid.
+ */
+#define GUARD_REVOCATION_POLL_MS 1000
+int guard_revoke(struct guard *g, struct store_tx *tx, const char *sid, const char *user_id,
+                 int64_t expires_at_ms);
+
+/*
+ * For processes without a guard (operator commands: disable a user, reset a
+ * password): write the user-wide revocation row in tx. Running servers pick
+ * it up within GUARD_REVOCATION_POLL_MS. 0 or a STORE_E* code.
+ */
+int guard_revoke_user_row(struct store_tx *tx, const char *user_id, int64_t now_ms);
+
+/*
+ * Verify a bearer token as the guard does (cache, signature, issuer rules,
+ * external linking, revocation) into *p. 0, or -1 with a loggable reason.
+ * For the WebSocket handshake and the identity-link endpoint; link_external
+ * 0 verifies an external token without creating or linking a user.
+ */
+int guard_authenticate_token(struct guard *g, const char *token, struct principal *p, char *why, size_t whylen);
+
+/* Verify an external token only (no user lookup): its claims and provider. */
+int guard_external_verify(struct guard *g, const char *token, struct jwt_claims *c, char *provider, char *why,
+                          size_t whylen);
+
+/* Verified-token cache counters (bench and tests). */
+void guard_cache_stats(struct guard *g, uint64_t *hits, uint64_t *misses);
 
 /* The authenticated caller, or NULL. */
 const struct principal *access_principal(const struct http_request *req);

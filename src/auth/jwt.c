@@ -205,6 +205,12 @@ const char *jwt_signer_kid(const struct jwt_signer *s) { return s->kid; }
 char *jwt_issue(const struct jwt_signer *s, const char *iss, const char *aud, const char *sub, const char *role,
                 int64_t now_s, int ttl_s, char jti_out[37])
 {
+    return jwt_issue_session(s, iss, aud, sub, role, NULL, now_s, ttl_s, jti_out);
+}
+
+char *jwt_issue_session(const struct jwt_signer *s, const char *iss, const char *aud, const char *sub,
+                        const char *role, const char *sid, int64_t now_s, int ttl_s, char jti_out[37])
+{
     jwt_t *j = NULL;
     char *out = NULL;
     if (uuid_v4(jti_out) != 0 || jwt_new(&j) != 0)
@@ -214,7 +220,8 @@ char *jwt_issue(const struct jwt_signer *s, const char *iss, const char *aud, co
         jwt_add_grant(j, "aud", aud) != 0 || jwt_add_grant(j, "sub", sub) != 0 ||
         jwt_add_grant(j, "role", role) != 0 || jwt_add_grant(j, "jti", jti_out) != 0 ||
         jwt_add_grant_int(j, "iat", (long)now_s) != 0 || jwt_add_grant_int(j, "nbf", (long)now_s) != 0 ||
-        jwt_add_grant_int(j, "exp", (long)(now_s + ttl_s)) != 0)
+        jwt_add_grant_int(j, "exp", (long)(now_s + ttl_s)) != 0 ||
+        (sid != NULL && jwt_add_grant(j, "sid", sid) != 0))
         goto done;
     out = jwt_encode_str(j);
 done:
@@ -262,6 +269,22 @@ static json_t *decode_json(const char *s, size_t len)
         return NULL;
     }
     return j;
+}
+
+int jwt_peek_iss(const char *token, char *out, size_t outlen)
+{
+    struct parts p;
+    if (split(token, &p) != 0)
+        return -1;
+    json_t *pl = decode_json(p.payload, p.plen);
+    const char *iss = pl != NULL ? json_string_value(json_object_get(pl, "iss")) : NULL;
+    int rc = -1;
+    if (iss != NULL && strlen(iss) < outlen) {
+        snprintf(out, outlen, "%s", iss);
+        rc = 0;
+    }
+    json_decref(pl);
+    return rc;
 }
 
 int jwt_peek_kid(const char *token, char *out, size_t outlen)
@@ -364,11 +387,43 @@ static int aud_matches(json_t *aud, const char *want)
     return 0;
 }
 
+static int in_list(const char *v, const char *const *list, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++)
+        if (list[i] != NULL && strcmp(v, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* struct jwt_audience's rule (jwt.h). */
+static int aud_rule_matches(json_t *pl, const struct jwt_audience *r)
+{
+    json_t *aud = json_object_get(pl, "aud");
+    if (aud == NULL) {
+        const char *cid = json_string_value(json_object_get(pl, "client_id"));
+        return in_list(cid, r->client_ids, r->n_client_ids);
+    }
+    if (json_is_string(aud)) {
+        const char *v = json_string_value(aud);
+        return in_list(v, r->audiences, r->n_audiences) || in_list(v, r->client_ids, r->n_client_ids);
+    }
+    if (json_is_array(aud)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(aud, i, v) {
+            const char *s = json_string_value(v);
+            if (in_list(s, r->audiences, r->n_audiences) || in_list(s, r->client_ids, r->n_client_ids))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 /* The shared pipeline: parse, pin alg, find the key by kid, verify the
- * signature, then the registered claims. */
+ * signature, then the registered claims. Exactly one of aud and rule is set. */
 static int verify(enum alg alg, EVP_PKEY *(*lookup)(const void *ctx, const char *kid), const void *ctx,
-                  const char *token, const char *iss, const char *aud, int64_t now_s, int external,
-                  struct jwt_claims *out, char *err, size_t errlen)
+                  const char *token, const char *iss, const char *aud, const struct jwt_audience *rule,
+                  int64_t now_s, int external, struct jwt_claims *out, char *err, size_t errlen)
 {
     struct parts p;
     json_t *h = NULL, *pl = NULL;
@@ -406,7 +461,7 @@ static int verify(enum alg alg, EVP_PKEY *(*lookup)(const void *ctx, const char 
         fail(err, errlen, "wrong issuer");
         goto done;
     }
-    if (!aud_matches(json_object_get(pl, "aud"), aud)) {
+    if (rule != NULL ? !aud_rule_matches(pl, rule) : !aud_matches(json_object_get(pl, "aud"), aud)) {
         fail(err, errlen, "wrong audience");
         goto done;
     }
@@ -437,10 +492,20 @@ static int verify(enum alg alg, EVP_PKEY *(*lookup)(const void *ctx, const char 
     }
     if (copy_claim(pl, "role", out->role, sizeof(out->role)) != 0 ||
         copy_claim(pl, "jti", out->jti, sizeof(out->jti)) != 0 ||
-        copy_claim(pl, "email", out->email, sizeof(out->email)) != 0) {
+        copy_claim(pl, "email", out->email, sizeof(out->email)) != 0 ||
+        copy_claim(pl, "sid", out->sid, sizeof(out->sid)) != 0 ||
+        copy_claim(pl, "token_use", out->token_use, sizeof(out->token_use)) != 0 ||
+        copy_claim(pl, "client_id", out->client_id, sizeof(out->client_id)) != 0) {
         fail(err, errlen, "oversized claim");
         goto done;
     }
+    snprintf(out->iss, sizeof(out->iss), "%.255s", tiss);
+    /* A display name is informational: a long one is cut, never refused. */
+    const char *nm = json_string_value(json_object_get(pl, "name"));
+    if (nm != NULL)
+        snprintf(out->name, sizeof(out->name), "%.127s", nm);
+    json_t *ev = json_object_get(pl, "email_verified");
+    out->email_verified = json_is_true(ev) || (json_is_string(ev) && strcmp(json_string_value(ev), "true") == 0);
     rc = 0;
 done:
     json_decref(h);
@@ -457,7 +522,7 @@ static EVP_PKEY *signer_lookup(const void *ctx, const char *kid)
 int jwt_verify(const struct jwt_signer *s, const char *token, const char *iss, const char *aud, int64_t now_s,
                struct jwt_claims *out, char *err, size_t errlen)
 {
-    return verify(ALG_ES256, signer_lookup, s, token, iss, aud, now_s, 0, out, err, errlen);
+    return verify(ALG_ES256, signer_lookup, s, token, iss, aud, NULL, now_s, 0, out, err, errlen);
 }
 
 /* ---- key sets ----------------------------------------------------------- */
@@ -474,7 +539,14 @@ static EVP_PKEY *keyset_lookup(const void *ctx, const char *kid)
 int jwt_verify_external(const struct jwt_keyset *ks, const char *token, const char *iss, const char *aud,
                         int64_t now_s, struct jwt_claims *out, char *err, size_t errlen)
 {
-    return verify(ks->alg, keyset_lookup, ks, token, iss, aud, now_s, 1, out, err, errlen);
+    return verify(ks->alg, keyset_lookup, ks, token, iss, aud, NULL, now_s, 1, out, err, errlen);
+}
+
+int jwt_verify_external_rule(const struct jwt_keyset *ks, const char *token, const char *iss,
+                             const struct jwt_audience *aud, int64_t now_s, struct jwt_claims *out, char *err,
+                             size_t errlen)
+{
+    return verify(ks->alg, keyset_lookup, ks, token, iss, NULL, aud, now_s, 1, out, err, errlen);
 }
 
 static BIGNUM *b64url_bn(const char *s)

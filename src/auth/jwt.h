@@ -32,6 +32,23 @@ struct jwt_claims {
     char jti[64];
     char email[256];
     int64_t iat, exp, nbf, auth_time; /* seconds; 0 when absent */
+    char iss[256];
+    char sid[64];        /* Clarity's session id (a login); "" when absent */
+    char token_use[16];  /* Cognito: "id" or "access"; "" when absent */
+    char client_id[128]; /* Cognito access tokens; "" when absent */
+    char name[128];      /* the provider's display name; "" when absent */
+    int email_verified;  /* 1 only when the claim is JSON true (or "true") */
+};
+
+/* Accepted audiences of an external token: the token's "aud" (a string or
+ * an array) must contain one of audiences[] or client_ids[]; a token without
+ * "aud" (a Cognito access token) is accepted only when its "client_id" is one
+ * of client_ids[]. Borrowed arrays. */
+struct jwt_audience {
+    const char *const *audiences;
+    size_t n_audiences;
+    const char *const *client_ids;
+    size_t n_client_ids;
 };
 
 /* Parse a PEM EC P-256 private key. NULL on failure (reason in err). */
@@ -57,6 +74,11 @@ const char *jwt_signer_kid(const struct jwt_signer *s);
  */
 char *jwt_issue(const struct jwt_signer *s, const char *iss, const char *aud, const char *sub,
                 const char *role, int64_t now_s, int ttl_s, char jti_out[37]);
+
+/* jwt_issue with a "sid" claim (the login session the token belongs to,
+ * checked against the revocation set by the guard); sid NULL: none. */
+char *jwt_issue_session(const struct jwt_signer *s, const char *iss, const char *aud, const char *sub,
+                        const char *role, const char *sid, int64_t now_s, int ttl_s, char jti_out[37]);
 
 /*
  * Verify a token signed by s: pinned ES256, matching kid, valid signature,
@@ -89,5 +111,15 @@ int jwt_peek_kid(const char *token, char *out, size_t outlen);
  */
 int jwt_verify_external(const struct jwt_keyset *ks, const char *token, const char *iss, const char *aud,
                         int64_t now_s, struct jwt_claims *out, char *err, size_t errlen);
+
+/* jwt_verify_external with an audience rule (struct jwt_audience). */
+int jwt_verify_external_rule(const struct jwt_keyset *ks, const char *token, const char *iss,
+                             const struct jwt_audience *aud, int64_t now_s, struct jwt_claims *out, char *err,
+                             size_t errlen);
+
+/* The unverified "iss" of a token's payload, for choosing which issuer's
+ * keys verify it (nothing else may be read from an unverified payload).
+ * -1 when absent or malformed. */
+int jwt_peek_iss(const char *token, char *out, size_t outlen);
 
 #endif

@@ -1,13 +1,30 @@
 /*
- * oidc.h — external ID tokens (Firebase Auth or any OIDC provider).
+ * oidc.h — external sign-in tokens from any number of OIDC issuers.
  *
- * The verification keys come from OIDC_JWKS_FILE (read at start-up) or
- * OIDC_JWKS_URL (fetched over HTTPS with libcurl, cached for the response's
- * Cache-Control max-age, and fetched again when a token names a kid the
- * cache lacks — at most once a minute, so forged kids cannot make us hammer
- * the provider). Accepted tokens must have iss
- * https://securetoken.google.com/<FIREBASE_PROJECT_ID> and aud
- * <FIREBASE_PROJECT_ID> (Firebase's documented ID-token rules).
+ * Issuers are configured by OIDC_ISSUERS, a JSON list of
+ *   {"issuer": "https://…",            exact "iss" of accepted tokens
+ *    "audiences": ["…"],               accepted "aud" values
+ *    "client_ids": ["…"],              accepted Cognito "client_id" (and aud)
+ *    "jwks_url": "https://…" | "jwks_file": "/path",  exactly one
+ *    "token_uses": ["id", "access"],   accepted "token_use" (absent = "id");
+ *                                      default ["id"]
+ *    "name": "cognito"}                auth_provider reported by /auth/me
+ * and FIREBASE_PROJECT_ID adds Firebase's issuer
+ * (https://securetoken.google.com/<project>, aud <project>) with its keys
+ * from OIDC_JWKS_FILE, OIDC_JWKS_URL, or by default Google's public JWK Set
+ * for securetoken (OIDC_DEFAULT_FIREBASE_JWKS_URL).
+ *
+ * A token is routed to an issuer by its (unverified) "iss" and then verified
+ * with that issuer's keys only, its algorithm pinned to the key set's.
+ *
+ * Keys from a URL are fetched with libcurl with a bounded timeout, cached for
+ * the response's Cache-Control max-age, and refreshed single-flight: one
+ * caller fetches while every other caller keeps verifying with the keys it
+ * has (stale ones included) and never waits on the network or on a lock held
+ * across it. The fetch runs on a thread of its own, so no request thread is
+ * ever blocked by a slow or silent key URL; a token that arrives before its
+ * issuer's first keys are in is refused (401) and the client retries. A kid the cache lacks triggers a refetch at most once a minute,
+ * so forged kids cannot make us hammer the provider.
  */
 #ifndef CLARITY_AUTH_OIDC_H
 #define CLARITY_AUTH_OIDC_H
@@ -18,19 +35,37 @@
 #include "auth/jwt.h"
 #include "core/config.h"
 
+#define OIDC_DEFAULT_FIREBASE_JWKS_URL \
+    "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
+#define OIDC_MAX_ISSUERS 16
+#define OIDC_FETCH_TIMEOUT_S 5
+
 struct oidc;
 
-/* NULL with *err empty when external identity is not configured (no
- * FIREBASE_PROJECT_ID); NULL with err set on a configuration error. */
+/* NULL with *err empty when no external issuer is configured; NULL with err
+ * set on a configuration error (the same refusal for `serve` and
+ * `clarity config check`). Reads key files; never touches the network. */
 struct oidc *oidc_new(const struct config *cfg, char *err, size_t errlen);
 void oidc_free(struct oidc *o);
 
-/* 1 when the token's kid belongs to the provider (after a refresh if the
- * kid is unknown and a refresh is allowed now). */
+/* 1 when the token's "iss" is a configured external issuer. */
 int oidc_owns(struct oidc *o, const char *token, int64_t now_s);
 
-/* Verify a provider token (see jwt_verify_external). */
-int oidc_verify(struct oidc *o, const char *token, int64_t now_s, struct jwt_claims *out, char *err,
-                size_t errlen);
+/*
+ * Verify an external token with its issuer's keys and rules (audience or
+ * client id, token use, jwt_verify_external_rule's checks). On success fills
+ * *out (out->iss is the issuer) and, when provider is non-NULL, copies the
+ * issuer's name ("firebase", "cognito", …) into provider (64 bytes).
+ * -1 with a loggable reason in err.
+ */
+int oidc_verify(struct oidc *o, const char *token, int64_t now_s, struct jwt_claims *out, char *provider,
+                char *err, size_t errlen);
+
+/* Start fetching every URL issuer's keys in the background (serve, at
+ * start: the first tokens then find keys). Never waits. */
+void oidc_prefetch(struct oidc *o, int64_t now_s);
+
+/* How many issuers are configured (tests and config check). */
+size_t oidc_issuer_count(const struct oidc *o);
 
 #endif

@@ -15,6 +15,7 @@
 #include "cli/pat.h"
 #include "cli/worker.h"
 #include "core/config.h"
+#include "auth/oidc.h"
 #include "core/log.h"
 
 struct command {
@@ -158,6 +159,16 @@ int cli_config(int argc, char **argv)
     int rc = cli_config_load(&cfg);
     if (rc != 0)
         return rc;
+    /* External sign-in: refuse exactly what `serve` refuses (the same
+     * oidc_new, which reads key files but never the network). */
+    char err[512];
+    struct oidc *o = oidc_new(&cfg, err, sizeof(err));
+    oidc_free(o);
+    if (o == NULL && err[0] != '\0') {
+        fprintf(stderr, "clarity: invalid configuration: %s\n", err);
+        config_free(&cfg);
+        return CLI_EXIT_USAGE;
+    }
     fflush(stdout);
     config_print(&cfg, 1);
     config_free(&cfg);

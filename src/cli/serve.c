@@ -185,6 +185,7 @@ int cli_serve(int argc, char **argv)
         log_error("cannot set up external identity", LOG_STR, "error", err, LOG_END);
         goto done;
     }
+    oidc_prefetch(oidc, time_now_ms() / 1000); /* in the background */
     lockout = limiter_new(1u << 16);
     guard = guard_new(&cfg, signer, oidc, store, err, sizeof(err));
     if (lockout == NULL || guard == NULL) {
@@ -196,6 +197,7 @@ int cli_serve(int argc, char **argv)
     api.store = store;
     api.signer = signer;
     api.lockout = lockout;
+    api.guard = guard;
     api.ring = ring;
     api.max_metrics = (size_t)cfg.max_metrics_per_upload;
     api.pw_profile = strcmp(cfg.password_hash_profile, "interactive") == 0 ? PASSWORD_INTERACTIVE : PASSWORD_MODERATE;

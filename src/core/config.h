@@ -65,6 +65,11 @@ struct config {
     char *encryption_key;       /* secret: base64 of 32 bytes */
     char *oidc_jwks_url;
     char *oidc_jwks_file;
+    char *oidc_issuers;         /* JSON list of external issuers (auth/oidc.h) */
+    char *smtp_url;             /* smtp://host:port or smtps://…; NULL: no e-mail */
+    char *smtp_from;
+    char *smtp_username;
+    char *smtp_password;        /* secret */
     char *trusted_proxies;      /* JSON list of addresses whose X-Forwarded-For is honoured */
     int lockout_threshold;      /* failed logins per (account, address) ... */
     int lockout_window_seconds; /* ... within this window lock for ... */

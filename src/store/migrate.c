@@ -255,6 +255,42 @@ static const char m006_ddl[] =
     "ALTER TABLE uploads ADD COLUMN days_indexed INTEGER NOT NULL DEFAULT 0;\n"
     "CREATE INDEX uploads_days_pending ON uploads (user_id) WHERE days_indexed = 0;\n";
 
+/* 007: sign-in identities and sessions (docs/identity.md).
+ * external_identities binds an external provider's (issuer, subject) to one
+ * Clarity user: the key is the pair, never the e-mail, so a token from
+ * another issuer or another subject can never reach this user through it.
+ * revoked_sessions is the revocation set the guard checks every access
+ * token against: a session id ("sid" claim) revoked by logout, or a whole
+ * user ("user:<id>", tokens issued up to revoked_at) revoked by erasure,
+ * disabling or a password change; rows are pruned after expires_at, when no
+ * token they could match is still valid. users gains email_verified and
+ * display_name, and email_verifications holds pending e-mail codes. Expand-only: the previous release ignores the new tables
+ * and columns during a deploy. */
+static const char m007_ddl[] =
+    "CREATE TABLE external_identities ("
+    " issuer TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " email TEXT NOT NULL DEFAULT '',"
+    " created_at BIGINT NOT NULL,"
+    " PRIMARY KEY (issuer, subject));\n"
+    "CREATE INDEX external_identities_user ON external_identities (user_id);\n"
+    "CREATE TABLE revoked_sessions ("
+    " sid TEXT PRIMARY KEY,"
+    " revoked_at BIGINT NOT NULL,"
+    " expires_at BIGINT NOT NULL);\n"
+    "CREATE INDEX revoked_sessions_revoked ON revoked_sessions (revoked_at);\n"
+    "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';\n"
+    /* One pending e-mail verification code per user: its hash, expiry,
+     * wrong attempts so far and when it was sent (resend cooldown). */
+    "CREATE TABLE email_verifications ("
+    " user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+    " code_hash TEXT NOT NULL,"
+    " expires_at BIGINT NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " sent_at BIGINT NOT NULL);\n";
+
 static const struct migration migrations[] = {
     {"001_create_indexes", m001_ddl, NULL},
     {"002_add_data_quality_fields", m002_ddl, m002_backfill},
@@ -262,6 +298,7 @@ static const struct migration migrations[] = {
     {"004_sample_utc_offset", m004_ddl, NULL},
     {"005_sample_upload_time_index", m005_ddl, NULL},
     {"006_sample_days", m006_ddl, NULL},
+    {"007_external_identities", m007_ddl, NULL},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

@@ -193,6 +193,52 @@ int store_token_revoke_family(struct store_tx *tx, const char *family_id, int64_
                               int64_t *n);
 int store_token_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n);
 
+/* ---- sign-in identities and sessions (identity.c) ---------------------- */
+
+/* The Clarity user an external identity (issuer, subject) is bound to, into
+ * user_id (STORE_ID_LEN). STORE_ENOTFOUND when unbound. */
+int store_identity_get(struct store_tx *tx, const char *issuer, const char *subject,
+                       char user_id[STORE_ID_LEN]);
+/* Bind (issuer, subject) to user_id. STORE_ECONFLICT when already bound. */
+int store_identity_insert(struct store_tx *tx, const char *issuer, const char *subject,
+                          const char *user_id, const char *email);
+/* How many identities are bound to user_id. */
+int store_identity_count(struct store_tx *tx, const char *user_id, int64_t *n);
+
+/* Add sid to the revocation set (revoked_at = now_ms; a repeat keeps the
+ * later time); expires_at_ms is when no token it can match is valid. */
+int store_session_revoke(struct store_tx *tx, const char *sid, int64_t now_ms,
+                         int64_t expires_at_ms);
+struct store_revocation {
+    char sid[128];
+    int64_t revoked_at_ms;
+    int64_t expires_at_ms;
+};
+/* Revocations with revoked_at >= since_ms, oldest first, at most max into
+ * out (*n filled). Rows past expiry at now_ms are pruned first. */
+int store_session_revoked_since(struct store_tx *tx, int64_t since_ms, int64_t now_ms,
+                                struct store_revocation *out, size_t max, size_t *n);
+
+/* users.email_verified and users.display_name (migration 007). */
+int store_user_extra_get(struct store_tx *tx, const char *id, int *email_verified,
+                         char *display_name, size_t cap);
+int store_user_extra_set(struct store_tx *tx, const char *id, int email_verified,
+                         const char *display_name);
+
+/* Pending e-mail verification codes (one per user; only a hash is kept). */
+struct store_email_code {
+    char user_id[STORE_ID_LEN];
+    char code_hash[65];
+    int64_t expires_at_ms;
+    int attempts;
+    int64_t sent_at_ms;
+};
+/* Insert or replace the user's code (attempts reset). */
+int store_email_code_put(struct store_tx *tx, const struct store_email_code *c);
+int store_email_code_get(struct store_tx *tx, const char *user_id, struct store_email_code *out);
+int store_email_code_attempt(struct store_tx *tx, const char *user_id);
+int store_email_code_delete(struct store_tx *tx, const char *user_id);
+
 /* ---- audit log --------------------------------------------------------- */
 
 struct store_audit {

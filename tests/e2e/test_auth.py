@@ -95,8 +95,13 @@ class Accounts(unittest.TestCase):
         status, _, doc = post(self.srv, "/api/v1/auth/refresh", {"refresh_token": rt})
         self.assertEqual(status, 401)
 
+        # t2's access token died with its family (revocation bites).
+        self.assertEqual(self.srv.json("GET", "/api/v1/auth/me", headers=bearer(t2["access_token"]))[0], 401)
+
         # The audit trail shows the events, never secrets.
-        status, _, audit = self.srv.json("GET", "/api/v1/auth/me/audit?limit=100", headers=bearer(t2["access_token"]))
+        status, _, doc = login(self.srv, email)
+        status, _, audit = self.srv.json("GET", "/api/v1/auth/me/audit?limit=100",
+                                         headers=bearer(doc["access_token"]))
         self.assertEqual(status, 200, audit)
         actions = [a["action"] for a in audit["data"]]
         for a in ("auth.register", "auth.login", "auth.refresh", "auth.refresh_reuse", "auth.logout"):
@@ -162,7 +167,8 @@ class Accounts(unittest.TestCase):
         access = doc["tokens"]["access_token"]
         status, _, doc = self.srv.json("DELETE", "/api/v1/auth/me", headers=bearer(access))
         self.assertEqual(status, 200, doc)
-        self.assertEqual(self.srv.json("GET", "/api/v1/auth/me", headers=bearer(access))[0], 404)
+        # The erased account's tokens are revoked with it.
+        self.assertEqual(self.srv.json("GET", "/api/v1/auth/me", headers=bearer(access))[0], 401)
         self.assertEqual(login(self.srv, email)[0], 401)
         # The email is free again.
         self.assertEqual(register(self.srv, email)[0], 201)
@@ -252,7 +258,7 @@ class ExternalIdentity(unittest.TestCase):
         try:
             now = int(time.time())
             claims = {"iss": "https://securetoken.google.com/clarity-test", "aud": "clarity-test",
-                      "sub": "firebase-uid-42", "email": "Fire@Example.com", "iat": now, "exp": now + 3600,
+                      "sub": "firebase-uid-42", "email": "Fire@Example.com", "email_verified": True, "iat": now, "exp": now + 3600,
                       "auth_time": now - 5}
             status, _, me = srv.json("GET", "/api/v1/auth/me", headers=bearer(rs256(claims)))
             self.assertEqual(status, 200, me)

@@ -249,6 +249,7 @@ class Responses(unittest.TestCase):
 
     def account(self):
         email = "oa-%s@example.com" % uuid.uuid4().hex[:10]
+        self.email = email
         reg = {"email": email, "password": PASSWORD, "first_name": "Ann", "last_name": "Lee",
                "terms_accepted": True, "privacy_policy_accepted": True}
         status, doc = self.call("POST", "/api/v1/auth/register", body=reg)
@@ -297,7 +298,23 @@ class Responses(unittest.TestCase):
         self.assertEqual(status, 401)
         status, _ = self.call("POST", "/api/v1/auth/logout", body={"refresh_token": pair["refresh_token"]})
         self.assertEqual(status, 200)
-        status, _ = self.call("DELETE", "/api/v1/auth/me", token=token)
+        status, _ = self.call("GET", "/api/v1/auth/me", token=token)  # the session is revoked
+        self.assertEqual(status, 401)
+        status, login = self.call("POST", "/api/v1/auth/login", body={"email": self.email, "password": PASSWORD})
+        token = login["access_token"]
+        status, _ = self.call("POST", "/api/v1/auth/verify-email", body={"verification_code": "000000",
+                                                                        "email": self.email})
+        self.assertEqual(status, 400)
+        status, _ = self.call("POST", "/api/v1/auth/verify-email", body={"verification_code": "000000"})
+        self.assertEqual(status, 422)
+        status, _ = self.call("POST", "/api/v1/auth/resend-verification", body={"email": self.email})
+        self.assertEqual(status, 503)  # no SMTP here
+        status, _ = self.call("POST", "/api/v1/auth/identities", body={"id_token": "a.b.c"}, token=token)
+        self.assertEqual(status, 422)
+        status, _ = self.call("POST", "/api/v1/auth/logout", token=token)
+        self.assertEqual(status, 200)
+        status, login = self.call("POST", "/api/v1/auth/login", body={"email": self.email, "password": PASSWORD})
+        status, _ = self.call("DELETE", "/api/v1/auth/me", token=login["access_token"])
         self.assertEqual(status, 200)
 
     def test_health_data_and_healthkit(self):

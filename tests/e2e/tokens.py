@@ -73,3 +73,40 @@ def tamper(token):
     claims = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
     claims["role"] = "admin"
     return h + "." + b64url(json.dumps(claims).encode()) + "." + s
+
+
+class RsaIssuer:
+    """An external identity provider for tests: an RSA key of its own, its JWK
+    Set, and RS256 tokens signed like Firebase, Cognito or any OIDC provider."""
+
+    def __init__(self, kid="idp-key-1"):
+        self.dir = tempfile.mkdtemp(prefix="clarity-idp-")
+        self.kid = kid
+        self.key = os.path.join(self.dir, "rsa.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                        "-out", self.key], check=True, capture_output=True)
+        mod = subprocess.run(["openssl", "rsa", "-in", self.key, "-noout", "-modulus"], check=True,
+                             capture_output=True).stdout.decode().strip().split("=", 1)[1]
+        self.jwks = {"keys": [{"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+                               "n": b64url(bytes.fromhex(mod)), "e": b64url((65537).to_bytes(3, "big"))}]}
+        self.jwks_path = os.path.join(self.dir, "jwks.json")
+        with open(self.jwks_path, "w") as f:
+            json.dump(self.jwks, f)
+
+    def sign(self, claims, kid=None):
+        h = b64url(json.dumps({"alg": "RS256", "kid": kid or self.kid, "typ": "JWT"}).encode())
+        p = b64url(json.dumps(claims).encode())
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key], input=(h + "." + p).encode(),
+                             check=True, capture_output=True).stdout
+        return h + "." + p + "." + b64url(sig)
+
+    def token(self, iss, sub, **claims):
+        import time
+        now = int(time.time())
+        c = {"iss": iss, "sub": sub, "iat": now, "exp": now + 3600, "auth_time": now - 5}
+        c.update(claims)
+        return self.sign({k: v for k, v in c.items() if v is not None})
+
+    def close(self):
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -367,6 +367,87 @@ static void test_keyset_rejections(void **state)
     assert_non_null(strstr(err, "not an X.509 certificate"));
 }
 
+/* Audience rules (Cognito access tokens carry client_id and no aud), the
+ * email_verified and sid claims, and jwt_peek_iss. */
+static void test_external_audience_rule(void **state)
+{
+    (void)state;
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    BIGNUM *n = NULL, *e = NULL;
+    EVP_PKEY_get_bn_param(rsa, OSSL_PKEY_PARAM_RSA_N, &n);
+    EVP_PKEY_get_bn_param(rsa, OSSL_PKEY_PARAM_RSA_E, &e);
+    unsigned char nb[512], eb[8];
+    int nl = BN_bn2bin(n, nb), el = BN_bn2bin(e, eb);
+    char n64[1024], e64[16], jwks[2048], err[128], payload[512];
+    b64url(nb, (size_t)nl, n64, sizeof(n64));
+    b64url(eb, (size_t)el, e64, sizeof(e64));
+    snprintf(jwks, sizeof(jwks), "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"c1\",\"n\":\"%s\",\"e\":\"%s\"}]}", n64, e64);
+    struct jwt_keyset *ks = jwt_keyset_parse(jwks, strlen(jwks), err, sizeof(err));
+    assert_non_null(ks);
+    const char *iss = "https://cognito-idp.eu-west-1.amazonaws.com/pool";
+    const char *auds[] = {"api-aud"}, *cids[] = {"client-1"};
+    struct jwt_audience rule = {auds, 1, cids, 1};
+    struct jwt_claims c;
+    static const struct {
+        const char *claims;
+        int ok;
+    } cases[] = {
+        {"\"client_id\":\"client-1\",\"token_use\":\"access\"", 0},          /* no aud: client_id decides */
+        {"\"client_id\":\"client-2\",\"token_use\":\"access\"", -1},
+        {"\"token_use\":\"access\"", -1},                                     /* neither */
+        {"\"aud\":\"client-1\",\"token_use\":\"id\",\"email_verified\":true", 0}, /* Cognito ID token */
+        {"\"aud\":[\"x\",\"api-aud\"]", 0},
+        {"\"aud\":\"x\",\"client_id\":\"client-1\"", -1},                    /* a wrong aud is not rescued */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(payload, sizeof(payload), "{\"iss\":\"%s\",\"sub\":\"s\",\"iat\":%lld,\"exp\":%lld,%s}", iss, NOW,
+                 NOW + 600, cases[i].claims);
+        char *tok = sign(rsa, 0, "{\"alg\":\"RS256\",\"kid\":\"c1\"}", payload);
+        assert_int_equal(jwt_verify_external_rule(ks, tok, iss, &rule, NOW, &c, err, sizeof(err)), cases[i].ok);
+        if (i == 3) {
+            assert_int_equal(c.email_verified, 1);
+            assert_string_equal(c.token_use, "id");
+            assert_string_equal(c.iss, iss);
+        }
+        if (i == 0) {
+            assert_int_equal(c.email_verified, 0);
+            assert_string_equal(c.client_id, "client-1");
+        }
+        char got[256];
+        assert_int_equal(jwt_peek_iss(tok, got, sizeof(got)), 0);
+        assert_string_equal(got, iss);
+        free(tok);
+    }
+    /* email_verified must be true itself: "false", 1 and absent are not. */
+    const char *not_verified[] = {"\"email_verified\":\"false\"", "\"email_verified\":1", "\"email_verified\":false"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(payload, sizeof(payload), "{\"iss\":\"%s\",\"aud\":\"api-aud\",\"sub\":\"s\",\"iat\":%lld,\"exp\":%lld,%s}",
+                 iss, NOW, NOW + 600, not_verified[i]);
+        char *tok = sign(rsa, 0, "{\"alg\":\"RS256\",\"kid\":\"c1\"}", payload);
+        assert_int_equal(jwt_verify_external_rule(ks, tok, iss, &rule, NOW, &c, err, sizeof(err)), 0);
+        assert_int_equal(c.email_verified, 0);
+        free(tok);
+    }
+    jwt_keyset_free(ks);
+    BN_free(n);
+    BN_free(e);
+    EVP_PKEY_free(rsa);
+}
+
+/* Clarity's tokens carry their session id. */
+static void test_issue_session(void **state)
+{
+    (void)state;
+    char jti[37], err[128];
+    char *tok = jwt_issue_session(signer, ISS, AUD, "user-1", "patient", "family-1", NOW, 3600, jti);
+    assert_non_null(tok);
+    struct jwt_claims c;
+    assert_int_equal(jwt_verify(signer, tok, ISS, AUD, NOW, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.sid, "family-1");
+    assert_string_equal(c.jti, jti);
+    free(tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +455,8 @@ int main(void)
         cmocka_unit_test(test_alg_none_and_hs256), cmocka_unit_test(test_claims_rejected),
         cmocka_unit_test(test_other_key),        cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_pem_rejections),   cmocka_unit_test(test_external_rs256_jwks),
+        cmocka_unit_test(test_external_audience_rule),
+        cmocka_unit_test(test_issue_session),
         cmocka_unit_test(test_keyset_rejections),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -2199,6 +2199,76 @@ int64_t store_now_ms_for_test(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Migration 007: identities keyed by (issuer, subject), the revocation set
+ * and e-mail codes, on both backends. */
+static void test_identities_sessions_codes(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char a[STORE_ID_LEN], b[STORE_ID_LEN], got[STORE_ID_LEN];
+    make_user(f->st, "ida@example.com", a, 0);
+    make_user(f->st, "idb@example.com", b, 0);
+    struct store_tx *tx = begin(f->st);
+    assert_int_equal(store_identity_insert(tx, "https://one.example", "sub-1", a, "ida@example.com"), 0);
+    /* The same subject at another issuer is another identity. */
+    assert_int_equal(store_identity_insert(tx, "https://two.example", "sub-1", b, ""), 0);
+    commit(tx);
+    tx = begin(f->st);
+    assert_int_equal(store_identity_insert(tx, "https://one.example", "sub-1", b, ""), STORE_ECONFLICT);
+    store_tx_rollback(tx);
+    tx = begin(f->st);
+    assert_int_equal(store_identity_get(tx, "https://one.example", "sub-1", got), 0);
+    assert_string_equal(got, a);
+    assert_int_equal(store_identity_get(tx, "https://two.example", "sub-1", got), 0);
+    assert_string_equal(got, b);
+    assert_int_equal(store_identity_get(tx, "https://one.example", "SUB-1", got), STORE_ENOTFOUND);
+    int64_t n = 0;
+    assert_int_equal(store_identity_count(tx, a, &n), 0);
+    assert_int_equal(n, 1);
+
+    /* Revocations: a repeat keeps one row; expired rows are pruned on read. */
+    assert_int_equal(store_session_revoke(tx, "sid:s1", 1000, 5000), 0);
+    assert_int_equal(store_session_revoke(tx, "sid:s1", 2000, 6000), 0);
+    assert_int_equal(store_session_revoke(tx, "user:u1", 3000, 4000), 0);
+    struct store_revocation rv[4];
+    size_t k = 0;
+    assert_int_equal(store_session_revoked_since(tx, 0, 4500, rv, 4, &k), 0);
+    assert_int_equal(k, 1);
+    assert_string_equal(rv[0].sid, "sid:s1");
+    assert_int_equal(rv[0].revoked_at_ms, 2000);
+
+    /* Extra columns and e-mail codes. */
+    int verified = -1;
+    char name[64];
+    assert_int_equal(store_user_extra_set(tx, a, 1, "Ida"), 0);
+    assert_int_equal(store_user_extra_get(tx, a, &verified, name, sizeof(name)), 0);
+    assert_int_equal(verified, 1);
+    assert_string_equal(name, "Ida");
+    struct store_email_code c, c2;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.user_id, sizeof(c.user_id), "%s", a);
+    snprintf(c.code_hash, sizeof(c.code_hash), "%064d", 7);
+    c.expires_at_ms = 9000;
+    c.sent_at_ms = 1000;
+    assert_int_equal(store_email_code_put(tx, &c), 0);
+    assert_int_equal(store_email_code_attempt(tx, a), 0);
+    assert_int_equal(store_email_code_get(tx, a, &c2), 0);
+    assert_int_equal(c2.attempts, 1);
+    assert_int_equal(store_email_code_put(tx, &c), 0); /* a new code resets the attempts */
+    assert_int_equal(store_email_code_get(tx, a, &c2), 0);
+    assert_int_equal(c2.attempts, 0);
+    assert_string_equal(c2.code_hash, c.code_hash);
+    assert_int_equal(store_email_code_delete(tx, a), 0);
+    assert_int_equal(store_email_code_get(tx, a, &c2), STORE_ENOTFOUND);
+    commit(tx);
+
+    /* Erasing a user erases its identities. */
+    tx = begin(f->st);
+    assert_int_equal(store_user_delete(tx, a), 0);
+    assert_int_equal(store_identity_get(tx, "https://one.example", "sub-1", got), STORE_ENOTFOUND);
+    commit(tx);
+}
+
 int main(void)
 {
     const char *want = getenv("CLARITY_TEST_BACKEND");
@@ -2214,6 +2284,7 @@ int main(void)
         cmocka_unit_test(test_cursor_roundtrip),
         cmocka_unit_test_setup_teardown(test_migrate_fresh_and_rerun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_concurrent_runners, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identities_sessions_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_tampered_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_002_backfills_every_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
