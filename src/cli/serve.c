@@ -31,6 +31,7 @@
 #include "crypto/envelope.h"
 #include "crypto/keyring.h"
 #include "crypto/password.h"
+#include "store/recovery.h"
 #include "core/config.h"
 #include "core/health.h"
 #include "core/log.h"
@@ -62,7 +63,7 @@ static void close_interrupted_imports(struct store *st, const struct config *cfg
     }
     store_tx_rollback(tx);
     if (rc != 0)
-        log_warning("cannot close interrupted imports", LOG_STR, "error", store_strerror(rc), LOG_END);
+        log_warning("cannot close interrupted imports", LOG_STR, "error", clarity_strerror(rc), LOG_END);
     else if (n > 0)
         log_warning("closed interrupted imports", LOG_INT, "uploads", (long long)n, LOG_END);
 }

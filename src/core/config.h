@@ -110,7 +110,7 @@ struct config {
     int chat_max_data_points;       /* per health_insight */
 
     /* Where each variable came from (enum config_source), by table order. */
-    unsigned char source[64];
+    unsigned char source[128];
 };
 
 /* Looks a variable up in the process environment (or a test's fake one).

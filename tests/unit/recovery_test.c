@@ -21,6 +21,7 @@
 #include "store/migrate.h"
 #include "store/queue.h"
 #include "pipeline/jobs.h"
+#include "store/recovery.h"
 #include "store/store.h"
 
 static int run_on(const char *url)
@@ -122,7 +123,7 @@ static int run_on(const char *url)
         uuid_v7(imp[i].id);
         snprintf(imp[i].user_id, sizeof(imp[i].user_id), "%s", u.id);
         snprintf(imp[i].source, sizeof(imp[i].source), "%s", src[i]);
-        snprintf(imp[i].status, sizeof(imp[i].status), "processing");
+        imp[i].status = STORE_UPLOAD_PROCESSING;
         imp[i].created_at_ms = imp[i].updated_at_ms = touched[i];
         assert_int_equal(store_upload_insert(tx, &imp[i]), 0);
     }
@@ -133,12 +134,12 @@ static int run_on(const char *url)
     assert_int_equal(closed, 1);
     assert_int_equal(store_tx_begin(st, STORE_TX_READ, &tx), 0);
     assert_int_equal(store_upload_get(tx, imp[0].id, NULL, &got), 0);
-    assert_string_equal(got.status, "failed");
+    assert_int_equal(got.status, STORE_UPLOAD_FAILED);
     assert_string_equal(got.error, STORE_IMPORT_INTERRUPTED);
     assert_int_equal(store_upload_get(tx, imp[1].id, NULL, &got), 0);
-    assert_string_equal(got.status, "processing");
+    assert_int_equal(got.status, STORE_UPLOAD_PROCESSING);
     assert_int_equal(store_upload_get(tx, imp[2].id, NULL, &got), 0);
-    assert_string_equal(got.status, "processing");
+    assert_int_equal(got.status, STORE_UPLOAD_PROCESSING);
     store_tx_rollback(tx);
     store_close(st);
     return 0;
