@@ -482,6 +482,7 @@ static enum MHD_Result send_response(struct req_ctx *rc)
     if (res->upgrade != NULL && !res->is_problem)
         return send_upgrade(rc);
 
+    int fallback = 0;
     if (res->is_problem) {
         json_t *j = problem_to_json(&res->problem, rc->req.path, rc->request_id);
         free(res->body);
@@ -489,11 +490,25 @@ static enum MHD_Result send_response(struct req_ctx *rc)
         json_decref(j);
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
         res->content_type = "application/problem+json";
+        if (res->body == NULL) {
+            /* No memory to render the problem: a fixed 503 document, so that
+             * even then the client gets problem+json (fault injection). */
+            fallback = 1;
+            res->status = 503;
+        }
     }
 
     struct MHD_Response *r = NULL;
     int streamed = 0;
-    if (res->stream != NULL && !res->is_problem) {
+    if (fallback) {
+        static const char oom[] = "{\"type\":\"https://clarity.dev/problems/service-unavailable\","
+                                  "\"title\":\"Service Unavailable\",\"status\":503,"
+                                  "\"detail\":\"The server is short of memory; try again.\"}";
+        res->body_len = sizeof(oom) - 1;
+        r = MHD_create_response_from_buffer(res->body_len, (void *)oom, MHD_RESPMEM_PERSISTENT);
+        if (r == NULL)
+            return MHD_NO;
+    } else if (res->stream != NULL && !res->is_problem) {
         streamed = 1;
         struct stream_state *st = malloc(sizeof(*st));
         if (st == NULL)
@@ -802,12 +817,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES;
         }
         if (buf_append(&rc->body, upload_data, n) != 0) {
-            /* A chunked body outgrew the limit mid-stream. libmicrohttpd
+            /* A chunked body outgrew the limit mid-stream — or the server
+             * ran out of memory holding one within it. libmicrohttpd
              * 0.9.75 cannot queue a response while a body is still arriving,
              * so drop what we have, discard up to DISCARD_LIMIT more and
-             * answer 413 when the body ends; past that, close the connection. */
+             * answer when the body ends (413, or 503 for our own failure);
+             * past that, close the connection. */
+            int oom = rc->body.len + n <= rc->body.max;
             buf_free(&rc->body);
             respond_too_large(rc);
+            if (oom) {
+                reset_response(&rc->res);
+                rc->res.responded = 0;
+                struct problem *p = http_respond_problem(&rc->res, 503, "service-unavailable",
+                                                         "The server is short of memory; try again.");
+                if (p != NULL)
+                    p->retry_after = 1;
+            }
             rc->discarded = n;
         }
         return MHD_YES;
