@@ -109,6 +109,15 @@ WEIRD_VALUES = [None, True, 0, -1, 1e308, -1e308, 2 ** 63, -2 ** 63 - 1, 1.5, ""
                 "2025-13-45T99:99:99Z", "NaN", "Infinity", "-0", "00000000-0000-0000-0000-000000000000"]
 
 
+def bounded_factor(value, factor, limit=11 << 20):
+    """factor, lowered so that repeating value stays under ~limit bytes."""
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError):
+        return 1
+    return max(0, min(factor, limit // max(size, 1)))
+
+
 def mutate(value, rng, other_user):
     """One random mutation of a JSON value (returns bytes or a value)."""
     kind = rng.randrange(12)
@@ -137,11 +146,11 @@ def mutate(value, rng, other_user):
         elif kind == 8:
             v = {key: v[key]}
         else:
-            v[key] = [v[key]] * rng.choice([2, 1000, 20000])
+            v[key] = [v[key]] * bounded_factor(v[key], rng.choice([2, 1000, 20000]))
         return v
     if isinstance(value, list) and value:
         if kind < 7:
-            return value * rng.choice([0, 2, 5000])
+            return value * bounded_factor(value, rng.choice([0, 2, 5000]))
         inner = mutate(value[0], rng, other_user)
         return [inner if not isinstance(inner, bytes) else "bytes"]
     return rng.choice(WEIRD_VALUES)
@@ -172,9 +181,13 @@ class Attack(unittest.TestCase):
         spec = json.loads(data) if st == 200 else {"paths": {}}
         ids = [victim_id, victim_id.upper(), victim_upload, victim_upload.upper(), attacker_id, "1",
                "x" * 300, "%00", "..", "\u00e9", str(uuid.uuid4()), "-1", "null"]
-        tokens = [attacker, attacker, attacker, "", "garbage", "Bearer", attacker[:-4] + "AAAA",
+        tokens = [attacker] * 12 + ["", "garbage", "Bearer", attacker[:-4] + "AAAA",
                   "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", victim]
-        targets = [r for r in routes if r["path"] not in ("/docs/{asset}",)]
+        # Logging out and erasing end the attacker's (or victim's) session
+        # for the rest of the run: they are attacked last, on their own.
+        session_enders = [r for r in routes if (r["method"], r["path"]) in
+                          (("POST", "/api/v1/auth/logout"), ("DELETE", "/api/v1/auth/me"))]
+        targets = [r for r in routes if r["path"] not in ("/docs/{asset}",) and r not in session_enders]
 
         failures, hangs, leaks, sent = [], [], [], 0
         statuses = {}
@@ -230,6 +243,18 @@ class Attack(unittest.TestCase):
                 failures.append((resp.status, r["method"], path, (body or b"")[:200], data[:300]))
             elif tok == attacker and resp.status < 300 and VICTIM_SOURCE.encode() in data:
                 leaks.append((r["method"], path, data[:300]))
+        for r in session_enders:
+            for body in (b"", b"{", b"[]", json.dumps({"user_id": victim_id}).encode(), b"\xff" * 10):
+                st, _, data = srv.request(r["method"], r["path"], body=body,
+                                          headers={"Authorization": "Bearer " + attacker,
+                                                   "Content-Type": "application/json"})
+                statuses[st] = statuses.get(st, 0) + 1
+                sent += 1
+                if st >= 500:
+                    failures.append((st, r["method"], r["path"], body, data[:300]))
+        # The victim's data survived the attacker's logout and erasure.
+        st, _, data = srv.request("GET", "/api/v1/health-data", headers={"Authorization": "Bearer " + victim})
+        self.assertEqual(st, 200, data)
         elapsed = time.monotonic() - t_start
         conn.close()
         print("attack corpus: %d requests in %.1f s, seed %d: %d x 5xx, %d hangs, %d leaks; statuses %s"
