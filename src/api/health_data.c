@@ -36,6 +36,19 @@
 /* Idempotency-Key (IETF httpapi draft): a retry with the same key and body
  * gets the first reply again; the same key with another body is a 409.
  * Returns 1 when res was answered, 0 to go on (*key set when present). */
+
+/* A body's user_id that names the caller by their external subject
+ * (auth_principal_is: the iOS app sends its Firebase uid or Cognito sub) is
+ * replaced by the caller's Clarity id before parsing: the ingest layer checks
+ * and stamps samples with the Clarity id only. Another id is left as sent,
+ * for the ingest layer's 403. */
+static void api_body_user_normalise(const struct principal *p, json_t *body)
+{
+    const char *uid = json_string_value(json_object_get(body, "user_id"));
+    if (uid != NULL && strcasecmp(uid, p->user_id) != 0 && auth_principal_is(p, uid))
+        json_object_set_new(body, "user_id", json_string(p->user_id));
+}
+
 static int idempotency_precheck(struct http_request *req, struct http_response *res, const char **key,
                                 char hash[65])
 {
@@ -174,11 +187,8 @@ static void h_upload(struct http_request *req, struct http_response *res)
     input_init(&in, res);
     const char *source = NULL, *sync = NULL;
     int64_t client_ts = 0;
-    /* The body's user_id may name the caller by their external subject
-     * (auth_principal_is); the samples are stored under p->user_id. */
-    const char *body_uid = json_string_value(json_object_get(body, "user_id"));
-    const char *expect_uid = auth_principal_is(p, body_uid) ? body_uid : p->user_id;
-    int rc = upload_parse_health_data(body, expect_uid, ctx->max_metrics, &in.c, &samples, &source, &sync,
+    api_body_user_normalise(p, body);
+    int rc = upload_parse_health_data(body, p->user_id, ctx->max_metrics, &in.c, &samples, &source, &sync,
                                       &client_ts);
     if (rc == INGEST_EOWNER) {
         api_store_failure(res, rc);
@@ -237,10 +247,8 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
         goto done;
     struct input in;
     input_init(&in, res);
-    /* As for uploads: the body's user_id may be the caller's external subject. */
-    const char *body_uid = json_string_value(json_object_get(body, "user_id"));
-    const char *expect_uid = auth_principal_is(p, body_uid) ? body_uid : p->user_id;
-    int rc = hk_upload_parse(body, expect_uid, &in.c, &samples, rctx.unsupported, &rctx.counts, &sync);
+    api_body_user_normalise(p, body);
+    int rc = hk_upload_parse(body, p->user_id, &in.c, &samples, rctx.unsupported, &rctx.counts, &sync);
     if (rc == INGEST_EOWNER) {
         api_store_failure(res, rc);
         goto done;

@@ -265,6 +265,23 @@ class ExternalSignIn(unittest.TestCase):
         # Subjects are case-sensitive; another subject is someone else.
         status, _, doc = self.srv.json("GET", "/api/v1/insights/history/" + uid.lower(), headers=bearer(tok))
         self.assertEqual(status, 403, doc)
+        # In a body too: the samples are stored under the caller's Clarity id.
+        t0 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+        t1 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3000))
+        sample = {"uuid": str(uuid.uuid4()), "identifier": "HKQuantityTypeIdentifierStepCount", "value": 120,
+                  "unit": "count", "start_date": t0, "end_date": t1, "source_name": "Watch"}
+        status, _, doc = post(self.srv, "/api/v1/healthkit/upload", {"user_id": uid, "quantity_samples": [sample]},
+                              token=tok)
+        self.assertEqual(status, 202, doc)
+        deadline = time.time() + 20
+        while int(self.sql("SELECT count(*) FROM health_samples WHERE user_id = ?", (me["user_id"],))) == 0:
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.1)
+        self.assertEqual(int(self.sql("SELECT count(*) FROM health_samples WHERE user_id = ?", (uid,))), 0)
+        status, _, doc = post(self.srv, "/api/v1/healthkit/upload",
+                              {"user_id": uid.lower(), "quantity_samples": [dict(sample, uuid=str(uuid.uuid4()))]},
+                              token=tok)
+        self.assertEqual(status, 403, doc)
 
     def test_owner_links_while_signed_in(self):
         email = "owner-%s@example.com" % uuid.uuid4().hex[:8]
