@@ -18,13 +18,13 @@
  * with that issuer's keys only, its algorithm pinned to the key set's.
  *
  * Keys from a URL are fetched with libcurl with a bounded timeout, cached for
- * the response's Cache-Control max-age, and refreshed single-flight: one
- * caller fetches while every other caller keeps verifying with the keys it
- * has (stale ones included) and never waits on the network or on a lock held
- * across it. The fetch runs on a thread of its own, so no request thread is
- * ever blocked by a slow or silent key URL; a token that arrives before its
- * issuer's first keys are in is refused (401) and the client retries. A kid the cache lacks triggers a refetch at most once a minute,
- * so forged kids cannot make us hammer the provider.
+ * the response's Cache-Control max-age, and refreshed single-flight on a
+ * thread of its own: every caller keeps verifying with the keys there are
+ * (stale ones included) and never waits on the network or on a lock held
+ * across it, so no request thread is ever blocked by a slow or silent key
+ * URL. A token that arrives before its issuer's first keys are in is refused
+ * (401) and the client retries. A kid the cache lacks triggers a refetch at
+ * most once a minute, so forged kids cannot make us hammer the provider.
  */
 #ifndef CLARITY_AUTH_OIDC_H
 #define CLARITY_AUTH_OIDC_H
