@@ -378,6 +378,26 @@ int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t win
         char *comma = strchr(buf, ','); /* ",M" marker or light column */
         if (comma)
             *comma = '\0';
+        /* The Actiwatch event marker also comes as "71 M" (the count, a
+         * space, the letter): a trailing token of letters after whitespace
+         * is the marker, not part of the count. */
+        char *sp = buf;
+        while (*sp == ' ' || *sp == '\t')
+            sp++;
+        while (*sp != '\0' && *sp != ' ' && *sp != '\t')
+            sp++;
+        if (*sp != '\0') {
+            char *q = sp;
+            while (*q == ' ' || *q == '\t')
+                q++;
+            int letters = *q != '\0';
+            for (char *z = q; *z != '\0'; z++)
+                if (!((*z >= 'A' && *z <= 'Z') || (*z >= 'a' && *z <= 'z') || *z == ' ' || *z == '\t' ||
+                      *z == '\r'))
+                    letters = 0;
+            if (letters)
+                *sp = '\0';
+        }
         double v;
         if (parse_value(buf, &v) != 0) {
             snprintf(err, errlen, "AWD line %zu: expected a count", lineno);

@@ -114,6 +114,18 @@ static void test_awd(void **st)
     const char *bad_count = "s\n10-Jan-2026\n22:00\n4\n1\n1\nF\n1\nx\n";
     assert_int_equal(analyze_awd_parse(bad_count, strlen(bad_count), 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "AWD line 9: expected a count");
+
+    /* The marker written as "71 M" (6 of pyActigraphy's 9 example
+     * recordings) is a count of 71 with a marker, not a malformed line. */
+    const char *space_marker = "s\n10-Jan-2026\n22:00\n4\n1\n1\nF\n10\n71 M\n5\n";
+    assert_int_equal(analyze_awd_parse(space_marker, strlen(space_marker), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.n, 3);
+    assert_true(s.values[0] == 10 && s.values[1] == 71 && s.values[2] == 5);
+    free(s.values);
+    /* a number after the space is still an error, with the line */
+    const char *two_numbers = "s\n10-Jan-2026\n22:00\n4\n1\n1\nF\n10\n71 5\n";
+    assert_int_equal(analyze_awd_parse(two_numbers, strlen(two_numbers), 0, 0, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, "AWD line 9: expected a count");
 }
 
 static void test_duration(void **st)
