@@ -99,7 +99,7 @@ static int bench_analysis(size_t n, int reps, struct run *out)
     double *act = buf, *hr = buf + n, *hrv = buf + 2 * n, *rr = buf + 3 * n,
            *spo2 = buf + 4 * n, *steps = buf + 5 * n;
     synth(n, act, hr, hrv, rr, spo2, steps);
-    struct analysis_input in = {act, n, 720, hr, hrv, rr, spo2, steps};
+    struct analysis_input in = {act, n, 720, hr, hrv, rr, spo2, steps, 0, NULL, NULL};
     struct analysis_report r;
     if (analysis_report_run(&in, &p, ws, wsz, &r) != 0) /* warm-up */
         goto done;

@@ -689,7 +689,7 @@ int cli_analyze(int argc, char **argv)
         goto fail;
     int64_t day = floor_div(s.start_local_min, 1440);
     struct analysis_input in = {s.values, s.n, (int)(s.start_local_min - day * 1440),
-                                NULL, NULL, NULL, NULL, steps ? s.values : NULL};
+                                NULL, NULL, NULL, NULL, steps ? s.values : NULL, steps, NULL, NULL};
     size_t wsz = analysis_workspace_size(s.n, p.bin_min);
     ws = malloc(wsz);
     struct analysis_report r;

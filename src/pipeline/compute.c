@@ -18,6 +18,7 @@
 
 #include "analysis/analysis.h"
 #include "analysis/analysis_json.h"
+#include "analysis/rest.h"
 #include "analysis/series.h"
 #include "core/timeutil.h"
 #include "core/metric_types.h"
@@ -574,6 +575,28 @@ fail:
     return NULL;
 }
 
+/* A watch "reports heart rate" when the window has heart-rate values in at
+ * least COMPUTE_HR_WORN_HOURS distinct hours: only then is a long gap in
+ * them evidence that the watch was off (docs/algorithms.md, Non-wear). */
+#define COMPUTE_HR_GAP_MIN 60
+#define COMPUTE_HR_WORN_HOURS 24
+static int watch_reports_hr(const struct compute_window *w)
+{
+    if (w->hr == NULL)
+        return 0;
+    size_t hours = 0;
+    for (size_t h = 0; h * 60 < w->n; h++) {
+        size_t hi = h * 60 + 60 < w->n ? h * 60 + 60 : w->n;
+        for (size_t i = h * 60; i < hi; i++) {
+            if (!isnan(w->hr[i])) {
+                hours++;
+                break;
+            }
+        }
+    }
+    return hours >= COMPUTE_HR_WORN_HOURS;
+}
+
 /* The PAT section: the pooled embedding of the window's last week. */
 static json_t *pat_json(const struct compute_window *w, const struct compute_pat *pat, char *err, size_t errlen,
                         int *failed)
@@ -626,6 +649,7 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
     struct analysis_report r;
     json_t *res = NULL, *rep = NULL, *cov = NULL, *hk = NULL, *pj = NULL;
     double *nan_activity = NULL;
+    uint8_t *recorded = NULL, *nonwear = NULL;
     void *ws = NULL;
     int rc = COMPUTE_ENOMEM;
     char a[64], b[64], tbuf[40];
@@ -646,8 +670,25 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
         activity = nan_activity;
     }
     int64_t day = floor_div(w->start_local_min, 1440);
+    /* The Watch's own sleep record takes every night it covers. */
+    if (w->n_sleep > 0) {
+        recorded = malloc(w->n);
+        void *hws = malloc(hksleep_workspace_size(w->n));
+        int hrc = (recorded == NULL || hws == NULL)
+                      ? -1
+                      : hksleep_states_build(w->sleep, w->n_sleep, w->start_local_min, w->n, hws, recorded);
+        free(hws);
+        if (hrc != 0)
+            goto nomem;
+    }
+    /* Non-wear of a watch that reports heart rate: gaps in it. */
+    if (watch_reports_hr(w)) {
+        nonwear = malloc(w->n);
+        if (nonwear == NULL || rest_nonwear_hr_gaps(w->hr, w->n, COMPUTE_HR_GAP_MIN, nonwear, NULL) != 0)
+            goto nomem;
+    }
     struct analysis_input in = {activity, w->n, (int)(w->start_local_min - day * 1440), w->hr, w->hrv, w->resp,
-                                w->spo2, w->steps};
+                                w->spo2, w->steps, w->steps_are_activity, recorded, nonwear};
     size_t wsz = analysis_workspace_size(w->n, p.bin_min);
     ws = malloc(wsz);
     if (ws == NULL)
@@ -687,7 +728,11 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
                         json_pack("{s:s, s:s, s:s, s:s, s:s}", "series", "clarity-series-1 (source-ranked minutes)",
                                   "activity", w->steps_are_activity ? "minute steps, zero-filled inside the data span"
                                                                     : "posted activity counts",
-                                  "sleep_wake", "cole-kripke-1992 + webster rescoring", "circadian",
+                                  "sleep_wake",
+                                  w->steps_are_activity
+                                      ? "watch sleep record; else estimated rest period from steps (clarity-rest-1)"
+                                      : "watch sleep record; else cole-kripke-1992 + webster rescoring",
+                                  "circadian",
                                   "npar (IS, IV, RA, L5, M10) + 24 h cosinor", "healthkit_sleep",
                                   "clarity-hksleep-1 (noon-to-noon nights)"));
     if (json_object_update(res, rep) != 0)
@@ -730,6 +775,8 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
     json_decref(rep);
     free(ws);
     free(nan_activity);
+    free(recorded);
+    free(nonwear);
     *result = res;
     *coverage = cov;
     return 0;
@@ -744,5 +791,7 @@ fail:
     json_decref(pj);
     free(ws);
     free(nan_activity);
+    free(recorded);
+    free(nonwear);
     return rc;
 }

@@ -242,7 +242,18 @@ class Pipeline(unittest.TestCase):
         self.assertEqual(status, 200, doc)
         self.assertEqual(doc["kind"], "step")
         self.assertIsNone(doc["result"]["pat"]["value"])
-        self.assertIsNotNone(doc["result"]["sleep"]["total_sleep_mean_min"]["value"])
+        # Steps are not wrist counts (issue #18): no sleep time from them, an
+        # estimated rest period instead (23:00-07:00, two complete nights).
+        sleep = doc["result"]["sleep"]
+        self.assertIsNone(sleep["total_sleep_mean_min"]["value"])
+        self.assertIn("steps cannot tell sleep", sleep["total_sleep_mean_min"]["reason"])
+        self.assertIsNone(sleep["efficiency_mean_pct"]["value"])
+        self.assertEqual(sleep["estimated_rest_mean_min"]["value"], 480)
+        self.assertEqual(sleep["nights_estimated"], 2)
+        self.assertTrue(all(n["basis"] == "estimated" and n["estimated_rest_min"]["value"] == 480
+                            for n in sleep["nights"]))
+        self.assertEqual([n["reason"] for n in sleep["nights_without_rest_period"]],
+                         ["the rest period runs past the step data"] * 2)
         status, _, again = self.a.call("GET", "/api/v1/pat/analysis/" + doc["analysis_id"])
         self.assertEqual(status, 200)
         self.assertEqual(again["result"], doc["result"])
