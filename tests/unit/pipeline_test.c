@@ -170,6 +170,87 @@ static void test_builtin_focus_and_fallback_to_actigraphy(void **state)
     json_decref(r);
 }
 
+/* Plausibility before words (issue #18): a figure outside physiological
+ * bounds (136 h 45 min of sleep a night) is never stated; it is listed as
+ * withheld with its reason, and the rest still speaks. */
+static void test_builtin_withholds_implausible(void **state)
+{
+    (void)state;
+    json_t *r = result_of(8205, 92, 85, 0.7, 1.7, 9000, 58), *c = coverage_of(7, 7, 7);
+    struct insight_builtin_out o;
+    assert_int_equal(insight_builtin_generate(r, c, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
+    json_t *ki = json_object_get(o.body, "key_insights"), *wh = json_object_get(o.body, "withheld");
+    assert_false(has_metric(ki, "healthkit_sleep.total_sleep_mean_min"));
+    assert_false(has_metric(ki, "circadian.relative_amplitude")); /* RA 1.7 > 1 */
+    assert_true(has_metric(wh, "healthkit_sleep.total_sleep_mean_min"));
+    assert_true(has_metric(wh, "circadian.relative_amplitude"));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(wh, 0), "reason")),
+                        "outside physiological bounds: withheld");
+    assert_null(strstr(o.narrative, "136"));
+    assert_true(has_metric(ki, "activity.steps_daily_mean"));
+    insight_builtin_out_clear(&o);
+    json_decref(r);
+    json_decref(c);
+}
+
+/* A phone-only week end to end: minute steps (20 a minute 07:00-23:00,
+ * none at night) through compute_window_from_minutes, the analysis and the
+ * built-in generator. The insight speaks of an estimated rest period, never
+ * of sleep time, efficiency or awakenings. Then the issue's case: the phone
+ * lay still for 8,205 minutes — no night, no figure, nothing said about
+ * sleep. */
+static void test_phone_only_week_end_to_end(void **state)
+{
+    (void)state;
+    enum { N = 7 * 1440 };
+    static double steps[N];
+    for (size_t i = 0; i < N; i++) {
+        size_t clock = (720 + i) % 1440;
+        steps[i] = (clock >= 420 && clock < 1380) ? 20.0 : 0.0;
+    }
+    int64_t start = 20000LL * 1440 + 720; /* a local noon */
+    struct compute_window w;
+    char err[256];
+    json_t *res = NULL, *cov = NULL;
+    assert_int_equal(compute_window_from_minutes(steps, N, start, 1, &w, err, sizeof(err)), 0);
+    assert_int_equal(compute_window_analyse(&w, NULL, &res, &cov, err, sizeof(err)), 0);
+    double v;
+    assert_false(insight_metric_at(res, "sleep.total_sleep_mean_min", &v));
+    assert_true(insight_metric_at(res, "sleep.estimated_rest_mean_min", &v));
+    assert_true(v == 480.0);
+    struct insight_builtin_out o;
+    assert_int_equal(insight_builtin_generate(res, cov, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
+    fprintf(stderr, "phone-only insight: %s\n", o.narrative);
+    assert_non_null(strstr(o.narrative, "Your phone recorded no steps for about 8 h 00 min a night"));
+    assert_non_null(strstr(o.narrative, "rest-activity pattern (from your steps) was regular"));
+    assert_null(strstr(o.narrative, "You slept"));
+    assert_null(strstr(o.narrative, "time in bed"));
+    insight_builtin_out_clear(&o);
+    json_decref(res);
+    json_decref(cov);
+    compute_window_free(&w);
+
+    /* 8,205 still minutes in the middle of the week */
+    for (size_t i = 1000; i < 9205; i++)
+        steps[i] = 0.0;
+    assert_int_equal(compute_window_from_minutes(steps, N, start, 1, &w, err, sizeof(err)), 0);
+    assert_int_equal(compute_window_analyse(&w, NULL, &res, &cov, err, sizeof(err)), 0);
+    json_t *nights = json_object_get(json_object_get(res, "sleep"), "nights");
+    size_t i;
+    json_t *nt;
+    json_array_foreach(nights, i, nt)
+    {
+        assert_true(json_number_value(json_object_get(json_object_get(nt, "estimated_rest_min"), "value")) <= 840);
+    }
+    assert_int_equal(insight_builtin_generate(res, cov, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
+    assert_null(strstr(o.narrative, "136"));
+    assert_null(strstr(o.narrative, "You slept"));
+    insight_builtin_out_clear(&o);
+    json_decref(res);
+    json_decref(cov);
+    compute_window_free(&w);
+}
+
 static void test_id_derive(void **state)
 {
     (void)state;
@@ -572,6 +653,8 @@ int main(void)
         cmocka_unit_test(test_builtin_thresholds_prompt_recommendations),
         cmocka_unit_test(test_builtin_nulls_say_nothing),
         cmocka_unit_test(test_builtin_focus_and_fallback_to_actigraphy),
+        cmocka_unit_test(test_builtin_withholds_implausible),
+        cmocka_unit_test(test_phone_only_week_end_to_end),
         cmocka_unit_test(test_id_derive),
         cmocka_unit_test(test_parsers),
         cmocka_unit_test_setup_teardown(test_jobs_complete_and_are_idempotent, setup, teardown),
