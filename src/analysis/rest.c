@@ -151,12 +151,12 @@ int rest_estimate_steps(const double *steps, size_t n, int start_min_of_day, con
             size_t span = best_e - best_s;
             if (span == 0)
                 r.reason = "no minute without steps";
+            else if (best_s == 0 || best_e == n || isnan(steps[best_s - 1]) || (best_e < n && isnan(steps[best_e])))
+                r.reason = "the rest period runs past the step data";
             else if (span > p->max_rest_min)
                 r.reason = "no steps for too long: the phone was probably not carried";
             else if (span < p->min_rest_min)
                 r.reason = "no rest period long enough without steps";
-            else if (best_s == 0 || best_e == n || isnan(steps[best_s - 1]) || (best_e < n && isnan(steps[best_e])))
-                r.reason = "the rest period runs past the step data";
             if (r.reason != NULL) {
                 r.start = r.end = best_s;
                 r.quiet_min = 0;

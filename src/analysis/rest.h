@@ -72,8 +72,9 @@ struct rest_night {
  * of quiet minutes extended across bursts (at most max_burst_min non-quiet
  * minutes with at most max_burst_steps steps, followed by a quiet minute);
  * NaN minutes end a block; blocks never cross local noon. The night's main
- * rest period is its longest block (span); it must span min_rest_min to
- * max_rest_min minutes, otherwise the night gets a reason. A night with no
+ * rest period is its longest block (span); it must not touch missing data
+ * or the ends of the series (it would be cut short), and must span
+ * min_rest_min to max_rest_min minutes, otherwise the night gets a reason. A night with no
  * step data at all is not reported. Writes at most max_out nights in time
  * order; *n_out = nights written.
  */

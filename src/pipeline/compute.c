@@ -686,6 +686,11 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
         nonwear = malloc(w->n);
         if (nonwear == NULL || rest_nonwear_hr_gaps(w->hr, w->n, COMPUTE_HR_GAP_MIN, nonwear, NULL) != 0)
             goto nomem;
+        /* a minute the watch scored asleep was worn, heart rate or not */
+        if (recorded != NULL)
+            for (size_t i = 0; i < w->n; i++)
+                if (recorded[i] == SLEEP_STATE_SLEEP)
+                    nonwear[i] = 0;
     }
     struct analysis_input in = {activity, w->n, (int)(w->start_local_min - day * 1440), w->hr, w->hrv, w->resp,
                                 w->spo2, w->steps, w->steps_are_activity, recorded, nonwear};
