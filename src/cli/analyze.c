@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 #include "analysis/analysis.h"
 #include "analysis/analysis_json.h"
@@ -503,9 +505,15 @@ static void report_text(FILE *f, const char *file, const struct analyze_series *
         const struct sleep_night *nt = &r->nights[i];
         local_format(s->start_local_min + (int64_t)nt->bed_start, a, sizeof(a));
         local_format(s->start_local_min + (int64_t)nt->bed_end, b, sizeof(b));
-        fprintf(f, "  night %zu: %s .. %s  TST %.0f min, WASO %.0f min, %.0f awakenings\n", i + 1,
-                a, b, nt->total_sleep_min.value, nt->waso_min.value, nt->awakenings.value);
+        if (r->night_basis && r->night_basis[i] == ANALYSIS_NIGHT_ESTIMATED)
+            fprintf(f, "  night %zu: %s .. %s  estimated rest period %.0f min (steps: no sleep figures)\n",
+                    i + 1, a, b, nt->time_in_bed_min.value);
+        else
+            fprintf(f, "  night %zu: %s .. %s  TST %.0f min, WASO %.0f min, %.0f awakenings\n", i + 1,
+                    a, b, nt->total_sleep_min.value, nt->waso_min.value, nt->awakenings.value);
     }
+    text_metric(f, "non-wear", &r->nonwear_min, "min");
+    text_metric(f, "mean estimated rest", &r->rest_mean_min, "min");
     text_metric(f, "mean total sleep", &r->tst_mean_min, "min");
     text_metric(f, "mean efficiency", &r->efficiency_mean_pct, "%");
     text_metric(f, "mean WASO", &r->waso_mean_min, "min");
@@ -546,7 +554,8 @@ static int usage_error(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nusage: clarity analyze FILE [--format json|text] [--window 7d] "
                     "[--scorer cole-kripke|cole-kripke-actigraph|sadeh] [--no-webster] "
-                    "[--bin MINUTES] [--epoch SECONDS] [--input counts|steps]\n");
+                    "[--bin MINUTES] [--epoch SECONDS] [--input counts|steps] [--nonwear choi|off] "
+                    "[--epochs FILE] [--actogram FILE]  (FILE may be a folder: one summary row per recording)\n");
     return CLI_EXIT_USAGE;
 }
 
@@ -606,9 +615,153 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
+/* Read, parse and analyse one file. On success *s holds the series and
+ * *ws the workspace *r points into (caller frees both). */
+static int analyze_one(const char *file, unsigned epoch, size_t window, int steps, const struct analysis_params *p,
+                       struct analyze_series *s, void **ws, struct analysis_report *r, int *awd, char *err,
+                       size_t errlen)
+{
+    size_t len = 0, flen = strlen(file);
+    *awd = flen > 4 && strcasecmp(file + flen - 4, ".awd") == 0;
+    *ws = NULL;
+    char *text = read_file(file, &len, err, errlen);
+    if (!text)
+        return -1;
+    int rc = *awd ? analyze_awd_parse(text, len, epoch, window, s, err, errlen)
+                  : analyze_csv_parse(text, len, epoch, window, s, err, errlen);
+    free(text);
+    if (rc != 0)
+        return -1;
+    int64_t day = floor_div(s->start_local_min, 1440);
+    struct analysis_input in = {s->values, s->n, (int)(s->start_local_min - day * 1440),
+                                NULL, NULL, NULL, NULL, steps ? s->values : NULL, steps, NULL, NULL};
+    size_t wsz = analysis_workspace_size(s->n, p->bin_min);
+    *ws = malloc(wsz);
+    if (!*ws || analysis_report_run(&in, p, *ws, wsz, r) != 0) {
+        snprintf(err, errlen, "analysis failed (out of memory or invalid input)");
+        free(*ws);
+        *ws = NULL;
+        free(s->values);
+        s->values = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void csv_metric(FILE *f, const struct metric *m)
+{
+    if (metric_value_valid(m))
+        fprintf(f, ",%.10g", m->value);
+    else
+        fputs(",", f);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Folder mode: one summary CSV row per .awd/.csv recording, sorted by name;
+ * a progress line per file on stderr. A file that fails gets a row with its
+ * error and the run goes on; the exit status says whether any failed. */
+static int analyze_folder(const char *dir, unsigned epoch, size_t window, int steps, const struct analysis_params *p)
+{
+    DIR *d = opendir(dir);
+    char **names = NULL;
+    size_t nn = 0, cap = 0;
+    int failed = 0;
+    if (!d) {
+        fprintf(stderr, "clarity analyze: %s: %s\n", dir, strerror(errno));
+        return CLI_EXIT_FAILURE;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l < 5 || (strcasecmp(e->d_name + l - 4, ".awd") != 0 && strcasecmp(e->d_name + l - 4, ".csv") != 0))
+            continue;
+        if (nn == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            char **t = nc <= 1000000 ? realloc(names, nc * sizeof(*t)) : NULL;
+            if (!t)
+                break;
+            names = t;
+            cap = nc;
+        }
+        names[nn] = strdup(e->d_name);
+        if (names[nn])
+            nn++;
+    }
+    closedir(d);
+    if (nn)
+        qsort(names, nn, sizeof(*names), by_name);
+    printf("file,start_local,minutes,valid_minutes,nonwear_min,nights,total_sleep_mean_min,efficiency_mean_pct,"
+           "estimated_rest_mean_min,sri,is,iv,ra,l5,l5_onset_min,m10,m10_onset_min,error\n");
+    for (size_t i = 0; i < nn; i++) {
+        char path[4096], err[256], a[64];
+        struct analyze_series s = {0};
+        struct analysis_report r;
+        void *ws = NULL;
+        int awd;
+        fprintf(stderr, "[%zu/%zu] %s\n", i + 1, nn, names[i]);
+        int pl = snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (pl < 0 || (size_t)pl >= sizeof(path)) {
+            snprintf(err, sizeof(err), "path too long");
+            printf("%s,,,,,,,,,,,,,,,,,\"%s\"\n", names[i], err);
+            failed = 1;
+        } else if (analyze_one(path, epoch, window, steps, p, &s, &ws, &r, &awd, err, sizeof(err)) != 0) {
+            for (char *c = err; *c; c++)
+                if (*c == '"')
+                    *c = '\'';
+            printf("%s,,,,,,,,,,,,,,,,,\"%s\"\n", names[i], err);
+            failed = 1;
+        } else {
+            local_format(s.start_local_min, a, sizeof(a));
+            printf("%s,%s,%zu,%zu", names[i], a, r.n_minutes, r.n_valid);
+            csv_metric(stdout, &r.nonwear_min);
+            printf(",%zu", r.n_nights);
+            csv_metric(stdout, &r.tst_mean_min);
+            csv_metric(stdout, &r.efficiency_mean_pct);
+            csv_metric(stdout, &r.rest_mean_min);
+            csv_metric(stdout, &r.sri);
+            csv_metric(stdout, &r.npar.is);
+            csv_metric(stdout, &r.npar.iv);
+            csv_metric(stdout, &r.npar.ra);
+            csv_metric(stdout, &r.npar.l5);
+            csv_metric(stdout, &r.npar.l5_onset_min);
+            csv_metric(stdout, &r.npar.m10);
+            csv_metric(stdout, &r.npar.m10_onset_min);
+            printf(",\n");
+        }
+        free(ws);
+        free(s.values);
+        free(names[i]);
+    }
+    free(names);
+    if (fflush(stdout) != 0)
+        return CLI_EXIT_FAILURE;
+    return failed ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+static int write_to(const char *path, int epochs, const struct analyze_series *s, const struct analysis_report *r,
+                    char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = epochs ? analyze_epochs_write(f, s->start_local_min, s->values, s->n, r)
+                    : analyze_actogram_write(f, s->start_local_min, s->values, s->n, r);
+    if (fclose(f) != 0)
+        rc = -1;
+    if (rc != 0)
+        snprintf(err, errlen, "%s: write error", path);
+    return rc;
+}
+
 int cli_analyze(int argc, char **argv)
 {
-    const char *file = NULL, *format = "json";
+    const char *file = NULL, *format = "json", *epochs_out = NULL, *actogram_out = NULL;
     size_t window = 0;
     unsigned long epoch = 0, bin = 60;
     int steps = 0;
@@ -620,6 +773,22 @@ int cli_analyze(int argc, char **argv)
             if (!val || (strcmp(val, "json") != 0 && strcmp(val, "text") != 0))
                 return usage_error("--format takes json or text");
             format = val;
+            i++;
+        } else if (strcmp(a, "--epochs") == 0 || strcmp(a, "--actogram") == 0) {
+            if (!val || !val[0])
+                return usage_error("%s takes an output FILE", a);
+            if (a[2] == 'e')
+                epochs_out = val;
+            else
+                actogram_out = val;
+            i++;
+        } else if (strcmp(a, "--nonwear") == 0) {
+            if (val && strcmp(val, "choi") == 0)
+                p.nonwear_choi = 1;
+            else if (val && strcmp(val, "off") == 0)
+                p.nonwear_choi = 0;
+            else
+                return usage_error("--nonwear takes choi or off, not '%s'", val ? val : "");
             i++;
         } else if (strcmp(a, "--window") == 0) {
             if (!val || analyze_duration_parse(val, &window) != 0)
@@ -670,33 +839,27 @@ int cli_analyze(int argc, char **argv)
     if (!file)
         return usage_error("missing FILE");
     p.bin_min = bin;
+    struct stat sb;
+    if (stat(file, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if (epochs_out || actogram_out)
+            return usage_error("--epochs and --actogram take one recording, not a folder");
+        return analyze_folder(file, (unsigned)epoch, window, steps, &p);
+    }
 
     int rc = CLI_EXIT_FAILURE;
     char err[256];
-    size_t len = 0;
-    char *text = NULL, *out = NULL;
+    char *out = NULL;
     void *ws = NULL;
     json_t *doc = NULL;
     struct analyze_series s = {0};
-    size_t flen = strlen(file);
-    int awd = flen > 4 && strcasecmp(file + flen - 4, ".awd") == 0;
-
-    text = read_file(file, &len, err, sizeof(err));
-    if (!text)
-        goto fail;
-    if ((awd ? analyze_awd_parse(text, len, (unsigned)epoch, window, &s, err, sizeof(err))
-             : analyze_csv_parse(text, len, (unsigned)epoch, window, &s, err, sizeof(err))) != 0)
-        goto fail;
-    int64_t day = floor_div(s.start_local_min, 1440);
-    struct analysis_input in = {s.values, s.n, (int)(s.start_local_min - day * 1440),
-                                NULL, NULL, NULL, NULL, steps ? s.values : NULL, steps, NULL, NULL};
-    size_t wsz = analysis_workspace_size(s.n, p.bin_min);
-    ws = malloc(wsz);
     struct analysis_report r;
-    if (!ws || analysis_report_run(&in, &p, ws, wsz, &r) != 0) {
-        snprintf(err, sizeof(err), "analysis failed (out of memory or invalid input)");
+    int awd = 0;
+    if (analyze_one(file, (unsigned)epoch, window, steps, &p, &s, &ws, &r, &awd, err, sizeof(err)) != 0)
         goto fail;
-    }
+    if (epochs_out && write_to(epochs_out, 1, &s, &r, err, sizeof(err)) != 0)
+        goto fail;
+    if (actogram_out && write_to(actogram_out, 0, &s, &r, err, sizeof(err)) != 0)
+        goto fail;
     if (strcmp(format, "text") == 0) {
         report_text(stdout, file, &s, &p, &r, steps);
     } else {
@@ -721,6 +884,5 @@ done:
     json_decref(doc);
     free(ws);
     free(s.values);
-    free(text);
     return rc;
 }

@@ -12,7 +12,11 @@
 #include <cmocka.h>
 #include <math.h>
 
+#include "analysis/analysis.h"
 #include "cli/analyze.h"
+
+#include <stdio.h>
+#include <unistd.h>
 
 /* 2026-01-10T00:00 local as a local minute: 20463 days * 1440. */
 #define JAN10 (20463LL * 1440)
@@ -159,6 +163,100 @@ static void test_command_exit_codes(void **st)
     assert_int_equal(cli_analyze(2, a4), 1);
 }
 
+/* --epochs and --actogram on a hand-made two days: counts 100 by day
+ * (07:00-23:00), 5 at night, and 2 hours of exact zeros from 12:00 on day 2
+ * (Choi non-wear: >= 90 zero minutes). Start 10-Jan-2026 12:00. */
+static void test_epochs_and_actogram(void **st)
+{
+    (void)st;
+    enum { N = 2 * 1440 };
+    static double v[N];
+    for (size_t i = 0; i < N; i++) {
+        size_t clock = (720 + i) % 1440;
+        v[i] = (clock >= 420 && clock < 1380) ? 100.0 : 5.0;
+    }
+    for (size_t i = 1440; i < 1560; i++)
+        v[i] = 0.0;
+    v[5] = NAN;
+    struct analysis_input in = {v, N, 720, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL};
+    struct analysis_params p = analysis_params_default();
+    size_t wsz = analysis_workspace_size(N, 60);
+    void *ws = malloc(wsz);
+    struct analysis_report r;
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz, &r), 0);
+
+    char buf[256];
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(analyze_epochs_write(f, JAN10 + 720, v, N, &r), 0);
+    rewind(f);
+    assert_non_null(fgets(buf, sizeof(buf), f));
+    assert_string_equal(buf, "time,value,wear,sleep\n");
+    assert_non_null(fgets(buf, sizeof(buf), f));
+    assert_string_equal(buf, "2026-01-10T12:00,100,1,0\n");
+    int line = 1;
+    while (fgets(buf, sizeof(buf), f)) {
+        line++;
+        if (line == 6)
+            assert_string_equal(buf, "2026-01-10T12:05,,,\n"); /* missing minute */
+        if (line == 1 + 12 * 60)                             /* 00:00: asleep at night */
+            assert_string_equal(buf, "2026-01-11T00:00,5,1,1\n");
+        if (line == 1441)                                    /* 12:00 day 2: zeros, non-wear */
+            assert_string_equal(buf, "2026-01-11T12:00,0,0,\n");
+    }
+    assert_int_equal(line, N);
+    fclose(f);
+
+    f = tmpfile();
+    assert_int_equal(analyze_actogram_write(f, JAN10 + 720, v, N, &r), 0);
+    long size = ftell(f);
+    rewind(f);
+    static char svg[1 << 20];
+    assert_true(size > 0 && size < (long)sizeof(svg));
+    size_t got = fread(svg, 1, (size_t)size, f);
+    svg[got] = '\0';
+    fclose(f);
+    assert_int_equal(strncmp(svg, "<svg ", 5), 0);
+    assert_non_null(strstr(svg, "</svg>\n"));
+    /* three calendar days (10, 11, 12 Jan) are three rows, each 48 h wide */
+    assert_non_null(strstr(svg, ">2026-01-10<"));
+    assert_non_null(strstr(svg, ">2026-01-12<"));
+    assert_non_null(strstr(svg, "fill=\"#cfe0f7\"")); /* sleep shading */
+    assert_non_null(strstr(svg, "fill=\"#d9d9d9\"")); /* non-wear shading */
+    assert_int_equal(analyze_actogram_write(NULL, JAN10, v, N, &r), -1);
+    free(ws);
+}
+
+/* Folder mode: every recording gets a row; a malformed one fails the run
+ * (exit 1) without stopping the others; --epochs refuses a folder. */
+static void test_folder_mode(void **st)
+{
+    (void)st;
+    char dir[] = "/tmp/clarity-analyze-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/a.csv", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("timestamp,value\n", f);
+    for (int m = 0; m < 2 * 1440; m++)
+        fprintf(f, "2026-01-%02dT%02d:%02d,%d\n", 10 + m / 1440, m / 60 % 24, m % 60, (m / 60 % 24) >= 7 ? 90 : 3);
+    fclose(f);
+    char *a1[] = {"analyze", dir, NULL};
+    assert_int_equal(cli_analyze(2, a1), 0);
+    snprintf(path, sizeof(path), "%s/b.awd", dir);
+    f = fopen(path, "w");
+    fputs("s\n10-Jan-2026\n22:00\n4\n1\n1\nF\n1\nx\n", f);
+    fclose(f);
+    assert_int_equal(cli_analyze(2, a1), 1);
+    char *a2[] = {"analyze", dir, "--epochs", "/tmp/x.csv", NULL};
+    assert_int_equal(cli_analyze(4, a2), 2);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/a.csv", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +266,8 @@ int main(void)
         cmocka_unit_test(test_awd),
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_command_exit_codes),
+        cmocka_unit_test(test_epochs_and_actogram),
+        cmocka_unit_test(test_folder_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
