@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "pipeline/compute.h"
 
 /* Thresholds (docs/insights.md has the sources). */
 #define SLEEP_MIN_RECOMMENDED 420.0  /* 7 h: Watson et al. 2015, AASM/SRS consensus */
@@ -408,4 +409,20 @@ void insight_builtin_out_clear(struct insight_builtin_out *o)
     json_decref(o->body);
     o->narrative = NULL;
     o->body = NULL;
+}
+
+int insight_period_id(const json_t *result, const char *user_id, char out[37])
+{
+    const char *end = json_string_value(json_object_get(json_object_get(result, "window"), "end_local"));
+    char key[128];
+    if (end == NULL || strlen(end) < 10 || user_id == NULL)
+        return -1;
+    for (int i = 0; i < 10; i++)
+        if (!((end[i] >= '0' && end[i] <= '9') || ((i == 4 || i == 7) && end[i] == '-')))
+            return -1;
+    int l = snprintf(key, sizeof(key), "%s:%.10s", user_id, end);
+    if (l < 0 || (size_t)l >= sizeof(key))
+        return -1;
+    compute_id_derive("insight", key, out);
+    return 0;
 }

@@ -441,6 +441,7 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     assert_string_equal(a.upload_id, up);
     assert_int_equal(a.version, COMPUTE_RESULT_VERSION);
     json_t *res = json_loads(a.result, 0, NULL), *cov = json_loads(a.coverage, 0, NULL);
+    assert_int_equal(insight_period_id(res, f->user, iid), 0);
     assert_non_null(json_object_get(res, "sleep"));
     assert_non_null(json_object_get(res, "circadian"));
     assert_non_null(json_object_get(res, "cardio"));
@@ -472,7 +473,6 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     get_upload(f, up, &u);
     assert_int_equal(u.status, STORE_UPLOAD_COMPLETED);
     assert_int_equal(u.processed_metrics, u.total_metrics);
-    compute_id_derive("insight", aid, iid);
     struct store_insight in;
     assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
     assert_int_equal(store_insight_get(tx, iid, f->user, &in), 0);
@@ -480,6 +480,44 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     assert_string_equal(in.generator, "builtin");
     assert_string_equal(in.analysis_id, aid);
     assert_true(in.confidence > 0.5);
+    store_insight_clear(&in);
+
+    /* A re-sync of the same week (issue #18: 9 near-identical insights in a
+     * few minutes): a second upload, a second analysis, still ONE insight
+     * for the period, now resting on the newer analysis. A late redelivery
+     * of the first insight job changes nothing. */
+    char up2[STORE_ID_LEN], aid2[37];
+    make_upload(f, "Apple Watch", 0, up2);
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_ANALYSIS, &handled), 0);
+    assert_int_equal(handled, 1);
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_INSIGHTS, &handled), 0);
+    assert_int_equal(handled, 1);
+    compute_id_derive("analysis", up2, aid2);
+    assert_int_equal(count_analyses(f), 2);
+    struct store_insight *v = NULL;
+    size_t nv = 0;
+    struct store_cursor next;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_insight_list(tx, f->user, NULL, NULL, 100, &v, &nv, &next), 0);
+    store_tx_rollback(tx);
+    assert_int_equal(nv, 1);
+    assert_string_equal(v[0].id, iid);
+    assert_string_equal(v[0].analysis_id, aid2);
+    store_insight_list_free(v, nv);
+    get_upload(f, up2, &u);
+    assert_string_equal(u.status, "completed");
+
+    snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\",\"user_id\":\"%s\",\"analysis_id\":\"%s\"}", up,
+             f->user, aid);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_queue_publish(tx, STORE_TOPIC_INSIGHTS, payload, NULL, NULL), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_INSIGHTS, &handled), 0);
+    assert_int_equal(handled, 1);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_insight_get(tx, iid, f->user, &in), 0);
+    store_tx_rollback(tx);
+    assert_string_equal(in.analysis_id, aid2);
     store_insight_clear(&in);
 }
 
