@@ -107,6 +107,11 @@ static const struct bound bounds[] = {
     {"sleep.timing.onset_sd_min", 0.0, 720.0},
     {"circadian.interdaily_stability", 0.0, 1.0},
     {"circadian.relative_amplitude", 0.0, 1.0},
+    {"circadian_28d.interdaily_stability", 0.0, 1.0},
+    {"circadian_28d.relative_amplitude", 0.0, 1.0},
+    {"trends.total_sleep_change_min", -900.0, 900.0},
+    {"trends.estimated_rest_change_min", -660.0, 660.0},
+    {"trends.steps_daily_change", -100000.0, 100000.0},
     {"activity.steps_daily_mean", 0.0, 100000.0},
     {"cardio.hr_resting_bpm", 25.0, 220.0},
     {"cardio.hrv_mean_ms", 1.0, 300.0},
@@ -243,23 +248,64 @@ static void circadian_part(struct gen *g, const json_t *r)
 {
     char t[512];
     double v;
-    if (figure(g, r, "circadian.interdaily_stability", &v)) {
+    /* 28 days where the data reach that far (rhythm measures need weeks),
+     * else the analysed week. */
+    const char *is_path = "circadian_28d.interdaily_stability", *ra_path = "circadian_28d.relative_amplitude";
+    const char *span = "over the last 28 days";
+    if (!insight_metric_at(r, is_path, &v)) {
+        is_path = "circadian.interdaily_stability";
+        ra_path = "circadian.relative_amplitude";
+        span = "across days";
+    }
+    if (figure(g, r, is_path, &v)) {
         const char *word = v >= IS_STABLE ? "stable" : v >= IS_LOW ? "fairly stable" : "changeable";
-        snprintf(t, sizeof(t), "Your daily rhythm of activity and rest was %s across days (interdaily stability "
-                 "%.2f on a 0-1 scale).", word, v);
-        say(g, "circadian", "circadian.interdaily_stability", v, ">= 0.6 stable, < 0.4 low", t);
+        snprintf(t, sizeof(t), "Your daily rhythm of activity and rest was %s %s (interdaily stability "
+                 "%.2f on a 0-1 scale).", word, span, v);
+        say(g, "circadian", is_path, v, ">= 0.6 stable, < 0.4 low", t);
         if (v < IS_LOW)
-            advise(g, "circadian", "circadian.interdaily_stability", "Regular times for waking, meals and "
+            advise(g, "circadian", is_path, "Regular times for waking, meals and "
                    "activity help your body keep a steady daily rhythm.");
     }
-    if (figure(g, r, "circadian.relative_amplitude", &v)) {
+    if (figure(g, r, ra_path, &v)) {
         const char *word = v >= RA_STRONG ? "clear" : v >= RA_WEAK ? "moderate" : "small";
         snprintf(t, sizeof(t), "The difference between your most active and your most restful hours was %s "
                  "(relative amplitude %.2f on a 0-1 scale).", word, v);
-        say(g, "circadian", "circadian.relative_amplitude", v, ">= 0.8 clear, < 0.6 small", t);
+        say(g, "circadian", ra_path, v, ">= 0.8 clear, < 0.6 small", t);
         if (v < RA_WEAK)
-            advise(g, "circadian", "circadian.relative_amplitude", "More daylight activity and quieter, darker "
+            advise(g, "circadian", ra_path, "More daylight activity and quieter, darker "
                    "evenings strengthen the contrast between day and night.");
+    }
+}
+
+/* Trends against the user's own baseline (the four weeks before). Only a
+ * change worth a sentence is said: 20 minutes a night, 1,000 steps a day. */
+static void trend_part(struct gen *g, const json_t *r)
+{
+    char t[512], a[32], b[32];
+    double v, base;
+    const json_t *tr = json_object_get(r, "trends");
+    if (tr == NULL)
+        return;
+    const char *sleep_path = "trends.total_sleep_change_min";
+    int rest = 0;
+    if (!insight_metric_at(r, sleep_path, &v)) {
+        sleep_path = "trends.estimated_rest_change_min";
+        rest = 1;
+    }
+    if (figure(g, r, sleep_path, &v) && fabs(v) >= 20.0 &&
+        insight_metric_at(json_object_get(tr, rest ? "estimated_rest_change_min" : "total_sleep_change_min"),
+                          "baseline", &base)) {
+        hm(fabs(v), a, sizeof(a));
+        hm(base, b, sizeof(b));
+        snprintf(t, sizeof(t), "Compared with your previous weeks (%s a night), %s %s %s a night this week.", b,
+                 rest ? "your phone lay still" : "you slept", a, v > 0 ? "more" : "less");
+        say(g, "trend", sleep_path, v, "your own baseline, +/- 20 min", t);
+    }
+    if (figure(g, r, "trends.steps_daily_change", &v) && fabs(v) >= 1000.0 &&
+        insight_metric_at(json_object_get(tr, "steps_daily_change"), "baseline", &base)) {
+        snprintf(t, sizeof(t), "You walked about %.0f steps a day %s than in your previous weeks (%.0f a day).",
+                 fabs(v), v > 0 ? "more" : "fewer", base);
+        say(g, "trend", "trends.steps_daily_change", v, "your own baseline, +/- 1000 steps/day", t);
     }
 }
 
@@ -354,6 +400,8 @@ int insight_builtin_generate(const json_t *result, const json_t *coverage, enum 
         activity_part(&g, result);
     if (focus == INSIGHT_FOCUS_COMPREHENSIVE || focus == INSIGHT_FOCUS_CARDIO)
         cardio_part(&g, result);
+    if (focus == INSIGHT_FOCUS_COMPREHENSIVE)
+        trend_part(&g, result);
     if (g.bad)
         goto fail;
 

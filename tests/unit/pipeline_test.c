@@ -251,6 +251,55 @@ static void test_phone_only_week_end_to_end(void **state)
     compute_window_free(&w);
 }
 
+/* Trends and the 28-day circadian window (issue #18): five weeks of phone
+ * steps; the four earlier weeks rest 23:00-07:00 (480 min), this week
+ * 00:00-07:00 (420 min) with steps 23:00-00:00 too (20/min -> 1,200 more a
+ * day). Trend: -60 min against a baseline of 480, +1,200 steps/day; the
+ * circadian figures come from the last 28 days. */
+static void test_trends_and_28_days(void **state)
+{
+    (void)state;
+    enum { N = 35 * 1440, H = 28 * 1440 };
+    static double steps[N];
+    for (size_t i = 0; i < N; i++) {
+        size_t clock = (720 + i) % 1440;
+        size_t bed = i >= H ? 0 : 1380; /* this week: to bed at midnight */
+        steps[i] = (clock >= 420 && (bed == 0 || clock < bed)) ? 20.0 : 0.0;
+    }
+    int64_t start = 20000LL * 1440 + 720;
+    struct compute_window w;
+    char err[256];
+    json_t *res = NULL, *cov = NULL;
+    assert_int_equal(compute_window_from_minutes(steps, N, start, 1, &w, err, sizeof(err)), 0);
+    w.history_min = H;
+    assert_int_equal(compute_window_analyse(&w, NULL, &res, &cov, err, sizeof(err)), 0);
+    double v;
+    assert_true(insight_metric_at(res, "sleep.estimated_rest_mean_min", &v));
+    assert_true(v == 420.0);
+    assert_true(insight_metric_at(res, "trends.estimated_rest_change_min", &v));
+    assert_true(fabs(v + 60.0) < 1e-9);
+    assert_true(insight_metric_at(json_object_get(json_object_get(res, "trends"), "estimated_rest_change_min"),
+                                  "baseline", &v));
+    assert_true(fabs(v - 480.0) < 1e-9);
+    assert_true(insight_metric_at(res, "trends.steps_daily_change", &v));
+    assert_true(fabs(v - 1200.0) < 1e-6);
+    assert_true(insight_metric_at(res, "circadian_28d.interdaily_stability", &v));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "circadian_28d"), "days_with_data")), 28);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "window"), "minutes")), 7 * 1440);
+    assert_int_equal(json_integer_value(json_object_get(cov, "days")), 7);
+    struct insight_builtin_out o;
+    assert_int_equal(insight_builtin_generate(res, cov, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
+    fprintf(stderr, "trend insight: %s\n", o.narrative);
+    assert_non_null(strstr(o.narrative, "Compared with your previous weeks (8 h 00 min a night), your phone lay "
+                                        "still 1 h 00 min less a night this week."));
+    assert_non_null(strstr(o.narrative, "You walked about 1200 steps a day more than in your previous weeks"));
+    assert_non_null(strstr(o.narrative, "over the last 28 days"));
+    insight_builtin_out_clear(&o);
+    json_decref(res);
+    json_decref(cov);
+    compute_window_free(&w);
+}
+
 static void test_id_derive(void **state)
 {
     (void)state;
@@ -693,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_builtin_focus_and_fallback_to_actigraphy),
         cmocka_unit_test(test_builtin_withholds_implausible),
         cmocka_unit_test(test_phone_only_week_end_to_end),
+        cmocka_unit_test(test_trends_and_28_days),
         cmocka_unit_test(test_id_derive),
         cmocka_unit_test(test_parsers),
         cmocka_unit_test_setup_teardown(test_jobs_complete_and_are_idempotent, setup, teardown),
