@@ -55,6 +55,48 @@ int analyze_csv_parse(const char *text, size_t len, unsigned epoch_s, size_t win
 int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
                       struct analyze_series *out, char *err, size_t errlen);
 
+/*
+ * Research formats (issue #18). Each returns 0, or -1 with a one-line
+ * message naming the line (or item) and the reason. epoch_s 0 = the file's
+ * own epoch; window_min as above. Times are the recording's local clock.
+ *  - Philips Respironics Actiware CSV export (the .RPX/CSV export, English
+ *    UK/US, French, German): the epoch-by-epoch section's Date, Time and
+ *    Activity columns; "NaN"/"NAN"/"kZ" are missing; decimal commas; the
+ *    date order is decided from the data (a part above 12, else the first
+ *    change of date being one day; default day-first).
+ *  - Condor ActTrust (.txt report): the PIM column, DD/MM/YYYY HH:MM:SS.
+ *  - CamNtech MotionWatch (.mtn XML): =StartTime and the motion channel.
+ *  - ActiLife CSV: the 10-line ActiGraph header (Start Time, Start Date in
+ *    the header's "date format", Epoch Period), then Axis1 (the first
+ *    column, or the one named Axis1).
+ *  - ActiGraph .agd (SQLite): settings.epochlength, data.dataTimestamp
+ *    (.NET ticks, local) and axis1.
+ */
+int analyze_rpx_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
+                      struct analyze_series *out, char *err, size_t errlen);
+int analyze_atr_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
+                      struct analyze_series *out, char *err, size_t errlen);
+int analyze_mtn_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
+                      struct analyze_series *out, char *err, size_t errlen);
+int analyze_actilife_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
+                           struct analyze_series *out, char *err, size_t errlen);
+int analyze_agd_read(const char *path, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                     char *err, size_t errlen);
+
+enum analyze_format {
+    ANALYZE_FMT_CSV = 0,
+    ANALYZE_FMT_AWD,
+    ANALYZE_FMT_RPX,
+    ANALYZE_FMT_ATR,
+    ANALYZE_FMT_MTN,
+    ANALYZE_FMT_ACTILIFE,
+    ANALYZE_FMT_AGD,
+};
+
+/* The reader for a file: by extension (.awd, .agd, .mtn), then by its
+ * first 512 bytes (Actiware, Condor, ActiLife, MotionWatch); else CSV. */
+enum analyze_format analyze_format_detect(const char *name, const char *text, size_t len);
+
 /* Parse a duration "7d", "36h", "90m" into minutes; -1 when malformed. */
 int analyze_duration_parse(const char *s, size_t *minutes);
 
