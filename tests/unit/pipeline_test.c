@@ -554,7 +554,7 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     assert_string_equal(v[0].analysis_id, aid2);
     store_insight_list_free(v, nv);
     get_upload(f, up2, &u);
-    assert_string_equal(u.status, "completed");
+    assert_int_equal(u.status, STORE_UPLOAD_COMPLETED);
 
     snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\",\"user_id\":\"%s\",\"analysis_id\":\"%s\"}", up,
              f->user, aid);
