@@ -1231,7 +1231,8 @@ static int usage_error(const char *fmt, ...)
     fprintf(stderr, "\nusage: clarity analyze FILE [--format json|text] [--window 7d] "
                     "[--scorer cole-kripke|cole-kripke-actigraph|sadeh] [--no-webster] "
                     "[--bin MINUTES] [--epoch SECONDS] [--input counts|steps] [--nonwear choi|off] "
-                    "[--epochs FILE] [--actogram FILE]  (FILE may be a folder: one summary row per recording)\n");
+                    "[--epochs FILE] [--actogram FILE] [--conventions clarity|pyactigraphy]  (FILE may be a "
+                    "folder: one summary row per recording)\n");
     return CLI_EXIT_USAGE;
 }
 
@@ -1454,6 +1455,7 @@ static int write_to(const char *path, int epochs, const struct analyze_series *s
 int cli_analyze(int argc, char **argv)
 {
     const char *file = NULL, *format = "json", *epochs_out = NULL, *actogram_out = NULL;
+    int pyact = 0;
     size_t window = 0;
     unsigned long epoch = 0, bin = 60;
     int steps = 0;
@@ -1473,6 +1475,14 @@ int cli_analyze(int argc, char **argv)
                 epochs_out = val;
             else
                 actogram_out = val;
+            i++;
+        } else if (strcmp(a, "--conventions") == 0) {
+            if (val && strcmp(val, "clarity") == 0)
+                pyact = 0;
+            else if (val && strcmp(val, "pyactigraphy") == 0)
+                pyact = 1;
+            else
+                return usage_error("--conventions takes clarity or pyactigraphy, not '%s'", val ? val : "");
             i++;
         } else if (strcmp(a, "--nonwear") == 0) {
             if (val && strcmp(val, "choi") == 0)
@@ -1548,6 +1558,20 @@ int cli_analyze(int argc, char **argv)
     int awd = 0;
     if (analyze_one(file, (unsigned)epoch, window, steps, &p, &s, &ws, &r, &awd, err, sizeof(err)) != 0)
         goto fail;
+    if (pyact) {
+        /* IS, IV, RA, L5, M10 and onsets as pyActigraphy computes them (its
+         * defaults: binarised at > 4, no non-wear mask); 1-minute epochs */
+        void *pw = malloc(circadian_pyact_workspace_size(s.n));
+        int64_t day0 = floor_div(s.start_local_min, 1440);
+        int prc = pw ? circadian_npar_pyactigraphy(s.values, s.n, (int)(s.start_local_min - day0 * 1440), 4.0, pw,
+                                                   &r.npar)
+                     : -1;
+        free(pw);
+        if (prc != 0) {
+            snprintf(err, sizeof(err), "pyActigraphy conventions: out of memory or invalid input");
+            goto fail;
+        }
+    }
     if (epochs_out && write_to(epochs_out, 1, &s, &r, err, sizeof(err)) != 0)
         goto fail;
     if (actogram_out && write_to(actogram_out, 0, &s, &r, err, sizeof(err)) != 0)
@@ -1557,6 +1581,10 @@ int cli_analyze(int argc, char **argv)
     } else {
         static const char *const fmt_names[] = {"csv", "awd", "rpx", "atr", "mtn", "actilife-csv", "agd"};
         doc = report_json(file, fmt_names[awd], &s, &p, &r, steps);
+        if (doc && pyact)
+            json_object_set_new(json_object_get(doc, "input"), "conventions",
+                                json_string("pyactigraphy (binarised > 4, hourly sums from the first epoch, "
+                                            "ddof-1 variances, L5/M10 per minute epoch)"));
         out = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
         if (!out) {
             snprintf(err, sizeof(err), "out of memory rendering JSON");

@@ -6,6 +6,7 @@
  *                        [--no-webster] [--bin MINUTES] [--epoch SECONDS]
  *                        [--input counts|steps] [--nonwear choi|off]
  *                        [--epochs FILE] [--actogram FILE]
+ *                        [--conventions clarity|pyactigraphy]
  *   clarity analyze FOLDER [same options but --epochs/--actogram]
  *
  * A FOLDER gives one CSV summary row per .awd/.csv recording in it (sorted

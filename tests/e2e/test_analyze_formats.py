@@ -148,5 +148,29 @@ class Formats(unittest.TestCase):
         self.assertIn("[1/9] ", err)
 
 
+class PyActigraphyConventions(unittest.TestCase):
+    def test_reproduces_pyactigraphy_to_1e6(self):
+        """--conventions pyactigraphy against values pyActigraphy's own code
+        computed on recordings made for Clarity (tests/data/pyactigraphy)."""
+        base = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "pyactigraphy")
+        with open(os.path.join(base, "reference.json")) as f:
+            ref = json.load(f)["recordings"]
+        self.assertEqual(len(ref), 3)
+        keys = {"IS": "interdaily_stability", "IV": "intradaily_variability", "RA": "relative_amplitude",
+                "L5": "l5", "M10": "m10", "L5_onset_min": "l5_onset_clock_min", "M10_onset_min": "m10_onset_clock_min"}
+        for name, want in ref.items():
+            rc, out, err = analyze(os.path.join(base, name), "--conventions", "pyactigraphy")
+            self.assertEqual(rc, 0, err)
+            doc = json.loads(out)
+            self.assertIn("pyactigraphy", doc["input"]["conventions"])
+            for k, jk in keys.items():
+                got = doc["circadian"][jk]["value"]
+                self.assertLessEqual(abs(got - want[k]), 1e-6 * max(abs(want[k]), 1e-9), (name, k, got, want[k]))
+            # Clarity's own conventions differ on the same file (the table in docs/algorithms.md)
+            rc, out, _ = analyze(os.path.join(base, name))
+            own = json.loads(out)["circadian"]
+            self.assertNotAlmostEqual(own["l5"]["value"], want["L5"], places=3)
+
+
 if __name__ == "__main__":
     unittest.main()
