@@ -19,6 +19,7 @@
 #include "analysis/circadian.h"
 #include "analysis/features.h"
 #include "analysis/metric.h"
+#include "analysis/rest.h"
 #include "analysis/sleep.h"
 
 enum analysis_scorer {
@@ -34,10 +35,14 @@ struct analysis_params {
     struct sleep_period_params period;
     size_t bin_min;                    /* IS/IV/L5/M10 bin width, divides 60 */
     size_t min_awakening_min;
+    int nonwear_choi;                  /* Choi (2011) non-wear on counts (default on;
+                                          never applied to steps) */
+    struct rest_params rest;           /* rest periods from steps (rest.h) */
 };
 
 /* Cole-Kripke (original scale) with Webster rescoring, hourly bins,
- * sleep_period_params_default(), awakenings of at least 1 minute. */
+ * sleep_period_params_default(), awakenings of at least 1 minute, Choi
+ * non-wear on counts, rest_params_default(). */
 struct analysis_params analysis_params_default(void);
 
 struct analysis_input {
@@ -46,6 +51,25 @@ struct analysis_input {
     int start_min_of_day;     /* local clock minute of element 0, 0..1439 */
     /* optional minute series of the same length (NULL when absent) */
     const double *heart_rate, *hrv_sdnn, *resp_rate, *spo2_pct, *steps;
+    /* activity is a phone's or watch's minute steps, not wrist counts: no
+     * sleep scorer runs on it; each night gets an estimated rest period
+     * (rest.h) and sleep-only figures are null with the reason. */
+    int activity_is_steps;
+    /* per-minute states from the device's own sleep record (hksleep.h
+     * hksleep_states_build; UNKNOWN on nights it did not record), or NULL.
+     * A night (local noon to noon) with any known minute here takes these
+     * states for every sleep figure; activity only fills the other nights. */
+    const uint8_t *recorded_state;
+    /* 1 = device not worn that minute (e.g. heart-rate gaps of a watch), or
+     * NULL. Masked minutes are missing for scoring and IS/IV/RA/L5/M10. */
+    const uint8_t *nonwear;
+};
+
+/* Where a night's figures come from. */
+enum analysis_night_basis {
+    ANALYSIS_NIGHT_SCORED = 0,    /* sleep/wake scored from wrist counts */
+    ANALYSIS_NIGHT_RECORDED = 1,  /* the device's own sleep record */
+    ANALYSIS_NIGHT_ESTIMATED = 2, /* estimated rest period from steps */
 };
 
 struct analysis_report {
@@ -53,6 +77,13 @@ struct analysis_report {
     const uint8_t *state;        /* n_minutes states (workspace) */
     size_t n_nights;
     const struct sleep_night *nights; /* workspace */
+    const uint8_t *night_basis;       /* n_nights x enum analysis_night_basis */
+    size_t nights_recorded, nights_scored, nights_estimated;
+    const uint8_t *nonwear;           /* n_minutes, 1 = masked as not worn */
+    struct metric nonwear_min;        /* minutes masked; null when not detectable */
+    size_t n_rest;                    /* step nights examined (activity_is_steps) */
+    const struct rest_night *rest;    /* workspace; reasons for nights without one */
+    struct metric rest_mean_min;      /* mean estimated rest period (steps) */
     struct metric tst_mean_min, efficiency_mean_pct, waso_mean_min, awakenings_mean;
     struct metric sri;
     struct sleep_timing timing;

@@ -141,6 +141,10 @@ static json_t *params_json(const struct analysis_params *p)
     put(o, "max_gap_min", json_integer((json_int_t)p->period.max_gap_min), &bad);
     put(o, "min_sleep_min", json_integer((json_int_t)p->period.min_sleep_min), &bad);
     put(o, "min_awakening_min", json_integer((json_int_t)p->min_awakening_min), &bad);
+    put(o, "max_period_min", json_integer((json_int_t)p->period.max_period_min), &bad);
+    put(o, "nonwear", json_string(p->nonwear_choi ? "choi-2011 on counts" : "off for counts"), &bad);
+    put(o, "rest_min_max", json_pack("[I, I]", (json_int_t)p->rest.min_rest_min, (json_int_t)p->rest.max_rest_min),
+        &bad);
     return finish(o, bad);
 }
 
@@ -154,12 +158,39 @@ static json_t *sleep_json(const struct analysis_report *r, int64_t t0)
         json_decref(timing);
         return NULL;
     }
+    static const char *const basis[] = {"scored", "recorded", "estimated"};
     for (size_t i = 0; i < r->n_nights; i++) {
         json_t *nt = analysis_json_night(&r->nights[i], t0);
+        if (nt && r->night_basis) {
+            uint8_t b = r->night_basis[i] < 3 ? r->night_basis[i] : 0;
+            put(nt, "basis", json_string(basis[b]), &bad);
+            if (b == ANALYSIS_NIGHT_ESTIMATED)
+                PUTM(nt, "estimated_rest_min", r->nights[i].time_in_bed_min, &bad);
+        }
         if (!nt || json_array_append_new(nights, nt) != 0)
             bad = 1;
     }
     put(o, "nights", nights, &bad);
+    put(o, "nights_recorded", json_integer((json_int_t)r->nights_recorded), &bad);
+    put(o, "nights_scored", json_integer((json_int_t)r->nights_scored), &bad);
+    put(o, "nights_estimated", json_integer((json_int_t)r->nights_estimated), &bad);
+    PUTM(o, "estimated_rest_mean_min", r->rest_mean_min, &bad);
+    PUTM(o, "nonwear_min", r->nonwear_min, &bad);
+    /* step nights without an estimate, with the reason */
+    json_t *skipped = json_array();
+    if (!skipped)
+        bad = 1;
+    for (size_t i = 0; skipped && i < r->n_rest; i++) {
+        if (r->rest[i].reason == NULL)
+            continue;
+        char a[64];
+        json_t *e = json_pack("{s:s, s:n, s:s}", "night_start",
+                              analysis_json_local_time(t0 + (int64_t)r->rest[i].night_start, a, sizeof(a)),
+                              "value", "reason", r->rest[i].reason);
+        if (!e || json_array_append_new(skipped, e) != 0)
+            bad = 1;
+    }
+    put(o, "nights_without_rest_period", skipped, &bad);
     PUTM(o, "total_sleep_mean_min", r->tst_mean_min, &bad);
     PUTM(o, "efficiency_mean_pct", r->efficiency_mean_pct, &bad);
     PUTM(o, "waso_mean_min", r->waso_mean_min, &bad);

@@ -256,3 +256,142 @@ int circadian_cosinor_fit(const double *x, size_t n, int start_min_of_day, doubl
     out->r_squared = metric_value_ok(r2, k);
     return 0;
 }
+
+/* ---- pyActigraphy's conventions (docs/algorithms.md, "Conventions") ---- */
+
+size_t circadian_pyact_workspace_size(size_t n_minutes)
+{
+    return (n_minutes / 60 + 2) * sizeof(double) + 2 * 1440 * sizeof(double) + 1440 * sizeof(size_t);
+}
+
+/* pandas' sample variance (ddof 1) of v[0..n). */
+static double var_ddof1(const double *v, size_t n)
+{
+    if (n < 2)
+        return NAN;
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++)
+        m += v[i];
+    m /= (double)n;
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ss += (v[i] - m) * (v[i] - m);
+    return ss / (double)(n - 1);
+}
+
+int circadian_npar_pyactigraphy(const double *x, size_t n, int start_min_of_day, double threshold, void *workspace,
+                                struct circadian_npar *out)
+{
+    if (!x || !out || !workspace || n == 0 || start_min_of_day < 0 || start_min_of_day >= 1440 ||
+        !isfinite(threshold))
+        return -1;
+    size_t nb = (n + 59) / 60;
+    double *bin = workspace;
+    double *prof = bin + nb + 2; /* 1440 time-of-day means, then a second copy */
+    size_t *cnt = (size_t *)(prof + 2 * 1440);
+    memset(out, 0, sizeof(*out));
+    out->bin_min = 60;
+    out->n_bins = nb;
+    /* binarise (count > threshold -> 1; NaN stays missing), hourly sums of
+     * bins anchored at the first epoch; a missing epoch adds 0 */
+    for (size_t k = 0; k < nb; k++)
+        bin[k] = 0.0;
+    for (size_t t = 0; t < 1440; t++) {
+        prof[t] = 0.0;
+        cnt[t] = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(x[i]))
+            continue;
+        double b = x[i] > threshold ? 1.0 : 0.0;
+        bin[i / 60] += b;
+        size_t tod = (size_t)(start_min_of_day + (int)(i % 1440)) % 1440;
+        prof[tod] += b;
+        cnt[tod]++;
+    }
+    /* IS = var(mean profile of the bins by time of day) / var(bins), both
+     * with ddof 1; IV = mean(diff^2) / var(bins) */
+    double vb = var_ddof1(bin, nb);
+    if (!(vb > 0.0)) {
+        out->is = metric_value_null(nb < 2 ? "fewer than two bins" : "constant series", nb);
+        out->iv = out->is;
+    } else {
+        double gm[24];
+        size_t gn[24] = {0}, groups = 0;
+        for (int h = 0; h < 24; h++)
+            gm[h] = 0.0;
+        for (size_t k = 0; k < nb; k++) {
+            size_t h = ((size_t)start_min_of_day + 60 * k) % 1440 / 60;
+            gm[h] += bin[k];
+            gn[h]++;
+        }
+        double g[24];
+        for (int h = 0; h < 24; h++) {
+            size_t hh = ((size_t)start_min_of_day / 60 + (size_t)h) % 24;
+            if (gn[hh])
+                g[groups++] = gm[hh] / (double)gn[hh];
+        }
+        out->is = metric_value_ok(var_ddof1(g, groups) / vb, nb);
+        double d2 = 0.0;
+        for (size_t k = 1; k < nb; k++)
+            d2 += (bin[k] - bin[k - 1]) * (bin[k] - bin[k - 1]);
+        out->iv = metric_value_ok(d2 / (double)(nb - 1) / vb, nb);
+    }
+    /* L5/M10 on the mean day at epoch (minute) resolution, cyclic: windows
+     * of 300 / 600 epochs starting at each minute of the day, the earliest
+     * extreme wins; values are the mean per epoch */
+    for (size_t t = 0; t < 1440; t++) {
+        if (cnt[t] == 0) {
+            const char *why = "a time of day without data";
+            out->l5 = out->m10 = out->ra = out->l5_onset_min = out->m10_onset_min = metric_value_null(why, 0);
+            return 0;
+        }
+        prof[t] /= (double)cnt[t];
+        prof[1440 + t] = prof[t];
+    }
+    double lo = INFINITY, hi = -INFINITY;
+    size_t lo_t = 0, hi_t = 0;
+    for (int w = 0; w < 2; w++) {
+        size_t len = w == 0 ? 300 : 600;
+        /* pandas' rolling sum (window ending at i) with its Kahan running
+         * sums and equal-value rule, so that ties between windows resolve
+         * as pyActigraphy's idxmin/idxmax see them */
+        double sum = 0.0, comp_add = 0.0, comp_rem = 0.0, prev = prof[0];
+        size_t nobs = 0, same = 0;
+        for (size_t i = 0; i < 2 * 1440; i++) {
+            if (i >= len) {
+                double y = -prof[i - len] - comp_rem, t = sum + y;
+                comp_rem = t - sum - y;
+                sum = t;
+                nobs--;
+            }
+            double v = prof[i], y = v - comp_add, t = sum + y;
+            comp_add = t - sum - y;
+            sum = t;
+            nobs++;
+            same = v == prev ? same + 1 : 1;
+            prev = v;
+            if (i + 1 < len)
+                continue; /* this window starts before the profile */
+            double r = same >= nobs ? prev * (double)nobs : sum;
+            size_t start = i + 1 - len;
+            if (w == 0 && r < lo) {
+                lo = r;
+                lo_t = start;
+            }
+            if (w == 1 && r > hi) {
+                hi = r;
+                hi_t = start;
+            }
+        }
+    }
+    size_t days = n / 1440 ? n / 1440 : 1;
+    out->l5 = metric_value_ok(lo / 300.0, days);
+    out->m10 = metric_value_ok(hi / 600.0, days);
+    out->l5_onset_min = metric_value_ok((double)(lo_t % 1440), days);
+    out->m10_onset_min = metric_value_ok((double)(hi_t % 1440), days);
+    double den = out->m10.value + out->l5.value;
+    out->ra = den > 0.0 ? metric_value_ok((out->m10.value - out->l5.value) / den, days)
+                        : metric_value_null("M10 + L5 is zero", days);
+    return 0;
+}

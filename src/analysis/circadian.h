@@ -69,4 +69,18 @@ struct circadian_cosinor {
 int circadian_cosinor_fit(const double *x, size_t n, int start_min_of_day, double period_min,
                           struct circadian_cosinor *out);
 
+/*
+ * IS, IV, L5, M10, RA and onsets with pyActigraphy's default conventions
+ * (Hammad et al. 2021; docs/algorithms.md, "Conventions"), for 1-minute
+ * epochs: binarised (count > threshold -> 1, pyActigraphy's default 4;
+ * missing stays missing); IS/IV on hourly SUMS of bins anchored at the
+ * first epoch (partial last bin included, missing adds 0) with sample
+ * (ddof 1) variances: IS = var(hourly profile) / var(bins), IV =
+ * mean(diff^2) / var(bins); L5/M10 on the mean day at minute resolution,
+ * cyclic, mean per epoch, the earliest extreme's onset. Returns 0, or -1.
+ */
+size_t circadian_pyact_workspace_size(size_t n_minutes);
+int circadian_npar_pyactigraphy(const double *x, size_t n, int start_min_of_day, double threshold,
+                                void *workspace, struct circadian_npar *out);
+
 #endif

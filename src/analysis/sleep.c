@@ -195,7 +195,7 @@ int sleep_rescore_webster(uint8_t *state, size_t n)
 
 struct sleep_period_params sleep_period_params_default(void)
 {
-    struct sleep_period_params p = {60, 180};
+    struct sleep_period_params p = {60, 180, 960};
     return p;
 }
 
@@ -204,6 +204,16 @@ static long night_of(size_t i, int start_min_of_day)
 {
     long t = (long)i + start_min_of_day - 720;
     return t >= 0 ? t / 1440 : -((-t + 1439) / 1440);
+}
+
+/* Index of the first local noon after minute index i (its night's end). */
+static size_t night_end(size_t i, int start_min_of_day)
+{
+    long t = (long)i + start_min_of_day - 720; /* minutes after a noon */
+    long into = t % 1440;
+    if (into < 0)
+        into += 1440;
+    return i + (size_t)(1440 - into);
 }
 
 int sleep_periods_detect(const uint8_t *state, size_t n, int start_min_of_day,
@@ -227,21 +237,29 @@ int sleep_periods_detect(const uint8_t *state, size_t n, int start_min_of_day,
         struct sleep_period blk = {i, i};
         size_t slept = 0;
         if (!done) {
+            /* A block never crosses local noon: one night holds it whole. */
+            size_t lim = night_end(i, start_min_of_day);
+            if (lim > n)
+                lim = n;
             size_t j = i;
             for (;;) {
-                size_t e = run_end(state, n, j, SLEEP_STATE_SLEEP);
+                size_t e = run_end(state, lim, j, SLEEP_STATE_SLEEP);
                 slept += e - j;
                 blk.end = e;
                 size_t g = e;
-                while (g < n && state[g] != SLEEP_STATE_SLEEP)
+                while (g < lim && state[g] != SLEEP_STATE_SLEEP)
                     g++;
-                if (g >= n || g - e > p->max_gap_min)
+                if (g >= lim || g - e > p->max_gap_min)
                     break;
                 j = g;
             }
             i = blk.end;
         }
-        long night = done ? 0 : night_of(blk.start + (blk.end - blk.start) / 2, start_min_of_day);
+        long night = done ? 0 : night_of(blk.start, start_min_of_day);
+        /* Longer than max_period_min is not a night's sleep (non-wear or a
+         * device left aside): it is never a main period. */
+        if (!done && p->max_period_min > 0 && blk.end - blk.start > p->max_period_min)
+            continue;
         if (have && (done || night != cur_night)) {
             if (best_sleep >= p->min_sleep_min && best_sleep > 0) {
                 if (count < max_out)
@@ -366,42 +384,49 @@ int sleep_timing_compute(const struct sleep_night *nights, size_t n_nights, int 
 {
     if (!out || (n_nights && !nights) || start_min_of_day < 0 || start_min_of_day >= 1440)
         return -1;
-    /* Welford's running moments, so no scratch arrays are needed. */
+    /* Welford's running moments, so no scratch arrays are needed. Timing
+     * uses every night with a period (midpoint known), an estimated rest
+     * period included; the TST SD only nights with a total sleep time. */
     double m[4] = {0}, s[4] = {0}, mid_mean = 0.0;
-    size_t k = 0;
+    size_t k = 0, kt = 0;
     for (size_t i = 0; i < n_nights; i++) {
         const struct sleep_night *nt = &nights[i];
-        if (!metric_value_valid(&nt->total_sleep_min))
+        if (!metric_value_valid(&nt->midpoint_min))
             continue;
-        double x[4] = {after_noon((double)nt->onset, start_min_of_day),
+        double x[3] = {after_noon((double)nt->onset, start_min_of_day),
                        after_noon((double)nt->final_wake, start_min_of_day),
-                       after_noon(nt->midpoint_min.value, start_min_of_day),
-                       nt->total_sleep_min.value};
+                       after_noon(nt->midpoint_min.value, start_min_of_day)};
         /* final wake is after onset: keep it on the same noon-based axis */
         if (x[1] < x[0])
             x[1] += 1440.0;
         k++;
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < 3; j++) {
             double d = x[j] - m[j];
             m[j] += d / (double)k;
             s[j] += d * (x[j] - m[j]);
         }
         mid_mean = m[2];
+        if (metric_value_valid(&nt->total_sleep_min)) {
+            kt++;
+            double d = nt->total_sleep_min.value - m[3];
+            m[3] += d / (double)kt;
+            s[3] += d * (nt->total_sleep_min.value - m[3]);
+        }
     }
+    const char *why = "fewer than two nights";
     if (k < 2) {
-        const char *why = "fewer than two nights";
         out->onset_sd_min = metric_value_null(why, k);
         out->wake_sd_min = metric_value_null(why, k);
         out->midpoint_sd_min = metric_value_null(why, k);
-        out->tst_sd_min = metric_value_null(why, k);
         out->midpoint_mean_clock_min =
             k ? metric_value_ok(fmod(mid_mean + 720.0, 1440.0), k) : metric_value_null(why, 0);
-        return 0;
+    } else {
+        out->onset_sd_min = metric_value_ok(sqrt(s[0] / (double)(k - 1)), k);
+        out->wake_sd_min = metric_value_ok(sqrt(s[1] / (double)(k - 1)), k);
+        out->midpoint_sd_min = metric_value_ok(sqrt(s[2] / (double)(k - 1)), k);
+        out->midpoint_mean_clock_min = metric_value_ok(fmod(mid_mean + 720.0, 1440.0), k);
     }
-    out->onset_sd_min = metric_value_ok(sqrt(s[0] / (double)(k - 1)), k);
-    out->wake_sd_min = metric_value_ok(sqrt(s[1] / (double)(k - 1)), k);
-    out->midpoint_sd_min = metric_value_ok(sqrt(s[2] / (double)(k - 1)), k);
-    out->tst_sd_min = metric_value_ok(sqrt(s[3] / (double)(k - 1)), k);
-    out->midpoint_mean_clock_min = metric_value_ok(fmod(mid_mean + 720.0, 1440.0), k);
+    out->tst_sd_min = kt < 2 ? metric_value_null("fewer than two nights with a total sleep time", kt)
+                             : metric_value_ok(sqrt(s[3] / (double)(kt - 1)), kt);
     return 0;
 }

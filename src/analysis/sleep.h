@@ -94,6 +94,8 @@ struct sleep_period {
 struct sleep_period_params {
     size_t max_gap_min;     /* wake/unknown gaps up to this long are bridged (default 60) */
     size_t min_sleep_min;   /* a main period needs at least this much sleep (default 180) */
+    size_t max_period_min;  /* a block longer than this is never a main period (default
+                               960 = 16 h; 0 = no bound) */
 };
 
 /* The defaults above. */
@@ -101,10 +103,14 @@ struct sleep_period_params sleep_period_params_default(void);
 
 /*
  * Main sleep period per night. Sleep runs are merged into blocks across gaps
- * of at most max_gap_min minutes; each block belongs to the night (local noon
- * to next local noon) that holds its midpoint; a night's main period is its
- * block with the most sleep minutes, if that is at least min_sleep_min. The
- * block runs from its first to the end of its last sleep minute.
+ * of at most max_gap_min minutes, never across a local noon, so each block
+ * lies inside one night (local noon to next local noon); a night's main
+ * period is its block with the most sleep minutes, if that is at least
+ * min_sleep_min and the block spans at most max_period_min minutes (a
+ * 19-hour "night" is non-wear or a device left aside, not sleep). At most
+ * one main period per night; the night's other blocks are naps and are not
+ * reported here. The block runs from its first to the end of its last sleep
+ * minute.
  * start_min_of_day is the local clock minute (0..1439) of state[0].
  * Writes at most max_out periods in time order and the count to *n_out.
  */

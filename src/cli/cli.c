@@ -40,12 +40,18 @@ static const struct command commands[] = {
     {"analyze", cli_analyze, "analyse an actigraphy file (CSV or Actiwatch .AWD)",
      "usage: clarity analyze FILE [--format json|text] [--window 7d]\n"
      "         [--scorer cole-kripke|cole-kripke-actigraph|sadeh] [--no-webster]\n"
-     "         [--bin MINUTES] [--epoch SECONDS] [--input counts|steps]\n\n"
+     "         [--bin MINUTES] [--epoch SECONDS] [--input counts|steps]\n"
+     "         [--nonwear choi|off] [--epochs FILE] [--actogram FILE]\n"
+     "         [--conventions clarity|pyactigraphy]\n\n"
      "Reads `timestamp,value` CSV (RFC 3339; no offset = local time) or an Actiwatch\n"
      ".AWD file, brings epochs to one minute, and prints sleep (per night, SRI,\n"
      "timing), circadian (IS, IV, RA, L5, M10, cosinor) and, with --input steps,\n"
-     "activity metrics. Unsupported figures are null with a reason. Methods and\n"
-     "formulas: docs/algorithms.md. Exits 0, 1 on a bad file, 2 on a usage error.\n"},
+     "activity metrics and estimated rest periods (no sleep scorer on steps).\n"
+     "Non-wear (Choi 2011) is masked. --epochs writes time,value,wear,sleep per\n"
+     "minute; --actogram a double-plotted SVG. FILE may be a folder: one CSV\n"
+     "summary row per .awd/.csv recording, progress on stderr. Unsupported figures\n"
+     "are null with a reason. Methods and formulas: docs/algorithms.md. Exits 0,\n"
+     "1 on a bad file (in a folder: any), 2 on a usage error.\n"},
     {"backup", cli_backup, "copy the running SQLite database (online)", "usage: clarity backup PATH\n"},
     {"config", cli_config, "check and print the effective configuration",
      "usage: clarity config check\n\n"

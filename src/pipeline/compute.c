@@ -18,6 +18,7 @@
 
 #include "analysis/analysis.h"
 #include "analysis/analysis_json.h"
+#include "analysis/rest.h"
 #include "analysis/series.h"
 #include "core/timeutil.h"
 #include "core/metric_types.h"
@@ -385,7 +386,8 @@ static int window_load(struct store_tx *tx, const char *user_id, const char *upl
     }
     l.upload_id = upload_id;
     int64_t last_min = series_local_minute(l.latest_ms > 0 ? l.latest_ms - 1 : 0, l.latest_off);
-    w.n = COMPUTE_WINDOW_MINUTES;
+    w.n = COMPUTE_WINDOW_MINUTES + COMPUTE_HISTORY_MINUTES;
+    w.history_min = COMPUTE_HISTORY_MINUTES;
     w.start_local_min = last_min + 1 - (int64_t)w.n;
     w.end_utc_ms = l.latest_ms;
     w.end_offset_min = l.latest_off;
@@ -530,7 +532,8 @@ static json_t *hk_sleep_json(const struct compute_window *w, size_t *n_nights)
     if (o == NULL || nights == NULL || ws == NULL)
         goto fail;
     if (w->n_sleep > 0) {
-        int64_t d0 = floor_div(w->start_local_min - 720, 1440);
+        int64_t wk = w->start_local_min + (int64_t)w->history_min; /* the analysed week */
+        int64_t d0 = floor_div(wk - 720, 1440);
         int64_t d1 = floor_div(w->start_local_min + (int64_t)w->n - 1 - 720, 1440);
         for (int64_t d = d0; d <= d1; d++) {
             int64_t start = d * 1440 + 720;
@@ -572,6 +575,28 @@ fail:
     json_decref(nights);
     json_decref(o);
     return NULL;
+}
+
+/* A watch "reports heart rate" when the window has heart-rate values in at
+ * least COMPUTE_HR_WORN_HOURS distinct hours: only then is a long gap in
+ * them evidence that the watch was off (docs/algorithms.md, Non-wear). */
+#define COMPUTE_HR_GAP_MIN 60
+#define COMPUTE_HR_WORN_HOURS 24
+static int watch_reports_hr(const struct compute_window *w)
+{
+    if (w->hr == NULL)
+        return 0;
+    size_t hours = 0;
+    for (size_t h = 0; h * 60 < w->n; h++) {
+        size_t hi = h * 60 + 60 < w->n ? h * 60 + 60 : w->n;
+        for (size_t i = h * 60; i < hi; i++) {
+            if (!isnan(w->hr[i])) {
+                hours++;
+                break;
+            }
+        }
+    }
+    return hours >= COMPUTE_HR_WORN_HOURS;
 }
 
 /* The PAT section: the pooled embedding of the window's last week. */
@@ -619,18 +644,88 @@ static json_t *pat_json(const struct compute_window *w, const struct compute_pat
     return o;
 }
 
+/* One analysis of minutes [off, off + len) of w. */
+static int run_slice(const struct compute_window *w, const double *activity, const uint8_t *recorded,
+                     const uint8_t *nonwear, size_t off, size_t len, const struct analysis_params *p, void *ws,
+                     size_t wsz, struct analysis_report *r)
+{
+    int64_t start = w->start_local_min + (int64_t)off;
+    int64_t day = floor_div(start, 1440);
+#define AT(x) ((x) != NULL ? (x) + off : NULL)
+    struct analysis_input in = {activity + off, len, (int)(start - day * 1440), AT(w->hr), AT(w->hrv),
+                                AT(w->resp), AT(w->spo2), AT(w->steps), w->steps_are_activity, AT(recorded),
+                                AT(nonwear)};
+#undef AT
+    return analysis_report_run(&in, p, ws, wsz, r);
+}
+
+/* Days of [off, off + len) with any activity minute. */
+static size_t days_with_activity(const double *a, size_t off, size_t len)
+{
+    size_t days = 0;
+    for (size_t d = 0; d * 1440 < len; d++) {
+        size_t lo = off + d * 1440, hi = off + (d + 1) * 1440 < off + len ? off + (d + 1) * 1440 : off + len;
+        for (size_t i = lo; i < hi; i++) {
+            if (!isnan(a[i])) {
+                days++;
+                break;
+            }
+        }
+    }
+    return days;
+}
+
+/* {"this_week", "baseline", "change", "baseline_weeks"} of one figure: the
+ * week's value against the mean of the previous weeks' values; null (with
+ * the reason) unless both exist and at least two baseline weeks do. */
+static json_t *trend_json(const struct metric *now, const double *weeks, const int *ok, size_t n_weeks)
+{
+    double s = 0.0;
+    size_t k = 0;
+    for (size_t i = 0; i < n_weeks; i++)
+        if (ok[i]) {
+            s += weeks[i];
+            k++;
+        }
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    json_object_set_new(o, "baseline_weeks", json_integer((json_int_t)k));
+    if (!metric_value_valid(now)) {
+        json_object_set_new(o, "value", json_null());
+        json_object_set_new(o, "reason", json_string("no value this week"));
+    } else if (k < 2) {
+        json_object_set_new(o, "value", json_null());
+        json_object_set_new(o, "reason", json_string("fewer than two earlier weeks with a value"));
+    } else {
+        double base = s / (double)k;
+        json_object_set_new(o, "value", json_real(now->value - base));
+        json_object_set_new(o, "this_week", json_real(now->value));
+        json_object_set_new(o, "baseline", json_real(base));
+    }
+    return o;
+}
+
+/* The night figure a user's trend follows: recorded or scored sleep time,
+ * else the estimated rest period (steps). */
+static const struct metric *night_figure(const struct analysis_report *r)
+{
+    return metric_value_valid(&r->tst_mean_min) ? &r->tst_mean_min : &r->rest_mean_min;
+}
+
 int compute_window_analyse(const struct compute_window *w, const struct compute_pat *pat, json_t **result,
                            json_t **coverage, char *err, size_t errlen)
 {
     struct analysis_params p = analysis_params_default();
     struct analysis_report r;
-    json_t *res = NULL, *rep = NULL, *cov = NULL, *hk = NULL, *pj = NULL;
+    json_t *res = NULL, *rep = NULL, *cov = NULL, *hk = NULL, *pj = NULL, *c28 = NULL, *tr = NULL;
     double *nan_activity = NULL;
+    uint8_t *recorded = NULL, *nonwear = NULL;
     void *ws = NULL;
     int rc = COMPUTE_ENOMEM;
     char a[64], b[64], tbuf[40];
     size_t n_nights = 0;
-    if (w == NULL || w->n == 0) {
+    if (w == NULL || w->n == 0 || w->history_min >= w->n) {
         snprintf(err, errlen, "empty window");
         return COMPUTE_EINTERNAL;
     }
@@ -645,19 +740,41 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
             nan_activity[i] = NAN;
         activity = nan_activity;
     }
-    int64_t day = floor_div(w->start_local_min, 1440);
-    struct analysis_input in = {activity, w->n, (int)(w->start_local_min - day * 1440), w->hr, w->hrv, w->resp,
-                                w->spo2, w->steps};
-    size_t wsz = analysis_workspace_size(w->n, p.bin_min);
+    /* The Watch's own sleep record takes every night it covers. */
+    if (w->n_sleep > 0) {
+        recorded = malloc(w->n);
+        void *hws = malloc(hksleep_workspace_size(w->n));
+        int hrc = (recorded == NULL || hws == NULL)
+                      ? -1
+                      : hksleep_states_build(w->sleep, w->n_sleep, w->start_local_min, w->n, hws, recorded);
+        free(hws);
+        if (hrc != 0)
+            goto nomem;
+    }
+    /* Non-wear of a watch that reports heart rate: gaps in it. */
+    if (watch_reports_hr(w)) {
+        nonwear = malloc(w->n);
+        if (nonwear == NULL || rest_nonwear_hr_gaps(w->hr, w->n, COMPUTE_HR_GAP_MIN, nonwear, NULL) != 0)
+            goto nomem;
+        /* a minute the watch scored asleep was worn, heart rate or not */
+        if (recorded != NULL)
+            for (size_t i = 0; i < w->n; i++)
+                if (recorded[i] == SLEEP_STATE_SLEEP)
+                    nonwear[i] = 0;
+    }
+    /* The analysed week: the last n - history_min minutes. */
+    const size_t off = w->history_min, nw = w->n - w->history_min;
+    const size_t span28 = w->n < 4 * 7 * 1440 ? w->n : 4 * 7 * 1440;
+    size_t wsz = analysis_workspace_size(nw > span28 ? nw : span28, p.bin_min);
     ws = malloc(wsz);
     if (ws == NULL)
         goto nomem;
-    if (analysis_report_run(&in, &p, ws, wsz, &r) != 0) {
-        snprintf(err, errlen, "the analysis library refused the window (%zu minutes)", w->n);
+    if (run_slice(w, activity, recorded, nonwear, off, nw, &p, ws, wsz, &r) != 0) {
+        snprintf(err, errlen, "the analysis library refused the window (%zu minutes)", nw);
         rc = COMPUTE_EREJECTED;
         goto fail;
     }
-    rep = analysis_json_report(&r, &p, w->start_local_min, w->hr != NULL || w->hrv != NULL,
+    rep = analysis_json_report(&r, &p, w->start_local_min + (int64_t)off, w->hr != NULL || w->hrv != NULL,
                                w->resp != NULL || w->spo2 != NULL, w->steps != NULL);
     hk = hk_sleep_json(w, &n_nights);
     if (rep == NULL || hk == NULL)
@@ -671,23 +788,88 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
     if (pj == NULL)
         goto nomem;
 
-    analysis_json_local_time(w->start_local_min, a, sizeof(a));
+    if (w->history_min > 0) {
+        /* Trends: this week against each of the four weeks before it. */
+        const struct metric this_night = *night_figure(&r), this_steps = r.activity.steps_daily_mean,
+                            this_sri = r.sri;
+        double wn[4], ws_[4], wr[4];
+        int on[4], os[4], orr[4];
+        size_t n_weeks = 0;
+        for (size_t k = 1; k <= 4 && k * nw <= off; k++) {
+            struct analysis_report rw;
+            if (run_slice(w, activity, recorded, nonwear, off - k * nw, nw, &p, ws, wsz, &rw) != 0)
+                goto nomem;
+            const struct metric *fn = night_figure(&rw);
+            on[n_weeks] = metric_value_valid(fn) && metric_value_valid(&this_night) &&
+                          (fn == &rw.tst_mean_min) == (night_figure(&r) == &r.tst_mean_min);
+            wn[n_weeks] = fn->value;
+            os[n_weeks] = metric_value_valid(&rw.activity.steps_daily_mean);
+            ws_[n_weeks] = rw.activity.steps_daily_mean.value;
+            orr[n_weeks] = metric_value_valid(&rw.sri);
+            wr[n_weeks] = rw.sri.value;
+            n_weeks++;
+        }
+        tr = json_object();
+        if (tr == NULL)
+            goto nomem;
+        json_object_set_new(tr, "basis", json_string("this week against the mean of the previous four weeks"));
+        json_object_set_new(tr, metric_value_valid(&r.tst_mean_min) ? "total_sleep_change_min"
+                                                                    : "estimated_rest_change_min",
+                            trend_json(&this_night, wn, on, n_weeks));
+        json_object_set_new(tr, "steps_daily_change", trend_json(&this_steps, ws_, os, n_weeks));
+        json_object_set_new(tr, "sleep_regularity_change", trend_json(&this_sri, wr, orr, n_weeks));
+
+        /* The 28 days up to the window's end, where data reach. */
+        struct analysis_report r28;
+        size_t o28 = w->n - span28;
+        if (run_slice(w, activity, recorded, nonwear, o28, span28, &p, ws, wsz, &r28) != 0)
+            goto nomem;
+        size_t d28 = days_with_activity(activity, o28, span28);
+        c28 = json_object();
+        if (c28 == NULL)
+            goto nomem;
+        json_object_set_new(c28, "days", json_integer((json_int_t)(span28 / 1440)));
+        json_object_set_new(c28, "days_with_data", json_integer((json_int_t)d28));
+        if (d28 < 14) {
+            struct metric none = metric_value_null("fewer than 14 days of data in the last 28", d28);
+            json_object_set_new(c28, "interdaily_stability", analysis_json_metric(&none));
+            json_object_set_new(c28, "intradaily_variability", analysis_json_metric(&none));
+            json_object_set_new(c28, "relative_amplitude", analysis_json_metric(&none));
+        } else {
+            json_object_set_new(c28, "valid_bins", json_integer((json_int_t)r28.npar.n_bins));
+            json_object_set_new(c28, "interdaily_stability", analysis_json_metric(&r28.npar.is));
+            json_object_set_new(c28, "intradaily_variability", analysis_json_metric(&r28.npar.iv));
+            json_object_set_new(c28, "relative_amplitude", analysis_json_metric(&r28.npar.ra));
+            json_object_set_new(c28, "l5", analysis_json_metric(&r28.npar.l5));
+            json_object_set_new(c28, "l5_onset_clock_min", analysis_json_metric(&r28.npar.l5_onset_min));
+            json_object_set_new(c28, "m10", analysis_json_metric(&r28.npar.m10));
+            json_object_set_new(c28, "m10_onset_clock_min", analysis_json_metric(&r28.npar.m10_onset_min));
+        }
+    }
+
+    analysis_json_local_time(w->start_local_min + (int64_t)off, a, sizeof(a));
     analysis_json_local_time(w->start_local_min + (int64_t)w->n, b, sizeof(b));
     res = json_object();
     if (res == NULL)
         goto nomem;
     json_object_set_new(res, "schema_version", json_integer(COMPUTE_RESULT_VERSION));
-    json_t *win = json_pack("{s:s, s:s, s:I}", "start_local", a, "end_local", b, "minutes", (json_int_t)w->n);
+    json_t *win = json_pack("{s:s, s:s, s:I}", "start_local", a, "end_local", b, "minutes", (json_int_t)nw);
     if (win != NULL && w->end_utc_ms != 0) {
         json_object_set_new(win, "end_utc", json_string(time_format_rfc3339_ms(w->end_utc_ms, tbuf, sizeof(tbuf))));
         json_object_set_new(win, "utc_offset_min", json_integer(w->end_offset_min));
     }
+    if (win != NULL && w->history_min > 0)
+        json_object_set_new(win, "history_minutes", json_integer((json_int_t)w->history_min));
     json_object_set_new(res, "window", win);
     json_object_set_new(res, "algorithms",
                         json_pack("{s:s, s:s, s:s, s:s, s:s}", "series", "clarity-series-1 (source-ranked minutes)",
                                   "activity", w->steps_are_activity ? "minute steps, zero-filled inside the data span"
                                                                     : "posted activity counts",
-                                  "sleep_wake", "cole-kripke-1992 + webster rescoring", "circadian",
+                                  "sleep_wake",
+                                  w->steps_are_activity
+                                      ? "watch sleep record; else estimated rest period from steps (clarity-rest-1)"
+                                      : "watch sleep record; else cole-kripke-1992 + webster rescoring",
+                                  "circadian",
                                   "npar (IS, IV, RA, L5, M10) + 24 h cosinor", "healthkit_sleep",
                                   "clarity-hksleep-1 (noon-to-noon nights)"));
     if (json_object_update(res, rep) != 0)
@@ -696,15 +878,23 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
     hk = NULL;
     json_object_set_new(res, "pat", pj);
     pj = NULL;
+    if (c28 != NULL) {
+        json_object_set_new(res, "circadian_28d", c28);
+        c28 = NULL;
+    }
+    if (tr != NULL) {
+        json_object_set_new(res, "trends", tr);
+        tr = NULL;
+    }
 
-    /* Coverage: what the figures rest on. */
+    /* Coverage: what the figures rest on (the analysed week). */
     cov = json_object();
     if (cov == NULL)
         goto nomem;
     const double *series[SK_COUNT] = {w->steps, w->hr, w->hrv, w->resp, w->spo2};
-    size_t days = w->n / 1440 ? w->n / 1440 : 1, days_with_data = 0;
-    for (size_t d = 0; d * 1440 < w->n; d++) {
-        size_t lo = d * 1440, hi = lo + 1440 < w->n ? lo + 1440 : w->n;
+    size_t days = nw / 1440 ? nw / 1440 : 1, days_with_data = 0;
+    for (size_t d = 0; d * 1440 < nw; d++) {
+        size_t lo = off + d * 1440, hi = lo + 1440 < w->n ? lo + 1440 : w->n;
         int any = 0;
         for (int k = 0; k < SK_COUNT && !any; k++)
             if (series[k] != NULL)
@@ -717,10 +907,12 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
     }
     if (days_with_data > days)
         days_with_data = days;
-    json_object_set_new(cov, "minutes", json_integer((json_int_t)w->n));
-    json_object_set_new(cov, "activity_minutes", json_integer((json_int_t)count_valid(w->activity, w->n)));
+    json_object_set_new(cov, "minutes", json_integer((json_int_t)nw));
+    json_object_set_new(cov, "activity_minutes",
+                        json_integer((json_int_t)count_valid(w->activity ? w->activity + off : NULL, nw)));
     for (int k = 0; k < SK_COUNT; k++)
-        json_object_set_new(cov, series_cov_names[k], json_integer((json_int_t)count_valid(series[k], w->n)));
+        json_object_set_new(cov, series_cov_names[k],
+                            json_integer((json_int_t)count_valid(series[k] ? series[k] + off : NULL, nw)));
     json_object_set_new(cov, "sleep_nights", json_integer((json_int_t)n_nights));
     json_object_set_new(cov, "days", json_integer((json_int_t)days));
     json_object_set_new(cov, "days_with_data", json_integer((json_int_t)days_with_data));
@@ -730,6 +922,8 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
     json_decref(rep);
     free(ws);
     free(nan_activity);
+    free(recorded);
+    free(nonwear);
     *result = res;
     *coverage = cov;
     return 0;
@@ -742,7 +936,11 @@ fail:
     json_decref(cov);
     json_decref(hk);
     json_decref(pj);
+    json_decref(c28);
+    json_decref(tr);
     free(ws);
     free(nan_activity);
+    free(recorded);
+    free(nonwear);
     return rc;
 }

@@ -7,7 +7,8 @@
  * it:
  *
  *   result   {"schema_version", "window", "algorithms", "sleep", "circadian",
- *             "cardio"?, "respiration"?, "activity"?, "healthkit_sleep", "pat"}
+ *             "cardio"?, "respiration"?, "activity"?, "healthkit_sleep", "pat",
+ *             "circadian_28d"?, "trends"?}
  *   coverage {"minutes", "steps_minutes", "heart_rate_minutes", ...,
  *             "sleep_nights", "days_with_data", "samples", "fraction"}
  *
@@ -34,6 +35,9 @@
 struct store_tx;
 
 #define COMPUTE_WINDOW_MINUTES (7u * 1440u) /* the default window: one week */
+/* Loaded with the week: the four weeks before it, for the user's own
+ * baseline (trends) and a 28-day circadian window where data reach. */
+#define COMPUTE_HISTORY_MINUTES (28u * 1440u)
 #define COMPUTE_RESULT_VERSION 1            /* analyses.version of these results */
 #define COMPUTE_MAX_SAMPLES 2000000u        /* per window; more is refused */
 
@@ -57,6 +61,8 @@ struct compute_window {
     int32_t end_offset_min;  /* the UTC offset there */
     double *activity, *steps, *hr, *hrv, *resp, *spo2;
     int steps_are_activity;  /* activity was derived from steps */
+    size_t history_min;      /* the first history_min minutes precede the
+                                analysed week (baseline); 0 = none */
     struct hksleep_interval *sleep;
     size_t n_sleep, cap_sleep;
     size_t n_samples;        /* samples read for this window */
@@ -64,7 +70,8 @@ struct compute_window {
 
 /*
  * Load the window of user_id's samples that the upload touches: the
- * COMPUTE_WINDOW_MINUTES ending at the upload's latest sample (when the
+ * COMPUTE_WINDOW_MINUTES ending at the upload's latest sample, preceded by
+ * COMPUTE_HISTORY_MINUTES of history (history_min) (when the
  * upload stored no new samples, at the user's latest sample; when the user
  * has none, ending at now_ms). fail_source (TEST ONLY, may be NULL) makes an
  * upload holding a sample from that source unanalysable.

@@ -51,15 +51,26 @@ int insight_render_analysis(struct llm_client *llm, const struct store_analysis 
     return rc;
 }
 
-int insight_create(struct store_tx *tx, const struct insight_draft *d, const char *upload_id, int64_t processed)
+static int insight_write(struct store_tx *tx, const struct insight_draft *d, int replace, const char *upload_id,
+                         int64_t processed)
 {
-    int rc = store_insight_insert(tx, &d->rec);
+    int rc = replace ? store_insight_update(tx, &d->rec) : store_insight_insert(tx, &d->rec);
     if (rc == 0 && upload_id != NULL) {
         rc = store_upload_status_set(tx, upload_id, STORE_UPLOAD_COMPLETED, 1.0, processed, NULL);
         if (rc == STORE_ENOTFOUND)
             rc = 0;
     }
     return rc;
+}
+
+int insight_create(struct store_tx *tx, const struct insight_draft *d, const char *upload_id, int64_t processed)
+{
+    return insight_write(tx, d, 0, upload_id, processed);
+}
+
+int insight_replace(struct store_tx *tx, const struct insight_draft *d, const char *upload_id, int64_t processed)
+{
+    return insight_write(tx, d, 1, upload_id, processed);
 }
 
 void insight_draft_clear(struct insight_draft *d)

@@ -67,6 +67,14 @@ int insight_render_analysis(struct llm_client *llm, const struct store_analysis 
  */
 int insight_create(struct store_tx *tx, const struct insight_draft *d, const char *upload_id, int64_t processed);
 
+/*
+ * The same for a re-sync of an analysis period that already has its insight
+ * (insight_period_id): the row d->rec.id is updated in place (newer analysis
+ * id, text, body, confidence, time) instead of a near-duplicate being added.
+ * STORE_ENOTFOUND when the row is gone.
+ */
+int insight_replace(struct store_tx *tx, const struct insight_draft *d, const char *upload_id, int64_t processed);
+
 void insight_draft_clear(struct insight_draft *d);
 
 #endif

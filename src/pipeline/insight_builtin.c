@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "pipeline/compute.h"
 
 /* Thresholds (docs/insights.md has the sources). */
 #define SLEEP_MIN_RECOMMENDED 420.0  /* 7 h: Watson et al. 2015, AASM/SRS consensus */
@@ -83,10 +84,64 @@ static double int_at(const json_t *o, const char *name, double def)
 }
 
 struct gen {
-    json_t *insights, *recs, *grounded;
+    json_t *insights, *recs, *grounded, *withheld;
     struct buf narrative;
     int bad;
 };
+
+/* Physiological bounds: a figure outside them is never put into words
+ * (issue #18: "You slept 136 h 45 min a night"); it is withheld with the
+ * reason. Bounds are deliberately wide — they catch broken inputs, not
+ * unusual people. Sources in docs/insights.md. */
+struct bound {
+    const char *metric;
+    double lo, hi;
+};
+static const struct bound bounds[] = {
+    {"healthkit_sleep.total_sleep_mean_min", 60.0, 960.0}, /* 1-16 h a night */
+    {"sleep.total_sleep_mean_min", 60.0, 960.0},
+    {"sleep.estimated_rest_mean_min", 180.0, 840.0},       /* the estimator's own bounds */
+    {"healthkit_sleep.efficiency_mean_pct", 0.0, 100.0},
+    {"sleep.efficiency_mean_pct", 0.0, 100.0},
+    {"sleep.sleep_regularity_index", -100.0, 100.0},
+    {"sleep.timing.onset_sd_min", 0.0, 720.0},
+    {"circadian.interdaily_stability", 0.0, 1.0},
+    {"circadian.relative_amplitude", 0.0, 1.0},
+    {"circadian_28d.interdaily_stability", 0.0, 1.0},
+    {"circadian_28d.relative_amplitude", 0.0, 1.0},
+    {"trends.total_sleep_change_min", -900.0, 900.0},
+    {"trends.estimated_rest_change_min", -660.0, 660.0},
+    {"trends.steps_daily_change", -100000.0, 100000.0},
+    {"activity.steps_daily_mean", 0.0, 100000.0},
+    {"cardio.hr_resting_bpm", 25.0, 220.0},
+    {"cardio.hrv_mean_ms", 1.0, 300.0},
+};
+
+/* The value at path when it is a measurement within its bounds; a measured
+ * value outside them is recorded in g->withheld and not returned. */
+static int figure(struct gen *g, const json_t *r, const char *path, double *v)
+{
+    if (!insight_metric_at(r, path, v))
+        return 0;
+    for (size_t i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++) {
+        if (strcmp(bounds[i].metric, path) != 0)
+            continue;
+        if (*v < bounds[i].lo || *v > bounds[i].hi) {
+            json_t *o = json_pack("{s:s, s:s, s:[f, f]}", "metric", path, "reason",
+                                  "outside physiological bounds: withheld", "bounds", bounds[i].lo, bounds[i].hi);
+            if (o == NULL || json_array_append_new(g->withheld, o) != 0)
+                g->bad = 1;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int int_field(const json_t *r, const char *obj, const char *name)
+{
+    const json_t *v = json_object_get(json_object_get(r, obj), name);
+    return json_is_integer(v) ? (int)json_integer_value(v) : 0;
+}
 
 static void hm(double minutes, char *out, size_t n)
 {
@@ -122,12 +177,12 @@ static void sleep_part(struct gen *g, const json_t *r)
     const char *tst_path = "healthkit_sleep.total_sleep_mean_min";
     const char *eff_path = "healthkit_sleep.efficiency_mean_pct";
     const char *how = "recorded by your device";
-    if (!insight_metric_at(r, tst_path, &v)) {
+    if (!figure(g, r, tst_path, &v)) {
         tst_path = "sleep.total_sleep_mean_min";
         eff_path = "sleep.efficiency_mean_pct";
         how = "estimated from your movement";
     }
-    if (insight_metric_at(r, tst_path, &v)) {
+    if (figure(g, r, tst_path, &v)) {
         hm(v, a, sizeof(a));
         if (v < SLEEP_MIN_RECOMMENDED) {
             snprintf(t, sizeof(t), "You slept %s a night on average (%s), less than the 7 hours recommended for "
@@ -146,8 +201,15 @@ static void sleep_part(struct gen *g, const json_t *r)
                      how);
             say(g, "sleep", tst_path, v, "420-540 min", t);
         }
+    } else if (figure(g, r, "sleep.estimated_rest_mean_min", &v)) {
+        /* Phone only: when the phone lay still, not sleep (issue #18). */
+        hm(v, a, sizeof(a));
+        snprintf(t, sizeof(t), "Your phone recorded no steps for about %s a night on average: an estimate of "
+                 "your nightly rest period. A phone cannot tell sleep from lying awake, so this is not your sleep "
+                 "time; an Apple Watch worn at night would measure it.", a);
+        say(g, "sleep", "sleep.estimated_rest_mean_min", v, "180-840 min (estimator bounds)", t);
     }
-    if (insight_metric_at(r, eff_path, &v)) {
+    if (figure(g, r, eff_path, &v)) {
         if (v >= EFFICIENCY_GOOD_PCT) {
             snprintf(t, sizeof(t), "You were asleep for %.0f%% of your time in bed, at or above the 85%% usually "
                      "seen as good sleep efficiency.", v);
@@ -160,17 +222,22 @@ static void sleep_part(struct gen *g, const json_t *r)
                    "share of time in bed spent asleep.");
         }
     }
-    if (insight_metric_at(r, "sleep.sleep_regularity_index", &v)) {
+    /* Mostly step-estimated nights: the regularity is of rest and activity. */
+    int estimated = int_field(r, "sleep", "nights_estimated");
+    int measured = int_field(r, "sleep", "nights_recorded") + int_field(r, "sleep", "nights_scored");
+    const char *pattern = estimated > measured ? "rest-activity pattern (from your steps)" : "sleep-wake pattern";
+    if (figure(g, r, "sleep.sleep_regularity_index", &v)) {
         const char *word = v >= SRI_REGULAR ? "regular" : v >= SRI_IRREGULAR ? "moderately regular" : "irregular";
-        snprintf(t, sizeof(t), "Your sleep-wake pattern was %s from day to day (sleep regularity index %.0f of "
-                 "100).", word, v);
+        snprintf(t, sizeof(t), "Your %s was %s from day to day (regularity index %.0f of 100).", pattern, word,
+                 v);
         say(g, "sleep", "sleep.sleep_regularity_index", v, ">= 80 regular, < 60 irregular", t);
         if (v < SRI_IRREGULAR)
             advise(g, "sleep", "sleep.sleep_regularity_index", "Going to bed and getting up at similar times "
                    "every day, weekends included, makes sleep more regular.");
     }
-    if (insight_metric_at(r, "sleep.timing.onset_sd_min", &v) && v > ONSET_SD_IRREGULAR_MIN) {
-        snprintf(t, sizeof(t), "Your time of falling asleep varied by about %.0f minutes from night to night.", v);
+    if (figure(g, r, "sleep.timing.onset_sd_min", &v) && v > ONSET_SD_IRREGULAR_MIN) {
+        snprintf(t, sizeof(t), "The time your %s began varied by about %.0f minutes from night to night.",
+                 estimated > measured ? "rest period" : "sleep", v);
         say(g, "sleep", "sleep.timing.onset_sd_min", v, "<= 60 min", t);
         advise(g, "sleep", "sleep.timing.onset_sd_min", "Try to keep your bedtime within the same hour each "
                "night.");
@@ -181,23 +248,64 @@ static void circadian_part(struct gen *g, const json_t *r)
 {
     char t[512];
     double v;
-    if (insight_metric_at(r, "circadian.interdaily_stability", &v)) {
+    /* 28 days where the data reach that far (rhythm measures need weeks),
+     * else the analysed week. */
+    const char *is_path = "circadian_28d.interdaily_stability", *ra_path = "circadian_28d.relative_amplitude";
+    const char *span = "over the last 28 days";
+    if (!insight_metric_at(r, is_path, &v)) {
+        is_path = "circadian.interdaily_stability";
+        ra_path = "circadian.relative_amplitude";
+        span = "across days";
+    }
+    if (figure(g, r, is_path, &v)) {
         const char *word = v >= IS_STABLE ? "stable" : v >= IS_LOW ? "fairly stable" : "changeable";
-        snprintf(t, sizeof(t), "Your daily rhythm of activity and rest was %s across days (interdaily stability "
-                 "%.2f on a 0-1 scale).", word, v);
-        say(g, "circadian", "circadian.interdaily_stability", v, ">= 0.6 stable, < 0.4 low", t);
+        snprintf(t, sizeof(t), "Your daily rhythm of activity and rest was %s %s (interdaily stability "
+                 "%.2f on a 0-1 scale).", word, span, v);
+        say(g, "circadian", is_path, v, ">= 0.6 stable, < 0.4 low", t);
         if (v < IS_LOW)
-            advise(g, "circadian", "circadian.interdaily_stability", "Regular times for waking, meals and "
+            advise(g, "circadian", is_path, "Regular times for waking, meals and "
                    "activity help your body keep a steady daily rhythm.");
     }
-    if (insight_metric_at(r, "circadian.relative_amplitude", &v)) {
+    if (figure(g, r, ra_path, &v)) {
         const char *word = v >= RA_STRONG ? "clear" : v >= RA_WEAK ? "moderate" : "small";
         snprintf(t, sizeof(t), "The difference between your most active and your most restful hours was %s "
                  "(relative amplitude %.2f on a 0-1 scale).", word, v);
-        say(g, "circadian", "circadian.relative_amplitude", v, ">= 0.8 clear, < 0.6 small", t);
+        say(g, "circadian", ra_path, v, ">= 0.8 clear, < 0.6 small", t);
         if (v < RA_WEAK)
-            advise(g, "circadian", "circadian.relative_amplitude", "More daylight activity and quieter, darker "
+            advise(g, "circadian", ra_path, "More daylight activity and quieter, darker "
                    "evenings strengthen the contrast between day and night.");
+    }
+}
+
+/* Trends against the user's own baseline (the four weeks before). Only a
+ * change worth a sentence is said: 20 minutes a night, 1,000 steps a day. */
+static void trend_part(struct gen *g, const json_t *r)
+{
+    char t[512], a[32], b[32];
+    double v, base;
+    const json_t *tr = json_object_get(r, "trends");
+    if (tr == NULL)
+        return;
+    const char *sleep_path = "trends.total_sleep_change_min";
+    int rest = 0;
+    if (!insight_metric_at(r, sleep_path, &v)) {
+        sleep_path = "trends.estimated_rest_change_min";
+        rest = 1;
+    }
+    if (figure(g, r, sleep_path, &v) && fabs(v) >= 20.0 &&
+        insight_metric_at(json_object_get(tr, rest ? "estimated_rest_change_min" : "total_sleep_change_min"),
+                          "baseline", &base)) {
+        hm(fabs(v), a, sizeof(a));
+        hm(base, b, sizeof(b));
+        snprintf(t, sizeof(t), "Compared with your previous weeks (%s a night), %s %s %s a night this week.", b,
+                 rest ? "your phone lay still" : "you slept", a, v > 0 ? "more" : "less");
+        say(g, "trend", sleep_path, v, "your own baseline, +/- 20 min", t);
+    }
+    if (figure(g, r, "trends.steps_daily_change", &v) && fabs(v) >= 1000.0 &&
+        insight_metric_at(json_object_get(tr, "steps_daily_change"), "baseline", &base)) {
+        snprintf(t, sizeof(t), "You walked about %.0f steps a day %s than in your previous weeks (%.0f a day).",
+                 fabs(v), v > 0 ? "more" : "fewer", base);
+        say(g, "trend", "trends.steps_daily_change", v, "your own baseline, +/- 1000 steps/day", t);
     }
 }
 
@@ -205,7 +313,7 @@ static void activity_part(struct gen *g, const json_t *r)
 {
     char t[512];
     double v;
-    if (insight_metric_at(r, "activity.steps_daily_mean", &v)) {
+    if (figure(g, r, "activity.steps_daily_mean", &v)) {
         if (v >= STEPS_ACTIVE) {
             snprintf(t, sizeof(t), "You walked %.0f steps a day on average, at or above the 8,000 a day linked "
                      "with health benefits in large studies.", v);
@@ -229,7 +337,7 @@ static void cardio_part(struct gen *g, const json_t *r)
 {
     char t[512];
     double v;
-    if (insight_metric_at(r, "cardio.hr_resting_bpm", &v)) {
+    if (figure(g, r, "cardio.hr_resting_bpm", &v)) {
         if (v > RHR_HIGH) {
             snprintf(t, sizeof(t), "Your resting heart rate was about %.0f beats per minute, above the typical "
                      "adult range of 60-100.", v);
@@ -246,7 +354,7 @@ static void cardio_part(struct gen *g, const json_t *r)
             say(g, "cardio", "cardio.hr_resting_bpm", v, "60-100 bpm", t);
         }
     }
-    if (insight_metric_at(r, "cardio.hrv_mean_ms", &v)) {
+    if (figure(g, r, "cardio.hrv_mean_ms", &v)) {
         snprintf(t, sizeof(t), "Your heart rate variability averaged %.0f ms; it is most useful compared with "
                  "your own earlier weeks.", v);
         say(g, "cardio", "cardio.hrv_mean_ms", v, "personal baseline", t);
@@ -263,7 +371,8 @@ int insight_builtin_generate(const json_t *result, const json_t *coverage, enum 
     g.insights = json_array();
     g.recs = json_array();
     g.grounded = json_array();
-    if (g.insights == NULL || g.recs == NULL || g.grounded == NULL)
+    g.withheld = json_array();
+    if (g.insights == NULL || g.recs == NULL || g.grounded == NULL || g.withheld == NULL)
         goto fail;
 
     /* Coverage -> confidence: 0.6 x share of days with data + 0.4 x share
@@ -291,6 +400,8 @@ int insight_builtin_generate(const json_t *result, const json_t *coverage, enum 
         activity_part(&g, result);
     if (focus == INSIGHT_FOCUS_COMPREHENSIVE || focus == INSIGHT_FOCUS_CARDIO)
         cardio_part(&g, result);
+    if (focus == INSIGHT_FOCUS_COMPREHENSIVE)
+        trend_part(&g, result);
     if (g.bad)
         goto fail;
 
@@ -311,8 +422,9 @@ int insight_builtin_generate(const json_t *result, const json_t *coverage, enum 
         goto fail;
     }
     buf_free(&text);
-    body = json_pack("{s:O, s:O, s:O, s:{s:f, s:f, s:f, s:f}, s:s, s:s}", "key_insights", g.insights,
-                     "recommendations", g.recs, "grounded_metrics", g.grounded, "confidence_basis", "days",
+    body = json_pack("{s:O, s:O, s:O, s:O, s:{s:f, s:f, s:f, s:f}, s:s, s:s}", "key_insights", g.insights,
+                     "recommendations", g.recs, "grounded_metrics", g.grounded, "withheld", g.withheld,
+                     "confidence_basis", "days",
                      days, "days_with_data", with, "sleep_nights", nights, "formula_weight_days", 0.6,
                      "generator_version", INSIGHT_BUILTIN_VERSION, "insight_type", insight_focus_name(focus));
     if (body == NULL) {
@@ -325,12 +437,14 @@ int insight_builtin_generate(const json_t *result, const json_t *coverage, enum 
     json_decref(g.insights);
     json_decref(g.recs);
     json_decref(g.grounded);
+    json_decref(g.withheld);
     buf_free(&g.narrative);
     return 0;
 fail:
     json_decref(g.insights);
     json_decref(g.recs);
     json_decref(g.grounded);
+    json_decref(g.withheld);
     buf_free(&g.narrative);
     return -1;
 }
@@ -343,4 +457,20 @@ void insight_builtin_out_clear(struct insight_builtin_out *o)
     json_decref(o->body);
     o->narrative = NULL;
     o->body = NULL;
+}
+
+int insight_period_id(const json_t *result, const char *user_id, char out[37])
+{
+    const char *end = json_string_value(json_object_get(json_object_get(result, "window"), "end_local"));
+    char key[128];
+    if (end == NULL || strlen(end) < 10 || user_id == NULL)
+        return -1;
+    for (int i = 0; i < 10; i++)
+        if (!((end[i] >= '0' && end[i] <= '9') || ((i == 4 || i == 7) && end[i] == '-')))
+            return -1;
+    int l = snprintf(key, sizeof(key), "%s:%.10s", user_id, end);
+    if (l < 0 || (size_t)l >= sizeof(key))
+        return -1;
+    compute_id_derive("insight", key, out);
+    return 0;
 }

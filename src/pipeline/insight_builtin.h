@@ -66,4 +66,15 @@ int insight_builtin_generate(const json_t *result, const json_t *coverage, enum 
 
 void insight_builtin_out_clear(struct insight_builtin_out *o);
 
+/*
+ * The id of the insight for a user's analysis period (issue #18: a re-sync
+ * must update the period's insight, not add a near-duplicate). The period
+ * is the analysis window, named by the local date its end falls on
+ * (result.window.end_local, "YYYY-MM-DD..."): every analysis of the week
+ * ending that day shares one insight. out receives
+ * compute_id_derive("insight", "<user_id>:<date>"). Returns 0, or -1 when
+ * the result has no window end (the caller then keys by analysis id).
+ */
+int insight_period_id(const json_t *result, const char *user_id, char out[37]);
+
 #endif

@@ -283,22 +283,13 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     struct store_insight existing;
     struct insight_draft d;
     char insight_id[STORE_ID_LEN];
-    int rc, have_analysis = 0;
+    int rc, have_analysis = 0, replace = 0;
     memset(&d, 0, sizeof(d));
     if (payload_parse(m, JOBS_INSIGHT, &ids, err, errlen) != 0)
         return JOBS_EPAYLOAD;
-    compute_id_derive("insight", ids.analysis_id, insight_id);
 
     rc = store_tx_begin(o->store, STORE_TX_READ, &tx);
     if (rc != 0)
-        goto store_fail;
-    rc = store_insight_get(tx, insight_id, NULL, &existing);
-    if (rc == 0) {
-        store_insight_clear(&existing);
-        store_tx_rollback(tx);
-        return ack_alone(o->store, m);
-    }
-    if (rc != STORE_ENOTFOUND)
         goto store_fail;
     rc = store_analysis_get(tx, ids.analysis_id, NULL, &a);
     if (rc == STORE_ENOTFOUND) {
@@ -308,6 +299,34 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     if (rc != 0)
         goto store_fail;
     have_analysis = 1;
+    /* One insight per user per analysis period: a re-sync of the same week
+     * updates it (insight_period_id). The same analysis again (redelivery)
+     * or an older one arriving late changes nothing. */
+    json_t *result = json_loads(a.result ? a.result : "", 0, NULL);
+    if (insight_period_id(result, ids.user_id, insight_id) != 0)
+        compute_id_derive("insight", ids.analysis_id, insight_id);
+    json_decref(result);
+    rc = store_insight_get(tx, insight_id, NULL, &existing);
+    if (rc == 0) {
+        int stale = strcmp(existing.analysis_id, ids.analysis_id) == 0;
+        struct store_analysis prev;
+        if (!stale && existing.analysis_id[0] && store_analysis_get(tx, existing.analysis_id, NULL, &prev) == 0) {
+            /* newer analysis wins; same millisecond: the later upload (v7 ids) */
+            stale = prev.created_at_ms > a.created_at_ms ||
+                    (prev.created_at_ms == a.created_at_ms && strcmp(prev.upload_id, a.upload_id) > 0);
+            store_analysis_clear(&prev);
+        }
+        store_insight_clear(&existing);
+        if (stale) {
+            store_tx_rollback(tx);
+            tx = NULL;
+            rc = ack_alone(o->store, m);
+            goto done;
+        }
+        replace = 1;
+    } else if (rc != STORE_ENOTFOUND) {
+        goto store_fail;
+    }
     struct store_upload up;
     int64_t processed = 0;
     if (store_upload_get(tx, ids.upload_id, NULL, &up) == 0)
@@ -325,7 +344,8 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     }
     rc = store_tx_begin(o->store, STORE_TX_WRITE, &tx);
     if (rc == 0)
-        rc = insight_create(tx, &d, ids.upload_id, processed);
+        rc = replace ? insight_replace(tx, &d, ids.upload_id, processed)
+                     : insight_create(tx, &d, ids.upload_id, processed);
     if (rc == 0)
         rc = store_queue_ack(tx, m);
     if (rc == 0) {

@@ -1529,6 +1529,32 @@ int store_insight_insert(struct store_tx *tx, const struct store_insight *i)
     return rc == 0 ? store_tx_notify_insight(tx, i->user_id, i->id) : rc;
 }
 
+int store_insight_update(struct store_tx *tx, const struct store_insight *i)
+{
+    static const char sql[] = "UPDATE insights SET analysis_id = ?3, generator = ?4, narrative = ?5, body = ?6,"
+                              " confidence = ?7, created_at = ?8 WHERE id = ?1 AND user_id = ?2";
+    struct db_stmt *s = NULL;
+    int64_t changed = 0;
+    if (!FITS(i->id) || !FITS(i->user_id) || !FITS(i->analysis_id) || !FITS(i->generator) || !i->id[0] ||
+        !i->user_id[0])
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, i->id);
+    db_bind_text(s, 2, i->user_id);
+    db_bind_text(s, 3, i->analysis_id[0] ? i->analysis_id : NULL);
+    db_bind_text(s, 4, i->generator);
+    db_bind_text(s, 5, i->narrative != NULL ? i->narrative : "");
+    db_bind_text(s, 6, i->body);
+    db_bind_double(s, 7, i->confidence);
+    db_bind_int64(s, 8, i->created_at_ms ? i->created_at_ms : store_now_ms());
+    rc = store_tx_run(tx, s, &changed);
+    if (rc == 0 && changed == 0)
+        rc = STORE_ENOTFOUND;
+    return rc == 0 ? store_tx_notify_insight(tx, i->user_id, i->id) : rc;
+}
+
 static int insight_row(struct db_stmt *s, void *item)
 {
     struct store_insight *i = item;

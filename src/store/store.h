@@ -511,6 +511,10 @@ struct store_insight {
 int store_insight_insert(struct store_tx *tx, const struct store_insight *i);
 int store_insight_get(struct store_tx *tx, const char *id, const char *user_id,
                       struct store_insight *out);
+/* Replace the content of insight i->id of user i->user_id (a re-sync of the
+ * same analysis period: analysis_id, generator, narrative, body, confidence,
+ * created_at). STORE_ENOTFOUND when there is no such row. */
+int store_insight_update(struct store_tx *tx, const struct store_insight *i);
 /* Newest first; insight_type NULL for all types. */
 int store_insight_list(struct store_tx *tx, const char *user_id, const char *insight_type,
                        const struct store_cursor *after, size_t limit, struct store_insight **out,

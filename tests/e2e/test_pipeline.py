@@ -49,13 +49,16 @@ def iso(t):
     return t.isoformat(timespec="seconds")
 
 
-def week(end_day=datetime.datetime(2026, 11, 21, tzinfo=TZ), source="Apple Watch"):
+def week(end_day=datetime.datetime(2026, 11, 21, tzinfo=TZ), source="Apple Watch", off_day=None):
     """Seven days ending at end_day (local -05:00): steps every 15 minutes
     from 07:00 to 22:00, heart rate every 10 minutes, and each night
-    23:00-07:00 in bed with core, deep and REM sleep."""
+    23:00-07:00 in bed with core, deep and REM sleep. off_day: the index of a
+    day (and its night) the watch was not worn: no sample at all."""
     q, cat = [], []
     start = end_day - datetime.timedelta(days=7)
     for d in range(7):
+        if d == off_day:
+            continue
         day = start + datetime.timedelta(days=d)
         for k in range(60):  # 07:00 .. 22:00
             t = day + datetime.timedelta(hours=7, minutes=15 * k)
@@ -81,6 +84,22 @@ def week(end_day=datetime.datetime(2026, 11, 21, tzinfo=TZ), source="Apple Watch
                         "value": code, "start_date": iso(s),
                         "end_date": iso(s + datetime.timedelta(minutes=length)), "source_name": source})
     return q, cat
+
+
+def phone_week(end_day=datetime.datetime(2026, 11, 21, tzinfo=TZ)):
+    """An iPhone-only week (no Watch): steps every 15 minutes 07:00-22:15,
+    nothing else."""
+    q = []
+    start = end_day - datetime.timedelta(days=7)
+    for d in range(7):
+        day = start + datetime.timedelta(days=d)
+        for k in range(61):
+            t = day + datetime.timedelta(hours=7, minutes=15 * k)
+            q.append({"uuid": str(uuid.uuid4()), "identifier": "HKQuantityTypeIdentifierStepCount",
+                      "value": 100 + (k * 37) % 300, "unit": "count", "start_date": iso(t),
+                      "end_date": iso(t + datetime.timedelta(minutes=15)), "source_name": "Maya's iPhone",
+                      "device": "iPhone14,2"})
+    return q
 
 
 def upload_week(c, **kw):
@@ -220,6 +239,79 @@ class Pipeline(unittest.TestCase):
         status, _, bad = c.call("POST", "/api/v1/insights/generate", {"insight_type": "horoscope"})
         self.assertEqual(status, 422, bad)
 
+    def analysis_of(self, c, uid):
+        st = wait_status(c, uid, ("completed", "failed"))
+        self.assertEqual(st["status"], "completed", st)
+        status, _, hist = c.call("GET", "/api/v1/insights/history/" + c.user_id)
+        self.assertEqual(status, 200, hist)
+        ins = [i for i in hist["data"] if i["analysis_id"]]
+        status, _, an = c.call("GET", "/api/v1/pat/analysis/" + ins[0]["analysis_id"])
+        self.assertEqual(status, 200, an)
+        return an, ins[0]
+
+    def test_phone_only_week(self):
+        """Issue #18: the common user has no Watch. No sleep time from steps,
+        an estimated rest period per night (22:15-07:00 = 525 min), and the
+        insight says what a phone can and cannot tell."""
+        c = Client(self.srv)
+        status, _, doc = c.call("POST", "/api/v1/healthkit/upload",
+                                {"user_id": c.user_id, "quantity_samples": phone_week(), "category_samples": []})
+        self.assertEqual(status, 202, doc)
+        an, insight = self.analysis_of(c, doc["upload_id"])
+        sleep = an["result"]["sleep"]
+        self.assertIsNone(sleep["total_sleep_mean_min"]["value"])
+        self.assertIn("steps cannot tell sleep", sleep["total_sleep_mean_min"]["reason"])
+        for k in ("efficiency_mean_pct", "waso_mean_min", "awakenings_mean"):
+            self.assertIsNone(sleep[k]["value"], k)
+            self.assertTrue(sleep[k]["reason"], k)
+        self.assertEqual(sleep["estimated_rest_mean_min"]["value"], 525)
+        self.assertEqual(sleep["nights_estimated"], 6)
+        self.assertEqual(sleep["nights_recorded"], 0)
+        for n in sleep["nights"]:
+            self.assertEqual(n["basis"], "estimated")
+            self.assertLessEqual(n["estimated_rest_min"]["value"], 840)
+        self.assertIsNone(sleep["nonwear_min"]["value"])
+        self.assertEqual(sleep["nonwear_min"]["reason"], "not detectable from steps alone")
+        text = insight["narrative"]
+        print("\nphone-only insight:", text)
+        self.assertIn("Your phone recorded no steps for about 8 h 45 min a night", text)
+        self.assertNotIn("You slept", text)
+        self.assertNotIn("time in bed", text)
+
+    def test_watch_week_and_watch_off_for_a_day(self):
+        """The Watch's own sleep record feeds every sleep figure (SRI
+        included); a day without the watch is non-wear (no heart rate from a
+        watch that otherwise reports it), excluded and reported."""
+        c = Client(self.srv)
+        an, insight = self.analysis_of(c, upload_week(c))
+        sleep = an["result"]["sleep"]
+        self.assertGreaterEqual(sleep["nights_recorded"], 6)
+        self.assertEqual(sleep["nights_estimated"], 0)
+        self.assertTrue(all(n["basis"] == "recorded" for n in sleep["nights"]))
+        self.assertAlmostEqual(sleep["total_sleep_mean_min"]["value"], 465, delta=20)
+        self.assertGreater(sleep["sleep_regularity_index"]["value"], 95)
+        self.assertLess(sleep["nonwear_min"]["value"], 180)  # only before the first sample
+        print("\nwatch insight:", insight["narrative"])
+        self.assertIn("recorded by your device", insight["narrative"])
+
+        c2 = Client(self.srv)
+        q, cat = week(off_day=3)
+        status, _, doc = c2.call("POST", "/api/v1/healthkit/upload",
+                                 {"user_id": c2.user_id, "quantity_samples": q, "category_samples": cat})
+        self.assertEqual(status, 202, doc)
+        an2, insight2 = self.analysis_of(c2, doc["upload_id"])
+        sleep2 = an2["result"]["sleep"]
+        # off from the end of night 2's recorded sleep (06:45) to the next
+        # heart rate at 00:00: 1,035 min, plus 15 min at the window's end
+        # (06:45-07:00 after the last night, no heart rate, not asleep)
+        self.assertEqual(sleep2["nonwear_min"]["value"], 1050)
+        self.assertEqual(sleep2["nights_recorded"], sleep["nights_recorded"] - 1)
+        # the 17.5 masked hours leave IS/IV/RA/L5/M10 (hourly bins)
+        self.assertLessEqual(an2["result"]["circadian"]["valid_bins"], an["result"]["circadian"]["valid_bins"] - 17)
+        self.assertIsNotNone(an2["result"]["circadian"]["interdaily_stability"]["value"])
+        for n in sleep2["nights"]:
+            self.assertLessEqual(n["time_in_bed_min"]["value"], 960)
+
     def test_status_not_shadowed_and_models_info(self):
         status, _, doc = self.a.call("GET", "/api/v1/insights/status")
         self.assertEqual(status, 200, doc)
@@ -242,7 +334,18 @@ class Pipeline(unittest.TestCase):
         self.assertEqual(status, 200, doc)
         self.assertEqual(doc["kind"], "step")
         self.assertIsNone(doc["result"]["pat"]["value"])
-        self.assertIsNotNone(doc["result"]["sleep"]["total_sleep_mean_min"]["value"])
+        # Steps are not wrist counts (issue #18): no sleep time from them, an
+        # estimated rest period instead (23:00-07:00, two complete nights).
+        sleep = doc["result"]["sleep"]
+        self.assertIsNone(sleep["total_sleep_mean_min"]["value"])
+        self.assertIn("steps cannot tell sleep", sleep["total_sleep_mean_min"]["reason"])
+        self.assertIsNone(sleep["efficiency_mean_pct"]["value"])
+        self.assertEqual(sleep["estimated_rest_mean_min"]["value"], 480)
+        self.assertEqual(sleep["nights_estimated"], 2)
+        self.assertTrue(all(n["basis"] == "estimated" and n["estimated_rest_min"]["value"] == 480
+                            for n in sleep["nights"]))
+        self.assertEqual([n["reason"] for n in sleep["nights_without_rest_period"]],
+                         ["the rest period runs past the step data"] * 2)
         status, _, again = self.a.call("GET", "/api/v1/pat/analysis/" + doc["analysis_id"])
         self.assertEqual(status, 200)
         self.assertEqual(again["result"], doc["result"])

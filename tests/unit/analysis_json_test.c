@@ -55,7 +55,7 @@ static void test_report_shape(void **st)
     static double x[1440];
     for (int i = 0; i < 1440; i++)
         x[i] = NAN;
-    struct analysis_input in = {x, 1440, 0, NULL, NULL, NULL, NULL, NULL};
+    struct analysis_input in = {x, 1440, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL};
     struct analysis_params p = analysis_params_default();
     size_t wsz = analysis_workspace_size(1440, 60);
     void *ws = malloc(wsz);

@@ -57,8 +57,9 @@ static void test_week_hand(void **st)
     (void)st;
     static double x[WEEK];
     fill_week(x);
-    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, NULL};
+    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL};
     struct analysis_params p = analysis_params_default();
+    p.nonwear_choi = 0; /* nights of exact zeros would be Choi non-wear (test_nonwear_day) */
     struct analysis_report r;
     size_t wsz;
     void *ws = workspace(WEEK, &wsz);
@@ -105,8 +106,9 @@ static void test_week_dst(void **st)
         x[i] = NAN;
     for (size_t i = 4 * DAY + 780; i < 4 * DAY + 840; i++)
         x[i] *= 2.0;
-    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, NULL};
+    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL};
     struct analysis_params p = analysis_params_default();
+    p.nonwear_choi = 0; /* nights of exact zeros would be Choi non-wear (test_nonwear_day) */
     struct analysis_report r;
     size_t wsz;
     void *ws = workspace(WEEK, &wsz);
@@ -131,8 +133,9 @@ static void test_week_sadeh(void **st)
     (void)st;
     static double x[WEEK];
     fill_week(x);
-    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, NULL};
+    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL};
     struct analysis_params p = analysis_params_default();
+    p.nonwear_choi = 0; /* nights of exact zeros would be Choi non-wear (test_nonwear_day) */
     p.scorer = ANALYSIS_SCORER_SADEH;
     struct analysis_report r;
     size_t wsz;
@@ -143,6 +146,135 @@ static void test_week_sadeh(void **st)
     free(ws);
 }
 
+/* A week of wrist counts with the watch off for a day (issue #18). Nights
+ * carry small counts (10 a minute: worn, scored asleep); from 07:00 on day 3
+ * (index 2*DAY + 1140) to 07:00 the next day the count is exactly 0 for 24
+ * hours. Choi (2011) masks exactly those 1,440 minutes (their neighbours are
+ * nonzero). With the mask: night 2 keeps its own sleep and night 3 has no
+ * data, so six nights. Without it the zeros join night 2's sleep into a
+ * 13-hour "night" (07:00-12:00 runs on to local noon) — the bug. */
+static void fill_week_worn(double *x)
+{
+    for (size_t i = 0; i < WEEK; i++) {
+        size_t clock = (720 + i) % DAY;
+        x[i] = (clock >= 7 * 60 && clock < 23 * 60) ? 200.0 : 10.0;
+    }
+}
+
+static void test_nonwear_day(void **st)
+{
+    (void)st;
+    static double x[WEEK];
+    fill_week_worn(x);
+    for (size_t i = 2 * DAY + 1140; i < 3 * DAY + 1140; i++)
+        x[i] = 0.0;
+    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL};
+    struct analysis_params p = analysis_params_default();
+    struct analysis_report r;
+    size_t wsz;
+    void *ws = workspace(WEEK, &wsz);
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz, &r), 0);
+    assert_near(r.nonwear_min.value, 1440, 0);
+    assert_int_equal(r.nonwear[2 * DAY + 1140] + r.nonwear[3 * DAY + 1139], 2);
+    assert_int_equal(r.nonwear[2 * DAY + 1139] + r.nonwear[3 * DAY + 1140], 0);
+    assert_int_equal(r.n_nights, 6);
+    assert_int_equal(r.nights_scored, 6);
+    for (size_t i = 0; i < r.n_nights; i++) {
+        assert_true(r.nights[i].total_sleep_min.value >= 440 && r.nights[i].total_sleep_min.value <= 480);
+        assert_true(r.nights[i].bed_end - r.nights[i].bed_start <= 480);
+    }
+    /* IS/IV use only worn hours: 6 of 7 days of bins */
+    assert_int_equal(r.npar.n_bins, 6 * 24);
+
+    p.nonwear_choi = 0;
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz, &r), 0);
+    assert_string_equal(r.nonwear_min.reason, "non-wear detection off");
+    assert_true(r.nights[2].total_sleep_min.value > 700);
+    free(ws);
+}
+
+/* An iPhone-only week (issue #18): 20 steps a minute 07:00-23:00, none at
+ * night. No scorer runs on steps: each night's estimated rest period is
+ * 23:00-07:00 (480 min); total sleep, efficiency, WASO and awakenings are
+ * null with the reason; rest timing is identical every night (SD 0) and the
+ * rest/active pattern repeats exactly (SRI 100). */
+static void fill_steps_week(double *x)
+{
+    for (size_t i = 0; i < WEEK; i++) {
+        size_t clock = (720 + i) % DAY;
+        x[i] = (clock >= 7 * 60 && clock < 23 * 60) ? 20.0 : 0.0;
+    }
+}
+
+static void test_steps_week(void **st)
+{
+    (void)st;
+    static double x[WEEK];
+    fill_steps_week(x);
+    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, x, 1, NULL, NULL};
+    struct analysis_params p = analysis_params_default();
+    struct analysis_report r;
+    size_t wsz;
+    void *ws = workspace(WEEK, &wsz);
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz, &r), 0);
+    assert_int_equal(r.n_nights, 7);
+    assert_int_equal(r.nights_estimated, 7);
+    for (size_t i = 0; i < 7; i++) {
+        assert_int_equal(r.night_basis[i], ANALYSIS_NIGHT_ESTIMATED);
+        assert_int_equal(r.nights[i].bed_start, i * DAY + 660);
+        assert_near(r.nights[i].time_in_bed_min.value, 480, 0);
+        assert_string_equal(r.nights[i].total_sleep_min.reason, "steps cannot tell sleep from lying still");
+        assert_string_equal(r.nights[i].waso_min.reason, "steps cannot tell sleep from lying still");
+    }
+    assert_near(r.rest_mean_min.value, 480, 0);
+    assert_int_equal(r.rest_mean_min.n, 7);
+    assert_false(metric_value_valid(&r.tst_mean_min));
+    assert_string_equal(r.efficiency_mean_pct.reason,
+                        "steps cannot tell sleep from lying still; see the estimated rest period");
+    assert_string_equal(r.nonwear_min.reason, "not detectable from steps alone");
+    assert_near(r.sri.value, 100, 1e-12);
+    assert_near(r.timing.onset_sd_min.value, 0, 1e-9);
+    assert_string_equal(r.timing.tst_sd_min.reason, "fewer than two nights with a total sleep time");
+    free(ws);
+}
+
+/* A Watch week: the Watch recorded nights 0-2 (asleep 23:30-06:30, 420 min,
+ * awake otherwise); nights 3-6 have only steps. Recorded nights take the
+ * Watch's states, the others the estimated rest period. */
+static void test_recorded_nights(void **st)
+{
+    (void)st;
+    static double x[WEEK];
+    static uint8_t rec[WEEK];
+    fill_steps_week(x);
+    memset(rec, SLEEP_STATE_UNKNOWN, sizeof(rec));
+    for (size_t d = 0; d < 3; d++) {
+        memset(rec + d * DAY, SLEEP_STATE_WAKE, DAY);
+        memset(rec + d * DAY + 690, SLEEP_STATE_SLEEP, 420);
+    }
+    struct analysis_input in = {x, WEEK, 720, NULL, NULL, NULL, NULL, x, 1, rec, NULL};
+    struct analysis_params p = analysis_params_default();
+    struct analysis_report r;
+    size_t wsz;
+    void *ws = workspace(WEEK, &wsz);
+    assert_int_equal(analysis_report_run(&in, &p, ws, wsz, &r), 0);
+    assert_int_equal(r.n_nights, 7);
+    assert_int_equal(r.nights_recorded, 3);
+    assert_int_equal(r.nights_estimated, 4);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(r.night_basis[i], ANALYSIS_NIGHT_RECORDED);
+        assert_near(r.nights[i].total_sleep_min.value, 420, 0);
+    }
+    assert_int_equal(r.night_basis[3], ANALYSIS_NIGHT_ESTIMATED);
+    assert_near(r.tst_mean_min.value, 420, 0);
+    assert_int_equal(r.tst_mean_min.n, 3);
+    assert_near(r.rest_mean_min.value, 480, 0);
+    assert_int_equal(r.rest_mean_min.n, 4); /* only the nights the Watch did not record */
+    /* SRI over the merged states: nights 2->3 differ by 30 + 30 minutes */
+    assert_true(r.sri.value < 100 && r.sri.value > 95);
+    free(ws);
+}
+
 /* Edge cases: all missing, one day, NaN minutes; invalid calls. */
 static void test_edges(void **st)
 {
@@ -150,8 +282,9 @@ static void test_edges(void **st)
     static double x[WEEK];
     for (size_t i = 0; i < WEEK; i++)
         x[i] = NAN;
-    struct analysis_input in = {x, WEEK, 0, NULL, NULL, NULL, NULL, NULL}; /* all missing */
+    struct analysis_input in = {x, WEEK, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL}; /* all missing */
     struct analysis_params p = analysis_params_default();
+    p.nonwear_choi = 0; /* nights of exact zeros would be Choi non-wear (test_nonwear_day) */
     struct analysis_report r;
     size_t wsz;
     void *ws = workspace(WEEK, &wsz);
@@ -198,6 +331,9 @@ int main(void)
         cmocka_unit_test(test_week_dst),
         cmocka_unit_test(test_week_sadeh),
         cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_nonwear_day),
+        cmocka_unit_test(test_steps_week),
+        cmocka_unit_test(test_recorded_nights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

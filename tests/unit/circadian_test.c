@@ -313,6 +313,35 @@ static void test_cosinor_edges(void **st)
     assert_int_equal(circadian_cosinor_fit(x, 10, 0, 0.0, &c), -1);
 }
 
+/* pyActigraphy's conventions by hand: two days from midnight, 10 counts a
+ * minute 08:00-20:00, 0 otherwise. Binarised (> 4) and summed per hour:
+ * 60 for active hours, 0 else. Profile (24 hours): 12 x 60, 12 x 0, sample
+ * variance 24*900/23; bins (48): 48*900/47. IS = (24/23)/(48/47) = 47/46.
+ * IV: four steps of +-60 over 47 differences: mean 14400/47, divided by
+ * 43200/47 -> 1/3. L5 = 0 from 00:00 (earliest); M10 = 1 from 08:00; RA 1.
+ * With one missing minute at 09:00 on day 1 the hour sums 59 (missing adds
+ * 0), as pandas' resample().sum() does. */
+static void test_pyactigraphy_hand(void **st)
+{
+    (void)st;
+    static double x[2880];
+    for (size_t i = 0; i < 2880; i++)
+        x[i] = (i % 1440 >= 480 && i % 1440 < 1200) ? 10.0 : 0.0;
+    void *ws = malloc(circadian_pyact_workspace_size(2880));
+    struct circadian_npar r;
+    assert_int_equal(circadian_npar_pyactigraphy(x, 2880, 0, 4.0, ws, &r), 0);
+    assert_true(fabs(r.is.value - 47.0 / 46.0) < 1e-12);
+    assert_true(fabs(r.iv.value - 1.0 / 3.0) < 1e-12);
+    assert_true(r.l5.value == 0.0 && r.l5_onset_min.value == 0.0);
+    assert_true(r.m10.value == 1.0 && r.m10_onset_min.value == 480.0);
+    assert_true(r.ra.value == 1.0);
+    x[540] = NAN;
+    assert_int_equal(circadian_npar_pyactigraphy(x, 2880, 0, 4.0, ws, &r), 0);
+    assert_true(r.is.value < 47.0 / 46.0);
+    assert_int_equal(circadian_npar_pyactigraphy(NULL, 2880, 0, 4.0, ws, &r), -1);
+    free(ws);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_cosinor_exact),
         cmocka_unit_test(test_cosinor_properties),
         cmocka_unit_test(test_cosinor_edges),
+        cmocka_unit_test(test_pyactigraphy_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -170,6 +170,136 @@ static void test_builtin_focus_and_fallback_to_actigraphy(void **state)
     json_decref(r);
 }
 
+/* Plausibility before words (issue #18): a figure outside physiological
+ * bounds (136 h 45 min of sleep a night) is never stated; it is listed as
+ * withheld with its reason, and the rest still speaks. */
+static void test_builtin_withholds_implausible(void **state)
+{
+    (void)state;
+    json_t *r = result_of(8205, 92, 85, 0.7, 1.7, 9000, 58), *c = coverage_of(7, 7, 7);
+    struct insight_builtin_out o;
+    assert_int_equal(insight_builtin_generate(r, c, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
+    json_t *ki = json_object_get(o.body, "key_insights"), *wh = json_object_get(o.body, "withheld");
+    assert_false(has_metric(ki, "healthkit_sleep.total_sleep_mean_min"));
+    assert_false(has_metric(ki, "circadian.relative_amplitude")); /* RA 1.7 > 1 */
+    assert_true(has_metric(wh, "healthkit_sleep.total_sleep_mean_min"));
+    assert_true(has_metric(wh, "circadian.relative_amplitude"));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(wh, 0), "reason")),
+                        "outside physiological bounds: withheld");
+    assert_null(strstr(o.narrative, "136"));
+    assert_true(has_metric(ki, "activity.steps_daily_mean"));
+    insight_builtin_out_clear(&o);
+    json_decref(r);
+    json_decref(c);
+}
+
+/* A phone-only week end to end: minute steps (20 a minute 07:00-23:00,
+ * none at night) through compute_window_from_minutes, the analysis and the
+ * built-in generator. The insight speaks of an estimated rest period, never
+ * of sleep time, efficiency or awakenings. Then the issue's case: the phone
+ * lay still for 8,205 minutes — no night, no figure, nothing said about
+ * sleep. */
+static void test_phone_only_week_end_to_end(void **state)
+{
+    (void)state;
+    enum { N = 7 * 1440 };
+    static double steps[N];
+    for (size_t i = 0; i < N; i++) {
+        size_t clock = (720 + i) % 1440;
+        steps[i] = (clock >= 420 && clock < 1380) ? 20.0 : 0.0;
+    }
+    int64_t start = 20000LL * 1440 + 720; /* a local noon */
+    struct compute_window w;
+    char err[256];
+    json_t *res = NULL, *cov = NULL;
+    assert_int_equal(compute_window_from_minutes(steps, N, start, 1, &w, err, sizeof(err)), 0);
+    assert_int_equal(compute_window_analyse(&w, NULL, &res, &cov, err, sizeof(err)), 0);
+    double v;
+    assert_false(insight_metric_at(res, "sleep.total_sleep_mean_min", &v));
+    assert_true(insight_metric_at(res, "sleep.estimated_rest_mean_min", &v));
+    assert_true(v == 480.0);
+    struct insight_builtin_out o;
+    assert_int_equal(insight_builtin_generate(res, cov, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
+    fprintf(stderr, "phone-only insight: %s\n", o.narrative);
+    assert_non_null(strstr(o.narrative, "Your phone recorded no steps for about 8 h 00 min a night"));
+    assert_non_null(strstr(o.narrative, "rest-activity pattern (from your steps) was regular"));
+    assert_null(strstr(o.narrative, "You slept"));
+    assert_null(strstr(o.narrative, "time in bed"));
+    insight_builtin_out_clear(&o);
+    json_decref(res);
+    json_decref(cov);
+    compute_window_free(&w);
+
+    /* 8,205 still minutes in the middle of the week */
+    for (size_t i = 1000; i < 9205; i++)
+        steps[i] = 0.0;
+    assert_int_equal(compute_window_from_minutes(steps, N, start, 1, &w, err, sizeof(err)), 0);
+    assert_int_equal(compute_window_analyse(&w, NULL, &res, &cov, err, sizeof(err)), 0);
+    json_t *nights = json_object_get(json_object_get(res, "sleep"), "nights");
+    size_t i;
+    json_t *nt;
+    json_array_foreach(nights, i, nt)
+    {
+        assert_true(json_number_value(json_object_get(json_object_get(nt, "estimated_rest_min"), "value")) <= 840);
+    }
+    assert_int_equal(insight_builtin_generate(res, cov, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
+    assert_null(strstr(o.narrative, "136"));
+    assert_null(strstr(o.narrative, "You slept"));
+    insight_builtin_out_clear(&o);
+    json_decref(res);
+    json_decref(cov);
+    compute_window_free(&w);
+}
+
+/* Trends and the 28-day circadian window (issue #18): five weeks of phone
+ * steps; the four earlier weeks rest 23:00-07:00 (480 min), this week
+ * 00:00-07:00 (420 min) with steps 23:00-00:00 too (20/min -> 1,200 more a
+ * day). Trend: -60 min against a baseline of 480, +1,200 steps/day; the
+ * circadian figures come from the last 28 days. */
+static void test_trends_and_28_days(void **state)
+{
+    (void)state;
+    enum { N = 35 * 1440, H = 28 * 1440 };
+    static double steps[N];
+    for (size_t i = 0; i < N; i++) {
+        size_t clock = (720 + i) % 1440;
+        size_t bed = i >= H ? 0 : 1380; /* this week: to bed at midnight */
+        steps[i] = (clock >= 420 && (bed == 0 || clock < bed)) ? 20.0 : 0.0;
+    }
+    int64_t start = 20000LL * 1440 + 720;
+    struct compute_window w;
+    char err[256];
+    json_t *res = NULL, *cov = NULL;
+    assert_int_equal(compute_window_from_minutes(steps, N, start, 1, &w, err, sizeof(err)), 0);
+    w.history_min = H;
+    assert_int_equal(compute_window_analyse(&w, NULL, &res, &cov, err, sizeof(err)), 0);
+    double v;
+    assert_true(insight_metric_at(res, "sleep.estimated_rest_mean_min", &v));
+    assert_true(v == 420.0);
+    assert_true(insight_metric_at(res, "trends.estimated_rest_change_min", &v));
+    assert_true(fabs(v + 60.0) < 1e-9);
+    assert_true(insight_metric_at(json_object_get(json_object_get(res, "trends"), "estimated_rest_change_min"),
+                                  "baseline", &v));
+    assert_true(fabs(v - 480.0) < 1e-9);
+    assert_true(insight_metric_at(res, "trends.steps_daily_change", &v));
+    assert_true(fabs(v - 1200.0) < 1e-6);
+    assert_true(insight_metric_at(res, "circadian_28d.interdaily_stability", &v));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "circadian_28d"), "days_with_data")), 28);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "window"), "minutes")), 7 * 1440);
+    assert_int_equal(json_integer_value(json_object_get(cov, "days")), 7);
+    struct insight_builtin_out o;
+    assert_int_equal(insight_builtin_generate(res, cov, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
+    fprintf(stderr, "trend insight: %s\n", o.narrative);
+    assert_non_null(strstr(o.narrative, "Compared with your previous weeks (8 h 00 min a night), your phone lay "
+                                        "still 1 h 00 min less a night this week."));
+    assert_non_null(strstr(o.narrative, "You walked about 1200 steps a day more than in your previous weeks"));
+    assert_non_null(strstr(o.narrative, "over the last 28 days"));
+    insight_builtin_out_clear(&o);
+    json_decref(res);
+    json_decref(cov);
+    compute_window_free(&w);
+}
+
 static void test_id_derive(void **state)
 {
     (void)state;
@@ -360,6 +490,7 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     assert_string_equal(a.upload_id, up);
     assert_int_equal(a.version, COMPUTE_RESULT_VERSION);
     json_t *res = json_loads(a.result, 0, NULL), *cov = json_loads(a.coverage, 0, NULL);
+    assert_int_equal(insight_period_id(res, f->user, iid), 0);
     assert_non_null(json_object_get(res, "sleep"));
     assert_non_null(json_object_get(res, "circadian"));
     assert_non_null(json_object_get(res, "cardio"));
@@ -391,7 +522,6 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     get_upload(f, up, &u);
     assert_int_equal(u.status, STORE_UPLOAD_COMPLETED);
     assert_int_equal(u.processed_metrics, u.total_metrics);
-    compute_id_derive("insight", aid, iid);
     struct store_insight in;
     assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
     assert_int_equal(store_insight_get(tx, iid, f->user, &in), 0);
@@ -399,6 +529,44 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     assert_string_equal(in.generator, "builtin");
     assert_string_equal(in.analysis_id, aid);
     assert_true(in.confidence > 0.5);
+    store_insight_clear(&in);
+
+    /* A re-sync of the same week (issue #18: 9 near-identical insights in a
+     * few minutes): a second upload, a second analysis, still ONE insight
+     * for the period, now resting on the newer analysis. A late redelivery
+     * of the first insight job changes nothing. */
+    char up2[STORE_ID_LEN], aid2[37];
+    make_upload(f, "Apple Watch", 0, up2);
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_ANALYSIS, &handled), 0);
+    assert_int_equal(handled, 1);
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_INSIGHTS, &handled), 0);
+    assert_int_equal(handled, 1);
+    compute_id_derive("analysis", up2, aid2);
+    assert_int_equal(count_analyses(f), 2);
+    struct store_insight *v = NULL;
+    size_t nv = 0;
+    struct store_cursor next;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_insight_list(tx, f->user, NULL, NULL, 100, &v, &nv, &next), 0);
+    store_tx_rollback(tx);
+    assert_int_equal(nv, 1);
+    assert_string_equal(v[0].id, iid);
+    assert_string_equal(v[0].analysis_id, aid2);
+    store_insight_list_free(v, nv);
+    get_upload(f, up2, &u);
+    assert_int_equal(u.status, STORE_UPLOAD_COMPLETED);
+
+    snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\",\"user_id\":\"%s\",\"analysis_id\":\"%s\"}", up,
+             f->user, aid);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_queue_publish(tx, STORE_TOPIC_INSIGHTS, payload, NULL, NULL), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_int_equal(worker_once_run(&o, NULL, WORKER_TOPIC_INSIGHTS, &handled), 0);
+    assert_int_equal(handled, 1);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_insight_get(tx, iid, f->user, &in), 0);
+    store_tx_rollback(tx);
+    assert_string_equal(in.analysis_id, aid2);
     store_insight_clear(&in);
 }
 
@@ -572,6 +740,9 @@ int main(void)
         cmocka_unit_test(test_builtin_thresholds_prompt_recommendations),
         cmocka_unit_test(test_builtin_nulls_say_nothing),
         cmocka_unit_test(test_builtin_focus_and_fallback_to_actigraphy),
+        cmocka_unit_test(test_builtin_withholds_implausible),
+        cmocka_unit_test(test_phone_only_week_end_to_end),
+        cmocka_unit_test(test_trends_and_28_days),
         cmocka_unit_test(test_id_derive),
         cmocka_unit_test(test_parsers),
         cmocka_unit_test_setup_teardown(test_jobs_complete_and_are_idempotent, setup, teardown),

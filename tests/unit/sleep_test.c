@@ -445,6 +445,48 @@ static void test_periods_detect(void **st)
     assert_int_equal(np, 0);
 }
 
+/* Bounds (issue #18): a block never crosses local noon and a block longer
+ * than 16 h is never a night's sleep. Start at noon (720). A 19-hour run of
+ * "sleep" 13:00-08:00 (indices 60..1200) is rejected; 8,205 minutes of
+ * "sleep" (the 136-hour night of issue #18) split at every noon into five
+ * 24-hour blocks and one of 1,005 minutes, all rejected. A
+ * run 22:00-11:00 that continues past noon to 14:00 (600..1560) is cut at
+ * noon: 600..1440 = 14 h in night 0 is kept; 1440..1560 (2 h) is below
+ * 180 min of sleep. */
+static void test_periods_bounded(void **st)
+{
+    (void)st;
+    static uint8_t s[8400];
+    struct sleep_period pr[8];
+    size_t np = 9;
+    struct sleep_period_params pp = sleep_period_params_default();
+    assert_int_equal(pp.max_period_min, 960);
+
+    memset(s, W, 2880);
+    put(s, 60, 1140, S);
+    assert_int_equal(sleep_periods_detect(s, 2880, 720, &pp, pr, 8, &np), 0);
+    assert_int_equal(np, 0);
+
+    memset(s, S, 8400);
+    assert_int_equal(sleep_periods_detect(s, 8205, 720, &pp, pr, 8, &np), 0);
+    assert_int_equal(np, 0);
+
+    memset(s, W, 2880);
+    put(s, 600, 960, S);
+    assert_int_equal(sleep_periods_detect(s, 2880, 720, &pp, pr, 8, &np), 0);
+    assert_int_equal(np, 1);
+    assert_int_equal(pr[0].start, 600);
+    assert_int_equal(pr[0].end, 1440);
+
+    /* without the bound (0) the 19-hour run is a period again */
+    memset(s, W, 2880);
+    put(s, 60, 1140, S);
+    pp.max_period_min = 0;
+    assert_int_equal(sleep_periods_detect(s, 2880, 720, &pp, pr, 8, &np), 0);
+    assert_int_equal(np, 1);
+    assert_int_equal(pr[0].end - pr[0].start, 1140);
+}
+
 /* SRI with 4 epochs/day: SSWW SSWW SWWW. Day 1-2: 4 agreements; day 2-3:
  * S=S, S!=W, W=W, W=W: 3. 7 of 8 pairs agree: SRI = -100 + 200*7/8 = 75. */
 static void test_sri_hand(void **st)
@@ -487,6 +529,7 @@ static void test_timing_across_midnight(void **st)
         nt[i].midpoint_min = metric_value_ok((nt[i].onset + nt[i].final_wake) / 2.0, 1);
     }
     nt[2].total_sleep_min = metric_value_null("no sleep scored", 0); /* skipped */
+    nt[2].midpoint_min = metric_value_null("no sleep scored", 0);
     struct sleep_timing t;
     assert_int_equal(sleep_timing_compute(nt, 3, 720, &t), 0);
     assert_near(t.onset_sd_min.value, sqrt(7200.0), 1e-9);
@@ -555,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_night_metrics_hand),
         cmocka_unit_test(test_night_metrics_missing),
         cmocka_unit_test(test_periods_detect),
+        cmocka_unit_test(test_periods_bounded),
         cmocka_unit_test(test_sri_hand),
         cmocka_unit_test(test_timing_across_midnight),
         cmocka_unit_test(test_properties),

@@ -1,0 +1,55 @@
+/*
+ * analyze_formats_fuzz.c — libFuzzer driver for the text readers of
+ * `clarity analyze` (src/cli/analyze.c): CSV, Actiwatch .AWD, Philips
+ * Actiware export, Condor ActTrust, CamNtech MotionWatch and ActiLife CSV.
+ *
+ * Input: byte 0 picks the reader (mod 6), byte 1 the epoch override (0 =
+ * the file's own; else 15, 30, 60, 120 s), the rest is the file. Every
+ * reader must return 0 with a series of 1..SERIES_MAX_MINUTES minutes
+ * starting inside the representable range, or -1 with a non-empty message;
+ * nothing may read past the input (the text is not NUL-terminated).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/series.h"
+#include "cli/analyze.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const unsigned epochs[] = {0, 15, 30, 60, 120};
+    if (size < 2)
+        return 0;
+    unsigned which = data[0] % 6, epoch = epochs[data[1] % 5];
+    size_t len = size - 2;
+    /* an exact-size copy so that ASan sees any read past the end */
+    char *text = malloc(len ? len : 1);
+    if (text == NULL)
+        return 0;
+    memcpy(text, data + 2, len);
+    struct analyze_series s;
+    char err[256];
+    err[0] = '\0';
+    int rc;
+    switch (which) {
+    case 0: rc = analyze_csv_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    case 1: rc = analyze_awd_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    case 2: rc = analyze_rpx_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    case 3: rc = analyze_atr_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    case 4: rc = analyze_mtn_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    default: rc = analyze_actilife_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    }
+    if (rc == 0) {
+        if (s.n == 0 || s.n > SERIES_MAX_MINUTES || s.values == NULL)
+            abort();
+        free(s.values);
+    } else if (rc != -1 || err[0] == '\0') {
+        abort();
+    }
+    (void)analyze_format_detect("fuzz.csv", text, len);
+    free(text);
+    return 0;
+}
