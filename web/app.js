@@ -89,7 +89,7 @@ async function api(path, opts = {}) {
         headers['Content-Type'] = 'application/json';
         opts.body = JSON.stringify(opts.json);
     }
-    let r = await fetch(path.startsWith('/') ? path : API + path, { method: opts.method || 'GET', headers, body: opts.body, credentials: 'same-origin' });
+    let r = await fetch(path.startsWith('/api/') ? path : API + path, { method: opts.method || 'GET', headers, body: opts.body, credentials: 'same-origin' });
     if (r.status === 401 && state.token && !opts.retried && (await refresh())) return api(path, Object.assign({}, opts, { retried: true }));
     if (opts.raw) return r;
     const type = r.headers.get('Content-Type') || '';
@@ -217,6 +217,10 @@ function shell(view, content) {
     return main;
 }
 
+function fill(el, ...kids) {
+    el.replaceChildren();
+    append(el, kids);
+}
 function section(title, ...kids) {
     return h('section', { class: 'card' }, h('h2', { text: title }), kids);
 }
@@ -263,8 +267,10 @@ function field(id, label, attrs) {
     return h('div', { class: 'field' }, h('label', { for: id }, label), h('input', Object.assign({ id, name: id }, attrs)));
 }
 
-async function renderSignIn(message) {
+async function renderSignIn() {
     document.title = 'Sign in — Clarity';
+    const message = state.flash;
+    state.flash = null;
     const err = h('div', { role: 'alert', class: 'form-error' });
     const form = h('form', { class: 'auth', novalidate: true },
         field('email', 'Email', { type: 'email', autocomplete: 'username', required: true }),
@@ -491,7 +497,7 @@ RENDER.overview = async (el) => {
     else kids.push(section('Welcome', empty('Nothing imported yet. Import your Apple Health export to see your sleep, rhythm and insights.', ['#/import', 'Import your data'])));
     const ul = (ups.data || []).slice(0, 3);
     if (ul.length) kids.push(section('Recent imports', h('ul', { class: 'plain' }, ul.map((u) => h('li', {}, when(u.created_at) + ' — ' + u.status + (u.upload_source ? ' (' + u.upload_source + ')' : ''))))));
-    el.replaceChildren(...kids);
+    fill(el, ...kids);
 };
 
 // ---- Sleep ---------------------------------------------------------------------
@@ -509,11 +515,11 @@ RENDER.sleep = async (el) => {
         kind = 'estimate';
     }
     if (!nights.length) {
-        el.replaceChildren(empty('No nights yet. Sleep stages come from an Apple Watch; with a phone only, rest periods are estimated from steps once a few days are imported.', ['#/import', 'Import data']));
+        fill(el, empty('No nights yet. Sleep stages come from an Apple Watch; with a phone only, rest periods are estimated from steps once a few days are imported.', ['#/import', 'Import data']));
         return;
     }
     const w = widthOf(el);
-    el.replaceChildren(
+    fill(el, 
         kind === 'estimate' ? h('p', { class: 'notice' }, 'These are estimated rest periods from your step counts, not measured sleep.') : null,
         section('Nights', nightsChart(nights.slice(-30), w, kind)),
         section('Weekly trends', weeklySleep(nights, w)));
@@ -556,14 +562,15 @@ function nightsChart(nights, W, kind) {
     const X = (t, base) => m.l + ((t - base) / span) * (W - m.l - m.r);
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-labelledby': 'nights-cap', class: 'plot' });
     const ax = s('g', { class: 'axis' });
-    for (let hr = 0; hr <= 20; hr += 4) {
+    const every = W < 600 ? 6 : 4;
+    for (let hr = 0; hr <= 20; hr += every) {
         const x = m.l + (hr / 20) * (W - m.l - m.r);
-        ax.append(s('line', { x1: x, x2: x, y1: m.t - 4, y2: H - 6 }), s('text', { x, y: 12, 'text-anchor': 'middle' }, clock(((18 + hr) % 24) * 60)));
+        ax.append(s('line', { x1: x, x2: x, y1: m.t - 4, y2: H - 6 }), s('text', { x, y: 12, 'text-anchor': hr === 0 ? 'start' : 'middle' }, clock(((18 + hr) % 24) * 60)));
     }
     svg.append(ax);
     const paths = {};
     nights.forEach((n, i) => {
-        const base = localMidnight(n.end - 12 * 3600000) - 6 * 3600000; // 18:00 the evening before
+        const base = localMidnight(n.end - 12 * 3600000) + 18 * 3600000; // 18:00 the evening before
         const y = m.t + i * row;
         svg.append(s('text', { x: m.l - 6, y: y + 11, 'text-anchor': 'end', class: 'axis-label' }, dfDay.format(new Date(n.end))));
         for (const [a, b, cat] of n.segs) {
@@ -620,11 +627,11 @@ RENDER.rhythm = async (el) => {
         api('/rhythm?' + new URLSearchParams({ from: iso(yfrom), to: iso(to), tz_offset_min: String(tz) })),
     ]);
     if (!act.t.length) {
-        el.replaceChildren(empty('No step counts yet: the actogram draws activity from steps.', ['#/import', 'Import data']));
+        fill(el, empty('No step counts yet: the actogram draws activity from steps.', ['#/import', 'Import data']));
         return;
     }
     const w = widthOf(el);
-    el.replaceChildren(
+    fill(el, 
         section('Actogram', actogram(act, from, days, w)),
         section('Your rhythm, week by week', rhythmWeeks(rh)),
         section('The 24-hour profile', cosinorChart(rh, w)));
@@ -644,7 +651,7 @@ function actogram(act, from, days, W) {
     const ax = s('g', { class: 'axis' });
     for (let hr = 0; hr <= 48; hr += 6) {
         const x = m.l + hr * 2 * cw;
-        ax.append(s('line', { x1: x, x2: x, y1: m.t - 3, y2: H - 4 }), s('text', { x, y: 12, 'text-anchor': 'middle' }, String(hr % 24).padStart(2, '0')));
+        ax.append(s('line', { x1: x, x2: x, y1: m.t - 3, y2: H - 4 }), s('text', { x, y: 12, 'text-anchor': hr === 0 ? 'start' : hr === 48 ? 'end' : 'middle' }, String(hr % 24).padStart(2, '0')));
     }
     svg.append(ax);
     let d = '';
@@ -715,7 +722,7 @@ function cosinorChart(rh, W) {
     const X = (min) => m.l + (min / 1440) * (W - m.l - m.r), Y = (v) => H - m.b - (Math.max(0, v) / hi) * (H - m.t - m.b);
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-labelledby': 'cos-cap', class: 'plot' });
     const ax = s('g', { class: 'axis' });
-    for (let hr = 0; hr <= 24; hr += 6) ax.append(s('text', { x: X(hr * 60), y: H - 6, 'text-anchor': 'middle' }, clock(hr * 60 % 1440)));
+    for (let hr = 0; hr <= 24; hr += 6) ax.append(s('text', { x: X(hr * 60), y: H - 6, 'text-anchor': hr === 0 ? 'start' : hr === 24 ? 'end' : 'middle' }, clock(hr * 60 % 1440)));
     for (let k = 0; k <= 2; k++) ax.append(s('line', { x1: m.l, x2: W - m.r, y1: Y((hi * k) / 2), y2: Y((hi * k) / 2) }), s('text', { x: m.l - 4, y: Y((hi * k) / 2) + 4, 'text-anchor': 'end' }, fmt((hi * k) / 2)));
     svg.append(ax);
     let d = '';
@@ -757,11 +764,14 @@ RENDER.heart = async (el) => {
     const [st, rhr, hrv] = await Promise.all([series('steps', from, to, 364), series('resting_heart_rate', from, to, 364), series('heart_rate_variability', from, to, 364)]);
     const w = widthOf(el);
     const kids = [];
+    // Start where the data start (at least four weeks shown), not a year back.
+    const firsts = [st, rhr, hrv].filter((r) => r.t.length).map((r) => r.t[0]);
+    const x0 = firsts.length ? Math.max(from, Math.min(Math.min(...firsts), to - 28 * DAY)) : from;
     const chart = (id, title, r, ys, kind, cls, unit, band, f) => {
         if (!r.t.length) return section(title, empty('No ' + title.toLowerCase() + ' in this year of data.'));
         const b = band ? baseline(r.t, ys) : null;
-        return section(title, timeChart({ id, xs: r.t, x0: from, x1: to, step: DAY, width: w, series: [{ kind, ys, cls }], band: b,
-            caption: title + ' per day (' + unit + '), ' + dfDate.format(new Date(from)) + ' to ' + dfDate.format(new Date(to - DAY)) + (band ? '; the shaded band is your own baseline, the mean ± 1 SD of the 28 days before.' : '.'),
+        return section(title, timeChart({ id, xs: r.t, x0, x1: to, step: DAY, width: w, series: [{ kind, ys, cls }], band: b,
+            caption: title + ' per day (' + unit + '), ' + dfDate.format(new Date(x0)) + ' to ' + dfDate.format(new Date(to - DAY)) + (band ? '; the shaded band is your own baseline, the mean ± 1 SD of the 28 days before.' : '.'),
             tableHead: ['Day', title + ' (' + unit + ')'].concat(band ? ['Baseline low', 'Baseline high'] : []),
             tableRows: r.t.map((t, i) => [dfDate.format(new Date(t)), fmt(ys[i], f)].concat(band ? [fmt(b.lo[i], f), fmt(b.hi[i], f)] : [])).reverse() }));
     };
@@ -769,10 +779,10 @@ RENDER.heart = async (el) => {
     kids.push(chart('rhr', 'Resting heart rate', rhr, rhr.mean, 'line', 'heart', 'beats per minute', true, nf));
     kids.push(chart('hrv', 'Heart rate variability', hrv, hrv.mean, 'line', 'hrv', 'ms SDNN', true, nf));
     if (!st.t.length && !rhr.t.length && !hrv.t.length) {
-        el.replaceChildren(empty('No steps or heart data yet.', ['#/import', 'Import data']));
+        fill(el, empty('No steps or heart data yet.', ['#/import', 'Import data']));
         return;
     }
-    el.replaceChildren(...kids);
+    fill(el, ...kids);
 };
 
 // ---- Insights and chat ---------------------------------------------------------------
@@ -796,7 +806,7 @@ RENDER.insights = async (el) => {
         }
         renderChat();
     });
-    el.replaceChildren(
+    fill(el, 
         section('Chat', h('p', { class: 'help' }, 'Answers come from your own stored analyses: measurements and reference values, never a diagnosis.'), log, form),
         section('History', list.length ? h('div', { class: 'insights' }, list.map((i) => insightCard(i, 'h3'))) : empty('No insights yet. They appear here, live, when an analysis finishes.')));
     renderChat();
@@ -826,7 +836,7 @@ RENDER.import = async (el) => {
         const f = ev.dataTransfer.files[0];
         if (f) startImport(f, out);
     });
-    el.replaceChildren(section('Import your data', drop, out));
+    fill(el, section('Import your data', drop, out));
 };
 
 async function sniffType(file) {
@@ -848,6 +858,8 @@ async function startImport(file, out) {
     const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
     out.replaceChildren(h('div', { class: 'progress' }, bar, text, cancel));
     const started = Date.now();
+    let before = null;
+    try { before = (await latestInsights(1))[0] || null; } catch (e) { before = null; }
     const xhr = new XMLHttpRequest();
     let poll = null, done = false;
     const stop = () => { done = true; clearInterval(poll); };
@@ -887,7 +899,7 @@ async function startImport(file, out) {
         text.textContent = 'Imported. Analysing…';
         out.append(importSummary(body));
         state.anchor = null;
-        await waitForAnalysis(body.upload_id, text);
+        await waitForAnalysis(body.upload_id, text, before);
     });
     xhr.open('POST', API + '/healthkit/import');
     xhr.setRequestHeader('Authorization', 'Bearer ' + state.token);
@@ -907,14 +919,13 @@ function importSummary(body) {
             fmt(im.unknown, nf0) + ' of unsupported types, ' + fmt(im.rejected, nf0) + ' rejected.'),
         h('div', { class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Types imported' }, h('table', {}, h('caption', {}, 'By type'),
             h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Records'), h('th', { scope: 'col' }, 'Samples'))),
-            h('tbody', {}, types.map(([t, c]) => h('tr', {}, h('th', { scope: 'row' }, short(t)), h('td', {}, fmt(c.records, nf0)), h('td', {}, fmt(c.samples, nf0)))))))),
+            h('tbody', {}, types.map(([t, c]) => h('tr', {}, h('th', { scope: 'row' }, short(t)), h('td', {}, fmt(c.records, nf0)), h('td', {}, fmt(c.samples, nf0))))))),
         unk.length || rej.length ? h('details', {}, h('summary', {}, 'Unsupported and rejected types (' + (unk.length + rej.length) + ')'),
             h('ul', {}, unk.concat(rej).map(([t, c]) => h('li', {}, short(t) + ': ' + fmt(c.count, nf0) + ' — ' + (c.reason || ''))))) : null);
 }
 
-async function waitForAnalysis(uploadId, text) {
+async function waitForAnalysis(uploadId, text, before) {
     const deadline = Date.now() + 120000;
-    const before = (await latestInsights(1))[0];
     while (Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 1000));
         try {
@@ -981,12 +992,13 @@ RENDER.data = async (el) => {
         try {
             await api('/auth/me', { method: 'DELETE' });
             signedOutLocally();
-            location.hash = '#/signin';
-            renderSignIn('Your account and all its data were erased.');
+            state.flash = 'Your account and all its data were erased.';
+            if (location.hash === '#/signin') route();
+            else location.hash = '#/signin';
         } catch (e) { eraseErr.textContent = e.message; }
     });
     const auditRows = (audit.data || []).map((a) => [when(a.created_at || a.timestamp), a.action || '', a.outcome || a.result || '', a.ip || a.client_ip || '']);
-    el.replaceChildren(
+    fill(el, 
         section('Uploads', list.length ? h('div', { class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Uploads' }, h('table', { id: 'uploads' },
             h('thead', {}, h('tr', {}, ['Received', 'Source', 'Status', 'Records', ''].map((c) => h('th', { scope: 'col' }, c || h('span', { class: 'sr-only' }, 'Actions'))))),
             h('tbody', {}, rows))) : empty('No uploads yet.', ['#/import', 'Import data'])),

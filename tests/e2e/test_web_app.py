@@ -246,7 +246,6 @@ class WebInBrowser(unittest.TestCase):
         self.assertEqual(out["page_status"], 200)
         self.assertEqual(out["problems"], [], "console errors, failed requests or HTTP errors")
         self.assertEqual(out["outside"], [], "requests leaving the server")
-        self.assertLess(out["first_view_ms"], 1000)
         # The refresh cookie: HttpOnly, Secure, SameSite=Strict, invisible to script.
         ck = [c for c in out["cookies"] if c["name"] == "clarity_refresh"]
         self.assertEqual(len(ck), 1, out["cookies"])
@@ -277,13 +276,14 @@ class WebInBrowser(unittest.TestCase):
             self.assertTrue(out["views"][name]["charts"], name)
             for c in out["views"][name]["charts"]:
                 self.assertLess(c["ms"], 300, name)
-        self.assertLessEqual(out["overflow_390"], 390, "the page scrolls sideways at 390 px")
+        self.assertLessEqual(out["overflow_390"], 390, out["overflow_what"])
         self.assertTrue(out.get("chat_answer"), "no chat answer")
         self.assertGreater(out["export_ndjson"], 1000)
         self.assertEqual(out["export_csv"], out["export_ndjson"] + 1)  # the header row
         self.assertIn("No uploads yet", out["after_delete"])
         self.assertIn("erased", out["after_erase"])
         self.assertEqual(out["storage_after"], 0)
+        self.assertLess(out["first_view_ms"], 1000, out["first_view_timing"])
         for v in ("overview", "sleep", "rhythm", "heart", "insights", "import", "data"):
             for suffix in ("", "-390"):
                 self.assertGreater(os.path.getsize(os.path.join(artifacts, "web-%s%s.png" % (v, suffix))), 5000)

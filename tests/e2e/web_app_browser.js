@@ -54,9 +54,10 @@ async function main() {
             '--disable-sync', '--no-first-run', '--disable-dev-shm-usage', '--disable-quic'],
     });
     const out = { problems: [], outside: [], views: {}, progress: [] };
+    let page = null;
     try {
         const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-        const page = await context.newPage();
+        page = await context.newPage();
         page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') out.problems.push('console ' + m.type() + ': ' + m.text()); });
         page.on('pageerror', (e) => out.problems.push('pageerror: ' + e.message));
         page.on('requestfailed', (r) => {
@@ -75,6 +76,10 @@ async function main() {
         out.csp = res.headers()['content-security-policy'];
         await page.waitForSelector('form.auth button[type=submit]');
         out.first_view_ms = await page.evaluate(() => Number(document.body.dataset.ready) - performance.timeOrigin);
+        out.first_view_timing = await page.evaluate(() => {
+            const n = performance.getEntriesByType('navigation')[0];
+            return { requestStart: n.requestStart, responseEnd: n.responseEnd, domInteractive: n.domInteractive, domContentLoaded: n.domContentLoadedEventEnd, load: n.loadEventEnd, ready: Number(document.body.dataset.ready) - performance.timeOrigin };
+        });
         out.views.signin = { axe: await axe(page) };
         await page.screenshot({ path: path.join(art, 'web-signin.png') });
 
@@ -153,6 +158,18 @@ async function main() {
         await page.setViewportSize({ width: 390, height: 844 });
         await visitAll(page, out, '-390');
         out.overflow_390 = await page.evaluate(() => document.documentElement.scrollWidth);
+        out.overflow_what = await page.evaluate(() => [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 391 && !(e.parentElement && e.parentElement.closest('nav, .scroll, .scroll-x')))
+            .slice(0, 5).map((e) => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right))
+            .concat((() => {
+                const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+                const r = document.createRange(), hits = [];
+                while (w.nextNode()) {
+                    r.selectNodeContents(w.currentNode);
+                    const b = r.getBoundingClientRect();
+                    if (b.right > 391 && !w.currentNode.parentElement.closest('nav, .scroll, .scroll-x')) hits.push(w.currentNode.textContent.slice(0, 40) + ' ' + Math.round(b.right));
+                }
+                return hits.slice(0, 5);
+            })()));
         await page.setViewportSize({ width: 1280, height: 900 });
 
         // The chat.
@@ -186,6 +203,11 @@ async function main() {
         await page.waitForSelector('form.auth', { timeout: 30000 });
         out.after_erase = await page.textContent('main');
         out.storage_after = await page.evaluate(() => localStorage.length + sessionStorage.length);
+    } catch (e) {
+        // Say what the page showed and what went wrong before failing.
+        if (page) await page.screenshot({ path: path.join(art, 'web-failure.png'), fullPage: true }).catch(() => null);
+        const shown = page ? await page.textContent('body').catch(() => '') : '';
+        throw new Error(String(e && e.stack || e) + '\nproblems: ' + JSON.stringify(out.problems) + '\npage: ' + shown.slice(0, 1500));
     } finally {
         await browser.close();
     }
