@@ -866,7 +866,7 @@ async function startImport(file, out) {
     cancel.addEventListener('click', () => { xhr.abort(); });
     xhr.upload.addEventListener('progress', (ev) => {
         if (!ev.lengthComputable) return;
-        bar.value = (ev.loaded / ev.total) * 0.5;
+        bar.value = Math.max(bar.value, (ev.loaded / ev.total) * 0.5);
         text.textContent = 'Sent ' + fmt(ev.loaded / 1048576) + ' of ' + fmt(ev.total / 1048576) + ' MB';
     });
     // The server reads the export as it arrives (a zip once complete); the

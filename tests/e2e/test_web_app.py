@@ -258,6 +258,7 @@ class WebInBrowser(unittest.TestCase):
         values = [p["v"] for p in out["progress"] if p["v"] is not None]
         self.assertEqual(values[-1], 1)
         self.assertGreaterEqual(len([v for v in values if 0 < v < 1]), 3, out["progress"])
+        self.assertEqual(values, sorted(values), "the bar went backwards")
         self.assertTrue(any("Sent" in p["text"] for p in out["progress"]))
         self.assertIn("duplicates skipped", out["summary"])
         self.assertIn("StepCount", out["summary"])

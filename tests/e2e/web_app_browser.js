@@ -176,7 +176,7 @@ async function main() {
         await show(page, 'insights');
         await page.waitForFunction(() => document.querySelector('#chat-q') !== null);
         for (let i = 0; i < 50 && !out.chat_answer; i++) {
-            await page.fill('#chat-q', 'How did I sleep this week?');
+            await page.fill('#chat-q', 'How did I sleep?');
             await page.click('.chat-form button[type=submit]');
             try {
                 await page.waitForSelector('.msg.assistant', { timeout: 3000 });
