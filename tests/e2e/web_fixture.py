@@ -1,7 +1,7 @@
 """A generated Apple Health export for the web app's tests and benchmark:
 `days` days ending at the last UTC midnight, a person with an Apple Watch —
-steps in 10-minute chunks following a day/night rhythm (or in 1-minute
-chunks with minute=True), heart rate every 10 minutes, a resting heart rate
+steps in 10-minute chunks over the 16 waking hours following a day/night
+rhythm (or in 1-minute chunks with minute=True), heart rate every 10 minutes, a resting heart rate
 and an HRV reading per day, and each night's sleep stages (core, deep, REM,
 awake). Deterministic (seeded), written as export.xml or export.zip.
 """
@@ -50,12 +50,11 @@ def export_xml(days=21, minute=False, seed=7, end=None):
             if v > 0:
                 t = day + timedelta(minutes=m)
                 _rec(out, "HKQuantityTypeIdentifierStepCount", "Phone", "count", t, t + timedelta(minutes=step), v)
-        if not minute:
-            for m in range(0, 1440, 10):
-                hour = m / 60.0
-                hr = 58 + (18 if 7 <= hour < 23 else 0) + rnd.randint(-4, 6)
-                t = day + timedelta(minutes=m)
-                _rec(out, "HKQuantityTypeIdentifierHeartRate", "Watch", "count/min", t, t, hr)
+        for m in range(0, 1440, 10):
+            hour = m / 60.0
+            hr = 58 + (18 if 7 <= hour < 23 else 0) + rnd.randint(-4, 6)
+            t = day + timedelta(minutes=m)
+            _rec(out, "HKQuantityTypeIdentifierHeartRate", "Watch", "count/min", t, t, hr)
         t = day + timedelta(hours=8)
         _rec(out, "HKQuantityTypeIdentifierRestingHeartRate", "Watch", "count/min", t, t, 56 + rnd.randint(-3, 3))
         _rec(out, "HKQuantityTypeIdentifierHeartRateVariabilitySDNN", "Watch", "ms", t, t, 48 + rnd.randint(-9, 9))
