@@ -104,6 +104,11 @@ int api_session_is_web(const struct http_request *req);
 void api_session_deliver(struct http_request *req, struct http_response *res, json_t *tokens);
 void api_session_clear(struct http_request *req, struct http_response *res);
 int api_session_cookie_token(struct http_request *req, struct http_response *res, char *buf, size_t len);
+/* The clarity_refresh value of a Cookie header (NULL: none) into buf: 0, or
+ * -1 when absent, empty or not shorter than len. */
+int api_session_cookie_value(const char *cookie_header, char *buf, size_t len);
+/* 1 when origin is NULL or is http(s)://host exactly; 0 otherwise. */
+int api_session_origin_ok(const char *origin, const char *host);
 
 /* {page_size, has_next, next_cursor} and {self, next} for a page. */
 void api_page_links(json_t *o, struct http_request *req, size_t n, size_t limit, const struct store_cursor *next,

@@ -59,10 +59,8 @@ void api_session_clear(struct http_request *req, struct http_response *res)
                                                                "SameSite=Strict; Max-Age=0");
 }
 
-/* The clarity_refresh cookie's value from the Cookie header into buf. */
-static int session_cookie(const struct http_request *req, char *buf, size_t len)
+int api_session_cookie_value(const char *c, char *buf, size_t len)
 {
-    const char *c = http_request_header(req, "Cookie");
     const size_t kl = strlen(SESSION_COOKIE);
     for (const char *p = c; p != NULL && *p != '\0';) {
         while (*p == ' ' || *p == ';')
@@ -82,11 +80,8 @@ static int session_cookie(const struct http_request *req, char *buf, size_t len)
     return -1;
 }
 
-/* 1 when Origin is absent or names this server (scheme://Host). */
-static int session_same_origin(const struct http_request *req)
+int api_session_origin_ok(const char *origin, const char *host)
 {
-    const char *origin = http_request_header(req, "Origin");
-    const char *host = http_request_header(req, "Host");
     if (origin == NULL)
         return 1;
     if (host == NULL)
@@ -99,11 +94,11 @@ static int session_same_origin(const struct http_request *req)
 
 int api_session_cookie_token(struct http_request *req, struct http_response *res, char *buf, size_t len)
 {
-    if (session_cookie(req, buf, len) != 0)
+    if (api_session_cookie_value(http_request_header(req, "Cookie"), buf, len) != 0)
         return 1;
     const char *csrf = http_request_header(req, "X-Clarity-CSRF");
     const char *site = http_request_header(req, "Sec-Fetch-Site");
-    if (csrf == NULL || strcmp(csrf, "1") != 0 || !session_same_origin(req) ||
+    if (csrf == NULL || strcmp(csrf, "1") != 0 || !api_session_origin_ok(http_request_header(req, "Origin"), http_request_header(req, "Host")) ||
         (site != NULL && strcmp(site, "same-origin") != 0)) {
         buf[0] = '\0';
         http_respond_problem(res, 403, "authorization-denied",
