@@ -546,7 +546,9 @@ function estimatedNights(analyses) {
         const ns = a.result && a.result.sleep && (a.result.sleep.nights || a.result.sleep.rest_periods);
         for (const n of ns || []) {
             const st = Date.parse(n.period_start || n.start), en = Date.parse(n.period_end || n.end);
-            if (!Number.isFinite(st) || !Number.isFinite(en) || en <= st || seen.has(st)) continue;
+            // An estimate longer than 16 h is not a night (a phone left on a
+            // table); it is left out rather than shown as sleep.
+            if (!Number.isFinite(st) || !Number.isFinite(en) || en <= st || en - st > 16 * 3600000 || seen.has(st)) continue;
             const asleep = val(n.total_sleep_min) ?? (en - st) / 60000;
             seen.set(st, { night: new Date(en).toISOString().slice(0, 10), start: st, end: en, segs: [[st, en, 'asleep_unspecified']], asleep, inBed: (en - st) / 60000, eff: val(n.efficiency_pct) });
         }

@@ -266,6 +266,7 @@ class WebInBrowser(unittest.TestCase):
         self.assertGreaterEqual(len([v for v in values if 0 < v < 1]), 3, out["progress"])
         self.assertEqual(values, sorted(values), "the bar went backwards")
         self.assertTrue(any("Sent" in p["text"] for p in out["progress"]))
+        self.assertIn("cancelled", out["cancelled"])
         self.assertIn("duplicates skipped", out["summary"])
         self.assertIn("StepCount", out["summary"])
         self.assertIn("DietaryCaffeine", out["summary"])  # an unsupported type, listed

@@ -62,7 +62,9 @@ async function main() {
         page.on('pageerror', (e) => out.problems.push('pageerror: ' + e.message));
         page.on('requestfailed', (r) => {
             // A download the page hands over is not a failure.
-            if (!r.url().startsWith('blob:')) out.problems.push('requestfailed: ' + r.url() + ' ' + (r.failure() || {}).errorText);
+            const why = (r.failure() || {}).errorText;
+            if (out.allowAbort && r.url().endsWith('/api/v1/healthkit/import') && /ABORTED/.test(why)) return;
+            if (!r.url().startsWith('blob:')) out.problems.push('requestfailed: ' + r.url() + ' ' + why);
         });
         page.on('response', (r) => { if (r.status() >= 400) out.problems.push('HTTP ' + r.status() + ': ' + r.url()); });
         page.on('request', (r) => {
@@ -124,17 +126,27 @@ async function main() {
         const bare = await context.request.post(base + '/api/v1/auth/refresh', { data: '{}', headers: { 'Content-Type': 'application/json' } });
         out.cross_site_status = [evil.status(), bare.status()];
 
-        // Import: drop the export on the page, upload throttled.
+        // Import: drop the export on the page, upload throttled. First one
+        // that is cancelled half-way (its aborted request is expected).
         const cdp = await context.newCDPSession(page);
         await cdp.send('Network.enable');
-        await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 5, downloadThroughput: -1, uploadThroughput: 96 * 1024 });
         const zip = fs.readFileSync(process.env.EXPORT_ZIP).toString('base64');
-        await page.evaluate((b64) => {
-            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const drop = (b64) => page.evaluate((b) => {
+            const bytes = Uint8Array.from(atob(b), (c) => c.charCodeAt(0));
             const dt = new DataTransfer();
             dt.items.add(new File([bytes], 'export.zip', { type: 'application/zip' }));
             document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-        }, zip);
+        }, b64);
+        await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 5, downloadThroughput: -1, uploadThroughput: 16 * 1024 });
+        out.allowAbort = true;
+        await drop(zip);
+        await page.waitForFunction(() => { const b = document.getElementById('import-progress'); return b && b.value > 0.05; }, null, { timeout: 60000 });
+        await page.click('#import-out button:has-text("Cancel")');
+        await page.waitForFunction(() => /cancelled/.test((document.getElementById('import-status') || {}).textContent || ''), null, { timeout: 30000 });
+        out.cancelled = await page.textContent('#import-status');
+        out.allowAbort = false;
+        await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 5, downloadThroughput: -1, uploadThroughput: 96 * 1024 });
+        await drop(zip);
         const t0 = Date.now();
         while (Date.now() - t0 < 120000) {
             const p = await page.evaluate(() => {
@@ -193,9 +205,13 @@ async function main() {
             await dl.saveAs(file);
             out['export_' + kind] = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).length;
         }
-        await page.click('#uploads button:has-text("Delete")');
-        await page.click('#uploads button:has-text("Confirm delete")');
-        await page.waitForFunction(() => document.body.dataset.view === 'data' && !document.querySelector('#uploads'), null, { timeout: 30000 });
+        out.uploads_listed = await page.$$eval('#uploads tbody tr', (rs) => rs.map((r) => r.textContent));
+        for (let i = 0; i < 5 && (await page.$('#uploads')); i++) {
+            const before = await page.evaluate(() => document.body.dataset.ready);
+            await page.click('#uploads button:has-text("Delete")');
+            await page.click('#uploads button:has-text("Confirm delete")');
+            await page.waitForFunction((b) => document.body.dataset.view === 'data' && document.body.dataset.ready !== b, before, { timeout: 30000 });
+        }
         out.after_delete = await page.textContent('main');
         await page.screenshot({ path: path.join(art, 'web-data-after-delete.png'), fullPage: true });
         await page.fill('#erase-email', email);
