@@ -971,7 +971,7 @@ RENDER.data = async (el) => {
             confirm.focus();
         });
         return h('tr', {}, h('th', { scope: 'row' }, when(u.created_at)), h('td', {}, u.upload_source || ''), h('td', {}, u.status + (u.error ? ': ' + u.error : '')),
-            h('td', {}, fmt(u.processed_metrics ?? u.total_metrics, nf0)), h('td', {}, del));
+            h('td', {}, (u.processed_metrics || u.total_metrics) ? fmt(u.processed_metrics || u.total_metrics, nf0) : '—'), h('td', {}, del));
     });
     const exp = (kind) => async () => {
         const r = await api('/health-data/export', { raw: true, headers: { Accept: kind === 'csv' ? 'text/csv' : 'application/x-ndjson' } });
