@@ -158,6 +158,17 @@ class WebOverHttp(unittest.TestCase):
         self.assertIn("refresh_token", json.loads(body)["tokens"])
         self.assertNotIn("set-cookie", h5)
 
+    def test_register_from_the_web_sets_the_cookie(self):
+        body = {"email": "webreg@example.com", "password": PASSWORD, "first_name": "T", "last_name": "U",
+                "terms_accepted": True, "privacy_policy_accepted": True}
+        st, h, raw = self.srv.request("POST", "/api/v1/auth/register", json.dumps(body),
+                                      {"Content-Type": "application/json", "X-Clarity-Client": "web"})
+        self.assertEqual(st, 201, raw)
+        self.assertNotIn(b'"refresh_token"', raw)  # not in the body, flat or nested
+        if b"access_token" in raw:  # registration signs in (the iOS app's shape)
+            self.assertIn("HttpOnly", h["set-cookie"])
+            self.assertTrue(h["set-cookie"].startswith("clarity_refresh="))
+
     def test_views_of_an_import(self):
         st, _, body = register_login(self.srv, "views@example.com", web=False)
         tok = json.loads(body)["tokens"]["access_token"]
