@@ -52,6 +52,8 @@ int api_pat_register(struct router *r, struct api_ctx *ctx);      /* api/pat.c *
 int api_insights_register(struct router *r, struct api_ctx *ctx); /* api/insights.c */
 int api_docs_register(struct router *r);                          /* api/docs.c: /openapi.json, /docs */
 int api_chat_register(struct router *r, struct api_ctx *ctx);     /* api/chat.c: WebSocket chat */
+int api_web_register(struct router *r);                           /* api/web.c: the web app at / */
+int api_views_register(struct router *r, struct api_ctx *ctx);    /* api/views.c: aggregates for the app */
 
 /* Shared by the areas (api/common.c). */
 struct store_upload;
@@ -91,6 +93,22 @@ typedef int (*api_delete_fn)(struct store_tx *tx, const char *id, const char *ow
 void api_delete_audited(struct http_request *req, struct http_response *res, api_delete_fn del, const char *id,
                         const char *owner, const char *action, const char *resource_type, const char *id_name,
                         const char *not_found_detail);
+
+/* The web app's refresh cookie (api/session.c): 1 when the request says
+ * X-Clarity-Client: web; deliver moves tokens' refresh_token into the
+ * HttpOnly cookie for such requests; clear expires it; cookie_token reads it
+ * for /refresh and /logout after the CSRF check — 0 with the token in buf,
+ * 1 when there is no cookie, -1 after answering 403. */
+#define SESSION_TOKEN_MAX 128 /* the refresh cookie read into a buffer */
+int api_session_is_web(const struct http_request *req);
+void api_session_deliver(struct http_request *req, struct http_response *res, json_t *tokens);
+void api_session_clear(struct http_request *req, struct http_response *res);
+int api_session_cookie_token(struct http_request *req, struct http_response *res, char *buf, size_t len);
+/* The clarity_refresh value of a Cookie header (NULL: none) into buf: 0, or
+ * -1 when absent, empty or not shorter than len. */
+int api_session_cookie_value(const char *cookie_header, char *buf, size_t len);
+/* 1 when origin is NULL or is http(s)://host exactly; 0 otherwise. */
+int api_session_origin_ok(const char *origin, const char *host);
 
 /* {page_size, has_next, next_cursor} and {self, next} for a page. */
 void api_page_links(json_t *o, struct http_request *req, size_t n, size_t limit, const struct store_cursor *next,

@@ -304,6 +304,7 @@ static void h_register(struct http_request *req, struct http_response *res)
     json_object_set_new(o, "email", json_string(u.email));
     json_object_set_new(o, "status", json_string(u.status));
     json_object_set_new(o, "created_at", api_time_json(u.created_at_ms));
+    api_session_deliver(req, res, tokens);
     flat_tokens(o, tokens);
     json_decref(tokens);
     json_object_set_new(o, "email_verification_sent", json_boolean(mail));
@@ -418,6 +419,7 @@ static void h_login(struct http_request *req, struct http_response *res)
     }
     json_t *o = json_object();
     json_object_set_new(o, "user", profile_json(&u));
+    api_session_deliver(req, res, tokens);
     flat_tokens(o, tokens);
     json_object_set_new(o, "tokens", tokens);
     http_respond_json(res, 200, o);
@@ -426,9 +428,16 @@ done:
     json_decref(body);
 }
 
-/* Read {refresh_token} from the body. NULL after answering. */
-static const char *refresh_input(struct http_response *res, json_t *body)
+/* Read {refresh_token} from the body or, without one, the web app's cookie
+ * (api/session.c, CSRF-checked) into cookie. NULL after answering. */
+static const char *refresh_input(struct http_request *req, struct http_response *res, json_t *body,
+                                 char cookie[SESSION_TOKEN_MAX])
 {
+    int ck = json_object_get(body, "refresh_token") == NULL && json_object_size(body) == 0
+                 ? api_session_cookie_token(req, res, cookie, SESSION_TOKEN_MAX)
+                 : 1;
+    if (ck <= 0)
+        return ck == 0 ? cookie : NULL;
     static const char *const allowed[] = {"refresh_token", NULL};
     struct input in;
     input_init(&in, res);
@@ -444,7 +453,8 @@ static void h_refresh(struct http_request *req, struct http_response *res)
     json_t *body = input_body_object(req, res);
     if (body == NULL)
         return;
-    const char *token = refresh_input(res, body);
+    char cookie[SESSION_TOKEN_MAX];
+    const char *token = refresh_input(req, res, body, cookie);
     if (token == NULL)
         goto done;
     char h[65];
@@ -502,6 +512,7 @@ static void h_refresh(struct http_request *req, struct http_response *res)
         api_store_failure(res, rc);
         goto done;
     }
+    api_session_deliver(req, res, tokens);
     http_respond_json(res, 200, tokens);
 done:
     store_tx_rollback(tx);
@@ -561,7 +572,8 @@ static void h_logout(struct http_request *req, struct http_response *res)
     body = input_body_object(req, res);
     if (body == NULL)
         return;
-    const char *token = refresh_input(res, body);
+    char cookie[SESSION_TOKEN_MAX];
+    const char *token = refresh_input(req, res, body, cookie);
     if (token == NULL)
         goto done;
     char h[65];
@@ -591,6 +603,7 @@ static void h_logout(struct http_request *req, struct http_response *res)
 ok:;
     json_t *o = json_object();
     json_object_set_new(o, "message", json_string("Logged out."));
+    api_session_clear(req, res);
     http_respond_json(res, 200, o);
 done:
     store_tx_rollback(tx);

@@ -104,6 +104,7 @@ static const struct var vars[] = {
     {"RATE_LIMITS", V_STRING, OFF(rate_limits), {"", "", ""}, 0, 0, 0,
      "comma-separated CLASS=COUNT/SECONDS, e.g. auth=5/60,upload=60/60"},
     {"DOCS_ENABLED", V_BOOL, OFF(docs_enabled), {"true", "true", "true"}, 0, 0, 0, "true or false"},
+    {"WEB_APP_ENABLED", V_BOOL, OFF(web_app_enabled), {"true", "true", "true"}, 0, 0, 0, "true or false"},
     {"DOCS_ASSETS_DIR", V_STRING, OFF(docs_assets_dir), {0}, 0, 0, 0, "a directory holding swagger-ui-dist's files"},
     {"MAX_IMPORT_BYTES", V_SIZE, OFF(max_import_bytes), {"4294967296", "4294967296", "4294967296"}, 1024,
      68719476736LL, 0, "an integer number of bytes from 1024 to 68719476736"},

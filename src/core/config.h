@@ -84,6 +84,7 @@ struct config {
     int http_max_connections_per_ip; /* per client address; 0: no per-address limit */
     int http_header_timeout_seconds; /* a new connection must send its request head within this */
     int access_log_buffered;    /* access log lines buffered per thread (core/log.h) */
+    int web_app_enabled;        /* the web app at / (api/web.c) */
     char *docs_assets_dir;      /* Swagger UI's files; NULL: the build's default */ /* "moderate" (default) or "interactive" */
 
     /* Analysis and insights pipeline (docs/insights.md, docs/pat.md). */
