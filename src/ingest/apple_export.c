@@ -285,7 +285,6 @@ static void make_key(const struct rec *r, int64_t start_ms, int64_t end_ms, cons
     unsigned char md[SHA_DIGEST_LENGTH];
     size_t at = 16;
     memcpy(name, key_ns, 16);
-    char num[48];
     if (r->sync_id[0] != '\0') {
         at = put_field(name, at, sizeof(name), "sync");
         at = put_field(name, at, sizeof(name), r->type);
@@ -294,20 +293,34 @@ static void make_key(const struct rec *r, int64_t start_ms, int64_t end_ms, cons
         SHA1(name, at, md);
         md[6] = (unsigned char)((md[6] & 0x0f) | 0x50);
     } else {
-        at = put_field(name, at, sizeof(name), r->type);
-        snprintf(num, sizeof(num), "%lld", (long long)start_ms);
-        at = put_field(name, at, sizeof(name), num);
-        snprintf(num, sizeof(num), "%lld", (long long)end_ms);
-        at = put_field(name, at, sizeof(name), num);
-        at = put_field(name, at, sizeof(name), value);
-        at = put_field(name, at, sizeof(name), r->unit);
-        at = put_field(name, at, sizeof(name), r->source);
-        SHA1(name, at, md);
-        uint64_t t = (uint64_t)start_ms;
-        for (int i = 0; i < 6; i++)
-            md[i] = (unsigned char)(t >> (40 - 8 * i));
-        md[6] = (unsigned char)((md[6] & 0x0f) | 0x80);
+        apple_export_content_key(r->type, start_ms, end_ms, value, r->unit, r->source, out, cap);
+        return;
     }
+    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
+    uuid_text(md, out, cap);
+}
+
+void apple_export_content_key(const char *hk_type, int64_t start_ms, int64_t end_ms, const char *value,
+                              const char *unit, const char *source, char *out, size_t cap)
+{
+    unsigned char name[16 + 640];
+    unsigned char md[SHA_DIGEST_LENGTH];
+    size_t at = 16;
+    char num[48];
+    memcpy(name, key_ns, 16);
+    at = put_field(name, at, sizeof(name), hk_type);
+    snprintf(num, sizeof(num), "%lld", (long long)start_ms);
+    at = put_field(name, at, sizeof(name), num);
+    snprintf(num, sizeof(num), "%lld", (long long)end_ms);
+    at = put_field(name, at, sizeof(name), num);
+    at = put_field(name, at, sizeof(name), value);
+    at = put_field(name, at, sizeof(name), unit);
+    at = put_field(name, at, sizeof(name), source);
+    SHA1(name, at, md);
+    uint64_t t = (uint64_t)start_ms;
+    for (int i = 0; i < 6; i++)
+        md[i] = (unsigned char)(t >> (40 - 8 * i));
+    md[6] = (unsigned char)((md[6] & 0x0f) | 0x80);
     md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
     uuid_text(md, out, cap);
 }
@@ -454,7 +467,10 @@ static int emit_record(struct apple_export *p, const struct rec *r, int in_corre
     if (strncmp(r->type, "HKCategoryTypeIdentifier", 24) == 0) {
         if (hk_map_category(r->type, r->value, (double)(end - start) / 60000.0, &m, why,
                             sizeof(why)) != 0) {
-            count_unknown(p, e, why[0] ? why : "category type not mapped");
+            if (strncmp(why, "value ", 6) == 0)
+                count_rejected(p, e, why);
+            else
+                count_unknown(p, e, why[0] ? why : "category type not mapped");
             return 0;
         }
     } else {
@@ -462,14 +478,20 @@ static int emit_record(struct apple_export *p, const struct rec *r, int in_corre
         if (parse_number(r->value, &v) != 0) {
             /* Known type with a broken value, or an unknown type? Ask the
              * mapping with a harmless value. */
-            if (hk_map_quantity(r->type, r->unit, 0.0, &m, why, sizeof(why)) == 0)
+            if (hk_map_quantity(r->type, r->unit, 0.0, &m, why, sizeof(why)) == 0 ||
+                strncmp(why, "value ", 6) == 0) /* a known type and unit: 0 is only out of range */
                 count_rejected(p, e, "value is not a number");
             else
                 count_unknown(p, e, why[0] ? why : "quantity type not mapped");
             return 0;
         }
         if (hk_map_quantity(r->type, r->unit, v, &m, why, sizeof(why)) != 0) {
-            count_unknown(p, e, why[0] ? why : "quantity type not mapped");
+            /* An implausible value of a known type is rejected (#16.9);
+             * an unknown type or unit is reported as such. */
+            if (strncmp(why, "value ", 6) == 0)
+                count_rejected(p, e, why);
+            else
+                count_unknown(p, e, why[0] ? why : "quantity type not mapped");
             return 0;
         }
     }

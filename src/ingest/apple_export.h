@@ -240,4 +240,17 @@ json_t *apple_export_report_json(const struct apple_export *p);
  */
 int apple_export_date_parse(const char *s, int64_t *ms, int *offset_min);
 
+/*
+ * The content key of a sample without a sync identifier (the version-8 UUID
+ * described under "Deduplication" above), written to out (at least 37
+ * bytes). hk_type is the HealthKit identifier in full
+ * ("HKQuantityTypeIdentifierStepCount"), value the value as text (the
+ * export's attribute; for a category its HKCategoryValue… name), unit and
+ * source as the export writes them ("" when absent). Another path that
+ * receives the same samples (the app's sync, ingest/app_sample.h) derives
+ * its keys here too, so a sync and an import of one sample store it once.
+ */
+void apple_export_content_key(const char *hk_type, int64_t start_ms, int64_t end_ms, const char *value,
+                              const char *unit, const char *source, char *out, size_t cap);
+
 #endif

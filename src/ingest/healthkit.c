@@ -129,6 +129,38 @@ int hk_unit_convert(const char *from, const char *to, double value, double *out)
     return 0;
 }
 
+/* What a single HealthKit sample can physically hold, in the canonical
+ * unit: applied after unit conversion, so 1e308 (or a value the conversion
+ * overflows to inf) is refused whatever unit it came in (#16.9). The bounds
+ * are wide on purpose: they catch garbage, not unusual physiology (a daily
+ * step total, a marathon's energy). */
+static const struct {
+    const char *type;
+    double lo, hi;
+} ranges[] = {
+    {HK_T_STEPS, 0, 200000},           {HK_T_HEART_RATE, 20, 300},        {HK_T_RESTING_HEART_RATE, 20, 300},
+    {HK_T_HRV, 0, 1000},               {HK_T_RESPIRATORY_RATE, 1, 100},   {HK_T_BLOOD_OXYGEN, 0, 100},
+    {HK_T_BODY_TEMPERATURE, 25, 45},   {HK_T_BP_SYSTOLIC, 20, 300},       {HK_T_BP_DIASTOLIC, 10, 250},
+    {HK_T_BLOOD_GLUCOSE, 10, 1500},    {HK_T_ACTIVE_ENERGY, 0, 20000},    {HK_T_BASAL_ENERGY, 0, 20000},
+    {HK_T_DISTANCE, 0, 1000},          {HK_T_FLIGHTS, 0, 10000},          {HK_T_EXERCISE_MINUTES, 0, 2880},
+    {HK_T_VO2MAX, 1, 100},             {HK_T_SLEEP, 0, 2880},             {HK_T_MINDFUL, 0, 2880},
+};
+
+int hk_value_plausible(const char *metric_type, double value, char *err, size_t errlen)
+{
+    if (!isfinite(value)) {
+        snprintf(err, errlen, "value must be a finite number");
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+        if (strcmp(ranges[i].type, metric_type) == 0 && (value < ranges[i].lo || value > ranges[i].hi)) {
+            snprintf(err, errlen, "value is outside what a %s sample can hold (%g to %g in its canonical unit)",
+                     metric_type, ranges[i].lo, ranges[i].hi);
+            return -1;
+        }
+    return 0;
+}
+
 int hk_map_quantity(const char *identifier, const char *unit, double value, struct hk_mapped *out, char *err,
                     size_t errlen)
 {
@@ -160,7 +192,10 @@ int hk_map_quantity(const char *identifier, const char *unit, double value, stru
     }
     out->metric_type = q->type;
     out->unit = q->stored_unit;
-    out->value = (value * u->factor + u->offset) * q->scale;
+    double v = (value * u->factor + u->offset) * q->scale;
+    if (hk_value_plausible(q->type, v, err, errlen) != 0)
+        return -1;
+    out->value = v;
     out->category = NULL;
     return 0;
 }
@@ -191,6 +226,9 @@ int hk_map_category(const char *identifier, const char *value, double duration_m
         return HK_EVALUE;
     }
     const char *id = strip(identifier, CPREFIX);
+    if ((strcmp(id, "SleepAnalysis") == 0 || strcmp(id, "MindfulSession") == 0) &&
+        hk_value_plausible(HK_T_SLEEP, duration_min, err, errlen) != 0)
+        return -1;
     if (strcmp(id, "SleepAnalysis") == 0) {
         for (size_t i = 0; value != NULL && i < sizeof(sleep) / sizeof(sleep[0]); i++)
             if (strcmp(value, sleep[i].code) == 0 || strcmp(value, sleep[i].name) == 0) {

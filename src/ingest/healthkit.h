@@ -56,6 +56,15 @@ int hk_map_quantity(const char *identifier, const char *unit, double value, stru
 int hk_map_category(const char *identifier, const char *value, double duration_min, struct hk_mapped *out,
                     char *err, size_t errlen);
 
+/*
+ * 0 when value (in metric_type's canonical unit) is finite and within what
+ * one sample of that type can hold; -1 with a client-safe reason in err
+ * (the reason names the bounds, never the value). Types without bounds
+ * (workouts) only need to be finite. hk_map_quantity and hk_map_category
+ * apply it after converting.
+ */
+int hk_value_plausible(const char *metric_type, double value, char *err, size_t errlen);
+
 /* Convert a value between two units of the same dimension (both HealthKit
  * unit strings). 0, or HK_EUNIT when either is unknown, they are
  * incompatible, or the value is not finite. */

@@ -124,9 +124,36 @@ static void test_convert(void **state)
     assert_int_equal(hk_unit_convert("furlong", "km", 1, &v), HK_EUNIT);
 }
 
+/* #16.9: ranges apply after conversion: a value that overflows to inf, or
+ * one past what a sample can hold, is refused whatever its unit; the edges
+ * are kept. */
+static void test_ranges_after_conversion(void **state)
+{
+    (void)state;
+    struct hk_mapped m;
+    char err[200];
+    assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierDistanceWalkingRunning", "mi", 1.7e308, &m, err,
+                                     sizeof(err)), -1);
+    assert_non_null(strstr(err, "value"));
+    assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierHeartRate", "count/min", 1e308, &m, err, sizeof(err)),
+                     -1);
+    assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierBodyTemperature", "degF", 1e300, &m, err, sizeof(err)),
+                     -1);
+    assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierHeartRate", "count/min", 300, &m, err, sizeof(err)), 0);
+    assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierHeartRate", "count/min", 300.5, &m, err, sizeof(err)),
+                     -1);
+    assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierBodyTemperature", "degF", 98.6, &m, err, sizeof(err)),
+                     0);
+    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "3", 2880, &m, err, sizeof(err)), 0);
+    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "3", 2881, &m, err, sizeof(err)), -1);
+    assert_int_equal(hk_value_plausible(HK_T_WORKOUT, 1e9, err, sizeof(err)), 0); /* no bound, finite */
+    assert_int_equal(hk_value_plausible(HK_T_WORKOUT, INFINITY, err, sizeof(err)), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ranges_after_conversion),
         cmocka_unit_test(test_quantities),
         cmocka_unit_test(test_quantity_errors),
         cmocka_unit_test(test_categories),
