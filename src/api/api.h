@@ -56,13 +56,30 @@ int api_web_register(struct router *r);                           /* api/web.c: 
 int api_views_register(struct router *r, struct api_ctx *ctx);    /* api/views.c: aggregates for the app */
 
 /* Shared by the areas (api/common.c). */
+/* 1 when user_id names the caller. The one ownership comparison of the API
+ * (case-insensitive); external subjects are auth's to add here. */
+int api_user_is_caller(const struct http_request *req, const char *user_id);
+/* When body's "user_id" is a string naming someone else: answer 403 and
+ * return 1 (run before any validation error is recorded); else 0. */
+int api_body_user_check(struct http_request *req, struct http_response *res, json_t *body);
+/* Lower-case a Clarity identifier (UUID) in place: ids are stored
+ * lower-case and compared case-insensitively. NULL is allowed. */
+void api_id_lower(char *id);
+/* A path parameter, lower-cased when it is a UUID (other identifiers, such
+ * as an identity provider's subject, are kept as sent). NULL when absent. */
+const char *api_id_param(struct http_request *req, const char *name);
 struct store_upload;
 /* Answer a failed call as its problem: the one mapping of a core/err.h code
  * to an RFC 7807 status and type (404, 409, 422, 403, 503 with Retry-After
  * for an outage, else 500). */
 void api_store_failure(struct http_response *res, int rc);
-/* An RFC 3339 string for epoch ms, or null for 0. New reference. */
+/* An RFC 3339 string for epoch ms, or null for 0, in whole seconds
+ * ("2026-12-07T02:58:24Z"): every timestamp Clarity generates goes out this
+ * way (docs/api.md "Rules for clients"). New reference. */
 json_t *api_time_json(int64_t ms);
+/* A sample's own start or end as the client sent it: whole seconds when the
+ * fraction is zero, else with milliseconds (data is never rounded). */
+json_t *api_sample_time_json(int64_t ms);
 /* The processing-status object of an upload. New reference. */
 json_t *api_upload_status_json(const struct store_upload *u, const char *id_name);
 /* Parse ?limit= (1–STORE_PAGE_MAX, default def) and ?cursor=; answers 422
@@ -109,6 +126,12 @@ int api_session_cookie_token(struct http_request *req, struct http_response *res
 int api_session_cookie_value(const char *cookie_header, char *buf, size_t len);
 /* 1 when origin is NULL or is http(s)://host exactly; 0 otherwise. */
 int api_session_origin_ok(const char *origin, const char *host);
+/* The service-status object of /pat/models, /pat/health, /insights/status
+ * and /insights/alerts (ios-app.md): {service, status, model_info:
+ * {model_name, project_id, initialized, capabilities}, timestamp, uptime,
+ * version}; the caller adds its own members. New reference. */
+json_t *api_service_status(struct http_request *req, const char *service, const char *status, const char *model_name,
+                           int initialized, const char *const *capabilities);
 
 /* {page_size, has_next, next_cursor} and {self, next} for a page. */
 void api_page_links(json_t *o, struct http_request *req, size_t n, size_t limit, const struct store_cursor *next,

@@ -976,7 +976,10 @@ static void h_audit(struct http_request *req, struct http_response *res)
         problem_add_error(pr, "/query/user_id", "must be a user id (UUID)");
         return;
     }
-    audit_page(req, res, uid);
+    char lower[40];
+    snprintf(lower, sizeof(lower), "%s", uid);
+    api_id_lower(lower); /* identifiers are case-insensitive in queries too */
+    audit_page(req, res, lower);
 }
 
 int api_auth_register(struct router *r, struct api_ctx *ctx)

@@ -4,11 +4,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/api.h"
 #include "auth/audit.h"
 #include "core/timeutil.h"
+#include "core/uuid.h"
+#include "http/server.h"
 #include "store/store.h"
+
+int api_user_is_caller(const struct http_request *req, const char *user_id)
+{
+    const struct principal *p = access_principal(req);
+    /* Identifiers compare case-insensitively (docs/api.md "Rules for
+     * clients"): the app writes UUIDs upper-case. */
+    return p != NULL && user_id != NULL && strcasecmp(p->user_id, user_id) == 0;
+}
+
+int api_body_user_check(struct http_request *req, struct http_response *res, json_t *body)
+{
+    json_t *v = json_object_get(body, "user_id");
+    /* Checked before any other validation so that the reply is one 403,
+     * never a 403 on top of a 422 under construction (#16.7). A missing or
+     * mistyped user_id is left to the body's validation. */
+    if (!json_is_string(v) || api_user_is_caller(req, json_string_value(v)))
+        return 0;
+    http_respond_problem(res, 403, "authorization-denied", "user_id must be the authenticated caller.");
+    return 1;
+}
+
+const char *api_id_param(struct http_request *req, const char *name)
+{
+    char *v = (char *)http_request_param(req, name); /* the request arena's own copy */
+    if (v != NULL && uuid_is_valid(v))
+        api_id_lower(v);
+    return v;
+}
+
+void api_id_lower(char *id)
+{
+    for (; id != NULL && *id; id++)
+        if (*id >= 'A' && *id <= 'Z')
+            *id = (char)(*id - 'A' + 'a');
+}
 
 /*
  * The one mapping from a code of core/err.h to an RFC 7807 status and type.
@@ -46,7 +84,15 @@ void api_store_failure(struct http_response *res, int rc)
 json_t *api_time_json(int64_t ms)
 {
     char buf[40];
-    return ms != 0 ? json_string(time_format_rfc3339_ms(ms, buf, sizeof(buf))) : json_null();
+    return ms != 0 ? json_string(time_format_rfc3339_s(ms, buf, sizeof(buf))) : json_null();
+}
+
+json_t *api_sample_time_json(int64_t ms)
+{
+    char buf[40];
+    if (ms % 1000 == 0)
+        return json_string(time_format_rfc3339_s(ms, buf, sizeof(buf)));
+    return json_string(time_format_rfc3339_ms(ms, buf, sizeof(buf)));
 }
 
 json_t *api_upload_status_json(const struct store_upload *u, const char *id_name)
@@ -62,6 +108,23 @@ json_t *api_upload_status_json(const struct store_upload *u, const char *id_name
     json_object_set_new(o, "updated_at", api_time_json(u->updated_at_ms ? u->updated_at_ms : u->created_at_ms));
     if (u->error[0] != '\0')
         json_object_set_new(o, "error", json_string(u->error));
+    /* The members the iOS app decodes on its status screens (ios-app.md):
+     * the same counts under its names, errors as strings, and completed_at
+     * only once the upload is finished. */
+    json_object_set_new(o, "processed_samples", json_integer(u->processed_metrics));
+    json_object_set_new(o, "total_samples", json_integer(u->total_metrics));
+    json_t *errs = json_array();
+    if (u->error[0] != '\0')
+        json_array_append_new(errs, json_string(u->error));
+    json_object_set_new(o, "errors", errs);
+    int finished = u->status == STORE_UPLOAD_COMPLETED || u->status == STORE_UPLOAD_FAILED;
+    if (finished)
+        json_object_set_new(o, "completed_at",
+                            api_time_json(u->updated_at_ms ? u->updated_at_ms : u->created_at_ms));
+    json_object_set_new(o, "message", json_string(u->status == STORE_UPLOAD_COMPLETED    ? "Processing completed."
+                                                  : u->status == STORE_UPLOAD_FAILED     ? "Processing failed."
+                                                  : u->status == STORE_UPLOAD_PROCESSING ? "Processing."
+                                                                                         : "Received and queued for processing."));
     return o;
 }
 
@@ -163,4 +226,23 @@ int api_read_outcome(struct http_request *req, struct http_response *res, int rc
     else
         api_store_failure(res, rc);
     return 1;
+}
+
+json_t *api_service_status(struct http_request *req, const char *service, const char *status, const char *model_name,
+                           int initialized, const char *const *capabilities)
+{
+    json_t *caps = json_array();
+    for (const char *const *c = capabilities; c != NULL && *c != NULL; c++)
+        json_array_append_new(caps, json_string(*c));
+    json_t *o = json_object();
+    json_object_set_new(o, "service", json_string(service));
+    json_object_set_new(o, "status", json_string(status));
+    json_object_set_new(o, "model_info", json_pack("{s:s, s:s, s:b, s:o}", "model_name", model_name, "project_id",
+                                                   "clarity", "initialized", initialized, "capabilities", caps));
+    json_object_set_new(o, "timestamp", api_time_json(time_now_ms()));
+    if (req->server != NULL)
+        json_object_set_new(o, "uptime",
+                            json_real((double)(time_now_ms() - http_server_started_ms(req->server)) / 1000.0));
+    json_object_set_new(o, "version", json_string(CLARITY_VERSION));
+    return o;
 }

@@ -25,6 +25,7 @@
 #include "core/limits.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "ingest/app_sample.h"
 #include "ingest/apple_export.h"
 #include "ingest/hk_upload.h"
 #include "ingest/session.h"
@@ -183,6 +184,8 @@ static void h_upload(struct http_request *req, struct http_response *res)
     json_t *body = input_body_object(req, res);
     if (body == NULL)
         return;
+    if (api_body_user_check(req, res, body) != 0)
+        goto done;
     struct input in;
     input_init(&in, res);
     const char *source = NULL, *sync = NULL;
@@ -243,7 +246,7 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
     const char *sync = NULL;
     rctx.unsupported = json_array();
     json_t *body = input_body_object(req, res);
-    if (body == NULL)
+    if (body == NULL || api_body_user_check(req, res, body) != 0)
         goto done;
     struct input in;
     input_init(&in, res);
@@ -269,12 +272,190 @@ done:
     json_decref(body);
 }
 
+/* ---- the iOS app's sync: POST /api/v1/healthkit ----------------------------- */
+
+#define APP_MAX_ERRORS 50
+
+struct app_reply_ctx {
+    size_t unsupported;
+    json_t *errors; /* [String]: samples reported, not stored */
+};
+
+/* The 202 the app decodes: {success, upload_id, processed_samples,
+ * skipped_samples, errors?, message?}. processed = newly stored; skipped =
+ * already stored (a re-sent window) plus unsupported samples. */
+static int app_reply(const void *cbctx, const struct ingest_result *out, int *status, char **body)
+{
+    const struct app_reply_ctx *c = cbctx;
+    json_t *o = json_object();
+    char msg[160];
+    json_object_set_new(o, "success", json_true());
+    json_object_set_new(o, "upload_id", json_string(out->upload_id));
+    json_object_set_new(o, "processed_samples", json_integer((json_int_t)out->stored));
+    json_object_set_new(o, "skipped_samples", json_integer((json_int_t)(out->duplicates + c->unsupported)));
+    if (json_array_size(c->errors) > 0)
+        json_object_set(o, "errors", c->errors);
+    snprintf(msg, sizeof(msg), "Stored %zu new sample%s; %zu already stored%s. Queued for analysis.", out->stored,
+             out->stored == 1 ? "" : "s", out->duplicates, c->unsupported > 0 ? "; some not supported" : "");
+    json_object_set_new(o, "message", json_string(msg));
+    json_object_set_new(o, "status", json_string("queued"));
+    json_object_set_new(o, "timestamp", api_time_json(out->created_ms));
+    return dump_reply(o, 202, status, body);
+}
+
+static void h_app_sync_upload(struct http_request *req, struct http_response *res)
+{
+    static const char *const allowed[] = {"user_id", "samples", "device_info", "timestamp", NULL};
+    const struct principal *p = access_principal(req);
+    struct upload_samples samples = {0};
+    json_t *errors = json_array();
+    json_t *body = input_body_object(req, res);
+    if (body == NULL)
+        goto done;
+    if (api_body_user_check(req, res, body) != 0)
+        goto done;
+    struct input in;
+    input_init(&in, res);
+    input_only(&in, body, "", allowed);
+    input_string(&in, body, "", "user_id", 1, 1, 255);
+    int64_t ts = 0;
+    json_t *tsv = json_object_get(body, "timestamp");
+    if (tsv == NULL || json_is_null(tsv))
+        input_error(&in, "/timestamp", "is required");
+    else if (!json_is_string(tsv) || time_parse_rfc3339(json_string_value(tsv), &ts, NULL) != 0)
+        input_error(&in, "/timestamp", "must be an RFC 3339 date-time, e.g. 2025-06-24T10:00:00Z");
+    json_t *di = json_object_get(body, "device_info");
+    if (di != NULL && !json_is_null(di) && !json_is_object(di))
+        input_error(&in, "/device_info", "must be an object");
+    json_t *arr = json_object_get(body, "samples");
+    if (!json_is_array(arr))
+        input_error(&in, "/samples", arr == NULL ? "is required" : "must be an array");
+    else if (json_array_size(arr) > LIMIT_HEALTHKIT_SAMPLES)
+        input_error(&in, "/samples", "holds %zu samples; at most %d per sync", json_array_size(arr), LIMIT_HEALTHKIT_SAMPLES);
+    if (input_done(&in) != 0)
+        goto done;
+    struct app_reply_ctx rctx = {0, errors};
+    size_t i;
+    json_t *sv;
+    json_array_foreach(arr, i, sv) {
+        struct store_sample *x = upload_samples_add(&samples);
+        struct app_sample_error e;
+        if (x == NULL) {
+            http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
+            goto done;
+        }
+        int rc = app_sample_map(sv, p->user_id, x, &e);
+        if (rc == APP_SAMPLE_OK)
+            continue;
+        samples.n--; /* the slot holds no payload: reuse it */
+        if (rc == APP_SAMPLE_ENOMEM) {
+            http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
+            goto done;
+        }
+        if (rc == APP_SAMPLE_UNSUPPORTED) {
+            rctx.unsupported++;
+            if (json_array_size(errors) < APP_MAX_ERRORS) {
+                char line[300];
+                snprintf(line, sizeof(line), "/samples/%zu%s %s", i, e.member, e.reason);
+                json_array_append_new(errors, json_string(line));
+            }
+            continue;
+        }
+        if (in.c.nerrors < APP_MAX_ERRORS) {
+            char ptr[96];
+            snprintf(ptr, sizeof(ptr), "/samples/%zu%s", i, e.member);
+            input_error(&in, ptr, "%s", e.reason);
+        }
+    }
+    if (input_done(&in) != 0)
+        goto done;
+    /* Stored through the ingest session like every other door: the
+     * uploads row, the samples, the sealed body, the analysis job and the
+     * audit row in one transaction (ingest/session.h). */
+    struct ingest_origin o = {.user_id = p->user_id, .source = "healthkit", .client_ts_ms = ts,
+                              .total_metrics = samples.n + rctx.unsupported, .rejected = rctx.unsupported,
+                              .audit_action = "health_data.create", .request_id = req->request_id,
+                              .client_ip = req->client_ip};
+    ingest_and_reply(req, res, &o, &samples, app_reply, &rctx);
+done:
+    json_decref(errors);
+    upload_samples_free(&samples);
+    json_decref(body);
+}
+
+/* POST /api/v1/healthkit/sync. Clarity cannot pull from HealthKit: the app
+ * pushes its samples (POST /api/v1/healthkit). A "sync" here therefore
+ * starts nothing; it names the caller's newest upload as the sync, whose
+ * status is what GET /healthkit/sync/{sync_id} reports (the nil UUID when
+ * nothing was received yet). docs/api.md "HealthKit sync". */
+#define APP_NO_SYNC "00000000-0000-0000-0000-000000000000"
+
+static void h_app_sync_start(struct http_request *req, struct http_response *res)
+{
+    static const char *const allowed[] = {"user_id", "start_date", "end_date", "data_types", "force_refresh", NULL};
+    struct api_ctx *ctx = req->route_ctx;
+    json_t *body = input_body_object(req, res);
+    struct store_upload *v = NULL;
+    size_t n = 0;
+    if (body == NULL)
+        return;
+    if (api_body_user_check(req, res, body) != 0)
+        goto done;
+    struct input in;
+    input_init(&in, res);
+    input_only(&in, body, "", allowed);
+    static const char *const dates[] = {"start_date", "end_date"};
+    for (int k = 0; k < 2; k++) {
+        json_t *d = json_object_get(body, dates[k]);
+        int64_t ms;
+        char ptr[32];
+        snprintf(ptr, sizeof(ptr), "/%s", dates[k]);
+        if (d != NULL && !json_is_null(d) && (!json_is_string(d) || time_parse_rfc3339(json_string_value(d), &ms, NULL) != 0))
+            input_error(&in, ptr, "must be an RFC 3339 date-time, e.g. 2025-06-24T10:00:00Z");
+    }
+    json_t *dt = json_object_get(body, "data_types");
+    if (dt != NULL && !json_is_null(dt)) {
+        size_t i;
+        json_t *x;
+        int ok = json_is_array(dt) && json_array_size(dt) <= 64;
+        json_array_foreach(dt, i, x) ok = ok && json_is_string(x);
+        if (!ok)
+            input_error(&in, "/data_types", "must be an array of at most 64 strings");
+    }
+    input_bool(&in, body, "", "force_refresh", 0, 0);
+    if (input_done(&in) != 0)
+        goto done;
+    struct store_tx *tx = NULL;
+    struct store_cursor after, next;
+    memset(&after, 0, sizeof(after));
+    int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
+    if (rc == 0)
+        rc = store_upload_list(tx, access_principal(req)->user_id, &after, 1, &v, &n, &next);
+    store_tx_rollback(tx);
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        goto done;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "success", json_true());
+    json_object_set_new(o, "sync_id", json_string(n > 0 ? v[0].id : APP_NO_SYNC));
+    json_object_set_new(o, "status", json_string(n > 0 ? store_upload_status_name(v[0].status) : "completed"));
+    json_object_set_new(o, "estimated_duration", json_real(0));
+    json_object_set_new(o, "message",
+                        json_string("Clarity cannot pull from HealthKit: the app sends its samples with POST "
+                                    "/api/v1/healthkit. This sync is your newest upload; nothing new was started."));
+    http_respond_json(res, 200, o);
+done:
+    free(v);
+    json_decref(body);
+}
+
 /* ---- reads --------------------------------------------------------------- */
 
 static void status_of(struct http_request *req, struct http_response *res, const char *param, const char *id_name)
 {
     struct api_ctx *ctx = req->route_ctx;
-    const char *id = http_request_param(req, param);
+    const char *id = api_id_param(req, param);
     struct store_tx *tx = NULL;
     struct store_upload u;
     if (id == NULL || !uuid_is_valid(id)) {
@@ -300,19 +481,47 @@ static void h_healthkit_status(struct http_request *req, struct http_response *r
     status_of(req, res, "upload_id", "upload_id");
 }
 
+static void h_app_sync_status(struct http_request *req, struct http_response *res)
+{
+    const char *id = api_id_param(req, "sync_id");
+    if (id != NULL && strcmp(id, APP_NO_SYNC) == 0) {
+        /* No upload yet: nothing is pending. */
+        json_t *o = json_pack("{s:s, s:s, s:f, s:i, s:i, s:[], s:s}", "sync_id", APP_NO_SYNC, "status", "completed",
+                              "progress", 1.0, "processed_samples", 0, "total_samples", 0, "errors", "message",
+                              "No samples received yet.");
+        http_respond_json(res, 200, o);
+        return;
+    }
+    status_of(req, res, "sync_id", "sync_id");
+}
+
 static json_t *sample_json(const struct store_sample *s)
 {
     json_t *o = json_object();
     char id[32];
     snprintf(id, sizeof(id), "%lld", (long long)s->id);
     json_object_set_new(o, "id", json_string(id));
+    /* metric_id (a UUID, as the iOS app decodes it): the client's metric_id
+     * or HealthKit uuid when the sample has one, the content key of an
+     * import or app sync, else one made from the row id. */
+    char mid[40];
+    if (strlen(s->hk_uuid) >= 36 && s->hk_uuid[36] != '\0' && s->hk_uuid[36] != ':')
+        mid[0] = '\0';
+    else
+        snprintf(mid, sizeof(mid), "%.36s", s->hk_uuid);
+    if (!uuid_is_valid(mid))
+        snprintf(mid, sizeof(mid), "00000000-0000-8000-8000-%012llx", (unsigned long long)s->id & 0xffffffffffffULL);
+    api_id_lower(mid);
+    json_object_set_new(o, "metric_id", json_string(mid));
     json_object_set_new(o, "metric_type", json_string(s->metric_type));
+    /* When the measurement was taken: samples keep no separate creation time. */
+    json_object_set_new(o, "created_at", api_time_json(s->start_ms));
     json_object_set_new(o, "value", isfinite(s->value) ? json_real(s->value) : json_null());
     if (isfinite(s->value2))
         json_object_set_new(o, "value2", json_real(s->value2));
     json_object_set_new(o, "unit", json_string(s->unit));
-    json_object_set_new(o, "start_date", api_time_json(s->start_ms));
-    json_object_set_new(o, "end_date", api_time_json(s->end_ms));
+    json_object_set_new(o, "start_date", api_sample_time_json(s->start_ms));
+    json_object_set_new(o, "end_date", api_sample_time_json(s->end_ms));
     json_object_set_new(o, "source", json_string(s->source));
     json_object_set_new(o, "device", json_string(s->device));
     json_object_set_new(o, "upload_id", s->upload_id[0] ? json_string(s->upload_id) : json_null());
@@ -413,7 +622,7 @@ static void h_list(struct http_request *req, struct http_response *res)
 static void h_get(struct http_request *req, struct http_response *res)
 {
     struct api_ctx *ctx = req->route_ctx;
-    const char *id = http_request_param(req, "id");
+    const char *id = api_id_param(req, "id");
     if (id == NULL || !uuid_is_valid(id)) {
         http_respond_problem(res, 404, "resource-not-found", "No such upload.");
         return;
@@ -452,7 +661,7 @@ static void h_get(struct http_request *req, struct http_response *res)
 
 static void h_delete(struct http_request *req, struct http_response *res)
 {
-    const char *id = http_request_param(req, "id");
+    const char *id = api_id_param(req, "id");
     if (id == NULL || !uuid_is_valid(id)) {
         http_respond_problem(res, 404, "resource-not-found", "No such upload.");
         return;
@@ -477,11 +686,14 @@ struct export_state {
 static void csv_field(struct buf *b, const char *s)
 {
     /* RFC 4180: quote fields with separators, quotes or line breaks; a
-     * leading =,+,-,@ is prefixed with ' so spreadsheets do not run it. */
-    int quote = strpbrk(s, ",\"\r\n") != NULL;
+     * leading =,+,-,@, tab or carriage return is prefixed with ' so
+     * spreadsheets do not run it (OWASP "CSV Injection": a leading tab or CR
+     * is skipped by some spreadsheets, which then read the formula after
+     * it; #16.9). */
+    int quote = strpbrk(s, ",\"\r\n\t") != NULL;
     if (quote)
         buf_putc(b, '"');
-    if (*s == '=' || *s == '+' || *s == '-' || *s == '@')
+    if (*s == '=' || *s == '+' || *s == '-' || *s == '@' || *s == '\t' || *s == '\r')
         buf_putc(b, '\'');
     for (; *s; s++) {
         if (*s == '"')
@@ -769,6 +981,12 @@ int api_health_data_register(struct router *r, struct api_ctx *ctx)
     rc |= router_add(r, HTTP_DELETE, "/api/v1/health-data/{id}", h_delete, ctx, rd);
     rc |= router_add(r, HTTP_POST, "/api/v1/healthkit/upload", h_healthkit_upload, ctx, up);
     rc |= router_add(r, HTTP_GET, "/api/v1/healthkit/status/{upload_id}", h_healthkit_status, ctx, rd);
+    /* The iOS app's sync (ios-app.md): its upload, the older build's status
+     * path, and the two sync calls. */
+    rc |= router_add(r, HTTP_POST, "/api/v1/healthkit", h_app_sync_upload, ctx, up);
+    rc |= router_add(r, HTTP_GET, "/api/v1/health-data/upload/{upload_id}/status", h_healthkit_status, ctx, rd);
+    rc |= router_add(r, HTTP_POST, "/api/v1/healthkit/sync", h_app_sync_start, ctx, rd);
+    rc |= router_add(r, HTTP_GET, "/api/v1/healthkit/sync/{sync_id}", h_app_sync_status, ctx, rd);
     import_ops.max_bytes = ctx->cfg != NULL ? (size_t)ctx->cfg->max_import_bytes : 0;
     rc |= router_add_streaming(r, HTTP_POST, "/api/v1/healthkit/import", &import_ops, ctx, up);
     return rc != 0 ? -1 : 0;

@@ -68,6 +68,12 @@ const char *input_string(struct input *in, json_t *obj, const char *prefix, cons
     return check_string(&in->c, obj, prefix, name, required, min, max);
 }
 
+const char *input_bytes(struct input *in, json_t *obj, const char *prefix, const char *name, int required,
+                        size_t min, size_t max)
+{
+    return check_bytes(&in->c, obj, prefix, name, required, min, max);
+}
+
 int input_bool(struct input *in, json_t *obj, const char *prefix, const char *name, int required, int def)
 {
     return check_bool(&in->c, obj, prefix, name, required, def);

@@ -3,7 +3,8 @@
  *
  * Every check records a field error (JSON Pointer + message) on the problem
  * instead of stopping, so a client learns every mistake at once; the handler
- * answers 422 when any was recorded. Unknown members are errors too.
+ * answers 422 when any was recorded. Unknown members are ignored; a body
+ * with no known member at all is an error.
  */
 #ifndef CLARITY_API_INPUT_H
 #define CLARITY_API_INPUT_H
@@ -32,7 +33,9 @@ struct input {
 void input_init(struct input *in, struct http_response *res);
 void input_error(struct input *in, const char *pointer, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Reject members of obj not named in `allowed` (NULL-terminated). */
+/* Members of obj not named in `allowed` (NULL-terminated) are ignored; at
+ * the top level (prefix "" or NULL) an object with none of them (empty, or
+ * only unknown members) records an error at "". */
 void input_only(struct input *in, json_t *obj, const char *prefix, const char *const *allowed);
 
 /*
@@ -41,6 +44,16 @@ void input_only(struct input *in, json_t *obj, const char *prefix, const char *c
  */
 const char *input_string(struct input *in, json_t *obj, const char *prefix, const char *name, int required,
                          size_t min, size_t max);
+/*
+ * A string member of [min, max] BYTES of UTF-8: for text stored in a
+ * column of fixed size (source, device, upload_source, sync_token…), so
+ * that what is accepted always fits and is never cut (a cut could split a
+ * character: SQLite then kept bytes no JSON reply could carry, PostgreSQL
+ * refused them; #16.8). Free text (names, context) is limited in
+ * characters by input_string. Returns as input_string does.
+ */
+const char *input_bytes(struct input *in, json_t *obj, const char *prefix, const char *name, int required,
+                        size_t min, size_t max);
 /* A boolean member; returns 0/1, or `def` when absent and optional. */
 int input_bool(struct input *in, json_t *obj, const char *prefix, const char *name, int required, int def);
 

@@ -22,7 +22,7 @@
 static json_t *now_string(void)
 {
     char ts[40];
-    return json_string(time_format_rfc3339_ms(time_now_ms(), ts, sizeof(ts)));
+    return json_string(time_format_rfc3339_s(time_now_ms(), ts, sizeof(ts)));
 }
 
 /*

@@ -23,7 +23,7 @@ static char *dump(json_t *o)
 static json_t *now_json(void)
 {
     char ts[40];
-    time_format_rfc3339_ms(time_now_ms(), ts, sizeof(ts));
+    time_format_rfc3339_s(time_now_ms(), ts, sizeof(ts)); /* whole seconds (docs/api.md) */
     return json_string(ts);
 }
 
@@ -134,7 +134,7 @@ char *chat_render_insight(const struct store_insight *in)
 {
     json_t *body = in->body != NULL ? json_loads(in->body, 0, NULL) : NULL;
     char ts[40];
-    time_format_rfc3339_ms(in->created_at_ms, ts, sizeof(ts));
+    time_format_rfc3339_s(in->created_at_ms, ts, sizeof(ts));
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:s}", "type", "insight", "source", "pipeline",
                           "insight_id", in->id, "user_id", in->user_id, "narrative",
                           in->narrative != NULL ? in->narrative : "", "generator", in->generator,

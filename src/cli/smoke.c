@@ -626,7 +626,7 @@ static void check_insight(struct smoke *s)
     request(s, "GET", path, NULL, s->token, NULL, &r);
     json_t *j = body_object(&r);
     json_t *data = j != NULL ? json_object_get(j, "data") : NULL;
-    json_t *list = json_is_array(data) ? data : json_object_get(data, "insights");
+    json_t *list = json_object_get(data, "insights"); /* {success, data: {insights: [...]}} (docs/api.md) */
     if (r.status == 200 && json_array_size(list) > 0) {
         add_check(s, "insight", 1, r.ms, "insight history has an entry");
     } else if (r.status == 200) {

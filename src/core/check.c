@@ -46,19 +46,23 @@ void check_pointer(char *out, size_t outlen, const char *prefix, const char *nam
 
 void check_only(struct check *c, json_t *obj, const char *prefix, const char *const *allowed)
 {
+    /* Unknown members are ignored (clients in the field send members of
+     * their own: docs/api.md "Rules for clients"); known ones are validated
+     * by the caller. An object holding no known member at all is still
+     * refused: at the top level it is not this request. */
     const char *key;
     json_t *v;
+    size_t known = 0;
     json_object_foreach(obj, key, v) {
-        int ok = 0;
         for (const char *const *a = allowed; *a != NULL; a++)
-            if (strcmp(*a, key) == 0)
-                ok = 1;
-        if (!ok) {
-            char ptr[256];
-            check_pointer(ptr, sizeof(ptr), prefix, key);
-            check_error(c, ptr, "unknown field");
-        }
+            if (strcmp(*a, key) == 0) {
+                known++;
+                break;
+            }
     }
+    if ((prefix == NULL || prefix[0] == '\0') && known == 0)
+        check_error(c, "", json_object_size(obj) == 0 ? "must not be empty"
+                                                       : "holds none of the members this request takes");
 }
 
 static size_t utf8_chars(const char *s)
@@ -116,4 +120,32 @@ int check_bool(struct check *c, json_t *obj, const char *prefix, const char *nam
         return def;
     }
     return json_is_true(v);
+}
+
+const char *check_bytes(struct check *c, json_t *obj, const char *prefix, const char *name, int required,
+                        size_t min, size_t max)
+{
+    char ptr[256];
+    check_pointer(ptr, sizeof(ptr), prefix, name);
+    json_t *v = json_object_get(obj, name);
+    if (v == NULL || json_is_null(v)) {
+        if (required)
+            check_error(c, ptr, "is required");
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        check_error(c, ptr, "must be a string");
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (strlen(s) != n) {
+        check_error(c, ptr, "must not contain NUL characters");
+        return NULL;
+    }
+    if (n < min || n > max) {
+        check_error(c, ptr, "must be %zu to %zu bytes of UTF-8", min, max);
+        return NULL;
+    }
+    return s;
 }

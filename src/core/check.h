@@ -32,7 +32,10 @@ void check_error(struct check *c, const char *pointer, const char *fmt, ...) __a
 /* The JSON Pointer of member name under prefix, escaped per RFC 6901 §3. */
 void check_pointer(char *out, size_t outlen, const char *prefix, const char *name);
 
-/* Reject members of obj not named in `allowed` (NULL-terminated). */
+/* Members of obj not named in `allowed` (NULL-terminated) are ignored
+ * (docs/api.md "Rules for clients"); at the top level (prefix "" or NULL) an
+ * object with none of them (empty, or only unknown members) records an
+ * error at "". */
 void check_only(struct check *c, json_t *obj, const char *prefix, const char *const *allowed);
 
 /*
@@ -41,6 +44,14 @@ void check_only(struct check *c, json_t *obj, const char *prefix, const char *co
  */
 const char *check_string(struct check *c, json_t *obj, const char *prefix, const char *name, int required,
                          size_t min, size_t max);
+
+/*
+ * A string member of [min, max] BYTES of UTF-8: for text stored in a
+ * column of fixed size (source, device, upload_source, sync_token…), so
+ * that what is accepted always fits and is never cut (#16.8).
+ */
+const char *check_bytes(struct check *c, json_t *obj, const char *prefix, const char *name, int required,
+                        size_t min, size_t max);
 
 /* A boolean member; returns 0/1, or `def` when absent and optional. */
 int check_bool(struct check *c, json_t *obj, const char *prefix, const char *name, int required, int def);

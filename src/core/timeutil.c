@@ -42,6 +42,20 @@ static void put_digits(char *p, int v, int n)
     }
 }
 
+char *time_format_rfc3339_s(int64_t ms, char *out, size_t size)
+{
+    char full[40];
+    time_format_rfc3339_ms(ms, full, sizeof(full));
+    /* "YYYY-MM-DDTHH:MM:SS.mmmZ": keep up to the seconds, then 'Z'. */
+    char *dot = strrchr(full, '.');
+    if (dot != NULL) {
+        dot[0] = 'Z';
+        dot[1] = '\0';
+    }
+    snprintf(out, size, "%s", full);
+    return out;
+}
+
 char *time_format_rfc3339_ms(int64_t ms, char *out, size_t size)
 {
     int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;

@@ -16,6 +16,13 @@ uint64_t time_mono_ns(void);
  * out must hold at least 25 bytes; returns out. */
 char *time_format_rfc3339_ms(int64_t ms, char *out, size_t size);
 
+/* Format epoch milliseconds as "2026-11-27T04:15:47Z" (UTC), the fraction
+ * dropped (truncated toward the earlier second): what the API sends for
+ * every timestamp Clarity generates, because Foundation's .iso8601 date
+ * decoder (iOS 17/18) rejects fractional seconds. out must hold at least 21
+ * bytes; returns out. */
+char *time_format_rfc3339_s(int64_t ms, char *out, size_t size);
+
 /*
  * Parse an RFC 3339 date-time ("2026-11-27T04:15:47Z", optional fraction of up
  * to 9 digits, offset "Z" or "+hh:mm"/"-hh:mm"; 't'/'z' and a space for 'T'

@@ -42,9 +42,9 @@ static int hk_common(struct hk_ctx *c, json_t *s, const char *ptr, int64_t *star
 {
     char p[160];
     int before = c->in->nerrors;
-    *uuid = check_string(c->in, s, ptr, "uuid", 0, 1, 63);
-    *source = check_string(c->in, s, ptr, "source_name", 0, 0, 127);
-    *device = check_string(c->in, s, ptr, "device", 0, 0, 127);
+    *uuid = check_bytes(c->in, s, ptr, "uuid", 0, 1, 63);
+    *source = check_bytes(c->in, s, ptr, "source_name", 0, 0, 127);
+    *device = check_bytes(c->in, s, ptr, "device", 0, 0, 127);
     json_t *meta = json_object_get(s, "metadata");
     if (meta != NULL && !json_is_object(meta) && !json_is_null(meta)) {
         snprintf(p, sizeof(p), "%s/metadata", ptr);
@@ -201,11 +201,17 @@ static void hk_workout(struct hk_ctx *c, json_t *s, const char *ptr)
     const char *uuid, *source, *device;
     char p[160];
     static const char *const nums[] = {"total_energy_burned", "total_distance", "duration"};
+    /* The same bounds as the samples of these quantities (#16.9). */
+    static const char *const as[] = {HK_T_ACTIVE_ENERGY, HK_T_DISTANCE, HK_T_EXERCISE_MINUTES};
     for (size_t i = 0; i < 3; i++) {
         json_t *v = json_object_get(s, nums[i]);
-        if (v != NULL && !json_is_null(v) && (!json_is_number(v) || json_number_value(v) < 0)) {
+        char why[200];
+        if (v != NULL && !json_is_null(v) &&
+            (!json_is_number(v) || json_number_value(v) < 0 ||
+             hk_value_plausible(as[i], json_number_value(v), why, sizeof(why)) != 0)) {
             snprintf(p, sizeof(p), "%s/%s", ptr, nums[i]);
-            check_error(c->in, p, "must be a non-negative number (kcal, km, minutes)");
+            check_error(c->in, p, "must be a non-negative number (kcal, km, minutes) within what one workout can "
+                                  "hold (20000 kcal, 1000 km, 2880 min)");
         }
     }
     if (hk_common(c, s, ptr, &start, &end, &offset, &uuid, &source, &device) != 0)
@@ -272,7 +278,7 @@ int hk_upload_parse(json_t *body, const char *user_id, struct check *c, struct u
     if (uid != NULL && strcasecmp(uid, user_id) != 0)
         return INGEST_EOWNER;
     check_only(c, body, "", allowed);
-    *sync_out = check_string(c, body, "", "sync_token", 0, 1, LIMIT_SYNC_TOKEN);
+    *sync_out = check_bytes(c, body, "", "sync_token", 0, 1, LIMIT_SYNC_TOKEN);
     size_t n[4] = {0}, total = 0;
     for (int k = 0; k < 4; k++) {
         json_t *arr = json_object_get(body, lists[k]);

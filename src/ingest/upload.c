@@ -148,20 +148,21 @@ static double number(struct check *in, json_t *obj, const char *ptr, const struc
 static void fields(struct check *in, json_t *obj, const char *ptr, const struct field *fs, size_t nf,
                    const char *const *extra, double *vals)
 {
+    /* Unknown members are ignored (docs/api.md "Rules for clients"); an
+     * object of nothing but unknown members is still an error. */
     const char *key;
     json_t *v;
+    size_t nknown = 0;
     json_object_foreach(obj, key, v) {
         int known = 0;
         for (size_t i = 0; i < nf; i++)
             known |= strcmp(fs[i].name, key) == 0;
         for (const char *const *e = extra; e != NULL && *e != NULL; e++)
             known |= strcmp(*e, key) == 0;
-        if (!known) {
-            char p[256];
-            snprintf(p, sizeof(p), "%s/%.64s", ptr, key);
-            check_error(in, p, "unknown field");
-        }
+        nknown += known != 0;
     }
+    if (nknown == 0 && json_object_size(obj) > 0)
+        check_error(in, ptr, "holds none of the members this object takes");
     for (size_t i = 0; i < nf; i++)
         vals[i] = number(in, obj, ptr, &fs[i]);
 }
@@ -226,7 +227,7 @@ static void parse_metric(struct check *in, json_t *m, const char *ptr, const cha
         else
             json_object_set_new(seen_ids, metric_id, json_true());
     }
-    const char *device = check_string(in, m, ptr, "device_id", 0, 1, 128);
+    const char *device = check_bytes(in, m, ptr, "device_id", 0, 1, 127);
     json_t *meta = json_object_get(m, "metadata");
     if (meta != NULL && !json_is_object(meta) && !json_is_null(meta)) {
         snprintf(p, sizeof(p), "%s/metadata", ptr);
@@ -428,8 +429,9 @@ int upload_parse_health_data(json_t *body, const char *user_id, size_t max_metri
     if (uid != NULL && strcasecmp(uid, user_id) != 0)
         return INGEST_EOWNER;
     check_only(in, body, "", allowed);
-    *source_out = check_string(in, body, "", "upload_source", 1, 1, 64);
-    *sync_out = check_string(in, body, "", "sync_token", 0, 1, LIMIT_SYNC_TOKEN);
+    /* Stored in columns of fixed size: limits in bytes (#16.8). */
+    *source_out = check_bytes(in, body, "", "upload_source", 1, 1, 63);
+    *sync_out = check_bytes(in, body, "", "sync_token", 0, 1, LIMIT_SYNC_TOKEN);
     *client_ts_ms = time_now_ms();
     json_t *ct = json_object_get(body, "client_timestamp");
     if (ct == NULL || json_is_null(ct))

@@ -855,7 +855,7 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
     json_object_set_new(res, "schema_version", json_integer(COMPUTE_RESULT_VERSION));
     json_t *win = json_pack("{s:s, s:s, s:I}", "start_local", a, "end_local", b, "minutes", (json_int_t)nw);
     if (win != NULL && w->end_utc_ms != 0) {
-        json_object_set_new(win, "end_utc", json_string(time_format_rfc3339_ms(w->end_utc_ms, tbuf, sizeof(tbuf))));
+        json_object_set_new(win, "end_utc", json_string(time_format_rfc3339_s(w->end_utc_ms, tbuf, sizeof(tbuf))));
         json_object_set_new(win, "utc_offset_min", json_integer(w->end_offset_min));
     }
     if (win != NULL && w->history_min > 0)

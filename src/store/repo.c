@@ -1039,6 +1039,21 @@ void store_sample_list_free(struct store_sample *v, size_t n)
     free(v);
 }
 
+int store_insight_count(struct store_tx *tx, const char *user_id, int64_t *count)
+{
+    static const char sql[] = "SELECT COUNT(*) FROM insights WHERE user_id = ?1";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    if ((rc = step_one(tx, s)) != 0)
+        return rc;
+    *count = db_col_int64(s, 0);
+    db_stmt_reset(s);
+    return 0;
+}
+
 int store_sample_count(struct store_tx *tx, const char *user_id, const char *upload_id,
                        int64_t *count)
 {

@@ -519,6 +519,8 @@ int store_insight_update(struct store_tx *tx, const struct store_insight *i);
 int store_insight_list(struct store_tx *tx, const char *user_id, const char *insight_type,
                        const struct store_cursor *after, size_t limit, struct store_insight **out,
                        size_t *n, struct store_cursor *next);
+/* How many insights user_id has (the history's total_count). */
+int store_insight_count(struct store_tx *tx, const char *user_id, int64_t *count);
 void store_insight_clear(struct store_insight *i);
 void store_insight_list_free(struct store_insight *v, size_t n);
 

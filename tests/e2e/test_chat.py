@@ -812,8 +812,7 @@ class ChatPipeline(unittest.TestCase):
             self.assertEqual(msg["user_id"], c.user_id)
             self.assertTrue(msg["narrative"])
             status, _, hist = c.call("GET", "/api/v1/insights/history/" + c.user_id)
-            self.assertEqual(msg["insight_id"], hist["data"][0]["insight_id"] if "data" in hist else
-                             hist["insights"][0]["insight_id"])
+            self.assertEqual(msg["insight_id"], hist["data"]["insights"][0]["insight_id"])
             # Free text is now answered from the stored analysis.
             for q, intent in (("how did I sleep", "sleep"), ("how active was I", "activity"),
                               ("what about my heart", "heart"), ("what should I change?", "change"),
@@ -904,7 +903,7 @@ class ChatLLM(unittest.TestCase):
             raw = json.dumps(body)
             _, _, hist = c.call("GET", "/api/v1/insights/history/" + c.user_id)
             for secret in [c.user_id, c.email, uid, "Apple Watch", "Watch6,1",
-                           hist["data"][0]["insight_id"], hist["data"][0]["analysis_id"]]:
+                           hist["data"]["insights"][0]["insight_id"], hist["data"]["insights"][0]["analysis_id"]]:
                 self.assertNotIn(secret, raw)
             for smp in q + cat:
                 self.assertNotIn(smp["uuid"], raw)

@@ -144,6 +144,9 @@ class HealthData(unittest.TestCase):
         P = "/metrics/0"
         inside = [
             hr(30), hr(300),
+            # Unknown members are ignored, known ones still validated (docs/api.md).
+            hr(70, colour="red"),
+            {"metric_type": "heart_rate", "biometric_data": {"heart_rate": 70, "pulse": 3}},
             {"metric_type": "heart_rate_variability", "biometric_data": {"heart_rate_variability": 0}},
             {"metric_type": "heart_rate_variability", "biometric_data": {"heart_rate_variability": 200}},
             {"metric_type": "blood_pressure", "biometric_data": {"blood_pressure_systolic": 250,
@@ -204,14 +207,12 @@ class HealthData(unittest.TestCase):
             ({"metric_type": "heart_rate"}, P + "/biometric_data"),
             ({"metric_type": "heart_rate", "biometric_data": {"heart_rate": 70}, "sleep_data": {}},
              P + "/sleep_data"),
-            ({"metric_type": "heart_rate", "biometric_data": {"heart_rate": 70, "pulse": 3}},
-             P + "/biometric_data/pulse"),
+            ({"metric_type": "heart_rate", "biometric_data": {"pulse": 3}}, P + "/biometric_data"),
             ({"metric_type": "pulse_rate", "biometric_data": {"heart_rate": 70}}, P + "/metric_type"),
             (hr(70, start_date="yesterday"), P + "/start_date"),
             (hr(70, start_date="2026-11-20T08:00:00"), P + "/start_date"),
             (hr(70, start_date="2026-11-20T09:00:00Z", end_date="2026-11-20T08:00:00Z"), P + "/end_date"),
             (hr(70, metric_id="not-a-uuid-not-a-uuid-not-a-uuid-123"), P + "/metric_id"),
-            (hr(70, colour="red"), P + "/colour"),
             ({"metric_type": "activity_level", "activity_data": {"steps": 100001}}, P + "/activity_data/steps"),
             ({"metric_type": "activity_level", "activity_data": {"steps": -1}}, P + "/activity_data/steps"),
             ({"metric_type": "activity_level", "activity_data": {"distance": 100.5}}, P + "/activity_data/distance"),
@@ -436,7 +437,7 @@ class HealthData(unittest.TestCase):
         self.assertEqual(by["sleep_stage"]["data"]["category"], "asleep_core")
         self.assertAlmostEqual(by["sleep_stage"]["value"], 90.0)
         self.assertEqual(by["heart_rate"]["data"]["tz_offset_min"], -300)
-        self.assertEqual(by["heart_rate"]["start_date"], "2026-11-20T12:00:00.000Z")
+        self.assertEqual(by["heart_rate"]["start_date"], "2026-11-20T12:00:00Z")
         self.assertEqual(by["workout"]["data"]["activity_type"], "HKWorkoutActivityTypeRunning")
 
         # The same sync again changes nothing; an overlapping one stores only what is new.

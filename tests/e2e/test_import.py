@@ -62,10 +62,10 @@ class Import(unittest.TestCase):
         self.assertEqual(st["upload_source"], "apple_health_export")
         _, _, page = c.call("GET", "/api/v1/health-data?data_type=heart_rate")
         self.assertEqual(sorted(s["value"] for s in page["data"]), [61, 63])
-        self.assertEqual(page["data"][0]["start_date"], "2026-11-20T12:05:00.000Z")
+        self.assertEqual(page["data"][0]["start_date"], "2026-11-20T12:05:00Z")
         self.assertEqual(page["data"][0]["data"]["tz_offset_min"], -300)
         _, _, page = c.call("GET", "/api/v1/health-data?data_type=steps")
-        self.assertEqual(page["data"][0]["start_date"], "2026-11-20T07:00:00.000Z")
+        self.assertEqual(page["data"][0]["start_date"], "2026-11-20T07:00:00Z")
 
         # The same export zipped, as the Health app writes it: nothing new.
         buf = io.BytesIO()

@@ -179,7 +179,7 @@ class Pipeline(unittest.TestCase):
 
         status, _, hist = c.call("GET", "/api/v1/insights/history/" + c.user_id)
         self.assertEqual(status, 200, hist)
-        ins = [i for i in hist["data"] if i["analysis_id"]]
+        ins = [i for i in hist["data"]["insights"] if i["analysis_id"]]
         self.assertGreaterEqual(len(ins), 1)
         insight = ins[0]
         self.assertEqual(insight["generator"], "builtin")
@@ -204,10 +204,15 @@ class Pipeline(unittest.TestCase):
         cited = set(insight["grounded_metrics"])
         self.assertIn("healthkit_sleep.total_sleep_mean_min", cited)
         self.assertIn("circadian.interdaily_stability", cited)
-        for k in insight["key_insights"]:
+        # key_insights/recommendations are texts (what the iOS app decodes);
+        # the cited detail is under insight_details.
+        detail = insight["insight_details"]
+        self.assertEqual([k["text"] for k in detail["key_insights"]], insight["key_insights"])
+        self.assertEqual(insight["key_insights_count"], len(insight["key_insights"]))
+        for k in detail["key_insights"]:
             self.assertIn(k["metric"], cited)
             self.assertTrue(k["text"])
-        text = (insight["narrative"] + " ".join(r["text"] for r in insight["recommendations"])).lower()
+        text = (insight["narrative"] + " ".join(insight["recommendations"])).lower()
         for word in ("diagnos", "disorder", "disease", "insomnia", "apnea"):
             self.assertNotIn(word, text)
 
@@ -232,7 +237,7 @@ class Pipeline(unittest.TestCase):
         self.assertEqual(status, 200, gen)
         self.assertTrue(gen["success"])
         self.assertEqual(gen["data"]["generator"], "builtin")
-        self.assertTrue(all(k["category"] == "sleep" for k in gen["data"]["key_insights"]))
+        self.assertTrue(all(k["category"] == "sleep" for k in gen["data"]["insight_details"]["key_insights"]))
         self.assertIn("processing_time_ms", gen["metadata"])
         self.assertEqual(self.b.call("POST", "/api/v1/insights/generate",
                                      {"analysis_id": insight["analysis_id"]})[0], 404)
@@ -517,7 +522,7 @@ class LLMProvider(unittest.TestCase):
             st = wait_status(c, uid, ("completed", "failed"))
             self.assertEqual(st["status"], "completed", st)
             _, _, hist = c.call("GET", "/api/v1/insights/history/" + c.user_id)
-            ins = hist["data"][0]
+            ins = hist["data"]["insights"][0]
             self.assertEqual(ins["generator"], "openai_compatible")
             self.assertEqual(ins["narrative"], "Model summary.")
             self.assertEqual(ins["grounded_metrics"], ["healthkit_sleep.total_sleep_mean_min"])
@@ -581,8 +586,8 @@ class PostgresScaleOut(unittest.TestCase):
                 self.assertEqual(st["status"], "completed", st)
                 status, _, hist = c.call("GET", "/api/v1/insights/history/" + c.user_id)
                 self.assertEqual(status, 200, hist)
-                self.assertEqual(len(hist["data"]), 1, hist)  # exactly one insight per upload
-                status, _, an = c.call("GET", "/api/v1/pat/analysis/" + hist["data"][0]["analysis_id"])
+                self.assertEqual(len(hist["data"]["insights"]), 1, hist)  # exactly one insight per upload
+                status, _, an = c.call("GET", "/api/v1/pat/analysis/" + hist["data"]["insights"][0]["analysis_id"])
                 self.assertEqual(status, 200, an)
                 self.assertEqual(an["upload_id"], uid)
                 self.assertIsNotNone(an["result"]["circadian"]["interdaily_stability"]["value"])

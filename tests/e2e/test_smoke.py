@@ -311,7 +311,7 @@ class SmokeFailures(unittest.TestCase):
             "/api/v1/auth/me": (200, {"user_id": uid, "email": "x@example.com"}, {}),
             "/api/v1/healthkit/upload": (202, {"upload_id": up, "status": "queued"}, {}),
             "/api/v1/healthkit/status/" + up: (200, {"status": "completed"}, {}),
-            "/api/v1/insights/history/%s?limit=1" % uid: (200, {"data": [{"insight_id": "i"}]}, {}),
+            "/api/v1/insights/history/%s?limit=1" % uid: (200, {"data": {"insights": [{"id": "i"}]}}, {}),
             "/api/v1/health-data/" + up: (200, {}, {}),
         })
         fake = Fake(routes)
