@@ -25,7 +25,7 @@
 #include "core/limits.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
-#include "ingest/app_sample.h"
+#include "ingest/app_sync.h"
 #include "ingest/apple_export.h"
 #include "ingest/hk_upload.h"
 #include "ingest/session.h"
@@ -184,8 +184,6 @@ static void h_upload(struct http_request *req, struct http_response *res)
     json_t *body = input_body_object(req, res);
     if (body == NULL)
         return;
-    if (api_body_user_check(req, res, body) != 0)
-        goto done;
     struct input in;
     input_init(&in, res);
     const char *source = NULL, *sync = NULL;
@@ -246,7 +244,7 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
     const char *sync = NULL;
     rctx.unsupported = json_array();
     json_t *body = input_body_object(req, res);
-    if (body == NULL || api_body_user_check(req, res, body) != 0)
+    if (body == NULL)
         goto done;
     struct input in;
     input_init(&in, res);
@@ -273,8 +271,6 @@ done:
 }
 
 /* ---- the iOS app's sync: POST /api/v1/healthkit ----------------------------- */
-
-#define APP_MAX_ERRORS 50
 
 struct app_reply_ctx {
     size_t unsupported;
@@ -305,70 +301,25 @@ static int app_reply(const void *cbctx, const struct ingest_result *out, int *st
 
 static void h_app_sync_upload(struct http_request *req, struct http_response *res)
 {
-    static const char *const allowed[] = {"user_id", "samples", "device_info", "timestamp", NULL};
     const struct principal *p = access_principal(req);
     struct upload_samples samples = {0};
     json_t *errors = json_array();
     json_t *body = input_body_object(req, res);
     if (body == NULL)
         goto done;
-    if (api_body_user_check(req, res, body) != 0)
-        goto done;
     struct input in;
     input_init(&in, res);
-    input_only(&in, body, "", allowed);
-    input_string(&in, body, "", "user_id", 1, 1, 255);
-    int64_t ts = 0;
-    json_t *tsv = json_object_get(body, "timestamp");
-    if (tsv == NULL || json_is_null(tsv))
-        input_error(&in, "/timestamp", "is required");
-    else if (!json_is_string(tsv) || time_parse_rfc3339(json_string_value(tsv), &ts, NULL) != 0)
-        input_error(&in, "/timestamp", "must be an RFC 3339 date-time, e.g. 2025-06-24T10:00:00Z");
-    json_t *di = json_object_get(body, "device_info");
-    if (di != NULL && !json_is_null(di) && !json_is_object(di))
-        input_error(&in, "/device_info", "must be an object");
-    json_t *arr = json_object_get(body, "samples");
-    if (!json_is_array(arr))
-        input_error(&in, "/samples", arr == NULL ? "is required" : "must be an array");
-    else if (json_array_size(arr) > LIMIT_HEALTHKIT_SAMPLES)
-        input_error(&in, "/samples", "holds %zu samples; at most %d per sync", json_array_size(arr), LIMIT_HEALTHKIT_SAMPLES);
-    if (input_done(&in) != 0)
-        goto done;
     struct app_reply_ctx rctx = {0, errors};
-    size_t i;
-    json_t *sv;
-    json_array_foreach(arr, i, sv) {
-        struct store_sample *x = upload_samples_add(&samples);
-        struct app_sample_error e;
-        if (x == NULL) {
-            http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
-            goto done;
-        }
-        int rc = app_sample_map(sv, p->user_id, x, &e);
-        if (rc == APP_SAMPLE_OK)
-            continue;
-        samples.n--; /* the slot holds no payload: reuse it */
-        if (rc == APP_SAMPLE_ENOMEM) {
-            http_respond_problem(res, 503, "service-unavailable", "Out of memory; retry later.");
-            goto done;
-        }
-        if (rc == APP_SAMPLE_UNSUPPORTED) {
-            rctx.unsupported++;
-            if (json_array_size(errors) < APP_MAX_ERRORS) {
-                char line[300];
-                snprintf(line, sizeof(line), "/samples/%zu%s %s", i, e.member, e.reason);
-                json_array_append_new(errors, json_string(line));
-            }
-            continue;
-        }
-        if (in.c.nerrors < APP_MAX_ERRORS) {
-            char ptr[96];
-            snprintf(ptr, sizeof(ptr), "/samples/%zu%s", i, e.member);
-            input_error(&in, ptr, "%s", e.reason);
-        }
-    }
-    if (input_done(&in) != 0)
+    int64_t ts = 0;
+    int rc = app_sync_parse(body, p->user_id, &in.c, &samples, errors, &rctx.unsupported, &ts);
+    if (rc == INGEST_EINVALID) {
+        input_done(&in);
         goto done;
+    }
+    if (rc != 0) {
+        api_store_failure(res, rc); /* 403 for another user, else the server's failure */
+        goto done;
+    }
     /* Stored through the ingest session like every other door: the
      * uploads row, the samples, the sealed body, the analysis job and the
      * audit row in one transaction (ingest/session.h). */

@@ -19,7 +19,10 @@
 
 #include <jansson.h>
 
+#include "core/check.h"
+#include "core/err.h"
 #include "ingest/app_sample.h"
+#include "ingest/app_sync.h"
 #include "ingest/healthkit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -72,12 +75,50 @@ static void one(json_t *sample)
     free(b.payload);
 }
 
+static void record(void *ctx, const char *pointer, const char *message)
+{
+    (void)ctx;
+    if (pointer == NULL || message == NULL || message[0] == '\0')
+        abort();
+}
+
+/* The whole body: outcome and samples consistent with the recorded errors. */
+static void body(json_t *doc)
+{
+    struct check c;
+    check_init(&c, record, NULL);
+    struct upload_samples out = {0};
+    json_t *errors = json_array();
+    size_t unsupported = 0;
+    int64_t ts = 0;
+    int rc = app_sync_parse(doc, "0190f0d8-5b3c-7cc0-8000-000000000001", &c, &out, errors, &unsupported, &ts);
+    if (rc == 0) {
+        if (c.nerrors != 0 || json_array_size(errors) > unsupported)
+            abort();
+        for (size_t i = 0; i < out.n; i++)
+            if (out.v[i].payload == NULL || strlen(out.v[i].hk_uuid) != 36)
+                abort();
+    } else if (rc == INGEST_EINVALID) {
+        if (c.nerrors == 0)
+            abort();
+    } else if (rc == INGEST_EOWNER) {
+        if (!json_is_string(json_object_get(doc, "user_id")) || c.nerrors != 0)
+            abort();
+    } else if (rc != INGEST_ENOMEM) {
+        abort();
+    }
+    json_decref(errors);
+    upload_samples_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t je;
     json_t *doc = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
     if (doc == NULL)
         return 0;
+    if (json_is_object(doc))
+        body(doc);
     json_t *samples = json_object_get(doc, "samples");
     if (json_is_array(samples)) {
         size_t i;
