@@ -280,6 +280,9 @@ class AppContract:
                                    "end_date": "2025-06-24T00:00:00Z", "data_types": ["stepCount"],
                                    "force_refresh": False}), SYNC_START, app=app)
         self.decode(app.call("GET", "/api/v1/healthkit/sync/" + st["sync_id"]), SYNC_STATUS, app=app)
+        # A sync with nothing new in HealthKit: a valid sync that stores nothing.
+        empty = self.decode(app.call("POST", "/api/v1/healthkit", sync_body(app, [])), HK_UPLOAD, 202, app=app)
+        self.assertEqual((empty["processed_samples"], empty["skipped_samples"]), (0, 0))
         # Errors decode as the app's error object.
         self.decode(app.call("GET", "/api/v1/healthkit/status/" + swift_uuid()), ERROR, 404, app=app)
         self.decode(app.call("POST", "/api/v1/healthkit", {"user_id": app.user_id, "samples": [{"sample_type":
