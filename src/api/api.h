@@ -56,8 +56,8 @@ int api_web_register(struct router *r);                           /* api/web.c: 
 int api_views_register(struct router *r, struct api_ctx *ctx);    /* api/views.c: aggregates for the app */
 
 /* Shared by the areas (api/common.c). */
-/* 1 when user_id names the caller. The one ownership comparison of the API
- * (case-insensitive); external subjects are auth's to add here. */
+/* 1 when user_id names the caller (auth_principal_is: the Clarity id in any
+ * case, or the external token's subject). */
 int api_user_is_caller(const struct http_request *req, const char *user_id);
 /* When body's "user_id" is a string naming someone else: answer 403 and
  * return 1 (run before any validation error is recorded); else 0. */

@@ -15,10 +15,9 @@
 
 int api_user_is_caller(const struct http_request *req, const char *user_id)
 {
-    const struct principal *p = access_principal(req);
-    /* Identifiers compare case-insensitively (docs/api.md "Rules for
-     * clients"): the app writes UUIDs upper-case. */
-    return p != NULL && user_id != NULL && strcasecmp(p->user_id, user_id) == 0;
+    /* auth's one rule: the caller's Clarity id in any case (the app writes
+     * UUIDs upper-case), or their external token's subject exactly. */
+    return user_id != NULL && auth_principal_is(access_principal(req), user_id);
 }
 
 int api_body_user_check(struct http_request *req, struct http_response *res, json_t *body)

@@ -311,6 +311,7 @@ static void h_app_sync_upload(struct http_request *req, struct http_response *re
     input_init(&in, res);
     struct app_reply_ctx rctx = {0, errors};
     int64_t ts = 0;
+    api_body_user_normalise(p, body);
     int rc = app_sync_parse(body, p->user_id, &in.c, &samples, errors, &rctx.unsupported, &ts);
     if (rc == INGEST_EINVALID) {
         input_done(&in);
