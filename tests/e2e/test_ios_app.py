@@ -5,8 +5,11 @@ and every reply decoded with the app's decoder rules (a required member
 present, not null and of its JSON type; dates without fractional seconds).
 Runs on SQLite and, when PostgreSQL 15 is installed, on PostgreSQL.
 
-Sign-in uses the backend's own login (the transitional build); external
-identity-provider tokens are tested with the sign-in work."""
+Sign-in: the backend's own login (the transitional build) on both
+backends, and on SQLite also the Firebase-era build: a Firebase ID token
+(RS256, verified against a JWKS file) as the bearer and the Firebase uid as
+the user id in paths and bodies. Cognito tokens are the sign-in work's
+tests (test_auth)."""
 import datetime
 import json
 import os
@@ -176,6 +179,7 @@ class App:
         status, _, me = self.call("GET", "/api/v1/auth/me")
         assert status == 200, me
         self.user_id = me["user_id"]
+        self.other_form_of_id = self.user_id.upper()  # Swift writes UUIDs upper-case
 
     def call(self, method, path, body=None, token=True):
         assert "?" not in path, "the app never sends query strings"
@@ -247,6 +251,9 @@ def documented_schema(method, path, status):
 class AppContract:
     """The replay; mixed into one TestCase per backend (self.srv)."""
 
+    def make_app(self):
+        return App(self.srv)
+
     def decode(self, reply, spec, status=200, app=None):
         code, _, doc = reply
         self.assertEqual(code, status, doc)
@@ -263,14 +270,14 @@ class AppContract:
         return doc
 
     def test_new_user_dashboard_and_status_screens(self):
-        app = App(self.srv)
+        app = self.make_app()
         # Dashboard of a new user: an empty history decodes.
         hist = self.decode(app.call("GET", "/api/v1/insights/history/" + app.user_id), HISTORY, app=app)
         self.assertEqual(hist["data"]["insights"], [])
         self.assertEqual(hist["data"]["total_count"], 0)
         self.assertFalse(hist["data"]["has_more"])
         # The same with the user id upper-cased: still the caller's own (empty) history.
-        hist = self.decode(app.call("GET", "/api/v1/insights/history/" + app.user_id.upper()), HISTORY, app=app)
+        hist = self.decode(app.call("GET", "/api/v1/insights/history/" + app.other_form_of_id), HISTORY, app=app)
         for path in ("/api/v1/pat/models", "/api/v1/pat/health", "/api/v1/insights/status",
                      "/api/v1/insights/alerts"):
             self.decode(app.call("GET", path), SERVICE, app=app)
@@ -290,7 +297,7 @@ class AppContract:
                     "end_date": "2025-06-24T10:00:00Z"}], "timestamp": "2025-06-24T10:00:00Z"}), ERROR, 422, app=app)
 
     def test_sync_twice_then_dashboard_and_chat(self):
-        app = App(self.srv)
+        app = self.make_app()
         end = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         samples = samples_of(end)
         first = self.decode(app.call("POST", "/api/v1/healthkit", sync_body(app, samples)), HK_UPLOAD, 202, app=app)
@@ -318,7 +325,7 @@ class AppContract:
         self.assertIn("completed_at", st)
         self.decode(app.call("GET", "/api/v1/health-data/upload/%s/status" % up), HK_STATUS, app=app)
         sync = self.decode(app.call("POST", "/api/v1/healthkit/sync",
-                                    {"user_id": app.user_id.upper(), "start_date": app_date(end),
+                                    {"user_id": app.other_form_of_id, "start_date": app_date(end),
                                      "end_date": app_date(end), "data_types": ["stepCount", "heartRate"],
                                      "force_refresh": True}), SYNC_START, app=app)
         self.decode(app.call("GET", "/api/v1/healthkit/sync/" + sync["sync_id"].upper()), SYNC_STATUS, app=app)
@@ -356,7 +363,7 @@ class AppContract:
     def test_sync_and_import_of_the_same_samples_count_once(self):
         """The app's sync and an Apple Health export of the same samples
         derive the same content keys: whichever comes second stores nothing."""
-        app = App(self.srv)
+        app = self.make_app()
         end = datetime.datetime(2025, 6, 24, tzinfo=datetime.timezone.utc)
         samples = samples_of(end, days=2)
 
@@ -388,10 +395,10 @@ class AppContract:
         self.assertEqual(sync["skipped_samples"], len(samples))
 
     def test_upload_processing_and_pat(self):
-        app = App(self.srv)
+        app = self.make_app()
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         metric_id = swift_uuid()
-        body = {"user_id": app.user_id.upper(), "upload_source": "ios_app", "client_timestamp": app_date(now),
+        body = {"user_id": app.other_form_of_id, "upload_source": "ios_app", "client_timestamp": app_date(now),
                 "sync_token": "tok-1",
                 "metrics": [{"metric_id": metric_id, "metric_type": "heart_rate",
                              "biometric_data": {"heart_rate": 72}, "device_id": "iPhone16,1",
@@ -424,8 +431,8 @@ class AppContract:
                 self.assertEqual(r["status"], "completed")
 
     def test_rules_for_clients_in_the_field(self):
-        app = App(self.srv)
-        other = App(self.srv)
+        app = self.make_app()
+        other = self.make_app()
         # Unknown members are ignored; a wholly unknown or empty body is refused.
         code, _, doc = app.call("POST", "/api/v1/healthkit", {"nonsense": 1})
         self.assertEqual(code, 422, doc)
@@ -442,6 +449,70 @@ class AppContract:
                            ("/api/v1/healthkit", {"user_id": other.user_id, "favourite": 1, "samples": []})):
             code, _, doc = app.call("POST", path, body)
             self.assertEqual(code, 403, (path, doc))
+
+
+class FirebaseApp(App):
+    """The Firebase-era build: a Firebase ID token (RS256) as the bearer, the
+    Firebase uid (28 characters, not a UUID) as the user id in paths and
+    bodies."""
+
+    def __init__(self, srv, idp):
+        self.srv = srv
+        self.uid = uuid.uuid4().hex[:28]
+        now = int(time.time())
+        self.token = idp.rs256({"iss": "https://securetoken.google.com/clarity-ios", "aud": "clarity-ios",
+                                "sub": self.uid, "email": "fb-%s@example.com" % self.uid[:8], "email_verified": True,
+                                "iat": now, "exp": now + 3600, "auth_time": now - 5})
+        self.user_id = self.uid
+        self.other_form_of_id = self.uid  # a provider's subject is exact
+
+
+class FirebaseIdp:
+    """An RSA key and its JWKS file, signing Firebase-style ID tokens."""
+
+    def __init__(self):
+        import tempfile
+        from tokens import b64url
+        self.b64url = b64url
+        self.dir = tempfile.mkdtemp()
+        self.key = os.path.join(self.dir, "rsa.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out",
+                        self.key], check=True, capture_output=True)
+        mod = subprocess.run(["openssl", "rsa", "-in", self.key, "-noout", "-modulus"], check=True,
+                             capture_output=True).stdout.decode().strip().split("=", 1)[1]
+        jwks = {"keys": [{"kty": "RSA", "kid": "fb-1", "use": "sig", "alg": "RS256",
+                          "n": b64url(bytes.fromhex(mod)), "e": b64url((65537).to_bytes(3, "big"))}]}
+        self.jwks = os.path.join(self.dir, "jwks.json")
+        with open(self.jwks, "w") as f:
+            json.dump(jwks, f)
+
+    def rs256(self, claims):
+        h = self.b64url(json.dumps({"alg": "RS256", "kid": "fb-1", "typ": "JWT"}).encode())
+        p = self.b64url(json.dumps(claims).encode())
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key], input=(h + "." + p).encode(),
+                             check=True, capture_output=True).stdout
+        return h + "." + p + "." + self.b64url(sig)
+
+    def close(self):
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SQLiteFirebase(AppContract, unittest.TestCase):
+    """The same replay with the Firebase-era build's tokens and user ids."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.idp = FirebaseIdp()
+        cls.srv = Server(env=dict(LIMITS, FIREBASE_PROJECT_ID="clarity-ios", OIDC_JWKS_FILE=cls.idp.jwks))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.idp.close()
+
+    def make_app(self):
+        return FirebaseApp(self.srv, self.idp)
 
 
 class SQLite(AppContract, unittest.TestCase):
