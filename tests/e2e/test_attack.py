@@ -29,9 +29,10 @@ PASSWORD = "Attack-Pass-1!"
 # attacker's replies is a cross-user leak.
 VICTIM_SOURCE = "victim-src-7d1c"
 
-# A 503 that says the server lacks a configured model is its state in this
-# set-up (no PAT weights are configured), the same for every caller.
-NOT_CONFIGURED = (b"not configured", b"no model", b"No PAT model")
+# A 503 that says the server lacks a configured model, or (on a machine
+# without scripts/install-deps' npm step) Swagger UI's files, is its state in
+# this set-up, the same for every caller.
+NOT_CONFIGURED = (b"not configured", b"no model", b"No PAT model", b"is not installed")
 
 
 def register(srv, email):
