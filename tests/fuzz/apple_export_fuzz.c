@@ -18,7 +18,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int on_batch(void *ctx, const struct store_sample *v, size_t n, const struct apple_export_stats *so_far,
+static int on_batch(void *ctx, struct store_sample *v, size_t n, const struct apple_export_stats *so_far,
                     size_t *stored)
 {
     (void)ctx;
