@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -604,6 +605,73 @@ int keyring_raw_upload_seal(struct keyring *ring, struct store_tx *tx, const cha
     r.ciphertext_len = sealed.ciphertext_len;
     *out = r;
     return 0;
+}
+
+void keyring_block_binding(int64_t day, int64_t seq, int format, char out[KEYRING_BINDING_LEN])
+{
+    snprintf(out, KEYRING_BINDING_LEN, "block/%" PRId64 "/%" PRId64 "/v%d", day, seq, format);
+}
+
+static int bind_ok(const char *s) { return s != NULL && s[0] != '\0' && strlen(s) <= ENVELOPE_ID_MAX; }
+
+int keyring_blob_seal(struct keyring *ring, struct store_tx *tx, const char *user_id,
+                      const char *bound, const unsigned char *plain, size_t len,
+                      unsigned char **blob, size_t *blob_len)
+{
+    struct envelope_binding b = {user_id, bound};
+    struct envelope_sealed sealed;
+    const struct envelope_key *kek = NULL;
+    int v = 0, rc;
+
+    if (ring == NULL || tx == NULL || blob == NULL || blob_len == NULL || !bind_ok(user_id) ||
+        !bind_ok(bound) || len > ENVELOPE_BODY_MAX)
+        return KEYRING_EINVAL;
+    if ((rc = active_get(ring, tx, &v, &kek)) != 0)
+        return rc;
+    if ((rc = from_envelope(envelope_body_seal(kek, v, &b, plain, len, &sealed))) != 0)
+        return rc;
+    size_t n = 5 + ENVELOPE_WRAPPED_BYTES + ENVELOPE_NONCE_BYTES + sealed.ciphertext_len;
+    unsigned char *out = malloc(n);
+    if (out == NULL) {
+        envelope_sealed_clear(&sealed);
+        return KEYRING_ENOMEM;
+    }
+    out[0] = KEYRING_BLOB_FORMAT;
+    for (int i = 0; i < 4; i++)
+        out[1 + i] = (unsigned char)((uint32_t)v >> (8 * i));
+    memcpy(out + 5, sealed.wrapped_dek, ENVELOPE_WRAPPED_BYTES);
+    memcpy(out + 5 + ENVELOPE_WRAPPED_BYTES, sealed.nonce, ENVELOPE_NONCE_BYTES);
+    memcpy(out + 5 + ENVELOPE_WRAPPED_BYTES + ENVELOPE_NONCE_BYTES, sealed.ciphertext,
+           sealed.ciphertext_len);
+    envelope_sealed_clear(&sealed);
+    *blob = out;
+    *blob_len = n;
+    return 0;
+}
+
+int keyring_blob_open(struct keyring *ring, struct store_tx *tx, const char *user_id,
+                      const char *bound, const unsigned char *blob, size_t blob_len,
+                      unsigned char **plain, size_t *len)
+{
+    struct envelope_binding b = {user_id, bound};
+    const struct envelope_key *kek = NULL;
+    int rc;
+    if (ring == NULL || tx == NULL || plain == NULL || len == NULL || !bind_ok(user_id) ||
+        !bind_ok(bound))
+        return KEYRING_EINVAL;
+    if (blob == NULL || blob_len < KEYRING_BLOB_OVERHEAD || blob[0] != KEYRING_BLOB_FORMAT)
+        return KEYRING_EAUTH;
+    uint32_t v = (uint32_t)blob[1] | (uint32_t)blob[2] << 8 | (uint32_t)blob[3] << 16 |
+                 (uint32_t)blob[4] << 24;
+    if (v == 0 || v > INT32_MAX)
+        return KEYRING_EAUTH;
+    if ((rc = kek_get(ring, tx, (int)v, &kek)) != 0)
+        return rc;
+    const unsigned char *w = blob + 5, *nonce = w + ENVELOPE_WRAPPED_BYTES,
+                        *ct = nonce + ENVELOPE_NONCE_BYTES;
+    return from_envelope(envelope_body_open(kek, (int)v, &b, w, ENVELOPE_WRAPPED_BYTES, nonce,
+                                            ENVELOPE_NONCE_BYTES, ct,
+                                            blob_len - (size_t)(ct - blob), plain, len));
 }
 
 int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx,

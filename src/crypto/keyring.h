@@ -122,6 +122,49 @@ int keyring_raw_upload_get(struct keyring *ring, struct store_tx *tx, const char
                            const char *user_id, unsigned char **body, size_t *len,
                            char content_type[64]);
 
+/* ---- sealed blobs: sample blocks, analyses, insights (issue #19) ---------- */
+
+/*
+ * A sealed blob is one self-contained column value: u8 format (1), u32
+ * key_version (little-endian), the wrapped DEK (72), the nonce (24), then
+ * the ciphertext (plaintext + 16-byte tag): KEYRING_BLOB_OVERHEAD bytes more
+ * than the plaintext. Each blob has its own random DEK, so a key rotation
+ * re-wraps 72 bytes and never re-encrypts the block.
+ *
+ * The associated data binds the blob to user_id and to `bound`, a short
+ * text naming what it is: keyring_block_binding's "block/<day>/<n>/v<format>"
+ * for a sample block, an analysis or insight id for those. A blob copied to
+ * another user, day, block or version fails to open (KEYRING_EAUTH).
+ */
+#define KEYRING_BLOB_FORMAT 1
+#define KEYRING_BLOB_OVERHEAD (1 + 4 + ENVELOPE_WRAPPED_BYTES + ENVELOPE_NONCE_BYTES + ENVELOPE_TAG_BYTES)
+#define KEYRING_BINDING_LEN 96
+
+/* "block/<day>/<seq>/v<format>" into out: what a sample block of a user is
+ * bound to (day: days since the epoch, UTC; seq: the block's number within
+ * the day; format: BLOCK_FORMAT). */
+void keyring_block_binding(int64_t day, int64_t seq, int format, char out[KEYRING_BINDING_LEN]);
+
+/*
+ * Seal plain (len bytes, may be 0) for (user_id, bound) under the active
+ * key version, reading keys in tx. *blob is malloc'd (*blob_len bytes;
+ * caller frees). Returns 0, KEYRING_EINVAL (ids empty or longer than
+ * ENVELOPE_ID_MAX), KEYRING_ENOMEM or a store/ring code.
+ */
+int keyring_blob_seal(struct keyring *ring, struct store_tx *tx, const char *user_id,
+                      const char *bound, const unsigned char *plain, size_t len,
+                      unsigned char **blob, size_t *blob_len);
+
+/*
+ * Open a blob made by keyring_blob_seal for the same (user_id, bound).
+ * *plain is malloc'd with a NUL after *len bytes (caller frees).
+ * KEYRING_EAUTH when any byte, the user or the binding differ or the blob is
+ * too short; KEYRING_ESTATE when it names a version the ring lacks.
+ */
+int keyring_blob_open(struct keyring *ring, struct store_tx *tx, const char *user_id,
+                      const char *bound, const unsigned char *blob, size_t blob_len,
+                      unsigned char **plain, size_t *len);
+
 /* ---- administration --------------------------------------------------------- */
 
 struct keyring_version {

@@ -231,6 +231,55 @@ static void test_round_trip(void **state)
     assert_string_equal(clarity_strerror(STORE_ENOTFOUND), clarity_strerror(STORE_ENOTFOUND));
 }
 
+/* 1b. Sealed blobs (sample blocks, analyses, insights): round-trip, and
+ *     any other user, day, block number, block version or byte fails. */
+static void test_blob_binding(void **state)
+{
+    struct fixture *f = *state;
+    struct store_tx *tx = NULL;
+    const char *plain = "heart_rate 61 62 63 steps 5400";
+    char bound[KEYRING_BINDING_LEN], other[KEYRING_BINDING_LEN];
+    unsigned char *blob = NULL, *got = NULL;
+    size_t blen = 0, glen = 0;
+
+    keyring_block_binding(19700, 0, 1, bound);
+    assert_string_equal(bound, "block/19700/0/v1");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], bound,
+                                       (const unsigned char *)plain, strlen(plain), &blob, &blen),
+                     0);
+    assert_int_equal(blen, strlen(plain) + KEYRING_BLOB_OVERHEAD);
+    assert_null(memmem(blob, blen, "heart_rate", 10));
+    assert_int_equal(keyring_blob_open(f->ring, tx, f->users[0], bound, blob, blen, &got, &glen), 0);
+    assert_int_equal(glen, strlen(plain));
+    assert_string_equal((char *)got, plain);
+    free(got);
+    got = NULL;
+    assert_int_equal(keyring_blob_open(f->ring, tx, f->users[1], bound, blob, blen, &got, &glen),
+                     KEYRING_EAUTH);
+    const int64_t alt[][3] = {{19701, 0, 1}, {19700, 1, 1}, {19700, 0, 2}};
+    for (size_t i = 0; i < 3; i++) {
+        keyring_block_binding(alt[i][0], alt[i][1], (int)alt[i][2], other);
+        assert_int_equal(keyring_blob_open(f->ring, tx, f->users[0], other, blob, blen, &got, &glen),
+                         KEYRING_EAUTH);
+    }
+    for (size_t i = 0; i < blen; i++) {
+        blob[i] ^= 0x20;
+        int rc = keyring_blob_open(f->ring, tx, f->users[0], bound, blob, blen, &got, &glen);
+        assert_true(rc == KEYRING_EAUTH || rc == KEYRING_ESTATE);
+        blob[i] ^= 0x20;
+    }
+    assert_int_equal(keyring_blob_open(f->ring, tx, f->users[0], bound, blob, blen - 1, &got, &glen),
+                     KEYRING_EAUTH);
+    assert_int_equal(keyring_blob_open(f->ring, tx, f->users[0], bound, blob, 3, &got, &glen),
+                     KEYRING_EAUTH);
+    assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], "", blob, 1, &got, &glen),
+                     KEYRING_EINVAL);
+    assert_null(got);
+    store_tx_rollback(tx);
+    free(blob);
+}
+
 /* 2. Another ENCRYPTION_KEY is refused at open, with a message that says
  *    so; the right key opens a second ring over the same data. */
 static void test_wrong_master_refused(void **state)
@@ -662,6 +711,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_master_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_file_has_no_plaintext, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampering_in_database, setup, teardown),
