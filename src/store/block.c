@@ -631,9 +631,13 @@ struct cur {
     const unsigned char *p, *end;
 };
 
-static int get_uvar(struct cur *c, uint64_t *v)
+static inline int get_uvar(struct cur *c, uint64_t *v)
 {
     uint64_t r = 0;
+    if (c->p < c->end && *c->p < 0x80) { /* the common one-byte case */
+        *v = *c->p++;
+        return 0;
+    }
     for (unsigned shift = 0; shift < 64; shift += 7) {
         if (c->p >= c->end)
             return BLOCK_ECORRUPT;
@@ -828,7 +832,7 @@ fail:
 }
 
 /* Column k's next number (plain varint, flags byte, or from its runs). */
-static int get_run(struct block_reader *r, int k, uint64_t *v)
+static inline int get_run(struct block_reader *r, int k, uint64_t *v)
 {
     struct run *u = &r->run[k];
     if (!u->on) {

@@ -29,7 +29,15 @@
  *                      0xFFFE: just {"tz_offset_min":N} with the record's N)
  *
  * all little-endian. Records are sorted by start_ms within a segment (ties
- * in insertion order). The window order is (start_ms, id), and on
+ * in insertion order).
+ *
+ * Since issue #19 segments are written as sample blocks (src/store/block.h):
+ * the same 52-byte header with magic 0xD2 (string count 0), then one block
+ * of the records in the same order: type, source, device and payload as
+ * strings, start, end, value and offset; ids, units and uuids are not kept
+ * (the rows have them). About 5 bytes a minute sample instead of 36. A
+ * segment the block format cannot hold (an infinite value, a string over
+ * 16 MiB) is written the 0xD1 way; both kinds are read. The window order is (start_ms, id), and on
  * PostgreSQL every writer of a user's samples first takes that user's
  * advisory lock, so row ids follow append order and a stable merge of the
  * segments by start_ms is exactly that order (SQLite has one writer).
@@ -53,10 +61,12 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "store/block.h"
 #include "store/store_int.h"
 
 #define DAY_MS 86400000LL
 #define SEG_MAGIC 0xD1
+#define SEG_BLOCK_MAGIC 0xD2
 #define SEG_HDR 52
 #define SEG_UPLOAD 36
 #define REC_SIZE 36
@@ -270,6 +280,79 @@ static int rec_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* Append the sorted segment to out as a block segment (0xD2). Returns 0,
+ * 1 when the block format cannot hold it (the caller writes 0xD1), or
+ * STORE_ENOMEM. */
+static int seg_flush_block(struct seg *s, struct buf *out)
+{
+    struct block_sample *bs = calloc(s->nr, sizeof(*bs));
+    char **owned = calloc((size_t)s->nstr + 1, sizeof(*owned));
+    char (*made)[48] = malloc(s->nr * sizeof(*made));
+    const char **strs = calloc((size_t)s->nstr + 1, sizeof(*strs));
+    unsigned char *b = NULL;
+    size_t blen = 0, no = 0;
+    int rc = 0;
+    if (bs == NULL || owned == NULL || made == NULL || strs == NULL)
+        rc = STORE_ENOMEM;
+    /* Each distinct string once (a C string per table entry). */
+    for (uint32_t i = 0, at = 0; rc == 0 && i < s->nstr; i++) {
+        uint32_t l = get32(s->str.p + at);
+        char *t = malloc((size_t)l + 1);
+        if (t == NULL) {
+            rc = STORE_ENOMEM;
+            break;
+        }
+        memcpy(t, s->str.p + at + 4, l);
+        t[l] = '\0';
+        owned[no++] = t;
+        strs[i] = t;
+        at += 4 + l;
+    }
+    for (size_t i = 0; rc == 0 && i < s->nr; i++) {
+        const struct rec *r = &s->r[i];
+        struct block_sample *x = &bs[i];
+        x->start_ms = r->start;
+        x->end_ms = r->end;
+        x->value = r->value;
+        x->value2 = x->quality = NAN;
+        x->utc_offset_min = r->offset;
+        x->metric_type = strs[r->type];
+        x->source = strs[r->source];
+        x->device = strs[r->device];
+        if (r->payload == OFFSET_ONLY) {
+            snprintf(made[i], sizeof(made[i]), "{\"tz_offset_min\":%d}", (int)r->offset);
+            x->payload = made[i];
+        } else if (r->payload != NO_STR) {
+            x->payload = strs[r->payload];
+        }
+    }
+    if (rc == 0) {
+        int brc = block_encode(bs, s->nr, &b, &blen);
+        if (brc == BLOCK_ENOMEM)
+            rc = STORE_ENOMEM;
+        else if (brc != 0 || SEG_HDR + blen > UINT32_MAX)
+            rc = 1;
+    }
+    if (rc == 0 && (rc = buf_reserve(out, SEG_HDR + blen)) == 0) {
+        unsigned char *h = out->p + out->n;
+        memset(h, 0, SEG_HDR);
+        h[0] = SEG_BLOCK_MAGIC;
+        put32(h + 8, (uint32_t)s->nr);
+        put32(h + 12, (uint32_t)(SEG_HDR + blen));
+        memcpy(h + 16, s->upload, SEG_UPLOAD);
+        memcpy(h + SEG_HDR, b, blen);
+        out->n += SEG_HDR + blen;
+    }
+    for (size_t i = 0; owned && i < no; i++)
+        free(owned[i]);
+    free(owned);
+    free(made);
+    free(strs);
+    free(bs);
+    free(b);
+    return rc;
+}
+
 /* Append the segment to out and empty it (same upload). */
 static int seg_flush(struct seg *s, struct buf *out)
 {
@@ -280,6 +363,14 @@ static int seg_flush(struct seg *s, struct buf *out)
         sorted = s->r[i - 1].start <= s->r[i].start;
     if (!sorted)
         qsort(s->r, s->nr, sizeof(*s->r), rec_cmp);
+    int rc = seg_flush_block(s, out);
+    if (rc != 1) {
+        s->str.n = 0;
+        s->nstr = 0;
+        s->nr = 0;
+        s->ndict = 0;
+        return rc;
+    }
     size_t len = SEG_HDR + s->str.n + s->nr * REC_SIZE;
     if (len > UINT32_MAX)
         return STORE_EINVAL;
@@ -712,7 +803,7 @@ static int seg_next(const unsigned char *p, size_t n, size_t *at, const unsigned
 {
     if (*at >= n)
         return 0;
-    if (n - *at < SEG_HDR || p[*at] != SEG_MAGIC)
+    if (n - *at < SEG_HDR || (p[*at] != SEG_MAGIC && p[*at] != SEG_BLOCK_MAGIC))
         return -1;
     uint32_t l = get32(p + *at + 12);
     if (l < SEG_HDR || l > n - *at)
@@ -798,10 +889,113 @@ static int type_index(const struct store_window_query *q, const unsigned char *t
     return -1;
 }
 
+/* Copy a payload, NUL-terminated, into the window's text; *at its offset. */
+static int window_text(struct store_window *w, const void *src, size_t plen, uint32_t *at)
+{
+    size_t need = w->text_len + plen + 1;
+    if (need >= UINT32_MAX)
+        return STORE_ENOMEM;
+    if (need > w->text_cap) {
+        size_t nc = w->text_cap ? w->text_cap : 4096;
+        while (nc < need)
+            nc *= 2;
+        char *tp = realloc(w->text, nc);
+        if (tp == NULL)
+            return STORE_ENOMEM;
+        w->text = tp;
+        w->text_cap = nc;
+    }
+    memcpy(w->text + w->text_len, src, plen);
+    w->text[w->text_len + plen] = '\0';
+    *at = (uint32_t)w->text_len;
+    w->text_len = need;
+    return 0;
+}
+
+/* Decode a block segment's records inside [from, to) into x: the type and
+ * rank once per series of the block, then each record. */
+static int seg_decode_block(const unsigned char *seg, uint32_t len, const struct store_window_query *q,
+                            struct wscratch *x, struct store_window *w)
+{
+    struct block_reader *br = NULL;
+    int rc = block_reader_open(seg + SEG_HDR, len - SEG_HDR, &br);
+    if (rc != 0)
+        return rc == BLOCK_ENOMEM ? STORE_ENOMEM : STORE_EINTERNAL;
+    size_t ns = block_reader_series_count(br);
+    if (block_reader_count(br) != get32(seg + 8) || ns > NO_STR) {
+        block_reader_free(br);
+        return STORE_EINTERNAL;
+    }
+    if (ns > x->scap) {
+        void *c = realloc(x->stype, ns * sizeof(*x->stype));
+        if (c)
+            x->stype = c;
+        void *d = c ? realloc(x->srank, ns * sizeof(*x->srank)) : NULL;
+        if (d == NULL) {
+            block_reader_free(br);
+            return STORE_ENOMEM;
+        }
+        x->srank = d;
+        /* sp and sl keep their old size: only the 0xD1 decoder uses them. */
+        void *a = realloc(x->sp, ns * sizeof(*x->sp)), *b = a ? realloc(x->sl, ns * sizeof(*x->sl)) : NULL;
+        if (a)
+            x->sp = a;
+        if (b == NULL) {
+            block_reader_free(br);
+            return STORE_ENOMEM;
+        }
+        x->sl = b;
+        x->scap = ns;
+    }
+    uint32_t want_payload = 0;
+    for (size_t i = 0; i < ns; i++) {
+        const struct block_series *bs = block_reader_series(br, i);
+        const char *t = bs->metric_type;
+        x->stype[i] = (int16_t)type_index(q, (const unsigned char *)t, (uint32_t)strlen(t));
+        int rs = first_rank(q, (const unsigned char *)bs->source, (uint32_t)strlen(bs->source));
+        int rd = first_rank(q, (const unsigned char *)bs->device, (uint32_t)strlen(bs->device));
+        x->srank[i] = (uint8_t)(rs < rd ? rs : rd);
+        if (x->stype[i] >= 0 && (q->payload_types >> x->stype[i] & 1u))
+            want_payload = 1;
+    }
+    block_reader_skip_text(br, !want_payload);
+    struct block_sample bsm;
+    uint32_t si;
+    while ((rc = block_reader_next(br, &bsm, &si)) == 1) {
+        if (bsm.start_ms < q->from_ms || bsm.start_ms >= q->to_ms)
+            continue;
+        if (x->n == x->cap && grow(&x->r, &x->cap, sizeof(*x->r), 4096) != 0) {
+            rc = STORE_ENOMEM;
+            break;
+        }
+        struct wrec *r = &x->r[x->n++];
+        r->start = bsm.start_ms;
+        r->type = 0xFF;
+        r->payload = STORE_WINDOW_NO_PAYLOAD;
+        int t = x->stype[si];
+        if (t < 0)
+            continue;
+        r->type = (uint8_t)t;
+        r->end = bsm.end_ms;
+        r->value = bsm.value;
+        r->offset = bsm.utc_offset_min;
+        r->rank = x->srank[si];
+        if (bsm.payload != NULL && (q->payload_types >> t & 1u) &&
+            (rc = window_text(w, bsm.payload, strlen(bsm.payload), &r->payload)) != 0)
+            break;
+    }
+    block_reader_free(br);
+    if (rc == BLOCK_ECORRUPT)
+        return STORE_EINTERNAL;
+    return rc;
+}
+
 /* Decode one segment's records inside [from, to) into x. */
 static int seg_decode(const unsigned char *seg, uint32_t len, const struct store_window_query *q,
                       struct wscratch *x, struct store_window *w)
 {
+    if (seg[0] == SEG_BLOCK_MAGIC)
+        return seg_decode_block(seg, len, q, x, w);
     uint32_t nstr = get32(seg + 4), nrec = get32(seg + 8);
     const unsigned char *p = seg + SEG_HDR, *end = seg + len;
     if (nstr > NO_STR)
@@ -875,24 +1069,9 @@ static int seg_decode(const unsigned char *seg, uint32_t len, const struct store
                 src = x->sp[pi];
                 plen = x->sl[pi];
             }
-            /* NUL-terminated copy into the window's text. */
-            size_t need = w->text_len + plen + 1;
-            if (need >= UINT32_MAX)
-                return STORE_ENOMEM;
-            if (need > w->text_cap) {
-                size_t nc = w->text_cap ? w->text_cap : 4096;
-                while (nc < need)
-                    nc *= 2;
-                char *tp = realloc(w->text, nc);
-                if (tp == NULL)
-                    return STORE_ENOMEM;
-                w->text = tp;
-                w->text_cap = nc;
-            }
-            memcpy(w->text + w->text_len, src, plen);
-            w->text[w->text_len + plen] = '\0';
-            r->payload = (uint32_t)w->text_len;
-            w->text_len = need;
+            int trc = window_text(w, src, plen, &r->payload);
+            if (trc != 0)
+                return trc;
         }
     }
     return 0;

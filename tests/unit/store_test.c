@@ -19,6 +19,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1045,6 +1046,91 @@ static size_t days_match_rows(struct store *st, const struct store_window_query 
     store_window_free(&a);
     store_window_free(&b);
     return n;
+}
+
+/*
+ * Since issue #19 sample_days segments are sample blocks (0xD2); a segment
+ * the block format cannot hold (an infinite value) is still written the
+ * 0xD1 way, and rows holding both kinds read the same as the rows. On
+ * SQLite the file is also looked at: both kinds present, and the block
+ * segments of minute data far below the 36 bytes a record of 0xD1 costs.
+ */
+static void test_sample_days_block_segments(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char a[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN];
+    make_user(f->st, "days-blocks@example.com", a, 0);
+    struct store_tx *tx = begin(f->st);
+    make_upload(tx, a, u1);
+    make_upload(tx, a, u2);
+    commit(tx);
+    const int64_t t0 = 1718236800000LL; /* a UTC midnight */
+    enum { N = 2880 };                  /* two days of minute heart rate */
+    struct store_sample *v = calloc(N, sizeof(*v));
+    assert_non_null(v);
+    for (int i = 0; i < N; i++) {
+        struct store_sample *x = &v[i];
+        snprintf(x->user_id, sizeof(x->user_id), "%s", a);
+        snprintf(x->upload_id, sizeof(x->upload_id), "%s", i < N - 10 ? u1 : u2);
+        snprintf(x->metric_type, sizeof(x->metric_type), "%s", i % 3 ? "heart_rate" : "steps");
+        x->start_ms = t0 + (int64_t)(i / 2) * 60000;
+        x->end_ms = x->start_ms + 60000;
+        x->value = i % 3 ? 55 + (double)(i % 40) : (double)(i % 90);
+        x->value2 = x->quality_score = NAN;
+        snprintf(x->source, sizeof(x->source), "Apple Watch");
+        snprintf(x->hk_uuid, sizeof(x->hk_uuid), "blk-%d", i);
+        x->payload = i % 2 ? "{\"tz_offset_min\":-300}" : NULL;
+    }
+    v[N - 3].value = INFINITY; /* u2's segment cannot be a block */
+    tx = begin(f->st);
+    size_t ins = 0;
+    assert_int_equal(store_sample_insert_batch(tx, v, N, &ins), 0);
+    assert_int_equal(ins, N);
+    commit(tx);
+    static const char *const types[] = {"heart_rate", "steps"};
+    static const char *const ranks[] = {"Watch"};
+    struct store_window_query q = {.user_id = a, .types = types, .n_types = 2, .payload_types = 1u,
+                                   .ranks = ranks, .n_ranks = 1, .from_ms = INT64_MIN, .to_ms = INT64_MAX};
+    assert_int_equal(days_match_rows(f->st, &q), N);
+    q.from_ms = t0 + 600 * 60000;
+    q.to_ms = t0 + 1500 * 60000;
+    q.payload_types = 0;
+    assert_int_equal(days_match_rows(f->st, &q), 1680); /* minutes 600..1439 */
+    if (!is_pg()) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *s = NULL;
+        assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT data FROM sample_days", -1, &s, NULL), SQLITE_OK);
+        int kinds = 0;
+        size_t block_bytes = 0, block_recs = 0;
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            const unsigned char *p = sqlite3_column_blob(s, 0);
+            size_t n = (size_t)sqlite3_column_bytes(s, 0);
+            for (size_t at = 0; at + 16 <= n;) {
+                uint32_t len = (uint32_t)p[at + 12] | (uint32_t)p[at + 13] << 8 |
+                               (uint32_t)p[at + 14] << 16 | (uint32_t)p[at + 15] << 24;
+                uint32_t recs = (uint32_t)p[at + 8] | (uint32_t)p[at + 9] << 8 |
+                                (uint32_t)p[at + 10] << 16 | (uint32_t)p[at + 11] << 24;
+                assert_true(p[at] == 0xD1 || p[at] == 0xD2);
+                kinds |= p[at] == 0xD1 ? 1 : 2;
+                if (p[at] == 0xD2) {
+                    block_bytes += len;
+                    block_recs += recs;
+                }
+                assert_true(len > 0);
+                at += len;
+            }
+        }
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        assert_int_equal(kinds, 3);
+        printf("block segments: %zu bytes for %zu samples (%.2f a sample)\n", block_bytes, block_recs,
+               (double)block_bytes / (double)block_recs);
+        assert_true(block_recs >= N - 10);
+        assert_true(block_bytes < block_recs * 8);
+    }
+    free(v);
 }
 
 static void test_sample_days_match_rows(void **state)
@@ -2297,6 +2383,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sample_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_window_matches_reference_loader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_match_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_days_block_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
