@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <zlib.h>
 
 #include "core/config.h"
 #include "core/log.h"
@@ -568,6 +569,111 @@ void keyring_close(struct keyring *ring)
 
 static int id_ok(const char *s) { return s != NULL && s[0] != '\0' && strlen(s) < STORE_ID_LEN; }
 
+/* ---- raw bodies: compressed inside the seal (issue #19) -------------------------
+ *
+ * A body is sealed as "\0CZ" + method + data: method '1' a zlib stream
+ * (RFC 1950/1951, level 1: the upload path's CPU matters more than the last
+ * few percent), '0' the body as it is when deflate does not shrink it. The
+ * marker is inside the AEAD, so it is authenticated like the body. Bodies
+ * sealed before carry no marker; they were JSON, XML or zip (the only bodies
+ * the API stores), none of which starts with a NUL byte, so the two cannot
+ * be confused. */
+#define RAW_MARK "\0CZ"
+#define RAW_MARK_LEN 3
+#define RAW_LEVEL 1
+
+static int raw_pack(const unsigned char *body, size_t len, unsigned char **out, size_t *out_len)
+{
+    uLong bound = compressBound((uLong)len);
+    unsigned char *b = malloc(RAW_MARK_LEN + 1 + (bound > len ? bound : len));
+    if (b == NULL)
+        return KEYRING_ENOMEM;
+    memcpy(b, RAW_MARK, RAW_MARK_LEN);
+    uLongf dl = bound;
+    if (len > 0 && compress2(b + RAW_MARK_LEN + 1, &dl, body, (uLong)len, RAW_LEVEL) == Z_OK &&
+        dl < len) {
+        b[RAW_MARK_LEN] = '1';
+        *out_len = RAW_MARK_LEN + 1 + dl;
+    } else {
+        b[RAW_MARK_LEN] = '0';
+        if (len > 0)
+            memcpy(b + RAW_MARK_LEN + 1, body, len);
+        *out_len = RAW_MARK_LEN + 1 + len;
+    }
+    *out = b;
+    return 0;
+}
+
+/* The body of an opened plaintext p (malloc'd, NUL after len; taken over:
+ * freed or returned). KEYRING_EAUTH for a stream that does not inflate. */
+static int raw_unpack(unsigned char *p, size_t len, unsigned char **body, size_t *body_len)
+{
+    if (len < RAW_MARK_LEN + 1 || memcmp(p, RAW_MARK, RAW_MARK_LEN) != 0) {
+        *body = p; /* sealed before compression */
+        *body_len = len;
+        return 0;
+    }
+    const unsigned char *d = p + RAW_MARK_LEN + 1;
+    size_t dlen = len - RAW_MARK_LEN - 1;
+    if (p[RAW_MARK_LEN] == '0') {
+        memmove(p, d, dlen);
+        p[dlen] = '\0';
+        *body = p;
+        *body_len = dlen;
+        return 0;
+    }
+    if (p[RAW_MARK_LEN] != '1') {
+        sodium_memzero(p, len);
+        free(p);
+        return KEYRING_EAUTH;
+    }
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    size_t cap = dlen * 4 + 64, n = 0;
+    unsigned char *o = malloc(cap);
+    int rc = o && inflateInit(&z) == Z_OK ? 0 : KEYRING_ENOMEM, zr = Z_OK;
+    if (rc == 0) {
+        z.next_in = (unsigned char *)d;
+        z.avail_in = (uInt)dlen;
+        for (;;) {
+            if (cap - n < 2) {
+                unsigned char *g = cap > ENVELOPE_BODY_MAX ? NULL : realloc(o, cap * 2);
+                if (g == NULL) {
+                    rc = KEYRING_ENOMEM;
+                    break;
+                }
+                o = g;
+                cap *= 2;
+            }
+            size_t room = cap - n - 1; /* one byte kept for the NUL */
+            z.next_out = o + n;
+            z.avail_out = room > UINT32_MAX ? UINT32_MAX : (uInt)room;
+            zr = inflate(&z, Z_NO_FLUSH);
+            n = (size_t)(z.next_out - o);
+            if (zr == Z_STREAM_END)
+                break;
+            /* No progress with room left: the stream is cut short. */
+            if ((zr != Z_OK && zr != Z_BUF_ERROR) || (zr == Z_BUF_ERROR && z.avail_out > 0)) {
+                rc = KEYRING_EAUTH;
+                break;
+            }
+        }
+        if (rc == 0 && z.avail_in != 0)
+            rc = KEYRING_EAUTH;
+        inflateEnd(&z);
+    }
+    sodium_memzero(p, len);
+    free(p);
+    if (rc != 0) {
+        free(o);
+        return rc;
+    }
+    o[n] = '\0';
+    *body = o;
+    *body_len = n;
+    return 0;
+}
+
 int keyring_raw_upload_seal(struct keyring *ring, struct store_tx *tx, const char *user_id,
                             const char *upload_id, const char *content_type,
                             const unsigned char *body, size_t len, struct store_raw_upload *out)
@@ -583,7 +689,14 @@ int keyring_raw_upload_seal(struct keyring *ring, struct store_tx *tx, const cha
         return KEYRING_EINVAL;
     if ((rc = active_get(ring, tx, &v, &kek)) != 0)
         return rc;
-    if ((rc = from_envelope(envelope_body_seal(kek, v, &b, body, len, &sealed))) != 0)
+    unsigned char *packed = NULL;
+    size_t plen = 0;
+    if ((rc = raw_pack(body, len, &packed, &plen)) != 0)
+        return rc;
+    rc = from_envelope(envelope_body_seal(kek, v, &b, packed, plen, &sealed));
+    sodium_memzero(packed, plen);
+    free(packed);
+    if (rc != 0)
         return rc;
     memset(&r, 0, sizeof(r));
     snprintf(r.upload_id, sizeof(r.upload_id), "%s", upload_id);
@@ -692,9 +805,12 @@ int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx,
     b.upload_id = r->upload_id;
     if ((rc = kek_get(ring, tx, r->key_version, &kek)) != 0)
         return rc;
-    return from_envelope(envelope_body_open(kek, r->key_version, &b, r->wrapped_dek,
-                                       r->wrapped_dek_len, r->nonce, r->nonce_len, r->ciphertext,
-                                       r->ciphertext_len, body, len));
+    unsigned char *p = NULL;
+    size_t plen = 0;
+    rc = from_envelope(envelope_body_open(kek, r->key_version, &b, r->wrapped_dek,
+                                          r->wrapped_dek_len, r->nonce, r->nonce_len,
+                                          r->ciphertext, r->ciphertext_len, &p, &plen));
+    return rc != 0 ? rc : raw_unpack(p, plen, body, len);
 }
 
 int keyring_raw_upload_put(struct keyring *ring, struct store_tx *tx, const char *user_id,

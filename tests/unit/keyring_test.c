@@ -213,7 +213,8 @@ static void test_round_trip(void **state)
     assert_int_equal(r.key_version, 1);
     assert_int_equal(r.wrapped_dek_len, ENVELOPE_WRAPPED_BYTES);
     assert_int_equal(r.nonce_len, ENVELOPE_NONCE_BYTES);
-    assert_int_equal(r.ciphertext_len, strlen(body) + ENVELOPE_TAG_BYTES);
+    /* A short body does not deflate: stored as it is behind the 4-byte mark. */
+    assert_int_equal(r.ciphertext_len, 4 + strlen(body) + ENVELOPE_TAG_BYTES);
     store_raw_upload_clear(&r);
 
     struct store_tx *tx = NULL;
@@ -278,6 +279,91 @@ static void test_blob_binding(void **state)
     assert_null(got);
     store_tx_rollback(tx);
     free(blob);
+}
+
+/* 1c. Raw bodies are compressed inside the seal: a HealthKit-sized JSON
+ *     body shrinks, every form round-trips (deflated, stored, empty, a body
+ *     that itself starts with the mark), and a body sealed before the change
+ *     (no mark) still opens as it was. */
+static void test_raw_body_compressed(void **state)
+{
+    struct fixture *f = *state;
+    char id[STORE_ID_LEN], *got = NULL;
+    size_t cap = 200000, w = 0;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    w += (size_t)snprintf(body + w, cap - w, "{\"quantity_samples\":[");
+    for (int k = 0; k < 1000; k++)
+        w += (size_t)snprintf(body + w, cap - w,
+                              "%s{\"uuid\":\"%08X-0000-4000-8000-%012X\",\"identifier\":"
+                              "\"HKQuantityTypeIdentifierHeartRate\",\"value\":%d,\"unit\":\"count/min\","
+                              "\"start_date\":\"2026-11-01T%02d:%02d:00Z\"}",
+                              k ? "," : "", (unsigned)k * 2654435761u, (unsigned)k * 40503u, 50 + k % 60,
+                              k / 60 % 24, k % 60);
+    snprintf(body + w, cap - w, "]}");
+    put_upload(f, f->ring, f->users[0], id, body);
+    struct store_raw_upload r;
+    memset(&r, 0, sizeof(r));
+    raw_row(f, id, &r);
+    assert_true(r.ciphertext_len < strlen(body) / 4);
+    store_raw_upload_clear(&r);
+    expect_body(f, f->ring, id, body);
+
+    put_upload(f, f->ring, f->users[0], id, "");
+    expect_body(f, f->ring, id, "");
+
+    /* A body sealed before compression: the envelope over the body alone. */
+    const char *legacy = "{\"data\":[{\"type\":\"steps\",\"value\":1}]}";
+    struct store_tx *tx = NULL;
+    struct store_upload u;
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(uuid_v7(u.id), 0);
+    snprintf(u.user_id, sizeof(u.user_id), "%s", f->users[0]);
+    snprintf(u.source, sizeof(u.source), "healthkit");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_upload_insert(tx, &u), 0);
+    /* keyring_blob_seal with the upload id as binding is the envelope a raw
+     * body had before: unpack it into the row's columns. */
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], u.id, (const unsigned char *)legacy,
+                                       strlen(legacy), &blob, &blen),
+                     0);
+    unsigned char wrapped[ENVELOPE_WRAPPED_BYTES], nonce[ENVELOPE_NONCE_BYTES];
+    memcpy(wrapped, blob + 5, sizeof(wrapped));
+    memcpy(nonce, blob + 5 + sizeof(wrapped), sizeof(nonce));
+    memset(&r, 0, sizeof(r));
+    snprintf(r.upload_id, sizeof(r.upload_id), "%s", u.id);
+    snprintf(r.user_id, sizeof(r.user_id), "%s", f->users[0]);
+    snprintf(r.content_type, sizeof(r.content_type), "application/json");
+    r.key_version = blob[1];
+    r.wrapped_dek = wrapped;
+    r.wrapped_dek_len = sizeof(wrapped);
+    r.nonce = nonce;
+    r.nonce_len = sizeof(nonce);
+    r.ciphertext = blob + 5 + sizeof(wrapped) + sizeof(nonce);
+    r.ciphertext_len = blen - 5 - sizeof(wrapped) - sizeof(nonce);
+    assert_int_equal(store_raw_upload_put(tx, &r), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    free(blob);
+    expect_body(f, f->ring, u.id, legacy);
+
+    /* A new body that itself begins with the mark is wrapped, not mistaken. */
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(keyring_raw_upload_seal(f->ring, tx, f->users[0], u.id, NULL,
+                                             (const unsigned char *)"\0CZ1abc", 7, &r),
+                     0);
+    unsigned char *out = NULL;
+    size_t olen = 0;
+    assert_int_equal(keyring_raw_upload_open(f->ring, tx, &r, &out, &olen), 0);
+    assert_int_equal(olen, 7);
+    assert_memory_equal(out, "\0CZ1abc", 7);
+    free(out);
+    store_raw_upload_clear(&r);
+    store_tx_rollback(tx);
+    free(body);
+    (void)got;
 }
 
 /* 2. Another ENCRYPTION_KEY is refused at open, with a message that says
@@ -712,6 +798,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_binding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_raw_body_compressed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_master_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_file_has_no_plaintext, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampering_in_database, setup, teardown),
