@@ -176,6 +176,11 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     health_register(&health, "encryption_keys", keyring_health_check, ring);
+    {
+        struct store_sealer z; /* analyses and insights sealed at rest (issue #19) */
+        keyring_store_sealer(ring, &z);
+        store_set_sealer(store, &z);
+    }
 
     /* Identity: the signing key, the lockout counters and the guard that
      * authenticates and rate-limits every request before its handler. */

@@ -99,6 +99,8 @@ static const struct var vars[] = {
     {"LOCKOUT_THRESHOLD", V_INT, OFF(lockout_threshold), {"5", "5", "5"}, 1, 1000, 0, "an integer from 1 to 1000"},
     {"LOCKOUT_WINDOW_SECONDS", V_INT, OFF(lockout_window_seconds), {"900", "900", "900"}, 1, 86400, 0,
      "an integer number of seconds from 1 to 86400"},
+    {"RAW_UPLOAD_RETENTION_DAYS", V_INT, OFF(raw_upload_retention_days), {"0", "0", "0"}, 0, 36500, 0,
+     "0 (keep) or a number of days up to 36500"},
     {"LOCKOUT_SECONDS", V_INT, OFF(lockout_seconds), {"900", "900", "900"}, 1, 86400, 0,
      "an integer number of seconds from 1 to 86400"},
     {"RATE_LIMITS", V_STRING, OFF(rate_limits), {"", "", ""}, 0, 0, 0,

@@ -787,6 +787,27 @@ int keyring_blob_open(struct keyring *ring, struct store_tx *tx, const char *use
                                             blob_len - (size_t)(ct - blob), plain, len));
 }
 
+static int sealer_seal(void *ctx, struct store_tx *tx, const char *user_id, const char *bound,
+                       const unsigned char *plain, size_t len, unsigned char **blob,
+                       size_t *blob_len)
+{
+    return keyring_blob_seal(ctx, tx, user_id, bound, plain, len, blob, blob_len);
+}
+
+static int sealer_open(void *ctx, struct store_tx *tx, const char *user_id, const char *bound,
+                       const unsigned char *blob, size_t blob_len, unsigned char **plain,
+                       size_t *len)
+{
+    return keyring_blob_open(ctx, tx, user_id, bound, blob, blob_len, plain, len);
+}
+
+void keyring_store_sealer(struct keyring *ring, struct store_sealer *out)
+{
+    out->ctx = ring;
+    out->seal = sealer_seal;
+    out->open = sealer_open;
+}
+
 int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx,
                             const struct store_raw_upload *r, unsigned char **body, size_t *len)
 {

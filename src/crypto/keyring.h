@@ -165,6 +165,10 @@ int keyring_blob_open(struct keyring *ring, struct store_tx *tx, const char *use
                       const char *bound, const unsigned char *blob, size_t blob_len,
                       unsigned char **plain, size_t *len);
 
+/* The store's sealer (store_set_sealer) backed by keyring_blob_seal/open:
+ * analyses and insights sealed with the ring. ring must outlive its use. */
+void keyring_store_sealer(struct keyring *ring, struct store_sealer *out);
+
 /* ---- administration --------------------------------------------------------- */
 
 struct keyring_version {

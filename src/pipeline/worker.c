@@ -482,11 +482,24 @@ static void purge_acknowledged(struct store *st)
         log_info("worker: purged acknowledged messages", LOG_INT, "messages", (long long)n, LOG_END);
 }
 
+/* Raw upload bodies past RAW_UPLOAD_RETENTION_DAYS (none when 0, the
+ * default): store_raw_upload_purge. */
+static void purge_raw_bodies(struct store *st)
+{
+    int64_t n = 0;
+    int rc = store_raw_upload_purge(st, time_now_ms(), &n);
+    if (rc != 0)
+        log_warning("worker: cannot purge raw upload bodies", LOG_STR, "error", clarity_strerror(rc), LOG_END);
+    else if (n > 0)
+        log_info("worker: purged raw upload bodies past retention", LOG_INT, "bodies", (long long)n, LOG_END);
+}
+
 /* The housekeeping every worker does at start and then once a minute. */
 static void sweep(struct store *st, int64_t import_stale_ms)
 {
     close_abandoned(st, import_stale_ms);
     purge_acknowledged(st);
+    purge_raw_bodies(st);
 }
 
 /* ---- threads --------------------------------------------------------------- */

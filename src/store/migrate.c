@@ -291,6 +291,22 @@ static const char m007_ddl[] =
     " attempts INTEGER NOT NULL DEFAULT 0,"
     " sent_at BIGINT NOT NULL);\n";
 
+/* 008: raw bodies by age, for RAW_UPLOAD_RETENTION_DAYS
+ * (store_raw_upload_purge). Without it each purge would read every row, and
+ * on SQLite walk each body's overflow pages to reach created_at, the last
+ * column. One entry per upload, not per sample. */
+static const char m008_ddl[] = "CREATE INDEX IF NOT EXISTS raw_uploads_created ON raw_uploads (created_at);\n";
+
+/* 009: analyses and insights sealed by the key ring (store_set_sealer): the
+ * health values move into `sealed`, the metadata stays in its columns.
+ * Expand-only: rows written before keep their clear columns and read as
+ * they are; the previous release writes and reads clear columns as before
+ * (it cannot read rows this release sealed: their clear columns are NULL /
+ * '', so roll back only with that in mind; docs/data-model.md). */
+static const char m009_ddl[] =
+    "ALTER TABLE analyses ADD COLUMN sealed {BLOB};\n"
+    "ALTER TABLE insights ADD COLUMN sealed {BLOB};\n";
+
 static const struct migration migrations[] = {
     {"001_create_indexes", m001_ddl, NULL},
     {"002_add_data_quality_fields", m002_ddl, m002_backfill},
@@ -299,6 +315,8 @@ static const struct migration migrations[] = {
     {"005_sample_upload_time_index", m005_ddl, NULL},
     {"006_sample_days", m006_ddl, NULL},
     {"007_external_identities", m007_ddl, NULL},
+    {"008_raw_upload_retention_index", m008_ddl, NULL},
+    {"009_sealed_analyses_insights", m009_ddl, NULL},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

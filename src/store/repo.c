@@ -1405,32 +1405,183 @@ int store_raw_upload_get(struct store_tx *tx, const char *upload_id, struct stor
     return 0;
 }
 
+int store_raw_upload_purge(struct store *st, int64_t now_ms, int64_t *n)
+{
+    static const char sql[] = "DELETE FROM raw_uploads WHERE upload_id IN (SELECT upload_id FROM raw_uploads"
+                              " WHERE created_at < ?1 LIMIT 1000)";
+    int64_t total = 0;
+    int rc = 0;
+    while (st->opts.raw_retention_ms > 0) {
+        struct store_tx *tx = NULL;
+        struct db_stmt *s = NULL;
+        int64_t k = 0;
+        if ((rc = store_tx_begin(st, STORE_TX_WRITE, &tx)) != 0)
+            break;
+        if ((rc = store_tx_stmt(tx, sql, &s)) == 0) {
+            db_bind_int64(s, 1, now_ms - st->opts.raw_retention_ms);
+            rc = store_tx_run(tx, s, &k);
+        }
+        if (rc != 0) {
+            store_tx_rollback(tx);
+            break;
+        }
+        if ((rc = store_tx_commit(tx)) != 0)
+            break;
+        total += k;
+        if (k < 1000)
+            break;
+    }
+    if (rc == 0 && n != NULL)
+        *n = total;
+    return rc;
+}
+
+/* ---- sealed values (store_set_sealer) ------------------------------------- */
+
+static int sealer_rc(int rc) { return rc >= STORE_EUNSUPPORTED && rc <= STORE_ENOTFOUND ? rc : STORE_EINTERNAL; }
+
+/* Two optional texts as one plaintext: u8 presence bits, u32 length of the
+ * first (little-endian), the first, the second. */
+static int pair_pack(const char *a, const char *b, unsigned char **out, size_t *len)
+{
+    size_t la = a ? strlen(a) : 0, lb = b ? strlen(b) : 0;
+    if (la > UINT32_MAX)
+        return STORE_EINVAL;
+    unsigned char *p = malloc(5 + la + lb);
+    if (p == NULL)
+        return STORE_ENOMEM;
+    p[0] = (unsigned char)((a != NULL) | (b != NULL) << 1);
+    for (int i = 0; i < 4; i++)
+        p[1 + i] = (unsigned char)(la >> (8 * i));
+    if (la)
+        memcpy(p + 5, a, la);
+    if (lb)
+        memcpy(p + 5 + la, b, lb);
+    *out = p;
+    *len = 5 + la + lb;
+    return 0;
+}
+
+static int pair_unpack(const unsigned char *p, size_t len, char **a, char **b)
+{
+    *a = *b = NULL;
+    if (len < 5 || p[0] > 3)
+        return STORE_EINTERNAL;
+    size_t la = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24;
+    if (la > len - 5 || memchr(p + 5, 0, len - 5) != NULL)
+        return STORE_EINTERNAL;
+    size_t lb = len - 5 - la;
+    if (((p[0] & 1) == 0 && la) || ((p[0] & 2) == 0 && lb))
+        return STORE_EINTERNAL;
+    if ((p[0] & 1) && (*a = strndup((const char *)p + 5, la)) == NULL)
+        return STORE_ENOMEM;
+    if ((p[0] & 2) && (*b = strndup((const char *)p + 5 + la, lb)) == NULL) {
+        free(*a);
+        *a = NULL;
+        return STORE_ENOMEM;
+    }
+    return 0;
+}
+
+/* Seal texts a and b of record kind/id for user: *blob, or NULL when the
+ * store has no sealer. */
+static int seal_pair(struct store_tx *tx, const char *kind, const char *id, const char *user,
+                     const char *a, const char *b, unsigned char **blob, size_t *blen)
+{
+    const struct store_sealer *z = &tx->st->sealer;
+    char bound[64];
+    unsigned char *p = NULL;
+    size_t plen = 0;
+    *blob = NULL;
+    *blen = 0;
+    if (z->seal == NULL)
+        return 0;
+    snprintf(bound, sizeof(bound), "%s/%s", kind, id);
+    int rc = pair_pack(a, b, &p, &plen);
+    if (rc != 0)
+        return rc;
+    rc = z->seal(z->ctx, tx, user, bound, p, plen, blob, blen);
+    explicit_bzero(p, plen);
+    free(p);
+    return rc != 0 ? sealer_rc(rc) : 0;
+}
+
+/* Open a record's sealed texts into *a and *b (which must be NULL). */
+static int open_pair(struct store_tx *tx, const char *kind, const char *id, const char *user,
+                     const unsigned char *blob, size_t blen, char **a, char **b)
+{
+    const struct store_sealer *z = &tx->st->sealer;
+    char bound[64];
+    unsigned char *p = NULL;
+    size_t plen = 0;
+    if (z->open == NULL)
+        return STORE_EUNAVAILABLE; /* sealed, and no key ring in this process */
+    snprintf(bound, sizeof(bound), "%s/%s", kind, id);
+    int rc = z->open(z->ctx, tx, user, bound, blob, blen, &p, &plen);
+    if (rc != 0)
+        return sealer_rc(rc);
+    free(*a);
+    free(*b);
+    rc = pair_unpack(p, plen, a, b);
+    explicit_bzero(p, plen);
+    free(p);
+    return rc;
+}
+
+/* Copy a blob column into *out (NULL when NULL). */
+static int col_blob_dup(struct db_stmt *s, int col, unsigned char **out, size_t *len)
+{
+    size_t n = 0;
+    const void *p = db_col_blob(s, col, &n);
+    *out = NULL;
+    *len = 0;
+    if (p == NULL || db_col_is_null(s, col))
+        return 0;
+    if ((*out = malloc(n ? n : 1)) == NULL)
+        return -1;
+    memcpy(*out, p, n);
+    *len = n;
+    return 0;
+}
+
 /* ---- analyses ------------------------------------------------------------- */
 
 #define ANALYSIS_COLS                                                                        \
-    "id, user_id, upload_id, kind, model_version, version, coverage, result, created_at"
+    "id, user_id, upload_id, kind, model_version, version, coverage, result, created_at, sealed"
 
 int store_analysis_insert(struct store_tx *tx, const struct store_analysis *a)
 {
     static const char sql[] = "INSERT INTO analyses (" ANALYSIS_COLS ") VALUES"
-                              " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+                              " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
     struct db_stmt *s = NULL;
+    unsigned char *blob = NULL;
+    size_t blen = 0;
     if (!FITS(a->id) || !FITS(a->user_id) || !FITS(a->upload_id) || !FITS(a->kind) ||
         !FITS(a->model_version) || !a->id[0] || !a->user_id[0])
         return STORE_EINVAL;
-    int rc = store_tx_stmt(tx, sql, &s);
-    if (rc != 0)
+    int rc = seal_pair(tx, "analysis", a->id, a->user_id, a->coverage, a->result, &blob, &blen);
+    if (rc == 0)
+        rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0) {
+        free(blob);
         return rc;
+    }
     db_bind_text(s, 1, a->id);
     db_bind_text(s, 2, a->user_id);
     db_bind_text(s, 3, a->upload_id[0] ? a->upload_id : NULL);
     db_bind_text(s, 4, a->kind);
     db_bind_text(s, 5, a->model_version);
     db_bind_int64(s, 6, a->version);
-    db_bind_text(s, 7, a->coverage);
-    db_bind_text(s, 8, a->result);
+    db_bind_text(s, 7, blob ? NULL : a->coverage);
+    db_bind_text(s, 8, blob ? NULL : a->result);
     db_bind_int64(s, 9, a->created_at_ms ? a->created_at_ms : store_now_ms());
-    return store_tx_run(tx, s, NULL);
+    if (blob)
+        db_bind_blob(s, 10, blob, blen);
+    else
+        db_bind_null(s, 10);
+    rc = store_tx_run(tx, s, NULL);
+    free(blob);
+    return rc;
 }
 
 static int analysis_row(struct db_stmt *s, void *item)
@@ -1443,9 +1594,26 @@ static int analysis_row(struct db_stmt *s, void *item)
     store_col_copy(s, 4, a->model_version, sizeof(a->model_version));
     a->version = (int)db_col_int64(s, 5);
     a->created_at_ms = db_col_int64(s, 8);
-    if (store_col_dup(s, 6, &a->coverage) != 0 || store_col_dup(s, 7, &a->result) != 0)
+    if (store_col_dup(s, 6, &a->coverage) != 0 || store_col_dup(s, 7, &a->result) != 0 ||
+        col_blob_dup(s, 9, &a->sealed_, &a->sealed_len_) != 0)
         return -1;
     return 0;
+}
+
+/* Open the sealed values of analyses read (v[0..n)). */
+static int analyses_open(struct store_tx *tx, struct store_analysis *v, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (v[i].sealed_ == NULL)
+            continue;
+        rc = open_pair(tx, "analysis", v[i].id, v[i].user_id, v[i].sealed_, v[i].sealed_len_,
+                       &v[i].coverage, &v[i].result);
+        free(v[i].sealed_);
+        v[i].sealed_ = NULL;
+        v[i].sealed_len_ = 0;
+    }
+    return rc;
 }
 
 void store_analysis_clear(struct store_analysis *a)
@@ -1454,7 +1622,10 @@ void store_analysis_clear(struct store_analysis *a)
         return;
     free(a->coverage);
     free(a->result);
+    free(a->sealed_);
     a->coverage = a->result = NULL;
+    a->sealed_ = NULL;
+    a->sealed_len_ = 0;
 }
 
 static void analysis_clear_v(void *p) { store_analysis_clear(p); }
@@ -1489,6 +1660,10 @@ int store_analysis_get(struct store_tx *tx, const char *id, const char *user_id,
         store_analysis_clear(&a);
         return STORE_ENOMEM;
     }
+    if ((rc = analyses_open(tx, &a, 1)) != 0) {
+        store_analysis_clear(&a);
+        return rc;
+    }
     *out = a;
     return 0;
 }
@@ -1509,37 +1684,55 @@ int store_analysis_list(struct store_tx *tx, const char *user_id, const struct s
     db_bind_text(s, 1, user_id);
     bind_after(s, 2, after);
     db_bind_int64(s, 4, (int64_t)limit + 1);
-    return collect(tx, s, limit, sizeof(**out), analysis_row, analysis_clear_v, (void **)out, n,
-                   next, 8, 0);
+    rc = collect(tx, s, limit, sizeof(**out), analysis_row, analysis_clear_v, (void **)out, n, next,
+                 8, 0);
+    if (rc == 0 && (rc = analyses_open(tx, *out, *n)) != 0) {
+        store_analysis_list_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
 }
 
 /* ---- insights ------------------------------------------------------------- */
 
 #define INSIGHT_COLS                                                                         \
     "id, user_id, analysis_id, insight_type, generator, narrative, body, confidence,"       \
-    " created_at"
+    " created_at, sealed"
 
 int store_insight_insert(struct store_tx *tx, const struct store_insight *i)
 {
     static const char sql[] = "INSERT INTO insights (" INSIGHT_COLS ") VALUES"
-                              " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+                              " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
     struct db_stmt *s = NULL;
+    unsigned char *blob = NULL;
+    size_t blen = 0;
     if (!FITS(i->id) || !FITS(i->user_id) || !FITS(i->analysis_id) || !FITS(i->insight_type) ||
         !FITS(i->generator) || !i->id[0] || !i->user_id[0])
         return STORE_EINVAL;
-    int rc = store_tx_stmt(tx, sql, &s);
-    if (rc != 0)
+    int rc = seal_pair(tx, "insight", i->id, i->user_id, i->narrative != NULL ? i->narrative : "",
+                       i->body, &blob, &blen);
+    if (rc == 0)
+        rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0) {
+        free(blob);
         return rc;
+    }
     db_bind_text(s, 1, i->id);
     db_bind_text(s, 2, i->user_id);
     db_bind_text(s, 3, i->analysis_id[0] ? i->analysis_id : NULL);
     db_bind_text(s, 4, i->insight_type);
     db_bind_text(s, 5, i->generator);
-    db_bind_text(s, 6, i->narrative != NULL ? i->narrative : "");
-    db_bind_text(s, 7, i->body);
+    db_bind_text(s, 6, blob ? "" : i->narrative != NULL ? i->narrative : "");
+    db_bind_text(s, 7, blob ? NULL : i->body);
     db_bind_double(s, 8, i->confidence);
     db_bind_int64(s, 9, i->created_at_ms ? i->created_at_ms : store_now_ms());
+    if (blob)
+        db_bind_blob(s, 10, blob, blen);
+    else
+        db_bind_null(s, 10);
     rc = store_tx_run(tx, s, NULL);
+    free(blob);
     /* Chat sockets on any instance hear of it when the row becomes visible. */
     return rc == 0 ? store_tx_notify_insight(tx, i->user_id, i->id) : rc;
 }
@@ -1580,9 +1773,25 @@ static int insight_row(struct db_stmt *s, void *item)
     store_col_copy(s, 4, i->generator, sizeof(i->generator));
     i->confidence = db_col_double(s, 7);
     i->created_at_ms = db_col_int64(s, 8);
-    if (store_col_dup(s, 5, &i->narrative) != 0 || store_col_dup(s, 6, &i->body) != 0)
+    if (store_col_dup(s, 5, &i->narrative) != 0 || store_col_dup(s, 6, &i->body) != 0 ||
+        col_blob_dup(s, 9, &i->sealed_, &i->sealed_len_) != 0)
         return -1;
     return 0;
+}
+
+static int insights_open(struct store_tx *tx, struct store_insight *v, size_t n)
+{
+    int rc = 0;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        if (v[k].sealed_ == NULL)
+            continue;
+        rc = open_pair(tx, "insight", v[k].id, v[k].user_id, v[k].sealed_, v[k].sealed_len_,
+                       &v[k].narrative, &v[k].body);
+        free(v[k].sealed_);
+        v[k].sealed_ = NULL;
+        v[k].sealed_len_ = 0;
+    }
+    return rc;
 }
 
 void store_insight_clear(struct store_insight *i)
@@ -1591,7 +1800,10 @@ void store_insight_clear(struct store_insight *i)
         return;
     free(i->narrative);
     free(i->body);
+    free(i->sealed_);
     i->narrative = i->body = NULL;
+    i->sealed_ = NULL;
+    i->sealed_len_ = 0;
 }
 
 static void insight_clear_v(void *p) { store_insight_clear(p); }
@@ -1626,6 +1838,10 @@ int store_insight_get(struct store_tx *tx, const char *id, const char *user_id,
         store_insight_clear(&x);
         return STORE_ENOMEM;
     }
+    if ((rc = insights_open(tx, &x, 1)) != 0) {
+        store_insight_clear(&x);
+        return rc;
+    }
     *out = x;
     return 0;
 }
@@ -1648,8 +1864,14 @@ int store_insight_list(struct store_tx *tx, const char *user_id, const char *ins
     bind_after(s, 2, after);
     db_bind_int64(s, 4, (int64_t)limit + 1);
     db_bind_text(s, 5, insight_type);
-    return collect(tx, s, limit, sizeof(**out), insight_row, insight_clear_v, (void **)out, n,
-                   next, 8, 0);
+    rc = collect(tx, s, limit, sizeof(**out), insight_row, insight_clear_v, (void **)out, n, next, 8,
+                 0);
+    if (rc == 0 && (rc = insights_open(tx, *out, *n)) != 0) {
+        store_insight_list_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
 }
 
 /* ---- key ring ------------------------------------------------------------- */

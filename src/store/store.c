@@ -45,9 +45,18 @@ void store_options_from_config(struct store_options *o, const struct config *cfg
     store_options_default(o);
     o->synchronous_full = cfg->environment != CONFIG_ENV_DEVELOPMENT;
     o->pool_size = (cfg->http_threads > 0 ? cfg->http_threads : 4) + 4;
+    o->raw_retention_ms = (int64_t)cfg->raw_upload_retention_days * 86400000LL;
 }
 
 int64_t store_now_ms(void) { return time_now_ms(); }
+
+void store_set_sealer(struct store *st, const struct store_sealer *s)
+{
+    if (s != NULL)
+        st->sealer = *s;
+    else
+        memset(&st->sealer, 0, sizeof(st->sealer));
+}
 
 /* ---- helpers shared with repo.c, queue.c, migrate.c --------------------- */
 

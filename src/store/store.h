@@ -52,6 +52,7 @@ struct store_options {
     int acquire_timeout_ms;    /* wait for a free connection (default 5000) */
     int queue_max_attempts;    /* default max deliveries per message (default 5) */
     int64_t queue_retention_ms;     /* keep acknowledged messages (default 86400000) */
+    int64_t raw_retention_ms;       /* keep raw upload bodies this long; 0 (default) forever */
     int64_t queue_backoff_base_ms;  /* first retry delay (default 1000) */
     int64_t queue_backoff_max_ms;   /* retry delay cap (default 600000) */
     int64_t health_max_depth;       /* pubsub unhealthy above this depth (default 10000) */
@@ -469,6 +470,44 @@ int store_raw_upload_put(struct store_tx *tx, const struct store_raw_upload *r);
 /* Read; the blobs are heap copies freed by store_raw_upload_clear. */
 int store_raw_upload_get(struct store_tx *tx, const char *upload_id, struct store_raw_upload *out);
 void store_raw_upload_clear(struct store_raw_upload *r);
+/*
+ * Delete raw bodies stored more than store_options.raw_retention_ms before
+ * now_ms (RAW_UPLOAD_RETENTION_DAYS), in batches of 1,000 per write
+ * transaction; nothing when the retention is 0 (keep). The uploads, samples
+ * and analyses stay. *n (may be NULL) counts the bodies deleted.
+ */
+int store_raw_upload_purge(struct store *st, int64_t now_ms, int64_t *n);
+
+/* ---- sealing analyses and insights (issue #19) --------------------------- */
+
+/*
+ * What seals health values at rest: the key ring registers itself
+ * (keyring_store_sealer) in every process that holds it. Both functions
+ * return 0 or non-zero (a store code passes through; anything else reads
+ * as STORE_EINTERNAL); *blob / *plain are malloc'd (caller frees; *plain
+ * has a NUL after *len bytes). `bound` names the record
+ * ("analysis/<id>", "insight/<id>") so a sealed value moved to another row
+ * or user does not open.
+ */
+struct store_sealer {
+    void *ctx;
+    int (*seal)(void *ctx, struct store_tx *tx, const char *user_id, const char *bound,
+                const unsigned char *plain, size_t len, unsigned char **blob, size_t *blob_len);
+    int (*open)(void *ctx, struct store_tx *tx, const char *user_id, const char *bound,
+                const unsigned char *blob, size_t blob_len, unsigned char **plain, size_t *len);
+};
+
+/*
+ * With a sealer set, store_analysis_insert and store_insight_insert keep
+ * only the metadata queries need in the clear (ids, owner, upload/analysis,
+ * kind, model, version, type, generator, confidence, created_at) and seal
+ * coverage + result and narrative + body into the row's `sealed` column
+ * (migration 009); reads open it. Rows without `sealed` (written before, or
+ * by a process without a sealer) read as they are; a sealed row read
+ * without a sealer answers STORE_EUNAVAILABLE. s NULL removes the sealer.
+ * Set it before other threads use the store.
+ */
+void store_set_sealer(struct store *st, const struct store_sealer *s);
 
 /* ---- analyses ---------------------------------------------------------- */
 
@@ -482,6 +521,8 @@ struct store_analysis {
     char *coverage;               /* JSON: data coverage the results rest on */
     char *result;                 /* JSON */
     int64_t created_at_ms;
+    unsigned char *sealed_;       /* store-internal (the sealed form as read); ignore */
+    size_t sealed_len_;
 };
 
 int store_analysis_insert(struct store_tx *tx, const struct store_analysis *a);
@@ -506,6 +547,8 @@ struct store_insight {
     char *body;                     /* JSON: key_insights, recommendations, … */
     double confidence;
     int64_t created_at_ms;
+    unsigned char *sealed_;         /* store-internal (the sealed form as read); ignore */
+    size_t sealed_len_;
 };
 
 int store_insight_insert(struct store_tx *tx, const struct store_insight *i);

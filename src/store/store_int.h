@@ -50,6 +50,8 @@ struct store {
     uint64_t igen; /* insight commits (queue.c, store_insight_events_next), under qmu */
     /* PostgreSQL multi-row sample inserts, one per chunk size (repo.c). */
     char *bulk_sql[STORE_BULK_SIZES];
+    /* Seals analyses and insights (store_set_sealer); seal NULL: none. */
+    struct store_sealer sealer;
 };
 
 /* Build the multi-row INSERT for `rows` samples (caller frees), and the

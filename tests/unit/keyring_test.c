@@ -540,6 +540,118 @@ static int count_batches(void *ctx, const struct keyring_rewrap_stats *s)
  *    re-wrapping, from the rotating instance and from one opened before the
  *    rotation), new uploads use the new version, re-wrapping touches only
  *    the wrapped key and version of each row, and is idempotent. */
+/* Analyses and insights sealed through the store (store_set_sealer): read
+ * back whole by get and list, their clear columns empty, the file holds
+ * none of their text, a sealed value moved to another row does not open,
+ * rows written without a sealer still read, and a sealed row read by a
+ * store without a sealer is refused rather than returned empty. */
+static void test_sealed_analyses_insights(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    struct store_sealer z;
+    keyring_store_sealer(f->ring, &z);
+
+    struct store_analysis plain = {.version = 1, .coverage = "{\"days\":1}", .result = "{\"legacy\":1}",
+                                   .created_at_ms = 1000};
+    assert_int_equal(uuid_v7(plain.id), 0);
+    memcpy(plain.user_id, f->users[0], STORE_ID_LEN);
+    snprintf(plain.kind, sizeof(plain.kind), "pat");
+    struct store_tx *tx = NULL;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_analysis_insert(tx, &plain), 0); /* no sealer yet */
+    assert_int_equal(store_tx_commit(tx), 0);
+
+    store_set_sealer(f->st, &z);
+    struct store_analysis a = {.version = 1, .coverage = "{\"days\":7,\"note\":\"SEALED-COVERAGE-51c\"}",
+                               .result = "{\"tst_minutes\":417,\"note\":\"SEALED-RESULT-9e2\"}",
+                               .created_at_ms = 2000};
+    assert_int_equal(uuid_v7(a.id), 0);
+    memcpy(a.user_id, f->users[0], STORE_ID_LEN);
+    snprintf(a.kind, sizeof(a.kind), "sleep");
+    struct store_insight in = {.narrative = "SEALED-NARRATIVE-you slept 6.9 hours",
+                               .body = "{\"key_insights\":[\"SEALED-BODY-4d1\"]}", .confidence = 0.75};
+    assert_int_equal(uuid_v7(in.id), 0);
+    memcpy(in.user_id, f->users[0], STORE_ID_LEN);
+    memcpy(in.analysis_id, a.id, STORE_ID_LEN);
+    snprintf(in.insight_type, sizeof(in.insight_type), "sleep");
+    snprintf(in.generator, sizeof(in.generator), "builtin");
+    struct store_insight empty = {.narrative = NULL, .body = NULL, .confidence = 0.1};
+    assert_int_equal(uuid_v7(empty.id), 0);
+    memcpy(empty.user_id, f->users[0], STORE_ID_LEN);
+    snprintf(empty.insight_type, sizeof(empty.insight_type), "activity");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_analysis_insert(tx, &a), 0);
+    assert_int_equal(store_insight_insert(tx, &in), 0);
+    assert_int_equal(store_insight_insert(tx, &empty), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    struct store_analysis ag;
+    assert_int_equal(store_analysis_get(tx, a.id, f->users[0], &ag), 0);
+    assert_string_equal(ag.coverage, a.coverage);
+    assert_string_equal(ag.result, a.result);
+    assert_string_equal(ag.kind, "sleep");
+    store_analysis_clear(&ag);
+    struct store_analysis *al = NULL;
+    size_t n = 0;
+    struct store_cursor next;
+    assert_int_equal(store_analysis_list(tx, f->users[0], NULL, 10, &al, &n, &next), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(al[0].result, a.result); /* newest first */
+    assert_string_equal(al[1].result, plain.result);
+    store_analysis_list_free(al, n);
+    struct store_insight ig;
+    assert_int_equal(store_insight_get(tx, in.id, NULL, &ig), 0);
+    assert_string_equal(ig.narrative, in.narrative);
+    assert_string_equal(ig.body, in.body);
+    assert_true(ig.confidence == 0.75);
+    store_insight_clear(&ig);
+    assert_int_equal(store_insight_get(tx, empty.id, NULL, &ig), 0);
+    assert_string_equal(ig.narrative, "");
+    assert_null(ig.body);
+    store_insight_clear(&ig);
+    struct store_insight *il = NULL;
+    assert_int_equal(store_insight_list(tx, f->users[0], "sleep", NULL, 10, &il, &n, &next), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(il[0].body, in.body);
+    store_insight_list_free(il, n);
+    store_tx_rollback(tx);
+
+    /* A sealed value moved to another row (or user) does not open. */
+    admin(f, "UPDATE analyses SET sealed = (SELECT sealed FROM analyses WHERE id = '%s') WHERE id = '%s'", a.id,
+          plain.id);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_analysis_get(tx, plain.id, NULL, &ag), STORE_EINTERNAL);
+    assert_int_equal(store_analysis_list(tx, f->users[0], NULL, 10, &al, &n, &next), STORE_EINTERNAL);
+    assert_null(al);
+    store_tx_rollback(tx);
+    admin(f, "UPDATE analyses SET sealed = NULL WHERE id = '%s'", plain.id);
+
+    /* Without a sealer, a sealed row is refused, a clear one still reads. */
+    store_set_sealer(f->st, NULL);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_analysis_get(tx, a.id, NULL, &ag), STORE_EUNAVAILABLE);
+    assert_int_equal(store_analysis_get(tx, plain.id, NULL, &ag), 0);
+    assert_string_equal(ag.result, plain.result);
+    store_analysis_clear(&ag);
+    store_tx_rollback(tx);
+
+    if (is_pg())
+        return;
+    keyring_close(f->ring);
+    f->ring = NULL;
+    store_close(f->st);
+    f->st = NULL;
+    store_up(f);
+    assert_int_equal(keyring_open(f->st, f->master, &f->ring, err, sizeof(err)), 0);
+    static const char *const canaries[] = {"SEALED-COVERAGE", "SEALED-RESULT", "SEALED-NARRATIVE",
+                                           "SEALED-BODY", "tst_minutes", "slept 6.9"};
+    for (size_t i = 0; i < sizeof(canaries) / sizeof(canaries[0]); i++)
+        assert_int_equal(files_containing(f->dir, canaries[i], strlen(canaries[i])), 0);
+    assert_true(files_containing(f->dir, "legacy", 6) > 0); /* the scan sees clear text */
+}
+
 static void test_rotation(void **state)
 {
     struct fixture *f = *state;
@@ -799,6 +911,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raw_body_compressed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_analyses_insights, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_master_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_file_has_no_plaintext, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampering_in_database, setup, teardown),

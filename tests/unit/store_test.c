@@ -648,6 +648,66 @@ static void test_upload_samples_message_one_transaction(void **state)
     commit(tx);
 }
 
+/* RAW_UPLOAD_RETENTION_DAYS: with retention 0 nothing is purged; with 10
+ * days the bodies stored 20 and 11 days ago go (in batches: 2,100 of them
+ * cross two batch boundaries) and the recent one, the uploads and their
+ * samples stay. */
+static void test_raw_upload_retention(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char user[STORE_ID_LEN], up[3][STORE_ID_LEN];
+    make_user(f->st, "retention@example.com", user, 0);
+    int64_t now = store_now_ms_for_test(), day = 86400000LL;
+    const int64_t age[3] = {20, 11, 1};
+    unsigned char nonce[24] = {1}, ct[40] = {2};
+    struct store_tx *tx = begin(f->st);
+    for (int i = 0; i < 3; i++) {
+        make_upload(tx, user, up[i]);
+        struct store_raw_upload r = {.key_version = 1, .nonce = nonce, .nonce_len = sizeof(nonce),
+                                     .ciphertext = ct, .ciphertext_len = sizeof(ct), .wrapped_dek = nonce,
+                                     .wrapped_dek_len = sizeof(nonce), .created_at_ms = now - age[i] * day};
+        memcpy(r.upload_id, up[i], STORE_ID_LEN);
+        memcpy(r.user_id, user, STORE_ID_LEN);
+        assert_int_equal(store_raw_upload_put(tx, &r), 0);
+    }
+    for (int i = 0; i < 2100; i++) { /* more old bodies than one batch */
+        char id[STORE_ID_LEN];
+        make_upload(tx, user, id);
+        struct store_raw_upload r = {.key_version = 1, .nonce = nonce, .nonce_len = sizeof(nonce),
+                                     .ciphertext = ct, .ciphertext_len = sizeof(ct), .wrapped_dek = nonce,
+                                     .wrapped_dek_len = sizeof(nonce), .created_at_ms = now - 30 * day - i};
+        memcpy(r.upload_id, id, STORE_ID_LEN);
+        memcpy(r.user_id, user, STORE_ID_LEN);
+        assert_int_equal(store_raw_upload_put(tx, &r), 0);
+    }
+    commit(tx);
+    int64_t n = -1;
+    assert_int_equal(store_raw_upload_purge(f->st, now, &n), 0); /* default: keep */
+    assert_int_equal(n, 0);
+
+    struct store_options o;
+    struct store *st = NULL;
+    char err[512];
+    fill_opts(&o);
+    o.raw_retention_ms = 10 * day;
+    assert_int_equal(store_open(f->url, &o, &st, err, sizeof(err)), 0);
+    assert_int_equal(store_raw_upload_purge(st, now, &n), 0);
+    assert_int_equal(n, 2102);
+    assert_int_equal(store_raw_upload_purge(st, now, &n), 0);
+    assert_int_equal(n, 0);
+    store_close(st);
+    tx = begin(f->st);
+    struct store_raw_upload rg;
+    assert_int_equal(store_raw_upload_get(tx, up[0], &rg), STORE_ENOTFOUND);
+    assert_int_equal(store_raw_upload_get(tx, up[1], &rg), STORE_ENOTFOUND);
+    assert_int_equal(store_raw_upload_get(tx, up[2], &rg), 0);
+    store_raw_upload_clear(&rg);
+    struct store_upload u;
+    assert_int_equal(store_upload_get(tx, up[0], user, &u), 0);
+    store_tx_rollback(tx);
+}
+
 static void test_raw_analyses_insights_keys_and_erasure(void **state)
 {
     struct fix *f = *state;
@@ -2384,6 +2444,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sample_window_matches_reference_loader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_match_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_block_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_raw_upload_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
