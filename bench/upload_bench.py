@@ -3,7 +3,12 @@
 over HTTP keep-alive to `clarity serve` on SQLite (client on the same
 2-core machine). Target (issue #5): >= 200,000 samples/s stored. Prints the
 figure beside the storage layer's raw insert floor when store_bench has
-reported it (STORE_FLOOR env), since that bounds what HTTP can reach."""
+reported it (STORE_FLOOR env), since that bounds what HTTP can reach.
+
+Then the database file's bytes per stored sample by what holds them (issue
+#19; SQLite's dbstat: pages of each table and index, after a checkpoint).
+BASELINE_BIN names another build of clarity (e.g. the release before
+issue #19) to run the same uploads against in the same run."""
 import http.client
 import json
 import os
@@ -20,7 +25,35 @@ PER = 1000
 CLIENTS = 2
 
 
+GROUPS = [("raw bodies", ("raw_uploads",)),
+          ("sample rows + indexes", ("health_samples",)),
+          ("sample_days", ("sample_days",))]
+
+
+def disk(path, samples):
+    """Bytes per sample by group, from SQLite's dbstat."""
+    import sqlite3
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    sizes = dict(db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"))
+    tables = dict(db.execute("SELECT name, tbl_name FROM sqlite_master"))
+    db.close()
+    out, total = [], sum(sizes.values())
+    for label, owners in GROUPS:
+        b = sum(v for k, v in sizes.items() if tables.get(k, k) in owners)
+        out.append("%s %.1f" % (label, b / samples))
+    return "disk per sample: %.1f B all-in (%s)" % (total / samples, ", ".join(out))
+
+
 def main():
+    runs = [BIN] + ([os.path.abspath(os.environ["BASELINE_BIN"])] if os.environ.get("BASELINE_BIN") else [])
+    for b in runs:
+        if len(runs) > 1:
+            print("-- %s" % b)
+        run(b)
+
+
+def run(BIN):
     d = tempfile.mkdtemp(prefix="clarity-upload-bench-")
     env = dict(os.environ, PORT="0", HOST="127.0.0.1", DATABASE_URL="sqlite:%s/bench.db" % d,
                LOG_LEVEL="WARNING", PASSWORD_HASH_PROFILE="interactive", WORKER_THREADS="0",
@@ -99,6 +132,7 @@ def main():
     floor = os.environ.get("STORE_FLOOR")
     if floor:
         print("storage raw insert floor (store_bench): %s rows/s" % floor)
+    print(disk("%s/bench.db" % d, total))
     subprocess.run(["rm", "-rf", d])
 
 
