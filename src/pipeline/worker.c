@@ -494,12 +494,54 @@ static void purge_raw_bodies(struct store *st)
         log_info("worker: purged raw upload bodies past retention", LOG_INT, "bodies", (long long)n, LOG_END);
 }
 
+/* Issue #19's backfill: sample_days rows written before block segments are
+ * rewritten as blocks, at most REENCODE_BATCHES batches of 100 rows a sweep
+ * (short write transactions; the window reads the same throughout), resumed
+ * from where the last sweep of this process stopped, logged as it goes. One
+ * thread of a process at a time; other processes may run it too (a row
+ * rewritten twice comes out the same). Stops for good once a pass finds
+ * nothing more. */
+#define REENCODE_BATCHES 10
+
+static pthread_mutex_t reencode_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct store_reencode_stats reencode_at;
+static int reencode_finished;
+
+static int reencode_budget(void *ctx, const struct store_reencode_stats *s)
+{
+    (void)s;
+    return --*(int *)ctx <= 0;
+}
+
+static void reencode_days(struct store *st)
+{
+    if (pthread_mutex_trylock(&reencode_mu) != 0)
+        return;
+    if (!reencode_finished) {
+        int budget = REENCODE_BATCHES;
+        int64_t rows = reencode_at.rows;
+        int rc = store_sample_days_reencode(st, 100, reencode_budget, &budget, &reencode_at);
+        if (rc != 0)
+            log_warning("worker: sample_days backfill failed; retried next sweep", LOG_STR, "error",
+                        clarity_strerror(rc), LOG_END);
+        else if (reencode_at.rows > rows || reencode_at.done)
+            log_info("worker: sample_days backfill", LOG_INT, "rows", (long long)reencode_at.rows, LOG_INT,
+                     "kept", (long long)reencode_at.kept, LOG_INT, "bytes_before",
+                     (long long)reencode_at.bytes_in, LOG_INT, "bytes_after", (long long)reencode_at.bytes_out,
+                     LOG_INT, "cursor", (long long)reencode_at.cursor, LOG_INT, "done",
+                     (long long)reencode_at.done, LOG_END);
+        reencode_finished = rc == 0 && reencode_at.done;
+    }
+    pthread_mutex_unlock(&reencode_mu);
+}
+
 /* The housekeeping every worker does at start and then once a minute. */
 static void sweep(struct store *st, int64_t import_stale_ms)
 {
     close_abandoned(st, import_stale_ms);
     purge_acknowledged(st);
     purge_raw_bodies(st);
+    reencode_days(st);
 }
 
 /* ---- threads --------------------------------------------------------------- */

@@ -100,6 +100,8 @@ int64_t store_day_of(int64_t ms);
 /* PostgreSQL: take the user's sample-writer lock (held to the end of tx);
  * every writer of a user's samples and days takes it before writing. */
 int store_days_lock_user(struct store_tx *tx, const char *user_id);
+/* Tests only: write sample_days segments the 0xD1 way (as before issue #19). */
+void store_days_write_legacy_for_test(int on);
 /* Append v[i] where inserted[i] to their days (same transaction). */
 int store_days_append(struct store_tx *tx, const struct store_sample *v, size_t n, const unsigned char *inserted);
 /* Before an upload's samples are deleted: lock, and the days they are on
