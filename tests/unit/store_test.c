@@ -226,9 +226,9 @@ static void test_migrate_fresh_and_rerun(void **state)
     assert_int_equal(applied, 0);
     assert_int_equal(store_migrate_pending(f->st, &pending, err, sizeof(err)), 0);
     assert_int_equal(pending, 0);
-    struct store_migration_status ms[8];
+    struct store_migration_status ms[16];
     size_t n = 0;
-    assert_int_equal(store_migrate_status(f->st, ms, 8, &n, err, sizeof(err)), 0);
+    assert_int_equal(store_migrate_status(f->st, ms, 16, &n, err, sizeof(err)), 0);
     assert_int_equal(n, store_migration_count());
     assert_string_equal(ms[0].name, "001_create_indexes");
     assert_string_equal(ms[1].name, "002_add_data_quality_fields");
