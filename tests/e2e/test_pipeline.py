@@ -249,7 +249,7 @@ class Pipeline(unittest.TestCase):
         self.assertEqual(st["status"], "completed", st)
         status, _, hist = c.call("GET", "/api/v1/insights/history/" + c.user_id)
         self.assertEqual(status, 200, hist)
-        ins = [i for i in hist["data"] if i["analysis_id"]]
+        ins = [i for i in hist["data"]["insights"] if i["analysis_id"]]
         status, _, an = c.call("GET", "/api/v1/pat/analysis/" + ins[0]["analysis_id"])
         self.assertEqual(status, 200, an)
         return an, ins[0]
