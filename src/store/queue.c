@@ -591,18 +591,25 @@ static int pg_await_input(struct store_listener *l, int timeout_ms)
     return PQconsumeInput(l->pg) == 0 ? STORE_EUNAVAILABLE : 1;
 }
 
+/* The CLOCK_REALTIME instant ms from now (pthread_cond_timedwait's clock). */
+static struct timespec deadline_in(int64_t ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    return dl;
+}
+
 int store_listener_wait(struct store_listener *l, int timeout_ms)
 {
     if (l->pg == NULL) {
         struct store *st = l->st;
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
+        struct timespec dl = deadline_in(timeout_ms);
         int woke = 0;
         pthread_mutex_lock(&st->qmu);
         while (st->qgen == l->seen_gen) {
@@ -801,14 +808,7 @@ int store_insight_events_next(struct store_events *l, int timeout_ms, struct sto
             return 0;
         if (left > STORE_EVENTS_POLL_MS)
             left = STORE_EVENTS_POLL_MS;
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += left / 1000;
-        dl.tv_nsec += (long)(left % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
+        struct timespec dl = deadline_in(left);
         pthread_mutex_lock(&st->qmu);
         while (st->igen == gen)
             if (pthread_cond_timedwait(&st->qcv, &st->qmu, &dl) == ETIMEDOUT)

@@ -32,13 +32,15 @@ int store_upload_fail_stale_imports(struct store_tx *tx, int64_t stale_before_ms
 {
     struct db_stmt *s = NULL;
     int rc = store_tx_stmt(tx,
-                           "UPDATE uploads SET status = 'failed', updated_at = ?1, error = ?2"
-                           " WHERE status = 'processing' AND source = 'apple_health_export' AND updated_at < ?3",
+                           "UPDATE uploads SET status = ?4, updated_at = ?1, error = ?2"
+                           " WHERE status = ?5 AND source = 'apple_health_export' AND updated_at < ?3",
                            &s);
     if (rc != 0)
         return rc;
     db_bind_int64(s, 1, store_now_ms());
     db_bind_text(s, 2, STORE_IMPORT_INTERRUPTED);
     db_bind_int64(s, 3, stale_before_ms);
+    db_bind_text(s, 4, store_upload_status_name(STORE_UPLOAD_FAILED));
+    db_bind_text(s, 5, store_upload_status_name(STORE_UPLOAD_PROCESSING));
     return store_tx_run(tx, s, n);
 }

@@ -20,6 +20,7 @@
 #include "core/uuid.h"
 #include "store/migrate.h"
 #include "store/queue.h"
+#include "store/recovery.h"
 #include "pipeline/jobs.h"
 #include "store/recovery.h"
 #include "store/store.h"
