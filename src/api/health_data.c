@@ -163,16 +163,16 @@ static int dump_reply(json_t *o, int status_in, int *status, char **body)
 static int upload_reply(const void *cbctx, const struct ingest_result *out, int *status, char **body)
 {
     size_t nmetrics = *(const size_t *)cbctx;
-    json_t *o = json_object();
-    json_object_set_new(o, "processing_id", json_string(out->upload_id));
-    json_object_set_new(o, "status", json_string("received"));
-    json_object_set_new(o, "accepted_metrics", json_integer((json_int_t)nmetrics));
-    json_object_set_new(o, "rejected_metrics", json_integer(0));
-    json_object_set_new(o, "validation_errors", json_array());
-    json_object_set_new(o, "samples_stored", json_integer((json_int_t)out->stored));
-    json_object_set_new(o, "duplicates_skipped", json_integer((json_int_t)out->duplicates));
-    json_object_set_new(o, "message", json_string("Upload stored and queued for analysis."));
-    json_object_set_new(o, "timestamp", api_time_json(out->created_ms));
+    /* json_pack fails as a whole when any member cannot be made (out of
+     * memory), so a 201 never goes out without its processing_id: the
+     * session then fails and nothing is committed (fault injection). */
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:[], s:I, s:I, s:s, s:o}", "processing_id", out->upload_id,
+                          "status", "received", "accepted_metrics", (json_int_t)nmetrics, "rejected_metrics",
+                          (json_int_t)0, "validation_errors", "samples_stored", (json_int_t)out->stored,
+                          "duplicates_skipped", (json_int_t)out->duplicates, "message",
+                          "Upload stored and queued for analysis.", "timestamp", api_time_json(out->created_ms));
+    if (o == NULL)
+        return -1;
     return dump_reply(o, 201, status, body);
 }
 

@@ -295,6 +295,13 @@ int db_conn_ensure(struct db_conn *c)
     return pg_session_setup(c);
 }
 
+int db_in_transaction(const struct db_conn *c)
+{
+    if (c->backend == DB_SQLITE)
+        return c->lite != NULL && !sqlite3_get_autocommit(c->lite);
+    return c->pg != NULL && PQtransactionStatus(c->pg) != PQTRANS_IDLE && PQtransactionStatus(c->pg) != PQTRANS_UNKNOWN;
+}
+
 int db_exec(struct db_conn *c, const char *sql)
 {
     if (c->backend == DB_SQLITE) {

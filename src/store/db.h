@@ -63,6 +63,10 @@ int db_conn_ensure(struct db_conn *c);
  * Returns 0 or a negative STORE_E* code (text in db_conn_errmsg). */
 int db_exec(struct db_conn *c, const char *sql);
 
+/* 1 when the connection is inside a transaction (an earlier ROLLBACK that
+ * failed, e.g. for want of memory, can leave one open), else 0. */
+int db_in_transaction(const struct db_conn *c);
+
 /* Last error text of the connection (borrowed; no credentials). */
 const char *db_conn_errmsg(const struct db_conn *c);
 

@@ -321,6 +321,15 @@ int store_tx_begin(struct store *st, enum store_tx_mode mode, struct store_tx **
     int rc = store_conn_acquire(st, &tx);
     if (rc != 0)
         return rc;
+    /* A pooled connection must come back outside any transaction. If a
+     * ROLLBACK failed (out of memory: found by fault injection), the
+     * connection is still in the old one and every BEGIN on it would fail
+     * for the rest of the process; end it now. */
+    if (db_in_transaction(tx->conn) && db_exec(tx->conn, "ROLLBACK") != 0 && db_in_transaction(tx->conn)) {
+        snprintf(tx->err, sizeof(tx->err), "a pooled connection is stuck in a transaction");
+        store_conn_release(tx);
+        return STORE_EUNAVAILABLE;
+    }
     const char *sql;
     if (st->backend == DB_SQLITE) {
         if (mode == STORE_TX_WRITE) {
