@@ -121,6 +121,7 @@ int cli_serve(int argc, char **argv)
     int rc = cli_config_load(&cfg);
     if (rc != 0)
         return rc;
+    cli_config_warn_suspects(&cfg);
 
     /* Block the shutdown signals before any thread starts, so every thread
      * inherits the mask and only sigwait below receives them. */
