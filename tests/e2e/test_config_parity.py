@@ -60,8 +60,28 @@ def base_env(work):
             "PASSWORD_HASH_PROFILE": "interactive", "WORKER_THREADS": "0"}
 
 
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def ready(port):
+    import http.client
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        c.request("GET", "/readiness")
+        return c.getresponse().status == 200
+    except OSError:
+        return False
+
+
 def serve_until_listening(env, cwd, timeout=30):
-    """Start `clarity serve`; returns (exit status or None when it listened, stderr)."""
+    """Start `clarity serve`; returns (exit status or None when it listened
+    (logged `listening`, or answered /readiness on a non-zero PORT), stderr)."""
     e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     for key in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
         if key in os.environ:
@@ -76,7 +96,8 @@ def serve_until_listening(env, cwd, timeout=30):
             chunk = p.stderr.read()
             if chunk:
                 err += chunk
-            if b'"message":"listening"' in err or b" INFO listening " in err:
+            if b'"message":"listening"' in err or b" INFO listening " in err or \
+                    (env.get("PORT", "0") != "0" and ready(int(env["PORT"]))):
                 return None, err.decode("utf-8", "replace")
             if p.poll() is not None:
                 rest = p.stderr.read()
