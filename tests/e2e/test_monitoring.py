@@ -6,7 +6,7 @@ import os
 import re
 import unittest
 
-from harness import Server, production_keys
+from harness import Server, production_keys, run_cli
 
 ROOT = os.environ.get("CLARITY_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -70,6 +70,18 @@ class Production(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn("database", doc["checks"])
         self.assertEqual(doc["environment"], "production")
+
+    def test_smoke_passes_with_and_without_token(self):
+        import json
+        url = "http://127.0.0.1:%d" % self.srv.port
+        code, out, err = run_cli(["smoke", "--url", url, "--read-only"])
+        self.assertEqual(code, 0, out + err)
+        health = [c for c in json.loads(out)["checks"] if c["name"] == "health"][0]
+        self.assertIn("status only", health["detail"])
+        code, out, err = run_cli(["smoke", "--url", url, "--read-only"], env={"METRICS_TOKEN": TOKEN})
+        self.assertEqual(code, 0, out + err)
+        health = [c for c in json.loads(out)["checks"] if c["name"] == "health"][0]
+        self.assertIn("checks healthy", health["detail"])
 
     def test_production_without_token_serves_no_metrics(self):
         env = {"ENVIRONMENT": "production"}
