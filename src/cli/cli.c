@@ -13,6 +13,7 @@
 #include "cli/keys.h"
 #include "cli/migrate.h"
 #include "cli/pat.h"
+#include "cli/users.h"
 #include "cli/worker.h"
 #include "auth/jwt.h"
 #include "core/config.h"
@@ -93,6 +94,20 @@ static const struct command commands[] = {
     {"routes", cli_routes, "list every API route as JSON",
      "usage: clarity routes\n\nPrints every registered route: method, path template, whether it needs a\n"
      "bearer token, and its rate-limit class.\n"},
+    {"users", cli_users, "create, list, show, disable, unlock, set-role, reset-password accounts",
+     "usage: clarity users create EMAIL --first-name NAME --last-name NAME [--role ROLE] [--password-stdin]\n"
+     "       clarity users list [--limit N]\n"
+     "       clarity users show EMAIL\n"
+     "       clarity users disable EMAIL\n"
+     "       clarity users unlock EMAIL\n"
+     "       clarity users set-role EMAIL patient|clinician|researcher|admin\n"
+     "       clarity users reset-password EMAIL\n\n"
+     "Account administration without SQL, on DATABASE_URL (migrated). Each change is\n"
+     "one transaction with an audit row (action cli.user.VERB, request_id\n"
+     "cli:$USER). Passwords never go on the command line: create and reset-password\n"
+     "print a generated temporary password once (create --password-stdin reads one\n"
+     "line instead); reset-password and disable also end every session (refresh\n"
+     "tokens). Prints the user as JSON. Exits 0, 1 on failure, 2 on a usage error.\n"},
     {"version", cli_version, "print the version", "usage: clarity version\n"},
     {"worker", cli_worker, "run pipeline workers (analysis and insight jobs)",
      "usage: clarity worker [--topics health-data-processing,insights-generation] [--threads N]\n\n"

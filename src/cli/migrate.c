@@ -152,3 +152,21 @@ int cli_store_open_for_serve(const struct config *cfg, struct store **out)
     *out = st;
     return 0;
 }
+
+int cli_store_open(const struct config *cfg, struct store **out)
+{
+    struct store *st = NULL;
+    char err[512] = "";
+    int pending = 0;
+    if (open_store(cfg, 1, &st) != 0)
+        return -1;
+    int rc = store_migrate_pending(st, &pending, err, sizeof(err));
+    if (rc != 0 || pending > 0) {
+        fprintf(stderr, "clarity: %s\n",
+                rc != 0 ? err : "the database has pending migrations; run `clarity migrate up` first");
+        store_close(st);
+        return -1;
+    }
+    *out = st;
+    return 0;
+}
