@@ -20,6 +20,7 @@
 #include "auth/oidc.h"
 #include "crypto/envelope.h"
 #include "core/log.h"
+#include "core/problem.h"
 
 struct command {
     const char *name;
@@ -203,6 +204,7 @@ int cli_config_load(struct config *cfg)
     }
     log_level_set(cfg->log_level);
     log_format_set(strcmp(cfg->log_format, "text") == 0);
+    problem_verbose_set(cfg->debug && cfg->environment == CONFIG_ENV_DEVELOPMENT);
     return 0;
 }
 
