@@ -13,6 +13,7 @@
 #include "cli/keys.h"
 #include "cli/migrate.h"
 #include "cli/pat.h"
+#include "cli/seed.h"
 #include "cli/users.h"
 #include "cli/worker.h"
 #include "auth/jwt.h"
@@ -81,6 +82,16 @@ static const struct command commands[] = {
      "1 on failure (wrong key, database, rows left unwrapped), 2 on a usage error.\n"},
     {"migrate", cli_migrate, "apply or list schema migrations", "usage: clarity migrate up [--to NAME] | clarity migrate status\n"},
     {"pat", cli_pat, "PAT encoder: describe a weights file, embed a week of activity", "usage: clarity pat info FILE [--sha256 HEX]\n       clarity pat embed --model FILE --input MINUTES.csv [--sha256 HEX] [--std none|global:MEAN:STD|per-minute:FILE] [--head NAME=FILE]... [--attention] [--tokens] [--threads N]\n\nSee docs/pat.md.\n"},
+    {"seed-demo", cli_seed_demo, "demo accounts and a month of data (development, staging)",
+     "usage: clarity seed-demo --url URL [--users N] [--days N] [--seed N]\n\n"
+     "Registers demo accounts demo1@clarity.example.com … demoN@ (default 3, password\n"
+     "Demo-Clarity-2026!) on the development or staging server at URL and uploads\n"
+     "--days (default 30) of HealthKit data for each through the API: steps and\n"
+     "heart rate per 15 minutes, resting heart rate, and a night of sleep stages\n"
+     "per day, with weekday/weekend rhythms, from a seeded generator (--seed). A\n"
+     "rerun stores nothing twice. Refuses a server whose /health does not name\n"
+     "development or staging. Prints a JSON report; exits 0, 1 on failure, 2 on a\n"
+     "usage error.\n"},
     {"smoke", cli_smoke, "check a running server (post-deployment smoke test)",
      "usage: clarity smoke --url URL [--token TOKEN | --register] [--read-only]\n"
      "                     [--timeout SECONDS] [--wait SECONDS]\n\n"
