@@ -23,6 +23,7 @@
 #include "cli/cli.h"
 #include "cli/migrate.h"
 #include "core/config.h"
+#include "core/err.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "crypto/password.h"
@@ -205,7 +206,7 @@ static int cmd_create(struct store *st, const struct config *cfg, int argc, char
     if (rc != 0) {
         sodium_memzero(pw, sizeof(pw));
         fprintf(stderr, "clarity users create: %s\n",
-                rc == STORE_ECONFLICT ? "an account with this email already exists" : store_strerror(rc));
+                rc == STORE_ECONFLICT ? "an account with this email already exists" : clarity_strerror(rc));
         return rc == STORE_ECONFLICT ? CLI_EXIT_FAILURE : CLI_EXIT_FAILURE;
     }
     json_t *o = user_json(&u);
@@ -239,7 +240,7 @@ static int cmd_list(struct store *st, int argc, char **argv)
         rc = store_user_list(tx, NULL, (size_t)limit, &users, &n, &next);
     store_tx_rollback(tx);
     if (rc != 0) {
-        fprintf(stderr, "clarity users list: %s\n", store_strerror(rc));
+        fprintf(stderr, "clarity users list: %s\n", clarity_strerror(rc));
         return CLI_EXIT_FAILURE;
     }
     json_t *arr = json_array();
@@ -301,7 +302,7 @@ static int cmd_change(struct store *st, const struct config *cfg, const char *ve
         store_tx_rollback(tx);
     if (rc != 0) {
         sodium_memzero(pw, sizeof(pw));
-        fprintf(stderr, "clarity users %s: %s\n", verb, store_strerror(rc));
+        fprintf(stderr, "clarity users %s: %s\n", verb, clarity_strerror(rc));
         return CLI_EXIT_FAILURE;
     }
     u.failed_logins = strcmp(verb, "unlock") == 0 || strcmp(verb, "reset-password") == 0 ? 0 : u.failed_logins;
@@ -326,7 +327,7 @@ static int cmd_show(struct store *st, const char *email)
         rc = store_user_get_by_email(tx, key, &u);
     store_tx_rollback(tx);
     if (rc != 0) {
-        fprintf(stderr, "clarity users show: %s\n", rc == STORE_ENOTFOUND ? "no user with this email" : store_strerror(rc));
+        fprintf(stderr, "clarity users show: %s\n", rc == STORE_ENOTFOUND ? "no user with this email" : clarity_strerror(rc));
         return CLI_EXIT_FAILURE;
     }
     print_json(user_json(&u));
