@@ -27,6 +27,8 @@ BAD = {
     "CORS_ORIGINS": '["https://a.example.com/path"]', "HOST": "localhost", "PORT": "65536",
     "DATABASE_URL": "mysql://x", "SHUTDOWN_GRACE_SECONDS": "-1", "RESTART_TIMEOUT_SECONDS": "0",
     "MAX_REQUEST_BYTES": "100", "HTTP_THREADS": "0",
+    "HTTP_MAX_CONNECTIONS": "0", "HTTP_MAX_CONNECTIONS_PER_IP": "-1", "HTTP_HEADER_TIMEOUT_SECONDS": "0",
+    "ACCESS_LOG_BUFFERED": "sometimes",
     "JWT_PRIVATE_KEY": "not a key", "JWT_ISSUER": None, "JWT_AUDIENCE": None,
     "ACCESS_TOKEN_TTL_SECONDS": "5", "ENCRYPTION_KEY": "c2hvcnQ=",
     "OIDC_JWKS_URL": None, "OIDC_JWKS_FILE": None,
