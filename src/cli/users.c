@@ -7,8 +7,9 @@
  * "cli:<operator>" (the OS user running the command, from $USER / getlogin),
  * ip "cli". Passwords never appear on the command line: create and
  * reset-password generate a temporary password and print it once on stdout
- * (create may read one from stdin with --password-stdin instead); reset also
- * ends every session of the user (refresh tokens deleted).
+ * (create may read one from stdin with --password-stdin instead); reset and
+ * disable also end every session of the user (refresh tokens deleted, access
+ * tokens revoked: running servers refuse them within the guard's poll).
  */
 #include "cli/users.h"
 
@@ -20,6 +21,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "auth/guard.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
 #include "core/config.h"
@@ -291,8 +293,10 @@ static int cmd_change(struct store *st, const struct config *cfg, const char *ve
     if (rc == 0 && (strcmp(verb, "unlock") == 0 || strcmp(verb, "reset-password") == 0))
         rc = store_user_login_update(tx, u.id, 0, 0, u.last_login_ms);
     if (rc == 0 && (strcmp(verb, "disable") == 0 || strcmp(verb, "reset-password") == 0)) {
-        int64_t ended = 0; /* every session of the user ends */
+        int64_t ended = 0; /* every session of the user ends: refresh tokens go, and */
         rc = store_token_delete_by_user(tx, u.id, &ended);
+        if (rc == 0) /* access tokens already issued are revoked (auth/guard.h) */
+            rc = guard_revoke_user_row(tx, u.id, time_now_ms());
     }
     if (rc == 0)
         rc = audit(tx, verb, u.id, "success");

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import tempfile
 import shutil
+import time
 import unittest
 
 from harness import Server, run_cli
@@ -78,12 +79,23 @@ class UsersMixin:
             admin_token = doc["tokens"]["access_token"]
             status, _, doc = self.login(srv, "pat@example.com", "Correct-Horse9!")
             self.assertEqual(status, 200, doc)
+            old_access = doc["tokens"]["access_token"]
+            self.assertEqual(srv.request("GET", "/api/v1/auth/me",
+                                         headers={"Authorization": "Bearer " + old_access})[0], 200)
             # reset-password: a new temporary password; the old one stops working.
             code, out, err = self.cli("reset-password", "pat@example.com")
             self.assertEqual(code, 0, err)
             new = json.loads(out)["temporary_password"]
             self.assertNotIn(new, " ".join(["reset-password", "pat@example.com"]))
             self.assertEqual(self.login(srv, "pat@example.com", "Correct-Horse9!")[0], 401)
+            # The access token issued before the reset stops working (the
+            # server polls revocations; allow it generous time under load).
+            deadline = time.time() + 30
+            while time.time() < deadline and srv.request(
+                    "GET", "/api/v1/auth/me", headers={"Authorization": "Bearer " + old_access})[0] == 200:
+                time.sleep(0.2)
+            self.assertEqual(srv.request("GET", "/api/v1/auth/me",
+                                         headers={"Authorization": "Bearer " + old_access})[0], 401)
             self.assertEqual(self.login(srv, "pat@example.com", new)[0], 200)
             self.assertEqual(self.db_rows("SELECT COUNT(*) FROM refresh_tokens t JOIN users u ON u.id = t.user_id "
                                           "WHERE u.email = 'pat@example.com'"), [(1,)])
