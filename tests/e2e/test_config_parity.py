@@ -37,7 +37,7 @@ BAD = {
     "IMPORT_STALE_SECONDS": "0",
     "TRUSTED_PROXIES": '["proxy.local"]', "LOCKOUT_THRESHOLD": "0", "LOCKOUT_WINDOW_SECONDS": "0",
     "LOCKOUT_SECONDS": "0", "RATE_LIMITS": "auth=5", "DOCS_ENABLED": "sometimes",
-    "DOCS_ASSETS_DIR": None, "MAX_IMPORT_BYTES": "1", "MAX_METRICS_PER_UPLOAD": "0",
+    "DOCS_ASSETS_DIR": None, "WEB_APP_ENABLED": "sometimes", "MAX_IMPORT_BYTES": "1", "MAX_METRICS_PER_UPLOAD": "0",
     "PASSWORD_HASH_PROFILE": "fast", "WORKER_THREADS": "65", "WORKER_LEASE_SECONDS": "0",
     "PAT_MODEL_PATH": "/nonexistent/pat.h5", "PAT_MODEL_SHA256": "abc",
     "PAT_STANDARDIZATION": "per-minute:x.csv", "INSIGHT_GENERATOR": "gpt",
