@@ -7,7 +7,7 @@ DEBUG_DIR  := $(BUILD)/debug
 SANITIZE   := $(BUILD)/sanitize
 JOBS       ?= $(shell nproc)
 
-.PHONY: all run test test-release test-sanitize bench deps release debug sanitize clean format format-check rehearse-deploy fuzz fuzz-build fuzz-ci
+.PHONY: coverage vuln-scan all run test test-release test-sanitize bench deps release debug sanitize clean format format-check rehearse-deploy fuzz fuzz-build fuzz-ci
 
 all: release
 
@@ -67,6 +67,29 @@ fuzz: fuzz-build
 
 fuzz-ci: fuzz-build
 	scripts/fuzz $${FUZZ_CI_SECONDS:-45}
+
+# Line coverage of the whole suite (gcc --coverage, gcovr) in build/coverage,
+# with a floor: below COVERAGE_FLOOR % of lines of src/ the target fails
+# (measured 85.2 % of lines, 96.0 % of functions on 2026-12-07; the floor
+# leaves room for noise). Not run by CI: a second, -O0 run of the suite
+# would not fit CI's time.
+COVERAGE_DIR   := $(BUILD)/coverage
+COVERAGE_FLOOR ?= 80
+coverage:
+	@scripts/install-deps --ops
+	@cmake -S . -B $(COVERAGE_DIR) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DCLARITY_COVERAGE=ON >/dev/null
+	@cmake --build $(COVERAGE_DIR) -j $(JOBS)
+	@find $(COVERAGE_DIR) -name '*.gcda' -delete
+	cd $(COVERAGE_DIR) && ctest -j $(JOBS) $(COVERAGE_CTEST_ARGS) >ctest.log 2>&1 || (tail -n 30 ctest.log; false)
+	gcovr --root . --filter 'src/' --object-directory $(COVERAGE_DIR) --print-summary \
+	  --gcov-ignore-parse-errors -o $(COVERAGE_DIR)/coverage.txt --fail-under-line $(COVERAGE_FLOOR)
+
+# The image's packages (SBOM) against Debian's security suite and support
+# lists, and the npm lockfile against npm's advisories (scripts/vuln-scan).
+vuln-scan:
+	@scripts/install-deps --ops
+	docker build -t clarity:scan .
+	scripts/vuln-scan --image clarity:scan --sbom-out $(BUILD)/sbom.txt
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -87,6 +87,14 @@ env_settings() {
     NETWORK="${VPC_NETWORK:-clarity-$short}"
     SUBNET="${VPC_SUBNET:-clarity-$short}"
     MIGRATE_JOB="${MIGRATE_JOB:-clarity-migrate}"
+    # Production is reached only through the load balancer (deploy/terraform
+    # lb.tf): the API at https://API_DOMAIN, the candidate revision at
+    # https://candidate.API_DOMAIN. Empty: the run.app URLs.
+    if [ "$env" = production ]; then
+        API_DOMAIN="${API_DOMAIN-api.clarity.example.com}"
+    else
+        API_DOMAIN="${API_DOMAIN:-}"
+    fi
     return 0
 }
 
@@ -114,6 +122,10 @@ smoke() {
     if [ -n "${SMOKE_TOKEN:-}" ]; then
         export SMOKE_TOKEN
         pass=(-e SMOKE_TOKEN)
+    fi
+    if [ -n "${METRICS_TOKEN:-}" ]; then
+        export METRICS_TOKEN # /health's checks (production shows them to it only)
+        pass+=(-e METRICS_TOKEN)
     fi
     run docker run --rm "${pass[@]}" "$image" smoke --url "$url" "$@"
 }

@@ -15,13 +15,20 @@
 #      test the candidate's own URL (read-only), then shift 10 % → 50 % →
 #      100 % with a health gate after each step — error rate and p99 from the
 #      candidate's /metrics over GATE_SECONDS, and a smoke test of the public
-#      URL. A failed gate runs scripts/rollback.sh and exits 1.
+#      URL. A failed gate runs scripts/rollback.sh and exits 1. Production is
+#      reached through the load balancer (API_DOMAIN, default
+#      api.clarity.example.com; the candidate at candidate.API_DOMAIN), and
+#      /metrics with the bearer token from the clarity-metrics-token secret
+#      (METRICS_TOKEN, if set, is used instead), sent from a header file so
+#      that it never appears in the trace;
+#   6. print the service, health and docs URLs.
 #
 # --dry-run prints the exact command sequence and runs nothing. Settings come
 # from the environment: GOOGLE_CLOUD_PROJECT, GOOGLE_CLOUD_REGION,
 # CLOUD_RUN_SERVICE, REGISTRY, RUN_SERVICE_ACCOUNT, VPC_NETWORK, VPC_SUBNET,
 # SKIP_BUILD, SMOKE_ARGS (development/staging; default --register),
-# SMOKE_TOKEN (production: adds an auth round trip), GATE_SECONDS (default
+# SMOKE_TOKEN (production: adds an auth round trip), API_DOMAIN, METRICS_TOKEN,
+# GATE_SECONDS (default
 # 120), GATE_MAX_ERROR_RATE (default 0.01), GATE_MAX_P99_SECONDS (default 1.0),
 # CANARY_STEPS (default "10 50 100").
 set -euo pipefail
@@ -116,13 +123,18 @@ rollback() {
     exit 1
 }
 
+# 6. Where to look: printed last, on standard output.
+urls() {
+    printf 'service: %s\nhealth:  %s/health\ndocs:    %s/docs\n' "$1" "$1" "$1"
+}
+
 # A health gate: the candidate's error rate and p99 over GATE_SECONDS from its
 # own /metrics, then a read-only smoke test of the public URL.
 gate() {
     local step="$1"
-    run curl -fsS --max-time 10 -o "$TMP/metrics-before" "$CANDIDATE_URL/metrics" || return 1
+    run curl -fsS --max-time 10 -H "@$TMP/metrics-auth" -o "$TMP/metrics-before" "$CANDIDATE_URL/metrics" || return 1
     run sleep "$GATE_SECONDS"
-    run curl -fsS --max-time 10 -o "$TMP/metrics-after" "$CANDIDATE_URL/metrics" || return 1
+    run curl -fsS --max-time 10 -H "@$TMP/metrics-auth" -o "$TMP/metrics-after" "$CANDIDATE_URL/metrics" || return 1
     run python3 "$HERE/metrics-gate" --max-error-rate "$GATE_MAX_ERROR_RATE" \
         --max-p99-seconds "$GATE_MAX_P99_SECONDS" "$TMP/metrics-before" "$TMP/metrics-after" || return 1
     smoke "$IMAGE" "$SERVICE_URL" --read-only || return 1
@@ -140,6 +152,7 @@ if [ "$ENVIRONMENT" != production ]; then
     read -r -a SMOKE_EXTRA <<<"${SMOKE_ARGS:---register}"
     smoke "$IMAGE" "$SERVICE_URL" "${SMOKE_EXTRA[@]}" || rollback "smoke test failed"
     log "deployed $REVISION to $ENVIRONMENT"
+    urls "$SERVICE_URL"
     exit 0
 fi
 
@@ -148,8 +161,19 @@ run gcloud run deploy "$SERVICE" --image "$IMAGE" "${GCLOUD_WHERE[@]}" \
     --revision-suffix "$(revision_suffix "$VERSION")" --no-traffic --tag candidate --quiet
 SERVICE_URL="$(capture "https://$SERVICE-dry-run.a.run.app" gcloud run services describe "$SERVICE" \
     "${GCLOUD_WHERE[@]}" --format 'value(status.url)')"
-# A tag's URL is the service URL with "TAG---" in front of the host.
+# A tag's URL is the service URL with "TAG---" in front of the host; behind
+# the load balancer the candidate is candidate.API_DOMAIN.
 CANDIDATE_URL="${SERVICE_URL/https:\/\//https://candidate---}"
+if [ -n "$API_DOMAIN" ]; then
+    SERVICE_URL="https://$API_DOMAIN"
+    CANDIDATE_URL="https://candidate.$API_DOMAIN"
+fi
+# The gate's bearer token for /metrics, into a header file (never traced).
+if [ -z "${METRICS_TOKEN:-}" ]; then
+    METRICS_TOKEN="$(capture dry-run-metrics-token gcloud secrets versions access latest \
+        --secret clarity-metrics-token --project "$PROJECT")"
+fi
+(umask 077 && printf 'Authorization: Bearer %s\n' "$METRICS_TOKEN" >"$TMP/metrics-auth")
 if ! smoke "$IMAGE" "$CANDIDATE_URL" --read-only; then
     run gcloud run services update-traffic "$SERVICE" "${GCLOUD_WHERE[@]}" --remove-tags candidate --quiet || true
     die "candidate $REVISION failed its smoke test; no traffic was moved"
@@ -161,3 +185,4 @@ for pct in $CANARY_STEPS; do
     gate "$pct" || rollback "health gate at $pct % failed"
 done
 log "deployed $REVISION to production (100 %); previous revision $PREVIOUS kept for rollback"
+urls "$SERVICE_URL"

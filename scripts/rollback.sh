@@ -78,6 +78,9 @@ run gcloud run services update-traffic "$SERVICE" "${GCLOUD_WHERE[@]}" --to-revi
 # Verify with the smoke test of the version now serving.
 URL="$(capture "https://$SERVICE-dry-run.a.run.app" gcloud run services describe "$SERVICE" \
     "${GCLOUD_WHERE[@]}" --format 'value(status.url)')"
+if [ -n "$API_DOMAIN" ]; then
+    URL="https://$API_DOMAIN" # production: only the load balancer reaches it
+fi
 IMAGE="$(capture "$REGISTRY/clarity:rollback-target" gcloud run revisions describe "$TARGET" \
     "${GCLOUD_WHERE[@]}" --format 'value(spec.containers[0].image)')"
 if ! smoke "$IMAGE" "$URL" --read-only; then

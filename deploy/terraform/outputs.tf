@@ -1,6 +1,11 @@
 output "service_url" {
-  description = "Public URL of the API."
-  value       = google_cloud_run_v2_service.api.uri
+  description = "URL of the API: the load balancer's domain when there is one, else the run.app URL."
+  value       = var.api_domain != "" ? "https://${var.api_domain}" : google_cloud_run_v2_service.api.uri
+}
+
+output "dashboard" {
+  description = "The Cloud Monitoring dashboard."
+  value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.main.id), 3)}?project=${var.project_id}"
 }
 
 output "service_account" {

@@ -11,16 +11,20 @@ locals {
     GOOGLE_CLOUD_REGION      = var.region
     CLOUD_RUN_SERVICE        = var.service_name
     FIREBASE_PROJECT_ID      = var.firebase_project_id
+    OIDC_JWKS_URL            = var.firebase_jwks_url
     ACTIGRAPHY_MODEL_VERSION = var.actigraphy_model_version
     SHUTDOWN_GRACE_SECONDS   = "8"
+    LOG_FORMAT               = "json"
+    HEALTH_CANARY_SECONDS    = "300"
   }
 }
 
 resource "google_cloud_run_v2_service" "api" {
   name     = var.service_name
   location = var.region
-  ingress  = "INGRESS_TRAFFIC_ALL"
-  labels   = local.labels
+  # Not public: only the load balancer (lb.tf) reaches it.
+  ingress = var.public ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
+  labels  = local.labels
 
   template {
     service_account                  = google_service_account.run.email
@@ -42,6 +46,7 @@ resource "google_cloud_run_v2_service" "api" {
     }
 
     containers {
+      name  = "clarity"
       image = var.image
 
       ports {
@@ -104,6 +109,44 @@ resource "google_cloud_run_v2_service" "api" {
       }
     }
 
+    # Google-Built OpenTelemetry Collector: scrapes /metrics inside the
+    # instance (with METRICS_TOKEN) and writes to Managed Prometheus.
+    containers {
+      name       = "otel-collector"
+      image      = var.otel_collector_image
+      args       = ["--config=/etc/otelcol/config.yaml"]
+      depends_on = ["clarity"]
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+        cpu_idle = true
+      }
+
+      volume_mounts {
+        name       = "otel-config"
+        mount_path = "/etc/otelcol"
+      }
+
+      volume_mounts {
+        name       = "clarity-metrics-token"
+        mount_path = "/secrets/clarity-metrics-token"
+      }
+    }
+
+    volumes {
+      name = "otel-config"
+      secret {
+        secret = google_secret_manager_secret.otel_config.secret_id
+        items {
+          version = "latest"
+          path    = "config.yaml"
+        }
+      }
+    }
+
     dynamic "volumes" {
       for_each = local.mounted_secrets
       content {
@@ -125,6 +168,11 @@ resource "google_cloud_run_v2_service" "api" {
   }
 
   lifecycle {
+    precondition {
+      condition     = var.public || var.api_domain != ""
+      error_message = "A service that is not public needs api_domain: the load balancer is the only way in."
+    }
+
     # Deploys change the image, revision names, tags and traffic split.
     ignore_changes = [
       template[0].containers[0].image,
@@ -139,11 +187,17 @@ resource "google_cloud_run_v2_service" "api" {
     google_project_service.apis,
     google_secret_manager_secret_iam_member.run,
     google_secret_manager_secret_version.database_url,
+    google_secret_manager_secret_version.metrics_token,
+    google_secret_manager_secret_version.otel_config,
   ]
 }
 
+# Development and staging: anyone may call (the API authenticates its own
+# users). Production: ingress admits only the load balancer, whose backend
+# calls need the invoker role, so it is granted too; the run.app URL itself
+# answers 404 to the internet (docs/deployment.md, "Production access").
 resource "google_cloud_run_v2_service_iam_member" "public" {
-  count = var.public ? 1 : 0
+  count = var.public || var.api_domain != "" ? 1 : 0
 
   name     = google_cloud_run_v2_service.api.name
   location = google_cloud_run_v2_service.api.location

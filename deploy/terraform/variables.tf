@@ -92,9 +92,44 @@ variable "use_gemini" {
 }
 
 variable "public" {
-  description = "Allow unauthenticated invocations (the API authenticates its own users)."
+  description = "true: the run.app URL takes traffic from anywhere (the API authenticates its own users). false: only the load balancer of lb.tf reaches the service (production)."
   type        = bool
   default     = true
+}
+
+variable "api_domain" {
+  description = "Domain of the HTTPS load balancer in front of the service (lb.tf), e.g. api.clarity.example.com; empty: no load balancer. Required when public is false."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.api_domain == "" || can(regex("^[a-z0-9.-]+$", var.api_domain))
+    error_message = "api_domain must be a bare domain name."
+  }
+}
+
+variable "firebase_jwks_url" {
+  description = "OIDC_JWKS_URL: Google's public keys for Firebase ID tokens (used when firebase_project_id is set)."
+  type        = string
+  default     = "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
+}
+
+variable "otel_collector_image" {
+  description = "The OpenTelemetry collector sidecar that scrapes /metrics into Google Managed Prometheus (pin a version you have checked)."
+  type        = string
+  default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/google-cloud-opentelemetry-collector/otelcol-google:0.121.0"
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel ids every alert notifies (PagerDuty, Slack, ...)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_email" {
+  description = "Also notify this address (an email channel is created); empty: none."
+  type        = string
+  default     = ""
 }
 
 variable "db_tier" {

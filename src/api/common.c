@@ -77,6 +77,8 @@ void api_store_failure(struct http_response *res, int rc)
     default: /* keyring, compute, ingest, jobs …: a server fault */
         problem_set(p, 500, "internal-server-error", "An internal error occurred.");
     }
+    if (problem_verbose()) /* DEBUG=true in development: the cause rides along */
+        problem_set_extra(p, json_pack("{s:s, s:i}", "debug_error", clarity_strerror(rc), "debug_code", rc));
     res->status = p->status;
 }
 

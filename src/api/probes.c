@@ -11,12 +11,14 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "core/health.h"
 #include "core/timeutil.h"
 #include "http/http.h"
 #include "http/server.h"
+#include "ml/pat.h"
 #include "store/queue.h"
 
 static json_t *now_string(void)
@@ -73,6 +75,25 @@ static void readiness(struct http_request *req, struct http_response *res)
     respond_probe(res, "ready");
 }
 
+/*
+ * Whether the request carries METRICS_TOKEN as its bearer token (compared in
+ * constant time). Monitoring sends it; /metrics and /health's details need
+ * it where docs/operations.md says.
+ */
+static int monitoring_caller(const struct http_request *req, const struct config *cfg)
+{
+    const char *tok = cfg->metrics_token;
+    const char *h = http_request_header(req, "Authorization");
+    if (tok == NULL || tok[0] == '\0' || h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return 0;
+    h += 7;
+    size_t n = strlen(tok), m = strlen(h);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(tok[i] ^ (i < m ? h[i] : 0));
+    return diff == 0;
+}
+
 static void health(struct http_request *req, struct http_response *res)
 {
     uint64_t t0 = time_mono_ns();
@@ -92,6 +113,24 @@ static void health(struct http_request *req, struct http_response *res)
                         json_real((double)(time_now_ms() - http_server_started_ms(req->server)) / 1000.0));
     json_object_set_new(o, "checks", checks);
     json_object_set_new(o, "response_time_ms", json_real((double)(time_mono_ns() - t0) / 1e6));
+    /* Production tells anonymous callers the status, not the internals
+     * (versions, model checksum, queue depths, errors). */
+    if (cfg->environment == CONFIG_ENV_PRODUCTION && !monitoring_caller(req, cfg)) {
+        json_t *brief = json_object();
+        json_object_set(brief, "status", json_object_get(o, "status"));
+        json_object_set(brief, "timestamp", json_object_get(o, "timestamp"));
+        json_decref(o);
+        o = brief;
+        if (!ok) {
+            json_object_set_new(o, "health_status", json_string("unhealthy"));
+            json_object_del(o, "status");
+            struct problem *p = http_respond_problem(res, 503, "service-unavailable", "A dependency check failed.");
+            problem_set_extra(p, o);
+            return;
+        }
+        http_respond_json(res, 200, o);
+        return;
+    }
     if (ok) {
         http_respond_json(res, 200, o);
         return;
@@ -140,14 +179,47 @@ static void queue_gauges(struct store *st, struct buf *b)
                up);
 }
 
+/* The active encryption key's age, for the 90-day rotation alert. */
+static void key_age_gauge(struct store *st, struct buf *b)
+{
+    struct store_tx *tx = NULL;
+    struct store_key row;
+    memset(&row, 0, sizeof(row));
+    if (store_tx_begin(st, STORE_TX_READ, &tx) != 0)
+        return;
+    int rc = store_key_get_active(tx, &row);
+    store_tx_rollback(tx);
+    if (rc != 0)
+        return;
+    buf_printf(b, "# HELP clarity_encryption_key_age_seconds Age of the active encryption key version.\n"
+                  "# TYPE clarity_encryption_key_age_seconds gauge\n"
+                  "clarity_encryption_key_age_seconds %.0f\n",
+               (double)(time_now_ms() - row.created_at_ms) / 1000.0);
+    store_key_clear(&row);
+}
+
 static void metrics(struct http_request *req, struct http_response *res)
 {
     const struct api_ctx *ctx = req->route_ctx;
+    const struct config *cfg = http_server_config(req->server);
+    /* Never public in production: with METRICS_TOKEN set only its bearer
+     * reads the metrics (anywhere); production without one serves none. */
+    int has_token = cfg->metrics_token != NULL && cfg->metrics_token[0] != '\0';
+    if ((has_token || cfg->environment == CONFIG_ENV_PRODUCTION) && !monitoring_caller(req, cfg)) {
+        http_respond_problem(res, 404, "resource-not-found",
+                             "No metrics here: they need the monitoring bearer token (docs/operations.md).");
+        return;
+    }
     struct buf b;
     buf_init(&b, 4u << 20);
     metrics_render(http_server_metrics(req->server), &b);
-    if (ctx != NULL && ctx->store != NULL)
+    buf_printf(&b, "# HELP clarity_pat_inferences_total PAT forward passes run by this process.\n"
+                   "# TYPE clarity_pat_inferences_total counter\n"
+                   "clarity_pat_inferences_total %llu\n", pat_inferences_total());
+    if (ctx != NULL && ctx->store != NULL) {
         queue_gauges(ctx->store, &b);
+        key_age_gauge(ctx->store, &b);
+    }
     http_respond_bytes(res, 200, "text/plain; version=0.0.4; charset=utf-8", b.data != NULL ? b.data : "", b.len);
     buf_free(&b);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/config.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
@@ -99,38 +100,13 @@ int guard_perm_names(unsigned perms, const char **out, int max)
 
 int guard_rate_rules_parse(const char *spec, struct rate_rule rules[GUARD_RATE_COUNT], char *err, size_t errlen)
 {
-    /* Defaults from the identity issue: auth 5/min, upload 60/min,
-     * insights 20/h, chat 30/min, other API 100/min. */
-    rules[GUARD_RATE_NONE] = (struct rate_rule){0, 0};
-    rules[GUARD_RATE_API] = (struct rate_rule){100, 60};
-    rules[GUARD_RATE_AUTH] = (struct rate_rule){5, 60};
-    rules[GUARD_RATE_UPLOAD] = (struct rate_rule){60, 60};
-    rules[GUARD_RATE_INSIGHTS] = (struct rate_rule){20, 3600};
-    rules[GUARD_RATE_CHAT] = (struct rate_rule){30, 60};
-    if (spec == NULL || *spec == '\0')
-        return 0;
-    char buf[512];
-    snprintf(buf, sizeof(buf), "%s", spec);
-    char *save = NULL;
-    for (char *item = strtok_r(buf, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
-        char name[32];
-        int count = 0, period = 0, used = 0;
-        if (sscanf(item, " %31[a-z] = %d / %d %n", name, &count, &period, &used) != 3 || item[used] != '\0' ||
-            count < 1 || count > 1000000 || period < 1 || period > 86400) {
-            snprintf(err, errlen, "RATE_LIMITS: \"%.40s\" is not CLASS=COUNT/SECONDS", item);
-            return -1;
-        }
-        int found = 0;
-        for (int c = GUARD_RATE_API; c < GUARD_RATE_COUNT; c++)
-            if (strcmp(name, class_names[c]) == 0) {
-                rules[c] = (struct rate_rule){count, period};
-                found = 1;
-            }
-        if (!found) {
-            snprintf(err, errlen, "RATE_LIMITS: unknown class \"%s\" (api, auth, upload, insights, chat)", name);
-            return -1;
-        }
-    }
+    /* One parser for serve and `config check` (core/config.h). */
+    _Static_assert(GUARD_RATE_COUNT == CONFIG_RATE_CLASSES, "rate classes differ from core/config.h");
+    struct config_rate r[CONFIG_RATE_CLASSES];
+    if (config_rate_limits_parse(spec, r, err, errlen) != 0)
+        return -1;
+    for (int c = 0; c < GUARD_RATE_COUNT; c++)
+        rules[c] = (struct rate_rule){r[c].count, r[c].period_s};
     return 0;
 }
 
@@ -160,26 +136,9 @@ struct guard *guard_new(const struct config *cfg, const struct jwt_signer *signe
     g->store = store;
     if (guard_rate_rules_parse(cfg->rate_limits, g->rules, err, errlen) != 0)
         goto fail;
-    json_error_t je;
-    json_t *list = json_loads(cfg->trusted_proxies != NULL ? cfg->trusted_proxies : "[]", 0, &je);
-    if (!json_is_array(list) || json_array_size(list) > MAX_PROXIES) {
-        json_decref(list);
-        snprintf(err, errlen, "TRUSTED_PROXIES: expected a JSON list of at most %d IP addresses", MAX_PROXIES);
+    _Static_assert(MAX_PROXIES == CONFIG_MAX_PROXIES, "proxy list size differs from core/config.h");
+    if (config_proxies_parse(cfg->trusted_proxies, g->proxies, &g->nproxies, err, errlen) != 0)
         goto fail;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v) {
-        const char *ip = json_string_value(v);
-        unsigned char tmp[16];
-        if (ip == NULL || (inet_pton(AF_INET, ip, tmp) != 1 && inet_pton(AF_INET6, ip, tmp) != 1)) {
-            json_decref(list);
-            snprintf(err, errlen, "TRUSTED_PROXIES: item %zu is not an IP address", i);
-            goto fail;
-        }
-        snprintf(g->proxies[g->nproxies++], sizeof(g->proxies[0]), "%s", ip);
-    }
-    json_decref(list);
     g->buckets = limiter_new(1u << 16);
     if (g->buckets == NULL) {
         snprintf(err, errlen, "out of memory");

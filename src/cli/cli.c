@@ -13,10 +13,15 @@
 #include "cli/keys.h"
 #include "cli/migrate.h"
 #include "cli/pat.h"
+#include "cli/seed.h"
+#include "cli/users.h"
 #include "cli/worker.h"
+#include "auth/jwt.h"
 #include "core/config.h"
 #include "auth/oidc.h"
+#include "crypto/envelope.h"
 #include "core/log.h"
+#include "core/problem.h"
 
 struct command {
     const char *name;
@@ -54,11 +59,14 @@ static const struct command commands[] = {
      "1 on a bad file (in a folder: any), 2 on a usage error.\n"},
     {"backup", cli_backup, "copy the running SQLite database (online)", "usage: clarity backup PATH\n"},
     {"config", cli_config, "check and print the effective configuration",
-     "usage: clarity config check\n\n"
+     "usage: clarity config check [--strict]\n\n"
      "Loads the configuration exactly as `serve` would (defaults, .env.<ENVIRONMENT>,\n"
      "process environment, NAME_FILE secrets), prints every variable with its\n"
      "source, secrets redacted, and exits 0; exits 2 with one line naming the\n"
-     "variable when the configuration is invalid.\n"},
+     "variable when the configuration is invalid: every structured variable is\n"
+     "parsed by the parser serve uses, and the keys' content is read. Variables that\n"
+     "look like Clarity's but are not (DATABSE_URL, FIRESTORE_*) are warned about\n"
+     "on stderr; with --strict they make it exit 2.\n"},
     {"help", cli_help, "show help for a command", "usage: clarity help [COMMAND]\n"},
     {"import", cli_import, "import an Apple Health export (export.xml or export.zip)", "usage: clarity import apple-health FILE --user EMAIL [--batch N]\n\nStreams FILE (the Health app's export.zip, or its export.xml) into the samples of\nthe user with that email: records map through the HealthKit mapping, a record\nalready stored is skipped, unknown types are counted. One upload row (source\napple_health_export) shows progress. Prints a JSON summary; see docs/api.md\n(Apple Health import). Exits 0, 1 on failure, 2 on a usage error.\n"},
     {"keys", cli_keys, "show, rotate and re-wrap the encryption key ring",
@@ -74,6 +82,16 @@ static const struct command commands[] = {
      "1 on failure (wrong key, database, rows left unwrapped), 2 on a usage error.\n"},
     {"migrate", cli_migrate, "apply or list schema migrations", "usage: clarity migrate up [--to NAME] | clarity migrate status\n"},
     {"pat", cli_pat, "PAT encoder: describe a weights file, embed a week of activity", "usage: clarity pat info FILE [--sha256 HEX]\n       clarity pat embed --model FILE --input MINUTES.csv [--sha256 HEX] [--std none|global:MEAN:STD|per-minute:FILE] [--head NAME=FILE]... [--attention] [--tokens] [--threads N]\n\nSee docs/pat.md.\n"},
+    {"seed-demo", cli_seed_demo, "demo accounts and a month of data (development, staging)",
+     "usage: clarity seed-demo --url URL [--users N] [--days N] [--seed N]\n\n"
+     "Registers demo accounts demo1@clarity.example.com … demoN@ (default 3, password\n"
+     "Demo-Clarity-2026!) on the development or staging server at URL and uploads\n"
+     "--days (default 30) of HealthKit data for each through the API: steps and\n"
+     "heart rate per 15 minutes, resting heart rate, and a night of sleep stages\n"
+     "per day, with weekday/weekend rhythms, from a seeded generator (--seed). A\n"
+     "rerun stores nothing twice. Refuses a server whose /health does not name\n"
+     "development or staging. Prints a JSON report; exits 0, 1 on failure, 2 on a\n"
+     "usage error.\n"},
     {"smoke", cli_smoke, "check a running server (post-deployment smoke test)",
      "usage: clarity smoke --url URL [--token TOKEN | --register] [--read-only]\n"
      "                     [--timeout SECONDS] [--wait SECONDS]\n\n"
@@ -88,6 +106,20 @@ static const struct command commands[] = {
     {"routes", cli_routes, "list every API route as JSON",
      "usage: clarity routes\n\nPrints every registered route: method, path template, whether it needs a\n"
      "bearer token, and its rate-limit class.\n"},
+    {"users", cli_users, "create, list, show, disable, unlock, set-role, reset-password accounts",
+     "usage: clarity users create EMAIL --first-name NAME --last-name NAME [--role ROLE] [--password-stdin]\n"
+     "       clarity users list [--limit N]\n"
+     "       clarity users show EMAIL\n"
+     "       clarity users disable EMAIL\n"
+     "       clarity users unlock EMAIL\n"
+     "       clarity users set-role EMAIL patient|clinician|researcher|admin\n"
+     "       clarity users reset-password EMAIL\n\n"
+     "Account administration without SQL, on DATABASE_URL (migrated). Each change is\n"
+     "one transaction with an audit row (action cli.user.VERB, request_id\n"
+     "cli:$USER). Passwords never go on the command line: create and reset-password\n"
+     "print a generated temporary password once (create --password-stdin reads one\n"
+     "line instead); reset-password and disable also end every session (refresh\n"
+     "tokens). Prints the user as JSON. Exits 0, 1 on failure, 2 on a usage error.\n"},
     {"version", cli_version, "print the version", "usage: clarity version\n"},
     {"worker", cli_worker, "run pipeline workers (analysis and insight jobs)",
      "usage: clarity worker [--topics health-data-processing,insights-generation] [--threads N]\n\n"
@@ -144,6 +176,31 @@ int cli_version(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* The secrets' content, by the parsers serve uses: a key that cannot be
+ * read is refused here, by `config check` as by `serve`. */
+static int keys_check(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->jwt_private_key != NULL && cfg->jwt_private_key[0] != '\0') {
+        char why[256];
+        struct jwt_signer *s = jwt_signer_from_pem(cfg->jwt_private_key, why, sizeof(why));
+        if (s == NULL) {
+            snprintf(err, errlen, "JWT_PRIVATE_KEY: %s; expected a PEM-encoded EC P-256 private key", why);
+            return -1;
+        }
+        jwt_signer_free(s);
+    }
+    if (cfg->encryption_key != NULL && cfg->encryption_key[0] != '\0') {
+        char why[256];
+        struct envelope_key *k = NULL;
+        if (envelope_lib_init() != 0 || envelope_key_from_base64(cfg->encryption_key, &k, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "ENCRYPTION_KEY: %s", why);
+            return -1;
+        }
+        envelope_key_free(k);
+    }
+    return 0;
+}
+
 int cli_config_load(struct config *cfg)
 {
     char err[512];
@@ -151,14 +208,34 @@ int cli_config_load(struct config *cfg)
         fprintf(stderr, "clarity: invalid configuration: %s\n", err);
         return CLI_EXIT_USAGE;
     }
+    if (keys_check(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "clarity: invalid configuration: %s\n", err);
+        config_free(cfg);
+        return CLI_EXIT_USAGE;
+    }
     log_level_set(cfg->log_level);
+    log_format_set(strcmp(cfg->log_format, "text") == 0);
+    problem_verbose_set(cfg->debug && cfg->environment == CONFIG_ENV_DEVELOPMENT);
     return 0;
+}
+
+size_t cli_config_warn_suspects(const struct config *cfg)
+{
+    struct config_suspect s[16];
+    size_t n = config_suspects(cfg, NULL, NULL, s, 16);
+    for (size_t i = 0; i < n && i < 16; i++)
+        log_warning("unknown variable that looks like Clarity's", LOG_STR, "variable", s[i].name, LOG_STR, "hint",
+                    s[i].hint, LOG_END);
+    if (cfg->debug && cfg->environment != CONFIG_ENV_DEVELOPMENT)
+        log_warning("DEBUG=true has effect in development only (debug logging, verbose problem details)", LOG_END);
+    return n;
 }
 
 int cli_config(int argc, char **argv)
 {
-    if (argc != 2 || strcmp(argv[1], "check") != 0) {
-        fprintf(stderr, "usage: clarity config check\n");
+    int strict = argc == 3 && strcmp(argv[2], "--strict") == 0;
+    if ((argc != 2 && !strict) || strcmp(argv[1], "check") != 0) {
+        fprintf(stderr, "usage: clarity config check [--strict]\n");
         return CLI_EXIT_USAGE;
     }
     struct config cfg;
@@ -172,6 +249,16 @@ int cli_config(int argc, char **argv)
     oidc_free(o);
     if (o == NULL && err[0] != '\0') {
         fprintf(stderr, "clarity: invalid configuration: %s\n", err);
+        config_free(&cfg);
+        return CLI_EXIT_USAGE;
+    }
+    struct config_suspect s[32];
+    size_t n = config_suspects(&cfg, NULL, NULL, s, 32);
+    for (size_t i = 0; i < n && i < 32; i++)
+        fprintf(stderr, "clarity: %s: %s: %s\n", strict ? "error" : "warning", s[i].name, s[i].hint);
+    if (strict && n > 0) {
+        fprintf(stderr, "clarity: invalid configuration: %zu unknown variable%s that look%s like Clarity's "
+                        "(--strict)\n", n, n == 1 ? "" : "s", n == 1 ? "s" : "");
         config_free(&cfg);
         return CLI_EXIT_USAGE;
     }

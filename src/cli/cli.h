@@ -12,6 +12,8 @@
 #define CLI_EXIT_FAILURE 1
 #define CLI_EXIT_USAGE 2
 
+#include <stddef.h>
+
 struct config;
 
 /* Entry point from main(). */
@@ -23,6 +25,10 @@ int cli_main(int argc, char **argv);
  * Returns 0, or CLI_EXIT_USAGE after printing the error.
  */
 int cli_config_load(struct config *cfg);
+
+/* Log a warning per unknown variable that looks like Clarity's (and DEBUG
+ * outside development). Returns how many variables were suspect. */
+size_t cli_config_warn_suspects(const struct config *cfg);
 
 /* Load Clarity's token signing key: JWT_PRIVATE_KEY, or in development a
  * key generated once under var/. 0, or -1 after logging why. */

@@ -43,18 +43,24 @@ static int status(struct store *st, const struct config *cfg)
     }
     config_redact_url(cfg->database_url, shown, sizeof(shown));
     printf("database: %s (%s)\n", shown, store_backend_name(st));
-    int pending = 0;
+    int pending = 0, changed = 0, unknown = 0, applied = 0;
     for (size_t i = 0; i < n; i++) {
         char when[32] = "";
         const char *state = "pending";
         if (ms[i].applied) {
             time_format_rfc3339_ms(ms[i].applied_at_ms, when, sizeof(when));
-            state = !ms[i].checksum_ok ? "CHANGED" : ms[i].complete ? "applied" : "backfilling";
+            state = ms[i].unknown        ? "UNKNOWN"
+                    : !ms[i].checksum_ok ? "CHANGED"
+                    : ms[i].complete     ? "applied"
+                                         : "backfilling";
         }
-        pending += !(ms[i].applied && ms[i].complete);
+        pending += !ms[i].applied || (!ms[i].complete && ms[i].checksum_ok && !ms[i].unknown);
+        changed += ms[i].applied && !ms[i].unknown && !ms[i].checksum_ok;
+        unknown += ms[i].unknown;
+        applied += ms[i].applied && !ms[i].unknown && ms[i].checksum_ok && ms[i].complete;
         printf("%-32s %-11s %-24s sha256:%.16s\n", ms[i].name, state, when, ms[i].checksum);
     }
-    printf("%d pending\n", pending);
+    printf("%d applied, %d pending, %d changed, %d unknown\n", applied, pending, changed, unknown);
     if (rc == STORE_EMIGRATION) {
         fprintf(stderr, "clarity migrate status: %s\n", err);
         return CLI_EXIT_FAILURE;
@@ -140,6 +146,24 @@ int cli_store_open_for_serve(const struct config *cfg, struct store **out)
     if (rc != 0) {
         log_error("refusing to start: database schema problem", LOG_STR, "error", err, LOG_STR,
                   "database", shown, LOG_END);
+        store_close(st);
+        return -1;
+    }
+    *out = st;
+    return 0;
+}
+
+int cli_store_open(const struct config *cfg, struct store **out)
+{
+    struct store *st = NULL;
+    char err[512] = "";
+    int pending = 0;
+    if (open_store(cfg, 1, &st) != 0)
+        return -1;
+    int rc = store_migrate_pending(st, &pending, err, sizeof(err));
+    if (rc != 0 || pending > 0) {
+        fprintf(stderr, "clarity: %s\n",
+                rc != 0 ? err : "the database has pending migrations; run `clarity migrate up` first");
         store_close(st);
         return -1;
     }

@@ -25,4 +25,10 @@ int cli_migrate(int argc, char **argv);
  */
 int cli_store_open_for_serve(const struct config *cfg, struct store **out);
 
+/*
+ * Open the store for an operator command (one connection) and refuse, with
+ * a line on stderr, a database with pending or changed migrations. 0 or -1.
+ */
+int cli_store_open(const struct config *cfg, struct store **out);
+
 #endif

@@ -121,6 +121,7 @@ int cli_serve(int argc, char **argv)
     int rc = cli_config_load(&cfg);
     if (rc != 0)
         return rc;
+    cli_config_warn_suspects(&cfg);
 
     /* Block the shutdown signals before any thread starts, so every thread
      * inherits the mask and only sigwait below receives them. */
@@ -147,6 +148,7 @@ int cli_serve(int argc, char **argv)
     struct cli_pat pat;             /* pipeline: PAT model (cli/worker.h) */
     struct worker_pool *workers = NULL;
     struct chat_hub *chat = NULL;   /* chat: WebSocket connections (chat/hub.h) */
+    struct pat_canary *canary = NULL; /* /health's ml_service result (ml/pat_health.h) */
     char err[512];
     rc = CLI_EXIT_FAILURE;
 
@@ -214,8 +216,14 @@ int cli_serve(int argc, char **argv)
     api.pat_std = &pat.std;
     api.llm = pat.llm;
     /* /health ml_service: a canary inference; a missing model is "disabled" (docs/pat.md). */
+    /* Run in the background (at start, then every HEALTH_CANARY_SECONDS), so
+     * that /health itself never runs an inference. */
     struct pat_health_ctx pat_hc = {pat.model, cfg.actigraphy_model_version, 2000, pat.model != NULL};
-    health_register(&health, "ml_service", pat_health_check, &pat_hc);
+    if ((canary = pat_canary_start(&pat_hc, cfg.health_canary_seconds)) == NULL) {
+        log_error("cannot start the ml_service canary", LOG_END);
+        goto done;
+    }
+    health_register(&health, "ml_service", pat_canary_check, canary);
     struct chat_services chat_svc = {&cfg, store, pat.model, &pat.std, pat.llm};
     if ((chat = chat_hub_new(&chat_svc, err, sizeof(err))) == NULL) {
         log_error("cannot start chat", LOG_STR, "error", err, LOG_END);
@@ -281,6 +289,7 @@ done:
     http_server_free(srv); /* first: no upgrade reaches the hub after it is freed */
     log_buffering_stop();  /* the access log's last lines */
     chat_hub_free(chat);
+    pat_canary_stop(canary);
     guard_free(guard);
     oidc_free(oidc);
     limiter_free(lockout);

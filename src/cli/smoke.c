@@ -322,7 +322,10 @@ static void check_health(struct smoke *s)
     size_t used = 0;
     int bad = 0, total = 0;
 
-    request(s, "GET", "/health", NULL, NULL, NULL, &r);
+    /* METRICS_TOKEN from the environment shows production's checks; without
+     * it production answers the status only, which passes on its own. */
+    const char *mtoken = getenv("METRICS_TOKEN");
+    request(s, "GET", "/health", NULL, mtoken != NULL && mtoken[0] != '\0' ? mtoken : NULL, NULL, &r);
     json_t *j = body_object(&r);
     const char *status = j != NULL ? member_str(j, "status") : NULL;
     json_t *checks = j != NULL ? json_object_get(j, "checks") : NULL;
@@ -333,6 +336,11 @@ static void check_health(struct smoke *s)
         else
             describe(&r, "GET", "/health", why, sizeof(why));
         add_check(s, "health", 0, r.ms, "%s", why);
+        goto done;
+    }
+    if (!json_is_object(checks) && r.status == 200 && status != NULL && strcmp(status, "healthy") == 0) {
+        add_check(s, "health", 1, r.ms, "GET /health: 200, healthy (status only: production shows the checks "
+                                        "to the METRICS_TOKEN bearer)");
         goto done;
     }
     if (!json_is_object(checks)) {

@@ -66,24 +66,15 @@ int cli_pat_load(const struct config *cfg, struct cli_pat *out)
                   LOG_END);
         return -1;
     }
-    if (strcmp(s, "none") == 0) {
-        out->std.mode = PAT_STD_NONE;
-    } else if (strncmp(s, "global:", 7) == 0) {
-        char *end;
-        errno = 0;
-        double mean = strtod(s + 7, &end);
-        double sd = *end == ':' ? strtod(end + 1, &end) : -1;
-        if (errno != 0 || *end != '\0' || !(sd > 0)) {
-            log_error("PAT_STANDARDIZATION: expected global:MEAN:STD with STD > 0", LOG_END);
-            return -1;
-        }
-        out->std.mode = PAT_STD_GLOBAL;
-        out->std.mean = (float)mean;
-        out->std.std = (float)sd;
-    } else {
-        log_error("PAT_STANDARDIZATION: workers take none or global:MEAN:STD", LOG_STR, "value", s, LOG_END);
+    int global = 0;
+    double mean = 0, sd = 1;
+    if (config_pat_std_parse(s, &global, &mean, &sd, err, sizeof(err)) != 0) {
+        log_error("invalid PAT_STANDARDIZATION", LOG_STR, "error", err, LOG_END);
         return -1;
     }
+    out->std.mode = global ? PAT_STD_GLOBAL : PAT_STD_NONE;
+    out->std.mean = (float)mean;
+    out->std.std = (float)sd;
     struct pat_load_options opt = {cfg->pat_model_sha256, 0};
     pat_blas_threads_set(1);
     if (pat_model_load(cfg->pat_model_path, &opt, &out->model, err, sizeof(err)) != 0) {

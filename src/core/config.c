@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <ctype.h>
 
 #include "core/buf.h"
 #include "core/limits.h"
@@ -148,6 +150,12 @@ static const struct var vars[] = {
      "an integer from 1 to 20160"},
     {"CHAT_MAX_CONNECTIONS", V_INT, OFF(chat_max_connections), {"16384", "16384", "16384"}, 1, 1000000, 0,
      "an integer from 1 to 1000000"},
+    /* Operations (docs/operations.md). */
+    {"LOG_FORMAT", V_STRING, OFF(log_format), {"json", "json", "json"}, 0, 0, 0, "json or text"},
+    {"METRICS_TOKEN", V_STRING, OFF(metrics_token), {0}, 0, 0, 1,
+     "a random bearer token of at least 16 characters"},
+    {"HEALTH_CANARY_SECONDS", V_INT, OFF(health_canary_seconds), {"300", "300", "300"}, 10, 86400, 0,
+     "an integer number of seconds from 10 to 86400"},
 };
 
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
@@ -469,6 +477,193 @@ bad:
     return fail(err, errlen, "%s: invalid value \"%.64s\"; expected %s", v->name, s, v->form);
 }
 
+int config_rate_limits_parse(const char *spec, struct config_rate out[CONFIG_RATE_CLASSES], char *err,
+                             size_t errlen)
+{
+    static const char *const names[CONFIG_RATE_CLASSES] = {"none", "api", "auth", "upload", "insights", "chat"};
+    /* Defaults from the identity issue: auth 5/min, upload 60/min,
+     * insights 20/h, chat 30/min, other API 100/min. */
+    static const struct config_rate defaults[CONFIG_RATE_CLASSES] = {{0, 0},  {100, 60},  {5, 60},
+                                                                      {60, 60}, {20, 3600}, {30, 60}};
+    memcpy(out, defaults, sizeof(defaults));
+    if (spec == NULL || *spec == '\0')
+        return 0;
+    if (strlen(spec) >= 512)
+        return fail(err, errlen, "RATE_LIMITS: longer than 511 characters");
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", spec);
+    char *save = NULL;
+    for (char *item = strtok_r(buf, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+        char name[32];
+        int count = 0, period = 0, used = 0;
+        if (sscanf(item, " %31[a-z] = %d / %d %n", name, &count, &period, &used) != 3 || item[used] != '\0' ||
+            count < 1 || count > 1000000 || period < 1 || period > 86400)
+            return fail(err, errlen, "RATE_LIMITS: \"%.40s\" is not CLASS=COUNT/SECONDS (COUNT 1..1000000, "
+                                     "SECONDS 1..86400)", item);
+        int found = 0;
+        for (int c = 1; c < CONFIG_RATE_CLASSES; c++)
+            if (strcmp(name, names[c]) == 0) {
+                out[c] = (struct config_rate){count, period};
+                found = 1;
+            }
+        if (!found)
+            return fail(err, errlen, "RATE_LIMITS: unknown class \"%s\" (api, auth, upload, insights, chat)", name);
+    }
+    return 0;
+}
+
+int config_proxies_parse(const char *json, char out[][64], int *n, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *list = json_loads(json != NULL ? json : "[]", 0, &je);
+    *n = 0;
+    if (!json_is_array(list) || json_array_size(list) > CONFIG_MAX_PROXIES) {
+        json_decref(list);
+        return fail(err, errlen, "TRUSTED_PROXIES: expected a JSON list of at most %d IP addresses",
+                    CONFIG_MAX_PROXIES);
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        const char *ip = json_string_value(v);
+        unsigned char tmp[16];
+        if (ip == NULL || strlen(ip) >= 64 ||
+            (inet_pton(AF_INET, ip, tmp) != 1 && inet_pton(AF_INET6, ip, tmp) != 1)) {
+            json_decref(list);
+            return fail(err, errlen, "TRUSTED_PROXIES: item %zu is not an IP address", i);
+        }
+        if (out != NULL)
+            snprintf(out[*n], 64, "%s", ip);
+        (*n)++;
+    }
+    json_decref(list);
+    return 0;
+}
+
+int config_pat_std_parse(const char *s, int *global, double *mean, double *sd, char *err, size_t errlen)
+{
+    *global = 0;
+    *mean = 0;
+    *sd = 1;
+    if (s != NULL && strcmp(s, "none") == 0)
+        return 0;
+    if (s == NULL || strncmp(s, "global:", 7) != 0)
+        return fail(err, errlen, "PAT_STANDARDIZATION: workers take none or global:MEAN:STD");
+    char *end;
+    errno = 0;
+    double m = strtod(s + 7, &end);
+    int ok = end != s + 7 && *end == ':';
+    double d = ok ? strtod(end + 1, &end) : -1;
+    if (!ok || errno != 0 || *end != '\0' || !(d > 0) || !(m == m) || m > 1e12 || m < -1e12 || d > 1e12)
+        return fail(err, errlen, "PAT_STANDARDIZATION: expected global:MEAN:STD with STD > 0");
+    *global = 1;
+    *mean = m;
+    *sd = d;
+    return 0;
+}
+
+int config_test_fault_parse(const char *spec, char *fail_source, size_t fail_len, long long *delay_ms, char *err,
+                            size_t errlen)
+{
+    fail_source[0] = '\0';
+    *delay_ms = 0;
+    if (spec == NULL || spec[0] == '\0')
+        return 0;
+    char copy[512];
+    if (strlen(spec) >= sizeof(copy))
+        return fail(err, errlen, "PIPELINE_TEST_FAULT is too long");
+    snprintf(copy, sizeof(copy), "%s", spec);
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+        if (strncmp(item, "fail_source=", 12) == 0 && item[12] != '\0' && strlen(item + 12) < fail_len) {
+            snprintf(fail_source, fail_len, "%s", item + 12);
+        } else if (strncmp(item, "delay_ms=", 9) == 0) {
+            char *end;
+            errno = 0;
+            long long v = strtoll(item + 9, &end, 10);
+            if (errno != 0 || end == item + 9 || *end != '\0' || v < 0 || v > 600000)
+                return fail(err, errlen, "PIPELINE_TEST_FAULT: delay_ms takes 0 to 600000");
+            *delay_ms = v;
+        } else {
+            return fail(err, errlen, "PIPELINE_TEST_FAULT: expected fail_source=NAME or delay_ms=N, not '%.40s'",
+                        item);
+        }
+    }
+    return 0;
+}
+
+static int is_hex64(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++)
+        if (!isxdigit((unsigned char)s[n]))
+            return 0;
+    return n == 64;
+}
+
+static int set_nonempty(const char *s) { return s != NULL && s[0] != '\0'; }
+
+/* The structured variables, each by its one parser (see config.h). */
+static int validate_structured(const struct config *cfg, char *err, size_t errlen)
+{
+    struct config_rate rates[CONFIG_RATE_CLASSES];
+    char fs[128];
+    long long delay;
+    int n, global;
+    double mean, sd;
+    unsigned char addr[16];
+
+    if (inet_pton(AF_INET, cfg->host, addr) != 1 && inet_pton(AF_INET6, cfg->host, addr) != 1)
+        return fail(err, errlen, "HOST: invalid value \"%.64s\"; expected an IP address (0.0.0.0, 127.0.0.1, ::)",
+                    cfg->host);
+    if (config_rate_limits_parse(cfg->rate_limits, rates, err, errlen) != 0 ||
+        config_proxies_parse(cfg->trusted_proxies, NULL, &n, err, errlen) != 0 ||
+        config_test_fault_parse(cfg->pipeline_test_fault, fs, sizeof(fs), &delay, err, errlen) != 0)
+        return -1;
+    if ((fs[0] != '\0' || delay > 0) && cfg->environment == CONFIG_ENV_PRODUCTION)
+        return fail(err, errlen, "PIPELINE_TEST_FAULT: for tests only; refused in production");
+    if (strcmp(cfg->log_format, "json") != 0 && strcmp(cfg->log_format, "text") != 0)
+        return fail(err, errlen, "LOG_FORMAT: invalid value \"%.32s\"; expected json or text", cfg->log_format);
+    if (cfg->metrics_token != NULL && strlen(cfg->metrics_token) < 16)
+        return fail(err, errlen, "METRICS_TOKEN: expected a random bearer token of at least 16 characters");
+
+    /* The insight generator and what each one needs (pipeline/llm.h). */
+    const char *g = cfg->insight_generator;
+    if (strcmp(g, "gemini") == 0) {
+        if (!set_nonempty(cfg->gemini_api_key))
+            return fail(err, errlen, "GEMINI_API_KEY: required when INSIGHT_GENERATOR=gemini (or GEMINI_API_KEY_FILE)");
+        if (!set_nonempty(cfg->gemini_model))
+            return fail(err, errlen, "GEMINI_MODEL: required when INSIGHT_GENERATOR=gemini");
+    } else if (strcmp(g, "openai") == 0) {
+        if (!set_nonempty(cfg->llm_api_key))
+            return fail(err, errlen, "LLM_API_KEY: required when INSIGHT_GENERATOR=openai (or LLM_API_KEY_FILE)");
+        if (!set_nonempty(cfg->llm_model))
+            return fail(err, errlen, "LLM_MODEL: required when INSIGHT_GENERATOR=openai");
+        if (!set_nonempty(cfg->llm_base_url))
+            return fail(err, errlen, "LLM_BASE_URL: required when INSIGHT_GENERATOR=openai");
+    } else if (strcmp(g, "builtin") != 0) {
+        return fail(err, errlen, "INSIGHT_GENERATOR: invalid value \"%.32s\"; expected builtin, gemini or openai", g);
+    }
+    if (set_nonempty(cfg->llm_base_url) && strncmp(cfg->llm_base_url, "http://", 7) != 0 &&
+        strncmp(cfg->llm_base_url, "https://", 8) != 0)
+        return fail(err, errlen, "LLM_BASE_URL: invalid value \"%.64s\"; expected an http(s) URL", cfg->llm_base_url);
+
+    /* PAT: the model file, its checksum and the input standardization. */
+    if (cfg->pat_model_sha256 != NULL && !is_hex64(cfg->pat_model_sha256))
+        return fail(err, errlen, "PAT_MODEL_SHA256: invalid value; expected 64 hex digits");
+    if (cfg->pat_standardization != NULL &&
+        config_pat_std_parse(cfg->pat_standardization, &global, &mean, &sd, err, errlen) != 0)
+        return -1;
+    if (set_nonempty(cfg->pat_model_path)) {
+        if (access(cfg->pat_model_path, R_OK) != 0)
+            return fail(err, errlen, "PAT_MODEL_PATH: cannot read %.200s: %s", cfg->pat_model_path, strerror(errno));
+        if (!set_nonempty(cfg->pat_standardization))
+            return fail(err, errlen, "PAT_STANDARDIZATION: required when PAT_MODEL_PATH is set (none or "
+                                     "global:MEAN:STD; see docs/pat.md)");
+    }
+    return 0;
+}
+
 /* Rules that depend on several variables, and production's refusals. */
 static int validate(const struct config *cfg, char *err, size_t errlen)
 {
@@ -510,7 +705,7 @@ static int validate(const struct config *cfg, char *err, size_t errlen)
             return fail(err, errlen, "ENCRYPTION_KEY: required in %s (or ENCRYPTION_KEY_FILE); expected %s",
                         config_env_name(cfg->environment), "base64 of 32 random bytes");
     }
-    return 0;
+    return validate_structured(cfg, err, errlen);
 }
 
 int config_load(struct config *cfg, config_getenv_fn ge, void *ctx, const char *dir, char *err,
@@ -558,6 +753,12 @@ int config_load(struct config *cfg, config_getenv_fn ge, void *ctx, const char *
     }
     if (validate(cfg, err, errlen) != 0)
         goto fail;
+    /* DEBUG=true in development means debug logging unless LOG_LEVEL says
+     * otherwise (and verbose problem details, api/common.c). */
+    for (size_t i = 0; i < NVARS; i++)
+        if (vars[i].kind == V_LOGLEVEL && cfg->source[i] == SRC_DEFAULT && cfg->debug &&
+            cfg->environment == CONFIG_ENV_DEVELOPMENT)
+            cfg->log_level = LOG_DEBUG;
     dotenv_free(&d);
     return 0;
 fail:
@@ -665,4 +866,157 @@ void config_print(const struct config *cfg, int fd)
         }
     }
     buf_free(&b);
+}
+
+int config_edit_distance(const char *a, const char *b, int cap)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return cap + 1;
+    if ((la > lb ? la - lb : lb - la) > (size_t)cap)
+        return cap + 1;
+    int d[64][64];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v)
+                v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb] > cap ? cap + 1 : d[la][lb];
+}
+
+/* Names Clarity reads outside the table (systemd, restarts, the smoke test)
+ * and ones the platforms set that sit close to Clarity's. */
+static const char *const other_names[] = {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "CLARITY_READY_FD",
+                                          "SMOKE_TOKEN", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"};
+
+/* Names from the deployment guide Clarity does not read, and why. */
+static const struct {
+    const char *name; /* a trailing '*' matches a prefix */
+    const char *hint;
+} explained[] = {
+    {"FIRESTORE_*", "not read: Clarity keeps its data in DATABASE_URL (PostgreSQL or SQLite), not Firestore"},
+    {"FIREBASE_DATABASE_URL", "not read: Clarity uses no Firebase Realtime Database; data lives in DATABASE_URL"},
+    {"CLOUD_RUN_REGION", "not read: the region is GOOGLE_CLOUD_REGION"},
+    {"GOOGLE_APPLICATION_CREDENTIALS", NULL}, /* the platform's, not a suspect */
+};
+
+static const char *const prefixes[] = {"OIDC_",  "JWT_",    "PAT_",     "CHAT_",    "LLM_",      "GEMINI_",
+                                       "FIREBASE_", "LOCKOUT_", "WORKER_", "METRICS_", "DATABASE_", "ENCRYPTION_",
+                                       "CORS_",  "RATE_",   "INSIGHT_", "VERTEX_",  "ACTIGRAPHY_", "CLOUD_RUN_",
+                                       "DOCS_",  "HEALTH_", "LOG_"};
+
+static int known_name(const char *name)
+{
+    char fname[96];
+    for (size_t i = 0; i < NVARS; i++) {
+        if (strcmp(vars[i].name, name) == 0)
+            return 1;
+        snprintf(fname, sizeof(fname), "%s_FILE", vars[i].name);
+        if (vars[i].secret && strcmp(fname, name) == 0)
+            return 1;
+    }
+    for (size_t i = 0; i < sizeof(other_names) / sizeof(other_names[0]); i++)
+        if (strcmp(other_names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Why name looks like Clarity's, into hint; 0 when it does not. */
+static int suspect_hint(const char *name, char *hint, size_t hintlen)
+{
+    size_t len = strlen(name);
+    if (len < 4 || len > 63 || known_name(name))
+        return 0;
+    for (size_t i = 0; i < sizeof(explained) / sizeof(explained[0]); i++) {
+        size_t n = strlen(explained[i].name);
+        int match = explained[i].name[n - 1] == '*' ? strncmp(name, explained[i].name, n - 1) == 0
+                                                     : strcmp(name, explained[i].name) == 0;
+        if (match) {
+            if (explained[i].hint == NULL)
+                return 0;
+            snprintf(hint, hintlen, "%s", explained[i].hint);
+            return 1;
+        }
+    }
+    if (len > 5 && strcmp(name + len - 5, "_FILE") == 0) {
+        char base[64];
+        snprintf(base, sizeof(base), "%.*s", (int)(len - 5), name);
+        for (size_t i = 0; i < NVARS; i++)
+            if (strcmp(vars[i].name, base) == 0) {
+                snprintf(hint, hintlen, "not read: only secrets can be given as NAME_FILE; set %s", base);
+                return 1;
+            }
+    }
+    const char *best = NULL;
+    int best_d = 3;
+    for (size_t i = 0; i < NVARS; i++) {
+        int cap = strlen(vars[i].name) <= 7 ? 1 : 2;
+        int d = config_edit_distance(name, vars[i].name, cap);
+        if (d <= cap && d < best_d) {
+            best = vars[i].name;
+            best_d = d;
+        }
+    }
+    if (best != NULL) {
+        snprintf(hint, hintlen, "not read: did you mean %s?", best);
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) {
+            snprintf(hint, hintlen, "not read: no Clarity variable has this name (see docs/configuration.md)");
+            return 1;
+        }
+    return 0;
+}
+
+extern char **environ;
+
+size_t config_suspects(const struct config *cfg, char *const *envp, const char *dir, struct config_suspect *out,
+                       size_t max)
+{
+    size_t found = 0;
+    char hint[192];
+    if (envp == NULL)
+        envp = environ;
+    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++) {
+        char name[64];
+        size_t n = strcspn(envp[i], "=");
+        if (n == 0 || n >= sizeof(name))
+            continue;
+        memcpy(name, envp[i], n);
+        name[n] = '\0';
+        if (suspect_hint(name, hint, sizeof(hint))) {
+            if (found < max) {
+                snprintf(out[found].name, sizeof(out[found].name), "%s", name);
+                snprintf(out[found].hint, sizeof(out[found].hint), "%s", hint);
+            }
+            found++;
+        }
+    }
+    struct dotenv d = {0};
+    char path[4096], err[256];
+    snprintf(path, sizeof(path), "%s%s.env.%s", dir != NULL ? dir : "", dir != NULL ? "/" : "",
+             config_env_name(cfg->environment));
+    if (dotenv_load(&d, path, err, sizeof(err)) == 0)
+        for (size_t i = 0; i < d.n; i++)
+            if (suspect_hint(d.names[i], hint, sizeof(hint))) {
+                if (found < max) {
+                    snprintf(out[found].name, sizeof(out[found].name), "%s", d.names[i]);
+                    snprintf(out[found].hint, sizeof(out[found].hint), "%.120s (in %.60s)", hint, path);
+                }
+                found++;
+            }
+    dotenv_free(&d);
+    return found;
 }

@@ -111,9 +111,61 @@ struct config {
     int chat_idle_timeout_seconds;  /* no client message for this long: close */
     int chat_max_data_points;       /* per health_insight */
 
+    /* Operations (docs/operations.md). */
+    char *log_format;           /* json (default) or text */
+    char *metrics_token;        /* secret: bearer token /metrics and /health details need */
+    int health_canary_seconds;  /* background PAT canary period */
+
     /* Where each variable came from (enum config_source), by table order. */
     unsigned char source[128];
 };
+
+/*
+ * Parsers of the structured variables. config_load runs each, so a value
+ * `clarity config check` accepts is one `serve` accepts; the parts that use
+ * a value (auth/guard, cli/worker) call the same parser for its result.
+ */
+
+/* RATE_LIMITS classes, in auth/guard.h's GUARD_RATE_* order (0: none). */
+#define CONFIG_RATE_CLASSES 6
+struct config_rate {
+    int count;
+    int period_s;
+};
+/* Defaults, then "CLASS=COUNT/SECONDS,..." overrides. 0 or -1 with err. */
+int config_rate_limits_parse(const char *spec, struct config_rate out[CONFIG_RATE_CLASSES], char *err,
+                             size_t errlen);
+
+/* TRUSTED_PROXIES: a JSON list of at most CONFIG_MAX_PROXIES IP addresses. */
+#define CONFIG_MAX_PROXIES 32
+int config_proxies_parse(const char *json, char out[][64], int *n, char *err, size_t errlen);
+
+/* PAT_STANDARDIZATION for workers: none (*global 0) or global:MEAN:STD, STD > 0. */
+int config_pat_std_parse(const char *s, int *global, double *mean, double *sd, char *err, size_t errlen);
+
+/* PIPELINE_TEST_FAULT: fail_source=NAME and/or delay_ms=N (0..600000). */
+int config_test_fault_parse(const char *spec, char *fail_source, size_t fail_len, long long *delay_ms, char *err,
+                            size_t errlen);
+
+/*
+ * Variables that are not Clarity's but look like it: a Clarity prefix
+ * (OIDC_, PAT_, CHAT_, ...), one or two edits from a known name
+ * (DATABSE_URL), NAME_FILE of a variable that is not a secret, or a name the
+ * deployment guide once used (FIRESTORE_*, CLOUD_RUN_REGION,
+ * FIREBASE_DATABASE_URL). Looks at envp ("NAME=value" strings, NULL-ended;
+ * NULL: the process environment) and the `.env.<ENVIRONMENT>` file in dir.
+ * Writes up to max findings and returns how many there were.
+ */
+struct config_suspect {
+    char name[64];
+    char hint[192];
+};
+size_t config_suspects(const struct config *cfg, char *const *envp, const char *dir, struct config_suspect *out,
+                       size_t max);
+
+/* Levenshtein distance with adjacent transpositions (optimal string
+ * alignment), capped: returns cap + 1 when larger. For the suspects above. */
+int config_edit_distance(const char *a, const char *b, int cap);
 
 /* Looks a variable up in the process environment (or a test's fake one).
  * Returns a borrowed string or NULL. */

@@ -23,6 +23,7 @@
 /* Configuration written once at start-up, read by every thread. */
 static atomic_int log_min_level = LOG_INFO;
 static atomic_int log_out_fd = 2;
+static atomic_int log_text = 0;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
@@ -31,6 +32,8 @@ void log_level_set(enum log_level level) { atomic_store(&log_min_level, (int)lev
 enum log_level log_level_get(void) { return (enum log_level)atomic_load(&log_min_level); }
 
 void log_fd_set(int fd) { atomic_store(&log_out_fd, fd); }
+
+void log_format_set(int text) { atomic_store(&log_text, text != 0); }
 
 const char *log_level_name(enum log_level level)
 {
@@ -108,32 +111,50 @@ static void write_all(int fd, const char *p, size_t left)
     }
 }
 
-/* Format one line into b (a fixed buffer): always a whole JSON object. */
+/* Format one line into b (a fixed buffer): always a whole JSON object, or
+ * with LOG_FORMAT=text one whole "TIME LEVEL message key=value ..." line. */
 static void format_line(struct buf *b, char *storage, size_t size, enum log_level level, const char *message,
                         va_list ap)
 {
     buf_init_fixed(b, storage, size);
     char ts[40];
     line_timestamp(ts);
-    buf_puts(b, "{\"timestamp\":\"");
-    buf_puts(b, ts);
-    buf_puts(b, "\",\"level\":\"");
-    buf_puts(b, log_level_name(level));
-    buf_puts(b, "\",\"message\":");
-    buf_json_string(b, message);
+    int text = atomic_load(&log_text);
+    if (text) {
+        buf_puts(b, ts);
+        buf_putc(b, ' ');
+        buf_puts(b, log_level_name(level));
+        buf_putc(b, ' ');
+        buf_puts(b, message);
+    } else {
+        buf_puts(b, "{\"timestamp\":\"");
+        buf_puts(b, ts);
+        buf_puts(b, "\",\"level\":\"");
+        buf_puts(b, log_level_name(level));
+        buf_puts(b, "\",\"message\":");
+        buf_json_string(b, message);
+    }
 
     for (;;) {
         int kind = va_arg(ap, int);
         if (kind == LOG_END)
             break;
         const char *key = va_arg(ap, const char *);
-        buf_putc(b, ',');
-        buf_json_string(b, key);
-        buf_putc(b, ':');
+        if (text) {
+            buf_putc(b, ' ');
+            buf_puts(b, key);
+            buf_putc(b, '=');
+        } else {
+            buf_putc(b, ',');
+            buf_json_string(b, key);
+            buf_putc(b, ':');
+        }
         if (kind == LOG_STR) {
             const char *v = va_arg(ap, const char *);
             if (v == NULL)
                 buf_puts(b, "null");
+            else if (text && v[0] != '\0' && v[strcspn(v, " \t\"=\\\n\r")] == '\0')
+                buf_puts(b, v); /* bare when nothing needs quoting */
             else
                 buf_json_string(b, v);
         } else if (kind == LOG_INT) {
@@ -159,13 +180,20 @@ static void format_line(struct buf *b, char *storage, size_t size, enum log_leve
     if (b->truncated) {
         /* Never emit a cut line (it would not be JSON): say what happened. */
         buf_init_fixed(b, storage, size);
-        buf_puts(b, "{\"timestamp\":\"");
-        buf_puts(b, ts);
-        buf_puts(b, "\",\"level\":\"");
-        buf_puts(b, log_level_name(level));
-        buf_puts(b, "\",\"message\":\"log line too long\",\"truncated\":true");
+        if (text) {
+            buf_puts(b, ts);
+            buf_putc(b, ' ');
+            buf_puts(b, log_level_name(level));
+            buf_puts(b, " log line too long truncated=true");
+        } else {
+            buf_puts(b, "{\"timestamp\":\"");
+            buf_puts(b, ts);
+            buf_puts(b, "\",\"level\":\"");
+            buf_puts(b, log_level_name(level));
+            buf_puts(b, "\",\"message\":\"log line too long\",\"truncated\":true");
+        }
     }
-    buf_puts(b, "}\n");
+    buf_puts(b, text ? "\n" : "}\n");
 }
 
 void log_writev(enum log_level level, const char *message, va_list ap)

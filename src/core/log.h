@@ -29,6 +29,10 @@ enum log_level log_level_get(void);
 int log_level_parse(const char *name, enum log_level *out);
 const char *log_level_name(enum log_level level);
 
+/* LOG_FORMAT: 0 writes one JSON object per line (default, for log
+ * collectors), 1 writes "TIME LEVEL message key=value ..." for people. */
+void log_format_set(int text);
+
 #ifdef CLARITY_TEST_API
 /* Test API (unit tests build with CLARITY_TEST_API; see CMakeLists.txt). */
 /* Redirect output to fd (default 2). For tests. */

@@ -4,6 +4,7 @@
 #include "core/problem.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,3 +164,9 @@ json_t *problem_to_json(const struct problem *p, const char *instance, const cha
     }
     return o;
 }
+
+static _Atomic int verbose;
+
+void problem_verbose_set(int on) { atomic_store(&verbose, on != 0); }
+
+int problem_verbose(void) { return atomic_load(&verbose); }

@@ -53,6 +53,14 @@ int problem_add_error(struct problem *p, const char *pointer, const char *fmt, .
 /* Attach extension members (steals the reference; replaces earlier ones). */
 void problem_set_extra(struct problem *p, json_t *extra);
 
+/*
+ * Verbose problem details (DEBUG=true in development only; set once at
+ * start-up): places that know an internal cause add it as extension members
+ * named debug_* (e.g. the store's error), never values, passwords or tokens.
+ */
+void problem_verbose_set(int on);
+int problem_verbose(void);
+
 /* Free the problem's strings and zero it. Accepts a zeroed problem. */
 void problem_clear(struct problem *p);
 

@@ -14,6 +14,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -501,9 +502,15 @@ static void open_gate(pthread_mutex_t *mu, pthread_cond_t *cv, int *gate, int va
     pthread_mutex_unlock(mu);
 }
 
+/* Forward passes run in this process, for /metrics (clarity_pat_inferences_total). */
+static _Atomic unsigned long long inferences;
+
+unsigned long long pat_inferences_total(void) { return atomic_load(&inferences); }
+
 int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const float *input,
                       float *tokens, float *pooled, float *attention_out)
 {
+    atomic_fetch_add(&inferences, 1);
     pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
     pthread_barrier_t bar;

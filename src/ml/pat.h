@@ -123,6 +123,10 @@ size_t pat_model_layers(const struct pat_model *m);
 struct pat_workspace *pat_workspace_new(const struct pat_model *m, int n_threads);
 void pat_workspace_free(struct pat_workspace *ws);
 
+/* Forward passes started by pat_model_forward in this process (every caller:
+ * workers, the PAT API, chat, the health canary). For /metrics. */
+unsigned long long pat_inferences_total(void);
+
 /*
  * One forward pass.
  *   input      PAT_MINUTES standardized values (see pat_input_prepare),

@@ -2,7 +2,9 @@
  * pat_health.c — the ml_service health check (see pat_health.h).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "ml/pat_health.h"
@@ -75,4 +77,122 @@ int pat_health_check(void *ctx, json_t *details, char *err, size_t errlen)
 done:
     pat_workspace_free(ws);
     return rc;
+}
+
+struct pat_canary {
+    struct pat_health_ctx hc;
+    int interval_s;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    /* The last result, under mu. */
+    json_t *details; /* owned; copied out by pat_canary_check */
+    int rc;
+    char err[256];
+    double at_ms;    /* CLOCK_MONOTONIC of the last run */
+    unsigned long long runs;
+};
+
+static void canary_run(struct pat_canary *c)
+{
+    json_t *d = json_object();
+    char err[256] = "";
+    int rc = pat_health_check(&c->hc, d, err, sizeof(err));
+    pthread_mutex_lock(&c->mu);
+    json_decref(c->details);
+    c->details = d;
+    c->rc = rc;
+    snprintf(c->err, sizeof(c->err), "%s", err);
+    c->at_ms = now_ms();
+    c->runs++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void *canary_main(void *arg)
+{
+    struct pat_canary *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += c->interval_s;
+        while (!c->stop && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+            ;
+        if (c->stop)
+            break;
+        pthread_mutex_unlock(&c->mu);
+        canary_run(c);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+struct pat_canary *pat_canary_start(const struct pat_health_ctx *hc, int interval_s)
+{
+    struct pat_canary *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->hc = *hc;
+    c->interval_s = interval_s > 0 ? interval_s : 300;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    canary_run(c);
+    if (pthread_create(&c->thread, NULL, canary_main, c) != 0) {
+        json_decref(c->details);
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int pat_canary_check(void *ctx, json_t *details, char *err, size_t errlen)
+{
+    struct pat_canary *c = ctx;
+    pthread_mutex_lock(&c->mu);
+    int rc = c->rc;
+    double age_s = (now_ms() - c->at_ms) / 1000.0;
+    if (details != NULL && c->details != NULL)
+        json_object_update(details, c->details);
+    if (details != NULL) {
+        json_object_set_new(details, "canary_age_seconds", json_real(age_s));
+        json_object_set_new(details, "canary_runs", json_integer((json_int_t)c->runs));
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "%s", c->err[0] ? c->err : "canary failed");
+    else if (age_s > 3.0 * c->interval_s) {
+        snprintf(err, errlen, "canary result is %.0f s old (interval %d s)", age_s, c->interval_s);
+        rc = -1;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+unsigned long long pat_canary_runs(const struct pat_canary *c)
+{
+    if (c == NULL)
+        return 0;
+    pthread_mutex_t *mu = (pthread_mutex_t *)&c->mu;
+    pthread_mutex_lock(mu);
+    unsigned long long n = c->runs;
+    pthread_mutex_unlock(mu);
+    return n;
+}
+
+void pat_canary_stop(struct pat_canary *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    json_decref(c->details);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
 }

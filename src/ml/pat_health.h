@@ -33,4 +33,22 @@ struct pat_health_ctx {
  */
 int pat_health_check(void *ctx, json_t *details, char *err, size_t errlen);
 
+/*
+ * The canary in the background, so that GET /health costs no inference:
+ * pat_canary_start runs pat_health_check once before returning (start-up,
+ * i.e. after every model change, which needs a new process), then every
+ * interval_s seconds on its own thread. pat_canary_check is the
+ * health_check_fn that reports the last result ("canary_age_seconds",
+ * "canary_runs" added); a result older than three intervals is unhealthy
+ * (the canary thread is stuck). Returns NULL when out of memory or when
+ * the thread cannot start. hc is copied.
+ */
+struct pat_canary;
+struct pat_canary *pat_canary_start(const struct pat_health_ctx *hc, int interval_s);
+int pat_canary_check(void *ctx, json_t *details, char *err, size_t errlen);
+/* Canary runs so far (for /metrics). */
+unsigned long long pat_canary_runs(const struct pat_canary *c);
+/* Stop the thread and free. Accepts NULL. */
+void pat_canary_stop(struct pat_canary *c);
+
 #endif

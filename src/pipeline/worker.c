@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/config.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
@@ -48,35 +49,11 @@ struct worker_pool {
 int worker_fault_parse(const char *spec, char *fail_source, size_t fail_len, int64_t *delay_ms, char *err,
                        size_t errlen)
 {
-    fail_source[0] = '\0';
-    *delay_ms = 0;
-    if (spec == NULL || spec[0] == '\0')
-        return 0;
-    char copy[512];
-    if (strlen(spec) >= sizeof(copy)) {
-        snprintf(err, errlen, "PIPELINE_TEST_FAULT is too long");
-        return -1;
-    }
-    snprintf(copy, sizeof(copy), "%s", spec);
-    char *save = NULL;
-    for (char *item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
-        if (strncmp(item, "fail_source=", 12) == 0 && item[12] != '\0' && strlen(item + 12) < fail_len) {
-            snprintf(fail_source, fail_len, "%s", item + 12);
-        } else if (strncmp(item, "delay_ms=", 9) == 0) {
-            char *end;
-            errno = 0;
-            long long v = strtoll(item + 9, &end, 10);
-            if (errno != 0 || end == item + 9 || *end != '\0' || v < 0 || v > 600000) {
-                snprintf(err, errlen, "PIPELINE_TEST_FAULT: delay_ms takes 0 to 600000");
-                return -1;
-            }
-            *delay_ms = v;
-        } else {
-            snprintf(err, errlen, "PIPELINE_TEST_FAULT: expected fail_source=NAME or delay_ms=N, not '%s'", item);
-            return -1;
-        }
-    }
-    return 0;
+    /* One parser for serve, `clarity worker` and `config check` (core/config.h). */
+    long long d = 0;
+    int rc = config_test_fault_parse(spec, fail_source, fail_len, &d, err, errlen);
+    *delay_ms = rc == 0 ? d : 0;
+    return rc;
 }
 
 int worker_topics_parse(const char *list, unsigned *out)

@@ -437,12 +437,22 @@ static int read_applied(struct store_tx *tx, struct applied *out, size_t max, si
  * (N_MIGRATIONS entries). Returns STORE_EMIGRATION with a message in err when
  * a checksum changed or an unknown migration is recorded.
  */
-static int compare(struct store_tx *tx, struct store_migration_status *status, char *err,
-                   size_t errlen)
+/*
+ * Compare the database's _migrations with the binary's list into status[]
+ * (one per known migration). Every row is looked at, so a status shows each
+ * changed and unknown migration, not only the first; rows the binary does
+ * not know go to unknown[0..*n_unknown) when unknown is not NULL. Returns 0,
+ * STORE_EMIGRATION (err names the first problem) or another STORE_E* code.
+ */
+static int compare_all(struct store_tx *tx, struct store_migration_status *status,
+                       struct store_migration_status *unknown, size_t max_unknown, size_t *n_unknown,
+                       char *err, size_t errlen)
 {
     struct applied *ap = calloc(MAX_APPLIED, sizeof(*ap));
     size_t nap = 0;
-    int rc;
+    int rc, bad = 0;
+    if (n_unknown != NULL)
+        *n_unknown = 0;
     if (ap == NULL)
         return STORE_ENOMEM;
     rc = read_applied(tx, ap, MAX_APPLIED, &nap);
@@ -463,12 +473,23 @@ static int compare(struct store_tx *tx, struct store_migration_status *status, c
         while (i < N_MIGRATIONS && strcmp(migrations[i].name, ap[j].name) != 0)
             i++;
         if (i == N_MIGRATIONS) {
-            snprintf(err, errlen,
-                     "the database has migration %s, which this binary does not know "
-                     "(was it migrated by a newer version?)",
-                     ap[j].name);
-            rc = STORE_EMIGRATION;
-            goto done;
+            if (!bad)
+                snprintf(err, errlen,
+                         "the database has migration %s, which this binary does not know "
+                         "(was it migrated by a newer version?)",
+                         ap[j].name);
+            bad = 1;
+            if (unknown != NULL && *n_unknown < max_unknown) {
+                struct store_migration_status *u = &unknown[(*n_unknown)++];
+                memset(u, 0, sizeof(*u));
+                snprintf(u->name, sizeof(u->name), "%s", ap[j].name);
+                snprintf(u->checksum, sizeof(u->checksum), "%s", ap[j].checksum);
+                u->applied = 1;
+                u->unknown = 1;
+                u->complete = ap[j].complete;
+                u->applied_at_ms = ap[j].applied_at;
+            }
+            continue;
         }
         struct store_migration_status *ms = &status[i];
         ms->applied = 1;
@@ -476,25 +497,33 @@ static int compare(struct store_tx *tx, struct store_migration_status *status, c
         ms->applied_at_ms = ap[j].applied_at;
         ms->checksum_ok = strcmp(ms->checksum, ap[j].checksum) == 0;
         if (!ms->checksum_ok) {
-            snprintf(err, errlen,
-                     "migration %s was changed after it was applied (checksum in database "
-                     "%.12s…, in this binary %.12s…); refusing to continue — restore the "
-                     "original migration and add a new one instead",
-                     ms->name, ap[j].checksum, ms->checksum);
-            rc = STORE_EMIGRATION;
-            goto done;
+            if (!bad)
+                snprintf(err, errlen,
+                         "migration %s was changed after it was applied (checksum in database "
+                         "%.12s…, in this binary %.12s…); refusing to continue — restore the "
+                         "original migration and add a new one instead",
+                         ms->name, ap[j].checksum, ms->checksum);
+            bad = 1;
         }
     }
-    rc = 0;
+    rc = bad ? STORE_EMIGRATION : 0;
 done:
     free(ap);
     return rc;
+}
+
+static int compare(struct store_tx *tx, struct store_migration_status *status, char *err,
+                   size_t errlen)
+{
+    return compare_all(tx, status, NULL, 0, NULL, err, errlen);
 }
 
 int store_migrate_status(struct store *st, struct store_migration_status *out, size_t max,
                          size_t *n, char *err, size_t errlen)
 {
     struct store_migration_status status[N_MIGRATIONS];
+    struct store_migration_status unknown[16];
+    size_t n_unknown = 0;
     struct store_tx *tx = NULL;
     int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
     if (rc != 0) {
@@ -507,7 +536,7 @@ int store_migrate_status(struct store *st, struct store_migration_status *out, s
     if (crc != 0)
         snprintf(err, errlen, "cannot lock migrations: %s", db_conn_errmsg(tx->conn));
     else
-        crc = compare(tx, status, err, errlen);
+        crc = compare_all(tx, status, unknown, 16, &n_unknown, err, errlen);
     if (crc != 0 && crc != STORE_EMIGRATION) {
         store_tx_rollback(tx);
         return crc;
@@ -519,6 +548,8 @@ int store_migrate_status(struct store *st, struct store_migration_status *out, s
     }
     size_t k = N_MIGRATIONS < max ? N_MIGRATIONS : max;
     memcpy(out, status, k * sizeof(*out));
+    for (size_t j = 0; j < n_unknown && k < max; j++)
+        out[k++] = unknown[j];
     *n = k;
     return crc;
 }

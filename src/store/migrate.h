@@ -29,6 +29,7 @@ struct store_migration_status {
     int applied;           /* a _migrations row exists */
     int complete;          /* ... and its backfill finished */
     int checksum_ok;       /* applied with the same checksum */
+    int unknown;           /* in the database, not in this binary (checksum: the database's) */
     int64_t applied_at_ms; /* 0 when not applied */
 };
 
@@ -36,8 +37,11 @@ struct store_migration_status {
 size_t store_migration_count(void);
 
 /*
- * State of every known migration, in order, into out[0..*n) (max entries).
- * Returns 0 or a STORE_E* code with a reason in err.
+ * State of every known migration, in order, then the database's migrations
+ * this binary does not know (unknown = 1), into out[0..*n) (max entries).
+ * Every row is reported even when one is changed or unknown; that case
+ * returns STORE_EMIGRATION with the first problem in err. Otherwise 0 or a
+ * STORE_E* code with a reason in err.
  */
 int store_migrate_status(struct store *st, struct store_migration_status *out, size_t max,
                          size_t *n, char *err, size_t errlen);

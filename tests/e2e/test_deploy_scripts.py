@@ -76,15 +76,19 @@ def expected_head(env, short, service, version="1.2.3"):
 
 
 def expected_gate(image, service, short):
-    cand = "https://candidate---%s-dry-run.a.run.app" % service
+    # Production: through the load balancer; /metrics with the bearer token
+    # from a header file, so the token is never in the trace.
+    cand = "https://candidate.api.clarity.example.com"
     return [
-        ["curl", "-fsS", "--max-time", "10", "-o", "TMP/metrics-before", cand + "/metrics"],
+        ["curl", "-fsS", "--max-time", "10", "-H", "@TMP/metrics-auth", "-o", "TMP/metrics-before",
+         cand + "/metrics"],
         ["sleep", "120"],
-        ["curl", "-fsS", "--max-time", "10", "-o", "TMP/metrics-after", cand + "/metrics"],
+        ["curl", "-fsS", "--max-time", "10", "-H", "@TMP/metrics-auth", "-o", "TMP/metrics-after",
+         cand + "/metrics"],
         ["python3", GATE, "--max-error-rate", "0.01", "--max-p99-seconds", "1.0",
          "TMP/metrics-before", "TMP/metrics-after"],
-        ["docker", "run", "--rm", image, "smoke", "--url",
-         "https://%s-dry-run.a.run.app" % service, "--read-only"],
+        ["docker", "run", "--rm", "-e", "METRICS_TOKEN", image, "smoke", "--url",
+         "https://api.clarity.example.com", "--read-only"],
     ]
 
 
@@ -137,6 +141,7 @@ class DryRun(unittest.TestCase):
                            env={"SMOKE_TOKEN": "s3cret-token"})
         self.assertEqual(rc, 0, err)
         self.assertNotIn("s3cret-token", out + err)
+        self.assertNotIn("dry-run-metrics-token", out + err)
         svc = "clarity-backend"
         image, head = expected_head("production", "prod", svc)
         rev = svc + "-v1-2-3"
@@ -145,8 +150,10 @@ class DryRun(unittest.TestCase):
             ["--revision-suffix", "v1-2-3", "--no-traffic", "--tag", "candidate", "--quiet"],
             ["gcloud", "run", "services", "describe", svc] + where("prod") +
             ["--format", "value(status.url)"],
-            ["docker", "run", "--rm", "-e", "SMOKE_TOKEN", image, "smoke", "--url",
-             "https://candidate---%s-dry-run.a.run.app" % svc, "--read-only"],
+            ["gcloud", "secrets", "versions", "access", "latest", "--secret", "clarity-metrics-token",
+             "--project", "clarity-loop-prod"],
+            ["docker", "run", "--rm", "-e", "SMOKE_TOKEN", "-e", "METRICS_TOKEN", image, "smoke", "--url",
+             "https://candidate.api.clarity.example.com", "--read-only"],
         ]
         for pct in (10, 50, 100):
             want.append(["gcloud", "run", "services", "update-traffic", svc] + where("prod") +
@@ -155,6 +162,17 @@ class DryRun(unittest.TestCase):
             gate[-1][3:3] = ["-e", "SMOKE_TOKEN"]
             want += gate
         self.assertEqual(trace(out), want)
+        # It ends with where to look.
+        self.assertEqual(out.splitlines()[-3:], ["service: https://api.clarity.example.com",
+                                                 "health:  https://api.clarity.example.com/health",
+                                                 "docs:    https://api.clarity.example.com/docs"])
+
+    def test_development_ends_with_urls(self):
+        rc, out, err = run([DEPLOY, "--dry-run", "development", "1.2.3"])
+        self.assertEqual(rc, 0, err)
+        url = "https://clarity-backend-dev-dry-run.a.run.app"
+        self.assertEqual(out.splitlines()[-3:], ["service: " + url, "health:  %s/health" % url,
+                                                 "docs:    %s/docs" % url])
 
     def test_rollback_production_explicit(self):
         rc, out, err = run([ROLLBACK, "--dry-run", "production", "clarity-backend-v1-2-2"])
@@ -169,7 +187,7 @@ class DryRun(unittest.TestCase):
             ["gcloud", "run", "revisions", "describe", "clarity-backend-v1-2-2"] + w +
             ["--format", "value(spec.containers[0].image)"],
             ["docker", "run", "--rm", (REG % "prod") + ":rollback-target", "smoke", "--url",
-             "https://clarity-backend-dry-run.a.run.app", "--read-only"],
+             "https://api.clarity.example.com", "--read-only"],
         ])
 
     def test_rollback_staging_finds_previous(self):
@@ -259,6 +277,8 @@ FAKE = textwrap.dedent(r'''
             print("clarity-backend-v1-0-0\nclarity-backend-v0-9-0")
         elif f == "value(spec.containers[0].image)":
             print("registry/clarity:" + args[3])
+        elif args[:3] == ["secrets", "versions", "access"]:
+            print("fake-metrics-token")
     elif name == "docker" and args[:1] == ["run"]:
         url = args[args.index("--url") + 1]
         bad = os.environ.get("FAKE_SMOKE_FAIL", "")
@@ -267,6 +287,11 @@ FAKE = textwrap.dedent(r'''
             sys.exit(1)
         print(json.dumps({"url": url, "passed": True}))
     elif name == "curl":
+        # /metrics needs the bearer token, sent from a header file.
+        hdr = args[args.index("-H") + 1] if "-H" in args else ""
+        with open(hdr[1:]) as h:
+            if h.read() != "Authorization: Bearer fake-metrics-token\n":
+                sys.exit(22)
         out = args[args.index("-o") + 1]
         errors = 0
         if out.endswith("metrics-after") and str(step()) == os.environ.get("FAKE_BAD_STEP"):
@@ -317,8 +342,9 @@ class RealRunWithFakes(unittest.TestCase):
         self.assertEqual(self.traffic(calls), ["clarity-backend-v1-2-3=10", "clarity-backend-v1-2-3=50",
                                                "clarity-backend-v1-2-3=100"])
         smokes = [c[c.index("--url") + 1] for c in calls if c[:2] == ["docker", "run"]]
-        self.assertEqual(smokes[0], "https://candidate---clarity-backend-abc123-uc.a.run.app")
-        self.assertEqual(smokes[1:], ["https://clarity-backend-abc123-uc.a.run.app"] * 3)
+        # Production is reached through the load balancer (deploy/terraform/lb.tf).
+        self.assertEqual(smokes[0], "https://candidate.api.clarity.example.com")
+        self.assertEqual(smokes[1:], ["https://api.clarity.example.com"] * 3)
         self.assertIn("metrics-gate: pass", out)
         # The real run prints the same trace a dry run does.
         self.assertEqual(len(trace(out)), len(calls) + 3)  # + 3 metrics-gate runs
@@ -331,10 +357,11 @@ class RealRunWithFakes(unittest.TestCase):
         self.assertIn("metrics-gate: FAIL", out)
         self.assertIn("health gate at 50 % failed: rolling back to clarity-backend-v1-0-0", err)
         # rollback.sh verified the old revision with its own image's smoke test.
-        self.assertEqual(calls[-1][:4], ["docker", "run", "--rm", "registry/clarity:clarity-backend-v1-0-0"])
+        self.assertEqual(calls[-1][:6], ["docker", "run", "--rm", "-e", "METRICS_TOKEN",
+                                         "registry/clarity:clarity-backend-v1-0-0"])
 
     def test_failed_candidate_gets_no_traffic(self):
-        rc, out, err, calls = self.go([DEPLOY, "production", "1.2.3"], {"FAKE_SMOKE_FAIL": "candidate---"})
+        rc, out, err, calls = self.go([DEPLOY, "production", "1.2.3"], {"FAKE_SMOKE_FAIL": "candidate."})
         self.assertEqual(rc, 1)
         self.assertEqual(self.traffic(calls), [])
         self.assertIn(["gcloud", "run", "services", "update-traffic", "clarity-backend"] + where("prod") +

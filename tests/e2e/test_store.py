@@ -70,9 +70,11 @@ class Store(unittest.TestCase):
         self.assertIn("clarity migrate up", err)
         rc, out, err = self.cli("migrate", "up", env=prod)
         self.assertEqual(rc, 0, err)
-        srv = Server(env=dict(prod, DATABASE_URL=self.env["DATABASE_URL"]))
+        token = "monitoring-token-0123456789"
+        srv = Server(env=dict(prod, DATABASE_URL=self.env["DATABASE_URL"], METRICS_TOKEN=token))
         try:
-            status, _, body = srv.json("GET", "/health")
+            # Production shows /health's details to monitoring only (#21).
+            status, _, body = srv.json("GET", "/health", headers={"Authorization": "Bearer " + token})
             self.assertEqual(status, 200, body)
             checks = body["checks"]
             self.assertEqual(checks["database"]["status"], "healthy")
@@ -115,6 +117,24 @@ class Store(unittest.TestCase):
         rc, out, err = self.cli("migrate", "status")
         self.assertEqual(rc, 1)
         self.assertIn("CHANGED", out)
+        # Status tells applied, pending, changed and unknown apart: the
+        # migrations after the changed one stay "applied" (they used to show
+        # as pending), and a row from a newer binary is listed as unknown.
+        con = sqlite3.connect(self.db)
+        known = con.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0]
+        con.execute("INSERT INTO _migrations (name, checksum, applied_at, complete) "
+                    "SELECT '999_from_a_newer_binary', 'abcdef', applied_at, 1 FROM _migrations LIMIT 1")
+        con.execute("DELETE FROM _migrations WHERE name = (SELECT MAX(name) FROM _migrations "
+                    "WHERE name < '999')")
+        con.commit()
+        con.close()
+        rc, out, err = self.cli("migrate", "status")
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out, r"(?m)^001_create_indexes\s+CHANGED ")
+        self.assertRegex(out, r"(?m)^002_add_data_quality_fields\s+applied ")
+        self.assertRegex(out, r"(?m)^999_from_a_newer_binary\s+UNKNOWN ")
+        self.assertEqual(len(re.findall(r"(?m)^\d{3}_\w+\s+pending ", out)), 1)
+        self.assertIn("%d applied, 1 pending, 1 changed, 1 unknown" % (known - 2), out)
         rc, err = self.serve_exit({})
         self.assertEqual(rc, 1, err)
         self.assertIn("001_create_indexes", err)

@@ -239,44 +239,136 @@ def hcl_value(expr, values):
     return expr
 
 
+import sys  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
 class ServiceConfiguration(unittest.TestCase):
     """The environment Terraform gives the Cloud Run service — plain
     variables from run.tf with each environment's tfvars, and every mounted
-    secret as NAME_FILE — is accepted by the real `clarity config check`."""
+    secret as NAME_FILE — is accepted by the real `clarity config check
+    --strict`, and `clarity serve` starts with it (after `migrate up`, as a
+    deploy runs it): a revision that would exit at start fails the build."""
+
+    def render(self, short, work, keys):
+        run_tf = read(os.path.join(TF, "run.tf"))
+        plain = re.search(r"plain_env = \{\n(.*?)\n  \}", run_tf, re.S).group(1)
+        secrets = dict(re.findall(r'^\s+([A-Z_]+)\s+= "(clarity-[a-z-]+)"$',
+                                  read(os.path.join(TF, "secrets.tf")), re.M))
+        self.assertIn("mounted_secrets", run_tf)
+        values = variable_defaults()
+        values.update(tfvars(short))
+        env = {}
+        for line in plain.splitlines():
+            m = ATTR.match(line)
+            env[m.group(2)] = hcl_value(m.group(5), values)
+        for name in secrets:
+            if name == "GEMINI_API_KEY" and values.get("use_gemini", "false") != "true":
+                continue
+            path = os.path.join(work, name.lower())
+            with open(path, "w") as f:
+                f.write({"DATABASE_URL": "sqlite:" + os.path.join(work, "db.sqlite"),
+                         "GEMINI_API_KEY": "x", "METRICS_TOKEN": "t" * 40}.get(name) or keys[name])
+            env[name + "_FILE"] = path
+        from test_config_parity import free_port
+        env["PORT"] = str(free_port())  # Cloud Run sets 8080; tests take a free port
+        env["HOST"] = "127.0.0.1"  # the revision listens on 0.0.0.0; tests on loopback
+        env["WORKER_THREADS"] = "0"
+        return values, env
 
     @unittest.skipUnless(os.environ.get("CLARITY_BIN"), "needs the built clarity binary")
-    def test_config_check_accepts_each_environment(self):
+    def test_config_check_and_serve_accept_each_environment(self):
+        import sys
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from harness import production_keys, run_cli
+        from test_config_parity import serve_until_listening
+        keys = production_keys()
+        for short in ENVS:
+            with self.subTest(env=short):
+                work = tempfile.mkdtemp(prefix="clarity-tf-env-")
+                try:
+                    values, env = self.render(short, work, keys)
+                    self.assertIn("OIDC_JWKS_URL", env)  # Firebase is set in every environment
+                    code, out, err = run_cli(["config", "check", "--strict"], env=env, cwd=work)
+                    self.assertEqual(code, 0, (short, env, err))
+                    self.assertIn(values["environment"].strip('"'), out)
+                    code, _, err = run_cli(["migrate", "up"], env=env, cwd=work)
+                    self.assertEqual(code, 0, err)
+                    scode, serr = serve_until_listening(env, work)
+                    self.assertIsNone(scode, (short, serr))
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+
+    @unittest.skipUnless(os.environ.get("CLARITY_BIN"), "needs the built clarity binary")
+    def test_broken_environment_fails(self):
+        """A deliberately broken rendering (a tfvars value serve refuses, a
+        secret missing) fails the check, as the revision would fail."""
         import sys
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from harness import production_keys, run_cli
         keys = production_keys()
+        work = tempfile.mkdtemp(prefix="clarity-tf-broken-")
+        try:
+            _, env = self.render("prod", work, keys)
+            broken = dict(env, CORS_ORIGINS='["*"]')  # production refuses a wildcard
+            code, _, err = run_cli(["config", "check", "--strict"], env=broken, cwd=work)
+            self.assertEqual(code, 2, err)
+            self.assertIn("CORS_ORIGINS", err)
+            broken = dict(env)
+            del broken["ENCRYPTION_KEY_FILE"]  # the secret not mounted
+            code, _, err = run_cli(["config", "check", "--strict"], env=broken, cwd=work)
+            self.assertEqual(code, 2, err)
+            self.assertIn("ENCRYPTION_KEY: required in production", err)
+            broken = dict(env, LOG_LEVL="DEBUG")  # a misspelt variable in run.tf
+            code, _, err = run_cli(["config", "check", "--strict"], env=broken, cwd=work)
+            self.assertEqual(code, 2, err)
+            self.assertIn("did you mean LOG_LEVEL?", err)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+class Monitoring(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.src = tf_source()
+
+    def test_policies_uptime_dashboard_logs(self):
+        mon = read(os.path.join(TF, "monitoring.tf"))
+        for name in ("5xx-rate", "p99-latency", "queue-oldest-age", "dead-letters", "key-age"):
+            self.assertIn('"%s" = [' % name, mon)
+        for needle in ('resource "google_monitoring_uptime_check_config" "health"', 'path         = "/health"',
+                       'resource "google_monitoring_dashboard" "main"', 'resource "google_logging_metric" "errors"',
+                       'resource "google_monitoring_alert_policy" "instance_restarts"',
+                       "notification_channels = local.notification_channels"):
+            self.assertIn(needle, mon)
+        self.assertEqual(mon.count("notification_channels = local.notification_channels"),
+                         mon.count('resource "google_monitoring_alert_policy"'))
+
+    def test_collector_scrapes_metrics_inside_the_revision(self):
         run_tf = read(os.path.join(TF, "run.tf"))
-        plain = re.search(r"plain_env = \{\n(.*?)\n  \}", run_tf, re.S).group(1)
-        secrets = dict(re.findall(r'^\s+([A-Z_]+)\s+= "(clarity-[a-z-]+)"$', read(os.path.join(TF, "secrets.tf")), re.M))
-        self.assertIn("mounted_secrets", run_tf)
-        for short in ENVS:
-            values = variable_defaults()
-            values.update(tfvars(short))
-            env = {}
-            for line in plain.splitlines():
-                m = ATTR.match(line)
-                env[m.group(2)] = hcl_value(m.group(5), values)
-            work = tempfile.mkdtemp(prefix="clarity-tf-env-")
-            try:
-                for name in secrets:
-                    if name == "GEMINI_API_KEY" and values.get("use_gemini", "false") != "true":
-                        continue
-                    path = os.path.join(work, name.lower())
-                    with open(path, "w") as f:
-                        f.write({"DATABASE_URL": "sqlite:" + os.path.join(work, "db.sqlite"),
-                                 "GEMINI_API_KEY": "x"}.get(name) or keys[name])
-                    env[name + "_FILE"] = path
-                env["PORT"] = "8080"  # Cloud Run sets it
-                code, out, err = run_cli(["config", "check"], env=env, cwd=work)
-                self.assertEqual(code, 0, (short, env, err))
-                self.assertIn(values["environment"].strip('"'), out)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+        self.assertIn('name       = "otel-collector"', run_tf)
+        self.assertIn('depends_on = ["clarity"]', run_tf)
+        cfg = read(os.path.join(TF, "otel-collector.yaml"))
+        port = re.search(r"container_port = (\d+)", run_tf).group(1)
+        self.assertIn('targets: ["localhost:%s"]' % port, cfg)
+        self.assertIn("metrics_path: /metrics", cfg)
+        # The token file the collector reads is the mounted METRICS_TOKEN secret.
+        self.assertIn("credentials_file: /secrets/clarity-metrics-token/value", cfg)
+        self.assertIn('METRICS_TOKEN   = "clarity-metrics-token"', self.src)
+        self.assertIn("googlemanagedprometheus", cfg)
+
+    def test_production_not_public(self):
+        prod = tfvars("prod")
+        self.assertEqual(prod["public"], "false")
+        self.assertTrue(prod["api_domain"].strip('"'))
+        for short in ("dev", "staging"):
+            self.assertNotIn("public", tfvars(short))  # default true
+        run_tf = read(os.path.join(TF, "run.tf"))
+        self.assertIn('ingress = var.public ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"',
+                      run_tf)
+        lb = read(os.path.join(TF, "lb.tf"))
+        self.assertIn('tag     = "candidate"', lb)  # the canary gate's way in
+        self.assertIn("security_policy", lb)
 
 
 if __name__ == "__main__":

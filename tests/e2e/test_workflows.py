@@ -90,7 +90,7 @@ class Workflows(unittest.TestCase):
 
     def test_deploy_pipeline(self):
         on = self.deploy["on"]
-        self.assertEqual(sorted(on["push"]["branches"]), ["develop", "main"])
+        self.assertEqual(sorted(on["push"]["branches"]), ["develop", "feature/**", "main"])
         self.assertIn("workflow_dispatch", on)
         jobs = self.deploy["jobs"]
         self.assertEqual(jobs["ci"]["uses"], "./.github/workflows/ci.yml")
@@ -99,6 +99,10 @@ class Workflows(unittest.TestCase):
         self.assertIn("development", jobs["staging"]["needs"])
         self.assertIn("refs/heads/main", jobs["production"]["if"])
         self.assertNotIn("refs/heads/main", jobs["development"]["if"] + jobs["staging"]["if"])
+        # Feature branches deploy to development only, one deploy at a time.
+        self.assertIn("startsWith(github.ref, 'refs/heads/feature/')", jobs["development"]["if"])
+        self.assertNotIn("feature/", jobs["staging"]["if"] + jobs["production"]["if"])
+        self.assertEqual(jobs["development"]["concurrency"]["group"], "deploy-development")
         self.assertIn("scripts/deploy.sh development", self.runs(jobs["development"]))
         self.assertIn("scripts/deploy.sh staging", self.runs(jobs["staging"]))
         self.assertIn("scripts/deploy.sh production", self.runs(jobs["production"]))

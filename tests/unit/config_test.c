@@ -237,6 +237,25 @@ static void test_rejections(void **state)
         /* Issue #16: 10,080 points never fitted the old 64 KiB message. */
         {"CHAT_MAX_MESSAGE_BYTES", "65536",
          "CHAT_MAX_MESSAGE_BYTES: 65536 bytes cannot hold CHAT_MAX_DATA_POINTS=10080 points; expected at least 645376"},
+        /* The structured variables serve used to refuse after config check
+         * had passed them (#15): one parser each, run by config_load. */
+        {"HOST", "localhost", "HOST: invalid value \"localhost\"; expected an IP address"},
+        {"RATE_LIMITS", "auth=5", "RATE_LIMITS: \"auth=5\" is not CLASS=COUNT/SECONDS"},
+        {"RATE_LIMITS", "login=5/60", "RATE_LIMITS: unknown class \"login\""},
+        {"TRUSTED_PROXIES", "10.0.0.1", "TRUSTED_PROXIES: expected a JSON list"},
+        {"TRUSTED_PROXIES", "[\"proxy.local\"]", "TRUSTED_PROXIES: item 0 is not an IP address"},
+        {"INSIGHT_GENERATOR", "gpt", "INSIGHT_GENERATOR: invalid value \"gpt\"; expected builtin, gemini or openai"},
+        {"INSIGHT_GENERATOR", "gemini", "GEMINI_API_KEY: required when INSIGHT_GENERATOR=gemini"},
+        {"INSIGHT_GENERATOR", "openai", "LLM_API_KEY: required when INSIGHT_GENERATOR=openai"},
+        {"PAT_STANDARDIZATION", "per-minute:x.csv", "PAT_STANDARDIZATION: workers take none or global:MEAN:STD"},
+        {"PAT_STANDARDIZATION", "global:1:0", "PAT_STANDARDIZATION: expected global:MEAN:STD with STD > 0"},
+        {"PAT_MODEL_SHA256", "abc", "PAT_MODEL_SHA256: invalid value; expected 64 hex digits"},
+        {"PAT_MODEL_PATH", "/nonexistent/pat.h5", "PAT_MODEL_PATH: cannot read /nonexistent/pat.h5"},
+        {"PIPELINE_TEST_FAULT", "explode=1", "PIPELINE_TEST_FAULT: expected fail_source=NAME or delay_ms=N"},
+        {"LOG_FORMAT", "xml", "LOG_FORMAT: invalid value \"xml\"; expected json or text"},
+        {"METRICS_TOKEN", "short", "METRICS_TOKEN: expected a random bearer token of at least 16 characters"},
+        {"HEALTH_CANARY_SECONDS", "1", "HEALTH_CANARY_SECONDS: invalid value \"1\""},
+        {"LLM_BASE_URL", "localhost:8080", "LLM_BASE_URL: invalid value \"localhost:8080\"; expected an http(s) URL"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct fake_env env = {{cases[i].name, cases[i].value, NULL}};
@@ -338,6 +357,95 @@ static void test_print_redacts(void **state)
     assert_non_null(strstr(text, "PORT=8000  (default)"));
 }
 
+static void test_structured_parsers(void **state)
+{
+    (void)state;
+    struct config_rate r[CONFIG_RATE_CLASSES];
+    char err[256];
+    assert_int_equal(config_rate_limits_parse("auth=10/30, chat=1/1", r, err, sizeof(err)), 0);
+    assert_int_equal(r[2].count, 10);
+    assert_int_equal(r[2].period_s, 30);
+    assert_int_equal(r[5].count, 1);
+    assert_int_equal(r[1].count, 100); /* api keeps its default */
+    char proxies[CONFIG_MAX_PROXIES][64];
+    int n = 0;
+    assert_int_equal(config_proxies_parse("[\"10.0.0.1\",\"::1\"]", proxies, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(proxies[1], "::1");
+    int global;
+    double mean, sd;
+    assert_int_equal(config_pat_std_parse("global:2.5:0.5", &global, &mean, &sd, err, sizeof(err)), 0);
+    assert_int_equal(global, 1);
+    assert_true(mean == 2.5 && sd == 0.5);
+    char fs[64];
+    long long delay;
+    assert_int_equal(config_test_fault_parse("fail_source=x,delay_ms=5", fs, sizeof(fs), &delay, err, sizeof(err)), 0);
+    assert_string_equal(fs, "x");
+    assert_int_equal(delay, 5);
+    /* Production refuses test faults; an LLM generator with its key loads. */
+    struct fake_env prod = {{"ENVIRONMENT", "production", KEYS, "PIPELINE_TEST_FAULT", "delay_ms=1", NULL}};
+    expect_error(&prod, "PIPELINE_TEST_FAULT: for tests only; refused in production");
+    struct fake_env gem = {{"INSIGHT_GENERATOR", "gemini", "GEMINI_API_KEY", "k", NULL}};
+    struct config cfg;
+    assert_int_equal(load(&cfg, &gem, err, sizeof(err)), 0);
+    config_free(&cfg);
+}
+
+static void test_debug_means_debug_logging(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[256];
+    struct fake_env dev = {{"DEBUG", "true", NULL}};
+    assert_int_equal(load(&cfg, &dev, err, sizeof(err)), 0);
+    assert_int_equal(cfg.log_level, LOG_DEBUG);
+    config_free(&cfg);
+    /* An explicit LOG_LEVEL wins; outside development DEBUG changes nothing. */
+    struct fake_env lvl = {{"DEBUG", "true", "LOG_LEVEL", "ERROR", NULL}};
+    assert_int_equal(load(&cfg, &lvl, err, sizeof(err)), 0);
+    assert_int_equal(cfg.log_level, LOG_ERROR);
+    config_free(&cfg);
+    struct fake_env stg = {{"ENVIRONMENT", "staging", KEYS, "DEBUG", "true", NULL}};
+    assert_int_equal(load(&cfg, &stg, err, sizeof(err)), 0);
+    assert_int_equal(cfg.log_level, LOG_INFO);
+    config_free(&cfg);
+}
+
+static void test_suspects(void **state)
+{
+    (void)state;
+    struct config cfg;
+    char err[256];
+    struct fake_env none = {{NULL}};
+    assert_int_equal(load(&cfg, &none, err, sizeof(err)), 0);
+    char *envp[] = {"DATABSE_URL=sqlite:x", "FIRESTORE_PROJECT_ID=p", "CLOUD_RUN_REGION=us-central1",
+                    "FIREBASE_DATABASE_URL=https://x", "HOST_FILE=/x", "PAT_MODEL=/m", "OIDC_JWKS_URI=x",
+                    /* not suspects: Clarity's own, platform, unrelated */
+                    "DATABASE_URL=sqlite:y", "JWT_PRIVATE_KEY_FILE=/k", "PATH=/bin", "HOME=/root", "LISTEN_FDS=1",
+                    "K_SERVICE=x", "GOOGLE_APPLICATION_CREDENTIALS=/c", "TERM=xterm", "HOSTNAME=h", NULL};
+    struct config_suspect s[16];
+    size_t n = config_suspects(&cfg, envp, tmpdir, s, 16);
+    assert_int_equal(n, 7);
+    assert_string_equal(s[0].name, "DATABSE_URL");
+    assert_non_null(strstr(s[0].hint, "did you mean DATABASE_URL?"));
+    assert_non_null(strstr(s[1].hint, "not Firestore"));
+    assert_non_null(strstr(s[2].hint, "GOOGLE_CLOUD_REGION"));
+    assert_non_null(strstr(s[3].hint, "Realtime Database"));
+    assert_non_null(strstr(s[4].hint, "only secrets"));
+    assert_non_null(strstr(s[5].hint, "no Clarity variable has this name"));
+    assert_non_null(strstr(s[6].hint, "OIDC_JWKS_URL"));
+    /* The .env file is looked at too. */
+    write_file(".env.development", "LOCKOUT_TRESHOLD=3\n");
+    char *empty[] = {NULL};
+    n = config_suspects(&cfg, empty, tmpdir, s, 16);
+    remove_file(".env.development");
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(s[0].hint, "did you mean LOCKOUT_THRESHOLD?"));
+    config_free(&cfg);
+    assert_int_equal(config_edit_distance("DATABSE_URL", "DATABASE_URL", 2), 1);
+    assert_int_equal(config_edit_distance("HOME", "HOST", 1), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +467,9 @@ int main(void)
         cmocka_unit_test(test_secret_not_echoed),
         cmocka_unit_test(test_redact_url),
         cmocka_unit_test(test_print_redacts),
+        cmocka_unit_test(test_structured_parsers),
+        cmocka_unit_test(test_debug_means_debug_logging),
+        cmocka_unit_test(test_suspects),
     };
     return cmocka_run_group_tests(tests, setup_dir, NULL);
 }

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
+#include "core/err.h"
 #include "core/problem.h"
+#include "http/http.h"
 
 static void test_render_basic(void **state)
 {
@@ -118,12 +121,34 @@ static void test_reset_frees_previous(void **state)
     problem_clear(&p);
 }
 
+/* DEBUG=true in development: the cause rides along as debug_* members. */
+static void test_verbose_details(void **state)
+{
+    (void)state;
+    struct http_response res;
+    memset(&res, 0, sizeof(res));
+    api_store_failure(&res, STORE_EINTERNAL);
+    assert_int_equal(res.status, 500);
+    assert_null(res.problem.extra);
+    problem_clear(&res.problem);
+    memset(&res, 0, sizeof(res));
+    problem_verbose_set(1);
+    api_store_failure(&res, STORE_EINTERNAL);
+    problem_verbose_set(0);
+    assert_non_null(res.problem.extra);
+    assert_string_equal(json_string_value(json_object_get(res.problem.extra, "debug_error")),
+                        clarity_strerror(STORE_EINTERNAL));
+    assert_int_equal(json_integer_value(json_object_get(res.problem.extra, "debug_code")), STORE_EINTERNAL);
+    problem_clear(&res.problem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_basic),       cmocka_unit_test(test_slugs_for_every_status),
         cmocka_unit_test(test_field_errors),       cmocka_unit_test(test_error_cap),
         cmocka_unit_test(test_extension_members),  cmocka_unit_test(test_reset_frees_previous),
+        cmocka_unit_test(test_verbose_details),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,10 @@ log_level           = "WARNING"
 cors_origins        = ["https://app.clarity.example.com"]
 firebase_project_id = "clarity-loop-prod"
 
+# Not public: only the load balancer on api_domain reaches the service.
+public     = false
+api_domain = "api.clarity.example.com"
+
 db_tier              = "db-custom-4-16384"
 db_availability_type = "REGIONAL"
 db_disk_size_gb      = 50
