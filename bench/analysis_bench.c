@@ -58,8 +58,7 @@ static uint32_t rng_next(uint32_t *s)
 
 /* Realistic-looking synthetic data: activity by time of day with noise,
  * 3 % missing minutes, heart rate following activity, sparse HRV. */
-static void synth(size_t n, double *act, double *hr, double *hrv, double *rr, double *spo2,
-                  double *steps)
+static void synth(size_t n, double *act, double *hr, double *hrv, double *rr, double *spo2, double *steps)
 {
     uint32_t s = 2026;
     for (size_t i = 0; i < n; i++) {
@@ -84,8 +83,8 @@ static int cmp_double(const void *a, const void *b)
 }
 
 struct run {
-    double median_ms, min_ms;     /* wall */
-    double cpu_median_ms;         /* thread CPU time */
+    double median_ms, min_ms; /* wall */
+    double cpu_median_ms;     /* thread CPU time */
     long heap_delta;
 };
 
@@ -106,8 +105,7 @@ static int bench_analysis(size_t n, int reps, int phone, struct run *out)
     ws = malloc(wsz);
     if (!buf || !times || !ws)
         goto done;
-    double *act = buf, *hr = buf + n, *hrv = buf + 2 * n, *rr = buf + 3 * n,
-           *spo2 = buf + 4 * n, *steps = buf + 5 * n;
+    double *act = buf, *hr = buf + n, *hrv = buf + 2 * n, *rr = buf + 3 * n, *spo2 = buf + 4 * n, *steps = buf + 5 * n;
     synth(n, act, hr, hrv, rr, spo2, steps);
     uint8_t *mask = malloc(n);
     if (!mask)
@@ -177,8 +175,8 @@ static int bench_series(int reps, double *median_ms)
     for (int k = 0; k < reps; k++) {
         double a = cpu_ms();
         for (int m = 0; m < 5; m++) /* HR, steps, HRV, RR, SpO2 */
-            if (series_minutes_build(smp, n, t0 / 60000 + 60, n,
-                                     m == 1 ? SERIES_AGG_SUM : SERIES_AGG_MEAN, ws, out, NULL) != 0)
+            if (series_minutes_build(smp, n, t0 / 60000 + 60, n, m == 1 ? SERIES_AGG_SUM : SERIES_AGG_MEAN, ws, out,
+                                     NULL) != 0)
                 goto done;
         times[k] = cpu_ms() - a;
     }
@@ -259,8 +257,7 @@ int main(void)
            series_ms);
     printf("analysis_bench: full analysis of counts (Choi non-wear, Cole-Kripke), 1 week (10,080 min): CPU "
            "median %.3f ms (wall median %.3f, best %.3f); target <= 1 ms -> %s\n",
-           week.cpu_median_ms, week.median_ms, week.min_ms,
-           week.cpu_median_ms <= 1.0 ? "met" : "MISSED");
+           week.cpu_median_ms, week.median_ms, week.min_ms, week.cpu_median_ms <= 1.0 ? "met" : "MISSED");
     printf("analysis_bench: full analysis of steps (heart-rate non-wear, rest periods), 1 week: CPU median "
            "%.3f ms (wall median %.3f); target <= 1 ms -> %s\n",
            pweek.cpu_median_ms, pweek.median_ms, pweek.cpu_median_ms <= 1.0 ? "met" : "MISSED");
@@ -269,8 +266,7 @@ int main(void)
            series_ms + week.cpu_median_ms, series_ms + week.cpu_median_ms <= 1.0 ? "within" : "over");
     printf("analysis_bench: full analysis of counts, 1 year (525,600 min): CPU median %.2f ms "
            "(wall median %.2f, best %.2f); target <= 50 ms -> %s\n",
-           year.cpu_median_ms, year.median_ms, year.min_ms,
-           year.cpu_median_ms <= 50.0 ? "met" : "MISSED");
+           year.cpu_median_ms, year.median_ms, year.min_ms, year.cpu_median_ms <= 50.0 ? "met" : "MISSED");
     printf("analysis_bench: full analysis of steps, 1 year: CPU median %.2f ms (wall median %.2f); "
            "target <= 50 ms -> %s\n",
            pyear.cpu_median_ms, pyear.median_ms, pyear.cpu_median_ms <= 50.0 ? "met" : "MISSED");
@@ -280,9 +276,8 @@ int main(void)
     printf("analysis_bench: heap change during timed analyses: week %ld/%ld bytes, year %ld/%ld bytes "
            "(counts/steps); target 0 -> %s\n",
            week.heap_delta, pweek.heap_delta, year.heap_delta, pyear.heap_delta,
-           (week.heap_delta == 0 && year.heap_delta == 0 && pweek.heap_delta == 0 && pyear.heap_delta == 0)
-               ? "met"
-               : "MISSED");
+           (week.heap_delta == 0 && year.heap_delta == 0 && pweek.heap_delta == 0 && pyear.heap_delta == 0) ? "met"
+                                                                                                            : "MISSED");
     fail = week.cpu_median_ms > 1.0 || year.cpu_median_ms > 50.0 || pweek.cpu_median_ms > 1.0 ||
            pyear.cpu_median_ms > 50.0 || folder_cpu > 2000.0 || week.heap_delta || year.heap_delta ||
            pweek.heap_delta || pyear.heap_delta;

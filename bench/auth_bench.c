@@ -61,7 +61,8 @@ int main(void)
     }
     int64_t now = time_now_ms() / 1000;
     char jti[37];
-    char *tok = jwt_issue(s, "clarity", "clarity-api", "0190a0c4-1111-7000-8000-000000000001", "patient", now, 3600, jti);
+    char *tok =
+        jwt_issue(s, "clarity", "clarity-api", "0190a0c4-1111-7000-8000-000000000001", "patient", now, 3600, jti);
     struct jwt_claims c;
     /* Best of three one-second windows: on a shared machine the slowest
      * windows measure the neighbours, not the code. */
@@ -99,7 +100,8 @@ int main(void)
     struct store *st = NULL;
     struct config cfg;
     int applied = 0;
-    if (store_open(url, NULL, &st, err, sizeof(err)) != 0 || store_migrate_up(st, NULL, &applied, err, sizeof(err)) != 0 ||
+    if (store_open(url, NULL, &st, err, sizeof(err)) != 0 ||
+        store_migrate_up(st, NULL, &applied, err, sizeof(err)) != 0 ||
         config_load(&cfg, NULL, NULL, dir, err, sizeof(err)) != 0) {
         fprintf(stderr, "auth_bench: %s\n", err);
         return 1;

@@ -75,15 +75,20 @@ static const char phone[] = "<<HKDevice: 0x283c2a9e0>, name:iPhone, manufacturer
 
 static const struct kind kinds[] = {
     {"heart_rate", "count/min", "HKQuantityTypeIdentifierHeartRate", "Ana's Apple Watch", watch, 250, 0, 48, 150, 0, 0},
-    {"active_energy", "kcal", "HKQuantityTypeIdentifierActiveEnergyBurned", "Ana's Apple Watch", watch, 300, 3, 0.01, 2.5, 60000, 0},
-    {"basal_energy", "kcal", "HKQuantityTypeIdentifierBasalEnergyBurned", "Ana's Apple Watch", watch, 250, 3, 0.8, 1.4, 60000, 0},
-    {"distance", "km", "HKQuantityTypeIdentifierDistanceWalkingRunning", "Ana's iPhone", phone, 200, 5, 0.001, 0.2, 0, 0},
+    {"active_energy", "kcal", "HKQuantityTypeIdentifierActiveEnergyBurned", "Ana's Apple Watch", watch, 300, 3, 0.01,
+     2.5, 60000, 0},
+    {"basal_energy", "kcal", "HKQuantityTypeIdentifierBasalEnergyBurned", "Ana's Apple Watch", watch, 250, 3, 0.8, 1.4,
+     60000, 0},
+    {"distance", "km", "HKQuantityTypeIdentifierDistanceWalkingRunning", "Ana's iPhone", phone, 200, 5, 0.001, 0.2, 0,
+     0},
     {"steps", "count", "HKQuantityTypeIdentifierStepCount", "Ana's iPhone", phone, 150, 0, 1, 400, 0, 0},
     {"steps", "count", "HKQuantityTypeIdentifierStepCount", "Ana's Apple Watch", watch, 100, 0, 1, 300, 0, 0},
     {"flights_climbed", "count", "HKQuantityTypeIdentifierFlightsClimbed", "Ana's iPhone", phone, 10, 0, 1, 4, 0, 0},
-    {"respiratory_rate", "count/min", "HKQuantityTypeIdentifierRespiratoryRate", "Ana's Apple Watch", watch, 60, 1, 11, 19, 0, 1},
+    {"respiratory_rate", "count/min", "HKQuantityTypeIdentifierRespiratoryRate", "Ana's Apple Watch", watch, 60, 1, 11,
+     19, 0, 1},
     {"blood_oxygen", "%", "HKQuantityTypeIdentifierOxygenSaturation", "Ana's Apple Watch", watch, 12, 0, 92, 100, 0, 1},
-    {"heart_rate_variability", "ms", "HKQuantityTypeIdentifierHeartRateVariabilitySDNN", "Ana's Apple Watch", watch, 6, 4, 20, 90, 0, 1},
+    {"heart_rate_variability", "ms", "HKQuantityTypeIdentifierHeartRateVariabilitySDNN", "Ana's Apple Watch", watch, 6,
+     4, 20, 90, 0, 1},
     {"sleep_stage", "min", "HKCategoryTypeIdentifierSleepAnalysis", "Ana's Apple Watch", watch, 30, 0, 1, 40, 0, 1},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
@@ -197,8 +202,8 @@ int main(void)
                              o ? -240 : -300, kinds[k].hk, stages[st]);
                 else
                     snprintf(payloads[k][o][st], sizeof(payloads[k][o][st]),
-                             "{\"tz_offset_min\":%d,\"hk_type\":\"%s\",\"source_version\":\"17.1\"}",
-                             o ? -240 : -300, kinds[k].hk);
+                             "{\"tz_offset_min\":%d,\"hk_type\":\"%s\",\"source_version\":\"17.1\"}", o ? -240 : -300,
+                             kinds[k].hk);
             }
     for (int day = 0; day < DAYS; day++) {
         gen_day(&d, day, &id);
@@ -239,9 +244,9 @@ int main(void)
             struct envelope_binding b = {user, bound[day]};
             unsigned char *pt = NULL;
             size_t pl = 0;
-            if (envelope_body_open(kek, 1, &b, sealed[day].wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                                   sealed[day].nonce, ENVELOPE_NONCE_BYTES, sealed[day].ciphertext,
-                                   sealed[day].ciphertext_len, &pt, &pl) != 0 ||
+            if (envelope_body_open(kek, 1, &b, sealed[day].wrapped_dek, ENVELOPE_WRAPPED_BYTES, sealed[day].nonce,
+                                   ENVELOPE_NONCE_BYTES, sealed[day].ciphertext, sealed[day].ciphertext_len, &pt,
+                                   &pl) != 0 ||
                 pl != lens[day] || memcmp(pt, blocks[day], pl) != 0)
                 return 1;
             uint64_t t2 = cpu_ns();
@@ -271,10 +276,9 @@ int main(void)
             best_decode = dec;
     }
     double per_block_seal = (double)KEYRING_BLOB_OVERHEAD * DAYS / (double)total_n;
-    printf("generated year: %zu samples over %d days (%.0f a day); payload text %.1f B a sample\n",
-           total_n, DAYS, (double)total_n / DAYS, (double)total_payload / (double)total_n);
-    printf("block codec:   %.2f B a sample (%.2f sealed: + %d B a day block)\n",
-           (double)total_block / (double)total_n,
+    printf("generated year: %zu samples over %d days (%.0f a day); payload text %.1f B a sample\n", total_n, DAYS,
+           (double)total_n / DAYS, (double)total_payload / (double)total_n);
+    printf("block codec:   %.2f B a sample (%.2f sealed: + %d B a day block)\n", (double)total_block / (double)total_n,
            (double)total_block / (double)total_n + per_block_seal, KEYRING_BLOB_OVERHEAD);
     printf("  of which hk_uuid (16 B binary each): %.2f B\n", 16.0);
     printf("sample_days layout (days.c, same samples, no hk_uuid): %.2f B a sample\n",

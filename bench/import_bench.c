@@ -38,7 +38,7 @@
 
 static const char user_id[] = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
 static const char upload_id[] = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c";
-static int sync_normal; /* IMPORT_BENCH_SYNC=normal: SQLite synchronous=NORMAL */
+static int sync_normal;   /* IMPORT_BENCH_SYNC=normal: SQLite synchronous=NORMAL */
 static size_t batch_size; /* IMPORT_BENCH_BATCH, 0: the parser's default */
 
 static void die(const char *what, const char *detail)
@@ -53,14 +53,12 @@ static void fmt_date(char *out, size_t cap, int64_t ms, int off)
     struct tm tm;
     gmtime_r(&t, &tm);
     int a = off < 0 ? -off : off;
-    snprintf(out, cap, "%04d-%02d-%02d %02d:%02d:%02d %c%02d%02d", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
-             a / 60, a % 60);
+    snprintf(out, cap, "%04d-%02d-%02d %02d:%02d:%02d %c%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+', a / 60, a % 60);
 }
 
-static const char watch[] =
-    "&lt;&lt;HKDevice: 0x283ec1c20&gt;, name:Apple Watch, manufacturer:Apple Inc., "
-    "model:Watch, hardware:Watch6,1, software:9.1&gt;";
+static const char watch[] = "&lt;&lt;HKDevice: 0x283ec1c20&gt;, name:Apple Watch, manufacturer:Apple Inc., "
+                            "model:Watch, hardware:Watch6,1, software:9.1&gt;";
 
 /* Write records until the file reaches bytes; returns the record count. */
 static long generate(const char *path, int64_t bytes)
@@ -85,83 +83,87 @@ static long generate(const char *path, int64_t bytes)
         int64_t st = t + (int64_t)n * 30000;
         fmt_date(s, sizeof(s), st, off);
         switch (n % 10) {
-        case 0: case 1: case 2: case 3:
+        case 0:
+        case 1:
+        case 2:
+        case 3:
             fmt_date(e, sizeof(e), st, off);
             written += fprintf(f,
-                    " <Record type=\"HKQuantityTypeIdentifierHeartRate\" sourceName=\"Apple "
-                    "Watch\" sourceVersion=\"9.1\" device=\"%s\" unit=\"count/min\" "
-                    "creationDate=\"%s\" startDate=\"%s\" endDate=\"%s\" value=\"%ld\">\n"
-                    "  <MetadataEntry key=\"HKMetadataKeyHeartRateMotionContext\" value=\"0\"/>\n"
-                    " </Record>\n",
-                    watch, e, s, e, 55 + n % 60);
+                               " <Record type=\"HKQuantityTypeIdentifierHeartRate\" sourceName=\"Apple "
+                               "Watch\" sourceVersion=\"9.1\" device=\"%s\" unit=\"count/min\" "
+                               "creationDate=\"%s\" startDate=\"%s\" endDate=\"%s\" value=\"%ld\">\n"
+                               "  <MetadataEntry key=\"HKMetadataKeyHeartRateMotionContext\" value=\"0\"/>\n"
+                               " </Record>\n",
+                               watch, e, s, e, 55 + n % 60);
             break;
-        case 4: case 5:
+        case 4:
+        case 5:
             fmt_date(e, sizeof(e), st + 60000, off);
             written += fprintf(f,
-                    " <Record type=\"HKQuantityTypeIdentifierStepCount\" sourceName=\"iPhone\" "
-                    "sourceVersion=\"17.2\" device=\"%s\" unit=\"count\" creationDate=\"%s\" "
-                    "startDate=\"%s\" endDate=\"%s\" value=\"%ld\"/>\n",
-                    watch, e, s, e, 10 + n % 90);
+                               " <Record type=\"HKQuantityTypeIdentifierStepCount\" sourceName=\"iPhone\" "
+                               "sourceVersion=\"17.2\" device=\"%s\" unit=\"count\" creationDate=\"%s\" "
+                               "startDate=\"%s\" endDate=\"%s\" value=\"%ld\"/>\n",
+                               watch, e, s, e, 10 + n % 90);
             break;
         case 6:
             fmt_date(e, sizeof(e), st + 60000, off);
             written += fprintf(f,
-                    " <Record type=\"HKQuantityTypeIdentifierActiveEnergyBurned\" "
-                    "sourceName=\"Apple Watch\" sourceVersion=\"9.1\" device=\"%s\" unit=\"kcal\" "
-                    "creationDate=\"%s\" startDate=\"%s\" endDate=\"%s\" value=\"0.%03ld\"/>\n",
-                    watch, e, s, e, n % 1000);
+                               " <Record type=\"HKQuantityTypeIdentifierActiveEnergyBurned\" "
+                               "sourceName=\"Apple Watch\" sourceVersion=\"9.1\" device=\"%s\" unit=\"kcal\" "
+                               "creationDate=\"%s\" startDate=\"%s\" endDate=\"%s\" value=\"0.%03ld\"/>\n",
+                               watch, e, s, e, n % 1000);
             break;
         case 7:
             fmt_date(e, sizeof(e), st + 1800000, off);
             written += fprintf(f,
-                    " <Record type=\"HKCategoryTypeIdentifierSleepAnalysis\" sourceName=\"Apple "
-                    "Watch\" sourceVersion=\"9.1\" creationDate=\"%s\" startDate=\"%s\" "
-                    "endDate=\"%s\" value=\"HKCategoryValueSleepAnalysisAsleepCore\"/>\n",
-                    e, s, e);
+                               " <Record type=\"HKCategoryTypeIdentifierSleepAnalysis\" sourceName=\"Apple "
+                               "Watch\" sourceVersion=\"9.1\" creationDate=\"%s\" startDate=\"%s\" "
+                               "endDate=\"%s\" value=\"HKCategoryValueSleepAnalysisAsleepCore\"/>\n",
+                               e, s, e);
             break;
         case 8:
             fmt_date(e, sizeof(e), st + 60000, off);
             written += fprintf(f,
-                    " <Record type=\"HKQuantityTypeIdentifierEnvironmentalAudioExposure\" "
-                    "sourceName=\"Apple Watch\" sourceVersion=\"9.1\" device=\"%s\" "
-                    "unit=\"dBASPL\" creationDate=\"%s\" startDate=\"%s\" endDate=\"%s\" "
-                    "value=\"61.2\"/>\n",
-                    watch, e, s, e);
+                               " <Record type=\"HKQuantityTypeIdentifierEnvironmentalAudioExposure\" "
+                               "sourceName=\"Apple Watch\" sourceVersion=\"9.1\" device=\"%s\" "
+                               "unit=\"dBASPL\" creationDate=\"%s\" startDate=\"%s\" endDate=\"%s\" "
+                               "value=\"61.2\"/>\n",
+                               watch, e, s, e);
             break;
         default:
             if (n % 100 == 9) {
                 fmt_date(e, sizeof(e), st + 1800000, off);
                 written += fprintf(f,
-                        " <Workout workoutActivityType=\"HKWorkoutActivityTypeRunning\" "
-                        "duration=\"30\" durationUnit=\"min\" totalDistance=\"5.1\" "
-                        "totalDistanceUnit=\"km\" totalEnergyBurned=\"320\" "
-                        "totalEnergyBurnedUnit=\"kcal\" sourceName=\"Apple Watch\" "
-                        "sourceVersion=\"9.1\" device=\"%s\" creationDate=\"%s\" "
-                        "startDate=\"%s\" endDate=\"%s\">\n"
-                        "  <MetadataEntry key=\"HKIndoorWorkout\" value=\"0\"/>\n"
-                        " </Workout>\n",
-                        watch, e, s, e);
+                                   " <Workout workoutActivityType=\"HKWorkoutActivityTypeRunning\" "
+                                   "duration=\"30\" durationUnit=\"min\" totalDistance=\"5.1\" "
+                                   "totalDistanceUnit=\"km\" totalEnergyBurned=\"320\" "
+                                   "totalEnergyBurnedUnit=\"kcal\" sourceName=\"Apple Watch\" "
+                                   "sourceVersion=\"9.1\" device=\"%s\" creationDate=\"%s\" "
+                                   "startDate=\"%s\" endDate=\"%s\">\n"
+                                   "  <MetadataEntry key=\"HKIndoorWorkout\" value=\"0\"/>\n"
+                                   " </Workout>\n",
+                                   watch, e, s, e);
             } else if (n % 100 == 19) {
                 written += fprintf(f,
-                        " <Correlation type=\"HKCorrelationTypeIdentifierBloodPressure\" "
-                        "sourceName=\"Withings\" sourceVersion=\"5\" creationDate=\"%s\" "
-                        "startDate=\"%s\" endDate=\"%s\">\n"
-                        "  <Record type=\"HKQuantityTypeIdentifierBloodPressureSystolic\" "
-                        "sourceName=\"Withings\" unit=\"mmHg\" creationDate=\"%s\" "
-                        "startDate=\"%s\" endDate=\"%s\" value=\"121\"/>\n"
-                        "  <Record type=\"HKQuantityTypeIdentifierBloodPressureDiastolic\" "
-                        "sourceName=\"Withings\" unit=\"mmHg\" creationDate=\"%s\" "
-                        "startDate=\"%s\" endDate=\"%s\" value=\"79\"/>\n"
-                        " </Correlation>\n",
-                        s, s, s, s, s, s, s, s, s);
+                                   " <Correlation type=\"HKCorrelationTypeIdentifierBloodPressure\" "
+                                   "sourceName=\"Withings\" sourceVersion=\"5\" creationDate=\"%s\" "
+                                   "startDate=\"%s\" endDate=\"%s\">\n"
+                                   "  <Record type=\"HKQuantityTypeIdentifierBloodPressureSystolic\" "
+                                   "sourceName=\"Withings\" unit=\"mmHg\" creationDate=\"%s\" "
+                                   "startDate=\"%s\" endDate=\"%s\" value=\"121\"/>\n"
+                                   "  <Record type=\"HKQuantityTypeIdentifierBloodPressureDiastolic\" "
+                                   "sourceName=\"Withings\" unit=\"mmHg\" creationDate=\"%s\" "
+                                   "startDate=\"%s\" endDate=\"%s\" value=\"79\"/>\n"
+                                   " </Correlation>\n",
+                                   s, s, s, s, s, s, s, s, s);
             } else {
                 fmt_date(e, sizeof(e), st + 60000, off);
                 written += fprintf(f,
-                        " <Record type=\"HKQuantityTypeIdentifierDistanceWalkingRunning\" "
-                        "sourceName=\"iPhone\" sourceVersion=\"17.2\" device=\"%s\" unit=\"km\" "
-                        "creationDate=\"%s\" startDate=\"%s\" endDate=\"%s\" "
-                        "value=\"0.0%02ld\"/>\n",
-                        watch, e, s, e, n % 100);
+                                   " <Record type=\"HKQuantityTypeIdentifierDistanceWalkingRunning\" "
+                                   "sourceName=\"iPhone\" sourceVersion=\"17.2\" device=\"%s\" unit=\"km\" "
+                                   "creationDate=\"%s\" startDate=\"%s\" endDate=\"%s\" "
+                                   "value=\"0.0%02ld\"/>\n",
+                                   watch, e, s, e, n % 100);
             }
         }
         n++;
@@ -185,22 +187,20 @@ struct ctx {
     struct store *st; /* NULL: parse only */
 };
 
-static int on_batch(void *vctx, struct store_sample *v, size_t n,
-                    const struct apple_export_stats *so_far, size_t *stored)
+static int on_batch(void *vctx, struct store_sample *v, size_t n, const struct apple_export_stats *so_far,
+                    size_t *stored)
 {
     struct ctx *c = vctx;
     if (c->st == NULL)
         return 0;
     struct store_tx *tx = NULL;
     size_t ins = 0;
-    double progress = so_far->bytes_total > 0
-                          ? fmin(0.99, (double)so_far->bytes_parsed / (double)so_far->bytes_total)
-                          : 0;
+    double progress =
+        so_far->bytes_total > 0 ? fmin(0.99, (double)so_far->bytes_parsed / (double)so_far->bytes_total) : 0;
     if (store_tx_begin(c->st, STORE_TX_WRITE, &tx) != 0)
         return -1;
     if (store_sample_insert_batch(tx, v, n, &ins) != 0 ||
-        store_upload_status_set(tx, upload_id, STORE_UPLOAD_PROCESSING, progress, so_far->records, NULL) !=
-            0) {
+        store_upload_status_set(tx, upload_id, STORE_UPLOAD_PROCESSING, progress, so_far->records, NULL) != 0) {
         store_tx_rollback(tx);
         return -1;
     }
@@ -247,8 +247,8 @@ static double self_cpu(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* Run one import in a child; fill r and the child's peak RSS in MB. */
@@ -267,8 +267,7 @@ static void run_child(const char *xml, const char *db, struct result *r, double 
         struct ctx c = {.st = db != NULL ? open_store(db) : NULL};
         struct apple_export *p = NULL;
         struct apple_export_options o = {
-            .user_id = user_id, .upload_id = upload_id, .batch_size = batch_size,
-            .on_batch = on_batch, .ctx = &c};
+            .user_id = user_id, .upload_id = upload_id, .batch_size = batch_size, .on_batch = on_batch, .ctx = &c};
         memset(&res, 0, sizeof(res));
         if (apple_export_new(&o, &p) != 0)
             die("parser", "out of memory");
@@ -318,20 +317,17 @@ static void report(const char *name, const struct result *r, double rss_mb, int 
     double mbs = mb / r->secs;
     printf("%-24s %7.1f MB  wall %6.2f s = %6.1f MB/s (%7.0f records/s)  cpu %6.2f s = %6.1f "
            "MB/cpu-s  peak RSS %5.1f MB\n",
-           name, mb, r->secs, mbs, (double)r->st.records / r->secs, r->cpu,
-           r->cpu > 0 ? mb / r->cpu : 0.0, rss_mb);
+           name, mb, r->secs, mbs, (double)r->st.records / r->secs, r->cpu, r->cpu > 0 ? mb / r->cpu : 0.0, rss_mb);
     if (r->rc != 0)
         printf("  FAILED: %s\n", r->err);
     printf("  memory at the end: %s\n", r->mem);
-    printf("  records %" PRId64 ", samples %" PRId64 ", stored %" PRId64 ", unknown %" PRId64
-           ", rejected %" PRId64 ", batches %" PRId64 "\n",
-           r->st.records, r->st.samples, r->st.stored, r->st.unknown, r->st.rejected,
-           r->st.batches);
+    printf("  records %" PRId64 ", samples %" PRId64 ", stored %" PRId64 ", unknown %" PRId64 ", rejected %" PRId64
+           ", batches %" PRId64 "\n",
+           r->st.records, r->st.samples, r->st.stored, r->st.unknown, r->st.rejected, r->st.batches);
     if (targets)
         printf("  target >= %.0f MB/s: wall %s, cpu %s; peak RSS <= %.0f MB: %s\n", TARGET_MBS,
-               mbs >= TARGET_MBS ? "MET" : "MISSED",
-               r->cpu > 0 && mb / r->cpu >= TARGET_MBS ? "MET" : "MISSED", TARGET_RSS_MB,
-               rss_mb <= TARGET_RSS_MB ? "MET" : "MISSED");
+               mbs >= TARGET_MBS ? "MET" : "MISSED", r->cpu > 0 && mb / r->cpu >= TARGET_MBS ? "MET" : "MISSED",
+               TARGET_RSS_MB, rss_mb <= TARGET_RSS_MB ? "MET" : "MISSED");
 }
 
 int main(void)
@@ -357,15 +353,14 @@ int main(void)
             load[strcspn(load, "\n")] = '\0';
         fclose(la);
     }
-    printf("machine: %ld CPUs, load average %s; SQLite synchronous=%s, batch %zu\n",
-           sysconf(_SC_NPROCESSORS_ONLN), load, sync_normal ? "NORMAL" : "FULL",
-           batch_size ? batch_size : (size_t)APPLE_EXPORT_BATCH_DEFAULT);
+    printf("machine: %ld CPUs, load average %s; SQLite synchronous=%s, batch %zu\n", sysconf(_SC_NPROCESSORS_ONLN),
+           load, sync_normal ? "NORMAL" : "FULL", batch_size ? batch_size : (size_t)APPLE_EXPORT_BATCH_DEFAULT);
     uint64_t t0 = time_mono_ns();
     long n = generate(xml, (int64_t)mbytes * 1000 * 1000);
     struct stat sb;
     stat(xml, &sb);
-    printf("generated %s: %.1f MB, %ld top-level elements, in %.1f s\n", xml,
-           (double)sb.st_size / 1e6, n, (double)(time_mono_ns() - t0) / 1e9);
+    printf("generated %s: %.1f MB, %ld top-level elements, in %.1f s\n", xml, (double)sb.st_size / 1e6, n,
+           (double)(time_mono_ns() - t0) / 1e9);
 
     struct result r;
     double rss = 0;

@@ -64,8 +64,7 @@ static double sgemm_gflops(int n)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     for (int r = 0; r < 3; r++) {
         double t0 = now_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
-                    n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         double g = 2.0 * n * (double)n * n / (now_s() - t0) / 1e9;
         best = g > best ? g : best;
     }
@@ -123,12 +122,10 @@ int main(void)
     for (int t = 1; t <= 2; t++) {
         openblas_set_num_threads(t);
         base[t] = sgemm_gflops(2048);
-        printf("baseline: OpenBLAS sgemm 2048^3, %d thread%s: %.1f GFLOP/s\n", t, t > 1 ? "s" : "",
-               base[t]);
+        printf("baseline: OpenBLAS sgemm 2048^3, %d thread%s: %.1f GFLOP/s\n", t, t > 1 ? "s" : "", base[t]);
     }
     ref_input(1, 1, in);
-    printf("%-6s %3s %10s %10s %9s %8s  %s\n", "model", "thr", "median_ms", "min_ms", "GFLOP/s",
-           "%sgemm", "target");
+    printf("%-6s %3s %10s %10s %9s %8s  %s\n", "model", "thr", "median_ms", "min_ms", "GFLOP/s", "%sgemm", "target");
     for (size_t v = 0; v < sizeof vs / sizeof vs[0]; v++) {
         struct ref_model rm;
         struct pat_model *m = NULL;
@@ -139,8 +136,7 @@ int main(void)
 
         ref_model_init(&rm, 0, vs[v].s, vs[v].l, vs[v].h, 100 + v);
         snprintf(path, sizeof path, "%s/pat_bench_%s.%ld.h5", tmp, vs[v].name, (long)getpid());
-        if (ref_model_write(&rm, path, "", NULL) != 0 ||
-            pat_model_load(path, NULL, &m, err, sizeof err) != PAT_OK) {
+        if (ref_model_write(&rm, path, "", NULL) != 0 || pat_model_load(path, NULL, &m, err, sizeof err) != PAT_OK) {
             fprintf(stderr, "pat_bench: cannot prepare %s: %s\n", vs[v].name, err);
             ref_model_free(&rm);
             goto done;
@@ -162,9 +158,8 @@ int main(void)
             }
             double med = median(times, vs[v].reps), g = info.flops / med / 1e9;
             const char *target = v == 0 ? "<= 15 ms" : v == 2 ? ">= 50 %, <= 300 ms" : ">= 50 %";
-            printf("%-6s %3d %10.2f %10.2f %9.1f %7.0f%%  %s (%.2f GFLOP/inference)\n",
-                   vs[v].name, t, med * 1e3, mn * 1e3, g, 100.0 * g / base[t], target,
-                   info.flops / 1e9);
+            printf("%-6s %3d %10.2f %10.2f %9.1f %7.0f%%  %s (%.2f GFLOP/inference)\n", vs[v].name, t, med * 1e3,
+                   mn * 1e3, g, 100.0 * g / base[t], target, info.flops / 1e9);
             pat_workspace_free(ws);
         }
         if (v == 0)

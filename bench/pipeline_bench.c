@@ -97,7 +97,8 @@ static int make_upload(struct store *st, unsigned seed, char upload_id[STORE_ID_
         snprintf(s[i].metric_type, sizeof(s[i].metric_type), steps ? "steps" : "heart_rate");
         s[i].start_ms = t0 + (int64_t)minute * 60000;
         s[i].end_ms = steps ? s[i].start_ms + 60000 : s[i].start_ms;
-        s[i].value = steps ? (day ? (double)((minute * 7 + seed) % 90) : 0.0) : (day ? 70.0 + (double)(minute % 13) : 55.0);
+        s[i].value =
+            steps ? (day ? (double)((minute * 7 + seed) % 90) : 0.0) : (day ? 70.0 + (double)(minute % 13) : 55.0);
         s[i].value2 = NAN;
         s[i].quality_score = NAN;
         snprintf(s[i].unit, sizeof(s[i].unit), steps ? "count" : "count/min");
@@ -153,7 +154,8 @@ static int open_store(const char *url, struct store **st)
     int applied;
     store_options_default(&o);
     o.pool_size = 8;
-    if (store_open(url, &o, st, err, sizeof(err)) != 0 || store_migrate_up(*st, NULL, &applied, err, sizeof(err)) != 0) {
+    if (store_open(url, &o, st, err, sizeof(err)) != 0 ||
+        store_migrate_up(*st, NULL, &applied, err, sizeof(err)) != 0) {
         fprintf(stderr, "pipeline_bench: %s: %s\n", url, err);
         return -1;
     }
@@ -274,8 +276,13 @@ static int latency(const char *url, const struct pat_model *m, const struct pat_
     int misses = 0;
     if (open_store(url, &st) != 0)
         return 1;
-    struct worker_options o = {.store = st, .threads = 1, .lease_ms = 60000, .poll_ms = 500, .model = m,
-                               .pat_std = std, .model_version = "bench"};
+    struct worker_options o = {.store = st,
+                               .threads = 1,
+                               .lease_ms = 60000,
+                               .poll_ms = 500,
+                               .model = m,
+                               .pat_std = std,
+                               .model_version = "bench"};
     struct pat_workspace *ws = pat_workspace_new(m, 1);
     for (int r = 0; r < LAT_RUNS; r++) {
         char id[STORE_ID_LEN];
@@ -331,8 +338,13 @@ static int throughput(const char *url, const char *label, const struct pat_model
     double load_s = secs_since(tl);
     int settled = settle && pg_settle(url) == 0;
     double pg_cpu0 = pg_server_cpu_s(url);
-    struct worker_options o = {.store = st, .threads = 2, .lease_ms = 60000, .poll_ms = 100, .model = m,
-                               .pat_std = std, .model_version = "bench"};
+    struct worker_options o = {.store = st,
+                               .threads = 2,
+                               .lease_ms = 60000,
+                               .poll_ms = 100,
+                               .model = m,
+                               .pat_std = std,
+                               .model_version = "bench"};
     uint64_t t0 = time_mono_ns();
     double cpu0 = process_cpu_s();
     if (worker_pool_start(&o, &pool, err, sizeof(err)) != 0) {
@@ -371,8 +383,8 @@ static int throughput(const char *url, const char *label, const struct pat_model
     printf("throughput, %s, 2 workers, PAT-S: %d uploads (a week each, %.1f s to load) analysed and turned\n"
            "  into insights in %.2f s wall: %.1f analyses/s (target >= %.0f); worker CPU %.1f ms per analysis\n"
            "  (+ insight), i.e. %.1f analyses/s per 2 busy cores; jobs %lld done, %lld failed\n",
-           label, next, load_s, secs, rate, target, 1e3 * cpu / n, next ? 2.0 * next / cpu : 0.0,
-           (long long)jobs_done, (long long)jobs_failed);
+           label, next, load_s, secs, rate, target, 1e3 * cpu / n, next ? 2.0 * next / cpu : 0.0, (long long)jobs_done,
+           (long long)jobs_failed);
     if (srv >= 0)
         printf("  database server CPU %.1f ms per analysis; workers + server %.1f ms, i.e. %.1f analyses/s\n"
                "  if 2 cores did nothing else\n",
@@ -388,7 +400,8 @@ int main(int argc, char **argv)
     if (pg_url == NULL)
         pg_url = getenv("CLARITY_TEST_PG_URL");
     int only_latency = getenv("PIPELINE_BENCH_LATENCY_ONLY") != NULL; /* for profiling */
-    if (pg_url == NULL && !only_latency && access("scripts/pg-test-server", X_OK) == 0 && getenv("PIPELINE_BENCH_CHILD") == NULL) {
+    if (pg_url == NULL && !only_latency && access("scripts/pg-test-server", X_OK) == 0 &&
+        getenv("PIPELINE_BENCH_CHILD") == NULL) {
         fflush(stdout);
         setenv("PIPELINE_BENCH_CHILD", "1", 1);
         execl("scripts/pg-test-server", "pg-test-server", "--", argv[0], (char *)NULL);

@@ -83,8 +83,7 @@ static double pg_server_cpu(const char *url)
              * utime and stime are fields 14 and 15 (proc(5)). */
             char *p = strrchr(buf, ')');
             unsigned long ut = 0, stt = 0;
-            if (p != NULL &&
-                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stt) == 2)
+            if (p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stt) == 2)
                 total += (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
         }
         PQclear(r);
@@ -139,8 +138,7 @@ static struct store *open_fresh(const char *url, int pool)
     if (store_open(url, &o, &st, err, sizeof(err)) != 0)
         die("open", err);
     if (strncmp(url, "postgres", 8) == 0) {
-        if (store_admin_exec(st, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;", err,
-                             sizeof(err)) != 0)
+        if (store_admin_exec(st, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;", err, sizeof(err)) != 0)
             die("reset", err);
         store_close(st);
         if (store_open(url, &o, &st, err, sizeof(err)) != 0)
@@ -191,9 +189,8 @@ static struct rate bench_repo(struct store *st, int run)
             fill(&v[i], b * TX_ROWS + i, run);
         struct store_tx *tx = NULL;
         size_t ins = 0;
-        if (store_tx_begin(st, STORE_TX_WRITE, &tx) != 0 ||
-            store_sample_insert_batch(tx, v, TX_ROWS, &ins) != 0 || store_tx_commit(tx) != 0 ||
-            ins != TX_ROWS)
+        if (store_tx_begin(st, STORE_TX_WRITE, &tx) != 0 || store_sample_insert_batch(tx, v, TX_ROWS, &ins) != 0 ||
+            store_tx_commit(tx) != 0 || ins != TX_ROWS)
             die("repository insert", "failed");
     }
     struct rate r = meter_stop(&m, ROWS);
@@ -201,10 +198,9 @@ static struct rate bench_repo(struct store *st, int run)
     return r;
 }
 
-static const char raw_insert[] =
-    "INSERT INTO health_samples (user_id, upload_id, metric_type, start_ms, end_ms, value,"
-    " value2, unit, source, device, hk_uuid, payload, quality_score, validation_status,"
-    " processing_version, created_at) VALUES (%s)";
+static const char raw_insert[] = "INSERT INTO health_samples (user_id, upload_id, metric_type, start_ms, end_ms, value,"
+                                 " value2, unit, source, device, hk_uuid, payload, quality_score, validation_status,"
+                                 " processing_version, created_at) VALUES (%s)";
 
 /* SQLite floor: the same rows, one cached prepared statement, sqlite3 API. */
 static struct rate floor_sqlite(const char *path, int run)
@@ -212,11 +208,10 @@ static struct rate floor_sqlite(const char *path, int run)
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
     char sql[1024];
-    snprintf(sql, sizeof(sql), raw_insert,
-             "?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16");
+    snprintf(sql, sizeof(sql), raw_insert, "?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16");
     if (sqlite3_open(path, &db) != SQLITE_OK ||
-        sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON",
-                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", NULL, NULL,
+                     NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
         die("sqlite floor", sqlite3_errmsg(db));
     struct store_sample x;
@@ -520,8 +515,7 @@ static int run_backend(const char *url, int pg)
     char la[128];
     loadavg(la, sizeof(la));
     printf("\n== %s (%s) ==\n", name,
-           pg ? "PostgreSQL 15, local, default durable settings"
-              : "WAL, synchronous=FULL, foreign keys on");
+           pg ? "PostgreSQL 15, local, default durable settings" : "WAL, synchronous=FULL, foreign keys on");
     printf("machine: %ld CPUs, load average %s at start; wall = rows per second of elapsed "
            "time, cpu = rows per CPU-second of %s\n",
            sysconf(_SC_NPROCESSORS_ONLN), la, pg ? "client + server backends" : "this process");
@@ -567,35 +561,31 @@ static int run_backend(const char *url, int pg)
     printf("samples, %d rows in %d-row transactions, dedup index on (user_id, hk_uuid), "
            "best of %d alternating runs:\n",
            ROWS, TX_ROWS, ROUNDS);
-    printf("  repository (store_sample_insert_batch)  wall %8.0f  cpu %8.0f rows/s  target >= %.0f  %s\n",
-           repo.wall, repo.cpu, target_rows, verdict(ok_rows));
+    printf("  repository (store_sample_insert_batch)  wall %8.0f  cpu %8.0f rows/s  target >= %.0f  %s\n", repo.wall,
+           repo.cpu, target_rows, verdict(ok_rows));
     if (pg) {
-        printf("  floor: raw prepared insert, 1 row/trip   wall %8.0f  cpu %8.0f rows/s\n",
-               floor1.wall, floor1.cpu);
-        printf("  floor: raw prepared insert, 250 rows/stmt wall %7.0f  cpu %8.0f rows/s\n",
-               floor2.wall, floor2.cpu);
+        printf("  floor: raw prepared insert, 1 row/trip   wall %8.0f  cpu %8.0f rows/s\n", floor1.wall, floor1.cpu);
+        printf("  floor: raw prepared insert, 250 rows/stmt wall %7.0f  cpu %8.0f rows/s\n", floor2.wall, floor2.cpu);
     } else {
-        printf("  floor: raw sqlite3 prepared insert      wall %8.0f  cpu %8.0f rows/s\n",
-               floor1.wall, floor1.cpu);
+        printf("  floor: raw sqlite3 prepared insert      wall %8.0f  cpu %8.0f rows/s\n", floor1.wall, floor1.cpu);
     }
-    printf("  repository / best floor = %.2f (wall), %.2f (cpu)  target >= 0.70  %s\n",
-           repo.wall / best.wall, best.cpu > 0 ? repo.cpu / best.cpu : 0, verdict(ok_ratio));
+    printf("  repository / best floor = %.2f (wall), %.2f (cpu)  target >= 0.70  %s\n", repo.wall / best.wall,
+           best.cpu > 0 ? repo.cpu / best.cpu : 0, verdict(ok_ratio));
 
     struct rate q = bench_queue(st);
     int ok_q = q.wall >= target_q;
     misses += !ok_q;
-    printf("queue, %d messages, 1 producer (batches of 100) + 2 consumers (lease 64, ack in one tx):\n",
-           QUEUE_MSGS);
-    printf("  publish+lease+ack  wall %8.0f  cpu %8.0f msg/s  target >= %.0f  %s\n", q.wall, q.cpu,
-           target_q, verdict(ok_q));
+    printf("queue, %d messages, 1 producer (batches of 100) + 2 consumers (lease 64, ack in one tx):\n", QUEUE_MSGS);
+    printf("  publish+lease+ack  wall %8.0f  cpu %8.0f msg/s  target >= %.0f  %s\n", q.wall, q.cpu, target_q,
+           verdict(ok_q));
 
     double p50 = 0, p99 = 0;
     bench_wake(st, &p50, &p99);
     if (pg) {
         int ok_w = p50 <= 5.0;
         misses += !ok_w;
-        printf("wake-up (LISTEN/NOTIFY), %d samples: p50 %.3f ms  p99 %.3f ms  target p50 <= 5 ms  %s\n",
-               WAKE_SAMPLES, p50, p99, verdict(ok_w));
+        printf("wake-up (LISTEN/NOTIFY), %d samples: p50 %.3f ms  p99 %.3f ms  target p50 <= 5 ms  %s\n", WAKE_SAMPLES,
+               p50, p99, verdict(ok_w));
     } else {
         printf("wake-up (in-process), %d samples: p50 %.3f ms  p99 %.3f ms  (no target; other "
                "processes poll)\n",
@@ -617,8 +607,8 @@ int main(int argc, char **argv)
         pg_url = getenv("CLARITY_TEST_PG_URL");
     /* Without a server, re-run under scripts/pg-test-server (which sets
      * CLARITY_TEST_PG_URL), unless that already failed. */
-    if (pg_url == NULL && getenv("STORE_BENCH_NO_PG") == NULL &&
-        access("scripts/pg-test-server", X_OK) == 0 && getenv("STORE_BENCH_CHILD") == NULL) {
+    if (pg_url == NULL && getenv("STORE_BENCH_NO_PG") == NULL && access("scripts/pg-test-server", X_OK) == 0 &&
+        getenv("STORE_BENCH_CHILD") == NULL) {
         fflush(stdout);
         setenv("STORE_BENCH_CHILD", "1", 1);
         execl("scripts/pg-test-server", "pg-test-server", "--", argv[0], (char *)NULL);

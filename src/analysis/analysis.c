@@ -30,16 +30,16 @@ static size_t max_nights(size_t n) { return n / 1440 + 2; }
 
 size_t analysis_workspace_size(size_t n_minutes, size_t bin_min)
 {
-    size_t s = ALIGN8(n_minutes);                                   /* states */
-    s += ALIGN8(n_minutes);                                         /* non-wear */
+    size_t s = ALIGN8(n_minutes); /* states */
+    s += ALIGN8(n_minutes);       /* non-wear */
     s += ALIGN8(max_nights(n_minutes) * sizeof(struct sleep_period));
     s += ALIGN8(max_nights(n_minutes) * sizeof(struct sleep_night));
     s += ALIGN8(max_nights(n_minutes) * sizeof(struct rest_night));
-    s += ALIGN8(max_nights(n_minutes));                             /* night basis */
-    s += ALIGN8(max_nights(n_minutes));                             /* recorded nights */
+    s += ALIGN8(max_nights(n_minutes)); /* night basis */
+    s += ALIGN8(max_nights(n_minutes)); /* recorded nights */
     s += ALIGN8(circadian_workspace_size(n_minutes, bin_min));
-    s += 2 * n_minutes * sizeof(double);                            /* features */
-    s += n_minutes * sizeof(double);                                /* masked activity */
+    s += 2 * n_minutes * sizeof(double); /* features */
+    s += n_minutes * sizeof(double);     /* masked activity */
     return s;
 }
 
@@ -69,12 +69,11 @@ static size_t night_index(size_t i, int start_min_of_day)
 
 #define STEPS_NO_SLEEP "steps cannot tell sleep from lying still"
 
-int analysis_report_run(const struct analysis_input *in, const struct analysis_params *p,
-                        void *workspace, size_t workspace_size, struct analysis_report *out)
+int analysis_report_run(const struct analysis_input *in, const struct analysis_params *p, void *workspace,
+                        size_t workspace_size, struct analysis_report *out)
 {
-    if (!in || !p || !out || !workspace || !in->activity || in->n == 0 ||
-        in->n > SERIES_MAX_MINUTES || p->bin_min == 0 || 60 % p->bin_min != 0 ||
-        in->start_min_of_day < 0 || in->start_min_of_day >= 1440 ||
+    if (!in || !p || !out || !workspace || !in->activity || in->n == 0 || in->n > SERIES_MAX_MINUTES ||
+        p->bin_min == 0 || 60 % p->bin_min != 0 || in->start_min_of_day < 0 || in->start_min_of_day >= 1440 ||
         workspace_size < analysis_workspace_size(in->n, p->bin_min))
         return -1;
     const size_t n = in->n, mn = max_nights(n);
@@ -141,9 +140,8 @@ int analysis_report_run(const struct analysis_input *in, const struct analysis_p
             if (rest[r].reason == NULL)
                 memset(state + rest[r].start, SLEEP_STATE_SLEEP, rest[r].end - rest[r].start);
     } else {
-        int rc = p->scorer == ANALYSIS_SCORER_SADEH
-                     ? sleep_score_sadeh(act, n, p->sadeh_threshold, state)
-                     : sleep_score_cole_kripke(act, n, p->ck_scale, state);
+        int rc = p->scorer == ANALYSIS_SCORER_SADEH ? sleep_score_sadeh(act, n, p->sadeh_threshold, state)
+                                                    : sleep_score_cole_kripke(act, n, p->ck_scale, state);
         if (rc != 0)
             return -1;
         if (p->webster && sleep_rescore_webster(state, n) != 0)
@@ -174,16 +172,15 @@ int analysis_report_run(const struct analysis_input *in, const struct analysis_p
             s += (double)(rest[r].end - rest[r].start);
             k++;
         }
-        out->rest_mean_min = k ? metric_value_ok(s / (double)k, k)
-                               : metric_value_null("no night with an estimated rest period", 0);
+        out->rest_mean_min =
+            k ? metric_value_ok(s / (double)k, k) : metric_value_null("no night with an estimated rest period", 0);
     }
 
     size_t np = 0;
     if (sleep_periods_detect(state, n, in->start_min_of_day, &p->period, periods, mn, &np) != 0)
         return -1;
     for (size_t i = 0; i < np; i++) {
-        if (sleep_night_compute(state, n, periods[i].start, periods[i].end, 0, p->min_awakening_min,
-                                &nights[i]) != 0)
+        if (sleep_night_compute(state, n, periods[i].start, periods[i].end, 0, p->min_awakening_min, &nights[i]) != 0)
             return -1;
         size_t night = night_index(periods[i].start, in->start_min_of_day);
         basis[i] = recorded[night]         ? ANALYSIS_NIGHT_RECORDED
@@ -228,8 +225,7 @@ int analysis_report_run(const struct analysis_input *in, const struct analysis_p
     if (circadian_cosinor_fit(act, n, in->start_min_of_day, 1440.0, &out->cosinor) != 0)
         return -1;
 
-    if (features_cardio_compute(in->heart_rate, in->hrv_sdnn, n, in->start_min_of_day, fw,
-                                &out->cardio) != 0)
+    if (features_cardio_compute(in->heart_rate, in->hrv_sdnn, n, in->start_min_of_day, fw, &out->cardio) != 0)
         return -1;
     if (features_resp_compute(in->resp_rate, in->spo2_pct, n, fw, &out->resp) != 0)
         return -1;

@@ -31,13 +31,13 @@ struct analysis_params {
     enum analysis_scorer scorer;
     enum sleep_ck_scale ck_scale;
     double sadeh_threshold;
-    int webster;                       /* apply Webster rescoring */
+    int webster; /* apply Webster rescoring */
     struct sleep_period_params period;
-    size_t bin_min;                    /* IS/IV/L5/M10 bin width, divides 60 */
+    size_t bin_min; /* IS/IV/L5/M10 bin width, divides 60 */
     size_t min_awakening_min;
-    int nonwear_choi;                  /* Choi (2011) non-wear on counts (default on;
+    int nonwear_choi;        /* Choi (2011) non-wear on counts (default on;
                                           never applied to steps) */
-    struct rest_params rest;           /* rest periods from steps (rest.h) */
+    struct rest_params rest; /* rest periods from steps (rest.h) */
 };
 
 /* Cole-Kripke (original scale) with Webster rescoring, hourly bins,
@@ -46,9 +46,9 @@ struct analysis_params {
 struct analysis_params analysis_params_default(void);
 
 struct analysis_input {
-    const double *activity;   /* minute activity counts, NaN = missing (required) */
-    size_t n;                 /* minutes */
-    int start_min_of_day;     /* local clock minute of element 0, 0..1439 */
+    const double *activity; /* minute activity counts, NaN = missing (required) */
+    size_t n;               /* minutes */
+    int start_min_of_day;   /* local clock minute of element 0, 0..1439 */
     /* optional minute series of the same length (NULL when absent) */
     const double *heart_rate, *hrv_sdnn, *resp_rate, *spo2_pct, *steps;
     /* activity is a phone's or watch's minute steps, not wrist counts: no
@@ -74,16 +74,16 @@ enum analysis_night_basis {
 
 struct analysis_report {
     size_t n_minutes, n_valid;
-    const uint8_t *state;        /* n_minutes states (workspace) */
+    const uint8_t *state; /* n_minutes states (workspace) */
     size_t n_nights;
     const struct sleep_night *nights; /* workspace */
     const uint8_t *night_basis;       /* n_nights x enum analysis_night_basis */
     size_t nights_recorded, nights_scored, nights_estimated;
-    const uint8_t *nonwear;           /* n_minutes, 1 = masked as not worn */
-    struct metric nonwear_min;        /* minutes masked; null when not detectable */
-    size_t n_rest;                    /* step nights examined (activity_is_steps) */
-    const struct rest_night *rest;    /* workspace; reasons for nights without one */
-    struct metric rest_mean_min;      /* mean estimated rest period (steps) */
+    const uint8_t *nonwear;        /* n_minutes, 1 = masked as not worn */
+    struct metric nonwear_min;     /* minutes masked; null when not detectable */
+    size_t n_rest;                 /* step nights examined (activity_is_steps) */
+    const struct rest_night *rest; /* workspace; reasons for nights without one */
+    struct metric rest_mean_min;   /* mean estimated rest period (steps) */
     struct metric tst_mean_min, efficiency_mean_pct, waso_mean_min, awakenings_mean;
     struct metric sri;
     struct sleep_timing timing;
@@ -103,7 +103,7 @@ size_t analysis_workspace_size(size_t n_minutes, size_t bin_min);
  * analysis_workspace_size). Insufficient data is never an error: it shows up
  * as null metrics with reasons.
  */
-int analysis_report_run(const struct analysis_input *in, const struct analysis_params *p,
-                        void *workspace, size_t workspace_size, struct analysis_report *out);
+int analysis_report_run(const struct analysis_input *in, const struct analysis_params *p, void *workspace,
+                        size_t workspace_size, struct analysis_report *out);
 
 #endif

@@ -30,8 +30,8 @@ char *analysis_json_local_time(int64_t local_min, char *out, size_t size)
     int m, d;
     civil_from_days(days, &y, &m, &d);
     /* unsigned, bounded operands let the compiler see the output fits */
-    snprintf(out, size, "%04lld-%02u-%02uT%02u:%02u", (long long)y, (unsigned)m % 100u,
-             (unsigned)d % 100u, (unsigned)mod / 60u % 100u, (unsigned)mod % 60u);
+    snprintf(out, size, "%04lld-%02u-%02uT%02u:%02u", (long long)y, (unsigned)m % 100u, (unsigned)d % 100u,
+             (unsigned)mod / 60u % 100u, (unsigned)mod % 60u);
     return out;
 }
 
@@ -185,8 +185,8 @@ static json_t *sleep_json(const struct analysis_report *r, int64_t t0)
             continue;
         char a[64];
         json_t *e = json_pack("{s:s, s:n, s:s}", "night_start",
-                              analysis_json_local_time(t0 + (int64_t)r->rest[i].night_start, a, sizeof(a)),
-                              "value", "reason", r->rest[i].reason);
+                              analysis_json_local_time(t0 + (int64_t)r->rest[i].night_start, a, sizeof(a)), "value",
+                              "reason", r->rest[i].reason);
         if (!e || json_array_append_new(skipped, e) != 0)
             bad = 1;
     }
@@ -290,9 +290,8 @@ static json_t *activity_json(const struct features_activity *a)
     return finish(o, bad);
 }
 
-json_t *analysis_json_report(const struct analysis_report *r, const struct analysis_params *p,
-                             int64_t start_local_min, int has_cardio, int has_resp,
-                             int has_activity)
+json_t *analysis_json_report(const struct analysis_report *r, const struct analysis_params *p, int64_t start_local_min,
+                             int has_cardio, int has_resp, int has_activity)
 {
     json_t *o = json_object();
     int bad = 0;

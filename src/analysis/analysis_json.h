@@ -39,8 +39,7 @@ json_t *analysis_json_hksleep_night(const struct hksleep_night *nt, int64_t star
  * "respiration", "activity" for the series that were given (has_* flags)}.
  * start_local_min is the local minute of the analysed series' first value.
  */
-json_t *analysis_json_report(const struct analysis_report *r, const struct analysis_params *p,
-                             int64_t start_local_min, int has_cardio, int has_resp,
-                             int has_activity);
+json_t *analysis_json_report(const struct analysis_report *r, const struct analysis_params *p, int64_t start_local_min,
+                             int has_cardio, int has_resp, int has_activity);
 
 #endif

@@ -33,15 +33,14 @@ size_t circadian_workspace_size(size_t n_minutes, size_t bin_min)
 
 static void npar_null_all(struct circadian_npar *o, const char *why, size_t n)
 {
-    o->is = o->iv = o->l5 = o->l5_onset_min = o->m10 = o->m10_onset_min = o->ra =
-        metric_value_null(why, n);
+    o->is = o->iv = o->l5 = o->l5_onset_min = o->m10 = o->m10_onset_min = o->ra = metric_value_null(why, n);
 }
 
-int circadian_npar_compute(const double *x, size_t n, int start_min_of_day, size_t bin_min,
-                           void *workspace, struct circadian_npar *out)
+int circadian_npar_compute(const double *x, size_t n, int start_min_of_day, size_t bin_min, void *workspace,
+                           struct circadian_npar *out)
 {
-    if (!out || !workspace || (n && !x) || bin_min == 0 || 60 % bin_min != 0 ||
-        start_min_of_day < 0 || start_min_of_day >= 1440)
+    if (!out || !workspace || (n && !x) || bin_min == 0 || 60 % bin_min != 0 || start_min_of_day < 0 ||
+        start_min_of_day >= 1440)
         return -1;
     const size_t p = 1440 / bin_min; /* bins per day */
     const size_t first_bin = (size_t)start_min_of_day / bin_min;
@@ -119,16 +118,14 @@ int circadian_npar_compute(const double *x, size_t n, int start_min_of_day, size
                                       : metric_value_null("fewer than two days of data", valid_bins);
         /* IV = N sum (x_i - x_{i-1})^2 / ((N - 1) sum (x_i - mean)^2), the
          * difference sum over consecutive valid bins and N - 1 their count. */
-        out->iv = pairs > 0 ? metric_value_ok((double)valid_bins * sdiff / ((double)pairs * sst),
-                                              valid_bins)
+        out->iv = pairs > 0 ? metric_value_ok((double)valid_bins * sdiff / ((double)pairs * sst), valid_bins)
                             : metric_value_null("no consecutive bins", valid_bins);
     }
 
     /* 3. L5 / M10 on the mean day, windows wrapping over midnight. */
     if (hours_present < p) {
         const char *why = "mean day has bins without data";
-        out->l5 = out->l5_onset_min = out->m10 = out->m10_onset_min = out->ra =
-            metric_value_null(why, valid_bins);
+        out->l5 = out->l5_onset_min = out->m10 = out->m10_onset_min = out->ra = metric_value_null(why, valid_bins);
         return 0;
     }
     for (size_t h = 0; h < p; h++)
@@ -167,8 +164,7 @@ int circadian_npar_compute(const double *x, size_t n, int start_min_of_day, size
 /* Solve the symmetric 3x3 system A z = r by Cramer's rule; 0 if singular. */
 static int solve3(const double a[3][3], const double r[3], double z[3])
 {
-    double det = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) -
-                 a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) +
+    double det = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) +
                  a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
     double scale = fabs(a[0][0] * a[1][1] * a[2][2]);
     if (!(fabs(det) > 1e-12 * scale))
@@ -178,8 +174,7 @@ static int solve3(const double a[3][3], const double r[3], double z[3])
         memcpy(m, a, sizeof(m));
         for (int i = 0; i < 3; i++)
             m[i][c] = r[i];
-        z[c] = (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
-                m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+        z[c] = (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
                 m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])) /
                det;
     }
@@ -189,8 +184,8 @@ static int solve3(const double a[3][3], const double r[3], double z[3])
 int circadian_cosinor_fit(const double *x, size_t n, int start_min_of_day, double period_min,
                           struct circadian_cosinor *out)
 {
-    if (!out || (n && !x) || !(period_min > 0.0) || !isfinite(period_min) ||
-        start_min_of_day < 0 || start_min_of_day >= 1440)
+    if (!out || (n && !x) || !(period_min > 0.0) || !isfinite(period_min) || start_min_of_day < 0 ||
+        start_min_of_day >= 1440)
         return -1;
     const double w = 2.0 * M_PI / period_min;
     /* Normal equations of [1, cos, sin]; cos/sin advanced by rotation and
@@ -206,9 +201,14 @@ int circadian_cosinor_fit(const double *x, size_t n, int start_min_of_day, doubl
         }
         double y = x[i];
         if (!isnan(y)) {
-            a[0][1] += c; a[0][2] += s;
-            a[1][1] += c * c; a[1][2] += c * s; a[2][2] += s * s;
-            r[0] += y; r[1] += y * c; r[2] += y * s;
+            a[0][1] += c;
+            a[0][2] += s;
+            a[1][1] += c * c;
+            a[1][2] += c * s;
+            a[2][2] += s * s;
+            r[0] += y;
+            r[1] += y * c;
+            r[2] += y * s;
             sy += y;
             syy += y * y;
             if (first == n)
@@ -236,8 +236,7 @@ int circadian_cosinor_fit(const double *x, size_t n, int start_min_of_day, doubl
     else if (!solve3(a, r, z))
         why = "singular design";
     if (why) {
-        out->mesor = out->amplitude = out->acrophase_min = out->r_squared =
-            metric_value_null(why, k);
+        out->mesor = out->amplitude = out->acrophase_min = out->r_squared = metric_value_null(why, k);
         return 0;
     }
     /* SSE = y'y - z'X'y for the least-squares solution. */
@@ -282,8 +281,7 @@ static double var_ddof1(const double *v, size_t n)
 int circadian_npar_pyactigraphy(const double *x, size_t n, int start_min_of_day, double threshold, void *workspace,
                                 struct circadian_npar *out)
 {
-    if (!x || !out || !workspace || n == 0 || start_min_of_day < 0 || start_min_of_day >= 1440 ||
-        !isfinite(threshold))
+    if (!x || !out || !workspace || n == 0 || start_min_of_day < 0 || start_min_of_day >= 1440 || !isfinite(threshold))
         return -1;
     size_t nb = (n + 59) / 60;
     double *bin = workspace;

@@ -23,15 +23,15 @@
 #include "analysis/metric.h"
 
 struct circadian_npar {
-    size_t bin_min;              /* bin width used */
-    size_t n_bins;               /* valid bins */
-    struct metric is;            /* interdaily stability, [0, 1] */
-    struct metric iv;            /* intradaily variability, >= 0 */
-    struct metric l5;            /* mean of the least active 5 h of the mean day */
-    struct metric l5_onset_min;  /* its start, minutes after local midnight */
-    struct metric m10;           /* mean of the most active 10 h */
+    size_t bin_min;             /* bin width used */
+    size_t n_bins;              /* valid bins */
+    struct metric is;           /* interdaily stability, [0, 1] */
+    struct metric iv;           /* intradaily variability, >= 0 */
+    struct metric l5;           /* mean of the least active 5 h of the mean day */
+    struct metric l5_onset_min; /* its start, minutes after local midnight */
+    struct metric m10;          /* mean of the most active 10 h */
     struct metric m10_onset_min;
-    struct metric ra;            /* (M10 - L5) / (M10 + L5) */
+    struct metric ra; /* (M10 - L5) / (M10 + L5) */
 };
 
 /* Bytes of workspace circadian_npar_compute needs. */
@@ -48,14 +48,14 @@ size_t circadian_workspace_size(size_t n_minutes, size_t bin_min);
  * earliest onset after midnight is reported.
  * Returns 0, or -1 on invalid arguments.
  */
-int circadian_npar_compute(const double *x, size_t n, int start_min_of_day, size_t bin_min,
-                           void *workspace, struct circadian_npar *out);
+int circadian_npar_compute(const double *x, size_t n, int start_min_of_day, size_t bin_min, void *workspace,
+                           struct circadian_npar *out);
 
 struct circadian_cosinor {
-    struct metric mesor;          /* rhythm-adjusted mean */
-    struct metric amplitude;      /* half the peak-to-trough difference */
-    struct metric acrophase_min;  /* time of the fitted peak, minutes after local midnight */
-    struct metric r_squared;      /* 1 - SSE/SST */
+    struct metric mesor;         /* rhythm-adjusted mean */
+    struct metric amplitude;     /* half the peak-to-trough difference */
+    struct metric acrophase_min; /* time of the fitted peak, minutes after local midnight */
+    struct metric r_squared;     /* 1 - SSE/SST */
 };
 
 /*
@@ -80,7 +80,7 @@ int circadian_cosinor_fit(const double *x, size_t n, int start_min_of_day, doubl
  * cyclic, mean per epoch, the earliest extreme's onset. Returns 0, or -1.
  */
 size_t circadian_pyact_workspace_size(size_t n_minutes);
-int circadian_npar_pyactigraphy(const double *x, size_t n, int start_min_of_day, double threshold,
-                                void *workspace, struct circadian_npar *out);
+int circadian_npar_pyactigraphy(const double *x, size_t n, int start_min_of_day, double threshold, void *workspace,
+                                struct circadian_npar *out);
 
 #endif

@@ -9,8 +9,7 @@
 
 /* Copy x into dst keeping values in (lo, hi] or [lo, hi] as asked; others NaN.
  * Returns how many finite values were removed. */
-static size_t clean_copy(const double *x, size_t n, double lo, int lo_inclusive, double hi,
-                         double *dst)
+static size_t clean_copy(const double *x, size_t n, double lo, int lo_inclusive, double hi, double *dst)
 {
     size_t removed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -41,8 +40,8 @@ static double clock_mean(const double *x, size_t n, int start, int from, int to,
     return k ? s / (double)k : NAN;
 }
 
-int features_cardio_compute(const double *hr, const double *hrv, size_t n, int start_min_of_day,
-                            double *work, struct features_cardio *out)
+int features_cardio_compute(const double *hr, const double *hrv, size_t n, int start_min_of_day, double *work,
+                            struct features_cardio *out)
 {
     if (!out || (n && !work) || start_min_of_day < 0 || start_min_of_day >= 1440)
         return -1;
@@ -67,10 +66,9 @@ int features_cardio_compute(const double *hr, const double *hrv, size_t n, int s
         size_t kd, kn;
         double day = clock_mean(h, n, start_min_of_day, 9 * 60, 21 * 60, &kd);
         double night = clock_mean(h, n, start_min_of_day, 0, 6 * 60, &kn);
-        r.day_night_diff_bpm =
-            (kd >= FEATURES_MIN_HR_MINUTES && kn >= FEATURES_MIN_HR_MINUTES)
-                ? metric_value_ok(day - night, kd + kn)
-                : metric_value_null("less than an hour of day or night heart rate", kd + kn);
+        r.day_night_diff_bpm = (kd >= FEATURES_MIN_HR_MINUTES && kn >= FEATURES_MIN_HR_MINUTES)
+                                   ? metric_value_ok(day - night, kd + kn)
+                                   : metric_value_null("less than an hour of day or night heart rate", kd + kn);
         /* quantile reorders its workspace: reuse the HRV half after HRV stats */
     }
     if (r.hrv_samples < FEATURES_MIN_SAMPLES) {
@@ -83,18 +81,15 @@ int features_cardio_compute(const double *hr, const double *hrv, size_t n, int s
     if (k >= FEATURES_MIN_HR_MINUTES)
         r.hr_resting_bpm = metric_value_ok(stats_quantile_compute(h, n, 0.10, v), k);
     if (metric_value_valid(&r.hrv_mean_ms) && metric_value_valid(&r.hr_resting_bpm))
-        r.recovery_index = metric_value_ok(r.hrv_mean_ms.value / r.hr_resting_bpm.value,
-                                           r.hrv_samples);
+        r.recovery_index = metric_value_ok(r.hrv_mean_ms.value / r.hr_resting_bpm.value, r.hrv_samples);
     else
         r.recovery_index = metric_value_null(
-            metric_value_valid(&r.hrv_mean_ms) ? r.hr_resting_bpm.reason : r.hrv_mean_ms.reason,
-            r.hrv_samples);
+            metric_value_valid(&r.hrv_mean_ms) ? r.hr_resting_bpm.reason : r.hrv_mean_ms.reason, r.hrv_samples);
     *out = r;
     return 0;
 }
 
-int features_resp_compute(const double *rr, const double *spo2, size_t n, double *work,
-                          struct features_resp *out)
+int features_resp_compute(const double *rr, const double *spo2, size_t n, double *work, struct features_resp *out)
 {
     if (!out || (n && !work))
         return -1;
@@ -118,8 +113,7 @@ int features_resp_compute(const double *rr, const double *spo2, size_t n, double
         r.rr_sd = metric_value_ok(sd, r.rr_samples);
         r.rr_stability = metric_value_ok(1.0 - fmin(1.0, sd / mean), r.rr_samples);
     } else {
-        const char *why = r.rr_samples ? "fewer than three respiratory-rate samples"
-                                       : "no respiratory-rate data";
+        const char *why = r.rr_samples ? "fewer than three respiratory-rate samples" : "no respiratory-rate data";
         r.rr_mean = r.rr_p25 = r.rr_sd = r.rr_stability = metric_value_null(why, r.rr_samples);
     }
     clean_copy(spo2, n, FEATURES_SPO2_MIN, 1, FEATURES_SPO2_MAX, work);
@@ -157,8 +151,7 @@ static struct metric latest(const double *x, size_t n, const char *what)
     return metric_value_null(what, 0);
 }
 
-int features_activity_compute(const struct features_activity_input *in, double *work,
-                              struct features_activity *out)
+int features_activity_compute(const struct features_activity_input *in, double *work, struct features_activity *out)
 {
     if (!in || !out || (in->n_min && (!in->steps_min || !work)) || in->start_min_of_day < 0 ||
         in->start_min_of_day >= 1440)
@@ -182,8 +175,7 @@ int features_activity_compute(const struct features_activity_input *in, double *
     r.days = days;
     if (days == 0) {
         const char *why = "no complete day with step data";
-        r.steps_total = r.steps_daily_mean = r.steps_daily_peak = r.steps_consistency =
-            metric_value_null(why, 0);
+        r.steps_total = r.steps_daily_mean = r.steps_daily_peak = r.steps_consistency = metric_value_null(why, 0);
     } else {
         double mean = stats_mean_compute(work, days), total = 0.0;
         for (size_t d = 0; d < days; d++)
@@ -196,8 +188,7 @@ int features_activity_compute(const struct features_activity_input *in, double *
         else if (mean <= 0.0)
             r.steps_consistency = metric_value_null("no steps", days);
         else
-            r.steps_consistency =
-                metric_value_ok(1.0 - fmin(1.0, stats_sd_compute(work, days) / mean), days);
+            r.steps_consistency = metric_value_ok(1.0 - fmin(1.0, stats_sd_compute(work, days) / mean), days);
     }
     r.distance_daily_mean_m = daily_mean(in->distance_m, in->n_days, "no distance data");
     r.active_kcal_daily_mean = daily_mean(in->active_kcal, in->n_days, "no active energy data");

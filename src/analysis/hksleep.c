@@ -16,14 +16,10 @@ static int rank_of(uint8_t cat)
     switch (cat) {
     case HKSLEEP_ASLEEP_CORE:
     case HKSLEEP_ASLEEP_DEEP:
-    case HKSLEEP_ASLEEP_REM:
-        return 3;
-    case HKSLEEP_ASLEEP_UNSPECIFIED:
-        return 2;
-    case HKSLEEP_AWAKE:
-        return 1;
-    default:
-        return 0;
+    case HKSLEEP_ASLEEP_REM: return 3;
+    case HKSLEEP_ASLEEP_UNSPECIFIED: return 2;
+    case HKSLEEP_AWAKE: return 1;
+    default: return 0;
     }
 }
 
@@ -34,11 +30,9 @@ size_t hksleep_workspace_size(size_t n_minutes)
 }
 
 /* Window-relative minute range [*a, *b) covered by an interval; 0 if none. */
-static int span(const struct hksleep_interval *v, int64_t start_local_min, size_t n, size_t *a,
-                size_t *b)
+static int span(const struct hksleep_interval *v, int64_t start_local_min, size_t n, size_t *a, size_t *b)
 {
-    if (v->category > HKSLEEP_ASLEEP_REM || v->end_ms <= v->start_ms ||
-        v->offset_min < -1080 || v->offset_min > 1080)
+    if (v->category > HKSLEEP_ASLEEP_REM || v->end_ms <= v->start_ms || v->offset_min < -1080 || v->offset_min > 1080)
         return 0;
     int64_t s = series_local_minute(v->start_ms, v->offset_min) - start_local_min;
     /* end is exclusive: the minute holding end_ms - 1 is the last covered */
@@ -60,8 +54,8 @@ static struct metric pct(size_t part, const struct metric *tst)
 /* Rasterise the intervals onto the window (rules in hksleep.h): in-bed flags,
  * the preferred labelling source and its most specific label per minute.
  * Returns whether any source recorded inBed. */
-static int rasterise(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min,
-                     size_t n_minutes, uint16_t *best, uint8_t *label, uint8_t *inbed)
+static int rasterise(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min, size_t n_minutes,
+                     uint16_t *best, uint8_t *label, uint8_t *inbed)
 {
     for (size_t i = 0; i < n_minutes; i++) {
         best[i] = NO_SOURCE;
@@ -96,13 +90,10 @@ static int rasterise(const struct hksleep_interval *iv, size_t n_iv, int64_t sta
     return bed_recorded;
 }
 
-static int is_asleep(uint8_t label)
-{
-    return label != 0xFF && label != HKSLEEP_AWAKE && label != HKSLEEP_IN_BED;
-}
+static int is_asleep(uint8_t label) { return label != 0xFF && label != HKSLEEP_AWAKE && label != HKSLEEP_IN_BED; }
 
-int hksleep_states_build(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min,
-                         size_t n_minutes, void *workspace, uint8_t *state)
+int hksleep_states_build(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min, size_t n_minutes,
+                         void *workspace, uint8_t *state)
 {
     if (!state || !workspace || (n_iv && !iv) || n_minutes == 0 || n_minutes > SERIES_MAX_MINUTES)
         return -1;
@@ -124,16 +115,14 @@ int hksleep_states_build(const struct hksleep_interval *iv, size_t n_iv, int64_t
         for (size_t m = i; m < end; m++)
             any |= inbed[m];
         for (size_t m = i; m < end; m++)
-            state[m] = !any ? SLEEP_STATE_UNKNOWN
-                       : is_asleep(label[m]) ? SLEEP_STATE_SLEEP
-                                             : SLEEP_STATE_WAKE;
+            state[m] = !any ? SLEEP_STATE_UNKNOWN : is_asleep(label[m]) ? SLEEP_STATE_SLEEP : SLEEP_STATE_WAKE;
         i = end;
     }
     return 0;
 }
 
-int hksleep_night_compute(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min,
-                          size_t n_minutes, void *workspace, struct hksleep_night *out)
+int hksleep_night_compute(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min, size_t n_minutes,
+                          void *workspace, struct hksleep_night *out)
 {
     if (!out || !workspace || (n_iv && !iv) || n_minutes == 0 || n_minutes > SERIES_MAX_MINUTES)
         return -1;

@@ -47,7 +47,7 @@ struct hksleep_interval {
 };
 
 struct hksleep_night {
-    struct sleep_night base;   /* indices relative to the window start */
+    struct sleep_night base; /* indices relative to the window start */
     struct metric core_min, deep_min, rem_min, unspecified_min;
     struct metric core_pct, deep_pct, rem_pct; /* of total sleep; null without stages */
 };
@@ -62,8 +62,8 @@ size_t hksleep_workspace_size(size_t n_minutes);
  * Returns 0; -1 on invalid arguments or n_minutes beyond SERIES_MAX_MINUTES.
  * With no usable interval the night's metrics are nulls ("no sleep data").
  */
-int hksleep_night_compute(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min,
-                          size_t n_minutes, void *workspace, struct hksleep_night *out);
+int hksleep_night_compute(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min, size_t n_minutes,
+                          void *workspace, struct hksleep_night *out);
 
 /*
  * Per-minute sleep states over a multi-day window, for the Sleep Regularity
@@ -75,7 +75,7 @@ int hksleep_night_compute(const struct hksleep_interval *iv, size_t n_iv, int64_
  * workspace: hksleep_workspace_size(n_minutes) bytes; state: n_minutes bytes.
  * Returns 0, or -1 on invalid arguments.
  */
-int hksleep_states_build(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min,
-                         size_t n_minutes, void *workspace, uint8_t *state);
+int hksleep_states_build(const struct hksleep_interval *iv, size_t n_iv, int64_t start_local_min, size_t n_minutes,
+                         void *workspace, uint8_t *state);
 
 #endif

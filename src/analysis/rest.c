@@ -55,8 +55,7 @@ int rest_nonwear_choi(const double *counts, size_t n, uint8_t *nonwear, size_t *
     return 0;
 }
 
-int rest_nonwear_hr_gaps(const double *hr, size_t n, size_t max_gap_min, uint8_t *nonwear,
-                         size_t *n_nonwear)
+int rest_nonwear_hr_gaps(const double *hr, size_t n, size_t max_gap_min, uint8_t *nonwear, size_t *n_nonwear)
 {
     if (n && (!hr || !nonwear))
         return -1;

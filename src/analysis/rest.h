@@ -42,15 +42,14 @@ int rest_nonwear_choi(const double *counts, size_t n, uint8_t *nonwear, size_t *
  * 0 elsewhere. The caller decides that the device reports heart rate at all
  * (otherwise every minute would be "non-wear").
  */
-int rest_nonwear_hr_gaps(const double *hr, size_t n, size_t max_gap_min, uint8_t *nonwear,
-                         size_t *n_nonwear);
+int rest_nonwear_hr_gaps(const double *hr, size_t n, size_t max_gap_min, uint8_t *nonwear, size_t *n_nonwear);
 
 struct rest_params {
-    double quiet_max_steps;  /* a minute is quiet at or below this many steps (0.5) */
-    size_t max_burst_min;    /* bursts of at most this many non-quiet minutes ... (10) */
-    double max_burst_steps;  /* ... and at most this many steps are bridged (100) */
-    size_t min_rest_min;     /* a main rest period spans at least this (180) */
-    size_t max_rest_min;     /* ... and at most this (840 = 14 h); longer: phone not carried */
+    double quiet_max_steps; /* a minute is quiet at or below this many steps (0.5) */
+    size_t max_burst_min;   /* bursts of at most this many non-quiet minutes ... (10) */
+    double max_burst_steps; /* ... and at most this many steps are bridged (100) */
+    size_t min_rest_min;    /* a main rest period spans at least this (180) */
+    size_t max_rest_min;    /* ... and at most this (840 = 14 h); longer: phone not carried */
 };
 
 /* The defaults above. */
@@ -59,10 +58,10 @@ struct rest_params rest_params_default(void);
 /* One night's estimate. reason NULL: [start, end) is the rest period;
  * otherwise start == end and reason says why there is none. */
 struct rest_night {
-    size_t night_start;  /* index of the night's first minute (clipped to 0) */
-    size_t start, end;   /* minute indices */
-    size_t quiet_min;    /* quiet minutes inside [start, end) */
-    const char *reason;  /* static text */
+    size_t night_start; /* index of the night's first minute (clipped to 0) */
+    size_t start, end;  /* minute indices */
+    size_t quiet_min;   /* quiet minutes inside [start, end) */
+    const char *reason; /* static text */
 };
 
 /*

@@ -18,21 +18,15 @@ static int64_t floor_div(int64_t a, int64_t b)
     return q;
 }
 
-int64_t series_local_minute(int64_t utc_ms, int32_t offset_min)
-{
-    return floor_div(utc_ms, MS_PER_MIN) + offset_min;
-}
+int64_t series_local_minute(int64_t utc_ms, int32_t offset_min) { return floor_div(utc_ms, MS_PER_MIN) + offset_min; }
 
-size_t series_workspace_size(size_t n_minutes)
-{
-    return n_minutes * (sizeof(uint32_t) + sizeof(uint16_t));
-}
+size_t series_workspace_size(size_t n_minutes) { return n_minutes * (sizeof(uint32_t) + sizeof(uint16_t)); }
 
 /* The window-relative minute span [*first, *last] a sample covers, and its
  * local start/end in ms. Returns 0 when the sample misses the window or is
  * unusable. */
-static int sample_span(const struct series_sample *s, int64_t start_local_min, size_t n,
-                       int64_t *first, int64_t *last, double *t0, double *t1)
+static int sample_span(const struct series_sample *s, int64_t start_local_min, size_t n, int64_t *first, int64_t *last,
+                       double *t0, double *t1)
 {
     if (!isfinite(s->value) || s->source >= NO_SOURCE)
         return 0;
@@ -60,12 +54,10 @@ static int sample_span(const struct series_sample *s, int64_t start_local_min, s
     return 1;
 }
 
-int series_minutes_build(const struct series_sample *samples, size_t n_samples,
-                         int64_t start_local_min, size_t n_minutes, enum series_agg agg,
-                         void *workspace, double *out, uint8_t *mask)
+int series_minutes_build(const struct series_sample *samples, size_t n_samples, int64_t start_local_min,
+                         size_t n_minutes, enum series_agg agg, void *workspace, double *out, uint8_t *mask)
 {
-    if (n_minutes == 0 || n_minutes > SERIES_MAX_MINUTES || !workspace || !out ||
-        (n_samples && !samples))
+    if (n_minutes == 0 || n_minutes > SERIES_MAX_MINUTES || !workspace || !out || (n_samples && !samples))
         return -1;
     uint32_t *cnt = workspace;
     uint16_t *best = (uint16_t *)(cnt + n_minutes);
@@ -126,11 +118,10 @@ int series_minutes_build(const struct series_sample *samples, size_t n_samples,
     return 0;
 }
 
-int series_proxy_actigraphy(const double *steps, size_t n, double ref_mean, double ref_std,
-                            size_t required, double *out, struct series_proxy_result *res)
+int series_proxy_actigraphy(const double *steps, size_t n, double ref_mean, double ref_std, size_t required,
+                            double *out, struct series_proxy_result *res)
 {
-    if (!res || (n && (!steps || !out)) || !isfinite(ref_mean) || !isfinite(ref_std) ||
-        !(ref_std > 0.0))
+    if (!res || (n && (!steps || !out)) || !isfinite(ref_mean) || !isfinite(ref_std) || !(ref_std > 0.0))
         return -1;
     size_t with_data = 0, hours = 0, hours_with = 0;
     int hour_has = 0;
@@ -153,7 +144,6 @@ int series_proxy_actigraphy(const double *steps, size_t n, double ref_mean, doub
     res->n = n;
     res->n_with_data = with_data;
     res->short_by = n < required ? required - n : 0;
-    res->quality = n ? metric_value_ok((double)hours_with / (double)hours, hours)
-                     : metric_value_null("no minutes", 0);
+    res->quality = n ? metric_value_ok((double)hours_with / (double)hours, hours) : metric_value_null("no minutes", 0);
     return 0;
 }

@@ -31,7 +31,7 @@
 #include "analysis/metric.h"
 
 #define SERIES_MAX_MINUTES (60u * 24u * 400u) /* 400 days: hard cap on windows */
-#define SERIES_MAX_SOURCES 65535u /* source numbers 0..65534; 65535 is reserved */
+#define SERIES_MAX_SOURCES 65535u             /* source numbers 0..65534; 65535 is reserved */
 
 /* How the samples overlapping a minute become that minute's value. */
 enum series_agg {
@@ -70,9 +70,8 @@ size_t series_workspace_size(size_t n_minutes);
  * SERIES_MAX_MINUTES or an argument is NULL. Samples outside the window or
  * with an offset beyond +-18 h are skipped, not an error.
  */
-int series_minutes_build(const struct series_sample *samples, size_t n_samples,
-                         int64_t start_local_min, size_t n_minutes, enum series_agg agg,
-                         void *workspace, double *out, uint8_t *mask);
+int series_minutes_build(const struct series_sample *samples, size_t n_samples, int64_t start_local_min,
+                         size_t n_minutes, enum series_agg agg, void *workspace, double *out, uint8_t *mask);
 
 /* Local minute number of a UTC instant at a UTC offset (see above). */
 int64_t series_local_minute(int64_t utc_ms, int32_t offset_min);
@@ -94,15 +93,15 @@ int64_t series_local_minute(int64_t utc_ms, int32_t offset_min);
  * far short the input is.
  */
 struct series_proxy_result {
-    size_t n;             /* minutes written */
-    size_t n_with_data;   /* minutes that had a step sample */
-    size_t short_by;      /* required - n when n < required, else 0 */
+    size_t n;              /* minutes written */
+    size_t n_with_data;    /* minutes that had a step sample */
+    size_t short_by;       /* required - n when n < required, else 0 */
     struct metric quality; /* share of the window's hours (60-minute blocks from
                               the first minute) with at least one step sample;
                               null when n == 0 */
 };
 
-int series_proxy_actigraphy(const double *steps, size_t n, double ref_mean, double ref_std,
-                            size_t required, double *out, struct series_proxy_result *res);
+int series_proxy_actigraphy(const double *steps, size_t n, double ref_mean, double ref_std, size_t required,
+                            double *out, struct series_proxy_result *res);
 
 #endif

@@ -30,8 +30,7 @@ static double ck_count(const double *c, size_t n, long i, enum sleep_ck_scale sc
     return a;
 }
 
-int sleep_score_cole_kripke(const double *counts, size_t n, enum sleep_ck_scale scale,
-                            uint8_t *state)
+int sleep_score_cole_kripke(const double *counts, size_t n, enum sleep_ck_scale scale, uint8_t *state)
 {
     /* Cole et al. 1992, 1-minute epochs: weights for A-4 .. A+2. */
     static const double w_orig[7] = {404, 598, 326, 441, 1408, 508, 350};
@@ -56,11 +55,9 @@ int sleep_score_cole_kripke(const double *counts, size_t n, enum sleep_ck_scale 
         a[k] = ck_count(counts, n, (long)k - 4, scale);
     for (size_t i = 0; i < n; i++) {
         /* summed as a tree: a shorter dependency chain than left to right */
-        double d = ((w[0] * a[0] + w[1] * a[1]) + (w[2] * a[2] + w[3] * a[3])) +
-                   ((w[4] * a[4] + w[5] * a[5]) + w[6] * a[6]);
-        state[i] = isnan(counts[i]) ? SLEEP_STATE_UNKNOWN
-                   : (p * d < 1.0)  ? SLEEP_STATE_SLEEP
-                                    : SLEEP_STATE_WAKE;
+        double d =
+            ((w[0] * a[0] + w[1] * a[1]) + (w[2] * a[2] + w[3] * a[3])) + ((w[4] * a[4] + w[5] * a[5]) + w[6] * a[6]);
+        state[i] = isnan(counts[i]) ? SLEEP_STATE_UNKNOWN : (p * d < 1.0) ? SLEEP_STATE_SLEEP : SLEEP_STATE_WAKE;
         for (int k = 0; k < 6; k++)
             a[k] = a[k + 1];
         a[6] = ck_count(counts, n, (long)i + 3, scale);
@@ -177,11 +174,8 @@ int sleep_rescore_webster(uint8_t *state, size_t n)
             prev_wake = e - i;
         } else if (v == SLEEP_STATE_SLEEP) {
             size_t len = e - i;
-            size_t next_wake = (e < n && state[e] == SLEEP_STATE_WAKE)
-                                   ? run_end(state, n, e, SLEEP_STATE_WAKE) - e
-                                   : 0;
-            if ((len <= 6 && prev_wake >= 10 && next_wake >= 10) ||
-                (len <= 10 && prev_wake >= 20 && next_wake >= 20))
+            size_t next_wake = (e < n && state[e] == SLEEP_STATE_WAKE) ? run_end(state, n, e, SLEEP_STATE_WAKE) - e : 0;
+            if ((len <= 6 && prev_wake >= 10 && next_wake >= 10) || (len <= 10 && prev_wake >= 20 && next_wake >= 20))
                 for (size_t j = i; j < e; j++)
                     state[j] = SLEEP_STATE_WAKE;
             prev_wake = 0;
@@ -216,16 +210,14 @@ static size_t night_end(size_t i, int start_min_of_day)
     return i + (size_t)(1440 - into);
 }
 
-int sleep_periods_detect(const uint8_t *state, size_t n, int start_min_of_day,
-                         const struct sleep_period_params *p, struct sleep_period *out,
-                         size_t max_out, size_t *n_out)
+int sleep_periods_detect(const uint8_t *state, size_t n, int start_min_of_day, const struct sleep_period_params *p,
+                         struct sleep_period *out, size_t max_out, size_t *n_out)
 {
-    if ((n && !state) || !p || !n_out || (max_out && !out) || start_min_of_day < 0 ||
-        start_min_of_day >= 1440)
+    if ((n && !state) || !p || !n_out || (max_out && !out) || start_min_of_day < 0 || start_min_of_day >= 1440)
         return -1;
     size_t count = 0;
     long cur_night = 0;
-    int have = 0;               /* a candidate for cur_night is held */
+    int have = 0; /* a candidate for cur_night is held */
     struct sleep_period best = {0, 0};
     size_t best_sleep = 0;
     size_t i = 0;
@@ -281,8 +273,8 @@ int sleep_periods_detect(const uint8_t *state, size_t n, int start_min_of_day,
     return 0;
 }
 
-int sleep_night_compute(const uint8_t *state, size_t n, size_t bed_start, size_t bed_end,
-                        int bed_known, size_t min_awakening_min, struct sleep_night *out)
+int sleep_night_compute(const uint8_t *state, size_t n, size_t bed_start, size_t bed_end, int bed_known,
+                        size_t min_awakening_min, struct sleep_night *out)
 {
     if (!out || (n && !state) || bed_start > bed_end || bed_end > n)
         return -1;

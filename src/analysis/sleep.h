@@ -50,8 +50,7 @@ enum sleep_ck_scale {
  * and after the last (zero padding); a missing minute itself is UNKNOWN.
  * Negative counts are treated as 0. state receives n bytes.
  */
-int sleep_score_cole_kripke(const double *counts, size_t n, enum sleep_ck_scale scale,
-                            uint8_t *state);
+int sleep_score_cole_kripke(const double *counts, size_t n, enum sleep_ck_scale scale, uint8_t *state);
 
 /* Sadeh et al. (1994) score sleep when PS >= 0. ActiGraph's ActiLife
  * implementation scores sleep when PS > -4; most published comparisons of
@@ -92,9 +91,9 @@ struct sleep_period {
 };
 
 struct sleep_period_params {
-    size_t max_gap_min;     /* wake/unknown gaps up to this long are bridged (default 60) */
-    size_t min_sleep_min;   /* a main period needs at least this much sleep (default 180) */
-    size_t max_period_min;  /* a block longer than this is never a main period (default
+    size_t max_gap_min;    /* wake/unknown gaps up to this long are bridged (default 60) */
+    size_t min_sleep_min;  /* a main period needs at least this much sleep (default 180) */
+    size_t max_period_min; /* a block longer than this is never a main period (default
                                960 = 16 h; 0 = no bound) */
 };
 
@@ -114,23 +113,22 @@ struct sleep_period_params sleep_period_params_default(void);
  * start_min_of_day is the local clock minute (0..1439) of state[0].
  * Writes at most max_out periods in time order and the count to *n_out.
  */
-int sleep_periods_detect(const uint8_t *state, size_t n, int start_min_of_day,
-                         const struct sleep_period_params *p, struct sleep_period *out,
-                         size_t max_out, size_t *n_out);
+int sleep_periods_detect(const uint8_t *state, size_t n, int start_min_of_day, const struct sleep_period_params *p,
+                         struct sleep_period *out, size_t max_out, size_t *n_out);
 
 struct sleep_night {
-    size_t bed_start, bed_end;   /* analysed interval [start, end), minute indices */
-    int bed_known;               /* 1: real in-bed interval; 0: the detected period */
-    size_t onset;                /* first sleep minute (valid when total_sleep_min > 0) */
-    size_t final_wake;           /* one past the last sleep minute */
-    size_t n_unknown;            /* minutes without data inside the interval */
+    size_t bed_start, bed_end; /* analysed interval [start, end), minute indices */
+    int bed_known;             /* 1: real in-bed interval; 0: the detected period */
+    size_t onset;              /* first sleep minute (valid when total_sleep_min > 0) */
+    size_t final_wake;         /* one past the last sleep minute */
+    size_t n_unknown;          /* minutes without data inside the interval */
     struct metric time_in_bed_min;
     struct metric total_sleep_min;
-    struct metric efficiency_pct;     /* 100 TST / TIB */
-    struct metric onset_latency_min;  /* onset - bed_start; null without in-bed */
-    struct metric waso_min;           /* wake minutes between onset and final wake */
-    struct metric awakenings;         /* wake bouts between onset and final wake */
-    struct metric midpoint_min;       /* (onset + final_wake) / 2, minute index */
+    struct metric efficiency_pct;    /* 100 TST / TIB */
+    struct metric onset_latency_min; /* onset - bed_start; null without in-bed */
+    struct metric waso_min;          /* wake minutes between onset and final wake */
+    struct metric awakenings;        /* wake bouts between onset and final wake */
+    struct metric midpoint_min;      /* (onset + final_wake) / 2, minute index */
 };
 
 /*
@@ -142,8 +140,8 @@ struct sleep_night {
  * sleep nor wake; a night with more than half its interval unknown, or
  * without sleep, gets nulls with the reason.
  */
-int sleep_night_compute(const uint8_t *state, size_t n, size_t bed_start, size_t bed_end,
-                        int bed_known, size_t min_awakening_min, struct sleep_night *out);
+int sleep_night_compute(const uint8_t *state, size_t n, size_t bed_start, size_t bed_end, int bed_known,
+                        size_t min_awakening_min, struct sleep_night *out);
 
 /*
  * Sleep Regularity Index (Phillips et al. 2017):
@@ -157,10 +155,10 @@ int sleep_night_compute(const uint8_t *state, size_t n, size_t bed_start, size_t
 struct metric sleep_sri_compute(const uint8_t *state, size_t n, size_t epochs_per_day);
 
 struct sleep_timing {
-    struct metric onset_sd_min;     /* SD across nights of sleep onset clock time */
-    struct metric wake_sd_min;      /* ... of final wake */
-    struct metric midpoint_sd_min;  /* ... of sleep midpoint */
-    struct metric tst_sd_min;       /* ... of total sleep time */
+    struct metric onset_sd_min;            /* SD across nights of sleep onset clock time */
+    struct metric wake_sd_min;             /* ... of final wake */
+    struct metric midpoint_sd_min;         /* ... of sleep midpoint */
+    struct metric tst_sd_min;              /* ... of total sleep time */
     struct metric midpoint_mean_clock_min; /* mean midpoint, minutes after local midnight */
 };
 

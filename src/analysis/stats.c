@@ -71,9 +71,21 @@ static void select_kth(double *a, size_t lo, size_t hi, size_t k)
         size_t mid = lo + (hi - lo) / 2;
         double t;
         /* median of three into a[mid] */
-        if (a[mid] < a[lo]) { t = a[mid]; a[mid] = a[lo]; a[lo] = t; }
-        if (a[hi] < a[lo]) { t = a[hi]; a[hi] = a[lo]; a[lo] = t; }
-        if (a[hi] < a[mid]) { t = a[hi]; a[hi] = a[mid]; a[mid] = t; }
+        if (a[mid] < a[lo]) {
+            t = a[mid];
+            a[mid] = a[lo];
+            a[lo] = t;
+        }
+        if (a[hi] < a[lo]) {
+            t = a[hi];
+            a[hi] = a[lo];
+            a[lo] = t;
+        }
+        if (a[hi] < a[mid]) {
+            t = a[hi];
+            a[hi] = a[mid];
+            a[mid] = t;
+        }
         double pivot = a[mid];
         size_t i = lo, j = hi;
         while (i <= j) {
@@ -82,7 +94,9 @@ static void select_kth(double *a, size_t lo, size_t hi, size_t k)
             while (a[j] > pivot)
                 j--;
             if (i <= j) {
-                t = a[i]; a[i] = a[j]; a[j] = t;
+                t = a[i];
+                a[i] = a[j];
+                a[j] = t;
                 i++;
                 if (j == 0)
                     break;

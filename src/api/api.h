@@ -28,17 +28,17 @@ struct api_ctx {
     const struct jwt_signer *signer;
     struct limiter *lockout;
     enum password_profile pw_profile;
-    struct keyring *ring;       /* encrypts raw uploads */
-    size_t max_metrics;         /* per HealthDataUpload */
+    struct keyring *ring; /* encrypts raw uploads */
+    size_t max_metrics;   /* per HealthDataUpload */
     /* Pipeline (api/pat.c, api/insights.c): NULL model = PAT disabled. */
     const struct pat_model *pat_model;
     const struct pat_standardization *pat_std;
-    struct llm_client *llm;     /* INSIGHT_GENERATOR's LLM; NULL: built-in only */
-    struct chat_hub *chat;      /* api/chat.c; NULL: chat answers 503 */
+    struct llm_client *llm; /* INSIGHT_GENERATOR's LLM; NULL: built-in only */
+    struct chat_hub *chat;  /* api/chat.c; NULL: chat answers 503 */
     /* Set when the shutdown grace period is over: long imports give up
      * (api/health_data.c) so that no request outlives it. NULL: never. */
     const atomic_int *stop;
-    struct guard *guard;        /* revocation and token checks (api/auth.c) */
+    struct guard *guard; /* revocation and token checks (api/auth.c) */
 };
 
 /* Register every route of the API. Returns 0 or -1 (router full, bug). */

@@ -89,8 +89,8 @@ static int issue_pair(struct api_ctx *ctx, struct store_tx *tx, const struct sto
         uuid_v7(fam);
     /* The access token's session is the refresh family: logging out of the
      * login revokes both (guard_revoke). */
-    char *access = jwt_issue_session(ctx->signer, ctx->cfg->jwt_issuer, ctx->cfg->jwt_audience, u->id, u->role,
-                                     fam, now_ms / 1000, ctx->cfg->access_token_ttl_seconds, jti);
+    char *access = jwt_issue_session(ctx->signer, ctx->cfg->jwt_issuer, ctx->cfg->jwt_audience, u->id, u->role, fam,
+                                     now_ms / 1000, ctx->cfg->access_token_ttl_seconds, jti);
     if (access == NULL)
         return STORE_EINTERNAL;
     unsigned char raw[REFRESH_BYTES];
@@ -221,9 +221,15 @@ static void h_register(struct http_request *req, struct http_response *res)
     json_t *body = input_body_object(req, res);
     if (body == NULL)
         return;
-    static const char *const allowed[] = {"email",          "password",       "first_name",
-                                          "last_name",      "phone_number",   "terms_accepted",
-                                          "privacy_policy_accepted", "display_name", NULL};
+    static const char *const allowed[] = {"email",
+                                          "password",
+                                          "first_name",
+                                          "last_name",
+                                          "phone_number",
+                                          "terms_accepted",
+                                          "privacy_policy_accepted",
+                                          "display_name",
+                                          NULL};
     struct input in;
     input_init(&in, res);
     input_only(&in, body, "", allowed);
@@ -291,7 +297,8 @@ static void h_register(struct http_request *req, struct http_response *res)
     if (rc == 0)
         rc = issue_pair(ctx, tx, &u, NULL, REFRESH_TTL_S, &tokens, tid);
     if (rc == 0)
-        rc = audit_record(ctx->store, tx, req, u.id, "auth.register", "user", u.id, "success") == 0 ? 0 : STORE_EINTERNAL;
+        rc = audit_record(ctx->store, tx, req, u.id, "auth.register", "user", u.id, "success") == 0 ? 0
+                                                                                                    : STORE_EINTERNAL;
     rc = api_tx_end(tx, rc);
     tx = NULL;
     if (rc != 0) {
@@ -319,8 +326,8 @@ done:
 
 static int locked_response(struct http_response *res, int seconds)
 {
-    struct problem *p = http_respond_problem(res, 423, "account-locked",
-                                             "Too many failed logins; try again in %d seconds.", seconds);
+    struct problem *p =
+        http_respond_problem(res, 423, "account-locked", "Too many failed logins; try again in %d seconds.", seconds);
     p->retry_after = seconds;
     return 0;
 }
@@ -389,8 +396,8 @@ static void h_login(struct http_request *req, struct http_response *res)
         store_tx_commit(tx);
         tx = NULL;
         if (lock > 0)
-            log_warning("login locked", LOG_STR, "request_id", req->request_id, LOG_INT, "seconds",
-                        (long long)lock, LOG_END);
+            log_warning("login locked", LOG_STR, "request_id", req->request_id, LOG_INT, "seconds", (long long)lock,
+                        LOG_END);
         http_respond_problem(res, 401, "authentication-required", "Invalid email or password.");
         goto done;
     }
@@ -482,13 +489,12 @@ static void h_refresh(struct http_request *req, struct http_response *res)
         audit_record(ctx->store, tx, req, t.user_id, "auth.refresh_reuse", "token_family", t.family_id, "denied");
         store_tx_commit(tx);
         tx = NULL;
-        log_warning("refresh token reuse: family revoked", LOG_STR, "request_id", req->request_id, LOG_INT,
-                    "revoked", (long long)n, LOG_END);
+        log_warning("refresh token reuse: family revoked", LOG_STR, "request_id", req->request_id, LOG_INT, "revoked",
+                    (long long)n, LOG_END);
         http_respond_problem(res, 401, "authentication-required", "The refresh token is invalid.");
         goto done;
     }
-    if (t.expires_at_ms <= now_ms || (rc = store_user_get(tx, t.user_id, &u)) != 0 ||
-        strcmp(u.status, "active") != 0) {
+    if (t.expires_at_ms <= now_ms || (rc = store_user_get(tx, t.user_id, &u)) != 0 || strcmp(u.status, "active") != 0) {
         if (rc != 0 && rc != STORE_ENOTFOUND) {
             api_store_failure(res, rc);
             goto done;
@@ -711,8 +717,8 @@ static void h_verify_email(struct http_request *req, struct http_response *res)
         struct principal p;
         char why[128];
         if (tok == NULL || ctx->guard == NULL || guard_authenticate_token(ctx->guard, tok, &p, why, sizeof(why)) != 0) {
-            struct problem *pr = http_respond_problem(res, 422, "validation-error",
-                                                      "Name the account: an email, or a bearer token.");
+            struct problem *pr =
+                http_respond_problem(res, 422, "validation-error", "Name the account: an email, or a bearer token.");
             problem_add_error(pr, "/email", "is required without a bearer token");
             goto done;
         }

@@ -101,8 +101,8 @@ static void h_chat(struct http_request *req, struct http_response *res)
     const char *key = http_request_header(req, "Sec-WebSocket-Key");
     const char *version = http_request_header(req, "Sec-WebSocket-Version");
 
-    if (req->method != HTTP_GET || upgrade == NULL || !header_has_token(upgrade, "websocket") ||
-        connection == NULL || !header_has_token(connection, "upgrade")) {
+    if (req->method != HTTP_GET || upgrade == NULL || !header_has_token(upgrade, "websocket") || connection == NULL ||
+        !header_has_token(connection, "upgrade")) {
         http_respond_problem(res, 400, "bad-request",
                              "This is a WebSocket endpoint: send GET with Upgrade: websocket and Connection: Upgrade.");
         return;

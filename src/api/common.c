@@ -56,18 +56,12 @@ void api_store_failure(struct http_response *res, int rc)
 {
     struct problem *p = http_respond_problem(res, 500, NULL, "The server could not complete the request.");
     switch (rc) {
-    case STORE_ENOTFOUND:
-        problem_set(p, 404, "resource-not-found", "The requested resource was not found.");
-        break;
+    case STORE_ENOTFOUND: problem_set(p, 404, "resource-not-found", "The requested resource was not found."); break;
     case STORE_ECONFLICT:
         problem_set(p, 409, "resource-conflict", "The resource already exists or was changed.");
         break;
-    case STORE_EINVAL:
-        problem_set(p, 422, "validation-error", "The request refers to invalid or missing data.");
-        break;
-    case INGEST_EOWNER:
-        problem_set(p, 403, "authorization-denied", "user_id must be the authenticated caller.");
-        break;
+    case STORE_EINVAL: problem_set(p, 422, "validation-error", "The request refers to invalid or missing data."); break;
+    case INGEST_EOWNER: problem_set(p, 403, "authorization-denied", "user_id must be the authenticated caller."); break;
     case STORE_EUNAVAILABLE:
     case STORE_EBUSY:
     case STORE_EMIGRATION:
@@ -120,12 +114,12 @@ json_t *api_upload_status_json(const struct store_upload *u, const char *id_name
     json_object_set_new(o, "errors", errs);
     int finished = u->status == STORE_UPLOAD_COMPLETED || u->status == STORE_UPLOAD_FAILED;
     if (finished)
-        json_object_set_new(o, "completed_at",
-                            api_time_json(u->updated_at_ms ? u->updated_at_ms : u->created_at_ms));
-    json_object_set_new(o, "message", json_string(u->status == STORE_UPLOAD_COMPLETED    ? "Processing completed."
-                                                  : u->status == STORE_UPLOAD_FAILED     ? "Processing failed."
-                                                  : u->status == STORE_UPLOAD_PROCESSING ? "Processing."
-                                                                                         : "Received and queued for processing."));
+        json_object_set_new(o, "completed_at", api_time_json(u->updated_at_ms ? u->updated_at_ms : u->created_at_ms));
+    json_object_set_new(o, "message",
+                        json_string(u->status == STORE_UPLOAD_COMPLETED    ? "Processing completed."
+                                    : u->status == STORE_UPLOAD_FAILED     ? "Processing failed."
+                                    : u->status == STORE_UPLOAD_PROCESSING ? "Processing."
+                                                                           : "Received and queued for processing."));
     return o;
 }
 
@@ -238,8 +232,9 @@ json_t *api_service_status(struct http_request *req, const char *service, const 
     json_t *o = json_object();
     json_object_set_new(o, "service", json_string(service));
     json_object_set_new(o, "status", json_string(status));
-    json_object_set_new(o, "model_info", json_pack("{s:s, s:s, s:b, s:o}", "model_name", model_name, "project_id",
-                                                   "clarity", "initialized", initialized, "capabilities", caps));
+    json_object_set_new(o, "model_info",
+                        json_pack("{s:s, s:s, s:b, s:o}", "model_name", model_name, "project_id", "clarity",
+                                  "initialized", initialized, "capabilities", caps));
     json_object_set_new(o, "timestamp", api_time_json(time_now_ms()));
     if (req->server != NULL)
         json_object_set_new(o, "uptime",

@@ -48,8 +48,8 @@ extern const char clarity_openapi_json_sha256[];
 /* Swagger UI's needs: its own scripts and styles, inline style attributes
  * and data: images (icons in its stylesheet), fetches of /openapi.json and of
  * "Try it out" requests to this origin. No inline script, no eval. */
-#define DOCS_CSP                                                                                                 \
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "          \
+#define DOCS_CSP                                                                                                       \
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "                  \
     "font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 static const char docs_page[] =
@@ -72,17 +72,16 @@ static const char docs_page[] =
 /* The initializer, a file of its own so that the CSP needs no inline script.
  * validatorUrl null: Swagger UI would otherwise send the document to an
  * outside validator. */
-static const char docs_init[] =
-    "window.addEventListener('load', function () {\n"
-    "  window.ui = SwaggerUIBundle({\n"
-    "    url: 'openapi.json',\n"
-    "    dom_id: '#swagger-ui',\n"
-    "    deepLinking: true,\n"
-    "    validatorUrl: null,\n"
-    "    presets: [SwaggerUIBundle.presets.apis],\n"
-    "    layout: 'BaseLayout'\n"
-    "  });\n"
-    "});\n";
+static const char docs_init[] = "window.addEventListener('load', function () {\n"
+                                "  window.ui = SwaggerUIBundle({\n"
+                                "    url: 'openapi.json',\n"
+                                "    dom_id: '#swagger-ui',\n"
+                                "    deepLinking: true,\n"
+                                "    validatorUrl: null,\n"
+                                "    presets: [SwaggerUIBundle.presets.apis],\n"
+                                "    layout: 'BaseLayout'\n"
+                                "  });\n"
+                                "});\n";
 
 /* The files of swagger-ui-dist that /docs uses, with their media types. */
 static const struct {
@@ -163,8 +162,7 @@ static void h_openapi(struct http_request *req, struct http_response *res)
 }
 
 /* 0 when dir/name is a regular file; fills path. */
-static int asset_path(const struct http_request *req, const char *name, char *path, size_t pathlen,
-                      struct stat *st)
+static int asset_path(const struct http_request *req, const char *name, char *path, size_t pathlen, struct stat *st)
 {
     int n = snprintf(path, pathlen, "%s/%s", assets_dir(req), name);
     if (n < 0 || (size_t)n >= pathlen)
@@ -260,8 +258,7 @@ static void h_asset(struct http_request *req, struct http_response *res)
     /* The files change only when swagger-ui-dist is reinstalled: size and
      * modification time identify a version well enough for revalidation. */
     char etag[80];
-    snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_size,
-             (unsigned long long)st.st_mtime);
+    snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_size, (unsigned long long)st.st_mtime);
     if (etag_matches(req, etag)) {
         respond_cached(req, res, etag, "public, max-age=86400", type, "", 0);
         return;

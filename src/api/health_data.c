@@ -50,8 +50,7 @@ static void api_body_user_normalise(const struct principal *p, json_t *body)
         json_object_set_new(body, "user_id", json_string(p->user_id));
 }
 
-static int idempotency_precheck(struct http_request *req, struct http_response *res, const char **key,
-                                char hash[65])
+static int idempotency_precheck(struct http_request *req, struct http_response *res, const char **key, char hash[65])
 {
     struct api_ctx *ctx = req->route_ctx;
     const char *k = http_request_header(req, "Idempotency-Key");
@@ -166,11 +165,11 @@ static int upload_reply(const void *cbctx, const struct ingest_result *out, int 
     /* json_pack fails as a whole when any member cannot be made (out of
      * memory), so a 201 never goes out without its processing_id: the
      * session then fails and nothing is committed (fault injection). */
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:[], s:I, s:I, s:s, s:o}", "processing_id", out->upload_id,
-                          "status", "received", "accepted_metrics", (json_int_t)nmetrics, "rejected_metrics",
-                          (json_int_t)0, "validation_errors", "samples_stored", (json_int_t)out->stored,
-                          "duplicates_skipped", (json_int_t)out->duplicates, "message",
-                          "Upload stored and queued for analysis.", "timestamp", api_time_json(out->created_ms));
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:[], s:I, s:I, s:s, s:o}", "processing_id", out->upload_id, "status",
+                          "received", "accepted_metrics", (json_int_t)nmetrics, "rejected_metrics", (json_int_t)0,
+                          "validation_errors", "samples_stored", (json_int_t)out->stored, "duplicates_skipped",
+                          (json_int_t)out->duplicates, "message", "Upload stored and queued for analysis.", "timestamp",
+                          api_time_json(out->created_ms));
     if (o == NULL)
         return -1;
     return dump_reply(o, 201, status, body);
@@ -189,8 +188,7 @@ static void h_upload(struct http_request *req, struct http_response *res)
     const char *source = NULL, *sync = NULL;
     int64_t client_ts = 0;
     api_body_user_normalise(p, body);
-    int rc = upload_parse_health_data(body, p->user_id, ctx->max_metrics, &in.c, &samples, &source, &sync,
-                                      &client_ts);
+    int rc = upload_parse_health_data(body, p->user_id, ctx->max_metrics, &in.c, &samples, &source, &sync, &client_ts);
     if (rc == INGEST_EOWNER) {
         api_store_failure(res, rc);
         goto done;
@@ -200,9 +198,13 @@ static void h_upload(struct http_request *req, struct http_response *res)
         goto done;
     }
     size_t nmetrics = json_array_size(json_object_get(body, "metrics"));
-    struct ingest_origin o = {.user_id = p->user_id, .source = source, .sync_token = sync,
-                              .client_ts_ms = client_ts, .total_metrics = samples.n,
-                              .audit_action = "health_data.create", .request_id = req->request_id,
+    struct ingest_origin o = {.user_id = p->user_id,
+                              .source = source,
+                              .sync_token = sync,
+                              .client_ts_ms = client_ts,
+                              .total_metrics = samples.n,
+                              .audit_action = "health_data.create",
+                              .request_id = req->request_id,
                               .client_ip = req->client_ip};
     ingest_and_reply(req, res, &o, &samples, upload_reply, &nmetrics);
 done:
@@ -259,9 +261,13 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
         goto done;
     }
     size_t rejected = json_array_size(rctx.unsupported);
-    struct ingest_origin o = {.user_id = p->user_id, .source = "healthkit", .sync_token = sync,
-                              .total_metrics = samples.n + rejected, .rejected = rejected,
-                              .audit_action = "health_data.create", .request_id = req->request_id,
+    struct ingest_origin o = {.user_id = p->user_id,
+                              .source = "healthkit",
+                              .sync_token = sync,
+                              .total_metrics = samples.n + rejected,
+                              .rejected = rejected,
+                              .audit_action = "health_data.create",
+                              .request_id = req->request_id,
                               .client_ip = req->client_ip};
     ingest_and_reply(req, res, &o, &samples, hk_reply, &rctx);
 done:
@@ -324,9 +330,13 @@ static void h_app_sync_upload(struct http_request *req, struct http_response *re
     /* Stored through the ingest session like every other door: the
      * uploads row, the samples, the sealed body, the analysis job and the
      * audit row in one transaction (ingest/session.h). */
-    struct ingest_origin o = {.user_id = p->user_id, .source = "healthkit", .client_ts_ms = ts,
-                              .total_metrics = samples.n + rctx.unsupported, .rejected = rctx.unsupported,
-                              .audit_action = "health_data.create", .request_id = req->request_id,
+    struct ingest_origin o = {.user_id = p->user_id,
+                              .source = "healthkit",
+                              .client_ts_ms = ts,
+                              .total_metrics = samples.n + rctx.unsupported,
+                              .rejected = rctx.unsupported,
+                              .audit_action = "health_data.create",
+                              .request_id = req->request_id,
                               .client_ip = req->client_ip};
     ingest_and_reply(req, res, &o, &samples, app_reply, &rctx);
 done:
@@ -362,7 +372,8 @@ static void h_app_sync_start(struct http_request *req, struct http_response *res
         int64_t ms;
         char ptr[32];
         snprintf(ptr, sizeof(ptr), "/%s", dates[k]);
-        if (d != NULL && !json_is_null(d) && (!json_is_string(d) || time_parse_rfc3339(json_string_value(d), &ms, NULL) != 0))
+        if (d != NULL && !json_is_null(d) &&
+            (!json_is_string(d) || time_parse_rfc3339(json_string_value(d), &ms, NULL) != 0))
             input_error(&in, ptr, "must be an RFC 3339 date-time, e.g. 2025-06-24T10:00:00Z");
     }
     json_t *dt = json_object_get(body, "data_types");
@@ -370,7 +381,8 @@ static void h_app_sync_start(struct http_request *req, struct http_response *res
         size_t i;
         json_t *x;
         int ok = json_is_array(dt) && json_array_size(dt) <= 64;
-        json_array_foreach(dt, i, x) ok = ok && json_is_string(x);
+        json_array_foreach (dt, i, x)
+            ok = ok && json_is_string(x);
         if (!ok)
             input_error(&in, "/data_types", "must be an array of at most 64 strings");
     }
@@ -438,9 +450,9 @@ static void h_app_sync_status(struct http_request *req, struct http_response *re
     const char *id = api_id_param(req, "sync_id");
     if (id != NULL && strcmp(id, APP_NO_SYNC) == 0) {
         /* No upload yet: nothing is pending. */
-        json_t *o = json_pack("{s:s, s:s, s:f, s:i, s:i, s:[], s:s}", "sync_id", APP_NO_SYNC, "status", "completed",
-                              "progress", 1.0, "processed_samples", 0, "total_samples", 0, "errors", "message",
-                              "No samples received yet.");
+        json_t *o =
+            json_pack("{s:s, s:s, s:f, s:i, s:i, s:[], s:s}", "sync_id", APP_NO_SYNC, "status", "completed", "progress",
+                      1.0, "processed_samples", 0, "total_samples", 0, "errors", "message", "No samples received yet.");
         http_respond_json(res, 200, o);
         return;
     }
@@ -776,14 +788,13 @@ static void h_export(struct http_request *req, struct http_response *res)
                                  : "attachment; filename=\"clarity-export.ndjson\"");
 }
 
-
 /* ---- Apple Health export import: the body is streamed into the parser ---- */
 
 struct import_state {
     struct api_ctx *ctx;
     struct apple_export *parser;
     struct ingest_session *session;
-    int store_rc; /* the storage failure that stopped the import, if any */
+    int store_rc;       /* the storage failure that stopped the import, if any */
     int64_t touched_ms; /* last write of the upload row: its lease (store/recovery.h) */
 };
 
@@ -817,8 +828,10 @@ static void import_begin(struct http_request *req, struct http_response *res, vo
                              "Send export.xml as application/xml or export.zip as application/zip.");
         return;
     }
-    struct ingest_origin o = {.user_id = p->user_id, .source = "apple_health_export",
-                              .audit_action = "health_data.import", .request_id = req->request_id,
+    struct ingest_origin o = {.user_id = p->user_id,
+                              .source = "apple_health_export",
+                              .audit_action = "health_data.import",
+                              .request_id = req->request_id,
                               .client_ip = req->client_ip};
     int rc = ingest_session_begin(ctx->store, ctx->ring, &o, INGEST_STREAMED, &st->session);
     if (rc != 0) {
@@ -827,12 +840,13 @@ static void import_begin(struct http_request *req, struct http_response *res, vo
     }
     st->touched_ms = time_now_ms();
     const char *cl = http_request_header(req, "Content-Length");
-    struct apple_export_options eo = {.user_id = p->user_id,
-                                      .upload_id = ingest_session_upload_id(st->session),
-                                      .size_hint = cl != NULL && strncasecmp(ct, "application/zip", 15) != 0
-                                                       ? strtoll(cl, NULL, 10)
-                                                       : 0,
-                                      .on_batch = import_batch, .ctx = st, .stop = ctx->stop};
+    struct apple_export_options eo = {
+        .user_id = p->user_id,
+        .upload_id = ingest_session_upload_id(st->session),
+        .size_hint = cl != NULL && strncasecmp(ct, "application/zip", 15) != 0 ? strtoll(cl, NULL, 10) : 0,
+        .on_batch = import_batch,
+        .ctx = st,
+        .stop = ctx->stop};
     if (apple_export_new(&eo, &st->parser) != 0)
         http_respond_problem(res, 500, NULL, "The server could not complete the request.");
 }

@@ -19,8 +19,8 @@ json_t *input_body_object(struct http_request *req, struct http_response *res)
     json_error_t je;
     json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
     if (j == NULL) {
-        http_respond_problem(res, 400, "bad-request", "The body is not valid JSON (line %d, column %d): %s.",
-                             je.line, je.column, je.text);
+        http_respond_problem(res, 400, "bad-request", "The body is not valid JSON (line %d, column %d): %s.", je.line,
+                             je.column, je.text);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -62,14 +62,14 @@ void input_only(struct input *in, json_t *obj, const char *prefix, const char *c
     check_only(&in->c, obj, prefix, allowed);
 }
 
-const char *input_string(struct input *in, json_t *obj, const char *prefix, const char *name, int required,
-                         size_t min, size_t max)
+const char *input_string(struct input *in, json_t *obj, const char *prefix, const char *name, int required, size_t min,
+                         size_t max)
 {
     return check_string(&in->c, obj, prefix, name, required, min, max);
 }
 
-const char *input_bytes(struct input *in, json_t *obj, const char *prefix, const char *name, int required,
-                        size_t min, size_t max)
+const char *input_bytes(struct input *in, json_t *obj, const char *prefix, const char *name, int required, size_t min,
+                        size_t max)
 {
     return check_bytes(&in->c, obj, prefix, name, required, min, max);
 }

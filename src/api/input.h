@@ -42,8 +42,8 @@ void input_only(struct input *in, json_t *obj, const char *prefix, const char *c
  * A string member of UTF-8 length in [min, max] characters. Returns the
  * borrowed value, or NULL (absent and optional, or an error was recorded).
  */
-const char *input_string(struct input *in, json_t *obj, const char *prefix, const char *name, int required,
-                         size_t min, size_t max);
+const char *input_string(struct input *in, json_t *obj, const char *prefix, const char *name, int required, size_t min,
+                         size_t max);
 /*
  * A string member of [min, max] BYTES of UTF-8: for text stored in a
  * column of fixed size (source, device, upload_source, sync_token…), so
@@ -52,8 +52,8 @@ const char *input_string(struct input *in, json_t *obj, const char *prefix, cons
  * refused them; #16.8). Free text (names, context) is limited in
  * characters by input_string. Returns as input_string does.
  */
-const char *input_bytes(struct input *in, json_t *obj, const char *prefix, const char *name, int required,
-                        size_t min, size_t max);
+const char *input_bytes(struct input *in, json_t *obj, const char *prefix, const char *name, int required, size_t min,
+                        size_t max);
 /* A boolean member; returns 0/1, or `def` when absent and optional. */
 int input_bool(struct input *in, json_t *obj, const char *prefix, const char *name, int required, int def);
 

@@ -24,7 +24,7 @@
 #include "store/store.h"
 #include "core/limits.h"
 
-#define INSIGHT_CHAT_MAX 4000    /* bytes of a chat question */
+#define INSIGHT_CHAT_MAX 4000 /* bytes of a chat question */
 
 /* The texts of a list of key insights or recommendations: the iOS app
  * decodes [String] (ios-app.md); the objects' detail stays under
@@ -34,7 +34,7 @@ static json_t *texts_of(json_t *list)
     json_t *out = json_array();
     size_t k;
     json_t *x;
-    json_array_foreach(list, k, x) {
+    json_array_foreach (list, k, x) {
         if (json_is_string(x))
             json_array_append(out, x);
         else if (json_is_string(json_object_get(x, "text")))
@@ -97,13 +97,13 @@ static int numbers_sane(struct input *in, json_t *v, char *ptr, size_t cap, size
     json_t *x;
     size_t k;
     if (json_is_object(v)) {
-        json_object_foreach(v, key, x) {
+        json_object_foreach (v, key, x) {
             snprintf(ptr + len, cap - len, "/%s", key);
             if (numbers_sane(in, x, ptr, cap, strlen(ptr), depth + 1) != 0)
                 return -1;
         }
     } else if (json_is_array(v)) {
-        json_array_foreach(v, k, x) {
+        json_array_foreach (v, k, x) {
             snprintf(ptr + len, cap - len, "/%zu", k);
             if (numbers_sane(in, x, ptr, cap, strlen(ptr), depth + 1) != 0)
                 return -1;
@@ -116,8 +116,7 @@ static int numbers_sane(struct input *in, json_t *v, char *ptr, size_t cap, size
 static json_t *envelope(struct http_request *req, json_t *data, uint64_t t0)
 {
     return json_pack("{s:b, s:o, s:{s:s, s:f}}", "success", 1, "data", data, "metadata", "request_id",
-                     req->request_id ? req->request_id : "", "processing_time_ms",
-                     (double)(time_mono_ns() - t0) / 1e6);
+                     req->request_id ? req->request_id : "", "processing_time_ms", (double)(time_mono_ns() - t0) / 1e6);
 }
 
 /* The chat tab's question (insight_type "chat_response"): answered as the
@@ -194,9 +193,9 @@ static void h_chat(struct http_request *req, struct http_response *res)
         http_respond_problem(res, 500, NULL, "The server could not complete the request.");
         goto done;
     }
-    json_t *o = json_pack("{s:s, s:s, s:[], s:{s:s, s:s}}", "response", text, "conversation_id",
-                          conv != NULL ? conv : id, "follow_up_questions", "relevant_data", "intent",
-                          chat_intent_name(intent), "generator", generator);
+    json_t *o =
+        json_pack("{s:s, s:s, s:[], s:{s:s, s:s}}", "response", text, "conversation_id", conv != NULL ? conv : id,
+                  "follow_up_questions", "relevant_data", "intent", chat_intent_name(intent), "generator", generator);
     free(text);
     http_respond_json(res, 200, o);
 done:
@@ -205,8 +204,8 @@ done:
 
 static void h_generate(struct http_request *req, struct http_response *res)
 {
-    static const char *const allowed[] = {"analysis_id", "analysis_results", "context", "insight_type",
-                                          "include_recommendations", "language", NULL};
+    static const char *const allowed[] = {
+        "analysis_id", "analysis_results", "context", "insight_type", "include_recommendations", "language", NULL};
     struct api_ctx *ctx = req->route_ctx;
     const struct principal *p = access_principal(req);
     uint64_t t0 = time_mono_ns();
@@ -242,9 +241,9 @@ static void h_generate(struct http_request *req, struct http_response *res)
         input_error(&in, "/analysis_results", "must be an object (an analysis result)");
     if (chat) {
         json_t *m = json_object_get(ar, "message");
-        if (json_is_object(ar) && (!json_is_string(m) || json_string_length(m) == 0 ||
-                                   json_string_length(m) > INSIGHT_CHAT_MAX ||
-                                   strlen(json_string_value(m)) != json_string_length(m)))
+        if (json_is_object(ar) &&
+            (!json_is_string(m) || json_string_length(m) == 0 || json_string_length(m) > INSIGHT_CHAT_MAX ||
+             strlen(json_string_value(m)) != json_string_length(m)))
             input_error(&in, "/analysis_results/message", "must be the question, 1 to %d bytes of text",
                         INSIGHT_CHAT_MAX);
         else if (ar == NULL)
@@ -303,7 +302,8 @@ static void h_generate(struct http_request *req, struct http_response *res)
         rc = insight_create(tx, &d, NULL, 0);
     if (rc == 0)
         rc = audit_record(ctx->store, tx, req, NULL, "insight.create", "insight", d.rec.id, "success") == 0
-                 ? 0 : STORE_EINTERNAL;
+                 ? 0
+                 : STORE_EINTERNAL;
     if (rc == 0) {
         rc = store_tx_commit(tx);
         tx = NULL;

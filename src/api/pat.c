@@ -26,7 +26,6 @@
 #include "store/store.h"
 #include "core/limits.h"
 
-
 /* {name: number} of the result's numeric measures, one level into each
  * member ("sleep.total_sleep_minutes"): the flat pat_features map the iOS
  * app decodes as [String: Double]. At most 128 entries. */
@@ -35,12 +34,12 @@ static json_t *features_of(json_t *result)
     json_t *f = json_object();
     const char *k1, *k2;
     json_t *v1, *v2;
-    json_object_foreach(result, k1, v1) {
+    json_object_foreach (result, k1, v1) {
         if (json_is_number(v1) && json_object_size(f) < 128)
             json_object_set_new(f, k1, json_real(json_number_value(v1)));
         if (!json_is_object(v1))
             continue;
-        json_object_foreach(v1, k2, v2) {
+        json_object_foreach (v1, k2, v2) {
             char name[128];
             if (!json_is_number(v2) || json_object_size(f) >= 128)
                 continue;
@@ -96,8 +95,8 @@ static void points_free(struct points *p)
 }
 
 /* Analyse the points (pipeline/points.h), store the analysis, answer it. */
-static void analyse_and_store(struct http_request *req, struct http_response *res, const struct points *pts,
-                              int steps, size_t keep_min, const char *kind)
+static void analyse_and_store(struct http_request *req, struct http_response *res, const struct points *pts, int steps,
+                              size_t keep_min, const char *kind)
 {
     struct api_ctx *ctx = req->route_ctx;
     const struct principal *p = access_principal(req);
@@ -138,7 +137,8 @@ static void analyse_and_store(struct http_request *req, struct http_response *re
         rc = store_analysis_insert(tx, &a);
     if (rc == 0)
         rc = audit_record(ctx->store, tx, req, NULL, "analysis.create", "analysis", a.id, "success") == 0
-                 ? 0 : STORE_EINTERNAL;
+                 ? 0
+                 : STORE_EINTERNAL;
     if (rc == 0) {
         rc = store_tx_commit(tx);
         tx = NULL;
@@ -181,8 +181,8 @@ static int local_minute_of(const char *ts, int64_t *out)
  * heart_rate?}], analysis_type, time_range?:{start_date, end_date}}. */
 static void app_analysis(struct http_request *req, struct http_response *res, json_t *body)
 {
-    static const char *const allowed[] = {"user_id", "step_data", "actigraphy_data", "analysis_type", "time_range",
-                                          NULL};
+    static const char *const allowed[] = {"user_id",       "step_data",  "actigraphy_data",
+                                          "analysis_type", "time_range", NULL};
     struct points pts = {0};
     if (api_body_user_check(req, res, body) != 0)
         return;
@@ -230,8 +230,9 @@ static void app_analysis(struct http_request *req, struct http_response *res, js
         double x = json_number_value(v);
         if (steps ? !json_is_integer(v) || x < 0 || x > 100000 : !json_is_number(v) || !(x >= 0 && x <= 1e6)) {
             snprintf(ptr, sizeof(ptr), "%s/%zu/%s", name, i, steps ? "step_count" : "activity_level");
-            input_error(&in, ptr, steps ? "must be a whole number of steps from 0 to 100000"
-                                        : "must be an activity level from 0 to 1000000");
+            input_error(&in, ptr,
+                        steps ? "must be a whole number of steps from 0 to 100000"
+                              : "must be an activity level from 0 to 1000000");
         }
         pts.val[i] = x;
         static const char *const extras[] = {"light_exposure", "temperature", "heart_rate"};
@@ -412,8 +413,8 @@ static void h_models_info(struct http_request *req, struct http_response *res)
         pat_model_info_get(ctx->pat_model, &info);
         json_array_append_new(
             models, json_pack("{s:s, s:s, s:s?, s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "name", "PAT", "variant",
-                              info.variant, "version", ctx->cfg ? ctx->cfg->actigraphy_model_version : NULL,
-                              "checksum", info.sha256, "parameters", (json_int_t)info.n_params, "patch_size",
+                              info.variant, "version", ctx->cfg ? ctx->cfg->actigraphy_model_version : NULL, "checksum",
+                              info.sha256, "parameters", (json_int_t)info.n_params, "patch_size",
                               (json_int_t)info.patch_size, "layers", (json_int_t)info.n_layers, "heads",
                               (json_int_t)info.n_heads, "size_bytes", (json_int_t)(info.n_params * 4), "loaded", 1));
     }
@@ -426,17 +427,18 @@ static void h_models_info(struct http_request *req, struct http_response *res)
 static void h_service(struct http_request *req, struct http_response *res)
 {
     struct api_ctx *ctx = req->route_ctx;
-    static const char *const caps[] = {"step_analysis", "actigraphy_analysis", "sleep_analysis",
-                                       "circadian_analysis", NULL};
-    static const char *const caps_pat[] = {"step_analysis", "actigraphy_analysis", "sleep_analysis",
-                                           "circadian_analysis", "pat_embeddings", NULL};
+    static const char *const caps[] = {"step_analysis", "actigraphy_analysis", "sleep_analysis", "circadian_analysis",
+                                       NULL};
+    static const char *const caps_pat[] = {"step_analysis",      "actigraphy_analysis", "sleep_analysis",
+                                           "circadian_analysis", "pat_embeddings",      NULL};
     int loaded = ctx->pat_model != NULL;
-    json_t *data = api_service_status(req, "pat", "healthy", loaded ? "PAT" : "clarity-analysis", 1,
-                                      loaded ? caps_pat : caps);
+    json_t *data =
+        api_service_status(req, "pat", "healthy", loaded ? "PAT" : "clarity-analysis", 1, loaded ? caps_pat : caps);
     json_object_set_new(data, "pat_enabled", json_boolean(loaded));
     if (!loaded)
-        json_object_set_new(data, "reason", json_string("no PAT model configured (PAT_MODEL_PATH); the window "
-                                                        "analysis runs without it"));
+        json_object_set_new(data, "reason",
+                            json_string("no PAT model configured (PAT_MODEL_PATH); the window "
+                                        "analysis runs without it"));
     http_respond_json(res, 200, json_pack("{s:b, s:o}", "success", 1, "data", data));
 }
 

@@ -106,9 +106,10 @@ static void health(struct http_request *req, struct http_response *res)
     json_object_set_new(o, "timestamp", now_string());
     json_object_set_new(o, "version", json_string(CLARITY_VERSION));
     json_object_set_new(o, "environment", json_string(config_env_name(cfg->environment)));
-    json_object_set_new(o, "state", json_string(st == HTTP_SERVER_READY      ? "ready"
-                                                : st == HTTP_SERVER_DRAINING ? "draining"
-                                                                             : "starting"));
+    json_object_set_new(o, "state",
+                        json_string(st == HTTP_SERVER_READY      ? "ready"
+                                    : st == HTTP_SERVER_DRAINING ? "draining"
+                                                                 : "starting"));
     json_object_set_new(o, "uptime_seconds",
                         json_real((double)(time_now_ms() - http_server_started_ms(req->server)) / 1000.0));
     json_object_set_new(o, "checks", checks);
@@ -173,9 +174,10 @@ static void queue_gauges(struct store *st, struct buf *b)
         for (size_t i = 0; i < 2; i++)
             buf_printf(b, "clarity_queue_dead_letters{topic=\"%s\"} %" PRId64 "\n", topics[i], qs[i].dead);
     }
-    buf_printf(b, "# HELP clarity_queue_stats_up 1 when the queue gauges could be read from the database.\n"
-                  "# TYPE clarity_queue_stats_up gauge\n"
-                  "clarity_queue_stats_up %d\n",
+    buf_printf(b,
+               "# HELP clarity_queue_stats_up 1 when the queue gauges could be read from the database.\n"
+               "# TYPE clarity_queue_stats_up gauge\n"
+               "clarity_queue_stats_up %d\n",
                up);
 }
 
@@ -191,9 +193,10 @@ static void key_age_gauge(struct store *st, struct buf *b)
     store_tx_rollback(tx);
     if (rc != 0)
         return;
-    buf_printf(b, "# HELP clarity_encryption_key_age_seconds Age of the active encryption key version.\n"
-                  "# TYPE clarity_encryption_key_age_seconds gauge\n"
-                  "clarity_encryption_key_age_seconds %.0f\n",
+    buf_printf(b,
+               "# HELP clarity_encryption_key_age_seconds Age of the active encryption key version.\n"
+               "# TYPE clarity_encryption_key_age_seconds gauge\n"
+               "clarity_encryption_key_age_seconds %.0f\n",
                (double)(time_now_ms() - row.created_at_ms) / 1000.0);
     store_key_clear(&row);
 }
@@ -213,9 +216,11 @@ static void metrics(struct http_request *req, struct http_response *res)
     struct buf b;
     buf_init(&b, 4u << 20);
     metrics_render(http_server_metrics(req->server), &b);
-    buf_printf(&b, "# HELP clarity_pat_inferences_total PAT forward passes run by this process.\n"
-                   "# TYPE clarity_pat_inferences_total counter\n"
-                   "clarity_pat_inferences_total %llu\n", pat_inferences_total());
+    buf_printf(&b,
+               "# HELP clarity_pat_inferences_total PAT forward passes run by this process.\n"
+               "# TYPE clarity_pat_inferences_total counter\n"
+               "clarity_pat_inferences_total %llu\n",
+               pat_inferences_total());
     if (ctx != NULL && ctx->store != NULL) {
         queue_gauges(ctx->store, &b);
         key_age_gauge(ctx->store, &b);

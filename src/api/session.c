@@ -43,8 +43,9 @@ void api_session_deliver(struct http_request *req, struct http_response *res, js
         return;
     char cookie[400];
     json_int_t ttl = json_integer_value(json_object_get(tokens, "refresh_expires_in"));
-    snprintf(cookie, sizeof(cookie), SESSION_COOKIE "=%.256s; Path=/api/v1/auth; HttpOnly; Secure; SameSite=Strict; "
-                                                    "Max-Age=%lld",
+    snprintf(cookie, sizeof(cookie),
+             SESSION_COOKIE "=%.256s; Path=/api/v1/auth; HttpOnly; Secure; SameSite=Strict; "
+                            "Max-Age=%lld",
              t, (long long)ttl);
     http_response_header(res, "Set-Cookie", cookie);
     http_response_header(res, "Cache-Control", "no-store");
@@ -55,8 +56,9 @@ void api_session_deliver(struct http_request *req, struct http_response *res, js
 void api_session_clear(struct http_request *req, struct http_response *res)
 {
     if (api_session_is_web(req))
-        http_response_header(res, "Set-Cookie", SESSION_COOKIE "=; Path=/api/v1/auth; HttpOnly; Secure; "
-                                                               "SameSite=Strict; Max-Age=0");
+        http_response_header(res, "Set-Cookie",
+                             SESSION_COOKIE "=; Path=/api/v1/auth; HttpOnly; Secure; "
+                                            "SameSite=Strict; Max-Age=0");
 }
 
 int api_session_cookie_value(const char *c, char *buf, size_t len)
@@ -86,9 +88,9 @@ int api_session_origin_ok(const char *origin, const char *host)
         return 1;
     if (host == NULL)
         return 0;
-    const char *rest = strncmp(origin, "http://", 7) == 0 ? origin + 7
+    const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
                        : strncmp(origin, "https://", 8) == 0 ? origin + 8
-                                                              : NULL;
+                                                             : NULL;
     return rest != NULL && strcmp(rest, host) == 0;
 }
 
@@ -98,7 +100,8 @@ int api_session_cookie_token(struct http_request *req, struct http_response *res
         return 1;
     const char *csrf = http_request_header(req, "X-Clarity-CSRF");
     const char *site = http_request_header(req, "Sec-Fetch-Site");
-    if (csrf == NULL || strcmp(csrf, "1") != 0 || !api_session_origin_ok(http_request_header(req, "Origin"), http_request_header(req, "Host")) ||
+    if (csrf == NULL || strcmp(csrf, "1") != 0 ||
+        !api_session_origin_ok(http_request_header(req, "Origin"), http_request_header(req, "Host")) ||
         (site != NULL && strcmp(site, "same-origin") != 0)) {
         buf[0] = '\0';
         http_respond_problem(res, 403, "authorization-denied",

@@ -38,8 +38,7 @@
 
 /* Parse ?from= and ?to= (RFC 3339, to after from, span at most max_span);
  * answers 422 and returns -1 when they are not usable. */
-static int view_range(struct http_request *req, struct http_response *res, int64_t max_span, int64_t *from,
-                      int64_t *to)
+static int view_range(struct http_request *req, struct http_response *res, int64_t max_span, int64_t *from, int64_t *to)
 {
     const char *f = http_request_query(req, "from");
     const char *t = http_request_query(req, "to");
@@ -53,9 +52,9 @@ static int view_range(struct http_request *req, struct http_response *res, int64
     }
     if (*to <= *from || *to - *from > max_span) {
         struct problem *p = http_respond_problem(res, 422, "validation-error", "The range is empty or too long.");
-        problem_add_error(p, "/query/to", max_span > VIEW_RHYTHM_MAX_SPAN_MS
-                                              ? "must be after from and at most 731 days later"
-                                              : "must be after from and at most 371 days later");
+        problem_add_error(p, "/query/to",
+                          max_span > VIEW_RHYTHM_MAX_SPAN_MS ? "must be after from and at most 731 days later"
+                                                             : "must be after from and at most 371 days later");
         return -1;
     }
     return 0;
@@ -75,8 +74,8 @@ static int view_type_ok(const char *s)
 
 /* Parse an integer query argument in [lo, hi]; def when absent. -1 after
  * answering 422. */
-static int view_int(struct http_request *req, struct http_response *res, const char *name, long lo, long hi,
-                    long def, long *out)
+static int view_int(struct http_request *req, struct http_response *res, const char *name, long lo, long hi, long def,
+                    long *out)
 {
     const char *s = http_request_query(req, name);
     *out = def;
@@ -101,8 +100,12 @@ static int view_read(struct http_request *req, const char *type, int payload, in
 {
     struct api_ctx *ctx = req->route_ctx;
     const char *types[1] = {type};
-    struct store_window_query q = {.user_id = access_principal(req)->user_id, .types = types, .n_types = 1,
-                                   .payload_types = payload ? 1u : 0u, .from_ms = from, .to_ms = to};
+    struct store_window_query q = {.user_id = access_principal(req)->user_id,
+                                   .types = types,
+                                   .n_types = 1,
+                                   .payload_types = payload ? 1u : 0u,
+                                   .from_ms = from,
+                                   .to_ms = to};
     struct store_tx *tx = NULL;
     int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
     if (rc == 0)
@@ -195,10 +198,9 @@ static json_t *metric_json(struct metric m)
 
 static json_t *npar_json(const struct circadian_npar *np)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "is", metric_json(np->is), "iv", metric_json(np->iv),
-                     "ra", metric_json(np->ra), "l5", metric_json(np->l5), "l5_onset_min",
-                     metric_json(np->l5_onset_min), "m10", metric_json(np->m10), "m10_onset_min",
-                     metric_json(np->m10_onset_min));
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "is", metric_json(np->is), "iv", metric_json(np->iv), "ra",
+                     metric_json(np->ra), "l5", metric_json(np->l5), "l5_onset_min", metric_json(np->l5_onset_min),
+                     "m10", metric_json(np->m10), "m10_onset_min", metric_json(np->m10_onset_min));
 }
 
 /*
@@ -293,12 +295,11 @@ static void h_rhythm(struct http_request *req, struct http_response *res)
     struct circadian_cosinor cz;
     json_t *cos = json_null();
     if (circadian_cosinor_fit(x, n, start_min, 1440.0, &cz) == 0)
-        cos = json_pack("{s:o, s:o, s:o, s:o}", "mesor", metric_json(cz.mesor), "amplitude",
-                        metric_json(cz.amplitude), "acrophase_min", metric_json(cz.acrophase_min), "r_squared",
-                        metric_json(cz.r_squared));
+        cos = json_pack("{s:o, s:o, s:o, s:o}", "mesor", metric_json(cz.mesor), "amplitude", metric_json(cz.amplitude),
+                        "acrophase_min", metric_json(cz.acrophase_min), "r_squared", metric_json(cz.r_squared));
     json_t *o = json_pack("{s:o, s:o, s:I, s:s, s:I, s:o, s:o, s:o}", "from", api_time_json(from), "to",
-                          api_time_json(to), "tz_offset_min", (json_int_t)tz, "input", "steps per minute",
-                          "samples", (json_int_t)w.n, "weeks", weeks, "profile", profile, "cosinor", cos);
+                          api_time_json(to), "tz_offset_min", (json_int_t)tz, "input", "steps per minute", "samples",
+                          (json_int_t)w.n, "weeks", weeks, "profile", profile, "cosinor", cos);
     http_respond_json(res, 200, o);
 done:
     store_window_free(&w);
@@ -414,8 +415,8 @@ static void h_analyses(struct http_request *req, struct http_response *res)
         json_t *cov = a->coverage ? json_loads(a->coverage, 0, NULL) : NULL;
         json_t *r = a->result ? json_loads(a->result, 0, NULL) : NULL;
         json_array_append_new(arr, json_pack("{s:s, s:o, s:s, s:o, s:o, s:o}", "analysis_id", a->id, "upload_id",
-                                             a->upload_id[0] ? json_string(a->upload_id) : json_null(), "kind",
-                                             a->kind, "created_at", api_time_json(a->created_at_ms), "coverage",
+                                             a->upload_id[0] ? json_string(a->upload_id) : json_null(), "kind", a->kind,
+                                             "created_at", api_time_json(a->created_at_ms), "coverage",
                                              cov ? cov : json_null(), "result", r ? r : json_null()));
     }
     store_analysis_list_free(v, n);

@@ -36,8 +36,8 @@ extern const unsigned char clarity_web_icon_svg[];
 extern const size_t clarity_web_icon_svg_len;
 extern const char clarity_web_icon_svg_sha256[];
 
-#define WEB_CSP                                                                                                  \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; " \
+#define WEB_CSP                                                                                                        \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "        \
     "manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 struct web_asset {
@@ -51,8 +51,7 @@ struct web_asset {
 static const struct web_asset web_assets[] = {
     {"app.js", "text/javascript; charset=utf-8", clarity_web_app_js, &clarity_web_app_js_len,
      clarity_web_app_js_sha256},
-    {"app.css", "text/css; charset=utf-8", clarity_web_app_css, &clarity_web_app_css_len,
-     clarity_web_app_css_sha256},
+    {"app.css", "text/css; charset=utf-8", clarity_web_app_css, &clarity_web_app_css_len, clarity_web_app_css_sha256},
     {"icon.svg", "image/svg+xml", clarity_web_icon_svg, &clarity_web_icon_svg_len, clarity_web_icon_svg_sha256},
 };
 

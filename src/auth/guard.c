@@ -77,8 +77,8 @@ static const struct {
     unsigned perm;
     const char *name;
 } perm_names[] = {
-    {PERM_READ_OWN, "read:own_data"},     {PERM_WRITE_OWN, "write:own_data"}, {PERM_READ_ALL, "read:all_data"},
-    {PERM_AUDIT, "read:audit_log"},       {PERM_MANAGE_USERS, "manage:users"},
+    {PERM_READ_OWN, "read:own_data"}, {PERM_WRITE_OWN, "write:own_data"},  {PERM_READ_ALL, "read:all_data"},
+    {PERM_AUDIT, "read:audit_log"},   {PERM_MANAGE_USERS, "manage:users"},
 };
 
 unsigned guard_role_perms(const char *role)
@@ -234,8 +234,7 @@ static void token_key(const char *token, unsigned char key[TCACHE_KEY_BYTES])
     crypto_generichash(key, TCACHE_KEY_BYTES, (const unsigned char *)token, strlen(token), NULL, 0);
 }
 
-static int cache_get(struct guard *g, const unsigned char key[TCACHE_KEY_BYTES], int64_t now_s,
-                     struct principal *out)
+static int cache_get(struct guard *g, const unsigned char key[TCACHE_KEY_BYTES], int64_t now_s, struct principal *out)
 {
     uint64_t h;
     memcpy(&h, key, sizeof(h));

@@ -25,7 +25,7 @@
 struct store;
 
 /* Route flags (router_add's flags). */
-#define GUARD_AUTH 0x01u            /* an authenticated caller is required */
+#define GUARD_AUTH 0x01u /* an authenticated caller is required */
 /* The route may take its bearer token from ?token= (the WebSocket handshake
  * only: browsers cannot set headers there; tokens in URLs reach logs and
  * proxies, so no REST route accepts them). */
@@ -46,8 +46,8 @@ enum guard_rate_class {
 /* Permissions, by role (docs/security.md). */
 #define PERM_READ_OWN 0x01u
 #define PERM_WRITE_OWN 0x02u
-#define PERM_READ_ALL 0x04u  /* admin: read any user's data */
-#define PERM_AUDIT 0x08u     /* admin: read the audit log */
+#define PERM_READ_ALL 0x04u /* admin: read any user's data */
+#define PERM_AUDIT 0x08u    /* admin: read the audit log */
 #define PERM_MANAGE_USERS 0x10u
 
 struct principal {
@@ -57,10 +57,10 @@ struct principal {
     char jti[64];
     int64_t exp;
     int64_t iat;
-    int external;      /* authenticated by an external token */
-    char sid[80];      /* the session the token belongs to (revocation key) */
-    char subject[128]; /* external: the provider's subject; "" otherwise */
-    char provider[64]; /* "clarity", or the issuer's name ("firebase", …) */
+    int external;       /* authenticated by an external token */
+    char sid[80];       /* the session the token belongs to (revocation key) */
+    char subject[128];  /* external: the provider's subject; "" otherwise */
+    char provider[64];  /* "clarity", or the issuer's name ("firebase", …) */
     int email_verified; /* external: the token's email_verified */
 };
 
@@ -107,8 +107,7 @@ int auth_principal_is(const struct principal *p, const char *id);
  * expires_at_ms: when no token it can match is still valid.
  */
 #define GUARD_REVOCATION_POLL_MS 1000
-int guard_revoke(struct guard *g, struct store_tx *tx, const char *sid, const char *user_id,
-                 int64_t expires_at_ms);
+int guard_revoke(struct guard *g, struct store_tx *tx, const char *sid, const char *user_id, int64_t expires_at_ms);
 
 /*
  * For processes without a guard (operator commands: disable a user, reset a

@@ -208,8 +208,8 @@ char *jwt_issue(const struct jwt_signer *s, const char *iss, const char *aud, co
     return jwt_issue_session(s, iss, aud, sub, role, NULL, now_s, ttl_s, jti_out);
 }
 
-char *jwt_issue_session(const struct jwt_signer *s, const char *iss, const char *aud, const char *sub,
-                        const char *role, const char *sid, int64_t now_s, int ttl_s, char jti_out[37])
+char *jwt_issue_session(const struct jwt_signer *s, const char *iss, const char *aud, const char *sub, const char *role,
+                        const char *sid, int64_t now_s, int ttl_s, char jti_out[37])
 {
     jwt_t *j = NULL;
     char *out = NULL;
@@ -217,10 +217,9 @@ char *jwt_issue_session(const struct jwt_signer *s, const char *iss, const char 
         return NULL;
     if (jwt_set_alg(j, JWT_ALG_ES256, (const unsigned char *)s->pem, (int)strlen(s->pem)) != 0 ||
         jwt_add_header(j, "kid", s->kid) != 0 || jwt_add_grant(j, "iss", iss) != 0 ||
-        jwt_add_grant(j, "aud", aud) != 0 || jwt_add_grant(j, "sub", sub) != 0 ||
-        jwt_add_grant(j, "role", role) != 0 || jwt_add_grant(j, "jti", jti_out) != 0 ||
-        jwt_add_grant_int(j, "iat", (long)now_s) != 0 || jwt_add_grant_int(j, "nbf", (long)now_s) != 0 ||
-        jwt_add_grant_int(j, "exp", (long)(now_s + ttl_s)) != 0 ||
+        jwt_add_grant(j, "aud", aud) != 0 || jwt_add_grant(j, "sub", sub) != 0 || jwt_add_grant(j, "role", role) != 0 ||
+        jwt_add_grant(j, "jti", jti_out) != 0 || jwt_add_grant_int(j, "iat", (long)now_s) != 0 ||
+        jwt_add_grant_int(j, "nbf", (long)now_s) != 0 || jwt_add_grant_int(j, "exp", (long)(now_s + ttl_s)) != 0 ||
         (sid != NULL && jwt_add_grant(j, "sid", sid) != 0))
         goto done;
     out = jwt_encode_str(j);
@@ -379,7 +378,7 @@ static int aud_matches(json_t *aud, const char *want)
     if (json_is_array(aud)) {
         size_t i;
         json_t *v;
-        json_array_foreach(aud, i, v) {
+        json_array_foreach (aud, i, v) {
             if (json_is_string(v) && strcmp(json_string_value(v), want) == 0)
                 return 1;
         }
@@ -410,7 +409,7 @@ static int aud_rule_matches(json_t *pl, const struct jwt_audience *r)
     if (json_is_array(aud)) {
         size_t i;
         json_t *v;
-        json_array_foreach(aud, i, v) {
+        json_array_foreach (aud, i, v) {
             const char *s = json_string_value(v);
             if (in_list(s, r->audiences, r->n_audiences) || in_list(s, r->client_ids, r->n_client_ids))
                 return 1;
@@ -422,8 +421,8 @@ static int aud_rule_matches(json_t *pl, const struct jwt_audience *r)
 /* The shared pipeline: parse, pin alg, find the key by kid, verify the
  * signature, then the registered claims. Exactly one of aud and rule is set. */
 static int verify(enum alg alg, EVP_PKEY *(*lookup)(const void *ctx, const char *kid), const void *ctx,
-                  const char *token, const char *iss, const char *aud, const struct jwt_audience *rule,
-                  int64_t now_s, int external, struct jwt_claims *out, char *err, size_t errlen)
+                  const char *token, const char *iss, const char *aud, const struct jwt_audience *rule, int64_t now_s,
+                  int external, struct jwt_claims *out, char *err, size_t errlen)
 {
     struct parts p;
     json_t *h = NULL, *pl = NULL;
@@ -536,8 +535,8 @@ static EVP_PKEY *keyset_lookup(const void *ctx, const char *kid)
     return NULL;
 }
 
-int jwt_verify_external(const struct jwt_keyset *ks, const char *token, const char *iss, const char *aud,
-                        int64_t now_s, struct jwt_claims *out, char *err, size_t errlen)
+int jwt_verify_external(const struct jwt_keyset *ks, const char *token, const char *iss, const char *aud, int64_t now_s,
+                        struct jwt_claims *out, char *err, size_t errlen)
 {
     return verify(ks->alg, keyset_lookup, ks, token, iss, aud, NULL, now_s, 1, out, err, errlen);
 }
@@ -575,8 +574,7 @@ static EVP_PKEY *jwk_rsa(json_t *k)
     OSSL_PARAM *params = NULL;
     if (n != NULL && e != NULL && bld != NULL && BN_num_bits(n) >= 2048 &&
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) == 1 &&
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) == 1 &&
-        (params = OSSL_PARAM_BLD_to_param(bld)) != NULL)
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) == 1 && (params = OSSL_PARAM_BLD_to_param(bld)) != NULL)
         pkey = from_params("RSA", params);
     OSSL_PARAM_free(params);
     OSSL_PARAM_BLD_free(bld);
@@ -641,7 +639,7 @@ struct jwt_keyset *jwt_keyset_parse(const char *text, size_t len, char *err, siz
     if (json_is_array(keys)) {
         size_t i;
         json_t *k;
-        json_array_foreach(keys, i, k) {
+        json_array_foreach (keys, i, k) {
             const char *kty = json_string_value(json_object_get(k, "kty"));
             const char *kid = json_string_value(json_object_get(k, "kid"));
             const char *use = json_string_value(json_object_get(k, "use"));
@@ -658,7 +656,7 @@ struct jwt_keyset *jwt_keyset_parse(const char *text, size_t len, char *err, siz
     } else {
         const char *kid;
         json_t *v;
-        json_object_foreach(root, kid, v) {
+        json_object_foreach (root, kid, v) {
             const char *pem = json_string_value(v);
             EVP_PKEY *pkey = pem != NULL ? x509_key(pem) : NULL;
             if (pkey == NULL) {

@@ -23,8 +23,8 @@
 #define JWT_LEEWAY_SECONDS 60
 #define JWT_MAX_TOKEN_LEN LIMIT_TOKEN_BYTES
 
-struct jwt_signer;  /* Clarity's private + public key and kid */
-struct jwt_keyset;  /* verification keys by kid, with one algorithm */
+struct jwt_signer; /* Clarity's private + public key and kid */
+struct jwt_keyset; /* verification keys by kid, with one algorithm */
 
 struct jwt_claims {
     char sub[128];
@@ -72,13 +72,13 @@ const char *jwt_signer_kid(const struct jwt_signer *s);
  * jti_out (37 bytes) receives the token id. Returns a heap string (caller
  * frees) or NULL.
  */
-char *jwt_issue(const struct jwt_signer *s, const char *iss, const char *aud, const char *sub,
-                const char *role, int64_t now_s, int ttl_s, char jti_out[37]);
+char *jwt_issue(const struct jwt_signer *s, const char *iss, const char *aud, const char *sub, const char *role,
+                int64_t now_s, int ttl_s, char jti_out[37]);
 
 /* jwt_issue with a "sid" claim (the login session the token belongs to,
  * checked against the revocation set by the guard); sid NULL: none. */
-char *jwt_issue_session(const struct jwt_signer *s, const char *iss, const char *aud, const char *sub,
-                        const char *role, const char *sid, int64_t now_s, int ttl_s, char jti_out[37]);
+char *jwt_issue_session(const struct jwt_signer *s, const char *iss, const char *aud, const char *sub, const char *role,
+                        const char *sid, int64_t now_s, int ttl_s, char jti_out[37]);
 
 /*
  * Verify a token signed by s: pinned ES256, matching kid, valid signature,
@@ -87,8 +87,8 @@ char *jwt_issue_session(const struct jwt_signer *s, const char *iss, const char 
  * Returns 0 and fills *out, or -1 with a short reason in err (safe to log:
  * never contains the token).
  */
-int jwt_verify(const struct jwt_signer *s, const char *token, const char *iss, const char *aud,
-               int64_t now_s, struct jwt_claims *out, char *err, size_t errlen);
+int jwt_verify(const struct jwt_signer *s, const char *token, const char *iss, const char *aud, int64_t now_s,
+               struct jwt_claims *out, char *err, size_t errlen);
 
 /*
  * Key sets for external ID tokens. Accepted JSON: a JWK Set
@@ -109,8 +109,8 @@ int jwt_peek_kid(const char *token, char *out, size_t outlen);
  * Verify an external ID token against ks: pinned algorithm, known kid,
  * signature, iss, aud, exp, iat and auth_time not in the future, sub present.
  */
-int jwt_verify_external(const struct jwt_keyset *ks, const char *token, const char *iss, const char *aud,
-                        int64_t now_s, struct jwt_claims *out, char *err, size_t errlen);
+int jwt_verify_external(const struct jwt_keyset *ks, const char *token, const char *iss, const char *aud, int64_t now_s,
+                        struct jwt_claims *out, char *err, size_t errlen);
 
 /* jwt_verify_external with an audience rule (struct jwt_audience). */
 int jwt_verify_external_rule(const struct jwt_keyset *ks, const char *token, const char *iss,

@@ -18,8 +18,8 @@
 struct entry {
     uint64_t key; /* 0 = empty */
     int64_t last_ms;
-    int64_t units;         /* bucket: 1 token = period_ms units; -1 = new */
-    int32_t failures;      /* lockout */
+    int64_t units;    /* bucket: 1 token = period_ms units; -1 = new */
+    int32_t failures; /* lockout */
     int64_t window_start_ms;
     int64_t locked_until_ms;
 };

@@ -101,8 +101,8 @@ static struct jwt_keyset *fetch(const char *url, int64_t *max_age)
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (rc != CURLE_OK || code != 200) {
-        log_warning("cannot fetch identity provider keys", LOG_STR, "error", curl_easy_strerror(rc), LOG_INT,
-                    "status", (long long)code, LOG_END);
+        log_warning("cannot fetch identity provider keys", LOG_STR, "error", curl_easy_strerror(rc), LOG_INT, "status",
+                    (long long)code, LOG_END);
         goto done;
     }
     char err[256];
@@ -168,7 +168,7 @@ static int names_of(json_t *list, const char *what, char **out, size_t *n, char 
     }
     size_t i;
     json_t *v;
-    json_array_foreach(list, i, v) {
+    json_array_foreach (list, i, v) {
         const char *s = json_string_value(v);
         if (s == NULL || s[0] == '\0' || strlen(s) > 255) {
             snprintf(err, errlen, "%s[%zu]: expected a non-empty string", what, i);
@@ -194,11 +194,11 @@ static struct issuer *issuer_new(json_t *d, const char *where, char *err, size_t
     }
     pthread_rwlock_init(&is->keys_lock, NULL);
     pthread_mutex_init(&is->state_lock, NULL);
-    static const char *const known[] = {"issuer", "audiences", "client_ids", "jwks_url", "jwks_file", "token_uses",
-                                        "name", NULL};
+    static const char *const known[] = {"issuer",    "audiences",  "client_ids", "jwks_url",
+                                        "jwks_file", "token_uses", "name",       NULL};
     const char *k;
     json_t *v;
-    json_object_foreach(d, k, v) {
+    json_object_foreach (d, k, v) {
         int ok = 0;
         for (size_t i = 0; known[i] != NULL; i++)
             ok |= strcmp(known[i], k) == 0;
@@ -230,7 +230,7 @@ static struct issuer *issuer_new(json_t *d, const char *where, char *err, size_t
         goto fail;
     } else {
         size_t i;
-        json_array_foreach(uses, i, v) {
+        json_array_foreach (uses, i, v) {
             const char *u = json_string_value(v);
             if (u != NULL && strcmp(u, "id") == 0)
                 is->accept_id = 1;
@@ -249,8 +249,8 @@ static struct issuer *issuer_new(json_t *d, const char *where, char *err, size_t
     const char *name = json_string_value(json_object_get(d, "name"));
     if (name == NULL)
         name = strstr(iss, "securetoken.google.com") != NULL ? "firebase"
-               : strstr(iss, "cognito-idp.") != NULL     ? "cognito"
-                                                         : "oidc";
+               : strstr(iss, "cognito-idp.") != NULL         ? "cognito"
+                                                             : "oidc";
     snprintf(is->name, sizeof(is->name), "%.63s", name);
     const char *url = json_string_value(json_object_get(d, "jwks_url"));
     const char *file = json_string_value(json_object_get(d, "jwks_file"));
@@ -328,7 +328,7 @@ struct oidc *oidc_new(const struct config *cfg, char *err, size_t errlen)
         snprintf(iss, sizeof(iss), "https://securetoken.google.com/%s", cfg->firebase_project_id);
         fb = json_pack("{s:s, s:[s], s:s, s:s}", "issuer", iss, "audiences", cfg->firebase_project_id, "name",
                        "firebase", cfg->oidc_jwks_file != NULL ? "jwks_file" : "jwks_url",
-                       cfg->oidc_jwks_file != NULL   ? cfg->oidc_jwks_file
+                       cfg->oidc_jwks_file != NULL  ? cfg->oidc_jwks_file
                        : cfg->oidc_jwks_url != NULL ? cfg->oidc_jwks_url
                                                     : OIDC_DEFAULT_FIREBASE_JWKS_URL);
         if (fb == NULL) {
@@ -341,8 +341,9 @@ struct oidc *oidc_new(const struct config *cfg, char *err, size_t errlen)
             goto fail;
         }
     } else if (cfg->oidc_jwks_file != NULL || cfg->oidc_jwks_url != NULL) {
-        snprintf(err, errlen, "OIDC_JWKS_FILE / OIDC_JWKS_URL: only with FIREBASE_PROJECT_ID (OIDC_ISSUERS "
-                              "names its own key sources)");
+        snprintf(err, errlen,
+                 "OIDC_JWKS_FILE / OIDC_JWKS_URL: only with FIREBASE_PROJECT_ID (OIDC_ISSUERS "
+                 "names its own key sources)");
         goto fail;
     }
     if (listed) {
@@ -354,7 +355,7 @@ struct oidc *oidc_new(const struct config *cfg, char *err, size_t errlen)
         }
         size_t i;
         json_t *d;
-        json_array_foreach(list, i, d) {
+        json_array_foreach (list, i, d) {
             char where[48], e2[300];
             snprintf(where, sizeof(where), "OIDC_ISSUERS[%zu]", i);
             if (!json_is_object(d)) {
@@ -498,8 +499,8 @@ void oidc_prefetch(struct oidc *o, int64_t now_s)
         maybe_refresh(o->iss[i], now_s, 0);
 }
 
-int oidc_verify(struct oidc *o, const char *token, int64_t now_s, struct jwt_claims *out, char *provider,
-                char *err, size_t errlen)
+int oidc_verify(struct oidc *o, const char *token, int64_t now_s, struct jwt_claims *out, char *provider, char *err,
+                size_t errlen)
 {
     struct issuer *is = find(o, token);
     if (is == NULL) {

@@ -35,7 +35,7 @@
 #include "auth/jwt.h"
 #include "core/config.h"
 
-#define OIDC_DEFAULT_FIREBASE_JWKS_URL \
+#define OIDC_DEFAULT_FIREBASE_JWKS_URL                                                                                 \
     "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
 #define OIDC_MAX_ISSUERS 16
 #define OIDC_FETCH_TIMEOUT_S 5
@@ -58,8 +58,8 @@ int oidc_owns(struct oidc *o, const char *token, int64_t now_s);
  * issuer's name ("firebase", "cognito", …) into provider (64 bytes).
  * -1 with a loggable reason in err.
  */
-int oidc_verify(struct oidc *o, const char *token, int64_t now_s, struct jwt_claims *out, char *provider,
-                char *err, size_t errlen);
+int oidc_verify(struct oidc *o, const char *token, int64_t now_s, struct jwt_claims *out, char *provider, char *err,
+                size_t errlen);
 
 /* Start fetching every URL issuer's keys in the background (serve, at
  * start: the first tokens then find keys). Never waits. */

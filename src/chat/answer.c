@@ -24,8 +24,8 @@
 #include "pipeline/llm.h"
 #include "store/store.h"
 
-#define ANSWER_ANALYSES 14        /* newest analyses read for an answer */
-#define ANSWER_MAX_LINES 3        /* statements or tips per answer */
+#define ANSWER_ANALYSES 14 /* newest analyses read for an answer */
+#define ANSWER_MAX_LINES 3 /* statements or tips per answer */
 #define ANSWER_MAX_BYTES 2048
 
 static const char *const NOT_ADVICE =
@@ -44,14 +44,14 @@ static int has_any(const char *lower, const char *const *words)
 
 enum chat_intent chat_intent_detect(const char *text)
 {
-    static const char *const change[] = {"what should i change", "should i change", "improve", "recommend",
-                                         "advice", "suggest", "tip", "what can i do", "better", NULL};
-    static const char *const trends[] = {"trend", "over time", "progress", "compared", "getting", "changed",
-                                         "this week", "last week", NULL};
-    static const char *const sleep[] = {"sleep", "slept", "bed", "nap", "tired", "wake", "circadian",
-                                        "rhythm", NULL};
-    static const char *const activity[] = {"step", "walk", "activ", "exercise", "move", "workout", "run",
-                                           "fitness", NULL};
+    static const char *const change[] = {
+        "what should i change", "should i change", "improve", "recommend", "advice", "suggest", "tip",
+        "what can i do",        "better",          NULL};
+    static const char *const trends[] = {"trend",   "over time", "progress",  "compared", "getting",
+                                         "changed", "this week", "last week", NULL};
+    static const char *const sleep[] = {"sleep", "slept", "bed", "nap", "tired", "wake", "circadian", "rhythm", NULL};
+    static const char *const activity[] = {"step",    "walk", "activ",   "exercise", "move",
+                                           "workout", "run",  "fitness", NULL};
     static const char *const heart[] = {"heart", "pulse", "hrv", "bpm", "cardio", NULL};
     static const char *const hello[] = {"hello", "hi ", "hey", "good morning", "good evening", NULL};
     char lower[512];
@@ -126,8 +126,7 @@ static int topic_lines(struct buf *b, const struct parsed *v, size_t n, enum cha
         int lines = 0;
         size_t k;
         json_t *it;
-        json_array_foreach(arr, k, it)
-        {
+        json_array_foreach (arr, k, it) {
             const char *text = json_string_value(json_object_get(it, "text"));
             if (text == NULL || !category_matches(intent, json_string_value(json_object_get(it, "category"))))
                 continue;
@@ -162,7 +161,8 @@ static int trend_lines(struct buf *b, const struct parsed *v, size_t n)
         size_t ni = n, oi = n;
         for (size_t i = 0; i < n; i++) {
             double x;
-            if (insight_metric_at(v[i].result, m[k].path, &x) || (m[k].alt && insight_metric_at(v[i].result, m[k].alt, &x))) {
+            if (insight_metric_at(v[i].result, m[k].path, &x) ||
+                (m[k].alt && insight_metric_at(v[i].result, m[k].alt, &x))) {
                 if (ni == n) {
                     ni = i;
                     newest = x;
@@ -178,7 +178,7 @@ static int trend_lines(struct buf *b, const struct parsed *v, size_t n)
                           : diff > 0                              ? "went up to"
                                                                   : "went down to";
         buf_printf(b, "%sYour %s %s %.*f %s (from %.*f).", b->len > 0 ? " " : "", m[k].label, dir, m[k].decimals,
-                    newest, m[k].unit, m[k].decimals, oldest);
+                   newest, m[k].unit, m[k].decimals, oldest);
         lines++;
     }
     return lines;
@@ -208,10 +208,11 @@ char *chat_answer_text(const struct chat_services *svc, const char *user_id, con
         *intent_out = intent;
 
     if (intent == CHAT_INTENT_HELP || intent == CHAT_INTENT_GREETING) {
-        buf_printf(&b, "%sI can tell you about your sleep, activity, heart rate, how things are trending, and "
-                        "what you might change, from the data you have uploaded. You can also send data "
-                        "points for a quick analysis.",
-                    intent == CHAT_INTENT_GREETING ? "Hello! " : "");
+        buf_printf(&b,
+                   "%sI can tell you about your sleep, activity, heart rate, how things are trending, and "
+                   "what you might change, from the data you have uploaded. You can also send data "
+                   "points for a quick analysis.",
+                   intent == CHAT_INTENT_GREETING ? "Hello! " : "");
         goto done;
     }
     struct store_cursor next;
@@ -238,9 +239,10 @@ char *chat_answer_text(const struct chat_services *svc, const char *user_id, con
         np++;
     }
     if (np == 0) {
-        buf_printf(&b, "I don't have any analysed data for you yet. Once an upload has been processed I can "
-                        "answer questions about your %s.",
-                    topic_name(intent));
+        buf_printf(&b,
+                   "I don't have any analysed data for you yet. Once an upload has been processed I can "
+                   "answer questions about your %s.",
+                   topic_name(intent));
         goto done;
     }
     int lines;
@@ -248,12 +250,12 @@ char *chat_answer_text(const struct chat_services *svc, const char *user_id, con
         lines = trend_lines(&b, v, np);
         if (lines == 0)
             buf_printf(&b, "I need at least two analysed periods with the same measurements to describe a "
-                            "trend; keep uploading and ask again.");
+                           "trend; keep uploading and ask again.");
     } else {
         lines = topic_lines(&b, v, np, intent);
         if (lines == 0 && intent == CHAT_INTENT_CHANGE)
             buf_printf(&b, "Your recent measurements meet the usual reference values; keeping your current "
-                            "routine is a good plan.");
+                           "routine is a good plan.");
         else if (lines == 0)
             buf_printf(&b, "Your recent data has no %s measurements I can describe yet.", topic_name(intent));
     }
@@ -275,8 +277,7 @@ oom:
 }
 
 /* The LLM's answer from the newest analyses' metrics, or NULL (why in err). */
-static char *llm_reply(const struct chat_services *svc, const char *user_id, const char *text, char *err,
-                       size_t errlen)
+static char *llm_reply(const struct chat_services *svc, const char *user_id, const char *text, char *err, size_t errlen)
 {
     struct store_tx *tx = NULL;
     struct store_analysis *list = NULL;

@@ -25,7 +25,7 @@ enum chat_intent {
     CHAT_INTENT_ACTIVITY,
     CHAT_INTENT_HEART,
     CHAT_INTENT_TRENDS,
-    CHAT_INTENT_CHANGE,   /* "what should I change" */
+    CHAT_INTENT_CHANGE, /* "what should I change" */
     CHAT_INTENT_GREETING,
 };
 

@@ -309,9 +309,7 @@ static void on_message(void *app, struct ws_conn *c, const uint8_t *data, size_t
         free(t);
         break;
     }
-    case CHAT_IN_HEARTBEAT:
-        send_text(cc, chat_render_heartbeat_ack(in.client_timestamp));
-        break;
+    case CHAT_IN_HEARTBEAT: send_text(cc, chat_render_heartbeat_ack(in.client_timestamp)); break;
     case CHAT_IN_HEALTH_INSIGHT: {
         struct job *j = job_new(cc, JOB_INSIGHT);
         if (j != NULL)
@@ -319,8 +317,7 @@ static void on_message(void *app, struct ws_conn *c, const uint8_t *data, size_t
         job_submit(cc, j);
         break;
     }
-    case CHAT_IN_INVALID:
-        break;
+    case CHAT_IN_INVALID: break;
     }
 done:
     chat_in_clear(&in);
@@ -380,10 +377,7 @@ static int push_wanted(void *ctx, const char *user_id)
     return chat_registry_connected(h->reg, user_id);
 }
 
-static void push_deliver(void *ctx, const char *user_id, char *text)
-{
-    post_to_loop(ctx, POST_USER, user_id, text);
-}
+static void push_deliver(void *ctx, const char *user_id, char *text) { post_to_loop(ctx, POST_USER, user_id, text); }
 
 static size_t push_users(void *ctx, char (*ids)[CHAT_USER_ID_MAX], size_t cap)
 {

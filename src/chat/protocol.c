@@ -34,8 +34,7 @@ static int refuse(const char **code, const char **message, const char *c, const 
     return -1;
 }
 
-int chat_protocol_parse(const uint8_t *data, size_t len, struct chat_in *in, const char **code,
-                        const char **message)
+int chat_protocol_parse(const uint8_t *data, size_t len, struct chat_in *in, const char **code, const char **message)
 {
     memset(in, 0, sizeof(*in));
     json_error_t jerr;
@@ -77,15 +76,14 @@ void chat_in_clear(struct chat_in *in)
     memset(in, 0, sizeof(*in));
 }
 
-char *chat_render_ack(const char *connection_id, const char *user_id, const char *room_id,
-                      const struct chat_limits *l)
+char *chat_render_ack(const char *connection_id, const char *user_id, const char *room_id, const struct chat_limits *l)
 {
     return dump(json_pack("{s:s, s:s, s:s, s:s, s:o, s:{s:I, s:i, s:i, s:i, s:i, s:I}}", "type", "connection_ack",
                           "connection_id", connection_id, "user_id", user_id, "room_id", room_id, "server_time",
                           now_json(), "limits", "max_message_bytes", (json_int_t)l->max_message_bytes,
                           "messages_per_minute", l->messages_per_minute, "max_connections", l->max_connections,
-                          "heartbeat_seconds", l->heartbeat_seconds, "idle_timeout_seconds",
-                          l->idle_timeout_seconds, "max_data_points", (json_int_t)l->max_data_points));
+                          "heartbeat_seconds", l->heartbeat_seconds, "idle_timeout_seconds", l->idle_timeout_seconds,
+                          "max_data_points", (json_int_t)l->max_data_points));
 }
 
 char *chat_render_error(const char *code, const char *message)
@@ -99,21 +97,19 @@ char *chat_render_system(const char *message)
     return dump(json_pack("{s:s, s:s, s:o}", "type", "system", "message", message, "timestamp", now_json()));
 }
 
-char *chat_render_user_message(const char *message_id, const char *user_id, const char *room_id,
-                               const char *content)
+char *chat_render_user_message(const char *message_id, const char *user_id, const char *room_id, const char *content)
 {
     return dump(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "type", "message", "message_id", message_id, "role",
-                          "user", "user_id", user_id, "room_id", room_id, "content", content, "timestamp",
-                          now_json()));
+                          "user", "user_id", user_id, "room_id", room_id, "content", content, "timestamp", now_json()));
 }
 
 char *chat_render_answer(const char *message_id, const char *user_id, const char *room_id, const char *content,
                          const char *intent, const char *generator, const char *in_reply_to)
 {
     return dump(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "type", "message", "message_id",
-                          message_id, "role", "assistant", "user_id", user_id, "room_id", room_id, "content",
-                          content, "intent", intent, "generator", generator, "in_reply_to", in_reply_to,
-                          "timestamp", now_json()));
+                          message_id, "role", "assistant", "user_id", user_id, "room_id", room_id, "content", content,
+                          "intent", intent, "generator", generator, "in_reply_to", in_reply_to, "timestamp",
+                          now_json()));
 }
 
 char *chat_render_typing(const char *user_id, const char *room_id, int is_typing)
@@ -137,8 +133,8 @@ char *chat_render_insight(const struct store_insight *in)
     time_format_rfc3339_s(in->created_at_ms, ts, sizeof(ts));
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:s}", "type", "insight", "source", "pipeline",
                           "insight_id", in->id, "user_id", in->user_id, "narrative",
-                          in->narrative != NULL ? in->narrative : "", "generator", in->generator,
-                          "confidence_score", in->confidence, "generated_at", ts, "insight_type", in->insight_type);
+                          in->narrative != NULL ? in->narrative : "", "generator", in->generator, "confidence_score",
+                          in->confidence, "generated_at", ts, "insight_type", in->insight_type);
     if (o != NULL) {
         json_object_set_new(o, "analysis_id", in->analysis_id[0] ? json_string(in->analysis_id) : json_null());
         json_t *ki = json_object_get(body, "key_insights"), *rec = json_object_get(body, "recommendations");

@@ -49,8 +49,7 @@ struct chat_in {
  * in->rated is meaningful either way (a message that is not JSON counts,
  * a heartbeat does not).
  */
-int chat_protocol_parse(const uint8_t *data, size_t len, struct chat_in *in, const char **code,
-                        const char **message);
+int chat_protocol_parse(const uint8_t *data, size_t len, struct chat_in *in, const char **code, const char **message);
 
 void chat_in_clear(struct chat_in *in);
 
@@ -73,8 +72,7 @@ char *chat_render_ack(const char *connection_id, const char *user_id, const char
 char *chat_render_error(const char *code, const char *message);
 char *chat_render_system(const char *message);
 /* The user's message as echoed to the room (role "user"). */
-char *chat_render_user_message(const char *message_id, const char *user_id, const char *room_id,
-                               const char *content);
+char *chat_render_user_message(const char *message_id, const char *user_id, const char *room_id, const char *content);
 /* The assistant's answer (role "assistant"). */
 char *chat_render_answer(const char *message_id, const char *user_id, const char *room_id, const char *content,
                          const char *intent, const char *generator, const char *in_reply_to);

@@ -44,10 +44,7 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
-static void local_format(int64_t local_min, char *out, size_t size)
-{
-    analysis_json_local_time(local_min, out, size);
-}
+static void local_format(int64_t local_min, char *out, size_t size) { analysis_json_local_time(local_min, out, size); }
 
 /* Parse exactly `n` digits at *p; advances *p. */
 static int digits(const char **p, int n, int *out)
@@ -85,8 +82,8 @@ static int timestamp_local_minute(const char *s, int64_t *local_min)
     }
     const char *p = s;
     int y, mo, d, h, mi, sec = 0;
-    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
-        digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d) ||
+        (*p != 'T' && *p != 't' && *p != ' '))
         return -1;
     p++;
     if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
@@ -145,8 +142,8 @@ static void rows_free(struct rows *r)
 /* Rows (each covering k minutes from its minute) -> minute series over the
  * last window_min minutes. A row's value is split evenly over its k minutes;
  * rows in the same minute add up (sub-minute epochs). */
-static int rows_to_series(const struct rows *r, unsigned k, size_t window_min,
-                          struct analyze_series *out, char *err, size_t errlen)
+static int rows_to_series(const struct rows *r, unsigned k, size_t window_min, struct analyze_series *out, char *err,
+                          size_t errlen)
 {
     if (r->n == 0) {
         snprintf(err, errlen, "no data rows");
@@ -164,8 +161,7 @@ static int rows_to_series(const struct rows *r, unsigned k, size_t window_min,
     if (window_min && end - (int64_t)window_min > start)
         start = end - (int64_t)window_min;
     if (end - start > (int64_t)SERIES_MAX_MINUTES) {
-        snprintf(err, errlen, "recording spans more than %u days; choose a --window",
-                 SERIES_MAX_MINUTES / 1440);
+        snprintf(err, errlen, "recording spans more than %u days; choose a --window", SERIES_MAX_MINUTES / 1440);
         return -1;
     }
     size_t n = (size_t)(end - start);
@@ -240,18 +236,16 @@ static int epoch_minutes(unsigned epoch_s, unsigned *k, char *err, size_t errlen
 {
     if (epoch_s == 0)
         epoch_s = 60;
-    if ((epoch_s < 60 && 60 % epoch_s != 0) || (epoch_s > 60 && epoch_s % 60 != 0) ||
-        epoch_s > 3600) {
-        snprintf(err, errlen, "epoch of %u s: must divide 60 or be a whole number of minutes up to 60",
-                 epoch_s);
+    if ((epoch_s < 60 && 60 % epoch_s != 0) || (epoch_s > 60 && epoch_s % 60 != 0) || epoch_s > 3600) {
+        snprintf(err, errlen, "epoch of %u s: must divide 60 or be a whole number of minutes up to 60", epoch_s);
         return -1;
     }
     *k = epoch_s > 60 ? epoch_s / 60 : 1;
     return 0;
 }
 
-int analyze_csv_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
-                      struct analyze_series *out, char *err, size_t errlen)
+int analyze_csv_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                      char *err, size_t errlen)
 {
     struct rows r = {0};
     int rc = -1;
@@ -290,8 +284,7 @@ int analyze_csv_parse(const char *text, size_t len, unsigned epoch_s, size_t win
                 *more = '\0';
             if (timestamp_local_minute(ts, &m) == 0 && parse_value(val, &v) == 0) {
                 if (rows_push(&r, m, v) != 0) {
-                    snprintf(err, errlen, "line %zu: more than %u rows or out of memory", lineno,
-                             ANALYZE_MAX_ROWS);
+                    snprintf(err, errlen, "line %zu: more than %u rows or out of memory", lineno, ANALYZE_MAX_ROWS);
                     goto done;
                 }
                 seen_data = 1;
@@ -311,16 +304,15 @@ done:
 
 static int month_of(const char *s)
 {
-    static const char *names[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                  "jul", "aug", "sep", "oct", "nov", "dec"};
+    static const char *names[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
     for (int i = 0; i < 12; i++)
         if (strncasecmp(s, names[i], 3) == 0)
             return i + 1;
     return 0;
 }
 
-int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
-                      struct analyze_series *out, char *err, size_t errlen)
+int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                      char *err, size_t errlen)
 {
     struct rows r = {0};
     int rc = -1;
@@ -358,11 +350,9 @@ int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t win
         /* Actiwatch epoch codes: 1 = 15 s, 2 = 30 s, 4 = 1 min, 8 = 2 min,
          * 20 = 5 min. Others need --epoch. */
         int code = (int)strtol(hdr[3], NULL, 10);
-        epoch_s = code == 1 ? 15 : code == 2 ? 30 : code == 4 ? 60 : code == 8 ? 120
-                : code == 20 ? 300 : 0;
+        epoch_s = code == 1 ? 15 : code == 2 ? 30 : code == 4 ? 60 : code == 8 ? 120 : code == 20 ? 300 : 0;
         if (epoch_s == 0) {
-            snprintf(err, errlen, "AWD line 4: unknown epoch code '%s'; pass --epoch SECONDS",
-                     hdr[3]);
+            snprintf(err, errlen, "AWD line 4: unknown epoch code '%s'; pass --epoch SECONDS", hdr[3]);
             return -1;
         }
     }
@@ -396,8 +386,7 @@ int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t win
                 q++;
             int letters = *q != '\0';
             for (char *z = q; *z != '\0'; z++)
-                if (!((*z >= 'A' && *z <= 'Z') || (*z >= 'a' && *z <= 'z') || *z == ' ' || *z == '\t' ||
-                      *z == '\r'))
+                if (!((*z >= 'A' && *z <= 'Z') || (*z >= 'a' && *z <= 'z') || *z == ' ' || *z == '\t' || *z == '\r'))
                     letters = 0;
             if (letters)
                 *sp = '\0';
@@ -410,8 +399,7 @@ int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t win
         int64_t m = start + (int64_t)((idx * epoch_s) / 60);
         idx++;
         if (rows_push(&r, m, v) != 0) {
-            snprintf(err, errlen, "AWD line %zu: more than %u rows or out of memory", lineno,
-                     ANALYZE_MAX_ROWS);
+            snprintf(err, errlen, "AWD line %zu: more than %u rows or out of memory", lineno, ANALYZE_MAX_ROWS);
             goto done;
         }
     }
@@ -660,15 +648,15 @@ static int col_of(char **f, int n, const char *const *names)
     return -1;
 }
 
-int analyze_rpx_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
-                      struct analyze_series *out, char *err, size_t errlen)
+int analyze_rpx_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                      char *err, size_t errlen)
 {
     static const char *const line_names[] = {"Line", "Ligne", "Zeile", NULL};
     static const char *const act_names[] = {"Activity", "Activit\xc3\xa9", "Aktivit\xc3\xa4t", NULL};
     static const char *const date_names[] = {"Date", "Datum", NULL};
     static const char *const time_names[] = {"Time", "Heure", "Zeit", NULL};
-    static const char *const epoch_keys[] = {"Epoch Length", "Longueur de la p\xc3\xa9riode",
-                                             "Epochenl\xc3\xa4nge", NULL};
+    static const char *const epoch_keys[] = {"Epoch Length", "Longueur de la p\xc3\xa9riode", "Epochenl\xc3\xa4nge",
+                                             NULL};
     struct srows sr = {0};
     size_t pos = 0, ll, lineno = 0;
     const char *line;
@@ -733,8 +721,9 @@ int analyze_rpx_parse(const char *text, size_t len, unsigned epoch_s, size_t win
         }
     }
     if (c_act < 0) {
-        snprintf(err, errlen, "RPX: no epoch-by-epoch data (a header row Line/Ligne/Zeile with an "
-                              "Activity/Activit\xc3\xa9/Aktivit\xc3\xa4t column)");
+        snprintf(err, errlen,
+                 "RPX: no epoch-by-epoch data (a header row Line/Ligne/Zeile with an "
+                 "Activity/Activit\xc3\xa9/Aktivit\xc3\xa4t column)");
         goto done;
     }
     (void)german;
@@ -744,8 +733,8 @@ done:
     return rc;
 }
 
-int analyze_atr_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
-                      struct analyze_series *out, char *err, size_t errlen)
+int analyze_atr_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                      char *err, size_t errlen)
 {
     static const char *const pim[] = {"PIM", NULL};
     struct srows sr = {0};
@@ -838,8 +827,8 @@ static int xml_between(const char *t, size_t len, size_t from, const char *open,
     return -1;
 }
 
-int analyze_mtn_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
-                      struct analyze_series *out, char *err, size_t errlen)
+int analyze_mtn_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                      char *err, size_t errlen)
 {
     struct rows r = {0};
     size_t s, e, cs, ce;
@@ -967,8 +956,10 @@ int analyze_actilife_parse(const char *text, size_t len, unsigned epoch_s, size_
                 ep = (unsigned long)es;
             } else if (strncmp(buf, "-----", 5) == 0 && lineno > 2) {
                 if (!have_date || !have_time || ep == 0) {
-                    snprintf(err, errlen, "ActiLife line %zu: the header lacks Start Time, Start Date or "
-                                          "Epoch Period", lineno);
+                    snprintf(err, errlen,
+                             "ActiLife line %zu: the header lacks Start Time, Start Date or "
+                             "Epoch Period",
+                             lineno);
                     goto done;
                 }
                 int d = day_first ? a : b, m = day_first ? b : a;
@@ -1031,8 +1022,8 @@ int analyze_agd_read(const char *path, unsigned epoch_s, size_t window_min, stru
         snprintf(err, errlen, "AGD %s: cannot open as SQLite", path);
         goto done;
     }
-    if (sqlite3_prepare_v2(db, "SELECT settingValue FROM settings WHERE settingName = 'epochlength'", -1, &st,
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, "SELECT settingValue FROM settings WHERE settingName = 'epochlength'", -1, &st, NULL) !=
+        SQLITE_OK) {
         snprintf(err, errlen, "AGD: no settings table (not an ActiGraph .agd file)");
         goto done;
     }
@@ -1122,8 +1113,7 @@ static const char *scorer_name(const struct analysis_params *p)
 
 /* {"input": {...}} followed by the library's report (analysis_json.h). */
 static json_t *report_json(const char *file, const char *format, const struct analyze_series *s,
-                           const struct analysis_params *p, const struct analysis_report *r,
-                           int steps)
+                           const struct analysis_params *p, const struct analysis_report *r, int steps)
 {
     char a[64], b[64];
     json_t *root = json_object(), *in = json_object(), *rep = NULL;
@@ -1166,27 +1156,27 @@ static void text_metric(FILE *f, const char *name, const struct metric *m, const
         fprintf(f, "  %-28s null — %s\n", name, m->reason);
 }
 
-static void report_text(FILE *f, const char *file, const struct analyze_series *s,
-                        const struct analysis_params *p, const struct analysis_report *r, int steps)
+static void report_text(FILE *f, const char *file, const struct analyze_series *s, const struct analysis_params *p,
+                        const struct analysis_report *r, int steps)
 {
     char a[64], b[64];
     local_format(s->start_local_min, a, sizeof(a));
     local_format(s->start_local_min + (int64_t)s->n, b, sizeof(b));
     fprintf(f, "Clarity analysis of %s\n", file);
-    fprintf(f, "  window %s .. %s local, %zu minutes, %zu with data (%s)\n", a, b, r->n_minutes,
-            r->n_valid, steps ? "steps" : "activity counts");
-    fprintf(f, "  scorer %s, Webster rescoring %s\n\nSleep (%zu nights)\n", scorer_name(p),
-            p->webster ? "on" : "off", r->n_nights);
+    fprintf(f, "  window %s .. %s local, %zu minutes, %zu with data (%s)\n", a, b, r->n_minutes, r->n_valid,
+            steps ? "steps" : "activity counts");
+    fprintf(f, "  scorer %s, Webster rescoring %s\n\nSleep (%zu nights)\n", scorer_name(p), p->webster ? "on" : "off",
+            r->n_nights);
     for (size_t i = 0; i < r->n_nights; i++) {
         const struct sleep_night *nt = &r->nights[i];
         local_format(s->start_local_min + (int64_t)nt->bed_start, a, sizeof(a));
         local_format(s->start_local_min + (int64_t)nt->bed_end, b, sizeof(b));
         if (r->night_basis && r->night_basis[i] == ANALYSIS_NIGHT_ESTIMATED)
-            fprintf(f, "  night %zu: %s .. %s  estimated rest period %.0f min (steps: no sleep figures)\n",
-                    i + 1, a, b, nt->time_in_bed_min.value);
+            fprintf(f, "  night %zu: %s .. %s  estimated rest period %.0f min (steps: no sleep figures)\n", i + 1, a, b,
+                    nt->time_in_bed_min.value);
         else
-            fprintf(f, "  night %zu: %s .. %s  TST %.0f min, WASO %.0f min, %.0f awakenings\n", i + 1,
-                    a, b, nt->total_sleep_min.value, nt->waso_min.value, nt->awakenings.value);
+            fprintf(f, "  night %zu: %s .. %s  TST %.0f min, WASO %.0f min, %.0f awakenings\n", i + 1, a, b,
+                    nt->total_sleep_min.value, nt->waso_min.value, nt->awakenings.value);
     }
     text_metric(f, "non-wear", &r->nonwear_min, "min");
     text_metric(f, "mean estimated rest", &r->rest_mean_min, "min");
@@ -1322,8 +1312,17 @@ static int analyze_one(const char *file, unsigned epoch, size_t window, int step
     if (rc != 0)
         return -1;
     int64_t day = floor_div(s->start_local_min, 1440);
-    struct analysis_input in = {s->values, s->n, (int)(s->start_local_min - day * 1440),
-                                NULL, NULL, NULL, NULL, steps ? s->values : NULL, steps, NULL, NULL};
+    struct analysis_input in = {s->values,
+                                s->n,
+                                (int)(s->start_local_min - day * 1440),
+                                NULL,
+                                NULL,
+                                NULL,
+                                NULL,
+                                steps ? s->values : NULL,
+                                steps,
+                                NULL,
+                                NULL};
     size_t wsz = analysis_workspace_size(s->n, p->bin_min);
     *ws = malloc(wsz);
     if (!*ws || analysis_report_run(&in, p, *ws, wsz, r) != 0) {
@@ -1345,10 +1344,7 @@ static void csv_metric(FILE *f, const struct metric *m)
         fputs(",", f);
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Folder mode: one summary CSV row per .awd/.csv recording, sorted by name;
  * a progress line per file on stderr. A file that fails gets a row with its
@@ -1494,8 +1490,7 @@ int cli_analyze(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--window") == 0) {
             if (!val || analyze_duration_parse(val, &window) != 0)
-                return usage_error("--window takes a duration like 7d, 36h or 90m, not '%s'",
-                                   val ? val : "");
+                return usage_error("--window takes a duration like 7d, 36h or 90m, not '%s'", val ? val : "");
             i++;
         } else if (strcmp(a, "--scorer") == 0) {
             if (val && strcmp(val, "cole-kripke") == 0) {
@@ -1563,9 +1558,9 @@ int cli_analyze(int argc, char **argv)
          * defaults: binarised at > 4, no non-wear mask); 1-minute epochs */
         void *pw = malloc(circadian_pyact_workspace_size(s.n));
         int64_t day0 = floor_div(s.start_local_min, 1440);
-        int prc = pw ? circadian_npar_pyactigraphy(s.values, s.n, (int)(s.start_local_min - day0 * 1440), 4.0, pw,
-                                                   &r.npar)
-                     : -1;
+        int prc =
+            pw ? circadian_npar_pyactigraphy(s.values, s.n, (int)(s.start_local_min - day0 * 1440), 4.0, pw, &r.npar)
+               : -1;
         free(pw);
         if (prc != 0) {
             snprintf(err, sizeof(err), "pyActigraphy conventions: out of memory or invalid input");

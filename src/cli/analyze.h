@@ -37,7 +37,7 @@
 
 /* A minute series read from a file: caller frees `values` with free(). */
 struct analyze_series {
-    double *values;          /* n minutes, NaN = no data */
+    double *values; /* n minutes, NaN = no data */
     size_t n;
     int64_t start_local_min; /* local minute of values[0] (series.h numbering) */
     size_t rows;             /* data rows read */
@@ -49,12 +49,12 @@ struct analyze_series {
  * (0 = all) keeps only the last window_min minutes. Returns 0, or -1 with a
  * one-line message in err (naming the line) and *out untouched.
  */
-int analyze_csv_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
-                      struct analyze_series *out, char *err, size_t errlen);
+int analyze_csv_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                      char *err, size_t errlen);
 
 /* Parse an Actiwatch .AWD file; epoch_s 0 = from the header's epoch code. */
-int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
-                      struct analyze_series *out, char *err, size_t errlen);
+int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                      char *err, size_t errlen);
 
 /*
  * Research formats (issue #18). Each returns 0, or -1 with a one-line
@@ -73,16 +73,16 @@ int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t win
  *  - ActiGraph .agd (SQLite): settings.epochlength, data.dataTimestamp
  *    (.NET ticks, local) and axis1.
  */
-int analyze_rpx_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
-                      struct analyze_series *out, char *err, size_t errlen);
-int analyze_atr_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
-                      struct analyze_series *out, char *err, size_t errlen);
-int analyze_mtn_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
-                      struct analyze_series *out, char *err, size_t errlen);
+int analyze_rpx_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                      char *err, size_t errlen);
+int analyze_atr_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                      char *err, size_t errlen);
+int analyze_mtn_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                      char *err, size_t errlen);
 int analyze_actilife_parse(const char *text, size_t len, unsigned epoch_s, size_t window_min,
                            struct analyze_series *out, char *err, size_t errlen);
-int analyze_agd_read(const char *path, unsigned epoch_s, size_t window_min, struct analyze_series *out,
-                     char *err, size_t errlen);
+int analyze_agd_read(const char *path, unsigned epoch_s, size_t window_min, struct analyze_series *out, char *err,
+                     size_t errlen);
 
 enum analyze_format {
     ANALYZE_FMT_CSV = 0,

@@ -40,8 +40,8 @@ int analyze_epochs_write(FILE *f, int64_t start_local_min, const double *values,
 
 /* Mean of the valid minutes of bin b (NaN when none), sleep and non-wear
  * shares of the bin. */
-static void ag_bin(const double *v, const struct analysis_report *r, size_t n, long b, double *mean,
-                   double *sleep, double *off)
+static void ag_bin(const double *v, const struct analysis_report *r, size_t n, long b, double *mean, double *sleep,
+                   double *off)
 {
     double s = 0.0;
     int k = 0, sl = 0, nw = 0, tot = 0;
@@ -90,16 +90,16 @@ int analyze_actogram_write(FILE *f, int64_t start_local_min, const double *value
                 width, height, width, height) < 0)
         return -1;
     for (int h = 0; h <= 48; h += 6)
-        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%02d:00</text>\n",
-                AG_LEFT + h * 60 / AG_BIN * AG_PX, AG_TOP - 10, h % 24);
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%02d:00</text>\n", AG_LEFT + h * 60 / AG_BIN * AG_PX,
+                AG_TOP - 10, h % 24);
     for (size_t d = 0; d < days; d++) {
         char date[64];
         analysis_json_local_time((day0 + (int64_t)d) * 1440, date, sizeof(date));
         date[10] = '\0';
         int y0 = AG_TOP + (int)d * AG_ROW_H, base = y0 + AG_ROW_H - 2;
         fprintf(f, "<text x=\"4\" y=\"%d\">%s</text>\n", base - 10, date);
-        fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#999\" stroke-width=\"0.5\"/>\n",
-                AG_LEFT, base, AG_LEFT + 2 * AG_BINS_DAY * AG_PX, base);
+        fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#999\" stroke-width=\"0.5\"/>\n", AG_LEFT,
+                base, AG_LEFT + 2 * AG_BINS_DAY * AG_PX, base);
         /* shading: sleep (blue) and non-wear (grey), then activity bars */
         for (int pass = 0; pass < 3; pass++) {
             const char *style = pass == 0 ? "fill=\"#cfe0f7\"" : pass == 1 ? "fill=\"#d9d9d9\"" : NULL;
@@ -130,8 +130,9 @@ int analyze_actogram_write(FILE *f, int64_t start_local_min, const double *value
                 fputs("\"/>\n", f);
         }
     }
-    fprintf(f, "<text x=\"%d\" y=\"%d\">activity (5-min mean, scale to %.6g); blue: sleep/rest; grey: "
-               "non-wear</text>\n</svg>\n",
+    fprintf(f,
+            "<text x=\"%d\" y=\"%d\">activity (5-min mean, scale to %.6g); blue: sleep/rest; grey: "
+            "non-wear</text>\n</svg>\n",
             AG_LEFT, height - 8, top);
     return ferror(f) ? -1 : 0;
 }

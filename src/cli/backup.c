@@ -37,8 +37,7 @@ int cli_backup(int argc, char **argv)
     uint64_t t0 = time_mono_ns();
     rc = store_backup(st, argv[1], err, sizeof(err));
     if (rc == 0) {
-        printf("backed up %s to %s in %.1f ms\n", shown, argv[1],
-               (double)(time_mono_ns() - t0) / 1e6);
+        printf("backed up %s to %s in %.1f ms\n", shown, argv[1], (double)(time_mono_ns() - t0) / 1e6);
     } else {
         fprintf(stderr, "clarity backup: %s\n", err);
     }

@@ -68,7 +68,12 @@ static const struct command commands[] = {
      "look like Clarity's but are not (DATABSE_URL, FIRESTORE_*) are warned about\n"
      "on stderr; with --strict they make it exit 2.\n"},
     {"help", cli_help, "show help for a command", "usage: clarity help [COMMAND]\n"},
-    {"import", cli_import, "import an Apple Health export (export.xml or export.zip)", "usage: clarity import apple-health FILE --user EMAIL [--batch N]\n\nStreams FILE (the Health app's export.zip, or its export.xml) into the samples of\nthe user with that email: records map through the HealthKit mapping, a record\nalready stored is skipped, unknown types are counted. One upload row (source\napple_health_export) shows progress. Prints a JSON summary; see docs/api.md\n(Apple Health import). Exits 0, 1 on failure, 2 on a usage error.\n"},
+    {"import", cli_import, "import an Apple Health export (export.xml or export.zip)",
+     "usage: clarity import apple-health FILE --user EMAIL [--batch N]\n\nStreams FILE (the Health app's export.zip, "
+     "or its export.xml) into the samples of\nthe user with that email: records map through the HealthKit mapping, a "
+     "record\nalready stored is skipped, unknown types are counted. One upload row (source\napple_health_export) shows "
+     "progress. Prints a JSON summary; see docs/api.md\n(Apple Health import). Exits 0, 1 on failure, 2 on a usage "
+     "error.\n"},
     {"keys", cli_keys, "show, rotate and re-wrap the encryption key ring",
      "usage: clarity keys status [--json]\n"
      "       clarity keys rotate [--wait SECONDS] [--batch N] [--no-rewrap]\n"
@@ -80,8 +85,12 @@ static const struct command commands[] = {
      "100); bodies are never re-encrypted. rewrap resumes that pass. Uses\n"
      "ENCRYPTION_KEY and DATABASE_URL like serve; see docs/security.md. Exits 0,\n"
      "1 on failure (wrong key, database, rows left unwrapped), 2 on a usage error.\n"},
-    {"migrate", cli_migrate, "apply or list schema migrations", "usage: clarity migrate up [--to NAME] | clarity migrate status\n"},
-    {"pat", cli_pat, "PAT encoder: describe a weights file, embed a week of activity", "usage: clarity pat info FILE [--sha256 HEX]\n       clarity pat embed --model FILE --input MINUTES.csv [--sha256 HEX] [--std none|global:MEAN:STD|per-minute:FILE] [--head NAME=FILE]... [--attention] [--tokens] [--threads N]\n\nSee docs/pat.md.\n"},
+    {"migrate", cli_migrate, "apply or list schema migrations",
+     "usage: clarity migrate up [--to NAME] | clarity migrate status\n"},
+    {"pat", cli_pat, "PAT encoder: describe a weights file, embed a week of activity",
+     "usage: clarity pat info FILE [--sha256 HEX]\n       clarity pat embed --model FILE --input MINUTES.csv [--sha256 "
+     "HEX] [--std none|global:MEAN:STD|per-minute:FILE] [--head NAME=FILE]... [--attention] [--tokens] [--threads "
+     "N]\n\nSee docs/pat.md.\n"},
     {"seed-demo", cli_seed_demo, "demo accounts and a month of data (development, staging)",
      "usage: clarity seed-demo --url URL [--users N] [--days N] [--seed N]\n\n"
      "Registers demo accounts demo1@clarity.example.com … demoN@ (default 3, password\n"
@@ -140,8 +149,7 @@ static const struct command *find(const char *name)
 
 static void overview(FILE *out)
 {
-    fprintf(out, "usage: clarity COMMAND [ARGS]\n\nClarity %s — health-data backend.\n\nCommands:\n",
-            CLARITY_VERSION);
+    fprintf(out, "usage: clarity COMMAND [ARGS]\n\nClarity %s — health-data backend.\n\nCommands:\n", CLARITY_VERSION);
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun `clarity help COMMAND` for details.\n");
@@ -257,8 +265,10 @@ int cli_config(int argc, char **argv)
     for (size_t i = 0; i < n && i < 32; i++)
         fprintf(stderr, "clarity: %s: %s: %s\n", strict ? "error" : "warning", s[i].name, s[i].hint);
     if (strict && n > 0) {
-        fprintf(stderr, "clarity: invalid configuration: %zu unknown variable%s that look%s like Clarity's "
-                        "(--strict)\n", n, n == 1 ? "" : "s", n == 1 ? "s" : "");
+        fprintf(stderr,
+                "clarity: invalid configuration: %zu unknown variable%s that look%s like Clarity's "
+                "(--strict)\n",
+                n, n == 1 ? "" : "s", n == 1 ? "s" : "");
         config_free(&cfg);
         return CLI_EXIT_USAGE;
     }

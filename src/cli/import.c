@@ -156,8 +156,8 @@ int cli_import(int argc, char **argv)
     /* The same session as an HTTP import: the upload is queued for analysis
      * at the end, so an imported export ends in an analysis and an insight
      * (a worker — `clarity serve` or `clarity worker` — picks the job up). */
-    struct ingest_origin origin = {.user_id = user_id, .source = "apple_health_export",
-                                   .audit_action = "health_data.import"};
+    struct ingest_origin origin = {
+        .user_id = user_id, .source = "apple_health_export", .audit_action = "health_data.import"};
     if ((rc = ingest_session_begin(st, NULL, &origin, INGEST_STREAMED, &c.session)) != 0) {
         fprintf(stderr, "clarity import: cannot create the upload: %s\n", clarity_strerror(rc));
         goto done;
@@ -197,8 +197,7 @@ int cli_import(int argc, char **argv)
         if (rc != 0)
             json_object_set_new(report, "error", json_string(why));
         json_object_set_new(report, "seconds", json_real(secs));
-        json_object_set_new(report, "mb_per_s",
-                            json_real(secs > 0 ? (double)s.bytes_parsed / 1e6 / secs : 0));
+        json_object_set_new(report, "mb_per_s", json_real(secs > 0 ? (double)s.bytes_parsed / 1e6 / secs : 0));
         json_dumpf(report, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
     }

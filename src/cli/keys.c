@@ -21,17 +21,16 @@
 #include "crypto/keyring.h"
 #include "store/store.h"
 
-static const char usage[] =
-    "usage: clarity keys status [--json]\n"
-    "       clarity keys rotate [--wait SECONDS] [--batch N] [--no-rewrap]\n"
-    "       clarity keys rewrap [--batch N]\n";
+static const char usage[] = "usage: clarity keys status [--json]\n"
+                            "       clarity keys rotate [--wait SECONDS] [--batch N] [--no-rewrap]\n"
+                            "       clarity keys rewrap [--batch N]\n";
 
 /* Parsed flags. */
 struct opts {
     int json;
     int no_rewrap;
-    long wait_s;  /* -1: default */
-    long batch;   /* 0: default */
+    long wait_s; /* -1: default */
+    long batch;  /* 0: default */
 };
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -108,8 +107,7 @@ static int session_open(struct session *s, const char *sub)
     /* serve's policy: development applies pending migrations, staging and
      * production refuse until `clarity migrate up` ran (it logs why). */
     if (cli_store_open_for_serve(&s->cfg, &s->st) != 0) {
-        fprintf(stderr, "clarity keys %s: cannot open the database (see the log line above)\n",
-                sub);
+        fprintf(stderr, "clarity keys %s: cannot open the database (see the log line above)\n", sub);
         return CLI_EXIT_FAILURE;
     }
     if ((rc = keyring_open(s->st, s->master, &s->ring, err, sizeof(err))) != 0) {
@@ -144,11 +142,9 @@ static int do_status(struct session *s, const struct opts *o)
         json_t *root = json_object(), *arr = json_array();
         for (size_t i = 0; i < n; i++) {
             time_format_rfc3339_ms(v[i].created_at_ms, when, sizeof(when));
-            json_array_append_new(
-                arr, json_pack("{s:i, s:s, s:s, s:s, s:I, s:b}", "version", v[i].version,
-                               "status", v[i].status, "algorithm", v[i].algorithm, "created_at",
-                               when, "age_days", (json_int_t)v[i].age_days, "opens",
-                               v[i].opens));
+            json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:s, s:I, s:b}", "version", v[i].version, "status",
+                                                 v[i].status, "algorithm", v[i].algorithm, "created_at", when,
+                                                 "age_days", (json_int_t)v[i].age_days, "opens", v[i].opens));
         }
         json_object_set_new(root, "database", json_string(shown));
         json_object_set_new(root, "active_version", json_integer(active));
@@ -164,12 +160,11 @@ static int do_status(struct session *s, const struct opts *o)
     } else {
         printf("database: %s (%s)\n", shown, store_backend_name(s->st));
         printf("active version: %d; rotation period %d days\n", active, KEYRING_ROTATION_DAYS);
-        printf("%-8s %-8s %-18s %-25s %-9s %s\n", "VERSION", "STATUS", "ALGORITHM", "CREATED",
-               "AGE_DAYS", "UNWRAPS");
+        printf("%-8s %-8s %-18s %-25s %-9s %s\n", "VERSION", "STATUS", "ALGORITHM", "CREATED", "AGE_DAYS", "UNWRAPS");
         for (size_t i = 0; i < n; i++) {
             time_format_rfc3339_ms(v[i].created_at_ms, when, sizeof(when));
-            printf("%-8d %-8s %-18s %-25s %-9lld %s\n", v[i].version, v[i].status,
-                   v[i].algorithm, when, (long long)v[i].age_days, v[i].opens ? "yes" : "NO");
+            printf("%-8d %-8s %-18s %-25s %-9lld %s\n", v[i].version, v[i].status, v[i].algorithm, when,
+                   (long long)v[i].age_days, v[i].opens ? "yes" : "NO");
         }
         if (warning != NULL)
             printf("warning: %s\n", warning);
@@ -187,8 +182,8 @@ static int progress(void *ctx, const struct keyring_rewrap_stats *st)
     (void)ctx;
     if (!isatty(STDERR_FILENO))
         return 0;
-    fprintf(stderr, "\rre-wrapped %lld of %lld scanned (%lld failed)", (long long)st->rewrapped,
-            (long long)st->scanned, (long long)st->failed);
+    fprintf(stderr, "\rre-wrapped %lld of %lld scanned (%lld failed)", (long long)st->rewrapped, (long long)st->scanned,
+            (long long)st->failed);
     return 0;
 }
 
@@ -200,15 +195,15 @@ static int do_rewrap(struct session *s, const struct opts *o)
     if (isatty(STDERR_FILENO))
         fprintf(stderr, "\n");
     if (rc != 0) {
-        fprintf(stderr, "clarity keys: re-wrap stopped: %s (run `clarity keys rewrap` to resume)\n",
-                err);
+        fprintf(stderr, "clarity keys: re-wrap stopped: %s (run `clarity keys rewrap` to resume)\n", err);
         return CLI_EXIT_FAILURE;
     }
-    printf("re-wrapped %lld data keys to version %d (%lld raw uploads scanned, %lld failed)\n",
-           (long long)st.rewrapped, st.target, (long long)st.scanned, (long long)st.failed);
+    printf("re-wrapped %lld data keys to version %d (%lld raw uploads scanned, %lld failed)\n", (long long)st.rewrapped,
+           st.target, (long long)st.scanned, (long long)st.failed);
     if (st.failed > 0) {
-        fprintf(stderr, "clarity keys: %lld raw uploads did not unwrap and were left as they are; "
-                        "see the log for their ids\n",
+        fprintf(stderr,
+                "clarity keys: %lld raw uploads did not unwrap and were left as they are; "
+                "see the log for their ids\n",
                 (long long)st.failed);
         return CLI_EXIT_FAILURE;
     }
@@ -233,8 +228,7 @@ static int do_rotate(struct session *s, const struct opts *o)
      * instance still writes with the old version once the pass starts. */
     long wait_s = o->wait_s >= 0 ? o->wait_s : KEYRING_ACTIVE_REFRESH_MS / 1000 + 1;
     if (wait_s > 0) {
-        printf("waiting %ld s for running instances to switch to version %d (--wait 0 skips)\n",
-               wait_s, v);
+        printf("waiting %ld s for running instances to switch to version %d (--wait 0 skips)\n", wait_s, v);
         fflush(stdout);
         struct timespec ts = {wait_s, 0};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)

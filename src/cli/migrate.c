@@ -121,8 +121,7 @@ int cli_store_open_for_serve(const struct config *cfg, struct store **out)
     config_redact_url(cfg->database_url, shown, sizeof(shown));
     int rc = store_open(cfg->database_url, &o, &st, err, sizeof(err));
     if (rc != 0) {
-        log_error("cannot open the database", LOG_STR, "database", shown, LOG_STR, "error", err,
-                  LOG_END);
+        log_error("cannot open the database", LOG_STR, "database", shown, LOG_STR, "error", err, LOG_END);
         return -1;
     }
     int pending = 0;
@@ -132,20 +131,19 @@ int cli_store_open_for_serve(const struct config *cfg, struct store **out)
             int applied = 0;
             rc = store_migrate_up(st, NULL, &applied, err, sizeof(err));
             if (rc == 0)
-                log_info("applied pending migrations (development)", LOG_INT, "applied",
-                         (long long)applied, LOG_END);
+                log_info("applied pending migrations (development)", LOG_INT, "applied", (long long)applied, LOG_END);
         } else {
             log_error("refusing to start: the database has pending migrations; run `clarity "
                       "migrate up` as a deploy step first",
-                      LOG_STR, "environment", config_env_name(cfg->environment), LOG_INT,
-                      "pending", (long long)pending, LOG_STR, "database", shown, LOG_END);
+                      LOG_STR, "environment", config_env_name(cfg->environment), LOG_INT, "pending", (long long)pending,
+                      LOG_STR, "database", shown, LOG_END);
             store_close(st);
             return -1;
         }
     }
     if (rc != 0) {
-        log_error("refusing to start: database schema problem", LOG_STR, "error", err, LOG_STR,
-                  "database", shown, LOG_END);
+        log_error("refusing to start: database schema problem", LOG_STR, "error", err, LOG_STR, "database", shown,
+                  LOG_END);
         store_close(st);
         return -1;
     }

@@ -23,11 +23,10 @@
 #define PAT_CLI_MAX_HEADS 8
 #define PAT_CLI_LINE 4096
 
-static const char USAGE[] =
-    "usage: clarity pat info FILE [--sha256 HEX]\n"
-    "       clarity pat embed --model FILE --input MINUTES.csv [--sha256 HEX] [--timing]\n"
-    "                         [--std none|global:MEAN:STD|per-minute:FILE]\n"
-    "                         [--head NAME=FILE]... [--attention] [--tokens] [--threads N]\n";
+static const char USAGE[] = "usage: clarity pat info FILE [--sha256 HEX]\n"
+                            "       clarity pat embed --model FILE --input MINUTES.csv [--sha256 HEX] [--timing]\n"
+                            "                         [--std none|global:MEAN:STD|per-minute:FILE]\n"
+                            "                         [--head NAME=FILE]... [--attention] [--tokens] [--threads N]\n";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -91,8 +90,7 @@ static long read_minutes_csv(const char *path, double *out)
 
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
-            fprintf(stderr, "clarity pat: %s:%ld: line longer than %d bytes\n", path, lineno,
-                    PAT_CLI_LINE - 1);
+            fprintf(stderr, "clarity pat: %s:%ld: line longer than %d bytes\n", path, lineno, PAT_CLI_LINE - 1);
             goto fail;
         }
         line[strcspn(line, "\r\n")] = '\0';
@@ -112,8 +110,7 @@ static long read_minutes_csv(const char *path, double *out)
             goto fail;
         }
         if (n >= PAT_MINUTES) {
-            fprintf(stderr, "clarity pat: %s: more than %d minutes (one week is the model input)\n",
-                    path, PAT_MINUTES);
+            fprintf(stderr, "clarity pat: %s: more than %d minutes (one week is the model input)\n", path, PAT_MINUTES);
             goto fail;
         }
         out[n++] = v;
@@ -168,8 +165,7 @@ static int read_std_file(const char *path, float *mean, float *sd)
     }
     fclose(f);
     if (n != PAT_MINUTES) {
-        fprintf(stderr, "clarity pat: %s: need %d \"mean,std\" lines, found %zu\n", path,
-                PAT_MINUTES, n);
+        fprintf(stderr, "clarity pat: %s: need %d \"mean,std\" lines, found %zu\n", path, PAT_MINUTES, n);
         return -1;
     }
     return 0;
@@ -177,11 +173,10 @@ static int read_std_file(const char *path, float *mean, float *sd)
 
 static json_t *model_json(const struct pat_model_info *info)
 {
-    return json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:s}", "variant", info->variant,
-                     "conv", info->conv, "patch_size", (json_int_t)info->patch_size, "tokens",
-                     (json_int_t)info->n_tokens, "layers", (json_int_t)info->n_layers, "heads",
-                     (json_int_t)info->n_heads, "parameters", (json_int_t)info->n_params,
-                     "gflop_per_inference", info->flops / 1e9, "sha256", info->sha256);
+    return json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:s}", "variant", info->variant, "conv", info->conv,
+                     "patch_size", (json_int_t)info->patch_size, "tokens", (json_int_t)info->n_tokens, "layers",
+                     (json_int_t)info->n_layers, "heads", (json_int_t)info->n_heads, "parameters",
+                     (json_int_t)info->n_params, "gflop_per_inference", info->flops / 1e9, "sha256", info->sha256);
 }
 
 static json_t *floats_json(const float *v, size_t n)
@@ -314,8 +309,7 @@ static int cmd_embed(int argc, char **argv)
             return usage_error("--std global:MEAN:STD, not '%s'", std_arg);
         *colon = '\0';
         if (parse_double(buf, &mean) || parse_double(colon + 1, &sd) || sd < 0)
-            return usage_error("--std global:MEAN:STD needs numbers with STD >= 0, not '%s'",
-                               std_arg);
+            return usage_error("--std global:MEAN:STD needs numbers with STD >= 0, not '%s'", std_arg);
         st.mode = PAT_STD_GLOBAL;
         st.mean = (float)mean;
         st.std = (float)sd;
@@ -328,8 +322,7 @@ static int cmd_embed(int argc, char **argv)
         st.mean_per_minute = std_mean;
         st.std_per_minute = std_sd;
     } else {
-        return usage_error("--std is none, global:MEAN:STD or per-minute:FILE, not '%s'",
-                           std_arg);
+        return usage_error("--std is none, global:MEAN:STD or per-minute:FILE, not '%s'", std_arg);
     }
 
     minutes = malloc(PAT_MINUTES * sizeof *minutes);
@@ -385,9 +378,9 @@ static int cmd_embed(int argc, char **argv)
     out = json_object();
     json_object_set_new(out, "model", model_json(&info));
     json_object_set_new(out, "coverage",
-                        json_pack("{s:I, s:I, s:I, s:f}", "minutes", (json_int_t)cov.n_minutes,
-                                  "present", (json_int_t)cov.n_present, "missing",
-                                  (json_int_t)cov.n_missing, "fraction", cov.fraction));
+                        json_pack("{s:I, s:I, s:I, s:f}", "minutes", (json_int_t)cov.n_minutes, "present",
+                                  (json_int_t)cov.n_present, "missing", (json_int_t)cov.n_missing, "fraction",
+                                  cov.fraction));
     json_object_set_new(out, "standardization",
                         json_string(st.mode == PAT_STD_NONE     ? "none"
                                     : st.mode == PAT_STD_GLOBAL ? "global"
@@ -423,10 +416,8 @@ static int cmd_embed(int argc, char **argv)
         }
         free(recv);
         json_object_set_new(out, "attention",
-                            json_pack("{s:s, s:I, s:o}", "kind",
-                                      "mean attention received per patch, per layer",
-                                      "patch_minutes", (json_int_t)info.patch_size, "layers",
-                                      layers));
+                            json_pack("{s:s, s:I, s:o}", "kind", "mean attention received per patch, per layer",
+                                      "patch_minutes", (json_int_t)info.patch_size, "layers", layers));
     }
     {
         /* Risk scores only from configured heads; never an invented one. */
@@ -438,9 +429,9 @@ static int cmd_embed(int argc, char **argv)
                 json_decref(scores);
                 goto done;
             }
-            json_object_set_new(scores, heads[h].name,
-                                json_pack("{s:f, s:s}", "probability", (double)p, "sha256",
-                                          pat_head_sha256(heads[h].head)));
+            json_object_set_new(
+                scores, heads[h].name,
+                json_pack("{s:f, s:s}", "probability", (double)p, "sha256", pat_head_sha256(heads[h].head)));
         }
         json_object_set_new(out, "heads", scores);
     }

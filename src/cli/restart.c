@@ -54,8 +54,8 @@ void cli_restart_ready(void)
     char *end = NULL;
     long fd = strtol(v, &end, 10);
     if (end == v || *end != '\0' || fd < 0 || fd > INT_MAX || fcntl((int)fd, F_GETFD) == -1) {
-        log_warning("CLARITY_READY_FD does not name an open descriptor; not telling anyone", LOG_STR,
-                    READY_ENV, v, LOG_END);
+        log_warning("CLARITY_READY_FD does not name an open descriptor; not telling anyone", LOG_STR, READY_ENV, v,
+                    LOG_END);
         return;
     }
     char msg[40];
@@ -98,8 +98,7 @@ static char **child_env(char **pid_slot)
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const char *e = environ[i];
-        if (env_is(e, "LISTEN_FDS") || env_is(e, "LISTEN_PID") || env_is(e, "LISTEN_FDNAMES") ||
-            env_is(e, READY_ENV))
+        if (env_is(e, "LISTEN_FDS") || env_is(e, "LISTEN_PID") || env_is(e, "LISTEN_FDNAMES") || env_is(e, READY_ENV))
             continue;
         env[k++] = environ[i];
     }
@@ -160,8 +159,7 @@ int cli_restart(struct http_server *srv, const struct config *cfg, const sigset_
     int listen_fd = http_server_listen_fd(srv);
     if (exe_path[0] == '\0' || listen_fd < 0) {
         log_error("restart refused: cannot hand over", LOG_STR, "reason",
-                  exe_path[0] == '\0' ? "the path of the running binary is unknown" : "no listening socket",
-                  LOG_END);
+                  exe_path[0] == '\0' ? "the path of the running binary is unknown" : "no listening socket", LOG_END);
         return 0;
     }
     int pfd[2];
@@ -241,8 +239,7 @@ int cli_restart(struct http_server *srv, const struct config *cfg, const sigset_
     }
     close(pfd[0]);
     if (result == 1) {
-        log_info("restart: the new process serves; draining this one", LOG_INT, "new_pid", (long long)child,
-                 LOG_END);
+        log_info("restart: the new process serves; draining this one", LOG_INT, "new_pid", (long long)child, LOG_END);
         return 1;
     }
     if (why == NULL) {

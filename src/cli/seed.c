@@ -45,8 +45,7 @@ static size_t sink(char *p, size_t size, size_t n, void *ud)
 }
 
 /* One request; *out gets the parsed JSON body (or NULL). Returns the status, 0 on a transport error. */
-static long call(struct http *h, const char *method, const char *path, json_t *body, const char *bearer,
-                 json_t **out)
+static long call(struct http *h, const char *method, const char *path, json_t *body, const char *bearer, json_t **out)
 {
     char url[1024], auth[4200];
     struct buf b;
@@ -98,21 +97,20 @@ static void add_quantity(json_t *arr, const char *uuid, const char *id, double v
                          int64_t start_ms, int64_t end_ms)
 {
     char s[40], e[40];
-    json_array_append_new(arr, json_pack("{s:s, s:s, s:f, s:s, s:s, s:s, s:s}", "uuid", uuid, "identifier", id,
-                                         "value", value, "unit", unit, "start_date",
-                                         time_format_rfc3339_ms(start_ms, s, sizeof(s)), "end_date",
-                                         time_format_rfc3339_ms(end_ms, e, sizeof(e)), "source_name",
-                                         "clarity-seed-demo"));
+    json_array_append_new(
+        arr, json_pack("{s:s, s:s, s:f, s:s, s:s, s:s, s:s}", "uuid", uuid, "identifier", id, "value", value, "unit",
+                       unit, "start_date", time_format_rfc3339_ms(start_ms, s, sizeof(s)), "end_date",
+                       time_format_rfc3339_ms(end_ms, e, sizeof(e)), "source_name", "clarity-seed-demo"));
 }
 
 static void add_sleep(json_t *arr, const char *uuid, const char *value, int64_t start_ms, int64_t end_ms)
 {
     char s[40], e[40];
-    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "uuid", uuid, "identifier",
-                                         "HKCategoryTypeIdentifierSleepAnalysis", "value", value, "start_date",
-                                         time_format_rfc3339_ms(start_ms, s, sizeof(s)), "end_date",
-                                         time_format_rfc3339_ms(end_ms, e, sizeof(e)), "source_name",
-                                         "clarity-seed-demo"));
+    json_array_append_new(arr,
+                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "uuid", uuid, "identifier",
+                                    "HKCategoryTypeIdentifierSleepAnalysis", "value", value, "start_date",
+                                    time_format_rfc3339_ms(start_ms, s, sizeof(s)), "end_date",
+                                    time_format_rfc3339_ms(end_ms, e, sizeof(e)), "source_name", "clarity-seed-demo"));
 }
 
 /* One day (UTC midnight day0) of one user's samples into q (quantity) and c (category). */
@@ -124,7 +122,7 @@ static void day_samples(unsigned user, unsigned day, int64_t day0, uint64_t *rs,
     int weekend = weekday == 0 || weekday == 6;
     double bed = 23.0 + rnd(rs) * 1.2 - 0.4 + (weekend ? 0.7 : 0); /* hours after day0 of the night before */
     double wake = 7.0 + rnd(rs) * 1.0 - 0.3 + (weekend ? 1.2 : 0);
-    double activity = 0.7 + rnd(rs) * 0.7;                          /* this user's day */
+    double activity = 0.7 + rnd(rs) * 0.7; /* this user's day */
     double resting = 54 + (user % 5) * 3 + rnd(rs) * 3;
     for (unsigned k = 0; k < 96; k++) {
         double h = k / 4.0;
@@ -145,8 +143,7 @@ static void day_samples(unsigned user, unsigned day, int64_t day0, uint64_t *rs,
         }
         double hr = asleep ? resting - 3 + rnd(rs) * 4 : resting + 12 + steps / 40.0 + rnd(rs) * 8;
         sample_id(id, user, day, 2, k);
-        add_quantity(q, id, "HKQuantityTypeIdentifierHeartRate", round(hr), "count/min", t + slot / 2,
-                     t + slot / 2);
+        add_quantity(q, id, "HKQuantityTypeIdentifierHeartRate", round(hr), "count/min", t + slot / 2, t + slot / 2);
     }
     sample_id(id, user, day, 3, 0);
     add_quantity(q, id, "HKQuantityTypeIdentifierRestingHeartRate", round(resting), "count/min", day0 + 43200000,
@@ -155,10 +152,9 @@ static void day_samples(unsigned user, unsigned day, int64_t day0, uint64_t *rs,
     int64_t in = day0 + (int64_t)((bed - 24.0) * 3600000.0), out = day0 + (int64_t)(wake * 3600000.0);
     sample_id(id, user, day, 4, 0);
     add_sleep(c, id, "HKCategoryValueSleepAnalysisInBed", in, out);
-    static const char *const stages[] = {"HKCategoryValueSleepAnalysisAsleepCore",
-                                         "HKCategoryValueSleepAnalysisAsleepDeep",
-                                         "HKCategoryValueSleepAnalysisAsleepCore",
-                                         "HKCategoryValueSleepAnalysisAsleepREM"};
+    static const char *const stages[] = {
+        "HKCategoryValueSleepAnalysisAsleepCore", "HKCategoryValueSleepAnalysisAsleepDeep",
+        "HKCategoryValueSleepAnalysisAsleepCore", "HKCategoryValueSleepAnalysisAsleepREM"};
     int64_t t = in + (int64_t)((10 + rnd(rs) * 15) * 60000.0); /* sleep latency */
     unsigned n = 1;
     while (t < out - 20 * 60000 && n < 60) {
@@ -182,9 +178,8 @@ static int seed_user(struct http *h, unsigned user, unsigned days, uint64_t seed
     char email[128];
     snprintf(email, sizeof(email), "demo%u@clarity.example.com", user);
     static const char *const first[] = {"Avery", "Blake", "Casey", "Devon", "Emery", "Finley", "Harper", "Jordan"};
-    json_t *reg = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "email", email, "password", DEMO_PASSWORD,
-                            "first_name", first[user % 8], "last_name", "Demo", "terms_accepted", 1,
-                            "privacy_policy_accepted", 1);
+    json_t *reg = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "email", email, "password", DEMO_PASSWORD, "first_name",
+                            first[user % 8], "last_name", "Demo", "terms_accepted", 1, "privacy_policy_accepted", 1);
     json_t *doc = NULL;
     long st = call(h, "POST", "/api/v1/auth/register", reg, NULL, &doc);
     json_decref(reg);
@@ -220,8 +215,8 @@ static int seed_user(struct http *h, unsigned user, unsigned days, uint64_t seed
         int64_t day0 = today - (int64_t)(days - d) * 86400000;
         json_t *q = json_array(), *c = json_array();
         day_samples(user, (unsigned)(day0 / 86400000), day0, &rs, q, c);
-        json_t *up = json_pack("{s:s, s:o, s:o, s:[], s:[]}", "user_id", id, "quantity_samples", q,
-                               "category_samples", c, "workouts", "correlation_samples");
+        json_t *up = json_pack("{s:s, s:o, s:o, s:[], s:[]}", "user_id", id, "quantity_samples", q, "category_samples",
+                               c, "workouts", "correlation_samples");
         json_t *ans = NULL;
         for (int attempt = 0; attempt < 5; attempt++) {
             json_decref(ans);
@@ -244,9 +239,9 @@ static int seed_user(struct http *h, unsigned user, unsigned days, uint64_t seed
         uploads++;
         json_decref(ans);
     }
-    json_array_append_new(report, json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "email", email, "password",
-                                            DEMO_PASSWORD, "user_id", id, "uploads", uploads, "samples_stored",
-                                            (json_int_t)stored, "duplicates_skipped", (json_int_t)skipped));
+    json_array_append_new(report, json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "email", email, "password", DEMO_PASSWORD,
+                                            "user_id", id, "uploads", uploads, "samples_stored", (json_int_t)stored,
+                                            "duplicates_skipped", (json_int_t)skipped));
     return 0;
 }
 
@@ -296,8 +291,10 @@ int cli_seed_demo(int argc, char **argv)
         env = json_string_value(json_object_get(extra, "environment"));
     }
     if (env == NULL || (strcmp(env, "development") != 0 && strcmp(env, "staging") != 0)) {
-        fprintf(stderr, "clarity seed-demo: %s is not a development or staging server (/health: HTTP %ld, "
-                        "environment %s); refusing\n", url, st, env != NULL ? env : "not shown");
+        fprintf(stderr,
+                "clarity seed-demo: %s is not a development or staging server (/health: HTTP %ld, "
+                "environment %s); refusing\n",
+                url, st, env != NULL ? env : "not shown");
         rc = CLI_EXIT_FAILURE;
         goto done;
     }

@@ -81,8 +81,8 @@ static long drain(struct http_server *srv, int grace_seconds, const sigset_t *si
             continue;
         }
         if (sig > 0) {
-            log_warning("second signal: exiting now", LOG_INT, "signal", (long long)sig, LOG_INT,
-                        "in_flight", (long long)left, LOG_END);
+            log_warning("second signal: exiting now", LOG_INT, "signal", (long long)sig, LOG_INT, "in_flight",
+                        (long long)left, LOG_END);
             _exit(1);
         }
     }
@@ -113,8 +113,10 @@ int cli_signer_load(const struct config *cfg, struct jwt_signer **out)
 int cli_serve(int argc, char **argv)
 {
     if (argc > 1) {
-        fprintf(stderr, "clarity serve: unexpected argument '%s'; configuration comes from the environment "
-                        "(see `clarity config check`)\n", argv[1]);
+        fprintf(stderr,
+                "clarity serve: unexpected argument '%s'; configuration comes from the environment "
+                "(see `clarity config check`)\n",
+                argv[1]);
         return CLI_EXIT_USAGE;
     }
     struct config cfg;
@@ -144,10 +146,10 @@ int cli_serve(int argc, char **argv)
     struct envelope_key *master = NULL;
     struct keyring *ring = NULL;
     struct api_ctx api;
-    atomic_int stop_requests = 0;   /* set once the grace period is over */
-    struct cli_pat pat;             /* pipeline: PAT model (cli/worker.h) */
+    atomic_int stop_requests = 0; /* set once the grace period is over */
+    struct cli_pat pat;           /* pipeline: PAT model (cli/worker.h) */
     struct worker_pool *workers = NULL;
-    struct chat_hub *chat = NULL;   /* chat: WebSocket connections (chat/hub.h) */
+    struct chat_hub *chat = NULL;     /* chat: WebSocket connections (chat/hub.h) */
     struct pat_canary *canary = NULL; /* /health's ml_service result (ml/pat_health.h) */
     char err[512];
     rc = CLI_EXIT_FAILURE;
@@ -268,18 +270,16 @@ int cli_serve(int argc, char **argv)
             break;
         }
     }
-    log_info("draining", LOG_INT, "signal", (long long)sig, LOG_INT, "handed_over", (long long)handed_over,
-             LOG_INT, "grace_seconds",
-             (long long)cfg.shutdown_grace_seconds, LOG_INT, "in_flight", (long long)http_server_in_flight(srv),
-             LOG_END);
+    log_info("draining", LOG_INT, "signal", (long long)sig, LOG_INT, "handed_over", (long long)handed_over, LOG_INT,
+             "grace_seconds", (long long)cfg.shutdown_grace_seconds, LOG_INT, "in_flight",
+             (long long)http_server_in_flight(srv), LOG_END);
     http_server_state_set(srv, HTTP_SERVER_DRAINING);
     http_server_quiesce(srv);
-    worker_pool_stop(workers); /* pipeline: stop leasing now, join below */
-    chat_hub_drain(chat, 2000);  /* chat: `system` message, close 1001 */
+    worker_pool_stop(workers);  /* pipeline: stop leasing now, join below */
+    chat_hub_drain(chat, 2000); /* chat: `system` message, close 1001 */
     long left = drain(srv, cfg.shutdown_grace_seconds, &sigs, handed_over);
     if (left > 0)
-        log_warning("grace period over; closing remaining requests", LOG_INT, "in_flight", (long long)left,
-                    LOG_END);
+        log_warning("grace period over; closing remaining requests", LOG_INT, "in_flight", (long long)left, LOG_END);
     atomic_store(&stop_requests, 1); /* a long import gives up at its next chunk */
     cli_workers_stop(workers, (long long)cfg.shutdown_grace_seconds * 1000);
     workers = NULL;

@@ -151,8 +151,8 @@ static const char *header_get(const struct response *r, const char *name)
  * request_id may be NULL. Fills *r (cleared first); returns 0 when an HTTP
  * response arrived, -1 otherwise (r->error says why).
  */
-static int request(struct smoke *s, const char *method, const char *path, const char *body,
-                   const char *bearer, const char *request_id, struct response *r)
+static int request(struct smoke *s, const char *method, const char *path, const char *body, const char *bearer,
+                   const char *request_id, struct response *r)
 {
     char url[SMOKE_URL_MAX + 512];
     char line[SMOKE_HEADER_LEN + 64];
@@ -248,8 +248,8 @@ static const char *member_str(const json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
-__attribute__((format(printf, 5, 6))) static void add_check(struct smoke *s, const char *name, int ok,
-                                                            double ms, const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static void add_check(struct smoke *s, const char *name, int ok, double ms,
+                                                            const char *fmt, ...)
 {
     char detail[SMOKE_DETAIL_MAX];
     va_list ap;
@@ -271,8 +271,7 @@ static void add_skipped(struct smoke *s, const char *name, const char *reason)
 }
 
 /* Describe a response that was not what a check wanted, for its detail. */
-static void describe(const struct response *r, const char *method, const char *path, char *out,
-                     size_t size)
+static void describe(const struct response *r, const char *method, const char *path, char *out, size_t size)
 {
     if (r->status == 0) {
         snprintf(out, size, "%s %s: no response: %s", method, path, r->error);
@@ -285,11 +284,9 @@ static void describe(const struct response *r, const char *method, const char *p
     if (why == NULL && j != NULL)
         why = member_str(j, "status");
     if (r->status == 404 || r->status == 405)
-        snprintf(out, size, "%s %s: HTTP %ld — this server does not implement the route yet", method,
-                 path, r->status);
+        snprintf(out, size, "%s %s: HTTP %ld — this server does not implement the route yet", method, path, r->status);
     else
-        snprintf(out, size, "%s %s: HTTP %ld%s%s", method, path, r->status, why ? ": " : "",
-                 why ? why : "");
+        snprintf(out, size, "%s %s: HTTP %ld%s%s", method, path, r->status, why ? ": " : "", why ? why : "");
     json_decref(j);
 }
 
@@ -304,8 +301,8 @@ static void check_probe(struct smoke *s, const char *name, const char *path, con
     if (r.status == 200 && got != NULL && strcmp(got, want) == 0) {
         add_check(s, name, 1, r.ms, "GET %s: 200, status \"%s\"", path, got);
     } else if (r.status == 200) {
-        add_check(s, name, 0, r.ms, "GET %s: 200 but status is %s%s%s, expected \"%s\"", path,
-                  got ? "\"" : "", got ? got : "missing", got ? "\"" : "", want);
+        add_check(s, name, 0, r.ms, "GET %s: 200 but status is %s%s%s, expected \"%s\"", path, got ? "\"" : "",
+                  got ? got : "missing", got ? "\"" : "", want);
     } else {
         describe(&r, "GET", path, why, sizeof(why));
         add_check(s, name, 0, r.ms, "%s", why);
@@ -339,8 +336,9 @@ static void check_health(struct smoke *s)
         goto done;
     }
     if (!json_is_object(checks) && r.status == 200 && status != NULL && strcmp(status, "healthy") == 0) {
-        add_check(s, "health", 1, r.ms, "GET /health: 200, healthy (status only: production shows the checks "
-                                        "to the METRICS_TOKEN bearer)");
+        add_check(s, "health", 1, r.ms,
+                  "GET /health: 200, healthy (status only: production shows the checks "
+                  "to the METRICS_TOKEN bearer)");
         goto done;
     }
     if (!json_is_object(checks)) {
@@ -349,24 +347,21 @@ static void check_health(struct smoke *s)
     }
     const char *key;
     json_t *val;
-    json_object_foreach(checks, key, val)
-    {
+    json_object_foreach (checks, key, val) {
         const char *st = member_str(val, "status");
         total++;
         if (st == NULL || strcmp(st, "healthy") != 0) {
             bad++;
-            int n = snprintf(list + used, sizeof(list) - used, "%s%s=%s", bad > 1 ? ", " : "", key,
-                             st ? st : "?");
+            int n = snprintf(list + used, sizeof(list) - used, "%s%s=%s", bad > 1 ? ", " : "", key, st ? st : "?");
             if (n > 0 && (size_t)n < sizeof(list) - used)
                 used += (size_t)n;
         }
     }
     if (r.status == 200 && status != NULL && strcmp(status, "healthy") == 0 && bad == 0)
-        add_check(s, "health", 1, r.ms, "GET /health: 200, healthy, %d of %d checks healthy", total,
-                  total);
+        add_check(s, "health", 1, r.ms, "GET /health: 200, healthy, %d of %d checks healthy", total, total);
     else
-        add_check(s, "health", 0, r.ms, "GET /health: HTTP %ld, status \"%s\"%s%s", r.status,
-                  status ? status : "?", bad ? "; unhealthy: " : "", bad ? list : "");
+        add_check(s, "health", 0, r.ms, "GET /health: HTTP %ld, status \"%s\"%s%s", r.status, status ? status : "?",
+                  bad ? "; unhealthy: " : "", bad ? list : "");
 done:
     json_decref(j);
     response_clear(&r);
@@ -396,20 +391,16 @@ static void check_headers(struct smoke *s)
         const char *name;
         const char *want; /* NULL: any non-empty value */
     } expect[] = {
-        {"X-Content-Type-Options", "nosniff"},
-        {"X-Frame-Options", NULL},
-        {"Referrer-Policy", NULL},
-        {"Content-Security-Policy", NULL},
-        {"X-Request-ID", rid},
+        {"X-Content-Type-Options", "nosniff"}, {"X-Frame-Options", NULL}, {"Referrer-Policy", NULL},
+        {"Content-Security-Policy", NULL},     {"X-Request-ID", rid},
     };
     for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
         const char *v = header_get(&r, expect[i].name);
-        int ok = v != NULL && v[0] != '\0' &&
-                 (expect[i].want == NULL || strcasecmp(v, expect[i].want) == 0);
+        int ok = v != NULL && v[0] != '\0' && (expect[i].want == NULL || strcasecmp(v, expect[i].want) == 0);
         if (!ok) {
             bad++;
-            int n = snprintf(missing + used, sizeof(missing) - used, "%s%s %s", bad > 1 ? "; " : "",
-                             expect[i].name, v == NULL ? "missing" : "wrong");
+            int n = snprintf(missing + used, sizeof(missing) - used, "%s%s %s", bad > 1 ? "; " : "", expect[i].name,
+                             v == NULL ? "missing" : "wrong");
             if (n > 0 && (size_t)n < sizeof(missing) - used)
                 used += (size_t)n;
         }
@@ -460,9 +451,8 @@ static int register_and_login(struct smoke *s, struct response *r, double *ms, c
     char password[64];
     snprintf(password, sizeof(password), "Sm0ke!%s", pw);
 
-    req = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "email", s->email, "password", password,
-                    "first_name", "Smoke", "last_name", "Test", "terms_accepted", 1,
-                    "privacy_policy_accepted", 1);
+    req = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "email", s->email, "password", password, "first_name", "Smoke",
+                    "last_name", "Test", "terms_accepted", 1, "privacy_policy_accepted", 1);
     text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     if (text == NULL) {
         snprintf(why, size, "out of memory");
@@ -558,10 +548,9 @@ static int check_upload(struct smoke *s, char *upload_id, size_t size)
         snprintf(why, sizeof(why), "could not build the sample");
         goto done;
     }
-    req = json_pack("{s:s, s:[{s:s, s:s, s:i, s:s, s:s, s:s, s:s}], s:[], s:[], s:[]}", "user_id",
-                    s->user_id, "quantity_samples", "uuid", sample_id, "identifier",
-                    "HKQuantityTypeIdentifierHeartRate", "value", 62, "unit", "count/min",
-                    "start_date", start, "end_date", end, "source_name", "clarity-smoke",
+    req = json_pack("{s:s, s:[{s:s, s:s, s:i, s:s, s:s, s:s, s:s}], s:[], s:[], s:[]}", "user_id", s->user_id,
+                    "quantity_samples", "uuid", sample_id, "identifier", "HKQuantityTypeIdentifierHeartRate", "value",
+                    62, "unit", "count/min", "start_date", start, "end_date", end, "source_name", "clarity-smoke",
                     "category_samples", "workouts", "correlation_samples");
     text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     if (text == NULL) {
@@ -572,11 +561,9 @@ static int check_upload(struct smoke *s, char *upload_id, size_t size)
     ms += r.ms;
     j = body_object(&r);
     const char *id = j != NULL ? member_str(j, "upload_id") : NULL;
-    if ((r.status != 202 && r.status != 201) || id == NULL || strlen(id) >= size ||
-        !uuid_is_valid(id)) {
+    if ((r.status != 202 && r.status != 201) || id == NULL || strlen(id) >= size || !uuid_is_valid(id)) {
         if (r.status == 202 || r.status == 201)
-            snprintf(why, sizeof(why), "POST /api/v1/healthkit/upload: HTTP %ld without an upload_id",
-                     r.status);
+            snprintf(why, sizeof(why), "POST /api/v1/healthkit/upload: HTTP %ld without an upload_id", r.status);
         else
             describe(&r, "POST", "/api/v1/healthkit/upload", why, sizeof(why));
         goto done;
@@ -607,8 +594,7 @@ static int check_upload(struct smoke *s, char *upload_id, size_t size)
             goto done;
         }
         if (time_mono_ns() >= deadline) {
-            snprintf(why, sizeof(why), "upload %s still \"%s\" after %ld s", upload_id, status,
-                     s->wait_ms / 1000);
+            snprintf(why, sizeof(why), "upload %s still \"%s\" after %ld s", upload_id, status, s->wait_ms / 1000);
             goto done;
         }
         sleep_ms(SMOKE_POLL_MS);
@@ -654,8 +640,7 @@ static void check_cleanup(struct smoke *s, const char *upload_id)
     char why[SMOKE_DETAIL_MAX];
     char path[256];
     if (s->registered && s->session_token == NULL) {
-        add_check(s, "cleanup", 0, 0, "test account %s was created but cannot be removed without a token",
-                  s->email);
+        add_check(s, "cleanup", 0, 0, "test account %s was created but cannot be removed without a token", s->email);
         return;
     }
     if (s->registered)
@@ -664,8 +649,7 @@ static void check_cleanup(struct smoke *s, const char *upload_id)
         snprintf(path, sizeof(path), "/api/v1/health-data/%s", upload_id);
     request(s, "DELETE", path, NULL, s->token, NULL, &r);
     if (r.status == 200 || r.status == 204) {
-        add_check(s, "cleanup", 1, r.ms, "DELETE %s: %ld", s->registered ? path : "/api/v1/health-data/{id}",
-                  r.status);
+        add_check(s, "cleanup", 1, r.ms, "DELETE %s: %ld", s->registered ? path : "/api/v1/health-data/{id}", r.status);
     } else {
         describe(&r, "DELETE", s->registered ? path : "/api/v1/health-data/{id}", why, sizeof(why));
         if (s->registered)
@@ -752,8 +736,8 @@ int cli_smoke(int argc, char **argv)
         fprintf(stderr, "clarity smoke: --token is empty\n");
         return CLI_EXIT_USAGE;
     }
-    if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
-        strlen(url) >= sizeof(s.base) || strpbrk(url, " \t\r\n?#") != NULL) {
+    if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) || strlen(url) >= sizeof(s.base) ||
+        strpbrk(url, " \t\r\n?#") != NULL) {
         fprintf(stderr, "clarity smoke: --url must be an http:// or https:// base URL without a query\n");
         return CLI_EXIT_USAGE;
     }
@@ -807,7 +791,8 @@ int cli_smoke(int argc, char **argv)
 
     report = json_pack("{s:s, s:b, s:s, s:O, s:O}", "url", s.base, "passed", !s.failed, "mode",
                        read_only ? "read-only" : "full", "checks", s.checks, "skipped", s.skipped);
-    if (report == NULL || json_dumpf(report, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) != 0) {
+    if (report == NULL ||
+        json_dumpf(report, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) != 0) {
         fprintf(stderr, "clarity smoke: could not write the report\n");
         goto done;
     }

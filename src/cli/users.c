@@ -98,10 +98,10 @@ static int temporary_password(char out[32])
 static json_t *user_json(const struct store_user *u)
 {
     char created[40], last[40], locked[40];
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "id", u->id, "email", u->email,
-                          "first_name", u->first_name, "last_name", u->last_name, "role", u->role, "status",
-                          u->status, "failed_logins", u->failed_logins, "created_at",
-                          time_format_rfc3339_ms(u->created_at_ms, created, sizeof(created)));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "id", u->id, "email", u->email, "first_name",
+                  u->first_name, "last_name", u->last_name, "role", u->role, "status", u->status, "failed_logins",
+                  u->failed_logins, "created_at", time_format_rfc3339_ms(u->created_at_ms, created, sizeof(created)));
     json_object_set_new(o, "last_login_at",
                         u->last_login_ms ? json_string(time_format_rfc3339_ms(u->last_login_ms, last, sizeof(last)))
                                          : json_null());
@@ -254,8 +254,7 @@ static int cmd_list(struct store *st, int argc, char **argv)
 }
 
 /* The verbs that change one user by email. */
-static int cmd_change(struct store *st, const struct config *cfg, const char *verb, const char *email,
-                      const char *role)
+static int cmd_change(struct store *st, const struct config *cfg, const char *verb, const char *email, const char *role)
 {
     char key[256], pw[32] = "";
     snprintf(key, sizeof(key), "%s", email);
@@ -279,9 +278,8 @@ static int cmd_change(struct store *st, const struct config *cfg, const char *ve
         } else if (strcmp(verb, "set-role") == 0) {
             snprintf(u.role, sizeof(u.role), "%s", role);
         } else if (strcmp(verb, "reset-password") == 0) {
-            enum password_profile prof = strcmp(cfg->password_hash_profile, "interactive") == 0
-                                             ? PASSWORD_INTERACTIVE
-                                             : PASSWORD_MODERATE;
+            enum password_profile prof =
+                strcmp(cfg->password_hash_profile, "interactive") == 0 ? PASSWORD_INTERACTIVE : PASSWORD_MODERATE;
             if (temporary_password(pw) != 0 || password_hash(pw, prof, u.password_hash) != 0)
                 rc = STORE_EINTERNAL;
             if (strcmp(u.status, "locked") == 0)
@@ -331,7 +329,8 @@ static int cmd_show(struct store *st, const char *email)
         rc = store_user_get_by_email(tx, key, &u);
     store_tx_rollback(tx);
     if (rc != 0) {
-        fprintf(stderr, "clarity users show: %s\n", rc == STORE_ENOTFOUND ? "no user with this email" : clarity_strerror(rc));
+        fprintf(stderr, "clarity users show: %s\n",
+                rc == STORE_ENOTFOUND ? "no user with this email" : clarity_strerror(rc));
         return CLI_EXIT_FAILURE;
     }
     print_json(user_json(&u));

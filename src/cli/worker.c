@@ -78,8 +78,7 @@ int cli_pat_load(const struct config *cfg, struct cli_pat *out)
     struct pat_load_options opt = {cfg->pat_model_sha256, 0};
     pat_blas_threads_set(1);
     if (pat_model_load(cfg->pat_model_path, &opt, &out->model, err, sizeof(err)) != 0) {
-        log_error("cannot load the PAT model", LOG_STR, "path", cfg->pat_model_path, LOG_STR, "error", err,
-                  LOG_END);
+        log_error("cannot load the PAT model", LOG_STR, "path", cfg->pat_model_path, LOG_STR, "error", err, LOG_END);
         return -1;
     }
     struct pat_model_info info;
@@ -106,8 +105,7 @@ int cli_workers_start(const struct config *cfg, struct store *store, const struc
     *out = NULL;
     if (threads <= 0)
         return 0;
-    if (worker_fault_parse(cfg->pipeline_test_fault, fail_source, sizeof(fail_source), &delay, err,
-                           sizeof(err)) != 0) {
+    if (worker_fault_parse(cfg->pipeline_test_fault, fail_source, sizeof(fail_source), &delay, err, sizeof(err)) != 0) {
         log_error("invalid PIPELINE_TEST_FAULT", LOG_STR, "error", err, LOG_END);
         return -1;
     }
@@ -137,8 +135,7 @@ int cli_workers_start(const struct config *cfg, struct store *store, const struc
         return -1;
     }
     log_info("workers started", LOG_INT, "threads", (long long)threads, LOG_INT, "lease_seconds",
-             (long long)cfg->worker_lease_seconds, LOG_STR, "pat", pat && pat->model ? "enabled" : "disabled",
-             LOG_END);
+             (long long)cfg->worker_lease_seconds, LOG_STR, "pat", pat && pat->model ? "enabled" : "disabled", LOG_END);
     return 0;
 }
 
@@ -164,8 +161,10 @@ void cli_workers_stop(struct worker_pool *p, long long grace_ms)
 
 static int usage(const char *msg)
 {
-    fprintf(stderr, "clarity worker: %s\nusage: clarity worker [--topics health-data-processing,insights-generation] "
-                    "[--threads N]\n", msg);
+    fprintf(stderr,
+            "clarity worker: %s\nusage: clarity worker [--topics health-data-processing,insights-generation] "
+            "[--threads N]\n",
+            msg);
     return CLI_EXIT_USAGE;
 }
 
@@ -226,8 +225,7 @@ int cli_worker(int argc, char **argv)
         keyring_store_sealer(ring, &z);
         store_set_sealer(store, &z);
     }
-    if (cli_pat_load(&cfg, &pat) != 0 ||
-        cli_workers_start(&cfg, store, &pat, (int)threads, topics, &pool) != 0)
+    if (cli_pat_load(&cfg, &pat) != 0 || cli_workers_start(&cfg, store, &pat, (int)threads, topics, &pool) != 0)
         goto done;
     log_info("worker ready", LOG_STR, "version", CLARITY_VERSION, LOG_END);
     int sig = 0;

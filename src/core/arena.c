@@ -100,7 +100,4 @@ char *arena_strndup(struct arena *a, const char *s, size_t n)
     return p;
 }
 
-char *arena_strdup(struct arena *a, const char *s)
-{
-    return s == NULL ? NULL : arena_strndup(a, s, strlen(s));
-}
+char *arena_strdup(struct arena *a, const char *s) { return s == NULL ? NULL : arena_strndup(a, s, strlen(s)); }

@@ -15,8 +15,8 @@ struct arena_chunk;
 struct arena {
     struct arena_chunk *head;
     struct arena_chunk *first; /* caller's storage (arena_init_inline), never freed */
-    size_t used_total; /* bytes handed out, across chunks */
-    size_t max_total;  /* cap on used_total */
+    size_t used_total;         /* bytes handed out, across chunks */
+    size_t max_total;          /* cap on used_total */
 };
 
 /* Start an empty arena that may hand out up to max bytes. Allocates nothing. */

@@ -14,12 +14,12 @@
 #include <stddef.h>
 
 struct buf {
-    char *data;       /* NUL-terminated content; NULL until first append (dynamic) */
-    size_t len;       /* bytes used, excluding the terminator */
-    size_t cap;       /* bytes allocated */
-    size_t max;       /* hard limit on len */
-    int fixed;        /* storage belongs to the caller */
-    int truncated;    /* an append was refused */
+    char *data;    /* NUL-terminated content; NULL until first append (dynamic) */
+    size_t len;    /* bytes used, excluding the terminator */
+    size_t cap;    /* bytes allocated */
+    size_t max;    /* hard limit on len */
+    int fixed;     /* storage belongs to the caller */
+    int truncated; /* an append was refused */
 };
 
 /* A heap buffer that may hold up to max bytes. */

@@ -53,7 +53,7 @@ void check_only(struct check *c, json_t *obj, const char *prefix, const char *co
     const char *key;
     json_t *v;
     size_t known = 0;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach (obj, key, v) {
         for (const char *const *a = allowed; *a != NULL; a++)
             if (strcmp(*a, key) == 0) {
                 known++;
@@ -61,8 +61,8 @@ void check_only(struct check *c, json_t *obj, const char *prefix, const char *co
             }
     }
     if ((prefix == NULL || prefix[0] == '\0') && known == 0)
-        check_error(c, "", json_object_size(obj) == 0 ? "must not be empty"
-                                                       : "holds none of the members this request takes");
+        check_error(c, "",
+                    json_object_size(obj) == 0 ? "must not be empty" : "holds none of the members this request takes");
 }
 
 static size_t utf8_chars(const char *s)
@@ -74,8 +74,8 @@ static size_t utf8_chars(const char *s)
     return n;
 }
 
-const char *check_string(struct check *c, json_t *obj, const char *prefix, const char *name, int required,
-                         size_t min, size_t max)
+const char *check_string(struct check *c, json_t *obj, const char *prefix, const char *name, int required, size_t min,
+                         size_t max)
 {
     char ptr[256];
     check_pointer(ptr, sizeof(ptr), prefix, name);
@@ -122,8 +122,8 @@ int check_bool(struct check *c, json_t *obj, const char *prefix, const char *nam
     return json_is_true(v);
 }
 
-const char *check_bytes(struct check *c, json_t *obj, const char *prefix, const char *name, int required,
-                        size_t min, size_t max)
+const char *check_bytes(struct check *c, json_t *obj, const char *prefix, const char *name, int required, size_t min,
+                        size_t max)
 {
     char ptr[256];
     check_pointer(ptr, sizeof(ptr), prefix, name);

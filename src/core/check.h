@@ -42,16 +42,16 @@ void check_only(struct check *c, json_t *obj, const char *prefix, const char *co
  * A string member of UTF-8 length in [min, max] characters. Returns the
  * borrowed value, or NULL (absent and optional, or an error was recorded).
  */
-const char *check_string(struct check *c, json_t *obj, const char *prefix, const char *name, int required,
-                         size_t min, size_t max);
+const char *check_string(struct check *c, json_t *obj, const char *prefix, const char *name, int required, size_t min,
+                         size_t max);
 
 /*
  * A string member of [min, max] BYTES of UTF-8: for text stored in a
  * column of fixed size (source, device, upload_source, sync_token…), so
  * that what is accepted always fits and is never cut (#16.8).
  */
-const char *check_bytes(struct check *c, json_t *obj, const char *prefix, const char *name, int required,
-                        size_t min, size_t max);
+const char *check_bytes(struct check *c, json_t *obj, const char *prefix, const char *name, int required, size_t min,
+                        size_t max);
 
 /* A boolean member; returns 0/1, or `def` when absent and optional. */
 int check_bool(struct check *c, json_t *obj, const char *prefix, const char *name, int required, int def);

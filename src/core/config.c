@@ -21,8 +21,8 @@
 
 enum config_source { SRC_DEFAULT = 0, SRC_DOTENV, SRC_DOTENV_FILE, SRC_ENV, SRC_ENV_FILE };
 
-static const char *const source_names[] = {"default", ".env file", ".env file (_FILE)",
-                                           "environment", "environment (_FILE)"};
+static const char *const source_names[] = {"default", ".env file", ".env file (_FILE)", "environment",
+                                           "environment (_FILE)"};
 
 enum var_kind { V_STRING, V_BOOL, V_INT, V_SIZE, V_LOGLEVEL, V_CORS, V_ENV };
 
@@ -44,117 +44,337 @@ struct var {
 #define OFF(f) offsetof(struct config, f)
 
 static const struct var vars[] = {
-    {"ENVIRONMENT", V_ENV, OFF(environment), {"development", "staging", "production"}, 0, 0, 0,
+    {"ENVIRONMENT",
+     V_ENV,
+     OFF(environment),
+     {"development", "staging", "production"},
+     0,
+     0,
+     0,
      "one of development, staging, production"},
     {"DEBUG", V_BOOL, OFF(debug), {"false", "false", "false"}, 0, 0, 0, "true or false"},
-    {"LOG_LEVEL", V_LOGLEVEL, OFF(log_level), {"INFO", "INFO", "INFO"}, 0, 0, 0,
-     "one of DEBUG, INFO, WARNING, ERROR"},
+    {"LOG_LEVEL", V_LOGLEVEL, OFF(log_level), {"INFO", "INFO", "INFO"}, 0, 0, 0, "one of DEBUG, INFO, WARNING, ERROR"},
     {"GOOGLE_CLOUD_PROJECT", V_STRING, OFF(google_cloud_project), {0}, 0, 0, 0, "a project id"},
-    {"GOOGLE_CLOUD_REGION", V_STRING, OFF(google_cloud_region), {"us-central1", "us-central1", "us-central1"},
-     0, 0, 0, "a region name"},
-    {"CLOUD_RUN_SERVICE", V_STRING, OFF(cloud_run_service), {"clarity-backend-dev", "clarity-backend-staging", "clarity-backend"},
-     0, 0, 0, "a service name"},
+    {"GOOGLE_CLOUD_REGION",
+     V_STRING,
+     OFF(google_cloud_region),
+     {"us-central1", "us-central1", "us-central1"},
+     0,
+     0,
+     0,
+     "a region name"},
+    {"CLOUD_RUN_SERVICE",
+     V_STRING,
+     OFF(cloud_run_service),
+     {"clarity-backend-dev", "clarity-backend-staging", "clarity-backend"},
+     0,
+     0,
+     0,
+     "a service name"},
     {"FIREBASE_PROJECT_ID", V_STRING, OFF(firebase_project_id), {0}, 0, 0, 0, "a project id"},
     {"FIREBASE_AUTH_DOMAIN", V_STRING, OFF(firebase_auth_domain), {0}, 0, 0, 0, "a domain name"},
-    {"VERTEX_AI_LOCATION", V_STRING, OFF(vertex_ai_location), {"us-central1", "us-central1", "us-central1"},
-     0, 0, 0, "a region name"},
+    {"VERTEX_AI_LOCATION",
+     V_STRING,
+     OFF(vertex_ai_location),
+     {"us-central1", "us-central1", "us-central1"},
+     0,
+     0,
+     0,
+     "a region name"},
     {"ML_MODEL_ENDPOINT", V_STRING, OFF(ml_model_endpoint), {0}, 0, 0, 0, "a URL"},
-    {"ACTIGRAPHY_MODEL_VERSION", V_STRING, OFF(actigraphy_model_version), {"v1.0", "v1.0", "v1.0"}, 0, 0, 0,
+    {"ACTIGRAPHY_MODEL_VERSION",
+     V_STRING,
+     OFF(actigraphy_model_version),
+     {"v1.0", "v1.0", "v1.0"},
+     0,
+     0,
+     0,
      "a version string"},
-    {"CORS_ORIGINS", V_CORS, 0, {"[\"http://localhost:3000\",\"http://localhost:8080\"]", "[]", "[]"}, 0, 0, 0,
+    {"CORS_ORIGINS",
+     V_CORS,
+     0,
+     {"[\"http://localhost:3000\",\"http://localhost:8080\"]", "[]", "[]"},
+     0,
+     0,
+     0,
      "a JSON list of origins, e.g. [\"https://app.example.com\"]"},
     {"HOST", V_STRING, OFF(host), {"127.0.0.1", "0.0.0.0", "0.0.0.0"}, 0, 0, 0, "an IP address"},
     {"PORT", V_INT, OFF(port), {"8000", "8000", "8000"}, 0, 65535, 0, "an integer from 0 to 65535"},
-    {"DATABASE_URL", V_STRING, OFF(database_url), {"sqlite:var/clarity.db", "sqlite:var/clarity.db", "sqlite:var/clarity.db"},
-     0, 0, 1, "sqlite:PATH or postgres://user:password@host:port/db"},
-    {"SHUTDOWN_GRACE_SECONDS", V_INT, OFF(shutdown_grace_seconds), {"10", "10", "10"}, 0, 3600, 0,
+    {"DATABASE_URL",
+     V_STRING,
+     OFF(database_url),
+     {"sqlite:var/clarity.db", "sqlite:var/clarity.db", "sqlite:var/clarity.db"},
+     0,
+     0,
+     1,
+     "sqlite:PATH or postgres://user:password@host:port/db"},
+    {"SHUTDOWN_GRACE_SECONDS",
+     V_INT,
+     OFF(shutdown_grace_seconds),
+     {"10", "10", "10"},
+     0,
+     3600,
+     0,
      "an integer number of seconds from 0 to 3600"},
-    {"RESTART_TIMEOUT_SECONDS", V_INT, OFF(restart_timeout_seconds), {"60", "60", "60"}, 1, 3600, 0,
+    {"RESTART_TIMEOUT_SECONDS",
+     V_INT,
+     OFF(restart_timeout_seconds),
+     {"60", "60", "60"},
+     1,
+     3600,
+     0,
      "an integer number of seconds from 1 to 3600"},
-    {"MAX_REQUEST_BYTES", V_SIZE, OFF(max_request_bytes), {"10485760", "10485760", "10485760"}, 1024,
-     1073741824LL, 0, "an integer number of bytes from 1024 to 1073741824"},
+    {"MAX_REQUEST_BYTES",
+     V_SIZE,
+     OFF(max_request_bytes),
+     {"10485760", "10485760", "10485760"},
+     1024,
+     1073741824LL,
+     0,
+     "an integer number of bytes from 1024 to 1073741824"},
     {"HTTP_THREADS", V_INT, OFF(http_threads), {0}, 1, 1024, 0, "an integer from 1 to 1024"},
-    {"HTTP_MAX_CONNECTIONS", V_INT, OFF(http_max_connections), {"8192", "8192", "8192"}, 16, 65536, 0,
+    {"HTTP_MAX_CONNECTIONS",
+     V_INT,
+     OFF(http_max_connections),
+     {"8192", "8192", "8192"},
+     16,
+     65536,
+     0,
      "an integer from 16 to 65536"},
-    {"HTTP_MAX_CONNECTIONS_PER_IP", V_INT, OFF(http_max_connections_per_ip), {"256", "256", "256"}, 0, 65536, 0,
+    {"HTTP_MAX_CONNECTIONS_PER_IP",
+     V_INT,
+     OFF(http_max_connections_per_ip),
+     {"256", "256", "256"},
+     0,
+     65536,
+     0,
      "an integer from 0 (no per-address limit) to 65536"},
-    {"HTTP_HEADER_TIMEOUT_SECONDS", V_INT, OFF(http_header_timeout_seconds), {"10", "10", "10"}, 1, 300, 0,
+    {"HTTP_HEADER_TIMEOUT_SECONDS",
+     V_INT,
+     OFF(http_header_timeout_seconds),
+     {"10", "10", "10"},
+     1,
+     300,
+     0,
      "an integer number of seconds from 1 to 300"},
     {"ACCESS_LOG_BUFFERED", V_BOOL, OFF(access_log_buffered), {"true", "true", "true"}, 0, 0, 0, "true or false"},
     {"JWT_PRIVATE_KEY", V_STRING, OFF(jwt_private_key), {0}, 0, 0, 1, "a PEM-encoded EC P-256 private key"},
     {"JWT_ISSUER", V_STRING, OFF(jwt_issuer), {"clarity", "clarity", "clarity"}, 0, 0, 0, "an issuer name"},
-    {"JWT_AUDIENCE", V_STRING, OFF(jwt_audience), {"clarity-api", "clarity-api", "clarity-api"}, 0, 0, 0,
+    {"JWT_AUDIENCE",
+     V_STRING,
+     OFF(jwt_audience),
+     {"clarity-api", "clarity-api", "clarity-api"},
+     0,
+     0,
+     0,
      "an audience name"},
-    {"ACCESS_TOKEN_TTL_SECONDS", V_INT, OFF(access_token_ttl_seconds), {"3600", "3600", "3600"}, 60, 86400, 0,
+    {"ACCESS_TOKEN_TTL_SECONDS",
+     V_INT,
+     OFF(access_token_ttl_seconds),
+     {"3600", "3600", "3600"},
+     60,
+     86400,
+     0,
      "an integer number of seconds from 60 to 86400"},
     {"ENCRYPTION_KEY", V_STRING, OFF(encryption_key), {0}, 0, 0, 1, "base64 of 32 random bytes"},
     {"OIDC_JWKS_URL", V_STRING, OFF(oidc_jwks_url), {0}, 0, 0, 0, "an https URL of a JWK Set or x509 key map"},
     {"OIDC_JWKS_FILE", V_STRING, OFF(oidc_jwks_file), {0}, 0, 0, 0, "a path to a JWK Set or x509 key map"},
-    {"OIDC_ISSUERS", V_STRING, OFF(oidc_issuers), {0}, 0, 0, 0,
+    {"OIDC_ISSUERS",
+     V_STRING,
+     OFF(oidc_issuers),
+     {0},
+     0,
+     0,
+     0,
      "a JSON list of {issuer, audiences, client_ids, jwks_url | jwks_file, token_uses, name}"},
     {"SMTP_URL", V_STRING, OFF(smtp_url), {0}, 0, 0, 0, "an smtp:// or smtps:// URL"},
     {"SMTP_FROM", V_STRING, OFF(smtp_from), {0}, 0, 0, 0, "an e-mail address"},
     {"SMTP_USERNAME", V_STRING, OFF(smtp_username), {0}, 0, 0, 0, "a user name"},
     {"SMTP_PASSWORD", V_STRING, OFF(smtp_password), {0}, 0, 0, 1, "a password"},
-    {"TRUSTED_PROXIES", V_STRING, OFF(trusted_proxies), {"[]", "[]", "[]"}, 0, 0, 0,
+    {"TRUSTED_PROXIES",
+     V_STRING,
+     OFF(trusted_proxies),
+     {"[]", "[]", "[]"},
+     0,
+     0,
+     0,
      "a JSON list of proxy IP addresses"},
     {"LOCKOUT_THRESHOLD", V_INT, OFF(lockout_threshold), {"5", "5", "5"}, 1, 1000, 0, "an integer from 1 to 1000"},
-    {"LOCKOUT_WINDOW_SECONDS", V_INT, OFF(lockout_window_seconds), {"900", "900", "900"}, 1, 86400, 0,
+    {"LOCKOUT_WINDOW_SECONDS",
+     V_INT,
+     OFF(lockout_window_seconds),
+     {"900", "900", "900"},
+     1,
+     86400,
+     0,
      "an integer number of seconds from 1 to 86400"},
-    {"RAW_UPLOAD_RETENTION_DAYS", V_INT, OFF(raw_upload_retention_days), {"0", "0", "0"}, 0, 36500, 0,
+    {"RAW_UPLOAD_RETENTION_DAYS",
+     V_INT,
+     OFF(raw_upload_retention_days),
+     {"0", "0", "0"},
+     0,
+     36500,
+     0,
      "0 (keep) or a number of days up to 36500"},
-    {"LOCKOUT_SECONDS", V_INT, OFF(lockout_seconds), {"900", "900", "900"}, 1, 86400, 0,
+    {"LOCKOUT_SECONDS",
+     V_INT,
+     OFF(lockout_seconds),
+     {"900", "900", "900"},
+     1,
+     86400,
+     0,
      "an integer number of seconds from 1 to 86400"},
-    {"RATE_LIMITS", V_STRING, OFF(rate_limits), {"", "", ""}, 0, 0, 0,
+    {"RATE_LIMITS",
+     V_STRING,
+     OFF(rate_limits),
+     {"", "", ""},
+     0,
+     0,
+     0,
      "comma-separated CLASS=COUNT/SECONDS, e.g. auth=5/60,upload=60/60"},
     {"DOCS_ENABLED", V_BOOL, OFF(docs_enabled), {"true", "true", "true"}, 0, 0, 0, "true or false"},
     {"WEB_APP_ENABLED", V_BOOL, OFF(web_app_enabled), {"true", "true", "true"}, 0, 0, 0, "true or false"},
     {"DOCS_ASSETS_DIR", V_STRING, OFF(docs_assets_dir), {0}, 0, 0, 0, "a directory holding swagger-ui-dist's files"},
-    {"MAX_IMPORT_BYTES", V_SIZE, OFF(max_import_bytes), {"4294967296", "4294967296", "4294967296"}, 1024,
-     68719476736LL, 0, "an integer number of bytes from 1024 to 68719476736"},
-    {"IMPORT_STALE_SECONDS", V_INT, OFF(import_stale_seconds), {"900", "900", "900"}, 1, 86400, 0,
+    {"MAX_IMPORT_BYTES",
+     V_SIZE,
+     OFF(max_import_bytes),
+     {"4294967296", "4294967296", "4294967296"},
+     1024,
+     68719476736LL,
+     0,
+     "an integer number of bytes from 1024 to 68719476736"},
+    {"IMPORT_STALE_SECONDS",
+     V_INT,
+     OFF(import_stale_seconds),
+     {"900", "900", "900"},
+     1,
+     86400,
+     0,
      "an integer number of seconds from 1 to 86400"},
-    {"MAX_METRICS_PER_UPLOAD", V_INT, OFF(max_metrics_per_upload), {"1000", "1000", "1000"}, 1, 100000, 0,
+    {"MAX_METRICS_PER_UPLOAD",
+     V_INT,
+     OFF(max_metrics_per_upload),
+     {"1000", "1000", "1000"},
+     1,
+     100000,
+     0,
      "an integer from 1 to 100000"},
-    {"PASSWORD_HASH_PROFILE", V_STRING, OFF(password_hash_profile), {"moderate", "moderate", "moderate"}, 0, 0, 0,
+    {"PASSWORD_HASH_PROFILE",
+     V_STRING,
+     OFF(password_hash_profile),
+     {"moderate", "moderate", "moderate"},
+     0,
+     0,
+     0,
      "moderate or interactive"},
     /* Analysis and insights pipeline (docs/insights.md). */
     {"WORKER_THREADS", V_INT, OFF(worker_threads), {"1", "1", "1"}, 0, 64, 0, "an integer from 0 to 64"},
-    {"WORKER_LEASE_SECONDS", V_INT, OFF(worker_lease_seconds), {"60", "60", "60"}, 1, 3600, 0,
+    {"WORKER_LEASE_SECONDS",
+     V_INT,
+     OFF(worker_lease_seconds),
+     {"60", "60", "60"},
+     1,
+     3600,
+     0,
      "an integer number of seconds from 1 to 3600"},
     {"PAT_MODEL_PATH", V_STRING, OFF(pat_model_path), {0}, 0, 0, 0, "a path to PAT encoder weights (.h5)"},
     {"PAT_MODEL_SHA256", V_STRING, OFF(pat_model_sha256), {0}, 0, 0, 0, "64 hex digits"},
     {"PAT_STANDARDIZATION", V_STRING, OFF(pat_standardization), {0}, 0, 0, 0, "none or global:MEAN:STD"},
-    {"INSIGHT_GENERATOR", V_STRING, OFF(insight_generator), {"builtin", "builtin", "builtin"}, 0, 0, 0,
+    {"INSIGHT_GENERATOR",
+     V_STRING,
+     OFF(insight_generator),
+     {"builtin", "builtin", "builtin"},
+     0,
+     0,
+     0,
      "builtin, gemini or openai"},
-    {"PIPELINE_TEST_FAULT", V_STRING, OFF(pipeline_test_fault), {0}, 0, 0, 0,
+    {"PIPELINE_TEST_FAULT",
+     V_STRING,
+     OFF(pipeline_test_fault),
+     {0},
+     0,
+     0,
+     0,
      "test only: fail_source=NAME and/or delay_ms=N, comma-separated"},
     {"GEMINI_API_KEY", V_STRING, OFF(gemini_api_key), {0}, 0, 0, 1, "a Google AI Studio API key"},
-    {"GEMINI_MODEL", V_STRING, OFF(gemini_model), {"gemini-2.0-flash", "gemini-2.0-flash", "gemini-2.0-flash"}, 0, 0,
-     0, "a Gemini model name"},
+    {"GEMINI_MODEL",
+     V_STRING,
+     OFF(gemini_model),
+     {"gemini-2.0-flash", "gemini-2.0-flash", "gemini-2.0-flash"},
+     0,
+     0,
+     0,
+     "a Gemini model name"},
     {"LLM_BASE_URL", V_STRING, OFF(llm_base_url), {0}, 0, 0, 0, "an http(s) URL, e.g. http://localhost:8080/v1"},
     {"LLM_API_KEY", V_STRING, OFF(llm_api_key), {0}, 0, 0, 1, "an API key"},
     {"LLM_MODEL", V_STRING, OFF(llm_model), {0}, 0, 0, 0, "a model name"},
     /* Chat over WebSocket (docs/api.md, "Chat"). */
-    {"CHAT_MAX_MESSAGE_BYTES", V_SIZE, OFF(chat_max_message_bytes), {"655360", "655360", "655360"}, 128, 16777216LL, 0,
+    {"CHAT_MAX_MESSAGE_BYTES",
+     V_SIZE,
+     OFF(chat_max_message_bytes),
+     {"655360", "655360", "655360"},
+     128,
+     16777216LL,
+     0,
      "an integer number of bytes from 128 to 16777216"},
-    {"CHAT_MESSAGES_PER_MINUTE", V_INT, OFF(chat_messages_per_minute), {"60", "60", "60"}, 1, 100000, 0,
+    {"CHAT_MESSAGES_PER_MINUTE",
+     V_INT,
+     OFF(chat_messages_per_minute),
+     {"60", "60", "60"},
+     1,
+     100000,
+     0,
      "an integer from 1 to 100000"},
-    {"CHAT_MAX_CONNECTIONS_PER_USER", V_INT, OFF(chat_max_connections_per_user), {"3", "3", "3"}, 1, 1000, 0,
+    {"CHAT_MAX_CONNECTIONS_PER_USER",
+     V_INT,
+     OFF(chat_max_connections_per_user),
+     {"3", "3", "3"},
+     1,
+     1000,
+     0,
      "an integer from 1 to 1000"},
-    {"CHAT_HEARTBEAT_SECONDS", V_INT, OFF(chat_heartbeat_seconds), {"30", "30", "30"}, 1, 3600, 0,
+    {"CHAT_HEARTBEAT_SECONDS",
+     V_INT,
+     OFF(chat_heartbeat_seconds),
+     {"30", "30", "30"},
+     1,
+     3600,
+     0,
      "an integer number of seconds from 1 to 3600"},
-    {"CHAT_IDLE_TIMEOUT_SECONDS", V_INT, OFF(chat_idle_timeout_seconds), {"300", "300", "300"}, 1, 86400, 0,
+    {"CHAT_IDLE_TIMEOUT_SECONDS",
+     V_INT,
+     OFF(chat_idle_timeout_seconds),
+     {"300", "300", "300"},
+     1,
+     86400,
+     0,
      "an integer number of seconds from 1 to 86400"},
-    {"CHAT_MAX_DATA_POINTS", V_INT, OFF(chat_max_data_points), {"10080", "10080", "10080"}, 1, LIMIT_POINTS_MAX, 0,
+    {"CHAT_MAX_DATA_POINTS",
+     V_INT,
+     OFF(chat_max_data_points),
+     {"10080", "10080", "10080"},
+     1,
+     LIMIT_POINTS_MAX,
+     0,
      "an integer from 1 to 20160"},
-    {"CHAT_MAX_CONNECTIONS", V_INT, OFF(chat_max_connections), {"16384", "16384", "16384"}, 1, 1000000, 0,
+    {"CHAT_MAX_CONNECTIONS",
+     V_INT,
+     OFF(chat_max_connections),
+     {"16384", "16384", "16384"},
+     1,
+     1000000,
+     0,
      "an integer from 1 to 1000000"},
     /* Operations (docs/operations.md). */
     {"LOG_FORMAT", V_STRING, OFF(log_format), {"json", "json", "json"}, 0, 0, 0, "json or text"},
-    {"METRICS_TOKEN", V_STRING, OFF(metrics_token), {0}, 0, 0, 1,
-     "a random bearer token of at least 16 characters"},
-    {"HEALTH_CANARY_SECONDS", V_INT, OFF(health_canary_seconds), {"300", "300", "300"}, 10, 86400, 0,
+    {"METRICS_TOKEN", V_STRING, OFF(metrics_token), {0}, 0, 0, 1, "a random bearer token of at least 16 characters"},
+    {"HEALTH_CANARY_SECONDS",
+     V_INT,
+     OFF(health_canary_seconds),
+     {"300", "300", "300"},
+     10,
+     86400,
+     0,
      "an integer number of seconds from 10 to 86400"},
 };
 
@@ -311,9 +531,8 @@ static const char *real_getenv(void *ctx, const char *name)
  * Resolve the raw text of one variable: highest-priority source wins.
  * *owned receives a heap string when the value came from a file (caller frees).
  */
-static int resolve(const struct var *v, enum config_env env, const struct dotenv *d,
-                   config_getenv_fn ge, void *ctx, const char **out, char **owned,
-                   unsigned char *src, char *err, size_t errlen)
+static int resolve(const struct var *v, enum config_env env, const struct dotenv *d, config_getenv_fn ge, void *ctx,
+                   const char **out, char **owned, unsigned char *src, char *err, size_t errlen)
 {
     char fname[96];
     snprintf(fname, sizeof(fname), "%s_FILE", v->name);
@@ -409,8 +628,7 @@ static int parse_cors(struct config *cfg, const char *s, char *err, size_t errle
     }
     for (size_t i = 0; i < n; i++) {
         const char *o = json_string_value(json_array_get(arr, i));
-        int ok = o != NULL && (strcmp(o, "*") == 0 || strncmp(o, "http://", 7) == 0 ||
-                               strncmp(o, "https://", 8) == 0);
+        int ok = o != NULL && (strcmp(o, "*") == 0 || strncmp(o, "http://", 7) == 0 || strncmp(o, "https://", 8) == 0);
         /* An origin is scheme://host[:port]: no path, no trailing slash. */
         if (ok && strcmp(o, "*") != 0) {
             const char *rest = strstr(o, "://") + 3;
@@ -419,8 +637,8 @@ static int parse_cors(struct config *cfg, const char *s, char *err, size_t errle
         if (!ok) {
             json_decref(arr);
             return fail(err, errlen,
-                        "CORS_ORIGINS: item %zu is not an origin (\"*\" or scheme://host[:port]); expected %s",
-                        i, v->form);
+                        "CORS_ORIGINS: item %zu is not an origin (\"*\" or scheme://host[:port]); expected %s", i,
+                        v->form);
         }
         cfg->cors_origins[i] = strdup(o);
         if (cfg->cors_origins[i] == NULL) {
@@ -467,8 +685,7 @@ static int parse_value(struct config *cfg, const struct var *v, const char *s, c
         if (log_level_parse(s, (enum log_level *)(base + v->offset)) != 0)
             goto bad;
         return 0;
-    case V_CORS:
-        return parse_cors(cfg, s, err, errlen);
+    case V_CORS: return parse_cors(cfg, s, err, errlen);
     }
 bad:
     /* Never echo a secret's value back. */
@@ -477,14 +694,13 @@ bad:
     return fail(err, errlen, "%s: invalid value \"%.64s\"; expected %s", v->name, s, v->form);
 }
 
-int config_rate_limits_parse(const char *spec, struct config_rate out[CONFIG_RATE_CLASSES], char *err,
-                             size_t errlen)
+int config_rate_limits_parse(const char *spec, struct config_rate out[CONFIG_RATE_CLASSES], char *err, size_t errlen)
 {
     static const char *const names[CONFIG_RATE_CLASSES] = {"none", "api", "auth", "upload", "insights", "chat"};
     /* Defaults from the identity issue: auth 5/min, upload 60/min,
      * insights 20/h, chat 30/min, other API 100/min. */
-    static const struct config_rate defaults[CONFIG_RATE_CLASSES] = {{0, 0},  {100, 60},  {5, 60},
-                                                                      {60, 60}, {20, 3600}, {30, 60}};
+    static const struct config_rate defaults[CONFIG_RATE_CLASSES] = {{0, 0},   {100, 60},  {5, 60},
+                                                                     {60, 60}, {20, 3600}, {30, 60}};
     memcpy(out, defaults, sizeof(defaults));
     if (spec == NULL || *spec == '\0')
         return 0;
@@ -498,8 +714,10 @@ int config_rate_limits_parse(const char *spec, struct config_rate out[CONFIG_RAT
         int count = 0, period = 0, used = 0;
         if (sscanf(item, " %31[a-z] = %d / %d %n", name, &count, &period, &used) != 3 || item[used] != '\0' ||
             count < 1 || count > 1000000 || period < 1 || period > 86400)
-            return fail(err, errlen, "RATE_LIMITS: \"%.40s\" is not CLASS=COUNT/SECONDS (COUNT 1..1000000, "
-                                     "SECONDS 1..86400)", item);
+            return fail(err, errlen,
+                        "RATE_LIMITS: \"%.40s\" is not CLASS=COUNT/SECONDS (COUNT 1..1000000, "
+                        "SECONDS 1..86400)",
+                        item);
         int found = 0;
         for (int c = 1; c < CONFIG_RATE_CLASSES; c++)
             if (strcmp(name, names[c]) == 0) {
@@ -524,11 +742,10 @@ int config_proxies_parse(const char *json, char out[][64], int *n, char *err, si
     }
     size_t i;
     json_t *v;
-    json_array_foreach(list, i, v) {
+    json_array_foreach (list, i, v) {
         const char *ip = json_string_value(v);
         unsigned char tmp[16];
-        if (ip == NULL || strlen(ip) >= 64 ||
-            (inet_pton(AF_INET, ip, tmp) != 1 && inet_pton(AF_INET6, ip, tmp) != 1)) {
+        if (ip == NULL || strlen(ip) >= 64 || (inet_pton(AF_INET, ip, tmp) != 1 && inet_pton(AF_INET6, ip, tmp) != 1)) {
             json_decref(list);
             return fail(err, errlen, "TRUSTED_PROXIES: item %zu is not an IP address", i);
         }
@@ -585,8 +802,7 @@ int config_test_fault_parse(const char *spec, char *fail_source, size_t fail_len
                 return fail(err, errlen, "PIPELINE_TEST_FAULT: delay_ms takes 0 to 600000");
             *delay_ms = v;
         } else {
-            return fail(err, errlen, "PIPELINE_TEST_FAULT: expected fail_source=NAME or delay_ms=N, not '%.40s'",
-                        item);
+            return fail(err, errlen, "PIPELINE_TEST_FAULT: expected fail_source=NAME or delay_ms=N, not '%.40s'", item);
         }
     }
     return 0;
@@ -658,8 +874,9 @@ static int validate_structured(const struct config *cfg, char *err, size_t errle
         if (access(cfg->pat_model_path, R_OK) != 0)
             return fail(err, errlen, "PAT_MODEL_PATH: cannot read %.200s: %s", cfg->pat_model_path, strerror(errno));
         if (!set_nonempty(cfg->pat_standardization))
-            return fail(err, errlen, "PAT_STANDARDIZATION: required when PAT_MODEL_PATH is set (none or "
-                                     "global:MEAN:STD; see docs/pat.md)");
+            return fail(err, errlen,
+                        "PAT_STANDARDIZATION: required when PAT_MODEL_PATH is set (none or "
+                        "global:MEAN:STD; see docs/pat.md)");
     }
     return 0;
 }
@@ -667,8 +884,7 @@ static int validate_structured(const struct config *cfg, char *err, size_t errle
 /* Rules that depend on several variables, and production's refusals. */
 static int validate(const struct config *cfg, char *err, size_t errlen)
 {
-    if (strncmp(cfg->database_url, "sqlite:", 7) != 0 &&
-        strncmp(cfg->database_url, "postgres://", 11) != 0 &&
+    if (strncmp(cfg->database_url, "sqlite:", 7) != 0 && strncmp(cfg->database_url, "postgres://", 11) != 0 &&
         strncmp(cfg->database_url, "postgresql://", 13) != 0)
         return fail(err, errlen, "DATABASE_URL: expected sqlite:PATH or postgres://user:password@host:port/db");
     if (strncmp(cfg->database_url, "sqlite:", 7) == 0 && cfg->database_url[7] == '\0')
@@ -708,8 +924,7 @@ static int validate(const struct config *cfg, char *err, size_t errlen)
     return validate_structured(cfg, err, errlen);
 }
 
-int config_load(struct config *cfg, config_getenv_fn ge, void *ctx, const char *dir, char *err,
-                size_t errlen)
+int config_load(struct config *cfg, config_getenv_fn ge, void *ctx, const char *dir, char *err, size_t errlen)
 {
     struct dotenv d = {0};
     memset(cfg, 0, sizeof(*cfg));
@@ -723,8 +938,7 @@ int config_load(struct config *cfg, config_getenv_fn ge, void *ctx, const char *
         return fail(err, errlen, "ENVIRONMENT: invalid value \"%.64s\"; expected %s", e, vars[0].form);
 
     char path[4096];
-    snprintf(path, sizeof(path), "%s%s.env.%s", dir != NULL ? dir : "", dir != NULL ? "/" : "",
-             config_env_name(env));
+    snprintf(path, sizeof(path), "%s%s.env.%s", dir != NULL ? dir : "", dir != NULL ? "/" : "", config_env_name(env));
     if (dotenv_load(&d, path, err, errlen) != 0)
         goto fail;
 
@@ -897,8 +1111,8 @@ int config_edit_distance(const char *a, const char *b, int cap)
 
 /* Names Clarity reads outside the table (systemd, restarts, the smoke test)
  * and ones the platforms set that sit close to Clarity's. */
-static const char *const other_names[] = {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "CLARITY_READY_FD",
-                                          "SMOKE_TOKEN", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"};
+static const char *const other_names[] = {"LISTEN_FDS",  "LISTEN_PID", "LISTEN_FDNAMES", "CLARITY_READY_FD",
+                                          "SMOKE_TOKEN", "K_SERVICE",  "K_REVISION",     "K_CONFIGURATION"};
 
 /* Names from the deployment guide Clarity does not read, and why. */
 static const struct {
@@ -911,10 +1125,10 @@ static const struct {
     {"GOOGLE_APPLICATION_CREDENTIALS", NULL}, /* the platform's, not a suspect */
 };
 
-static const char *const prefixes[] = {"OIDC_",  "JWT_",    "PAT_",     "CHAT_",    "LLM_",      "GEMINI_",
-                                       "FIREBASE_", "LOCKOUT_", "WORKER_", "METRICS_", "DATABASE_", "ENCRYPTION_",
-                                       "CORS_",  "RATE_",   "INSIGHT_", "VERTEX_",  "ACTIGRAPHY_", "CLOUD_RUN_",
-                                       "DOCS_",  "HEALTH_", "LOG_"};
+static const char *const prefixes[] = {"OIDC_",     "JWT_",     "PAT_",     "CHAT_",    "LLM_",        "GEMINI_",
+                                       "FIREBASE_", "LOCKOUT_", "WORKER_",  "METRICS_", "DATABASE_",   "ENCRYPTION_",
+                                       "CORS_",     "RATE_",    "INSIGHT_", "VERTEX_",  "ACTIGRAPHY_", "CLOUD_RUN_",
+                                       "DOCS_",     "HEALTH_",  "LOG_"};
 
 static int known_name(const char *name)
 {
@@ -941,7 +1155,7 @@ static int suspect_hint(const char *name, char *hint, size_t hintlen)
     for (size_t i = 0; i < sizeof(explained) / sizeof(explained[0]); i++) {
         size_t n = strlen(explained[i].name);
         int match = explained[i].name[n - 1] == '*' ? strncmp(name, explained[i].name, n - 1) == 0
-                                                     : strcmp(name, explained[i].name) == 0;
+                                                    : strcmp(name, explained[i].name) == 0;
         if (match) {
             if (explained[i].hint == NULL)
                 return 0;

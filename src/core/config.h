@@ -50,71 +50,71 @@ struct config {
     size_t n_cors_origins;
 
     char *host;
-    int port;                   /* 0 picks an ephemeral port (tests) */
-    char *database_url;         /* secret: may embed a password */
+    int port;           /* 0 picks an ephemeral port (tests) */
+    char *database_url; /* secret: may embed a password */
     int shutdown_grace_seconds;
     int restart_timeout_seconds; /* SIGUSR2 hand-over: how long the new process may take to be ready */
     size_t max_request_bytes;
     int http_threads;
 
     /* Identity and data protection (docs/configuration.md). */
-    char *jwt_private_key;      /* secret: PEM (EC P-256) */
+    char *jwt_private_key; /* secret: PEM (EC P-256) */
     char *jwt_issuer;
     char *jwt_audience;
     int access_token_ttl_seconds;
-    char *encryption_key;       /* secret: base64 of 32 bytes */
+    char *encryption_key; /* secret: base64 of 32 bytes */
     char *oidc_jwks_url;
     char *oidc_jwks_file;
-    char *oidc_issuers;         /* JSON list of external issuers (auth/oidc.h) */
-    char *smtp_url;             /* smtp://host:port or smtps://…; NULL: no e-mail */
+    char *oidc_issuers; /* JSON list of external issuers (auth/oidc.h) */
+    char *smtp_url;     /* smtp://host:port or smtps://…; NULL: no e-mail */
     char *smtp_from;
     char *smtp_username;
-    char *smtp_password;        /* secret */
-    char *trusted_proxies;      /* JSON list of addresses whose X-Forwarded-For is honoured */
-    int lockout_threshold;      /* failed logins per (account, address) ... */
-    int lockout_window_seconds; /* ... within this window lock for ... */
-    int lockout_seconds;        /* ... this long */
+    char *smtp_password;           /* secret */
+    char *trusted_proxies;         /* JSON list of addresses whose X-Forwarded-For is honoured */
+    int lockout_threshold;         /* failed logins per (account, address) ... */
+    int lockout_window_seconds;    /* ... within this window lock for ... */
+    int lockout_seconds;           /* ... this long */
     int raw_upload_retention_days; /* delete raw bodies older than this; 0 keeps them */
-    char *rate_limits;          /* "auth=5/60,upload=60/60,..." overrides */
+    char *rate_limits;             /* "auth=5/60,upload=60/60,..." overrides */
     char *password_hash_profile;
     int max_metrics_per_upload;
-    size_t max_import_bytes;    /* streamed Apple Health exports */
-    int import_stale_seconds;   /* an import untouched this long was interrupted (store/recovery.h) */
-    int docs_enabled;           /* /openapi.json and /docs served */
-    int http_max_connections;   /* open connections in all */
+    size_t max_import_bytes;         /* streamed Apple Health exports */
+    int import_stale_seconds;        /* an import untouched this long was interrupted (store/recovery.h) */
+    int docs_enabled;                /* /openapi.json and /docs served */
+    int http_max_connections;        /* open connections in all */
     int http_max_connections_per_ip; /* per client address; 0: no per-address limit */
     int http_header_timeout_seconds; /* a new connection must send its request head within this */
-    int access_log_buffered;    /* access log lines buffered per thread (core/log.h) */
-    int web_app_enabled;        /* the web app at / (api/web.c) */
-    char *docs_assets_dir;      /* Swagger UI's files; NULL: the build's default */ /* "moderate" (default) or "interactive" */
+    int access_log_buffered;         /* access log lines buffered per thread (core/log.h) */
+    int web_app_enabled;             /* the web app at / (api/web.c) */
+    char *docs_assets_dir;           /* Swagger UI's files; NULL: the build's default */
 
     /* Analysis and insights pipeline (docs/insights.md, docs/pat.md). */
-    int worker_threads;         /* queue consumers inside `serve`; 0 disables */
-    int worker_lease_seconds;   /* how long a leased job stays invisible */
-    char *pat_model_path;       /* PAT encoder weights; unset: PAT disabled */
-    char *pat_model_sha256;     /* expected SHA-256 of that file, optional */
-    char *pat_standardization;  /* none | global:MEAN:STD */
-    char *insight_generator;    /* builtin (default) */
-    char *pipeline_test_fault;  /* TEST ONLY: fail_source=NAME,delay_ms=N */
-    char *gemini_api_key;       /* secret: INSIGHT_GENERATOR=gemini */
+    int worker_threads;        /* queue consumers inside `serve`; 0 disables */
+    int worker_lease_seconds;  /* how long a leased job stays invisible */
+    char *pat_model_path;      /* PAT encoder weights; unset: PAT disabled */
+    char *pat_model_sha256;    /* expected SHA-256 of that file, optional */
+    char *pat_standardization; /* none | global:MEAN:STD */
+    char *insight_generator;   /* builtin (default) */
+    char *pipeline_test_fault; /* TEST ONLY: fail_source=NAME,delay_ms=N */
+    char *gemini_api_key;      /* secret: INSIGHT_GENERATOR=gemini */
     char *gemini_model;
-    char *llm_base_url;         /* OpenAI-compatible endpoint (or a Gemini base override) */
-    char *llm_api_key;          /* secret: INSIGHT_GENERATOR=openai */
+    char *llm_base_url; /* OpenAI-compatible endpoint (or a Gemini base override) */
+    char *llm_api_key;  /* secret: INSIGHT_GENERATOR=openai */
     char *llm_model;
 
     /* Chat over WebSocket (docs/api.md, "Chat"). */
-    size_t chat_max_message_bytes;  /* larger: MESSAGE_TOO_LARGE; 4x larger: close 1009 */
-    int chat_messages_per_minute;   /* per user, all sockets together */
+    size_t chat_max_message_bytes; /* larger: MESSAGE_TOO_LARGE; 4x larger: close 1009 */
+    int chat_messages_per_minute;  /* per user, all sockets together */
     int chat_max_connections_per_user;
-    int chat_max_connections;       /* all users together on this instance */
-    int chat_heartbeat_seconds;     /* server ping interval */
-    int chat_idle_timeout_seconds;  /* no client message for this long: close */
-    int chat_max_data_points;       /* per health_insight */
+    int chat_max_connections;      /* all users together on this instance */
+    int chat_heartbeat_seconds;    /* server ping interval */
+    int chat_idle_timeout_seconds; /* no client message for this long: close */
+    int chat_max_data_points;      /* per health_insight */
 
     /* Operations (docs/operations.md). */
-    char *log_format;           /* json (default) or text */
-    char *metrics_token;        /* secret: bearer token /metrics and /health details need */
-    int health_canary_seconds;  /* background PAT canary period */
+    char *log_format;          /* json (default) or text */
+    char *metrics_token;       /* secret: bearer token /metrics and /health details need */
+    int health_canary_seconds; /* background PAT canary period */
 
     /* Where each variable came from (enum config_source), by table order. */
     unsigned char source[128];
@@ -133,8 +133,7 @@ struct config_rate {
     int period_s;
 };
 /* Defaults, then "CLASS=COUNT/SECONDS,..." overrides. 0 or -1 with err. */
-int config_rate_limits_parse(const char *spec, struct config_rate out[CONFIG_RATE_CLASSES], char *err,
-                             size_t errlen);
+int config_rate_limits_parse(const char *spec, struct config_rate out[CONFIG_RATE_CLASSES], char *err, size_t errlen);
 
 /* TRUSTED_PROXIES: a JSON list of at most CONFIG_MAX_PROXIES IP addresses. */
 #define CONFIG_MAX_PROXIES 32
@@ -177,8 +176,7 @@ typedef const char *(*config_getenv_fn)(void *ctx, const char *name);
  * Returns 0, or -1 with a one-line message in err (naming the variable and
  * the expected form). On failure cfg holds nothing that needs freeing.
  */
-int config_load(struct config *cfg, config_getenv_fn getenv_fn, void *ctx, const char *dir,
-                char *err, size_t errlen);
+int config_load(struct config *cfg, config_getenv_fn getenv_fn, void *ctx, const char *dir, char *err, size_t errlen);
 
 /* Free the strings config_load allocated. Accepts a zeroed struct. */
 void config_free(struct config *cfg);

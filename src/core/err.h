@@ -91,10 +91,10 @@ enum clarity_err {
     ANALYSIS_ESPAN = -704, /* the points span more minutes than allowed */
 
     /* Apple Health export */
-    APPLE_EXPORT_EINVAL = -801,   /* bad argument, or use after finish */
-    APPLE_EXPORT_EFORMAT = -802,  /* not well-formed XML, not a Health export, bad zip,
+    APPLE_EXPORT_EINVAL = -801,  /* bad argument, or use after finish */
+    APPLE_EXPORT_EFORMAT = -802, /* not well-formed XML, not a Health export, bad zip,
                                      zip without export.xml */
-    APPLE_EXPORT_EIO = -803,      /* the file (or the spool) cannot be read or written */
+    APPLE_EXPORT_EIO = -803,     /* the file (or the spool) cannot be read or written */
     APPLE_EXPORT_ENOMEM = -804,
     APPLE_EXPORT_ECALLBACK = -805, /* the batch callback returned non-zero */
     APPLE_EXPORT_ESTOPPED = -806,  /* the stop flag was set (shutdown): the import was abandoned */
@@ -106,7 +106,7 @@ enum clarity_err {
     HK_EVALUE = -904,        /* value not finite, unknown category value, end before start */
 
     /* ingest session */
-    INGEST_EINVAL = -1001,   /* bad argument, or a step out of order */
+    INGEST_EINVAL = -1001, /* bad argument, or a step out of order */
     INGEST_ENOMEM = -1002,
     INGEST_EINVALID = -1003, /* the input has field errors (recorded on the check) */
     INGEST_EOWNER = -1004,   /* the input names another user than the caller */

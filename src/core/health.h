@@ -24,7 +24,7 @@ typedef int (*health_check_fn)(void *ctx, json_t *details, char *err, size_t err
 struct health_check {
     const char *name; /* static, e.g. "database" */
     health_check_fn fn;
-    void *ctx;        /* borrowed; must outlive the registry's use */
+    void *ctx; /* borrowed; must outlive the registry's use */
 };
 
 struct health_registry {

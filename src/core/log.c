@@ -165,8 +165,8 @@ static void format_line(struct buf *b, char *storage, size_t size, enum log_leve
              * (printf's float path is slow on the per-request log line). */
             if (v >= 0 && v < 1e12) {
                 long long milli = (long long)(v * 1000.0 + 0.5);
-                char frac[4] = {(char)('0' + milli / 100 % 10), (char)('0' + milli / 10 % 10),
-                                (char)('0' + milli % 10), '\0'};
+                char frac[4] = {(char)('0' + milli / 100 % 10), (char)('0' + milli / 10 % 10), (char)('0' + milli % 10),
+                                '\0'};
                 put_int(b, milli / 1000);
                 buf_putc(b, '.');
                 buf_puts(b, frac);
@@ -237,13 +237,13 @@ struct log_tbuf {
     char data[LOG_TBUF_SIZE];
 };
 
-static atomic_int log_buffered;           /* log_buffering_start() was called */
+static atomic_int log_buffered; /* log_buffering_start() was called */
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct log_tbuf *reg_head;         /* every live thread's buffer */
+static struct log_tbuf *reg_head; /* every live thread's buffer */
 static pthread_key_t tbuf_key;
 static pthread_once_t tbuf_once = PTHREAD_ONCE_INIT;
 static pthread_t flusher;
-static int flusher_running;               /* under reg_mu */
+static int flusher_running; /* under reg_mu */
 static pthread_cond_t flusher_cv = PTHREAD_COND_INITIALIZER;
 static _Thread_local struct log_tbuf *my_tbuf;
 

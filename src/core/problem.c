@@ -141,7 +141,7 @@ json_t *problem_to_json(const struct problem *p, const char *instance, const cha
     if (p->extra != NULL) {
         const char *key;
         json_t *value;
-        json_object_foreach(p->extra, key, value) {
+        json_object_foreach (p->extra, key, value) {
             if (json_object_get(o, key) == NULL)
                 json_object_set(o, key, value);
         }

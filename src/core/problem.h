@@ -25,14 +25,14 @@ struct problem_error {
 
 struct problem {
     int status;
-    const char *slug;  /* static string, e.g. "validation-error" */
-    char *detail;      /* heap, may be NULL */
+    const char *slug; /* static string, e.g. "validation-error" */
+    char *detail;     /* heap, may be NULL */
     struct problem_error *errors;
     size_t nerrors;
     size_t errors_cap;
     size_t errors_dropped;
-    int retry_after;   /* seconds for Retry-After, 0 when none */
-    json_t *extra;     /* owned; extension members (RFC 7807 §3.2) merged
+    int retry_after; /* seconds for Retry-After, 0 when none */
+    json_t *extra;   /* owned; extension members (RFC 7807 §3.2) merged
                           into the rendering; never overrides standard ones */
 };
 

@@ -110,13 +110,11 @@ int time_parse_rfc3339(const char *s, int64_t *ms_out, int *offset_min)
     int y, mo, d, h, mi, sec;
     if (s == NULL || strlen(s) < 20)
         return -1;
-    if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
-        digits(s + 8, 2, &d))
+    if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' || digits(s + 8, 2, &d))
         return -1;
     if (s[10] != 'T' && s[10] != 't' && s[10] != ' ')
         return -1;
-    if (digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
-        digits(s + 17, 2, &sec))
+    if (digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &sec))
         return -1;
     if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60)
         return -1;

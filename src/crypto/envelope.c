@@ -86,18 +86,16 @@ int envelope_key_from_bytes(const unsigned char *bytes, size_t len, struct envel
 }
 
 /* A one-line reason for a rejected key; never quotes the key text. */
-#define SAY(...)                                                                                   \
-    do {                                                                                           \
-        if (err != NULL && errlen > 0)                                                             \
-            snprintf(err, errlen, __VA_ARGS__);                                                    \
+#define SAY(...)                                                                                                       \
+    do {                                                                                                               \
+        if (err != NULL && errlen > 0)                                                                                 \
+            snprintf(err, errlen, __VA_ARGS__);                                                                        \
     } while (0)
 
-int envelope_key_from_base64(const char *text, struct envelope_key **out, char *err,
-                             size_t errlen)
+int envelope_key_from_base64(const char *text, struct envelope_key **out, char *err, size_t errlen)
 {
-    static const int variants[] = {
-        sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
-        sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING};
+    static const int variants[] = {sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
+                                   sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING};
     unsigned char *bin = NULL;
     size_t tlen, cap, binlen = 0;
     int rc = ENVELOPE_EINVAL, decoded = 0;
@@ -154,8 +152,7 @@ int envelope_key_to_base64(const struct envelope_key *k, char *out, size_t outle
     return ENVELOPE_OK;
 }
 
-int envelope_key_derive(const struct envelope_key *key, const char context[8], uint64_t id,
-                        struct envelope_key **out)
+int envelope_key_derive(const struct envelope_key *key, const char context[8], uint64_t id, struct envelope_key **out)
 {
     if (key == NULL || context == NULL)
         return ENVELOPE_EINVAL;
@@ -182,35 +179,31 @@ int envelope_key_equal(const struct envelope_key *a, const struct envelope_key *
 
 /* ---- key wrapping ---------------------------------------------------------- */
 
-int envelope_key_wrap(const struct envelope_key *kek, const struct envelope_key *key,
-                      const unsigned char *ad, size_t adlen,
-                      unsigned char out[ENVELOPE_WRAPPED_BYTES])
+int envelope_key_wrap(const struct envelope_key *kek, const struct envelope_key *key, const unsigned char *ad,
+                      size_t adlen, unsigned char out[ENVELOPE_WRAPPED_BYTES])
 {
     unsigned long long clen = 0;
     if (kek == NULL || key == NULL || out == NULL || (ad == NULL && adlen > 0))
         return ENVELOPE_EINVAL;
     randombytes_buf(out, ENVELOPE_NONCE_BYTES);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(out + ENVELOPE_NONCE_BYTES, &clen, key->k,
-                                               ENVELOPE_KEY_BYTES, ad, adlen, NULL, out,
-                                               kek->k);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + ENVELOPE_NONCE_BYTES, &clen, key->k, ENVELOPE_KEY_BYTES, ad, adlen,
+                                               NULL, out, kek->k);
     return clen == ENVELOPE_KEY_BYTES + ENVELOPE_TAG_BYTES ? ENVELOPE_OK : ENVELOPE_EINVAL;
 }
 
-int envelope_key_unwrap(const struct envelope_key *kek, const unsigned char *wrapped,
-                        size_t wrapped_len, const unsigned char *ad, size_t adlen,
-                        struct envelope_key **out)
+int envelope_key_unwrap(const struct envelope_key *kek, const unsigned char *wrapped, size_t wrapped_len,
+                        const unsigned char *ad, size_t adlen, struct envelope_key **out)
 {
     unsigned long long mlen = 0;
-    if (kek == NULL || wrapped == NULL || wrapped_len != ENVELOPE_WRAPPED_BYTES ||
-        (ad == NULL && adlen > 0))
+    if (kek == NULL || wrapped == NULL || wrapped_len != ENVELOPE_WRAPPED_BYTES || (ad == NULL && adlen > 0))
         return ENVELOPE_EINVAL;
     struct envelope_key *k = key_alloc();
     if (k == NULL)
         return ENVELOPE_ENOMEM;
     /* Decrypt straight into protected memory: the key never touches the stack. */
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-            k->k, &mlen, NULL, wrapped + ENVELOPE_NONCE_BYTES,
-            ENVELOPE_WRAPPED_BYTES - ENVELOPE_NONCE_BYTES, ad, adlen, wrapped, kek->k) != 0 ||
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(k->k, &mlen, NULL, wrapped + ENVELOPE_NONCE_BYTES,
+                                                   ENVELOPE_WRAPPED_BYTES - ENVELOPE_NONCE_BYTES, ad, adlen, wrapped,
+                                                   kek->k) != 0 ||
         mlen != ENVELOPE_KEY_BYTES) {
         envelope_key_free(k);
         return ENVELOPE_EAUTH;
@@ -228,8 +221,8 @@ int envelope_key_unwrap(const struct envelope_key *kek, const unsigned char *wra
  * pairs share an AD, whatever characters the ids hold.
  * Returns the length, or 0 for an invalid binding.
  */
-static size_t ad_build(unsigned char ad[AD_MAX], const char *label, size_t label_size,
-                       int with_version, int version, const struct envelope_binding *b)
+static size_t ad_build(unsigned char ad[AD_MAX], const char *label, size_t label_size, int with_version, int version,
+                       const struct envelope_binding *b)
 {
     size_t n = 0, ul, pl;
     if (b == NULL || b->user_id == NULL || b->upload_id == NULL)
@@ -270,9 +263,8 @@ static size_t ad_wrap(unsigned char ad[AD_MAX], int version, const struct envelo
 
 /* ---- bodies --------------------------------------------------------------- */
 
-int envelope_body_seal(const struct envelope_key *kek, int kek_version,
-                  const struct envelope_binding *b, const unsigned char *body, size_t len,
-                  struct envelope_sealed *out)
+int envelope_body_seal(const struct envelope_key *kek, int kek_version, const struct envelope_binding *b,
+                       const unsigned char *body, size_t len, struct envelope_sealed *out)
 {
     unsigned char adb[AD_MAX], adw[AD_MAX];
     size_t adb_len, adw_len;
@@ -297,8 +289,7 @@ int envelope_body_seal(const struct envelope_key *kek, int kek_version,
         goto fail;
     }
     randombytes_buf(s.nonce, sizeof(s.nonce));
-    crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &clen, body, len, adb, adb_len, NULL, s.nonce,
-                                               dek->k);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &clen, body, len, adb, adb_len, NULL, s.nonce, dek->k);
     if ((rc = envelope_key_wrap(kek, dek, adw, adw_len, s.wrapped_dek)) != ENVELOPE_OK)
         goto fail;
     s.ciphertext = ct;
@@ -312,11 +303,10 @@ fail:
     return rc;
 }
 
-int envelope_body_open(const struct envelope_key *kek, int kek_version,
-                  const struct envelope_binding *b, const unsigned char *wrapped_dek,
-                  size_t wrapped_len, const unsigned char *nonce, size_t nonce_len,
-                  const unsigned char *ciphertext, size_t ciphertext_len, unsigned char **body,
-                  size_t *body_len)
+int envelope_body_open(const struct envelope_key *kek, int kek_version, const struct envelope_binding *b,
+                       const unsigned char *wrapped_dek, size_t wrapped_len, const unsigned char *nonce,
+                       size_t nonce_len, const unsigned char *ciphertext, size_t ciphertext_len, unsigned char **body,
+                       size_t *body_len)
 {
     unsigned char adb[AD_MAX], adw[AD_MAX];
     size_t adb_len, adw_len;
@@ -325,10 +315,9 @@ int envelope_body_open(const struct envelope_key *kek, int kek_version,
     unsigned long long mlen = 0;
     int rc;
 
-    if (kek == NULL || wrapped_dek == NULL || nonce == NULL || ciphertext == NULL ||
-        body == NULL || body_len == NULL || wrapped_len != ENVELOPE_WRAPPED_BYTES ||
-        nonce_len != ENVELOPE_NONCE_BYTES || ciphertext_len < ENVELOPE_TAG_BYTES ||
-        ciphertext_len - ENVELOPE_TAG_BYTES > ENVELOPE_BODY_MAX)
+    if (kek == NULL || wrapped_dek == NULL || nonce == NULL || ciphertext == NULL || body == NULL || body_len == NULL ||
+        wrapped_len != ENVELOPE_WRAPPED_BYTES || nonce_len != ENVELOPE_NONCE_BYTES ||
+        ciphertext_len < ENVELOPE_TAG_BYTES || ciphertext_len - ENVELOPE_TAG_BYTES > ENVELOPE_BODY_MAX)
         return ENVELOPE_EINVAL;
     adb_len = ad_body(adb, b);
     adw_len = ad_wrap(adw, kek_version, b);
@@ -344,8 +333,8 @@ int envelope_body_open(const struct envelope_key *kek, int kek_version,
     }
     /* libsodium verifies the tag before writing any plaintext, so pt holds
      * nothing on failure. */
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &mlen, NULL, ciphertext, ciphertext_len,
-                                                   adb, adb_len, nonce, dek->k) != 0) {
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &mlen, NULL, ciphertext, ciphertext_len, adb, adb_len, nonce,
+                                                   dek->k) != 0) {
         rc = ENVELOPE_EAUTH;
         goto fail;
     }
@@ -360,9 +349,8 @@ fail:
     return rc;
 }
 
-int envelope_dek_rewrap(const struct envelope_key *old_kek, int old_version,
-                        const struct envelope_key *new_kek, int new_version,
-                        const struct envelope_binding *b, const unsigned char *wrapped_dek,
+int envelope_dek_rewrap(const struct envelope_key *old_kek, int old_version, const struct envelope_key *new_kek,
+                        int new_version, const struct envelope_binding *b, const unsigned char *wrapped_dek,
                         size_t wrapped_len, unsigned char out[ENVELOPE_WRAPPED_BYTES])
 {
     unsigned char ado[AD_MAX], adn[AD_MAX];

@@ -71,8 +71,7 @@ int envelope_key_from_bytes(const unsigned char *bytes, size_t len, struct envel
  * ("not valid base64", "decodes to 16 bytes, expected 32"). The reason never
  * quotes the text. err may be NULL.
  */
-int envelope_key_from_base64(const char *text, struct envelope_key **out, char *err,
-                             size_t errlen);
+int envelope_key_from_base64(const char *text, struct envelope_key **out, char *err, size_t errlen);
 
 /* Base64 (standard, padded) of the key into out, which holds at least
  * ENVELOPE_KEY_B64_LEN bytes. For persisting a generated development key
@@ -85,8 +84,7 @@ int envelope_key_to_base64(const struct envelope_key *k, char *out, size_t outle
  * context is exactly 8 characters naming the purpose, id the subkey number.
  * 0 and *out, or ENVELOPE_EINVAL / ENOMEM.
  */
-int envelope_key_derive(const struct envelope_key *key, const char context[8], uint64_t id,
-                        struct envelope_key **out);
+int envelope_key_derive(const struct envelope_key *key, const char context[8], uint64_t id, struct envelope_key **out);
 
 /* 1 when both keys hold the same bytes (constant time), else 0. */
 int envelope_key_equal(const struct envelope_key *a, const struct envelope_key *b);
@@ -101,18 +99,16 @@ void envelope_key_free(struct envelope_key *k);
  * ENVELOPE_WRAPPED_BYTES into out. A fresh random nonce each call.
  * 0 or ENVELOPE_EINVAL.
  */
-int envelope_key_wrap(const struct envelope_key *kek, const struct envelope_key *key,
-                      const unsigned char *ad, size_t adlen,
-                      unsigned char out[ENVELOPE_WRAPPED_BYTES]);
+int envelope_key_wrap(const struct envelope_key *kek, const struct envelope_key *key, const unsigned char *ad,
+                      size_t adlen, unsigned char out[ENVELOPE_WRAPPED_BYTES]);
 
 /*
  * Unwrap a wrapped key made by envelope_key_wrap with the same kek and ad.
  * 0 and *out (caller frees), ENVELOPE_EINVAL for a wrong length, or
  * ENVELOPE_EAUTH when kek or ad differ or the bytes were changed.
  */
-int envelope_key_unwrap(const struct envelope_key *kek, const unsigned char *wrapped,
-                        size_t wrapped_len, const unsigned char *ad, size_t adlen,
-                        struct envelope_key **out);
+int envelope_key_unwrap(const struct envelope_key *kek, const unsigned char *wrapped, size_t wrapped_len,
+                        const unsigned char *ad, size_t adlen, struct envelope_key **out);
 
 /* ---- bodies ------------------------------------------------------------- */
 
@@ -132,9 +128,8 @@ struct envelope_sealed {
  * ENVELOPE_EINVAL / ENOMEM and *out is untouched. The DEK is wiped before
  * return.
  */
-int envelope_body_seal(const struct envelope_key *kek, int kek_version,
-                  const struct envelope_binding *b, const unsigned char *body, size_t len,
-                  struct envelope_sealed *out);
+int envelope_body_seal(const struct envelope_key *kek, int kek_version, const struct envelope_binding *b,
+                       const unsigned char *body, size_t len, struct envelope_sealed *out);
 
 /*
  * Open a sealed body: unwrap the DEK with kek (version kek_version), then
@@ -145,20 +140,18 @@ int envelope_body_seal(const struct envelope_key *kek, int kek_version,
  * linger). ENVELOPE_EAUTH when the key, the binding or any byte is wrong:
  * no partial plaintext is ever returned.
  */
-int envelope_body_open(const struct envelope_key *kek, int kek_version,
-                  const struct envelope_binding *b, const unsigned char *wrapped_dek,
-                  size_t wrapped_len, const unsigned char *nonce, size_t nonce_len,
-                  const unsigned char *ciphertext, size_t ciphertext_len, unsigned char **body,
-                  size_t *body_len);
+int envelope_body_open(const struct envelope_key *kek, int kek_version, const struct envelope_binding *b,
+                       const unsigned char *wrapped_dek, size_t wrapped_len, const unsigned char *nonce,
+                       size_t nonce_len, const unsigned char *ciphertext, size_t ciphertext_len, unsigned char **body,
+                       size_t *body_len);
 
 /*
  * Re-wrap a body's DEK from (old_kek, old_version) to (new_kek, new_version)
  * without touching the body: writes ENVELOPE_WRAPPED_BYTES into out.
  * 0, ENVELOPE_EINVAL, or ENVELOPE_EAUTH when the old wrap does not open.
  */
-int envelope_dek_rewrap(const struct envelope_key *old_kek, int old_version,
-                        const struct envelope_key *new_kek, int new_version,
-                        const struct envelope_binding *b, const unsigned char *wrapped_dek,
+int envelope_dek_rewrap(const struct envelope_key *old_kek, int old_version, const struct envelope_key *new_kek,
+                        int new_version, const struct envelope_binding *b, const unsigned char *wrapped_dek,
                         size_t wrapped_len, unsigned char out[ENVELOPE_WRAPPED_BYTES]);
 
 /* Free the ciphertext and zero the struct; accepts NULL. */

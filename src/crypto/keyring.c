@@ -40,12 +40,12 @@ static const char RING_AD_LABEL[] = "clarity/key-ring/v1";
 #define DEV_KEY_FILE_MAX 4096
 
 struct keyring {
-    struct store *st;            /* borrowed */
-    struct envelope_key *root;   /* wraps key-ring entries */
-    pthread_mutex_t mu;          /* guards everything below */
-    struct envelope_key **keks;  /* keks[v - 1]: unwrapped version v, NULL until needed */
+    struct store *st;           /* borrowed */
+    struct envelope_key *root;  /* wraps key-ring entries */
+    pthread_mutex_t mu;         /* guards everything below */
+    struct envelope_key **keks; /* keks[v - 1]: unwrapped version v, NULL until needed */
     size_t nkeks;
-    int active;                  /* 0 until read */
+    int active; /* 0 until read */
     int64_t active_checked_ms;
 };
 
@@ -60,10 +60,10 @@ static int from_envelope(int rc)
     }
 }
 
-#define SAY(...)                                                                                   \
-    do {                                                                                           \
-        if (err != NULL && errlen > 0)                                                             \
-            snprintf(err, errlen, __VA_ARGS__);                                                    \
+#define SAY(...)                                                                                                       \
+    do {                                                                                                               \
+        if (err != NULL && errlen > 0)                                                                                 \
+            snprintf(err, errlen, __VA_ARGS__);                                                                        \
     } while (0)
 
 /* ---- the master key ---------------------------------------------------------- */
@@ -106,8 +106,7 @@ static int dev_key_read(const char *path, struct envelope_key **out, char *err, 
         goto done;
     }
     if ((sb.st_mode & 077) != 0) {
-        SAY("%s: readable by group or others (mode %03o); run chmod 600 on it", path,
-            (unsigned)(sb.st_mode & 0777));
+        SAY("%s: readable by group or others (mode %03o); run chmod 600 on it", path, (unsigned)(sb.st_mode & 0777));
         goto done;
     }
     text = sodium_malloc(DEV_KEY_FILE_MAX + 1);
@@ -193,8 +192,8 @@ done:
     return rc;
 }
 
-int keyring_master_load(const struct config *cfg, const char *dev_key_path,
-                        struct envelope_key **out, char *err, size_t errlen)
+int keyring_master_load(const struct config *cfg, const char *dev_key_path, struct envelope_key **out, char *err,
+                        size_t errlen)
 {
     char why[160];
     int rc, created = 0;
@@ -224,9 +223,8 @@ int keyring_master_load(const struct config *cfg, const char *dev_key_path,
         return rc;
     if ((rc = dev_key_read(path, out, err, errlen)) != 0)
         return rc;
-    log_warning(created ? "generated a development encryption key"
-                        : "using the development encryption key",
-                LOG_STR, "path", path, LOG_STR, "hint",
+    log_warning(created ? "generated a development encryption key" : "using the development encryption key", LOG_STR,
+                "path", path, LOG_STR, "hint",
                 "set ENCRYPTION_KEY outside development; losing this file makes stored raw "
                 "uploads unreadable",
                 LOG_END);
@@ -251,8 +249,7 @@ static size_t ring_ad(unsigned char ad[RING_AD_MAX], int version, const char *al
 }
 
 /* Unwrap a key_ring row with the root key. */
-static int row_unwrap(const struct keyring *ring, const struct store_key *row,
-                      struct envelope_key **out)
+static int row_unwrap(const struct keyring *ring, const struct store_key *row, struct envelope_key **out)
 {
     unsigned char ad[RING_AD_MAX];
     size_t adlen;
@@ -261,14 +258,12 @@ static int row_unwrap(const struct keyring *ring, const struct store_key *row,
     adlen = ring_ad(ad, row->version, row->algorithm);
     if (adlen == 0)
         return KEYRING_ESTATE;
-    return from_envelope(
-        envelope_key_unwrap(ring->root, row->wrapped_key, row->wrapped_key_len, ad, adlen, out));
+    return from_envelope(envelope_key_unwrap(ring->root, row->wrapped_key, row->wrapped_key_len, ad, adlen, out));
 }
 
 /* A new random KEK for version, wrapped into *row (wrapped_key heap, caller
  * clears with store_key_clear). *kek receives the key. */
-static int row_new(const struct keyring *ring, int version, struct store_key *row,
-                   struct envelope_key **kek)
+static int row_new(const struct keyring *ring, int version, struct store_key *row, struct envelope_key **kek)
 {
     unsigned char ad[RING_AD_MAX];
     size_t adlen = ring_ad(ad, version, KEYRING_ALGORITHM);
@@ -335,8 +330,7 @@ static const struct envelope_key *cache_get(struct keyring *ring, int v)
 }
 
 /* Cache an unwrapped row; returns 0 and the cached key. */
-static int cache_row(struct keyring *ring, const struct store_key *row,
-                     const struct envelope_key **out)
+static int cache_row(struct keyring *ring, const struct store_key *row, const struct envelope_key **out)
 {
     struct envelope_key *k = NULL;
     int rc = row_unwrap(ring, row, &k);
@@ -348,8 +342,7 @@ static int cache_row(struct keyring *ring, const struct store_key *row,
 
 /* The KEK of version v, from the cache or the store (inside tx). A version
  * the ring does not hold is KEYRING_ESTATE: the row points at nothing. */
-static int kek_get(struct keyring *ring, struct store_tx *tx, int v,
-                   const struct envelope_key **out)
+static int kek_get(struct keyring *ring, struct store_tx *tx, int v, const struct envelope_key **out)
 {
     struct store_key row;
     int rc;
@@ -370,8 +363,7 @@ static int kek_get(struct keyring *ring, struct store_tx *tx, int v,
 
 /* The active version and its KEK, re-read from the store when the cached
  * answer is older than KEYRING_ACTIVE_REFRESH_MS. */
-static int active_get(struct keyring *ring, struct store_tx *tx, int *version,
-                      const struct envelope_key **out)
+static int active_get(struct keyring *ring, struct store_tx *tx, int *version, const struct envelope_key **out)
 {
     struct store_key row;
     int64_t now = time_now_ms();
@@ -515,8 +507,7 @@ store_fail:
     return rc;
 }
 
-int keyring_open(struct store *st, const struct envelope_key *master, struct keyring **out,
-                 char *err, size_t errlen)
+int keyring_open(struct store *st, const struct envelope_key *master, struct keyring **out, char *err, size_t errlen)
 {
     struct keyring *ring = NULL;
     int rc;
@@ -539,8 +530,7 @@ int keyring_open(struct store *st, const struct envelope_key *master, struct key
         SAY("out of memory");
         return KEYRING_ENOMEM;
     }
-    if ((rc = from_envelope(envelope_key_derive(master, ROOT_KDF_CONTEXT, ROOT_KDF_ID,
-                                                &ring->root))) != 0) {
+    if ((rc = from_envelope(envelope_key_derive(master, ROOT_KDF_CONTEXT, ROOT_KDF_ID, &ring->root))) != 0) {
         SAY("deriving the root key: %s", clarity_strerror(rc));
         goto fail;
     }
@@ -590,8 +580,7 @@ static int raw_pack(const unsigned char *body, size_t len, unsigned char **out, 
         return KEYRING_ENOMEM;
     memcpy(b, RAW_MARK, RAW_MARK_LEN);
     uLongf dl = bound;
-    if (len > 0 && compress2(b + RAW_MARK_LEN + 1, &dl, body, (uLong)len, RAW_LEVEL) == Z_OK &&
-        dl < len) {
+    if (len > 0 && compress2(b + RAW_MARK_LEN + 1, &dl, body, (uLong)len, RAW_LEVEL) == Z_OK && dl < len) {
         b[RAW_MARK_LEN] = '1';
         *out_len = RAW_MARK_LEN + 1 + dl;
     } else {
@@ -674,9 +663,9 @@ static int raw_unpack(unsigned char *p, size_t len, unsigned char **body, size_t
     return 0;
 }
 
-int keyring_raw_upload_seal(struct keyring *ring, struct store_tx *tx, const char *user_id,
-                            const char *upload_id, const char *content_type,
-                            const unsigned char *body, size_t len, struct store_raw_upload *out)
+int keyring_raw_upload_seal(struct keyring *ring, struct store_tx *tx, const char *user_id, const char *upload_id,
+                            const char *content_type, const unsigned char *body, size_t len,
+                            struct store_raw_upload *out)
 {
     struct envelope_binding b = {user_id, upload_id};
     struct envelope_sealed sealed;
@@ -727,17 +716,16 @@ void keyring_block_binding(int64_t day, int64_t seq, int format, char out[KEYRIN
 
 static int bind_ok(const char *s) { return s != NULL && s[0] != '\0' && strlen(s) <= ENVELOPE_ID_MAX; }
 
-int keyring_blob_seal(struct keyring *ring, struct store_tx *tx, const char *user_id,
-                      const char *bound, const unsigned char *plain, size_t len,
-                      unsigned char **blob, size_t *blob_len)
+int keyring_blob_seal(struct keyring *ring, struct store_tx *tx, const char *user_id, const char *bound,
+                      const unsigned char *plain, size_t len, unsigned char **blob, size_t *blob_len)
 {
     struct envelope_binding b = {user_id, bound};
     struct envelope_sealed sealed;
     const struct envelope_key *kek = NULL;
     int v = 0, rc;
 
-    if (ring == NULL || tx == NULL || blob == NULL || blob_len == NULL || !bind_ok(user_id) ||
-        !bind_ok(bound) || len > ENVELOPE_BODY_MAX)
+    if (ring == NULL || tx == NULL || blob == NULL || blob_len == NULL || !bind_ok(user_id) || !bind_ok(bound) ||
+        len > ENVELOPE_BODY_MAX)
         return KEYRING_EINVAL;
     if ((rc = active_get(ring, tx, &v, &kek)) != 0)
         return rc;
@@ -754,49 +742,41 @@ int keyring_blob_seal(struct keyring *ring, struct store_tx *tx, const char *use
         out[1 + i] = (unsigned char)((uint32_t)v >> (8 * i));
     memcpy(out + 5, sealed.wrapped_dek, ENVELOPE_WRAPPED_BYTES);
     memcpy(out + 5 + ENVELOPE_WRAPPED_BYTES, sealed.nonce, ENVELOPE_NONCE_BYTES);
-    memcpy(out + 5 + ENVELOPE_WRAPPED_BYTES + ENVELOPE_NONCE_BYTES, sealed.ciphertext,
-           sealed.ciphertext_len);
+    memcpy(out + 5 + ENVELOPE_WRAPPED_BYTES + ENVELOPE_NONCE_BYTES, sealed.ciphertext, sealed.ciphertext_len);
     envelope_sealed_clear(&sealed);
     *blob = out;
     *blob_len = n;
     return 0;
 }
 
-int keyring_blob_open(struct keyring *ring, struct store_tx *tx, const char *user_id,
-                      const char *bound, const unsigned char *blob, size_t blob_len,
-                      unsigned char **plain, size_t *len)
+int keyring_blob_open(struct keyring *ring, struct store_tx *tx, const char *user_id, const char *bound,
+                      const unsigned char *blob, size_t blob_len, unsigned char **plain, size_t *len)
 {
     struct envelope_binding b = {user_id, bound};
     const struct envelope_key *kek = NULL;
     int rc;
-    if (ring == NULL || tx == NULL || plain == NULL || len == NULL || !bind_ok(user_id) ||
-        !bind_ok(bound))
+    if (ring == NULL || tx == NULL || plain == NULL || len == NULL || !bind_ok(user_id) || !bind_ok(bound))
         return KEYRING_EINVAL;
     if (blob == NULL || blob_len < KEYRING_BLOB_OVERHEAD || blob[0] != KEYRING_BLOB_FORMAT)
         return KEYRING_EAUTH;
-    uint32_t v = (uint32_t)blob[1] | (uint32_t)blob[2] << 8 | (uint32_t)blob[3] << 16 |
-                 (uint32_t)blob[4] << 24;
+    uint32_t v = (uint32_t)blob[1] | (uint32_t)blob[2] << 8 | (uint32_t)blob[3] << 16 | (uint32_t)blob[4] << 24;
     if (v == 0 || v > INT32_MAX)
         return KEYRING_EAUTH;
     if ((rc = kek_get(ring, tx, (int)v, &kek)) != 0)
         return rc;
-    const unsigned char *w = blob + 5, *nonce = w + ENVELOPE_WRAPPED_BYTES,
-                        *ct = nonce + ENVELOPE_NONCE_BYTES;
-    return from_envelope(envelope_body_open(kek, (int)v, &b, w, ENVELOPE_WRAPPED_BYTES, nonce,
-                                            ENVELOPE_NONCE_BYTES, ct,
+    const unsigned char *w = blob + 5, *nonce = w + ENVELOPE_WRAPPED_BYTES, *ct = nonce + ENVELOPE_NONCE_BYTES;
+    return from_envelope(envelope_body_open(kek, (int)v, &b, w, ENVELOPE_WRAPPED_BYTES, nonce, ENVELOPE_NONCE_BYTES, ct,
                                             blob_len - (size_t)(ct - blob), plain, len));
 }
 
 static int sealer_seal(void *ctx, struct store_tx *tx, const char *user_id, const char *bound,
-                       const unsigned char *plain, size_t len, unsigned char **blob,
-                       size_t *blob_len)
+                       const unsigned char *plain, size_t len, unsigned char **blob, size_t *blob_len)
 {
     return keyring_blob_seal(ctx, tx, user_id, bound, plain, len, blob, blob_len);
 }
 
 static int sealer_open(void *ctx, struct store_tx *tx, const char *user_id, const char *bound,
-                       const unsigned char *blob, size_t blob_len, unsigned char **plain,
-                       size_t *len)
+                       const unsigned char *blob, size_t blob_len, unsigned char **plain, size_t *len)
 {
     return keyring_blob_open(ctx, tx, user_id, bound, blob, blob_len, plain, len);
 }
@@ -808,8 +788,8 @@ void keyring_store_sealer(struct keyring *ring, struct store_sealer *out)
     out->open = sealer_open;
 }
 
-int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx,
-                            const struct store_raw_upload *r, unsigned char **body, size_t *len)
+int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx, const struct store_raw_upload *r,
+                            unsigned char **body, size_t *len)
 {
     struct envelope_binding b;
     const struct envelope_key *kek = NULL;
@@ -818,9 +798,9 @@ int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx,
         return KEYRING_EINVAL;
     /* A stored row with missing or wrong-sized parts was altered (or is not
      * ours): report it like any other failed authentication. */
-    if (r->wrapped_dek == NULL || r->wrapped_dek_len != ENVELOPE_WRAPPED_BYTES ||
-        r->nonce == NULL || r->nonce_len != ENVELOPE_NONCE_BYTES || r->ciphertext == NULL ||
-        r->ciphertext_len < ENVELOPE_TAG_BYTES || !id_ok(r->user_id) || !id_ok(r->upload_id))
+    if (r->wrapped_dek == NULL || r->wrapped_dek_len != ENVELOPE_WRAPPED_BYTES || r->nonce == NULL ||
+        r->nonce_len != ENVELOPE_NONCE_BYTES || r->ciphertext == NULL || r->ciphertext_len < ENVELOPE_TAG_BYTES ||
+        !id_ok(r->user_id) || !id_ok(r->upload_id))
         return KEYRING_EAUTH;
     b.user_id = r->user_id;
     b.upload_id = r->upload_id;
@@ -828,15 +808,13 @@ int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx,
         return rc;
     unsigned char *p = NULL;
     size_t plen = 0;
-    rc = from_envelope(envelope_body_open(kek, r->key_version, &b, r->wrapped_dek,
-                                          r->wrapped_dek_len, r->nonce, r->nonce_len,
-                                          r->ciphertext, r->ciphertext_len, &p, &plen));
+    rc = from_envelope(envelope_body_open(kek, r->key_version, &b, r->wrapped_dek, r->wrapped_dek_len, r->nonce,
+                                          r->nonce_len, r->ciphertext, r->ciphertext_len, &p, &plen));
     return rc != 0 ? rc : raw_unpack(p, plen, body, len);
 }
 
-int keyring_raw_upload_put(struct keyring *ring, struct store_tx *tx, const char *user_id,
-                           const char *upload_id, const char *content_type,
-                           const unsigned char *body, size_t len)
+int keyring_raw_upload_put(struct keyring *ring, struct store_tx *tx, const char *user_id, const char *upload_id,
+                           const char *content_type, const unsigned char *body, size_t len)
 {
     struct store_raw_upload r;
     int rc = keyring_raw_upload_seal(ring, tx, user_id, upload_id, content_type, body, len, &r);
@@ -847,9 +825,8 @@ int keyring_raw_upload_put(struct keyring *ring, struct store_tx *tx, const char
     return rc;
 }
 
-int keyring_raw_upload_get(struct keyring *ring, struct store_tx *tx, const char *upload_id,
-                           const char *user_id, unsigned char **body, size_t *len,
-                           char content_type[64])
+int keyring_raw_upload_get(struct keyring *ring, struct store_tx *tx, const char *upload_id, const char *user_id,
+                           unsigned char **body, size_t *len, char content_type[64])
 {
     struct store_raw_upload r;
     int rc;
@@ -873,8 +850,7 @@ done:
 
 /* ---- administration ------------------------------------------------------------------ */
 
-int keyring_status_list(struct keyring *ring, struct keyring_version **out, size_t *n,
-                        int *active)
+int keyring_status_list(struct keyring *ring, struct keyring_version **out, size_t *n, int *active)
 {
     struct store_tx *tx = NULL;
     struct store_key row;
@@ -952,8 +928,7 @@ int keyring_rotate(struct keyring *ring, int *new_version, char *err, size_t err
     /* Refuse to rotate with a master key that does not open the ring: the new
      * version would be unreadable by every instance that has the right one. */
     if ((rc = row_unwrap(ring, &row, &k)) != 0) {
-        SAY("ENCRYPTION_KEY does not open the active key-ring version %d; refusing to rotate",
-            row.version);
+        SAY("ENCRYPTION_KEY does not open the active key-ring version %d; refusing to rotate", row.version);
         goto fail;
     }
     envelope_key_free(k);
@@ -1083,9 +1058,9 @@ static int batch_flush(struct keyring *ring, struct batch *bt, char *err, size_t
 
 /* One page of a user's uploads: read in a read transaction, re-wrap, then
  * write the batch. */
-static int rewrap_page(struct keyring *ring, const char *user_id, struct store_cursor *cursor,
-                       size_t batch_rows, struct batch *bt, const struct envelope_key *target_kek,
-                       struct keyring_rewrap_stats *st, char *err, size_t errlen)
+static int rewrap_page(struct keyring *ring, const char *user_id, struct store_cursor *cursor, size_t batch_rows,
+                       struct batch *bt, const struct envelope_key *target_kek, struct keyring_rewrap_stats *st,
+                       char *err, size_t errlen)
 {
     struct store_tx *tx = NULL;
     struct store_upload *ups = NULL;
@@ -1117,16 +1092,13 @@ static int rewrap_page(struct keyring *ring, const char *user_id, struct store_c
         st->scanned++;
         if (r.key_version != st->target) {
             struct envelope_binding b = {r.user_id, r.upload_id};
-            if (!uuid_is_valid(r.upload_id) ||
-                kek_get(ring, tx, r.key_version, &old_kek) != 0 ||
-                envelope_dek_rewrap(old_kek, r.key_version, target_kek, st->target, &b,
-                                    r.wrapped_dek, r.wrapped_dek_len, wrapped) != 0) {
+            if (!uuid_is_valid(r.upload_id) || kek_get(ring, tx, r.key_version, &old_kek) != 0 ||
+                envelope_dek_rewrap(old_kek, r.key_version, target_kek, st->target, &b, r.wrapped_dek,
+                                    r.wrapped_dek_len, wrapped) != 0) {
                 st->failed++;
-                log_warning("raw upload key does not unwrap; left as is", LOG_STR, "upload_id",
-                            r.upload_id, LOG_INT, "key_version", (long long)r.key_version,
-                            LOG_END);
-            } else if ((rc = batch_add(bt, r.upload_id, r.key_version, st->target, wrapped)) !=
-                       0) {
+                log_warning("raw upload key does not unwrap; left as is", LOG_STR, "upload_id", r.upload_id, LOG_INT,
+                            "key_version", (long long)r.key_version, LOG_END);
+            } else if ((rc = batch_add(bt, r.upload_id, r.key_version, st->target, wrapped)) != 0) {
                 store_raw_upload_clear(&r);
                 SAY("re-wrap: out of memory");
                 goto done;
@@ -1215,8 +1187,7 @@ int keyring_rewrap(struct keyring *ring, size_t batch, keyring_progress_fn progr
             struct store_cursor cur;
             memset(&cur, 0, sizeof(cur));
             do {
-                rc = rewrap_page(ring, users[i].id, &cur, batch, &bt, target_kek, &st, err,
-                                 errlen);
+                rc = rewrap_page(ring, users[i].id, &cur, batch, &bt, target_kek, &st, err, errlen);
                 if (rc != 0)
                     goto done;
                 if (progress != NULL && progress(ctx, &st) != 0)

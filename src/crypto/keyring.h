@@ -45,8 +45,8 @@ struct config;
 
 #define KEYRING_ALGORITHM "xchacha20poly1305" /* store_key.algorithm of every version */
 #define KEYRING_DEV_KEY_PATH "var/encryption.key"
-#define KEYRING_ROTATION_DAYS 90            /* the deployment guide's rotation period */
-#define KEYRING_ACTIVE_REFRESH_MS 30000     /* re-read the active version this often */
+#define KEYRING_ROTATION_DAYS 90        /* the deployment guide's rotation period */
+#define KEYRING_ACTIVE_REFRESH_MS 30000 /* re-read the active version this often */
 #define KEYRING_REWRAP_BATCH_DEFAULT 100
 
 struct keyring;
@@ -65,8 +65,8 @@ struct keyring;
  * Returns 0 and *out (free with envelope_key_free) or a code with one line in
  * err that never contains key material.
  */
-int keyring_master_load(const struct config *cfg, const char *dev_key_path,
-                        struct envelope_key **out, char *err, size_t errlen);
+int keyring_master_load(const struct config *cfg, const char *dev_key_path, struct envelope_key **out, char *err,
+                        size_t errlen);
 
 /*
  * Open the key ring in st (borrowed; must outlive the ring) with master
@@ -76,8 +76,7 @@ int keyring_master_load(const struct config *cfg, const char *dev_key_path,
  * with KEYRING_EAUTH and a message saying so, before any data is touched.
  * Returns 0 and *out (keyring_close), or a code with one line in err.
  */
-int keyring_open(struct store *st, const struct envelope_key *master, struct keyring **out,
-                 char *err, size_t errlen);
+int keyring_open(struct store *st, const struct envelope_key *master, struct keyring **out, char *err, size_t errlen);
 
 /* Wipe every cached key and free the ring; accepts NULL. */
 void keyring_close(struct keyring *ring);
@@ -92,9 +91,9 @@ void keyring_close(struct keyring *ring);
  * Ids must fit STORE_ID_LEN. Returns 0, KEYRING_EINVAL, KEYRING_ENOMEM, a
  * store code, or KEYRING_EAUTH/ESTATE when the ring is damaged.
  */
-int keyring_raw_upload_seal(struct keyring *ring, struct store_tx *tx, const char *user_id,
-                            const char *upload_id, const char *content_type,
-                            const unsigned char *body, size_t len, struct store_raw_upload *out);
+int keyring_raw_upload_seal(struct keyring *ring, struct store_tx *tx, const char *user_id, const char *upload_id,
+                            const char *content_type, const unsigned char *body, size_t len,
+                            struct store_raw_upload *out);
 
 /*
  * Decrypt a stored row r (as read by store_raw_upload_get) with the key
@@ -104,23 +103,21 @@ int keyring_raw_upload_seal(struct keyring *ring, struct store_tx *tx, const cha
  * missing or has the wrong size; KEYRING_ESTATE when it names a version the
  * ring does not hold.
  */
-int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx,
-                            const struct store_raw_upload *r, unsigned char **body, size_t *len);
+int keyring_raw_upload_open(struct keyring *ring, struct store_tx *tx, const struct store_raw_upload *r,
+                            unsigned char **body, size_t *len);
 
 /* Seal and store_raw_upload_put in tx: the one call the upload handler makes
  * inside its transaction. Same returns as the two calls. */
-int keyring_raw_upload_put(struct keyring *ring, struct store_tx *tx, const char *user_id,
-                           const char *upload_id, const char *content_type,
-                           const unsigned char *body, size_t len);
+int keyring_raw_upload_put(struct keyring *ring, struct store_tx *tx, const char *user_id, const char *upload_id,
+                           const char *content_type, const unsigned char *body, size_t len);
 
 /*
  * store_raw_upload_get and open. user_id NULL: any owner (workers, admin);
  * otherwise a row of another user answers STORE_ENOTFOUND. content_type
  * (may be NULL) receives the stored type, 64 bytes.
  */
-int keyring_raw_upload_get(struct keyring *ring, struct store_tx *tx, const char *upload_id,
-                           const char *user_id, unsigned char **body, size_t *len,
-                           char content_type[64]);
+int keyring_raw_upload_get(struct keyring *ring, struct store_tx *tx, const char *upload_id, const char *user_id,
+                           unsigned char **body, size_t *len, char content_type[64]);
 
 /* ---- sealed blobs: sample blocks, analyses, insights (issue #19) ---------- */
 
@@ -151,9 +148,8 @@ void keyring_block_binding(int64_t day, int64_t seq, int format, char out[KEYRIN
  * caller frees). Returns 0, KEYRING_EINVAL (ids empty or longer than
  * ENVELOPE_ID_MAX), KEYRING_ENOMEM or a store/ring code.
  */
-int keyring_blob_seal(struct keyring *ring, struct store_tx *tx, const char *user_id,
-                      const char *bound, const unsigned char *plain, size_t len,
-                      unsigned char **blob, size_t *blob_len);
+int keyring_blob_seal(struct keyring *ring, struct store_tx *tx, const char *user_id, const char *bound,
+                      const unsigned char *plain, size_t len, unsigned char **blob, size_t *blob_len);
 
 /*
  * Open a blob made by keyring_blob_seal for the same (user_id, bound).
@@ -161,9 +157,8 @@ int keyring_blob_seal(struct keyring *ring, struct store_tx *tx, const char *use
  * KEYRING_EAUTH when any byte, the user or the binding differ or the blob is
  * too short; KEYRING_ESTATE when it names a version the ring lacks.
  */
-int keyring_blob_open(struct keyring *ring, struct store_tx *tx, const char *user_id,
-                      const char *bound, const unsigned char *blob, size_t blob_len,
-                      unsigned char **plain, size_t *len);
+int keyring_blob_open(struct keyring *ring, struct store_tx *tx, const char *user_id, const char *bound,
+                      const unsigned char *blob, size_t blob_len, unsigned char **plain, size_t *len);
 
 /* The store's sealer (store_set_sealer) backed by keyring_blob_seal/open:
  * analyses and insights sealed with the ring. ring must outlive its use. */
@@ -174,16 +169,15 @@ void keyring_store_sealer(struct keyring *ring, struct store_sealer *out);
 struct keyring_version {
     int version;
     char algorithm[32];
-    char status[16];       /* active | retired */
+    char status[16]; /* active | retired */
     int64_t created_at_ms;
-    int64_t age_days;      /* whole days since created_at */
-    int opens;             /* 1 when the configured master key unwraps it */
+    int64_t age_days; /* whole days since created_at */
+    int opens;        /* 1 when the configured master key unwraps it */
 };
 
 /* Every version, oldest first, into a new array (free()); *active receives
  * the active version. Returns 0 or a code. */
-int keyring_status_list(struct keyring *ring, struct keyring_version **out, size_t *n,
-                        int *active);
+int keyring_status_list(struct keyring *ring, struct keyring_version **out, size_t *n, int *active);
 
 /*
  * Add a new random version, make it the active one and retire all older

@@ -38,9 +38,9 @@ struct http_request {
     void *route_ctx;            /* the ctx given to router_add */
     struct http_server *server; /* borrowed, for probes and shared services */
     struct MHD_Connection *conn;
-    unsigned route_flags;       /* the flags given to router_add */
-    void *principal;            /* set by the server's guard (auth layer), or NULL */
-    char client_ip[64];         /* the peer, or the forwarded client behind a trusted proxy */
+    unsigned route_flags; /* the flags given to router_add */
+    void *principal;      /* set by the server's guard (auth layer), or NULL */
+    char client_ip[64];   /* the peer, or the forwarded client behind a trusted proxy */
 };
 
 struct http_header {
@@ -83,10 +83,10 @@ struct http_response {
     struct problem problem; /* set when the response is a problem */
     int is_problem;
     struct arena *arena;
-    http_stream_fn stream;         /* set by http_respond_stream */
+    http_stream_fn stream; /* set by http_respond_stream */
     http_stream_free_fn stream_free;
     void *stream_ctx;
-    http_upgrade_fn upgrade;       /* set by http_respond_upgrade */
+    http_upgrade_fn upgrade; /* set by http_respond_upgrade */
     http_stream_free_fn upgrade_free;
     void *upgrade_ctx;
 };
@@ -124,12 +124,11 @@ void http_request_peer_ip(const struct http_request *req, char *out, size_t outl
 /* 2xx/3xx JSON response. Steals `body` (may be NULL for an empty body). */
 void http_respond_json(struct http_response *res, int status, json_t *body);
 /* 2xx/3xx response of raw bytes (copied). content_type must be static. */
-void http_respond_bytes(struct http_response *res, int status, const char *content_type, const void *data,
-                        size_t len);
+void http_respond_bytes(struct http_response *res, int status, const char *content_type, const void *data, size_t len);
 /* A 2xx response whose body is produced by fn (chunked transfer). The
  * response owns ctx from here on, also when the client goes away. */
-void http_respond_stream(struct http_response *res, int status, const char *content_type, http_stream_fn fn,
-                         void *ctx, http_stream_free_fn free_fn);
+void http_respond_stream(struct http_response *res, int status, const char *content_type, http_stream_fn fn, void *ctx,
+                         http_stream_free_fn free_fn);
 /* A 101 Switching Protocols response that hands the connection to fn (see
  * http_upgrade_fn). The handler adds the protocol's headers (Upgrade,
  * Connection, Sec-WebSocket-Accept) with http_response_header. The response
@@ -137,8 +136,8 @@ void http_respond_stream(struct http_response *res, int status, const char *cont
 void http_respond_upgrade(struct http_response *res, http_upgrade_fn fn, void *ctx, http_stream_free_fn free_fn);
 /* A problem response (status >= 400). slug NULL picks the status's slug.
  * Returns the problem so that callers can add field errors. */
-struct problem *http_respond_problem(struct http_response *res, int status, const char *slug,
-                                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+struct problem *http_respond_problem(struct http_response *res, int status, const char *slug, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Add a response header (both strings copied into the arena). A header the
  * handler sets replaces the server's default of the same name. */
 void http_response_header(struct http_response *res, const char *name, const char *value);

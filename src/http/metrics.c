@@ -24,12 +24,10 @@ void metrics_init(struct metrics *m, const struct router *router)
 static uint32_t pack(int route_index, enum http_method method, int status)
 {
     /* route+1 in bits 16..23 (0 = unmatched), method in 10..13, status 0..1023. */
-    return ((uint32_t)(route_index + 1) << 16) | ((uint32_t)method << 10) | (uint32_t)(status & 1023) |
-           (1u << 31);
+    return ((uint32_t)(route_index + 1) << 16) | ((uint32_t)method << 10) | (uint32_t)(status & 1023) | (1u << 31);
 }
 
-void metrics_record(struct metrics *m, int route_index, enum http_method method, int status,
-                    uint64_t duration_ns)
+void metrics_record(struct metrics *m, int route_index, enum http_method method, int status, uint64_t duration_ns)
 {
     if (route_index >= ROUTER_MAX_ROUTES)
         route_index = -1;
@@ -121,8 +119,8 @@ int metrics_render(struct metrics *m, struct buf *out)
         uint64_t cum = 0;
         for (int b = 0; b < METRICS_BUCKETS; b++) {
             cum += atomic_load(&hg->bucket[b]);
-            buf_printf(out, "clarity_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                       name, bucket_le[b], (unsigned long long)cum);
+            buf_printf(out, "clarity_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", name,
+                       bucket_le[b], (unsigned long long)cum);
         }
         cum += atomic_load(&hg->bucket[METRICS_BUCKETS]);
         buf_printf(out, "clarity_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", name,

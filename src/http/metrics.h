@@ -36,7 +36,7 @@ struct metrics_histogram {
 struct metrics {
     const struct router *router; /* borrowed: names the route indices */
     struct metrics_counter_slot slots[METRICS_SLOTS];
-    _Atomic uint64_t dropped;    /* series that found no free slot */
+    _Atomic uint64_t dropped;                             /* series that found no free slot */
     struct metrics_histogram hist[ROUTER_MAX_ROUTES + 1]; /* last: unmatched */
     int64_t start_ms;
 };
@@ -44,8 +44,7 @@ struct metrics {
 void metrics_init(struct metrics *m, const struct router *router);
 
 /* Record one finished request. route_index -1 for an unmatched request. */
-void metrics_record(struct metrics *m, int route_index, enum http_method method, int status,
-                    uint64_t duration_ns);
+void metrics_record(struct metrics *m, int route_index, enum http_method method, int status, uint64_t duration_ns);
 
 /* Append the exposition text to out. Returns 0 or -1 (buffer cap). */
 int metrics_render(struct metrics *m, struct buf *out);

@@ -6,8 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const method_names[HTTP_METHOD_COUNT] = {"GET",   "HEAD",   "POST",   "PUT",
-                                                            "PATCH", "DELETE", "OPTIONS"};
+static const char *const method_names[HTTP_METHOD_COUNT] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
 
 /* A streaming route needs a handler slot for the router's bookkeeping; it
  * is never called (the server drives the body ops instead). */
@@ -17,8 +16,8 @@ static void streaming_route_handler(struct http_request *req, struct http_respon
     (void)res;
 }
 
-int router_add_streaming(struct router *r, enum http_method m, const char *template,
-                         const struct http_body_ops *ops, void *ctx, unsigned flags)
+int router_add_streaming(struct router *r, enum http_method m, const char *template, const struct http_body_ops *ops,
+                         void *ctx, unsigned flags)
 {
     if (ops == NULL || router_add(r, m, template, streaming_route_handler, ctx, flags) != 0)
         return -1;
@@ -34,10 +33,7 @@ enum http_method http_method_parse(const char *s)
     return HTTP_METHOD_UNKNOWN;
 }
 
-const char *http_method_name(enum http_method m)
-{
-    return m < HTTP_METHOD_COUNT ? method_names[m] : "UNKNOWN";
-}
+const char *http_method_name(enum http_method m) { return m < HTTP_METHOD_COUNT ? method_names[m] : "UNKNOWN"; }
 
 void router_init(struct router *r) { memset(r, 0, sizeof(*r)); }
 
@@ -67,11 +63,10 @@ static int split(const char *path, const char **seg, size_t *len, int max)
     return n;
 }
 
-int router_add(struct router *r, enum http_method m, const char *template, http_handler_fn fn,
-               void *ctx, unsigned flags)
+int router_add(struct router *r, enum http_method m, const char *template, http_handler_fn fn, void *ctx,
+               unsigned flags)
 {
-    if (r->n >= ROUTER_MAX_ROUTES || template == NULL || template[0] != '/' || fn == NULL ||
-        m >= HTTP_METHOD_COUNT)
+    if (r->n >= ROUTER_MAX_ROUTES || template == NULL || template[0] != '/' || fn == NULL || m >= HTTP_METHOD_COUNT)
         return -1;
     struct route *rt = &r->routes[r->n];
     memset(rt, 0, sizeof(*rt));
@@ -125,8 +120,7 @@ static int more_specific(const struct route *a, const struct route *b)
     return 0;
 }
 
-enum router_result router_match(const struct router *r, enum http_method m, const char *path,
-                                struct router_match *out)
+enum router_result router_match(const struct router *r, enum http_method m, const char *path, struct router_match *out)
 {
     const char *seg[ROUTER_MAX_SEGMENTS];
     size_t len[ROUTER_MAX_SEGMENTS];

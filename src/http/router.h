@@ -41,10 +41,10 @@ struct route {
     enum http_method method;
     const char *template; /* static, e.g. "/api/v1/insights/{id}" */
     http_handler_fn handler;
-    void *ctx;            /* borrowed, handed to the handler via the request */
-    unsigned flags;       /* the guard's flags (auth, rate class) */
+    void *ctx;                            /* borrowed, handed to the handler via the request */
+    unsigned flags;                       /* the guard's flags (auth, rate class) */
     const struct http_body_ops *body_ops; /* non-NULL: the body is streamed (http.h) */
-    int index;            /* position in the table, for per-route metrics */
+    int index;                            /* position in the table, for per-route metrics */
     /* Parsed template. */
     int nseg;
     const char *seg[ROUTER_MAX_SEGMENTS];
@@ -80,13 +80,13 @@ void router_init(struct router *r);
  * ROUTER_MAX_SEGMENTS segments and ROUTER_MAX_PARAMS parameters, and must not
  * duplicate an existing (method, template). Returns 0 or -1.
  */
-int router_add(struct router *r, enum http_method m, const char *template, http_handler_fn fn,
-               void *ctx, unsigned flags);
+int router_add(struct router *r, enum http_method m, const char *template, http_handler_fn fn, void *ctx,
+               unsigned flags);
 
 /* As router_add, for a route whose request body is streamed to ops instead
  * of buffered (see struct http_body_ops in http.h). */
-int router_add_streaming(struct router *r, enum http_method m, const char *template,
-                         const struct http_body_ops *ops, void *ctx, unsigned flags);
+int router_add_streaming(struct router *r, enum http_method m, const char *template, const struct http_body_ops *ops,
+                         void *ctx, unsigned flags);
 
 /*
  * Match a decoded path (no query string). A HEAD request also matches GET
@@ -94,8 +94,7 @@ int router_add_streaming(struct router *r, enum http_method m, const char *templ
  * ROUTER_METHOD_NOT_ALLOWED with out->allowed set, or ROUTER_NOT_FOUND.
  * Parameters point into `path`, which must outlive the match.
  */
-enum router_result router_match(const struct router *r, enum http_method m, const char *path,
-                                struct router_match *out);
+enum router_result router_match(const struct router *r, enum http_method m, const char *path, struct router_match *out);
 
 /* Method from its name ("GET"); HTTP_METHOD_UNKNOWN when not supported. */
 enum http_method http_method_parse(const char *s);

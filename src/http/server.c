@@ -51,7 +51,7 @@ struct http_server {
     const struct health_registry *health;
     struct MHD_Daemon *daemon;
     int port;
-    int listen_fd;        /* ours until quiesced (then -1) */
+    int listen_fd;            /* ours until quiesced (then -1) */
     _Atomic long connections; /* open client connections */
     _Atomic int state;
     _Atomic long in_flight;
@@ -71,17 +71,17 @@ struct req_ctx {
     struct buf body;
     uint64_t t0;
     int route_index;
-    int too_large;        /* body refused for its size */
+    int too_large; /* body refused for its size */
     size_t discarded;
-    size_t limit;         /* body size limit for this request */
+    size_t limit;                    /* body size limit for this request */
     const struct http_body_ops *ops; /* a streamed body's consumer, or NULL */
     void *ops_state;
     int ops_begun;
-    int ops_failed;       /* begin or a chunk answered a problem */
-    size_t streamed;      /* body bytes fed to ops */
-    int queued;           /* a response was handed to libmicrohttpd */
-    int status;           /* status sent, for the access log and metrics */
-    size_t bytes;         /* body bytes sent */
+    int ops_failed;  /* begin or a chunk answered a problem */
+    size_t streamed; /* body bytes fed to ops */
+    int queued;      /* a response was handed to libmicrohttpd */
+    int status;      /* status sent, for the access log and metrics */
+    size_t bytes;    /* body bytes sent */
     char request_id[LIMIT_REQUEST_ID + 1];
     struct upgrade_state *upgrade; /* a queued 101's hand-over, or NULL */
 };
@@ -185,8 +185,7 @@ void http_respond_json(struct http_response *res, int status, json_t *body)
     res->responded = 1;
 }
 
-void http_respond_bytes(struct http_response *res, int status, const char *content_type, const void *data,
-                        size_t len)
+void http_respond_bytes(struct http_response *res, int status, const char *content_type, const void *data, size_t len)
 {
     if (res->responded || status < 200 || status >= 400) {
         misuse(res, res->responded ? "responded twice" : "non-problem error response", status);
@@ -205,8 +204,8 @@ void http_respond_bytes(struct http_response *res, int status, const char *conte
     res->responded = 1;
 }
 
-void http_respond_stream(struct http_response *res, int status, const char *content_type, http_stream_fn fn,
-                         void *ctx, http_stream_free_fn free_fn)
+void http_respond_stream(struct http_response *res, int status, const char *content_type, http_stream_fn fn, void *ctx,
+                         http_stream_free_fn free_fn)
 {
     if (res->responded || status < 200 || status >= 300 || fn == NULL) {
         if (free_fn != NULL)
@@ -334,8 +333,7 @@ static void stream_done(void *cls)
     free(st);
 }
 
-struct problem *http_respond_problem(struct http_response *res, int status, const char *slug, const char *fmt,
-                                     ...)
+struct problem *http_respond_problem(struct http_response *res, int status, const char *slug, const char *fmt, ...)
 {
     if (res->responded) {
         misuse(res, "responded twice", status);
@@ -352,7 +350,8 @@ struct problem *http_respond_problem(struct http_response *res, int status, cons
         vsnprintf(detail, sizeof(detail), fmt, ap);
         va_end(ap);
     }
-    problem_set(&res->problem, status, slug, "%s", detail[0] ? detail : problem_title(slug ? slug : problem_slug_for_status(status)));
+    problem_set(&res->problem, status, slug, "%s",
+                detail[0] ? detail : problem_title(slug ? slug : problem_slug_for_status(status)));
     res->status = status;
     res->is_problem = 1;
     res->responded = 1;
@@ -424,8 +423,8 @@ int http_request_id_is_sane(const char *id)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-              c == '_' || c == '.' || c == ':'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+              c == '.' || c == ':'))
             return 0;
     }
     return 1;
@@ -450,8 +449,7 @@ static const char *res_header(const struct http_response *res, const char *name)
 }
 
 /* Add a header unless the handler set its own. */
-static void add_default(struct MHD_Response *r, const struct http_response *res, const char *name,
-                        const char *value)
+static void add_default(struct MHD_Response *r, const struct http_response *res, const char *name, const char *value)
 {
     if (res_header(res, name) == NULL)
         MHD_add_response_header(r, name, value);
@@ -852,8 +850,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_response(rc);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     struct http_server *s = cls;
     struct req_ctx *rc = *con_cls;
@@ -866,12 +863,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
      * as 499, nginx's "client closed request". */
     int status = rc->queued ? rc->status : 499;
     metrics_record(&s->metrics, rc->route_index, rc->req.method, status, dur);
-    log_write_buffered(LOG_INFO, "request", LOG_STR, "request_id", rc->request_id, LOG_STR, "method",
-              http_method_name(rc->req.method), LOG_STR, "route",
-              rc->req.route_template != NULL ? rc->req.route_template : "unmatched", LOG_INT, "status",
-              (long long)status, LOG_DBL, "duration_ms", (double)dur / 1e6, LOG_INT, "bytes",
-              (long long)rc->bytes, LOG_STR, "termination",
-              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL : "aborted", LOG_END);
+    log_write_buffered(
+        LOG_INFO, "request", LOG_STR, "request_id", rc->request_id, LOG_STR, "method", http_method_name(rc->req.method),
+        LOG_STR, "route", rc->req.route_template != NULL ? rc->req.route_template : "unmatched", LOG_INT, "status",
+        (long long)status, LOG_DBL, "duration_ms", (double)dur / 1e6, LOG_INT, "bytes", (long long)rc->bytes, LOG_STR,
+        "termination", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL : "aborted", LOG_END);
     if (rc->ops != NULL && rc->ops_begun && rc->ops->release != NULL)
         rc->ops->release(rc->ops_state);
     if (rc->upgrade != NULL) {
@@ -939,8 +935,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             format_peer(conn, cc->peer, sizeof(cc->peer));
         }
         *socket_ctx = cc;
-        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
-                                  (unsigned)s->cfg->http_header_timeout_seconds);
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->cfg->http_header_timeout_seconds);
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         atomic_fetch_sub(&s->connections, 1);
         free(*socket_ctx);
@@ -1006,8 +1001,8 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
             return -1;
         }
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_UPGRADE;
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
     if (lfd >= 0) {
@@ -1026,13 +1021,11 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
     }
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)s->cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_ARRAY, extra,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg->http_threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_SECONDS, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)s->cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        MHD_OPTION_ARRAY, extra, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg->http_threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_SECONDS,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)s->cfg->http_max_connections_per_ip, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
         if (lfd >= 0)
             snprintf(err, errlen, "cannot serve on the inherited socket (descriptor %d)", lfd);
@@ -1066,10 +1059,7 @@ void http_server_guard_set(struct http_server *s, http_guard_fn fn, void *ctx)
     s->guard_ctx = ctx;
 }
 
-void http_server_state_set(struct http_server *s, enum http_server_state state)
-{
-    atomic_store(&s->state, (int)state);
-}
+void http_server_state_set(struct http_server *s, enum http_server_state state) { atomic_store(&s->state, (int)state); }
 
 enum http_server_state http_server_state_get(const struct http_server *s)
 {
@@ -1089,10 +1079,7 @@ void http_server_quiesce(struct http_server *s)
     s->listen_fd = -1;
 }
 
-long http_server_in_flight(const struct http_server *s)
-{
-    return atomic_load(&((struct http_server *)s)->in_flight);
-}
+long http_server_in_flight(const struct http_server *s) { return atomic_load(&((struct http_server *)s)->in_flight); }
 
 void http_server_free(struct http_server *s)
 {

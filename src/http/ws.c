@@ -46,26 +46,26 @@ struct item {
 struct ws_conn {
     struct ws_loop *loop;
     int fd;
-    void *data;              /* the application's */
+    void *data; /* the application's */
     wslay_event_context_ptr ws;
-    char *extra;             /* bytes read by the HTTP layer past the head */
+    char *extra; /* bytes read by the HTTP layer past the head */
     size_t extra_len, extra_off;
-    int64_t last_rx_ms;      /* last client message (idle timeout) */
-    int64_t last_io_ms;      /* last read or queued write (wslay context release) */
-    uint64_t rx_fed;         /* bytes handed to wslay */
-    uint64_t rx_done;        /* bytes of the frames wslay finished */
-    uint64_t rx_frame;       /* header + payload bytes of the frame in progress */
-    int rx_mid_message;      /* a fragmented message is in progress */
-    int64_t last_ping_ms;    /* last ping we sent (at first: the adoption) */
+    int64_t last_rx_ms;   /* last client message (idle timeout) */
+    int64_t last_io_ms;   /* last read or queued write (wslay context release) */
+    uint64_t rx_fed;      /* bytes handed to wslay */
+    uint64_t rx_done;     /* bytes of the frames wslay finished */
+    uint64_t rx_frame;    /* header + payload bytes of the frame in progress */
+    int rx_mid_message;   /* a fragmented message is in progress */
+    int64_t last_ping_ms; /* last ping we sent (at first: the adoption) */
     int ping_outstanding;
     int closing;
-    int close_code;          /* a close waiting for queued messages to go out */
+    int close_code; /* a close waiting for queued messages to go out */
     char close_reason[124];
-    int io_failed;           /* the socket itself failed (EOF, reset) */
+    int io_failed; /* the socket itself failed (EOF, reset) */
     int64_t close_deadline_ms;
-    int opened;              /* on_open ran: on_close will */
+    int opened; /* on_open ran: on_close will */
     int dead;
-    int dirty;               /* queued by another connection's event: settle */
+    int dirty; /* queued by another connection's event: settle */
     uint32_t events;
     struct ws_conn *prev, *next, *dirty_next;
 };
@@ -81,9 +81,9 @@ struct ws_loop {
     struct item *inbox, *inbox_tail;
     _Atomic int stop;
     _Atomic long nconn;
-    int reap_needed;         /* loop only: some connection is dead */
-    struct ws_conn *conns;   /* loop only */
-    struct ws_conn *dirty;   /* loop only: connections with unsent frames */
+    int reap_needed;       /* loop only: some connection is dead */
+    struct ws_conn *conns; /* loop only */
+    struct ws_conn *dirty; /* loop only: connections with unsent frames */
 };
 
 static int64_t mono_ms(void) { return (int64_t)(time_mono_ns() / 1000000u); }
@@ -168,8 +168,7 @@ static void conn_close_flush(struct ws_conn *c)
     c->close_code = 0;
     if (wslay_event_get_close_sent(c->ws))
         return;
-    if (wslay_event_queue_close(c->ws, (uint16_t)code, (const uint8_t *)c->close_reason, strlen(c->close_reason)) !=
-        0)
+    if (wslay_event_queue_close(c->ws, (uint16_t)code, (const uint8_t *)c->close_reason, strlen(c->close_reason)) != 0)
         conn_kill(c);
 }
 
@@ -433,8 +432,8 @@ static void conn_readable(struct ws_conn *c)
  */
 static int conn_ws(struct ws_conn *c)
 {
-    static const struct wslay_event_callbacks cbs = {on_ws_recv, on_ws_send, NULL, on_ws_frame_start, NULL,
-                                                     on_ws_frame_end, on_ws_msg};
+    static const struct wslay_event_callbacks cbs = {on_ws_recv, on_ws_send,      NULL,     on_ws_frame_start,
+                                                     NULL,       on_ws_frame_end, on_ws_msg};
     if (c->ws != NULL)
         return 0;
     if (wslay_event_context_server_init(&c->ws, &cbs, c) != 0) {
@@ -683,8 +682,7 @@ fail:
 
 long ws_loop_connections(const struct ws_loop *l) { return atomic_load(&l->nconn); }
 
-struct ws_loop *ws_loop_new(const struct ws_options *o, const struct ws_handler *h, void *app, char *err,
-                            size_t errlen)
+struct ws_loop *ws_loop_new(const struct ws_options *o, const struct ws_handler *h, void *app, char *err, size_t errlen)
 {
     struct ws_loop *l = calloc(1, sizeof(*l));
     if (l == NULL) {

@@ -65,10 +65,10 @@ struct ws_handler {
 };
 
 struct ws_options {
-    size_t max_message;    /* a message over this is not read: close 1009 */
-    size_t max_queued;     /* the send cap (see above) */
-    int64_t heartbeat_ms;  /* ping after this long; no pong for as long: close 1001 */
-    int64_t idle_ms;       /* no client message for this long: on_idle, close 1000 */
+    size_t max_message;   /* a message over this is not read: close 1009 */
+    size_t max_queued;    /* the send cap (see above) */
+    int64_t heartbeat_ms; /* ping after this long; no pong for as long: close 1001 */
+    int64_t idle_ms;      /* no client message for this long: on_idle, close 1000 */
 };
 
 /* Start the loop thread. Returns the loop, or NULL with a message in err.

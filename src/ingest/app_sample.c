@@ -56,8 +56,7 @@ static const char *text(json_t *o, const char *name, size_t cap, int *bad)
     json_t *v = json_object_get(o, name);
     if (v == NULL || json_is_null(v))
         return NULL;
-    if (!json_is_string(v) || json_string_length(v) != strlen(json_string_value(v)) ||
-        json_string_length(v) >= cap) {
+    if (!json_is_string(v) || json_string_length(v) != strlen(json_string_value(v)) || json_string_length(v) >= cap) {
         *bad = 1;
         return NULL;
     }
@@ -172,8 +171,8 @@ int app_sample_map(json_t *sample, const char *user_id, struct store_sample *out
         key_unit = "";
     }
 
-    json_t *pl = json_pack("{s:i, s:s, s:s}", "tz_offset_min", off, "hk_type", types[t].hk, "app_sample_type",
-                           types[t].app);
+    json_t *pl =
+        json_pack("{s:i, s:s, s:s}", "tz_offset_min", off, "hk_type", types[t].hk, "app_sample_type", types[t].app);
     if (pl == NULL)
         return APP_SAMPLE_ENOMEM;
     if (off_end != off)
@@ -204,7 +203,7 @@ int app_sample_map(json_t *sample, const char *user_id, struct store_sample *out
     out->value = m.value;
     out->start_ms = start;
     out->end_ms = end;
-    apple_export_content_key(types[t].hk, start, end, value_text, key_unit, source != NULL ? source : "",
-                             out->hk_uuid, sizeof(out->hk_uuid));
+    apple_export_content_key(types[t].hk, start, end, value_text, key_unit, source != NULL ? source : "", out->hk_uuid,
+                             sizeof(out->hk_uuid));
     return APP_SAMPLE_OK;
 }

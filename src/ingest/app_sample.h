@@ -31,9 +31,9 @@ struct app_sample_error {
 
 enum {
     APP_SAMPLE_OK = 0,
-    APP_SAMPLE_INVALID = -1,     /* the sample breaks the contract: the request is refused (422) */
-    APP_SAMPLE_UNSUPPORTED = 1,  /* a sample_type this server does not map: reported, not stored */
-    APP_SAMPLE_ENOMEM = -2,      /* the payload could not be allocated (the server's failure) */
+    APP_SAMPLE_INVALID = -1,    /* the sample breaks the contract: the request is refused (422) */
+    APP_SAMPLE_UNSUPPORTED = 1, /* a sample_type this server does not map: reported, not stored */
+    APP_SAMPLE_ENOMEM = -2,     /* the payload could not be allocated (the server's failure) */
 };
 
 /*

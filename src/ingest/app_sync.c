@@ -43,7 +43,7 @@ int app_sync_parse(json_t *body, const char *user_id, struct check *c, struct up
         return INGEST_EINVALID;
     size_t i;
     json_t *sv;
-    json_array_foreach(arr, i, sv) {
+    json_array_foreach (arr, i, sv) {
         struct store_sample *x = upload_samples_add(out);
         struct app_sample_error e;
         if (x == NULL)

@@ -30,11 +30,11 @@
 #include "core/timeutil.h"
 #include "ingest/healthkit.h"
 
-#define CHUNK (256 * 1024)         /* bytes read from a file or zip entry per expat call */
+#define CHUNK (256 * 1024)               /* bytes read from a file or zip entry per expat call */
 #define TOKEN_MAX APPLE_EXPORT_TOKEN_MAX /* bytes expat may buffer without finishing a token */
-#define META_MAX 1400              /* bytes of one record's metadata fragment */
+#define META_MAX 1400                    /* bytes of one record's metadata fragment */
 #define REASON_MAX 96
-#define TYPE_SLOTS 1024            /* open-addressing table, power of two, 2 x TYPES_MAX */
+#define TYPE_SLOTS 1024 /* open-addressing table, power of two, 2 x TYPES_MAX */
 #define WORKOUT_TYPE "HKWorkoutTypeIdentifier"
 #define BP_TYPE "HKCorrelationTypeIdentifierBloodPressure"
 #define ZIP_ENTRY "apple_health_export/export.xml"
@@ -83,7 +83,7 @@ struct apple_export {
     char *payloads; /* batch_size x APPLE_EXPORT_PAYLOAD_MAX */
     size_t n;
     struct apple_export_stats st;
-    int64_t fed; /* XML bytes given to expat */
+    int64_t fed;            /* XML bytes given to expat */
     int64_t max_xml;        /* refuse past this many XML bytes */
     const atomic_int *stop; /* borrowed; NULL none */
     int depth;
@@ -96,7 +96,7 @@ struct apple_export {
     unsigned char head[4];
     size_t head_len;
     FILE *spool;
-    int64_t spooled; /* bytes of the zip written to the spool */
+    int64_t spooled;    /* bytes of the zip written to the spool */
     const char *format; /* "xml", "zip" or NULL */
     int rc;
     int cb_rc;
@@ -115,8 +115,7 @@ static const unsigned char key_ns[16] = {0x6b, 0x1e, 0x0c, 0x52, 0x94, 0x3f, 0x4
 
 /* ---- small helpers --------------------------------------------------- */
 
-static int fail(struct apple_export *p, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int fail(struct apple_export *p, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(struct apple_export *p, int rc, const char *fmt, ...)
 {
     if (p->rc == 0) {
@@ -278,8 +277,7 @@ static size_t put_field(unsigned char *dst, size_t at, size_t cap, const char *s
  * variant 10 in the top bits of byte 8. §5.8 (version 8) leaves all but those
  * 6 bits to the implementation: we put the 48-bit start millisecond first.
  */
-static void make_key(const struct rec *r, int64_t start_ms, int64_t end_ms, const char *value,
-                     char *out, size_t cap)
+static void make_key(const struct rec *r, int64_t start_ms, int64_t end_ms, const char *value, char *out, size_t cap)
 {
     unsigned char name[16 + 640];
     unsigned char md[SHA_DIGEST_LENGTH];
@@ -429,8 +427,8 @@ static void payload_end(struct buf *b, const struct rec *r)
 }
 
 /* Dates of r: 0, or counts the record rejected and returns -1. */
-static int rec_dates(struct apple_export *p, struct type_ent *e, const struct rec *r,
-                     int64_t *start, int64_t *end, int *off_s, int *off_e)
+static int rec_dates(struct apple_export *p, struct type_ent *e, const struct rec *r, int64_t *start, int64_t *end,
+                     int *off_s, int *off_e)
 {
     if (apple_export_date_parse(r->start, start, off_s) != 0) {
         count_rejected(p, e, "startDate is not a date like 2019-03-06 07:41:18 -0500");
@@ -465,8 +463,7 @@ static int emit_record(struct apple_export *p, const struct rec *r, int in_corre
     if (rec_dates(p, e, r, &start, &end, &off_s, &off_e) != 0)
         return 0;
     if (strncmp(r->type, "HKCategoryTypeIdentifier", 24) == 0) {
-        if (hk_map_category(r->type, r->value, (double)(end - start) / 60000.0, &m, why,
-                            sizeof(why)) != 0) {
+        if (hk_map_category(r->type, r->value, (double)(end - start) / 60000.0, &m, why, sizeof(why)) != 0) {
             if (strncmp(why, "value ", 6) == 0)
                 count_rejected(p, e, why);
             else
@@ -535,9 +532,8 @@ static int workout_convert(const char *text, const char *unit, const char *to, d
         const char *from, *to;
         double factor;
     } units[] = {
-        {"min", "min", 1.0},   {"s", "min", 1.0 / 60}, {"hr", "min", 60.0},
-        {"h", "min", 60.0},    {"kcal", "kcal", 1.0},  {"Cal", "kcal", 1.0},
-        {"kJ", "kcal", 1.0 / 4.184},                   {"km", "km", 1.0},
+        {"min", "min", 1.0},   {"s", "min", 1.0 / 60}, {"hr", "min", 60.0},         {"h", "min", 60.0},
+        {"kcal", "kcal", 1.0}, {"Cal", "kcal", 1.0},   {"kJ", "kcal", 1.0 / 4.184}, {"km", "km", 1.0},
         {"m", "km", 0.001},    {"mi", "km", 1.609344}, {"yd", "km", 0.0009144},
     };
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
@@ -563,8 +559,7 @@ static int emit_workout(struct apple_export *p, const struct rec *r)
     if (rec_dates(p, e, r, &start, &end, &off_s, &off_e) != 0)
         return 0;
     if (r->duration[0] != '\0') {
-        if (workout_convert(r->duration, r->duration_unit[0] ? r->duration_unit : "min", "min",
-                            &minutes) != 0 ||
+        if (workout_convert(r->duration, r->duration_unit[0] ? r->duration_unit : "min", "min", &minutes) != 0 ||
             minutes < 0) {
             count_rejected(p, e, "duration is not a number of a known time unit");
             return 0;
@@ -702,8 +697,7 @@ static void meta_add(struct rec *r, const XML_Char **a)
     }
     if (key == NULL)
         return;
-    if (strcmp(key, "HKMetadataKeySyncIdentifier") == 0 &&
-        copy_cut(r->sync_id, sizeof(r->sync_id), value))
+    if (strcmp(key, "HKMetadataKeySyncIdentifier") == 0 && copy_cut(r->sync_id, sizeof(r->sync_id), value))
         r->sync_id[0] = '\0'; /* too long to trust: fall back to the content key */
     size_t at = r->meta.len;
     if ((at > 0 && buf_putc(&r->meta, ',') != 0) || buf_json_string(&r->meta, key) != 0 ||
@@ -733,8 +727,7 @@ static void workout_stat(struct rec *r, const XML_Char **a)
     if (strcmp(type, "HKQuantityTypeIdentifierActiveEnergyBurned") == 0 && r->energy[0] == '\0') {
         copy_cut(r->energy, sizeof(r->energy), sum);
         copy_cut(r->energy_unit, sizeof(r->energy_unit), unit);
-    } else if (strncmp(type, "HKQuantityTypeIdentifierDistance", 32) == 0 &&
-               r->distance[0] == '\0') {
+    } else if (strncmp(type, "HKQuantityTypeIdentifierDistance", 32) == 0 && r->distance[0] == '\0') {
         copy_cut(r->distance, sizeof(r->distance), sum);
         copy_cut(r->distance_unit, sizeof(r->distance_unit), unit);
     }
@@ -748,15 +741,13 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     p->depth++;
     if (p->depth > APPLE_EXPORT_DEPTH_MAX) {
         /* expat keeps every open element; a real export nests 4 levels. */
-        fail(p, APPLE_EXPORT_EFORMAT, "export.xml nests elements deeper than %d levels",
-             APPLE_EXPORT_DEPTH_MAX);
+        fail(p, APPLE_EXPORT_EFORMAT, "export.xml nests elements deeper than %d levels", APPLE_EXPORT_DEPTH_MAX);
         XML_StopParser(p->xp, XML_FALSE);
         return;
     }
     if (p->depth == 1) {
         if (strcmp(name, "HealthData") != 0) {
-            fail(p, APPLE_EXPORT_EFORMAT,
-                 "not an Apple Health export: the root element is not <HealthData>");
+            fail(p, APPLE_EXPORT_EFORMAT, "not an Apple Health export: the root element is not <HealthData>");
             XML_StopParser(p->xp, XML_FALSE);
             return;
         }
@@ -822,15 +813,12 @@ static int xml_parse(struct apple_export *p, const char *data, size_t len, int f
         if (p->stop != NULL && atomic_load(p->stop))
             return fail(p, APPLE_EXPORT_ESTOPPED, "the import was stopped: the server is shutting down");
         if (p->fed + n > p->max_xml)
-            return fail(p, APPLE_EXPORT_EFORMAT, "export.xml is larger than %lld MiB",
-                        (long long)(p->max_xml >> 20));
+            return fail(p, APPLE_EXPORT_EFORMAT, "export.xml is larger than %lld MiB", (long long)(p->max_xml >> 20));
         if (XML_Parse(p->xp, data, n, last) != XML_STATUS_OK) {
             if (p->rc != 0)
                 return p->rc;
-            return fail(p, APPLE_EXPORT_EFORMAT,
-                        "export.xml is not well-formed XML: %s at line %lu, column %lu",
-                        XML_ErrorString(XML_GetErrorCode(p->xp)),
-                        (unsigned long)XML_GetCurrentLineNumber(p->xp),
+            return fail(p, APPLE_EXPORT_EFORMAT, "export.xml is not well-formed XML: %s at line %lu, column %lu",
+                        XML_ErrorString(XML_GetErrorCode(p->xp)), (unsigned long)XML_GetCurrentLineNumber(p->xp),
                         (unsigned long)XML_GetCurrentColumnNumber(p->xp));
         }
         p->fed += n;
@@ -840,8 +828,7 @@ static int xml_parse(struct apple_export *p, const char *data, size_t len, int f
             /* expat keeps an unfinished token in memory; refuse to let one
              * token (a giant attribute, say) grow it without bound. */
             if (p->fed - (int64_t)at > TOKEN_MAX)
-                return fail(p, APPLE_EXPORT_EFORMAT,
-                            "export.xml has a single XML token larger than %d MiB",
+                return fail(p, APPLE_EXPORT_EFORMAT, "export.xml has a single XML token larger than %d MiB",
                             TOKEN_MAX >> 20);
         }
         data += n;
@@ -911,15 +898,13 @@ static int zip_import(struct apple_export *p, zip_t *za, int64_t zip_bytes)
     }
     zip_file_t *zf = zip_fopen_index(za, (zip_uint64_t)idx, 0);
     if (zf == NULL)
-        return fail(p, APPLE_EXPORT_EFORMAT, "cannot read export.xml in the zip archive: %s",
-                    zip_strerror(za));
+        return fail(p, APPLE_EXPORT_EFORMAT, "cannot read export.xml in the zip archive: %s", zip_strerror(za));
     p->mode = M_XML;
     int rc = 0;
     for (;;) {
         zip_int64_t got = zip_fread(zf, p->chunk, CHUNK);
         if (got < 0) {
-            rc = fail(p, APPLE_EXPORT_EFORMAT, "the zip archive is damaged: %s",
-                      zip_file_strerror(zf));
+            rc = fail(p, APPLE_EXPORT_EFORMAT, "the zip archive is damaged: %s", zip_file_strerror(zf));
             break;
         }
         if (got == 0)
@@ -944,8 +929,8 @@ static int zip_error_fail(struct apple_export *p, int code, const char *what)
 {
     zip_error_t ze;
     zip_error_init_with_code(&ze, code);
-    fail(p, code == ZIP_ER_OPEN || code == ZIP_ER_READ ? APPLE_EXPORT_EIO : APPLE_EXPORT_EFORMAT,
-         "%s: %s", what, zip_error_strerror(&ze));
+    fail(p, code == ZIP_ER_OPEN || code == ZIP_ER_READ ? APPLE_EXPORT_EIO : APPLE_EXPORT_EFORMAT, "%s: %s", what,
+         zip_error_strerror(&ze));
     zip_error_fini(&ze);
     return p->rc;
 }
@@ -962,9 +947,8 @@ static int is_zip(const unsigned char *h)
 int apple_export_new(const struct apple_export_options *o, struct apple_export **out)
 {
     struct apple_export *p = NULL;
-    if (o == NULL || out == NULL || o->user_id == NULL || o->user_id[0] == '\0' ||
-        strlen(o->user_id) >= STORE_ID_LEN || o->on_batch == NULL ||
-        (o->upload_id != NULL && strlen(o->upload_id) >= STORE_ID_LEN) ||
+    if (o == NULL || out == NULL || o->user_id == NULL || o->user_id[0] == '\0' || strlen(o->user_id) >= STORE_ID_LEN ||
+        o->on_batch == NULL || (o->upload_id != NULL && strlen(o->upload_id) >= STORE_ID_LEN) ||
         o->batch_size > APPLE_EXPORT_BATCH_MAX)
         return APPLE_EXPORT_EINVAL;
     p = calloc(1, sizeof(*p));
@@ -986,8 +970,7 @@ int apple_export_new(const struct apple_export_options *o, struct apple_export *
     p->types = calloc(TYPE_SLOTS, sizeof(*p->types));
     p->chunk = malloc(CHUNK);
     p->xp = XML_ParserCreate(NULL);
-    if (p->batch == NULL || p->payloads == NULL || p->types == NULL || p->chunk == NULL ||
-        p->xp == NULL)
+    if (p->batch == NULL || p->payloads == NULL || p->types == NULL || p->chunk == NULL || p->xp == NULL)
         goto fail;
     XML_SetUserData(p->xp, p);
     XML_SetElementHandler(p->xp, on_start, on_end);
@@ -1172,10 +1155,7 @@ const char *apple_export_errmsg(const struct apple_export *p) { return p->err; }
 
 int apple_export_callback_rc(const struct apple_export *p) { return p->cb_rc; }
 
-void apple_export_stats_get(const struct apple_export *p, struct apple_export_stats *out)
-{
-    *out = p->st;
-}
+void apple_export_stats_get(const struct apple_export *p, struct apple_export_stats *out) { *out = p->st; }
 
 int64_t apple_export_type_count(const struct apple_export *p, const char *type)
 {
@@ -1195,19 +1175,17 @@ static int report_type(const struct type_ent *e, json_t *types, json_t *unknown,
 {
     if (e->records == 0)
         return 0;
-    if (json_object_set_new(types, e->name,
-                            json_pack("{s:I,s:I}", "records", (json_int_t)e->records, "samples",
-                                      (json_int_t)e->samples)) != 0)
+    if (json_object_set_new(
+            types, e->name,
+            json_pack("{s:I,s:I}", "records", (json_int_t)e->records, "samples", (json_int_t)e->samples)) != 0)
         return -1;
     if (e->unknown > 0 &&
         json_object_set_new(unknown, e->name,
-                            json_pack("{s:I,s:s}", "count", (json_int_t)e->unknown, "reason",
-                                      e->unknown_reason)) != 0)
+                            json_pack("{s:I,s:s}", "count", (json_int_t)e->unknown, "reason", e->unknown_reason)) != 0)
         return -1;
-    if (e->rejected > 0 &&
-        json_object_set_new(rejected, e->name,
-                            json_pack("{s:I,s:s}", "count", (json_int_t)e->rejected, "reason",
-                                      e->rejected_reason)) != 0)
+    if (e->rejected > 0 && json_object_set_new(rejected, e->name,
+                                               json_pack("{s:I,s:s}", "count", (json_int_t)e->rejected, "reason",
+                                                         e->rejected_reason)) != 0)
         return -1;
     return 0;
 }
@@ -1223,12 +1201,11 @@ json_t *apple_export_report_json(const struct apple_export *p)
             goto fail;
     if (report_type(&p->other, types, unknown, rejected) != 0)
         goto fail;
-    r = json_pack("{s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "format", p->format,
-                  "bytes", (json_int_t)p->st.bytes_parsed, "records", (json_int_t)p->st.records,
-                  "samples", (json_int_t)p->st.samples, "stored", (json_int_t)p->st.stored,
-                  "duplicates", (json_int_t)(p->st.samples - p->st.stored), "unknown",
-                  (json_int_t)p->st.unknown, "rejected", (json_int_t)p->st.rejected, "types",
-                  types, "unknown_types", unknown, "rejected_types", rejected);
+    r = json_pack("{s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "format", p->format, "bytes",
+                  (json_int_t)p->st.bytes_parsed, "records", (json_int_t)p->st.records, "samples",
+                  (json_int_t)p->st.samples, "stored", (json_int_t)p->st.stored, "duplicates",
+                  (json_int_t)(p->st.samples - p->st.stored), "unknown", (json_int_t)p->st.unknown, "rejected",
+                  (json_int_t)p->st.rejected, "types", types, "unknown_types", unknown, "rejected_types", rejected);
     /* "o" steals the three objects, on failure too (jansson ≥ 2.11). */
     return r;
 fail:

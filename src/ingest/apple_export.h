@@ -143,10 +143,10 @@ typedef int (*apple_export_batch_fn)(void *ctx, struct store_sample *v, size_t n
                                      const struct apple_export_stats *so_far, size_t *stored);
 
 struct apple_export_options {
-    const char *user_id;   /* required; copied into every sample */
-    const char *upload_id; /* NULL or "": none; copied into every sample */
-    size_t batch_size;     /* 0 → APPLE_EXPORT_BATCH_DEFAULT; at most APPLE_EXPORT_BATCH_MAX */
-    int64_t size_hint;     /* expected XML bytes (e.g. Content-Length), 0 unknown:
+    const char *user_id;            /* required; copied into every sample */
+    const char *upload_id;          /* NULL or "": none; copied into every sample */
+    size_t batch_size;              /* 0 → APPLE_EXPORT_BATCH_DEFAULT; at most APPLE_EXPORT_BATCH_MAX */
+    int64_t size_hint;              /* expected XML bytes (e.g. Content-Length), 0 unknown:
                               only for bytes_total / progress */
     apple_export_batch_fn on_batch; /* required */
     void *ctx;                      /* passed to on_batch */

@@ -86,7 +86,7 @@ struct quantity {
     const char *id; /* without the HKQuantityTypeIdentifier prefix */
     const char *type;
     enum dim dim;
-    double scale;   /* base unit → stored unit (e.g. ms → min for exercise time) */
+    double scale; /* base unit → stored unit (e.g. ms → min for exercise time) */
     const char *stored_unit;
 };
 
@@ -138,12 +138,24 @@ static const struct {
     const char *type;
     double lo, hi;
 } ranges[] = {
-    {HK_T_STEPS, 0, 200000},           {HK_T_HEART_RATE, 20, 300},        {HK_T_RESTING_HEART_RATE, 20, 300},
-    {HK_T_HRV, 0, 1000},               {HK_T_RESPIRATORY_RATE, 1, 100},   {HK_T_BLOOD_OXYGEN, 0, 100},
-    {HK_T_BODY_TEMPERATURE, 25, 45},   {HK_T_BP_SYSTOLIC, 20, 300},       {HK_T_BP_DIASTOLIC, 10, 250},
-    {HK_T_BLOOD_GLUCOSE, 10, 1500},    {HK_T_ACTIVE_ENERGY, 0, 20000},    {HK_T_BASAL_ENERGY, 0, 20000},
-    {HK_T_DISTANCE, 0, 1000},          {HK_T_FLIGHTS, 0, 10000},          {HK_T_EXERCISE_MINUTES, 0, 2880},
-    {HK_T_VO2MAX, 1, 100},             {HK_T_SLEEP, 0, 2880},             {HK_T_MINDFUL, 0, 2880},
+    {HK_T_STEPS, 0, 200000},
+    {HK_T_HEART_RATE, 20, 300},
+    {HK_T_RESTING_HEART_RATE, 20, 300},
+    {HK_T_HRV, 0, 1000},
+    {HK_T_RESPIRATORY_RATE, 1, 100},
+    {HK_T_BLOOD_OXYGEN, 0, 100},
+    {HK_T_BODY_TEMPERATURE, 25, 45},
+    {HK_T_BP_SYSTOLIC, 20, 300},
+    {HK_T_BP_DIASTOLIC, 10, 250},
+    {HK_T_BLOOD_GLUCOSE, 10, 1500},
+    {HK_T_ACTIVE_ENERGY, 0, 20000},
+    {HK_T_BASAL_ENERGY, 0, 20000},
+    {HK_T_DISTANCE, 0, 1000},
+    {HK_T_FLIGHTS, 0, 10000},
+    {HK_T_EXERCISE_MINUTES, 0, 2880},
+    {HK_T_VO2MAX, 1, 100},
+    {HK_T_SLEEP, 0, 2880},
+    {HK_T_MINDFUL, 0, 2880},
 };
 
 int hk_value_plausible(const char *metric_type, double value, char *err, size_t errlen)
@@ -200,8 +212,8 @@ int hk_map_quantity(const char *identifier, const char *unit, double value, stru
     return 0;
 }
 
-int hk_map_category(const char *identifier, const char *value, double duration_min, struct hk_mapped *out,
-                    char *err, size_t errlen)
+int hk_map_category(const char *identifier, const char *value, double duration_min, struct hk_mapped *out, char *err,
+                    size_t errlen)
 {
     /* HKCategoryValueSleepAnalysis raw values (HealthKit SDK): inBed 0,
      * asleepUnspecified 1 (formerly "asleep"), awake 2, asleepCore 3,

@@ -53,8 +53,8 @@ int hk_map_quantity(const char *identifier, const char *unit, double value, stru
  * Returns 0, or HK_EUNKNOWN_TYPE, HK_EVALUE (unknown value, negative
  * duration) or HK_EINVAL, with a client-safe reason in err.
  */
-int hk_map_category(const char *identifier, const char *value, double duration_min, struct hk_mapped *out,
-                    char *err, size_t errlen);
+int hk_map_category(const char *identifier, const char *value, double duration_min, struct hk_mapped *out, char *err,
+                    size_t errlen);
 
 /*
  * 0 when value (in metric_type's canonical unit) is finite and within what

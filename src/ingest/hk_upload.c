@@ -106,8 +106,8 @@ static struct store_sample *hk_store(struct hk_ctx *c, const struct hk_mapped *m
 
 static void hk_quantity(struct hk_ctx *c, json_t *s, const char *ptr)
 {
-    static const char *const allowed[] = {"uuid", "identifier", "value", "unit", "start_date", "end_date",
-                                          "source_name", "device", "metadata", NULL};
+    static const char *const allowed[] = {"uuid",     "identifier",  "value",  "unit",     "start_date",
+                                          "end_date", "source_name", "device", "metadata", NULL};
     if (!json_is_object(s)) {
         check_error(c->in, ptr, "must be an object");
         return;
@@ -149,8 +149,8 @@ static void hk_quantity(struct hk_ctx *c, json_t *s, const char *ptr)
 
 static void hk_category(struct hk_ctx *c, json_t *s, const char *ptr)
 {
-    static const char *const allowed[] = {"uuid", "identifier", "value", "start_date", "end_date",
-                                          "source_name", "device", "metadata", NULL};
+    static const char *const allowed[] = {"uuid",        "identifier", "value",    "start_date", "end_date",
+                                          "source_name", "device",     "metadata", NULL};
     if (!json_is_object(s)) {
         check_error(c->in, ptr, "must be an object");
         return;
@@ -185,9 +185,18 @@ static void hk_category(struct hk_ctx *c, json_t *s, const char *ptr)
 
 static void hk_workout(struct hk_ctx *c, json_t *s, const char *ptr)
 {
-    static const char *const allowed[] = {"uuid", "activity_type", "workout_activity_type", "start_date",
-                                          "end_date", "duration", "total_energy_burned", "total_distance",
-                                          "source_name", "device", "metadata", NULL};
+    static const char *const allowed[] = {"uuid",
+                                          "activity_type",
+                                          "workout_activity_type",
+                                          "start_date",
+                                          "end_date",
+                                          "duration",
+                                          "total_energy_burned",
+                                          "total_distance",
+                                          "source_name",
+                                          "device",
+                                          "metadata",
+                                          NULL};
     if (!json_is_object(s)) {
         check_error(c->in, ptr, "must be an object");
         return;
@@ -210,8 +219,9 @@ static void hk_workout(struct hk_ctx *c, json_t *s, const char *ptr)
             (!json_is_number(v) || json_number_value(v) < 0 ||
              hk_value_plausible(as[i], json_number_value(v), why, sizeof(why)) != 0)) {
             snprintf(p, sizeof(p), "%s/%s", ptr, nums[i]);
-            check_error(c->in, p, "must be a non-negative number (kcal, km, minutes) within what one workout can "
-                                  "hold (20000 kcal, 1000 km, 2880 min)");
+            check_error(c->in, p,
+                        "must be a non-negative number (kcal, km, minutes) within what one workout can "
+                        "hold (20000 kcal, 1000 km, 2880 min)");
         }
     }
     if (hk_common(c, s, ptr, &start, &end, &offset, &uuid, &source, &device) != 0)
@@ -233,8 +243,8 @@ static void hk_workout(struct hk_ctx *c, json_t *s, const char *ptr)
 
 static void hk_correlation(struct hk_ctx *c, json_t *s, const char *ptr)
 {
-    static const char *const allowed[] = {"uuid", "identifier", "start_date", "end_date", "objects",
-                                          "source_name", "device", "metadata", NULL};
+    static const char *const allowed[] = {"uuid",        "identifier", "start_date", "end_date", "objects",
+                                          "source_name", "device",     "metadata",   NULL};
     if (!json_is_object(s)) {
         check_error(c->in, ptr, "must be an object");
         return;
@@ -244,7 +254,8 @@ static void hk_correlation(struct hk_ctx *c, json_t *s, const char *ptr)
     json_t *objs = json_object_get(s, "objects");
     char p[160];
     snprintf(p, sizeof(p), "%s/objects", ptr);
-    if (!json_is_array(objs) || json_array_size(objs) == 0 || json_array_size(objs) > LIMIT_HEALTHKIT_CORRELATION_OBJECTS) {
+    if (!json_is_array(objs) || json_array_size(objs) == 0 ||
+        json_array_size(objs) > LIMIT_HEALTHKIT_CORRELATION_OBJECTS) {
         check_error(c->in, p, "must be an array of 1 to %d quantity samples", LIMIT_HEALTHKIT_CORRELATION_OBJECTS);
         return;
     }
@@ -257,7 +268,7 @@ static void hk_correlation(struct hk_ctx *c, json_t *s, const char *ptr)
      * samples; each is stored as its own quantity sample. */
     size_t i;
     json_t *o;
-    json_array_foreach(objs, i, o) {
+    json_array_foreach (objs, i, o) {
         char q[200];
         snprintf(q, sizeof(q), "%s/objects/%zu", ptr, i);
         hk_quantity(c, o, q);
@@ -267,8 +278,14 @@ static void hk_correlation(struct hk_ctx *c, json_t *s, const char *ptr)
 int hk_upload_parse(json_t *body, const char *user_id, struct check *c, struct upload_samples *out,
                     json_t *unsupported_list, struct hk_upload_counts *counts, const char **sync_out)
 {
-    static const char *const allowed[] = {"user_id", "quantity_samples", "category_samples", "workouts",
-                                          "correlation_samples", "upload_metadata", "sync_token", NULL};
+    static const char *const allowed[] = {"user_id",
+                                          "quantity_samples",
+                                          "category_samples",
+                                          "workouts",
+                                          "correlation_samples",
+                                          "upload_metadata",
+                                          "sync_token",
+                                          NULL};
     static const char *const lists[] = {"quantity_samples", "category_samples", "workouts", "correlation_samples"};
     memset(counts, 0, sizeof(*counts));
     *sync_out = NULL;
@@ -302,8 +319,7 @@ int hk_upload_parse(json_t *body, const char *user_id, struct check *c, struct u
     counts->correlations = n[3];
     counts->total = total;
     struct hk_ctx x = {c, out, user_id, unsupported_list};
-    void (*each[4])(struct hk_ctx *, json_t *, const char *) = {hk_quantity, hk_category, hk_workout,
-                                                                 hk_correlation};
+    void (*each[4])(struct hk_ctx *, json_t *, const char *) = {hk_quantity, hk_category, hk_workout, hk_correlation};
     for (int k = 0; k < 4; k++) {
         json_t *arr = json_object_get(body, lists[k]);
         for (size_t i = 0; i < n[k]; i++) {

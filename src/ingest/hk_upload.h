@@ -33,7 +33,7 @@ struct hk_upload_counts {
  * with the field errors recorded on c; or INGEST_EOWNER (body's user_id is
  * another user).
  */
-int hk_upload_parse(json_t *body, const char *user_id, struct check *c, struct upload_samples *out,
-                    json_t *unsupported, struct hk_upload_counts *counts, const char **sync_out);
+int hk_upload_parse(json_t *body, const char *user_id, struct check *c, struct upload_samples *out, json_t *unsupported,
+                    struct hk_upload_counts *counts, const char **sync_out);
 
 #endif

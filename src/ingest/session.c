@@ -26,7 +26,7 @@ struct ingest_session {
     char ip[64];
     size_t stored, offered;
     int64_t records;
-    int failed;    /* a step failed: only end is allowed */
+    int failed; /* a step failed: only end is allowed */
     int committed;
 };
 
@@ -115,13 +115,10 @@ fail:
     return rc;
 }
 
-const char *ingest_session_upload_id(const struct ingest_session *s)
-{
-    return s->u.id;
-}
+const char *ingest_session_upload_id(const struct ingest_session *s) { return s->u.id; }
 
-int ingest_session_add(struct ingest_session *s, struct store_sample *v, size_t n, double progress,
-                       int64_t records, size_t *stored)
+int ingest_session_add(struct ingest_session *s, struct store_sample *v, size_t n, double progress, int64_t records,
+                       size_t *stored)
 {
     struct store_tx *tx = NULL;
     size_t ins = 0;
@@ -145,8 +142,8 @@ int ingest_session_add(struct ingest_session *s, struct store_sample *v, size_t 
         if (rc == 0 && n > 0)
             rc = store_sample_insert_batch(tx, v, n, &ins);
         if (rc == 0)
-            rc = store_upload_status_set(tx, s->u.id, STORE_UPLOAD_PROCESSING, progress < 0 ? 0 : progress,
-                                         records, NULL);
+            rc = store_upload_status_set(tx, s->u.id, STORE_UPLOAD_PROCESSING, progress < 0 ? 0 : progress, records,
+                                         NULL);
         if (rc == 0) {
             rc = store_tx_commit(tx);
             tx = NULL;
@@ -171,8 +168,8 @@ int ingest_session_seal_raw(struct ingest_session *s, const char *content_type, 
         return INGEST_EINVAL;
     if (s->ring == NULL)
         return 0;
-    int rc = keyring_raw_upload_put(s->ring, s->tx, s->u.user_id, s->u.id, content_type,
-                                    (const unsigned char *)body, len);
+    int rc =
+        keyring_raw_upload_put(s->ring, s->tx, s->u.user_id, s->u.id, content_type, (const unsigned char *)body, len);
     if (rc != 0)
         s->failed = 1;
     return rc;
@@ -187,8 +184,7 @@ void ingest_session_result(const struct ingest_session *s, struct ingest_result 
     out->created_ms = s->u.created_at_ms;
 }
 
-int ingest_session_commit(struct ingest_session *s, const struct ingest_idempotency *idem,
-                          struct ingest_result *out)
+int ingest_session_commit(struct ingest_session *s, const struct ingest_idempotency *idem, struct ingest_result *out)
 {
     struct store_tx *tx = NULL;
     struct store_audit a;

@@ -95,8 +95,8 @@ const char *ingest_session_upload_id(const struct ingest_session *s);
  * NULL) receives how many were new. 0 or a STORE_E* code; after a failure
  * the session can only be ended.
  */
-int ingest_session_add(struct ingest_session *s, struct store_sample *v, size_t n, double progress,
-                       int64_t records, size_t *stored);
+int ingest_session_add(struct ingest_session *s, struct store_sample *v, size_t n, double progress, int64_t records,
+                       size_t *stored);
 
 /*
  * Seal the raw request body (envelope encryption with the key ring's active
@@ -117,8 +117,7 @@ void ingest_session_result(const struct ingest_session *s, struct ingest_result 
  * step is written (ATOMIC: nothing at all), and an Idempotency-Key already
  * taken is STORE_ECONFLICT.
  */
-int ingest_session_commit(struct ingest_session *s, const struct ingest_idempotency *idem,
-                          struct ingest_result *out);
+int ingest_session_commit(struct ingest_session *s, const struct ingest_idempotency *idem, struct ingest_result *out);
 
 /*
  * Free the session; accepts NULL. A session that was not committed is

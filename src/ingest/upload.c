@@ -153,7 +153,7 @@ static void fields(struct check *in, json_t *obj, const char *ptr, const struct 
     const char *key;
     json_t *v;
     size_t nknown = 0;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach (obj, key, v) {
         int known = 0;
         for (size_t i = 0; i < nf; i++)
             known |= strcmp(fs[i].name, key) == 0;
@@ -183,8 +183,8 @@ static int timestamp(struct check *in, json_t *obj, const char *ptr, const char 
 }
 
 static struct store_sample *new_sample(struct upload_samples *out, const char *user_id, const char *type,
-                                       const char *unit, double value, int64_t start, int64_t end,
-                                       const char *device, const char *metric_id, const char *suffix)
+                                       const char *unit, double value, int64_t start, int64_t end, const char *device,
+                                       const char *metric_id, const char *suffix)
 {
     struct store_sample *s = upload_samples_add(out);
     if (s == NULL)
@@ -207,9 +207,9 @@ static struct store_sample *new_sample(struct upload_samples *out, const char *u
 static void parse_metric(struct check *in, json_t *m, const char *ptr, const char *user_id, int64_t default_ts,
                          struct upload_samples *out, json_t *seen_ids)
 {
-    static const char *const allowed[] = {"metric_id",     "metric_type",        "biometric_data", "sleep_data",
-                                          "activity_data", "mental_health_data", "device_id",      "metadata",
-                                          "start_date",    "end_date",           NULL};
+    static const char *const allowed[] = {
+        "metric_id", "metric_type", "biometric_data", "sleep_data", "activity_data", "mental_health_data", "device_id",
+        "metadata",  "start_date",  "end_date",       NULL};
     char p[256];
     if (!json_is_object(m)) {
         check_error(in, ptr, "must be an object");
@@ -250,9 +250,10 @@ static void parse_metric(struct check *in, json_t *m, const char *ptr, const cha
             t = i;
     if (t == NTYPES) {
         snprintf(p, sizeof(p), "%s/metric_type", ptr);
-        check_error(in, p, "must be one of heart_rate, heart_rate_variability, blood_pressure, blood_oxygen, "
-                           "respiratory_rate, sleep_analysis, activity_level, stress_indicators, mood_assessment, "
-                           "cognitive_metrics, environmental, body_temperature, blood_glucose");
+        check_error(in, p,
+                    "must be one of heart_rate, heart_rate_variability, blood_pressure, blood_oxygen, "
+                    "respiratory_rate, sleep_analysis, activity_level, stress_indicators, mood_assessment, "
+                    "cognitive_metrics, environmental, body_temperature, blood_glucose");
         return;
     }
     enum payload want = metric_types[t].payload;
@@ -358,17 +359,18 @@ static void parse_metric(struct check *in, json_t *m, const char *ptr, const cha
             if (!json_is_object(stages)) {
                 check_error(in, q, "must be an object");
             } else {
-                static const struct field stage_fields[] = {
-                    {"awake", 0, 1440, 0, NULL, NULL}, {"light", 0, 1440, 0, NULL, NULL},
-                    {"deep", 0, 1440, 0, NULL, NULL},  {"rem", 0, 1440, 0, NULL, NULL}};
+                static const struct field stage_fields[] = {{"awake", 0, 1440, 0, NULL, NULL},
+                                                            {"light", 0, 1440, 0, NULL, NULL},
+                                                            {"deep", 0, 1440, 0, NULL, NULL},
+                                                            {"rem", 0, 1440, 0, NULL, NULL}};
                 double sv[4];
                 fields(in, stages, q, stage_fields, 4, NULL, sv);
             }
         }
         if (in->nerrors != before)
             return;
-        struct store_sample *s = new_sample(out, user_id, "sleep_session", "min", v[0], s0, s1, device, metric_id,
-                                            "sleep");
+        struct store_sample *s =
+            new_sample(out, user_id, "sleep_session", "min", v[0], s0, s1, device, metric_id, "sleep");
         if (s != NULL)
             s->payload = json_dumps(pl, JSON_COMPACT | JSON_SORT_KEYS);
     } else if (want == P_MENTAL) {
@@ -410,8 +412,8 @@ static void parse_metric(struct check *in, json_t *m, const char *ptr, const cha
             check_error(in, p, "is required (an object of readings) for metric_type environmental");
             return;
         }
-        struct store_sample *s = new_sample(out, user_id, "environmental", "", NAN, start, end, device, metric_id,
-                                            "environmental");
+        struct store_sample *s =
+            new_sample(out, user_id, "environmental", "", NAN, start, end, device, metric_id, "environmental");
         if (s != NULL)
             s->payload = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
     }
@@ -421,8 +423,8 @@ int upload_parse_health_data(json_t *body, const char *user_id, size_t max_metri
                              struct upload_samples *out, const char **source_out, const char **sync_out,
                              int64_t *client_ts_ms)
 {
-    static const char *const allowed[] = {"user_id", "metrics", "upload_source", "client_timestamp", "sync_token",
-                                          NULL};
+    static const char *const allowed[] = {"user_id",          "metrics",    "upload_source",
+                                          "client_timestamp", "sync_token", NULL};
     /* The owner first, before any field error is recorded: a body for
      * another user is refused as such (403), whatever else is wrong in it. */
     const char *uid = check_string(in, body, "", "user_id", 1, 1, 64);

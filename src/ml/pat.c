@@ -29,19 +29,16 @@
 struct pat_workspace {
     const struct pat_model *model;
     int n_threads;
-    float *x;      /* [N, 96] hidden state */
-    float *qkv;    /* [N, 3*H*96] */
-    float *ctx;    /* [N, H*96] concatenated head outputs */
-    float *tmp;    /* [N, 96] */
-    float *ff;     /* [N, 256] */
+    float *x;                       /* [N, 96] hidden state */
+    float *qkv;                     /* [N, 3*H*96] */
+    float *ctx;                     /* [N, H*96] concatenated head outputs */
+    float *tmp;                     /* [N, 96] */
+    float *ff;                      /* [N, 256] */
     float *scores[PAT_MAX_THREADS]; /* per thread [PAT_ATT_BLOCK, N] */
     float *inv[PAT_MAX_THREADS];    /* per thread [PAT_ATT_BLOCK] 1 / row sums */
 };
 
-void pat_blas_threads_set(int n)
-{
-    openblas_set_num_threads(n < 1 ? 1 : n);
-}
+void pat_blas_threads_set(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
 
 /*
  * PAT's fixed sinusoidal positional embedding (Vaswani et al. 2017, sec.
@@ -83,21 +80,14 @@ void pat_model_info_get(const struct pat_model *m, struct pat_model_info *info)
     info->n_heads = m->n_heads;
     info->n_params = m->n_params;
     /* 2 FLOPs per multiply-add: QKV, scores, P V, output, feed-forward. */
-    per_layer = 2 * n * d * 3 * hd + 2 * 2 * n * n * hd + 2 * n * hd * d +
-                2 * 2 * n * d * PAT_FF_DIM;
-    info->flops = (double)m->n_layers * per_layer +
-                  (m->conv ? 2 * 3 * (double)PAT_MINUTES * d : 2 * n * (double)m->patch * d);
+    per_layer = 2 * n * d * 3 * hd + 2 * 2 * n * n * hd + 2 * n * hd * d + 2 * 2 * n * d * PAT_FF_DIM;
+    info->flops =
+        (double)m->n_layers * per_layer + (m->conv ? 2 * 3 * (double)PAT_MINUTES * d : 2 * n * (double)m->patch * d);
 }
 
-size_t pat_model_tokens(const struct pat_model *m)
-{
-    return m->n;
-}
+size_t pat_model_tokens(const struct pat_model *m) { return m->n; }
 
-size_t pat_model_layers(const struct pat_model *m)
-{
-    return m->n_layers;
-}
+size_t pat_model_layers(const struct pat_model *m) { return m->n_layers; }
 
 void pat_workspace_free(struct pat_workspace *ws)
 {
@@ -164,78 +154,77 @@ fail:
  * softmax_row_<isa>(row, n) replaces row[0..n) by exp(row - max) (the
  * numerically stable form) and returns 1 / sum.
  */
-#define PAT_SOFTMAX_DEFINE(W, VF, VI, ISA, TARGET)                                              \
-    typedef float VF __attribute__((vector_size(4 * (W))));                                     \
-    typedef int VI __attribute__((vector_size(4 * (W))));                                       \
-                                                                                                \
-    static inline __attribute__((always_inline, target(TARGET))) VF load_##ISA(const float *p)  \
-    {                                                                                           \
-        VF v;                                                                                   \
-        memcpy(&v, p, sizeof v);                                                                \
-        return v;                                                                               \
-    }                                                                                           \
-                                                                                                \
-    static inline __attribute__((always_inline, target(TARGET))) VF select_##ISA(VI mask, VF a, \
-                                                                                 VF b)          \
-    {                                                                                           \
-        return (VF)(((VI)a & mask) | ((VI)b & ~mask));                                          \
-    }                                                                                           \
-                                                                                                \
-    static inline __attribute__((always_inline, target(TARGET))) VF exp_##ISA(VF x)             \
-    {                                                                                           \
-        const VF lo = (VF){0} - 87.3f;                                                          \
-        VF t, fn, r, z, p;                                                                      \
-        VI n;                                                                                   \
-                                                                                                \
-        x = select_##ISA(x < lo, lo, x);                                                        \
-        t = x * 1.44269504088896341f + 0.5f;                                                    \
-        n = __builtin_convertvector(t, VI); /* truncates toward zero */                         \
-        fn = __builtin_convertvector(n, VF);                                                    \
-        n += (VI)(fn > t); /* floor: -1 where truncation rounded up */                          \
-        fn = __builtin_convertvector(n, VF);                                                    \
-        r = x - fn * 0.693359375f;                                                              \
-        r = r - fn * -2.12194440e-4f;                                                           \
-        z = r * r;                                                                              \
-        p = r * 1.9875691500e-4f + 1.3981999507e-3f;                                            \
-        p = p * r + 8.3334519073e-3f;                                                           \
-        p = p * r + 4.1665795894e-2f;                                                           \
-        p = p * r + 1.6666665459e-1f;                                                           \
-        p = p * r + 5.0000001201e-1f;                                                           \
-        p = p * z + r + 1.0f;                                                                   \
-        return p * (VF)((n + 127) << 23);                                                       \
-    }                                                                                           \
-                                                                                                \
-    __attribute__((target(TARGET))) static float softmax_row_##ISA(float *row, size_t n)        \
-    {                                                                                           \
-        size_t i = 0, nv = n - n % (W);                                                         \
-        float mx = -INFINITY, sum = 0.0f;                                                       \
-                                                                                                \
-        if (nv) {                                                                               \
-            VF m = load_##ISA(row);                                                             \
-            for (i = (W); i < nv; i += (W)) {                                                   \
-                VF v = load_##ISA(row + i);                                                     \
-                m = select_##ISA(v > m, v, m);                                                  \
-            }                                                                                   \
-            for (int k = 0; k < (W); k++)                                                       \
-                mx = m[k] > mx ? m[k] : mx;                                                     \
-        }                                                                                       \
-        for (i = nv; i < n; i++)                                                                \
-            mx = row[i] > mx ? row[i] : mx;                                                     \
-        if (nv) {                                                                               \
-            VF acc = {0};                                                                       \
-            for (i = 0; i < nv; i += (W)) {                                                     \
-                VF e = exp_##ISA(load_##ISA(row + i) - mx);                                     \
-                memcpy(row + i, &e, sizeof e);                                                  \
-                acc += e;                                                                       \
-            }                                                                                   \
-            for (int k = 0; k < (W); k++)                                                       \
-                sum += acc[k];                                                                  \
-        }                                                                                       \
-        for (i = nv; i < n; i++) {                                                              \
-            row[i] = expf(row[i] - mx);                                                         \
-            sum += row[i];                                                                      \
-        }                                                                                       \
-        return 1.0f / sum;                                                                      \
+#define PAT_SOFTMAX_DEFINE(W, VF, VI, ISA, TARGET)                                                                     \
+    typedef float VF __attribute__((vector_size(4 * (W))));                                                            \
+    typedef int VI __attribute__((vector_size(4 * (W))));                                                              \
+                                                                                                                       \
+    static inline __attribute__((always_inline, target(TARGET))) VF load_##ISA(const float *p)                         \
+    {                                                                                                                  \
+        VF v;                                                                                                          \
+        memcpy(&v, p, sizeof v);                                                                                       \
+        return v;                                                                                                      \
+    }                                                                                                                  \
+                                                                                                                       \
+    static inline __attribute__((always_inline, target(TARGET))) VF select_##ISA(VI mask, VF a, VF b)                  \
+    {                                                                                                                  \
+        return (VF)(((VI)a & mask) | ((VI)b & ~mask));                                                                 \
+    }                                                                                                                  \
+                                                                                                                       \
+    static inline __attribute__((always_inline, target(TARGET))) VF exp_##ISA(VF x)                                    \
+    {                                                                                                                  \
+        const VF lo = (VF){0} - 87.3f;                                                                                 \
+        VF t, fn, r, z, p;                                                                                             \
+        VI n;                                                                                                          \
+                                                                                                                       \
+        x = select_##ISA(x < lo, lo, x);                                                                               \
+        t = x * 1.44269504088896341f + 0.5f;                                                                           \
+        n = __builtin_convertvector(t, VI); /* truncates toward zero */                                                \
+        fn = __builtin_convertvector(n, VF);                                                                           \
+        n += (VI)(fn > t); /* floor: -1 where truncation rounded up */                                                 \
+        fn = __builtin_convertvector(n, VF);                                                                           \
+        r = x - fn * 0.693359375f;                                                                                     \
+        r = r - fn * -2.12194440e-4f;                                                                                  \
+        z = r * r;                                                                                                     \
+        p = r * 1.9875691500e-4f + 1.3981999507e-3f;                                                                   \
+        p = p * r + 8.3334519073e-3f;                                                                                  \
+        p = p * r + 4.1665795894e-2f;                                                                                  \
+        p = p * r + 1.6666665459e-1f;                                                                                  \
+        p = p * r + 5.0000001201e-1f;                                                                                  \
+        p = p * z + r + 1.0f;                                                                                          \
+        return p * (VF)((n + 127) << 23);                                                                              \
+    }                                                                                                                  \
+                                                                                                                       \
+    __attribute__((target(TARGET))) static float softmax_row_##ISA(float *row, size_t n)                               \
+    {                                                                                                                  \
+        size_t i = 0, nv = n - n % (W);                                                                                \
+        float mx = -INFINITY, sum = 0.0f;                                                                              \
+                                                                                                                       \
+        if (nv) {                                                                                                      \
+            VF m = load_##ISA(row);                                                                                    \
+            for (i = (W); i < nv; i += (W)) {                                                                          \
+                VF v = load_##ISA(row + i);                                                                            \
+                m = select_##ISA(v > m, v, m);                                                                         \
+            }                                                                                                          \
+            for (int k = 0; k < (W); k++)                                                                              \
+                mx = m[k] > mx ? m[k] : mx;                                                                            \
+        }                                                                                                              \
+        for (i = nv; i < n; i++)                                                                                       \
+            mx = row[i] > mx ? row[i] : mx;                                                                            \
+        if (nv) {                                                                                                      \
+            VF acc = {0};                                                                                              \
+            for (i = 0; i < nv; i += (W)) {                                                                            \
+                VF e = exp_##ISA(load_##ISA(row + i) - mx);                                                            \
+                memcpy(row + i, &e, sizeof e);                                                                         \
+                acc += e;                                                                                              \
+            }                                                                                                          \
+            for (int k = 0; k < (W); k++)                                                                              \
+                sum += acc[k];                                                                                         \
+        }                                                                                                              \
+        for (i = nv; i < n; i++) {                                                                                     \
+            row[i] = expf(row[i] - mx);                                                                                \
+            sum += row[i];                                                                                             \
+        }                                                                                                              \
+        return 1.0f / sum;                                                                                             \
     }
 
 PAT_SOFTMAX_DEFINE(8, v8f, v8i, avx2, "avx2,fma")
@@ -299,8 +288,7 @@ static void add_layer_norm(float *x, const float *t, size_t rows, const float *g
  * out[t] = b + w[0] x[t-1] + w[1] x[t] + w[2] x[t+1]), then the mean over
  * the S outputs.
  */
-static void conv_embed(const struct pat_model *m, const float *input, float *x, size_t r0,
-                       size_t r1)
+static void conv_embed(const struct pat_model *m, const float *input, float *x, size_t r0, size_t r1)
 {
     const size_t s = m->patch;
     const float *w = m->patch_w, *b = m->patch_b;
@@ -312,8 +300,7 @@ static void conv_embed(const struct pat_model *m, const float *input, float *x, 
         for (size_t t = 0; t < s; t++) {
             float xm = t > 0 ? in[t - 1] : 0.0f, x0 = in[t], xp = t + 1 < s ? in[t + 1] : 0.0f;
             for (size_t f = 0; f < PAT_EMBED_DIM; f++) {
-                float v = b[f] + w[f] * xm + w[PAT_EMBED_DIM + f] * x0 +
-                          w[2 * PAT_EMBED_DIM + f] * xp;
+                float v = b[f] + w[f] * xm + w[PAT_EMBED_DIM + f] * x0 + w[2 * PAT_EMBED_DIM + f] * xp;
                 acc[f] += v > 0.0f ? v : 0.0f;
             }
         }
@@ -362,9 +349,9 @@ static void embed_rows(const struct slice *sl)
     } else {
         /* The week read row-major as [N, S] is exactly the patch matrix. */
         rows_fill(x + r0 * PAT_EMBED_DIM, rows, PAT_EMBED_DIM, PAT_EMBED_DIM, m->patch_b);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, PAT_EMBED_DIM,
-                    (int)m->patch, 1.0f, sl->input + r0 * m->patch, (int)m->patch, m->patch_w,
-                    PAT_EMBED_DIM, 1.0f, x + r0 * PAT_EMBED_DIM, PAT_EMBED_DIM);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, PAT_EMBED_DIM, (int)m->patch, 1.0f,
+                    sl->input + r0 * m->patch, (int)m->patch, m->patch_w, PAT_EMBED_DIM, 1.0f, x + r0 * PAT_EMBED_DIM,
+                    PAT_EMBED_DIM);
     }
     for (size_t i = r0 * PAT_EMBED_DIM; i < sl->r1 * PAT_EMBED_DIM; i++)
         x[i] += m->pe[i];
@@ -377,8 +364,7 @@ static void project_qkv(const struct slice *sl, const struct pat_layer *ly)
 
     rows_fill(ws->qkv + sl->r0 * ld, rows, ld, ld, ly->bqkv);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)ld, PAT_EMBED_DIM, 1.0f,
-                ws->x + sl->r0 * PAT_EMBED_DIM, PAT_EMBED_DIM, ly->wqkv, (int)ld, 1.0f,
-                ws->qkv + sl->r0 * ld, (int)ld);
+                ws->x + sl->r0 * PAT_EMBED_DIM, PAT_EMBED_DIM, ly->wqkv, (int)ld, 1.0f, ws->qkv + sl->r0 * ld, (int)ld);
 }
 
 /*
@@ -394,10 +380,10 @@ static void attend_rows(const struct slice *sl, const struct pat_layer *ly, floa
     const size_t r0 = sl->r0, r1 = sl->r1;
     const float scale = 1.0f / sqrtf((float)PAT_EMBED_DIM), inv_heads = 1.0f / (float)heads;
     float *scores = ws->scores[sl->tid], *inv = ws->inv[sl->tid];
-    float (*softmax_row)(float *, size_t) =
-        __builtin_cpu_supports("avx512f")                                     ? softmax_row_avx512
-        : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? softmax_row_avx2
-                                                                              : softmax_row_generic;
+    float (*softmax_row)(float *, size_t) = __builtin_cpu_supports("avx512f") ? softmax_row_avx512
+                                            : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                                                ? softmax_row_avx2
+                                                : softmax_row_generic;
 
     for (size_t h = 0; h < heads; h++) {
         const float *q = ws->qkv + h * PAT_EMBED_DIM;
@@ -408,12 +394,12 @@ static void attend_rows(const struct slice *sl, const struct pat_layer *ly, floa
             const size_t b = r1 - q0 < PAT_ATT_BLOCK ? r1 - q0 : PAT_ATT_BLOCK;
             float *out = ws->ctx + q0 * hd + h * PAT_EMBED_DIM;
 
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, PAT_EMBED_DIM,
-                        scale, q + q0 * ld, (int)ld, k, (int)ld, 0.0f, scores, (int)n);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, PAT_EMBED_DIM, scale, q + q0 * ld,
+                        (int)ld, k, (int)ld, 0.0f, scores, (int)n);
             for (size_t i = 0; i < b; i++)
                 inv[i] = softmax_row(scores + i * n, n);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, PAT_EMBED_DIM, (int)n,
-                        1.0f, scores, (int)n, v, (int)ld, 0.0f, out, (int)hd);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, PAT_EMBED_DIM, (int)n, 1.0f, scores, (int)n,
+                        v, (int)ld, 0.0f, out, (int)hd);
             for (size_t i = 0; i < b; i++) {
                 float *o = out + i * hd, s = inv[i];
                 for (size_t j = 0; j < PAT_EMBED_DIM; j++)
@@ -435,9 +421,8 @@ static void attend_rows(const struct slice *sl, const struct pat_layer *ly, floa
         }
     }
     rows_fill(ws->tmp + r0 * PAT_EMBED_DIM, r1 - r0, PAT_EMBED_DIM, PAT_EMBED_DIM, ly->bo);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), PAT_EMBED_DIM, (int)hd,
-                1.0f, ws->ctx + r0 * hd, (int)hd, ly->wo, PAT_EMBED_DIM, 1.0f,
-                ws->tmp + r0 * PAT_EMBED_DIM, PAT_EMBED_DIM);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), PAT_EMBED_DIM, (int)hd, 1.0f,
+                ws->ctx + r0 * hd, (int)hd, ly->wo, PAT_EMBED_DIM, 1.0f, ws->tmp + r0 * PAT_EMBED_DIM, PAT_EMBED_DIM);
 }
 
 /* rows := LN2(rows + Dense96(ReLU(Dense256(rows)))), ws->x in place. */
@@ -449,13 +434,13 @@ static void feed_forward_rows(const struct slice *sl, const struct pat_layer *ly
     float *t = ws->tmp + r0 * PAT_EMBED_DIM;
 
     rows_fill(ff, rows, PAT_FF_DIM, PAT_FF_DIM, ly->b1);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, PAT_FF_DIM, PAT_EMBED_DIM,
-                1.0f, x, PAT_EMBED_DIM, ly->w1, PAT_FF_DIM, 1.0f, ff, PAT_FF_DIM);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, PAT_FF_DIM, PAT_EMBED_DIM, 1.0f, x, PAT_EMBED_DIM,
+                ly->w1, PAT_FF_DIM, 1.0f, ff, PAT_FF_DIM);
     for (size_t i = 0; i < rows * PAT_FF_DIM; i++)
         ff[i] = ff[i] > 0.0f ? ff[i] : 0.0f;
     rows_fill(t, rows, PAT_EMBED_DIM, PAT_EMBED_DIM, ly->b2);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, PAT_EMBED_DIM, PAT_FF_DIM,
-                1.0f, ff, PAT_FF_DIM, ly->w2, PAT_EMBED_DIM, 1.0f, t, PAT_EMBED_DIM);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, PAT_EMBED_DIM, PAT_FF_DIM, 1.0f, ff, PAT_FF_DIM,
+                ly->w2, PAT_EMBED_DIM, 1.0f, t, PAT_EMBED_DIM);
     add_layer_norm(x, t, rows, ly->ln2_g, ly->ln2_b);
 }
 
@@ -473,8 +458,7 @@ static void run_slice(const struct slice *sl)
         project_qkv(sl, ly);
         sync_all(sl); /* K and V of all rows are ready */
         attend_rows(sl, ly, sl->att ? sl->att + l * n * n : NULL);
-        add_layer_norm(sl->ws->x + r0 * PAT_EMBED_DIM, sl->ws->tmp + r0 * PAT_EMBED_DIM, rows,
-                       ly->ln1_g, ly->ln1_b);
+        add_layer_norm(sl->ws->x + r0 * PAT_EMBED_DIM, sl->ws->tmp + r0 * PAT_EMBED_DIM, rows, ly->ln1_g, ly->ln1_b);
         feed_forward_rows(sl, ly);
     }
 }
@@ -507,8 +491,8 @@ static _Atomic unsigned long long inferences;
 
 unsigned long long pat_inferences_total(void) { return atomic_load(&inferences); }
 
-int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const float *input,
-                      float *tokens, float *pooled, float *attention_out)
+int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const float *input, float *tokens,
+                      float *pooled, float *attention_out)
 {
     atomic_fetch_add(&inferences, 1);
     pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -533,10 +517,17 @@ int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const
         threads = 1;
 
     for (int t = 0; t < threads; t++) {
-        sl[t] = (struct slice){.m = m, .ws = ws, .input = input, .att = attention_out,
-                               .bar = threads > 1 ? &bar : NULL, .r0 = n * (size_t)t / (size_t)threads,
-                               .r1 = n * (size_t)(t + 1) / (size_t)threads, .tid = t,
-                               .gate_mu = &gate_mu, .gate_cv = &gate_cv, .gate = &gate};
+        sl[t] = (struct slice){.m = m,
+                               .ws = ws,
+                               .input = input,
+                               .att = attention_out,
+                               .bar = threads > 1 ? &bar : NULL,
+                               .r0 = n * (size_t)t / (size_t)threads,
+                               .r1 = n * (size_t)(t + 1) / (size_t)threads,
+                               .tid = t,
+                               .gate_mu = &gate_mu,
+                               .gate_cv = &gate_cv,
+                               .gate = &gate};
     }
     if (threads > 1) {
         if (pthread_barrier_init(&bar, NULL, (unsigned)threads) != 0) {

@@ -33,14 +33,14 @@
 
 #include "core/err.h"
 
-#define PAT_MINUTES 10080   /* one week of minutes: the model's input length */
-#define PAT_EMBED_DIM 96    /* token width, and every attention head's width */
-#define PAT_FF_DIM 256      /* feed-forward hidden width */
-#define PAT_MAX_LAYERS 16   /* caps what a weights file may declare */
+#define PAT_MINUTES 10080 /* one week of minutes: the model's input length */
+#define PAT_EMBED_DIM 96  /* token width, and every attention head's width */
+#define PAT_FF_DIM 256    /* feed-forward hidden width */
+#define PAT_MAX_LAYERS 16 /* caps what a weights file may declare */
 #define PAT_MAX_HEADS 32
-#define PAT_MAX_THREADS 16  /* threads one forward pass may use */
+#define PAT_MAX_THREADS 16     /* threads one forward pass may use */
 #define PAT_MAX_ABS_INPUT 1e6f /* |standardized input| bound; larger is refused */
-#define PAT_MAX_TOKENS 2520 /* patch size >= 4: bounds attention memory */
+#define PAT_MAX_TOKENS 2520    /* patch size >= 4: bounds attention memory */
 
 /* Error codes: PAT_ERR_* in core/err.h (0 is PAT_OK). */
 
@@ -58,16 +58,16 @@ struct pat_load_options {
 };
 
 struct pat_model_info {
-    char variant[24];     /* "PAT-S", "PAT-M", "PAT-L", "PAT-Conv-S", ... or
+    char variant[24];  /* "PAT-S", "PAT-M", "PAT-L", "PAT-Conv-S", ... or
                              "PAT-custom" / "PAT-Conv-custom" */
-    int conv;             /* 1: Conv1D patch embedding */
-    size_t patch_size;    /* S */
-    size_t n_tokens;      /* N = 10080 / S */
-    size_t n_layers;      /* L */
-    size_t n_heads;       /* H */
-    size_t n_params;      /* float weights read from the file */
-    double flops;         /* multiply-adds x 2 of one forward pass */
-    char sha256[65];      /* of the weights file, lower-case hex */
+    int conv;          /* 1: Conv1D patch embedding */
+    size_t patch_size; /* S */
+    size_t n_tokens;   /* N = 10080 / S */
+    size_t n_layers;   /* L */
+    size_t n_heads;    /* H */
+    size_t n_params;   /* float weights read from the file */
+    double flops;      /* multiply-adds x 2 of one forward pass */
+    char sha256[65];   /* of the weights file, lower-case hex */
 };
 
 /*
@@ -96,8 +96,8 @@ struct pat_model_info {
  * no lock): load models at start-up, from one thread. It briefly disables
  * libhdf5's automatic error printing and restores it.
  */
-int pat_model_load(const char *path, const struct pat_load_options *opt, struct pat_model **out,
-                   char *err, size_t errlen);
+int pat_model_load(const char *path, const struct pat_load_options *opt, struct pat_model **out, char *err,
+                   size_t errlen);
 
 /* Free a model. Accepts NULL. No workspace of it may be in use. */
 void pat_model_free(struct pat_model *m);
@@ -144,8 +144,8 @@ unsigned long long pat_inferences_total(void);
  * larger values mean a missing standardization), or when the result would
  * not be finite. Outputs are written only on success.
  */
-int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const float *input,
-                      float *tokens, float *pooled, float *attention);
+int pat_model_forward(const struct pat_model *m, struct pat_workspace *ws, const float *input, float *tokens,
+                      float *pooled, float *attention);
 
 /*
  * Set the number of threads OpenBLAS uses for each matrix product. This is
@@ -197,8 +197,8 @@ struct pat_coverage {
  * Returns 0, or PAT_ERR_ARG (n too large, a mean or std not finite, a
  * std negative).
  */
-int pat_input_prepare(const double *minutes, size_t n, const struct pat_standardization *std,
-                      float *out, struct pat_coverage *cov);
+int pat_input_prepare(const double *minutes, size_t n, const struct pat_standardization *std, float *out,
+                      struct pat_coverage *cov);
 
 /* ---- task heads ------------------------------------------------------- */
 
@@ -217,8 +217,7 @@ struct pat_head;
  * expected_sha256 NULL skips verification. Same return and threading
  * contract as pat_model_load.
  */
-int pat_head_load(const char *path, const char *expected_sha256, struct pat_head **out, char *err,
-                  size_t errlen);
+int pat_head_load(const char *path, const char *expected_sha256, struct pat_head **out, char *err, size_t errlen);
 void pat_head_free(struct pat_head *h);
 
 /* Probability in [0,1] from a pooled embedding (96 floats). Reentrant.

@@ -20,7 +20,7 @@
 struct pat_head {
     float w1[PAT_EMBED_DIM * HEAD_HIDDEN]; /* [96, 128] */
     float b1[HEAD_HIDDEN];
-    float w2[HEAD_HIDDEN];                 /* [128, 1] */
+    float w2[HEAD_HIDDEN]; /* [128, 1] */
     float b2;
     char sha256[65];
 };
@@ -63,8 +63,7 @@ static void bias_path(const char *kernel, char *out, size_t len)
     snprintf(out, len, "%.*sbias:0", (int)n, kernel);
 }
 
-int pat_head_load(const char *path, const char *expected_sha256, struct pat_head **out, char *err,
-                  size_t errlen)
+int pat_head_load(const char *path, const char *expected_sha256, struct pat_head **out, char *err, size_t errlen)
 {
     struct pat_hdf h = {.file = H5I_INVALID_HID};
     struct head_scan scan;
@@ -108,8 +107,8 @@ int pat_head_load(const char *path, const char *expected_sha256, struct pat_head
         goto fail;
     }
     {
-        const hsize_t d1[2] = {PAT_EMBED_DIM, HEAD_HIDDEN}, b1[1] = {HEAD_HIDDEN},
-                      d2[2] = {HEAD_HIDDEN, 1}, b2[1] = {1};
+        const hsize_t d1[2] = {PAT_EMBED_DIM, HEAD_HIDDEN}, b1[1] = {HEAD_HIDDEN}, d2[2] = {HEAD_HIDDEN, 1},
+                      b2[1] = {1};
         rc = pat_hdf_read(h.file, scan.k1, 2, d1, hd->w1, err, errlen);
         if (rc)
             goto fail;
@@ -135,15 +134,9 @@ fail:
     return rc;
 }
 
-void pat_head_free(struct pat_head *h)
-{
-    free(h);
-}
+void pat_head_free(struct pat_head *h) { free(h); }
 
-const char *pat_head_sha256(const struct pat_head *h)
-{
-    return h->sha256;
-}
+const char *pat_head_sha256(const struct pat_head *h) { return h->sha256; }
 
 int pat_head_predict(const struct pat_head *h, const float *pooled, float *prob)
 {

@@ -90,7 +90,7 @@ struct pat_canary {
     json_t *details; /* owned; copied out by pat_canary_check */
     int rc;
     char err[256];
-    double at_ms;    /* CLOCK_MONOTONIC of the last run */
+    double at_ms; /* CLOCK_MONOTONIC of the last run */
     unsigned long long runs;
 };
 

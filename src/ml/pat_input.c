@@ -16,27 +16,20 @@
 
 #include "ml/pat.h"
 
-static int usable_std(float v)
-{
-    return isfinite(v) && v >= 0.0f;
-}
+static int usable_std(float v) { return isfinite(v) && v >= 0.0f; }
 
 /* StandardScaler's rule: a zero standard deviation scales by 1. */
-static double scale_of(float sd)
-{
-    return sd > 0.0f ? (double)sd : 1.0;
-}
+static double scale_of(float sd) { return sd > 0.0f ? (double)sd : 1.0; }
 
-int pat_input_prepare(const double *minutes, size_t n, const struct pat_standardization *std,
-                      float *out, struct pat_coverage *cov)
+int pat_input_prepare(const double *minutes, size_t n, const struct pat_standardization *std, float *out,
+                      struct pat_coverage *cov)
 {
     struct pat_coverage c = {.n_minutes = PAT_MINUTES};
 
     if ((!minutes && n > 0) || n > PAT_MINUTES || !std || !out)
         return PAT_ERR_ARG;
     switch (std->mode) {
-    case PAT_STD_NONE:
-        break;
+    case PAT_STD_NONE: break;
     case PAT_STD_GLOBAL:
         if (!isfinite(std->mean) || !usable_std(std->std))
             return PAT_ERR_ARG;
@@ -49,8 +42,7 @@ int pat_input_prepare(const double *minutes, size_t n, const struct pat_standard
                 return PAT_ERR_ARG;
         }
         break;
-    default:
-        return PAT_ERR_ARG;
+    default: return PAT_ERR_ARG;
     }
     for (size_t t = 0; t < PAT_MINUTES; t++) {
         double v = t < n ? minutes[t] : NAN, z;

@@ -103,8 +103,7 @@ done:
     return rc;
 }
 
-int pat_sha256_check(const char *computed, const char *expected, const char *path, char *err,
-                     size_t errlen)
+int pat_sha256_check(const char *computed, const char *expected, const char *path, char *err, size_t errlen)
 {
     size_t i;
 
@@ -118,8 +117,7 @@ int pat_sha256_check(const char *computed, const char *expected, const char *pat
     }
     for (i = 0; i < 64; i++) {
         if (tolower((unsigned char)expected[i]) != computed[i]) {
-            snprintf(err, errlen, "%s: SHA-256 mismatch: file has %s, expected %.64s", path,
-                     computed, expected);
+            snprintf(err, errlen, "%s: SHA-256 mismatch: file has %s, expected %.64s", path, computed, expected);
             return PAT_ERR_CHECKSUM;
         }
     }
@@ -205,8 +203,7 @@ void pat_hdf_dims_format(int rank, const hsize_t *dims, char *buf, size_t len)
         snprintf(buf + off, len - off, "]");
 }
 
-int pat_hdf_shape(hid_t file, const char *path, int *rank, hsize_t dims[4], char *err,
-                  size_t errlen)
+int pat_hdf_shape(hid_t file, const char *path, int *rank, hsize_t dims[4], char *err, size_t errlen)
 {
     hid_t ds = H5I_INVALID_HID, space = H5I_INVALID_HID, type = H5I_INVALID_HID;
     int rc = PAT_ERR_FORMAT, r;
@@ -247,8 +244,7 @@ done:
     return rc;
 }
 
-int pat_hdf_read(hid_t file, const char *path, int rank, const hsize_t *dims, float *dst,
-                 char *err, size_t errlen)
+int pat_hdf_read(hid_t file, const char *path, int rank, const hsize_t *dims, float *dst, char *err, size_t errlen)
 {
     hsize_t found[4] = {0, 0, 0, 0};
     char want_s[64], found_s[64];
@@ -290,8 +286,8 @@ int pat_hdf_read(hid_t file, const char *path, int rank, const hsize_t *dims, fl
 /* ---- the model --------------------------------------------------------- */
 
 /* Read base + rel (formatted) with the given shape into a new buffer. */
-static int read_new(hid_t file, const char *base, const char *rel, int rank, const hsize_t *dims,
-                    float **out, size_t *n_params, char *err, size_t errlen)
+static int read_new(hid_t file, const char *base, const char *rel, int rank, const hsize_t *dims, float **out,
+                    size_t *n_params, char *err, size_t errlen)
 {
     char path[PATH_MAX_LEN];
     size_t count = 1;
@@ -351,8 +347,8 @@ void pat_model_free(struct pat_model *m)
  * Load block i (1-based) into ly. The three [96,H,96] projection kernels
  * are read separately and interleaved row by row into the fused kernel.
  */
-static int load_layer(hid_t file, const char *base, size_t i, size_t heads, struct pat_layer *ly,
-                      size_t *n_params, char *err, size_t errlen)
+static int load_layer(hid_t file, const char *base, size_t i, size_t heads, struct pat_layer *ly, size_t *n_params,
+                      char *err, size_t errlen)
 {
     static const char *const qkv[3] = {"query", "key", "value"};
     const hsize_t D = PAT_EMBED_DIM, F = PAT_FF_DIM, H = heads;
@@ -410,8 +406,7 @@ static int load_layer(hid_t file, const char *base, size_t i, size_t heads, stru
             /* Sub-layers are named encoder_layer_{i}_attention,
              * encoder_layer_{i}_norm1, encoder_layer_{i}_ff1, ... */
             snprintf(rel, sizeof rel, "%s%s", pre, parts[k].name);
-            rc = read_new(file, base, rel, parts[k].rank, parts[k].dims, parts[k].dst, n_params,
-                          err, errlen);
+            rc = read_new(file, base, rel, parts[k].rank, parts[k].dims, parts[k].dst, n_params, err, errlen);
             if (rc)
                 goto done;
         }
@@ -455,8 +450,8 @@ static void variant_name(struct pat_model *m)
     snprintf(m->variant, sizeof m->variant, "PAT-%s%s", m->conv ? "Conv-" : "", size);
 }
 
-int pat_model_load(const char *path, const struct pat_load_options *opt, struct pat_model **out,
-                   char *err, size_t errlen)
+int pat_model_load(const char *path, const struct pat_load_options *opt, struct pat_model **out, char *err,
+                   size_t errlen)
 {
     struct pat_hdf h = {.file = H5I_INVALID_HID};
     struct pat_model *m = NULL;
@@ -496,23 +491,20 @@ int pat_model_load(const char *path, const struct pat_load_options *opt, struct 
         rc = pat_hdf_shape(h.file, rel, &rank, dims, err, errlen);
         if (rc)
             goto fail;
-        if (rank != 2 || dims[1] != PAT_EMBED_DIM || dims[0] == 0 ||
-            PAT_MINUTES % dims[0] != 0 || PAT_MINUTES / dims[0] > PAT_MAX_TOKENS) {
+        if (rank != 2 || dims[1] != PAT_EMBED_DIM || dims[0] == 0 || PAT_MINUTES % dims[0] != 0 ||
+            PAT_MINUTES / dims[0] > PAT_MAX_TOKENS) {
             pat_hdf_dims_format(rank, dims, shape_s, sizeof shape_s);
-            snprintf(err, errlen,
-                     "dataset %s: shape %s, expected [S,96] with S dividing 10080 and S >= 4",
-                     rel, shape_s);
+            snprintf(err, errlen, "dataset %s: shape %s, expected [S,96] with S dividing 10080 and S >= 4", rel,
+                     shape_s);
             rc = PAT_ERR_SHAPE;
             goto fail;
         }
         m->patch = (size_t)dims[0];
-        rc = read_new(h.file, base, "dense/dense/kernel:0", 2, dims, &m->patch_w, &m->n_params,
-                      err, errlen);
+        rc = read_new(h.file, base, "dense/dense/kernel:0", 2, dims, &m->patch_w, &m->n_params, err, errlen);
         if (rc)
             goto fail;
         const hsize_t bd[1] = {PAT_EMBED_DIM};
-        rc = read_new(h.file, base, "dense/dense/bias:0", 1, bd, &m->patch_b, &m->n_params, err,
-                      errlen);
+        rc = read_new(h.file, base, "dense/dense/bias:0", 1, bd, &m->patch_b, &m->n_params, err, errlen);
         if (rc)
             goto fail;
     } else {
@@ -544,8 +536,7 @@ int pat_model_load(const char *path, const struct pat_load_options *opt, struct 
             goto fail;
         }
         if (cs.n > 1) {
-            snprintf(err, errlen, "%s: %d conv1d* kernels (%s, ...): ambiguous patch embedding",
-                     path, cs.n, cs.kernel);
+            snprintf(err, errlen, "%s: %d conv1d* kernels (%s, ...): ambiguous patch embedding", path, cs.n, cs.kernel);
             rc = PAT_ERR_FORMAT;
             goto fail;
         }
@@ -571,17 +562,16 @@ int pat_model_load(const char *path, const struct pat_load_options *opt, struct 
             rc = PAT_ERR_SHAPE;
             goto fail;
         }
-        snprintf(rel, sizeof rel,
-                 "%sencoder_layer_%zu_transformer/encoder_layer_%zu_attention/query/kernel:0", base,
-                 i, i);
+        snprintf(rel, sizeof rel, "%sencoder_layer_%zu_transformer/encoder_layer_%zu_attention/query/kernel:0", base, i,
+                 i);
         rc = pat_hdf_shape(h.file, rel, &rank, dims, err, errlen);
         if (rc)
             goto fail;
         if (rank != 3 || dims[0] != PAT_EMBED_DIM || dims[2] != PAT_EMBED_DIM || dims[1] == 0 ||
             dims[1] > PAT_MAX_HEADS || (heads && dims[1] != heads)) {
             pat_hdf_dims_format(rank, dims, shape_s, sizeof shape_s);
-            snprintf(err, errlen, "dataset %s: shape %s, expected [96,H,96] with 1 <= H <= %d%s",
-                     rel, shape_s, PAT_MAX_HEADS, heads ? " and H equal in every block" : "");
+            snprintf(err, errlen, "dataset %s: shape %s, expected [96,H,96] with 1 <= H <= %d%s", rel, shape_s,
+                     PAT_MAX_HEADS, heads ? " and H equal in every block" : "");
             rc = PAT_ERR_SHAPE;
             goto fail;
         }
@@ -592,15 +582,13 @@ int pat_model_load(const char *path, const struct pat_load_options *opt, struct 
         m->n_layers = i;
     }
     if (m->n_layers == 0) {
-        snprintf(err, errlen, "%s: no encoder layer (%sencoder_layer_1_transformer missing)", path,
-                 base);
+        snprintf(err, errlen, "%s: no encoder layer (%sencoder_layer_1_transformer missing)", path, base);
         rc = PAT_ERR_FORMAT;
         goto fail;
     }
     m->n_heads = heads;
     if (m->conv) {
-        size_t s = opt && opt->conv_patch_size ? opt->conv_patch_size
-                                               : (m->n_layers == 4 ? 9 : 18);
+        size_t s = opt && opt->conv_patch_size ? opt->conv_patch_size : (m->n_layers == 4 ? 9 : 18);
         if (s < 4 || PAT_MINUTES % s != 0) {
             snprintf(err, errlen, "conv patch size %zu must divide 10080 and be >= 4", s);
             rc = PAT_ERR_ARG;

@@ -29,8 +29,8 @@ enum series_kind { SK_STEPS = 0, SK_HR, SK_HRV, SK_RESP, SK_SPO2, SK_COUNT };
 
 static const char *const series_types[SK_COUNT] = {HK_T_STEPS, HK_T_HEART_RATE, HK_T_HRV, HK_T_RESPIRATORY_RATE,
                                                    HK_T_BLOOD_OXYGEN};
-static const enum series_agg series_aggs[SK_COUNT] = {SERIES_AGG_SUM, SERIES_AGG_MEAN, SERIES_AGG_MEAN,
-                                                      SERIES_AGG_MEAN, SERIES_AGG_MEAN};
+static const enum series_agg series_aggs[SK_COUNT] = {SERIES_AGG_SUM, SERIES_AGG_MEAN, SERIES_AGG_MEAN, SERIES_AGG_MEAN,
+                                                      SERIES_AGG_MEAN};
 static const char *const series_cov_names[SK_COUNT] = {"steps_minutes", "heart_rate_minutes", "hrv_minutes",
                                                        "respiratory_rate_minutes", "blood_oxygen_minutes"};
 
@@ -74,8 +74,8 @@ void compute_id_derive(const char *kind, const char *parent_id, char out[37])
  * as enum hksleep_category; -1 when absent or unknown. */
 static int payload_sleep_category(const char *payload)
 {
-    static const char *const names[] = {"in_bed", "asleep_unspecified", "awake", "asleep_core", "asleep_deep",
-                                        "asleep_rem"};
+    static const char *const names[] = {"in_bed",      "asleep_unspecified", "awake",
+                                        "asleep_core", "asleep_deep",        "asleep_rem"};
     if (payload == NULL)
         return -1;
     const char *p = strstr(payload, "\"category\":\"");
@@ -265,12 +265,18 @@ static int window_rows_reference(struct store_tx *tx, const char *user_id, int64
 static int window_rows(struct store_tx *tx, const char *user_id, int64_t from_ms, int64_t to_ms, struct loader *l)
 {
     /* Types in series_kind order, then sleep (its stage is in the payload). */
-    static const char *const types[SK_COUNT + 1] = {HK_T_STEPS, HK_T_HEART_RATE, HK_T_HRV, HK_T_RESPIRATORY_RATE,
+    static const char *const types[SK_COUNT + 1] = {HK_T_STEPS,        HK_T_HEART_RATE, HK_T_HRV, HK_T_RESPIRATORY_RATE,
                                                     HK_T_BLOOD_OXYGEN, HK_T_SLEEP};
     static const char *const ranks[] = {"Watch", "iPhone"}; /* source_rank's rule */
-    struct store_window_query wq = {.user_id = user_id, .types = types, .n_types = SK_COUNT + 1,
-                                    .payload_types = 1u << SK_COUNT, .ranks = ranks, .n_ranks = 2,
-                                    .from_ms = from_ms, .to_ms = to_ms, .max_rows = COMPUTE_MAX_SAMPLES};
+    struct store_window_query wq = {.user_id = user_id,
+                                    .types = types,
+                                    .n_types = SK_COUNT + 1,
+                                    .payload_types = 1u << SK_COUNT,
+                                    .ranks = ranks,
+                                    .n_ranks = 2,
+                                    .from_ms = from_ms,
+                                    .to_ms = to_ms,
+                                    .max_rows = COMPUTE_MAX_SAMPLES};
     struct store_window w;
     int rc;
     memset(&w, 0, sizeof(w));
@@ -355,8 +361,7 @@ nomem:
 }
 
 static int window_load(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t now_ms,
-                       const char *fail_source, int reference, struct compute_window *out, char *err,
-                       size_t errlen)
+                       const char *fail_source, int reference, struct compute_window *out, char *err, size_t errlen)
 {
     struct loader l;
     struct compute_window w;
@@ -635,8 +640,8 @@ static json_t *pat_json(const struct compute_window *w, const struct compute_pat
         json_array_append_new(emb, json_real((double)pooled[i]));
     o = json_pack("{s:{s:s, s:s, s:s?}, s:{s:I, s:I, s:I, s:f}, s:o}", "model", "variant", info.variant, "sha256",
                   info.sha256, "version", pat->model_version, "coverage", "minutes", (json_int_t)cov.n_minutes,
-                  "present", (json_int_t)cov.n_present, "missing", (json_int_t)cov.n_missing, "fraction",
-                  cov.fraction, "embedding", emb);
+                  "present", (json_int_t)cov.n_present, "missing", (json_int_t)cov.n_missing, "fraction", cov.fraction,
+                  "embedding", emb);
     if (o == NULL) {
         snprintf(err, errlen, "out of memory");
         *failed = 1;
@@ -652,9 +657,9 @@ static int run_slice(const struct compute_window *w, const double *activity, con
     int64_t start = w->start_local_min + (int64_t)off;
     int64_t day = floor_div(start, 1440);
 #define AT(x) ((x) != NULL ? (x) + off : NULL)
-    struct analysis_input in = {activity + off, len, (int)(start - day * 1440), AT(w->hr), AT(w->hrv),
-                                AT(w->resp), AT(w->spo2), AT(w->steps), w->steps_are_activity, AT(recorded),
-                                AT(nonwear)};
+    struct analysis_input in = {
+        activity + off, len,          (int)(start - day * 1440), AT(w->hr),    AT(w->hrv), AT(w->resp),
+        AT(w->spo2),    AT(w->steps), w->steps_are_activity,     AT(recorded), AT(nonwear)};
 #undef AT
     return analysis_report_run(&in, p, ws, wsz, r);
 }
@@ -790,8 +795,7 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
 
     if (w->history_min > 0) {
         /* Trends: this week against each of the four weeks before it. */
-        const struct metric this_night = *night_figure(&r), this_steps = r.activity.steps_daily_mean,
-                            this_sri = r.sri;
+        const struct metric this_night = *night_figure(&r), this_steps = r.activity.steps_daily_mean, this_sri = r.sri;
         double wn[4], ws_[4], wr[4];
         int on[4], os[4], orr[4];
         size_t n_weeks = 0;
@@ -813,9 +817,9 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
         if (tr == NULL)
             goto nomem;
         json_object_set_new(tr, "basis", json_string("this week against the mean of the previous four weeks"));
-        json_object_set_new(tr, metric_value_valid(&r.tst_mean_min) ? "total_sleep_change_min"
-                                                                    : "estimated_rest_change_min",
-                            trend_json(&this_night, wn, on, n_weeks));
+        json_object_set_new(
+            tr, metric_value_valid(&r.tst_mean_min) ? "total_sleep_change_min" : "estimated_rest_change_min",
+            trend_json(&this_night, wn, on, n_weeks));
         json_object_set_new(tr, "steps_daily_change", trend_json(&this_steps, ws_, os, n_weeks));
         json_object_set_new(tr, "sleep_regularity_change", trend_json(&this_sri, wr, orr, n_weeks));
 
@@ -861,17 +865,15 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
     if (win != NULL && w->history_min > 0)
         json_object_set_new(win, "history_minutes", json_integer((json_int_t)w->history_min));
     json_object_set_new(res, "window", win);
-    json_object_set_new(res, "algorithms",
-                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "series", "clarity-series-1 (source-ranked minutes)",
-                                  "activity", w->steps_are_activity ? "minute steps, zero-filled inside the data span"
-                                                                    : "posted activity counts",
-                                  "sleep_wake",
-                                  w->steps_are_activity
-                                      ? "watch sleep record; else estimated rest period from steps (clarity-rest-1)"
-                                      : "watch sleep record; else cole-kripke-1992 + webster rescoring",
-                                  "circadian",
-                                  "npar (IS, IV, RA, L5, M10) + 24 h cosinor", "healthkit_sleep",
-                                  "clarity-hksleep-1 (noon-to-noon nights)"));
+    json_object_set_new(
+        res, "algorithms",
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "series", "clarity-series-1 (source-ranked minutes)", "activity",
+                  w->steps_are_activity ? "minute steps, zero-filled inside the data span" : "posted activity counts",
+                  "sleep_wake",
+                  w->steps_are_activity ? "watch sleep record; else estimated rest period from steps (clarity-rest-1)"
+                                        : "watch sleep record; else cole-kripke-1992 + webster rescoring",
+                  "circadian", "npar (IS, IV, RA, L5, M10) + 24 h cosinor", "healthkit_sleep",
+                  "clarity-hksleep-1 (noon-to-noon nights)"));
     if (json_object_update(res, rep) != 0)
         goto nomem;
     json_object_set_new(res, "healthkit_sleep", hk);

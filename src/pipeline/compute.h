@@ -38,8 +38,8 @@ struct store_tx;
 /* Loaded with the week: the four weeks before it, for the user's own
  * baseline (trends) and a 28-day circadian window where data reach. */
 #define COMPUTE_HISTORY_MINUTES (28u * 1440u)
-#define COMPUTE_RESULT_VERSION 1            /* analyses.version of these results */
-#define COMPUTE_MAX_SAMPLES 2000000u        /* per window; more is refused */
+#define COMPUTE_RESULT_VERSION 1     /* analyses.version of these results */
+#define COMPUTE_MAX_SAMPLES 2000000u /* per window; more is refused */
 
 /* Return codes: COMPUTE_E* in core/err.h; STORE_E* codes pass through. */
 
@@ -49,7 +49,7 @@ struct compute_pat {
     const struct pat_model *model;
     struct pat_workspace *ws;
     const struct pat_standardization *std;
-    const char *model_version;  /* ACTIGRAPHY_MODEL_VERSION, may be NULL */
+    const char *model_version; /* ACTIGRAPHY_MODEL_VERSION, may be NULL */
 };
 
 /* The minute series of one window (heap arrays of n each, NaN = missing;
@@ -57,15 +57,15 @@ struct compute_pat {
 struct compute_window {
     int64_t start_local_min; /* series.h numbering */
     size_t n;
-    int64_t end_utc_ms;      /* the instant the window ends at */
-    int32_t end_offset_min;  /* the UTC offset there */
+    int64_t end_utc_ms;     /* the instant the window ends at */
+    int32_t end_offset_min; /* the UTC offset there */
     double *activity, *steps, *hr, *hrv, *resp, *spo2;
-    int steps_are_activity;  /* activity was derived from steps */
-    size_t history_min;      /* the first history_min minutes precede the
+    int steps_are_activity; /* activity was derived from steps */
+    size_t history_min;     /* the first history_min minutes precede the
                                 analysed week (baseline); 0 = none */
     struct hksleep_interval *sleep;
     size_t n_sleep, cap_sleep;
-    size_t n_samples;        /* samples read for this window */
+    size_t n_samples; /* samples read for this window */
 };
 
 /*
@@ -88,8 +88,7 @@ int compute_window_load(struct store_tx *tx, const char *user_id, const char *up
  * kept as the reference the tests hold it to (same window, bit for bit).
  */
 int compute_window_load_reference(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t now_ms,
-                                  const char *fail_source, struct compute_window *out, char *err,
-                                  size_t errlen);
+                                  const char *fail_source, struct compute_window *out, char *err, size_t errlen);
 #endif
 
 /*

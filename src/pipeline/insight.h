@@ -35,13 +35,13 @@ struct insight_draft {
 
 /* What to render. */
 struct insight_subject {
-    const char *user_id;        /* the owner */
-    const char *analysis_id;    /* NULL or "": an ad-hoc result (no stored analysis) */
-    const char *insight_id;     /* NULL: a new UUID v7; the worker passes an id derived from the analysis */
+    const char *user_id;     /* the owner */
+    const char *analysis_id; /* NULL or "": an ad-hoc result (no stored analysis) */
+    const char *insight_id;  /* NULL: a new UUID v7; the worker passes an id derived from the analysis */
     enum insight_focus focus;
-    const char *context;        /* the user's words for an LLM, may be NULL (llm.h filters it) */
-    const json_t *result;       /* the analysis result object (borrowed) */
-    const json_t *coverage;     /* its coverage, may be NULL (borrowed) */
+    const char *context;    /* the user's words for an LLM, may be NULL (llm.h filters it) */
+    const json_t *result;   /* the analysis result object (borrowed) */
+    const json_t *coverage; /* its coverage, may be NULL (borrowed) */
 };
 
 /*

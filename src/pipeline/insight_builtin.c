@@ -13,19 +13,19 @@
 #include "pipeline/compute.h"
 
 /* Thresholds (docs/insights.md has the sources). */
-#define SLEEP_MIN_RECOMMENDED 420.0  /* 7 h: Watson et al. 2015, AASM/SRS consensus */
-#define SLEEP_MAX_RECOMMENDED 540.0  /* 9 h: same consensus, upper bound */
-#define EFFICIENCY_GOOD_PCT 85.0     /* Ohayon et al. 2017, NSF sleep quality */
-#define SRI_REGULAR 80.0             /* Clarity band (SRI: Phillips et al. 2017) */
+#define SLEEP_MIN_RECOMMENDED 420.0 /* 7 h: Watson et al. 2015, AASM/SRS consensus */
+#define SLEEP_MAX_RECOMMENDED 540.0 /* 9 h: same consensus, upper bound */
+#define EFFICIENCY_GOOD_PCT 85.0    /* Ohayon et al. 2017, NSF sleep quality */
+#define SRI_REGULAR 80.0            /* Clarity band (SRI: Phillips et al. 2017) */
 #define SRI_IRREGULAR 60.0
-#define ONSET_SD_IRREGULAR_MIN 60.0  /* Clarity band: bedtimes varying by > 1 h */
-#define IS_STABLE 0.6                /* Clarity bands (IS: Van Someren et al. 1999) */
+#define ONSET_SD_IRREGULAR_MIN 60.0 /* Clarity band: bedtimes varying by > 1 h */
+#define IS_STABLE 0.6               /* Clarity bands (IS: Van Someren et al. 1999) */
 #define IS_LOW 0.4
-#define RA_STRONG 0.8                /* Clarity band (RA: Van Someren et al. 1999) */
+#define RA_STRONG 0.8 /* Clarity band (RA: Van Someren et al. 1999) */
 #define RA_WEAK 0.6
-#define STEPS_ACTIVE 8000.0          /* Paluch et al. 2022; Tudor-Locke et al. 2011 */
-#define STEPS_LOW 5000.0             /* Tudor-Locke et al. 2013 */
-#define RHR_LOW 60.0                 /* typical adult resting range (AHA) */
+#define STEPS_ACTIVE 8000.0 /* Paluch et al. 2022; Tudor-Locke et al. 2011 */
+#define STEPS_LOW 5000.0    /* Tudor-Locke et al. 2013 */
+#define RHR_LOW 60.0        /* typical adult resting range (AHA) */
 #define RHR_HIGH 100.0
 
 static const char *const focus_names[] = {"comprehensive", "sleep", "activity", "circadian", "cardio"};
@@ -100,7 +100,7 @@ struct bound {
 static const struct bound bounds[] = {
     {"healthkit_sleep.total_sleep_mean_min", 60.0, 960.0}, /* 1-16 h a night */
     {"sleep.total_sleep_mean_min", 60.0, 960.0},
-    {"sleep.estimated_rest_mean_min", 180.0, 840.0},       /* the estimator's own bounds */
+    {"sleep.estimated_rest_mean_min", 180.0, 840.0}, /* the estimator's own bounds */
     {"healthkit_sleep.efficiency_mean_pct", 0.0, 100.0},
     {"sleep.efficiency_mean_pct", 0.0, 100.0},
     {"sleep.sleep_regularity_index", -100.0, 100.0},
@@ -152,8 +152,8 @@ static void hm(double minutes, char *out, size_t n)
 static void say(struct gen *g, const char *category, const char *metric, double value, const char *reference,
                 const char *text)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:s}", "text", text, "category", category, "metric", metric,
-                          "value", round(value * 100.0) / 100.0, "reference", reference);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:s}", "text", text, "category", category, "metric", metric, "value",
+                          round(value * 100.0) / 100.0, "reference", reference);
     if (o == NULL || json_array_append_new(g->insights, o) != 0)
         g->bad = 1;
     if (json_array_append_new(g->grounded, json_string(metric)) != 0)
@@ -185,40 +185,52 @@ static void sleep_part(struct gen *g, const json_t *r)
     if (figure(g, r, tst_path, &v)) {
         hm(v, a, sizeof(a));
         if (v < SLEEP_MIN_RECOMMENDED) {
-            snprintf(t, sizeof(t), "You slept %s a night on average (%s), less than the 7 hours recommended for "
-                     "adults.", a, how);
+            snprintf(t, sizeof(t),
+                     "You slept %s a night on average (%s), less than the 7 hours recommended for "
+                     "adults.",
+                     a, how);
             say(g, "sleep", tst_path, v, ">= 420 min", t);
-            advise(g, "sleep", tst_path, "Aim for at least 7 hours of sleep: a consistent bedtime that leaves "
+            advise(g, "sleep", tst_path,
+                   "Aim for at least 7 hours of sleep: a consistent bedtime that leaves "
                    "room for 7-9 hours in bed is a good start.");
         } else if (v > SLEEP_MAX_RECOMMENDED) {
-            snprintf(t, sizeof(t), "You slept %s a night on average (%s), more than the 7-9 hours usually "
-                     "recommended for adults.", a, how);
+            snprintf(t, sizeof(t),
+                     "You slept %s a night on average (%s), more than the 7-9 hours usually "
+                     "recommended for adults.",
+                     a, how);
             say(g, "sleep", tst_path, v, "<= 540 min", t);
-            advise(g, "sleep", tst_path, "Long sleep is often fine; if you still feel tired during the day, it "
+            advise(g, "sleep", tst_path,
+                   "Long sleep is often fine; if you still feel tired during the day, it "
                    "is worth mentioning to a health professional.");
         } else {
-            snprintf(t, sizeof(t), "You slept %s a night on average (%s), within the recommended 7-9 hours.", a,
-                     how);
+            snprintf(t, sizeof(t), "You slept %s a night on average (%s), within the recommended 7-9 hours.", a, how);
             say(g, "sleep", tst_path, v, "420-540 min", t);
         }
     } else if (figure(g, r, "sleep.estimated_rest_mean_min", &v)) {
         /* Phone only: when the phone lay still, not sleep (issue #18). */
         hm(v, a, sizeof(a));
-        snprintf(t, sizeof(t), "Your phone recorded no steps for about %s a night on average: an estimate of "
+        snprintf(t, sizeof(t),
+                 "Your phone recorded no steps for about %s a night on average: an estimate of "
                  "your nightly rest period. A phone cannot tell sleep from lying awake, so this is not your sleep "
-                 "time; an Apple Watch worn at night would measure it.", a);
+                 "time; an Apple Watch worn at night would measure it.",
+                 a);
         say(g, "sleep", "sleep.estimated_rest_mean_min", v, "180-840 min (estimator bounds)", t);
     }
     if (figure(g, r, eff_path, &v)) {
         if (v >= EFFICIENCY_GOOD_PCT) {
-            snprintf(t, sizeof(t), "You were asleep for %.0f%% of your time in bed, at or above the 85%% usually "
-                     "seen as good sleep efficiency.", v);
+            snprintf(t, sizeof(t),
+                     "You were asleep for %.0f%% of your time in bed, at or above the 85%% usually "
+                     "seen as good sleep efficiency.",
+                     v);
             say(g, "sleep", eff_path, v, ">= 85 %", t);
         } else {
-            snprintf(t, sizeof(t), "You were asleep for %.0f%% of your time in bed, below the 85%% usually seen "
-                     "as good sleep efficiency.", v);
+            snprintf(t, sizeof(t),
+                     "You were asleep for %.0f%% of your time in bed, below the 85%% usually seen "
+                     "as good sleep efficiency.",
+                     v);
             say(g, "sleep", eff_path, v, ">= 85 %", t);
-            advise(g, "sleep", eff_path, "Going to bed when sleepy and keeping screens out of bed can raise the "
+            advise(g, "sleep", eff_path,
+                   "Going to bed when sleepy and keeping screens out of bed can raise the "
                    "share of time in bed spent asleep.");
         }
     }
@@ -228,18 +240,19 @@ static void sleep_part(struct gen *g, const json_t *r)
     const char *pattern = estimated > measured ? "rest-activity pattern (from your steps)" : "sleep-wake pattern";
     if (figure(g, r, "sleep.sleep_regularity_index", &v)) {
         const char *word = v >= SRI_REGULAR ? "regular" : v >= SRI_IRREGULAR ? "moderately regular" : "irregular";
-        snprintf(t, sizeof(t), "Your %s was %s from day to day (regularity index %.0f of 100).", pattern, word,
-                 v);
+        snprintf(t, sizeof(t), "Your %s was %s from day to day (regularity index %.0f of 100).", pattern, word, v);
         say(g, "sleep", "sleep.sleep_regularity_index", v, ">= 80 regular, < 60 irregular", t);
         if (v < SRI_IRREGULAR)
-            advise(g, "sleep", "sleep.sleep_regularity_index", "Going to bed and getting up at similar times "
+            advise(g, "sleep", "sleep.sleep_regularity_index",
+                   "Going to bed and getting up at similar times "
                    "every day, weekends included, makes sleep more regular.");
     }
     if (figure(g, r, "sleep.timing.onset_sd_min", &v) && v > ONSET_SD_IRREGULAR_MIN) {
         snprintf(t, sizeof(t), "The time your %s began varied by about %.0f minutes from night to night.",
                  estimated > measured ? "rest period" : "sleep", v);
         say(g, "sleep", "sleep.timing.onset_sd_min", v, "<= 60 min", t);
-        advise(g, "sleep", "sleep.timing.onset_sd_min", "Try to keep your bedtime within the same hour each "
+        advise(g, "sleep", "sleep.timing.onset_sd_min",
+               "Try to keep your bedtime within the same hour each "
                "night.");
     }
 }
@@ -259,20 +272,26 @@ static void circadian_part(struct gen *g, const json_t *r)
     }
     if (figure(g, r, is_path, &v)) {
         const char *word = v >= IS_STABLE ? "stable" : v >= IS_LOW ? "fairly stable" : "changeable";
-        snprintf(t, sizeof(t), "Your daily rhythm of activity and rest was %s %s (interdaily stability "
-                 "%.2f on a 0-1 scale).", word, span, v);
+        snprintf(t, sizeof(t),
+                 "Your daily rhythm of activity and rest was %s %s (interdaily stability "
+                 "%.2f on a 0-1 scale).",
+                 word, span, v);
         say(g, "circadian", is_path, v, ">= 0.6 stable, < 0.4 low", t);
         if (v < IS_LOW)
-            advise(g, "circadian", is_path, "Regular times for waking, meals and "
+            advise(g, "circadian", is_path,
+                   "Regular times for waking, meals and "
                    "activity help your body keep a steady daily rhythm.");
     }
     if (figure(g, r, ra_path, &v)) {
         const char *word = v >= RA_STRONG ? "clear" : v >= RA_WEAK ? "moderate" : "small";
-        snprintf(t, sizeof(t), "The difference between your most active and your most restful hours was %s "
-                 "(relative amplitude %.2f on a 0-1 scale).", word, v);
+        snprintf(t, sizeof(t),
+                 "The difference between your most active and your most restful hours was %s "
+                 "(relative amplitude %.2f on a 0-1 scale).",
+                 word, v);
         say(g, "circadian", ra_path, v, ">= 0.8 clear, < 0.6 small", t);
         if (v < RA_WEAK)
-            advise(g, "circadian", ra_path, "More daylight activity and quieter, darker "
+            advise(g, "circadian", ra_path,
+                   "More daylight activity and quieter, darker "
                    "evenings strengthen the contrast between day and night.");
     }
 }
@@ -315,19 +334,25 @@ static void activity_part(struct gen *g, const json_t *r)
     double v;
     if (figure(g, r, "activity.steps_daily_mean", &v)) {
         if (v >= STEPS_ACTIVE) {
-            snprintf(t, sizeof(t), "You walked %.0f steps a day on average, at or above the 8,000 a day linked "
-                     "with health benefits in large studies.", v);
+            snprintf(t, sizeof(t),
+                     "You walked %.0f steps a day on average, at or above the 8,000 a day linked "
+                     "with health benefits in large studies.",
+                     v);
             say(g, "activity", "activity.steps_daily_mean", v, ">= 8000 steps/day", t);
         } else if (v >= STEPS_LOW) {
-            snprintf(t, sizeof(t), "You walked %.0f steps a day on average, between 5,000 and the 8,000 a day "
-                     "linked with health benefits.", v);
+            snprintf(t, sizeof(t),
+                     "You walked %.0f steps a day on average, between 5,000 and the 8,000 a day "
+                     "linked with health benefits.",
+                     v);
             say(g, "activity", "activity.steps_daily_mean", v, ">= 8000 steps/day", t);
-            advise(g, "activity", "activity.steps_daily_mean", "A short walk after meals adds about 1,000-2,000 "
+            advise(g, "activity", "activity.steps_daily_mean",
+                   "A short walk after meals adds about 1,000-2,000 "
                    "steps a day.");
         } else {
             snprintf(t, sizeof(t), "You walked %.0f steps a day on average, below 5,000 a day.", v);
             say(g, "activity", "activity.steps_daily_mean", v, ">= 5000 steps/day", t);
-            advise(g, "activity", "activity.steps_daily_mean", "Adding a little movement each day, such as a "
+            advise(g, "activity", "activity.steps_daily_mean",
+                   "Adding a little movement each day, such as a "
                    "10-minute walk, is a good first step towards 8,000 steps.");
         }
     }
@@ -339,24 +364,33 @@ static void cardio_part(struct gen *g, const json_t *r)
     double v;
     if (figure(g, r, "cardio.hr_resting_bpm", &v)) {
         if (v > RHR_HIGH) {
-            snprintf(t, sizeof(t), "Your resting heart rate was about %.0f beats per minute, above the typical "
-                     "adult range of 60-100.", v);
+            snprintf(t, sizeof(t),
+                     "Your resting heart rate was about %.0f beats per minute, above the typical "
+                     "adult range of 60-100.",
+                     v);
             say(g, "cardio", "cardio.hr_resting_bpm", v, "60-100 bpm", t);
-            advise(g, "cardio", "cardio.hr_resting_bpm", "If your resting heart rate stays this high, mention "
+            advise(g, "cardio", "cardio.hr_resting_bpm",
+                   "If your resting heart rate stays this high, mention "
                    "it to a health professional.");
         } else if (v < RHR_LOW) {
-            snprintf(t, sizeof(t), "Your resting heart rate was about %.0f beats per minute, below 60, which is "
-                     "common in people who exercise regularly.", v);
+            snprintf(t, sizeof(t),
+                     "Your resting heart rate was about %.0f beats per minute, below 60, which is "
+                     "common in people who exercise regularly.",
+                     v);
             say(g, "cardio", "cardio.hr_resting_bpm", v, "60-100 bpm", t);
         } else {
-            snprintf(t, sizeof(t), "Your resting heart rate was about %.0f beats per minute, within the typical "
-                     "adult range of 60-100.", v);
+            snprintf(t, sizeof(t),
+                     "Your resting heart rate was about %.0f beats per minute, within the typical "
+                     "adult range of 60-100.",
+                     v);
             say(g, "cardio", "cardio.hr_resting_bpm", v, "60-100 bpm", t);
         }
     }
     if (figure(g, r, "cardio.hrv_mean_ms", &v)) {
-        snprintf(t, sizeof(t), "Your heart rate variability averaged %.0f ms; it is most useful compared with "
-                 "your own earlier weeks.", v);
+        snprintf(t, sizeof(t),
+                 "Your heart rate variability averaged %.0f ms; it is most useful compared with "
+                 "your own earlier weeks.",
+                 v);
         say(g, "cardio", "cardio.hrv_mean_ms", v, "personal baseline", t);
     }
 }
@@ -412,7 +446,7 @@ int insight_builtin_generate(const json_t *result, const json_t *coverage, enum 
     if (json_array_size(g.insights) == 0) {
         confidence = 0.0;
         brc = buf_printf(&text, "There is not enough data in this period for a summary yet. Wear your device "
-                         "through the day and night and sync again.");
+                                "through the day and night and sync again.");
     } else {
         brc = buf_printf(&text, "This summary covers %.0f day%s, %.0f of them with data. %s", days,
                          days == 1 ? "" : "s", with, g.narrative.len ? g.narrative.data : "");
@@ -422,11 +456,11 @@ int insight_builtin_generate(const json_t *result, const json_t *coverage, enum 
         goto fail;
     }
     buf_free(&text);
-    body = json_pack("{s:O, s:O, s:O, s:O, s:{s:f, s:f, s:f, s:f}, s:s, s:s}", "key_insights", g.insights,
-                     "recommendations", g.recs, "grounded_metrics", g.grounded, "withheld", g.withheld,
-                     "confidence_basis", "days",
-                     days, "days_with_data", with, "sleep_nights", nights, "formula_weight_days", 0.6,
-                     "generator_version", INSIGHT_BUILTIN_VERSION, "insight_type", insight_focus_name(focus));
+    body =
+        json_pack("{s:O, s:O, s:O, s:O, s:{s:f, s:f, s:f, s:f}, s:s, s:s}", "key_insights", g.insights,
+                  "recommendations", g.recs, "grounded_metrics", g.grounded, "withheld", g.withheld, "confidence_basis",
+                  "days", days, "days_with_data", with, "sleep_nights", nights, "formula_weight_days", 0.6,
+                  "generator_version", INSIGHT_BUILTIN_VERSION, "insight_type", insight_focus_name(focus));
     if (body == NULL) {
         free(out->narrative);
         out->narrative = NULL;

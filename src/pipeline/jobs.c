@@ -103,9 +103,9 @@ int jobs_close_dead_lettered(struct store_tx *tx, int64_t *closed)
                 after = page[i].id;
                 /* A dead letter that is no job names no upload: skip it. */
                 if (rc == 0 && jobs_parse(kinds[t], page[i].payload, &m) == 0) {
-                    rc = store_upload_fail_open(
-                        tx, m.upload_id, "processing abandoned: the job was retried the maximum number of times",
-                        &changed);
+                    rc = store_upload_fail_open(tx, m.upload_id,
+                                                "processing abandoned: the job was retried the maximum number of times",
+                                                &changed);
                     total += changed;
                 }
                 store_msg_clear(&page[i]);

@@ -44,11 +44,13 @@ struct llm_client *llm_client_new(const struct llm_config *cfg, char *err, size_
         return NULL;
     }
     if (cfg->api_key == NULL || cfg->api_key[0] == '\0') {
-        snprintf(err, errlen, "%s needs an API key", cfg->provider == LLM_PROVIDER_GEMINI ? "GEMINI_API_KEY" : "LLM_API_KEY");
+        snprintf(err, errlen, "%s needs an API key",
+                 cfg->provider == LLM_PROVIDER_GEMINI ? "GEMINI_API_KEY" : "LLM_API_KEY");
         return NULL;
     }
     if (cfg->model == NULL || cfg->model[0] == '\0') {
-        snprintf(err, errlen, "%s needs a model name", cfg->provider == LLM_PROVIDER_GEMINI ? "GEMINI_MODEL" : "LLM_MODEL");
+        snprintf(err, errlen, "%s needs a model name",
+                 cfg->provider == LLM_PROVIDER_GEMINI ? "GEMINI_MODEL" : "LLM_MODEL");
         return NULL;
     }
     if (cfg->provider == LLM_PROVIDER_OPENAI && (cfg->base_url == NULL || cfg->base_url[0] == '\0')) {
@@ -133,9 +135,21 @@ int llm_context_filter(const char *in, char **out)
 {
     /* Phrases that try to take over the instructions (OWASP LLM01, prompt
      * injection): such a context is dropped, not repaired. */
-    static const char *const bad[] = {"ignore previous", "ignore all", "ignore the above", "ignore your",
-                                      "disregard", "system prompt", "you are now", "act as", "developer mode",
-                                      "jailbreak", "new instructions", "override", "<|", "```", "</"};
+    static const char *const bad[] = {"ignore previous",
+                                      "ignore all",
+                                      "ignore the above",
+                                      "ignore your",
+                                      "disregard",
+                                      "system prompt",
+                                      "you are now",
+                                      "act as",
+                                      "developer mode",
+                                      "jailbreak",
+                                      "new instructions",
+                                      "override",
+                                      "<|",
+                                      "```",
+                                      "</"};
     *out = NULL;
     if (in == NULL || in[0] == '\0')
         return 0;
@@ -196,8 +210,7 @@ static void metrics_lines(struct buf *b, const json_t *o, const char *prefix, in
     json_t *v;
     if (depth > 4)
         return;
-    json_object_foreach((json_t *)o, key, v)
-    {
+    json_object_foreach ((json_t *)o, key, v) {
         if (depth == 0 && skipped_member(key))
             continue;
         if (strcmp(key, "nights") == 0)
@@ -216,13 +229,13 @@ static void metrics_lines(struct buf *b, const json_t *o, const char *prefix, in
     }
 }
 
-char *llm_prompt_build(const json_t *result, const json_t *coverage, enum insight_focus focus,
-                       const char *context)
+char *llm_prompt_build(const json_t *result, const json_t *coverage, enum insight_focus focus, const char *context)
 {
     struct buf b;
     buf_init(&b, 64 * 1024);
-    buf_printf(&b, "Focus: %s.\nMeasured metrics of the last analysis window (aggregates; units in the names: "
-                   "_min minutes, _pct percent, _bpm beats per minute, _ms milliseconds; indices 0-1 or 0-100):\n",
+    buf_printf(&b,
+               "Focus: %s.\nMeasured metrics of the last analysis window (aggregates; units in the names: "
+               "_min minutes, _pct percent, _bpm beats per minute, _ms milliseconds; indices 0-1 or 0-100):\n",
                insight_focus_name(focus));
     metrics_lines(&b, result, "", 0);
     const json_t *d = json_object_get(coverage, "days"), *w = json_object_get(coverage, "days_with_data"),
@@ -267,9 +280,9 @@ static json_t *request_body(const struct llm_client *c, const char *system, cons
                          "parts", "text", system, "contents", "role", "user", "parts", "text", prompt,
                          "generationConfig", "temperature", 0.3, "topP", 0.8, "topK", 40, "maxOutputTokens", 2048,
                          "responseMimeType", "application/json");
-    return json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:f, s:f, s:i, s:{s:s}}", "model", c->model, "messages",
-                     "role", "system", "content", system, "role", "user", "content", prompt, "temperature",
-                     0.3, "top_p", 0.8, "max_tokens", 2048, "response_format", "type", "json_object");
+    return json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:f, s:f, s:i, s:{s:s}}", "model", c->model, "messages", "role",
+                     "system", "content", system, "role", "user", "content", prompt, "temperature", 0.3, "top_p", 0.8,
+                     "max_tokens", 2048, "response_format", "type", "json_object");
 }
 
 /* POST the request; the model's text (heap) or NULL with err. */
@@ -323,8 +336,12 @@ static char *call_model(struct llm_client *c, const char *system, const char *pr
     }
     const json_t *t;
     if (c->provider == LLM_PROVIDER_GEMINI)
-        t = json_object_get(json_array_get(json_object_get(json_object_get(json_array_get(json_object_get(reply,
-                            "candidates"), 0), "content"), "parts"), 0), "text");
+        t = json_object_get(
+            json_array_get(
+                json_object_get(json_object_get(json_array_get(json_object_get(reply, "candidates"), 0), "content"),
+                                "parts"),
+                0),
+            "text");
     else
         t = json_object_get(json_object_get(json_array_get(json_object_get(reply, "choices"), 0), "message"),
                             "content");
@@ -384,8 +401,7 @@ static int items_take(const json_t *arr, const json_t *result, json_t *out, json
     json_t *it;
     if (!json_is_array(arr) || json_array_size(arr) > LLM_MAX_ITEMS)
         return -1;
-    json_array_foreach((json_t *)arr, i, it)
-    {
+    json_array_foreach ((json_t *)arr, i, it) {
         const char *text = json_string_value(json_object_get(it, "text"));
         json_t *m = json_object_get(it, "metric");
         if (text == NULL || text[0] == '\0' || utf8_chars(text) > LLM_MAX_ITEM_TEXT)
@@ -402,9 +418,8 @@ static int items_take(const json_t *arr, const json_t *result, json_t *out, json
     return 0;
 }
 
-int llm_insight_call(struct llm_client *c, const json_t *result, const json_t *coverage,
-                     enum insight_focus focus, const char *context, struct insight_builtin_out *out, char *err,
-                     size_t errlen)
+int llm_insight_call(struct llm_client *c, const json_t *result, const json_t *coverage, enum insight_focus focus,
+                     const char *context, struct insight_builtin_out *out, char *err, size_t errlen)
 {
     char *filtered = NULL, *prompt = NULL, *text = NULL;
     json_t *doc = NULL, *ki = NULL, *rec = NULL, *grounded = NULL;
@@ -446,10 +461,10 @@ int llm_insight_call(struct llm_client *c, const json_t *result, const json_t *c
     }
     char version[160];
     snprintf(version, sizeof(version), "%s:%.120s", llm_client_name(c), c->model);
-    json_t *body = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s}", "key_insights", ki, "recommendations", rec,
-                             "grounded_metrics", grounded, "confidence_basis",
-                             json_object_get(base.body, "confidence_basis"), "generator_version", version,
-                             "insight_type", insight_focus_name(focus));
+    json_t *body =
+        json_pack("{s:O, s:O, s:O, s:O, s:s, s:s}", "key_insights", ki, "recommendations", rec, "grounded_metrics",
+                  grounded, "confidence_basis", json_object_get(base.body, "confidence_basis"), "generator_version",
+                  version, "insight_type", insight_focus_name(focus));
     char *narr = strdup(narrative);
     if (body == NULL || narr == NULL) {
         json_decref(body);
@@ -473,9 +488,8 @@ done:
     return rc;
 }
 
-int llm_insight_generate(struct llm_client *c, const json_t *result, const json_t *coverage,
-                         enum insight_focus focus, const char *context, struct insight_builtin_out *out,
-                         const char **generator)
+int llm_insight_generate(struct llm_client *c, const json_t *result, const json_t *coverage, enum insight_focus focus,
+                         const char *context, struct insight_builtin_out *out, const char **generator)
 {
     char why[300] = "";
     if (c != NULL && llm_client_available(c, why, sizeof(why))) {

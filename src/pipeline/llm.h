@@ -52,10 +52,10 @@ enum llm_provider { LLM_PROVIDER_GEMINI = 1, LLM_PROVIDER_OPENAI = 2 };
 
 struct llm_config {
     enum llm_provider provider;
-    const char *base_url;   /* NULL: Gemini's public endpoint; required for openai */
-    const char *api_key;    /* required */
-    const char *model;      /* required */
-    long timeout_ms;        /* whole call (default 20000); connect is capped at 5000 */
+    const char *base_url; /* NULL: Gemini's public endpoint; required for openai */
+    const char *api_key;  /* required */
+    const char *model;    /* required */
+    long timeout_ms;      /* whole call (default 20000); connect is capped at 5000 */
 };
 
 struct llm_client;
@@ -82,8 +82,7 @@ int llm_context_filter(const char *in, char **out);
 
 /* The user prompt for an analysis (aggregated metrics only). Heap string,
  * caller frees; NULL when out of memory. context may be NULL. */
-char *llm_prompt_build(const json_t *result, const json_t *coverage, enum insight_focus focus,
-                       const char *context);
+char *llm_prompt_build(const json_t *result, const json_t *coverage, enum insight_focus focus, const char *context);
 
 /*
  * Generate with the model, or with the built-in generator when the client
@@ -93,14 +92,12 @@ char *llm_prompt_build(const json_t *result, const json_t *coverage, enum insigh
  * (the built-in rule). Returns 0, or -1 when even the built-in generator
  * ran out of memory.
  */
-int llm_insight_generate(struct llm_client *c, const json_t *result, const json_t *coverage,
-                         enum insight_focus focus, const char *context, struct insight_builtin_out *out,
-                         const char **generator);
+int llm_insight_generate(struct llm_client *c, const json_t *result, const json_t *coverage, enum insight_focus focus,
+                         const char *context, struct insight_builtin_out *out, const char **generator);
 
 /* One model call (no fallback), for tests: 0 and *out, or -1 with err. */
-int llm_insight_call(struct llm_client *c, const json_t *result, const json_t *coverage,
-                     enum insight_focus focus, const char *context, struct insight_builtin_out *out, char *err,
-                     size_t errlen);
+int llm_insight_call(struct llm_client *c, const json_t *result, const json_t *coverage, enum insight_focus focus,
+                     const char *context, struct insight_builtin_out *out, char *err, size_t errlen);
 
 /*
  * Chat (chat/answer.c): answer a person's free-text question about their

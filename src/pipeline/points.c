@@ -34,10 +34,7 @@ static void thread_ws_free(void *p)
     free(t);
 }
 
-static void ws_key_make(void)
-{
-    ws_key_ok = pthread_key_create(&ws_key, thread_ws_free) == 0;
-}
+static void ws_key_make(void) { ws_key_ok = pthread_key_create(&ws_key, thread_ws_free) == 0; }
 
 /* The workspace of this thread for model, made on first use; NULL when out
  * of memory. A different model (only in tests) replaces it. */
@@ -66,10 +63,7 @@ static struct pat_workspace *thread_workspace(const struct pat_model *model)
     return t->ws;
 }
 
-size_t points_workspaces_made(void)
-{
-    return atomic_load(&ws_made);
-}
+size_t points_workspaces_made(void) { return atomic_load(&ws_made); }
 
 /* ---- the use case ------------------------------------------------------- */
 

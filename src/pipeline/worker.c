@@ -26,7 +26,6 @@
 #include "store/recovery.h"
 #include "store/store.h"
 
-
 struct worker_thread {
     struct worker_pool *pool;
     pthread_t tid;
@@ -229,15 +228,15 @@ static int analysis_job(const struct worker_options *o, struct pat_workspace *ws
          * stored the same analysis id): nothing of ours was committed. */
         store_tx_rollback(tx);
         tx = NULL;
-        log_info("analysis job superseded", LOG_STR, "upload_id", ids.upload_id, LOG_INT, "message",
-                 (long long)m->id, LOG_END);
+        log_info("analysis job superseded", LOG_STR, "upload_id", ids.upload_id, LOG_INT, "message", (long long)m->id,
+                 LOG_END);
         rc = 0;
         goto done;
     }
     if (rc != 0)
         goto store_fail;
-    log_info("analysis stored", LOG_STR, "analysis_id", ids.analysis_id, LOG_STR, "upload_id", ids.upload_id,
-             LOG_INT, "attempt", (long long)m->attempts, LOG_END);
+    log_info("analysis stored", LOG_STR, "analysis_id", ids.analysis_id, LOG_STR, "upload_id", ids.upload_id, LOG_INT,
+             "attempt", (long long)m->attempts, LOG_END);
     goto done;
 store_fail:
     snprintf(err, errlen, "storage: %s", clarity_strerror(rc));
@@ -314,8 +313,9 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     /* Rendered outside any transaction: an LLM may take seconds. */
     rc = insight_render_analysis(o->llm, &a, INSIGHT_FOCUS_COMPREHENSIVE, NULL, insight_id, &d);
     if (rc != 0) {
-        snprintf(err, errlen, rc == COMPUTE_EINTERNAL ? "stored analysis %s is not a JSON object"
-                                                      : "out of memory generating the insight (analysis %s)",
+        snprintf(err, errlen,
+                 rc == COMPUTE_EINTERNAL ? "stored analysis %s is not a JSON object"
+                                         : "out of memory generating the insight (analysis %s)",
                  ids.analysis_id);
         goto fail;
     }
@@ -354,8 +354,7 @@ done:
 
 /* A failed job: nack; on its last attempt the queue dead-letters it and the
  * upload is marked failed in the same transaction. */
-static void job_failed(const struct worker_options *o, const struct store_msg *m, const char *what,
-                       const char *err)
+static void job_failed(const struct worker_options *o, const struct store_msg *m, const char *what, const char *err)
 {
     struct store_tx *tx = NULL;
     struct jobs_message ids;
@@ -381,14 +380,14 @@ static void job_failed(const struct worker_options *o, const struct store_msg *m
         log_error("job dead-lettered", LOG_STR, "topic", m->topic, LOG_INT, "message", (long long)m->id, LOG_INT,
                   "attempts", (long long)m->attempts, LOG_STR, "error", reason, LOG_END);
     else
-        log_warning("job failed; will retry", LOG_STR, "topic", m->topic, LOG_INT, "message", (long long)m->id,
-                    LOG_INT, "attempt", (long long)m->attempts, LOG_STR, "error", reason, LOG_END);
+        log_warning("job failed; will retry", LOG_STR, "topic", m->topic, LOG_INT, "message", (long long)m->id, LOG_INT,
+                    "attempt", (long long)m->attempts, LOG_STR, "error", reason, LOG_END);
     if (rc != 0 && rc != STORE_ECONFLICT)
         log_error("cannot record a job failure", LOG_STR, "error", clarity_strerror(rc), LOG_END);
 }
 
-static int run_once(const struct worker_options *o, struct pat_workspace *ws, unsigned topic,
-                    const atomic_int *stop, int *handled, int *failed)
+static int run_once(const struct worker_options *o, struct pat_workspace *ws, unsigned topic, const atomic_int *stop,
+                    int *handled, int *failed)
 {
     struct store_msg m;
     size_t n = 0;
@@ -440,8 +439,7 @@ static void close_abandoned(struct store *st, int64_t import_stale_ms)
     if (rc != 0)
         log_warning("worker: cannot close abandoned uploads", LOG_STR, "error", clarity_strerror(rc), LOG_END);
     else if (n > 0)
-        log_warning("worker: closed uploads whose jobs were dead-lettered", LOG_INT, "uploads", (long long)n,
-                    LOG_END);
+        log_warning("worker: closed uploads whose jobs were dead-lettered", LOG_INT, "uploads", (long long)n, LOG_END);
     if (rc == 0 && stale > 0)
         log_warning("worker: closed interrupted imports", LOG_INT, "uploads", (long long)stale, LOG_END);
 }
@@ -502,11 +500,10 @@ static void reencode_days(struct store *st)
             log_warning("worker: sample_days backfill failed; retried next sweep", LOG_STR, "error",
                         clarity_strerror(rc), LOG_END);
         else if (reencode_at.rows > rows || reencode_at.done)
-            log_info("worker: sample_days backfill", LOG_INT, "rows", (long long)reencode_at.rows, LOG_INT,
-                     "kept", (long long)reencode_at.kept, LOG_INT, "bytes_before",
-                     (long long)reencode_at.bytes_in, LOG_INT, "bytes_after", (long long)reencode_at.bytes_out,
-                     LOG_INT, "cursor", (long long)reencode_at.cursor, LOG_INT, "done",
-                     (long long)reencode_at.done, LOG_END);
+            log_info("worker: sample_days backfill", LOG_INT, "rows", (long long)reencode_at.rows, LOG_INT, "kept",
+                     (long long)reencode_at.kept, LOG_INT, "bytes_before", (long long)reencode_at.bytes_in, LOG_INT,
+                     "bytes_after", (long long)reencode_at.bytes_out, LOG_INT, "cursor", (long long)reencode_at.cursor,
+                     LOG_INT, "done", (long long)reencode_at.done, LOG_END);
         reencode_finished = rc == 0 && reencode_at.done;
     }
     pthread_mutex_unlock(&reencode_mu);

@@ -44,19 +44,19 @@ struct store_msg;
 #define WORKER_MAX_THREADS 64
 
 struct worker_options {
-    struct store *store;                      /* borrowed, required */
-    int threads;                              /* 1..WORKER_MAX_THREADS */
-    unsigned topics;                          /* WORKER_TOPIC_* bits; 0 = both */
-    int64_t lease_ms;                         /* job lease (default 60000) */
-    int poll_ms;                              /* idle wait between leases (default 500) */
-    const struct pat_model *model;            /* borrowed; NULL: PAT disabled */
+    struct store *store;                       /* borrowed, required */
+    int threads;                               /* 1..WORKER_MAX_THREADS */
+    unsigned topics;                           /* WORKER_TOPIC_* bits; 0 = both */
+    int64_t lease_ms;                          /* job lease (default 60000) */
+    int poll_ms;                               /* idle wait between leases (default 500) */
+    const struct pat_model *model;             /* borrowed; NULL: PAT disabled */
     const struct pat_standardization *pat_std; /* borrowed; required with a model */
-    const char *model_version;                /* borrowed, may be NULL */
-    const char *fault_fail_source;            /* TEST ONLY (PIPELINE_TEST_FAULT), NULL;
+    const char *model_version;                 /* borrowed, may be NULL */
+    const char *fault_fail_source;             /* TEST ONLY (PIPELINE_TEST_FAULT), NULL;
                                                  copied by worker_pool_start */
-    int64_t fault_delay_ms;                   /* TEST ONLY: pause inside each analysis job */
-    struct llm_client *llm;                   /* borrowed; NULL: the built-in generator */
-    int64_t import_stale_ms;                  /* interrupted imports (store/recovery.h); 0: not swept */
+    int64_t fault_delay_ms;                    /* TEST ONLY: pause inside each analysis job */
+    struct llm_client *llm;                    /* borrowed; NULL: the built-in generator */
+    int64_t import_stale_ms;                   /* interrupted imports (store/recovery.h); 0: not swept */
 };
 
 /*

@@ -8,8 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { COL_SERIES, COL_FLAGS, COL_ID, COL_START, COL_DUR, COL_VALUE, COL_VALUE2, COL_QUALITY,
-       COL_OFFSET, COL_UUID, COL_PAYLOAD };
+enum {
+    COL_SERIES,
+    COL_FLAGS,
+    COL_ID,
+    COL_START,
+    COL_DUR,
+    COL_VALUE,
+    COL_VALUE2,
+    COL_QUALITY,
+    COL_OFFSET,
+    COL_UUID,
+    COL_PAYLOAD
+};
 
 /* Sample flags. */
 #define F_VALUE 0x01u
@@ -89,8 +100,8 @@ static void bb_uvar(struct bbuf *b, uint64_t v)
     bb_put(b, t, k);
 }
 
-static uint64_t zig(uint64_t v) { return (v << 1) ^ (uint64_t)-(int64_t)(v >> 63); }
-static uint64_t unzig(uint64_t v) { return (v >> 1) ^ (uint64_t)-(int64_t)(v & 1); }
+static uint64_t zig(uint64_t v) { return (v << 1) ^ (uint64_t) - (int64_t)(v >> 63); }
+static uint64_t unzig(uint64_t v) { return (v >> 1) ^ (uint64_t) - (int64_t)(v & 1); }
 
 static void bb_svar(struct bbuf *b, uint64_t wrapped) { bb_uvar(b, zig(wrapped)); }
 
@@ -292,8 +303,8 @@ static int fits_scale(double v, int s)
 }
 
 /* Per series and value column: the mode (scale or MODE_XOR). */
-static void choose_modes(const struct block_sample *s, size_t n, const uint32_t *ser, size_t n_ser,
-                         int which, uint8_t *mode)
+static void choose_modes(const struct block_sample *s, size_t n, const uint32_t *ser, size_t n_ser, int which,
+                         uint8_t *mode)
 {
     for (size_t i = 0; i < n_ser; i++)
         mode[i] = 0;
@@ -454,9 +465,8 @@ struct ser_state {
 
 static int sample_ok(const struct block_sample *x)
 {
-    return x->metric_type && x->metric_type[0] && x->end_ms >= x->start_ms &&
-           !isinf(x->value) && !isinf(x->value2) && !isinf(x->quality) &&
-           (x->payload == NULL || strlen(x->payload) <= BLOCK_MAX_STRING) &&
+    return x->metric_type && x->metric_type[0] && x->end_ms >= x->start_ms && !isinf(x->value) && !isinf(x->value2) &&
+           !isinf(x->quality) && (x->payload == NULL || strlen(x->payload) <= BLOCK_MAX_STRING) &&
            (x->hk_uuid == NULL || strlen(x->hk_uuid) <= BLOCK_MAX_STRING);
 }
 
@@ -783,8 +793,7 @@ int block_reader_open(const unsigned char *p, size_t len, struct block_reader **
     }
     if (get_uvar(&c, &nr) != 0 || nr == 0 || nr > len || nr > UINT32_MAX)
         goto fail;
-    if ((r->ser = calloc((size_t)nr, sizeof(*r->ser))) == NULL ||
-        (r->mode = malloc((size_t)nr * 2)) == NULL ||
+    if ((r->ser = calloc((size_t)nr, sizeof(*r->ser))) == NULL || (r->mode = malloc((size_t)nr * 2)) == NULL ||
         (r->st = calloc((size_t)nr, sizeof(*r->st))) == NULL)
         goto oom;
     r->n_ser = (size_t)nr;
@@ -847,8 +856,7 @@ static inline int get_run(struct block_reader *r, int k, uint64_t *v)
     }
     if (u->left == 0) {
         uint64_t len;
-        if (get_uvar(&r->col[k], &u->v) != 0 || get_uvar(&r->col[k], &len) != 0 ||
-            len >= r->n - r->i)
+        if (get_uvar(&r->col[k], &u->v) != 0 || get_uvar(&r->col[k], &len) != 0 || len >= r->n - r->i)
             return BLOCK_ECORRUPT;
         u->left = len + 1;
     }
@@ -910,8 +918,7 @@ int block_reader_next(struct block_reader *r, struct block_sample *out, uint32_t
                 return BLOCK_ECORRUPT;
         return 0;
     }
-    if (get_run(r, COL_SERIES, &si) != 0 || si >= r->n_ser || get_run(r, COL_FLAGS, &fl) != 0 ||
-        fl > 0xFF)
+    if (get_run(r, COL_SERIES, &si) != 0 || si >= r->n_ser || get_run(r, COL_FLAGS, &fl) != 0 || fl > 0xFF)
         return BLOCK_ECORRUPT;
     flags = (unsigned)fl;
     if ((flags & F_PAYLOAD) && (flags & F_OFFSET_ONLY))
@@ -944,14 +951,13 @@ int block_reader_next(struct block_reader *r, struct block_sample *out, uint32_t
         return BLOCK_ECORRUPT;
     if ((flags & F_VALUE) && get_value(&r->col[COL_VALUE], r->mode[2 * si], &t->v, &x.value) != 0)
         return BLOCK_ECORRUPT;
-    if ((flags & F_VALUE2) &&
-        get_value(&r->col[COL_VALUE2], r->mode[2 * si + 1], &t->v2, &x.value2) != 0)
+    if ((flags & F_VALUE2) && get_value(&r->col[COL_VALUE2], r->mode[2 * si + 1], &t->v2, &x.value2) != 0)
         return BLOCK_ECORRUPT;
     if ((flags & F_QUALITY) && get_value(&r->col[COL_QUALITY], MODE_XOR, &t->q, &x.quality) != 0)
         return BLOCK_ECORRUPT;
     if (flags & F_OFFSET) {
-        if (get_svar(&r->col[COL_OFFSET], &v) != 0 || (int64_t)v < INT32_MIN ||
-            (int64_t)v > INT32_MAX || (int32_t)(int64_t)v == t->offset)
+        if (get_svar(&r->col[COL_OFFSET], &v) != 0 || (int64_t)v < INT32_MIN || (int64_t)v > INT32_MAX ||
+            (int32_t)(int64_t)v == t->offset)
             return BLOCK_ECORRUPT;
         t->offset = (int32_t)(int64_t)v;
     }

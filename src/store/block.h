@@ -64,7 +64,7 @@
 #define BLOCK_MAX_STRING ((size_t)1 << 24)  /* longest string or payload: 16 MiB */
 
 #define BLOCK_OK 0
-#define BLOCK_EINVAL (-1)   /* a sample the format cannot hold (±inf, end < start, no type…) */
+#define BLOCK_EINVAL (-1) /* a sample the format cannot hold (±inf, end < start, no type…) */
 #define BLOCK_ENOMEM (-2)
 #define BLOCK_ECORRUPT (-3) /* bytes that are not a valid block */
 
@@ -76,10 +76,10 @@
 struct block_sample {
     int64_t id;
     int64_t start_ms;
-    int64_t end_ms;         /* >= start_ms */
-    double value;           /* NaN: none */
-    double value2;          /* NaN: none */
-    double quality;         /* NaN: none */
+    int64_t end_ms; /* >= start_ms */
+    double value;   /* NaN: none */
+    double value2;  /* NaN: none */
+    double quality; /* NaN: none */
     int32_t utc_offset_min;
     int32_t processing_version;
     const char *metric_type; /* required, non-empty */
@@ -88,8 +88,8 @@ struct block_sample {
     const char *device;
     const char *upload_id;
     const char *validation_status;
-    const char *hk_uuid;    /* NULL or "": none */
-    const char *payload;    /* NULL: none */
+    const char *hk_uuid; /* NULL or "": none */
+    const char *payload; /* NULL: none */
 };
 
 /* A series of a decoded block (its strings belong to the reader). */

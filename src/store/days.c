@@ -287,7 +287,7 @@ static int seg_flush_block(struct seg *s, struct buf *out)
 {
     struct block_sample *bs = calloc(s->nr, sizeof(*bs));
     char **owned = calloc((size_t)s->nstr + 1, sizeof(*owned));
-    char (*made)[48] = malloc(s->nr * sizeof(*made));
+    char(*made)[48] = malloc(s->nr * sizeof(*made));
     const char **strs = calloc((size_t)s->nstr + 1, sizeof(*strs));
     unsigned char *b = NULL;
     size_t blen = 0, no = 0;
@@ -487,8 +487,7 @@ static int read_days(struct store_tx *tx, struct db_stmt *s, struct buf *b, stru
 /* Insert a row of segments; *rows (may be NULL) gets the day's row count
  * with it (the RETURNING subquery sees the rows before the insert on
  * PostgreSQL, after it on SQLite). */
-static int day_insert(struct store_tx *tx, const char *user_id, int64_t day, const void *p, size_t n,
-                      int64_t *rows)
+static int day_insert(struct store_tx *tx, const char *user_id, int64_t day, const void *p, size_t n, int64_t *rows)
 {
     static const char sql[] = "INSERT INTO sample_days (user_id, day, data) VALUES (?1, ?2, ?3)"
                               " RETURNING (SELECT COUNT(*) FROM sample_days WHERE user_id = ?1 AND day = ?2)";
@@ -601,7 +600,7 @@ int store_days_append(struct store_tx *tx, const struct store_sample *v, size_t 
                    store_day_of(v[ix[b]].start_ms) == day && strcmp(v[ix[b]].upload_id, up) == 0;
                  b++) {
                 const struct store_sample *x = &v[ix[b]];
-                struct day_sample d = {x->start_ms, x->end_ms, x->value, store_sample_payload_offset(x->payload),
+                struct day_sample d = {x->start_ms,    x->end_ms, x->value,  store_sample_payload_offset(x->payload),
                                        x->metric_type, x->source, x->device, x->payload};
                 rc = seg_push(&sg, &out, &d);
             }
@@ -724,7 +723,7 @@ int store_sample_days_heal(struct store_tx *tx, const char *user_id, int64_t *he
                                   " AND status <> 'processing' ORDER BY id";
     static const char done[] = "UPDATE uploads SET days_indexed = 1 WHERE id = ?1";
     struct db_stmt *s = NULL;
-    char (*ids)[STORE_ID_LEN] = NULL;
+    char(*ids)[STORE_ID_LEN] = NULL;
     size_t n = 0, cap = 0;
     int rc = store_tx_stmt(tx, pending, &s), step;
     if (healed != NULL)
@@ -1022,8 +1021,7 @@ static int live_index(const struct live_uploads *lu, const unsigned char *u)
  * have deleted one without touching its days). One query for all. */
 static int uploads_alive(struct store_tx *tx, const char *user_id, struct live_uploads *lu)
 {
-    static const char lite[] =
-        "SELECT id FROM uploads WHERE user_id = ?1 AND id IN (SELECT value FROM json_each(?2))";
+    static const char lite[] = "SELECT id FROM uploads WHERE user_id = ?1 AND id IN (SELECT value FROM json_each(?2))";
     static const char pg[] = "SELECT id FROM uploads WHERE user_id = ?1 AND id = ANY(string_to_array(?2, ','))";
     if (lu->n == 0)
         return 0;
@@ -1181,8 +1179,8 @@ static int seg_decode_block(const unsigned char *seg, uint32_t len, const struct
 }
 
 /* Decode one segment's records inside [from, to) into x. */
-static int seg_decode(const unsigned char *seg, uint32_t len, const struct store_window_query *q,
-                      struct wscratch *x, struct store_window *w)
+static int seg_decode(const unsigned char *seg, uint32_t len, const struct store_window_query *q, struct wscratch *x,
+                      struct store_window *w)
 {
     if (seg[0] == SEG_BLOCK_MAGIC)
         return seg_decode_block(seg, len, q, x, w);
@@ -1316,8 +1314,7 @@ static int order_records(struct wscratch *x)
     return 0;
 }
 
-int store_days_window(struct store_tx *tx, const struct store_window_query *q, struct store_window *w,
-                      int *use_rows)
+int store_days_window(struct store_tx *tx, const struct store_window_query *q, struct store_window *w, int *use_rows)
 {
     static const char pending[] =
         "SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE user_id = ?1 AND days_indexed = 0 LIMIT 1) p";

@@ -37,7 +37,7 @@ struct db_stmt {
     /* PostgreSQL */
     char name[24];
     int nparams;
-    size_t *poff;         /* offset of each parameter's bytes in arena */
+    size_t *poff; /* offset of each parameter's bytes in arena */
     int *plen;
     int *pfmt;            /* 0 text, 1 binary */
     unsigned char *pnull; /* 1 when the parameter is NULL */
@@ -86,27 +86,18 @@ static int lite_map(struct db_conn *c, int rc)
     int code;
     switch (rc & 0xff) {
     case SQLITE_CONSTRAINT:
-        code = (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-                   ? STORE_ECONFLICT
-                   : STORE_EINVAL;
+        code = (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) ? STORE_ECONFLICT : STORE_EINVAL;
         break;
     case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        code = STORE_EBUSY;
-        break;
-    case SQLITE_NOMEM:
-        code = STORE_ENOMEM;
-        break;
+    case SQLITE_LOCKED: code = STORE_EBUSY; break;
+    case SQLITE_NOMEM: code = STORE_ENOMEM; break;
     case SQLITE_IOERR:
     case SQLITE_FULL:
     case SQLITE_CANTOPEN:
     case SQLITE_READONLY:
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        code = STORE_EUNAVAILABLE;
-        break;
-    default:
-        code = STORE_EINTERNAL;
+    case SQLITE_NOTADB: code = STORE_EUNAVAILABLE; break;
+    default: code = STORE_EINTERNAL;
     }
     set_err(c, code, "sqlite: ", sqlite3_errmsg(c->lite));
     return code;
@@ -125,11 +116,10 @@ static int pg_map(struct db_conn *c, const PGresult *res)
         code = STORE_ECONFLICT;
     else if (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0)
         code = STORE_EINVAL;
-    else if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
-             strncmp(state, "53", 2) == 0)
+    else if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 || strncmp(state, "53", 2) == 0)
         code = STORE_EUNAVAILABLE;
-    else if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
-             strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0)
+    else if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0 ||
+             strcmp(state, "57014") == 0)
         code = STORE_EBUSY;
     /* The primary message only: DETAIL may quote key values (emails, ids). */
     const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -160,8 +150,8 @@ PGconn *db_pg_connect(const char *url)
     return PQconnectdbParams(keys, vals, 1);
 }
 
-struct db_conn *db_conn_open(enum db_backend backend, const char *target,
-                             const struct db_open_opts *opts, char *err, size_t errlen)
+struct db_conn *db_conn_open(enum db_backend backend, const char *target, const struct db_open_opts *opts, char *err,
+                             size_t errlen)
 {
     struct db_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -171,9 +161,8 @@ struct db_conn *db_conn_open(enum db_backend backend, const char *target,
     c->backend = backend;
     c->opts = *opts;
     if (backend == DB_SQLITE) {
-        int rc = sqlite3_open_v2(target, &c->lite,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 NULL);
+        int rc =
+            sqlite3_open_v2(target, &c->lite, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc != SQLITE_OK) {
             snprintf(err, errlen, "cannot open sqlite database: %s",
                      c->lite != NULL ? sqlite3_errmsg(c->lite) : sqlite3_errstr(rc));
@@ -205,8 +194,8 @@ struct db_conn *db_conn_open(enum db_backend backend, const char *target,
         c->pg = db_pg_connect(target);
         if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
             /* libpq's text names host and user, never the password. */
-            set_err(c, STORE_EUNAVAILABLE, "cannot connect to postgres: ",
-                    c->pg != NULL ? PQerrorMessage(c->pg) : "out of memory");
+            set_err(c, STORE_EUNAVAILABLE,
+                    "cannot connect to postgres: ", c->pg != NULL ? PQerrorMessage(c->pg) : "out of memory");
             snprintf(err, errlen, "%s", c->err);
             goto fail;
         }
@@ -461,8 +450,7 @@ static int lite_bind(struct db_stmt *s, int rc)
 {
     if (rc == SQLITE_OK)
         return 0;
-    set_err(s->c, rc == SQLITE_NOMEM ? STORE_ENOMEM : STORE_EINVAL, "sqlite bind: ",
-            sqlite3_errstr(rc));
+    set_err(s->c, rc == SQLITE_NOMEM ? STORE_ENOMEM : STORE_EINVAL, "sqlite bind: ", sqlite3_errstr(rc));
     if (s->bind_rc == 0)
         s->bind_rc = s->c->errcode;
     return s->c->errcode;
@@ -611,10 +599,8 @@ static int64_t pg_bin_int(const PGresult *res, int row, int col)
         memcpy(&v, p, 2);
         return (int16_t)be16toh(v);
     }
-    case OID_BOOL:
-        return p[0] != 0;
-    default:
-        return 0;
+    case OID_BOOL: return p[0] != 0;
+    default: return 0;
     }
 }
 
@@ -638,8 +624,7 @@ static double pg_bin_double(const PGresult *res, int row, int col)
         memcpy(&f, &v, 4);
         return (double)f;
     }
-    default:
-        return (double)pg_bin_int(res, row, col);
+    default: return (double)pg_bin_int(res, row, col);
     }
 }
 
@@ -695,8 +680,7 @@ const void *db_col_blob(struct db_stmt *s, int col, size_t *len)
         return PQgetvalue(s->res, s->row, col);
     }
     if (s->dec[col] == NULL) {
-        s->dec[col] = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, col),
-                                      &s->declen[col]);
+        s->dec[col] = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, col), &s->declen[col]);
         if (s->dec[col] == NULL)
             return NULL;
     }

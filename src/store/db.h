@@ -32,17 +32,17 @@ struct db_conn;
 struct db_stmt;
 
 struct db_open_opts {
-    int synchronous_full;      /* SQLite: synchronous=FULL (1) or NORMAL (0) */
-    int busy_timeout_ms;       /* SQLite busy handler */
-    int statement_timeout_ms;  /* PostgreSQL statement_timeout, 0 = none */
+    int synchronous_full;     /* SQLite: synchronous=FULL (1) or NORMAL (0) */
+    int busy_timeout_ms;      /* SQLite busy handler */
+    int statement_timeout_ms; /* PostgreSQL statement_timeout, 0 = none */
 };
 
 /*
  * Open a connection. target is a file path (SQLite) or a libpq URL. On failure
  * returns NULL and writes a reason without credentials into err.
  */
-struct db_conn *db_conn_open(enum db_backend backend, const char *target,
-                             const struct db_open_opts *opts, char *err, size_t errlen);
+struct db_conn *db_conn_open(enum db_backend backend, const char *target, const struct db_open_opts *opts, char *err,
+                             size_t errlen);
 /* A libpq connection to url with Clarity's defaults (connect_timeout 5 s
  * unless the URL sets one). Returns what PQconnectdbParams returns. */
 struct pg_conn;

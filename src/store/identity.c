@@ -8,13 +8,10 @@
 #include "store/store.h"
 #include "store/store_int.h"
 
-int store_identity_get(struct store_tx *tx, const char *issuer, const char *subject,
-                       char user_id[STORE_ID_LEN])
+int store_identity_get(struct store_tx *tx, const char *issuer, const char *subject, char user_id[STORE_ID_LEN])
 {
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx,
-                           "SELECT user_id FROM external_identities WHERE issuer = ?1 AND subject = ?2",
-                           &s);
+    int rc = store_tx_stmt(tx, "SELECT user_id FROM external_identities WHERE issuer = ?1 AND subject = ?2", &s);
     if (rc != 0)
         return rc;
     db_bind_text(s, 1, issuer);
@@ -29,12 +26,12 @@ int store_identity_get(struct store_tx *tx, const char *issuer, const char *subj
     return rc == DB_DONE ? STORE_ENOTFOUND : store_tx_fail(tx, rc);
 }
 
-int store_identity_insert(struct store_tx *tx, const char *issuer, const char *subject,
-                          const char *user_id, const char *email)
+int store_identity_insert(struct store_tx *tx, const char *issuer, const char *subject, const char *user_id,
+                          const char *email)
 {
     struct db_stmt *s = NULL;
-    if (issuer == NULL || subject == NULL || user_id == NULL || !issuer[0] || !subject[0] ||
-        strlen(issuer) > 512 || strlen(subject) > 255)
+    if (issuer == NULL || subject == NULL || user_id == NULL || !issuer[0] || !subject[0] || strlen(issuer) > 512 ||
+        strlen(subject) > 255)
         return STORE_EINVAL;
     int rc = store_tx_stmt(tx,
                            "INSERT INTO external_identities (issuer, subject, user_id, email, created_at)"
@@ -85,8 +82,8 @@ int store_session_revoke(struct store_tx *tx, const char *sid, int64_t now_ms, i
     return store_tx_run(tx, s, NULL);
 }
 
-int store_session_revoked_since(struct store_tx *tx, int64_t since_ms, int64_t now_ms,
-                                struct store_revocation *out, size_t max, size_t *n)
+int store_session_revoked_since(struct store_tx *tx, int64_t since_ms, int64_t now_ms, struct store_revocation *out,
+                                size_t max, size_t *n)
 {
     struct db_stmt *s = NULL;
     *n = 0;
@@ -118,8 +115,7 @@ int store_session_revoked_since(struct store_tx *tx, int64_t since_ms, int64_t n
     return 0;
 }
 
-int store_user_extra_get(struct store_tx *tx, const char *id, int *email_verified, char *display_name,
-                         size_t cap)
+int store_user_extra_get(struct store_tx *tx, const char *id, int *email_verified, char *display_name, size_t cap)
 {
     struct db_stmt *s = NULL;
     int rc = store_tx_stmt(tx, "SELECT email_verified, display_name FROM users WHERE id = ?1", &s);

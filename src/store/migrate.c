@@ -177,13 +177,12 @@ static const char m001_ddl[] =
  * before 002 were never quality-checked: they get processing_version 1,
  * validation_status 'unvalidated' and a quality score of 1 when they carry a
  * value (0 when empty). Rows written after 002 carry the writer's values. */
-static const char m002_ddl[] =
-    "ALTER TABLE health_samples ADD COLUMN quality_score DOUBLE PRECISION;\n"
-    "ALTER TABLE health_samples ADD COLUMN validation_status TEXT;\n"
-    "ALTER TABLE health_samples ADD COLUMN processing_version INTEGER;\n"
-    /* Lets each batch find the rows left without scanning the table. */
-    "CREATE INDEX health_samples_unversioned ON health_samples (id)"
-    " WHERE processing_version IS NULL;\n";
+static const char m002_ddl[] = "ALTER TABLE health_samples ADD COLUMN quality_score DOUBLE PRECISION;\n"
+                               "ALTER TABLE health_samples ADD COLUMN validation_status TEXT;\n"
+                               "ALTER TABLE health_samples ADD COLUMN processing_version INTEGER;\n"
+                               /* Lets each batch find the rows left without scanning the table. */
+                               "CREATE INDEX health_samples_unversioned ON health_samples (id)"
+                               " WHERE processing_version IS NULL;\n";
 static const char m002_backfill[] =
     "UPDATE health_samples SET"
     " quality_score = CASE WHEN value IS NULL AND payload IS NULL THEN 0.0 ELSE 1.0 END,"
@@ -195,16 +194,15 @@ static const char m002_backfill[] =
 /* 003: Idempotency-Key replies (the upload APIs). A key is per user; the
  * stored reply is what the first request answered, kept 24 h. Erasing the
  * user erases them (foreign key). */
-static const char m003_ddl[] =
-    "CREATE TABLE idempotency_keys ("
-    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
-    " idem_key TEXT NOT NULL,"
-    " request_hash TEXT NOT NULL,"
-    " status INTEGER NOT NULL,"
-    " response TEXT NOT NULL,"
-    " created_at BIGINT NOT NULL,"
-    " PRIMARY KEY (user_id, idem_key));\n"
-    "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);\n";
+static const char m003_ddl[] = "CREATE TABLE idempotency_keys ("
+                               " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+                               " idem_key TEXT NOT NULL,"
+                               " request_hash TEXT NOT NULL,"
+                               " status INTEGER NOT NULL,"
+                               " response TEXT NOT NULL,"
+                               " created_at BIGINT NOT NULL,"
+                               " PRIMARY KEY (user_id, idem_key));\n"
+                               "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);\n";
 
 /* 004: the analysis window read (store_sample_window). The device's UTC
  * offset gets a column of its own, written at insert from the payload's
@@ -244,16 +242,15 @@ static const char m005_ddl[] =
  * backfill to wait for. The bytes are stored uncompressed (PostgreSQL
  * STORAGE EXTERNAL): they are read far more often than written, and packed
  * doubles do not compress much. */
-static const char m006_ddl[] =
-    "CREATE TABLE sample_days ("
-    " id {ID},"
-    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
-    " day BIGINT NOT NULL,"
-    " data {BLOB} NOT NULL);\n"
-    "CREATE INDEX sample_days_user_day ON sample_days (user_id, day, id);\n"
-    "{EXTERNAL}"
-    "ALTER TABLE uploads ADD COLUMN days_indexed INTEGER NOT NULL DEFAULT 0;\n"
-    "CREATE INDEX uploads_days_pending ON uploads (user_id) WHERE days_indexed = 0;\n";
+static const char m006_ddl[] = "CREATE TABLE sample_days ("
+                               " id {ID},"
+                               " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+                               " day BIGINT NOT NULL,"
+                               " data {BLOB} NOT NULL);\n"
+                               "CREATE INDEX sample_days_user_day ON sample_days (user_id, day, id);\n"
+                               "{EXTERNAL}"
+                               "ALTER TABLE uploads ADD COLUMN days_indexed INTEGER NOT NULL DEFAULT 0;\n"
+                               "CREATE INDEX uploads_days_pending ON uploads (user_id) WHERE days_indexed = 0;\n";
 
 /* 007: sign-in identities and sessions (docs/identity.md).
  * external_identities binds an external provider's (issuer, subject) to one
@@ -266,30 +263,29 @@ static const char m006_ddl[] =
  * token they could match is still valid. users gains email_verified and
  * display_name, and email_verifications holds pending e-mail codes. Expand-only: the previous release ignores the new tables
  * and columns during a deploy. */
-static const char m007_ddl[] =
-    "CREATE TABLE external_identities ("
-    " issuer TEXT NOT NULL,"
-    " subject TEXT NOT NULL,"
-    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
-    " email TEXT NOT NULL DEFAULT '',"
-    " created_at BIGINT NOT NULL,"
-    " PRIMARY KEY (issuer, subject));\n"
-    "CREATE INDEX external_identities_user ON external_identities (user_id);\n"
-    "CREATE TABLE revoked_sessions ("
-    " sid TEXT PRIMARY KEY,"
-    " revoked_at BIGINT NOT NULL,"
-    " expires_at BIGINT NOT NULL);\n"
-    "CREATE INDEX revoked_sessions_revoked ON revoked_sessions (revoked_at);\n"
-    "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;\n"
-    "ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';\n"
-    /* One pending e-mail verification code per user: its hash, expiry,
+static const char m007_ddl[] = "CREATE TABLE external_identities ("
+                               " issuer TEXT NOT NULL,"
+                               " subject TEXT NOT NULL,"
+                               " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+                               " email TEXT NOT NULL DEFAULT '',"
+                               " created_at BIGINT NOT NULL,"
+                               " PRIMARY KEY (issuer, subject));\n"
+                               "CREATE INDEX external_identities_user ON external_identities (user_id);\n"
+                               "CREATE TABLE revoked_sessions ("
+                               " sid TEXT PRIMARY KEY,"
+                               " revoked_at BIGINT NOT NULL,"
+                               " expires_at BIGINT NOT NULL);\n"
+                               "CREATE INDEX revoked_sessions_revoked ON revoked_sessions (revoked_at);\n"
+                               "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;\n"
+                               "ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';\n"
+                               /* One pending e-mail verification code per user: its hash, expiry,
      * wrong attempts so far and when it was sent (resend cooldown). */
-    "CREATE TABLE email_verifications ("
-    " user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
-    " code_hash TEXT NOT NULL,"
-    " expires_at BIGINT NOT NULL,"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " sent_at BIGINT NOT NULL);\n";
+                               "CREATE TABLE email_verifications ("
+                               " user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+                               " code_hash TEXT NOT NULL,"
+                               " expires_at BIGINT NOT NULL,"
+                               " attempts INTEGER NOT NULL DEFAULT 0,"
+                               " sent_at BIGINT NOT NULL);\n";
 
 /* 008: raw bodies by age, for RAW_UPLOAD_RETENTION_DAYS
  * (store_raw_upload_purge). Without it each purge would read every row, and
@@ -303,31 +299,25 @@ static const char m008_ddl[] = "CREATE INDEX IF NOT EXISTS raw_uploads_created O
  * they are; the previous release writes and reads clear columns as before
  * (it cannot read rows this release sealed: their clear columns are NULL /
  * '', so roll back only with that in mind; docs/data-model.md). */
-static const char m009_ddl[] =
-    "ALTER TABLE analyses ADD COLUMN sealed {BLOB};\n"
-    "ALTER TABLE insights ADD COLUMN sealed {BLOB};\n";
+static const char m009_ddl[] = "ALTER TABLE analyses ADD COLUMN sealed {BLOB};\n"
+                               "ALTER TABLE insights ADD COLUMN sealed {BLOB};\n";
 
 static const struct migration migrations[] = {
-    {"001_create_indexes", m001_ddl, NULL},
-    {"002_add_data_quality_fields", m002_ddl, m002_backfill},
-    {"003_idempotency_keys", m003_ddl, NULL},
-    {"004_sample_utc_offset", m004_ddl, NULL},
-    {"005_sample_upload_time_index", m005_ddl, NULL},
-    {"006_sample_days", m006_ddl, NULL},
-    {"007_external_identities", m007_ddl, NULL},
-    {"008_raw_upload_retention_index", m008_ddl, NULL},
+    {"001_create_indexes", m001_ddl, NULL},           {"002_add_data_quality_fields", m002_ddl, m002_backfill},
+    {"003_idempotency_keys", m003_ddl, NULL},         {"004_sample_utc_offset", m004_ddl, NULL},
+    {"005_sample_upload_time_index", m005_ddl, NULL}, {"006_sample_days", m006_ddl, NULL},
+    {"007_external_identities", m007_ddl, NULL},      {"008_raw_upload_retention_index", m008_ddl, NULL},
     {"009_sealed_analyses_insights", m009_ddl, NULL},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
 size_t store_migration_count(void) { return N_MIGRATIONS; }
 
-static const char create_table_sql[] =
-    "CREATE TABLE IF NOT EXISTS _migrations ("
-    " name TEXT PRIMARY KEY,"
-    " checksum TEXT NOT NULL,"
-    " applied_at BIGINT NOT NULL,"
-    " complete INTEGER NOT NULL DEFAULT 1)";
+static const char create_table_sql[] = "CREATE TABLE IF NOT EXISTS _migrations ("
+                                       " name TEXT PRIMARY KEY,"
+                                       " checksum TEXT NOT NULL,"
+                                       " applied_at BIGINT NOT NULL,"
+                                       " complete INTEGER NOT NULL DEFAULT 1)";
 
 /* Substitute the per-backend placeholders. Caller frees. */
 static char *dialect(const struct store *st, const char *sql)
@@ -370,8 +360,7 @@ static int checksum(const struct store *st, const struct migration *m, char out[
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(ctx, ddl, strlen(ddl)) &&
+    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, ddl, strlen(ddl)) &&
              (m->backfill == NULL || EVP_DigestUpdate(ctx, m->backfill, strlen(m->backfill))) &&
              EVP_DigestFinal_ex(ctx, md, &mdlen);
     EVP_MD_CTX_free(ctx);
@@ -406,8 +395,7 @@ static int read_applied(struct store_tx *tx, struct applied *out, size_t max, si
     int rc = db_exec(tx->conn, create_table_sql);
     if (rc != 0)
         return store_tx_fail(tx, rc);
-    rc = store_tx_stmt(tx, "SELECT name, checksum, applied_at, complete FROM _migrations ORDER BY name",
-                       &s);
+    rc = store_tx_stmt(tx, "SELECT name, checksum, applied_at, complete FROM _migrations ORDER BY name", &s);
     if (rc != 0)
         return rc;
     size_t k = 0;
@@ -445,8 +433,8 @@ static int read_applied(struct store_tx *tx, struct applied *out, size_t max, si
  * STORE_EMIGRATION (err names the first problem) or another STORE_E* code.
  */
 static int compare_all(struct store_tx *tx, struct store_migration_status *status,
-                       struct store_migration_status *unknown, size_t max_unknown, size_t *n_unknown,
-                       char *err, size_t errlen)
+                       struct store_migration_status *unknown, size_t max_unknown, size_t *n_unknown, char *err,
+                       size_t errlen)
 {
     struct applied *ap = calloc(MAX_APPLIED, sizeof(*ap));
     size_t nap = 0;
@@ -512,14 +500,13 @@ done:
     return rc;
 }
 
-static int compare(struct store_tx *tx, struct store_migration_status *status, char *err,
-                   size_t errlen)
+static int compare(struct store_tx *tx, struct store_migration_status *status, char *err, size_t errlen)
 {
     return compare_all(tx, status, NULL, 0, NULL, err, errlen);
 }
 
-int store_migrate_status(struct store *st, struct store_migration_status *out, size_t max,
-                         size_t *n, char *err, size_t errlen)
+int store_migrate_status(struct store *st, struct store_migration_status *out, size_t max, size_t *n, char *err,
+                         size_t errlen)
 {
     struct store_migration_status status[N_MIGRATIONS];
     struct store_migration_status unknown[16];
@@ -570,8 +557,7 @@ int store_migrate_pending(struct store *st, int *pending, char *err, size_t errl
 
 /* Run a migration's backfill in batches of their own transactions, then
  * mark it complete. Idempotent: each batch only touches rows still unset. */
-static int run_backfill(struct store *st, const struct migration *m, int *completed, char *err,
-                        size_t errlen)
+static int run_backfill(struct store *st, const struct migration *m, int *completed, char *err, size_t errlen)
 {
     *completed = 0;
     for (;;) {
@@ -586,8 +572,10 @@ static int run_backfill(struct store *st, const struct migration *m, int *comple
         if (rc == 0 && changed == 0) {
             /* Several runners may finish the same backfill; the one whose
              * update flips the flag reports it. */
-            rc = store_tx_stmt(tx, "UPDATE _migrations SET complete = 1 WHERE name = ?1"
-                                   " AND complete = 0", &s);
+            rc = store_tx_stmt(tx,
+                               "UPDATE _migrations SET complete = 1 WHERE name = ?1"
+                               " AND complete = 0",
+                               &s);
             if (rc == 0) {
                 int64_t flipped = 0;
                 db_bind_text(s, 1, m->name);
@@ -596,15 +584,13 @@ static int run_backfill(struct store *st, const struct migration *m, int *comple
             }
         }
         if (rc != 0) {
-            snprintf(err, errlen, "backfill of %s failed: %s", m->name,
-                     tx != NULL ? tx->err : clarity_strerror(rc));
+            snprintf(err, errlen, "backfill of %s failed: %s", m->name, tx != NULL ? tx->err : clarity_strerror(rc));
             store_tx_rollback(tx);
             return rc;
         }
         rc = store_tx_commit(tx);
         if (rc != 0) {
-            snprintf(err, errlen, "backfill of %s failed to commit: %s", m->name,
-                     clarity_strerror(rc));
+            snprintf(err, errlen, "backfill of %s failed to commit: %s", m->name, clarity_strerror(rc));
             return rc;
         }
         if (changed == 0)
@@ -612,8 +598,7 @@ static int run_backfill(struct store *st, const struct migration *m, int *comple
     }
 }
 
-int store_migrate_up(struct store *st, const char *target, int *applied, char *err,
-                     size_t errlen)
+int store_migrate_up(struct store *st, const char *target, int *applied, char *err, size_t errlen)
 {
     int count = 0;
     if (target != NULL) {
@@ -689,8 +674,7 @@ int store_migrate_up(struct store *st, const char *target, int *applied, char *e
         rc = store_tx_commit(tx);
         tx = NULL;
         if (rc != 0) {
-            snprintf(err, errlen, "migration %s failed to commit: %s", m->name,
-                     clarity_strerror(rc));
+            snprintf(err, errlen, "migration %s failed to commit: %s", m->name, clarity_strerror(rc));
             return rc;
         }
         int done = 1;
@@ -700,8 +684,7 @@ int store_migrate_up(struct store *st, const char *target, int *applied, char *e
                 return rc;
         }
         count += done; /* a backfilled migration counts for whoever completes it */
-        log_info("migration applied", LOG_STR, "name", m->name, LOG_STR, "backend",
-                 store_backend_name(st), LOG_END);
+        log_info("migration applied", LOG_STR, "name", m->name, LOG_STR, "backend", store_backend_name(st), LOG_END);
     next:
         if (target != NULL && strcmp(m->name, target) == 0)
             break;

@@ -43,8 +43,8 @@ size_t store_migration_count(void);
  * returns STORE_EMIGRATION with the first problem in err. Otherwise 0 or a
  * STORE_E* code with a reason in err.
  */
-int store_migrate_status(struct store *st, struct store_migration_status *out, size_t max,
-                         size_t *n, char *err, size_t errlen);
+int store_migrate_status(struct store *st, struct store_migration_status *out, size_t max, size_t *n, char *err,
+                         size_t errlen);
 
 /*
  * Apply pending migrations in order, up to and including `target` (NULL: all).
@@ -53,8 +53,7 @@ int store_migrate_status(struct store *st, struct store_migration_status *out, s
  * Refuses (STORE_EMIGRATION) when an applied migration's checksum changed,
  * or the database has migrations this binary does not know.
  */
-int store_migrate_up(struct store *st, const char *target, int *applied, char *err,
-                     size_t errlen);
+int store_migrate_up(struct store *st, const char *target, int *applied, char *err, size_t errlen);
 
 /*
  * Count pending (or incomplete) migrations, for `serve` in staging and

@@ -25,8 +25,7 @@
 
 static int topic_ok(const char *topic)
 {
-    return topic != NULL && topic[0] != '\0' &&
-           strlen(topic) + sizeof(STORE_DEAD_LETTER_SUFFIX) <= STORE_TOPIC_LEN;
+    return topic != NULL && topic[0] != '\0' && strlen(topic) + sizeof(STORE_DEAD_LETTER_SUFFIX) <= STORE_TOPIC_LEN;
 }
 
 static void dead_letter_topic(const char *topic, char out[STORE_TOPIC_LEN])
@@ -54,15 +53,13 @@ void store_msg_clear(struct store_msg *m)
 int store_queue_publish(struct store_tx *tx, const char *topic, const char *payload,
                         const struct store_publish_opts *opts, int64_t *id_out)
 {
-    static const char sql[] =
-        "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
-        " created_at) VALUES (?1, ?2, 0, 0, ?3, ?4, ?5) RETURNING id";
+    static const char sql[] = "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
+                              " created_at) VALUES (?1, ?2, 0, 0, ?3, ?4, ?5) RETURNING id";
     struct db_stmt *s = NULL;
     if (!topic_ok(topic) || payload == NULL)
         return STORE_EINVAL;
     int64_t now = store_now_ms();
-    int max_attempts = opts != NULL && opts->max_attempts > 0 ? opts->max_attempts
-                                                              : tx->st->opts.queue_max_attempts;
+    int max_attempts = opts != NULL && opts->max_attempts > 0 ? opts->max_attempts : tx->st->opts.queue_max_attempts;
     int64_t delay = opts != NULL && opts->delay_ms > 0 ? opts->delay_ms : 0;
     int rc = store_tx_stmt(tx, sql, &s);
     if (rc != 0)
@@ -84,18 +81,16 @@ int store_queue_publish(struct store_tx *tx, const char *topic, const char *payl
     return 0;
 }
 
-int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char *const *payloads,
-                              size_t n, const struct store_publish_opts *opts)
+int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char *const *payloads, size_t n,
+                              const struct store_publish_opts *opts)
 {
     /* The payloads travel as one JSON array of strings, unpacked in order by
      * json_each (SQLite) or json_array_elements_text (PostgreSQL). */
-    static const char lite[] =
-        "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
-        " created_at) SELECT ?1, value, 0, 0, ?3, ?4, ?5 FROM json_each(?2) ORDER BY key";
-    static const char pg[] =
-        "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
-        " created_at) SELECT ?1, t.p, 0, 0, ?3, ?4, ?5"
-        " FROM json_array_elements_text(CAST(?2 AS json)) WITH ORDINALITY AS t(p, i) ORDER BY t.i";
+    static const char lite[] = "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
+                               " created_at) SELECT ?1, value, 0, 0, ?3, ?4, ?5 FROM json_each(?2) ORDER BY key";
+    static const char pg[] = "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
+                             " created_at) SELECT ?1, t.p, 0, 0, ?3, ?4, ?5"
+                             " FROM json_array_elements_text(CAST(?2 AS json)) WITH ORDINALITY AS t(p, i) ORDER BY t.i";
     struct db_stmt *s = NULL;
     struct buf b;
     int64_t k = 0;
@@ -117,8 +112,7 @@ int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char
         return STORE_ENOMEM;
     }
     int64_t now = store_now_ms();
-    int max_attempts = opts != NULL && opts->max_attempts > 0 ? opts->max_attempts
-                                                              : tx->st->opts.queue_max_attempts;
+    int max_attempts = opts != NULL && opts->max_attempts > 0 ? opts->max_attempts : tx->st->opts.queue_max_attempts;
     int64_t delay = opts != NULL && opts->delay_ms > 0 ? opts->delay_ms : 0;
     int rc = store_tx_stmt(tx, store_sql(tx->st, lite, pg), &s);
     if (rc == 0) {
@@ -140,13 +134,11 @@ int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char
 /* Move one message to its dead-letter topic, keeping its last error. The
  * attempt count restarts so that a consumer of the dead-letter topic gets
  * the usual number of tries. */
-static int move_to_dead_letter(struct store_tx *tx, int64_t id, const char *topic,
-                               const char *token, const char *error)
+static int move_to_dead_letter(struct store_tx *tx, int64_t id, const char *topic, const char *token, const char *error)
 {
-    static const char sql[] =
-        "UPDATE queue_messages SET original_topic = topic, topic = ?2, attempts = 0,"
-        " visible_at = ?3, lease_token = '', last_error = COALESCE(CAST(?5 AS TEXT), last_error)"
-        " WHERE id = ?1 AND state = 0 AND lease_token = ?4";
+    static const char sql[] = "UPDATE queue_messages SET original_topic = topic, topic = ?2, attempts = 0,"
+                              " visible_at = ?3, lease_token = '', last_error = COALESCE(CAST(?5 AS TEXT), last_error)"
+                              " WHERE id = ?1 AND state = 0 AND lease_token = ?4";
     char dlq[STORE_TOPIC_LEN];
     struct db_stmt *s = NULL;
     dead_letter_topic(topic, dlq);
@@ -171,21 +163,20 @@ static int by_id(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, struct store_msg *msgs,
-                      size_t max, size_t *n)
+int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, struct store_msg *msgs, size_t max,
+                      size_t *n)
 {
     static const char sql_lite[] =
         "UPDATE queue_messages SET visible_at = ?3, attempts = attempts + 1, lease_token = ?4"
         " WHERE id IN (SELECT id FROM queue_messages WHERE state = 0 AND topic = ?1"
         " AND visible_at <= ?2 ORDER BY visible_at, id LIMIT ?5)"
         " RETURNING id, topic, payload, attempts, max_attempts, created_at, last_error";
-    static const char sql_pg[] =
-        "WITH c AS MATERIALIZED (SELECT id FROM queue_messages WHERE state = 0 AND topic = ?1"
-        " AND visible_at <= ?2 ORDER BY visible_at, id LIMIT ?5 FOR UPDATE SKIP LOCKED)"
-        " UPDATE queue_messages q SET visible_at = ?3, attempts = q.attempts + 1,"
-        " lease_token = ?4 FROM c WHERE q.id = c.id"
-        " RETURNING q.id, q.topic, q.payload, q.attempts, q.max_attempts, q.created_at,"
-        " q.last_error";
+    static const char sql_pg[] = "WITH c AS MATERIALIZED (SELECT id FROM queue_messages WHERE state = 0 AND topic = ?1"
+                                 " AND visible_at <= ?2 ORDER BY visible_at, id LIMIT ?5 FOR UPDATE SKIP LOCKED)"
+                                 " UPDATE queue_messages q SET visible_at = ?3, attempts = q.attempts + 1,"
+                                 " lease_token = ?4 FROM c WHERE q.id = c.id"
+                                 " RETURNING q.id, q.topic, q.payload, q.attempts, q.max_attempts, q.created_at,"
+                                 " q.last_error";
     struct store_tx *tx = NULL;
     struct db_stmt *s = NULL;
     char token[STORE_ID_LEN];
@@ -256,8 +247,7 @@ int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, str
         for (size_t i = 0; i < k; i++) {
             if (msgs[i].attempts <= 1)
                 continue;
-            static const char ext[] =
-                "UPDATE queue_messages SET visible_at = ?2 WHERE id = ?1";
+            static const char ext[] = "UPDATE queue_messages SET visible_at = ?2 WHERE id = ?1";
             rc = store_tx_stmt(tx, ext, &s);
             if (rc != 0)
                 goto fail;
@@ -344,17 +334,14 @@ int store_queue_ack(struct store_tx *tx, const struct store_msg *m)
     return rc;
 }
 
-int store_queue_ack_batch(struct store_tx *tx, const struct store_msg *msgs, size_t n,
-                          size_t *acked)
+int store_queue_ack_batch(struct store_tx *tx, const struct store_msg *msgs, size_t n, size_t *acked)
 {
     /* The ids travel as one parameter: a JSON array for SQLite's json_each
      * (built in since 3.38), an array literal for PostgreSQL. */
-    static const char lite[] =
-        "UPDATE queue_messages SET state = 1, acked_at = ?3 WHERE state = 0 AND lease_token = ?1"
-        " AND id IN (SELECT value FROM json_each(?2))";
-    static const char pg[] =
-        "UPDATE queue_messages SET state = 1, acked_at = ?3 WHERE state = 0 AND lease_token = ?1"
-        " AND id = ANY (CAST(?2 AS BIGINT[]))";
+    static const char lite[] = "UPDATE queue_messages SET state = 1, acked_at = ?3 WHERE state = 0 AND lease_token = ?1"
+                               " AND id IN (SELECT value FROM json_each(?2))";
+    static const char pg[] = "UPDATE queue_messages SET state = 1, acked_at = ?3 WHERE state = 0 AND lease_token = ?1"
+                             " AND id = ANY (CAST(?2 AS BIGINT[]))";
     int pgsql = tx->st->backend == DB_POSTGRES;
     int64_t total = 0;
     char *ids = malloc(n * 21 + 3);
@@ -411,9 +398,8 @@ int store_queue_ack_now(struct store *st, const struct store_msg *m)
 
 int store_queue_nack(struct store_tx *tx, const struct store_msg *m, const char *error)
 {
-    static const char sql[] =
-        "UPDATE queue_messages SET visible_at = ?3, lease_token = '', last_error = ?4"
-        " WHERE id = ?1 AND lease_token = ?2 AND state = 0";
+    static const char sql[] = "UPDATE queue_messages SET visible_at = ?3, lease_token = '', last_error = ?4"
+                              " WHERE id = ?1 AND lease_token = ?2 AND state = 0";
     struct db_stmt *s = NULL;
     char err[512];
     snprintf(err, sizeof(err), "%s", error != NULL ? error : "");
@@ -454,9 +440,8 @@ int store_queue_extend(struct store_tx *tx, const struct store_msg *m, int64_t l
 int store_queue_purge(struct store *st, int64_t now_ms, int64_t *n)
 {
     /* Batches keep each transaction (and SQLite's write lock) short. */
-    static const char sql[] =
-        "DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages"
-        " WHERE state = 1 AND acked_at < ?1 LIMIT 5000)";
+    static const char sql[] = "DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages"
+                              " WHERE state = 1 AND acked_at < ?1 LIMIT 5000)";
     int64_t total = 0;
     for (;;) {
         struct store_tx *tx = NULL;
@@ -487,10 +472,9 @@ int store_queue_purge(struct store *st, int64_t now_ms, int64_t *n)
 
 int store_queue_stats(struct store *st, const char *topic, struct store_queue_stats *out)
 {
-    static const char sql[] =
-        "SELECT COUNT(*), MIN(created_at),"
-        " (SELECT COUNT(*) FROM queue_messages WHERE state = 0 AND topic = ?2)"
-        " FROM queue_messages WHERE state = 0 AND topic = ?1";
+    static const char sql[] = "SELECT COUNT(*), MIN(created_at),"
+                              " (SELECT COUNT(*) FROM queue_messages WHERE state = 0 AND topic = ?2)"
+                              " FROM queue_messages WHERE state = 0 AND topic = ?1";
     struct store_tx *tx = NULL;
     struct db_stmt *s = NULL;
     char dlq[STORE_TOPIC_LEN];
@@ -533,8 +517,8 @@ fail:
 struct store_listener {
     struct store *st;
     const char *listen; /* "LISTEN <channel>" */
-    PGconn *pg;        /* PostgreSQL: a dedicated LISTEN session */
-    uint64_t seen_gen; /* SQLite: the wake-up generation last seen */
+    PGconn *pg;         /* PostgreSQL: a dedicated LISTEN session */
+    uint64_t seen_gen;  /* SQLite: the wake-up generation last seen */
 };
 
 static int pg_listen(struct store_listener *l)
@@ -657,10 +641,10 @@ int store_tx_notify_insight(struct store_tx *tx, const char *user_id, const char
 #define EVENTS_BATCH 32
 
 struct store_events {
-    struct store_listener pg;  /* PostgreSQL: the LISTEN session (pg.pg) */
+    struct store_listener pg; /* PostgreSQL: the LISTEN session (pg.pg) */
     struct store *st;
-    int64_t cursor;            /* SQLite: the last insights rowid delivered */
-    unsigned idle_fetches;     /* SQLite: looks that found nothing */
+    int64_t cursor;        /* SQLite: the last insights rowid delivered */
+    unsigned idle_fetches; /* SQLite: looks that found nothing */
     struct store_insight_event batch[EVENTS_BATCH];
     size_t nbatch, at;
 };
@@ -695,8 +679,7 @@ static int lite_fetch(struct store_events *l)
     l->nbatch = l->at = 0;
     int rc = store_tx_begin(l->st, STORE_TX_READ, &tx);
     if (rc == 0)
-        rc = store_tx_stmt(tx, "SELECT rowid, user_id, id FROM insights WHERE rowid > ?1 ORDER BY rowid LIMIT 32",
-                           &s);
+        rc = store_tx_stmt(tx, "SELECT rowid, user_id, id FROM insights WHERE rowid > ?1 ORDER BY rowid LIMIT 32", &s);
     if (rc == 0) {
         db_bind_int64(s, 1, l->cursor);
         while ((rc = db_step(s)) == DB_ROW && l->nbatch < EVENTS_BATCH) {
@@ -752,8 +735,8 @@ static int pg_take(struct store_listener *l, struct store_insight_event *ev)
     while ((n = PQnotifies(l->pg)) != NULL) {
         const char *p = n->extra != NULL ? n->extra : "";
         const char *colon = strchr(p, ':');
-        int ok = colon != NULL && (size_t)(colon - p) < sizeof(ev->user_id) &&
-                 strlen(colon + 1) < sizeof(ev->insight_id);
+        int ok =
+            colon != NULL && (size_t)(colon - p) < sizeof(ev->user_id) && strlen(colon + 1) < sizeof(ev->insight_id);
         if (ok) {
             memcpy(ev->user_id, p, (size_t)(colon - p));
             ev->user_id[colon - p] = '\0';

@@ -37,17 +37,17 @@
 struct store_msg {
     int64_t id;
     char topic[STORE_TOPIC_LEN];
-    char *payload;          /* JSON text, heap (store_msg_clear) */
-    int attempts;           /* deliveries so far, including this one */
+    char *payload; /* JSON text, heap (store_msg_clear) */
+    int attempts;  /* deliveries so far, including this one */
     int max_attempts;
     char lease_token[STORE_ID_LEN];
     int64_t created_at_ms;
-    char last_error[512];   /* from the previous nack, "" none */
+    char last_error[512]; /* from the previous nack, "" none */
 };
 
 struct store_publish_opts {
-    int64_t delay_ms;  /* invisible until now + delay (0) */
-    int max_attempts;  /* 0 → store_options.queue_max_attempts */
+    int64_t delay_ms; /* invisible until now + delay (0) */
+    int max_attempts; /* 0 → store_options.queue_max_attempts */
 };
 
 /*
@@ -61,8 +61,8 @@ int store_queue_publish(struct store_tx *tx, const char *topic, const char *payl
  * Publish n payloads (JSON text, borrowed) to one topic inside tx with one
  * statement (an outbox flush, a fan-out); same semantics as n publishes.
  */
-int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char *const *payloads,
-                              size_t n, const struct store_publish_opts *opts);
+int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char *const *payloads, size_t n,
+                              const struct store_publish_opts *opts);
 
 /*
  * Lease up to max visible messages of topic for lease_ms, in its own short
@@ -70,8 +70,8 @@ int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char
  * *n == 0 when nothing is visible. Messages over max_attempts are moved to
  * the dead-letter topic here instead of being delivered.
  */
-int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, struct store_msg *msgs,
-                      size_t max, size_t *n);
+int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, struct store_msg *msgs, size_t max,
+                      size_t *n);
 
 /* Acknowledge inside tx (so that a job's results and its ack commit
  * together). STORE_ECONFLICT when the lease was lost. */
@@ -90,8 +90,7 @@ int store_queue_ack(struct store_tx *tx, const struct store_msg *m);
  * *acked receives how many were still held and are now acknowledged; the
  * others had lost their lease (compare with n).
  */
-int store_queue_ack_batch(struct store_tx *tx, const struct store_msg *msgs, size_t n,
-                          size_t *acked);
+int store_queue_ack_batch(struct store_tx *tx, const struct store_msg *msgs, size_t n, size_t *acked);
 /* Give the message back with an error: visible again after backoff, or to
  * the dead-letter topic when attempts are exhausted. */
 int store_queue_nack(struct store_tx *tx, const struct store_msg *m, const char *error);
@@ -104,9 +103,9 @@ int store_queue_ack_now(struct store *st, const struct store_msg *m);
 int store_queue_purge(struct store *st, int64_t now_ms, int64_t *n);
 
 struct store_queue_stats {
-    int64_t depth;            /* unacknowledged messages (visible, leased or delayed) */
-    int64_t oldest_age_ms;    /* age of the oldest unacknowledged message, 0 none */
-    int64_t dead;             /* messages in the topic's dead-letter topic */
+    int64_t depth;         /* unacknowledged messages (visible, leased or delayed) */
+    int64_t oldest_age_ms; /* age of the oldest unacknowledged message, 0 none */
+    int64_t dead;          /* messages in the topic's dead-letter topic */
 };
 int store_queue_stats(struct store *st, const char *topic, struct store_queue_stats *out);
 

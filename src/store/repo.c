@@ -67,9 +67,8 @@ typedef int (*row_fn)(struct db_stmt *s, void *item);
  * item_size records. The cursor is taken from the last kept row's created_at
  * (column ts_col) and id (column id_col).
  */
-static int collect(struct store_tx *tx, struct db_stmt *s, size_t limit, size_t item_size,
-                   row_fn fn, void (*clear)(void *), void **out, size_t *n,
-                   struct store_cursor *next, int ts_col, int id_col)
+static int collect(struct store_tx *tx, struct db_stmt *s, size_t limit, size_t item_size, row_fn fn,
+                   void (*clear)(void *), void **out, size_t *n, struct store_cursor *next, int ts_col, int id_col)
 {
     char *v = calloc(limit, item_size);
     size_t k = 0;
@@ -113,8 +112,8 @@ static int collect(struct store_tx *tx, struct db_stmt *s, size_t limit, size_t 
 
 /* ---- users ---------------------------------------------------------------- */
 
-#define USER_COLS                                                                            \
-    "id, email, password_hash, first_name, last_name, phone_number, role, status,"          \
+#define USER_COLS                                                                                                      \
+    "id, email, password_hash, first_name, last_name, phone_number, role, status,"                                     \
     " failed_logins, locked_until, last_login, created_at, updated_at"
 
 static int user_row(struct db_stmt *s, void *item)
@@ -138,9 +137,8 @@ static int user_row(struct db_stmt *s, void *item)
 
 static int user_fields_ok(const struct store_user *u)
 {
-    return FITS(u->id) && FITS(u->email) && FITS(u->password_hash) && FITS(u->first_name) &&
-           FITS(u->last_name) && FITS(u->phone_number) && FITS(u->role) && FITS(u->status) &&
-           u->id[0] && u->email[0];
+    return FITS(u->id) && FITS(u->email) && FITS(u->password_hash) && FITS(u->first_name) && FITS(u->last_name) &&
+           FITS(u->phone_number) && FITS(u->role) && FITS(u->status) && u->id[0] && u->email[0];
 }
 
 int store_user_insert(struct store_tx *tx, const struct store_user *u)
@@ -170,8 +168,7 @@ int store_user_insert(struct store_tx *tx, const struct store_user *u)
     return store_tx_run(tx, s, NULL);
 }
 
-static int user_get_by(struct store_tx *tx, const char *sql, const char *key,
-                       struct store_user *out)
+static int user_get_by(struct store_tx *tx, const char *sql, const char *key, struct store_user *out)
 {
     struct db_stmt *s = NULL;
     if (key == NULL)
@@ -197,8 +194,8 @@ int store_user_get_by_email(struct store_tx *tx, const char *email, struct store
     return user_get_by(tx, "SELECT " USER_COLS " FROM users WHERE email = ?1", email, out);
 }
 
-int store_user_login_update(struct store_tx *tx, const char *id, int failed_logins,
-                            int64_t locked_until_ms, int64_t last_login_ms)
+int store_user_login_update(struct store_tx *tx, const char *id, int failed_logins, int64_t locked_until_ms,
+                            int64_t last_login_ms)
 {
     static const char sql[] = "UPDATE users SET failed_logins = ?2, locked_until = ?3,"
                               " last_login = ?4, updated_at = ?5 WHERE id = ?1";
@@ -216,9 +213,8 @@ int store_user_login_update(struct store_tx *tx, const char *id, int failed_logi
 
 int store_user_update(struct store_tx *tx, const struct store_user *u)
 {
-    static const char sql[] =
-        "UPDATE users SET password_hash = ?2, first_name = ?3, last_name = ?4,"
-        " phone_number = ?5, role = ?6, status = ?7, updated_at = ?8 WHERE id = ?1";
+    static const char sql[] = "UPDATE users SET password_hash = ?2, first_name = ?3, last_name = ?4,"
+                              " phone_number = ?5, role = ?6, status = ?7, updated_at = ?8 WHERE id = ?1";
     struct db_stmt *s = NULL;
     if (!user_fields_ok(u))
         return STORE_EINVAL;
@@ -236,8 +232,8 @@ int store_user_update(struct store_tx *tx, const struct store_user *u)
     return run_one(tx, s);
 }
 
-int store_user_list(struct store_tx *tx, const struct store_cursor *after, size_t limit,
-                    struct store_user **out, size_t *n, struct store_cursor *next)
+int store_user_list(struct store_tx *tx, const struct store_cursor *after, size_t limit, struct store_user **out,
+                    size_t *n, struct store_cursor *next)
 {
     static const char sql[] = "SELECT " USER_COLS " FROM users"
                               " WHERE (created_at, id) < (?1, ?2)"
@@ -270,16 +266,14 @@ int store_user_delete(struct store_tx *tx, const char *id)
 
 /* ---- refresh tokens ------------------------------------------------------- */
 
-#define TOKEN_COLS                                                                           \
-    "id, user_id, family_id, token_hash, created_at, expires_at, revoked_at, replaced_by"
+#define TOKEN_COLS "id, user_id, family_id, token_hash, created_at, expires_at, revoked_at, replaced_by"
 
 int store_token_insert(struct store_tx *tx, const struct store_refresh_token *t)
 {
-    static const char sql[] =
-        "INSERT INTO refresh_tokens (" TOKEN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    static const char sql[] = "INSERT INTO refresh_tokens (" TOKEN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
     struct db_stmt *s = NULL;
-    if (!FITS(t->id) || !FITS(t->user_id) || !FITS(t->family_id) || !FITS(t->token_hash) ||
-        !FITS(t->replaced_by) || !t->id[0] || !t->token_hash[0])
+    if (!FITS(t->id) || !FITS(t->user_id) || !FITS(t->family_id) || !FITS(t->token_hash) || !FITS(t->replaced_by) ||
+        !t->id[0] || !t->token_hash[0])
         return STORE_EINVAL;
     int rc = store_tx_stmt(tx, sql, &s);
     if (rc != 0)
@@ -295,12 +289,10 @@ int store_token_insert(struct store_tx *tx, const struct store_refresh_token *t)
     return store_tx_run(tx, s, NULL);
 }
 
-int store_token_get_by_hash(struct store_tx *tx, const char *token_hash,
-                            struct store_refresh_token *out)
+int store_token_get_by_hash(struct store_tx *tx, const char *token_hash, struct store_refresh_token *out)
 {
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx, "SELECT " TOKEN_COLS " FROM refresh_tokens WHERE token_hash = ?1",
-                           &s);
+    int rc = store_tx_stmt(tx, "SELECT " TOKEN_COLS " FROM refresh_tokens WHERE token_hash = ?1", &s);
     if (rc != 0)
         return rc;
     db_bind_text(s, 1, token_hash);
@@ -318,8 +310,7 @@ int store_token_get_by_hash(struct store_tx *tx, const char *token_hash,
     return 0;
 }
 
-int store_token_revoke(struct store_tx *tx, const char *id, const char *replaced_by,
-                       int64_t now_ms)
+int store_token_revoke(struct store_tx *tx, const char *id, const char *replaced_by, int64_t now_ms)
 {
     static const char sql[] = "UPDATE refresh_tokens SET revoked_at = ?2,"
                               " replaced_by = COALESCE(CAST(?3 AS TEXT), replaced_by)"
@@ -334,11 +325,9 @@ int store_token_revoke(struct store_tx *tx, const char *id, const char *replaced
     return run_one(tx, s);
 }
 
-int store_token_revoke_family(struct store_tx *tx, const char *family_id, int64_t now_ms,
-                              int64_t *n)
+int store_token_revoke_family(struct store_tx *tx, const char *family_id, int64_t now_ms, int64_t *n)
 {
-    static const char sql[] =
-        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at = 0";
+    static const char sql[] = "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at = 0";
     struct db_stmt *s = NULL;
     int rc = store_tx_stmt(tx, sql, &s);
     if (rc != 0)
@@ -360,18 +349,15 @@ int store_token_delete_by_user(struct store_tx *tx, const char *user_id, int64_t
 
 /* ---- audit log ------------------------------------------------------------ */
 
-#define AUDIT_COLS                                                                           \
-    "id, user_id, action, resource_type, resource_id, outcome, request_id, ip, created_at"
+#define AUDIT_COLS "id, user_id, action, resource_type, resource_id, outcome, request_id, ip, created_at"
 
 int store_audit_insert(struct store_tx *tx, const struct store_audit *a)
 {
-    static const char sql[] =
-        "INSERT INTO audit_log (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    static const char sql[] = "INSERT INTO audit_log (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
     struct db_stmt *s = NULL;
     char id[STORE_ID_LEN];
-    if (!FITS(a->id) || !FITS(a->user_id) || !FITS(a->action) || !FITS(a->resource_type) ||
-        !FITS(a->resource_id) || !FITS(a->outcome) || !FITS(a->request_id) || !FITS(a->ip) ||
-        !a->action[0])
+    if (!FITS(a->id) || !FITS(a->user_id) || !FITS(a->action) || !FITS(a->resource_type) || !FITS(a->resource_id) ||
+        !FITS(a->outcome) || !FITS(a->request_id) || !FITS(a->ip) || !a->action[0])
         return STORE_EINVAL;
     if (a->id[0])
         memcpy(id, a->id, sizeof(id));
@@ -407,9 +393,8 @@ static int audit_row(struct db_stmt *s, void *item)
     return 0;
 }
 
-int store_audit_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
-                     size_t limit, struct store_audit **out, size_t *n,
-                     struct store_cursor *next)
+int store_audit_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after, size_t limit,
+                     struct store_audit **out, size_t *n, struct store_cursor *next)
 {
     static const char sql[] = "SELECT " AUDIT_COLS " FROM audit_log"
                               " WHERE user_id = ?1 AND (created_at, id) < (?2, ?3)"
@@ -438,8 +423,8 @@ int store_audit_delete_by_user(struct store_tx *tx, const char *user_id, int64_t
 
 /* ---- uploads -------------------------------------------------------------- */
 
-#define UPLOAD_COLS                                                                          \
-    "id, user_id, source, status, total_metrics, processed_metrics, accepted, rejected,"    \
+#define UPLOAD_COLS                                                                                                    \
+    "id, user_id, source, status, total_metrics, processed_metrics, accepted, rejected,"                               \
     " progress, error, sync_token, client_timestamp, created_at, updated_at"
 
 static int upload_row(struct db_stmt *s, void *item)
@@ -467,12 +452,11 @@ static int upload_row(struct db_stmt *s, void *item)
 
 int store_upload_insert(struct store_tx *tx, const struct store_upload *u)
 {
-    static const char sql[] =
-        "INSERT INTO uploads (" UPLOAD_COLS ", days_indexed) VALUES"
-        " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1)";
+    static const char sql[] = "INSERT INTO uploads (" UPLOAD_COLS ", days_indexed) VALUES"
+                              " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1)";
     struct db_stmt *s = NULL;
-    if (!FITS(u->id) || !FITS(u->user_id) || !FITS(u->source) ||
-        !FITS(u->error) || !FITS(u->sync_token) || !u->id[0] || !u->user_id[0])
+    if (!FITS(u->id) || !FITS(u->user_id) || !FITS(u->source) || !FITS(u->error) || !FITS(u->sync_token) || !u->id[0] ||
+        !u->user_id[0])
         return STORE_EINVAL;
     int rc = store_tx_stmt(tx, sql, &s);
     if (rc != 0)
@@ -495,8 +479,7 @@ int store_upload_insert(struct store_tx *tx, const struct store_upload *u)
     return store_tx_run(tx, s, NULL);
 }
 
-int store_upload_get(struct store_tx *tx, const char *id, const char *user_id,
-                     struct store_upload *out)
+int store_upload_get(struct store_tx *tx, const char *id, const char *user_id, struct store_upload *out)
 {
     static const char sql[] = "SELECT " UPLOAD_COLS " FROM uploads WHERE id = ?1"
                               " AND (CAST(?2 AS TEXT) IS NULL OR user_id = ?2)";
@@ -530,14 +513,13 @@ int store_upload_status_parse(const char *text, enum store_upload_status *out)
     return STORE_EINVAL;
 }
 
-int store_upload_status_set(struct store_tx *tx, const char *id, enum store_upload_status status,
-                            double progress, int64_t processed, const char *error)
+int store_upload_status_set(struct store_tx *tx, const char *id, enum store_upload_status status, double progress,
+                            int64_t processed, const char *error)
 {
     static const char sql[] = "UPDATE uploads SET status = ?2, progress = ?3,"
                               " processed_metrics = ?4, error = ?5, updated_at = ?6 WHERE id = ?1";
     struct db_stmt *s = NULL;
-    if ((unsigned)status >= 4 ||
-        (error != NULL && strlen(error) >= sizeof(((struct store_upload *)0)->error)))
+    if ((unsigned)status >= 4 || (error != NULL && strlen(error) >= sizeof(((struct store_upload *)0)->error)))
         return STORE_EINVAL;
     int rc = store_tx_stmt(tx, sql, &s);
     if (rc != 0)
@@ -551,9 +533,8 @@ int store_upload_status_set(struct store_tx *tx, const char *id, enum store_uplo
     return run_one(tx, s);
 }
 
-int store_upload_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
-                      size_t limit, struct store_upload **out, size_t *n,
-                      struct store_cursor *next)
+int store_upload_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after, size_t limit,
+                      struct store_upload **out, size_t *n, struct store_cursor *next)
 {
     static const char sql[] = "SELECT " UPLOAD_COLS " FROM uploads"
                               " WHERE user_id = ?1 AND (created_at, id) < (?2, ?3)"
@@ -608,16 +589,15 @@ int store_upload_delete(struct store_tx *tx, const char *id, const char *user_id
 
 /* ---- health samples ------------------------------------------------------- */
 
-#define SAMPLE_INSERT_COLS                                                                   \
-    "user_id, upload_id, metric_type, start_ms, end_ms, value, value2, unit, source,"       \
-    " device, hk_uuid, payload, quality_score, validation_status, processing_version,"      \
+#define SAMPLE_INSERT_COLS                                                                                             \
+    "user_id, upload_id, metric_type, start_ms, end_ms, value, value2, unit, source,"                                  \
+    " device, hk_uuid, payload, quality_score, validation_status, processing_version,"                                 \
     " created_at, utc_offset_min"
 #define SAMPLE_NCOLS 17
 
-static const char sample_insert_one[] =
-    "INSERT INTO health_samples (" SAMPLE_INSERT_COLS ") VALUES"
-    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-    " ON CONFLICT DO NOTHING";
+static const char sample_insert_one[] = "INSERT INTO health_samples (" SAMPLE_INSERT_COLS ") VALUES"
+                                        " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+                                        " ON CONFLICT DO NOTHING";
 
 /* A plain scan rather than a JSON parse: it runs once per stored sample. */
 int32_t store_sample_payload_offset(const char *payload)
@@ -639,9 +619,8 @@ int32_t store_sample_payload_offset(const char *payload)
 
 static int sample_ok(const struct store_sample *x)
 {
-    return FITS(x->user_id) && FITS(x->upload_id) && FITS(x->metric_type) && FITS(x->unit) &&
-           FITS(x->source) && FITS(x->device) && FITS(x->hk_uuid) &&
-           FITS(x->validation_status) && x->user_id[0] && x->metric_type[0] &&
+    return FITS(x->user_id) && FITS(x->upload_id) && FITS(x->metric_type) && FITS(x->unit) && FITS(x->source) &&
+           FITS(x->device) && FITS(x->hk_uuid) && FITS(x->validation_status) && x->user_id[0] && x->metric_type[0] &&
            x->end_ms >= x->start_ms;
 }
 
@@ -670,8 +649,7 @@ static void bind_sample(struct db_stmt *s, int base, const struct store_sample *
     db_bind_text_borrowed(s, base + 12, x->payload);
     bind_double_or_null(s, base + 13, x->quality_score);
     db_bind_text_borrowed(s, base + 14, x->validation_status[0] ? x->validation_status : "valid");
-    db_bind_int64(s, base + 15, x->processing_version ? x->processing_version
-                                                      : STORE_PROCESSING_VERSION);
+    db_bind_int64(s, base + 15, x->processing_version ? x->processing_version : STORE_PROCESSING_VERSION);
     db_bind_int64(s, base + 16, now);
     db_bind_int64(s, base + 17, store_sample_payload_offset(x->payload));
 }
@@ -686,8 +664,7 @@ char *store_sample_bulk_sql_build(size_t rows)
     char *sql = malloc(cap);
     if (sql == NULL)
         return NULL;
-    size_t o = (size_t)snprintf(sql, cap, "INSERT INTO health_samples (%s) VALUES ",
-                                SAMPLE_INSERT_COLS);
+    size_t o = (size_t)snprintf(sql, cap, "INSERT INTO health_samples (%s) VALUES ", SAMPLE_INSERT_COLS);
     int p = 1;
     for (size_t r = 0; r < rows; r++) {
         o += (size_t)snprintf(sql + o, cap - o, "%s(", r ? "," : "");
@@ -712,10 +689,9 @@ static int check_owner(struct store_tx *tx, const char *user_id, const char *upl
 {
     static const char lite[] = "SELECT (SELECT COUNT(*) FROM users WHERE id = ?1),"
                                " (SELECT COUNT(*) FROM uploads WHERE id = ?2 AND user_id = ?1)";
-    static const char pg[] =
-        "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE id = ?1 FOR KEY SHARE) u),"
-        " (SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE id = ?2 AND user_id = ?1"
-        " FOR KEY SHARE) p)";
+    static const char pg[] = "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE id = ?1 FOR KEY SHARE) u),"
+                             " (SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE id = ?2 AND user_id = ?1"
+                             " FOR KEY SHARE) p)";
     struct db_stmt *s = NULL;
     int rc = store_tx_stmt(tx, store_sql(tx->st, lite, pg), &s);
     if (rc != 0)
@@ -816,8 +792,7 @@ static int lock_users(struct store_tx *tx, const struct store_sample *v, size_t 
     return rc;
 }
 
-int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *v, size_t n,
-                              size_t *inserted)
+int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *v, size_t n, size_t *inserted)
 {
     struct db_stmt *s = NULL;
     int64_t total = 0, ch = 0;
@@ -834,8 +809,7 @@ int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *v,
     if ((rc = lock_users(tx, v, n)) != 0)
         return rc;
     for (size_t i = 0; i < n; i++)
-        if (i == 0 || strcmp(v[i].user_id, v[i - 1].user_id) != 0 ||
-            strcmp(v[i].upload_id, v[i - 1].upload_id) != 0)
+        if (i == 0 || strcmp(v[i].user_id, v[i - 1].user_id) != 0 || strcmp(v[i].upload_id, v[i - 1].upload_id) != 0)
             if ((rc = check_owner(tx, v[i].user_id, v[i].upload_id)) != 0)
                 return rc;
     unsigned char *in = calloc(n ? n : 1, 1);
@@ -877,14 +851,14 @@ out:
     return rc;
 }
 
-#define SAMPLE_COLS                                                                          \
-    "id, user_id, upload_id, metric_type, start_ms, end_ms, value, value2, unit, source,"   \
+#define SAMPLE_COLS                                                                                                    \
+    "id, user_id, upload_id, metric_type, start_ms, end_ms, value, value2, unit, source,"                              \
     " device, hk_uuid, payload, quality_score, validation_status, processing_version"
-#define SAMPLE_FILTER                                                                        \
-    " FROM health_samples WHERE user_id = ?1"                                                \
-    " AND (CAST(?2 AS TEXT) IS NULL OR metric_type = ?2)"                                    \
-    " AND (CAST(?3 AS TEXT) IS NULL OR source = ?3)"                                         \
-    " AND (CAST(?4 AS TEXT) IS NULL OR upload_id = ?4)"                                      \
+#define SAMPLE_FILTER                                                                                                  \
+    " FROM health_samples WHERE user_id = ?1"                                                                          \
+    " AND (CAST(?2 AS TEXT) IS NULL OR metric_type = ?2)"                                                              \
+    " AND (CAST(?3 AS TEXT) IS NULL OR source = ?3)"                                                                   \
+    " AND (CAST(?4 AS TEXT) IS NULL OR upload_id = ?4)"                                                                \
     " AND start_ms >= ?5 AND start_ms < ?6"
 
 static int sample_row(struct db_stmt *s, struct store_sample *x)
@@ -910,14 +884,12 @@ static int sample_row(struct db_stmt *s, struct store_sample *x)
 
 /* One statement's worth of rows; reports how many rows it saw and the keyset
  * position of the last one. */
-static int sample_page(struct store_tx *tx, const struct store_sample_query *q, int64_t limit,
-                       store_sample_fn fn, void *ctx, int64_t *seen, struct store_cursor *last)
+static int sample_page(struct store_tx *tx, const struct store_sample_query *q, int64_t limit, store_sample_fn fn,
+                       void *ctx, int64_t *seen, struct store_cursor *last)
 {
-    static const char sql_desc[] = "SELECT " SAMPLE_COLS SAMPLE_FILTER
-                                   " AND (start_ms, id) < (?7, ?8)"
+    static const char sql_desc[] = "SELECT " SAMPLE_COLS SAMPLE_FILTER " AND (start_ms, id) < (?7, ?8)"
                                    " ORDER BY start_ms DESC, id DESC LIMIT ?9";
-    static const char sql_asc[] = "SELECT " SAMPLE_COLS SAMPLE_FILTER
-                                  " AND (start_ms, id) > (?7, ?8)"
+    static const char sql_asc[] = "SELECT " SAMPLE_COLS SAMPLE_FILTER " AND (start_ms, id) > (?7, ?8)"
                                   " ORDER BY start_ms, id LIMIT ?9";
     struct db_stmt *s = NULL;
     int rc = store_tx_stmt(tx, q->ascending ? sql_asc : sql_desc, &s);
@@ -960,8 +932,7 @@ static int sample_page(struct store_tx *tx, const struct store_sample_query *q, 
  * backend holds a whole export in memory (libpq buffers a full result). */
 #define SAMPLE_STREAM_PAGE 5000
 
-int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, store_sample_fn fn,
-                      void *ctx)
+int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, store_sample_fn fn, void *ctx)
 {
     if (q == NULL || q->user_id == NULL)
         return STORE_EINVAL;
@@ -1002,8 +973,8 @@ static int list_cb(void *ctx, const struct store_sample *x)
     return 0;
 }
 
-int store_sample_list(struct store_tx *tx, const struct store_sample_query *q,
-                      struct store_sample **out, size_t *n, struct store_cursor *next)
+int store_sample_list(struct store_tx *tx, const struct store_sample_query *q, struct store_sample **out, size_t *n,
+                      struct store_cursor *next)
 {
     if (q == NULL || !limit_ok(q->limit))
         return STORE_EINVAL;
@@ -1054,8 +1025,7 @@ int store_insight_count(struct store_tx *tx, const char *user_id, int64_t *count
     return 0;
 }
 
-int store_sample_count(struct store_tx *tx, const char *user_id, const char *upload_id,
-                       int64_t *count)
+int store_sample_count(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t *count)
 {
     static const char sql[] = "SELECT COUNT(*) FROM health_samples WHERE user_id = ?1"
                               " AND (CAST(?2 AS TEXT) IS NULL OR upload_id = ?2)";
@@ -1087,8 +1057,8 @@ int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_
     return store_tx_run(tx, s, n);
 }
 
-int store_sample_newest(struct store_tx *tx, const char *user_id, const char *upload_id, size_t max,
-                        int64_t *start_ms, int64_t *end_ms, int32_t *offset_min, size_t *n)
+int store_sample_newest(struct store_tx *tx, const char *user_id, const char *upload_id, size_t max, int64_t *start_ms,
+                        int64_t *end_ms, int32_t *offset_min, size_t *n)
 {
 #define NEWEST_COLS "SELECT start_ms, end_ms, utc_offset_min, CASE WHEN utc_offset_min IS NULL THEN payload END"
     /* The owner check sits outside the LIMITed subquery on purpose: next to
@@ -1120,8 +1090,8 @@ int store_sample_newest(struct store_tx *tx, const char *user_id, const char *up
     while ((rc = db_step(s)) == DB_ROW && *n < max) {
         start_ms[*n] = db_col_int64(s, 0);
         end_ms[*n] = db_col_int64(s, 1);
-        offset_min[*n] = db_col_is_null(s, 2) ? store_sample_payload_offset(db_col_text(s, 3))
-                                              : (int32_t)db_col_int64(s, 2);
+        offset_min[*n] =
+            db_col_is_null(s, 2) ? store_sample_payload_offset(db_col_text(s, 3)) : (int32_t)db_col_int64(s, 2);
         (*n)++;
     }
     db_stmt_reset(s);
@@ -1142,19 +1112,19 @@ int store_sample_newest(struct store_tx *tx, const char *user_id, const char *up
  * too, for its offset. The rows come through health_samples_user_time_type
  * in start_ms order; only rows sharing a start_ms are sorted by id.
  */
-#define WINDOW_SQL(POS)                                                                            \
-    "SELECT CASE metric_type WHEN ?4 THEN 0 WHEN ?5 THEN 1 WHEN ?6 THEN 2 WHEN ?7 THEN 3"          \
-    " WHEN ?8 THEN 4 WHEN ?9 THEN 5 WHEN ?10 THEN 6 WHEN ?11 THEN 7 ELSE -1 END,"                  \
-    " start_ms, end_ms, value,"                                                                    \
-    " CASE WHEN " POS "(device, ?12) > 0 OR " POS "(source, ?12) > 0 THEN 0"                        \
-    " WHEN " POS "(device, ?13) > 0 OR " POS "(source, ?13) > 0 THEN 1"                             \
-    " WHEN " POS "(device, ?14) > 0 OR " POS "(source, ?14) > 0 THEN 2"                             \
-    " WHEN " POS "(device, ?15) > 0 OR " POS "(source, ?15) > 0 THEN 3"                             \
-    " ELSE CAST(?16 AS INTEGER) END,"                                                              \
-    " utc_offset_min,"                                                                             \
-    " CASE WHEN utc_offset_min IS NULL OR metric_type = ?17 OR metric_type = ?18"                  \
-    " OR metric_type = ?19 OR metric_type = ?20 THEN payload END"                                  \
-    " FROM health_samples WHERE user_id = ?1 AND start_ms >= ?2 AND start_ms < ?3"                 \
+#define WINDOW_SQL(POS)                                                                                                \
+    "SELECT CASE metric_type WHEN ?4 THEN 0 WHEN ?5 THEN 1 WHEN ?6 THEN 2 WHEN ?7 THEN 3"                              \
+    " WHEN ?8 THEN 4 WHEN ?9 THEN 5 WHEN ?10 THEN 6 WHEN ?11 THEN 7 ELSE -1 END,"                                      \
+    " start_ms, end_ms, value,"                                                                                        \
+    " CASE WHEN " POS "(device, ?12) > 0 OR " POS "(source, ?12) > 0 THEN 0"                                           \
+    " WHEN " POS "(device, ?13) > 0 OR " POS "(source, ?13) > 0 THEN 1"                                                \
+    " WHEN " POS "(device, ?14) > 0 OR " POS "(source, ?14) > 0 THEN 2"                                                \
+    " WHEN " POS "(device, ?15) > 0 OR " POS "(source, ?15) > 0 THEN 3"                                                \
+    " ELSE CAST(?16 AS INTEGER) END,"                                                                                  \
+    " utc_offset_min,"                                                                                                 \
+    " CASE WHEN utc_offset_min IS NULL OR metric_type = ?17 OR metric_type = ?18"                                      \
+    " OR metric_type = ?19 OR metric_type = ?20 THEN payload END"                                                      \
+    " FROM health_samples WHERE user_id = ?1 AND start_ms >= ?2 AND start_ms < ?3"                                     \
     " ORDER BY start_ms, id LIMIT ?21"
 
 int store_window_grow(struct store_window *w)
@@ -1162,12 +1132,12 @@ int store_window_grow(struct store_window *w)
     size_t nc = w->cap ? w->cap * 2 : 4096;
     /* Each array is moved as soon as it is reallocated, so a failure
      * half-way leaves every array valid (some merely larger). */
-#define GROW(field)                                                                                \
-    do {                                                                                           \
-        void *p_ = realloc(w->field, nc * sizeof(*w->field));                                      \
-        if (p_ == NULL)                                                                            \
-            return STORE_ENOMEM;                                                                   \
-        w->field = p_;                                                                             \
+#define GROW(field)                                                                                                    \
+    do {                                                                                                               \
+        void *p_ = realloc(w->field, nc * sizeof(*w->field));                                                          \
+        if (p_ == NULL)                                                                                                \
+            return STORE_ENOMEM;                                                                                       \
+        w->field = p_;                                                                                                 \
     } while (0)
     GROW(type);
     GROW(start_ms);
@@ -1204,9 +1174,8 @@ static int window_text(struct store_window *w, const char *t, uint32_t *at)
 
 static int window_query_ok(const struct store_window_query *q)
 {
-    if (q == NULL || q->user_id == NULL || q->types == NULL || q->n_types < 1 ||
-        q->n_types > STORE_WINDOW_MAX_TYPES || q->n_ranks > STORE_WINDOW_MAX_RANKS ||
-        (q->n_ranks > 0 && q->ranks == NULL))
+    if (q == NULL || q->user_id == NULL || q->types == NULL || q->n_types < 1 || q->n_types > STORE_WINDOW_MAX_TYPES ||
+        q->n_ranks > STORE_WINDOW_MAX_RANKS || (q->n_ranks > 0 && q->ranks == NULL))
         return 0;
     for (size_t i = 0; i < q->n_types; i++)
         if (q->types[i] == NULL)
@@ -1235,8 +1204,7 @@ static int window_reset(const struct store_window_query *q, struct store_window 
     return window_query_ok(q) ? 0 : STORE_EINVAL;
 }
 
-int store_sample_window(struct store_tx *tx, const struct store_window_query *q,
-                        struct store_window *w)
+int store_sample_window(struct store_tx *tx, const struct store_window_query *q, struct store_window *w)
 {
     int use_rows = 0;
     int rc = window_reset(q, w);
@@ -1250,8 +1218,7 @@ int store_sample_window(struct store_tx *tx, const struct store_window_query *q,
     return rc;
 }
 
-int store_sample_window_rows(struct store_tx *tx, const struct store_window_query *q,
-                             struct store_window *w)
+int store_sample_window_rows(struct store_tx *tx, const struct store_window_query *q, struct store_window *w)
 {
     static const char lite[] = WINDOW_SQL("instr");
     static const char pg[] = WINDOW_SQL("strpos");
@@ -1277,8 +1244,7 @@ int store_sample_window_rows(struct store_tx *tx, const struct store_window_quer
             db_bind_text(s, 17 + slot++, q->types[i]);
     for (; slot < STORE_WINDOW_MAX_PAYLOAD_TYPES; slot++)
         db_bind_null(s, 17 + slot);
-    db_bind_int64(s, 21, q->max_rows > 0 && q->max_rows < (size_t)INT64_MAX ? (int64_t)q->max_rows + 1
-                                                                              : INT64_MAX);
+    db_bind_int64(s, 21, q->max_rows > 0 && q->max_rows < (size_t)INT64_MAX ? (int64_t)q->max_rows + 1 : INT64_MAX);
     while ((rc = db_step(s)) == DB_ROW) {
         int64_t t = db_col_int64(s, 0);
         if (t < 0 || t >= (int64_t)q->n_types) {
@@ -1294,8 +1260,7 @@ int store_sample_window_rows(struct store_tx *tx, const struct store_window_quer
         w->value[i] = db_col_is_null(s, 3) ? NAN : db_col_double(s, 3);
         w->rank[i] = (uint8_t)db_col_int64(s, 4);
         const char *pl = db_col_text(s, 6);
-        w->offset_min[i] = db_col_is_null(s, 5) ? store_sample_payload_offset(pl)
-                                                : (int32_t)db_col_int64(s, 5);
+        w->offset_min[i] = db_col_is_null(s, 5) ? store_sample_payload_offset(pl) : (int32_t)db_col_int64(s, 5);
         w->payload[i] = STORE_WINDOW_NO_PAYLOAD;
         if (pl != NULL && (q->payload_types >> t & 1u) && (rc = window_text(w, pl, &w->payload[i])) != 0)
             break;
@@ -1327,12 +1292,10 @@ void store_window_free(struct store_window *w)
 
 int store_raw_upload_put(struct store_tx *tx, const struct store_raw_upload *r)
 {
-    static const char sql[] =
-        "INSERT INTO raw_uploads (upload_id, user_id, key_version, wrapped_dek, nonce,"
-        " ciphertext, content_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    static const char sql[] = "INSERT INTO raw_uploads (upload_id, user_id, key_version, wrapped_dek, nonce,"
+                              " ciphertext, content_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
     struct db_stmt *s = NULL;
-    if (!FITS(r->upload_id) || !FITS(r->user_id) || !FITS(r->content_type) ||
-        r->ciphertext == NULL)
+    if (!FITS(r->upload_id) || !FITS(r->user_id) || !FITS(r->content_type) || r->ciphertext == NULL)
         return STORE_EINVAL;
     int rc = store_tx_stmt(tx, sql, &s);
     if (rc != 0)
@@ -1393,8 +1356,7 @@ int store_raw_upload_get(struct store_tx *tx, const char *upload_id, struct stor
     r.key_version = (int)db_col_int64(s, 2);
     store_col_copy(s, 6, r.content_type, sizeof(r.content_type));
     r.created_at_ms = db_col_int64(s, 7);
-    if (blob_dup(s, 3, &r.wrapped_dek, &r.wrapped_dek_len) != 0 ||
-        blob_dup(s, 4, &r.nonce, &r.nonce_len) != 0 ||
+    if (blob_dup(s, 3, &r.wrapped_dek, &r.wrapped_dek_len) != 0 || blob_dup(s, 4, &r.nonce, &r.nonce_len) != 0 ||
         blob_dup(s, 5, &r.ciphertext, &r.ciphertext_len) != 0) {
         db_stmt_reset(s);
         store_raw_upload_clear(&r);
@@ -1485,8 +1447,8 @@ static int pair_unpack(const unsigned char *p, size_t len, char **a, char **b)
 
 /* Seal texts a and b of record kind/id for user: *blob, or NULL when the
  * store has no sealer. */
-static int seal_pair(struct store_tx *tx, const char *kind, const char *id, const char *user,
-                     const char *a, const char *b, unsigned char **blob, size_t *blen)
+static int seal_pair(struct store_tx *tx, const char *kind, const char *id, const char *user, const char *a,
+                     const char *b, unsigned char **blob, size_t *blen)
 {
     const struct store_sealer *z = &tx->st->sealer;
     char bound[64];
@@ -1507,8 +1469,8 @@ static int seal_pair(struct store_tx *tx, const char *kind, const char *id, cons
 }
 
 /* Open a record's sealed texts into *a and *b (which must be NULL). */
-static int open_pair(struct store_tx *tx, const char *kind, const char *id, const char *user,
-                     const unsigned char *blob, size_t blen, char **a, char **b)
+static int open_pair(struct store_tx *tx, const char *kind, const char *id, const char *user, const unsigned char *blob,
+                     size_t blen, char **a, char **b)
 {
     const struct store_sealer *z = &tx->st->sealer;
     char bound[64];
@@ -1546,8 +1508,7 @@ static int col_blob_dup(struct db_stmt *s, int col, unsigned char **out, size_t 
 
 /* ---- analyses ------------------------------------------------------------- */
 
-#define ANALYSIS_COLS                                                                        \
-    "id, user_id, upload_id, kind, model_version, version, coverage, result, created_at, sealed"
+#define ANALYSIS_COLS "id, user_id, upload_id, kind, model_version, version, coverage, result, created_at, sealed"
 
 int store_analysis_insert(struct store_tx *tx, const struct store_analysis *a)
 {
@@ -1556,8 +1517,8 @@ int store_analysis_insert(struct store_tx *tx, const struct store_analysis *a)
     struct db_stmt *s = NULL;
     unsigned char *blob = NULL;
     size_t blen = 0;
-    if (!FITS(a->id) || !FITS(a->user_id) || !FITS(a->upload_id) || !FITS(a->kind) ||
-        !FITS(a->model_version) || !a->id[0] || !a->user_id[0])
+    if (!FITS(a->id) || !FITS(a->user_id) || !FITS(a->upload_id) || !FITS(a->kind) || !FITS(a->model_version) ||
+        !a->id[0] || !a->user_id[0])
         return STORE_EINVAL;
     int rc = seal_pair(tx, "analysis", a->id, a->user_id, a->coverage, a->result, &blob, &blen);
     if (rc == 0)
@@ -1607,8 +1568,8 @@ static int analyses_open(struct store_tx *tx, struct store_analysis *v, size_t n
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (v[i].sealed_ == NULL)
             continue;
-        rc = open_pair(tx, "analysis", v[i].id, v[i].user_id, v[i].sealed_, v[i].sealed_len_,
-                       &v[i].coverage, &v[i].result);
+        rc = open_pair(tx, "analysis", v[i].id, v[i].user_id, v[i].sealed_, v[i].sealed_len_, &v[i].coverage,
+                       &v[i].result);
         free(v[i].sealed_);
         v[i].sealed_ = NULL;
         v[i].sealed_len_ = 0;
@@ -1639,8 +1600,7 @@ void store_analysis_list_free(struct store_analysis *v, size_t n)
     free(v);
 }
 
-int store_analysis_get(struct store_tx *tx, const char *id, const char *user_id,
-                       struct store_analysis *out)
+int store_analysis_get(struct store_tx *tx, const char *id, const char *user_id, struct store_analysis *out)
 {
     static const char sql[] = "SELECT " ANALYSIS_COLS " FROM analyses WHERE id = ?1"
                               " AND (CAST(?2 AS TEXT) IS NULL OR user_id = ?2)";
@@ -1668,9 +1628,8 @@ int store_analysis_get(struct store_tx *tx, const char *id, const char *user_id,
     return 0;
 }
 
-int store_analysis_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
-                        size_t limit, struct store_analysis **out, size_t *n,
-                        struct store_cursor *next)
+int store_analysis_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after, size_t limit,
+                        struct store_analysis **out, size_t *n, struct store_cursor *next)
 {
     static const char sql[] = "SELECT " ANALYSIS_COLS " FROM analyses"
                               " WHERE user_id = ?1 AND (created_at, id) < (?2, ?3)"
@@ -1684,8 +1643,7 @@ int store_analysis_list(struct store_tx *tx, const char *user_id, const struct s
     db_bind_text(s, 1, user_id);
     bind_after(s, 2, after);
     db_bind_int64(s, 4, (int64_t)limit + 1);
-    rc = collect(tx, s, limit, sizeof(**out), analysis_row, analysis_clear_v, (void **)out, n, next,
-                 8, 0);
+    rc = collect(tx, s, limit, sizeof(**out), analysis_row, analysis_clear_v, (void **)out, n, next, 8, 0);
     if (rc == 0 && (rc = analyses_open(tx, *out, *n)) != 0) {
         store_analysis_list_free(*out, *n);
         *out = NULL;
@@ -1696,8 +1654,8 @@ int store_analysis_list(struct store_tx *tx, const char *user_id, const struct s
 
 /* ---- insights ------------------------------------------------------------- */
 
-#define INSIGHT_COLS                                                                         \
-    "id, user_id, analysis_id, insight_type, generator, narrative, body, confidence,"       \
+#define INSIGHT_COLS                                                                                                   \
+    "id, user_id, analysis_id, insight_type, generator, narrative, body, confidence,"                                  \
     " created_at, sealed"
 
 int store_insight_insert(struct store_tx *tx, const struct store_insight *i)
@@ -1707,11 +1665,11 @@ int store_insight_insert(struct store_tx *tx, const struct store_insight *i)
     struct db_stmt *s = NULL;
     unsigned char *blob = NULL;
     size_t blen = 0;
-    if (!FITS(i->id) || !FITS(i->user_id) || !FITS(i->analysis_id) || !FITS(i->insight_type) ||
-        !FITS(i->generator) || !i->id[0] || !i->user_id[0])
+    if (!FITS(i->id) || !FITS(i->user_id) || !FITS(i->analysis_id) || !FITS(i->insight_type) || !FITS(i->generator) ||
+        !i->id[0] || !i->user_id[0])
         return STORE_EINVAL;
-    int rc = seal_pair(tx, "insight", i->id, i->user_id, i->narrative != NULL ? i->narrative : "",
-                       i->body, &blob, &blen);
+    int rc =
+        seal_pair(tx, "insight", i->id, i->user_id, i->narrative != NULL ? i->narrative : "", i->body, &blob, &blen);
     if (rc == 0)
         rc = store_tx_stmt(tx, sql, &s);
     if (rc != 0) {
@@ -1785,8 +1743,8 @@ static int insights_open(struct store_tx *tx, struct store_insight *v, size_t n)
     for (size_t k = 0; k < n && rc == 0; k++) {
         if (v[k].sealed_ == NULL)
             continue;
-        rc = open_pair(tx, "insight", v[k].id, v[k].user_id, v[k].sealed_, v[k].sealed_len_,
-                       &v[k].narrative, &v[k].body);
+        rc = open_pair(tx, "insight", v[k].id, v[k].user_id, v[k].sealed_, v[k].sealed_len_, &v[k].narrative,
+                       &v[k].body);
         free(v[k].sealed_);
         v[k].sealed_ = NULL;
         v[k].sealed_len_ = 0;
@@ -1817,8 +1775,7 @@ void store_insight_list_free(struct store_insight *v, size_t n)
     free(v);
 }
 
-int store_insight_get(struct store_tx *tx, const char *id, const char *user_id,
-                      struct store_insight *out)
+int store_insight_get(struct store_tx *tx, const char *id, const char *user_id, struct store_insight *out)
 {
     static const char sql[] = "SELECT " INSIGHT_COLS " FROM insights WHERE id = ?1"
                               " AND (CAST(?2 AS TEXT) IS NULL OR user_id = ?2)";
@@ -1847,8 +1804,8 @@ int store_insight_get(struct store_tx *tx, const char *id, const char *user_id,
 }
 
 int store_insight_list(struct store_tx *tx, const char *user_id, const char *insight_type,
-                       const struct store_cursor *after, size_t limit, struct store_insight **out,
-                       size_t *n, struct store_cursor *next)
+                       const struct store_cursor *after, size_t limit, struct store_insight **out, size_t *n,
+                       struct store_cursor *next)
 {
     static const char sql[] = "SELECT " INSIGHT_COLS " FROM insights"
                               " WHERE user_id = ?1 AND (CAST(?5 AS TEXT) IS NULL OR insight_type = ?5)"
@@ -1864,8 +1821,7 @@ int store_insight_list(struct store_tx *tx, const char *user_id, const char *ins
     bind_after(s, 2, after);
     db_bind_int64(s, 4, (int64_t)limit + 1);
     db_bind_text(s, 5, insight_type);
-    rc = collect(tx, s, limit, sizeof(**out), insight_row, insight_clear_v, (void **)out, n, next, 8,
-                 0);
+    rc = collect(tx, s, limit, sizeof(**out), insight_row, insight_clear_v, (void **)out, n, next, 8, 0);
     if (rc == 0 && (rc = insights_open(tx, *out, *n)) != 0) {
         store_insight_list_free(*out, *n);
         *out = NULL;

@@ -68,8 +68,7 @@ int store_tx_fail(struct store_tx *tx, int rc)
     if (tx->active && tx->failed_rc == 0)
         tx->failed_rc = rc;
     if (rc == STORE_EINTERNAL || rc == STORE_EUNAVAILABLE)
-        log_warning("store error", LOG_STR, "backend", store_backend_name(tx->st), LOG_STR,
-                    "error", tx->err, LOG_END);
+        log_warning("store error", LOG_STR, "backend", store_backend_name(tx->st), LOG_STR, "error", tx->err, LOG_END);
     return rc;
 }
 
@@ -77,8 +76,7 @@ int store_tx_stmt(struct store_tx *tx, const char *sql, struct db_stmt **out)
 {
     struct db_stmt *s = db_stmt_get(tx->conn, sql);
     if (s == NULL)
-        return store_tx_fail(tx, db_conn_errcode(tx->conn) ? db_conn_errcode(tx->conn)
-                                                           : STORE_EINTERNAL);
+        return store_tx_fail(tx, db_conn_errcode(tx->conn) ? db_conn_errcode(tx->conn) : STORE_EINTERNAL);
     *out = s;
     return 0;
 }
@@ -147,8 +145,7 @@ static int make_parent_dirs(const char *path)
     return 0;
 }
 
-int store_open(const char *url, const struct store_options *opts, struct store **out, char *err,
-               size_t errlen)
+int store_open(const char *url, const struct store_options *opts, struct store **out, char *err, size_t errlen)
 {
     struct store *st = NULL;
     struct store_options o;
@@ -183,8 +180,7 @@ int store_open(const char *url, const struct store_options *opts, struct store *
             return STORE_EINVAL;
         }
         if (make_parent_dirs(path) != 0) {
-            snprintf(err, errlen, "cannot create the directory of the sqlite database: %s",
-                     strerror(errno));
+            snprintf(err, errlen, "cannot create the directory of the sqlite database: %s", strerror(errno));
             store_close(st);
             return STORE_EUNAVAILABLE;
         }
@@ -247,10 +243,7 @@ void store_close(struct store *st)
     free(st);
 }
 
-const char *store_backend_name(const struct store *st)
-{
-    return st->backend == DB_SQLITE ? "sqlite" : "postgres";
-}
+const char *store_backend_name(const struct store *st) { return st->backend == DB_SQLITE ? "sqlite" : "postgres"; }
 
 /* ---- pool and transactions ----------------------------------------------- */
 
@@ -603,8 +596,7 @@ int store_health_pubsub(void *ctx, json_t *details, char *err, size_t errlen)
                      st->opts.health_max_depth);
         } else if (healthy && qs.oldest_age_ms > st->opts.health_max_age_ms) {
             healthy = 0;
-            snprintf(why, sizeof(why), "%s oldest message %" PRId64 " ms old", topics[i],
-                     qs.oldest_age_ms);
+            snprintf(why, sizeof(why), "%s oldest message %" PRId64 " ms old", topics[i], qs.oldest_age_ms);
         } else if (healthy && qs.dead > st->opts.health_max_dead) {
             healthy = 0;
             snprintf(why, sizeof(why), "%s has %" PRId64 " dead letters", topics[i], qs.dead);

@@ -45,19 +45,19 @@ struct store;
 struct store_tx;
 
 struct store_options {
-    int pool_size;             /* connections; size to HTTP + worker threads (default 8) */
-    int synchronous_full;      /* SQLite synchronous=FULL (1, default) or NORMAL (0) */
-    int busy_timeout_ms;       /* SQLite busy wait (default 5000) */
-    int statement_timeout_ms;  /* PostgreSQL statement_timeout (default 30000) */
-    int acquire_timeout_ms;    /* wait for a free connection (default 5000) */
-    int queue_max_attempts;    /* default max deliveries per message (default 5) */
-    int64_t queue_retention_ms;     /* keep acknowledged messages (default 86400000) */
-    int64_t raw_retention_ms;       /* keep raw upload bodies this long; 0 (default) forever */
-    int64_t queue_backoff_base_ms;  /* first retry delay (default 1000) */
-    int64_t queue_backoff_max_ms;   /* retry delay cap (default 600000) */
-    int64_t health_max_depth;       /* pubsub unhealthy above this depth (default 10000) */
-    int64_t health_max_age_ms;      /* ... or oldest unacked older (default 900000) */
-    int64_t health_max_dead;        /* ... or dead letters above (default 100) */
+    int pool_size;                 /* connections; size to HTTP + worker threads (default 8) */
+    int synchronous_full;          /* SQLite synchronous=FULL (1, default) or NORMAL (0) */
+    int busy_timeout_ms;           /* SQLite busy wait (default 5000) */
+    int statement_timeout_ms;      /* PostgreSQL statement_timeout (default 30000) */
+    int acquire_timeout_ms;        /* wait for a free connection (default 5000) */
+    int queue_max_attempts;        /* default max deliveries per message (default 5) */
+    int64_t queue_retention_ms;    /* keep acknowledged messages (default 86400000) */
+    int64_t raw_retention_ms;      /* keep raw upload bodies this long; 0 (default) forever */
+    int64_t queue_backoff_base_ms; /* first retry delay (default 1000) */
+    int64_t queue_backoff_max_ms;  /* retry delay cap (default 600000) */
+    int64_t health_max_depth;      /* pubsub unhealthy above this depth (default 10000) */
+    int64_t health_max_age_ms;     /* ... or oldest unacked older (default 900000) */
+    int64_t health_max_dead;       /* ... or dead letters above (default 100) */
 };
 
 /* Fill o with the defaults above. */
@@ -78,8 +78,7 @@ void store_options_from_config(struct store_options *o, const struct config *cfg
  * Returns 0 and *out (caller closes), or a STORE_E* code with a reason in err
  * that never contains the password.
  */
-int store_open(const char *url, const struct store_options *opts, struct store **out, char *err,
-               size_t errlen);
+int store_open(const char *url, const struct store_options *opts, struct store **out, char *err, size_t errlen);
 /* Close every connection and free the store; accepts NULL. No transaction
  * may be open. */
 void store_close(struct store *st);
@@ -158,13 +157,13 @@ int store_user_insert(struct store_tx *tx, const struct store_user *u);
 int store_user_get(struct store_tx *tx, const char *id, struct store_user *out);
 int store_user_get_by_email(struct store_tx *tx, const char *email, struct store_user *out);
 /* Record a login attempt's outcome: failed_logins, locked_until, last_login. */
-int store_user_login_update(struct store_tx *tx, const char *id, int failed_logins,
-                            int64_t locked_until_ms, int64_t last_login_ms);
+int store_user_login_update(struct store_tx *tx, const char *id, int failed_logins, int64_t locked_until_ms,
+                            int64_t last_login_ms);
 /* Replace the mutable profile fields (names, phone, role, status, password). */
 int store_user_update(struct store_tx *tx, const struct store_user *u);
 /* Newest first by (created_at, id). *out is caller-freed with free(). */
-int store_user_list(struct store_tx *tx, const struct store_cursor *after, size_t limit,
-                    struct store_user **out, size_t *n, struct store_cursor *next);
+int store_user_list(struct store_tx *tx, const struct store_cursor *after, size_t limit, struct store_user **out,
+                    size_t *n, struct store_cursor *next);
 /* Erase the user and every row derived from them (tokens, uploads, samples,
  * raw bodies, analyses, insights, queue messages naming them stay opaque).
  * Audit rows keep the user id. STORE_ENOTFOUND when absent. */
@@ -184,32 +183,27 @@ struct store_refresh_token {
 };
 
 int store_token_insert(struct store_tx *tx, const struct store_refresh_token *t);
-int store_token_get_by_hash(struct store_tx *tx, const char *token_hash,
-                            struct store_refresh_token *out);
+int store_token_get_by_hash(struct store_tx *tx, const char *token_hash, struct store_refresh_token *out);
 /* Revoke one token (replaced_by may be NULL). STORE_ENOTFOUND when absent. */
-int store_token_revoke(struct store_tx *tx, const char *id, const char *replaced_by,
-                       int64_t now_ms);
+int store_token_revoke(struct store_tx *tx, const char *id, const char *replaced_by, int64_t now_ms);
 /* Revoke every live token of a family (reuse detection); *n revoked. */
-int store_token_revoke_family(struct store_tx *tx, const char *family_id, int64_t now_ms,
-                              int64_t *n);
+int store_token_revoke_family(struct store_tx *tx, const char *family_id, int64_t now_ms, int64_t *n);
 int store_token_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n);
 
 /* ---- sign-in identities and sessions (identity.c) ---------------------- */
 
 /* The Clarity user an external identity (issuer, subject) is bound to, into
  * user_id (STORE_ID_LEN). STORE_ENOTFOUND when unbound. */
-int store_identity_get(struct store_tx *tx, const char *issuer, const char *subject,
-                       char user_id[STORE_ID_LEN]);
+int store_identity_get(struct store_tx *tx, const char *issuer, const char *subject, char user_id[STORE_ID_LEN]);
 /* Bind (issuer, subject) to user_id. STORE_ECONFLICT when already bound. */
-int store_identity_insert(struct store_tx *tx, const char *issuer, const char *subject,
-                          const char *user_id, const char *email);
+int store_identity_insert(struct store_tx *tx, const char *issuer, const char *subject, const char *user_id,
+                          const char *email);
 /* How many identities are bound to user_id. */
 int store_identity_count(struct store_tx *tx, const char *user_id, int64_t *n);
 
 /* Add sid to the revocation set (revoked_at = now_ms; a repeat keeps the
  * later time); expires_at_ms is when no token it can match is valid. */
-int store_session_revoke(struct store_tx *tx, const char *sid, int64_t now_ms,
-                         int64_t expires_at_ms);
+int store_session_revoke(struct store_tx *tx, const char *sid, int64_t now_ms, int64_t expires_at_ms);
 struct store_revocation {
     char sid[128];
     int64_t revoked_at_ms;
@@ -217,14 +211,12 @@ struct store_revocation {
 };
 /* Revocations with revoked_at >= since_ms, oldest first, at most max into
  * out (*n filled). Rows past expiry at now_ms are pruned first. */
-int store_session_revoked_since(struct store_tx *tx, int64_t since_ms, int64_t now_ms,
-                                struct store_revocation *out, size_t max, size_t *n);
+int store_session_revoked_since(struct store_tx *tx, int64_t since_ms, int64_t now_ms, struct store_revocation *out,
+                                size_t max, size_t *n);
 
 /* users.email_verified and users.display_name (migration 007). */
-int store_user_extra_get(struct store_tx *tx, const char *id, int *email_verified,
-                         char *display_name, size_t cap);
-int store_user_extra_set(struct store_tx *tx, const char *id, int email_verified,
-                         const char *display_name);
+int store_user_extra_get(struct store_tx *tx, const char *id, int *email_verified, char *display_name, size_t cap);
+int store_user_extra_set(struct store_tx *tx, const char *id, int email_verified, const char *display_name);
 
 /* Pending e-mail verification codes (one per user; only a hash is kept). */
 struct store_email_code {
@@ -243,21 +235,20 @@ int store_email_code_delete(struct store_tx *tx, const char *user_id);
 /* ---- audit log --------------------------------------------------------- */
 
 struct store_audit {
-    char id[STORE_ID_LEN]; /* "" → generated */
+    char id[STORE_ID_LEN];      /* "" → generated */
     char user_id[STORE_ID_LEN]; /* the actor; "" for anonymous */
     char action[64];            /* e.g. "health_data.read" */
     char resource_type[32];
     char resource_id[64];
-    char outcome[16];           /* success | denied | error */
+    char outcome[16];                      /* success | denied | error */
     char request_id[LIMIT_REQUEST_ID + 1]; /* the whole id the server accepted (never cut) */
     char ip[64];
-    int64_t created_at_ms;      /* 0 → now */
+    int64_t created_at_ms; /* 0 → now */
 };
 
 int store_audit_insert(struct store_tx *tx, const struct store_audit *a);
-int store_audit_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
-                     size_t limit, struct store_audit **out, size_t *n,
-                     struct store_cursor *next);
+int store_audit_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after, size_t limit,
+                     struct store_audit **out, size_t *n, struct store_cursor *next);
 int store_audit_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n);
 
 /* ---- uploads ----------------------------------------------------------- */
@@ -280,14 +271,14 @@ int store_upload_status_parse(const char *text, enum store_upload_status *out);
 struct store_upload {
     char id[STORE_ID_LEN];
     char user_id[STORE_ID_LEN];
-    char source[64];  /* upload_source, or "healthkit" / "apple_health_export" */
+    char source[64]; /* upload_source, or "healthkit" / "apple_health_export" */
     enum store_upload_status status;
     int64_t total_metrics;
     int64_t processed_metrics;
     int64_t accepted;
     int64_t rejected;
-    double progress;  /* 0..1 */
-    char error[512];  /* "" when none; never health values */
+    double progress; /* 0..1 */
+    char error[512]; /* "" when none; never health values */
     char sync_token[256];
     int64_t client_timestamp_ms;
     int64_t created_at_ms; /* 0 → now */
@@ -296,15 +287,13 @@ struct store_upload {
 
 int store_upload_insert(struct store_tx *tx, const struct store_upload *u);
 /* user_id NULL: any owner (workers, admin); otherwise only the owner's. */
-int store_upload_get(struct store_tx *tx, const char *id, const char *user_id,
-                     struct store_upload *out);
+int store_upload_get(struct store_tx *tx, const char *id, const char *user_id, struct store_upload *out);
 /* Set status, progress, processed count and error (NULL keeps "") and
  * updated_at = now. */
-int store_upload_status_set(struct store_tx *tx, const char *id, enum store_upload_status status,
-                            double progress, int64_t processed, const char *error);
-int store_upload_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
-                      size_t limit, struct store_upload **out, size_t *n,
-                      struct store_cursor *next);
+int store_upload_status_set(struct store_tx *tx, const char *id, enum store_upload_status status, double progress,
+                            int64_t processed, const char *error);
+int store_upload_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after, size_t limit,
+                      struct store_upload **out, size_t *n, struct store_cursor *next);
 /* Delete an upload with its samples, raw body and analyses (and the insights
  * of those). user_id NULL: any owner. STORE_ENOTFOUND when absent. */
 int store_upload_delete(struct store_tx *tx, const char *id, const char *user_id);
@@ -312,22 +301,22 @@ int store_upload_delete(struct store_tx *tx, const char *id, const char *user_id
 /* ---- health samples ---------------------------------------------------- */
 
 struct store_sample {
-    int64_t id;                   /* out: assigned row id */
+    int64_t id; /* out: assigned row id */
     char user_id[STORE_ID_LEN];
     char upload_id[STORE_ID_LEN]; /* "" for none */
     char metric_type[48];         /* API metric_type or HealthKit identifier */
     int64_t start_ms;
     int64_t end_ms;
-    double value;                 /* NAN for none */
-    double value2;                /* second value (diastolic…), NAN for none */
+    double value;  /* NAN for none */
+    double value2; /* second value (diastolic…), NAN for none */
     char unit[32];
     char source[128];
     char device[128];
-    char hk_uuid[64];             /* HealthKit sample UUID; "" none; unique per user */
-    char *payload;                /* JSON text for structured data (sleep stages…), NULL none */
-    double quality_score;         /* NAN for none */
-    char validation_status[16];   /* "" → "valid" */
-    int processing_version;       /* 0 → STORE_PROCESSING_VERSION */
+    char hk_uuid[64];           /* HealthKit sample UUID; "" none; unique per user */
+    char *payload;              /* JSON text for structured data (sleep stages…), NULL none */
+    double quality_score;       /* NAN for none */
+    char validation_status[16]; /* "" → "valid" */
+    int processing_version;     /* 0 → STORE_PROCESSING_VERSION */
 };
 #define STORE_PROCESSING_VERSION 2
 
@@ -337,19 +326,18 @@ struct store_sample {
  * *inserted (may be NULL) receives how many rows were new. Ids are not
  * written back (bulk path). Any invalid sample fails the whole call.
  */
-int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *s, size_t n,
-                              size_t *inserted);
+int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *s, size_t n, size_t *inserted);
 
 struct store_sample_query {
-    const char *user_id;     /* required */
-    const char *metric_type; /* NULL: any */
-    const char *source;      /* NULL: any */
-    const char *upload_id;   /* NULL: any */
-    int64_t start_ms;        /* start_ms >= this (INT64_MIN: unbounded) */
-    int64_t end_ms;          /* start_ms < this (INT64_MAX: unbounded) */
-    int ascending;           /* 0 newest first (API lists), 1 oldest first (analysis) */
+    const char *user_id;       /* required */
+    const char *metric_type;   /* NULL: any */
+    const char *source;        /* NULL: any */
+    const char *upload_id;     /* NULL: any */
+    int64_t start_ms;          /* start_ms >= this (INT64_MIN: unbounded) */
+    int64_t end_ms;            /* start_ms < this (INT64_MAX: unbounded) */
+    int ascending;             /* 0 newest first (API lists), 1 oldest first (analysis) */
     struct store_cursor after; /* keyset: (start_ms, id) of the last row seen */
-    size_t limit;            /* 0: no limit (streaming with _each) */
+    size_t limit;              /* 0: no limit (streaming with _each) */
 };
 
 /* Called per row; the sample (and its payload) is borrowed for the call.
@@ -357,15 +345,13 @@ struct store_sample_query {
 typedef int (*store_sample_fn)(void *ctx, const struct store_sample *s);
 
 /* Stream matching samples to fn, in (start_ms, id) order. */
-int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, store_sample_fn fn,
-                      void *ctx);
+int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, store_sample_fn fn, void *ctx);
 /* One page (limit 1..STORE_PAGE_MAX) into a new array; free with
  * store_sample_list_free. next->set is 1 when more rows may follow. */
-int store_sample_list(struct store_tx *tx, const struct store_sample_query *q,
-                      struct store_sample **out, size_t *n, struct store_cursor *next);
+int store_sample_list(struct store_tx *tx, const struct store_sample_query *q, struct store_sample **out, size_t *n,
+                      struct store_cursor *next);
 void store_sample_list_free(struct store_sample *v, size_t n);
-int store_sample_count(struct store_tx *tx, const char *user_id, const char *upload_id,
-                       int64_t *count);
+int store_sample_count(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t *count);
 int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n);
 
 /*
@@ -383,8 +369,8 @@ int32_t store_sample_payload_offset(const char *payload);
  * health_samples_upload_time / health_samples_user_time_type in index
  * order, so it reads about max rows however large the upload is.
  */
-int store_sample_newest(struct store_tx *tx, const char *user_id, const char *upload_id, size_t max,
-                        int64_t *start_ms, int64_t *end_ms, int32_t *offset_min, size_t *n);
+int store_sample_newest(struct store_tx *tx, const char *user_id, const char *upload_id, size_t max, int64_t *start_ms,
+                        int64_t *end_ms, int32_t *offset_min, size_t *n);
 
 /* ---- the analysis window: one columnar read ---------------------------- */
 
@@ -394,17 +380,17 @@ int store_sample_newest(struct store_tx *tx, const char *user_id, const char *up
 #define STORE_WINDOW_NO_PAYLOAD UINT32_MAX
 
 struct store_window_query {
-    const char *user_id;       /* required */
-    const char *const *types;  /* metric types; a row of types[i] gets type i */
-    size_t n_types;            /* 1..STORE_WINDOW_MAX_TYPES */
-    uint32_t payload_types;    /* bit i: rows of types[i] bring their payload
+    const char *user_id;      /* required */
+    const char *const *types; /* metric types; a row of types[i] gets type i */
+    size_t n_types;           /* 1..STORE_WINDOW_MAX_TYPES */
+    uint32_t payload_types;   /* bit i: rows of types[i] bring their payload
                                   (at most STORE_WINDOW_MAX_PAYLOAD_TYPES bits) */
-    const char *const *ranks;  /* a row's rank: the index of the first of these
+    const char *const *ranks; /* a row's rank: the index of the first of these
                                   found in its device or source text (case-
                                   sensitive substring), n_ranks when none */
-    size_t n_ranks;            /* 0..STORE_WINDOW_MAX_RANKS */
-    int64_t from_ms, to_ms;    /* rows with from_ms <= start_ms < to_ms */
-    size_t max_rows;           /* read at most max_rows + 1 rows (all types);
+    size_t n_ranks;           /* 0..STORE_WINDOW_MAX_RANKS */
+    int64_t from_ms, to_ms;   /* rows with from_ms <= start_ms < to_ms */
+    size_t max_rows;          /* read at most max_rows + 1 rows (all types);
                                   0 means no limit */
 };
 
@@ -417,15 +403,15 @@ struct store_window_query {
  * NUL-terminated strings at text + payload[i].
  */
 struct store_window {
-    size_t n;           /* rows of the listed types */
-    size_t n_other;     /* rows of other types in the range */
-    uint8_t *type;      /* index into query types */
+    size_t n;       /* rows of the listed types */
+    size_t n_other; /* rows of other types in the range */
+    uint8_t *type;  /* index into query types */
     int64_t *start_ms;
     int64_t *end_ms;
-    double *value;      /* NAN for NULL */
-    uint8_t *rank;      /* 0..n_ranks */
+    double *value;       /* NAN for NULL */
+    uint8_t *rank;       /* 0..n_ranks */
     int32_t *offset_min; /* the device's UTC offset (store_sample_payload_offset) */
-    uint32_t *payload;  /* offset into text, or STORE_WINDOW_NO_PAYLOAD */
+    uint32_t *payload;   /* offset into text, or STORE_WINDOW_NO_PAYLOAD */
     char *text;
     size_t cap, text_len, text_cap;
 };
@@ -437,13 +423,11 @@ struct store_window {
  * Replaces w's previous rows. Returns 0, or STORE_EINVAL for a bad query,
  * STORE_ENOMEM or a database error with w->n and w->n_other set to 0.
  */
-int store_sample_window(struct store_tx *tx, const struct store_window_query *q,
-                        struct store_window *w);
+int store_sample_window(struct store_tx *tx, const struct store_window_query *q, struct store_window *w);
 /* The same read from health_samples row by row: what store_sample_window
  * falls back to while a user has an upload not yet in sample_days (written
  * by a release before migration 006); tests compare the two. */
-int store_sample_window_rows(struct store_tx *tx, const struct store_window_query *q,
-                             struct store_window *w);
+int store_sample_window_rows(struct store_tx *tx, const struct store_window_query *q, struct store_window *w);
 /* Put the user's uploads that are not yet in sample_days (uploads stored by
  * a release before migration 006) into it; *healed (may be NULL) counts
  * them. Write transaction. The analysis job runs it before its read. */
@@ -517,10 +501,10 @@ int store_raw_upload_purge(struct store *st, int64_t now_ms, int64_t *n);
  */
 struct store_sealer {
     void *ctx;
-    int (*seal)(void *ctx, struct store_tx *tx, const char *user_id, const char *bound,
-                const unsigned char *plain, size_t len, unsigned char **blob, size_t *blob_len);
-    int (*open)(void *ctx, struct store_tx *tx, const char *user_id, const char *bound,
-                const unsigned char *blob, size_t blob_len, unsigned char **plain, size_t *len);
+    int (*seal)(void *ctx, struct store_tx *tx, const char *user_id, const char *bound, const unsigned char *plain,
+                size_t len, unsigned char **blob, size_t *blob_len);
+    int (*open)(void *ctx, struct store_tx *tx, const char *user_id, const char *bound, const unsigned char *blob,
+                size_t blob_len, unsigned char **plain, size_t *len);
 };
 
 /*
@@ -543,21 +527,19 @@ struct store_analysis {
     char upload_id[STORE_ID_LEN]; /* "" none */
     char kind[32];                /* e.g. "pat", "sleep", "step" */
     char model_version[64];
-    int version;                  /* result schema version */
-    char *coverage;               /* JSON: data coverage the results rest on */
-    char *result;                 /* JSON */
+    int version;    /* result schema version */
+    char *coverage; /* JSON: data coverage the results rest on */
+    char *result;   /* JSON */
     int64_t created_at_ms;
-    unsigned char *sealed_;       /* store-internal (the sealed form as read); ignore */
+    unsigned char *sealed_; /* store-internal (the sealed form as read); ignore */
     size_t sealed_len_;
 };
 
 int store_analysis_insert(struct store_tx *tx, const struct store_analysis *a);
 /* user_id NULL: any owner. Free with store_analysis_clear. */
-int store_analysis_get(struct store_tx *tx, const char *id, const char *user_id,
-                       struct store_analysis *out);
-int store_analysis_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after,
-                        size_t limit, struct store_analysis **out, size_t *n,
-                        struct store_cursor *next);
+int store_analysis_get(struct store_tx *tx, const char *id, const char *user_id, struct store_analysis *out);
+int store_analysis_list(struct store_tx *tx, const char *user_id, const struct store_cursor *after, size_t limit,
+                        struct store_analysis **out, size_t *n, struct store_cursor *next);
 void store_analysis_clear(struct store_analysis *a);
 void store_analysis_list_free(struct store_analysis *v, size_t n);
 
@@ -568,26 +550,25 @@ struct store_insight {
     char user_id[STORE_ID_LEN];
     char analysis_id[STORE_ID_LEN]; /* "" none */
     char insight_type[32];
-    char generator[32];             /* "builtin", "gemini", … */
+    char generator[32]; /* "builtin", "gemini", … */
     char *narrative;
-    char *body;                     /* JSON: key_insights, recommendations, … */
+    char *body; /* JSON: key_insights, recommendations, … */
     double confidence;
     int64_t created_at_ms;
-    unsigned char *sealed_;         /* store-internal (the sealed form as read); ignore */
+    unsigned char *sealed_; /* store-internal (the sealed form as read); ignore */
     size_t sealed_len_;
 };
 
 int store_insight_insert(struct store_tx *tx, const struct store_insight *i);
-int store_insight_get(struct store_tx *tx, const char *id, const char *user_id,
-                      struct store_insight *out);
+int store_insight_get(struct store_tx *tx, const char *id, const char *user_id, struct store_insight *out);
 /* Replace the content of insight i->id of user i->user_id (a re-sync of the
  * same analysis period: analysis_id, generator, narrative, body, confidence,
  * created_at). STORE_ENOTFOUND when there is no such row. */
 int store_insight_update(struct store_tx *tx, const struct store_insight *i);
 /* Newest first; insight_type NULL for all types. */
 int store_insight_list(struct store_tx *tx, const char *user_id, const char *insight_type,
-                       const struct store_cursor *after, size_t limit, struct store_insight **out,
-                       size_t *n, struct store_cursor *next);
+                       const struct store_cursor *after, size_t limit, struct store_insight **out, size_t *n,
+                       struct store_cursor *next);
 /* How many insights user_id has (the history's total_count). */
 int store_insight_count(struct store_tx *tx, const char *user_id, int64_t *count);
 void store_insight_clear(struct store_insight *i);

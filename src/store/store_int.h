@@ -21,11 +21,11 @@ struct store_tx {
     struct store *st;
     struct db_conn *conn;
     int in_use;
-    int active;        /* BEGIN ran */
-    int write_locked;  /* holds st->write_mu (SQLite writers) */
-    int published;     /* queue messages were published in this tx */
+    int active;          /* BEGIN ran */
+    int write_locked;    /* holds st->write_mu (SQLite writers) */
+    int published;       /* queue messages were published in this tx */
     int insight_created; /* SQLite: an insight was inserted (wake event subscribers at commit) */
-    int failed_rc;     /* first database error inside the tx; commit refuses */
+    int failed_rc;       /* first database error inside the tx; commit refuses */
     char notify[STORE_TX_MAX_NOTIFY][64];
     int nnotify;
     char err[512];
@@ -112,8 +112,7 @@ int store_days_rebuild(struct store_tx *tx, const char *user_id, const int64_t *
 /* The window from sample_days into w (n, n_other, text_len at 0); sets
  * *use_rows instead when the rows must be read (an upload not yet in its
  * days). */
-int store_days_window(struct store_tx *tx, const struct store_window_query *q, struct store_window *w,
-                      int *use_rows);
+int store_days_window(struct store_tx *tx, const struct store_window_query *q, struct store_window *w, int *use_rows);
 /* Grow w's arrays (doubling). */
 int store_window_grow(struct store_window *w);
 

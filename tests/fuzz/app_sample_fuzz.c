@@ -123,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (json_is_array(samples)) {
         size_t i;
         json_t *s;
-        json_array_foreach(samples, i, s) {
+        json_array_foreach (samples, i, s) {
             if (i >= 256)
                 break;
             one(s);

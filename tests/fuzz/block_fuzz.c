@@ -60,11 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (block_encode(keep, n, &b, &len) != 0 || block_reader_open(b, len, &r2) != 0)
             abort();
         for (size_t i = 0; i < n; i++) {
-            if (block_reader_next(r2, &x, NULL) != 1 || x.id != keep[i].id ||
-                x.start_ms != keep[i].start_ms || x.end_ms != keep[i].end_ms ||
-                strcmp(x.metric_type, keep[i].metric_type) != 0 ||
-                x.utc_offset_min != keep[i].utc_offset_min ||
-                (x.payload == NULL) != (keep[i].payload == NULL) ||
+            if (block_reader_next(r2, &x, NULL) != 1 || x.id != keep[i].id || x.start_ms != keep[i].start_ms ||
+                x.end_ms != keep[i].end_ms || strcmp(x.metric_type, keep[i].metric_type) != 0 ||
+                x.utc_offset_min != keep[i].utc_offset_min || (x.payload == NULL) != (keep[i].payload == NULL) ||
                 (x.payload && strcmp(x.payload, keep[i].payload) != 0))
                 abort();
         }

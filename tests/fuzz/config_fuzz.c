@@ -64,8 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* NAME=VALUE lines as the environment. */
     struct fake_env e = {0};
     char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line != NULL && e.n < MAX_VARS;
-         line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r(text, "\n", &save); line != NULL && e.n < MAX_VARS; line = strtok_r(NULL, "\n", &save)) {
         char *eq = strchr(line, '=');
         if (eq == NULL || eq == line)
             continue;

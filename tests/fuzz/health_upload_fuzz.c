@@ -54,8 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct upload_samples out = {0};
     const char *source = NULL, *sync = NULL;
     int64_t ts = 0;
-    int rc = upload_parse_health_data(body, "0190f0d8-5b3c-7cc0-8000-000000000001", 64, &c, &out, &source, &sync,
-                                      &ts);
+    int rc = upload_parse_health_data(body, "0190f0d8-5b3c-7cc0-8000-000000000001", 64, &c, &out, &source, &sync, &ts);
     if (rc == 0) {
         if (c.nerrors != 0 || out.n == 0 || source == NULL)
             abort();

@@ -40,13 +40,14 @@ static void init(void)
     signer = jwt_signer_from_pem(copy, err, sizeof(err));
     unsigned char pt[65];
     size_t ptlen = 0;
-    if (signer == NULL ||
-        EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &ptlen) != 1 || ptlen != 65)
+    if (signer == NULL || EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &ptlen) != 1 ||
+        ptlen != 65)
         abort();
     char x[64], y[64], jwks[400];
     sodium_bin2base64(x, sizeof(x), pt + 1, 32, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     sodium_bin2base64(y, sizeof(y), pt + 33, 32, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    snprintf(jwks, sizeof(jwks), "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"%s\",\"x\":\"%s\",\"y\":\"%s\"}]}",
+    snprintf(jwks, sizeof(jwks),
+             "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"%s\",\"x\":\"%s\",\"y\":\"%s\"}]}",
              jwt_signer_kid(signer), x, y);
     keys = jwt_keyset_parse(jwks, strlen(jwks), err, sizeof(err));
     if (keys == NULL)

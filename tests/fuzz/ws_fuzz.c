@@ -71,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct ws_loop *loop;
     if (loop == NULL) {
-        struct ws_options o = {.max_message = 64 * 1024, .max_queued = 256 * 1024, .heartbeat_ms = 60000,
-                               .idle_ms = 60000};
+        struct ws_options o = {
+            .max_message = 64 * 1024, .max_queued = 256 * 1024, .heartbeat_ms = 60000, .idle_ms = 60000};
         char err[128];
         if ((loop = ws_loop_new(&o, &handler, NULL, err, sizeof(err))) == NULL)
             abort();

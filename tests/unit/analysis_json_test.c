@@ -42,8 +42,7 @@ static void test_local_time(void **st)
     (void)st;
     char buf[64];
     assert_string_equal(analysis_json_local_time(0, buf, sizeof(buf)), "1970-01-01T00:00");
-    assert_string_equal(analysis_json_local_time(19782LL * 1440 + 23 * 60 + 59, buf, sizeof(buf)),
-                        "2024-02-29T23:59");
+    assert_string_equal(analysis_json_local_time(19782LL * 1440 + 23 * 60 + 59, buf, sizeof(buf)), "2024-02-29T23:59");
     assert_string_equal(analysis_json_local_time(-1, buf, sizeof(buf)), "1969-12-31T23:59");
 }
 

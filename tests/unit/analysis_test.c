@@ -327,12 +327,8 @@ static void test_edges(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_week_hand),
-        cmocka_unit_test(test_week_dst),
-        cmocka_unit_test(test_week_sadeh),
-        cmocka_unit_test(test_edges),
-        cmocka_unit_test(test_nonwear_day),
-        cmocka_unit_test(test_steps_week),
+        cmocka_unit_test(test_week_hand),       cmocka_unit_test(test_week_dst),    cmocka_unit_test(test_week_sadeh),
+        cmocka_unit_test(test_edges),           cmocka_unit_test(test_nonwear_day), cmocka_unit_test(test_steps_week),
         cmocka_unit_test(test_recorded_nights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

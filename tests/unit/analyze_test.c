@@ -200,9 +200,9 @@ static void test_epochs_and_actogram(void **st)
         line++;
         if (line == 6)
             assert_string_equal(buf, "2026-01-10T12:05,,,\n"); /* missing minute */
-        if (line == 1 + 12 * 60)                             /* 00:00: asleep at night */
+        if (line == 1 + 12 * 60)                               /* 00:00: asleep at night */
             assert_string_equal(buf, "2026-01-11T00:00,5,1,1\n");
-        if (line == 1441)                                    /* 12:00 day 2: zeros, non-wear */
+        if (line == 1441) /* 12:00 day 2: zeros, non-wear */
             assert_string_equal(buf, "2026-01-11T12:00,0,0,\n");
     }
     assert_int_equal(line, N);

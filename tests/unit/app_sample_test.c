@@ -69,16 +69,18 @@ static void test_steps_key_is_the_imports(void **state)
 
     /* Same content, another source: another sample. Same everything: same key. */
     struct store_sample t;
-    assert_int_equal(map("{\"sample_type\":\"stepCount\",\"value\":320,\"start_date\":\"2025-06-24T12:00:00+02:00\","
-                         "\"end_date\":\"2025-06-24T12:30:00+02:00\",\"source_revision\":{\"source\":{\"name\":\"Phone\"}}}",
-                         &t, &e),
-                     APP_SAMPLE_OK);
+    assert_int_equal(
+        map("{\"sample_type\":\"stepCount\",\"value\":320,\"start_date\":\"2025-06-24T12:00:00+02:00\","
+            "\"end_date\":\"2025-06-24T12:30:00+02:00\",\"source_revision\":{\"source\":{\"name\":\"Phone\"}}}",
+            &t, &e),
+        APP_SAMPLE_OK);
     assert_string_not_equal(t.hk_uuid, want);
     free(t.payload);
-    assert_int_equal(map("{\"sample_type\":\"stepCount\",\"value\":320,\"start_date\":\"2025-06-24T12:00:00+02:00\","
-                         "\"end_date\":\"2025-06-24T12:30:00+02:00\",\"source_revision\":{\"source\":{\"name\":\"Watch\"}}}",
-                         &t, &e),
-                     APP_SAMPLE_OK);
+    assert_int_equal(
+        map("{\"sample_type\":\"stepCount\",\"value\":320,\"start_date\":\"2025-06-24T12:00:00+02:00\","
+            "\"end_date\":\"2025-06-24T12:30:00+02:00\",\"source_revision\":{\"source\":{\"name\":\"Watch\"}}}",
+            &t, &e),
+        APP_SAMPLE_OK);
     assert_string_equal(t.hk_uuid, want); /* default unit "count", offset only a notation */
     free(t.payload);
 }
@@ -89,7 +91,8 @@ static void test_heart_rates_and_sleep(void **state)
     struct store_sample s;
     struct app_sample_error e;
     assert_int_equal(map("{\"sample_type\":\"heartRate\",\"value\":72.5,\"start_date\":\"2025-06-24T10:00:00Z\","
-                         "\"end_date\":\"2025-06-24T10:00:00Z\"}", &s, &e),
+                         "\"end_date\":\"2025-06-24T10:00:00Z\"}",
+                         &s, &e),
                      APP_SAMPLE_OK);
     assert_string_equal(s.metric_type, HK_T_HEART_RATE);
     assert_string_equal(s.unit, "count/min");
@@ -98,7 +101,8 @@ static void test_heart_rates_and_sleep(void **state)
     free(s.payload);
     /* 1.5 count/s = 90 count/min */
     assert_int_equal(map("{\"sample_type\":\"restingHeartRate\",\"value\":1.5,\"unit\":\"count/s\","
-                         "\"start_date\":\"2025-06-24T10:00:00Z\",\"end_date\":\"2025-06-24T10:00:00Z\"}", &s, &e),
+                         "\"start_date\":\"2025-06-24T10:00:00Z\",\"end_date\":\"2025-06-24T10:00:00Z\"}",
+                         &s, &e),
                      APP_SAMPLE_OK);
     assert_string_equal(s.metric_type, HK_T_RESTING_HEART_RATE);
     assert_true(fabs(s.value - 90.0) < 1e-9);
@@ -108,7 +112,8 @@ static void test_heart_rates_and_sleep(void **state)
      * value="HKCategoryValueSleepAnalysisAsleepCore" without a unit. */
     assert_int_equal(map("{\"sample_type\":\"sleepAnalysis\",\"value\":12,\"category_value\":3,\"unit\":\"min\","
                          "\"start_date\":\"2025-06-24T10:00:00Z\",\"end_date\":\"2025-06-24T11:30:00Z\","
-                         "\"metadata\":{\"sleep_stage\":\"core\"}}", &s, &e),
+                         "\"metadata\":{\"sleep_stage\":\"core\"}}",
+                         &s, &e),
                      APP_SAMPLE_OK);
     assert_string_equal(s.metric_type, HK_T_SLEEP);
     assert_true(s.value == 90.0);
@@ -156,11 +161,14 @@ static void test_refusals(void **state)
     refused("{\"sample_type\":\"sleepAnalysis\",\"category_value\":6," D "}", APP_SAMPLE_INVALID, "/category_value");
     refused("{\"sample_type\":\"sleepAnalysis\",\"category_value\":1.5," D "}", APP_SAMPLE_INVALID, "/category_value");
     refused("{\"sample_type\":\"sleepAnalysis\",\"category_value\":1,\"start_date\":\"2025-06-20T10:00:00Z\","
-            "\"end_date\":\"2025-06-24T10:00:00Z\"}", APP_SAMPLE_INVALID, "/category_value"); /* 4 days */
+            "\"end_date\":\"2025-06-24T10:00:00Z\"}",
+            APP_SAMPLE_INVALID, "/category_value"); /* 4 days */
     refused("{\"sample_type\":\"stepCount\",\"value\":1,\"start_date\":\"2025-06-24T10:00:00Z\","
-            "\"end_date\":\"2025-06-24T09:00:00Z\"}", APP_SAMPLE_INVALID, "/end_date");
+            "\"end_date\":\"2025-06-24T09:00:00Z\"}",
+            APP_SAMPLE_INVALID, "/end_date");
     refused("{\"sample_type\":\"stepCount\",\"value\":1,\"start_date\":\"2025-06-24 10:00\","
-            "\"end_date\":\"2025-06-24T09:00:00Z\"}", APP_SAMPLE_INVALID, "/start_date");
+            "\"end_date\":\"2025-06-24T09:00:00Z\"}",
+            APP_SAMPLE_INVALID, "/start_date");
     refused("{\"sample_type\":\"stepCount\",\"value\":1,\"start_date\":\"2025-06-24T10:00:00Z\"}", APP_SAMPLE_INVALID,
             "/end_date");
     refused("{\"sample_type\":\"stepCount\",\"value\":1,\"metadata\":[]," D "}", APP_SAMPLE_INVALID, "/metadata");
@@ -175,14 +183,18 @@ static void test_refusals(void **state)
     memset(name, 0, sizeof(name));
     for (int i = 0; i < 63; i++)
         memcpy(name + 2 * i, "\xc3\xa9", 2); /* é × 63 = 126 bytes */
-    snprintf(json, sizeof(json), "{\"sample_type\":\"stepCount\",\"value\":1," D ",\"source_revision\":{\"source\":"
-             "{\"name\":\"%s\"}}}", name);
+    snprintf(json, sizeof(json),
+             "{\"sample_type\":\"stepCount\",\"value\":1," D ",\"source_revision\":{\"source\":"
+             "{\"name\":\"%s\"}}}",
+             name);
     assert_int_equal(map(json, &s, &e), APP_SAMPLE_OK);
     assert_string_equal(s.source, name);
     free(s.payload);
     memcpy(name + 126, "\xc3\xa9", 2); /* 128 bytes */
-    snprintf(json, sizeof(json), "{\"sample_type\":\"stepCount\",\"value\":1," D ",\"source_revision\":{\"source\":"
-             "{\"name\":\"%s\"}}}", name);
+    snprintf(json, sizeof(json),
+             "{\"sample_type\":\"stepCount\",\"value\":1," D ",\"source_revision\":{\"source\":"
+             "{\"name\":\"%s\"}}}",
+             name);
     assert_int_equal(map(json, &s, &e), APP_SAMPLE_INVALID);
     assert_string_equal(e.member, "/source_revision/source/name");
 }

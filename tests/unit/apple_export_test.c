@@ -54,23 +54,22 @@ static void fmt_date(char *out, size_t cap, int64_t ms, int off)
     struct tm tm;
     gmtime_r(&t, &tm);
     int a = off < 0 ? -off : off;
-    snprintf(out, cap, "%04d-%02d-%02d %02d:%02d:%02d %c%02d%02d", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
-             a / 60, a % 60);
+    snprintf(out, cap, "%04d-%02d-%02d %02d:%02d:%02d %c%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+', a / 60, a % 60);
 }
 
 /* ---- the generated export ---------------------------------------------- */
 
 struct expect {
-    int64_t records;  /* elements the parser should count */
-    int64_t samples;  /* mapped samples */
-    int64_t unique;   /* samples the store should keep */
+    int64_t records; /* elements the parser should count */
+    int64_t samples; /* mapped samples */
+    int64_t unique;  /* samples the store should keep */
     int64_t unknown;
     int64_t heart_rate, steps, sleep, workouts, bp, systolic;
 };
 
-static void record(FILE *f, const char *type, const char *unit, const char *value, int64_t start,
-                   int64_t end, int off, const char *src, long idx, const char *extra_meta)
+static void record(FILE *f, const char *type, const char *unit, const char *value, int64_t start, int64_t end, int off,
+                   const char *src, long idx, const char *extra_meta)
 {
     char s[96], e[96], c[96];
     fmt_date(s, sizeof(s), start, off);
@@ -81,8 +80,7 @@ static void record(FILE *f, const char *type, const char *unit, const char *valu
             "HKDevice: 0x283ec1c20&gt;, name:%s, manufacturer:Apple Inc., model:Watch, "
             "hardware:Watch6,1, software:9.1&gt;\"%s%s%s creationDate=\"%s\" startDate=\"%s\" "
             "endDate=\"%s\" value=\"%s\"",
-            type, src, src, unit ? " unit=\"" : "", unit ? unit : "", unit ? "\"" : "", c, s, e,
-            value);
+            type, src, src, unit ? " unit=\"" : "", unit ? unit : "", unit ? "\"" : "", c, s, e, value);
     if (idx < 0 && extra_meta == NULL) {
         fputs("/>\n", f);
         return;
@@ -124,64 +122,68 @@ static void generate(const char *path, long n, struct expect *x)
         int off = offsets[i % 6];
         const char *src = sources[i % 3];
         switch (i % 20) {
-        case 0: case 1: case 2: case 3: case 4: case 5:
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+        case 5:
             snprintf(v, sizeof(v), "%ld", 50 + i % 70);
             record(f, "HKQuantityTypeIdentifierHeartRate", "count/min", v, st, st, off, src, i,
                    "  <MetadataEntry key=\"HKMetadataKeyHeartRateMotionContext\" value=\"1\"/>\n");
             x->records++, x->samples++, x->unique++, x->heart_rate++;
             if (i % 1000 == 0) { /* an identical record written twice */
-                record(f, "HKQuantityTypeIdentifierHeartRate", "count/min", v, st, st, off, src,
-                       i, "  <MetadataEntry key=\"HKMetadataKeyHeartRateMotionContext\" "
-                          "value=\"1\"/>\n");
+                record(f, "HKQuantityTypeIdentifierHeartRate", "count/min", v, st, st, off, src, i,
+                       "  <MetadataEntry key=\"HKMetadataKeyHeartRateMotionContext\" "
+                       "value=\"1\"/>\n");
                 x->records++, x->samples++, x->heart_rate++;
             }
             break;
-        case 6: case 7: case 8:
+        case 6:
+        case 7:
+        case 8:
             snprintf(v, sizeof(v), "%ld", 10 + i % 500);
-            record(f, "HKQuantityTypeIdentifierStepCount", "count", v, st, st + 60000, off, src,
-                   i, NULL);
+            record(f, "HKQuantityTypeIdentifierStepCount", "count", v, st, st + 60000, off, src, i, NULL);
             x->records++, x->samples++, x->unique++, x->steps++;
             break;
         case 9:
-            record(f, "HKQuantityTypeIdentifierHeartRateVariabilitySDNN", "ms", "48.25", st, st,
-                   off, src, i, NULL);
+            record(f, "HKQuantityTypeIdentifierHeartRateVariabilitySDNN", "ms", "48.25", st, st, off, src, i, NULL);
             x->records++, x->samples++, x->unique++;
             break;
         case 10:
-            record(f, "HKQuantityTypeIdentifierOxygenSaturation", "%", "0.97", st, st, off, src,
-                   i, "  <MetadataEntry key=\"HKExternalUUID\" value=\"ext-&quot;q&quot;\"/>\n");
+            record(f, "HKQuantityTypeIdentifierOxygenSaturation", "%", "0.97", st, st, off, src, i,
+                   "  <MetadataEntry key=\"HKExternalUUID\" value=\"ext-&quot;q&quot;\"/>\n");
             x->records++, x->samples++, x->unique++;
             break;
         case 11:
-            record(f, "HKQuantityTypeIdentifierActiveEnergyBurned", (i / 20) % 2 ? "kJ" : "kcal",
-                   "41.84", st, st + 60000, off, src, i, NULL);
+            record(f, "HKQuantityTypeIdentifierActiveEnergyBurned", (i / 20) % 2 ? "kJ" : "kcal", "41.84", st,
+                   st + 60000, off, src, i, NULL);
             x->records++, x->samples++, x->unique++;
             break;
         case 12:
-            record(f, "HKQuantityTypeIdentifierDistanceWalkingRunning", (i / 20) % 2 ? "mi" : "km",
-                   "0.5", st, st + 60000, off, src, i, NULL);
+            record(f, "HKQuantityTypeIdentifierDistanceWalkingRunning", (i / 20) % 2 ? "mi" : "km", "0.5", st,
+                   st + 60000, off, src, i, NULL);
             x->records++, x->samples++, x->unique++;
             break;
         case 13:
             record(f, "HKCategoryTypeIdentifierSleepAnalysis", NULL,
-                   i % 3 ? "HKCategoryValueSleepAnalysisAsleepCore"
-                         : "HKCategoryValueSleepAnalysisInBed",
-                   st, st + 30 * 60000, off, src, i, NULL);
+                   i % 3 ? "HKCategoryValueSleepAnalysisAsleepCore" : "HKCategoryValueSleepAnalysisInBed", st,
+                   st + 30 * 60000, off, src, i, NULL);
             x->records++, x->samples++, x->unique++, x->sleep++;
             break;
         case 14:
-            record(f, "HKCategoryTypeIdentifierMindfulSession", NULL,
-                   "HKCategoryValueNotApplicable", st, st + 10 * 60000, off, src, i, NULL);
+            record(f, "HKCategoryTypeIdentifierMindfulSession", NULL, "HKCategoryValueNotApplicable", st,
+                   st + 10 * 60000, off, src, i, NULL);
             x->records++, x->samples++, x->unique++;
             break;
         case 15:
-            record(f, "HKQuantityTypeIdentifierEnvironmentalAudioExposure", "dBASPL", "62.1", st,
-                   st + 60000, off, src, i, NULL);
+            record(f, "HKQuantityTypeIdentifierEnvironmentalAudioExposure", "dBASPL", "62.1", st, st + 60000, off, src,
+                   i, NULL);
             x->records++, x->unknown++;
             break;
         case 16:
-            record(f, "HKCategoryTypeIdentifierAppleStandHour", NULL,
-                   "HKCategoryValueAppleStandHourStood", st, st + 3600000, off, src, i, NULL);
+            record(f, "HKCategoryTypeIdentifierAppleStandHour", NULL, "HKCategoryValueAppleStandHourStood", st,
+                   st + 3600000, off, src, i, NULL);
             x->records++, x->unknown++;
             break;
         case 17: {
@@ -225,15 +227,11 @@ static void generate(const char *path, long n, struct expect *x)
                     "sourceName=\"%s\" sourceVersion=\"9.1\" creationDate=\"%s\" startDate=\"%s\" "
                     "endDate=\"%s\">\n  <MetadataEntry key=\"ClarityTestIndex\" value=\"%ld\"/>\n",
                     src, e, s, e, i);
-            record(f, "HKQuantityTypeIdentifierBloodPressureSystolic", "mmHg", "121", st, st,
-                   off, src, -1, NULL);
-            record(f, "HKQuantityTypeIdentifierBloodPressureDiastolic", "mmHg", "79", st, st,
-                   off, src, -1, NULL);
+            record(f, "HKQuantityTypeIdentifierBloodPressureSystolic", "mmHg", "121", st, st, off, src, -1, NULL);
+            record(f, "HKQuantityTypeIdentifierBloodPressureDiastolic", "mmHg", "79", st, st, off, src, -1, NULL);
             fputs(" </Correlation>\n", f);
-            record(f, "HKQuantityTypeIdentifierBloodPressureSystolic", "mmHg", "121", st, st,
-                   off, src, -1, NULL);
-            record(f, "HKQuantityTypeIdentifierBloodPressureDiastolic", "mmHg", "79", st, st,
-                   off, src, -1, NULL);
+            record(f, "HKQuantityTypeIdentifierBloodPressureSystolic", "mmHg", "121", st, st, off, src, -1, NULL);
+            record(f, "HKQuantityTypeIdentifierBloodPressureDiastolic", "mmHg", "79", st, st, off, src, -1, NULL);
             x->records += 5, x->samples += 5, x->unique += 3, x->bp++, x->systolic += 2;
             break;
         }
@@ -244,10 +242,8 @@ static void generate(const char *path, long n, struct expect *x)
                      "  <MetadataEntry key=\"HKMetadataKeySyncIdentifier\" value=\"sync-%ld\"/>\n"
                      "  <MetadataEntry key=\"HKMetadataKeySyncVersion\" value=\"1\"/>\n",
                      i);
-            record(f, "HKQuantityTypeIdentifierHeartRate", "count/min", "61", st, st, off,
-                   "Third Party App", i, meta);
-            record(f, "HKQuantityTypeIdentifierHeartRate", "count/min", "62", st, st, off,
-                   "Third Party App", i, meta);
+            record(f, "HKQuantityTypeIdentifierHeartRate", "count/min", "61", st, st, off, "Third Party App", i, meta);
+            record(f, "HKQuantityTypeIdentifierHeartRate", "count/min", "62", st, st, off, "Third Party App", i, meta);
             x->records += 2, x->samples += 2, x->unique++, x->heart_rate += 2;
             break;
         }
@@ -267,15 +263,14 @@ struct counter {
     int64_t per_type[8]; /* heart_rate, steps, sleep, workout, bp, systolic, oxygen, other */
     int bad;             /* first failed check, 0 none */
     double oxygen, energy_kcal_sum;
-    int fail_after;      /* >0: return -42 at that batch */
+    int fail_after; /* >0: return -42 at that batch */
     int batches;
 };
 
 static int type_slot(const char *t)
 {
-    static const char *const names[] = {HK_T_HEART_RATE, HK_T_STEPS,          HK_T_SLEEP,
-                                        HK_T_WORKOUT,    HK_T_BLOOD_PRESSURE, HK_T_BP_SYSTOLIC,
-                                        HK_T_BLOOD_OXYGEN};
+    static const char *const names[] = {HK_T_HEART_RATE,     HK_T_STEPS,       HK_T_SLEEP,       HK_T_WORKOUT,
+                                        HK_T_BLOOD_PRESSURE, HK_T_BP_SYSTOLIC, HK_T_BLOOD_OXYGEN};
     for (int i = 0; i < 7; i++)
         if (strcmp(t, names[i]) == 0)
             return i;
@@ -302,8 +297,7 @@ static int check_sample(const struct store_sample *s)
         return 4;
     if (strcmp(s->metric_type, HK_T_SLEEP) == 0 &&
         (s->end_ms - s->start_ms != 30 * 60000 || fabs(s->value - 30.0) > 1e-9 ||
-         strstr(s->payload, i % 3 ? "\"category\":\"asleep_core\"" : "\"category\":\"in_bed\"") ==
-             NULL))
+         strstr(s->payload, i % 3 ? "\"category\":\"asleep_core\"" : "\"category\":\"in_bed\"") == NULL))
         return 5;
     if (strcmp(s->metric_type, HK_T_WORKOUT) == 0 &&
         (fabs(s->value - 30.0) > 1e-9 ||
@@ -320,8 +314,8 @@ static int check_sample(const struct store_sample *s)
     return 0;
 }
 
-static int on_batch(void *ctx, struct store_sample *v, size_t n,
-                    const struct apple_export_stats *so_far, size_t *stored)
+static int on_batch(void *ctx, struct store_sample *v, size_t n, const struct apple_export_stats *so_far,
+                    size_t *stored)
 {
     struct counter *c = ctx;
     c->batches++;
@@ -335,8 +329,7 @@ static int on_batch(void *ctx, struct store_sample *v, size_t n,
         int bad = check_sample(&v[i]);
         if (bad != 0 && c->bad == 0) {
             c->bad = bad;
-            fprintf(stderr, "sample check %d failed: %s %s\n", bad, v[i].metric_type,
-                    v[i].payload ? v[i].payload : "");
+            fprintf(stderr, "sample check %d failed: %s %s\n", bad, v[i].metric_type, v[i].payload ? v[i].payload : "");
         }
         c->checked++;
         if ((c->samples % 97) == 0 || strstr(v[i].payload, "metadata_truncated") != NULL) {
@@ -372,11 +365,8 @@ static int on_batch(void *ctx, struct store_sample *v, size_t n,
 static struct apple_export *parser(struct counter *c, size_t batch)
 {
     struct apple_export *p = NULL;
-    struct apple_export_options o = {.user_id = user_id,
-                                     .upload_id = upload_id,
-                                     .batch_size = batch,
-                                     .on_batch = on_batch,
-                                     .ctx = c};
+    struct apple_export_options o = {
+        .user_id = user_id, .upload_id = upload_id, .batch_size = batch, .on_batch = on_batch, .ctx = c};
     assert_int_equal(apple_export_new(&o, &p), 0);
     return p;
 }
@@ -489,8 +479,7 @@ static void test_large_export_xml_and_zip(void **state)
     assert_int_equal(apple_export_type_count(p, "HKCategoryTypeIdentifierSleepAnalysis"), x.sleep);
     assert_int_equal(apple_export_type_count(p, "HKWorkoutTypeIdentifier"), x.workouts);
     assert_int_equal(apple_export_type_count(p, "HKCorrelationTypeIdentifierBloodPressure"), x.bp);
-    assert_int_equal(apple_export_type_count(p, "HKQuantityTypeIdentifierBloodPressureSystolic"),
-                     x.systolic);
+    assert_int_equal(apple_export_type_count(p, "HKQuantityTypeIdentifierBloodPressureSystolic"), x.systolic);
     assert_int_equal(apple_export_type_count(p, "HKQuantityTypeIdentifierNoSuchThing"), 0);
     assert_int_equal(c.per_type[0], x.heart_rate);
     assert_int_equal(c.per_type[1], x.steps);
@@ -571,8 +560,9 @@ static void test_dates(void **state)
     static const char *const bad[] = {
         "2019-02-29 07:41:18 -0500", /* not a leap year */
         "2019-03-06T07:41:18 -0500", "2019-03-06 07:41:18 -05:00", "2019-03-06 07:41:18",
-        "2019-03-06 07:41:18 -2400", "2019-03-06 07:41:18 +0560", "2019-03-06 24:00:00 +0000",
-        "2019-13-06 07:41:18 +0000", "2019-03-06 07:41:18 +0000 ", "", "2019-03-06 07:41:18 x0500",
+        "2019-03-06 07:41:18 -2400", "2019-03-06 07:41:18 +0560",  "2019-03-06 24:00:00 +0000",
+        "2019-13-06 07:41:18 +0000", "2019-03-06 07:41:18 +0000 ", "",
+        "2019-03-06 07:41:18 x0500",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ms = 12345;
@@ -641,15 +631,13 @@ static void test_small_store_dedup_and_reasons(void **state)
     assert_int_equal(s.batches, 2);
     assert_int_equal(stored_count(st), 2);
     json_t *r = apple_export_report_json(p);
-    json_t *rej = json_object_get(json_object_get(r, "rejected_types"),
-                                  "HKQuantityTypeIdentifierHeartRate");
+    json_t *rej = json_object_get(json_object_get(r, "rejected_types"), "HKQuantityTypeIdentifierHeartRate");
     assert_int_equal(json_integer_value(json_object_get(rej, "count")), 3);
     json_t *unk = json_object_get(r, "unknown_types");
     assert_non_null(json_object_get(unk, "HKQuantityTypeIdentifierDietaryWater"));
-    assert_non_null(strstr(
-        json_string_value(json_object_get(json_object_get(unk, "HKQuantityTypeIdentifierHeartRate"),
-                                          "reason")),
-        "furlongs"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(unk, "HKQuantityTypeIdentifierHeartRate"), "reason")),
+               "furlongs"));
     json_decref(r);
     apple_export_free(p);
 
@@ -658,8 +646,8 @@ static void test_small_store_dedup_and_reasons(void **state)
     struct store_sample *v = NULL;
     size_t n = 0;
     struct store_cursor next;
-    struct store_sample_query q = {.user_id = user_id, .start_ms = INT64_MIN,
-                                   .end_ms = INT64_MAX, .ascending = 1, .limit = 10};
+    struct store_sample_query q = {
+        .user_id = user_id, .start_ms = INT64_MIN, .end_ms = INT64_MAX, .ascending = 1, .limit = 10};
     assert_int_equal(store_tx_begin(st, STORE_TX_READ, &tx), 0);
     assert_int_equal(store_sample_list(tx, &q, &v, &n, &next), 0);
     store_tx_rollback(tx);
@@ -704,8 +692,8 @@ struct capture {
     size_t n;
 };
 
-static int capture_batch(void *ctx, struct store_sample *v, size_t n,
-                         const struct apple_export_stats *so_far, size_t *stored)
+static int capture_batch(void *ctx, struct store_sample *v, size_t n, const struct apple_export_stats *so_far,
+                         size_t *stored)
 {
     struct capture *c = ctx;
     for (size_t i = 0; i < n && c->n < 4; i++, c->n++) {
@@ -735,10 +723,8 @@ static void test_metadata_payload(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "tz_offset_min")), -300);
     json_t *md = json_object_get(j, "metadata");
     assert_string_equal(json_string_value(json_object_get(md, "HKExternalUUID")), "A&B");
-    assert_string_equal(json_string_value(json_object_get(md, "HKMetadataKeyHeartRateMotionContext")),
-                        "1");
-    assert_string_equal(json_string_value(json_object_get(j, "hk_type")),
-                        "HKQuantityTypeIdentifierHeartRate");
+    assert_string_equal(json_string_value(json_object_get(md, "HKMetadataKeyHeartRateMotionContext")), "1");
+    assert_string_equal(json_string_value(json_object_get(j, "hk_type")), "HKQuantityTypeIdentifierHeartRate");
     json_decref(j);
     assert_string_equal(cap.uuid[0], cap.uuid[1]); /* identical records, identical keys */
     apple_export_free(p);
@@ -1077,8 +1063,8 @@ static void test_stop_flag(void **state)
 
 /* ---- mutations: no crash, a clean result or a clean error -------------- */
 
-static int json_check_batch(void *ctx, struct store_sample *v, size_t n,
-                            const struct apple_export_stats *so_far, size_t *stored)
+static int json_check_batch(void *ctx, struct store_sample *v, size_t n, const struct apple_export_stats *so_far,
+                            size_t *stored)
 {
     int *bad = ctx;
     for (size_t i = 0; i < n; i++) {

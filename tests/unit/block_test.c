@@ -118,8 +118,8 @@ static size_t roundtrip(const struct block_sample *s, size_t n)
     return len;
 }
 
-static const char *const types[] = {"steps", "heart_rate", "heart_rate_variability", "sleep_stage",
-                                    "active_energy", "distance", "blood_pressure", "workout"};
+static const char *const types[] = {"steps",         "heart_rate", "heart_rate_variability", "sleep_stage",
+                                    "active_energy", "distance",   "blood_pressure",         "workout"};
 static const char *const sources[] = {"Apple Watch", "iPhone", "", "Oura", "MyFitnessPal"};
 static const char *const devices[] = {"", "Watch6,1", "iPhone14,2", "<<HKDevice: 0x1>>"};
 static const char *const uploads[] = {"", "0190c5a0-0000-7000-8000-000000000001",
@@ -128,10 +128,10 @@ static const char *const uploads[] = {"", "0190c5a0-0000-7000-8000-000000000001"
 static double random_value(int kind)
 {
     switch (kind) {
-    case 0: return (double)rnd_below(200);                      /* steps */
-    case 1: return 40.0 + (double)rnd_below(1400) / 10.0;       /* one decimal */
-    case 2: return (double)(int64_t)rnd_below(1000000) / 1e4;   /* km, 4 decimals */
-    case 3: {                                                   /* any finite bits */
+    case 0: return (double)rnd_below(200);                    /* steps */
+    case 1: return 40.0 + (double)rnd_below(1400) / 10.0;     /* one decimal */
+    case 2: return (double)(int64_t)rnd_below(1000000) / 1e4; /* km, 4 decimals */
+    case 3: {                                                 /* any finite bits */
         double d;
         do {
             uint64_t u = rnd();
@@ -139,9 +139,9 @@ static double random_value(int kind)
         } while (!isfinite(d));
         return d;
     }
-    case 4: return rnd_below(2) ? -0.0 : 5e-324;                /* signed zero, denormal */
-    case 5: return (double)rnd() / 3.0;                         /* large, inexact */
-    case 6: return NAN;                                         /* none */
+    case 4: return rnd_below(2) ? -0.0 : 5e-324; /* signed zero, denormal */
+    case 5: return (double)rnd() / 3.0;          /* large, inexact */
+    case 6: return NAN;                          /* none */
     default: return -(double)rnd_below(1000) / 100.0;
     }
 }
@@ -170,7 +170,9 @@ static void gen_random(struct gen *g, size_t n)
         x->start_ms = rnd_below(100) == 0 ? (int64_t)rnd() : t[k];
         switch (rnd_below(6)) {
         case 0: x->end_ms = x->start_ms; break;
-        case 1: x->end_ms = x->start_ms > INT64_MAX - 1000000 ? INT64_MAX : x->start_ms + (int64_t)rnd_below(1000000); break;
+        case 1:
+            x->end_ms = x->start_ms > INT64_MAX - 1000000 ? INT64_MAX : x->start_ms + (int64_t)rnd_below(1000000);
+            break;
         case 2: x->end_ms = INT64_MAX; break;
         default: x->end_ms = x->start_ms > INT64_MAX - 60000 ? x->start_ms : x->start_ms + 60000;
         }
@@ -189,7 +191,10 @@ static void gen_random(struct gen *g, size_t n)
         x->validation_status = k == 5 ? "suspect" : "valid";
         switch (rnd_below(6)) {
         case 0: break;
-        case 1: g->uuid[i][0] = '\0'; x->hk_uuid = g->uuid[i]; break;
+        case 1:
+            g->uuid[i][0] = '\0';
+            x->hk_uuid = g->uuid[i];
+            break;
         case 2:
         case 3: {
             const char *hex = rnd_below(2) ? "0123456789abcdef" : "0123456789ABCDEF";
@@ -202,9 +207,7 @@ static void gen_random(struct gen *g, size_t n)
             x->hk_uuid = u;
             break;
         }
-        default:
-            snprintf(g->uuid[i], sizeof(g->uuid[i]), "content:%016" PRIx64, rnd());
-            x->hk_uuid = g->uuid[i];
+        default: snprintf(g->uuid[i], sizeof(g->uuid[i]), "content:%016" PRIx64, rnd()); x->hk_uuid = g->uuid[i];
         }
         switch (rnd_below(6)) {
         case 0:
@@ -217,11 +220,14 @@ static void gen_random(struct gen *g, size_t n)
             break;
         case 2:
             snprintf(g->payload[i], sizeof(g->payload[i]),
-                     "{\"stage\":\"asleep_core\",\"tz_offset_min\":%d,\"n\":%" PRIu64 "}",
-                     x->utc_offset_min, rnd_below(1000));
+                     "{\"stage\":\"asleep_core\",\"tz_offset_min\":%d,\"n\":%" PRIu64 "}", x->utc_offset_min,
+                     rnd_below(1000));
             x->payload = g->payload[i];
             break;
-        case 3: g->payload[i][0] = '\0'; x->payload = g->payload[i]; break;
+        case 3:
+            g->payload[i][0] = '\0';
+            x->payload = g->payload[i];
+            break;
         default: break;
         }
     }
@@ -242,9 +248,14 @@ static void test_roundtrip_random(void **state)
 
 static struct block_sample base_sample(void)
 {
-    return (struct block_sample){.id = 1, .start_ms = 1700000000000, .end_ms = 1700000060000,
-                                 .value = 72, .value2 = NAN, .quality = NAN,
-                                 .metric_type = "heart_rate", .processing_version = 2};
+    return (struct block_sample){.id = 1,
+                                 .start_ms = 1700000000000,
+                                 .end_ms = 1700000060000,
+                                 .value = 72,
+                                 .value2 = NAN,
+                                 .quality = NAN,
+                                 .metric_type = "heart_rate",
+                                 .processing_version = 2};
 }
 
 static void test_one_sample(void **state)
@@ -296,9 +307,8 @@ static void test_100000_samples(void **state)
 static void test_extreme_timestamps(void **state)
 {
     (void)state;
-    const int64_t t[][2] = {{INT64_MIN, INT64_MIN}, {INT64_MIN, INT64_MAX}, {INT64_MAX, INT64_MAX},
-                            {0, 0},                 {-1, 0},                {INT64_MIN, -1},
-                            {INT64_MAX - 1, INT64_MAX}, {-86400000, 86400000}};
+    const int64_t t[][2] = {{INT64_MIN, INT64_MIN}, {INT64_MIN, INT64_MAX},     {INT64_MAX, INT64_MAX}, {0, 0}, {-1, 0},
+                            {INT64_MIN, -1},        {INT64_MAX - 1, INT64_MAX}, {-86400000, 86400000}};
     size_t n = sizeof(t) / sizeof(t[0]);
     struct block_sample s[sizeof(t) / sizeof(t[0]) * 2];
     for (size_t i = 0; i < 2 * n; i++) {
@@ -338,8 +348,7 @@ static void test_every_type(void **state)
         {HK_T_VO2MAX, "mL/(kg*min)", 41.7, NAN, NULL},
         {HK_T_SLEEP, "min", 37.5, NAN, "{\"stage\":\"asleep_deep\",\"tz_offset_min\":60}"},
         {HK_T_MINDFUL, "min", 10, NAN, NULL},
-        {HK_T_WORKOUT, "min", 45.25, NAN,
-         "{\"activity\":\"running\",\"energy_kcal\":512.3,\"distance_km\":8.02}"},
+        {HK_T_WORKOUT, "min", 45.25, NAN, "{\"activity\":\"running\",\"energy_kcal\":512.3,\"distance_km\":8.02}"},
     };
     size_t nt = sizeof(t) / sizeof(t[0]);
     struct block_sample s[3 * (sizeof(t) / sizeof(t[0]))];
@@ -455,8 +464,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_random), cmocka_unit_test(test_one_sample),
-        cmocka_unit_test(test_100000_samples),  cmocka_unit_test(test_extreme_timestamps),
-        cmocka_unit_test(test_every_type),      cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_100000_samples),   cmocka_unit_test(test_extreme_timestamps),
+        cmocka_unit_test(test_every_type),       cmocka_unit_test(test_refused),
         cmocka_unit_test(test_corrupt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

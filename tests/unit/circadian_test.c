@@ -345,18 +345,12 @@ static void test_pyactigraphy_hand(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_is_periodic_week),
-        cmocka_unit_test(test_constant_is_null),
-        cmocka_unit_test(test_iv_alternating),
-        cmocka_unit_test(test_is_iv_hand),
-        cmocka_unit_test(test_l5_m10_ra),
-        cmocka_unit_test(test_offset_start),
-        cmocka_unit_test(test_properties),
-        cmocka_unit_test(test_edges),
-        cmocka_unit_test(test_cosinor_exact),
-        cmocka_unit_test(test_cosinor_properties),
-        cmocka_unit_test(test_cosinor_edges),
-        cmocka_unit_test(test_pyactigraphy_hand),
+        cmocka_unit_test(test_is_periodic_week), cmocka_unit_test(test_constant_is_null),
+        cmocka_unit_test(test_iv_alternating),   cmocka_unit_test(test_is_iv_hand),
+        cmocka_unit_test(test_l5_m10_ra),        cmocka_unit_test(test_offset_start),
+        cmocka_unit_test(test_properties),       cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_cosinor_exact),    cmocka_unit_test(test_cosinor_properties),
+        cmocka_unit_test(test_cosinor_edges),    cmocka_unit_test(test_pyactigraphy_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,8 +112,8 @@ static void test_environment_values(void **state)
 {
     (void)state;
     struct fake_env env = {{"ENVIRONMENT", "staging", KEYS, "DEBUG", "yes", "LOG_LEVEL", "warning", "PORT", "9090",
-                            "CORS_ORIGINS", "[\"https://app.example.com\", \"http://localhost:3000\"]",
-                            "HTTP_THREADS", "7", "GOOGLE_CLOUD_PROJECT", "clarity-staging", NULL}};
+                            "CORS_ORIGINS", "[\"https://app.example.com\", \"http://localhost:3000\"]", "HTTP_THREADS",
+                            "7", "GOOGLE_CLOUD_PROJECT", "clarity-staging", NULL}};
     struct config cfg;
     char err[512];
     assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
@@ -137,9 +137,9 @@ static void test_dotenv_priority(void **state)
     struct config cfg;
     char err[512];
     assert_int_equal(load(&cfg, &env, err, sizeof(err)), 0);
-    assert_int_equal(cfg.port, 7100);               /* process environment wins */
-    assert_int_equal(cfg.log_level, LOG_ERROR);     /* .env beats default */
-    assert_string_equal(cfg.host, "::1");           /* quotes removed */
+    assert_int_equal(cfg.port, 7100);           /* process environment wins */
+    assert_int_equal(cfg.log_level, LOG_ERROR); /* .env beats default */
+    assert_string_equal(cfg.host, "::1");       /* quotes removed */
     assert_string_equal(cfg.google_cloud_project, "from-file");
     config_free(&cfg);
     remove_file(".env.development");
@@ -217,7 +217,8 @@ static void test_rejections(void **state)
     struct {
         const char *name, *value, *needle;
     } cases[] = {
-        {"ENVIRONMENT", "prod", "ENVIRONMENT: invalid value \"prod\"; expected one of development, staging, production"},
+        {"ENVIRONMENT", "prod",
+         "ENVIRONMENT: invalid value \"prod\"; expected one of development, staging, production"},
         {"DEBUG", "maybe", "DEBUG: invalid value \"maybe\"; expected true or false"},
         {"LOG_LEVEL", "TRACE", "LOG_LEVEL: invalid value \"TRACE\"; expected one of DEBUG, INFO, WARNING, ERROR"},
         {"PORT", "65536", "PORT: invalid value \"65536\"; expected an integer from 0 to 65535"},

@@ -78,10 +78,19 @@ static void test_rfc3339_reject(void **state)
 {
     (void)state;
     int64_t ms;
-    const char *bad[] = {"", "2024-02-30T00:00:00Z", "2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z",
-                         "2024-01-01T24:00:00Z", "2024-01-01T00:60:00Z", "2024-01-01 00:00:00",
-                         "2024-01-01T00:00:00", "2024-01-01T00:00:00.Z", "2024-01-01T00:00:00+0200",
-                         "2024-01-01T00:00:00Zjunk", "20240101T000000Z", "2024-01-01T00:00:00.1234567890Z"};
+    const char *bad[] = {"",
+                         "2024-02-30T00:00:00Z",
+                         "2023-02-29T00:00:00Z",
+                         "2024-13-01T00:00:00Z",
+                         "2024-01-01T24:00:00Z",
+                         "2024-01-01T00:60:00Z",
+                         "2024-01-01 00:00:00",
+                         "2024-01-01T00:00:00",
+                         "2024-01-01T00:00:00.Z",
+                         "2024-01-01T00:00:00+0200",
+                         "2024-01-01T00:00:00Zjunk",
+                         "20240101T000000Z",
+                         "2024-01-01T00:00:00.1234567890Z"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (time_parse_rfc3339(bad[i], &ms, NULL) == 0)
             fail_msg("accepted %s", bad[i]);
@@ -143,9 +152,9 @@ static void test_log_line_is_json(void **state)
     log_fd_set(fd);
     log_level_set(LOG_INFO);
     log_write(LOG_DEBUG, "hidden", LOG_END);
-    log_write(LOG_INFO, "hello \"world\"", LOG_STR, "k", "v\n", LOG_INT, "n", 42LL, LOG_DBL, "d", 1.5,
-              LOG_STR, "null", (const char *)NULL, LOG_INT, "neg", -9223372036854775807LL - 1, LOG_DBL, "round",
-              12.3456, LOG_DBL, "tiny", 0.0004, LOG_DBL, "minus", -2.25, LOG_END);
+    log_write(LOG_INFO, "hello \"world\"", LOG_STR, "k", "v\n", LOG_INT, "n", 42LL, LOG_DBL, "d", 1.5, LOG_STR, "null",
+              (const char *)NULL, LOG_INT, "neg", -9223372036854775807LL - 1, LOG_DBL, "round", 12.3456, LOG_DBL,
+              "tiny", 0.0004, LOG_DBL, "minus", -2.25, LOG_END);
     char big[4000];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
@@ -198,10 +207,14 @@ static void test_log_level_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),          cmocka_unit_test(test_json_escape),
-        cmocka_unit_test(test_rfc3339_parse),    cmocka_unit_test(test_rfc3339_reject),
-        cmocka_unit_test(test_rfc3339_roundtrip), cmocka_unit_test(test_uuid),
-        cmocka_unit_test(test_arena),            cmocka_unit_test(test_log_line_is_json),
+        cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_rfc3339_parse),
+        cmocka_unit_test(test_rfc3339_reject),
+        cmocka_unit_test(test_rfc3339_roundtrip),
+        cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_log_line_is_json),
         cmocka_unit_test(test_log_level_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,8 +56,8 @@ static int teardown(void **state)
 
 /* Open f->s (or a modified copy of its parts) and return the code. */
 static int try_open(const struct envelope_key *kek, int version, const struct envelope_binding *b,
-                    const unsigned char *wrapped, size_t wlen, const unsigned char *nonce,
-                    size_t nlen, const unsigned char *ct, size_t clen)
+                    const unsigned char *wrapped, size_t wlen, const unsigned char *nonce, size_t nlen,
+                    const unsigned char *ct, size_t clen)
 {
     unsigned char *body = NULL;
     size_t len = 0;
@@ -86,9 +86,8 @@ static void test_round_trip(void **state)
             in[j] = (unsigned char)(j * 31 + 7);
         assert_int_equal(envelope_body_seal(f->kek, 3, &f->b, in, n, &s), ENVELOPE_OK);
         assert_int_equal(s.ciphertext_len, n + ENVELOPE_TAG_BYTES);
-        assert_int_equal(envelope_body_open(f->kek, 3, &f->b, s.wrapped_dek, sizeof(s.wrapped_dek),
-                                       s.nonce, sizeof(s.nonce), s.ciphertext, s.ciphertext_len,
-                                       &out, &out_len),
+        assert_int_equal(envelope_body_open(f->kek, 3, &f->b, s.wrapped_dek, sizeof(s.wrapped_dek), s.nonce,
+                                            sizeof(s.nonce), s.ciphertext, s.ciphertext_len, &out, &out_len),
                          ENVELOPE_OK);
         assert_int_equal(out_len, n);
         if (n > 0)
@@ -106,9 +105,7 @@ static void test_fresh_keys_and_no_plaintext(void **state)
 {
     struct fixture *f = *state;
     struct envelope_sealed s2;
-    assert_int_equal(
-        envelope_body_seal(f->kek, 1, &f->b, (const unsigned char *)BODY, strlen(BODY), &s2),
-        ENVELOPE_OK);
+    assert_int_equal(envelope_body_seal(f->kek, 1, &f->b, (const unsigned char *)BODY, strlen(BODY), &s2), ENVELOPE_OK);
     assert_int_equal(s2.ciphertext_len, f->s.ciphertext_len);
     assert_memory_not_equal(s2.ciphertext, f->s.ciphertext, s2.ciphertext_len);
     assert_memory_not_equal(s2.nonce, f->s.nonce, ENVELOPE_NONCE_BYTES);
@@ -128,30 +125,28 @@ static void test_tamper_ciphertext(void **state)
         for (int bit = 0; bit < 8; bit += 7) {
             memcpy(ct, f->s.ciphertext, f->s.ciphertext_len);
             ct[i] ^= (unsigned char)(1u << bit);
-            assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                                      f->s.nonce, ENVELOPE_NONCE_BYTES, ct, f->s.ciphertext_len),
+            assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, f->s.nonce,
+                                      ENVELOPE_NONCE_BYTES, ct, f->s.ciphertext_len),
                              ENVELOPE_EAUTH);
         }
     }
     /* Truncated (one byte short) and extended ciphertexts. */
-    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                              f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext,
-                              f->s.ciphertext_len - 1),
+    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, f->s.nonce,
+                              ENVELOPE_NONCE_BYTES, f->s.ciphertext, f->s.ciphertext_len - 1),
                      ENVELOPE_EAUTH);
     unsigned char *longer = calloc(1, f->s.ciphertext_len + 1);
     assert_non_null(longer);
     memcpy(longer, f->s.ciphertext, f->s.ciphertext_len);
-    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                              f->s.nonce, ENVELOPE_NONCE_BYTES, longer, f->s.ciphertext_len + 1),
+    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, f->s.nonce,
+                              ENVELOPE_NONCE_BYTES, longer, f->s.ciphertext_len + 1),
                      ENVELOPE_EAUTH);
     /* Shorter than a tag: refused before any crypto. */
-    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                              f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext, 15),
+    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, f->s.nonce,
+                              ENVELOPE_NONCE_BYTES, f->s.ciphertext, 15),
                      ENVELOPE_EINVAL);
     /* Unmodified still opens (the loop restored nothing it should not). */
-    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                              f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext,
-                              f->s.ciphertext_len),
+    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, f->s.nonce,
+                              ENVELOPE_NONCE_BYTES, f->s.ciphertext, f->s.ciphertext_len),
                      ENVELOPE_OK);
     free(longer);
     free(ct);
@@ -165,12 +160,12 @@ static void test_tamper_nonce(void **state)
     for (size_t i = 0; i < ENVELOPE_NONCE_BYTES; i++) {
         memcpy(nonce, f->s.nonce, sizeof(nonce));
         nonce[i] ^= 0x01;
-        assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                                  nonce, sizeof(nonce), f->s.ciphertext, f->s.ciphertext_len),
+        assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, nonce, sizeof(nonce),
+                                  f->s.ciphertext, f->s.ciphertext_len),
                          ENVELOPE_EAUTH);
     }
-    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                              f->s.nonce, 12, f->s.ciphertext, f->s.ciphertext_len),
+    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, f->s.nonce, 12,
+                              f->s.ciphertext, f->s.ciphertext_len),
                      ENVELOPE_EINVAL);
 }
 
@@ -185,21 +180,18 @@ static void test_tamper_wrapped_key(void **state)
     for (size_t i = 0; i < ENVELOPE_WRAPPED_BYTES; i++) {
         memcpy(w, f->s.wrapped_dek, sizeof(w));
         w[i] ^= 0x80;
-        assert_int_equal(try_open(f->kek, 1, &f->b, w, sizeof(w), f->s.nonce,
-                                  ENVELOPE_NONCE_BYTES, f->s.ciphertext, f->s.ciphertext_len),
+        assert_int_equal(try_open(f->kek, 1, &f->b, w, sizeof(w), f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext,
+                                  f->s.ciphertext_len),
                          ENVELOPE_EAUTH);
     }
-    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES - 1,
-                              f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext,
-                              f->s.ciphertext_len),
+    assert_int_equal(try_open(f->kek, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES - 1, f->s.nonce,
+                              ENVELOPE_NONCE_BYTES, f->s.ciphertext, f->s.ciphertext_len),
                      ENVELOPE_EINVAL);
     /* Swap in the wrapped key of another body with the same binding. */
-    assert_int_equal(envelope_body_seal(f->kek, 1, &f->b, (const unsigned char *)BODY, strlen(BODY),
-                                   &other),
+    assert_int_equal(envelope_body_seal(f->kek, 1, &f->b, (const unsigned char *)BODY, strlen(BODY), &other),
                      ENVELOPE_OK);
-    assert_int_equal(try_open(f->kek, 1, &f->b, other.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                              f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext,
-                              f->s.ciphertext_len),
+    assert_int_equal(try_open(f->kek, 1, &f->b, other.wrapped_dek, ENVELOPE_WRAPPED_BYTES, f->s.nonce,
+                              ENVELOPE_NONCE_BYTES, f->s.ciphertext, f->s.ciphertext_len),
                      ENVELOPE_EAUTH);
     envelope_sealed_clear(&other);
 }
@@ -211,20 +203,18 @@ static void test_tamper_associated_data(void **state)
 {
     struct fixture *f = *state;
     const struct envelope_binding wrong[] = {
-        {USER_B, UPLOAD_1},  /* other user */
-        {USER_A, UPLOAD_2},  /* other upload */
-        {UPLOAD_1, USER_A},  /* swapped */
+        {USER_B, UPLOAD_1}, /* other user */
+        {USER_A, UPLOAD_2}, /* other upload */
+        {UPLOAD_1, USER_A}, /* swapped */
         {"0190a1b2-0000-7000-8000-00000000000", "a0190a1b2-0000-7000-8000-000000000001"},
         {USER_A, "0190A1B2-0000-7000-8000-000000000001"}, /* case matters */
     };
     for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++)
-        assert_int_equal(try_open(f->kek, 1, &wrong[i], f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                                  f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext,
-                                  f->s.ciphertext_len),
+        assert_int_equal(try_open(f->kek, 1, &wrong[i], f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, f->s.nonce,
+                                  ENVELOPE_NONCE_BYTES, f->s.ciphertext, f->s.ciphertext_len),
                          ENVELOPE_EAUTH);
-    assert_int_equal(try_open(f->kek, 2, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                              f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext,
-                              f->s.ciphertext_len),
+    assert_int_equal(try_open(f->kek, 2, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, f->s.nonce,
+                              ENVELOPE_NONCE_BYTES, f->s.ciphertext, f->s.ciphertext_len),
                      ENVELOPE_EAUTH);
 }
 
@@ -235,17 +225,15 @@ static void test_wrong_kek(void **state)
     struct envelope_key *other = NULL;
     unsigned char raw[ENVELOPE_KEY_BYTES];
     assert_int_equal(envelope_key_random(&other), ENVELOPE_OK);
-    assert_int_equal(try_open(other, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                              f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext,
-                              f->s.ciphertext_len),
+    assert_int_equal(try_open(other, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, f->s.nonce,
+                              ENVELOPE_NONCE_BYTES, f->s.ciphertext, f->s.ciphertext_len),
                      ENVELOPE_EAUTH);
     envelope_key_free(other);
     /* An all-zero key: still just a wrong key. */
     memset(raw, 0, sizeof(raw));
     assert_int_equal(envelope_key_from_bytes(raw, sizeof(raw), &other), ENVELOPE_OK);
-    assert_int_equal(try_open(other, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES,
-                              f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext,
-                              f->s.ciphertext_len),
+    assert_int_equal(try_open(other, 1, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, f->s.nonce,
+                              ENVELOPE_NONCE_BYTES, f->s.ciphertext, f->s.ciphertext_len),
                      ENVELOPE_EAUTH);
     envelope_key_free(other);
 }
@@ -259,33 +247,29 @@ static void test_rewrap(void **state)
     unsigned char w2[ENVELOPE_WRAPPED_BYTES], *out = NULL;
     size_t len = 0;
     assert_int_equal(envelope_key_random(&kek2), ENVELOPE_OK);
-    assert_int_equal(envelope_dek_rewrap(f->kek, 1, kek2, 2, &f->b, f->s.wrapped_dek,
-                                         ENVELOPE_WRAPPED_BYTES, w2),
+    assert_int_equal(envelope_dek_rewrap(f->kek, 1, kek2, 2, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, w2),
                      ENVELOPE_OK);
-    assert_int_equal(envelope_body_open(kek2, 2, &f->b, w2, sizeof(w2), f->s.nonce,
-                                   ENVELOPE_NONCE_BYTES, f->s.ciphertext, f->s.ciphertext_len,
-                                   &out, &len),
+    assert_int_equal(envelope_body_open(kek2, 2, &f->b, w2, sizeof(w2), f->s.nonce, ENVELOPE_NONCE_BYTES,
+                                        f->s.ciphertext, f->s.ciphertext_len, &out, &len),
                      ENVELOPE_OK);
     assert_int_equal(len, strlen(BODY));
     assert_memory_equal(out, BODY, len);
     free(out);
     /* Old KEK or old version number does not open the new wrap. */
-    assert_int_equal(try_open(f->kek, 2, &f->b, w2, sizeof(w2), f->s.nonce, ENVELOPE_NONCE_BYTES,
-                              f->s.ciphertext, f->s.ciphertext_len),
+    assert_int_equal(try_open(f->kek, 2, &f->b, w2, sizeof(w2), f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext,
+                              f->s.ciphertext_len),
                      ENVELOPE_EAUTH);
-    assert_int_equal(try_open(kek2, 1, &f->b, w2, sizeof(w2), f->s.nonce, ENVELOPE_NONCE_BYTES,
-                              f->s.ciphertext, f->s.ciphertext_len),
+    assert_int_equal(try_open(kek2, 1, &f->b, w2, sizeof(w2), f->s.nonce, ENVELOPE_NONCE_BYTES, f->s.ciphertext,
+                              f->s.ciphertext_len),
                      ENVELOPE_EAUTH);
     /* Re-wrap with the wrong old key fails and leaves out untouched. */
     unsigned char w3[ENVELOPE_WRAPPED_BYTES];
     memset(w3, 0xAA, sizeof(w3));
-    assert_int_equal(envelope_dek_rewrap(kek2, 1, f->kek, 3, &f->b, f->s.wrapped_dek,
-                                         ENVELOPE_WRAPPED_BYTES, w3),
+    assert_int_equal(envelope_dek_rewrap(kek2, 1, f->kek, 3, &f->b, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, w3),
                      ENVELOPE_EAUTH);
     /* Re-wrap checks the binding too: another user's wrap does not move. */
     const struct envelope_binding other = {USER_B, UPLOAD_1};
-    assert_int_equal(envelope_dek_rewrap(f->kek, 1, kek2, 2, &other, f->s.wrapped_dek,
-                                         ENVELOPE_WRAPPED_BYTES, w3),
+    assert_int_equal(envelope_dek_rewrap(f->kek, 1, kek2, 2, &other, f->s.wrapped_dek, ENVELOPE_WRAPPED_BYTES, w3),
                      ENVELOPE_EAUTH);
     envelope_key_free(kek2);
 }
@@ -301,8 +285,7 @@ static void test_key_from_base64(void **state)
         raw[i] = (unsigned char)(0xF0 + i); /* yields '+' and '/' in standard base64 */
     sodium_bin2base64(std, sizeof(std), raw, sizeof(raw), sodium_base64_VARIANT_ORIGINAL);
     sodium_bin2base64(url, sizeof(url), raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE);
-    sodium_bin2base64(nopad, sizeof(nopad), raw, sizeof(raw),
-                      sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+    sodium_bin2base64(nopad, sizeof(nopad), raw, sizeof(raw), sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
     snprintf(wrapped_lines, sizeof(wrapped_lines), "%.20s\n%s\n", std, std + 20);
     assert_int_equal(envelope_key_from_bytes(raw, sizeof(raw), &k2), ENVELOPE_OK);
     const char *good[] = {std, url, nopad, wrapped_lines};
@@ -323,8 +306,8 @@ static void test_key_from_base64(void **state)
     } bad[] = {
         {"", "empty"},
         {"not base64 at all!!", "not valid base64"},
-        {"AAAAAAAAAAAAAAAAAAAAAA==", "decodes to 16 bytes"},                         /* 16 */
-        {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "decodes to 32 bytes"},    /* control */
+        {"AAAAAAAAAAAAAAAAAAAAAA==", "decodes to 16 bytes"},                     /* 16 */
+        {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "decodes to 32 bytes"}, /* control */
         {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "decodes to 33 bytes"}, /* 33 */
         {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=garbage", "not valid base64"},
         {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA*", "not valid base64"},
@@ -356,20 +339,15 @@ static void test_bad_arguments(void **state)
     struct envelope_sealed s;
     memset(longid, 'a', sizeof(longid) - 1);
     longid[sizeof(longid) - 1] = '\0';
-    const struct envelope_binding bad[] = {{"", UPLOAD_1}, {USER_A, ""}, {NULL, UPLOAD_1},
-                                           {USER_A, longid}};
+    const struct envelope_binding bad[] = {{"", UPLOAD_1}, {USER_A, ""}, {NULL, UPLOAD_1}, {USER_A, longid}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(envelope_body_seal(f->kek, 1, &bad[i], (const unsigned char *)"x", 1, &s),
-                         ENVELOPE_EINVAL);
-    assert_int_equal(envelope_body_seal(f->kek, 0, &f->b, (const unsigned char *)"x", 1, &s),
-                     ENVELOPE_EINVAL);
-    assert_int_equal(envelope_body_seal(f->kek, 1, NULL, (const unsigned char *)"x", 1, &s),
-                     ENVELOPE_EINVAL);
+        assert_int_equal(envelope_body_seal(f->kek, 1, &bad[i], (const unsigned char *)"x", 1, &s), ENVELOPE_EINVAL);
+    assert_int_equal(envelope_body_seal(f->kek, 0, &f->b, (const unsigned char *)"x", 1, &s), ENVELOPE_EINVAL);
+    assert_int_equal(envelope_body_seal(f->kek, 1, NULL, (const unsigned char *)"x", 1, &s), ENVELOPE_EINVAL);
     assert_int_equal(envelope_body_seal(f->kek, 1, &f->b, NULL, 1, &s), ENVELOPE_EINVAL);
     longid[ENVELOPE_ID_MAX] = '\0'; /* exactly the maximum is fine */
     const struct envelope_binding edge = {longid, longid};
-    assert_int_equal(envelope_body_seal(f->kek, 1, &edge, (const unsigned char *)"x", 1, &s),
-                     ENVELOPE_OK);
+    assert_int_equal(envelope_body_seal(f->kek, 1, &edge, (const unsigned char *)"x", 1, &s), ENVELOPE_OK);
     envelope_sealed_clear(&s);
 }
 
@@ -401,13 +379,11 @@ static void test_key_wrap(void **state)
     static const unsigned char ad[] = "ring/v1";
     assert_int_equal(envelope_key_random(&k), ENVELOPE_OK);
     assert_int_equal(envelope_key_wrap(f->kek, k, ad, sizeof(ad), w), ENVELOPE_OK);
-    assert_int_equal(envelope_key_unwrap(f->kek, w, sizeof(w), ad, sizeof(ad), &back),
-                     ENVELOPE_OK);
+    assert_int_equal(envelope_key_unwrap(f->kek, w, sizeof(w), ad, sizeof(ad), &back), ENVELOPE_OK);
     assert_true(envelope_key_equal(k, back));
     envelope_key_free(back);
     back = NULL;
-    assert_int_equal(envelope_key_unwrap(f->kek, w, sizeof(w), ad, sizeof(ad) - 1, &back),
-                     ENVELOPE_EAUTH);
+    assert_int_equal(envelope_key_unwrap(f->kek, w, sizeof(w), ad, sizeof(ad) - 1, &back), ENVELOPE_EAUTH);
     assert_null(back);
     assert_int_equal(envelope_key_unwrap(f->kek, w, sizeof(w), NULL, 0, &back), ENVELOPE_EAUTH);
     envelope_key_free(k);

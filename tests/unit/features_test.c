@@ -60,8 +60,7 @@ static void test_cardio_hand(void **st)
     assert_near(c.recovery_index.value, 1.2, 1e-12);
     /* 120 minutes from midnight: no day-time heart rate */
     assert_false(metric_value_valid(&c.day_night_diff_bpm));
-    assert_string_equal(c.day_night_diff_bpm.reason,
-                        "less than an hour of day or night heart rate");
+    assert_string_equal(c.day_night_diff_bpm.reason, "less than an hour of day or night heart rate");
 }
 
 /* One day from midnight: 60 bpm 00:00-06:00, 150 bpm 08:00-09:00 (outside

@@ -73,7 +73,8 @@ static void test_quantity_errors(void **state)
     (void)state;
     /* The caller tells "report, do not refuse" from "refuse" by the code,
      * never by the text. */
-    expect_fail("HKQuantityTypeIdentifierDietaryCaffeine", "mg", 80, HK_EUNKNOWN_TYPE, "unknown HealthKit quantity type");
+    expect_fail("HKQuantityTypeIdentifierDietaryCaffeine", "mg", 80, HK_EUNKNOWN_TYPE,
+                "unknown HealthKit quantity type");
     expect_fail("HKQuantityTypeIdentifierHeartRate", "beats", 60, HK_EUNIT, "unknown HealthKit unit");
     expect_fail("HKQuantityTypeIdentifierHeartRate", "ms", 60, HK_EUNIT, "does not fit HeartRate");
     expect_fail("HKQuantityTypeIdentifierStepCount", "count", NAN, HK_EVALUE, "finite");
@@ -94,9 +95,8 @@ static void test_categories(void **state)
                                {"HKCategoryValueSleepAnalysisAsleepDeep", "asleep_deep"},
                                {"5", "asleep_rem"}};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-        assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", values[i][0], 42, &m, err,
-                                         sizeof(err)),
-                         0);
+        assert_int_equal(
+            hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", values[i][0], 42, &m, err, sizeof(err)), 0);
         assert_string_equal(m.metric_type, "sleep_stage");
         assert_string_equal(m.category, values[i][1]);
         assert_true(m.value == 42);
@@ -105,9 +105,11 @@ static void test_categories(void **state)
     assert_non_null(strstr(err, "unknown sleep analysis value"));
     assert_int_equal(hk_map_category("HKCategoryTypeIdentifierMindfulSession", NULL, 10, &m, err, sizeof(err)), 0);
     assert_string_equal(m.metric_type, "mindful_minutes");
-    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierToothbrushingEvent", "0", 2, &m, err, sizeof(err)), HK_EUNKNOWN_TYPE);
+    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierToothbrushingEvent", "0", 2, &m, err, sizeof(err)),
+                     HK_EUNKNOWN_TYPE);
     assert_non_null(strstr(err, "unknown HealthKit category type"));
-    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "0", -1, &m, err, sizeof(err)), HK_EVALUE);
+    assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "0", -1, &m, err, sizeof(err)),
+                     HK_EVALUE);
 }
 
 static void test_convert(void **state)
@@ -132,8 +134,8 @@ static void test_ranges_after_conversion(void **state)
     (void)state;
     struct hk_mapped m;
     char err[200];
-    assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierDistanceWalkingRunning", "mi", 1.7e308, &m, err,
-                                     sizeof(err)), -1);
+    assert_int_equal(
+        hk_map_quantity("HKQuantityTypeIdentifierDistanceWalkingRunning", "mi", 1.7e308, &m, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "value"));
     assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierHeartRate", "count/min", 1e308, &m, err, sizeof(err)),
                      -1);
@@ -142,8 +144,7 @@ static void test_ranges_after_conversion(void **state)
     assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierHeartRate", "count/min", 300, &m, err, sizeof(err)), 0);
     assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierHeartRate", "count/min", 300.5, &m, err, sizeof(err)),
                      -1);
-    assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierBodyTemperature", "degF", 98.6, &m, err, sizeof(err)),
-                     0);
+    assert_int_equal(hk_map_quantity("HKQuantityTypeIdentifierBodyTemperature", "degF", 98.6, &m, err, sizeof(err)), 0);
     assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "3", 2880, &m, err, sizeof(err)), 0);
     assert_int_equal(hk_map_category("HKCategoryTypeIdentifierSleepAnalysis", "3", 2881, &m, err, sizeof(err)), -1);
     assert_int_equal(hk_value_plausible(HK_T_WORKOUT, 1e9, err, sizeof(err)), 0); /* no bound, finite */

@@ -28,8 +28,7 @@ static void assert_near_at(double a, double b, double eps, const char *file, int
 #define T0 1768003200000LL /* 2026-01-10T00:00:00Z */
 
 /* Interval from local clock h1:m1 on day d1 (0 = Jan 10) to h2:m2 on d2. */
-static struct hksleep_interval iv(int d1, int h1, int m1, int d2, int h2, int m2, int cat, int src,
-                                  int off)
+static struct hksleep_interval iv(int d1, int h1, int m1, int d2, int h2, int m2, int cat, int src, int off)
 {
     struct hksleep_interval v;
     int64_t a = (int64_t)(d1 * 1440 + h1 * 60 + m1 - off) * MIN_MS;
@@ -203,10 +202,8 @@ static void test_states_for_sri(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_staged_night_two_sources),
-        cmocka_unit_test(test_offset_local_time),
-        cmocka_unit_test(test_same_source_overlap),
-        cmocka_unit_test(test_unstaged_and_empty),
+        cmocka_unit_test(test_staged_night_two_sources), cmocka_unit_test(test_offset_local_time),
+        cmocka_unit_test(test_same_source_overlap),      cmocka_unit_test(test_unstaged_and_empty),
         cmocka_unit_test(test_states_for_sri),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -97,8 +97,12 @@ static void samples(struct store_sample *v, size_t n, const char *user, int64_t 
 
 static struct ingest_origin origin(const char *user, const char *source)
 {
-    struct ingest_origin o = {.user_id = user, .source = source, .audit_action = "health_data.create",
-                              .request_id = "req-1", .client_ip = "127.0.0.1", .total_metrics = 3};
+    struct ingest_origin o = {.user_id = user,
+                              .source = source,
+                              .audit_action = "health_data.create",
+                              .request_id = "req-1",
+                              .client_ip = "127.0.0.1",
+                              .total_metrics = 3};
     return o;
 }
 
@@ -144,7 +148,7 @@ static void test_atomic_commit_writes_all_and_queues(void **state)
     size_t stored = 0;
     assert_int_equal(ingest_session_add(s, v, 3, 0, 0, &stored), 0);
     assert_int_equal(stored, 3);
-    assert_string_equal(v[0].upload_id, ingest_session_upload_id(s)); /* stamped */
+    assert_string_equal(v[0].upload_id, ingest_session_upload_id(s));             /* stamped */
     assert_int_equal(ingest_session_seal_raw(s, "application/json", "{}", 2), 0); /* no ring: nothing */
     ingest_session_result(s, &mid);
     struct ingest_idempotency idem = {"key-1", "ab", 201, "{\"ok\":true}"};

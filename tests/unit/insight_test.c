@@ -114,8 +114,7 @@ static void test_render_create_read(void **state)
     assert_string_equal(d.rec.insight_type, "comprehensive");
     insight_draft_clear(&d);
     a.result = (char *)"[not json";
-    assert_int_equal(insight_render_analysis(NULL, &a, INSIGHT_FOCUS_COMPREHENSIVE, NULL, NULL, &d),
-                     COMPUTE_EINTERNAL);
+    assert_int_equal(insight_render_analysis(NULL, &a, INSIGHT_FOCUS_COMPREHENSIVE, NULL, NULL, &d), COMPUTE_EINTERNAL);
     insight_draft_clear(&d);
     free(rt);
     free(ct);

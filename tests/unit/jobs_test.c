@@ -61,7 +61,12 @@ static void test_refusals(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        NULL, "", "[]", "{", "null", "{\"upload_id\":\"" UP "\"}",
+        NULL,
+        "",
+        "[]",
+        "{",
+        "null",
+        "{\"upload_id\":\"" UP "\"}",
         "{\"upload_id\":\"not-a-uuid\",\"user_id\":\"" US "\"}",
         "{\"upload_id\":1,\"user_id\":\"" US "\"}",
         "{\"upload_id\":\"" UP "\",\"user_id\":\"" US "\",\"upload_id\":\"" UP "\"}", /* duplicate key */

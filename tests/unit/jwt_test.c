@@ -172,8 +172,8 @@ static void test_alg_none_and_hs256(void **state)
 {
     (void)state;
     char payload[256], input[2048], tok[4096];
-    snprintf(payload, sizeof(payload),
-             "{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld}", ISS, AUD, NOW, NOW + 60);
+    snprintf(payload, sizeof(payload), "{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld}", ISS,
+             AUD, NOW, NOW + 60);
     char header[128];
     snprintf(header, sizeof(header), "{\"alg\":\"none\",\"kid\":\"%s\"}", jwt_signer_kid(signer));
     signing_input(header, payload, input, sizeof(input));
@@ -205,11 +205,15 @@ static void test_claims_rejected(void **state)
     struct {
         const char *payload_fmt, *reason; /* payloads at iat = NOW */
     } cases[] = {
-        {"{\"iss\":\"other\",\"aud\":\"clarity-api\",\"sub\":\"u\",\"iat\":1800000000,\"exp\":1800000060}", "wrong issuer"},
-        {"{\"iss\":\"clarity\",\"aud\":\"other-api\",\"sub\":\"u\",\"iat\":1800000000,\"exp\":1800000060}", "wrong audience"},
-        {"{\"iss\":\"clarity\",\"aud\":[\"x\",\"y\"],\"sub\":\"u\",\"iat\":1800000000,\"exp\":1800000060}", "wrong audience"},
+        {"{\"iss\":\"other\",\"aud\":\"clarity-api\",\"sub\":\"u\",\"iat\":1800000000,\"exp\":1800000060}",
+         "wrong issuer"},
+        {"{\"iss\":\"clarity\",\"aud\":\"other-api\",\"sub\":\"u\",\"iat\":1800000000,\"exp\":1800000060}",
+         "wrong audience"},
+        {"{\"iss\":\"clarity\",\"aud\":[\"x\",\"y\"],\"sub\":\"u\",\"iat\":1800000000,\"exp\":1800000060}",
+         "wrong audience"},
         {"{\"iss\":\"clarity\",\"aud\":\"clarity-api\",\"iat\":1800000000,\"exp\":1800000060}", "missing subject"},
-        {"{\"iss\":\"clarity\",\"aud\":\"clarity-api\",\"sub\":\"\",\"iat\":1800000000,\"exp\":1800000060}", "missing subject"},
+        {"{\"iss\":\"clarity\",\"aud\":\"clarity-api\",\"sub\":\"\",\"iat\":1800000000,\"exp\":1800000060}",
+         "missing subject"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *tok = claims_token("ES256", kid, cases[i].payload_fmt);
@@ -258,8 +262,8 @@ static void test_other_key(void **state)
     free(tok);
     /* Same kid as ours but signed by the other key. */
     char payload[256], header[128];
-    snprintf(payload, sizeof(payload), "{\"iss\":\"clarity\",\"aud\":\"clarity-api\",\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld}",
-             NOW, NOW + 60);
+    snprintf(payload, sizeof(payload),
+             "{\"iss\":\"clarity\",\"aud\":\"clarity-api\",\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld}", NOW, NOW + 60);
     snprintf(header, sizeof(header), "{\"alg\":\"ES256\",\"kid\":\"%s\"}", jwt_signer_kid(signer));
     tok = sign(other, 1, header, payload);
     expect_reject(tok, "bad signature");
@@ -312,9 +316,10 @@ static void test_external_rs256_jwks(void **state)
     b64url(nb, (size_t)nl, n64, sizeof(n64));
     b64url(eb, (size_t)el, e64, sizeof(e64));
     char jwks[2048];
-    snprintf(jwks, sizeof(jwks),
-             "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"k1\",\"use\":\"sig\",\"alg\":\"RS256\",\"n\":\"%s\",\"e\":\"%s\"}]}",
-             n64, e64);
+    snprintf(
+        jwks, sizeof(jwks),
+        "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"k1\",\"use\":\"sig\",\"alg\":\"RS256\",\"n\":\"%s\",\"e\":\"%s\"}]}",
+        n64, e64);
     char err[128];
     struct jwt_keyset *ks = jwt_keyset_parse(jwks, strlen(jwks), err, sizeof(err));
     assert_non_null(ks);
@@ -392,12 +397,12 @@ static void test_external_audience_rule(void **state)
         const char *claims;
         int ok;
     } cases[] = {
-        {"\"client_id\":\"client-1\",\"token_use\":\"access\"", 0},          /* no aud: client_id decides */
+        {"\"client_id\":\"client-1\",\"token_use\":\"access\"", 0}, /* no aud: client_id decides */
         {"\"client_id\":\"client-2\",\"token_use\":\"access\"", -1},
-        {"\"token_use\":\"access\"", -1},                                     /* neither */
+        {"\"token_use\":\"access\"", -1},                                         /* neither */
         {"\"aud\":\"client-1\",\"token_use\":\"id\",\"email_verified\":true", 0}, /* Cognito ID token */
         {"\"aud\":[\"x\",\"api-aud\"]", 0},
-        {"\"aud\":\"x\",\"client_id\":\"client-1\"", -1},                    /* a wrong aud is not rescued */
+        {"\"aud\":\"x\",\"client_id\":\"client-1\"", -1}, /* a wrong aud is not rescued */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(payload, sizeof(payload), "{\"iss\":\"%s\",\"sub\":\"s\",\"iat\":%lld,\"exp\":%lld,%s}", iss, NOW,
@@ -421,8 +426,9 @@ static void test_external_audience_rule(void **state)
     /* email_verified must be true itself: "false", 1 and absent are not. */
     const char *not_verified[] = {"\"email_verified\":\"false\"", "\"email_verified\":1", "\"email_verified\":false"};
     for (size_t i = 0; i < 3; i++) {
-        snprintf(payload, sizeof(payload), "{\"iss\":\"%s\",\"aud\":\"api-aud\",\"sub\":\"s\",\"iat\":%lld,\"exp\":%lld,%s}",
-                 iss, NOW, NOW + 600, not_verified[i]);
+        snprintf(payload, sizeof(payload),
+                 "{\"iss\":\"%s\",\"aud\":\"api-aud\",\"sub\":\"s\",\"iat\":%lld,\"exp\":%lld,%s}", iss, NOW, NOW + 600,
+                 not_verified[i]);
         char *tok = sign(rsa, 0, "{\"alg\":\"RS256\",\"kid\":\"c1\"}", payload);
         assert_int_equal(jwt_verify_external_rule(ks, tok, iss, &rule, NOW, &c, err, sizeof(err)), 0);
         assert_int_equal(c.email_verified, 0);
@@ -451,10 +457,14 @@ static void test_issue_session(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_issue_verify),     cmocka_unit_test(test_tampered),
-        cmocka_unit_test(test_alg_none_and_hs256), cmocka_unit_test(test_claims_rejected),
-        cmocka_unit_test(test_other_key),        cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_pem_rejections),   cmocka_unit_test(test_external_rs256_jwks),
+        cmocka_unit_test(test_issue_verify),
+        cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_alg_none_and_hs256),
+        cmocka_unit_test(test_claims_rejected),
+        cmocka_unit_test(test_other_key),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_pem_rejections),
+        cmocka_unit_test(test_external_rs256_jwks),
         cmocka_unit_test(test_external_audience_rule),
         cmocka_unit_test(test_issue_session),
         cmocka_unit_test(test_keyset_rejections),

@@ -117,8 +117,8 @@ static int teardown(void **state)
 
 /* Create an upload row for user and put body through the ring, in one
  * transaction (the shape of the real upload path). */
-static void put_upload(struct fixture *f, struct keyring *ring, const char *user,
-                       char id[STORE_ID_LEN], const char *body)
+static void put_upload(struct fixture *f, struct keyring *ring, const char *user, char id[STORE_ID_LEN],
+                       const char *body)
 {
     struct store_tx *tx = NULL;
     struct store_upload u;
@@ -129,15 +129,13 @@ static void put_upload(struct fixture *f, struct keyring *ring, const char *user
     snprintf(u.source, sizeof(u.source), "healthkit");
     assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
     assert_int_equal(store_upload_insert(tx, &u), 0);
-    assert_int_equal(keyring_raw_upload_put(ring, tx, user, id, "application/json",
-                                            (const unsigned char *)body, strlen(body)),
-                     0);
+    assert_int_equal(
+        keyring_raw_upload_put(ring, tx, user, id, "application/json", (const unsigned char *)body, strlen(body)), 0);
     assert_int_equal(store_tx_commit(tx), 0);
 }
 
 /* Read and decrypt; returns the code, *out (caller frees) on success. */
-static int get_upload(struct fixture *f, struct keyring *ring, const char *id, const char *user,
-                      char **out)
+static int get_upload(struct fixture *f, struct keyring *ring, const char *id, const char *user, char **out)
 {
     struct store_tx *tx = NULL;
     unsigned char *body = NULL;
@@ -222,11 +220,9 @@ static void test_round_trip(void **state)
     memset(longid, 'a', sizeof(longid) - 1);
     longid[sizeof(longid) - 1] = '\0';
     assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
-    assert_int_equal(keyring_raw_upload_seal(f->ring, tx, f->users[0], longid, NULL,
-                                             (const unsigned char *)"x", 1, &r),
+    assert_int_equal(keyring_raw_upload_seal(f->ring, tx, f->users[0], longid, NULL, (const unsigned char *)"x", 1, &r),
                      KEYRING_EINVAL);
-    assert_int_equal(keyring_raw_upload_seal(f->ring, tx, "", id, NULL,
-                                             (const unsigned char *)"x", 1, &r),
+    assert_int_equal(keyring_raw_upload_seal(f->ring, tx, "", id, NULL, (const unsigned char *)"x", 1, &r),
                      KEYRING_EINVAL);
     store_tx_rollback(tx);
     assert_string_equal(clarity_strerror(STORE_ENOTFOUND), clarity_strerror(STORE_ENOTFOUND));
@@ -246,9 +242,9 @@ static void test_blob_binding(void **state)
     keyring_block_binding(19700, 0, 1, bound);
     assert_string_equal(bound, "block/19700/0/v1");
     assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
-    assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], bound,
-                                       (const unsigned char *)plain, strlen(plain), &blob, &blen),
-                     0);
+    assert_int_equal(
+        keyring_blob_seal(f->ring, tx, f->users[0], bound, (const unsigned char *)plain, strlen(plain), &blob, &blen),
+        0);
     assert_int_equal(blen, strlen(plain) + KEYRING_BLOB_OVERHEAD);
     assert_null(memmem(blob, blen, "heart_rate", 10));
     assert_int_equal(keyring_blob_open(f->ring, tx, f->users[0], bound, blob, blen, &got, &glen), 0);
@@ -256,13 +252,11 @@ static void test_blob_binding(void **state)
     assert_string_equal((char *)got, plain);
     free(got);
     got = NULL;
-    assert_int_equal(keyring_blob_open(f->ring, tx, f->users[1], bound, blob, blen, &got, &glen),
-                     KEYRING_EAUTH);
+    assert_int_equal(keyring_blob_open(f->ring, tx, f->users[1], bound, blob, blen, &got, &glen), KEYRING_EAUTH);
     const int64_t alt[][3] = {{19701, 0, 1}, {19700, 1, 1}, {19700, 0, 2}};
     for (size_t i = 0; i < 3; i++) {
         keyring_block_binding(alt[i][0], alt[i][1], (int)alt[i][2], other);
-        assert_int_equal(keyring_blob_open(f->ring, tx, f->users[0], other, blob, blen, &got, &glen),
-                         KEYRING_EAUTH);
+        assert_int_equal(keyring_blob_open(f->ring, tx, f->users[0], other, blob, blen, &got, &glen), KEYRING_EAUTH);
     }
     for (size_t i = 0; i < blen; i++) {
         blob[i] ^= 0x20;
@@ -270,12 +264,9 @@ static void test_blob_binding(void **state)
         assert_true(rc == KEYRING_EAUTH || rc == KEYRING_ESTATE);
         blob[i] ^= 0x20;
     }
-    assert_int_equal(keyring_blob_open(f->ring, tx, f->users[0], bound, blob, blen - 1, &got, &glen),
-                     KEYRING_EAUTH);
-    assert_int_equal(keyring_blob_open(f->ring, tx, f->users[0], bound, blob, 3, &got, &glen),
-                     KEYRING_EAUTH);
-    assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], "", blob, 1, &got, &glen),
-                     KEYRING_EINVAL);
+    assert_int_equal(keyring_blob_open(f->ring, tx, f->users[0], bound, blob, blen - 1, &got, &glen), KEYRING_EAUTH);
+    assert_int_equal(keyring_blob_open(f->ring, tx, f->users[0], bound, blob, 3, &got, &glen), KEYRING_EAUTH);
+    assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], "", blob, 1, &got, &glen), KEYRING_EINVAL);
     assert_null(got);
     store_tx_rollback(tx);
     free(blob);
@@ -298,8 +289,8 @@ static void test_raw_body_compressed(void **state)
                               "%s{\"uuid\":\"%08X-0000-4000-8000-%012X\",\"identifier\":"
                               "\"HKQuantityTypeIdentifierHeartRate\",\"value\":%d,\"unit\":\"count/min\","
                               "\"start_date\":\"2026-11-01T%02d:%02d:00Z\"}",
-                              k ? "," : "", (unsigned)k * 2654435761u, (unsigned)k * 40503u, 50 + k % 60,
-                              k / 60 % 24, k % 60);
+                              k ? "," : "", (unsigned)k * 2654435761u, (unsigned)k * 40503u, 50 + k % 60, k / 60 % 24,
+                              k % 60);
     snprintf(body + w, cap - w, "]}");
     put_upload(f, f->ring, f->users[0], id, body);
     struct store_raw_upload r;
@@ -326,9 +317,9 @@ static void test_raw_body_compressed(void **state)
      * body had before: unpack it into the row's columns. */
     unsigned char *blob = NULL;
     size_t blen = 0;
-    assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], u.id, (const unsigned char *)legacy,
-                                       strlen(legacy), &blob, &blen),
-                     0);
+    assert_int_equal(
+        keyring_blob_seal(f->ring, tx, f->users[0], u.id, (const unsigned char *)legacy, strlen(legacy), &blob, &blen),
+        0);
     unsigned char wrapped[ENVELOPE_WRAPPED_BYTES], nonce[ENVELOPE_NONCE_BYTES];
     memcpy(wrapped, blob + 5, sizeof(wrapped));
     memcpy(nonce, blob + 5 + sizeof(wrapped), sizeof(nonce));
@@ -351,9 +342,8 @@ static void test_raw_body_compressed(void **state)
     /* A new body that itself begins with the mark is wrapped, not mistaken. */
     assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
     memset(&r, 0, sizeof(r));
-    assert_int_equal(keyring_raw_upload_seal(f->ring, tx, f->users[0], u.id, NULL,
-                                             (const unsigned char *)"\0CZ1abc", 7, &r),
-                     0);
+    assert_int_equal(
+        keyring_raw_upload_seal(f->ring, tx, f->users[0], u.id, NULL, (const unsigned char *)"\0CZ1abc", 7, &r), 0);
     unsigned char *out = NULL;
     size_t olen = 0;
     assert_int_equal(keyring_raw_upload_open(f->ring, tx, &r, &out, &olen), 0);
@@ -433,8 +423,7 @@ static void test_database_file_has_no_plaintext(void **state)
                      "\"note\":\"PLAINTEXT-CANARY-7f3a9c\"},{\"type\":\"blood_oxygen\","
                      "\"value\":0.97},{\"type\":\"mood\",\"value\":\"anxious about diagnosis\"}");
     while (w < (int)sizeof(body) - 64)
-        w += snprintf(body + w, sizeof(body) - (size_t)w, ",{\"type\":\"steps\",\"value\":%d}",
-                      w);
+        w += snprintf(body + w, sizeof(body) - (size_t)w, ",{\"type\":\"steps\",\"value\":%d}", w);
     snprintf(body + w, sizeof(body) - (size_t)w, "]}");
 
     put_upload(f, f->ring, f->users[0], id, body);
@@ -552,8 +541,8 @@ static void test_sealed_analyses_insights(void **state)
     struct store_sealer z;
     keyring_store_sealer(f->ring, &z);
 
-    struct store_analysis plain = {.version = 1, .coverage = "{\"days\":1}", .result = "{\"legacy\":1}",
-                                   .created_at_ms = 1000};
+    struct store_analysis plain = {
+        .version = 1, .coverage = "{\"days\":1}", .result = "{\"legacy\":1}", .created_at_ms = 1000};
     assert_int_equal(uuid_v7(plain.id), 0);
     memcpy(plain.user_id, f->users[0], STORE_ID_LEN);
     snprintf(plain.kind, sizeof(plain.kind), "pat");
@@ -563,14 +552,16 @@ static void test_sealed_analyses_insights(void **state)
     assert_int_equal(store_tx_commit(tx), 0);
 
     store_set_sealer(f->st, &z);
-    struct store_analysis a = {.version = 1, .coverage = "{\"days\":7,\"note\":\"SEALED-COVERAGE-51c\"}",
+    struct store_analysis a = {.version = 1,
+                               .coverage = "{\"days\":7,\"note\":\"SEALED-COVERAGE-51c\"}",
                                .result = "{\"tst_minutes\":417,\"note\":\"SEALED-RESULT-9e2\"}",
                                .created_at_ms = 2000};
     assert_int_equal(uuid_v7(a.id), 0);
     memcpy(a.user_id, f->users[0], STORE_ID_LEN);
     snprintf(a.kind, sizeof(a.kind), "sleep");
     struct store_insight in = {.narrative = "SEALED-NARRATIVE-you slept 6.9 hours",
-                               .body = "{\"key_insights\":[\"SEALED-BODY-4d1\"]}", .confidence = 0.75};
+                               .body = "{\"key_insights\":[\"SEALED-BODY-4d1\"]}",
+                               .confidence = 0.75};
     assert_int_equal(uuid_v7(in.id), 0);
     memcpy(in.user_id, f->users[0], STORE_ID_LEN);
     memcpy(in.analysis_id, a.id, STORE_ID_LEN);
@@ -646,7 +637,7 @@ static void test_sealed_analyses_insights(void **state)
     store_up(f);
     assert_int_equal(keyring_open(f->st, f->master, &f->ring, err, sizeof(err)), 0);
     static const char *const canaries[] = {"SEALED-COVERAGE", "SEALED-RESULT", "SEALED-NARRATIVE",
-                                           "SEALED-BODY", "tst_minutes", "slept 6.9"};
+                                           "SEALED-BODY",     "tst_minutes",   "slept 6.9"};
     for (size_t i = 0; i < sizeof(canaries) / sizeof(canaries[0]); i++)
         assert_int_equal(files_containing(f->dir, canaries[i], strlen(canaries[i])), 0);
     assert_true(files_containing(f->dir, "legacy", 6) > 0); /* the scan sees clear text */
@@ -692,8 +683,7 @@ static void test_rotation(void **state)
     expect_body(f, f->ring, ids[OLD + 1], bodies[OLD + 1]);
 
     memset(&st, 0, sizeof(st));
-    assert_int_equal(keyring_rewrap(f->ring, 2, count_batches, &batches, &st, err, sizeof(err)),
-                     0);
+    assert_int_equal(keyring_rewrap(f->ring, 2, count_batches, &batches, &st, err, sizeof(err)), 0);
     assert_int_equal(st.target, 2);
     assert_int_equal(st.scanned, OLD + 2);
     assert_int_equal(st.rewrapped, OLD + 1);

@@ -134,13 +134,16 @@ static void fake_set(struct fake *f, int status, const char *reply, int delay_ms
 static json_t *result_doc(void)
 {
     return json_pack("{s:{s:{s:f, s:i}, s:{s:f, s:i}, s:[{s:s}]}, s:{s:{s:f, s:i}}, s:{s:s}, s:{s:n, s:s}}",
-                     "healthkit_sleep", "total_sleep_mean_min", "value", 450.0, "n", 7, "efficiency_mean_pct",
-                     "value", 91.0, "n", 7, "nights", "period_start", "2026-11-20T23:00", "circadian",
-                     "interdaily_stability", "value", 0.71, "n", 168, "window", "start_local", "2026-11-14T00:00",
-                     "pat", "value", "reason", "no PAT model configured");
+                     "healthkit_sleep", "total_sleep_mean_min", "value", 450.0, "n", 7, "efficiency_mean_pct", "value",
+                     91.0, "n", 7, "nights", "period_start", "2026-11-20T23:00", "circadian", "interdaily_stability",
+                     "value", 0.71, "n", 168, "window", "start_local", "2026-11-14T00:00", "pat", "value", "reason",
+                     "no PAT model configured");
 }
 
-static json_t *coverage_doc(void) { return json_pack("{s:i, s:i, s:i}", "days", 7, "days_with_data", 7, "sleep_nights", 7); }
+static json_t *coverage_doc(void)
+{
+    return json_pack("{s:i, s:i, s:i}", "days", 7, "days_with_data", 7, "sleep_nights", 7);
+}
 
 static const char MODEL_TEXT[] =
     "{\"narrative\":\"A steady week.\",\"key_insights\":[{\"text\":\"You slept about 7.5 hours.\",\"metric\":"
@@ -168,8 +171,7 @@ static char *openai_reply(const char *text)
 static struct llm_client *client(struct fake *f, enum llm_provider p, long timeout_ms)
 {
     char base[128], err[256];
-    snprintf(base, sizeof(base), p == LLM_PROVIDER_GEMINI ? "http://127.0.0.1:%d" : "http://127.0.0.1:%d/v1/",
-             f->port);
+    snprintf(base, sizeof(base), p == LLM_PROVIDER_GEMINI ? "http://127.0.0.1:%d" : "http://127.0.0.1:%d/v1/", f->port);
     struct llm_config c = {p, base, p == LLM_PROVIDER_GEMINI ? "k-gem-123" : "sk-local-456",
                            p == LLM_PROVIDER_GEMINI ? "gemini-test" : "llama-3-8b", timeout_ms};
     struct llm_client *cl = llm_client_new(&c, err, sizeof(err));
@@ -189,7 +191,8 @@ static void test_gemini_request_and_reply(void **state)
     json_t *r = result_doc(), *cov = coverage_doc();
     struct insight_builtin_out o;
     const char *gen = NULL;
-    assert_int_equal(llm_insight_generate(c, r, cov, INSIGHT_FOCUS_COMPREHENSIVE, "I travelled this week", &o, &gen), 0);
+    assert_int_equal(llm_insight_generate(c, r, cov, INSIGHT_FOCUS_COMPREHENSIVE, "I travelled this week", &o, &gen),
+                     0);
     assert_string_equal(gen, "gemini");
     assert_string_equal(o.narrative, "A steady week.");
     assert_true(o.confidence == 1.0);
@@ -210,8 +213,8 @@ static void test_gemini_request_and_reply(void **state)
     assert_int_equal(json_integer_value(json_object_get(gc, "topK")), 40);
     assert_int_equal(json_integer_value(json_object_get(gc, "maxOutputTokens")), 2048);
     assert_string_equal(json_string_value(json_object_get(gc, "responseMimeType")), "application/json");
-    assert_non_null(json_string_value(
-        json_object_get(json_array_get(json_object_get(json_object_get(req, "systemInstruction"), "parts"), 0), "text")));
+    assert_non_null(json_string_value(json_object_get(
+        json_array_get(json_object_get(json_object_get(req, "systemInstruction"), "parts"), 0), "text")));
     json_t *c0 = json_array_get(json_object_get(req, "contents"), 0);
     assert_string_equal(json_string_value(json_object_get(c0, "role")), "user");
     const char *prompt = json_string_value(json_object_get(json_array_get(json_object_get(c0, "parts"), 0), "text"));
@@ -283,14 +286,14 @@ static void test_chat_answer(void **state)
     free(answer);
     json_t *req = json_loads(f->req_body, 0, NULL);
     json_t *msgs = json_object_get(req, "messages");
-    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(msgs, 0), "content")),
-                           "{\"answer\": string}"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_array_get(msgs, 0), "content")), "{\"answer\": string}"));
     const char *prompt = json_string_value(json_object_get(json_array_get(msgs, 1), "content"));
-    assert_non_null(strstr(prompt, "\"How did I sleep?\""));   /* tab filtered to a space */
+    assert_non_null(strstr(prompt, "\"How did I sleep?\"")); /* tab filtered to a space */
     assert_non_null(strstr(prompt, "Window 1:\nhealthkit_sleep.total_sleep_mean_min = 450\n"));
     assert_non_null(strstr(prompt, "Window 2:\n"));
     assert_non_null(strstr(prompt, "Coverage: 7 days, 7 with data.\n"));
-    assert_null(strstr(prompt, "2026-11"));                  /* no nights, no window times */
+    assert_null(strstr(prompt, "2026-11")); /* no nights, no window times */
     assert_null(strstr(prompt, "pat"));
     json_decref(req);
     /* A prompt injection: nothing is sent. */
@@ -330,8 +333,10 @@ static void test_errors_timeouts_bad_output_and_fallback(void **state)
     struct insight_builtin_out o;
     char err[256];
 
-    fake_set(f, 429, "{\"error\":{\"code\":429,\"message\":\"Resource has been exhausted\",\"status\":"
-                     "\"RESOURCE_EXHAUSTED\"}}", 0);
+    fake_set(f, 429,
+             "{\"error\":{\"code\":429,\"message\":\"Resource has been exhausted\",\"status\":"
+             "\"RESOURCE_EXHAUSTED\"}}",
+             0);
     assert_int_equal(llm_insight_call(c, r, cov, INSIGHT_FOCUS_COMPREHENSIVE, NULL, &o, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "429"));
     assert_non_null(strstr(err, "Resource has been exhausted"));
@@ -356,7 +361,7 @@ static void test_errors_timeouts_bad_output_and_fallback(void **state)
     fake_set(f, 200, rep, 1500); /* slower than the 400 ms timeout */
     free(rep);
     assert_int_equal(llm_insight_call(c, r, cov, INSIGHT_FOCUS_COMPREHENSIVE, NULL, &o, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "imeout")); /* "Timeout was reached" */
+    assert_non_null(strstr(err, "imeout"));          /* "Timeout was reached" */
     struct timespec settle = {1, 300 * 1000 * 1000}; /* the one-connection server is still sleeping */
     nanosleep(&settle, NULL);
 

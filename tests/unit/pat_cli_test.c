@@ -155,11 +155,9 @@ static void test_usage_errors(void **state)
     char *a2[] = {"pat", "frobnicate", NULL};
     char *a3[] = {"pat", "info", NULL};
     char *a4[] = {"pat", "embed", "--model", f->model, NULL};
-    char *a5[] = {"pat", "embed", "--model", f->model, "--input", f->csv, "--std", "global:1:-2",
-                  NULL};
+    char *a5[] = {"pat", "embed", "--model", f->model, "--input", f->csv, "--std", "global:1:-2", NULL};
     char *a6[] = {"pat", "embed", "--model", f->model, "--input", f->csv, "--threads", "0", NULL};
-    char *a7[] = {"pat", "embed", "--model", f->model, "--input", f->csv, "--head", "nofile",
-                  NULL};
+    char *a7[] = {"pat", "embed", "--model", f->model, "--input", f->csv, "--head", "nofile", NULL};
     char *a8[] = {"pat", "embed", "--bogus", NULL};
 
     assert_int_equal(run(f, NULL, 1, a1), 2);
@@ -181,8 +179,8 @@ static void test_embed(void **state)
     json_t *j = NULL;
 
     snprintf(headarg, sizeof headarg, "depression=%s", f->head);
-    char *argv[] = {"pat", "embed", "--model", f->model, "--input", f->csv, "--std",
-                    "global:60:35", "--head", headarg, "--attention", "--threads", "2", NULL};
+    char *argv[] = {"pat",          "embed",  "--model", f->model,      "--input",   f->csv, "--std",
+                    "global:60:35", "--head", headarg,   "--attention", "--threads", "2",    NULL};
     assert_int_equal(run(f, &j, 13, argv), 0);
     assert_non_null(j);
     json_t *cov = json_object_get(j, "coverage");
@@ -191,8 +189,8 @@ static void test_embed(void **state)
     assert_int_equal(json_integer_value(json_object_get(cov, "missing")), 10080 - 2880 + 3);
     assert_int_equal(json_array_size(json_object_get(j, "embedding")), 96);
     assert_string_equal(json_string_value(json_object_get(j, "standardization")), "global");
-    double p = json_real_value(
-        json_object_get(json_object_get(json_object_get(j, "heads"), "depression"), "probability"));
+    double p =
+        json_real_value(json_object_get(json_object_get(json_object_get(j, "heads"), "depression"), "probability"));
     assert_true(p > 0.0 && p < 1.0);
     json_t *layers = json_object_get(json_object_get(j, "attention"), "layers");
     assert_int_equal(json_array_size(layers), 1);

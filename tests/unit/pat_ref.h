@@ -76,13 +76,9 @@ static inline float *ref_fill(uint64_t *st, size_t n, float a, float offset)
 }
 
 /* Glorot-uniform-like scale for a kernel of fan_in x fan_out. */
-static inline float ref_glorot(size_t fan_in, size_t fan_out)
-{
-    return (float)sqrt(6.0 / (double)(fan_in + fan_out));
-}
+static inline float ref_glorot(size_t fan_in, size_t fan_out) { return (float)sqrt(6.0 / (double)(fan_in + fan_out)); }
 
-static inline void ref_model_init(struct ref_model *m, int conv, size_t s, size_t l, size_t h,
-                                  uint64_t seed)
+static inline void ref_model_init(struct ref_model *m, int conv, size_t s, size_t l, size_t h, uint64_t seed)
 {
     uint64_t st = seed;
     const size_t hd = h * REF_D;
@@ -133,8 +129,7 @@ static inline void ref_model_free(struct ref_model *m)
 /* ---- HDF5 writer -------------------------------------------------------- */
 
 /* Write one float32 dataset at path (intermediate groups created). */
-static inline int ref_h5_write(hid_t file, const char *path, int rank, const hsize_t *dims,
-                               const float *data)
+static inline int ref_h5_write(hid_t file, const char *path, int rank, const hsize_t *dims, const float *data)
 {
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), space, ds;
     int rc = -1;
@@ -168,8 +163,8 @@ static inline int ref_ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-static inline int ref_put(hid_t f, const char *prefix, const char *rel, int rank,
-                          const hsize_t *dims, const float *data, const struct ref_mutation *mu)
+static inline int ref_put(hid_t f, const char *prefix, const char *rel, int rank, const hsize_t *dims,
+                          const float *data, const struct ref_mutation *mu)
 {
     char path[512];
     snprintf(path, sizeof path, "%s%s", prefix, rel);
@@ -204,8 +199,7 @@ static inline int ref_model_write(const struct ref_model *m, const char *path, c
         const hsize_t kd[3] = {3, 1, D}, bd[1] = {D};
         /* conv 1: a plain Conv1D layer; conv 2: the authors'
          * TimeDistributed(Conv1D) named conv1d_patch_embedding. */
-        const char *g = m->conv == 2 ? "conv1d_patch_embedding/conv1d_patch_embedding/conv1d"
-                                     : "conv1d/conv1d";
+        const char *g = m->conv == 2 ? "conv1d_patch_embedding/conv1d_patch_embedding/conv1d" : "conv1d/conv1d";
         char kp[128], bp[128];
         snprintf(kp, sizeof kp, "%s/kernel:0", g);
         snprintf(bp, sizeof bp, "%s/bias:0", g);
@@ -219,8 +213,8 @@ static inline int ref_model_write(const struct ref_model *m, const char *path, c
     for (size_t i = 0; i < m->l; i++) {
         const struct ref_layer *y = &m->ly[i];
         hsize_t H = (mu && mu->layer_heads_override && i == 1) ? mu->layer_heads_override : m->h;
-        const hsize_t pk[3] = {D, H, D}, pb[2] = {H, D}, ok[3] = {H, D, D}, vd[1] = {D},
-                      f1[2] = {D, F}, fb[1] = {F}, f2[2] = {F, D};
+        const hsize_t pk[3] = {D, H, D}, pb[2] = {H, D}, ok[3] = {H, D, D}, vd[1] = {D}, f1[2] = {D, F}, fb[1] = {F},
+                      f2[2] = {F, D};
         const char *names[3] = {"query", "key", "value"};
         const float *ks[3] = {y->q_k, y->k_k, y->v_k}, *bs[3] = {y->q_b, y->k_b, y->v_b};
         float *big = NULL;
@@ -233,8 +227,7 @@ static inline int ref_model_write(const struct ref_model *m, const char *path, c
                 bs[p] = big;
             }
         }
-        snprintf(pre, sizeof pre, "encoder_layer_%zu_transformer/encoder_layer_%zu_", i + 1,
-                 i + 1);
+        snprintf(pre, sizeof pre, "encoder_layer_%zu_transformer/encoder_layer_%zu_", i + 1, i + 1);
         for (int p = 0; p < 3; p++) {
             snprintf(rel, sizeof rel, "%sattention/%s/kernel:0", pre, names[p]);
             rc |= ref_put(f, prefix, rel, 3, pk, ks[p], mu);
@@ -252,9 +245,8 @@ static inline int ref_model_write(const struct ref_model *m, const char *path, c
             const hsize_t *d;
             const float *v;
         } rest[] = {
-            {"norm1/gamma:0", 1, vd, y->n1_g}, {"norm1/beta:0", 1, vd, y->n1_b},
-            {"ff1/kernel:0", 2, f1, y->f1_k},  {"ff1/bias:0", 1, fb, y->f1_b},
-            {"ff2/kernel:0", 2, f2, y->f2_k},  {"ff2/bias:0", 1, vd, y->f2_b},
+            {"norm1/gamma:0", 1, vd, y->n1_g}, {"norm1/beta:0", 1, vd, y->n1_b}, {"ff1/kernel:0", 2, f1, y->f1_k},
+            {"ff1/bias:0", 1, fb, y->f1_b},    {"ff2/kernel:0", 2, f2, y->f2_k}, {"ff2/bias:0", 1, vd, y->f2_b},
             {"norm2/gamma:0", 1, vd, y->n2_g}, {"norm2/beta:0", 1, vd, y->n2_b},
         };
         for (size_t k = 0; k < sizeof rest / sizeof rest[0]; k++) {
@@ -284,8 +276,7 @@ static inline void ref_layer_norm(double *v, const float *g, const float *b)
 
 /* q/k/v [H][N][96] (head-major for contiguous dot products) from x [N][96]
  * and a Keras kernel [96,H,96] + bias [H,96]. */
-REF_HOT static inline void ref_project(const double *x, size_t n, size_t h, const float *k,
-                                       const float *b, double *out)
+REF_HOT static inline void ref_project(const double *x, size_t n, size_t h, const float *k, const float *b, double *out)
 {
     for (size_t hh = 0; hh < h; hh++) {
         for (size_t p = 0; p < n; p++) {
@@ -303,8 +294,8 @@ REF_HOT static inline void ref_project(const double *x, size_t n, size_t h, cons
 }
 
 /* One query row of one head: probabilities (n) and the context (96). */
-REF_HOT static inline void ref_attend_row(const double *q, const double *k, const double *v,
-                                          size_t n, double *prob, double *ctx)
+REF_HOT static inline void ref_attend_row(const double *q, const double *k, const double *v, size_t n, double *prob,
+                                          double *ctx)
 {
     const double scale = 1.0 / sqrt((double)REF_D);
     double mx = -INFINITY, sum = 0;
@@ -333,8 +324,8 @@ REF_HOT static inline void ref_attend_row(const double *q, const double *k, cons
  * Reference forward pass. tokens: [N,96] doubles out; pooled: [96] out;
  * att: NULL or [L,N,N] head-averaged attention out.
  */
-REF_HOT static inline void ref_forward(const struct ref_model *m, const float *in, double *tokens,
-                               double *pooled, double *att)
+REF_HOT static inline void ref_forward(const struct ref_model *m, const float *in, double *tokens, double *pooled,
+                                       double *att)
 {
     const size_t n = m->n, h = m->h, s = m->s;
     double *x = calloc(n * REF_D, sizeof *x);
@@ -395,8 +386,8 @@ REF_HOT static inline void ref_forward(const struct ref_model *m, const float *i
             for (int e = 0; e < REF_D; e++)
                 o[e] = y->o_b[e];
             for (size_t hh = 0; hh < h; hh++) {
-                ref_attend_row(q + (hh * n + p) * REF_D, k + hh * n * REF_D, v + hh * n * REF_D,
-                               n, prob, ctx + hh * REF_D);
+                ref_attend_row(q + (hh * n + p) * REF_D, k + hh * n * REF_D, v + hh * n * REF_D, n, prob,
+                               ctx + hh * REF_D);
                 if (att)
                     for (size_t j = 0; j < n; j++)
                         att[(l * n + p) * n + j] += prob[j] / (double)h;

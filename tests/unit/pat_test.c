@@ -34,9 +34,8 @@ static void write_model_file(const struct ref_model *rm, const char *name, const
 
 /* Load, run each input kind, compare tokens and pooled (and attention for
  * the first kind when want_att). */
-static void check_against_reference(int conv, size_t s, size_t l, size_t h, uint64_t seed,
-                                    const int *kinds, size_t n_kinds, int want_att,
-                                    const char *prefix, const char *variant)
+static void check_against_reference(int conv, size_t s, size_t l, size_t h, uint64_t seed, const int *kinds,
+                                    size_t n_kinds, int want_att, const char *prefix, const char *variant)
 {
     struct ref_model rm;
     struct pat_model *m = NULL;
@@ -74,8 +73,8 @@ static void check_against_reference(int conv, size_t s, size_t l, size_t h, uint
             assert_int_equal(rc, PAT_OK);
             double et = ref_max_abs_diff(tok, rtok, n * PAT_EMBED_DIM);
             double ep = ref_max_abs_diff(pooled, rpooled, PAT_EMBED_DIM);
-            print_message("%s input %d, %d thread(s): max|err| tokens %.3g pooled %.3g\n",
-                          variant, kinds[i], threads, et, ep);
+            print_message("%s input %d, %d thread(s): max|err| tokens %.3g pooled %.3g\n", variant, kinds[i], threads,
+                          et, ep);
             assert_true(et <= TOL);
             assert_true(ep <= TOL);
             if (with_att) {
@@ -160,8 +159,8 @@ static void test_info_and_checksum(void **state)
     assert_int_equal(pat_model_load(path, NULL, &m, err, sizeof err), PAT_OK);
     pat_model_info_get(m, &info);
     /* PAT-S: 18*96+96 + 3*(96*576+576) + 576*96+96 + 4*96 + 96*256+256 + 256*96+96 */
-    assert_int_equal(info.n_params, 18 * 96 + 96 + 3 * (96 * 576 + 576) + 576 * 96 + 96 +
-                                        4 * 96 + 96 * 256 + 256 + 256 * 96 + 96);
+    assert_int_equal(info.n_params,
+                     18 * 96 + 96 + 3 * (96 * 576 + 576) + 576 * 96 + 96 + 4 * 96 + 96 * 256 + 256 + 256 * 96 + 96);
     assert_true(fabs(info.flops - 1.03e9) < 0.01e9);
     assert_int_equal(strlen(info.sha256), 64);
     pat_model_free(m);
@@ -205,8 +204,8 @@ static void expect_load_error(const char *path, int want_rc, const char *want_in
         assert_non_null(strstr(err, want_in_msg));
 }
 
-static void expect_mutation_error(const struct ref_model *rm, const struct ref_mutation *mu,
-                                  int want_rc, const char *want_in_msg)
+static void expect_mutation_error(const struct ref_model *rm, const struct ref_mutation *mu, int want_rc,
+                                  const char *want_in_msg)
 {
     char path[512];
     write_model_file(rm, "pat_bad", "", mu, path, sizeof path);
@@ -325,19 +324,14 @@ static void test_misshaped_files(void **state)
 
     /* A missing dataset is named. */
     struct ref_mutation mu = {.skip = "encoder_layer_2_ff2/bias:0"};
-    expect_mutation_error(&rm, &mu, PAT_ERR_FORMAT,
-                          "encoder_layer_2_transformer/encoder_layer_2_ff2/bias:0: missing");
+    expect_mutation_error(&rm, &mu, PAT_ERR_FORMAT, "encoder_layer_2_transformer/encoder_layer_2_ff2/bias:0: missing");
 
     /* Query kernel with key_dim 64: the dataset and both shapes are named. */
-    struct ref_mutation q64 = {.reshape = "encoder_layer_1_attention/query/kernel:0",
-                               .rank = 3,
-                               .dims = {96, 12, 64}};
+    struct ref_mutation q64 = {.reshape = "encoder_layer_1_attention/query/kernel:0", .rank = 3, .dims = {96, 12, 64}};
     expect_mutation_error(&rm, &q64, PAT_ERR_SHAPE, "query/kernel:0: shape [96,12,64]");
 
     /* Key kernel disagreeing with the query kernel's head count. */
-    struct ref_mutation k6 = {.reshape = "encoder_layer_1_attention/key/kernel:0",
-                              .rank = 3,
-                              .dims = {96, 6, 96}};
+    struct ref_mutation k6 = {.reshape = "encoder_layer_1_attention/key/kernel:0", .rank = 3, .dims = {96, 6, 96}};
     expect_mutation_error(&rm, &k6, PAT_ERR_SHAPE, "shape [96,6,96], expected [96,12,96]");
 
     /* Block 2 with a different head count than block 1. */
@@ -349,11 +343,9 @@ static void test_misshaped_files(void **state)
     expect_mutation_error(&rm, &p17, PAT_ERR_SHAPE, "dense/dense/kernel:0: shape [17,96]");
 
     /* Wrong feed-forward width and wrong LayerNorm rank. */
-    struct ref_mutation ff = {.reshape = "encoder_layer_1_ff1/kernel:0", .rank = 2,
-                              .dims = {96, 128}};
+    struct ref_mutation ff = {.reshape = "encoder_layer_1_ff1/kernel:0", .rank = 2, .dims = {96, 128}};
     expect_mutation_error(&rm, &ff, PAT_ERR_SHAPE, "expected [96,256]");
-    struct ref_mutation ln = {.reshape = "encoder_layer_2_norm2/gamma:0", .rank = 2,
-                              .dims = {1, 96}};
+    struct ref_mutation ln = {.reshape = "encoder_layer_2_norm2/gamma:0", .rank = 2, .dims = {1, 96}};
     expect_mutation_error(&rm, &ln, PAT_ERR_SHAPE, "norm2/gamma:0: shape [1,96]");
 
     /* No encoder block at all. */
@@ -383,8 +375,7 @@ static void test_non_float_and_non_finite_weights(void **state)
     const hsize_t d[1] = {96};
     int ints[96] = {0};
     hid_t sp = H5Screate_simple(1, d, NULL);
-    hid_t ds = H5Dcreate2(f, "dense/dense/bias:0", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT,
-                          H5P_DEFAULT);
+    hid_t ds = H5Dcreate2(f, "dense/dense/bias:0", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5Dwrite(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ints);
     H5Dclose(ds);
     H5Sclose(sp);
@@ -563,8 +554,8 @@ static void test_input_prepare(void **state)
 
 /* ---- heads -------------------------------------------------------------- */
 
-static void write_head(const char *path, const float *w1, const float *b1, const float *w2,
-                       const float *b2, int extra_kernel)
+static void write_head(const char *path, const float *w1, const float *b1, const float *w2, const float *b2,
+                       int extra_kernel)
 {
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     const hsize_t d1[2] = {96, 128}, db1[1] = {128}, d2[2] = {128, 1}, db2[1] = {1};
@@ -611,8 +602,9 @@ static void test_head(void **state)
     h = NULL;
 
     /* Checksum refusal for heads, too. */
-    assert_int_equal(pat_head_load(path, "0000000000000000000000000000000000000000000000000000000"
-                                         "000000000",
+    assert_int_equal(pat_head_load(path,
+                                   "0000000000000000000000000000000000000000000000000000000"
+                                   "000000000",
                                    &h, err, sizeof err),
                      PAT_ERR_CHECKSUM);
     /* Two candidate output kernels: ambiguous, refused. */
@@ -656,8 +648,7 @@ static void test_health_check(void **state)
     json_object_clear(details);
     assert_int_equal(pat_health_check(&ok, details, err, sizeof err), 0);
     assert_string_equal(json_string_value(json_object_get(details, "variant")), "PAT-S");
-    assert_string_equal(json_string_value(json_object_get(details, "model_version")),
-                        "pat-s-test");
+    assert_string_equal(json_string_value(json_object_get(details, "model_version")), "pat-s-test");
     assert_true(json_is_real(json_object_get(details, "canary_ms")));
     /* An impossible latency bound makes it unhealthy, with the reason. */
     ok.max_latency_ms = 1e-9;

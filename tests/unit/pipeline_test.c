@@ -37,10 +37,10 @@ static json_t *mnull(void) { return json_pack("{s:n, s:s, s:i}", "value", "reaso
 static json_t *result_of(double tst, double eff, double sri, double is, double ra, double steps, double rhr)
 {
     return json_pack("{s:{s:o, s:o}, s:{s:o, s:{s:o}}, s:{s:o, s:o}, s:{s:o}, s:{s:o, s:o}}", "healthkit_sleep",
-                     "total_sleep_mean_min", m(tst), "efficiency_mean_pct", m(eff), "sleep",
-                     "sleep_regularity_index", m(sri), "timing", "onset_sd_min", m(20), "circadian",
-                     "interdaily_stability", m(is), "relative_amplitude", m(ra), "activity", "steps_daily_mean",
-                     m(steps), "cardio", "hr_resting_bpm", m(rhr), "hrv_mean_ms", m(48));
+                     "total_sleep_mean_min", m(tst), "efficiency_mean_pct", m(eff), "sleep", "sleep_regularity_index",
+                     m(sri), "timing", "onset_sd_min", m(20), "circadian", "interdaily_stability", m(is),
+                     "relative_amplitude", m(ra), "activity", "steps_daily_mean", m(steps), "cardio", "hr_resting_bpm",
+                     m(rhr), "hrv_mean_ms", m(48));
 }
 
 static json_t *coverage_of(int days, int with, int nights)
@@ -52,8 +52,7 @@ static int has_metric(json_t *arr, const char *metric)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         const char *s = json_is_string(v) ? json_string_value(v) : json_string_value(json_object_get(v, "metric"));
         if (s && strcmp(s, metric) == 0)
             return 1;
@@ -134,9 +133,9 @@ static void test_builtin_thresholds_prompt_recommendations(void **state)
 static void test_builtin_nulls_say_nothing(void **state)
 {
     (void)state;
-    json_t *r = json_pack("{s:{s:o, s:o}, s:{s:o}, s:{s:o}}", "sleep", "total_sleep_mean_min", mnull(),
-                          "efficiency_mean_pct", mnull(), "circadian", "interdaily_stability", mnull(), "activity",
-                          "steps_daily_mean", mnull());
+    json_t *r =
+        json_pack("{s:{s:o, s:o}, s:{s:o}, s:{s:o}}", "sleep", "total_sleep_mean_min", mnull(), "efficiency_mean_pct",
+                  mnull(), "circadian", "interdaily_stability", mnull(), "activity", "steps_daily_mean", mnull());
     json_t *c = coverage_of(7, 0, 0);
     struct insight_builtin_out o;
     assert_int_equal(insight_builtin_generate(r, c, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
@@ -238,8 +237,7 @@ static void test_phone_only_week_end_to_end(void **state)
     json_t *nights = json_object_get(json_object_get(res, "sleep"), "nights");
     size_t i;
     json_t *nt;
-    json_array_foreach(nights, i, nt)
-    {
+    json_array_foreach (nights, i, nt) {
         assert_true(json_number_value(json_object_get(json_object_get(nt, "estimated_rest_min"), "value")) <= 840);
     }
     assert_int_equal(insight_builtin_generate(res, cov, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
@@ -310,8 +308,8 @@ static void test_id_derive(void **state)
     assert_string_equal(a, b);
     assert_string_not_equal(a, c);
     assert_true(uuid_is_valid(a));
-    assert_int_equal(a[14], '8');                     /* version 8 */
-    assert_non_null(strchr("89ab", a[19]));           /* RFC variant */
+    assert_int_equal(a[14], '8');           /* version 8 */
+    assert_non_null(strchr("89ab", a[19])); /* RFC variant */
 }
 
 static void test_parsers(void **state)
@@ -556,8 +554,8 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     get_upload(f, up2, &u);
     assert_int_equal(u.status, STORE_UPLOAD_COMPLETED);
 
-    snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\",\"user_id\":\"%s\",\"analysis_id\":\"%s\"}", up,
-             f->user, aid);
+    snprintf(payload, sizeof(payload), "{\"upload_id\":\"%s\",\"user_id\":\"%s\",\"analysis_id\":\"%s\"}", up, f->user,
+             aid);
     assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
     assert_int_equal(store_queue_publish(tx, STORE_TOPIC_INSIGHTS, payload, NULL, NULL), 0);
     assert_int_equal(store_tx_commit(tx), 0);
@@ -653,8 +651,8 @@ static void test_pool_starts_and_stops(void **state)
      * read it later. Empty at the start, it names the upload's source by the
      * time the job runs: the job must still succeed. */
     char fault[32] = "";
-    struct worker_options o = {.store = f->st, .threads = 2, .lease_ms = 30000, .poll_ms = 20,
-                               .fault_fail_source = fault};
+    struct worker_options o = {
+        .store = f->st, .threads = 2, .lease_ms = 30000, .poll_ms = 20, .fault_fail_source = fault};
     make_upload(f, "Apple Watch", 0, up);
     assert_int_equal(worker_pool_start(&o, &p, err, sizeof(err)), 0);
     snprintf(fault, sizeof(fault), "Apple Watch");

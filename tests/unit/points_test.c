@@ -29,8 +29,8 @@ static void week(int64_t *min, double *val, size_t n, int64_t start)
 
 static double steps_daily_mean(json_t *result)
 {
-    return json_real_value(json_object_get(json_object_get(json_object_get(result, "activity"), "steps_daily_mean"),
-                                           "value"));
+    return json_real_value(
+        json_object_get(json_object_get(json_object_get(result, "activity"), "steps_daily_mean"), "value"));
 }
 
 static void test_bucketing_and_keep(void **state)

@@ -40,10 +40,10 @@ static void test_slugs_for_every_status(void **state)
     struct {
         int status;
         const char *slug;
-    } t[] = {{400, "bad-request"}, {401, "authentication-required"}, {403, "authorization-denied"},
-             {404, "resource-not-found"}, {405, "method-not-allowed"}, {409, "resource-conflict"},
-             {413, "payload-too-large"}, {415, "unsupported-media-type"}, {422, "validation-error"},
-             {423, "account-locked"}, {429, "rate-limit-exceeded"}, {500, "internal-server-error"},
+    } t[] = {{400, "bad-request"},        {401, "authentication-required"}, {403, "authorization-denied"},
+             {404, "resource-not-found"}, {405, "method-not-allowed"},      {409, "resource-conflict"},
+             {413, "payload-too-large"},  {415, "unsupported-media-type"},  {422, "validation-error"},
+             {423, "account-locked"},     {429, "rate-limit-exceeded"},     {500, "internal-server-error"},
              {503, "service-unavailable"}};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         assert_string_equal(problem_slug_for_status(t[i].status), t[i].slug);
@@ -59,7 +59,8 @@ static void test_field_errors(void **state)
     (void)state;
     struct problem p = {0};
     problem_set(&p, 422, "validation-error", "2 metrics are invalid.");
-    assert_int_equal(problem_add_error(&p, "/metrics/0/biometric_data/heart_rate", "must be between %d and %d", 30, 300), 0);
+    assert_int_equal(
+        problem_add_error(&p, "/metrics/0/biometric_data/heart_rate", "must be between %d and %d", 30, 300), 0);
     assert_int_equal(problem_add_error(&p, "/user_id", "must be the caller"), 0);
     json_t *j = problem_to_json(&p, NULL, NULL);
     json_t *errs = json_object_get(j, "errors");
@@ -96,8 +97,8 @@ static void test_extension_members(void **state)
     (void)state;
     struct problem p = {0};
     problem_set(&p, 503, "service-unavailable", "A dependency check failed.");
-    json_t *extra = json_pack("{s:s, s:i, s:{s:s}}", "health_status", "unhealthy", "status", 200, "checks",
-                              "database", "down");
+    json_t *extra =
+        json_pack("{s:s, s:i, s:{s:s}}", "health_status", "unhealthy", "status", 200, "checks", "database", "down");
     problem_set_extra(&p, extra);
     json_t *j = problem_to_json(&p, "/health", "r");
     /* Extensions appear, but never override the standard members. */
@@ -145,9 +146,9 @@ static void test_verbose_details(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render_basic),       cmocka_unit_test(test_slugs_for_every_status),
-        cmocka_unit_test(test_field_errors),       cmocka_unit_test(test_error_cap),
-        cmocka_unit_test(test_extension_members),  cmocka_unit_test(test_reset_frees_previous),
+        cmocka_unit_test(test_render_basic),      cmocka_unit_test(test_slugs_for_every_status),
+        cmocka_unit_test(test_field_errors),      cmocka_unit_test(test_error_cap),
+        cmocka_unit_test(test_extension_members), cmocka_unit_test(test_reset_frees_previous),
         cmocka_unit_test(test_verbose_details),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -146,8 +146,8 @@ static void test_push_delivers_each_insight_once(void **state)
     struct timespec settle = {0, 300 * 1000 * 1000}; /* the thread subscribes */
     nanosleep(&settle, NULL);
 
-    insight(st, a, x, 1);  /* rolled back: never */
-    insight(st, b, x, 0);  /* someone not connected here: heard, not delivered */
+    insight(st, a, x, 1); /* rolled back: never */
+    insight(st, b, x, 0); /* someone not connected here: heard, not delivered */
     insight(st, a, i1, 0);
     insight(st, a, i2, 0);
     assert_int_equal(delivered(&r, 2, 10000), 2);

@@ -69,7 +69,7 @@ static void test_rate_bucket(void **state)
         assert_int_equal(chat_registry_rate_take(r, "u", t), 0); /* a full bucket */
     assert_int_equal(chat_registry_rate_take(r, "u", t), -1);
     assert_int_equal(chat_registry_rate_take(r, "u", t + 9999), -1); /* 0.9999 token */
-    assert_int_equal(chat_registry_rate_take(r, "u", t + 10000), 0);  /* refilled one */
+    assert_int_equal(chat_registry_rate_take(r, "u", t + 10000), 0); /* refilled one */
     assert_int_equal(chat_registry_rate_take(r, "u", t + 10000), -1);
     /* Never more than per_minute after a long pause. */
     for (int i = 0; i < 6; i++)

@@ -94,10 +94,10 @@ static void test_hr_gaps(void **st)
     static uint8_t m[400];
     size_t nw = 0;
     fill(hr, 0, 400, 62);
-    fill(hr, 0, 70, NAN);    /* leading 70: off */
-    fill(hr, 100, 60, NAN);  /* 60: worn */
-    fill(hr, 200, 61, NAN);  /* 61: off */
-    fill(hr, 390, 10, NAN);  /* trailing 10: worn */
+    fill(hr, 0, 70, NAN);   /* leading 70: off */
+    fill(hr, 100, 60, NAN); /* 60: worn */
+    fill(hr, 200, 61, NAN); /* 61: off */
+    fill(hr, 390, 10, NAN); /* trailing 10: worn */
     assert_int_equal(rest_nonwear_hr_gaps(hr, 400, 60, m, &nw), 0);
     assert_int_equal(nw, 131);
     assert_int_equal(count(m, 0, 70), 70);
@@ -186,9 +186,8 @@ static void test_rest_bounds(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_choi_window), cmocka_unit_test(test_choi_spike),
-        cmocka_unit_test(test_hr_gaps),     cmocka_unit_test(test_rest_two_nights),
-        cmocka_unit_test(test_rest_bounds),
+        cmocka_unit_test(test_choi_window),     cmocka_unit_test(test_choi_spike),  cmocka_unit_test(test_hr_gaps),
+        cmocka_unit_test(test_rest_two_nights), cmocka_unit_test(test_rest_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,9 +13,21 @@
 #include "http/router.h"
 #include "http/server.h"
 
-static void h_a(struct http_request *req, struct http_response *res) { (void)req; (void)res; }
-static void h_b(struct http_request *req, struct http_response *res) { (void)req; (void)res; }
-static void h_c(struct http_request *req, struct http_response *res) { (void)req; (void)res; }
+static void h_a(struct http_request *req, struct http_response *res)
+{
+    (void)req;
+    (void)res;
+}
+static void h_b(struct http_request *req, struct http_response *res)
+{
+    (void)req;
+    (void)res;
+}
+static void h_c(struct http_request *req, struct http_response *res)
+{
+    (void)req;
+    (void)res;
+}
 
 static struct router r;
 

@@ -35,8 +35,8 @@ static struct series_sample smp(int64_t start_ms, int64_t end_ms, double v, int 
     return s;
 }
 
-static int build(const struct series_sample *s, size_t ns, int64_t start_local_min, size_t n,
-                 enum series_agg agg, double *out, uint8_t *mask)
+static int build(const struct series_sample *s, size_t ns, int64_t start_local_min, size_t n, enum series_agg agg,
+                 double *out, uint8_t *mask)
 {
     void *ws = malloc(series_workspace_size(n));
     int rc = series_minutes_build(s, ns, start_local_min, n, agg, ws, out, mask);
@@ -281,14 +281,10 @@ static void test_stats_basic(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_steps_spread),
-        cmocka_unit_test(test_two_sources_no_double_count),
-        cmocka_unit_test(test_hr_mean),
-        cmocka_unit_test(test_local_offset),
-        cmocka_unit_test(test_dst),
-        cmocka_unit_test(test_series_edges),
-        cmocka_unit_test(test_proxy),
-        cmocka_unit_test(test_quantile_vs_sort),
+        cmocka_unit_test(test_steps_spread), cmocka_unit_test(test_two_sources_no_double_count),
+        cmocka_unit_test(test_hr_mean),      cmocka_unit_test(test_local_offset),
+        cmocka_unit_test(test_dst),          cmocka_unit_test(test_series_edges),
+        cmocka_unit_test(test_proxy),        cmocka_unit_test(test_quantile_vs_sort),
         cmocka_unit_test(test_stats_basic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -178,8 +178,10 @@ static void test_sadeh_matches_definition(void **st)
         /* mostly quiet minutes with some 1-129 counts and a few large ones,
          * so PS lands on both sides of both thresholds */
         uint32_t r = (seed >> 8) % 100;
-        c[i] = (seed >> 28) == 0 ? NAN : r < 55 ? 0.0 : r < 95 ? (double)((seed >> 12) % 129 + 1)
-                                                              : (double)((seed >> 12) % 800);
+        c[i] = (seed >> 28) == 0 ? NAN
+               : r < 55          ? 0.0
+               : r < 95          ? (double)((seed >> 12) % 129 + 1)
+                                 : (double)((seed >> 12) % 800);
     }
     double thresholds[2] = {-4.0, 0.0};
     for (int t = 0; t < 2; t++) {
@@ -205,8 +207,8 @@ static void test_sadeh_matches_definition(void **st)
                 m6 += ref_count(c, N, i + k) / 6.0;
             for (long k = -5; k <= 0; k++)
                 ss += (ref_count(c, N, i + k) - m6) * (ref_count(c, N, i + k) - m6);
-            double ps = 7.601 - 0.065 * sum / 11 - 1.08 * nat - 0.056 * sqrt(ss / 5) -
-                        0.703 * log(ref_count(c, N, i) + 1);
+            double ps =
+                7.601 - 0.065 * sum / 11 - 1.08 * nat - 0.056 * sqrt(ss / 5) - 0.703 * log(ref_count(c, N, i) + 1);
             assert_int_equal(got[i], ps > thresholds[t] ? S : W);
         }
     }
@@ -522,8 +524,10 @@ static void test_timing_across_midnight(void **st)
     struct sleep_night nt[3];
     memset(nt, 0, sizeof(nt));
     /* start_min_of_day 720: index i is clock (720 + i) mod 1440 */
-    nt[0].onset = 660;  nt[0].final_wake = 1140;
-    nt[1].onset = 2220; nt[1].final_wake = 2580;
+    nt[0].onset = 660;
+    nt[0].final_wake = 1140;
+    nt[1].onset = 2220;
+    nt[1].final_wake = 2580;
     for (int i = 0; i < 2; i++) {
         nt[i].total_sleep_min = metric_value_ok((double)(nt[i].final_wake - nt[i].onset), 1);
         nt[i].midpoint_min = metric_value_ok((nt[i].onset + nt[i].final_wake) / 2.0, 1);

@@ -75,8 +75,7 @@ static int setup(void **state)
     if (is_pg()) {
         snprintf(f->url, sizeof(f->url), "%s", getenv("CLARITY_TEST_PG_URL"));
         assert_int_equal(open_store(f->url, &f->st), 0);
-        int rc = store_admin_exec(f->st, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;",
-                                  err, sizeof(err));
+        int rc = store_admin_exec(f->st, "DROP SCHEMA public CASCADE; CREATE SCHEMA public;", err, sizeof(err));
         if (rc != 0)
             fprintf(stderr, "reset: %s\n", err);
         assert_int_equal(rc, 0);
@@ -88,8 +87,7 @@ static int setup(void **state)
         if (tmp == NULL)
             tmp = "/tmp";
         mkdir(tmp, 0755);
-        snprintf(f->path, sizeof(f->path), "%s/store_test_%d_%u.db", tmp, (int)getpid(),
-                 counter++);
+        snprintf(f->path, sizeof(f->path), "%s/store_test_%d_%u.db", tmp, (int)getpid(), counter++);
         unlink(f->path);
         char wal[1100];
         snprintf(wal, sizeof(wal), "%s-wal", f->path);
@@ -136,8 +134,7 @@ static struct store_tx *begin(struct store *st)
 
 static void commit(struct store_tx *tx) { assert_int_equal(store_tx_commit(tx), 0); }
 
-static void make_user(struct store *st, const char *email, char id[STORE_ID_LEN],
-                      int64_t created)
+static void make_user(struct store *st, const char *email, char id[STORE_ID_LEN], int64_t created)
 {
     struct store_user u;
     memset(&u, 0, sizeof(u));
@@ -191,8 +188,7 @@ static void test_open_rejects_bad_urls(void **state)
     assert_int_equal(store_open("mysql://x", NULL, &st, err, sizeof(err)), STORE_EINVAL);
     assert_int_equal(store_open("", NULL, &st, err, sizeof(err)), STORE_EINVAL);
     /* A wrong password must not appear in the error text. */
-    int rc = store_open("postgres://u:s3cretpw@127.0.0.1:1/db?connect_timeout=2", NULL, &st, err,
-                        sizeof(err));
+    int rc = store_open("postgres://u:s3cretpw@127.0.0.1:1/db?connect_timeout=2", NULL, &st, err, sizeof(err));
     assert_int_equal(rc, STORE_EUNAVAILABLE);
     assert_null(strstr(err, "s3cretpw"));
 }
@@ -310,8 +306,7 @@ static void test_migrate_002_backfills_every_row(void **state)
     struct fix *f = *state;
     char err[512] = "";
     int applied = 0;
-    assert_int_equal(store_migrate_up(f->st, "001_create_indexes", &applied, err, sizeof(err)),
-                     0);
+    assert_int_equal(store_migrate_up(f->st, "001_create_indexes", &applied, err, sizeof(err)), 0);
     assert_int_equal(applied, 1);
     int pending = 0;
     assert_int_equal(store_migrate_pending(f->st, &pending, err, sizeof(err)), 0);
@@ -330,8 +325,8 @@ static void test_migrate_002_backfills_every_row(void **state)
                                     " end_ms, value, hk_uuid, created_at) VALUES ");
         for (int i = 0; i < 100 && batch * 100 + i < 1234; i++) {
             int k = batch * 100 + i;
-            o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s('u1','heart_rate',%d,%d,%s,'hk-%d',1)",
-                                  i ? "," : "", k, k + 1, k % 10 == 0 ? "NULL" : "72.5", k);
+            o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s('u1','heart_rate',%d,%d,%s,'hk-%d',1)", i ? "," : "", k,
+                                  k + 1, k % 10 == 0 ? "NULL" : "72.5", k);
         }
         assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
     }
@@ -340,8 +335,7 @@ static void test_migrate_002_backfills_every_row(void **state)
     /* Check every row through the repository. */
     struct store_tx *tx = NULL;
     assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
-    struct store_sample_query q = {.user_id = "u1", .start_ms = INT64_MIN, .end_ms = INT64_MAX,
-                                   .ascending = 1};
+    struct store_sample_query q = {.user_id = "u1", .start_ms = INT64_MIN, .end_ms = INT64_MAX, .ascending = 1};
     struct store_sample *v = NULL;
     size_t n = 0, seen = 0;
     struct store_cursor next;
@@ -599,8 +593,8 @@ static void test_upload_samples_message_one_transaction(void **state)
     assert_int_equal(cnt, 300);
 
     /* Filters and keyset pages over samples. */
-    struct store_sample_query q = {.user_id = user, .metric_type = "heart_rate",
-                                   .start_ms = INT64_MIN, .end_ms = INT64_MAX, .limit = 40};
+    struct store_sample_query q = {
+        .user_id = user, .metric_type = "heart_rate", .start_ms = INT64_MIN, .end_ms = INT64_MAX, .limit = 40};
     struct store_sample *page = NULL;
     size_t n = 0, total = 0;
     struct store_cursor next;
@@ -627,9 +621,11 @@ static void test_upload_samples_message_one_transaction(void **state)
     }
     assert_int_equal(total, 150);
     int c = 0;
-    struct store_sample_query q2 = {.user_id = user, .source = "phone",
+    struct store_sample_query q2 = {.user_id = user,
+                                    .source = "phone",
                                     .start_ms = 1700000000000LL,
-                                    .end_ms = 1700000000000LL + 30 * 60000, .ascending = 1};
+                                    .end_ms = 1700000000000LL + 30 * 60000,
+                                    .ascending = 1};
     assert_int_equal(store_sample_each(tx, &q2, count_cb, &c), 0);
     assert_int_equal(c, 10); /* i in 0..29 with i % 3 == 0 */
     commit(tx);
@@ -664,9 +660,14 @@ static void test_raw_upload_retention(void **state)
     struct store_tx *tx = begin(f->st);
     for (int i = 0; i < 3; i++) {
         make_upload(tx, user, up[i]);
-        struct store_raw_upload r = {.key_version = 1, .nonce = nonce, .nonce_len = sizeof(nonce),
-                                     .ciphertext = ct, .ciphertext_len = sizeof(ct), .wrapped_dek = nonce,
-                                     .wrapped_dek_len = sizeof(nonce), .created_at_ms = now - age[i] * day};
+        struct store_raw_upload r = {.key_version = 1,
+                                     .nonce = nonce,
+                                     .nonce_len = sizeof(nonce),
+                                     .ciphertext = ct,
+                                     .ciphertext_len = sizeof(ct),
+                                     .wrapped_dek = nonce,
+                                     .wrapped_dek_len = sizeof(nonce),
+                                     .created_at_ms = now - age[i] * day};
         memcpy(r.upload_id, up[i], STORE_ID_LEN);
         memcpy(r.user_id, user, STORE_ID_LEN);
         assert_int_equal(store_raw_upload_put(tx, &r), 0);
@@ -674,9 +675,14 @@ static void test_raw_upload_retention(void **state)
     for (int i = 0; i < 2100; i++) { /* more old bodies than one batch */
         char id[STORE_ID_LEN];
         make_upload(tx, user, id);
-        struct store_raw_upload r = {.key_version = 1, .nonce = nonce, .nonce_len = sizeof(nonce),
-                                     .ciphertext = ct, .ciphertext_len = sizeof(ct), .wrapped_dek = nonce,
-                                     .wrapped_dek_len = sizeof(nonce), .created_at_ms = now - 30 * day - i};
+        struct store_raw_upload r = {.key_version = 1,
+                                     .nonce = nonce,
+                                     .nonce_len = sizeof(nonce),
+                                     .ciphertext = ct,
+                                     .ciphertext_len = sizeof(ct),
+                                     .wrapped_dek = nonce,
+                                     .wrapped_dek_len = sizeof(nonce),
+                                     .created_at_ms = now - 30 * day - i};
         memcpy(r.upload_id, id, STORE_ID_LEN);
         memcpy(r.user_id, user, STORE_ID_LEN);
         assert_int_equal(store_raw_upload_put(tx, &r), 0);
@@ -720,9 +726,13 @@ static void test_raw_analyses_insights_keys_and_erasure(void **state)
     for (size_t i = 0; i < sizeof(body); i++)
         body[i] = (unsigned char)(i * 7); /* includes zero bytes */
     unsigned char nonce[24] = {0, 1, 2, 0, 255};
-    struct store_raw_upload r = {.key_version = 1, .nonce = nonce, .nonce_len = sizeof(nonce),
-                                 .ciphertext = body, .ciphertext_len = sizeof(body),
-                                 .wrapped_dek = nonce, .wrapped_dek_len = 5};
+    struct store_raw_upload r = {.key_version = 1,
+                                 .nonce = nonce,
+                                 .nonce_len = sizeof(nonce),
+                                 .ciphertext = body,
+                                 .ciphertext_len = sizeof(body),
+                                 .wrapped_dek = nonce,
+                                 .wrapped_dek_len = 5};
     memcpy(r.upload_id, upload, STORE_ID_LEN);
     memcpy(r.user_id, user, STORE_ID_LEN);
     snprintf(r.content_type, sizeof(r.content_type), "application/json");
@@ -735,8 +745,8 @@ static void test_raw_analyses_insights_keys_and_erasure(void **state)
     snprintf(a.kind, sizeof(a.kind), "pat");
     assert_int_equal(store_analysis_insert(tx, &a), 0);
     for (int i = 0; i < 3; i++) {
-        struct store_insight in = {.narrative = "You slept well.", .body = "{}",
-                                   .confidence = 0.8, .created_at_ms = 10 + i};
+        struct store_insight in = {
+            .narrative = "You slept well.", .body = "{}", .confidence = 0.8, .created_at_ms = 10 + i};
         assert_int_equal(uuid_v7(in.id), 0);
         memcpy(in.user_id, user, STORE_ID_LEN);
         memcpy(in.analysis_id, a.id, STORE_ID_LEN);
@@ -860,8 +870,7 @@ static void test_sample_stream_crosses_pages(void **state)
     assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
     for (int asc = 0; asc < 2; asc++) {
         struct order_ctx o = {.asc = asc};
-        struct store_sample_query q = {.user_id = user, .start_ms = INT64_MIN,
-                                       .end_ms = INT64_MAX, .ascending = asc};
+        struct store_sample_query q = {.user_id = user, .start_ms = INT64_MIN, .end_ms = INT64_MAX, .ascending = asc};
         assert_int_equal(store_sample_each(tx, &q, order_cb, &o), 0);
         assert_int_equal(o.n, N);
         assert_int_equal(o.bad, 0);
@@ -934,8 +943,13 @@ static void test_sample_window(void **state)
 
     static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
     static const char *const ranks[] = {"Watch", "iPhone"};
-    struct store_window_query q = {.user_id = a, .types = types, .n_types = 3, .payload_types = 1u << 2,
-                                   .ranks = ranks, .n_ranks = 2, .from_ms = WT0 + 10 * 60000,
+    struct store_window_query q = {.user_id = a,
+                                   .types = types,
+                                   .n_types = 3,
+                                   .payload_types = 1u << 2,
+                                   .ranks = ranks,
+                                   .n_ranks = 2,
+                                   .from_ms = WT0 + 10 * 60000,
                                    .to_ms = WT0 + 250 * 60000};
     struct store_window w;
     memset(&w, 0, sizeof(w));
@@ -1034,8 +1048,8 @@ static void compare_series(const double *x, const double *y, size_t n)
  * written by a release that knew nothing of days (the window falls back to
  * the rows until healed) and an upload deleted by such a release.
  */
-static void days_sample(struct store_sample *x, const char *user, const char *upload, int64_t t0, int i,
-                        char *payload, size_t cap)
+static void days_sample(struct store_sample *x, const char *user, const char *upload, int64_t t0, int i, char *payload,
+                        size_t cap)
 {
     static const char *const types[] = {"steps", "heart_rate", "sleep_stage", "active_energy", "steps"};
     static const char *const src[] = {"Apple Watch", "Health", "Other App", "my watch app"};
@@ -1055,7 +1069,9 @@ static void days_sample(struct store_sample *x, const char *user, const char *up
         x->payload = NULL;
     } else {
         snprintf(payload, cap, "{\"tz_offset_min\":%d%s}", -300 + (i % 3) * 60,
-                 i % 5 == 2 ? ",\"category\":\"asleep_rem\"" : i % 11 == 0 ? ",\"note\":\"x\"" : "");
+                 i % 5 == 2    ? ",\"category\":\"asleep_rem\""
+                 : i % 11 == 0 ? ",\"note\":\"x\""
+                               : "");
         x->payload = payload;
     }
 }
@@ -1150,8 +1166,14 @@ static void test_sample_days_block_segments(void **state)
     commit(tx);
     static const char *const types[] = {"heart_rate", "steps"};
     static const char *const ranks[] = {"Watch"};
-    struct store_window_query q = {.user_id = a, .types = types, .n_types = 2, .payload_types = 1u,
-                                   .ranks = ranks, .n_ranks = 1, .from_ms = INT64_MIN, .to_ms = INT64_MAX};
+    struct store_window_query q = {.user_id = a,
+                                   .types = types,
+                                   .n_types = 2,
+                                   .payload_types = 1u,
+                                   .ranks = ranks,
+                                   .n_ranks = 1,
+                                   .from_ms = INT64_MIN,
+                                   .to_ms = INT64_MAX};
     assert_int_equal(days_match_rows(f->st, &q), N);
     q.from_ms = t0 + 600 * 60000;
     q.to_ms = t0 + 1500 * 60000;
@@ -1168,10 +1190,10 @@ static void test_sample_days_block_segments(void **state)
             const unsigned char *p = sqlite3_column_blob(s, 0);
             size_t n = (size_t)sqlite3_column_bytes(s, 0);
             for (size_t at = 0; at + 16 <= n;) {
-                uint32_t len = (uint32_t)p[at + 12] | (uint32_t)p[at + 13] << 8 |
-                               (uint32_t)p[at + 14] << 16 | (uint32_t)p[at + 15] << 24;
-                uint32_t recs = (uint32_t)p[at + 8] | (uint32_t)p[at + 9] << 8 |
-                                (uint32_t)p[at + 10] << 16 | (uint32_t)p[at + 11] << 24;
+                uint32_t len = (uint32_t)p[at + 12] | (uint32_t)p[at + 13] << 8 | (uint32_t)p[at + 14] << 16 |
+                               (uint32_t)p[at + 15] << 24;
+                uint32_t recs = (uint32_t)p[at + 8] | (uint32_t)p[at + 9] << 8 | (uint32_t)p[at + 10] << 16 |
+                                (uint32_t)p[at + 11] << 24;
                 assert_true(p[at] == 0xD1 || p[at] == 0xD2);
                 kinds |= p[at] == 0xD1 ? 1 : 2;
                 if (p[at] == 0xD2) {
@@ -1236,8 +1258,14 @@ static void test_sample_days_backfill(void **state)
 
     static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
     static const char *const ranks[] = {"Watch", "iPhone"};
-    struct store_window_query q = {.user_id = a, .types = types, .n_types = 3, .payload_types = 1u << 2,
-                                   .ranks = ranks, .n_ranks = 2, .from_ms = INT64_MIN, .to_ms = INT64_MAX};
+    struct store_window_query q = {.user_id = a,
+                                   .types = types,
+                                   .n_types = 3,
+                                   .payload_types = 1u << 2,
+                                   .ranks = ranks,
+                                   .n_ranks = 2,
+                                   .from_ms = INT64_MIN,
+                                   .to_ms = INT64_MAX};
     size_t all = days_match_rows(f->st, &q);
     assert_true(all > 3000);
 
@@ -1279,8 +1307,8 @@ static void test_sample_days_match_rows(void **state)
 {
     struct fix *f = *state;
     migrate_all(f->st);
-    char a[STORE_ID_LEN], b[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN], u3[STORE_ID_LEN],
-        u4[STORE_ID_LEN], ub[STORE_ID_LEN], err[512], sql[512];
+    char a[STORE_ID_LEN], b[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN], u3[STORE_ID_LEN], u4[STORE_ID_LEN],
+        ub[STORE_ID_LEN], err[512], sql[512];
     make_user(f->st, "days-a@example.com", a, 0);
     make_user(f->st, "days-b@example.com", b, 0);
     struct store_tx *tx = begin(f->st);
@@ -1360,8 +1388,14 @@ static void test_sample_days_match_rows(void **state)
 
     static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
     static const char *const ranks[] = {"Watch", "iPhone"};
-    struct store_window_query q = {.user_id = a, .types = types, .n_types = 3, .payload_types = 1u << 2,
-                                   .ranks = ranks, .n_ranks = 2, .from_ms = INT64_MIN, .to_ms = INT64_MAX};
+    struct store_window_query q = {.user_id = a,
+                                   .types = types,
+                                   .n_types = 3,
+                                   .payload_types = 1u << 2,
+                                   .ranks = ranks,
+                                   .n_ranks = 2,
+                                   .from_ms = INT64_MIN,
+                                   .to_ms = INT64_MAX};
     size_t all = days_match_rows(f->st, &q);
     assert_true(all > 7000);
     q.from_ms = t0 + 86400000LL + 7 * 60000; /* inside a day, both bounds */
@@ -1402,7 +1436,7 @@ static void test_sample_days_match_rows(void **state)
     tx = begin(f->st);
     assert_int_equal(store_sample_days_heal(tx, a, &healed), 0);
     commit(tx);
-    assert_int_equal(healed, 2); /* u1, u3 */
+    assert_int_equal(healed, 2);                         /* u1, u3 */
     assert_int_equal(days_match_rows(f->st, &q), after); /* rows still: u4 pending */
     snprintf(sql, sizeof(sql), "UPDATE uploads SET status = 'completed' WHERE id = '%s'", u4);
     assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
@@ -1467,8 +1501,8 @@ static void *days_write_loop(void *arg)
             days_sample(&v[i], d->user, d->upload, d->t0, d->base + b * 30 + i, pl[i], sizeof(pl[i]));
         struct store_tx *tx = NULL;
         size_t ins = 0;
-        if (store_tx_begin(d->st, STORE_TX_WRITE, &tx) != 0 ||
-            store_sample_insert_batch(tx, v, 30, &ins) != 0 || store_tx_commit(tx) != 0 || ins != 30)
+        if (store_tx_begin(d->st, STORE_TX_WRITE, &tx) != 0 || store_sample_insert_batch(tx, v, 30, &ins) != 0 ||
+            store_tx_commit(tx) != 0 || ins != 30)
             d->failed = 1;
     }
     return NULL;
@@ -1498,8 +1532,14 @@ static void test_sample_days_concurrent_writers(void **state)
     }
     static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
     static const char *const ranks[] = {"Watch", "iPhone"};
-    struct store_window_query q = {.user_id = a, .types = types, .n_types = 3, .payload_types = 1u << 2,
-                                   .ranks = ranks, .n_ranks = 2, .from_ms = INT64_MIN, .to_ms = INT64_MAX};
+    struct store_window_query q = {.user_id = a,
+                                   .types = types,
+                                   .n_types = 3,
+                                   .payload_types = 1u << 2,
+                                   .ranks = ranks,
+                                   .n_ranks = 2,
+                                   .from_ms = INT64_MIN,
+                                   .to_ms = INT64_MAX};
     assert_int_equal(days_match_rows(f->st, &q), 4 * 600 * 4 / 5);
 }
 
@@ -1553,11 +1593,8 @@ static void test_sample_newest(void **state)
         size_t max;
         int first, count; /* expected: i = first, first-1, ... */
     } cases[] = {
-        {one, 64, HALF - 1, 64},
-        {one, 500, HALF - 1, HALF},
-        {two, 7, N - 1, 7},
-        {NULL, 10, N - 1, 10},
-        {none, 64, 0, 0},
+        {one, 64, HALF - 1, 64}, {one, 500, HALF - 1, HALF}, {two, 7, N - 1, 7},
+        {NULL, 10, N - 1, 10},   {none, 64, 0, 0},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         assert_int_equal(store_sample_newest(tx, a, cases[c].upload, cases[c].max, st, en, off, &n), 0);
@@ -1800,9 +1837,7 @@ static void test_queue_expiry_redelivers_and_poison_dead_letters(void **state)
     assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_HEALTH_DATA, &qs), 0);
     assert_int_equal(qs.depth, 0);
     assert_int_equal(qs.dead, 1);
-    assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_HEALTH_DATA "-dead-letter", 60000, m,
-                                       1, &n),
-                     0);
+    assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_HEALTH_DATA "-dead-letter", 60000, m, 1, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(m[0].last_error, "boom 3");
     assert_string_equal(m[0].payload, "{\"i\":0}");
@@ -1832,8 +1867,7 @@ static void test_queue_publish_batch_keeps_order_and_bytes(void **state)
 {
     struct fix *f = *state;
     migrate_all(f->st);
-    const char *p[3] = {"{\"a\":\"quote \\\" and \\\\ backslash\"}", "{\"b\":\"\u00e9\u6f22\"}",
-                        "{\"c\":[1,2,3]}"};
+    const char *p[3] = {"{\"a\":\"quote \\\" and \\\\ backslash\"}", "{\"b\":\"\u00e9\u6f22\"}", "{\"c\":[1,2,3]}"};
     struct store_tx *tx = begin(f->st);
     assert_int_equal(store_queue_publish_batch(tx, STORE_TOPIC_INSIGHTS, p, 3, NULL), 0);
     assert_int_equal(store_queue_publish_batch(tx, STORE_TOPIC_INSIGHTS, p, 0, NULL), 0);
@@ -1863,9 +1897,7 @@ static void test_queue_retention_purge(void **state)
     assert_int_equal(store_queue_purge(f->st, store_now_ms_for_test(), &purged), 0);
     assert_int_equal(purged, 0);
     /* A day later the acknowledged one goes; unacknowledged ones never do. */
-    assert_int_equal(store_queue_purge(f->st, store_now_ms_for_test() + 86400LL * 1000 + 1000,
-                                       &purged),
-                     0);
+    assert_int_equal(store_queue_purge(f->st, store_now_ms_for_test() + 86400LL * 1000 + 1000, &purged), 0);
     assert_int_equal(purged, 1);
     struct store_queue_stats qs;
     assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_INSIGHTS, &qs), 0);
@@ -2517,10 +2549,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrate_002_backfills_every_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens_and_audit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upload_samples_message_one_transaction, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_raw_analyses_insights_keys_and_erasure, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_upload_samples_message_one_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_raw_analyses_insights_keys_and_erasure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_stream_crosses_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_window_matches_reference_loader, setup, teardown),
@@ -2531,21 +2561,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sample_days_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_expiry_redelivers_and_poison_dead_letters,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_publish_batch_keeps_order_and_bytes, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_expiry_redelivers_and_poison_dead_letters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_publish_batch_keeps_order_and_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_retention_purge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_concurrent_consumers_exactly_once, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_concurrent_consumers_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_two_processes_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_listener_wakes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insight_events_hear_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_sigkill_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_online, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pg_reconnects_after_server_drops_sessions, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pg_reconnects_after_server_drops_sessions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

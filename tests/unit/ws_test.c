@@ -242,8 +242,8 @@ static void test_invalid_utf8_closes_1007(void **state)
     ws_loop_free(l);
     /* UTF-8 per RFC 3629. */
     assert_true(ws_utf8_valid((const unsigned char *)"h\xc3\xa9", 3));
-    assert_false(ws_utf8_valid((const unsigned char *)"\xc0\xaf", 2));       /* overlong */
-    assert_false(ws_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));   /* surrogate */
+    assert_false(ws_utf8_valid((const unsigned char *)"\xc0\xaf", 2));         /* overlong */
+    assert_false(ws_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));     /* surrogate */
     assert_false(ws_utf8_valid((const unsigned char *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 }
 
