@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Heap allocations per probe request (issue 22: <= 30): `clarity serve` runs
-# under bench/malloc_count.c twice, once serving N keep-alive GET /liveness
+# under tests/fault/malloc_fail.c (counting only: no MALLOC_FAIL_EVERY) twice, once serving N keep-alive GET /liveness
 # and once idle for as long, and the difference is divided by N.
 set -euo pipefail
-bin=$(realpath "${1:?usage: bench/http_allocs.sh PATH/TO/clarity [PATH/TO/libmalloc_count.so]}")
-lib=$(realpath "${2:-$(dirname "$bin")/libmalloc_count.so}")
+bin=$(realpath "${1:?usage: bench/http_allocs.sh PATH/TO/clarity [PATH/TO/libmalloc_fail.so]}")
+lib=$(realpath "${2:-$(dirname "$bin")/libmalloc_fail.so}")
 n=${ALLOC_REQUESTS:-20000}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -29,25 +29,7 @@
 
 #include "../tests/unit/pat_ref.h"
 #include "ml/pat.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "bench_util.h"
 
 /* Best-of-3 GFLOP/s of an n x n x n sgemm with the current thread count. */
 static double sgemm_gflops(int n)
@@ -63,9 +45,9 @@ static double sgemm_gflops(int n)
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     for (int r = 0; r < 3; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double g = 2.0 * n * (double)n * n / (now_s() - t0) / 1e9;
+        double g = 2.0 * n * (double)n * n / (bench_now_s() - t0) / 1e9;
         best = g > best ? g : best;
     }
     free(a);
@@ -151,12 +133,12 @@ int main(void)
             ws = pat_workspace_new(m, t);
             pat_model_forward(m, ws, in, NULL, pooled, NULL); /* warm-up */
             for (int r = 0; r < vs[v].reps; r++) {
-                double t0 = now_s();
+                double t0 = bench_now_s();
                 pat_model_forward(m, ws, in, NULL, pooled, NULL);
-                times[r] = now_s() - t0;
+                times[r] = bench_now_s() - t0;
                 mn = times[r] < mn ? times[r] : mn;
             }
-            double med = median(times, vs[v].reps), g = info.flops / med / 1e9;
+            double med = bench_median(times, vs[v].reps), g = info.flops / med / 1e9;
             const char *target = v == 0 ? "<= 15 ms" : v == 2 ? ">= 50 %, <= 300 ms" : ">= 50 %";
             printf("%-6s %3d %10.2f %10.2f %9.1f %7.0f%%  %s (%.2f GFLOP/inference)\n", vs[v].name, t, med * 1e3,
                    mn * 1e3, g, 100.0 * g / base[t], target, info.flops / 1e9);
@@ -174,14 +156,14 @@ int main(void)
         struct worker w[2];
         pthread_t th[2];
         openblas_set_num_threads(1);
-        double t0 = now_s();
+        double t0 = bench_now_s();
         for (int i = 0; i < 2; i++) {
             w[i] = (struct worker){.m = small, .in = in, .count = per};
             pthread_create(&th[i], NULL, worker_run, &w[i]);
         }
         for (int i = 0; i < 2; i++)
             pthread_join(th[i], NULL);
-        double el = now_s() - t0;
+        double el = bench_now_s() - t0;
         printf("batch: PAT-S, %d inferences on 2 worker threads (1 BLAS thread each): %.1f "
                "inferences/s (target >= 100/s)%s\n",
                2 * per, 2 * per / el, w[0].rc || w[1].rc ? " [ERRORS]" : "");

@@ -21,29 +21,11 @@
 
 #include "../tests/unit/pat_ref.h"
 #include "ml/pat.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "bench_util.h"
 
 static double run_cli(const char *bin, const char *model, const char *csv, int timing)
 {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     pid_t pid = fork();
     if (pid == 0) {
         if (!freopen("/dev/null", "w", stdout))
@@ -57,7 +39,7 @@ static double run_cli(const char *bin, const char *model, const char *csv, int t
     int st = 0;
     if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
         return -1;
-    return now_s() - t0;
+    return bench_now_s() - t0;
 }
 
 int main(int argc, char **argv)
@@ -104,17 +86,17 @@ int main(int argc, char **argv)
     (void)pat_model_forward(m, ws, in, NULL, pooled, NULL); /* warm */
     (void)run_cli(argv[1], model, csv, 0);
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (pat_model_forward(m, ws, in, NULL, pooled, NULL) != PAT_OK)
             return 1;
-        fwd[r] = now_s() - t0;
+        fwd[r] = bench_now_s() - t0;
         cli[r] = run_cli(argv[1], model, csv, 0);
         if (cli[r] < 0) {
             fprintf(stderr, "pat_cli_bench: clarity pat embed failed\n");
             return 1;
         }
     }
-    double mf = median(fwd, reps), mc = median(cli, reps);
+    double mf = bench_median(fwd, reps), mc = bench_median(cli, reps);
     printf("PAT-L forward pass in process: %.1f ms (median of %d)\n", mf * 1e3, reps);
     printf("clarity pat embed, whole command: %.1f ms (median of %d)\n", mc * 1e3, reps);
     printf("command / forward pass = %.2f   target <= 1.15\n", mc / mf);

@@ -11,6 +11,8 @@
  *                            allocations or 20 ms), so a test arms it once the server
  *                            is up and disarms it by removing the file
  *   MALLOC_FAIL_COUNT_FILE=P at exit, write "calls failed" to P
+ *   MALLOC_COUNT_FILE=P      at exit, write the number of allocations to P
+ *                            (bench/http_allocs.sh: allocations per request)
  *
  * tests/e2e/test_fault_injection.py runs `clarity serve` under it while
  * uploads, an import, analyses and chat go on, and holds the server to: no
@@ -153,11 +155,15 @@ void free(void *p)
 __attribute__((destructor)) static void report(void)
 {
     const char *path = getenv("MALLOC_FAIL_COUNT_FILE");
-    if (path == NULL)
-        return;
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        return;
-    fprintf(f, "%lu %lu\n", atomic_load(&calls), atomic_load(&failed));
-    fclose(f);
+    FILE *f = path != NULL ? fopen(path, "w") : NULL;
+    if (f != NULL) {
+        fprintf(f, "%lu %lu\n", atomic_load(&calls), atomic_load(&failed));
+        fclose(f);
+    }
+    path = getenv("MALLOC_COUNT_FILE");
+    f = path != NULL ? fopen(path, "w") : NULL;
+    if (f != NULL) {
+        fprintf(f, "%lu\n", atomic_load(&calls));
+        fclose(f);
+    }
 }
