@@ -253,9 +253,13 @@ static void h_register(struct http_request *req, struct http_response *res)
         if (digits < 7 || digits > 15)
             input_error(&in, "/phone_number", "must be a phone number in E.164 form, e.g. +14155550100");
     }
-    if (!input_bool(&in, body, "", "terms_accepted", 1, 0) && json_is_boolean(json_object_get(body, "terms_accepted")))
+    /* The acceptances must be true when sent. The iOS app's sign-up sends
+     * only {email, password, display_name?} (ios-app.md): it collects
+     * consent on its own screen, and the app's contract wins, so an absent
+     * acceptance is not an error; false still is. */
+    if (!input_bool(&in, body, "", "terms_accepted", 0, 1) && json_is_boolean(json_object_get(body, "terms_accepted")))
         input_error(&in, "/terms_accepted", "must be true");
-    if (!input_bool(&in, body, "", "privacy_policy_accepted", 1, 0) &&
+    if (!input_bool(&in, body, "", "privacy_policy_accepted", 0, 1) &&
         json_is_boolean(json_object_get(body, "privacy_policy_accepted")))
         input_error(&in, "/privacy_policy_accepted", "must be true");
     if (input_done(&in) != 0)
