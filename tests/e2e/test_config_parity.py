@@ -34,7 +34,7 @@ BAD = {
     "OIDC_JWKS_URL": None, "OIDC_JWKS_FILE": None,
     "OIDC_ISSUERS": "nope",  # refused by oidc_new, which both run (serve: exit 1, after its log line)
     "SMTP_URL": None, "SMTP_FROM": None, "SMTP_USERNAME": None, "SMTP_PASSWORD": None,
-    "IMPORT_STALE_SECONDS": "0",
+    "IMPORT_STALE_SECONDS": "0", "RAW_UPLOAD_RETENTION_DAYS": "-1",
     "TRUSTED_PROXIES": '["proxy.local"]', "LOCKOUT_THRESHOLD": "0", "LOCKOUT_WINDOW_SECONDS": "0",
     "LOCKOUT_SECONDS": "0", "RATE_LIMITS": "auth=5", "DOCS_ENABLED": "sometimes",
     "DOCS_ASSETS_DIR": None, "WEB_APP_ENABLED": "sometimes", "MAX_IMPORT_BYTES": "1", "MAX_METRICS_PER_UPLOAD": "0",
