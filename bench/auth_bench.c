@@ -11,7 +11,7 @@
  */
 #include <unistd.h>
 
-#include "auth/guard.h"
+#include "api/guard.h"
 #include "core/config.h"
 #include "store/migrate.h"
 #include "store/store.h"

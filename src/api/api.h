@@ -7,7 +7,7 @@
 
 #include <stdatomic.h>
 
-#include "auth/guard.h"
+#include "api/guard.h"
 #include "auth/jwt.h"
 #include "auth/limiter.h"
 #include "core/config.h"

@@ -16,8 +16,8 @@
 
 #include "api/api.h"
 #include "api/input.h"
-#include "auth/audit.h"
-#include "auth/guard.h"
+#include "api/audit.h"
+#include "api/guard.h"
 #include "auth/mailer.h"
 #include "core/log.h"
 #include "core/timeutil.h"

@@ -19,7 +19,7 @@
 #include <strings.h>
 
 #include "api/api.h"
-#include "auth/guard.h"
+#include "api/guard.h"
 #include "chat/hub.h"
 #include "core/uuid.h"
 #include "store/store.h"

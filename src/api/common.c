@@ -7,7 +7,7 @@
 #include <strings.h>
 
 #include "api/api.h"
-#include "auth/audit.h"
+#include "api/audit.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "http/server.h"

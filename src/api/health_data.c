@@ -19,8 +19,8 @@
 
 #include "api/api.h"
 #include "api/input.h"
-#include "auth/audit.h"
-#include "auth/guard.h"
+#include "api/audit.h"
+#include "api/guard.h"
 #include "core/buf.h"
 #include "core/limits.h"
 #include "core/timeutil.h"

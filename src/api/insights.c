@@ -13,8 +13,8 @@
 
 #include "api/api.h"
 #include "api/input.h"
-#include "auth/audit.h"
-#include "auth/guard.h"
+#include "api/audit.h"
+#include "api/guard.h"
 #include "chat/answer.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"

@@ -24,7 +24,7 @@
 
 #include "analysis/circadian.h"
 #include "api/api.h"
-#include "auth/guard.h"
+#include "api/guard.h"
 #include "core/timeutil.h"
 #include "ingest/healthkit.h"
 #include "store/store.h"

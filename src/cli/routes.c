@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "auth/guard.h"
+#include "api/guard.h"
 #include "cli/cli.h"
 
 int cli_routes(int argc, char **argv)

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "auth/guard.h"
+#include "api/guard.h"
 #include "auth/jwt.h"
 #include "auth/limiter.h"
 #include "auth/oidc.h"

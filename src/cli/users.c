@@ -21,7 +21,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "auth/guard.h"
+#include "api/guard.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
 #include "core/config.h"
@@ -293,7 +293,7 @@ static int cmd_change(struct store *st, const struct config *cfg, const char *ve
     if (rc == 0 && (strcmp(verb, "disable") == 0 || strcmp(verb, "reset-password") == 0)) {
         int64_t ended = 0; /* every session of the user ends: refresh tokens go, and */
         rc = store_token_delete_by_user(tx, u.id, &ended);
-        if (rc == 0) /* access tokens already issued are revoked (auth/guard.h) */
+        if (rc == 0) /* access tokens already issued are revoked (api/guard.h) */
             rc = guard_revoke_user_row(tx, u.id, time_now_ms());
     }
     if (rc == 0)

@@ -123,10 +123,10 @@ struct config {
 /*
  * Parsers of the structured variables. config_load runs each, so a value
  * `clarity config check` accepts is one `serve` accepts; the parts that use
- * a value (auth/guard, cli/worker) call the same parser for its result.
+ * a value (api/guard, cli/worker) call the same parser for its result.
  */
 
-/* RATE_LIMITS classes, in auth/guard.h's GUARD_RATE_* order (0: none). */
+/* RATE_LIMITS classes, in api/guard.h's GUARD_RATE_* order (0: none). */
 #define CONFIG_RATE_CLASSES 6
 struct config_rate {
     int count;

@@ -1,7 +1,7 @@
 /*
  * guard.c — authentication, rate limiting and access rules. See guard.h.
  */
-#include "auth/guard.h"
+#include "api/guard.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>

@@ -13,8 +13,8 @@
  *      and RateLimit-* headers).
  * Handlers then use access_* below for ownership — they never parse tokens.
  */
-#ifndef CLARITY_AUTH_GUARD_H
-#define CLARITY_AUTH_GUARD_H
+#ifndef CLARITY_API_GUARD_H
+#define CLARITY_API_GUARD_H
 
 #include "auth/jwt.h"
 #include "auth/limiter.h"

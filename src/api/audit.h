@@ -2,8 +2,8 @@
  * audit.h — the audit trail: who did what to which record, when, from where,
  * with what outcome. Never the values, passwords or tokens.
  */
-#ifndef CLARITY_AUTH_AUDIT_H
-#define CLARITY_AUTH_AUDIT_H
+#ifndef CLARITY_API_AUDIT_H
+#define CLARITY_API_AUDIT_H
 
 #include "http/http.h"
 

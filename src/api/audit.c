@@ -1,12 +1,12 @@
 /*
  * audit.c — audit rows through the store. See audit.h.
  */
-#include "auth/audit.h"
+#include "api/audit.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "auth/guard.h"
+#include "api/guard.h"
 #include "core/log.h"
 #include "store/store.h"
 
