@@ -103,7 +103,6 @@ static void analyse_and_store(struct http_request *req, struct http_response *re
     json_t *result = NULL, *coverage = NULL;
     char *res_text = NULL, *cov_text = NULL;
     char err[256];
-    struct store_tx *tx = NULL;
     const char *version = ctx->cfg ? ctx->cfg->actigraphy_model_version : NULL;
     struct points_pat pat = {ctx->pat_model, ctx->pat_std, version};
     int rc = points_analyse(&pat, pts->min, pts->val, pts->n, steps, keep_min, &result, &coverage, err, sizeof(err));
@@ -132,19 +131,10 @@ static void analyse_and_store(struct http_request *req, struct http_response *re
     a.coverage = cov_text;
     a.result = res_text;
     a.created_at_ms = time_now_ms();
-    rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
-    if (rc == 0)
-        rc = store_analysis_insert(tx, &a);
-    if (rc == 0)
-        rc = audit_record(ctx->store, tx, req, NULL, "analysis.create", "analysis", a.id, "success") == 0
-                 ? 0
-                 : STORE_EINTERNAL;
-    if (rc == 0) {
-        rc = store_tx_commit(tx);
-        tx = NULL;
-    }
+    struct store_audit audit;
+    audit_fill(&audit, req, NULL, "analysis.create", "analysis", a.id, "success");
+    rc = points_analysis_save(ctx->store, &a, &audit);
     if (rc != 0) {
-        store_tx_rollback(tx);
         api_store_failure(res, rc);
         goto done;
     }

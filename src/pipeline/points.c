@@ -13,6 +13,7 @@
 #include "core/limits.h"
 #include "ml/pat.h"
 #include "pipeline/compute.h"
+#include "store/store.h"
 
 /* ---- the calling thread's PAT workspace ----------------------------------- */
 
@@ -134,4 +135,20 @@ done:
     compute_window_free(&w);
     free(series);
     return rc;
+}
+
+int points_analysis_save(struct store *st, const struct store_analysis *a, const struct store_audit *audit)
+{
+    struct store_tx *tx = NULL;
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+    if (rc != 0)
+        return rc;
+    rc = store_analysis_insert(tx, a);
+    if (rc == 0 && audit != NULL)
+        rc = store_audit_insert(tx, audit);
+    if (rc != 0) {
+        store_tx_rollback(tx);
+        return rc;
+    }
+    return store_tx_commit(tx);
 }

@@ -46,6 +46,18 @@ struct points_pat {
 int points_analyse(const struct points_pat *pat, const int64_t *minute, const double *value, size_t n, int steps,
                    size_t keep_min, json_t **result, json_t **coverage, char *err, size_t errlen);
 
+struct store;
+struct store_analysis;
+struct store_audit;
+
+/*
+ * Record an analysis of posted points (the PAT API's "analysis.create"):
+ * the analysis row and its audit row (prepared by the caller, borrowed) in
+ * one transaction. Returns 0 or a STORE_E* code; nothing is written on
+ * failure.
+ */
+int points_analysis_save(struct store *st, const struct store_analysis *a, const struct store_audit *audit);
+
 /*
  * How many PAT workspaces this process has made (test and metrics hook:
  * with reuse it stays at the number of threads that analysed).

@@ -116,6 +116,36 @@ static void test_render_create_read(void **state)
     a.result = (char *)"[not json";
     assert_int_equal(insight_render_analysis(NULL, &a, INSIGHT_FOCUS_COMPREHENSIVE, NULL, NULL, &d), COMPUTE_EINTERNAL);
     insight_draft_clear(&d);
+
+    /* The PAT API's use case: the analysis and its audit row together, or
+     * neither (a second save of the same id conflicts and adds no audit). */
+    snprintf(a.kind, sizeof(a.kind), "pat");
+    snprintf(a.model_version, sizeof(a.model_version), "none");
+    a.result = rt;
+    a.created_at_ms = 1764547200000;
+    struct store_audit au;
+    memset(&au, 0, sizeof(au));
+    memcpy(au.user_id, u.id, STORE_ID_LEN);
+    snprintf(au.action, sizeof(au.action), "analysis.create");
+    snprintf(au.resource_type, sizeof(au.resource_type), "analysis");
+    snprintf(au.resource_id, sizeof(au.resource_id), "%s", a.id);
+    snprintf(au.outcome, sizeof(au.outcome), "success");
+    assert_int_equal(points_analysis_save(st, &a, &au), 0);
+    assert_int_not_equal(points_analysis_save(st, &a, &au), 0);
+    struct store_analysis saved;
+    struct store_audit *rows = NULL;
+    size_t nrows = 0;
+    assert_int_equal(store_tx_begin(st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_analysis_get(tx, a.id, u.id, &saved), 0);
+    assert_string_equal(saved.result, rt);
+    store_analysis_clear(&saved);
+    assert_int_equal(store_audit_list(tx, u.id, NULL, 8, &rows, &nrows, NULL), 0);
+    store_tx_rollback(tx);
+    size_t creates = 0;
+    for (size_t i = 0; i < nrows; i++)
+        creates += strcmp(rows[i].action, "analysis.create") == 0 && strcmp(rows[i].resource_id, a.id) == 0;
+    free(rows);
+    assert_int_equal(creates, 1);
     free(rt);
     free(ct);
     json_decref(result);
