@@ -189,7 +189,9 @@ static void h_upload(struct http_request *req, struct http_response *res)
     int64_t client_ts = 0;
     api_body_user_normalise(p, body);
     int rc = upload_parse_health_data(body, p->user_id, ctx->max_metrics, &in.c, &samples, &source, &sync, &client_ts);
-    if (rc == INGEST_EOWNER) {
+    if (rc == 0)
+        rc = upload_samples_complete(&samples);
+    if (rc == INGEST_EOWNER || rc == INGEST_ENOMEM) {
         api_store_failure(res, rc);
         goto done;
     }
@@ -252,7 +254,9 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
     input_init(&in, res);
     api_body_user_normalise(p, body);
     int rc = hk_upload_parse(body, p->user_id, &in.c, &samples, rctx.unsupported, &rctx.counts, &sync);
-    if (rc == INGEST_EOWNER) {
+    if (rc == 0)
+        rc = upload_samples_complete(&samples);
+    if (rc == INGEST_EOWNER || rc == INGEST_ENOMEM) {
         api_store_failure(res, rc);
         goto done;
     }
@@ -319,6 +323,8 @@ static void h_app_sync_upload(struct http_request *req, struct http_response *re
     int64_t ts = 0;
     api_body_user_normalise(p, body);
     int rc = app_sync_parse(body, p->user_id, &in.c, &samples, errors, &rctx.unsupported, &ts);
+    if (rc == 0)
+        rc = upload_samples_complete(&samples);
     if (rc == INGEST_EINVALID) {
         input_done(&in);
         goto done;

@@ -28,8 +28,10 @@ struct store_sample *upload_samples_add(struct upload_samples *s)
     if (s->n == s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 64;
         struct store_sample *v = realloc(s->v, ncap * sizeof(*v));
-        if (v == NULL)
+        if (v == NULL) {
+            s->oom = 1;
             return NULL;
+        }
         s->v = v;
         s->cap = ncap;
     }
@@ -40,6 +42,8 @@ struct store_sample *upload_samples_add(struct upload_samples *s)
     x->quality_score = NAN;
     return x;
 }
+
+int upload_samples_complete(const struct upload_samples *s) { return s->oom ? INGEST_ENOMEM : 0; }
 
 /* ---- the HealthMetric model ------------------------------------------- */
 

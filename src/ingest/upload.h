@@ -21,11 +21,19 @@
 struct upload_samples {
     struct store_sample *v;
     size_t n, cap;
+    int oom; /* an append failed for want of memory: the list is incomplete */
 };
 
 void upload_samples_free(struct upload_samples *s);
-/* Append a zeroed sample (value fields NAN) and return it, or NULL on OOM. */
+/* Append a zeroed sample (value fields NAN) and return it, or NULL on OOM
+ * (then s->oom is set: a parser that ignores the NULL still cannot hand an
+ * incomplete list to storage, see upload_samples_complete). */
 struct store_sample *upload_samples_add(struct upload_samples *s);
+
+/* 0 when every append succeeded, else INGEST_ENOMEM: the samples must not be
+ * stored, since acknowledging them would drop some silently (found by
+ * tests/e2e/test_fault_injection.py). */
+int upload_samples_complete(const struct upload_samples *s);
 
 /*
  * Validate body as a HealthDataUpload for caller user_id and fill out.
