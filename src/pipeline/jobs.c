@@ -77,7 +77,10 @@ int jobs_analysis_publish(struct store_tx *tx, const char *upload_id, const char
     int rc = jobs_encode(JOBS_ANALYSIS, &m, payload);
     if (rc != 0)
         return rc;
-    return store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, payload, NULL, NULL);
+    /* Keyed by the user: one user's burst of uploads does not hold back
+     * everyone else's analyses (store_queue_lease). */
+    struct store_publish_opts po = {.fair_key = user_id};
+    return store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, payload, &po, NULL);
 }
 
 #define DEAD_PAGE 64

@@ -215,8 +215,9 @@ static int analysis_job(const struct worker_options *o, struct pat_workspace *ws
         rc = store_analysis_insert(tx, &a);
     if (rc == 0)
         rc = store_upload_status_set(tx, ids.upload_id, STORE_UPLOAD_PROCESSING, 0.6, up.total_metrics, NULL);
+    struct store_publish_opts po = {.fair_key = ids.user_id};
     if (rc == 0)
-        rc = store_queue_publish(tx, jobs_topic(JOBS_INSIGHT), pub, NULL, NULL);
+        rc = store_queue_publish(tx, jobs_topic(JOBS_INSIGHT), pub, &po, NULL);
     if (rc == 0)
         rc = store_queue_ack(tx, m);
     if (rc == 0) {

@@ -302,12 +302,28 @@ static const char m008_ddl[] = "CREATE INDEX IF NOT EXISTS raw_uploads_created O
 static const char m009_ddl[] = "ALTER TABLE analyses ADD COLUMN sealed {BLOB};\n"
                                "ALTER TABLE insights ADD COLUMN sealed {BLOB};\n";
 
+/* 010: fair leasing (store_queue_lease). A message carries its fair key (the
+ * user a job is for; '' none) and a rank given at publish: the rank of the
+ * oldest pending message of its topic, or one more than the key's last
+ * pending message when that is higher. Lease order is (fair_rank, id), so
+ * a user with thousands of queued jobs gets one turn per round and a user
+ * who arrives later is served next, not after the whole backlog (start-time
+ * fair queueing; Goyal, Vin & Cheng, SIGCOMM 1996). Expand-only: the
+ * previous release publishes rank 0 (served first) and leases by
+ * (visible_at, id) as before. */
+static const char m010_ddl[] = "ALTER TABLE queue_messages ADD COLUMN fair_key TEXT NOT NULL DEFAULT '';\n"
+                               "ALTER TABLE queue_messages ADD COLUMN fair_rank BIGINT NOT NULL DEFAULT 0;\n"
+                               "CREATE INDEX queue_messages_fair ON queue_messages (topic, fair_rank, id)"
+                               " WHERE state = 0;\n"
+                               "CREATE INDEX queue_messages_fair_key ON queue_messages (topic, fair_key, fair_rank)"
+                               " WHERE state = 0;\n";
+
 static const struct migration migrations[] = {
     {"001_create_indexes", m001_ddl, NULL},           {"002_add_data_quality_fields", m002_ddl, m002_backfill},
     {"003_idempotency_keys", m003_ddl, NULL},         {"004_sample_utc_offset", m004_ddl, NULL},
     {"005_sample_upload_time_index", m005_ddl, NULL}, {"006_sample_days", m006_ddl, NULL},
     {"007_external_identities", m007_ddl, NULL},      {"008_raw_upload_retention_index", m008_ddl, NULL},
-    {"009_sealed_analyses_insights", m009_ddl, NULL},
+    {"009_sealed_analyses_insights", m009_ddl, NULL}, {"010_queue_fairness", m010_ddl, NULL},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

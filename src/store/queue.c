@@ -53,15 +53,26 @@ void store_msg_clear(struct store_msg *m)
 int store_queue_publish(struct store_tx *tx, const char *topic, const char *payload,
                         const struct store_publish_opts *opts, int64_t *id_out)
 {
-    static const char sql[] = "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
-                              " created_at) VALUES (?1, ?2, 0, 0, ?3, ?4, ?5) RETURNING id";
+    /* The rank: the topic's oldest pending rank, or one past the key's last
+     * pending message when that is later (migration 010). Both lookups are
+     * index range ends. */
+#define RANK_SQL(MAX)                                                                                                  \
+    "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at, created_at, fair_key,"     \
+    " fair_rank) VALUES (?1, ?2, 0, 0, ?3, ?4, ?5, ?6, " MAX "("                                                       \
+    "COALESCE((SELECT min(fair_rank) FROM queue_messages WHERE topic = ?1 AND state = 0), 0),"                         \
+    " COALESCE((SELECT max(fair_rank) + 1 FROM queue_messages WHERE topic = ?1 AND state = 0 AND fair_key = ?6"        \
+    " AND ?6 <> ''), 0))) RETURNING id"
+    static const char lite[] = RANK_SQL("max");
+    static const char pg[] = RANK_SQL("GREATEST");
+#undef RANK_SQL
     struct db_stmt *s = NULL;
     if (!topic_ok(topic) || payload == NULL)
         return STORE_EINVAL;
     int64_t now = store_now_ms();
     int max_attempts = opts != NULL && opts->max_attempts > 0 ? opts->max_attempts : tx->st->opts.queue_max_attempts;
     int64_t delay = opts != NULL && opts->delay_ms > 0 ? opts->delay_ms : 0;
-    int rc = store_tx_stmt(tx, sql, &s);
+    const char *key = opts != NULL && opts->fair_key != NULL ? opts->fair_key : "";
+    int rc = store_tx_stmt(tx, store_sql(tx->st, lite, pg), &s);
     if (rc != 0)
         return rc;
     db_bind_text(s, 1, topic);
@@ -69,6 +80,7 @@ int store_queue_publish(struct store_tx *tx, const char *topic, const char *payl
     db_bind_int64(s, 3, max_attempts);
     db_bind_int64(s, 4, now + delay);
     db_bind_int64(s, 5, now);
+    db_bind_text(s, 6, key);
     rc = db_step(s);
     if (rc != DB_ROW) {
         db_stmt_reset(s);
@@ -85,12 +97,16 @@ int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char
                               const struct store_publish_opts *opts)
 {
     /* The payloads travel as one JSON array of strings, unpacked in order by
-     * json_each (SQLite) or json_array_elements_text (PostgreSQL). */
-    static const char lite[] = "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
-                               " created_at) SELECT ?1, value, 0, 0, ?3, ?4, ?5 FROM json_each(?2) ORDER BY key";
+     * json_each (SQLite) or json_array_elements_text (PostgreSQL). They carry
+     * no fair key: each takes the topic's oldest pending rank. */
+#define HEAD_RANK "(SELECT COALESCE(min(fair_rank), 0) FROM queue_messages WHERE topic = ?1 AND state = 0)"
+    static const char lite[] =
+        "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
+        " created_at, fair_rank) SELECT ?1, value, 0, 0, ?3, ?4, ?5, " HEAD_RANK " FROM json_each(?2) ORDER BY key";
     static const char pg[] = "INSERT INTO queue_messages (topic, payload, state, attempts, max_attempts, visible_at,"
-                             " created_at) SELECT ?1, t.p, 0, 0, ?3, ?4, ?5"
+                             " created_at, fair_rank) SELECT ?1, t.p, 0, 0, ?3, ?4, ?5, " HEAD_RANK
                              " FROM json_array_elements_text(CAST(?2 AS json)) WITH ORDINALITY AS t(p, i) ORDER BY t.i";
+#undef HEAD_RANK
     struct db_stmt *s = NULL;
     struct buf b;
     int64_t k = 0;
@@ -169,10 +185,10 @@ int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, str
     static const char sql_lite[] =
         "UPDATE queue_messages SET visible_at = ?3, attempts = attempts + 1, lease_token = ?4"
         " WHERE id IN (SELECT id FROM queue_messages WHERE state = 0 AND topic = ?1"
-        " AND visible_at <= ?2 ORDER BY visible_at, id LIMIT ?5)"
+        " AND visible_at <= ?2 ORDER BY fair_rank, id LIMIT ?5)"
         " RETURNING id, topic, payload, attempts, max_attempts, created_at, last_error";
     static const char sql_pg[] = "WITH c AS MATERIALIZED (SELECT id FROM queue_messages WHERE state = 0 AND topic = ?1"
-                                 " AND visible_at <= ?2 ORDER BY visible_at, id LIMIT ?5 FOR UPDATE SKIP LOCKED)"
+                                 " AND visible_at <= ?2 ORDER BY fair_rank, id LIMIT ?5 FOR UPDATE SKIP LOCKED)"
                                  " UPDATE queue_messages q SET visible_at = ?3, attempts = q.attempts + 1,"
                                  " lease_token = ?4 FROM c WHERE q.id = c.id"
                                  " RETURNING q.id, q.topic, q.payload, q.attempts, q.max_attempts, q.created_at,"

@@ -48,6 +48,10 @@ struct store_msg {
 struct store_publish_opts {
     int64_t delay_ms; /* invisible until now + delay (0) */
     int max_attempts; /* 0 → store_options.queue_max_attempts */
+    /* Who the message is for (a user id; NULL or "" none): messages are
+     * leased fairly between keys, not strictly oldest first (migration 010,
+     * store_queue_lease). */
+    const char *fair_key;
 };
 
 /*
@@ -59,7 +63,8 @@ int store_queue_publish(struct store_tx *tx, const char *topic, const char *payl
 
 /*
  * Publish n payloads (JSON text, borrowed) to one topic inside tx with one
- * statement (an outbox flush, a fan-out); same semantics as n publishes.
+ * statement (an outbox flush, a fan-out); same semantics as n publishes,
+ * except that opts->fair_key is ignored (none of them carries a key).
  */
 int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char *const *payloads, size_t n,
                               const struct store_publish_opts *opts);
@@ -68,7 +73,9 @@ int store_queue_publish_batch(struct store_tx *tx, const char *topic, const char
  * Lease up to max visible messages of topic for lease_ms, in its own short
  * transaction. Fills msgs[0..*n) (each to be cleared with store_msg_clear);
  * *n == 0 when nothing is visible. Messages over max_attempts are moved to
- * the dead-letter topic here instead of being delivered.
+ * the dead-letter topic here instead of being delivered. Order: by fair rank,
+ * then oldest first — round robin between fair keys, each key's messages in
+ * publish order (store_publish_opts.fair_key).
  */
 int store_queue_lease(struct store *st, const char *topic, int64_t lease_ms, struct store_msg *msgs, size_t max,
                       size_t *n);

@@ -432,7 +432,7 @@ static void make_upload(struct fix *f, const char *source, int max_attempts, cha
     u.total_metrics = (int64_t)n;
     char payload[JOBS_PAYLOAD_MAX];
     job_payload(u.id, f->user, payload);
-    struct store_publish_opts po = {0, max_attempts};
+    struct store_publish_opts po = {.max_attempts = max_attempts, .fair_key = f->user};
     assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
     assert_int_equal(store_upload_insert(tx, &u), 0);
     assert_int_equal(store_sample_insert_batch(tx, s, n, NULL), 0);

@@ -66,11 +66,11 @@ static int run_on(const char *url)
         memcpy(jm.upload_id, up[i].id, sizeof(jm.upload_id));
         memcpy(jm.user_id, u.id, sizeof(jm.user_id));
         assert_int_equal(jobs_encode(JOBS_ANALYSIS, &jm, msg), 0);
-        struct store_publish_opts po = {0, i == 2 ? 5 : 1};
+        struct store_publish_opts po = {.max_attempts = i == 2 ? 5 : 1};
         assert_int_equal(store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, msg, &po, NULL), 0);
     }
     /* A dead letter that is no job (an operator's test message) is skipped. */
-    struct store_publish_opts once = {0, 1};
+    struct store_publish_opts once = {.max_attempts = 1};
     assert_int_equal(store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, "{\"hello\":1}", &once, NULL), 0);
     assert_int_equal(store_tx_commit(tx), 0);
 

@@ -1882,6 +1882,61 @@ static void test_queue_publish_batch_keeps_order_and_bytes(void **state)
     }
 }
 
+static void publish_keyed(struct store *st, const char *key, const char *payload)
+{
+    struct store_tx *tx = begin(st);
+    struct store_publish_opts o = {.fair_key = key};
+    assert_int_equal(store_queue_publish(tx, STORE_TOPIC_HEALTH_DATA, payload, &o, NULL), 0);
+    commit(tx);
+}
+
+/* Lease one message, check its payload, ack it. */
+static void take_one(struct store *st, const char *want)
+{
+    struct store_msg m;
+    size_t n = 0;
+    assert_int_equal(store_queue_lease(st, STORE_TOPIC_HEALTH_DATA, 60000, &m, 1, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(m.payload, want);
+    assert_int_equal(store_queue_ack_now(st, &m), 0);
+    store_msg_clear(&m);
+}
+
+/* Migration 010: a user with a backlog gets one turn per round; a user who
+ * arrives later is served next, not after the backlog; each user's messages
+ * keep their publish order; unkeyed messages take the head's rank. */
+static void test_queue_fair_between_keys(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char p[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(p, sizeof(p), "{\"a\":%d}", i);
+        publish_keyed(f->st, "user-a", p);
+    }
+    publish_keyed(f->st, "user-b", "{\"b\":0}");
+    publish_keyed(f->st, "user-b", "{\"b\":1}");
+    take_one(f->st, "{\"a\":0}");
+    take_one(f->st, "{\"b\":0}");
+    take_one(f->st, "{\"a\":1}");
+    take_one(f->st, "{\"b\":1}");
+    take_one(f->st, "{\"a\":2}");
+    /* Arriving now, behind 37 of user-a's: served after the head, a:3. */
+    publish_keyed(f->st, "user-c", "{\"c\":0}");
+    publish_keyed(f->st, NULL, "{\"none\":0}");
+    take_one(f->st, "{\"a\":3}");
+    take_one(f->st, "{\"c\":0}");
+    take_one(f->st, "{\"none\":0}");
+    for (int i = 4; i < 40; i++) {
+        snprintf(p, sizeof(p), "{\"a\":%d}", i);
+        take_one(f->st, p);
+    }
+    struct store_msg m;
+    size_t n = 7;
+    assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_HEALTH_DATA, 60000, &m, 1, &n), 0);
+    assert_int_equal(n, 0);
+}
+
 static void test_queue_retention_purge(void **state)
 {
     struct fix *f = *state;
@@ -2563,6 +2618,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_expiry_redelivers_and_poison_dead_letters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_publish_batch_keeps_order_and_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_fair_between_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_retention_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_concurrent_consumers_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_two_processes_exactly_once, setup, teardown),
