@@ -62,6 +62,12 @@ int db_conn_ensure(struct db_conn *c);
 /* Run SQL without parameters or results (may hold several statements).
  * Returns 0 or a negative STORE_E* code (text in db_conn_errmsg). */
 int db_exec(struct db_conn *c, const char *sql);
+/*
+ * db_exec for a statement run again and again (BEGIN, COMMIT, ROLLBACK):
+ * on SQLite it is prepared once and cached like db_stmt_get (sql is the
+ * cache key by address, so pass a literal); PostgreSQL sends it as db_exec.
+ */
+int db_exec_cached(struct db_conn *c, const char *sql);
 
 /* 1 when the connection is inside a transaction (an earlier ROLLBACK that
  * failed, e.g. for want of memory, can leave one open), else 0. */

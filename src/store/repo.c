@@ -189,6 +189,26 @@ int store_user_get(struct store_tx *tx, const char *id, struct store_user *out)
     return user_get_by(tx, "SELECT " USER_COLS " FROM users WHERE id = ?1", id, out);
 }
 
+int store_user_profile_get(struct store_tx *tx, const char *id, struct store_user *out, int *email_verified,
+                           char *display_name, size_t cap)
+{
+    static const char sql[] = "SELECT " USER_COLS ", email_verified, display_name FROM users WHERE id = ?1";
+    struct db_stmt *s = NULL;
+    if (id == NULL)
+        return STORE_EINVAL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, id);
+    if ((rc = step_one(tx, s)) != 0)
+        return rc;
+    user_row(s, out);
+    *email_verified = db_col_int64(s, 13) != 0;
+    store_col_copy(s, 14, display_name, cap);
+    db_stmt_reset(s);
+    return 0;
+}
+
 int store_user_get_by_email(struct store_tx *tx, const char *email, struct store_user *out)
 {
     return user_get_by(tx, "SELECT " USER_COLS " FROM users WHERE email = ?1", email, out);

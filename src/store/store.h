@@ -216,6 +216,9 @@ int store_session_revoked_since(struct store_tx *tx, int64_t since_ms, int64_t n
 
 /* users.email_verified and users.display_name (migration 007). */
 int store_user_extra_get(struct store_tx *tx, const char *id, int *email_verified, char *display_name, size_t cap);
+/* store_user_get and store_user_extra_get in one statement (GET /auth/me). */
+int store_user_profile_get(struct store_tx *tx, const char *id, struct store_user *out, int *email_verified,
+                           char *display_name, size_t cap);
 int store_user_extra_set(struct store_tx *tx, const char *id, int email_verified, const char *display_name);
 
 /* Pending e-mail verification codes (one per user; only a hash is kept). */
