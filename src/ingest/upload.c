@@ -240,8 +240,13 @@ static void parse_metric(struct check *in, json_t *m, const char *ptr, const cha
     int64_t start = default_ts, end;
     int sr = timestamp(in, m, ptr, "start_date", &start);
     int er = timestamp(in, m, ptr, "end_date", &end);
+    /* A missing end makes a point at start; a missing start a point at end
+     * (defaulting it to client_timestamp could put it after end_date: found
+     * by the health_upload fuzz driver). Neither: the client's time. */
     if (er != 0)
         end = start;
+    else if (sr == 1)
+        start = end;
     if (sr == 0 && er == 0 && end < start) {
         snprintf(p, sizeof(p), "%s/end_date", ptr);
         check_error(in, p, "must not be before start_date");

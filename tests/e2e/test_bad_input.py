@@ -132,6 +132,28 @@ class BadInput:
             self.assertEqual([e["pointer"] for e in doc["errors"]], ["/quantity_samples/0/" + name])
         self.assertEqual(len(a.samples()), 2)
 
+    def test_a_missing_start_date_never_puts_start_after_end(self):
+        """Found by the health_upload fuzz driver in CI: with no start_date
+        the start defaulted to client_timestamp, which can be after end_date,
+        and the sample was stored ending before it began. Without start_date
+        a sample is now a point at end_date (docs/api.md)."""
+        a = Client(self.srv)
+        late = "2030-01-01T00:00:00Z"
+        metric = {"metric_type": "heart_rate", "biometric_data": {"heart_rate": 72}, "end_date": T0}
+        status, _, up = a.call("POST", "/api/v1/health-data/upload",
+                               {"user_id": a.user_id, "metrics": [metric], "upload_source": "x",
+                                "client_timestamp": late})
+        self.assertEqual(status, 201, up)
+        got = a.samples()
+        self.assertEqual([(s["start_date"], s["end_date"]) for s in got], [(T0, T0)])
+        # Both missing: a point at the client's time, as before.
+        status, _, up = a.call("POST", "/api/v1/health-data/upload",
+                               {"user_id": a.user_id, "metrics": [{"metric_type": "heart_rate",
+                                                                   "biometric_data": {"heart_rate": 70}}],
+                                "upload_source": "x", "client_timestamp": late})
+        self.assertEqual(status, 201, up)
+        self.assertIn((late, late), [(s["start_date"], s["end_date"]) for s in a.samples()])
+
     def test_healthkit_values_are_range_checked_after_conversion(self):
         """#16.9: the HealthKit route stored inf (1.7e308 mi is inf km) and 1e308."""
         a = Client(self.srv)
