@@ -258,9 +258,12 @@ int circadian_cosinor_fit(const double *x, size_t n, int start_min_of_day, doubl
 
 /* ---- pyActigraphy's conventions (docs/algorithms.md, "Conventions") ---- */
 
-size_t circadian_pyact_workspace_size(size_t n_minutes)
+size_t circadian_pyact_workspace_size(size_t n_epochs, unsigned epoch_s)
 {
-    return (n_minutes / 60 + 2) * sizeof(double) + 2 * 1440 * sizeof(double) + 1440 * sizeof(size_t);
+    if (epoch_s == 0 || epoch_s > 3600 || 3600 % epoch_s != 0)
+        return 0;
+    size_t per_day = 86400 / epoch_s, per_hour = 3600 / epoch_s;
+    return (n_epochs / per_hour + 2) * sizeof(double) + 2 * per_day * sizeof(double) + per_day * sizeof(size_t);
 }
 
 /* pandas' sample variance (ddof 1) of v[0..n). */
@@ -278,37 +281,45 @@ static double var_ddof1(const double *v, size_t n)
     return ss / (double)(n - 1);
 }
 
-int circadian_npar_pyactigraphy(const double *x, size_t n, int start_min_of_day, double threshold, void *workspace,
-                                struct circadian_npar *out)
+int circadian_npar_pyactigraphy(const double *x, size_t n, unsigned epoch_s, int start_s_of_day, double threshold,
+                                void *workspace, struct circadian_npar *out)
 {
-    if (!x || !out || !workspace || n == 0 || start_min_of_day < 0 || start_min_of_day >= 1440 || !isfinite(threshold))
+    if (!x || !out || !workspace || n == 0 || epoch_s == 0 || epoch_s > 3600 || 3600 % epoch_s != 0 ||
+        start_s_of_day < 0 || start_s_of_day >= 86400 || !isfinite(threshold))
         return -1;
-    size_t nb = (n + 59) / 60;
+    const size_t per_hour = 3600 / epoch_s, per_day = 86400 / epoch_s;
+    size_t nb = (n + per_hour - 1) / per_hour;
     double *bin = workspace;
-    double *prof = bin + nb + 2; /* 1440 time-of-day means, then a second copy */
-    size_t *cnt = (size_t *)(prof + 2 * 1440);
+    double *prof = bin + nb + 2; /* per_day time-of-day means, then a second copy */
+    size_t *cnt = (size_t *)(prof + 2 * per_day);
     memset(out, 0, sizeof(*out));
     out->bin_min = 60;
     out->n_bins = nb;
     /* binarise (count > threshold -> 1; NaN stays missing), hourly sums of
-     * bins anchored at the first epoch; a missing epoch adds 0 */
+     * bins anchored at the first epoch; a missing epoch adds 0. The mean
+     * day is grouped by the epochs' time of day; pandas sorts the groups
+     * and relabels them 0, e, 2e, ... (e the epoch), so an epoch grid that
+     * does not start on a multiple of e after midnight is labelled by its
+     * epoch index: tod = floor(start / e) + i. */
     for (size_t k = 0; k < nb; k++)
         bin[k] = 0.0;
-    for (size_t t = 0; t < 1440; t++) {
+    for (size_t t = 0; t < per_day; t++) {
         prof[t] = 0.0;
         cnt[t] = 0;
     }
+    const size_t tod0 = (size_t)start_s_of_day / epoch_s;
     for (size_t i = 0; i < n; i++) {
         if (isnan(x[i]))
             continue;
         double b = x[i] > threshold ? 1.0 : 0.0;
-        bin[i / 60] += b;
-        size_t tod = (size_t)(start_min_of_day + (int)(i % 1440)) % 1440;
+        bin[i / per_hour] += b;
+        size_t tod = (tod0 + i % per_day) % per_day;
         prof[tod] += b;
         cnt[tod]++;
     }
     /* IS = var(mean profile of the bins by time of day) / var(bins), both
-     * with ddof 1; IV = mean(diff^2) / var(bins) */
+     * with ddof 1; IV = mean(diff^2) / var(bins). Hourly bins k and k + 24
+     * share their time of day. */
     double vb = var_ddof1(bin, nb);
     if (!(vb > 0.0)) {
         out->is = metric_value_null(nb < 2 ? "fewer than two bins" : "constant series", nb);
@@ -319,44 +330,41 @@ int circadian_npar_pyactigraphy(const double *x, size_t n, int start_min_of_day,
         for (int h = 0; h < 24; h++)
             gm[h] = 0.0;
         for (size_t k = 0; k < nb; k++) {
-            size_t h = ((size_t)start_min_of_day + 60 * k) % 1440 / 60;
-            gm[h] += bin[k];
-            gn[h]++;
+            gm[k % 24] += bin[k];
+            gn[k % 24]++;
         }
         double g[24];
-        for (int h = 0; h < 24; h++) {
-            size_t hh = ((size_t)start_min_of_day / 60 + (size_t)h) % 24;
-            if (gn[hh])
-                g[groups++] = gm[hh] / (double)gn[hh];
-        }
+        for (int h = 0; h < 24; h++)
+            if (gn[h])
+                g[groups++] = gm[h] / (double)gn[h];
         out->is = metric_value_ok(var_ddof1(g, groups) / vb, nb);
         double d2 = 0.0;
         for (size_t k = 1; k < nb; k++)
             d2 += (bin[k] - bin[k - 1]) * (bin[k] - bin[k - 1]);
         out->iv = metric_value_ok(d2 / (double)(nb - 1) / vb, nb);
     }
-    /* L5/M10 on the mean day at epoch (minute) resolution, cyclic: windows
-     * of 300 / 600 epochs starting at each minute of the day, the earliest
+    /* L5/M10 on the mean day at the epoch's resolution, cyclic: windows of
+     * 5 h / 10 h of epochs starting at each epoch of the day, the earliest
      * extreme wins; values are the mean per epoch */
-    for (size_t t = 0; t < 1440; t++) {
+    for (size_t t = 0; t < per_day; t++) {
         if (cnt[t] == 0) {
             const char *why = "a time of day without data";
             out->l5 = out->m10 = out->ra = out->l5_onset_min = out->m10_onset_min = metric_value_null(why, 0);
             return 0;
         }
         prof[t] /= (double)cnt[t];
-        prof[1440 + t] = prof[t];
+        prof[per_day + t] = prof[t];
     }
     double lo = INFINITY, hi = -INFINITY;
     size_t lo_t = 0, hi_t = 0;
     for (int w = 0; w < 2; w++) {
-        size_t len = w == 0 ? 300 : 600;
+        size_t len = (w == 0 ? 5 : 10) * per_hour;
         /* pandas' rolling sum (window ending at i) with its Kahan running
          * sums and equal-value rule, so that ties between windows resolve
          * as pyActigraphy's idxmin/idxmax see them */
         double sum = 0.0, comp_add = 0.0, comp_rem = 0.0, prev = prof[0];
         size_t nobs = 0, same = 0;
-        for (size_t i = 0; i < 2 * 1440; i++) {
+        for (size_t i = 0; i < 2 * per_day; i++) {
             if (i >= len) {
                 double y = -prof[i - len] - comp_rem, t = sum + y;
                 comp_rem = t - sum - y;
@@ -383,11 +391,13 @@ int circadian_npar_pyactigraphy(const double *x, size_t n, int start_min_of_day,
             }
         }
     }
-    size_t days = n / 1440 ? n / 1440 : 1;
-    out->l5 = metric_value_ok(lo / 300.0, days);
-    out->m10 = metric_value_ok(hi / 600.0, days);
-    out->l5_onset_min = metric_value_ok((double)(lo_t % 1440), days);
-    out->m10_onset_min = metric_value_ok((double)(hi_t % 1440), days);
+    size_t days = (size_t)((double)n * epoch_s / 86400.0);
+    if (days == 0)
+        days = 1;
+    out->l5 = metric_value_ok(lo / (double)(5 * per_hour), days);
+    out->m10 = metric_value_ok(hi / (double)(10 * per_hour), days);
+    out->l5_onset_min = metric_value_ok((double)(lo_t % per_day) * epoch_s / 60.0, days);
+    out->m10_onset_min = metric_value_ok((double)(hi_t % per_day) * epoch_s / 60.0, days);
     double den = out->m10.value + out->l5.value;
     out->ra = den > 0.0 ? metric_value_ok((out->m10.value - out->l5.value) / den, days)
                         : metric_value_null("M10 + L5 is zero", days);

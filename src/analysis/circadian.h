@@ -71,16 +71,22 @@ int circadian_cosinor_fit(const double *x, size_t n, int start_min_of_day, doubl
 
 /*
  * IS, IV, L5, M10, RA and onsets with pyActigraphy's default conventions
- * (Hammad et al. 2021; docs/algorithms.md, "Conventions"), for 1-minute
- * epochs: binarised (count > threshold -> 1, pyActigraphy's default 4;
- * missing stays missing); IS/IV on hourly SUMS of bins anchored at the
- * first epoch (partial last bin included, missing adds 0) with sample
- * (ddof 1) variances: IS = var(hourly profile) / var(bins), IV =
- * mean(diff^2) / var(bins); L5/M10 on the mean day at minute resolution,
- * cyclic, mean per epoch, the earliest extreme's onset. Returns 0, or -1.
+ * (Hammad et al. 2021; docs/algorithms.md, "Conventions"), on the
+ * recording's own epochs: x holds n epochs of epoch_s seconds (epoch_s must
+ * divide 3600: 2, 5, 10, 15, 30, 60, 120, 300 ... s), the first starting
+ * start_s_of_day seconds after local midnight. Binarised (count per epoch >
+ * threshold -> 1, pyActigraphy's default 4; missing stays missing); IS/IV
+ * on hourly SUMS of epochs anchored at the first epoch (partial last bin
+ * included, missing adds 0) with sample (ddof 1) variances: IS =
+ * var(hourly profile) / var(bins), IV = mean(diff^2) / var(bins); L5/M10
+ * on the mean day at the epoch's resolution (windows of 5 h / 10 h of
+ * epochs), cyclic, mean per EPOCH (a 30-s recording gives about half its
+ * per-minute value), the earliest extreme's onset in minutes after
+ * midnight (a multiple of epoch_s / 60). The workspace size is 0 for an
+ * epoch_s that does not divide 3600. Returns 0, or -1 on invalid arguments.
  */
-size_t circadian_pyact_workspace_size(size_t n_minutes);
-int circadian_npar_pyactigraphy(const double *x, size_t n, int start_min_of_day, double threshold, void *workspace,
-                                struct circadian_npar *out);
+size_t circadian_pyact_workspace_size(size_t n_epochs, unsigned epoch_s);
+int circadian_npar_pyactigraphy(const double *x, size_t n, unsigned epoch_s, int start_s_of_day, double threshold,
+                                void *workspace, struct circadian_npar *out);
 
 #endif

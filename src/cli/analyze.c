@@ -70,14 +70,14 @@ static int valid_date(int y, int mo, int d)
     return d <= md[mo - 1] + (mo == 2 && leap);
 }
 
-/* A timestamp field -> local minute. RFC 3339 with an offset uses it; a
+/* A timestamp field -> local second. RFC 3339 with an offset uses it; a
  * naive "YYYY-MM-DD[T ]HH:MM[:SS[.f]]" is local wall-clock time. */
-static int timestamp_local_minute(const char *s, int64_t *local_min)
+static int timestamp_local_second(const char *s, int64_t *local_s)
 {
     int64_t ms;
     int off;
     if (time_parse_rfc3339(s, &ms, &off) == 0) {
-        *local_min = series_local_minute(ms, off);
+        *local_s = floor_div(ms, 1000) + (int64_t)off * 60;
         return 0;
     }
     const char *p = s;
@@ -98,18 +98,18 @@ static int timestamp_local_minute(const char *s, int64_t *local_min)
     }
     if (*p != '\0' || !valid_date(y, mo, d) || h > 23 || mi > 59 || sec > 60)
         return -1;
-    *local_min = days_from_civil(y, mo, d) * 1440 + h * 60 + mi;
+    *local_s = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + (sec > 59 ? 59 : sec);
     return 0;
 }
 
 /* Growable row arrays, capped at ANALYZE_MAX_ROWS. */
 struct rows {
-    int64_t *min;
+    int64_t *sec; /* local seconds (days_from_civil * 86400 + time of day) */
     double *val;
     size_t n, cap;
 };
 
-static int rows_push(struct rows *r, int64_t m, double v)
+static int rows_push(struct rows *r, int64_t sec, double v)
 {
     if (r->n == r->cap) {
         if (r->cap >= ANALYZE_MAX_ROWS)
@@ -117,17 +117,17 @@ static int rows_push(struct rows *r, int64_t m, double v)
         size_t nc = r->cap ? r->cap * 2 : 4096;
         if (nc > ANALYZE_MAX_ROWS)
             nc = ANALYZE_MAX_ROWS;
-        int64_t *a = realloc(r->min, nc * sizeof(*a));
+        int64_t *a = realloc(r->sec, nc * sizeof(*a));
         if (!a)
             return -1;
-        r->min = a;
+        r->sec = a;
         double *b = realloc(r->val, nc * sizeof(*b));
         if (!b)
             return -1;
         r->val = b;
         r->cap = nc;
     }
-    r->min[r->n] = m;
+    r->sec[r->n] = sec;
     r->val[r->n] = v;
     r->n++;
     return 0;
@@ -135,27 +135,35 @@ static int rows_push(struct rows *r, int64_t m, double v)
 
 static void rows_free(struct rows *r)
 {
-    free(r->min);
+    free(r->sec);
     free(r->val);
 }
 
-/* Rows (each covering k minutes from its minute) -> minute series over the
- * last window_min minutes. A row's value is split evenly over its k minutes;
- * rows in the same minute add up (sub-minute epochs). */
-static int rows_to_series(const struct rows *r, unsigned k, size_t window_min, struct analyze_series *out, char *err,
-                          size_t errlen)
+/* Rows (each one epoch of epoch_s seconds from its second) -> the minute
+ * series over the last window_min minutes, and the native epoch series over
+ * the same span (for pyActigraphy's conventions, which work per epoch). In
+ * minutes, a row's value is split evenly over the minutes it covers and rows
+ * in the same minute add up (sub-minute epochs). In epochs, the grid starts
+ * at the first row (the first one in the window) and a row adds to the
+ * epoch it falls in. Both arrays are one allocation: free(out->values). */
+static int rows_to_series(const struct rows *r, unsigned epoch_s, size_t window_min, struct analyze_series *out,
+                          char *err, size_t errlen)
 {
     if (r->n == 0) {
         snprintf(err, errlen, "no data rows");
         return -1;
     }
-    int64_t lo = r->min[0], hi = r->min[0];
+    if (epoch_s == 0)
+        epoch_s = 60;
+    unsigned k = epoch_s > 60 ? epoch_s / 60 : 1;
+    int64_t lo_s = r->sec[0], hi_s = r->sec[0];
     for (size_t i = 1; i < r->n; i++) {
-        if (r->min[i] < lo)
-            lo = r->min[i];
-        if (r->min[i] > hi)
-            hi = r->min[i];
+        if (r->sec[i] < lo_s)
+            lo_s = r->sec[i];
+        if (r->sec[i] > hi_s)
+            hi_s = r->sec[i];
     }
+    int64_t lo = floor_div(lo_s, 60), hi = floor_div(hi_s, 60);
     int64_t end = hi + (int64_t)k;
     int64_t start = lo;
     if (window_min && end - (int64_t)window_min > start)
@@ -164,29 +172,46 @@ static int rows_to_series(const struct rows *r, unsigned k, size_t window_min, s
         snprintf(err, errlen, "recording spans more than %u days; choose a --window", SERIES_MAX_MINUTES / 1440);
         return -1;
     }
+    /* the epoch grid: from the first row at or after the window's start */
+    int64_t g0 = lo_s;
+    if (g0 < start * 60)
+        g0 += (start * 60 - g0 + (int64_t)epoch_s - 1) / (int64_t)epoch_s * (int64_t)epoch_s;
+    size_t ne = hi_s >= g0 ? (size_t)((hi_s - g0) / (int64_t)epoch_s) + 1 : 0;
+    if (ne > ANALYZE_MAX_ROWS)
+        ne = 0; /* sparse rows at a short epoch: no epoch series (apply_pyactigraphy says so) */
     size_t n = (size_t)(end - start);
-    double *v = malloc(n * sizeof(double));
+    double *v = malloc((n + ne) * sizeof(double));
     if (!v) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
+    double *ev = ne ? v + n : NULL;
+    for (size_t i = 0; i < n + ne; i++)
         v[i] = NAN;
     for (size_t i = 0; i < r->n; i++) {
         if (isnan(r->val[i]))
             continue;
+        int64_t m0 = floor_div(r->sec[i], 60);
         for (unsigned j = 0; j < k; j++) {
-            int64_t m = r->min[i] + j - start;
+            int64_t m = m0 + j - start;
             if (m < 0 || m >= (int64_t)n)
                 continue;
             double share = r->val[i] / (double)k;
             v[m] = isnan(v[m]) ? share : v[m] + share;
+        }
+        if (ne && r->sec[i] >= g0) {
+            size_t e = (size_t)((r->sec[i] - g0) / (int64_t)epoch_s);
+            ev[e] = isnan(ev[e]) ? r->val[i] : ev[e] + r->val[i];
         }
     }
     out->values = v;
     out->n = n;
     out->start_local_min = start;
     out->rows = r->n;
+    out->epoch_values = ev;
+    out->epoch_n = ne;
+    out->epoch_s = epoch_s;
+    out->start_local_s = g0;
     return 0;
 }
 
@@ -282,7 +307,7 @@ int analyze_csv_parse(const char *text, size_t len, unsigned epoch_s, size_t win
             char *more = strpbrk(val, ",;\t");
             if (more)
                 *more = '\0';
-            if (timestamp_local_minute(ts, &m) == 0 && parse_value(val, &v) == 0) {
+            if (timestamp_local_second(ts, &m) == 0 && parse_value(val, &v) == 0) {
                 if (rows_push(&r, m, v) != 0) {
                     snprintf(err, errlen, "line %zu: more than %u rows or out of memory", lineno, ANALYZE_MAX_ROWS);
                     goto done;
@@ -296,7 +321,19 @@ int analyze_csv_parse(const char *text, size_t len, unsigned epoch_s, size_t win
         snprintf(err, errlen, "line %zu: expected `timestamp,value`", lineno);
         goto done;
     }
-    rc = rows_to_series(&r, k, window_min, out, err, errlen);
+    if (epoch_s == 0) {
+        /* without --epoch, sub-minute epochs are the smallest step between
+         * rows when it divides a minute (the minute series is the same
+         * either way; the epoch series is what pyActigraphy reads) */
+        int64_t step = 60;
+        for (size_t i = 1; i < r.n; i++) {
+            int64_t d = r.sec[i] - r.sec[i - 1];
+            if (d > 0 && d < step)
+                step = d;
+        }
+        epoch_s = 60 % step == 0 ? (unsigned)step : 60;
+    }
+    rc = rows_to_series(&r, epoch_s, window_min, out, err, errlen);
 done:
     rows_free(&r);
     return rc;
@@ -396,14 +433,14 @@ int analyze_awd_parse(const char *text, size_t len, unsigned epoch_s, size_t win
             snprintf(err, errlen, "AWD line %zu: expected a count", lineno);
             goto done;
         }
-        int64_t m = start + (int64_t)((idx * epoch_s) / 60);
+        int64_t m = start * 60 + (int64_t)idx * (int64_t)epoch_s;
         idx++;
         if (rows_push(&r, m, v) != 0) {
             snprintf(err, errlen, "AWD line %zu: more than %u rows or out of memory", lineno, ANALYZE_MAX_ROWS);
             goto done;
         }
     }
-    rc = rows_to_series(&r, k, window_min, out, err, errlen);
+    rc = rows_to_series(&r, epoch_s, window_min, out, err, errlen);
 done:
     rows_free(&r);
     return rc;
@@ -624,13 +661,13 @@ static int srows_finish(const char *fmt, struct srows *sr, unsigned epoch_s, int
             snprintf(err, errlen, "%s data row %zu: invalid date", fmt, i + 1);
             goto done;
         }
-        int64_t minute = days_from_civil(sr->y[i], m, d) * 1440 + sr->sec[i] / 60;
-        if (rows_push(&r, minute, sr->val[i]) != 0) {
+        int64_t secs = days_from_civil(sr->y[i], m, d) * 86400 + sr->sec[i];
+        if (rows_push(&r, secs, sr->val[i]) != 0) {
             snprintf(err, errlen, "%s: more than %u rows or out of memory", fmt, ANALYZE_MAX_ROWS);
             goto done;
         }
     }
-    rc = rows_to_series(&r, k, window_min, out, err, errlen);
+    rc = rows_to_series(&r, epoch_s, window_min, out, err, errlen);
 done:
     rows_free(&r);
     return rc;
@@ -842,11 +879,10 @@ int analyze_mtn_parse(const char *text, size_t len, unsigned epoch_s, size_t win
     memcpy(buf, text + s, e - s);
     buf[e - s] = '\0';
     int64_t start;
-    if (timestamp_local_minute(buf, &start) != 0) {
+    if (timestamp_local_second(buf, &start) != 0) {
         snprintf(err, errlen, "MTN: StartTime '%.32s' is not YYYY-MM-DD HH:MM:SS", buf);
         return -1;
     }
-    int sec0 = buf[16] == ':' ? (buf[17] - '0') * 10 + (buf[18] - '0') : 0;
     if (xml_between(text, len, 0, "<channel><name>motion</name>", "</channel>", &cs, &ce) != 0) {
         snprintf(err, errlen, "MTN: no motion channel");
         return -1;
@@ -870,7 +906,7 @@ int analyze_mtn_parse(const char *text, size_t len, unsigned epoch_s, size_t win
         return -1;
     }
     size_t item = 0, i = s;
-    int64_t t0 = start * 60 + sec0;
+    int64_t t0 = start;
     while (i < e) {
         while (i < e && (text[i] == ',' || text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t'))
             i++;
@@ -889,14 +925,13 @@ int analyze_mtn_parse(const char *text, size_t len, unsigned epoch_s, size_t win
             goto done;
         }
         int64_t sec = t0 + (int64_t)(item - 1) * (int64_t)ep;
-        int64_t m = sec >= 0 ? sec / 60 : -((-sec + 59) / 60);
-        if (rows_push(&r, m, v) != 0) {
+        if (rows_push(&r, sec, v) != 0) {
             snprintf(err, errlen, "MTN: more than %u items or out of memory", ANALYZE_MAX_ROWS);
             goto done;
         }
         i = j;
     }
-    rc = rows_to_series(&r, k, window_min, out, err, errlen);
+    rc = rows_to_series(&r, (unsigned)ep, window_min, out, err, errlen);
 done:
     rows_free(&r);
     return rc;
@@ -989,7 +1024,7 @@ int analyze_actilife_parse(const char *text, size_t len, unsigned epoch_s, size_
         }
         int64_t sec = start + (int64_t)idx * (int64_t)ep;
         idx++;
-        if (rows_push(&r, sec >= 0 ? sec / 60 : -((-sec + 59) / 60), v) != 0) {
+        if (rows_push(&r, sec, v) != 0) {
             snprintf(err, errlen, "ActiLife line %zu: more than %u rows or out of memory", lineno, ANALYZE_MAX_ROWS);
             goto done;
         }
@@ -1001,7 +1036,7 @@ int analyze_actilife_parse(const char *text, size_t len, unsigned epoch_s, size_
     unsigned k;
     if (epoch_minutes(epoch_s ? epoch_s : (unsigned)ep, &k, err, errlen) != 0)
         goto done;
-    rc = rows_to_series(&r, k, window_min, out, err, errlen);
+    rc = rows_to_series(&r, epoch_s ? epoch_s : (unsigned)ep, window_min, out, err, errlen);
 done:
     rows_free(&r);
     return rc;
@@ -1054,7 +1089,7 @@ int analyze_agd_read(const char *path, unsigned epoch_s, size_t window_min, stru
         }
         int64_t sec = ticks_secs(sqlite3_column_int64(st, 0));
         double v = sqlite3_column_type(st, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 1);
-        if (rows_push(&r, sec >= 0 ? sec / 60 : -((-sec + 59) / 60), v) != 0) {
+        if (rows_push(&r, sec, v) != 0) {
             snprintf(err, errlen, "AGD: more than %u rows or out of memory", ANALYZE_MAX_ROWS);
             goto done;
         }
@@ -1066,7 +1101,7 @@ int analyze_agd_read(const char *path, unsigned epoch_s, size_t window_min, stru
     unsigned k;
     if (epoch_minutes(epoch_s ? epoch_s : (unsigned)ep, &k, err, errlen) != 0)
         goto done;
-    rc = rows_to_series(&r, k, window_min, out, err, errlen);
+    rc = rows_to_series(&r, epoch_s ? epoch_s : (unsigned)ep, window_min, out, err, errlen);
 done:
     sqlite3_finalize(st);
     sqlite3_close(db);
@@ -1336,6 +1371,35 @@ static int analyze_one(const char *file, unsigned epoch, size_t window, int step
     return 0;
 }
 
+/* --conventions pyactigraphy: IS, IV, RA, L5, M10 and onsets as
+ * pyActigraphy computes them (its defaults: binarised at > 4, no non-wear
+ * mask), on the recording's own epochs, in place of Clarity's. */
+static int apply_pyactigraphy(const struct analyze_series *s, struct analysis_report *r, char *err, size_t errlen)
+{
+    size_t pws = circadian_pyact_workspace_size(s->epoch_n, s->epoch_s);
+    if (pws == 0) {
+        snprintf(err, errlen, "pyActigraphy conventions: an epoch of %u s does not divide one hour", s->epoch_s);
+        return -1;
+    }
+    if (s->epoch_n == 0) {
+        snprintf(err, errlen,
+                 "pyActigraphy conventions: no series at the %u-s epoch (over %u epochs); choose a --window",
+                 s->epoch_s, ANALYZE_MAX_ROWS);
+        return -1;
+    }
+    void *pw = malloc(pws);
+    int64_t day0 = floor_div(s->start_local_s, 86400);
+    int prc = pw ? circadian_npar_pyactigraphy(s->epoch_values, s->epoch_n, s->epoch_s,
+                                               (int)(s->start_local_s - day0 * 86400), 4.0, pw, &r->npar)
+                 : -1;
+    free(pw);
+    if (prc != 0) {
+        snprintf(err, errlen, "pyActigraphy conventions: out of memory or invalid input");
+        return -1;
+    }
+    return 0;
+}
+
 static void csv_metric(FILE *f, const struct metric *m)
 {
     if (metric_value_valid(m))
@@ -1349,7 +1413,8 @@ static int by_name(const void *a, const void *b) { return strcmp(*(char *const *
 /* Folder mode: one summary CSV row per .awd/.csv recording, sorted by name;
  * a progress line per file on stderr. A file that fails gets a row with its
  * error and the run goes on; the exit status says whether any failed. */
-static int analyze_folder(const char *dir, unsigned epoch, size_t window, int steps, const struct analysis_params *p)
+static int analyze_folder(const char *dir, unsigned epoch, size_t window, int steps, int pyact,
+                          const struct analysis_params *p)
 {
     DIR *d = opendir(dir);
     char **names = NULL;
@@ -1397,7 +1462,8 @@ static int analyze_folder(const char *dir, unsigned epoch, size_t window, int st
             snprintf(err, sizeof(err), "path too long");
             printf("%s,,,,,,,,,,,,,,,,,\"%s\"\n", names[i], err);
             failed = 1;
-        } else if (analyze_one(path, epoch, window, steps, p, &s, &ws, &r, &awd, err, sizeof(err)) != 0) {
+        } else if (analyze_one(path, epoch, window, steps, p, &s, &ws, &r, &awd, err, sizeof(err)) != 0 ||
+                   (pyact && apply_pyactigraphy(&s, &r, err, sizeof(err)) != 0)) {
             for (char *c = err; *c; c++)
                 if (*c == '"')
                     *c = '\'';
@@ -1540,7 +1606,7 @@ int cli_analyze(int argc, char **argv)
     if (stat(file, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         if (epochs_out || actogram_out)
             return usage_error("--epochs and --actogram take one recording, not a folder");
-        return analyze_folder(file, (unsigned)epoch, window, steps, &p);
+        return analyze_folder(file, (unsigned)epoch, window, steps, pyact, &p);
     }
 
     int rc = CLI_EXIT_FAILURE;
@@ -1553,20 +1619,8 @@ int cli_analyze(int argc, char **argv)
     int awd = 0;
     if (analyze_one(file, (unsigned)epoch, window, steps, &p, &s, &ws, &r, &awd, err, sizeof(err)) != 0)
         goto fail;
-    if (pyact) {
-        /* IS, IV, RA, L5, M10 and onsets as pyActigraphy computes them (its
-         * defaults: binarised at > 4, no non-wear mask); 1-minute epochs */
-        void *pw = malloc(circadian_pyact_workspace_size(s.n));
-        int64_t day0 = floor_div(s.start_local_min, 1440);
-        int prc =
-            pw ? circadian_npar_pyactigraphy(s.values, s.n, (int)(s.start_local_min - day0 * 1440), 4.0, pw, &r.npar)
-               : -1;
-        free(pw);
-        if (prc != 0) {
-            snprintf(err, sizeof(err), "pyActigraphy conventions: out of memory or invalid input");
-            goto fail;
-        }
-    }
+    if (pyact && apply_pyactigraphy(&s, &r, err, sizeof(err)) != 0)
+        goto fail;
     if (epochs_out && write_to(epochs_out, 1, &s, &r, err, sizeof(err)) != 0)
         goto fail;
     if (actogram_out && write_to(actogram_out, 0, &s, &r, err, sizeof(err)) != 0)
@@ -1577,9 +1631,11 @@ int cli_analyze(int argc, char **argv)
         static const char *const fmt_names[] = {"csv", "awd", "rpx", "atr", "mtn", "actilife-csv", "agd"};
         doc = report_json(file, fmt_names[awd], &s, &p, &r, steps);
         if (doc && pyact)
+            json_object_set_new(json_object_get(doc, "input"), "epoch_s", json_integer(s.epoch_s));
+        if (doc && pyact)
             json_object_set_new(json_object_get(doc, "input"), "conventions",
                                 json_string("pyactigraphy (binarised > 4, hourly sums from the first epoch, "
-                                            "ddof-1 variances, L5/M10 per minute epoch)"));
+                                            "ddof-1 variances, L5/M10 per recorded epoch)"));
         out = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
         if (!out) {
             snprintf(err, sizeof(err), "out of memory rendering JSON");

@@ -18,7 +18,9 @@
  * header row, `#` comments) or an Actiwatch .AWD file (7 header lines: name,
  * start date dd-Mon-yyyy, start time HH:MM[:SS], epoch code, age, serial, sex;
  * then one count per line, optionally followed by `,M` markers). Epochs are
- * brought to one minute (shorter epochs summed, longer ones spread evenly),
+ * brought to one minute (shorter epochs summed, longer ones spread evenly;
+ * the recording's own epochs are kept too, for --conventions pyactigraphy:
+ * a CSV's epoch is --epoch, else its rows' smallest step dividing a minute),
  * the last DURATION (e.g. 7d, 36h; default: everything up to 400 days) is
  * analysed and the full report printed.
  *
@@ -35,12 +37,20 @@
 #define ANALYZE_MAX_FILE_BYTES (512u * 1024u * 1024u)
 #define ANALYZE_MAX_ROWS (60u * 24u * 400u * 4u) /* 400 days of 15-s epochs */
 
-/* A minute series read from a file: caller frees `values` with free(). */
+/*
+ * A minute series read from a file, and the same span at the recording's
+ * own epoch (pyActigraphy's conventions work per epoch): one allocation,
+ * the caller frees `values` with free() (epoch_values points into it).
+ */
 struct analyze_series {
     double *values; /* n minutes, NaN = no data */
     size_t n;
     int64_t start_local_min; /* local minute of values[0] (series.h numbering) */
     size_t rows;             /* data rows read */
+    double *epoch_values;    /* epoch_n epochs of epoch_s seconds, NaN = no data */
+    size_t epoch_n;
+    unsigned epoch_s;
+    int64_t start_local_s; /* local second of epoch_values[0] (start_local_min * 60 numbering) */
 };
 
 /*

@@ -55,7 +55,9 @@ static const struct command commands[] = {
      "Non-wear (Choi 2011) is masked. --epochs writes time,value,wear,sleep per\n"
      "minute; --actogram a double-plotted SVG. FILE may be a folder: one CSV\n"
      "summary row per .awd/.csv recording, progress on stderr. Unsupported figures\n"
-     "are null with a reason. Methods and formulas: docs/algorithms.md. Exits 0,\n"
+     "are null with a reason. --conventions pyactigraphy computes IS, IV, RA, L5,\n"
+     "M10 and onsets as pyActigraphy does, on the recording's own epochs (a CSV's\n"
+     "epoch is its rows' step, or --epoch). Methods: docs/algorithms.md. Exits 0,\n"
      "1 on a bad file (in a folder: any), 2 on a usage error.\n"},
     {"backup", cli_backup, "copy the running SQLite database (online)", "usage: clarity backup PATH\n"},
     {"config", cli_config, "check and print the effective configuration",

@@ -155,7 +155,9 @@ class PyActigraphyConventions(unittest.TestCase):
         base = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "pyactigraphy")
         with open(os.path.join(base, "reference.json")) as f:
             ref = json.load(f)["recordings"]
-        self.assertEqual(len(ref), 3)
+        self.assertEqual(len(ref), 6)
+        # 1-minute (a-c), 30-s (d), 2-min from an odd minute (e), 15-s (f) epochs
+        self.assertEqual(sorted({int(r["frequency_s"]) for r in ref.values()}), [15, 30, 60, 120])
         keys = {"IS": "interdaily_stability", "IV": "intradaily_variability", "RA": "relative_amplitude",
                 "L5": "l5", "M10": "m10", "L5_onset_min": "l5_onset_clock_min", "M10_onset_min": "m10_onset_clock_min"}
         for name, want in ref.items():
@@ -163,6 +165,7 @@ class PyActigraphyConventions(unittest.TestCase):
             self.assertEqual(rc, 0, err)
             doc = json.loads(out)
             self.assertIn("pyactigraphy", doc["input"]["conventions"])
+            self.assertEqual(doc["input"]["epoch_s"], want["frequency_s"], name)
             for k, jk in keys.items():
                 got = doc["circadian"][jk]["value"]
                 self.assertLessEqual(abs(got - want[k]), 1e-6 * max(abs(want[k]), 1e-9), (name, k, got, want[k]))
@@ -170,6 +173,73 @@ class PyActigraphyConventions(unittest.TestCase):
             rc, out, _ = analyze(os.path.join(base, name))
             own = json.loads(out)["circadian"]
             self.assertNotAlmostEqual(own["l5"]["value"], want["L5"], places=3)
+
+    def test_30s_csv_rows_are_read_per_epoch(self):
+        """The 30-s recording (ref_d.AWD) written as `timestamp,value` CSV
+        rows with seconds gives pyActigraphy's figures too: the epoch is the
+        rows' step (no --epoch needed), not the minute."""
+        import datetime
+        base = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "pyactigraphy")
+        with open(os.path.join(base, "reference.json")) as f:
+            want = json.load(f)["recordings"]["ref_d.AWD"]
+        with open(os.path.join(base, "ref_d.AWD")) as f:
+            lines = f.read().split("\n")
+        t0 = datetime.datetime.strptime(lines[1] + " " + lines[2], "%d-%b-%Y %H:%M")
+        rows = ["timestamp,activity"]
+        for i, line in enumerate(x for x in lines[7:] if x.strip()):
+            t = t0 + datetime.timedelta(seconds=30 * i)
+            rows.append("%s,%s" % (t.strftime("%Y-%m-%dT%H:%M:%S"), line.split()[0]))
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "ref_d.csv")
+            with open(path, "w") as f:
+                f.write("\n".join(rows) + "\n")
+            rc, out, err = analyze(path, "--conventions", "pyactigraphy")
+            self.assertEqual(rc, 0, err)
+            doc = json.loads(out)
+            rc2, out2, err2 = analyze(path, "--conventions", "pyactigraphy", "--epoch", "30")
+            self.assertEqual(rc2, 0, err2)
+            self.assertEqual(json.loads(out2)["circadian"], doc["circadian"])
+        self.assertEqual(doc["input"]["epoch_s"], 30)
+        c = doc["circadian"]
+        for k, jk in (("IS", "interdaily_stability"), ("IV", "intradaily_variability"), ("RA", "relative_amplitude"),
+                      ("L5", "l5"), ("M10", "m10"), ("L5_onset_min", "l5_onset_clock_min"),
+                      ("M10_onset_min", "m10_onset_clock_min")):
+            self.assertLessEqual(abs(c[jk]["value"] - want[k]), 1e-6 * max(abs(want[k]), 1e-9), (k, c[jk], want[k]))
+
+    def test_folder_mode_follows_the_conventions(self):
+        """A folder of the six reference recordings with --conventions
+        pyactigraphy: every summary row carries pyActigraphy's figures."""
+        base = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "pyactigraphy")
+        with open(os.path.join(base, "reference.json")) as f:
+            ref = json.load(f)["recordings"]
+        with tempfile.TemporaryDirectory() as d:
+            for name in ref:
+                shutil.copy(os.path.join(base, name), d)
+            rc, out, err = analyze(d, "--conventions", "pyactigraphy")
+            self.assertEqual(rc, 0, err)
+        rows = {r["file"]: r for r in csv.DictReader(io.StringIO(out))}
+        self.assertEqual(sorted(rows), sorted(ref))
+        cols = {"IS": "is", "IV": "iv", "RA": "ra", "L5": "l5", "M10": "m10", "L5_onset_min": "l5_onset_min",
+                "M10_onset_min": "m10_onset_min"}
+        for name, want in ref.items():
+            for k, col in cols.items():
+                got = float(rows[name][col])
+                self.assertLessEqual(abs(got - want[k]), 1e-6 * max(abs(want[k]), 1e-9), (name, k, got, want[k]))
+
+    def test_epoch_not_dividing_an_hour_is_refused(self):
+        """pyActigraphy's hourly bins need whole epochs: a 7-minute epoch is
+        a clear error (exit 1), not figures on a different footing."""
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "seven.csv")
+            with open(path, "w") as f:
+                for i in range(3 * 24 * 60 // 7):
+                    m = 7 * i
+                    f.write("2024-03-%02dT%02d:%02d:00,%d\n" % (1 + m // 1440, m % 1440 // 60, m % 60, 50 if m % 1440 > 420 else 0))
+            rc, out, err = analyze(path, "--conventions", "pyactigraphy", "--epoch", "420")
+            self.assertEqual(rc, 1, out)
+            self.assertIn("does not divide one hour", err)
+            rc, _, err = analyze(path, "--epoch", "420")
+            self.assertEqual(rc, 0, err)
 
 
 if __name__ == "__main__":

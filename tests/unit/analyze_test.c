@@ -62,6 +62,27 @@ static void test_csv_naive_subminute_window(void **st)
     assert_int_equal(s.n, 2);
     assert_int_equal(s.start_local_min, JAN10 + 1440);
     free(s.values);
+
+    /* without --epoch the rows' step (30 s) is the epoch series' epoch; the
+     * minute series is the same */
+    assert_int_equal(analyze_csv_parse(csv, strlen(csv), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.n, 3);
+    assert_true(s.values[0] == 3 && s.values[1] == 12 && s.values[2] == 16);
+    assert_int_equal(s.epoch_s, 30);
+    assert_int_equal(s.epoch_n, 5);
+    assert_int_equal(s.start_local_s, (JAN10 + 1439) * 60);
+    assert_true(s.epoch_values[1] == 2 && s.epoch_values[4] == 16);
+    free(s.values);
+
+    /* a 1-s step then a month's gap: the epoch series would exceed the row
+     * bound, so there is none (the minute series stands) */
+    const char *sparse = "2026-01-10 00:00:00,1\n2026-01-10 00:00:01,2\n2026-02-09 00:00:00,4\n";
+    assert_int_equal(analyze_csv_parse(sparse, strlen(sparse), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.n, 30 * 1440 + 1);
+    assert_int_equal(s.epoch_s, 1);
+    assert_int_equal(s.epoch_n, 0);
+    assert_null(s.epoch_values);
+    free(s.values);
 }
 
 /* Errors name the line; empty input has no rows; bad epochs are refused. */
@@ -101,11 +122,30 @@ static void test_awd(void **st)
     assert_true(s.values[0] == 3 && s.values[1] == 7 && s.values[2] == 5);
     free(s.values);
 
+    /* the same span at the recording's own epoch, for pyActigraphy's
+     * conventions: three 30-s epochs kept as they are */
+    assert_int_equal(analyze_awd_parse(awd, strlen(awd), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.epoch_s, 30);
+    assert_int_equal(s.epoch_n, 5);
+    assert_int_equal(s.start_local_s, (JAN10 + 22 * 60) * 60);
+    assert_true(s.epoch_values[0] == 1 && s.epoch_values[1] == 2 && s.epoch_values[4] == 5);
+    free(s.values);
+    /* a window keeps the epochs from the window's first minute */
+    assert_int_equal(analyze_awd_parse(awd, strlen(awd), 0, 2, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.epoch_n, 3);
+    assert_int_equal(s.start_local_s, (JAN10 + 22 * 60 + 1) * 60);
+    assert_true(s.epoch_values[0] == 3 && s.epoch_values[2] == 5);
+    free(s.values);
+
     /* 2-minute epochs (code 8): each count is spread over two minutes */
     const char *awd2 = "s\n10-Jan-2026\n22:00\n8\n40\nSN\nF\n10\n20\n";
     assert_int_equal(analyze_awd_parse(awd2, strlen(awd2), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.n, 4);
     assert_true(s.values[0] == 5 && s.values[1] == 5 && s.values[3] == 10);
+    assert_int_equal(s.epoch_s, 120);
+    assert_int_equal(s.epoch_n, 2);
+    assert_true(s.epoch_values[0] == 10 && s.epoch_values[1] == 20);
     free(s.values);
 
     const char *short_hdr = "s\n10-Jan-2026\n";

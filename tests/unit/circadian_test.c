@@ -327,30 +327,96 @@ static void test_pyactigraphy_hand(void **st)
     static double x[2880];
     for (size_t i = 0; i < 2880; i++)
         x[i] = (i % 1440 >= 480 && i % 1440 < 1200) ? 10.0 : 0.0;
-    void *ws = malloc(circadian_pyact_workspace_size(2880));
+    void *ws = malloc(circadian_pyact_workspace_size(2880, 60));
     struct circadian_npar r;
-    assert_int_equal(circadian_npar_pyactigraphy(x, 2880, 0, 4.0, ws, &r), 0);
+    assert_int_equal(circadian_npar_pyactigraphy(x, 2880, 60, 0, 4.0, ws, &r), 0);
     assert_true(fabs(r.is.value - 47.0 / 46.0) < 1e-12);
     assert_true(fabs(r.iv.value - 1.0 / 3.0) < 1e-12);
     assert_true(r.l5.value == 0.0 && r.l5_onset_min.value == 0.0);
     assert_true(r.m10.value == 1.0 && r.m10_onset_min.value == 480.0);
     assert_true(r.ra.value == 1.0);
     x[540] = NAN;
-    assert_int_equal(circadian_npar_pyactigraphy(x, 2880, 0, 4.0, ws, &r), 0);
+    assert_int_equal(circadian_npar_pyactigraphy(x, 2880, 60, 0, 4.0, ws, &r), 0);
     assert_true(r.is.value < 47.0 / 46.0);
-    assert_int_equal(circadian_npar_pyactigraphy(NULL, 2880, 0, 4.0, ws, &r), -1);
+    assert_int_equal(circadian_npar_pyactigraphy(NULL, 2880, 60, 0, 4.0, ws, &r), -1);
+    free(ws);
+}
+
+/* pyActigraphy's conventions at 30-s epochs, by hand from the published
+ * definitions (IS, IV: Witting et al. 1990, Biol Psychiatry 27:563-572; L5,
+ * M10, RA: Van Someren et al. 1999, Chronobiol Int 16:505-518) in
+ * pyActigraphy's reading of them. Two identical days of 2880 epochs from
+ * 00:00:00; epoch e of the day counts 10 (active, > 4) when
+ *   963 <= e < 2403 (08:01:30-20:01:30), or
+ *   241 <= e <= 840 (02:00:30-07:00:00) and e % 8 == 0, or
+ *   otherwise e % 4 == 0;
+ * else 3 (inactive after binarising at > 4).
+ * Hourly sums of active epochs (120 epochs an hour), one day:
+ *   30 30 15 15 15 15 15 30 118 120x11 32 30 30 30  (sum 1725)
+ * (hour 2: epoch 240 + 14 of the every-8th; hour 7: 840 + 29 every-4th
+ * 844..956; hour 8: 960 then 963..1079; hour 20: 2400..2402 + 2404..2516.)
+ * IS: the profile equals each day, so var(profile) = S/23 and var(bins) =
+ * 2S/47 (S = one day's sum of squares about 1725/24): IS = 47/46.
+ * IV: squared steps within a day 15^2 + 15^2 + 88^2 + 2^2 + 88^2 + 2^2 =
+ * 15946, twice (the midnight step is 30 -> 30): 31892; sum of squares about
+ * the mean 575/8 over 48 bins 447109/4; IV = (31892/47) / (447109/4/47) =
+ * 127568/447109.
+ * M10: the 1440 active epochs 963..2402 hold 10-h windows (1200 epochs) of
+ * all ones starting 963..1203: M10 = 1 per epoch, onset 963 * 30 s = 481.5
+ * min. L5: 5-h windows (600 epochs); the quietest hold 75 active epochs:
+ * 237..836 has epoch 240 and the 74 every-8th 248..832 (windows from 233
+ * to 236 also hold 236: 76); L5 = 75/600 = 0.125, onset 237 * 30 s = 118.5
+ * min (the earliest of 237..244). RA = (1 - 0.125)/(1 + 0.125) = 7/9.
+ * Per minute (Clarity's default input) the same day would give L5 about
+ * twice as large: pyActigraphy's values are per recorded epoch. */
+static void test_pyactigraphy_30s_hand(void **st)
+{
+    (void)st;
+    static double x[5760];
+    for (size_t i = 0; i < 5760; i++) {
+        size_t e = i % 2880;
+        int on = (e >= 963 && e < 2403) || (e >= 241 && e <= 840 ? e % 8 == 0 : e % 4 == 0);
+        x[i] = on ? 10.0 : 3.0;
+    }
+    size_t wsz = circadian_pyact_workspace_size(5760, 30);
+    assert_true(wsz > 0);
+    void *ws = malloc(wsz);
+    assert_non_null(ws);
+    struct circadian_npar r;
+    assert_int_equal(circadian_npar_pyactigraphy(x, 5760, 30, 0, 4.0, ws, &r), 0);
+    assert_true(!r.is.reason && fabs(r.is.value - 47.0 / 46.0) < 1e-12);
+    assert_true(!r.iv.reason && fabs(r.iv.value - 127568.0 / 447109.0) < 1e-12);
+    assert_true(!r.l5.reason && fabs(r.l5.value - 0.125) < 1e-12);
+    assert_true(r.l5_onset_min.value == 118.5);
+    assert_true(!r.m10.reason && fabs(r.m10.value - 1.0) < 1e-12);
+    assert_true(r.m10_onset_min.value == 481.5);
+    assert_true(!r.ra.reason && fabs(r.ra.value - 7.0 / 9.0) < 1e-12);
+    /* the same recording starting at 00:00:30 is the same epochs shifted
+     * one epoch later on the clock: onsets move by half a minute */
+    assert_int_equal(circadian_npar_pyactigraphy(x, 5760, 30, 30, 4.0, ws, &r), 0);
+    assert_true(r.l5_onset_min.value == 119.0 && r.m10_onset_min.value == 482.0);
+    /* epochs that do not divide an hour are refused */
+    assert_true(circadian_pyact_workspace_size(5760, 7 * 60) == 0);
+    assert_int_equal(circadian_npar_pyactigraphy(x, 5760, 420, 0, 4.0, ws, &r), -1);
     free(ws);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_is_periodic_week), cmocka_unit_test(test_constant_is_null),
-        cmocka_unit_test(test_iv_alternating),   cmocka_unit_test(test_is_iv_hand),
-        cmocka_unit_test(test_l5_m10_ra),        cmocka_unit_test(test_offset_start),
-        cmocka_unit_test(test_properties),       cmocka_unit_test(test_edges),
-        cmocka_unit_test(test_cosinor_exact),    cmocka_unit_test(test_cosinor_properties),
-        cmocka_unit_test(test_cosinor_edges),    cmocka_unit_test(test_pyactigraphy_hand),
+        cmocka_unit_test(test_is_periodic_week),
+        cmocka_unit_test(test_constant_is_null),
+        cmocka_unit_test(test_iv_alternating),
+        cmocka_unit_test(test_is_iv_hand),
+        cmocka_unit_test(test_l5_m10_ra),
+        cmocka_unit_test(test_offset_start),
+        cmocka_unit_test(test_properties),
+        cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_cosinor_exact),
+        cmocka_unit_test(test_cosinor_properties),
+        cmocka_unit_test(test_cosinor_edges),
+        cmocka_unit_test(test_pyactigraphy_hand),
+        cmocka_unit_test(test_pyactigraphy_30s_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

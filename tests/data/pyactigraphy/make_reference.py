@@ -9,7 +9,9 @@ Optional dependencies that Debian lacks (plotting, spreadsheet I/O, ...) are
 stubbed: the AWD reader and the metrics do not use them.
 
     PYACTIGRAPHY_SRC=/path/to/pyActigraphy /usr/bin/python3 make_reference.py \
-        ref_a.AWD ref_b.AWD ref_c.AWD > reference.json
+        ref_a.AWD ref_b.AWD ref_c.AWD ref_d.AWD ref_e.AWD ref_f.AWD > reference.json
+
+(ref_d/e/f.AWD, at 30-s, 2-min and 15-s epochs, come from make_recordings.py.)
 """
 import importlib.abc
 import importlib.machinery
