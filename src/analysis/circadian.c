@@ -263,7 +263,9 @@ size_t circadian_pyact_workspace_size(size_t n_epochs, unsigned epoch_s)
     if (epoch_s == 0 || epoch_s > 3600 || 3600 % epoch_s != 0)
         return 0;
     size_t per_day = 86400 / epoch_s, per_hour = 3600 / epoch_s;
-    return (n_epochs / per_hour + 2) * sizeof(double) + 2 * per_day * sizeof(double) + per_day * sizeof(size_t);
+    /* hourly bins (the last one partial) + 2, the mean day twice, counts */
+    return ((n_epochs + per_hour - 1) / per_hour + 2) * sizeof(double) + 2 * per_day * sizeof(double) +
+           per_day * sizeof(size_t);
 }
 
 /* pandas' sample variance (ddof 1) of v[0..n). */

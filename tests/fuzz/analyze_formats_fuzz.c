@@ -7,12 +7,15 @@
  * the file's own; else 15, 30, 60, 120 s), the rest is the file. Every
  * reader must return 0 with a series of 1..SERIES_MAX_MINUTES minutes
  * starting inside the representable range, or -1 with a non-empty message;
- * nothing may read past the input (the text is not NUL-terminated).
+ * nothing may read past the input (the text is not NUL-terminated). The
+ * epoch series beside it (for --conventions pyactigraphy) must be
+ * consistent, and pyActigraphy's measures must run on it.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/circadian.h"
 #include "analysis/series.h"
 #include "cli/analyze.h"
 
@@ -45,6 +48,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0) {
         if (s.n == 0 || s.n > SERIES_MAX_MINUTES || s.values == NULL)
             abort();
+        if (s.epoch_s == 0 || s.epoch_n > ANALYZE_MAX_ROWS || (s.epoch_n == 0) != (s.epoch_values == NULL))
+            abort();
+        size_t wsz = circadian_pyact_workspace_size(s.epoch_n, s.epoch_s);
+        if (s.epoch_n && wsz && s.epoch_n <= 100000) {
+            int64_t sod = s.start_local_s % 86400;
+            if (sod < 0)
+                sod += 86400;
+            void *ws = malloc(wsz);
+            struct circadian_npar r;
+            if (ws && circadian_npar_pyactigraphy(s.epoch_values, s.epoch_n, s.epoch_s, (int)sod, 4.0, ws, &r) != 0)
+                abort();
+            free(ws);
+        }
         free(s.values);
     } else if (rc != -1 || err[0] == '\0') {
         abort();

@@ -401,6 +401,29 @@ static void test_pyactigraphy_30s_hand(void **st)
     free(ws);
 }
 
+/* The workspace holds the partial last hour: a recording that does not end
+ * on a whole hour (2881 minutes, 5761 30-s epochs) fits in exactly
+ * circadian_pyact_workspace_size bytes (ASan in the sanitizer build; found
+ * by analyze_formats_fuzz, corpus crash_pyact_partial_hour). */
+static void test_pyactigraphy_partial_hour_workspace(void **st)
+{
+    (void)st;
+    static double x[5761];
+    for (size_t i = 0; i < 5761; i++)
+        x[i] = (i / 60) % 3 ? 10.0 : 0.0;
+    const unsigned ep[] = {60, 30};
+    const size_t n[] = {2881, 5761};
+    for (int k = 0; k < 2; k++) {
+        void *ws = malloc(circadian_pyact_workspace_size(n[k], ep[k]));
+        assert_non_null(ws);
+        struct circadian_npar r;
+        assert_int_equal(circadian_npar_pyactigraphy(x, n[k], ep[k], 0, 4.0, ws, &r), 0);
+        assert_int_equal(r.n_bins, 49);
+        assert_null(r.is.reason);
+        free(ws);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_cosinor_edges),
         cmocka_unit_test(test_pyactigraphy_hand),
         cmocka_unit_test(test_pyactigraphy_30s_hand),
+        cmocka_unit_test(test_pyactigraphy_partial_hour_workspace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
