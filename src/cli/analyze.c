@@ -1627,6 +1627,10 @@ int cli_analyze(int argc, char **argv)
         goto fail;
     if (strcmp(format, "text") == 0) {
         report_text(stdout, file, &s, &p, &r, steps);
+        if (pyact)
+            printf("(IS, IV, RA, L5, M10 and onsets: pyActigraphy's conventions on %u-s epochs; L5/M10 are the\n"
+                   " mean share of active epochs, > 4 counts)\n",
+                   s.epoch_s);
     } else {
         static const char *const fmt_names[] = {"csv", "awd", "rpx", "atr", "mtn", "actilife-csv", "agd"};
         doc = report_json(file, fmt_names[awd], &s, &p, &r, steps);

@@ -166,6 +166,9 @@ class PyActigraphyConventions(unittest.TestCase):
             doc = json.loads(out)
             self.assertIn("pyactigraphy", doc["input"]["conventions"])
             self.assertEqual(doc["input"]["epoch_s"], want["frequency_s"], name)
+            rc, text, err = analyze(os.path.join(base, name), "--conventions", "pyactigraphy", "--format", "text")
+            self.assertEqual(rc, 0, err)
+            self.assertIn("pyActigraphy's conventions on %d-s epochs" % want["frequency_s"], text)
             for k, jk in keys.items():
                 got = doc["circadian"][jk]["value"]
                 self.assertLessEqual(abs(got - want[k]), 1e-6 * max(abs(want[k]), 1e-9), (name, k, got, want[k]))
