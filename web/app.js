@@ -453,24 +453,92 @@ async function anchor() {
 
 // ---- Overview ----------------------------------------------------------------
 
+// The figures an insight cites: the objects under insight_details (the
+// history and a generation reply, whose key_insights are the iOS app's
+// strings) or key_insights itself (the WebSocket push). A bare string is a
+// statement without a figure.
+function figuresOf(i) {
+    const d = i.insight_details && Array.isArray(i.insight_details.key_insights) ? i.insight_details.key_insights : i.key_insights;
+    return (d || []).map((k) => (typeof k === 'string' ? { text: k } : k)).filter((k) => k && typeof k === 'object');
+}
+function recsOf(i) {
+    const d = i.insight_details && Array.isArray(i.insight_details.recommendations) ? i.insight_details.recommendations : i.recommendations;
+    return (d || []).map((r) => (typeof r === 'string' ? r : r && r.text)).filter(Boolean);
+}
+// A figure's short name: the server's label; for an unknown metric, its
+// last path part in words ("hrv_mean_ms" -> "Hrv mean"); never the sentence.
+function figureLabel(k) {
+    if (k.label) return k.label;
+    if (k.metric) {
+        const w = String(k.metric).split('.').pop().replace(/_(min|pct|ms|bpm)$/, '').replace(/_/g, ' ');
+        return w.charAt(0).toUpperCase() + w.slice(1);
+    }
+    return 'Statement';
+}
+const nfSigned = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0, signDisplay: 'exceptZero' });
+const nfRatio = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const nfPct = new Intl.NumberFormat(undefined, { style: 'percent', maximumFractionDigits: 0 });
+const nfMin = new Intl.NumberFormat(undefined, { style: 'unit', unit: 'minute', unitDisplay: 'short', maximumFractionDigits: 0 });
+const nfMinSigned = new Intl.NumberFormat(undefined, { style: 'unit', unit: 'minute', unitDisplay: 'short', maximumFractionDigits: 0, signDisplay: 'exceptZero' });
+const hmText = (min) => {
+    const m = Math.round(Math.abs(min));
+    return nf0.format(Math.floor(m / 60)) + ' h ' + String(m % 60).padStart(2, '0') + ' min';
+};
+// A figure's value in its unit, with the precision the unit deserves, in
+// the browser's locale: minutes as minutes (the unit of the reference
+// range) with hours and minutes beside them, percentages, a 0-1 ratio to
+// two places, counts grouped. A change against the baseline carries a sign.
+function figureValue(k) {
+    const v = val(k.value);
+    if (typeof v !== 'number' || !Number.isFinite(v)) return k.value === undefined || k.value === null ? '—' : String(k.value);
+    const change = k.category === 'trend' || /change/.test(k.metric || '');
+    switch (k.unit) {
+    case 'min': {
+        const m = (change ? nfMinSigned : nfMin).format(Math.round(v));
+        if (Math.abs(v) < 60) return m;
+        // Two unbreakable parts, so that a phone wraps between them.
+        return [h('span', { class: 'nw' }, m), ' ', h('span', { class: 'nw' }, '(' + (change && v < 0 ? '−' : change ? '+' : '') + hmText(v) + ')')];
+    }
+    case '%': return nfPct.format(v / 100);
+    case 'ratio': return nfRatio.format(v);
+    case 'index': return nf0.format(v) + ' of 100';
+    case 'steps/day': return (change ? nfSigned : nf0).format(v) + ' steps/day';
+    case 'bpm': return nf0.format(v) + ' bpm';
+    case 'ms': return nf0.format(v) + ' ms';
+    default: return fmt(v, nf2) + (k.unit ? ' ' + k.unit : '');
+    }
+}
+
 function insightCard(i, heading) {
-    const kis = i.key_insights || [];
-    const recs = i.recommendations || [];
+    const kis = figuresOf(i).filter((k) => k.value !== undefined || k.metric);
+    const recs = recsOf(i);
     return h('article', { class: 'insight' },
         h(heading || 'h3', {}, (i.insight_type ? i.insight_type[0].toUpperCase() + i.insight_type.slice(1) : 'Insight') + ' · ' + when(insightTime(i))),
         h('p', { class: 'narrative' }, i.narrative || ''),
-        kis.length ? h('div', { class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Figures cited' }, h('table', { class: 'figures' },
+        kis.length ? h('div', { class: 'scroll whole', tabindex: '0', role: 'region', 'aria-label': 'Figures cited' }, h('table', { class: 'figures' },
             h('caption', {}, 'The figures it cites'),
-            h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Figure'), h('th', { scope: 'col' }, 'Value'), h('th', { scope: 'col' }, 'Reference range'))),
-            h('tbody', {}, kis.map((k) => h('tr', {}, h('th', { scope: 'row' }, k.text || k.metric || ''),
-                h('td', {}, typeof val(k.value) === 'number' ? fmt(val(k.value), nf2) : (k.value ?? '—')),
+            h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Figure'), h('th', { scope: 'col', class: 'num' }, 'Value'), h('th', { scope: 'col' }, 'Reference range'))),
+            h('tbody', {}, kis.map((k) => h('tr', {}, h('th', { scope: 'row', title: k.text || undefined }, figureLabel(k)),
+                h('td', { class: 'num' }, figureValue(k)),
                 h('td', {}, refText(k.reference))))))) : null,
-        recs.length ? h('ul', { class: 'recs' }, recs.map((r) => h('li', {}, r.text || ''))) : null,
+        recs.length ? h('ul', { class: 'recs' }, recs.map((r) => h('li', {}, r))) : null,
         h('p', { class: 'meta' }, 'Generator: ' + (i.generator || 'builtin') + (i.confidence_score !== undefined ? ' · confidence ' + fmt(i.confidence_score * 100, nf0) + ' %' : '')));
 }
+// A reference range as the generator wrote it ("420-540 min", ">= 8000
+// steps/day", ">= 85 %"): comparison signs as symbols, a range with a dash,
+// and its numbers in the browser's locale like the values beside them.
 function refText(r) {
     if (r === null || r === undefined) return '—';
-    if (typeof r === 'string') return r;
+    if (typeof r === 'string') {
+        const num = (d) => {
+            const places = d.includes('.') ? d.length - d.indexOf('.') - 1 : 0;
+            return new Intl.NumberFormat(undefined, { minimumFractionDigits: places, maximumFractionDigits: places }).format(Number(d));
+        };
+        return r.replace(/>=/g, '≥').replace(/<=/g, '≤').replace(/\+\/-/g, '±')
+            .replace(/(\d)-(\d)/g, '$1–$2')
+            .replace(/(\d+(?:\.\d+)?) ?%/g, (m, d) => nfPct.format(Number(d) / 100))
+            .replace(/\d+(?:\.\d+)?(?![\d%])/g, num);
+    }
     if (typeof r === 'object') {
         const lo = r.low ?? r.min, hi = r.high ?? r.max;
         const range = lo !== undefined && hi !== undefined ? fmt(lo, nf2) + '–' + fmt(hi, nf2) : '';

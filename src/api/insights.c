@@ -56,6 +56,9 @@ static json_t *insight_json(const struct store_insight *i)
     json_object_set_new(o, "insight_type", json_string(i->insight_type));
     json_object_set_new(o, "narrative", json_string(i->narrative ? i->narrative : ""));
     json_t *ki = json_object_get(body, "key_insights"), *rec = json_object_get(body, "recommendations");
+    /* Insights stored before the generator named its figures get their
+     * label and unit here; out of memory only leaves them out. */
+    (void)insight_figures_describe(ki);
     json_t *kt = texts_of(ki), *rt = texts_of(rec);
     json_object_set_new(o, "key_insights_count", json_integer((json_int_t)json_array_size(kt)));
     json_object_set_new(o, "recommendations_count", json_integer((json_int_t)json_array_size(rt)));

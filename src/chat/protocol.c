@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/timeutil.h"
+#include "pipeline/insight_builtin.h"
 #include "store/store.h"
 
 /* Compact ASCII JSON of o (stolen). */
@@ -138,6 +139,7 @@ char *chat_render_insight(const struct store_insight *in)
     if (o != NULL) {
         json_object_set_new(o, "analysis_id", in->analysis_id[0] ? json_string(in->analysis_id) : json_null());
         json_t *ki = json_object_get(body, "key_insights"), *rec = json_object_get(body, "recommendations");
+        (void)insight_figures_describe(ki); /* label and unit; out of memory leaves them out */
         json_object_set_new(o, "key_insights", ki != NULL ? json_incref(ki) : json_array());
         json_object_set_new(o, "recommendations", rec != NULL ? json_incref(rec) : json_array());
         json_object_set_new(o, "timestamp", now_json());

@@ -137,6 +137,63 @@ static int figure(struct gen *g, const json_t *r, const char *path, double *v)
     return 1;
 }
 
+/* What each cited figure is called in a table and the unit its value is in
+ * (issue #20: the web app's figures table showed the whole sentence and a
+ * bare number). The unit is machine-readable: "min", "%", "index" (0-100),
+ * "ratio" (0-1), "steps/day", "bpm", "ms"; docs/insights.md lists them. */
+struct figure_desc {
+    const char *metric, *label, *unit;
+};
+static const struct figure_desc descs[] = {
+    {"healthkit_sleep.total_sleep_mean_min", "Sleep duration", "min"},
+    {"sleep.total_sleep_mean_min", "Sleep duration (estimated)", "min"},
+    {"sleep.estimated_rest_mean_min", "Rest period (estimated)", "min"},
+    {"healthkit_sleep.efficiency_mean_pct", "Sleep efficiency", "%"},
+    {"sleep.efficiency_mean_pct", "Sleep efficiency (estimated)", "%"},
+    {"sleep.sleep_regularity_index", "Sleep regularity index", "index"},
+    {"sleep.timing.onset_sd_min", "Bedtime variability", "min"},
+    {"circadian.interdaily_stability", "Interdaily stability", "ratio"},
+    {"circadian.relative_amplitude", "Relative amplitude", "ratio"},
+    {"circadian_28d.interdaily_stability", "Interdaily stability (28 days)", "ratio"},
+    {"circadian_28d.relative_amplitude", "Relative amplitude (28 days)", "ratio"},
+    {"trends.total_sleep_change_min", "Sleep vs. your baseline", "min"},
+    {"trends.estimated_rest_change_min", "Rest period vs. your baseline", "min"},
+    {"trends.steps_daily_change", "Steps vs. your baseline", "steps/day"},
+    {"activity.steps_daily_mean", "Daily steps", "steps/day"},
+    {"cardio.hr_resting_bpm", "Resting heart rate", "bpm"},
+    {"cardio.hrv_mean_ms", "Heart rate variability", "ms"},
+};
+
+int insight_figure_describe(const char *metric, const char **label, const char **unit)
+{
+    for (size_t i = 0; metric != NULL && i < sizeof(descs) / sizeof(descs[0]); i++) {
+        if (strcmp(descs[i].metric, metric) == 0) {
+            *label = descs[i].label;
+            *unit = descs[i].unit;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int insight_figures_describe(json_t *key_insights)
+{
+    size_t k;
+    json_t *x;
+    int rc = 0;
+    json_array_foreach (key_insights, k, x) {
+        const char *label, *unit;
+        if (!json_is_object(x) ||
+            !insight_figure_describe(json_string_value(json_object_get(x, "metric")), &label, &unit))
+            continue;
+        if (json_object_get(x, "label") == NULL && json_object_set_new(x, "label", json_string(label)) != 0)
+            rc = -1;
+        if (json_object_get(x, "unit") == NULL && json_object_set_new(x, "unit", json_string(unit)) != 0)
+            rc = -1;
+    }
+    return rc;
+}
+
 static int int_field(const json_t *r, const char *obj, const char *name)
 {
     const json_t *v = json_object_get(json_object_get(r, obj), name);
@@ -154,6 +211,11 @@ static void say(struct gen *g, const char *category, const char *metric, double 
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:s}", "text", text, "category", category, "metric", metric, "value",
                           round(value * 100.0) / 100.0, "reference", reference);
+    const char *label, *unit;
+    if (o != NULL && insight_figure_describe(metric, &label, &unit) &&
+        (json_object_set_new(o, "label", json_string(label)) != 0 ||
+         json_object_set_new(o, "unit", json_string(unit)) != 0))
+        g->bad = 1;
     if (o == NULL || json_array_append_new(g->insights, o) != 0)
         g->bad = 1;
     if (json_array_append_new(g->grounded, json_string(metric)) != 0)

@@ -5,10 +5,11 @@
  * From an analysis result (pipeline/compute.h shape, or any object with the
  * same members) and its coverage it writes:
  *   - key_insights: one statement per metric the data supports, each
- *     {text, category, metric, value, reference} where `metric` is the JSON
- *     path of the figure in the analysis result and `reference` the
- *     threshold it was compared with (docs/insights.md lists every threshold
- *     with its source);
+ *     {text, category, metric, value, reference, label, unit} where
+ *     `metric` is the JSON path of the figure in the analysis result,
+ *     `reference` the threshold it was compared with (docs/insights.md lists
+ *     every threshold with its source), `label` the figure's short name and
+ *     `unit` the unit of `value`;
  *   - recommendations: {text, category, metric}, only where a threshold was
  *     not met, each tied to the metric that prompted it;
  *   - narrative: the statements joined into plain sentences;
@@ -44,6 +45,22 @@ enum insight_focus {
  * (absent, or null with a reason). Shared with the chat's answers.
  */
 int insight_metric_at(const json_t *root, const char *path, double *v);
+
+/*
+ * The short name ("Sleep duration") and unit ("min", "%", "index" 0-100,
+ * "ratio" 0-1, "steps/day", "bpm", "ms") of a figure the built-in generator
+ * cites, by its metric path. 1 with *label and *unit (static strings), or 0
+ * for a metric it does not cite (outputs untouched).
+ */
+int insight_figure_describe(const char *metric, const char **label, const char **unit);
+
+/*
+ * Adds "label" and "unit" to each object of a key_insights array (borrowed,
+ * modified in place) that lacks them and names a known metric: insights
+ * stored before the generator wrote them, and an LLM's {text, metric}
+ * items. Other items are left as they are. 0, or -1 when out of memory.
+ */
+int insight_figures_describe(json_t *key_insights);
 
 int insight_focus_parse(const char *name, enum insight_focus *out);
 const char *insight_focus_name(enum insight_focus f);

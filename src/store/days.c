@@ -900,6 +900,13 @@ static int reencode_batch(struct store *st, size_t batch, struct store_reencode_
         db_bind_blob(s, 2, out.p, out.n);
         if ((rc = store_tx_run(tx, s, NULL)) != 0)
             break;
+        /* The row's series aggregates go with its old bytes (the samples
+         * are the same, but a cache is only as good as its key). */
+        if ((rc = store_tx_stmt(tx, "DELETE FROM sample_day_aggs WHERE sample_day_id = ?1", &s)) != 0)
+            break;
+        db_bind_int64(s, 1, it[i].id);
+        if ((rc = store_tx_run(tx, s, NULL)) != 0)
+            break;
         stats->rows++;
         stats->kept += kept;
         stats->bytes_in += (int64_t)it[i].len;
@@ -1453,5 +1460,379 @@ int store_days_window(struct store_tx *tx, const struct store_window_query *q, s
     free(lu.id);
     free(lu.live);
     wscratch_free(&x);
+    return rc;
+}
+
+/* ---- series aggregates (migration 011) ------------------------------------- */
+
+/*
+ * GET /api/v1/series decoded every sample of every day in its range: a year
+ * of minute steps is ~350,000 samples and ~150 ms of block decoding, merge
+ * ordering and copying (perf: store_days_window + block_reader_next ~65 %,
+ * page faults of the fresh arrays most of the rest) for at most 2,000
+ * numbers. sample_day_aggs keeps, per sample_days row and metric type, the
+ * row's samples of that type summed per 15-minute UTC slot: count of rows,
+ * count of finite values, their sum, min and max. A series whose buckets
+ * are whole slots is then the sum of a few hundred small records.
+ *
+ * Key: the sample_days row id, with ON DELETE CASCADE. sample_days rows are
+ * never updated in place except by the re-encoder (which deletes the row's
+ * aggregates with it), only inserted and deleted — appends, merges, an
+ * upload delete's rebuild, erasure, by this release or the previous one —
+ * so an aggregate can never outlive the bytes it was computed from, and no
+ * writer needs to know the cache exists. Filled on first read, in a write
+ * transaction that reads the bytes it aggregates (SQLite may reuse the
+ * rowid of a deleted row; within the transaction it cannot).
+ *
+ * Exactness: the endpoint adds values one by one in (start, id) order; a
+ * sum of slot sums is the same number only when no addition rounds. A slot
+ * is marked exact when every finite value in it is an integer of magnitude
+ * below 2^31 and not -0 (steps, heart rate, most counts): with fewer than
+ * 2^21 values in a bucket every partial sum is an integer below 2^52, exact
+ * in any order. A range with a slot that is not exact, a segment whose
+ * upload no longer exists, a user with uploads not yet in sample_days, or
+ * bounds that are not whole slots is answered *hit = 0: the caller reads
+ * the samples as before.
+ *
+ * Entry bytes (little-endian): u8 version 1, u8 0, u16 n_uploads, u16
+ * n_slots, u16 0, n_uploads x char[36] (the row's upload ids), then n_slots
+ * x 36 bytes: u16 slot (0..95), u16 flags (bit 0: exact), u32 rows, u32
+ * finite values, f64 sum, f64 min, f64 max.
+ */
+#define AGG_SLOTS (DAY_MS / STORE_SERIES_SLOT_MS)
+#define AGG_HDR 8
+#define AGG_ENTRY 36
+#define AGG_EXACT 1u
+#define AGG_MAX_BUCKET_VALUES (1 << 21)
+
+struct agg_slot {
+    uint32_t rows, n;
+    int exact;
+    double sum, mn, mx;
+};
+
+static int value_exact(double v) { return v == nearbyint(v) && fabs(v) < 2147483648.0 && !(v == 0.0 && signbit(v)); }
+
+/* Aggregate one sample_days row's bytes (day `day`) for `type` into out.
+ * STORE_EINTERNAL for bytes that are not what this store writes. */
+static int agg_compute(const unsigned char *p, size_t n, int64_t day, const char *type, struct buf *out)
+{
+    const char *types[1] = {type};
+    struct store_window_query q = {
+        .user_id = "", .types = types, .n_types = 1, .from_ms = day * DAY_MS, .to_ms = (day + 1) * DAY_MS};
+    struct store_window w;
+    struct wscratch x;
+    struct agg_slot *sl = calloc((size_t)AGG_SLOTS, sizeof(*sl));
+    unsigned char(*up)[SEG_UPLOAD] = NULL;
+    size_t nup = 0, capup = 0, at = 0;
+    const unsigned char *seg;
+    uint32_t len;
+    int rc = sl == NULL ? STORE_ENOMEM : 0, more;
+    memset(&w, 0, sizeof(w));
+    memset(&x, 0, sizeof(x));
+    while (rc == 0 && (more = seg_next(p, n, &at, &seg, &len)) != 0) {
+        if (more < 0) {
+            rc = STORE_EINTERNAL;
+            break;
+        }
+        const unsigned char *u = seg + 16;
+        int seen = u[0] == 0;
+        for (size_t i = 0; i < nup && !seen; i++)
+            seen = memcmp(up[i], u, SEG_UPLOAD) == 0;
+        if (!seen) {
+            if (nup == capup && (rc = grow(&up, &capup, sizeof(*up), 4)) != 0)
+                break;
+            memcpy(up[nup++], u, SEG_UPLOAD);
+        }
+        rc = seg_decode(seg, len, &q, &x, &w);
+    }
+    for (size_t i = 0; rc == 0 && i < x.n; i++) {
+        const struct wrec *r = &x.r[i];
+        if (r->type == 0xFF)
+            continue;
+        int64_t k = (r->start - day * DAY_MS) / STORE_SERIES_SLOT_MS;
+        if (k < 0 || k >= AGG_SLOTS || sl[k].rows == UINT32_MAX) {
+            rc = STORE_EINTERNAL;
+            break;
+        }
+        struct agg_slot *a = &sl[k];
+        if (a->rows++ == 0)
+            a->exact = 1;
+        double v = r->value;
+        if (!isfinite(v))
+            continue;
+        if (!value_exact(v))
+            a->exact = 0;
+        if (a->n == 0 || v < a->mn)
+            a->mn = v;
+        if (a->n == 0 || v > a->mx)
+            a->mx = v;
+        a->sum += v;
+        a->n++;
+    }
+    size_t used = 0;
+    for (int64_t k = 0; rc == 0 && k < AGG_SLOTS; k++)
+        used += sl[k].rows > 0;
+    if (rc == 0 && (nup > UINT16_MAX || (rc = buf_reserve(out, AGG_HDR + nup * SEG_UPLOAD + used * AGG_ENTRY)) == 0)) {
+        if (nup > UINT16_MAX) {
+            rc = STORE_EINTERNAL;
+        } else {
+            unsigned char h[AGG_HDR] = {1, 0};
+            put16(h + 2, (uint16_t)nup);
+            put16(h + 4, (uint16_t)used);
+            put16(h + 6, 0);
+            buf_put(out, h, sizeof(h));
+            for (size_t i = 0; i < nup; i++)
+                buf_put(out, up[i], SEG_UPLOAD);
+            for (int64_t k = 0; k < AGG_SLOTS; k++) {
+                unsigned char e[AGG_ENTRY];
+                uint64_t b;
+                if (sl[k].rows == 0)
+                    continue;
+                put16(e, (uint16_t)k);
+                put16(e + 2, sl[k].exact ? AGG_EXACT : 0);
+                put32(e + 4, sl[k].rows);
+                put32(e + 8, sl[k].n);
+                memcpy(&b, &sl[k].sum, 8);
+                put64(e + 12, b);
+                memcpy(&b, &sl[k].mn, 8);
+                put64(e + 20, b);
+                memcpy(&b, &sl[k].mx, 8);
+                put64(e + 28, b);
+                buf_put(out, e, sizeof(e));
+            }
+        }
+    }
+    free(sl);
+    free(up);
+    free(w.text);
+    wscratch_free(&x);
+    return rc;
+}
+
+/* Fill the missing (row, type) aggregates of ids[] in one write
+ * transaction: each row's bytes are read and aggregated there, so that what
+ * is stored belongs to the row that has the id when it commits. */
+static int agg_fill(struct store *st, const char *type, const int64_t *ids, size_t n)
+{
+    static const char get[] = "SELECT data, day FROM sample_days WHERE id = ?1";
+    static const char put[] = "INSERT INTO sample_day_aggs (sample_day_id, metric_type, data) VALUES (?1, ?2, ?3)"
+                              " ON CONFLICT DO NOTHING";
+    struct store_tx *tx = NULL;
+    struct db_stmt *s = NULL;
+    struct buf row = {0}, out = {0};
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int64_t day = 0;
+        int step;
+        row.n = 0;
+        out.n = 0;
+        if ((rc = store_tx_stmt(tx, get, &s)) != 0)
+            break;
+        db_stmt_binary_results(s);
+        db_bind_int64(s, 1, ids[i]);
+        if ((step = db_step(s)) == DB_ROW) {
+            size_t len = 0;
+            const void *p = db_col_blob(s, 0, &len);
+            day = db_col_int64(s, 1);
+            if (p != NULL)
+                rc = buf_put(&row, p, len);
+        }
+        db_stmt_reset(s);
+        if (rc == 0 && step != DB_ROW && step != DB_DONE)
+            rc = store_tx_fail(tx, step);
+        if (rc != 0)
+            break;
+        if (step == DB_DONE)
+            continue; /* gone since the read: nothing to fill */
+        if ((rc = agg_compute(row.p, row.n, day, type, &out)) != 0)
+            break;
+        if ((rc = store_tx_stmt(tx, put, &s)) != 0)
+            break;
+        db_bind_int64(s, 1, ids[i]);
+        db_bind_text(s, 2, type);
+        db_bind_blob(s, 3, out.p, out.n);
+        rc = store_tx_run(tx, s, NULL);
+    }
+    if (tx != NULL) {
+        if (rc == 0)
+            rc = store_tx_commit(tx);
+        else
+            store_tx_rollback(tx);
+    }
+    free(row.p);
+    free(out.p);
+    return rc;
+}
+
+/* One read of the aggregates; *missing gets the row ids without one. */
+static int agg_read(struct store *st, const struct store_series_query *q, struct store_series_buckets *b, int *hit,
+                    int64_t **missing, size_t *n_missing)
+{
+    static const char pending[] =
+        "SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE user_id = ?1 AND days_indexed = 0 LIMIT 1) p";
+    static const char read[] = "SELECT d.id, d.day, a.data FROM sample_days d LEFT JOIN sample_day_aggs a"
+                               " ON a.sample_day_id = d.id AND a.metric_type = ?4"
+                               " WHERE d.user_id = ?1 AND d.day >= ?2 AND d.day <= ?3";
+    struct store_tx *tx = NULL;
+    struct db_stmt *s = NULL;
+    struct live_uploads lu = {0};
+    size_t cap = 0;
+    int rc = store_tx_begin(st, STORE_TX_READ, &tx), step = DB_DONE;
+    *hit = 1;
+    *n_missing = 0;
+    b->samples = 0;
+    memset(b->cnt, 0, q->n_buckets * sizeof(*b->cnt));
+    memset(b->sum, 0, q->n_buckets * sizeof(*b->sum));
+    if (rc != 0)
+        return rc;
+    if ((rc = store_tx_stmt(tx, pending, &s)) != 0)
+        goto done;
+    db_bind_text(s, 1, q->user_id);
+    step = db_step(s);
+    if (step != DB_ROW) {
+        db_stmt_reset(s);
+        rc = store_tx_fail(tx, step == DB_DONE ? STORE_EINTERNAL : step);
+        goto done;
+    }
+    *hit = db_col_int64(s, 0) == 0;
+    db_stmt_reset(s);
+    if (!*hit || (rc = store_tx_stmt(tx, read, &s)) != 0)
+        goto done;
+    db_stmt_binary_results(s);
+    db_bind_text(s, 1, q->user_id);
+    db_bind_int64(s, 2, store_day_of(q->from_ms));
+    db_bind_int64(s, 3, store_day_of(q->to_ms - 1));
+    db_bind_text(s, 4, q->type);
+    while (*hit && rc == 0 && (step = db_step(s)) == DB_ROW) {
+        size_t len = 0;
+        int64_t id = db_col_int64(s, 0), day = db_col_int64(s, 1);
+        const unsigned char *p = db_col_is_null(s, 2) ? NULL : db_col_blob(s, 2, &len);
+        if (p == NULL) {
+            if (*n_missing == cap && (rc = grow(missing, &cap, sizeof(**missing), 64)) != 0)
+                break;
+            (*missing)[(*n_missing)++] = id;
+            continue;
+        }
+        if (len < AGG_HDR || p[0] != 1) {
+            *hit = 0;
+            break;
+        }
+        size_t nup = get16(p + 2), ns = get16(p + 4);
+        if (len != AGG_HDR + nup * SEG_UPLOAD + ns * AGG_ENTRY) {
+            *hit = 0;
+            break;
+        }
+        for (size_t i = 0; i < nup && rc == 0; i++) {
+            const unsigned char *u = p + AGG_HDR + i * SEG_UPLOAD;
+            if (live_index(&lu, u) >= 0)
+                continue;
+            if (!upload_id_plain(u)) {
+                *hit = 0;
+                break;
+            }
+            if (lu.n == lu.cap) {
+                size_t nc = lu.cap ? lu.cap * 2 : 16;
+                void *a = realloc(lu.id, nc * sizeof(*lu.id));
+                if (a == NULL) {
+                    rc = STORE_ENOMEM;
+                    break;
+                }
+                lu.id = a;
+                void *l = realloc(lu.live, nc);
+                if (l == NULL) {
+                    rc = STORE_ENOMEM;
+                    break;
+                }
+                lu.live = l;
+                lu.cap = nc;
+            }
+            memcpy(lu.id[lu.n], u, SEG_UPLOAD);
+            lu.live[lu.n++] = 0;
+        }
+        const unsigned char *e = p + AGG_HDR + nup * SEG_UPLOAD;
+        for (size_t i = 0; i < ns && *hit; i++, e += AGG_ENTRY) {
+            uint16_t k = get16(e);
+            int64_t at = day * DAY_MS + (int64_t)k * STORE_SERIES_SLOT_MS;
+            if (k >= AGG_SLOTS) {
+                *hit = 0;
+                break;
+            }
+            if (at < q->from_ms || at >= q->to_ms)
+                continue;
+            uint32_t n = get32(e + 8);
+            b->samples += get32(e + 4);
+            if (n == 0)
+                continue;
+            size_t bi = (size_t)((at - q->from_ms) / q->bucket_ms);
+            if (!(get16(e + 2) & AGG_EXACT) || bi >= q->n_buckets || b->cnt[bi] + (int64_t)n >= AGG_MAX_BUCKET_VALUES) {
+                *hit = 0; /* not exactly the endpoint's sum: read the samples */
+                break;
+            }
+            double sum, mn, mx;
+            uint64_t v = get64(e + 12);
+            memcpy(&sum, &v, 8);
+            v = get64(e + 20);
+            memcpy(&mn, &v, 8);
+            v = get64(e + 28);
+            memcpy(&mx, &v, 8);
+            if (b->cnt[bi] == 0 || mn < b->min[bi])
+                b->min[bi] = mn;
+            if (b->cnt[bi] == 0 || mx > b->max[bi])
+                b->max[bi] = mx;
+            b->sum[bi] += sum;
+            b->cnt[bi] += n;
+        }
+    }
+    db_stmt_reset(s);
+    if (rc == 0 && *hit && step != DB_DONE)
+        rc = store_tx_fail(tx, step);
+    /* Segments of an upload deleted by a release that knew nothing of
+     * days are left out of the window; these sums hold them. */
+    if (rc == 0 && *hit && *n_missing == 0 && (rc = uploads_alive(tx, q->user_id, &lu)) == 0)
+        for (size_t i = 0; i < lu.n; i++)
+            if (!lu.live[i])
+                *hit = 0;
+done:
+    store_tx_rollback(tx);
+    free(lu.id);
+    free(lu.live);
+    return rc;
+}
+
+int store_series_aggregate(struct store *st, const struct store_series_query *q, struct store_series_buckets *b,
+                           int *hit)
+{
+    int64_t *missing = NULL;
+    size_t n_missing = 0;
+    int rc = 0;
+    *hit = 0;
+    if (st == NULL || q == NULL || q->user_id == NULL || q->type == NULL || q->bucket_ms <= 0 || q->n_buckets == 0 ||
+        q->to_ms <= q->from_ms)
+        return STORE_EINVAL;
+    /* Whole slots only: the buckets and both ends on 15-minute marks. */
+    if (q->from_ms % STORE_SERIES_SLOT_MS != 0 || q->to_ms % STORE_SERIES_SLOT_MS != 0 ||
+        q->bucket_ms % STORE_SERIES_SLOT_MS != 0)
+        return 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = agg_read(st, q, b, hit, &missing, &n_missing);
+        if (rc != 0 || !*hit || n_missing == 0)
+            break;
+        *hit = 0;
+        if (attempt == 1)
+            break; /* rows came and went meanwhile: read the samples */
+        rc = agg_fill(st, q->type, missing, n_missing);
+        if (rc != 0) {
+            /* A cache that cannot be filled (a concurrent delete of the
+             * row, a busy database) is no error: read the samples. */
+            log_info("series: aggregates not filled; reading the samples", LOG_STR, "backend", store_backend_name(st),
+                     LOG_INT, "rc", (long long)rc, LOG_END);
+            rc = 0;
+            break;
+        }
+    }
+    free(missing);
+    if (rc != 0)
+        *hit = 0;
     return rc;
 }

@@ -318,12 +318,28 @@ static const char m010_ddl[] = "ALTER TABLE queue_messages ADD COLUMN fair_key T
                                "CREATE INDEX queue_messages_fair_key ON queue_messages (topic, fair_key, fair_rank)"
                                " WHERE state = 0;\n";
 
+/* 011: series aggregates (store_series_aggregate, days.c): per sample_days
+ * row and metric type, the row's values summed per 15-minute UTC slot, so
+ * that GET /api/v1/series for a year adds a few hundred records instead of
+ * decoding ~350,000 samples. Keyed by the row's id with ON DELETE CASCADE:
+ * sample_days rows are inserted and deleted, never changed (the re-encoder
+ * deletes a row's aggregates with its new bytes), so every writer — this
+ * release's and the previous one's — invalidates the cache by what it
+ * already does. Filled on first read; expand-only (the previous release
+ * never reads it, and its deletes cascade). */
+static const char m011_ddl[] = "CREATE TABLE sample_day_aggs ("
+                               " sample_day_id BIGINT NOT NULL REFERENCES sample_days(id) ON DELETE CASCADE,"
+                               " metric_type TEXT NOT NULL,"
+                               " data {BLOB} NOT NULL,"
+                               " PRIMARY KEY (sample_day_id, metric_type));\n";
+
 static const struct migration migrations[] = {
     {"001_create_indexes", m001_ddl, NULL},           {"002_add_data_quality_fields", m002_ddl, m002_backfill},
     {"003_idempotency_keys", m003_ddl, NULL},         {"004_sample_utc_offset", m004_ddl, NULL},
     {"005_sample_upload_time_index", m005_ddl, NULL}, {"006_sample_days", m006_ddl, NULL},
     {"007_external_identities", m007_ddl, NULL},      {"008_raw_upload_retention_index", m008_ddl, NULL},
     {"009_sealed_analyses_insights", m009_ddl, NULL}, {"010_queue_fairness", m010_ddl, NULL},
+    {"011_series_aggregates", m011_ddl, NULL},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

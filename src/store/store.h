@@ -431,6 +431,39 @@ int store_sample_window(struct store_tx *tx, const struct store_window_query *q,
  * falls back to while a user has an upload not yet in sample_days (written
  * by a release before migration 006); tests compare the two. */
 int store_sample_window_rows(struct store_tx *tx, const struct store_window_query *q, struct store_window *w);
+/* ---- series aggregates (migration 011; days.c) ------------------------ */
+
+#define STORE_SERIES_SLOT_MS 900000LL /* 15 minutes: every UTC offset in use is whole slots */
+
+struct store_series_query {
+    const char *user_id, *type; /* required */
+    int64_t from_ms, to_ms;     /* samples with from_ms <= start_ms < to_ms */
+    int64_t bucket_ms;          /* bucket i is [from + i * bucket, from + (i+1) * bucket) */
+    size_t n_buckets;           /* >= 1; buckets past to_ms stay empty */
+};
+
+/* The caller's arrays of n_buckets each. cnt and sum are zeroed by the
+ * call; min[i] and max[i] are set where cnt[i] > 0. */
+struct store_series_buckets {
+    int64_t *cnt; /* finite values per bucket */
+    double *sum, *min, *max;
+    int64_t samples; /* rows of the type in the range, finite or not */
+};
+
+/*
+ * A series' buckets from sample_day_aggs, filling missing aggregates from
+ * sample_days first (its own transactions). *hit = 1: b holds exactly what
+ * bucketing store_sample_window's rows in (start, id) order gives — the
+ * same counts, sums, minima and maxima, bit for bit. *hit = 0 (and 0
+ * returned): this query cannot be answered that way (bounds or bucket not
+ * whole 15-minute slots, a value that is not a small integer in range,
+ * uploads not yet in sample_days, a segment of a deleted upload); b is
+ * undefined and the caller reads the samples. Returns 0, STORE_EINVAL for
+ * a bad query, or a database error.
+ */
+int store_series_aggregate(struct store *st, const struct store_series_query *q, struct store_series_buckets *b,
+                           int *hit);
+
 /* Put the user's uploads that are not yet in sample_days (uploads stored by
  * a release before migration 006) into it; *healed (may be NULL) counts
  * them. Write transaction. The analysis job runs it before its read. */

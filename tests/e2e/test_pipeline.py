@@ -212,6 +212,11 @@ class Pipeline(unittest.TestCase):
         for k in detail["key_insights"]:
             self.assertIn(k["metric"], cited)
             self.assertTrue(k["text"])
+            # Issue #20: a short name and the value's unit for a table.
+            self.assertTrue(0 < len(k["label"]) <= 40 and k["label"] not in k["text"], k)
+            self.assertIn(k["unit"], ("min", "%", "index", "ratio", "steps/day", "bpm", "ms"), k)
+        sleep = [k for k in detail["key_insights"] if k["metric"] == "healthkit_sleep.total_sleep_mean_min"]
+        self.assertEqual([(k["label"], k["unit"]) for k in sleep], [("Sleep duration", "min")])
         text = (insight["narrative"] + " ".join(insight["recommendations"])).lower()
         for word in ("diagnos", "disorder", "disease", "insomnia", "apnea"):
             self.assertNotIn(word, text)

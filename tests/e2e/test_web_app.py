@@ -20,6 +20,7 @@ and no request leaving the server.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -287,6 +288,26 @@ class WebInBrowser(unittest.TestCase):
             self.assertEqual(v.get("errors", []), [], name)
         self.assertIn("The figures it cites", out["views"]["overview"]["text"])
         self.assertIn("Reference range", out["views"]["overview"]["text"])
+        # Issue #20: each figure is named by a short label, not the insight's
+        # sentence, and its value is formatted in its unit for the browser's
+        # locale (en-US here), not a raw number such as 445.43.
+        figs = out["views"]["overview"]["figures"]
+        self.assertGreaterEqual(len(figs), 5, figs)
+        names = [f[0] for f in figs]
+        for name, value, ref in figs:
+            self.assertTrue(0 < len(name) <= 40 and not name.endswith("."), figs)
+            if not re.match(r"^\d\.\d\d$", value):  # a 0-1 ratio to two places has no unit
+                self.assertNotRegex(value, r"^[-+]?[\d,.]+$", figs)  # a bare number
+            self.assertNotEqual(value, "—", figs)
+        by_name = {f[0]: f for f in figs}
+        self.assertIn("Sleep duration", names)
+        self.assertRegex(by_name["Sleep duration"][1], r"^\d+ min \(\d+ h \d\d min\)$")
+        self.assertIn("min", by_name["Sleep duration"][2])
+        self.assertRegex(by_name["Daily steps"][2], r"\d,\d{3} steps/day")  # the reference alike
+        self.assertRegex(by_name["Resting heart rate"][1], r"^\d+ bpm$")
+        self.assertRegex(by_name["Daily steps"][1], r"^\d{1,2},\d{3} steps/day$")  # grouped
+        self.assertRegex(by_name["Sleep efficiency"][1], r"^\d+%$")
+        self.assertEqual(out["views"]["overview-390"]["figures"], figs)
         self.assertGreater(out["actogram_marks"], 28 * 20)
         self.assertIn("Interdaily stability", out["views"]["rhythm"]["text"])
         self.assertIn("Deep", out["views"]["sleep"]["text"])

@@ -41,6 +41,8 @@ async function visitAll(page, out, suffix) {
             errors: await page.$$eval('.error', (es) => es.map((e) => e.textContent)),
             text: (await page.textContent('main')).slice(0, 2000),
             axe: await axe(page),
+            // The figures table of the insight: [name, value, reference range].
+            figures: await page.$$eval('table.figures tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent))),
         };
         await page.screenshot({ path: path.join(art, `web-${v}${suffix}.png`), fullPage: true });
     }

@@ -106,6 +106,59 @@ static void test_builtin_good_week(void **state)
     json_decref(c);
 }
 
+/* Issue #20: every cited figure carries a short name and the unit of its
+ * value, so a table can say "Sleep duration | 450 min" instead of repeating
+ * the sentence; an insight stored without them gets them on the way out. */
+static void test_builtin_figures_have_label_and_unit(void **state)
+{
+    (void)state;
+    json_t *r = result_of(450, 92, 85, 0.7, 0.9, 9000, 58), *c = coverage_of(7, 7, 7);
+    struct insight_builtin_out o;
+    assert_int_equal(insight_builtin_generate(r, c, INSIGHT_FOCUS_COMPREHENSIVE, &o), 0);
+    json_t *ki = json_object_get(o.body, "key_insights");
+    size_t k;
+    json_t *x;
+    assert_true(json_array_size(ki) >= 7);
+    json_array_foreach (ki, k, x) {
+        const char *label = json_string_value(json_object_get(x, "label"));
+        const char *unit = json_string_value(json_object_get(x, "unit"));
+        assert_non_null(label);
+        assert_non_null(unit);
+        assert_true(strlen(label) > 0 && strlen(label) <= 40);
+        assert_null(strstr(json_string_value(json_object_get(x, "text")), label)); /* not the sentence */
+        const char *metric = json_string_value(json_object_get(x, "metric"));
+        if (strcmp(metric, "healthkit_sleep.total_sleep_mean_min") == 0) {
+            assert_string_equal(label, "Sleep duration");
+            assert_string_equal(unit, "min");
+            assert_true(json_real_value(json_object_get(x, "value")) == 450.0);
+        } else if (strcmp(metric, "cardio.hr_resting_bpm") == 0) {
+            assert_string_equal(label, "Resting heart rate");
+            assert_string_equal(unit, "bpm");
+        } else if (strcmp(metric, "circadian.interdaily_stability") == 0) {
+            assert_string_equal(unit, "ratio");
+        }
+    }
+    /* An older stored body: {text, metric, value, reference} only. */
+    json_t *old =
+        json_pack("[{s:s, s:s, s:f}, {s:s, s:s}, {s:s, s:s, s:s}, s]", "text", "You walked 9000 steps.", "metric",
+                  "activity.steps_daily_mean", "value", 9000.0, "text", "Something else.", "metric", "no.such.metric",
+                  "text", "Kept.", "metric", "cardio.hrv_mean_ms", "label", "Own label", "a bare string");
+    assert_int_equal(insight_figures_describe(old), 0);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(old, 0), "label")), "Daily steps");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(old, 0), "unit")), "steps/day");
+    assert_null(json_object_get(json_array_get(old, 1), "label"));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(old, 2), "label")), "Own label");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(old, 2), "unit")), "ms");
+    assert_int_equal(insight_figures_describe(NULL), 0);
+    const char *label = "untouched", *unit = "untouched";
+    assert_int_equal(insight_figure_describe("sleep.nope", &label, &unit), 0);
+    assert_string_equal(label, "untouched");
+    json_decref(old);
+    insight_builtin_out_clear(&o);
+    json_decref(r);
+    json_decref(c);
+}
+
 static void test_builtin_thresholds_prompt_recommendations(void **state)
 {
     (void)state;
@@ -735,6 +788,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_good_week),
+        cmocka_unit_test(test_builtin_figures_have_label_and_unit),
         cmocka_unit_test(test_builtin_thresholds_prompt_recommendations),
         cmocka_unit_test(test_builtin_nulls_say_nothing),
         cmocka_unit_test(test_builtin_focus_and_fallback_to_actigraphy),
