@@ -19,6 +19,7 @@
 #include "api/audit.h"
 #include "api/guard.h"
 #include "auth/mailer.h"
+#include "auth/reset.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/timeutil.h"
@@ -861,6 +862,121 @@ done:
     json_decref(body);
 }
 
+/*
+ * POST /api/v1/auth/reset-password {email, code, new_password}: redeem the
+ * one-time code an operator issued (`clarity users reset-password`,
+ * auth/reset.h). The right code sets the new password (the register
+ * policy), consumes the code, ends every session of the account and answers
+ * 200 {message}; the user then signs in. A wrong, used, expired or used-up
+ * code is a 400 that reads the same for an e-mail without an account, and
+ * every answer spends one Argon2id hash first, so neither the reply nor its
+ * speed tells which e-mails have accounts. Failures count toward a lockout
+ * per (e-mail, address), as login's do: 429 with Retry-After once locked.
+ */
+static void h_reset_password(struct http_request *req, struct http_response *res)
+{
+    struct api_ctx *ctx = req->route_ctx;
+    struct store_tx *tx = NULL;
+    char fresh[PASSWORD_HASH_MAX] = "";
+    json_t *body = input_body_object(req, res);
+    if (body == NULL)
+        return;
+    static const char *const allowed[] = {"email", "code", "new_password", NULL};
+    struct input in;
+    input_init(&in, res);
+    input_only(&in, body, "", allowed);
+    const char *email_in = input_string(&in, body, "", "email", 1, 1, 254);
+    const char *code = input_string(&in, body, "", "code", 1, 1, 64);
+    const char *pw = input_string(&in, body, "", "new_password", 1, 1, 1024);
+    const char *why = pw != NULL ? password_policy_check(pw) : NULL;
+    if (why != NULL)
+        input_error(&in, "/new_password", "%s", why);
+    if (input_done(&in) != 0)
+        goto done;
+
+    char email[256];
+    snprintf(email, sizeof(email), "%s", email_in);
+    lower(email);
+    char lock_key[400];
+    snprintf(lock_key, sizeof(lock_key), "reset:%s|%s", email, req->client_ip);
+    int64_t now_ms = time_now_ms();
+    int locked = limiter_locked(ctx->lockout, lock_key, now_ms);
+    if (locked > 0) {
+        audit_record(ctx->store, NULL, req, "", "auth.reset_password", "user", "", "locked");
+        struct problem *p = http_respond_problem(res, 429, "rate-limit-exceeded",
+                                                 "Too many failed reset attempts; try again in %d seconds.", locked);
+        p->retry_after = locked;
+        goto done;
+    }
+    /* Hashed whatever the code: every answer costs the same. */
+    if (password_hash(pw, ctx->pw_profile, fresh) != 0) {
+        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+        goto done;
+    }
+    struct store_user u;
+    memset(&u, 0, sizeof(u));
+    enum reset_outcome outcome = RESET_REFUSED;
+    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_user_get_by_email(tx, email, &u);
+    int found = rc == 0;
+    /* A disabled account stays disabled: its code is refused, untouched. */
+    if (rc == 0 && strcmp(u.status, "disabled") != 0)
+        rc = reset_code_redeem(tx, u.id, code, now_ms, &outcome);
+    if (rc == STORE_ENOTFOUND)
+        rc = 0;
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        goto done;
+    }
+    if (outcome != RESET_ACCEPTED) {
+        int lock = limiter_fail(ctx->lockout, lock_key, ctx->cfg->lockout_threshold, ctx->cfg->lockout_window_seconds,
+                                ctx->cfg->lockout_seconds, now_ms);
+        audit_record(ctx->store, tx, req, found ? u.id : "", "auth.reset_password", "user", found ? u.id : "",
+                     lock > 0 ? "locked" : "failure");
+        rc = api_tx_end(tx, 0); /* keeps the counted try */
+        tx = NULL;
+        if (rc != 0) {
+            api_store_failure(res, rc);
+            goto done;
+        }
+        http_respond_problem(res, 400, "bad-request", "The reset code is invalid, used or expired; ask for a new one.");
+        goto done;
+    }
+    snprintf(u.password_hash, sizeof(u.password_hash), "%s", fresh);
+    if (strcmp(u.status, "locked") == 0)
+        snprintf(u.status, sizeof(u.status), "active");
+    int64_t ended = 0;
+    rc = store_user_update(tx, &u);
+    if (rc == 0)
+        rc = store_user_login_update(tx, u.id, 0, 0, u.last_login_ms);
+    if (rc == 0) /* every session ends: refresh tokens go, access tokens are revoked */
+        rc = store_token_delete_by_user(tx, u.id, &ended);
+    if (rc == 0)
+        rc = ctx->guard != NULL ? guard_revoke(ctx->guard, tx, NULL, u.id, revocation_expiry_ms(ctx))
+                                : guard_revoke_user_row(tx, u.id, now_ms);
+    if (rc == 0)
+        rc = audit_record(ctx->store, tx, req, u.id, "auth.reset_password", "user", u.id, "success") == 0
+                 ? 0
+                 : STORE_EINTERNAL;
+    rc = api_tx_end(tx, rc);
+    tx = NULL;
+    if (rc != 0) {
+        api_store_failure(res, rc);
+        goto done;
+    }
+    limiter_clear(ctx->lockout, lock_key);
+    snprintf(lock_key, sizeof(lock_key), "login:%s|%s", email, req->client_ip);
+    limiter_clear(ctx->lockout, lock_key);
+    json_t *o = json_object();
+    json_object_set_new(o, "message", json_string("Password changed; sign in with the new password."));
+    http_respond_json(res, 200, o);
+done:
+    sodium_memzero(fresh, sizeof(fresh));
+    store_tx_rollback(tx);
+    json_decref(body);
+}
+
 static void h_me(struct http_request *req, struct http_response *res)
 {
     struct api_ctx *ctx = req->route_ctx;
@@ -1029,6 +1145,7 @@ int api_auth_register(struct router *r, struct api_ctx *ctx)
     rc |= router_add(r, HTTP_GET, "/api/v1/auth/me", h_me, ctx, authed);
     rc |= router_add(r, HTTP_POST, "/api/v1/auth/verify-email", h_verify_email, ctx, open);
     rc |= router_add(r, HTTP_POST, "/api/v1/auth/resend-verification", h_resend_verification, ctx, open);
+    rc |= router_add(r, HTTP_POST, "/api/v1/auth/reset-password", h_reset_password, ctx, open);
     rc |= router_add(r, HTTP_POST, "/api/v1/auth/identities", h_identity_link, ctx,
                      GUARD_AUTH | GUARD_RATE(GUARD_RATE_AUTH));
     rc |= router_add(r, HTTP_DELETE, "/api/v1/auth/me", h_me_delete, ctx, authed);

@@ -127,10 +127,12 @@ static const struct command commands[] = {
      "       clarity users reset-password EMAIL\n\n"
      "Account administration without SQL, on DATABASE_URL (migrated). Each change is\n"
      "one transaction with an audit row (action cli.user.VERB, request_id\n"
-     "cli:$USER). Passwords never go on the command line: create and reset-password\n"
-     "print a generated temporary password once (create --password-stdin reads one\n"
-     "line instead); reset-password and disable also end every session (refresh\n"
-     "tokens). Prints the user as JSON. Exits 0, 1 on failure, 2 on a usage error.\n"},
+     "cli:$USER). Passwords never go on the command line: create prints a generated\n"
+     "temporary password once (--password-stdin reads one line instead);\n"
+     "reset-password ends the current password and prints a one-time reset code\n"
+     "(valid 60 minutes) the user redeems at POST /api/v1/auth/reset-password with\n"
+     "a new password. reset-password and disable also end every session. Prints the\n"
+     "user as JSON. Exits 0, 1 on failure, 2 on a usage error.\n"},
     {"version", cli_version, "print the version", "usage: clarity version\n"},
     {"worker", cli_worker, "run pipeline workers (analysis and insight jobs)",
      "usage: clarity worker [--topics health-data-processing,insights-generation] [--threads N]\n\n"

@@ -5,11 +5,14 @@
  * Each change is one transaction with its audit row: action "cli.user.<verb>",
  * resource the user's id, actor "" (no API caller) and request_id
  * "cli:<operator>" (the OS user running the command, from $USER / getlogin),
- * ip "cli". Passwords never appear on the command line: create and
- * reset-password generate a temporary password and print it once on stdout
- * (create may read one from stdin with --password-stdin instead); reset and
- * disable also end every session of the user (refresh tokens deleted, access
- * tokens revoked: running servers refuse them within the guard's poll).
+ * ip "cli". Passwords never appear on the command line: create generates a
+ * temporary password and prints it once on stdout (or reads one from stdin
+ * with --password-stdin); reset-password prints a one-time reset code
+ * (auth/reset.h) once, which the user redeems with a new password of their
+ * own at POST /api/v1/auth/reset-password — the current password stops
+ * working at once. Reset and disable also end every session of the user
+ * (refresh tokens deleted, access tokens revoked: running servers refuse them
+ * within the guard's poll). The code is never in the audit row.
  */
 #include "cli/users.h"
 
@@ -22,6 +25,7 @@
 #include <sodium.h>
 
 #include "api/guard.h"
+#include "auth/reset.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
 #include "core/config.h"
@@ -115,8 +119,10 @@ static json_t *user_json(const struct store_user *u)
 static void print_json(json_t *o)
 {
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (s != NULL)
+    if (s != NULL) {
         puts(s);
+        sodium_memzero(s, strlen(s)); /* it may hold a password or a reset code */
+    }
     free(s);
     json_decref(o);
 }
@@ -253,10 +259,57 @@ static int cmd_list(struct store *st, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/*
+ * The reset code's instructions: the documented request with the code in
+ * it, for the operator to pass on (over a separate channel). The base URL is
+ * this configuration's own listener in development; elsewhere a placeholder
+ * for the API's public address (Clarity has no setting that knows it).
+ */
+static json_t *reset_instructions(const struct config *cfg, const char *email, const char *code)
+{
+    char base[128];
+    if (cfg->environment == CONFIG_ENV_DEVELOPMENT)
+        snprintf(base, sizeof(base), "http://%s:%d",
+                 strcmp(cfg->host, "0.0.0.0") == 0 || strcmp(cfg->host, "::") == 0 ? "127.0.0.1" : cfg->host,
+                 cfg->port);
+    else
+        snprintf(base, sizeof(base), "https://API-HOST");
+    json_t *body = json_pack("{s:s, s:s, s:s}", "email", email, "code", code, "new_password", "NEW-PASSWORD");
+    char *doc = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    if (doc == NULL)
+        return NULL;
+    /* Single-quoted for a POSIX shell: each ' becomes '\''. */
+    size_t n = strlen(doc), cap = 256 + strlen(base) + 4 * n;
+    char *cmd = malloc(cap);
+    json_t *out = NULL;
+    if (cmd != NULL) {
+        size_t k = (size_t)snprintf(cmd, cap,
+                                    "curl -sS -X POST %s/api/v1/auth/reset-password"
+                                    " -H 'Content-Type: application/json' -d '",
+                                    base);
+        for (size_t i = 0; i < n && k + 5 < cap; i++) {
+            if (doc[i] == '\'') {
+                memcpy(cmd + k, "'\\''", 4);
+                k += 4;
+            } else
+                cmd[k++] = doc[i];
+        }
+        snprintf(cmd + k, cap - k, "'");
+        out = json_string(cmd);
+        sodium_memzero(cmd, cap);
+        free(cmd);
+    }
+    sodium_memzero(doc, n);
+    free(doc);
+    return out;
+}
+
 /* The verbs that change one user by email. */
 static int cmd_change(struct store *st, const struct config *cfg, const char *verb, const char *email, const char *role)
 {
-    char key[256], pw[32] = "";
+    char key[256], code[RESET_CODE_LEN + 1] = "";
+    int64_t code_expires_ms = 0;
     snprintf(key, sizeof(key), "%s", email);
     lower(key);
     struct store_tx *tx = NULL;
@@ -278,12 +331,19 @@ static int cmd_change(struct store *st, const struct config *cfg, const char *ve
         } else if (strcmp(verb, "set-role") == 0) {
             snprintf(u.role, sizeof(u.role), "%s", role);
         } else if (strcmp(verb, "reset-password") == 0) {
-            enum password_profile prof =
-                strcmp(cfg->password_hash_profile, "interactive") == 0 ? PASSWORD_INTERACTIVE : PASSWORD_MODERATE;
-            if (temporary_password(pw) != 0 || password_hash(pw, prof, u.password_hash) != 0)
-                rc = STORE_EINTERNAL;
+            if (strcmp(u.status, "disabled") == 0) {
+                store_tx_rollback(tx);
+                fprintf(stderr, "clarity users reset-password: %s is disabled; nothing changed\n", key);
+                return CLI_EXIT_FAILURE;
+            }
+            /* The current password stops working now (a reset is also what
+             * follows a stolen password); the code sets the next one. */
+            snprintf(u.password_hash, sizeof(u.password_hash), "%s", RESET_PENDING_HASH);
             if (strcmp(u.status, "locked") == 0)
                 snprintf(u.status, sizeof(u.status), "active");
+            rc = reset_code_issue(tx, u.id, time_now_ms(), code, &code_expires_ms);
+            if (rc == -1)
+                rc = STORE_EINTERNAL;
         }
     }
     if (rc == 0)
@@ -303,16 +363,21 @@ static int cmd_change(struct store *st, const struct config *cfg, const char *ve
     else
         store_tx_rollback(tx);
     if (rc != 0) {
-        sodium_memzero(pw, sizeof(pw));
+        sodium_memzero(code, sizeof(code));
         fprintf(stderr, "clarity users %s: %s\n", verb, clarity_strerror(rc));
         return CLI_EXIT_FAILURE;
     }
     u.failed_logins = strcmp(verb, "unlock") == 0 || strcmp(verb, "reset-password") == 0 ? 0 : u.failed_logins;
     u.locked_until_ms = strcmp(verb, "unlock") == 0 || strcmp(verb, "reset-password") == 0 ? 0 : u.locked_until_ms;
     json_t *o = user_json(&u);
-    if (pw[0] != '\0')
-        json_object_set_new(o, "temporary_password", json_string(pw));
-    sodium_memzero(pw, sizeof(pw));
+    if (code[0] != '\0') {
+        char when[40];
+        json_object_set_new(o, "reset_code", json_string(code));
+        json_object_set_new(o, "reset_code_expires_at",
+                            json_string(time_format_rfc3339_ms(code_expires_ms, when, sizeof(when))));
+        json_object_set_new(o, "reset_with", reset_instructions(cfg, u.email, code));
+    }
+    sodium_memzero(code, sizeof(code));
     print_json(o);
     return CLI_EXIT_OK;
 }

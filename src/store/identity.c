@@ -210,3 +210,65 @@ int store_email_code_delete(struct store_tx *tx, const char *user_id)
     db_bind_text(s, 1, user_id);
     return store_tx_run(tx, s, NULL);
 }
+
+int store_reset_code_put(struct store_tx *tx, const struct store_reset_code *c)
+{
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx,
+                           "INSERT INTO password_resets (user_id, code_hash, expires_at, attempts, created_at)"
+                           " VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (user_id) DO UPDATE SET"
+                           " code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0,"
+                           " created_at = excluded.created_at",
+                           &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, c->user_id);
+    db_bind_text(s, 2, c->code_hash);
+    db_bind_int64(s, 3, c->expires_at_ms);
+    db_bind_int64(s, 4, c->created_at_ms);
+    return store_tx_run(tx, s, NULL);
+}
+
+int store_reset_code_get(struct store_tx *tx, const char *user_id, struct store_reset_code *out)
+{
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx,
+                           "SELECT user_id, code_hash, expires_at, attempts, created_at FROM password_resets"
+                           " WHERE user_id = ?1",
+                           &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    rc = db_step(s);
+    if (rc != DB_ROW) {
+        db_stmt_reset(s);
+        return rc == DB_DONE ? STORE_ENOTFOUND : store_tx_fail(tx, rc);
+    }
+    store_col_copy(s, 0, out->user_id, sizeof(out->user_id));
+    store_col_copy(s, 1, out->code_hash, sizeof(out->code_hash));
+    out->expires_at_ms = db_col_int64(s, 2);
+    out->attempts = (int)db_col_int64(s, 3);
+    out->created_at_ms = db_col_int64(s, 4);
+    db_stmt_reset(s);
+    return 0;
+}
+
+int store_reset_code_attempt(struct store_tx *tx, const char *user_id)
+{
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, "UPDATE password_resets SET attempts = attempts + 1 WHERE user_id = ?1", &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    return store_tx_run(tx, s, NULL);
+}
+
+int store_reset_code_delete(struct store_tx *tx, const char *user_id)
+{
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, "DELETE FROM password_resets WHERE user_id = ?1", &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    return store_tx_run(tx, s, NULL);
+}

@@ -333,13 +333,25 @@ static const char m011_ddl[] = "CREATE TABLE sample_day_aggs ("
                                " data {BLOB} NOT NULL,"
                                " PRIMARY KEY (sample_day_id, metric_type));\n";
 
+/* 012: operator password resets (`clarity users reset-password`, redeemed by
+ * POST /api/v1/auth/reset-password; src/auth/reset.c). One pending code per
+ * user: only SHA-256(user id ":" code) is kept, with its expiry, the wrong
+ * attempts so far and when it was issued. Expand-only: the previous release
+ * ignores the table. */
+static const char m012_ddl[] = "CREATE TABLE password_resets ("
+                               " user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+                               " code_hash TEXT NOT NULL,"
+                               " expires_at BIGINT NOT NULL,"
+                               " attempts INTEGER NOT NULL DEFAULT 0,"
+                               " created_at BIGINT NOT NULL);\n";
+
 static const struct migration migrations[] = {
     {"001_create_indexes", m001_ddl, NULL},           {"002_add_data_quality_fields", m002_ddl, m002_backfill},
     {"003_idempotency_keys", m003_ddl, NULL},         {"004_sample_utc_offset", m004_ddl, NULL},
     {"005_sample_upload_time_index", m005_ddl, NULL}, {"006_sample_days", m006_ddl, NULL},
     {"007_external_identities", m007_ddl, NULL},      {"008_raw_upload_retention_index", m008_ddl, NULL},
     {"009_sealed_analyses_insights", m009_ddl, NULL}, {"010_queue_fairness", m010_ddl, NULL},
-    {"011_series_aggregates", m011_ddl, NULL},
+    {"011_series_aggregates", m011_ddl, NULL},        {"012_password_resets", m012_ddl, NULL},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

@@ -235,6 +235,24 @@ int store_email_code_get(struct store_tx *tx, const char *user_id, struct store_
 int store_email_code_attempt(struct store_tx *tx, const char *user_id);
 int store_email_code_delete(struct store_tx *tx, const char *user_id);
 
+/* Pending password-reset codes (migration 012; one per user, only a hash is
+ * kept; src/auth/reset.c owns the rules). */
+struct store_reset_code {
+    char user_id[STORE_ID_LEN];
+    char code_hash[65];
+    int64_t expires_at_ms;
+    int attempts;
+    int64_t created_at_ms;
+};
+/* Insert or replace the user's code (attempts reset to 0). */
+int store_reset_code_put(struct store_tx *tx, const struct store_reset_code *c);
+/* The user's code into *out; STORE_ENOTFOUND when none is pending. */
+int store_reset_code_get(struct store_tx *tx, const char *user_id, struct store_reset_code *out);
+/* Count one wrong attempt. */
+int store_reset_code_attempt(struct store_tx *tx, const char *user_id);
+/* Forget the user's code (used); 0 when there was none too. */
+int store_reset_code_delete(struct store_tx *tx, const char *user_id);
+
 /* ---- audit log --------------------------------------------------------- */
 
 struct store_audit {
