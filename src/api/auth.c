@@ -555,7 +555,13 @@ static void h_logout(struct http_request *req, struct http_response *res)
         const char *tok = bearer(req);
         struct principal p;
         char why[128];
-        if (tok == NULL || ctx->guard == NULL || guard_authenticate_token(ctx->guard, tok, &p, why, sizeof(why)) != 0) {
+        int arc = tok == NULL || ctx->guard == NULL ? TOKEN_EINVALID
+                                                    : guard_authenticate_token(ctx->guard, tok, &p, why, sizeof(why));
+        if (arc != 0 && arc != TOKEN_EINVALID) {
+            api_store_failure(res, arc); /* could not check the token: the server's (#16) */
+            return;
+        }
+        if (arc != 0) {
             http_respond_problem(res, 401, "authentication-required",
                                  "Logout needs a refresh_token in the body or a valid bearer token.");
             http_response_header(res, "WWW-Authenticate", "Bearer realm=\"clarity\", error=\"invalid_token\"");
@@ -651,7 +657,13 @@ static void h_identity_link(struct http_request *req, struct http_response *res)
         goto done;
     struct jwt_claims c;
     char provider[64] = "", why[128] = "";
-    if (ctx->guard == NULL || guard_external_verify(ctx->guard, tok, &c, provider, why, sizeof(why)) != 0) {
+    int vrc =
+        ctx->guard == NULL ? TOKEN_EINVALID : guard_external_verify(ctx->guard, tok, &c, provider, why, sizeof(why));
+    if (vrc != 0 && vrc != TOKEN_EINVALID) {
+        api_store_failure(res, vrc); /* could not check the token: the server's (#16) */
+        goto done;
+    }
+    if (vrc != 0) {
         log_info("identity link refused", LOG_STR, "request_id", req->request_id, LOG_STR, "reason", why, LOG_END);
         struct problem *pr = http_respond_problem(res, 422, "validation-error", "The id_token is not accepted.");
         problem_add_error(pr, "/id_token", "must be a valid token of a configured identity provider");
@@ -722,7 +734,13 @@ static void h_verify_email(struct http_request *req, struct http_response *res)
         const char *tok = bearer(req);
         struct principal p;
         char why[128];
-        if (tok == NULL || ctx->guard == NULL || guard_authenticate_token(ctx->guard, tok, &p, why, sizeof(why)) != 0) {
+        int arc = tok == NULL || ctx->guard == NULL ? TOKEN_EINVALID
+                                                    : guard_authenticate_token(ctx->guard, tok, &p, why, sizeof(why));
+        if (arc != 0 && arc != TOKEN_EINVALID) {
+            api_store_failure(res, arc); /* could not check the token: the server's (#16) */
+            goto done;
+        }
+        if (arc != 0) {
             struct problem *pr =
                 http_respond_problem(res, 422, "validation-error", "Name the account: an email, or a bearer token.");
             problem_add_error(pr, "/email", "is required without a bearer token");

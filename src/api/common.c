@@ -68,6 +68,26 @@ void api_store_failure(struct http_response *res, int rc)
         problem_set(p, 503, "service-unavailable", "The database is temporarily unavailable; retry shortly.");
         p->retry_after = rc == STORE_EBUSY ? 1 : 5;
         break;
+    case STORE_ENOMEM:
+    case ENVELOPE_ENOMEM:
+    case KEYRING_ENOMEM:
+    case PAT_ERR_NOMEM:
+    case COMPUTE_ENOMEM:
+    case APPLE_EXPORT_ENOMEM:
+    case INGEST_ENOMEM:
+    case JOBS_ENOMEM:
+    case JSON_ENOMEM:
+    case TOKEN_ENOMEM:
+        /* Memory ran short for this request: the server's failure, and a
+         * passing one; never a 4xx that blames the client (#16). */
+        problem_set(p, 503, "service-unavailable", "The server is short of resources; retry shortly.");
+        p->retry_after = 1;
+        break;
+    case TOKEN_EUNAVAILABLE:
+        problem_set(p, 503, "service-unavailable", "The identity provider cannot be reached; retry shortly.");
+        p->retry_after = 5;
+        break;
+    case JSON_EINVALID: problem_set(p, 400, "bad-request", "The body is not valid JSON."); break;
     default: /* keyring, compute, ingest, jobs …: a server fault */
         problem_set(p, 500, "internal-server-error", "An internal error occurred.");
     }

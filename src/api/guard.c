@@ -12,7 +12,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/api.h"
 #include "core/config.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
@@ -492,13 +494,14 @@ static int link_external(struct guard *g, const struct jwt_claims *c, struct pri
 {
     struct store_user u;
     char uid[STORE_ID_LEN];
-    int rc = -1;
+    int rc = TOKEN_EINVALID;
     if (g->store == NULL)
-        return -1;
+        return TOKEN_EINVALID;
     for (int attempt = 0; attempt < 2; attempt++) {
         struct store_tx *tx = NULL;
-        if (store_tx_begin(g->store, STORE_TX_WRITE, &tx) != 0)
-            return -1;
+        rc = store_tx_begin(g->store, STORE_TX_WRITE, &tx);
+        if (rc != 0)
+            return rc;
         rc = store_identity_get(tx, c->iss, c->sub, uid);
         if (rc == 0)
             rc = store_user_get(tx, uid, &u);
@@ -541,9 +544,9 @@ static int link_external(struct guard *g, const struct jwt_claims *c, struct pri
             break; /* a conflict is a concurrent first use: read its result */
     }
     if (rc != 0)
-        return -1;
+        return rc == STORE_ECONFLICT ? STORE_EBUSY : rc; /* the store's failure: passed through */
     if (strcmp(u.status, "active") != 0)
-        return -1;
+        return TOKEN_EINVALID;
     snprintf(p->user_id, sizeof(p->user_id), "%s", u.id);
     snprintf(p->role, sizeof(p->role), "%s", u.role);
     return 0;
@@ -555,7 +558,7 @@ int guard_external_verify(struct guard *g, const char *token, struct jwt_claims 
     int64_t now = time_now_ms() / 1000;
     if (g->oidc == NULL || !oidc_owns(g->oidc, token, now)) {
         snprintf(why, whylen, "not a token of a configured external issuer");
-        return -1;
+        return TOKEN_EINVALID;
     }
     return oidc_verify(g->oidc, token, now, c, provider, why, whylen);
 }
@@ -569,19 +572,20 @@ int guard_authenticate_token(struct guard *g, const char *token, struct principa
     rv_maybe_poll(g, now_ms);
     if (strnlen(token, JWT_MAX_TOKEN_LEN + 1) > JWT_MAX_TOKEN_LEN) {
         snprintf(why, whylen, "token too long");
-        return -1;
+        return TOKEN_EINVALID;
     }
+    int rc;
     token_key(token, key);
     if (cache_get(g, key, now, p) == 0)
         goto check;
     memset(p, 0, sizeof(*p));
     char provider[64] = "";
     if (g->oidc != NULL && oidc_owns(g->oidc, token, now)) {
-        if (oidc_verify(g->oidc, token, now, &c, provider, why, whylen) != 0)
-            return -1;
-        if (link_external(g, &c, p) != 0) {
-            snprintf(why, whylen, "external identity cannot be linked or is disabled");
-            return -1;
+        if ((rc = oidc_verify(g->oidc, token, now, &c, provider, why, whylen)) != 0)
+            return rc;
+        if ((rc = link_external(g, &c, p)) != 0) {
+            snprintf(why, whylen, "external identity cannot be linked or is disabled (%s)", clarity_strerror(rc));
+            return rc;
         }
         p->external = 1;
         p->email_verified = c.email_verified;
@@ -592,11 +596,11 @@ int guard_authenticate_token(struct guard *g, const char *token, struct principa
         sodium_bin2hex(hex, sizeof(hex), key, 16);
         snprintf(p->sid, sizeof(p->sid), "tok:%s", hex);
     } else {
-        if (jwt_verify(g->signer, token, g->cfg->jwt_issuer, g->cfg->jwt_audience, now, &c, why, whylen) != 0)
-            return -1;
+        if ((rc = jwt_verify(g->signer, token, g->cfg->jwt_issuer, g->cfg->jwt_audience, now, &c, why, whylen)) != 0)
+            return rc;
         if (strlen(c.sub) >= sizeof(p->user_id)) {
             snprintf(why, whylen, "subject too long");
-            return -1;
+            return TOKEN_EINVALID;
         }
         snprintf(p->user_id, sizeof(p->user_id), "%.63s", c.sub);
         snprintf(p->role, sizeof(p->role), "%s", c.role[0] ? c.role : "patient");
@@ -610,7 +614,7 @@ int guard_authenticate_token(struct guard *g, const char *token, struct principa
     p->perms = guard_role_perms(p->role);
     if (p->perms == 0) {
         snprintf(why, whylen, "unknown role");
-        return -1;
+        return TOKEN_EINVALID;
     }
     snprintf(p->jti, sizeof(p->jti), "%s", c.jti);
     p->exp = c.exp;
@@ -619,7 +623,7 @@ int guard_authenticate_token(struct guard *g, const char *token, struct principa
 check:
     if (is_revoked(g, p)) {
         snprintf(why, whylen, "session revoked");
-        return -1;
+        return TOKEN_EINVALID;
     }
     return 0;
 }
@@ -637,12 +641,20 @@ static int authenticate(struct guard *g, struct http_request *req, struct http_r
 
     struct principal *p = arena_alloc(req->arena, sizeof(*p));
     if (p == NULL) {
-        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+        api_store_failure(res, TOKEN_ENOMEM);
         return -1;
     }
     char why[128] = "";
-    if (guard_authenticate_token(g, token, p, why, sizeof(why)) != 0) {
+    int rc = guard_authenticate_token(g, token, p, why, sizeof(why));
+    if (rc != 0) {
         log_info("authentication failed", LOG_STR, "request_id", req->request_id, LOG_STR, "reason", why, LOG_END);
+        if (rc != TOKEN_EINVALID) {
+            /* The server could not check the token (memory, the store, the
+             * provider's keys): 503, never a 401 that tells the client to
+             * sign in again (#16). */
+            api_store_failure(res, rc);
+            return -1;
+        }
         return unauthorized(res, "The bearer token is invalid or expired.");
     }
     req->principal = p;

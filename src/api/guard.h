@@ -118,13 +118,16 @@ int guard_revoke_user_row(struct store_tx *tx, const char *user_id, int64_t now_
 
 /*
  * Verify a bearer token as the guard does (cache, signature, issuer rules,
- * external linking, revocation) into *p. 0, or -1 with a loggable reason.
+ * external linking, revocation) into *p. 0, or a loggable reason in why and
+ * TOKEN_EINVALID (refused: answer 401) or the server's failure to check it
+ * (TOKEN_ENOMEM, TOKEN_EUNAVAILABLE, a STORE_E* code: answer 503).
  * For the WebSocket handshake and the identity-link endpoint; link_external
  * 0 verifies an external token without creating or linking a user.
  */
 int guard_authenticate_token(struct guard *g, const char *token, struct principal *p, char *why, size_t whylen);
 
-/* Verify an external token only (no user lookup): its claims and provider. */
+/* Verify an external token only (no user lookup): its claims and provider.
+ * Returns as guard_authenticate_token. */
 int guard_external_verify(struct guard *g, const char *token, struct jwt_claims *c, char *provider, char *why,
                           size_t whylen);
 

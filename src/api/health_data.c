@@ -823,7 +823,7 @@ static void import_begin(struct http_request *req, struct http_response *res, vo
     struct import_state *st = calloc(1, sizeof(*st));
     *state = st;
     if (st == NULL) {
-        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+        api_store_failure(res, INGEST_ENOMEM);
         return;
     }
     st->ctx = ctx;
@@ -853,8 +853,9 @@ static void import_begin(struct http_request *req, struct http_response *res, vo
         .on_batch = import_batch,
         .ctx = st,
         .stop = ctx->stop};
-    if (apple_export_new(&eo, &st->parser) != 0)
-        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+    rc = apple_export_new(&eo, &st->parser);
+    if (rc != 0)
+        api_store_failure(res, rc);
 }
 
 static void import_refuse(struct import_state *st, struct http_response *res, int rc)
@@ -872,7 +873,9 @@ static void import_refuse(struct import_state *st, struct http_response *res, in
         http_respond_problem(res, 503, "service-unavailable", "The server is shutting down; send the export again.");
         return;
     }
-    http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+    /* APPLE_EXPORT_ENOMEM: 503, the server's, not a bad export (#16). */
+    log_warning("import failed", LOG_STR, "error", clarity_strerror(rc), LOG_END);
+    api_store_failure(res, rc);
 }
 
 static int import_chunk(void *state, const char *data, size_t len, struct http_response *res)

@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include "api/api.h"
+#include "core/err.h"
+#include "core/json_load.h"
+
 json_t *input_body_object(struct http_request *req, struct http_response *res)
 {
     const char *ct = http_request_header(req, "Content-Type");
@@ -17,7 +21,12 @@ json_t *input_body_object(struct http_request *req, struct http_response *res)
         return NULL;
     }
     json_error_t je;
-    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    json_t *j = NULL;
+    int rc = json_load_checked(req->body, req->body_len, JSON_REJECT_DUPLICATES, &j, &je);
+    if (rc == JSON_ENOMEM) {
+        api_store_failure(res, rc); /* the server's failure: 503, not 400 (#16) */
+        return NULL;
+    }
     if (j == NULL) {
         http_respond_problem(res, 400, "bad-request", "The body is not valid JSON (line %d, column %d): %s.", je.line,
                              je.column, je.text);

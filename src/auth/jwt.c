@@ -12,6 +12,7 @@
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
@@ -25,6 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/err.h"
+#include "core/json_load.h"
 #include "core/uuid.h"
 
 enum alg { ALG_ES256 = 1, ALG_RS256 = 2 };
@@ -255,18 +258,29 @@ static int split(const char *token, struct parts *p)
     return p->hlen > 0 && p->plen > 0 && p->slen > 0 ? 0 : -1;
 }
 
-static json_t *decode_json(const char *s, size_t len)
+/* One base64url JSON object of a token into *out: 0, JSON_EINVALID (not
+ * base64url, not JSON, not an object) or JSON_ENOMEM (the server's). */
+static int decode_object(const char *s, size_t len, json_t **out)
 {
     unsigned char buf[JWT_MAX_TOKEN_LEN];
+    *out = NULL;
     long n = b64url_decode(s, len, buf, sizeof(buf));
     if (n < 0)
-        return NULL;
-    json_error_t je;
-    json_t *j = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &je);
-    if (j != NULL && !json_is_object(j)) {
+        return JSON_EINVALID;
+    json_t *j = NULL;
+    int rc = json_load_checked((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &j, NULL);
+    if (rc == 0 && !json_is_object(j)) {
         json_decref(j);
-        return NULL;
+        return JSON_EINVALID;
     }
+    *out = j;
+    return rc;
+}
+
+static json_t *decode_json(const char *s, size_t len)
+{
+    json_t *j = NULL;
+    decode_object(s, len, &j);
     return j;
 }
 
@@ -302,33 +316,36 @@ int jwt_peek_kid(const char *token, char *out, size_t outlen)
     return rc;
 }
 
-/* Check the signature of `header.payload` with key under alg. */
+/* Check the signature of `header.payload` with key under alg: 0 when it
+ * verifies, TOKEN_EINVALID when it does not, TOKEN_ENOMEM when OpenSSL could
+ * not do the work (an allocation failed: the server's failure, not a bad
+ * signature). */
 static int check_signature(enum alg alg, EVP_PKEY *key, const struct parts *p)
 {
     unsigned char sig[1024];
     long slen = b64url_decode(p->sig, p->slen, sig, sizeof(sig));
     if (slen < 0)
-        return -1;
+        return TOKEN_EINVALID;
     unsigned char *der = NULL;
     const unsigned char *vsig = sig;
     size_t vlen = (size_t)slen;
-    int ok = 0;
+    int rc = TOKEN_EINVALID;
     if (alg == ALG_ES256) {
         /* JWS carries R || S; OpenSSL verifies DER-encoded ECDSA-Sig-Value. */
         if (slen != 64)
-            return -1;
+            return TOKEN_EINVALID;
         ECDSA_SIG *es = ECDSA_SIG_new();
         BIGNUM *r = BN_bin2bn(sig, 32, NULL), *s = BN_bin2bn(sig + 32, 32, NULL);
         if (es == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(es, r, s) != 1) {
             BN_free(r);
             BN_free(s);
             ECDSA_SIG_free(es);
-            return -1;
+            return TOKEN_ENOMEM; /* 64 bytes always make two numbers: allocation */
         }
         int dlen = i2d_ECDSA_SIG(es, &der);
         ECDSA_SIG_free(es);
         if (dlen <= 0)
-            return -1;
+            return TOKEN_ENOMEM;
         vsig = der;
         vlen = (size_t)dlen;
     }
@@ -337,16 +354,27 @@ static int check_signature(enum alg alg, EVP_PKEY *key, const struct parts *p)
      * provider on every call, which costs as much as the curve arithmetic. */
     unsigned char digest[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(digest, (const unsigned char *)p->header, p->hlen + 1 + p->plen);
+    ERR_clear_error();
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
-    if (ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
-        (alg != ALG_RS256 || (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
-                              EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1)) &&
-        (alg != ALG_ES256 || EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1) &&
-        EVP_PKEY_verify(ctx, vsig, vlen, digest, sizeof(digest)) == 1)
-        ok = 1;
+    if (ctx == NULL || EVP_PKEY_verify_init(ctx) != 1 ||
+        (alg == ALG_RS256 && (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
+                              EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1)) ||
+        (alg == ALG_ES256 && EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1)) {
+        rc = TOKEN_ENOMEM; /* setting up a verification of a loaded key fails only for want of memory */
+    } else {
+        /* 1: valid; 0: the signature does not verify; < 0: OpenSSL failed
+         * (ECDSA_verify's -1, an allocation). A 0 that comes with a malloc
+         * failure on the error queue is OpenSSL's failure too. */
+        int v = EVP_PKEY_verify(ctx, vsig, vlen, digest, sizeof(digest));
+        if (v == 1)
+            rc = 0;
+        else if (v < 0 || ERR_GET_REASON(ERR_peek_last_error()) == ERR_R_MALLOC_FAILURE)
+            rc = TOKEN_ENOMEM;
+    }
+    ERR_clear_error();
     EVP_PKEY_CTX_free(ctx);
     OPENSSL_free(der);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 static int64_t num_claim(json_t *payload, const char *name)
@@ -426,10 +454,17 @@ static int verify(enum alg alg, EVP_PKEY *(*lookup)(const void *ctx, const char 
 {
     struct parts p;
     json_t *h = NULL, *pl = NULL;
-    int rc = -1;
-    if (token == NULL || split(token, &p) != 0)
-        return fail(err, errlen, "malformed token");
-    h = decode_json(p.header, p.hlen);
+    int rc = TOKEN_EINVALID;
+    if (token == NULL || split(token, &p) != 0) {
+        fail(err, errlen, "malformed token");
+        return TOKEN_EINVALID;
+    }
+    int jrc = decode_object(p.header, p.hlen, &h);
+    if (jrc == JSON_ENOMEM) {
+        rc = TOKEN_ENOMEM;
+        fail(err, errlen, "out of memory");
+        goto done;
+    }
     if (h == NULL) {
         fail(err, errlen, "malformed token header");
         goto done;
@@ -446,11 +481,18 @@ static int verify(enum alg alg, EVP_PKEY *(*lookup)(const void *ctx, const char 
         fail(err, errlen, "unknown key id");
         goto done;
     }
-    if (check_signature(alg, key, &p) != 0) {
-        fail(err, errlen, "bad signature");
+    int src = check_signature(alg, key, &p);
+    if (src != 0) {
+        rc = src;
+        fail(err, errlen, src == TOKEN_ENOMEM ? "out of memory" : "bad signature");
         goto done;
     }
-    pl = decode_json(p.payload, p.plen);
+    jrc = decode_object(p.payload, p.plen, &pl);
+    if (jrc == JSON_ENOMEM) {
+        rc = TOKEN_ENOMEM;
+        fail(err, errlen, "out of memory");
+        goto done;
+    }
     if (pl == NULL) {
         fail(err, errlen, "malformed token payload");
         goto done;

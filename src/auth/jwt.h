@@ -84,8 +84,10 @@ char *jwt_issue_session(const struct jwt_signer *s, const char *iss, const char 
  * Verify a token signed by s: pinned ES256, matching kid, valid signature,
  * iss and aud equal (aud may be an array containing it), exp in the future
  * and nbf/iat not in the future (each with JWT_LEEWAY_SECONDS), sub present.
- * Returns 0 and fills *out, or -1 with a short reason in err (safe to log:
- * never contains the token).
+ * Returns 0 and fills *out, or a short reason in err (safe to log: never
+ * contains the token) and TOKEN_EINVALID (refused) or TOKEN_ENOMEM (an
+ * allocation failed while checking: the server's failure, core/err.h). The
+ * external variants below return the same.
  */
 int jwt_verify(const struct jwt_signer *s, const char *token, const char *iss, const char *aud, int64_t now_s,
                struct jwt_claims *out, char *err, size_t errlen);

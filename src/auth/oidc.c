@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "core/buf.h"
+#include "core/err.h"
 #include "core/log.h"
 
 #define REFETCH_MIN_S 60
@@ -505,12 +506,12 @@ int oidc_verify(struct oidc *o, const char *token, int64_t now_s, struct jwt_cla
     struct issuer *is = find(o, token);
     if (is == NULL) {
         snprintf(err, errlen, "issuer not accepted");
-        return -1;
+        return TOKEN_EINVALID;
     }
     char kid[128];
     if (jwt_peek_kid(token, kid, sizeof(kid)) != 0) {
         snprintf(err, errlen, "token without a key id");
-        return -1;
+        return TOKEN_EINVALID;
     }
     pthread_rwlock_rdlock(&is->keys_lock);
     int known = is->keys != NULL && jwt_keyset_has_kid(is->keys, kid);
@@ -525,23 +526,23 @@ int oidc_verify(struct oidc *o, const char *token, int64_t now_s, struct jwt_cla
     const char *const *cid = (const char *const *)is->cid;
     struct jwt_audience rule = {aud, is->naud, cid, is->ncid};
     pthread_rwlock_rdlock(&is->keys_lock);
-    int rc = -1;
+    int rc = TOKEN_EUNAVAILABLE;
     if (is->keys == NULL)
         snprintf(err, errlen, "identity provider keys unavailable");
     else
         rc = jwt_verify_external_rule(is->keys, token, is->iss, &rule, now_s, out, err, errlen);
     pthread_rwlock_unlock(&is->keys_lock);
     if (rc != 0)
-        return -1;
+        return rc; /* TOKEN_EINVALID, or the server's TOKEN_ENOMEM / TOKEN_EUNAVAILABLE */
     /* Token use (Cognito's token_use; other providers' ID tokens have none). */
     int access = strcmp(out->token_use, "access") == 0;
     if (out->token_use[0] != '\0' && !access && strcmp(out->token_use, "id") != 0) {
         snprintf(err, errlen, "token use not accepted");
-        return -1;
+        return TOKEN_EINVALID;
     }
     if ((access && !is->accept_access) || (!access && !is->accept_id)) {
         snprintf(err, errlen, "token use not accepted");
-        return -1;
+        return TOKEN_EINVALID;
     }
     /* An access token is bound to the client by client_id, and must carry one
      * of ours even when it also names an audience. */
@@ -551,7 +552,7 @@ int oidc_verify(struct oidc *o, const char *token, int64_t now_s, struct jwt_cla
             ok |= strcmp(out->client_id, is->cid[i]) == 0;
         if (!ok) {
             snprintf(err, errlen, "wrong client id");
-            return -1;
+            return TOKEN_EINVALID;
         }
     }
     if (provider != NULL)

@@ -56,7 +56,9 @@ int oidc_owns(struct oidc *o, const char *token, int64_t now_s);
  * client id, token use, jwt_verify_external_rule's checks). On success fills
  * *out (out->iss is the issuer) and, when provider is non-NULL, copies the
  * issuer's name ("firebase", "cognito", …) into provider (64 bytes).
- * -1 with a loggable reason in err.
+ * Otherwise a loggable reason in err and TOKEN_EINVALID (the token is
+ * refused), TOKEN_ENOMEM or TOKEN_EUNAVAILABLE (no keys to check it with):
+ * the last two are the server's failures, not the client's.
  */
 int oidc_verify(struct oidc *o, const char *token, int64_t now_s, struct jwt_claims *out, char *provider, char *err,
                 size_t errlen);

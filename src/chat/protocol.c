@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/err.h"
+#include "core/json_load.h"
 #include "core/timeutil.h"
 #include "pipeline/insight_builtin.h"
 #include "store/store.h"
@@ -39,9 +41,11 @@ int chat_protocol_parse(const uint8_t *data, size_t len, struct chat_in *in, con
 {
     memset(in, 0, sizeof(*in));
     json_error_t jerr;
-    in->root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    int jrc = json_load_checked((const char *)data, len, JSON_REJECT_DUPLICATES, &in->root, &jerr);
     const char *type = json_string_value(json_object_get(in->root, "type"));
     in->rated = type == NULL || strcmp(type, "heartbeat") != 0;
+    if (jrc == JSON_ENOMEM) /* the server's failure, not the client's message (#16) */
+        return refuse(code, message, CHAT_ERR_INTERNAL, "The server is busy; please send the message again.");
     if (in->root == NULL)
         return refuse(code, message, CHAT_ERR_INVALID_JSON, "The message is not valid JSON (UTF-8).");
     if (!json_is_object(in->root))

@@ -68,6 +68,13 @@ const char *clarity_strerror(int rc)
 
     case JOBS_EPAYLOAD: return "not a job message";
     case JOBS_ENOMEM: return "out of memory";
+
+    case JSON_EINVALID: return "not valid JSON";
+    case JSON_ENOMEM: return "out of memory";
+
+    case TOKEN_EINVALID: return "token refused";
+    case TOKEN_ENOMEM: return "out of memory";
+    case TOKEN_EUNAVAILABLE: return "identity provider keys unavailable";
     }
     return "unknown error";
 }

@@ -20,6 +20,8 @@
  *   -9xx    healthkit      (src/ingest/healthkit.c)
  *   -10xx   ingest session (src/ingest/session.c)
  *   -11xx   jobs           (src/pipeline/jobs.c)
+ *   -12xx   json           (src/core/json_load.c)
+ *   -13xx   token          (src/auth/jwt.c, oidc.c; api/guard.c passes STORE_E* through)
  *
  * clarity_strerror names any code. The mapping from a code to an RFC 7807
  * status and type lives at the HTTP boundary (api_store_failure in
@@ -114,6 +116,15 @@ enum clarity_err {
     /* jobs (queue message schema) */
     JOBS_EPAYLOAD = -1101, /* the message is not a job of this topic */
     JOBS_ENOMEM = -1102,
+
+    /* JSON parsing (core/json_load.h) */
+    JSON_EINVALID = -1201, /* the bytes are not JSON: the client's */
+    JSON_ENOMEM = -1202,   /* an allocation failed while parsing: the server's */
+
+    /* bearer tokens */
+    TOKEN_EINVALID = -1301,     /* refused: malformed, forged, expired, revoked, unknown */
+    TOKEN_ENOMEM = -1302,       /* an allocation failed while verifying: the server's */
+    TOKEN_EUNAVAILABLE = -1303, /* the identity provider's keys cannot be had */
 };
 
 /* A short English name for rc ("not found", "out of memory"); "ok" for 0 and

@@ -89,6 +89,10 @@ struct http_response {
     http_upgrade_fn upgrade; /* set by http_respond_upgrade */
     http_stream_free_fn upgrade_free;
     void *upgrade_ctx;
+    /* json_load_failures() when the handler started: a JSON body built
+     * while a jansson allocation failed may lack members, and is answered
+     * 503 instead (http_respond_json; #16). */
+    unsigned long json_mark;
 };
 
 /*

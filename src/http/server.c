@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/json_load.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
@@ -164,11 +165,32 @@ static void misuse(struct http_response *res, const char *what, int status)
     res->responded = 1;
 }
 
+/* The server ran out of memory building the answer: a 503 problem, the
+ * server's passing failure (never a partial document; #16). */
+static void short_of_memory(struct http_response *res, const char *what)
+{
+    log_warning("out of memory building a response", LOG_STR, "what", what, LOG_END);
+    reset_response(res);
+    problem_set(&res->problem, 503, "service-unavailable", "The server is short of resources; retry shortly.");
+    res->problem.retry_after = 1;
+    res->status = 503;
+    res->is_problem = 1;
+    res->responded = 1;
+}
+
 void http_respond_json(struct http_response *res, int status, json_t *body)
 {
     if (res->responded || status < 200 || status >= 400) {
         json_decref(body);
         misuse(res, res->responded ? "responded twice" : "non-problem error response", status);
+        return;
+    }
+    /* A member whose value could not be allocated is silently left out by
+     * json_object_set_new: a 2xx with a document missing members would be
+     * a wrong answer. */
+    if (json_load_failures() != res->json_mark) {
+        json_decref(body);
+        short_of_memory(res, "json value");
         return;
     }
     res->status = status;
@@ -177,7 +199,7 @@ void http_respond_json(struct http_response *res, int status, json_t *body)
         res->body = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10));
         json_decref(body);
         if (res->body == NULL) {
-            misuse(res, "json encoding failed", status);
+            short_of_memory(res, "json encoding");
             return;
         }
         res->body_len = strlen(res->body);
@@ -193,7 +215,7 @@ void http_respond_bytes(struct http_response *res, int status, const char *conte
     }
     res->body = malloc(len > 0 ? len : 1);
     if (res->body == NULL) {
-        misuse(res, "out of memory", status);
+        short_of_memory(res, "body");
         return;
     }
     if (len > 0)
@@ -482,9 +504,14 @@ static enum MHD_Result send_response(struct req_ctx *rc)
 
     int fallback = 0;
     if (res->is_problem) {
+        unsigned long failures = json_load_failures();
         json_t *j = problem_to_json(&res->problem, rc->req.path, rc->request_id);
         free(res->body);
-        res->body = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10)) : NULL;
+        /* A member that could not be allocated is left out silently: a
+         * problem without its status is no problem document. */
+        res->body = j != NULL && json_load_failures() == failures
+                        ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10))
+                        : NULL;
         json_decref(j);
         res->body_len = res->body != NULL ? strlen(res->body) : 0;
         res->content_type = "application/problem+json";
@@ -493,6 +520,7 @@ static enum MHD_Result send_response(struct req_ctx *rc)
              * even then the client gets problem+json (fault injection). */
             fallback = 1;
             res->status = 503;
+            res->problem.retry_after = 1;
         }
     }
 
@@ -529,8 +557,15 @@ static enum MHD_Result send_response(struct req_ctx *rc)
         res->body = NULL; /* libmicrohttpd owns it now */
     }
 
-    if (res->content_type != NULL && (res->body_len > 0 || streamed))
-        add_default(r, res, "Content-Type", res->content_type);
+    if (res->content_type != NULL && (res->body_len > 0 || streamed) && res_header(res, "Content-Type") == NULL &&
+        MHD_add_response_header(r, "Content-Type", res->content_type) != MHD_YES &&
+        MHD_add_response_header(r, "Content-Type", res->content_type) != MHD_YES) {
+        /* No memory even to label the body (twice): a body without its type
+         * (a problem the client cannot recognise as one) is worse than a
+         * closed connection, which a client retries (#16). */
+        MHD_destroy_response(r);
+        return MHD_NO;
+    }
     MHD_add_response_header(r, "X-Request-ID", rc->request_id);
     /* Security headers (OWASP secure headers). The CSP forbids everything:
      * API responses need nothing; HTML handlers set their own policy. */
@@ -545,7 +580,8 @@ static enum MHD_Result send_response(struct req_ctx *rc)
     if (res->is_problem && res->problem.retry_after > 0) {
         char ra[24];
         snprintf(ra, sizeof(ra), "%d", res->problem.retry_after);
-        MHD_add_response_header(r, "Retry-After", ra);
+        if (MHD_add_response_header(r, "Retry-After", ra) != MHD_YES)
+            MHD_add_response_header(r, "Retry-After", ra); /* once more: a 503's one hint */
     }
     if (atomic_load(&rc->server->state) == HTTP_SERVER_DRAINING || rc->too_large)
         MHD_add_response_header(r, "Connection", "close");
@@ -641,6 +677,7 @@ static void dispatch(struct req_ctx *rc, const char *method_str)
     }
     if (bind_route(rc, &m) != 0)
         return;
+    res->json_mark = json_load_failures();
     if (rc->server->guard != NULL && rc->server->guard(rc->server->guard_ctx, req, res) != 0) {
         if (!res->responded)
             http_respond_problem(res, 500, NULL, "The server could not complete the request.");
@@ -679,6 +716,7 @@ static int stream_begin(struct req_ctx *rc)
 {
     struct http_request *req = &rc->req;
     struct http_response *res = &rc->res;
+    res->json_mark = json_load_failures();
     if (rc->server->guard != NULL && rc->server->guard(rc->server->guard_ctx, req, res) != 0) {
         if (!res->responded)
             http_respond_problem(res, 500, NULL, "The server could not complete the request.");
@@ -840,8 +878,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rc->queued)
         return MHD_YES;
     if (rc->ops != NULL) {
-        if (!rc->too_large && !rc->ops_failed)
+        if (!rc->too_large && !rc->ops_failed) {
+            rc->res.json_mark = json_load_failures(); /* this thread also serves other connections */
             rc->ops->finish(rc->ops_state, &rc->req, &rc->res);
+        }
     } else if (!rc->too_large) {
         rc->req.body = rc->body.data != NULL ? rc->body.data : "";
         rc->req.body_len = rc->body.len;

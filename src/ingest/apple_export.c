@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
+#include <zlib.h>
 
 #include "core/buf.h"
 #include "core/timeutil.h"
@@ -817,6 +818,9 @@ static int xml_parse(struct apple_export *p, const char *data, size_t len, int f
         if (XML_Parse(p->xp, data, n, last) != XML_STATUS_OK) {
             if (p->rc != 0)
                 return p->rc;
+            /* expat out of memory is the server's failure, not a bad export (#16). */
+            if (XML_GetErrorCode(p->xp) == XML_ERROR_NO_MEMORY)
+                return fail(p, APPLE_EXPORT_ENOMEM, "out of memory while parsing export.xml");
             return fail(p, APPLE_EXPORT_EFORMAT, "export.xml is not well-formed XML: %s at line %lu, column %lu",
                         XML_ErrorString(XML_GetErrorCode(p->xp)), (unsigned long)XML_GetCurrentLineNumber(p->xp),
                         (unsigned long)XML_GetCurrentColumnNumber(p->xp));
@@ -876,6 +880,14 @@ static int64_t zip_find(zip_t *za)
  * expat and finish. The inflated size is checked as it is read, never
  * trusted from the directory: past max(ZIP_FLOOR, ZIP_RATIO_MAX x zip_bytes)
  * the archive is refused as a zip bomb. */
+/* 1 when libzip failed for want of memory (its own, or zlib's while
+ * inflating): the server's failure, not a damaged archive (#16). */
+static int zip_oom(zip_error_t *ze)
+{
+    int code = zip_error_code_zip(ze);
+    return code == ZIP_ER_MEMORY || (code == ZIP_ER_ZLIB && zip_error_code_system(ze) == Z_MEM_ERROR);
+}
+
 static int zip_import(struct apple_export *p, zip_t *za, int64_t zip_bytes)
 {
     int64_t limit = zip_bytes > APPLE_EXPORT_ZIP_FLOOR / APPLE_EXPORT_ZIP_RATIO_MAX
@@ -898,13 +910,15 @@ static int zip_import(struct apple_export *p, zip_t *za, int64_t zip_bytes)
     }
     zip_file_t *zf = zip_fopen_index(za, (zip_uint64_t)idx, 0);
     if (zf == NULL)
-        return fail(p, APPLE_EXPORT_EFORMAT, "cannot read export.xml in the zip archive: %s", zip_strerror(za));
+        return fail(p, zip_oom(zip_get_error(za)) ? APPLE_EXPORT_ENOMEM : APPLE_EXPORT_EFORMAT,
+                    "cannot read export.xml in the zip archive: %s", zip_strerror(za));
     p->mode = M_XML;
     int rc = 0;
     for (;;) {
         zip_int64_t got = zip_fread(zf, p->chunk, CHUNK);
         if (got < 0) {
-            rc = fail(p, APPLE_EXPORT_EFORMAT, "the zip archive is damaged: %s", zip_file_strerror(zf));
+            rc = fail(p, zip_oom(zip_file_get_error(zf)) ? APPLE_EXPORT_ENOMEM : APPLE_EXPORT_EFORMAT,
+                      "the zip archive is damaged: %s", zip_file_strerror(zf));
             break;
         }
         if (got == 0)
@@ -929,8 +943,11 @@ static int zip_error_fail(struct apple_export *p, int code, const char *what)
 {
     zip_error_t ze;
     zip_error_init_with_code(&ze, code);
-    fail(p, code == ZIP_ER_OPEN || code == ZIP_ER_READ ? APPLE_EXPORT_EIO : APPLE_EXPORT_EFORMAT, "%s: %s", what,
-         zip_error_strerror(&ze));
+    fail(p,
+         code == ZIP_ER_MEMORY                        ? APPLE_EXPORT_ENOMEM
+         : code == ZIP_ER_OPEN || code == ZIP_ER_READ ? APPLE_EXPORT_EIO
+                                                      : APPLE_EXPORT_EFORMAT,
+         "%s: %s", what, zip_error_strerror(&ze));
     zip_error_fini(&ze);
     return p->rc;
 }

@@ -7,8 +7,15 @@ allocation fails for a few seconds. Held to:
 - no crash: the process is alive after the window and serves normally;
 - no acknowledged data lost: every upload answered 2xx is there afterwards,
   with the count it was acknowledged with;
-- every answer is a well-formed HTTP reply, 2xx, 4xx or a 5xx problem (a
-  5xx is the server's own failure here, which is what it is).
+- a failure is the server's: every request here is valid, so none may get
+  a 4xx (before #16's fix a body parse that ran out of memory was a 400, a
+  token that could not be verified a 401, an export expat could not parse
+  for want of memory a 422); every 5xx is a 503 problem+json with
+  Retry-After.
+
+Tokens minted before the window (refresh rotation) are each used once
+during it, so that tokens are verified under the faults rather than
+answered from the verified-token cache.
 
 Run for several fault rates. The sanitizer build owns malloc (ASan cannot
 share it with a preloaded allocator), so there the test exits 77 (skipped)
@@ -23,7 +30,7 @@ import unittest
 import uuid
 
 from harness import BIN, Server
-from test_health_data import Client
+from test_health_data import PASSWORD, Client
 from test_import import EXPORT
 
 LIB = os.environ.get("CLARITY_FAULT_LIB", "")
@@ -52,23 +59,45 @@ def healthkit_body(user_id, i):
          "unit": "count/min", "start_date": start, "end_date": start}]}
 
 
+def fresh_tokens(srv, email, n):
+    """n access tokens of one user, each never verified yet: refresh
+    rotation mints them without a password hash each. Used one per request
+    during the window, so the guard verifies a token (signature, claims)
+    under allocation failure instead of answering from its cache."""
+    st, _, doc = srv.json("POST", "/api/v1/auth/login", json.dumps({"email": email, "password": PASSWORD}),
+                          {"Content-Type": "application/json"})
+    assert st == 200, doc
+    refresh, out = doc["tokens"]["refresh_token"], []
+    for _ in range(n):
+        st, _, doc = srv.json("POST", "/api/v1/auth/refresh", json.dumps({"refresh_token": refresh}),
+                              {"Content-Type": "application/json"})
+        assert st == 200, doc
+        refresh = doc["refresh_token"] if "refresh_token" in doc else doc["tokens"]["refresh_token"]
+        out.append(doc["access_token"] if "access_token" in doc else doc["tokens"]["access_token"])
+    return out
+
+
 class FaultInjection(unittest.TestCase):
     def run_window(self, every):
         arm = os.path.join(os.environ.get("TMPDIR", "/tmp"), "clarity-fault-%s" % uuid.uuid4().hex)
         srv = Server(env={"LD_PRELOAD": LIB, "MALLOC_FAIL_EVERY": str(every), "MALLOC_FAIL_ARM_FILE": arm,
-                          "RATE_LIMITS": "auth=10000/60,upload=100000/60,api=100000/60,insights=10000/60"})
+                          "RATE_LIMITS": "auth=10000/60,upload=100000/60,api=100000/60,insights=10000/60",
+                          # DEBUG=true: problems carry debug_error (the code's name).
+                          "DEBUG": "true"})
         acked, answers, dropped = [], {}, 0
+        client_errors, bad_5xx = [], []
         try:
             c = Client(srv)
+            tokens = fresh_tokens(srv, c.email, 300)
             open(arm, "w").close()  # the window opens
             t_end = time.monotonic() + 6.0
             i = 0
             while time.monotonic() < t_end:
                 i += 1
-                kind = i % 4
+                kind = i % 5
                 try:
                     if kind == 0:
-                        st, _, doc = c.call("POST", "/api/v1/health-data/upload", upload_body(c.user_id, i))
+                        st, hdrs, doc = c.call("POST", "/api/v1/health-data/upload", upload_body(c.user_id, i))
                         if 200 <= st < 300:
                             # Metrics the server could not take are named in the
                             # reply (rejected_metrics); the rest must be stored.
@@ -77,20 +106,36 @@ class FaultInjection(unittest.TestCase):
                             acked.append(("upload", doc["processing_id"],
                                           doc.get("accepted_metrics", 3 - doc.get("rejected_metrics", 0))))
                     elif kind == 1:
-                        st, _, doc = c.call("POST", "/api/v1/healthkit/upload", healthkit_body(c.user_id, i))
+                        st, hdrs, doc = c.call("POST", "/api/v1/healthkit/upload", healthkit_body(c.user_id, i))
                     elif kind == 2:
                         hdr = {"Authorization": "Bearer " + c.token, "Content-Type": "application/xml"}
-                        st, _, doc = srv.json("POST", "/api/v1/healthkit/import", EXPORT.encode(), hdr)
+                        st, hdrs, doc = srv.json("POST", "/api/v1/healthkit/import", EXPORT.encode(), hdr)
+                    elif kind == 3:
+                        st, hdrs, doc = c.call("GET", "/api/v1/health-data")
                     else:
-                        st, _, doc = c.call("GET", "/api/v1/health-data")
+                        # A token seen for the first time: verified now.
+                        tok = tokens.pop() if tokens else c.token
+                        st, hdrs, doc = srv.json("GET", "/api/v1/auth/me", None, {"Authorization": "Bearer " + tok})
                 except (OSError, ValueError):
                     # A connection the server could not answer (no memory
                     # for a response) is its failure; counted, not hidden.
                     dropped += 1
                     continue
                 answers[st] = answers.get(st, 0) + 1
+                # Every request here is valid and would succeed: under
+                # allocation failure the fault is the server's, so a 4xx
+                # (telling the client it was wrong: 400 "not JSON", 401 "sign
+                # in again", 422 "bad export") fails the test, and so does a
+                # 5xx that is not a problem document (#16).
+                if 400 <= st < 500:
+                    client_errors.append((kind, st, doc))
                 if st >= 500:
-                    self.assertIsInstance(doc, dict, "a %d without a problem document (kind %d)" % (st, kind))
+                    # The server's failure, and a passing one: 503 (with
+                    # Retry-After), a problem document.
+                    ctype = (hdrs or {}).get("content-type", "")
+                    if not (st == 503 and ctype.startswith("application/problem+json") and isinstance(doc, dict)
+                            and doc.get("status") == st and "retry-after" in (hdrs or {})):
+                        bad_5xx.append((kind, st, ctype, (hdrs or {}).get("retry-after"), doc))
         finally:
             if os.path.exists(arm):
                 os.unlink(arm)
@@ -110,6 +155,9 @@ class FaultInjection(unittest.TestCase):
             st, _, doc = c.call("POST", "/api/v1/health-data/upload", upload_body(c.user_id, 999999))
             errors = [r for r in srv.logs()[n_logs:] if r.get("level") in ("ERROR", "WARNING")]
             self.assertLess(st, 300, (doc, errors[-5:]))
+            self.assertEqual(client_errors[:5], [], "%d valid requests answered 4xx under allocation failure "
+                             "(the failure was the server's: 503)" % len(client_errors))
+            self.assertEqual(bad_5xx[:5], [], "%d 5xx answers that are not a 503 problem+json with Retry-After" % len(bad_5xx))
             print("fault injection, every %d allocations: %d requests acknowledged-and-checked, answers %s, "
                   "%d connections dropped" % (every, len(acked), dict(sorted(answers.items())), dropped),
                   file=sys.stderr)

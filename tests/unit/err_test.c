@@ -31,7 +31,8 @@ static const int codes[] = {
     HK_EINVAL,        HK_EUNKNOWN_TYPE,    HK_EUNIT,
     HK_EVALUE,        INGEST_EINVAL,       INGEST_ENOMEM,
     INGEST_EINVALID,  INGEST_EOWNER,       JOBS_EPAYLOAD,
-    JOBS_ENOMEM,
+    JOBS_ENOMEM,      JSON_EINVALID,       JSON_ENOMEM,
+    TOKEN_EINVALID,   TOKEN_ENOMEM,        TOKEN_EUNAVAILABLE,
 };
 #define NCODES (sizeof(codes) / sizeof(codes[0]))
 
@@ -95,6 +96,17 @@ static void test_problem_mapping(void **state)
     assert_int_equal(status_of(INGEST_EOWNER, &ra), 403);
     assert_int_equal(status_of(INGEST_EINVAL, &ra), 500);
     assert_int_equal(status_of(JOBS_EPAYLOAD, &ra), 500);
+    /* Memory that ran short is the server's passing failure: 503 with
+     * Retry-After, never a 4xx and never a plain 500 (#16). */
+    const int oom[] = {STORE_ENOMEM,        ENVELOPE_ENOMEM, KEYRING_ENOMEM, PAT_ERR_NOMEM, COMPUTE_ENOMEM,
+                       APPLE_EXPORT_ENOMEM, INGEST_ENOMEM,   JOBS_ENOMEM,    JSON_ENOMEM,   TOKEN_ENOMEM};
+    for (size_t i = 0; i < sizeof(oom) / sizeof(oom[0]); i++) {
+        ra = 0;
+        assert_int_equal(status_of(oom[i], &ra), 503);
+        assert_true(ra > 0);
+    }
+    assert_int_equal(status_of(TOKEN_EUNAVAILABLE, &ra), 503);
+    assert_int_equal(status_of(JSON_EINVALID, &ra), 400);
 }
 
 int main(void)

@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include "auth/jwt.h"
+#include "core/err.h"
+#include "core/json_load.h"
 
 #define ISS "clarity"
 #define AUD "clarity-api"
@@ -112,7 +114,7 @@ static void expect_reject(const char *token, const char *reason)
     struct jwt_claims c;
     char err[128] = "";
     int rc = jwt_verify(signer, token, ISS, AUD, NOW, &c, err, sizeof(err));
-    if (rc == 0 || strstr(err, reason) == NULL)
+    if (rc != TOKEN_EINVALID || strstr(err, reason) == NULL)
         fail_msg("expected rejection \"%s\", got rc=%d err=\"%s\"", reason, rc, err);
 }
 
@@ -121,6 +123,46 @@ static char *claims_token(const char *alg, const char *kid, const char *payload)
     char header[256];
     snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", alg, kid);
     return sign(ec_key, 1, header, payload);
+}
+
+/* A valid token whose check runs out of memory is the server's failure
+ * (TOKEN_ENOMEM → 503), never "invalid token" (→ 401, sign in again): fail
+ * each of jansson's allocations in turn while verifying (#16). */
+static void test_verify_under_allocation_failure(void **state)
+{
+    (void)state;
+    char jti[37];
+    char *tok = jwt_issue(signer, ISS, AUD, "user-1", "patient", NOW, 3600, jti);
+    assert_non_null(tok);
+    int saw_enomem = 0, n;
+    for (n = 1; n < 200; n++) {
+        struct jwt_claims c;
+        char err[128] = "";
+        json_load_fail_at((unsigned long)n);
+        int rc = jwt_verify(signer, tok, ISS, AUD, NOW, &c, err, sizeof(err));
+        json_load_fail_at(0);
+        if (rc == 0)
+            break; /* the nth allocation came after the check: done */
+        if (rc != TOKEN_ENOMEM)
+            fail_msg("allocation %d failed: rc=%d (%s), want TOKEN_ENOMEM", n, rc, err);
+        saw_enomem++;
+    }
+    assert_true(saw_enomem > 0);
+    assert_true(n < 200);
+    /* A forged token stays refused when memory runs short after the
+     * signature check: never accepted. */
+    char *forged = strdup(tok);
+    forged[strlen(forged) - 3] = forged[strlen(forged) - 3] == 'A' ? 'B' : 'A';
+    for (n = 1; n < 50; n++) {
+        struct jwt_claims c;
+        char err[128] = "";
+        json_load_fail_at((unsigned long)n);
+        int rc = jwt_verify(signer, forged, ISS, AUD, NOW, &c, err, sizeof(err));
+        json_load_fail_at(0);
+        assert_int_not_equal(rc, 0);
+    }
+    free(forged);
+    free(tok);
 }
 
 static void test_issue_verify(void **state)
@@ -139,7 +181,7 @@ static void test_issue_verify(void **state)
     assert_int_equal(c.iat, NOW);
     /* 60 s leeway on expiry, not more. */
     assert_int_equal(jwt_verify(signer, tok, ISS, AUD, NOW + 3600 + 60, &c, err, sizeof(err)), 0);
-    assert_int_equal(jwt_verify(signer, tok, ISS, AUD, NOW + 3600 + 61, &c, err, sizeof(err)), -1);
+    assert_int_equal(jwt_verify(signer, tok, ISS, AUD, NOW + 3600 + 61, &c, err, sizeof(err)), TOKEN_EINVALID);
     assert_string_equal(err, "token expired");
     char kid[64];
     assert_int_equal(jwt_peek_kid(tok, kid, sizeof(kid)), 0);
@@ -279,7 +321,7 @@ static void test_garbage(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct jwt_claims c;
         char err[128];
-        assert_int_equal(jwt_verify(signer, bad[i], ISS, AUD, NOW, &c, err, sizeof(err)), -1);
+        assert_int_equal(jwt_verify(signer, bad[i], ISS, AUD, NOW, &c, err, sizeof(err)), TOKEN_EINVALID);
     }
     char *huge = malloc(JWT_MAX_TOKEN_LEN + 10);
     memset(huge, 'a', JWT_MAX_TOKEN_LEN + 9);
@@ -337,19 +379,19 @@ static void test_external_rs256_jwks(void **state)
     assert_int_equal(jwt_verify_external(ks, tok, iss, "proj", NOW, &c, err, sizeof(err)), 0);
     assert_string_equal(c.sub, "firebase-uid-1");
     assert_string_equal(c.email, "a@example.com");
-    assert_int_equal(jwt_verify_external(ks, tok, iss, "other-proj", NOW, &c, err, sizeof(err)), -1);
+    assert_int_equal(jwt_verify_external(ks, tok, iss, "other-proj", NOW, &c, err, sizeof(err)), TOKEN_EINVALID);
     free(tok);
     /* auth_time in the future. */
     snprintf(payload, sizeof(payload),
              "{\"iss\":\"%s\",\"aud\":\"proj\",\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld,\"auth_time\":%lld}", iss, NOW,
              NOW + 3600, NOW + 600);
     tok = sign(rsa, 0, "{\"alg\":\"RS256\",\"kid\":\"k1\"}", payload);
-    assert_int_equal(jwt_verify_external(ks, tok, iss, "proj", NOW, &c, err, sizeof(err)), -1);
+    assert_int_equal(jwt_verify_external(ks, tok, iss, "proj", NOW, &c, err, sizeof(err)), TOKEN_EINVALID);
     assert_string_equal(err, "bad auth_time");
     free(tok);
     /* ES256 header against an RS256 key set: refused before any crypto. */
     tok = sign(ec_key, 1, "{\"alg\":\"ES256\",\"kid\":\"k1\"}", payload);
-    assert_int_equal(jwt_verify_external(ks, tok, iss, "proj", NOW, &c, err, sizeof(err)), -1);
+    assert_int_equal(jwt_verify_external(ks, tok, iss, "proj", NOW, &c, err, sizeof(err)), TOKEN_EINVALID);
     assert_string_equal(err, "algorithm not accepted");
     free(tok);
     jwt_keyset_free(ks);
@@ -398,11 +440,11 @@ static void test_external_audience_rule(void **state)
         int ok;
     } cases[] = {
         {"\"client_id\":\"client-1\",\"token_use\":\"access\"", 0}, /* no aud: client_id decides */
-        {"\"client_id\":\"client-2\",\"token_use\":\"access\"", -1},
-        {"\"token_use\":\"access\"", -1},                                         /* neither */
+        {"\"client_id\":\"client-2\",\"token_use\":\"access\"", TOKEN_EINVALID},
+        {"\"token_use\":\"access\"", TOKEN_EINVALID},                             /* neither */
         {"\"aud\":\"client-1\",\"token_use\":\"id\",\"email_verified\":true", 0}, /* Cognito ID token */
         {"\"aud\":[\"x\",\"api-aud\"]", 0},
-        {"\"aud\":\"x\",\"client_id\":\"client-1\"", -1}, /* a wrong aud is not rescued */
+        {"\"aud\":\"x\",\"client_id\":\"client-1\"", TOKEN_EINVALID}, /* a wrong aud is not rescued */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(payload, sizeof(payload), "{\"iss\":\"%s\",\"sub\":\"s\",\"iat\":%lld,\"exp\":%lld,%s}", iss, NOW,
@@ -468,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_external_audience_rule),
         cmocka_unit_test(test_issue_session),
         cmocka_unit_test(test_keyset_rejections),
+        cmocka_unit_test(test_verify_under_allocation_failure),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

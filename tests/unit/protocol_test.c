@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "chat/protocol.h"
+#include "core/json_load.h"
 #include "store/store.h"
 
 static int parse(const char *s, struct chat_in *in, const char **code)
@@ -151,12 +152,36 @@ static void test_render(void **state)
     json_decref(o);
 }
 
+/* A valid message that cannot be parsed for want of memory is answered
+ * INTERNAL_ERROR (send again), never INVALID_JSON (#16). */
+static void test_parse_under_allocation_failure(void **state)
+{
+    (void)state;
+    const char *msg = "{\"type\":\"message\",\"content\":\"How did I sleep over the last fortnight?\"}";
+    int n, failed = 0;
+    for (n = 1; n < 200; n++) {
+        struct chat_in in;
+        const char *code = NULL, *why = NULL;
+        json_load_fail_at((unsigned long)n);
+        int rc = chat_protocol_parse((const uint8_t *)msg, strlen(msg), &in, &code, &why);
+        json_load_fail_at(0);
+        chat_in_clear(&in);
+        if (rc == 0)
+            break;
+        assert_string_equal(code, CHAT_ERR_INTERNAL);
+        failed++;
+    }
+    assert_true(failed > 0);
+    assert_true(n < 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_parse_under_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,104 @@
+/*
+ * json_load_test.c — JSON parsing that tells allocation failure from bad
+ * input (core/json_load.h, issue 16).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/json_load.h"
+
+/* An upload-like body with strings longer than jansson's 16-byte initial
+ * lexer buffer, so the lexer must grow it while reading them. */
+static const char BODY[] =
+    "{\"user_id\":\"0190f3a2-7c1e-7b3a-9f00-123456789abc\",\"upload_source\":\"apple_health_export_2025\","
+    "\"metrics\":[{\"metric_type\":\"heart_rate\",\"biometric_data\":{\"heart_rate\":72},"
+    "\"start_date\":\"2025-12-01T00:00:00Z\",\"end_date\":\"2025-12-01T00:01:00Z\"}]}";
+
+static void test_valid_and_invalid(void **state)
+{
+    (void)state;
+    json_t *j = NULL;
+    json_error_t je;
+    assert_int_equal(json_load_checked(BODY, strlen(BODY), JSON_REJECT_DUPLICATES, &j, &je), 0);
+    assert_true(json_is_object(j));
+    json_decref(j);
+    assert_int_equal(json_load_checked("{\"a\":", 5, 0, &j, &je), JSON_EINVALID);
+    assert_null(j);
+    assert_int_equal(json_load_checked("{\"a\":1,\"a\":2}", 13, JSON_REJECT_DUPLICATES, &j, &je), JSON_EINVALID);
+    assert_int_equal(json_load_checked(NULL, 0, 0, &j, NULL), JSON_EINVALID);
+}
+
+/* Fail each allocation of the parse in turn: the answer is the exact
+ * document or JSON_ENOMEM, never JSON_EINVALID (the client blamed) and never
+ * a different document (jansson drops a byte its lexer buffer could not grow
+ * for and goes on; the bare json_loadb shows it below). */
+static void test_every_allocation_failure(void **state)
+{
+    (void)state;
+    json_t *want = NULL;
+    assert_int_equal(json_load_checked(BODY, strlen(BODY), JSON_REJECT_DUPLICATES, &want, NULL), 0);
+    int n, enomem = 0;
+    for (n = 1; n < 1000; n++) {
+        json_t *j = NULL;
+        json_load_fail_at((unsigned long)n);
+        int rc = json_load_checked(BODY, strlen(BODY), JSON_REJECT_DUPLICATES, &j, NULL);
+        json_load_fail_at(0);
+        if (rc == 0) {
+            assert_true(json_equal(j, want));
+            json_decref(j);
+            break; /* the nth allocation came after the parse */
+        }
+        assert_int_equal(rc, JSON_ENOMEM);
+        assert_null(j);
+        enomem++;
+    }
+    assert_true(n < 1000);
+    assert_true(enomem > 10);
+
+    /* Why the module exists: bare json_loadb under the same failures
+     * reports syntax errors for valid JSON, or returns an altered document. */
+    int misreported = 0, altered = 0;
+    for (int k = 1; k <= enomem; k++) {
+        json_error_t je;
+        json_load_fail_at((unsigned long)k);
+        json_t *j = json_loadb(BODY, strlen(BODY), JSON_REJECT_DUPLICATES, &je);
+        json_load_fail_at(0);
+        if (j == NULL && json_error_code(&je) != json_error_out_of_memory)
+            misreported++;
+        if (j != NULL && !json_equal(j, want))
+            altered++;
+        json_decref(j);
+    }
+    print_message("of %d failed allocations, bare jansson misreported %d and altered %d documents\n", enomem,
+                  misreported, altered);
+    assert_true(misreported + altered > 0);
+    json_decref(want);
+}
+
+/* The counter is per thread and counts only jansson's allocations. */
+static void test_failure_counter(void **state)
+{
+    (void)state;
+    unsigned long before = json_load_failures();
+    json_load_fail_at(1);
+    json_t *o = json_object();
+    json_load_fail_at(0);
+    assert_null(o);
+    assert_int_equal(json_load_failures(), before + 1);
+}
+
+int main(void)
+{
+    json_load_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_and_invalid),
+        cmocka_unit_test(test_every_allocation_failure),
+        cmocka_unit_test(test_failure_counter),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
