@@ -113,6 +113,31 @@ static int ack_alone(struct store *st, const struct store_msg *m)
     return rc == STORE_ECONFLICT ? 0 : rc;
 }
 
+/* Acknowledge an insight job whose upload needs only its end: completed,
+ * in the transaction of the ack. A completed upload is left so; a failed
+ * one is not revived. */
+static int ack_completed(struct store *st, const struct store_msg *m, const char *upload_id, int64_t processed)
+{
+    struct store_tx *tx = NULL;
+    struct store_upload up;
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
+    if (rc == 0) {
+        rc = store_upload_get(tx, upload_id, NULL, &up);
+        if (rc == 0 && up.status != STORE_UPLOAD_COMPLETED && up.status != STORE_UPLOAD_FAILED)
+            rc = store_upload_status_set(tx, upload_id, STORE_UPLOAD_COMPLETED, 1.0, processed, NULL);
+        if (rc == STORE_ENOTFOUND)
+            rc = 0;
+    }
+    if (rc == 0)
+        rc = store_queue_ack(tx, m);
+    if (rc == 0) {
+        rc = store_tx_commit(tx);
+        tx = NULL;
+    }
+    store_tx_rollback(tx);
+    return rc == STORE_ECONFLICT ? 0 : rc;
+}
+
 static int analysis_job(const struct worker_options *o, struct pat_workspace *ws, const struct store_msg *m,
                         const atomic_int *stop, char *err, size_t errlen)
 {
@@ -295,9 +320,15 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
         }
         store_insight_clear(&existing);
         if (stale) {
+            /* The period's insight is this analysis's or a newer one's:
+             * nothing to write but the upload's end. Its analysis is stored,
+             * so the upload is complete (left "processing" at 0.6 before, when
+             * a retried older job came after a newer one: #16). */
+            struct store_upload up;
+            int64_t processed = store_upload_get(tx, ids.upload_id, NULL, &up) == 0 ? up.total_metrics : 0;
             store_tx_rollback(tx);
             tx = NULL;
-            rc = ack_alone(o->store, m);
+            rc = ack_completed(o->store, m, ids.upload_id, processed);
             goto done;
         }
         replace = 1;
@@ -353,18 +384,29 @@ done:
     return rc;
 }
 
+/* A failure of the server's that passes (#16): the store unavailable or
+ * busy, memory short. The job is given back without spending an attempt:
+ * an outage must not dead-letter good work and fail its upload. */
+static int transient(int rc)
+{
+    return rc == STORE_EUNAVAILABLE || rc == STORE_EBUSY || rc == STORE_ENOMEM || rc == COMPUTE_ENOMEM;
+}
+
 /* A failed job: nack; on its last attempt the queue dead-letters it and the
- * upload is marked failed in the same transaction. */
-static void job_failed(const struct worker_options *o, const struct store_msg *m, const char *what, const char *err)
+ * upload is marked failed in the same transaction. A transient failure
+ * (above) releases it instead. */
+static void job_failed(const struct worker_options *o, const struct store_msg *m, const char *what, const char *err,
+                       int jrc)
 {
     struct store_tx *tx = NULL;
     struct jobs_message ids;
     char reason[400], dummy[160];
-    int last = m->attempts >= m->max_attempts;
+    int release = transient(jrc);
+    int last = !release && m->attempts >= m->max_attempts;
     snprintf(reason, sizeof(reason), "%s failed: %.340s", what, err[0] ? err : "unknown error");
     int rc = store_tx_begin(o->store, STORE_TX_WRITE, &tx);
     if (rc == 0)
-        rc = store_queue_nack(tx, m, reason);
+        rc = release ? store_queue_release(tx, m, reason) : store_queue_nack(tx, m, reason);
     if (rc == 0 && last && payload_parse(m, JOBS_ANALYSIS, &ids, dummy, sizeof(dummy)) == 0) {
         char msg[512];
         snprintf(msg, sizeof(msg), "%s (after %d attempts)", reason, m->attempts);
@@ -407,7 +449,7 @@ static int run_once(const struct worker_options *o, struct pat_workspace *ws, un
                                              : insight_job(o, &m, err, sizeof(err));
     if (jrc != 0) {
         *failed = 1;
-        job_failed(o, &m, topic == WORKER_TOPIC_ANALYSIS ? "analysis" : "insight generation", err);
+        job_failed(o, &m, topic == WORKER_TOPIC_ANALYSIS ? "analysis" : "insight generation", err, jrc);
     }
     store_msg_clear(&m);
     return 0;

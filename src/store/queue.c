@@ -435,6 +435,32 @@ int store_queue_nack(struct store_tx *tx, const struct store_msg *m, const char 
     return rc;
 }
 
+int store_queue_release(struct store_tx *tx, const struct store_msg *m, const char *error)
+{
+    /* The delivery is not counted (attempts back by one: the lease counted
+     * it), so a message that failed for the infrastructure's reason is
+     * never dead-lettered for it; it waits the backoff of its attempt, so
+     * an outage is not hammered. */
+    static const char sql[] = "UPDATE queue_messages SET visible_at = ?3, lease_token = '', last_error = ?4,"
+                              " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
+                              " WHERE id = ?1 AND lease_token = ?2 AND state = 0";
+    struct db_stmt *s = NULL;
+    char err[512];
+    snprintf(err, sizeof(err), "%s", error != NULL ? error : "");
+    int rc = store_tx_stmt(tx, sql, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_int64(s, 1, m->id);
+    db_bind_text(s, 2, m->lease_token);
+    db_bind_int64(s, 3, store_now_ms() + backoff_ms(tx->st, m->attempts));
+    db_bind_text(s, 4, err);
+    int64_t n = 0;
+    rc = store_tx_run(tx, s, &n);
+    if (rc == 0 && n == 0)
+        rc = STORE_ECONFLICT;
+    return rc;
+}
+
 int store_queue_extend(struct store_tx *tx, const struct store_msg *m, int64_t lease_ms)
 {
     static const char sql[] = "UPDATE queue_messages SET visible_at = ?3"

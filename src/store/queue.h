@@ -101,6 +101,11 @@ int store_queue_ack_batch(struct store_tx *tx, const struct store_msg *msgs, siz
 /* Give the message back with an error: visible again after backoff, or to
  * the dead-letter topic when attempts are exhausted. */
 int store_queue_nack(struct store_tx *tx, const struct store_msg *m, const char *error);
+/* Give the message back without spending an attempt: for a job that failed
+ * for a passing reason of the server's (the store unavailable or busy, memory
+ * short), not the message's; visible again after its attempt's backoff,
+ * never dead-lettered for it. STORE_ECONFLICT when the lease was lost. */
+int store_queue_release(struct store_tx *tx, const struct store_msg *m, const char *error);
 /* Extend the lease of a long job to now + lease_ms. */
 int store_queue_extend(struct store_tx *tx, const struct store_msg *m, int64_t lease_ms);
 /* Convenience: ack in a transaction of its own. */

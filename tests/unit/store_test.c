@@ -1966,6 +1966,41 @@ static void test_queue_lease_ack_and_lost_lease(void **state)
     assert_int_equal(qs.dead, 0);
 }
 
+/* A job given back for the server's passing failure (the store down or
+ * busy: #16) spends no attempt: released max_attempts times and more, it
+ * is delivered again, never dead-lettered. */
+static void test_queue_release_spends_no_attempt(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    publish_n(f->st, STORE_TOPIC_HEALTH_DATA, 1, 2);
+    struct store_msg m[1];
+    size_t n = 0;
+    int64_t t0 = (int64_t)time(NULL);
+    for (int round = 0; round < 4; round++) {
+        do {
+            usleep(5000);
+            assert_int_equal(store_queue_lease(f->st, STORE_TOPIC_HEALTH_DATA, 60000, m, 1, &n), 0);
+        } while (n == 0 && (int64_t)time(NULL) - t0 < 20);
+        assert_int_equal(n, 1);
+        assert_int_equal(m[0].attempts, 1);
+        if (round > 0)
+            assert_string_equal(m[0].last_error, "storage: database unavailable");
+        struct store_tx *tx = begin(f->st);
+        assert_int_equal(store_queue_release(tx, &m[0], "storage: database unavailable"), 0);
+        commit(tx);
+        /* A lost lease: refused. */
+        tx = begin(f->st);
+        assert_int_equal(store_queue_release(tx, &m[0], "again"), STORE_ECONFLICT);
+        store_tx_rollback(tx);
+        store_msg_clear(&m[0]);
+    }
+    struct store_queue_stats qs;
+    assert_int_equal(store_queue_stats(f->st, STORE_TOPIC_HEALTH_DATA, &qs), 0);
+    assert_int_equal(qs.depth, 1);
+    assert_int_equal(qs.dead, 0);
+}
+
 static void test_queue_expiry_redelivers_and_poison_dead_letters(void **state)
 {
     struct fix *f = *state;
@@ -2788,6 +2823,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_series_aggregates_match_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_expiry_redelivers_and_poison_dead_letters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_release_spends_no_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_publish_batch_keeps_order_and_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_fair_between_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_retention_purge, setup, teardown),
