@@ -1003,7 +1003,7 @@ static void h_me(struct http_request *req, struct http_response *res)
     struct store_user u;
     int verified = 0;
     char display[256] = "";
-    int rc = store_tx_begin(ctx->store, STORE_TX_READ, &tx);
+    int rc = store_tx_begin(ctx->store, STORE_TX_READ_ONE, &tx);
     if (rc == 0)
         rc = store_user_profile_get(tx, p->user_id, &u, &verified, display, sizeof(display));
     store_tx_rollback(tx);

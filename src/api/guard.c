@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -671,21 +672,27 @@ int guard_run(void *ctx, struct http_request *req, struct http_response *res)
     if (cls == GUARD_RATE_NONE || cls >= GUARD_RATE_COUNT)
         return 0;
     const struct principal *p = req->principal;
-    char key[160];
-    if (p != NULL)
-        snprintf(key, sizeof(key), "%s:user:%s", class_names[cls], p->user_id);
-    else
-        snprintf(key, sizeof(key), "%s:ip:%s", class_names[cls], req->client_ip);
+    /* Built without printf: this runs on every rate-limited request. */
+    char key[160], v[3][24];
+    struct buf kb;
+    buf_init_fixed(&kb, key, sizeof(key));
+    if (buf_puts(&kb, class_names[cls]) || buf_puts(&kb, p != NULL ? ":user:" : ":ip:") ||
+        buf_puts(&kb, p != NULL ? p->user_id : req->client_ip))
+        kb.len = sizeof(key) - 1; /* cannot happen: ids and addresses are short */
+    key[kb.len] = '\0';
     struct rate_result r;
     limiter_take(g->buckets, key, &g->rules[cls], time_now_ms(), &r);
-    char v[32];
+    const int vals[3] = {r.limit, r.remaining, r.reset_s};
+    for (int i = 0; i < 3; i++) {
+        struct buf vb;
+        buf_init_fixed(&vb, v[i], sizeof(v[i]));
+        buf_put_int(&vb, vals[i]);
+        v[i][vb.len] = '\0';
+    }
     /* RateLimit header fields (IETF httpapi draft, the widely deployed form). */
-    snprintf(v, sizeof(v), "%d", r.limit);
-    http_response_header(res, "RateLimit-Limit", v);
-    snprintf(v, sizeof(v), "%d", r.remaining);
-    http_response_header(res, "RateLimit-Remaining", v);
-    snprintf(v, sizeof(v), "%d", r.reset_s);
-    http_response_header(res, "RateLimit-Reset", v);
+    http_response_header(res, "RateLimit-Limit", v[0]);
+    http_response_header(res, "RateLimit-Remaining", v[1]);
+    http_response_header(res, "RateLimit-Reset", v[2]);
     if (!r.allowed) {
         struct problem *pr = http_respond_problem(res, 429, "rate-limit-exceeded",
                                                   "Too many requests; retry after %d seconds.", r.retry_after_s);

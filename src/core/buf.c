@@ -210,3 +210,17 @@ int buf_json_string_len(struct buf *b, const char *s, size_t len)
 }
 
 int buf_json_string(struct buf *b, const char *s) { return buf_json_string_len(b, s, strlen(s)); }
+
+int buf_put_int(struct buf *b, long long v)
+{
+    char tmp[24];
+    int i = (int)sizeof(tmp);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (v < 0)
+        tmp[--i] = '-';
+    return buf_append(b, tmp + i, sizeof(tmp) - (size_t)i);
+}

@@ -38,6 +38,8 @@ char *buf_steal(struct buf *b, size_t *len_out);
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_puts(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);
+/* Append a decimal integer without printf (hot paths: the log line, headers). */
+int buf_put_int(struct buf *b, long long v);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 /* Append s as a JSON string literal with quotes, escaping as RFC 8259 §7. */

@@ -59,21 +59,6 @@ int log_level_parse(const char *name, enum log_level *out)
     return -1;
 }
 
-/* Append a decimal integer without printf. */
-static void put_int(struct buf *b, long long v)
-{
-    char tmp[24];
-    int i = (int)sizeof(tmp);
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u > 0);
-    if (v < 0)
-        tmp[--i] = '-';
-    buf_append(b, tmp + i, sizeof(tmp) - (size_t)i);
-}
-
 /*
  * The line's timestamp. gmtime_r and the date's digits are worked out once
  * per second per thread; each line only writes its milliseconds.
@@ -158,7 +143,7 @@ static void format_line(struct buf *b, char *storage, size_t size, enum log_leve
             else
                 buf_json_string(b, v);
         } else if (kind == LOG_INT) {
-            put_int(b, va_arg(ap, long long));
+            buf_put_int(b, va_arg(ap, long long));
         } else if (kind == LOG_DBL) {
             double v = va_arg(ap, double);
             /* Three decimals, by integer arithmetic when the value allows
@@ -167,7 +152,7 @@ static void format_line(struct buf *b, char *storage, size_t size, enum log_leve
                 long long milli = (long long)(v * 1000.0 + 0.5);
                 char frac[4] = {(char)('0' + milli / 100 % 10), (char)('0' + milli / 10 % 10), (char)('0' + milli % 10),
                                 '\0'};
-                put_int(b, milli / 1000);
+                buf_put_int(b, milli / 1000);
                 buf_putc(b, '.');
                 buf_puts(b, frac);
             } else {

@@ -52,7 +52,12 @@ char *time_format_rfc3339_s(int64_t ms, char *out, size_t size)
         dot[0] = 'Z';
         dot[1] = '\0';
     }
-    snprintf(out, size, "%s", full);
+    size_t n = strlen(full);
+    if (size == 0)
+        return out;
+    n = n < size - 1 ? n : size - 1;
+    memcpy(out, full, n);
+    out[n] = '\0';
     return out;
 }
 

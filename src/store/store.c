@@ -74,6 +74,12 @@ int store_tx_fail(struct store_tx *tx, int rc)
 
 int store_tx_stmt(struct store_tx *tx, const char *sql, struct db_stmt **out)
 {
+    if (tx->one_stmt > 0 && tx->one_stmt++ > 1) {
+        /* Autocommit gives each statement its own snapshot: a second one
+         * would not see the same database as the first. */
+        snprintf(tx->err, sizeof(tx->err), "a one-statement read ran a second statement");
+        return store_tx_fail(tx, STORE_EINTERNAL);
+    }
     struct db_stmt *s = db_stmt_get(tx->conn, sql);
     if (s == NULL)
         return store_tx_fail(tx, db_conn_errcode(tx->conn) ? db_conn_errcode(tx->conn) : STORE_EINTERNAL);
@@ -289,6 +295,7 @@ int store_conn_acquire(struct store *st, struct store_tx **out)
     tx->insight_created = 0;
     tx->failed_rc = 0;
     tx->nnotify = 0;
+    tx->one_stmt = 0;
     tx->err[0] = '\0';
     int rc = db_conn_ensure(tx->conn);
     if (rc != 0) {
@@ -329,6 +336,11 @@ int store_tx_begin(struct store *st, enum store_tx_mode mode, struct store_tx **
         return STORE_EUNAVAILABLE;
     }
     const char *sql;
+    if (st->backend == DB_SQLITE && mode == STORE_TX_READ_ONE) {
+        tx->one_stmt = 1;
+        *out = tx;
+        return 0;
+    }
     if (st->backend == DB_SQLITE) {
         if (mode == STORE_TX_WRITE) {
             /* Bounded like SQLite's own busy wait: a writer that never
@@ -377,6 +389,11 @@ int store_tx_commit(struct store_tx *tx)
 {
     struct store *st = tx->st;
     int rc = tx->failed_rc;
+    if (tx->one_stmt > 0) {
+        /* Autocommit: nothing to commit, the statement ended its snapshot. */
+        store_conn_release(tx);
+        return rc;
+    }
     if (rc == 0 && st->backend == DB_POSTGRES && tx->nnotify > 0) {
         /* NOTIFY is transactional: listeners hear it only if COMMIT succeeds
          * (PostgreSQL manual, NOTIFY). One per distinct topic, not per row. */

@@ -90,6 +90,12 @@ const char *store_backend_name(const struct store *st);
 enum store_tx_mode {
     STORE_TX_READ = 0,  /* reads only (SQLite: deferred; PostgreSQL: READ ONLY) */
     STORE_TX_WRITE = 1, /* takes the write lock up front (SQLite: BEGIN IMMEDIATE) */
+    /* One statement, which is its own snapshot. SQLite runs it in autocommit
+     * mode: no BEGIN and no ROLLBACK to execute, a third of a one-row read
+     * (issue 22). A second statement in it fails with STORE_EINTERNAL.
+     * PostgreSQL: the same as STORE_TX_READ (its BEGIN is where a dropped
+     * session is found and reconnected). */
+    STORE_TX_READ_ONE = 2,
 };
 
 /*

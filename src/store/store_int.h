@@ -22,6 +22,7 @@ struct store_tx {
     struct db_conn *conn;
     int in_use;
     int active;          /* BEGIN ran */
+    int one_stmt;        /* STORE_TX_READ_ONE on SQLite: statements run so far, +1 */
     int write_locked;    /* holds st->write_mu (SQLite writers) */
     int published;       /* queue messages were published in this tx */
     int insight_created; /* SQLite: an insight was inserted (wake event subscribers at commit) */

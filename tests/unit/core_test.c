@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,25 @@ static void test_buf_cap(void **state)
     assert_int_equal(buf_printf(&b, "%d", 1234567), 0);
     assert_int_equal(buf_printf(&b, "%d", 8), -1);
     assert_string_equal(storage, "1234567");
+
+    /* buf_put_int agrees with printf, refuses what does not fit whole. */
+    char big[64];
+    const long long vals[] = {0, 7, -7, 1234567890123LL, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "%lld", vals[i]);
+        buf_init_fixed(&b, big, sizeof(big));
+        assert_int_equal(buf_put_int(&b, vals[i]), 0);
+        assert_string_equal(big, want);
+    }
+    buf_init_fixed(&b, storage, sizeof(storage));
+    assert_int_equal(buf_put_int(&b, 12345678), -1);
+    assert_string_equal(storage, "");
+
+    /* Whole-second RFC 3339, and a short buffer cut, never overrun. */
+    char t[40], tiny[8];
+    assert_string_equal(time_format_rfc3339_s(1765000000123LL, t, sizeof(t)), "2025-12-06T05:46:40Z");
+    assert_string_equal(time_format_rfc3339_s(1765000000123LL, tiny, sizeof(tiny)), "2025-12");
 }
 
 static void test_json_escape(void **state)

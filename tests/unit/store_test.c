@@ -441,6 +441,39 @@ static void test_users(void **state)
         assert_int_equal(seen[k], 1);
     assert_int_equal(store_user_list(tx, NULL, 0, NULL, NULL, NULL), STORE_EINVAL);
     commit(tx);
+
+    /* A one-statement read (issue 22) sees committed rows, leaves no
+     * transaction open on its pooled connection (the next BEGIN IMMEDIATE
+     * works and a commit is a no-op), and refuses a second statement:
+     * autocommit would give it another snapshot. */
+    struct store_user pu;
+    int verified = -1;
+    char display[64] = "x";
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(store_tx_begin(f->st, STORE_TX_READ_ONE, &tx), 0);
+        assert_int_equal(store_user_profile_get(tx, ids[4], &pu, &verified, display, sizeof(display)), 0);
+        assert_string_equal(pu.role, "admin");
+        assert_int_equal(verified, 0);
+        if (round == 0) {
+            store_tx_rollback(tx);
+        } else if (round == 1) {
+            assert_int_equal(store_tx_commit(tx), 0);
+        } else {
+            int second = store_user_get(tx, ids[3], &u);
+            assert_int_equal(second, is_pg() ? 0 : STORE_EINTERNAL);
+            store_tx_rollback(tx);
+        }
+        tx = begin(f->st);
+        assert_int_equal(store_user_login_update(tx, ids[4], round, 0, 7000 + round), 0);
+        commit(tx);
+    }
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ_ONE, &tx), 0);
+    assert_int_equal(store_user_profile_get(tx, "nope", &pu, &verified, display, sizeof(display)), STORE_ENOTFOUND);
+    store_tx_rollback(tx);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ_ONE, &tx), 0);
+    assert_int_equal(store_user_profile_get(tx, ids[4], &pu, &verified, display, sizeof(display)), 0);
+    assert_int_equal(pu.last_login_ms, 7002);
+    store_tx_rollback(tx);
 }
 
 static void test_tokens_and_audit(void **state)
