@@ -20,6 +20,7 @@ struct pat_model;
 struct pat_standardization;
 struct llm_client;
 struct chat_hub;
+struct oidc_login;
 
 /* Services the handlers use; every pointer borrowed, alive while serving. */
 struct api_ctx {
@@ -38,7 +39,8 @@ struct api_ctx {
     /* Set when the shutdown grace period is over: long imports give up
      * (api/health_data.c) so that no request outlives it. NULL: never. */
     const atomic_int *stop;
-    struct guard *guard; /* revocation and token checks (api/auth.c) */
+    struct guard *guard;           /* revocation and token checks (api/auth.c) */
+    struct oidc_login *oidc_login; /* browser sign-in providers (api/oidc_flow.c); NULL: none */
 };
 
 /* Register every route of the API. Returns 0 or -1 (router full, bug). */
@@ -54,6 +56,7 @@ int api_docs_register(struct router *r);                          /* api/docs.c:
 int api_chat_register(struct router *r, struct api_ctx *ctx);     /* api/chat.c: WebSocket chat */
 int api_web_register(struct router *r);                           /* api/web.c: the web app at / */
 int api_views_register(struct router *r, struct api_ctx *ctx);    /* api/views.c: aggregates for the app */
+int api_oidc_register(struct router *r, struct api_ctx *ctx);     /* api/oidc_flow.c: browser OIDC sign-in */
 
 /* Shared by the areas (api/common.c). */
 /* 1 when user_id names the caller (auth_principal_is: the Clarity id in any
@@ -124,6 +127,17 @@ int api_session_cookie_token(struct http_request *req, struct http_response *res
 /* The clarity_refresh value of a Cookie header (NULL: none) into buf: 0, or
  * -1 when absent, empty or not shorter than len. */
 int api_session_cookie_value(const char *cookie_header, char *buf, size_t len);
+/* The same for the cookie called name. */
+int api_cookie_value(const char *cookie_header, const char *name, char *buf, size_t len);
+/* Move tokens' refresh_token into the refresh cookie (api_session_deliver
+ * without the X-Clarity-Client check: OIDC sign-in, api/oidc_flow.c). */
+void api_session_set_cookie(struct http_response *res, json_t *tokens);
+/* Sign user_id in after an external sign-in (api/auth.c): the account must
+ * be active; records its last login, issues an access token and a refresh
+ * token (a new family) and writes the audit row `action` — one transaction.
+ * 0 with *tokens (as login's), TOKEN_EINVALID (not active) or a STORE_E*. */
+int api_auth_sign_in_user(struct api_ctx *ctx, struct http_request *req, const char *user_id, const char *action,
+                          json_t **tokens);
 /* 1 when origin is NULL or is http(s)://host exactly; 0 otherwise. */
 int api_session_origin_ok(const char *origin, const char *host);
 /* The service-status object of /pat/models, /pat/health, /insights/status

@@ -441,6 +441,34 @@ done:
     json_decref(body);
 }
 
+int api_auth_sign_in_user(struct api_ctx *ctx, struct http_request *req, const char *user_id, const char *action,
+                          json_t **tokens)
+{
+    struct store_tx *tx = NULL;
+    struct store_user u;
+    char tid[STORE_ID_LEN];
+    int64_t now_ms = time_now_ms();
+    *tokens = NULL;
+    int rc = store_tx_begin(ctx->store, STORE_TX_WRITE, &tx);
+    if (rc == 0)
+        rc = store_user_get(tx, user_id, &u);
+    if (rc == 0 && strcmp(u.status, "active") != 0)
+        rc = TOKEN_EINVALID;
+    if (rc == 0)
+        rc = store_user_login_update(tx, u.id, 0, 0, now_ms);
+    if (rc == 0)
+        rc = issue_pair(ctx, tx, &u, NULL, REFRESH_TTL_S, tokens, tid);
+    if (rc == 0)
+        rc = audit_record(ctx->store, tx, req, u.id, action, "user", u.id, "success") == 0 ? 0 : STORE_EINTERNAL;
+    if (tx != NULL)
+        rc = api_tx_end(tx, rc);
+    if (rc != 0) {
+        json_decref(*tokens);
+        *tokens = NULL;
+    }
+    return rc;
+}
+
 /* Read {refresh_token} from the body or, without one, the web app's cookie
  * (api/session.c, CSRF-checked) into cookie. NULL after answering. */
 static const char *refresh_input(struct http_request *req, struct http_response *res, json_t *body,

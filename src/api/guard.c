@@ -553,6 +553,18 @@ static int link_external(struct guard *g, const struct jwt_claims *c, struct pri
     return 0;
 }
 
+int guard_link_identity(struct guard *g, const struct jwt_claims *c, char user_id[64], char role[16])
+{
+    struct principal p;
+    memset(&p, 0, sizeof(p));
+    int rc = link_external(g, c, &p);
+    if (rc == 0) {
+        snprintf(user_id, 64, "%s", p.user_id);
+        snprintf(role, 16, "%s", p.role);
+    }
+    return rc;
+}
+
 int guard_external_verify(struct guard *g, const char *token, struct jwt_claims *c, char *provider, char *why,
                           size_t whylen)
 {

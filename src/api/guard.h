@@ -131,6 +131,13 @@ int guard_authenticate_token(struct guard *g, const char *token, struct principa
 int guard_external_verify(struct guard *g, const char *token, struct jwt_claims *c, char *provider, char *why,
                           size_t whylen);
 
+/* The Clarity user of a verified external identity (claims from
+ * oidc_login_verify), linked or created by the (issuer, subject) rules of
+ * issue #16 (e-mail link only when verified and onto an auto-linkable
+ * account; roles never from a link). 0, TOKEN_EINVALID (a disabled user)
+ * or a STORE_E* code. */
+int guard_link_identity(struct guard *g, const struct jwt_claims *c, char user_id[64], char role[16]);
+
 /* Verified-token cache counters (bench and tests). */
 void guard_cache_stats(struct guard *g, uint64_t *hits, uint64_t *misses);
 

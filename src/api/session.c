@@ -36,7 +36,14 @@ int api_session_is_web(const struct http_request *req)
 
 void api_session_deliver(struct http_request *req, struct http_response *res, json_t *tokens)
 {
-    if (!api_session_is_web(req) || tokens == NULL)
+    if (!api_session_is_web(req))
+        return;
+    api_session_set_cookie(res, tokens);
+}
+
+void api_session_set_cookie(struct http_response *res, json_t *tokens)
+{
+    if (tokens == NULL)
         return;
     const char *t = json_string_value(json_object_get(tokens, "refresh_token"));
     if (t == NULL)
@@ -63,13 +70,18 @@ void api_session_clear(struct http_request *req, struct http_response *res)
 
 int api_session_cookie_value(const char *c, char *buf, size_t len)
 {
-    const size_t kl = strlen(SESSION_COOKIE);
+    return api_cookie_value(c, SESSION_COOKIE, buf, len);
+}
+
+int api_cookie_value(const char *c, const char *name, char *buf, size_t len)
+{
+    const size_t kl = strlen(name);
     for (const char *p = c; p != NULL && *p != '\0';) {
         while (*p == ' ' || *p == ';')
             p++;
         const char *end = strchr(p, ';');
         size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-        if (n > kl && strncmp(p, SESSION_COOKIE, kl) == 0 && p[kl] == '=') {
+        if (n > kl && strncmp(p, name, kl) == 0 && p[kl] == '=') {
             size_t vl = n - kl - 1;
             if (vl == 0 || vl >= len)
                 return -1;

@@ -536,7 +536,9 @@ static int verify(enum alg alg, EVP_PKEY *(*lookup)(const void *ctx, const char 
         copy_claim(pl, "email", out->email, sizeof(out->email)) != 0 ||
         copy_claim(pl, "sid", out->sid, sizeof(out->sid)) != 0 ||
         copy_claim(pl, "token_use", out->token_use, sizeof(out->token_use)) != 0 ||
-        copy_claim(pl, "client_id", out->client_id, sizeof(out->client_id)) != 0) {
+        copy_claim(pl, "client_id", out->client_id, sizeof(out->client_id)) != 0 ||
+        copy_claim(pl, "nonce", out->nonce, sizeof(out->nonce)) != 0 ||
+        copy_claim(pl, "azp", out->azp, sizeof(out->azp)) != 0) {
         fail(err, errlen, "oversized claim");
         goto done;
     }

@@ -38,6 +38,8 @@ struct jwt_claims {
     char client_id[128]; /* Cognito access tokens; "" when absent */
     char name[128];      /* the provider's display name; "" when absent */
     int email_verified;  /* 1 only when the claim is JSON true (or "true") */
+    char nonce[128];     /* OIDC ID token's nonce (sign-in flow); "" when absent */
+    char azp[128];       /* OIDC authorized party; "" when absent */
 };
 
 /* Accepted audiences of an external token: the token's "aud" (a string or

@@ -32,7 +32,8 @@ struct issuer {
     char *cid[MAX_NAMES];
     size_t ncid;
     int accept_id, accept_access;
-    char *url; /* NULL when keys come from a file */
+    int signin_only; /* a sign-in provider's issuer (oidc_add_signin): never a bearer */
+    char *url;       /* NULL when keys come from a file (or not yet discovered) */
 
     /* keys is read under keys_lock (held only while verifying or swapping
      * the pointer, never across the network). */
@@ -292,7 +293,7 @@ static int add(struct oidc *o, json_t *d, const char *where, char *err, size_t e
     if (is == NULL)
         return -1;
     for (size_t i = 0; i < o->n; i++)
-        if (strcmp(o->iss[i]->iss, is->iss) == 0) {
+        if (!o->iss[i]->signin_only && strcmp(o->iss[i]->iss, is->iss) == 0) {
             snprintf(err, errlen, "%s: issuer %.80s is configured twice", where, is->iss);
             issuer_free(is);
             return -1;
@@ -402,7 +403,7 @@ static struct issuer *find(struct oidc *o, const char *token)
     if (o == NULL || jwt_peek_iss(token, iss, sizeof(iss)) != 0)
         return NULL;
     for (size_t i = 0; i < o->n; i++)
-        if (strcmp(o->iss[i]->iss, iss) == 0)
+        if (!o->iss[i]->signin_only && strcmp(o->iss[i]->iss, iss) == 0)
             return o->iss[i];
     return NULL;
 }
@@ -454,9 +455,11 @@ static void *fetch_main(void *arg)
  */
 static void maybe_refresh(struct issuer *is, int64_t now_s, int unknown_kid)
 {
-    if (is->url == NULL)
-        return;
     pthread_mutex_lock(&is->state_lock);
+    if (is->url == NULL) { /* keys from a file, or a URL not yet discovered */
+        pthread_mutex_unlock(&is->state_lock);
+        return;
+    }
     int64_t since = now_s - is->fetched_s;
     int missing = is->expires_s == 0 || now_s >= is->expires_s;
     int due = !is->fetching && ((missing && since >= RETRY_MISSING_S) || (unknown_kid && since >= REFETCH_MIN_S));
@@ -558,4 +561,124 @@ int oidc_verify(struct oidc *o, const char *token, int64_t now_s, struct jwt_cla
     if (provider != NULL)
         snprintf(provider, 64, "%s", is->name);
     return 0;
+}
+
+/* ---- sign-in providers' issuers (auth/oidc_login.h) ----------------------- */
+
+struct oidc *oidc_new_empty(void)
+{
+    struct oidc *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return NULL;
+    pthread_mutex_init(&o->lock, NULL);
+    pthread_cond_init(&o->idle, NULL);
+    return o;
+}
+
+int oidc_add_signin(struct oidc *o, const char *iss, const char *name, const char *client_id, const char *jwks_url,
+                    const char *jwks_file, char *err, size_t errlen)
+{
+    if (o->n == OIDC_MAX_ISSUERS) {
+        snprintf(err, errlen, "at most %d providers", OIDC_MAX_ISSUERS);
+        return -1;
+    }
+    struct issuer *is = calloc(1, sizeof(*is));
+    if (is == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    pthread_rwlock_init(&is->keys_lock, NULL);
+    pthread_mutex_init(&is->state_lock, NULL);
+    is->signin_only = 1;
+    is->accept_id = 1;
+    snprintf(is->iss, sizeof(is->iss), "%.255s", iss);
+    snprintf(is->name, sizeof(is->name), "%.63s", name);
+    char e2[200];
+    if ((is->aud[0] = strdup(client_id)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    is->naud = 1;
+    if (jwks_file != NULL) {
+        if ((is->keys = read_file(jwks_file, e2, sizeof(e2))) == NULL) {
+            snprintf(err, errlen, "jwks_file: %s", e2);
+            goto fail;
+        }
+        is->expires_s = INT64_MAX;
+    } else if (jwks_url != NULL && (is->url = strdup(jwks_url)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    is->owner = o;
+    o->iss[o->n++] = is;
+    return 0;
+fail:
+    issuer_free(is);
+    return -1;
+}
+
+void oidc_set_jwks_url(struct oidc *o, size_t index, const char *url)
+{
+    if (o == NULL || index >= o->n)
+        return;
+    struct issuer *is = o->iss[index];
+    char *copy = strdup(url);
+    pthread_mutex_lock(&is->state_lock);
+    if (is->url == NULL && is->keys == NULL && copy != NULL) {
+        is->url = copy; /* set once; freed with the issuer */
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&is->state_lock);
+    free(copy);
+}
+
+int oidc_verify_signin(struct oidc *o, size_t index, const char *token, int64_t now_s, struct jwt_claims *out,
+                       char *err, size_t errlen)
+{
+    if (o == NULL || index >= o->n || !o->iss[index]->signin_only) {
+        snprintf(err, errlen, "no such provider");
+        return TOKEN_EINVALID;
+    }
+    struct issuer *is = o->iss[index];
+    char kid[128];
+    if (jwt_peek_kid(token, kid, sizeof(kid)) != 0) {
+        snprintf(err, errlen, "token without a key id");
+        return TOKEN_EINVALID;
+    }
+    pthread_rwlock_rdlock(&is->keys_lock);
+    int known = is->keys != NULL && jwt_keyset_has_kid(is->keys, kid);
+    pthread_rwlock_unlock(&is->keys_lock);
+    pthread_mutex_lock(&is->state_lock);
+    int stale = now_s >= is->expires_s;
+    pthread_mutex_unlock(&is->state_lock);
+    if (!known || stale)
+        maybe_refresh(is, now_s, !known);
+    /* The audience is exactly this client (OIDC Core §3.1.3.7 item 3). */
+    const char *const *aud = (const char *const *)is->aud;
+    struct jwt_audience rule = {aud, 1, NULL, 0};
+    pthread_rwlock_rdlock(&is->keys_lock);
+    int rc = TOKEN_EUNAVAILABLE;
+    if (is->keys == NULL)
+        snprintf(err, errlen, "identity provider keys unavailable");
+    else
+        rc = jwt_verify_external_rule(is->keys, token, is->iss, &rule, now_s, out, err, errlen);
+    pthread_rwlock_unlock(&is->keys_lock);
+    if (rc == 0 && out->azp[0] != '\0' && strcmp(out->azp, is->aud[0]) != 0) {
+        snprintf(err, errlen, "wrong authorized party");
+        rc = TOKEN_EINVALID;
+    }
+    return rc;
+}
+
+int oidc_signin_keys_ready(struct oidc *o, size_t index, int64_t now_s)
+{
+    if (o == NULL || index >= o->n)
+        return 0;
+    struct issuer *is = o->iss[index];
+    pthread_rwlock_rdlock(&is->keys_lock);
+    int ready = is->keys != NULL;
+    pthread_rwlock_unlock(&is->keys_lock);
+    if (!ready)
+        maybe_refresh(is, now_s, 0);
+    return ready;
 }

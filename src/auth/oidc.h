@@ -70,4 +70,24 @@ void oidc_prefetch(struct oidc *o, int64_t now_s);
 /* How many issuers are configured (tests and config check). */
 size_t oidc_issuer_count(const struct oidc *o);
 
+/*
+ * Issuers of the sign-in providers (auth/oidc_login.h): kept in an oidc of
+ * their own, never used for bearer tokens (oidc_owns/oidc_verify skip them).
+ * oidc_new_empty: an oidc with no issuer (NULL: out of memory).
+ * oidc_add_signin: issuer index = the number added before; keys from
+ * jwks_file (read now), jwks_url, or neither (oidc_set_jwks_url later, once
+ * the discovery document names it; set once, later calls ignored).
+ * oidc_verify_signin: verify an ID token of issuer `index` with audience
+ * exactly its client id (and azp, when present, equal to it); returns as
+ * oidc_verify. oidc_signin_keys_ready: 1 when keys are in; else starts their
+ * fetch in the background and returns 0.
+ */
+struct oidc *oidc_new_empty(void);
+int oidc_add_signin(struct oidc *o, const char *iss, const char *name, const char *client_id, const char *jwks_url,
+                    const char *jwks_file, char *err, size_t errlen);
+void oidc_set_jwks_url(struct oidc *o, size_t index, const char *url);
+int oidc_verify_signin(struct oidc *o, size_t index, const char *token, int64_t now_s, struct jwt_claims *out,
+                       char *err, size_t errlen);
+int oidc_signin_keys_ready(struct oidc *o, size_t index, int64_t now_s);
+
 #endif

@@ -19,6 +19,7 @@
 #include "auth/jwt.h"
 #include "core/config.h"
 #include "auth/oidc.h"
+#include "auth/oidc_login.h"
 #include "crypto/envelope.h"
 #include "core/log.h"
 #include "core/problem.h"
@@ -258,8 +259,14 @@ int cli_config(int argc, char **argv)
      * oidc_new, which reads key files but never the network). */
     char err[512];
     struct oidc *o = oidc_new(&cfg, err, sizeof(err));
+    int refused = o == NULL && err[0] != '\0';
     oidc_free(o);
-    if (o == NULL && err[0] != '\0') {
+    if (!refused) { /* browser sign-in providers: the same oidc_login_new as serve */
+        struct oidc_login *ol = oidc_login_new(&cfg, err, sizeof(err));
+        refused = ol == NULL && err[0] != '\0';
+        oidc_login_free(ol);
+    }
+    if (refused) {
         fprintf(stderr, "clarity: invalid configuration: %s\n", err);
         config_free(&cfg);
         return CLI_EXIT_USAGE;

@@ -23,6 +23,7 @@
 #include "auth/jwt.h"
 #include "auth/limiter.h"
 #include "auth/oidc.h"
+#include "auth/oidc_login.h"
 #include "chat/hub.h"
 #include "cli/cli.h"
 #include "cli/migrate.h"
@@ -143,6 +144,7 @@ int cli_serve(int argc, char **argv)
     struct limiter *lockout = NULL;
     struct guard *guard = NULL;
     struct oidc *oidc = NULL;
+    struct oidc_login *oidc_login = NULL; /* browser sign-in providers (auth/oidc_login.h) */
     struct envelope_key *master = NULL;
     struct keyring *ring = NULL;
     struct api_ctx api;
@@ -196,6 +198,12 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     oidc_prefetch(oidc, time_now_ms() / 1000); /* in the background */
+    oidc_login = oidc_login_new(&cfg, err, sizeof(err));
+    if (oidc_login == NULL && err[0] != '\0') {
+        log_error("cannot set up OIDC sign-in providers", LOG_STR, "error", err, LOG_END);
+        goto done;
+    }
+    oidc_login_prefetch(oidc_login, time_now_ms() / 1000);
     lockout = limiter_new(1u << 16);
     guard = guard_new(&cfg, signer, oidc, store, err, sizeof(err));
     if (lockout == NULL || guard == NULL) {
@@ -208,6 +216,7 @@ int cli_serve(int argc, char **argv)
     api.signer = signer;
     api.lockout = lockout;
     api.guard = guard;
+    api.oidc_login = oidc_login;
     api.ring = ring;
     api.max_metrics = (size_t)cfg.max_metrics_per_upload;
     api.pw_profile = strcmp(cfg.password_hash_profile, "interactive") == 0 ? PASSWORD_INTERACTIVE : PASSWORD_MODERATE;
@@ -292,6 +301,7 @@ done:
     pat_canary_stop(canary);
     guard_free(guard);
     oidc_free(oidc);
+    oidc_login_free(oidc_login);
     limiter_free(lockout);
     jwt_signer_free(signer);
     keyring_close(ring);

@@ -65,8 +65,10 @@ struct config {
     char *encryption_key; /* secret: base64 of 32 bytes */
     char *oidc_jwks_url;
     char *oidc_jwks_file;
-    char *oidc_issuers; /* JSON list of external issuers (auth/oidc.h) */
-    char *smtp_url;     /* smtp://host:port or smtps://…; NULL: no e-mail */
+    char *oidc_issuers;       /* JSON list of external issuers (auth/oidc.h) */
+    char *oidc_providers;     /* JSON list of browser sign-in providers (auth/oidc_login.h) */
+    char *oidc_redirect_base; /* this server's external origin, for their redirect URIs */
+    char *smtp_url;           /* smtp://host:port or smtps://…; NULL: no e-mail */
     char *smtp_from;
     char *smtp_username;
     char *smtp_password;           /* secret */

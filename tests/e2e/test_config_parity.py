@@ -33,6 +33,8 @@ BAD = {
     "ACCESS_TOKEN_TTL_SECONDS": "5", "ENCRYPTION_KEY": "c2hvcnQ=",
     "OIDC_JWKS_URL": None, "OIDC_JWKS_FILE": None,
     "OIDC_ISSUERS": "nope",  # refused by oidc_new, which both run (serve: exit 1, after its log line)
+    "OIDC_PROVIDERS": "nope",  # refused by oidc_login_new, which both run
+    "OIDC_REDIRECT_BASE": "https://clarity.example.com",  # refused without OIDC_PROVIDERS
     "SMTP_URL": None, "SMTP_FROM": None, "SMTP_USERNAME": None, "SMTP_PASSWORD": None,
     "IMPORT_STALE_SECONDS": "0", "RAW_UPLOAD_RETENTION_DAYS": "-1",
     "TRUSTED_PROXIES": '["proxy.local"]', "LOCKOUT_THRESHOLD": "0", "LOCKOUT_WINDOW_SECONDS": "0",
