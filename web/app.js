@@ -155,10 +155,40 @@ async function signOut() {
     route();
 }
 
-// OIDC hook: the providers the server offers for browser sign-in. The auth
-// work on OIDC issuers (issue 17) owns the server side; until it exposes a
-// browser flow this returns none and the page shows Clarity accounts only.
-const oidc = { providers: async () => [] };
+// OIDC sign-in (src/api/oidc_flow.c): the server runs the provider's
+// authorization-code flow with PKCE and ends it with the same refresh cookie
+// as password sign-in, then sends the browser to #/signed-in; the page then
+// gets its access token through the cookie refresh. No provider token ever
+// reaches this script. A refusal comes back as #/signin?error=<code>.
+const OIDC_ERRORS = {
+    access_denied: 'Sign-in was cancelled at the provider.',
+    login_required: 'The provider needs you to sign in there first.',
+    consent_required: 'The provider needs your consent to sign you in.',
+    interaction_required: 'The provider needs you to finish signing in there.',
+    temporarily_unavailable: 'The provider is busy. Please try again in a moment.',
+    provider_error: 'The provider could not sign you in.',
+    invalid_state: 'That sign-in expired or was already used, or was started in another browser. Please try again.',
+    invalid_request: 'The provider sent an incomplete answer. Please try again.',
+    token_rejected: 'The provider did not accept the sign-in. Please try again.',
+    invalid_token: 'The provider’s answer could not be verified, so you were not signed in.',
+    provider_unavailable: 'The provider cannot be reached right now. Please try again later.',
+    account_disabled: 'This account is disabled.',
+    busy: 'Too many sign-ins are in progress. Please try again in a moment.',
+    server_error: 'Clarity could not finish the sign-in. Please try again later.',
+};
+const oidc = {
+    providers: async () => {
+        try {
+            const r = await fetch(API + '/auth/providers', { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
+            return r.ok ? (await r.json()).providers || [] : [];
+        } catch (e) { return []; }
+    },
+    // The error code of a refused sign-in in the hash, as a sentence.
+    error: () => {
+        const m = /[?&]error=([a-z_]{1,40})/.exec(location.hash);
+        return m ? (OIDC_ERRORS[m[1]] || 'Sign-in failed (' + m[1] + ').') : null;
+    },
+};
 
 // ---- live insights and chat over the WebSocket ---------------------------
 
@@ -271,7 +301,7 @@ async function renderSignIn() {
     document.title = 'Sign in — Clarity';
     const message = state.flash;
     state.flash = null;
-    const err = h('div', { role: 'alert', class: 'form-error' });
+    const err = h('div', { role: 'alert', class: 'form-error', id: 'signin-error' }, oidc.error() || '');
     const form = h('form', { class: 'auth', novalidate: true },
         field('email', 'Email', { type: 'email', autocomplete: 'username', required: true }),
         field('password', 'Password', { type: 'password', autocomplete: 'current-password', required: true }),
@@ -294,7 +324,8 @@ async function renderSignIn() {
         h('p', { class: 'lead' }, 'Your sleep, your rhythm and your insights, from your own server.'),
         message ? h('p', { class: 'notice', role: 'status' }, message) : null,
         h('h2', {}, 'Sign in'), form,
-        providers.map((p) => h('p', {}, h('a', { class: 'button secondary', href: p.url }, 'Sign in with ' + p.name))),
+        providers.length ? h('ul', { class: 'providers', 'aria-label': 'Other ways to sign in' },
+            providers.map((p) => h('li', {}, h('a', { class: 'button secondary', href: p.start_url, 'data-provider': p.id }, 'Sign in with ' + p.name)))) : null,
         h('p', {}, 'New here? ', h('a', { href: '#/register' }, 'Create an account'), '.')));
     document.body.dataset.view = 'signin';
     document.body.dataset.ready = String(Date.now());
@@ -1087,8 +1118,14 @@ window.addEventListener('hashchange', route);
 async function start() {
     let had = false;
     try { had = localStorage.getItem('clarity.session') === '1'; } catch (e) { had = false; }
-    if (had && (await refresh())) {
+    // Back from an OIDC provider: the server has set the refresh cookie.
+    const oidcDone = location.hash === '#/signed-in';
+    if (oidcDone) history.replaceState(null, '', '#/overview');
+    if ((had || oidcDone) && (await refresh())) {
+        try { localStorage.setItem('clarity.session', '1'); } catch (e) { /* storage off */ }
         try { await loadUser(); } catch (e) { signedOutLocally(); }
+    } else if (oidcDone) {
+        state.flash = 'The sign-in did not finish. Please try again.';
     }
     route();
 }

@@ -34,6 +34,7 @@
 
 #define BIND_COOKIE "clarity_oidc"
 #define BIND_PATH "/api/v1/auth/oidc"
+#define CLEAR_BIND BIND_COOKIE "=; Path=" BIND_PATH "; HttpOnly; Secure; SameSite=Lax; Max-Age=0"
 #define PAGE_DONE "/#/signed-in"
 #define PAGE_ERROR "/#/signin?error="
 
@@ -56,8 +57,7 @@ static void fail_to_page(struct http_request *req, struct http_response *res, co
     audit_record(ctx->store, NULL, req, "", "auth.oidc_login", "provider", provider, code);
     char loc[96];
     snprintf(loc, sizeof(loc), PAGE_ERROR "%s", code);
-    http_response_header(res, "Set-Cookie",
-                         BIND_COOKIE "=; Path=" BIND_PATH "; HttpOnly; Secure; SameSite=Lax; Max-Age=0");
+    http_response_header(res, "Set-Cookie", CLEAR_BIND);
     redirect(res, 303, loc);
 }
 
@@ -184,6 +184,7 @@ static void h_callback(struct http_request *req, struct http_response *res)
     log_info("OIDC sign-in", LOG_STR, "request_id", req->request_id, LOG_STR, "provider", name, LOG_STR, "user_id", uid,
              LOG_END);
     api_session_set_cookie(res, tokens); /* exactly password sign-in's cookie */
+    http_response_header(res, "Set-Cookie", CLEAR_BIND);
     json_decref(tokens);
     redirect(res, 303, PAGE_DONE);
 }

@@ -143,7 +143,8 @@ void http_respond_upgrade(struct http_response *res, http_upgrade_fn fn, void *c
 struct problem *http_respond_problem(struct http_response *res, int status, const char *slug, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Add a response header (both strings copied into the arena). A header the
- * handler sets replaces the server's default of the same name. */
+ * handler sets replaces the server's default of the same name, and an
+ * earlier one of its own (except Set-Cookie, which may repeat). */
 void http_response_header(struct http_response *res, const char *name, const char *value);
 
 #endif

@@ -382,7 +382,9 @@ struct problem *http_respond_problem(struct http_response *res, int status, cons
 
 void http_response_header(struct http_response *res, const char *name, const char *value)
 {
-    for (int i = 0; i < res->nheaders; i++)
+    /* Set-Cookie may repeat (RFC 6265 §3: one cookie per header). */
+    int repeatable = strcasecmp(name, "Set-Cookie") == 0;
+    for (int i = 0; i < res->nheaders && !repeatable; i++)
         if (strcasecmp(res->headers[i].name, name) == 0) {
             res->headers[i].value = arena_strdup(res->arena, value);
             return;

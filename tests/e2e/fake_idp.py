@@ -68,6 +68,9 @@ class FakeIdp:
                     self.send(200, json.dumps(idp.rsa.jwks).encode())
                 elif u.path == "/authorize":
                     self.authorize(q)
+                elif u.path == "/_control":  # the browser test's knob: /_control?deny=1
+                    idp.deny = q.get("deny") == "1"
+                    self.send(200, b"{}")
                 else:
                     self.send(404, b"{}")
 

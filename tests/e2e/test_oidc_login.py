@@ -157,6 +157,7 @@ class OidcFlow(unittest.TestCase):
         self.assertIsNotNone(rc)
         for attr in ("Path=/api/v1/auth", "HttpOnly", "Secure", "SameSite=Strict"):
             self.assertIn(attr, rc)
+        self.assertIn("Max-Age=0", cookie_of(hs, "clarity_oidc"))  # the binding, used up
         self.assertEqual(self.idp.problems, [])
         # The provider saw a PKCE verifier matching the challenge and Basic auth.
         tr = self.idp.token_requests[-1]
