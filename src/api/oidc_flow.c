@@ -93,7 +93,7 @@ static void h_start(struct http_request *req, struct http_response *res)
     if (i < 0)
         return;
     const char *name = oidc_login_name(ctx->oidc_login, (size_t)i);
-    char url[2048], binding[OIDC_LOGIN_RANDOM_LEN];
+    char url[4096], binding[OIDC_LOGIN_RANDOM_LEN];
     int rc = oidc_login_begin(ctx->oidc_login, (size_t)i, time_now_ms() / 1000, url, sizeof(url), binding);
     if (rc != 0) {
         fail_to_page(req, res, name, rc == OIDC_LOGIN_EBUSY ? "busy" : "provider_unavailable",

@@ -4,7 +4,8 @@
  * after the authorization code is exchanged.
  *
  * Input: the answer's body. Invariants: an accepted id_token is non-empty,
- * NUL-terminated inside the buffer and occurs in the input; a refusal
+ * NUL-terminated inside the buffer and, when the input has no JSON escape,
+ * occurs in it; a refusal
  * leaves the buffer empty and a NUL-terminated reason that never holds the
  * input's id_token (reasons are logged).
  */
@@ -25,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = strnlen(tok, sizeof(tok));
         if (n == 0 || n == sizeof(tok))
             abort();
-        if (memchr(tok, '\\', n) == NULL && memmem(data, size, tok, n) == NULL)
-            abort(); /* an unescaped token is a substring of its answer */
+        if (memchr(data, '\\', size) == NULL && memmem(data, size, tok, n) == NULL)
+            abort(); /* without JSON escapes, the token is a substring of its answer */
     } else {
         if (rc != OIDC_LOGIN_EINVALID || tok[0] != '\0' || memchr(err, '\0', sizeof(err)) == NULL || err[0] == '\0')
             abort();
