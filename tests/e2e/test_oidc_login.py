@@ -49,7 +49,15 @@ class OidcFlow(unittest.TestCase):
     def setUpClass(cls):
         cls.idp = FakeIdp()
         env = dict(LIMITS)
-        env["OIDC_PROVIDERS"] = json.dumps([cls.idp.provider_config()])
+        idp = cls.idp.issuer
+        env["OIDC_PROVIDERS"] = json.dumps([
+            cls.idp.provider_config(),
+            # Explicit endpoints (no discovery); the token endpoint's port is closed.
+            cls.idp.provider_config(name="dead", label="Dead token endpoint", authorization_endpoint=idp + "/authorize",
+                                    token_endpoint="http://127.0.0.1:1/token", jwks_url=idp + "/jwks"),
+            # Discovery fails: nothing listens at the issuer.
+            dict(cls.idp.provider_config(name="gone", label="Gone"), issuer="http://127.0.0.1:1"),
+        ])
         cls.srv = Server(env=env, start=False)
         cls.base = None
         # The redirect URI names this server's origin: known once it listens,
@@ -76,8 +84,8 @@ class OidcFlow(unittest.TestCase):
 
     # ---- helpers -------------------------------------------------------
 
-    def start(self):
-        st, hs, _ = get(self.base + "/api/v1/auth/oidc/test/start")
+    def start(self, name="test"):
+        st, hs, _ = get(self.base + "/api/v1/auth/oidc/%s/start" % name)
         self.assertEqual(st, 302)
         loc = header(hs, "Location")[0]
         bind = cookie_of(hs, "clarity_oidc")
@@ -132,8 +140,9 @@ class OidcFlow(unittest.TestCase):
     def test_providers_listed(self):
         st, _, body = self.srv.json("GET", "/api/v1/auth/providers")
         self.assertEqual(st, 200)
-        self.assertEqual(body, {"providers": [{"id": "test", "name": "Test IdP",
-                                               "start_url": "/api/v1/auth/oidc/test/start"}]})
+        self.assertEqual(body["providers"][0], {"id": "test", "name": "Test IdP",
+                                                "start_url": "/api/v1/auth/oidc/test/start"})
+        self.assertEqual([p["id"] for p in body["providers"]], ["test", "dead", "gone"])
         st, hs, body = self.srv.json("GET", "/api/v1/auth/oidc/nope/start")
         self.assertEqual(st, 404)
         self.assertEqual(hs["content-type"], "application/problem+json")
@@ -241,6 +250,21 @@ class OidcFlow(unittest.TestCase):
         secs = self.expect_error("provider_unavailable", self.authorize(loc), cookie)
         self.assertLess(secs, 8.5, "the token call is bounded (5 s)")
         self.wait_log("Timeout was reached")
+        # Nothing listens at the token endpoint (explicit endpoints, no discovery).
+        self.idp.token_mode = "ok"
+        loc, cookie = self.start("dead")
+        self.assertTrue(loc.startswith(self.idp.issuer + "/authorize?"))
+        cb = self.authorize(loc)
+        self.assertIn("/api/v1/auth/oidc/dead/callback?", cb)
+        self.expect_error("provider_unavailable", cb, cookie)
+
+    def test_discovery_unreachable(self):
+        t0 = time.time()
+        st, hs, body = get(self.base + "/api/v1/auth/oidc/gone/start")
+        self.assertEqual(st, 303, body)
+        self.assertEqual(header(hs, "Location")[0], "/#/signin?error=provider_unavailable")
+        self.assertLess(time.time() - t0, 6)
+        self.wait_log("OIDC provider discovery failed")
 
     def test_person_declines(self):
         self.idp.deny = True
