@@ -94,7 +94,8 @@ static void h_start(struct http_request *req, struct http_response *res)
         return;
     const char *name = oidc_login_name(ctx->oidc_login, (size_t)i);
     char url[4096], binding[OIDC_LOGIN_RANDOM_LEN];
-    int rc = oidc_login_begin(ctx->oidc_login, (size_t)i, time_now_ms() / 1000, url, sizeof(url), binding);
+    int rc =
+        oidc_login_begin(ctx->oidc_login, (size_t)i, req->client_ip, time_now_ms() / 1000, url, sizeof(url), binding);
     if (rc != 0) {
         fail_to_page(req, res, name, rc == OIDC_LOGIN_EBUSY ? "busy" : "provider_unavailable",
                      rc == OIDC_LOGIN_EBUSY ? "too many sign-ins in flight" : "provider endpoints unknown");

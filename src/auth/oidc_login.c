@@ -43,6 +43,7 @@ struct provider {
 
 struct pending_slot {
     int used;
+    char client[64]; /* the starting address; "" when not counted */
     char state[OIDC_LOGIN_RANDOM_LEN];
     char binding[OIDC_LOGIN_RANDOM_LEN];
     struct oidc_pending p;
@@ -606,7 +607,7 @@ static int endpoints(struct oidc_login *l, size_t i, int64_t now_s, struct oidc_
 
 /* ---- the flow -------------------------------------------------------------- */
 
-int oidc_login_begin(struct oidc_login *l, size_t i, int64_t now_s, char *url, size_t urllen,
+int oidc_login_begin(struct oidc_login *l, size_t i, const char *client, int64_t now_s, char *url, size_t urllen,
                      char binding[OIDC_LOGIN_RANDOM_LEN])
 {
     struct oidc_endpoints ep;
@@ -625,6 +626,8 @@ int oidc_login_begin(struct oidc_login *l, size_t i, int64_t now_s, char *url, s
     oidc_random(s.p.verifier);
     s.p.provider = (int)i;
     s.p.created_s = now_s;
+    if (client != NULL)
+        snprintf(s.client, sizeof(s.client), "%.63s", client);
     char challenge[OIDC_LOGIN_RANDOM_LEN];
     oidc_pkce_challenge(s.p.verifier, challenge);
     const struct provider *p = &l->prov[i];
@@ -641,18 +644,25 @@ int oidc_login_begin(struct oidc_login *l, size_t i, int64_t now_s, char *url, s
         sodium_memzero(&s, sizeof(s));
         return OIDC_LOGIN_ENOMEM; /* cannot happen with the bounded inputs */
     }
-    /* Record it: a free or expired slot. */
+    /* Record it: a free or expired slot, unless this client has its share
+     * in flight already. */
     rc = OIDC_LOGIN_EBUSY;
+    struct pending_slot *free_slot = NULL;
+    int mine = 0;
     pthread_mutex_lock(&l->lock);
     for (size_t k = 0; k < OIDC_LOGIN_MAX_PENDING; k++) {
         struct pending_slot *t = &l->slots[k];
-        if (t->used && now_s - t->p.created_s < OIDC_LOGIN_TTL_S)
-            continue;
-        if (!t->used)
+        int live = t->used && now_s - t->p.created_s < OIDC_LOGIN_TTL_S;
+        if (!live && free_slot == NULL)
+            free_slot = t;
+        else if (live && s.client[0] != '\0' && strcmp(t->client, s.client) == 0)
+            mine++;
+    }
+    if (free_slot != NULL && mine < OIDC_LOGIN_MAX_PER_CLIENT) {
+        if (!free_slot->used)
             l->used++;
-        *t = s;
+        *free_slot = s;
         rc = 0;
-        break;
     }
     pthread_mutex_unlock(&l->lock);
     if (rc == 0)

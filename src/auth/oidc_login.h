@@ -41,6 +41,7 @@
 #define OIDC_LOGIN_MAX_PROVIDERS 8
 #define OIDC_LOGIN_TTL_S 600
 #define OIDC_LOGIN_MAX_PENDING 4096
+#define OIDC_LOGIN_MAX_PER_CLIENT 16 /* flows in flight per client address */
 #define OIDC_LOGIN_HTTP_TIMEOUT_S 5
 #define OIDC_LOGIN_URL_MAX 512
 #define OIDC_LOGIN_RANDOM_LEN 44 /* 32 random bytes, base64url without padding, + NUL */
@@ -117,9 +118,12 @@ const char *oidc_login_label(const struct oidc_login *l, size_t i);
  * no lock held; a failed discovery is retried at most every 10 s), record a
  * new state with a nonce and a PKCE verifier, and write the provider's
  * authorization URL into url and the browser binding into binding.
+ * client (the caller's address; NULL: not counted) may hold at most
+ * OIDC_LOGIN_MAX_PER_CLIENT flows in flight, so that a few addresses cannot
+ * fill the table for everyone.
  * 0, OIDC_LOGIN_EUNAVAILABLE, OIDC_LOGIN_EBUSY or OIDC_LOGIN_ENOMEM.
  */
-int oidc_login_begin(struct oidc_login *l, size_t i, int64_t now_s, char *url, size_t urllen,
+int oidc_login_begin(struct oidc_login *l, size_t i, const char *client, int64_t now_s, char *url, size_t urllen,
                      char binding[OIDC_LOGIN_RANDOM_LEN]);
 
 /*

@@ -194,7 +194,7 @@ static void flow_records(void **state)
     char err[512], url[2048], bind[OIDC_LOGIN_RANDOM_LEN], st[64], ch[64], nonce[64], other[OIDC_LOGIN_RANDOM_LEN];
     struct oidc_login *l = make("[" PROVIDER "]", "https://c.example.org", err, sizeof(err));
     assert_non_null(l);
-    assert_int_equal(oidc_login_begin(l, 0, NOW, url, sizeof(url), bind), 0);
+    assert_int_equal(oidc_login_begin(l, 0, "192.0.2.1", NOW, url, sizeof(url), bind), 0);
     /* The authorization request: the configured endpoint's own query kept,
      * every value encoded, PKCE S256. */
     assert_true(strncmp(url, "https://idp.example.org/auth?x=1&response_type=code&client_id=web%20app&", 66) == 0);
@@ -217,12 +217,12 @@ static void flow_records(void **state)
 
     /* A good flow: taken once, with its nonce and the verifier whose S256
      * challenge went to the provider. */
-    assert_int_equal(oidc_login_begin(l, 0, NOW, url, sizeof(url), bind), 0);
+    assert_int_equal(oidc_login_begin(l, 0, "192.0.2.1", NOW, url, sizeof(url), bind), 0);
     param(url, "state", st, sizeof(st));
     param(url, "code_challenge", ch, sizeof(ch));
     param(url, "nonce", nonce, sizeof(nonce));
     assert_int_equal(oidc_login_take(l, st, NULL, NOW + 1, &p), OIDC_LOGIN_EINVALID); /* no cookie */
-    assert_int_equal(oidc_login_begin(l, 0, NOW, url, sizeof(url), bind), 0);
+    assert_int_equal(oidc_login_begin(l, 0, "192.0.2.1", NOW, url, sizeof(url), bind), 0);
     param(url, "state", st, sizeof(st));
     param(url, "code_challenge", ch, sizeof(ch));
     param(url, "nonce", nonce, sizeof(nonce));
@@ -234,7 +234,7 @@ static void flow_records(void **state)
     assert_string_equal(c2, ch);
     assert_int_equal(oidc_login_take(l, st, bind, NOW + 2, &p), OIDC_LOGIN_EINVALID); /* single use */
     /* Expiry: OIDC_LOGIN_TTL_S after it began. */
-    assert_int_equal(oidc_login_begin(l, 0, NOW, url, sizeof(url), bind), 0);
+    assert_int_equal(oidc_login_begin(l, 0, "192.0.2.1", NOW, url, sizeof(url), bind), 0);
     param(url, "state", st, sizeof(st));
     assert_int_equal(oidc_login_take(l, st, bind, NOW + OIDC_LOGIN_TTL_S, &p), OIDC_LOGIN_EINVALID);
     /* Malformed states. */
@@ -247,15 +247,37 @@ static void flow_records(void **state)
 static void flow_records_bounded(void **state)
 {
     (void)state;
-    char err[512], url[2048], bind[OIDC_LOGIN_RANDOM_LEN];
+    char err[512], url[2048], bind[OIDC_LOGIN_RANDOM_LEN], client[32];
     struct oidc_login *l = make("[" PROVIDER "]", "https://c.example.org", err, sizeof(err));
     assert_non_null(l);
-    for (int i = 0; i < OIDC_LOGIN_MAX_PENDING; i++)
-        assert_int_equal(oidc_login_begin(l, 0, NOW, url, sizeof(url), bind), 0);
-    assert_int_equal(oidc_login_begin(l, 0, NOW + 1, url, sizeof(url), bind), OIDC_LOGIN_EBUSY);
+    for (int i = 0; i < OIDC_LOGIN_MAX_PENDING; i++) {
+        snprintf(client, sizeof(client), "10.0.%d.%d", i / 256, i % 256);
+        assert_int_equal(oidc_login_begin(l, 0, client, NOW, url, sizeof(url), bind), 0);
+    }
+    assert_int_equal(oidc_login_begin(l, 0, "192.0.2.9", NOW + 1, url, sizeof(url), bind), OIDC_LOGIN_EBUSY);
     /* Once they expire, their slots are reused. */
-    assert_int_equal(oidc_login_begin(l, 0, NOW + OIDC_LOGIN_TTL_S, url, sizeof(url), bind), 0);
+    assert_int_equal(oidc_login_begin(l, 0, "192.0.2.9", NOW + OIDC_LOGIN_TTL_S, url, sizeof(url), bind), 0);
     assert_int_equal(oidc_login_pending(l), OIDC_LOGIN_MAX_PENDING);
+    oidc_login_free(l);
+}
+
+static void flow_records_per_client_share(void **state)
+{
+    (void)state;
+    char err[512], url[2048], bind[OIDC_LOGIN_RANDOM_LEN], st[64];
+    struct oidc_login *l = make("[" PROVIDER "]", "https://c.example.org", err, sizeof(err));
+    assert_non_null(l);
+    for (int i = 0; i < OIDC_LOGIN_MAX_PER_CLIENT; i++)
+        assert_int_equal(oidc_login_begin(l, 0, "203.0.113.5", NOW, url, sizeof(url), bind), 0);
+    /* That address has its share; another does not. */
+    assert_int_equal(oidc_login_begin(l, 0, "203.0.113.5", NOW, url, sizeof(url), bind), OIDC_LOGIN_EBUSY);
+    assert_int_equal(oidc_login_begin(l, 0, "203.0.113.6", NOW, url, sizeof(url), bind), 0);
+    /* Another address's finished flow frees none of its places; expiry does. */
+    param(url, "state", st, sizeof(st));
+    struct oidc_pending p;
+    assert_int_equal(oidc_login_take(l, st, bind, NOW, &p), 0);
+    assert_int_equal(oidc_login_begin(l, 0, "203.0.113.5", NOW, url, sizeof(url), bind), OIDC_LOGIN_EBUSY);
+    assert_int_equal(oidc_login_begin(l, 0, "203.0.113.5", NOW + OIDC_LOGIN_TTL_S, url, sizeof(url), bind), 0);
     oidc_login_free(l);
 }
 
@@ -272,6 +294,7 @@ int main(void)
         cmocka_unit_test(configuration),
         cmocka_unit_test(flow_records),
         cmocka_unit_test(flow_records_bounded),
+        cmocka_unit_test(flow_records_per_client_share),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
