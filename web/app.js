@@ -174,6 +174,7 @@ const OIDC_ERRORS = {
     provider_unavailable: 'The provider cannot be reached right now. Please try again later.',
     account_disabled: 'This account is disabled.',
     busy: 'Too many sign-ins are in progress. Please try again in a moment.',
+    cross_site: 'Sign-in must be started from this page. Please use the button below.',
     server_error: 'Clarity could not finish the sign-in. Please try again later.',
 };
 const oidc = {

@@ -16,11 +16,13 @@
  * A person's mistake or a provider's failure is never a 5xx: the start and
  * the callback answer with a 303 to /#/signin?error=<code>, which the page
  * shows (access_denied, invalid_state, invalid_request, token_rejected,
- * invalid_token, provider_unavailable, account_disabled, busy,
+ * invalid_token, provider_unavailable, account_disabled, busy, cross_site,
  * server_error). An unknown provider is a 404 problem. Each outcome is an
  * audit row (auth.oidc_login); the code, the tokens and the verifier are
  * never logged (the access log records the route template, not the query).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -86,6 +88,23 @@ static int provider_of(struct http_request *req, struct http_response *res)
     return i;
 }
 
+/* The key of a client's share of the flow table: its IPv4 address, or the
+ * /64 of an IPv6 one (one host commonly holds a whole /64, so a per-address
+ * share would not bound it). */
+static void client_key(const char *ip, char *out, size_t n)
+{
+    struct in6_addr a;
+    if (strchr(ip, ':') != NULL && inet_pton(AF_INET6, ip, &a) == 1 && !IN6_IS_ADDR_V4MAPPED(&a)) {
+        char t[INET6_ADDRSTRLEN];
+        memset(a.s6_addr + 8, 0, 8);
+        if (inet_ntop(AF_INET6, &a, t, sizeof(t)) != NULL) {
+            snprintf(out, n, "%s/64", t);
+            return;
+        }
+    }
+    snprintf(out, n, "%s", ip);
+}
+
 static void h_start(struct http_request *req, struct http_response *res)
 {
     struct api_ctx *ctx = req->route_ctx;
@@ -93,9 +112,17 @@ static void h_start(struct http_request *req, struct http_response *res)
     if (i < 0)
         return;
     const char *name = oidc_login_name(ctx->oidc_login, (size_t)i);
-    char url[4096], binding[OIDC_LOGIN_RANDOM_LEN];
-    int rc =
-        oidc_login_begin(ctx->oidc_login, (size_t)i, req->client_ip, time_now_ms() / 1000, url, sizeof(url), binding);
+    /* The page starts sign-in from its own origin. Another site making a
+     * browser start flows would spend that address's share of the table and
+     * overwrite the browser's binding cookie: refused (Fetch Metadata). */
+    const char *site = http_request_header(req, "Sec-Fetch-Site");
+    if (site != NULL && strcmp(site, "cross-site") == 0) {
+        fail_to_page(req, res, name, "cross_site", "started from another site");
+        return;
+    }
+    char url[4096], binding[OIDC_LOGIN_RANDOM_LEN], client[80];
+    client_key(req->client_ip, client, sizeof(client));
+    int rc = oidc_login_begin(ctx->oidc_login, (size_t)i, client, time_now_ms() / 1000, url, sizeof(url), binding);
     if (rc != 0) {
         fail_to_page(req, res, name, rc == OIDC_LOGIN_EBUSY ? "busy" : "provider_unavailable",
                      rc == OIDC_LOGIN_EBUSY ? "too many sign-ins in flight" : "provider endpoints unknown");

@@ -33,13 +33,15 @@ struct jwt_claims {
     char email[256];
     int64_t iat, exp, nbf, auth_time; /* seconds; 0 when absent */
     char iss[256];
-    char sid[64];        /* Clarity's session id (a login); "" when absent */
-    char token_use[16];  /* Cognito: "id" or "access"; "" when absent */
-    char client_id[128]; /* Cognito access tokens; "" when absent */
-    char name[128];      /* the provider's display name; "" when absent */
-    int email_verified;  /* 1 only when the claim is JSON true (or "true") */
-    char nonce[128];     /* OIDC ID token's nonce (sign-in flow); "" when absent */
-    char azp[128];       /* OIDC authorized party; "" when absent */
+    char sid[64];         /* Clarity's session id (a login); "" when absent */
+    char token_use[16];   /* Cognito: "id" or "access"; "" when absent */
+    char client_id[128];  /* Cognito access tokens; "" when absent */
+    char name[128];       /* the provider's display name; "" when absent */
+    int email_verified;   /* 1 only when the claim is JSON true (or "true") */
+    char nonce[128];      /* OIDC ID token's nonce (sign-in flow); "" when absent */
+    char azp[128];        /* OIDC authorized party; "" when absent */
+    int signin_oversized; /* nonce or azp too long to hold: the sign-in flow refuses, bearer use ignores */
+    int aud_n;            /* entries in "aud" (1 for a string, 0 when absent) */
 };
 
 /* Accepted audiences of an external token: the token's "aud" (a string or

@@ -663,8 +663,11 @@ int oidc_verify_signin(struct oidc *o, size_t index, const char *token, int64_t 
     else
         rc = jwt_verify_external_rule(is->keys, token, is->iss, &rule, now_s, out, err, errlen);
     pthread_rwlock_unlock(&is->keys_lock);
-    if (rc == 0 && out->azp[0] != '\0' && strcmp(out->azp, is->aud[0]) != 0) {
-        snprintf(err, errlen, "wrong authorized party");
+    /* azp, when present, is this client; with several audiences it must be
+     * present (OIDC Core §3.1.3.7 items 4 and 5). */
+    if (rc == 0 && (out->signin_oversized || (out->azp[0] != '\0' && strcmp(out->azp, is->aud[0]) != 0) ||
+                    (out->aud_n > 1 && out->azp[0] == '\0'))) {
+        snprintf(err, errlen, "wrong or missing authorized party");
         rc = TOKEN_EINVALID;
     }
     return rc;

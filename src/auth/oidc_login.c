@@ -125,14 +125,18 @@ static int put_encoded(struct buf *b, const char *s)
 
 /* ---- parsers of the provider's answers (fuzzed) ---------------------------- */
 
-static int copy_url(json_t *doc, const char *name, int required, char *out, char *err, size_t errlen)
+/* A discovery document may name plain-http loopback endpoints only when its
+ * issuer is one itself (a development provider): an https provider's
+ * document must not send the code, verifier and client secret in the clear
+ * to a service on this host. */
+static int copy_url(json_t *doc, const char *name, int required, int https_only, char *out, char *err, size_t errlen)
 {
     json_t *v = json_object_get(doc, name);
     out[0] = '\0';
     if (v == NULL && !required)
         return 0;
     const char *s = json_string_value(v);
-    if (s == NULL || !oidc_url_acceptable(s)) {
+    if (s == NULL || !oidc_url_acceptable(s) || (https_only && strncmp(s, "https://", 8) != 0)) {
         snprintf(err, errlen, "discovery: %s is missing or not an acceptable URL", name);
         return -1;
     }
@@ -156,9 +160,10 @@ int oidc_discovery_parse(const char *json, size_t len, const char *issuer, struc
         snprintf(err, errlen, "discovery: issuer does not match the configured issuer");
         goto done;
     }
-    if (copy_url(doc, "authorization_endpoint", 1, out->authorization, err, errlen) != 0 ||
-        copy_url(doc, "token_endpoint", 1, out->token, err, errlen) != 0 ||
-        copy_url(doc, "jwks_uri", 0, out->jwks, err, errlen) != 0)
+    int tls = strncmp(issuer, "https://", 8) == 0;
+    if (copy_url(doc, "authorization_endpoint", 1, tls, out->authorization, err, errlen) != 0 ||
+        copy_url(doc, "token_endpoint", 1, tls, out->token, err, errlen) != 0 ||
+        copy_url(doc, "jwks_uri", 0, tls, out->jwks, err, errlen) != 0)
         goto done;
     json_t *methods = json_object_get(doc, "code_challenge_methods_supported");
     if (methods != NULL) {

@@ -208,9 +208,24 @@ class OidcFlow(unittest.TestCase):
         loc, cookie = self.start()
         self.expect_error("invalid_state", self.authorize(loc), None)
 
+    def test_start_from_another_site_refused(self):
+        # Fetch Metadata: another site cannot make a browser start flows
+        # (spending its address's share, overwriting its binding cookie).
+        st, hs, _ = get(self.base + "/api/v1/auth/oidc/test/start", {"Sec-Fetch-Site": "cross-site"})
+        self.assertEqual(st, 303)
+        self.assertEqual(header(hs, "Location")[0], "/#/signin?error=cross_site")
+        self.assertFalse((cookie_of(hs, "clarity_oidc") or "clarity_oidc=;").split(";")[0].split("=", 1)[1])
+        for site in ("same-origin", "none"):
+            st, hs, _ = get(self.base + "/api/v1/auth/oidc/test/start", {"Sec-Fetch-Site": site})
+            self.assertEqual(st, 302, site)
+
     def test_wrong_nonce_audience_expiry(self):
+        cid = self.idp.provider_config()["client_id"]
+        # Several audiences need azp naming this client (OIDC Core 3.1.3.7);
+        # a nonce too long to hold is no nonce.
         for claims in ({"nonce": "not-the-flows-nonce"}, {"aud": "someone-else"},
-                       {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}):
+                       {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200},
+                       {"aud": [cid, "another-client"]}, {"nonce": "n" * 300}):
             with self.subTest(claims=claims):
                 self.idp.claims = dict(claims, sub="bad-" + list(claims)[0])
                 loc, cookie = self.start()

@@ -92,6 +92,15 @@ static void discovery_document(void **state)
                           "\"token_endpoint\":\"http://idp.example.org/t\"}",
                           &ep, err),
                      OIDC_LOGIN_EINVALID);
+    /* An https provider's document may not send the code and the secret in
+     * the clear to this host's loopback (a loopback issuer may). */
+    assert_int_equal(disc("{\"issuer\":\"https://idp.example.org\",\"authorization_endpoint\":\"https://i/a\","
+                          "\"token_endpoint\":\"http://127.0.0.1:8080/t\"}",
+                          &ep, err),
+                     OIDC_LOGIN_EINVALID);
+    const char *lo = "{\"issuer\":\"http://127.0.0.1:9\",\"authorization_endpoint\":\"http://127.0.0.1:9/a\","
+                     "\"token_endpoint\":\"http://127.0.0.1:9/t\"}";
+    assert_int_equal(oidc_discovery_parse(lo, strlen(lo), "http://127.0.0.1:9", &ep, err, sizeof(err)), 0);
     assert_int_equal(disc("{\"issuer\":\"https://idp.example.org\",\"authorization_endpoint\":\"https://i/a\","
                           "\"token_endpoint\":\"https://i/t\",\"code_challenge_methods_supported\":[\"plain\"]}",
                           &ep, err),
