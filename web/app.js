@@ -891,11 +891,11 @@ function renderChat() {
 // ---- Import --------------------------------------------------------------------------
 
 RENDER.import = async (el) => {
-    const input = h('input', { type: 'file', id: 'file', accept: '.zip,.xml,application/zip,application/xml,text/xml', class: 'sr-only' });
+    const input = h('input', { type: 'file', id: 'file', accept: '.zip,.xml,.awd,.csv,.txt,.mtn,application/zip,application/xml,text/xml,text/csv,text/plain', class: 'sr-only' });
     const drop = h('div', { class: 'drop', id: 'drop' },
-        h('p', {}, 'Drop your Apple Health ', h('code', {}, 'export.zip'), ' or ', h('code', {}, 'export.xml'), ' here, or'),
+        h('p', {}, 'Drop your Apple Health ', h('code', {}, 'export.zip'), ' or ', h('code', {}, 'export.xml'), ', or a research recording, here, or'),
         h('label', { for: 'file', class: 'button' }, 'Choose a file'), input,
-        h('p', { class: 'help' }, 'On your iPhone: Health → your picture → Export All Health Data. Research recordings (.AWD, .RPX, .agd, CSV) are read by ', h('code', {}, 'clarity analyze FILE'), ' on the server.'));
+        h('p', { class: 'help' }, 'On your iPhone: Health → your picture → Export All Health Data. Recordings: Actiwatch .AWD, Actiware, ActTrust or ActiLife CSV exports, MotionWatch .mtn, or a ', h('code', {}, 'timestamp,value'), ' CSV of activity counts (times in this browser\'s time zone).'));
     const out = h('div', { id: 'import-out' });
     input.addEventListener('change', () => input.files[0] && startImport(input.files[0], out));
     drop.addEventListener('dragover', (ev) => { ev.preventDefault(); drop.classList.add('over'); });
@@ -909,20 +909,26 @@ RENDER.import = async (el) => {
     fill(el, section('Import your data', drop, out));
 };
 
+// What a dropped file is, by its first bytes and name: an Apple Health
+// export (zip, or XML whose root is HealthData) goes to /healthkit/import,
+// other text (a research recording) to /recordings, where the server picks
+// the reader; a binary file that is neither is refused here.
 async function sniffType(file) {
-    const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
+    const head = new Uint8Array(await file.slice(0, 512).arrayBuffer());
     if (head[0] === 0x50 && head[1] === 0x4b) return 'application/zip';
-    const text = await file.slice(0, 512).text();
-    if (/^\s*(<\?xml|<!DOCTYPE HealthData|<HealthData)/.test(text)) return 'application/xml';
-    return null;
+    const text = await file.slice(0, 4096).text();
+    if (/^\s*(<\?xml[^>]*>\s*)?(<!DOCTYPE HealthData|<HealthData)/.test(text)) return 'application/xml';
+    if (/\.agd$/i.test(file.name) || head.indexOf(0) >= 0) return null;
+    return 'recording';
 }
 
 async function startImport(file, out) {
     const type = await sniffType(file);
     if (!type) {
-        out.replaceChildren(h('div', { class: 'error', role: 'alert' }, file.name + ' is not an Apple Health export (export.zip or export.xml). Research recordings are read by clarity analyze on the server.'));
+        out.replaceChildren(h('div', { class: 'error', role: 'alert' }, file.name + ' is neither an Apple Health export (export.zip or export.xml) nor a text recording. ActiGraph .agd files are read by clarity analyze on the server; export a CSV from ActiLife to import one here.'));
         return;
     }
+    const recording = type === 'recording';
     const bar = h('progress', { id: 'import-progress', max: 1, value: 0, 'aria-label': 'Import progress' });
     const text = h('p', { id: 'import-status', role: 'status' }, 'Sending ' + file.name + '…');
     const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
@@ -937,21 +943,22 @@ async function startImport(file, out) {
     xhr.upload.addEventListener('progress', (ev) => {
         if (!ev.lengthComputable) return;
         bar.value = Math.max(bar.value, (ev.loaded / ev.total) * 0.5);
-        text.textContent = 'Sent ' + fmt(ev.loaded / 1048576) + ' of ' + fmt(ev.total / 1048576) + ' MB';
+        const size = (n) => (ev.total < 1048576 ? fmt(n / 1024, nf0) + ' KB' : fmt(n / 1048576) + ' MB');
+        text.textContent = 'Sent ' + size(ev.loaded) + ' of ' + size(ev.total);
     });
     // The server reads the export as it arrives (a zip once complete); the
     // upload row's progress and records read come from the status API.
     const watch = async () => {
         try {
             const r = await api('/uploads?limit=3');
-            const u = (r.data || []).find((x) => x.upload_source === 'apple_health_export' && Date.parse(x.created_at) >= started - 60000);
+            const u = !recording && (r.data || []).find((x) => x.upload_source === 'apple_health_export' && Date.parse(x.created_at) >= started - 60000);
             if (u && !done && u.status === 'processing') {
                 bar.value = Math.max(bar.value, 0.5 + 0.5 * (u.progress || 0));
                 text.textContent = 'Reading the export: ' + fmt(u.processed_metrics || 0, nf0) + ' records so far';
             }
         } catch (e) { /* the next poll tries again */ }
     };
-    xhr.upload.addEventListener('load', () => { text.textContent = 'Sent. Reading the export…'; });
+    xhr.upload.addEventListener('load', () => { text.textContent = recording ? 'Sent. Reading and storing the recording…' : 'Sent. Reading the export…'; });
     poll = setInterval(watch, 500);
     xhr.addEventListener('abort', () => { stop(); bar.remove(); cancel.remove(); text.textContent = 'Import cancelled. Nothing more is sent; records already read stay stored and a new import adds only what is missing.'; });
     xhr.addEventListener('error', () => { stop(); cancel.remove(); out.append(errorBox(new Error('The connection failed during the upload.'))); });
@@ -967,14 +974,25 @@ async function startImport(file, out) {
         }
         bar.value = 1;
         text.textContent = 'Imported. Analysing…';
-        out.append(importSummary(body));
+        out.append(recording ? recordingSummary(body) : importSummary(body));
         state.anchor = null;
         await waitForAnalysis(body.upload_id, text, before);
     });
-    xhr.open('POST', API + '/healthkit/import');
+    // A recording's clock is local: this browser's UTC offset places it.
+    xhr.open('POST', recording ? API + '/recordings?name=' + encodeURIComponent(file.name) + '&tz_offset_min=' + String(-new Date().getTimezoneOffset()) : API + '/healthkit/import');
     xhr.setRequestHeader('Authorization', 'Bearer ' + state.token);
-    xhr.setRequestHeader('Content-Type', type);
+    xhr.setRequestHeader('Content-Type', recording ? 'application/octet-stream' : type);
     xhr.send(file);
+}
+
+function recordingSummary(body) {
+    const r = body.recording || {};
+    const rows = [['Format', r.format_label], ['Epoch', fmt(r.epoch_s, nf0) + ' s'], ['From', r.start_local ? r.start_local.replace('T', ' ') : '—'],
+        ['To', r.end_local ? r.end_local.replace('T', ' ') : '—'], ['Epochs with counts', fmt(r.epochs, nf0)], ['Stored', fmt(r.stored, nf0)], ['Duplicates skipped', fmt(r.duplicates, nf0)]];
+    return h('div', { class: 'summary', id: 'import-summary' },
+        h('h3', {}, 'Recording summary'),
+        h('p', {}, fmt(r.epochs, nf0) + ' epochs of activity counts read from ' + (r.name || 'the recording') + ', ' + fmt(r.stored, nf0) + ' stored, ' + fmt(r.duplicates, nf0) + ' duplicates skipped.'),
+        h('table', {}, h('caption', {}, 'Recording'), h('tbody', {}, rows.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v == null ? '—' : String(v)))))));
 }
 
 function importSummary(body) {
