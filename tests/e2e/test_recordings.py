@@ -16,6 +16,7 @@ from harness import BIN, Server, raw_connect, read_http_response
 from test_analyze_formats import make_awd
 from test_health_data import Client
 
+SOURCE_DIR = os.environ.get("CLARITY_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 
 
@@ -90,6 +91,10 @@ class Recordings(unittest.TestCase):
         upload_s = time.time() - t0
         self.assertEqual(status, 202, doc)
         rec = doc["recording"]
+        with open(os.path.join(SOURCE_DIR, "docs", "openapi.json")) as f:
+            schemas = json.load(f)["components"]["schemas"]
+        self.assertEqual(set(doc), set(schemas["RecordingImported"]["required"]))
+        self.assertEqual(set(rec), set(schemas["RecordingReport"]["required"]))
         self.assertEqual(rec["format"], "awd")
         self.assertEqual(rec["epoch_s"], 60)
         self.assertEqual(rec["epochs"], 7 * 1440)
@@ -223,7 +228,6 @@ class Recordings(unittest.TestCase):
 
 
 PG_INITDB = "/usr/lib/postgresql/15/bin/initdb"
-SOURCE_DIR = os.environ.get("CLARITY_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
 @unittest.skipUnless(os.path.exists(PG_INITDB), "PostgreSQL 15 is not installed")
