@@ -175,9 +175,16 @@ static void rec_finish(void *state, struct http_request *req, struct http_respon
         problem_add_error(pb, "", "%s (read as %s)", err[0] ? err : "unreadable", recording_format_label(fmt));
         return;
     }
+    size_t count = recording_samples_count(&s);
+    if (count == 0) {
+        free(s.values);
+        struct problem *pb = http_respond_problem(res, 422, "validation-error", "The recording holds no counts.");
+        problem_add_error(pb, "", "every epoch of the recording is missing");
+        return;
+    }
     struct ingest_origin o = {.user_id = p->user_id,
                               .source = "research_recording",
-                              .total_metrics = 0,
+                              .total_metrics = count,
                               .audit_action = "health_data.recording",
                               .request_id = req->request_id,
                               .client_ip = req->client_ip};
@@ -192,13 +199,6 @@ static void rec_finish(void *state, struct http_request *req, struct http_respon
             rc = ingest_session_add(sess, batch.v, batch.n, 0, 0, NULL);
         samples += batch.n;
         upload_samples_free(&batch);
-    }
-    if (rc == 0 && samples == 0) {
-        ingest_session_end(sess, NULL);
-        free(s.values);
-        struct problem *pb = http_respond_problem(res, 422, "validation-error", "The recording holds no counts.");
-        problem_add_error(pb, "", "every epoch of the recording is missing");
-        return;
     }
     if (rc == 0)
         rc = ingest_session_commit(sess, NULL, &r);

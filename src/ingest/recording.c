@@ -1145,6 +1145,15 @@ const char *recording_format_label(enum recording_format f)
 
 size_t recording_samples_total(const struct recording_series *s) { return s->epoch_n > 0 ? s->epoch_n : s->n; }
 
+size_t recording_samples_count(const struct recording_series *s)
+{
+    const double *v = s->epoch_n > 0 ? s->epoch_values : s->values;
+    size_t total = recording_samples_total(s), n = 0;
+    for (size_t i = 0; i < total; i++)
+        n += !isnan(v[i]);
+    return n;
+}
+
 int recording_samples_next(const struct recording_series *s, const struct recording_sample_opts *o, size_t *next,
                            size_t max, struct upload_samples *out)
 {

@@ -133,4 +133,7 @@ int recording_samples_next(const struct recording_series *s, const struct record
 /* The number of slots recording_samples_next walks (epochs or minutes). */
 size_t recording_samples_total(const struct recording_series *s);
 
+/* How many samples recording_samples_next makes in all (slots with a value). */
+size_t recording_samples_count(const struct recording_series *s);
+
 #endif

@@ -108,11 +108,17 @@ class Recordings(unittest.TestCase):
 
         st = self.wait_completed(c, uid)
         self.assertEqual(st["status"], "completed", st)
+        self.assertEqual(st["total_metrics"], 7 * 1440)
         status, _, ups = c.call("GET", "/api/v1/uploads")
         self.assertEqual(status, 200, ups)
         mine = [u for u in ups["data"] if u["upload_id"] == uid]
         self.assertEqual(len(mine), 1)
         self.assertEqual(mine[0]["upload_source"], "research_recording")
+
+        # The audit trail names the upload, as for the other upload routes.
+        status, _, audit = c.call("GET", "/api/v1/auth/me/audit")
+        self.assertEqual(status, 200, audit)
+        self.assertIn("health_data.recording", [e.get("action") for e in audit["data"]], audit)
 
         # Samples: activity counts in UTC (local 12:00 at +01:00 is 11:00Z).
         status, _, lst = c.call("GET", "/api/v1/health-data?data_type=activity_count&limit=1000")

@@ -9,8 +9,11 @@
  * starting inside the representable range, or -1 with a non-empty message;
  * nothing may read past the input (the text is not NUL-terminated). The
  * epoch series beside it (for --conventions pyactigraphy) must be
- * consistent, and pyActigraphy's measures must run on it.
+ * consistent, and pyActigraphy's measures must run on it. The series then
+ * goes through recording_samples_next as the recording upload route does:
+ * every sample has an end after its start, a finite count and a key.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +63,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (ws && circadian_npar_pyactigraphy(s.epoch_values, s.epoch_n, s.epoch_s, (int)sod, 4.0, ws, &r) != 0)
                 abort();
             free(ws);
+        }
+        /* The API's path (api/recordings.c): the series as samples. */
+        if (recording_samples_total(&s) <= 200000) {
+            struct recording_sample_opts o = {"fuzz-user", "fuzz", (int32_t)(data[1] % 61) * 30 - 900};
+            struct upload_samples out = {0};
+            size_t next = 0, n = 0;
+            while (next < recording_samples_total(&s)) {
+                size_t before = next;
+                if (recording_samples_next(&s, &o, &next, RECORDING_SAMPLE_BATCH, &out) != 0 || next <= before)
+                    abort();
+                for (size_t i = 0; i < out.n; i++)
+                    if (out.v[i].end_ms <= out.v[i].start_ms || !isfinite(out.v[i].value) ||
+                        out.v[i].hk_uuid[0] == '\0' || out.v[i].payload == NULL)
+                        abort();
+                n += out.n;
+                upload_samples_free(&out);
+            }
+            if (n > recording_samples_total(&s))
+                abort();
         }
         free(s.values);
     } else if (rc != -1 || err[0] == '\0') {

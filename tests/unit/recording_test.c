@@ -87,6 +87,7 @@ static void test_batches_skip_missing_epochs(void **st)
         upload_samples_free(&out);
     }
     assert_int_equal(total, 3);
+    assert_int_equal(recording_samples_count(&s), 3);
     assert_int_equal(batches, 2);
     free(s.values);
 }
