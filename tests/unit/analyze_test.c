@@ -1,5 +1,5 @@
 /*
- * analyze_test.c — file parsing for `clarity analyze` (src/cli/analyze.c):
+ * analyze_test.c — file parsing for `clarity analyze` (the readers in src/ingest/recording.c):
  * CSV and Actiwatch AWD to minute series, epochs, windows, errors.
  */
 #include <setjmp.h>
