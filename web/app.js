@@ -443,7 +443,7 @@ async function anchor() {
     if (state.anchor) return state.anchor;
     const to = localMidnight(Date.now()) + DAY, from = to - 730 * DAY;
     let last = 0;
-    for (const type of ['steps', 'heart_rate', 'sleep_stage']) {
+    for (const type of ['steps', 'heart_rate', 'sleep_stage', 'activity_count']) {
         const r = await series(type, from, to, 730);
         if (r.t.length) last = Math.max(last, r.t[r.t.length - 1]);
     }
@@ -692,22 +692,29 @@ RENDER.rhythm = async (el) => {
     const days = 28, from = to - days * DAY;
     const tz = -new Date(to).getTimezoneOffset();
     const yfrom = to - 364 * DAY;
-    const [act, rh] = await Promise.all([
+    const [steps, rh] = await Promise.all([
         series('steps', from, to, days * 48),
         api('/rhythm?' + new URLSearchParams({ from: iso(yfrom), to: iso(to), tz_offset_min: String(tz) })),
     ]);
+    // Without steps, a research recording's activity counts draw the actogram.
+    const act = steps.t.length ? steps : await series('activity_count', from, to, days * 48);
     if (!act.t.length) {
-        fill(el, empty('No step counts yet: the actogram draws activity from steps.', ['#/import', 'Import data']));
+        fill(el, empty('No step counts or recorded activity yet: the actogram draws activity from steps or a research recording.', ['#/import', 'Import data']));
         return;
     }
     const w = widthOf(el);
+    if (!steps.t.length) {
+        fill(el, section('Actogram', actogram(act, from, days, w, 'activity counts')),
+            section('Your rhythm', h('p', {}, 'The week-by-week figures and the 24-hour profile are drawn from steps, so they are not shown for a recording. Its IS, IV, RA, L5 and M10 are in its analysis: see the insight on the Overview.')));
+        return;
+    }
     fill(el, 
         section('Actogram', actogram(act, from, days, w)),
         section('Your rhythm, week by week', rhythmWeeks(rh)),
         section('The 24-hour profile', cosinorChart(rh, w)));
 };
 
-function actogram(act, from, days, W) {
+function actogram(act, from, days, W, what = 'steps') {
     const t0 = performance.now();
     const bins = 48, bin = DAY / bins, row = 14, m = { l: 56, r: 6, t: 18 };
     const H = m.t + days * row + 6, cw = (W - m.l - m.r) / (2 * bins);
@@ -743,8 +750,8 @@ function actogram(act, from, days, W) {
         rows.push([dfDate.format(new Date(from + day * DAY)), fmt(tot, nf0), best >= 0 ? clock(best * 30) : '—']);
     }
     const fig = h('figure', { class: 'chart' }, h('div', { class: 'scroll-x' }, svg),
-        h('figcaption', { id: 'acto-cap' }, 'Double-plotted actogram of steps: one day per row, 48 hours across (each day is drawn again to the right of the day before), last ' + days + ' days, in 30-minute bins.'),
-        tableOf(['Day', 'Steps', 'Most active half hour'], rows));
+        h('figcaption', { id: 'acto-cap' }, 'Double-plotted actogram of ' + what + ': one day per row, 48 hours across (each day is drawn again to the right of the day before), last ' + days + ' days, in 30-minute bins.'),
+        tableOf(['Day', what === 'steps' ? 'Steps' : 'Activity counts', 'Most active half hour'], rows));
     fig.dataset.renderMs = (performance.now() - t0).toFixed(1);
     fig.dataset.points = String(act.t.length);
     fig.id = 'actogram';

@@ -2,8 +2,8 @@
 browser: web_recording_browser.js signs up, drops a week-long Actiwatch
 .AWD on the import page (upload throttled so the progress bar moves), sees
 the recording summarised (epochs stored, duplicates) and the analysis's
-insight arrive, drops it again (every epoch a duplicate), and runs axe-core
-on the page at 1280 and 390 px (no serious or critical violation), with no
+insight arrive, drops it again (every epoch a duplicate), sees its
+actogram on Rhythm, and runs axe-core on those pages at 1280 and 390 px (no serious or critical violation), with no
 console error, failed request or request leaving the server. Screenshots
 go to test-artifacts/ beside the binary. Needs `scripts/install-deps
 --browser` (Chromium, playwright-core, axe-core); otherwise skipped (77).
@@ -16,10 +16,14 @@ import sys
 import tempfile
 import time
 import unittest
+from datetime import datetime, timedelta
 
 from harness import BIN, Server
 from test_analyze_formats import make_awd
 from test_web_app import CHROMIUM, LIMITS, NPM, PASSWORD, browser_missing
+
+
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 class WebRecording(unittest.TestCase):
@@ -32,8 +36,15 @@ class WebRecording(unittest.TestCase):
         try:
             artifacts = os.path.join(os.path.dirname(os.path.abspath(BIN)), "test-artifacts")
             os.makedirs(artifacts, exist_ok=True)
+            # A week ending yesterday (the views look back from the latest data, up to two years).
+            start = datetime.now() - timedelta(days=8)
             rec = os.path.join(tmp, "subject07.AWD")
             make_awd(rec, days=7)
+            with open(rec) as f:
+                lines = f.read().split("\n")
+            lines[1] = start.strftime("%d-") + MONTHS[start.month - 1] + start.strftime("-%Y")
+            with open(rec, "w") as f:
+                f.write("\n".join(lines))
             env = dict(os.environ, PLAYWRIGHT_CORE=os.path.join(NPM, "playwright-core"),
                        AXE_CORE=os.path.join(NPM, "axe-core"), CHROMIUM=CHROMIUM, RECORDING=rec,
                        BASE_URL="http://127.0.0.1:%d" % srv.port, ARTIFACTS=artifacts, HOME=tmp,
@@ -63,11 +74,14 @@ class WebRecording(unittest.TestCase):
         self.assertIn("Actiwatch (AWD)", out["summary"])
         self.assertIn("10,080 epochs of activity counts read from subject07.AWD, 10,080 stored, 0 duplicates skipped",
                       out["summary"])
-        self.assertIn("2024-03-11 12:00", out["summary"])
+        self.assertIn(start.strftime("%Y-%m-%d") + " 12:00", out["summary"])
         self.assertIn("ready", out["status"])
         self.assertIn("10,080 epochs of activity counts read from subject07.AWD, 0 stored, 10,080 duplicates skipped",
                       out["summary_again"])
         self.assertIn("research_recording", out["data_text"])
+        self.assertIn("actogram of activity counts", out["rhythm_text"])
+        self.assertGreater(out["actogram_marks"], 7 * 20)
+        self.assertEqual(out["axe_rhythm"], [])
         self.assertEqual(out["axe"], [])
         self.assertEqual(out["axe_390"], [])
         self.assertEqual(out["axe_data"], [])

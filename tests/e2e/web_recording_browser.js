@@ -2,7 +2,8 @@
 // headless Chromium (playwright-core, the system's chromium): sign up, drop
 // the .AWD (upload throttled so the progress bar moves), read the summary,
 // wait for the analysis and its insight, drop it again (all duplicates),
-// then run axe-core on the import page at 1280 and 390 px with screenshots.
+// run axe-core on the import page at 1280 and 390 px, see the recording's
+// actogram on Rhythm, with screenshots.
 // Prints one JSON line for test_web_recording.py. Environment:
 // PLAYWRIGHT_CORE, AXE_CORE, CHROMIUM, BASE_URL, RECORDING (a file),
 // ARTIFACTS (a directory), EMAIL, PASSWORD.
@@ -102,6 +103,13 @@ async function main() {
         await drop();
         await page.waitForSelector('#import-summary', { timeout: 60000 });
         out.summary_again = await page.textContent('#import-summary');
+        // Rhythm: without steps, the recording's counts draw the actogram.
+        await page.evaluate(() => { location.hash = '#/rhythm'; });
+        await page.waitForFunction(() => document.body.dataset.view === 'rhythm' && document.getElementById('actogram'), null, { timeout: 30000 });
+        out.actogram_marks = await page.$eval('#actogram path.acto', (p) => (p.getAttribute('d') || '').split('M').length - 1);
+        out.rhythm_text = (await page.textContent('main')).slice(0, 2000);
+        out.axe_rhythm = await axe(page);
+        await page.screenshot({ path: path.join(art, 'web-recording-rhythm.png'), fullPage: true });
         // Your data lists the uploads with their source.
         await page.evaluate(() => { location.hash = '#/data'; });
         await page.waitForFunction(() => document.body.dataset.view === 'data', null, { timeout: 30000 });
