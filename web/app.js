@@ -967,7 +967,7 @@ async function startImport(file, out) {
     };
     xhr.upload.addEventListener('load', () => { text.textContent = recording ? 'Sent. Reading and storing the recording…' : 'Sent. Reading the export…'; });
     poll = setInterval(watch, 500);
-    xhr.addEventListener('abort', () => { stop(); bar.remove(); cancel.remove(); text.textContent = 'Import cancelled. Nothing more is sent; records already read stay stored and a new import adds only what is missing.'; });
+    xhr.addEventListener('abort', () => { stop(); bar.remove(); cancel.remove(); text.textContent = recording ? 'Import cancelled. Nothing of the recording was stored.' : 'Import cancelled. Nothing more is sent; records already read stay stored and a new import adds only what is missing.'; });
     xhr.addEventListener('error', () => { stop(); cancel.remove(); out.append(errorBox(new Error('The connection failed during the upload.'))); });
     xhr.addEventListener('load', async () => {
         stop();

@@ -64,7 +64,7 @@ class WebRecording(unittest.TestCase):
         self.assertIn("research recording", out["drop_text"])
         # The recording went to /recordings with its name and the browser's
         # UTC offset (Europe/Berlin: +60 in winter, +120 in summer).
-        self.assertEqual(len(out["requests"]), 2, out["requests"])
+        self.assertEqual(len(out["requests"]), 3, out["requests"])  # cancelled, stored, duplicate
         self.assertRegex(out["requests"][0], r"^/api/v1/recordings\?name=subject07\.AWD&tz_offset_min=(60|120)$")
         values = [x["v"] for x in out["progress"] if x["v"] is not None]
         self.assertEqual(values[-1], 1)
@@ -78,7 +78,9 @@ class WebRecording(unittest.TestCase):
         self.assertIn("ready", out["status"])
         self.assertIn("10,080 epochs of activity counts read from subject07.AWD, 0 stored, 10,080 duplicates skipped",
                       out["summary_again"])
-        self.assertIn("research_recording", out["data_text"])
+        self.assertIn("Nothing of the recording was stored", out["cancelled"])
+        # Your data: the stored upload and the duplicate one, none from the cancelled drop.
+        self.assertEqual(out["data_text"].count("research_recording"), 2, out["data_text"])
         self.assertIn("actogram of activity counts", out["rhythm_text"])
         self.assertGreater(out["actogram_marks"], 7 * 20)
         self.assertEqual(out["axe_rhythm"], [])

@@ -1,6 +1,7 @@
 // Drop a research recording on the web app's import page (issue 20), in
 // headless Chromium (playwright-core, the system's chromium): sign up, drop
-// the .AWD (upload throttled so the progress bar moves), read the summary,
+// the .AWD and cancel it half-way, drop it again (upload throttled so the
+// progress bar moves), read the summary,
 // wait for the analysis and its insight, drop it again (all duplicates),
 // run axe-core on the import page at 1280 and 390 px, see the recording's
 // actogram on Rhythm, with screenshots.
@@ -37,7 +38,11 @@ async function main() {
         const page = await context.newPage();
         page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') out.problems.push('console ' + m.type() + ': ' + m.text()); });
         page.on('pageerror', (e) => out.problems.push('pageerror: ' + e.message));
-        page.on('requestfailed', (r) => { if (!r.url().startsWith('blob:')) out.problems.push('requestfailed: ' + r.url() + ' ' + (r.failure() || {}).errorText); });
+        page.on('requestfailed', (r) => {
+            const why = (r.failure() || {}).errorText;
+            if (out.allowAbort && r.url().includes('/api/v1/recordings') && /ABORTED/.test(why)) return;
+            if (!r.url().startsWith('blob:')) out.problems.push('requestfailed: ' + r.url() + ' ' + why);
+        });
         page.on('response', (r) => { if (r.status() >= 400) out.problems.push('HTTP ' + r.status() + ': ' + r.url()); });
         page.on('request', (r) => {
             const u = r.url();
@@ -69,6 +74,15 @@ async function main() {
         }, [b64, name]);
         const cdp = await context.newCDPSession(page);
         await cdp.send('Network.enable');
+        // First a drop cancelled half-way: the request is aborted, nothing stored.
+        await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 5, downloadThroughput: -1, uploadThroughput: 2 * 1024 });
+        out.allowAbort = true;
+        await drop();
+        await page.waitForFunction(() => { const b = document.getElementById('import-progress'); return b && b.value > 0.05; }, null, { timeout: 60000 });
+        await page.click('#import-out button:has-text("Cancel")');
+        await page.waitForFunction(() => /cancelled/.test((document.getElementById('import-status') || {}).textContent || ''), null, { timeout: 30000 });
+        out.cancelled = await page.textContent('#import-status');
+        out.allowAbort = false;
         await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 5, downloadThroughput: -1, uploadThroughput: 12 * 1024 });
         await drop();
         const t0 = Date.now();
