@@ -958,10 +958,10 @@ async function startImport(file, out) {
     const watch = async () => {
         try {
             const r = await api('/uploads?limit=3');
-            const u = !recording && (r.data || []).find((x) => x.upload_source === 'apple_health_export' && Date.parse(x.created_at) >= started - 60000);
+            const u = (r.data || []).find((x) => x.upload_source === (recording ? 'research_recording' : 'apple_health_export') && Date.parse(x.created_at) >= started - 60000);
             if (u && !done && u.status === 'processing') {
                 bar.value = Math.max(bar.value, 0.5 + 0.5 * (u.progress || 0));
-                text.textContent = 'Reading the export: ' + fmt(u.processed_metrics || 0, nf0) + ' records so far';
+                text.textContent = (recording ? 'Storing the recording: ' : 'Reading the export: ') + fmt(u.processed_metrics || 0, nf0) + (recording ? ' epochs' : ' records') + ' so far';
             }
         } catch (e) { /* the next poll tries again */ }
     };

@@ -8,9 +8,12 @@
  * The body is buffered (at most LIMIT_RECORDING_BYTES, or MAX_IMPORT_BYTES
  * when lower), read with the readers `clarity analyze` uses
  * (ingest/recording.h), and only a recording that reads completely opens an
- * ingest session: the upload row, every sample, the analysis job and the
- * audit row commit in one transaction (INGEST_ATOMIC), so a bad file stores
- * nothing and a 2xx means durable. Status, listing, export and deletion are
+ * ingest session, streamed as an Apple Health import is: the upload row
+ * ("processing", with progress), the samples in batches of their own, then
+ * the analysis job and the audit row with the status "received". A bad file
+ * stores nothing; a 2xx means durable; a failure while storing leaves the
+ * upload "failed" with the batches stored so far (a new upload of the file
+ * adds only what is missing). Status, listing, export and deletion are
  * the uploads' routes (api/health_data.c, api/views.c).
  */
 #include <math.h>
@@ -190,19 +193,29 @@ static void rec_finish(void *state, struct http_request *req, struct http_respon
                               .client_ip = req->client_ip};
     struct recording_sample_opts so = {p->user_id, recording_format_label(fmt), st->tz_offset_min};
     size_t next = 0, total = recording_samples_total(&s), samples = 0;
-    int rc = ingest_session_begin(ctx->store, ctx->ring, &o, INGEST_ATOMIC, &sess);
-    while (rc == 0 && next < total) {
+    /* Streamed like an Apple Health import: the upload shows "processing"
+     * with its progress while batches commit one by one (no write lock
+     * held for a year of epochs), and commit queues the analysis. */
+    int stopped = 0; /* the shutdown grace period ended (api_ctx.stop) */
+    int rc = ingest_session_begin(ctx->store, ctx->ring, &o, INGEST_STREAMED, &sess);
+    while (rc == 0 && !stopped && next < total) {
         rc = recording_samples_next(&s, &so, &next, RECORDING_SAMPLE_BATCH, &batch);
         if (rc == 0)
             rc = upload_samples_complete(&batch);
-        if (rc == 0)
-            rc = ingest_session_add(sess, batch.v, batch.n, 0, 0, NULL);
         samples += batch.n;
+        if (rc == 0)
+            rc = ingest_session_add(sess, batch.v, batch.n, (double)next / (double)total, (int64_t)samples, NULL);
         upload_samples_free(&batch);
+        stopped = rc == 0 && ctx->stop != NULL && atomic_load(ctx->stop);
     }
-    if (rc == 0)
+    if (rc == 0 && !stopped)
         rc = ingest_session_commit(sess, NULL, &r);
-    ingest_session_end(sess, NULL);
+    ingest_session_end(sess, stopped ? "the server stopped while storing the recording; send it again" : NULL);
+    if (rc == 0 && stopped) {
+        free(s.values);
+        http_respond_problem(res, 503, "service-unavailable", "The server is shutting down; send the recording again.");
+        return;
+    }
     if (rc != 0) {
         free(s.values);
         api_store_failure(res, rc);

@@ -109,6 +109,7 @@ class Recordings(unittest.TestCase):
         st = self.wait_completed(c, uid)
         self.assertEqual(st["status"], "completed", st)
         self.assertEqual(st["total_metrics"], 7 * 1440)
+        self.assertEqual(st["processed_metrics"], 7 * 1440)
         status, _, ups = c.call("GET", "/api/v1/uploads")
         self.assertEqual(status, 200, ups)
         mine = [u for u in ups["data"] if u["upload_id"] == uid]
