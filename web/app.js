@@ -475,7 +475,7 @@ async function anchor() {
     if (state.anchor) return state.anchor;
     const to = localMidnight(Date.now()) + DAY, from = to - 730 * DAY;
     let last = 0;
-    for (const type of ['steps', 'heart_rate', 'sleep_stage']) {
+    for (const type of ['steps', 'heart_rate', 'sleep_stage', 'activity_count']) {
         const r = await series(type, from, to, 730);
         if (r.t.length) last = Math.max(last, r.t[r.t.length - 1]);
     }
@@ -724,22 +724,29 @@ RENDER.rhythm = async (el) => {
     const days = 28, from = to - days * DAY;
     const tz = -new Date(to).getTimezoneOffset();
     const yfrom = to - 364 * DAY;
-    const [act, rh] = await Promise.all([
+    const [steps, rh] = await Promise.all([
         series('steps', from, to, days * 48),
         api('/rhythm?' + new URLSearchParams({ from: iso(yfrom), to: iso(to), tz_offset_min: String(tz) })),
     ]);
+    // Without steps, a research recording's activity counts draw the actogram.
+    const act = steps.t.length ? steps : await series('activity_count', from, to, days * 48);
     if (!act.t.length) {
-        fill(el, empty('No step counts yet: the actogram draws activity from steps.', ['#/import', 'Import data']));
+        fill(el, empty('No step counts or recorded activity yet: the actogram draws activity from steps or a research recording.', ['#/import', 'Import data']));
         return;
     }
     const w = widthOf(el);
+    if (!steps.t.length) {
+        fill(el, section('Actogram', actogram(act, from, days, w, 'activity counts')),
+            section('Your rhythm', h('p', {}, 'The week-by-week figures and the 24-hour profile are drawn from steps, so they are not shown for a recording. Its IS, IV, RA, L5 and M10 are in its analysis: see the insight on the Overview.')));
+        return;
+    }
     fill(el, 
         section('Actogram', actogram(act, from, days, w)),
         section('Your rhythm, week by week', rhythmWeeks(rh)),
         section('The 24-hour profile', cosinorChart(rh, w)));
 };
 
-function actogram(act, from, days, W) {
+function actogram(act, from, days, W, what = 'steps') {
     const t0 = performance.now();
     const bins = 48, bin = DAY / bins, row = 14, m = { l: 56, r: 6, t: 18 };
     const H = m.t + days * row + 6, cw = (W - m.l - m.r) / (2 * bins);
@@ -775,8 +782,8 @@ function actogram(act, from, days, W) {
         rows.push([dfDate.format(new Date(from + day * DAY)), fmt(tot, nf0), best >= 0 ? clock(best * 30) : '—']);
     }
     const fig = h('figure', { class: 'chart' }, h('div', { class: 'scroll-x' }, svg),
-        h('figcaption', { id: 'acto-cap' }, 'Double-plotted actogram of steps: one day per row, 48 hours across (each day is drawn again to the right of the day before), last ' + days + ' days, in 30-minute bins.'),
-        tableOf(['Day', 'Steps', 'Most active half hour'], rows));
+        h('figcaption', { id: 'acto-cap' }, 'Double-plotted actogram of ' + what + ': one day per row, 48 hours across (each day is drawn again to the right of the day before), last ' + days + ' days, in 30-minute bins.'),
+        tableOf(['Day', what === 'steps' ? 'Steps' : 'Activity counts', 'Most active half hour'], rows));
     fig.dataset.renderMs = (performance.now() - t0).toFixed(1);
     fig.dataset.points = String(act.t.length);
     fig.id = 'actogram';
@@ -923,11 +930,11 @@ function renderChat() {
 // ---- Import --------------------------------------------------------------------------
 
 RENDER.import = async (el) => {
-    const input = h('input', { type: 'file', id: 'file', accept: '.zip,.xml,application/zip,application/xml,text/xml', class: 'sr-only' });
+    const input = h('input', { type: 'file', id: 'file', accept: '.zip,.xml,.awd,.csv,.txt,.mtn,application/zip,application/xml,text/xml,text/csv,text/plain', class: 'sr-only' });
     const drop = h('div', { class: 'drop', id: 'drop' },
-        h('p', {}, 'Drop your Apple Health ', h('code', {}, 'export.zip'), ' or ', h('code', {}, 'export.xml'), ' here, or'),
+        h('p', {}, 'Drop your Apple Health ', h('code', {}, 'export.zip'), ' or ', h('code', {}, 'export.xml'), ', or a research recording, here, or'),
         h('label', { for: 'file', class: 'button' }, 'Choose a file'), input,
-        h('p', { class: 'help' }, 'On your iPhone: Health → your picture → Export All Health Data. Research recordings (.AWD, .RPX, .agd, CSV) are read by ', h('code', {}, 'clarity analyze FILE'), ' on the server.'));
+        h('p', { class: 'help' }, 'On your iPhone: Health → your picture → Export All Health Data. Recordings: Actiwatch .AWD, Actiware, ActTrust or ActiLife CSV exports, MotionWatch .mtn, or a ', h('code', {}, 'timestamp,value'), ' CSV of activity counts (times in this browser\'s time zone).'));
     const out = h('div', { id: 'import-out' });
     input.addEventListener('change', () => input.files[0] && startImport(input.files[0], out));
     drop.addEventListener('dragover', (ev) => { ev.preventDefault(); drop.classList.add('over'); });
@@ -941,20 +948,26 @@ RENDER.import = async (el) => {
     fill(el, section('Import your data', drop, out));
 };
 
+// What a dropped file is, by its first bytes and name: an Apple Health
+// export (zip, or XML whose root is HealthData) goes to /healthkit/import,
+// other text (a research recording) to /recordings, where the server picks
+// the reader; a binary file that is neither is refused here.
 async function sniffType(file) {
-    const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
+    const head = new Uint8Array(await file.slice(0, 512).arrayBuffer());
     if (head[0] === 0x50 && head[1] === 0x4b) return 'application/zip';
-    const text = await file.slice(0, 512).text();
-    if (/^\s*(<\?xml|<!DOCTYPE HealthData|<HealthData)/.test(text)) return 'application/xml';
-    return null;
+    const text = await file.slice(0, 4096).text();
+    if (/^\s*(<\?xml[^>]*>\s*)?(<!DOCTYPE HealthData|<HealthData)/.test(text)) return 'application/xml';
+    if (/\.agd$/i.test(file.name) || head.indexOf(0) >= 0) return null;
+    return 'recording';
 }
 
 async function startImport(file, out) {
     const type = await sniffType(file);
     if (!type) {
-        out.replaceChildren(h('div', { class: 'error', role: 'alert' }, file.name + ' is not an Apple Health export (export.zip or export.xml). Research recordings are read by clarity analyze on the server.'));
+        out.replaceChildren(h('div', { class: 'error', role: 'alert' }, file.name + ' is neither an Apple Health export (export.zip or export.xml) nor a text recording. ActiGraph .agd files are read by clarity analyze on the server; export a CSV from ActiLife to import one here.'));
         return;
     }
+    const recording = type === 'recording';
     const bar = h('progress', { id: 'import-progress', max: 1, value: 0, 'aria-label': 'Import progress' });
     const text = h('p', { id: 'import-status', role: 'status' }, 'Sending ' + file.name + '…');
     const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
@@ -969,23 +982,24 @@ async function startImport(file, out) {
     xhr.upload.addEventListener('progress', (ev) => {
         if (!ev.lengthComputable) return;
         bar.value = Math.max(bar.value, (ev.loaded / ev.total) * 0.5);
-        text.textContent = 'Sent ' + fmt(ev.loaded / 1048576) + ' of ' + fmt(ev.total / 1048576) + ' MB';
+        const size = (n) => (ev.total < 1048576 ? fmt(n / 1024, nf0) + ' KB' : fmt(n / 1048576) + ' MB');
+        text.textContent = 'Sent ' + size(ev.loaded) + ' of ' + size(ev.total);
     });
     // The server reads the export as it arrives (a zip once complete); the
     // upload row's progress and records read come from the status API.
     const watch = async () => {
         try {
             const r = await api('/uploads?limit=3');
-            const u = (r.data || []).find((x) => x.upload_source === 'apple_health_export' && Date.parse(x.created_at) >= started - 60000);
+            const u = (r.data || []).find((x) => x.upload_source === (recording ? 'research_recording' : 'apple_health_export') && Date.parse(x.created_at) >= started - 60000);
             if (u && !done && u.status === 'processing') {
                 bar.value = Math.max(bar.value, 0.5 + 0.5 * (u.progress || 0));
-                text.textContent = 'Reading the export: ' + fmt(u.processed_metrics || 0, nf0) + ' records so far';
+                text.textContent = (recording ? 'Storing the recording: ' : 'Reading the export: ') + fmt(u.processed_metrics || 0, nf0) + (recording ? ' epochs' : ' records') + ' so far';
             }
         } catch (e) { /* the next poll tries again */ }
     };
-    xhr.upload.addEventListener('load', () => { text.textContent = 'Sent. Reading the export…'; });
+    xhr.upload.addEventListener('load', () => { text.textContent = recording ? 'Sent. Reading and storing the recording…' : 'Sent. Reading the export…'; });
     poll = setInterval(watch, 500);
-    xhr.addEventListener('abort', () => { stop(); bar.remove(); cancel.remove(); text.textContent = 'Import cancelled. Nothing more is sent; records already read stay stored and a new import adds only what is missing.'; });
+    xhr.addEventListener('abort', () => { stop(); bar.remove(); cancel.remove(); text.textContent = recording ? 'Import cancelled. Nothing of the recording was stored.' : 'Import cancelled. Nothing more is sent; records already read stay stored and a new import adds only what is missing.'; });
     xhr.addEventListener('error', () => { stop(); cancel.remove(); out.append(errorBox(new Error('The connection failed during the upload.'))); });
     xhr.addEventListener('load', async () => {
         stop();
@@ -999,14 +1013,25 @@ async function startImport(file, out) {
         }
         bar.value = 1;
         text.textContent = 'Imported. Analysing…';
-        out.append(importSummary(body));
+        out.append(recording ? recordingSummary(body) : importSummary(body));
         state.anchor = null;
         await waitForAnalysis(body.upload_id, text, before);
     });
-    xhr.open('POST', API + '/healthkit/import');
+    // A recording's clock is local: this browser's UTC offset places it.
+    xhr.open('POST', recording ? API + '/recordings?name=' + encodeURIComponent(file.name) + '&tz_offset_min=' + String(-new Date().getTimezoneOffset()) : API + '/healthkit/import');
     xhr.setRequestHeader('Authorization', 'Bearer ' + state.token);
-    xhr.setRequestHeader('Content-Type', type);
+    xhr.setRequestHeader('Content-Type', recording ? 'application/octet-stream' : type);
     xhr.send(file);
+}
+
+function recordingSummary(body) {
+    const r = body.recording || {};
+    const rows = [['Format', r.format_label], ['Epoch', fmt(r.epoch_s, nf0) + ' s'], ['From', r.start_local ? r.start_local.replace('T', ' ') : '—'],
+        ['To', r.end_local ? r.end_local.replace('T', ' ') : '—'], ['Epochs with counts', fmt(r.epochs, nf0)], ['Stored', fmt(r.stored, nf0)], ['Duplicates skipped', fmt(r.duplicates, nf0)]];
+    return h('div', { class: 'summary', id: 'import-summary' },
+        h('h3', {}, 'Recording summary'),
+        h('p', {}, fmt(r.epochs, nf0) + ' epochs of activity counts read from ' + (r.name || 'the recording') + ', ' + fmt(r.stored, nf0) + ' stored, ' + fmt(r.duplicates, nf0) + ' duplicates skipped.'),
+        h('table', {}, h('caption', {}, 'Recording'), h('tbody', {}, rows.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v == null ? '—' : String(v)))))));
 }
 
 function importSummary(body) {

@@ -57,6 +57,8 @@ int api_chat_register(struct router *r, struct api_ctx *ctx);     /* api/chat.c:
 int api_web_register(struct router *r);                           /* api/web.c: the web app at / */
 int api_views_register(struct router *r, struct api_ctx *ctx);    /* api/views.c: aggregates for the app */
 int api_oidc_register(struct router *r, struct api_ctx *ctx);     /* api/oidc_flow.c: browser OIDC sign-in */
+/* api/recordings.c: research recordings, POST /api/v1/recordings. */
+int api_recordings_register(struct router *r, struct api_ctx *ctx);
 
 /* Shared by the areas (api/common.c). */
 /* 1 when user_id names the caller (auth_principal_is: the Clarity id in any

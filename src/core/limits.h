@@ -45,6 +45,12 @@
  * draft leaves the length to the server; the column is 255). */
 #define LIMIT_IDEMPOTENCY_KEY 255
 
+/* A research recording's body (POST /api/v1/recordings), held in memory
+ * while it is read: a year of 15-s epochs as timestamp,value CSV is ~55 MiB,
+ * a year of an Actiwatch .AWD at 30 s ~6 MiB. MAX_IMPORT_BYTES, when lower,
+ * lowers it. */
+#define LIMIT_RECORDING_BYTES (64u * 1024u * 1024u)
+
 /* A client's X-Request-ID, echoed and kept in logs and the audit row: the
  * length of a W3C trace id pair with room, not a payload channel. Longer or
  * odd ones are replaced by a UUID (http/server.c), never cut. */

@@ -30,5 +30,6 @@
 #define HK_T_SLEEP "sleep_stage"                     /* min; the stage is in `category` */
 #define HK_T_MINDFUL "mindful_minutes"               /* min */
 #define HK_T_WORKOUT "workout"                       /* min; energy/distance in the payload */
+#define HK_T_ACTIVITY_COUNT "activity_count"         /* count per epoch (research recordings) */
 
 #endif

@@ -25,14 +25,17 @@
 #include "store/store.h"
 
 /* Metric series the window builds, in struct compute_window order. */
-enum series_kind { SK_STEPS = 0, SK_HR, SK_HRV, SK_RESP, SK_SPO2, SK_COUNT };
+/* SK_COUNTS: a research recording's activity counts (ingest/recording.h);
+ * where a window has them they are its activity, scored as counts. */
+enum series_kind { SK_STEPS = 0, SK_HR, SK_HRV, SK_RESP, SK_SPO2, SK_COUNTS, SK_COUNT };
 
-static const char *const series_types[SK_COUNT] = {HK_T_STEPS, HK_T_HEART_RATE, HK_T_HRV, HK_T_RESPIRATORY_RATE,
-                                                   HK_T_BLOOD_OXYGEN};
-static const enum series_agg series_aggs[SK_COUNT] = {SERIES_AGG_SUM, SERIES_AGG_MEAN, SERIES_AGG_MEAN, SERIES_AGG_MEAN,
-                                                      SERIES_AGG_MEAN};
-static const char *const series_cov_names[SK_COUNT] = {"steps_minutes", "heart_rate_minutes", "hrv_minutes",
-                                                       "respiratory_rate_minutes", "blood_oxygen_minutes"};
+static const char *const series_types[SK_COUNT] = {
+    HK_T_STEPS, HK_T_HEART_RATE, HK_T_HRV, HK_T_RESPIRATORY_RATE, HK_T_BLOOD_OXYGEN, HK_T_ACTIVITY_COUNT};
+static const enum series_agg series_aggs[SK_COUNT] = {SERIES_AGG_SUM,  SERIES_AGG_MEAN, SERIES_AGG_MEAN,
+                                                      SERIES_AGG_MEAN, SERIES_AGG_MEAN, SERIES_AGG_SUM};
+static const char *const series_cov_names[SK_COUNT] = {"steps_minutes",        "heart_rate_minutes",
+                                                       "hrv_minutes",          "respiratory_rate_minutes",
+                                                       "blood_oxygen_minutes", "activity_count_minutes"};
 
 struct sample_vec {
     struct series_sample *v;
@@ -265,8 +268,9 @@ static int window_rows_reference(struct store_tx *tx, const char *user_id, int64
 static int window_rows(struct store_tx *tx, const char *user_id, int64_t from_ms, int64_t to_ms, struct loader *l)
 {
     /* Types in series_kind order, then sleep (its stage is in the payload). */
-    static const char *const types[SK_COUNT + 1] = {HK_T_STEPS,        HK_T_HEART_RATE, HK_T_HRV, HK_T_RESPIRATORY_RATE,
-                                                    HK_T_BLOOD_OXYGEN, HK_T_SLEEP};
+    static const char *const types[SK_COUNT + 1] = {
+        HK_T_STEPS,        HK_T_HEART_RATE,     HK_T_HRV,  HK_T_RESPIRATORY_RATE,
+        HK_T_BLOOD_OXYGEN, HK_T_ACTIVITY_COUNT, HK_T_SLEEP};
     static const char *const ranks[] = {"Watch", "iPhone"}; /* source_rank's rule */
     struct store_window_query wq = {.user_id = user_id,
                                     .types = types,
@@ -413,7 +417,8 @@ static int window_load(struct store_tx *tx, const char *user_id, const char *upl
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    double **dst[SK_COUNT] = {&w.steps, &w.hr, &w.hrv, &w.resp, &w.spo2};
+    double *counts = NULL;
+    double **dst[SK_COUNT] = {&w.steps, &w.hr, &w.hrv, &w.resp, &w.spo2, &counts};
     for (int k = 0; k < SK_COUNT; k++) {
         if (series_build(&l.vec[k], w.start_local_min, w.n, series_aggs[k], ws, dst[k]) != 0) {
             rc = COMPUTE_ENOMEM;
@@ -421,7 +426,11 @@ static int window_load(struct store_tx *tx, const char *user_id, const char *upl
             goto fail;
         }
     }
-    if (w.steps != NULL) {
+    if (counts != NULL) {
+        /* A recording's counts are the activity, scored as counts (as
+         * `clarity analyze` does); steps stay steps. */
+        w.activity = counts;
+    } else if (w.steps != NULL) {
         w.activity = activity_from_steps(w.steps, w.n);
         if (w.activity == NULL) {
             rc = COMPUTE_ENOMEM;
@@ -893,7 +902,8 @@ int compute_window_analyse(const struct compute_window *w, const struct compute_
     cov = json_object();
     if (cov == NULL)
         goto nomem;
-    const double *series[SK_COUNT] = {w->steps, w->hr, w->hrv, w->resp, w->spo2};
+    const double *series[SK_COUNT] = {w->steps, w->hr,   w->hrv,
+                                      w->resp,  w->spo2, w->steps_are_activity ? NULL : w->activity};
     size_t days = nw / 1440 ? nw / 1440 : 1, days_with_data = 0;
     for (size_t d = 0; d * 1440 < nw; d++) {
         size_t lo = off + d * 1440, hi = lo + 1440 < w->n ? lo + 1440 : w->n;

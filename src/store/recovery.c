@@ -33,7 +33,8 @@ int store_upload_fail_stale_imports(struct store_tx *tx, int64_t stale_before_ms
     struct db_stmt *s = NULL;
     int rc = store_tx_stmt(tx,
                            "UPDATE uploads SET status = ?4, updated_at = ?1, error = ?2"
-                           " WHERE status = ?5 AND source = 'apple_health_export' AND updated_at < ?3",
+                           " WHERE status = ?5 AND source IN ('apple_health_export', 'research_recording')"
+                           " AND updated_at < ?3",
                            &s);
     if (rc != 0)
         return rc;

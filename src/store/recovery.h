@@ -29,7 +29,8 @@ int store_upload_fail_open(struct store_tx *tx, const char *upload_id, const cha
  * handler touches the upload (updated_at) at every batch and at least every
  * STORE_IMPORT_TOUCH_MS while a zip spools: that is its lease. A process
  * killed mid-stream leaves the upload "processing" with no one to finish it.
- * Mark failed, with a reason, every apple_health_export upload still
+ * Mark failed, with a reason, every apple_health_export or research_recording
+ * (POST /api/v1/recordings, stored in batches the same way) upload still
  * processing whose updated_at is before stale_before_ms (epoch ms). Imports
  * alive on other instances keep their lease. *n (may be NULL) receives how
  * many were closed.

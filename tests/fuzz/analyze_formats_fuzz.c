@@ -1,6 +1,6 @@
 /*
  * analyze_formats_fuzz.c — libFuzzer driver for the text readers of
- * `clarity analyze` (src/cli/analyze.c): CSV, Actiwatch .AWD, Philips
+ * `clarity analyze` (src/ingest/recording.c, shared with the recording upload route): CSV, Actiwatch .AWD, Philips
  * Actiware export, Condor ActTrust, CamNtech MotionWatch and ActiLife CSV.
  *
  * Input: byte 0 picks the reader (mod 6), byte 1 the epoch override (0 =
@@ -9,15 +9,18 @@
  * starting inside the representable range, or -1 with a non-empty message;
  * nothing may read past the input (the text is not NUL-terminated). The
  * epoch series beside it (for --conventions pyactigraphy) must be
- * consistent, and pyActigraphy's measures must run on it.
+ * consistent, and pyActigraphy's measures must run on it. The series then
+ * goes through recording_samples_next as the recording upload route does:
+ * every sample has an end after its start, a finite count and a key.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "analysis/circadian.h"
 #include "analysis/series.h"
-#include "cli/analyze.h"
+#include "ingest/recording.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,22 +36,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (text == NULL)
         return 0;
     memcpy(text, data + 2, len);
-    struct analyze_series s;
+    struct recording_series s;
     char err[256];
     err[0] = '\0';
     int rc;
     switch (which) {
-    case 0: rc = analyze_csv_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
-    case 1: rc = analyze_awd_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
-    case 2: rc = analyze_rpx_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
-    case 3: rc = analyze_atr_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
-    case 4: rc = analyze_mtn_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
-    default: rc = analyze_actilife_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    case 0: rc = recording_csv_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    case 1: rc = recording_awd_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    case 2: rc = recording_rpx_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    case 3: rc = recording_atr_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    case 4: rc = recording_mtn_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
+    default: rc = recording_actilife_parse(text, len, epoch, 0, &s, err, sizeof(err)); break;
     }
     if (rc == 0) {
         if (s.n == 0 || s.n > SERIES_MAX_MINUTES || s.values == NULL)
             abort();
-        if (s.epoch_s == 0 || s.epoch_n > ANALYZE_MAX_ROWS || (s.epoch_n == 0) != (s.epoch_values == NULL))
+        if (s.epoch_s == 0 || s.epoch_n > RECORDING_MAX_ROWS || (s.epoch_n == 0) != (s.epoch_values == NULL))
             abort();
         size_t wsz = circadian_pyact_workspace_size(s.epoch_n, s.epoch_s);
         if (s.epoch_n && wsz && s.epoch_n <= 100000) {
@@ -61,11 +64,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             free(ws);
         }
+        /* The API's path (api/recordings.c): the series as samples. */
+        if (recording_samples_total(&s) <= 200000) {
+            struct recording_sample_opts o = {"fuzz-user", "fuzz", (int32_t)(data[1] % 61) * 30 - 900};
+            struct upload_samples out = {0};
+            size_t next = 0, n = 0;
+            while (next < recording_samples_total(&s)) {
+                size_t before = next;
+                if (recording_samples_next(&s, &o, &next, RECORDING_SAMPLE_BATCH, &out) != 0 || next <= before)
+                    abort();
+                for (size_t i = 0; i < out.n; i++)
+                    if (out.v[i].end_ms <= out.v[i].start_ms || !isfinite(out.v[i].value) ||
+                        out.v[i].hk_uuid[0] == '\0' || out.v[i].payload == NULL)
+                        abort();
+                n += out.n;
+                upload_samples_free(&out);
+            }
+            if (n > recording_samples_total(&s))
+                abort();
+        }
         free(s.values);
     } else if (rc != -1 || err[0] == '\0') {
         abort();
     }
-    (void)analyze_format_detect("fuzz.csv", text, len);
+    (void)recording_format_detect("fuzz.csv", text, len);
     free(text);
     return 0;
 }

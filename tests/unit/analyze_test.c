@@ -1,5 +1,5 @@
 /*
- * analyze_test.c — file parsing for `clarity analyze` (src/cli/analyze.c):
+ * analyze_test.c — file parsing for `clarity analyze` (the readers in src/ingest/recording.c):
  * CSV and Actiwatch AWD to minute series, epochs, windows, errors.
  */
 #include <setjmp.h>
@@ -32,9 +32,9 @@ static void test_csv_offsets_and_header(void **st)
                       "# comment\n"
                       "2026-01-10T10:01:00+01:00,NA\n"
                       "2026-01-10T09:02:00Z,7\n";
-    struct analyze_series s;
+    struct recording_series s;
     char err[128] = "";
-    assert_int_equal(analyze_csv_parse(csv, strlen(csv), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_csv_parse(csv, strlen(csv), 0, 0, &s, err, sizeof(err)), 0);
     /* 09:02Z is 09:02 local (offset 0): before 10:00 local, so it starts */
     assert_int_equal(s.start_local_min, JAN10 + 9 * 60 + 2);
     assert_int_equal(s.n, 60); /* 09:02 .. 10:01 inclusive */
@@ -52,20 +52,20 @@ static void test_csv_naive_subminute_window(void **st)
     (void)st;
     const char *csv = "2026-01-10 23:59:00,1\n2026-01-10 23:59:30,2\n"
                       "2026-01-11 00:00:00,4\n2026-01-11 00:00:30,8\n2026-01-11 00:01:00,16\n";
-    struct analyze_series s;
+    struct recording_series s;
     char err[128];
-    assert_int_equal(analyze_csv_parse(csv, strlen(csv), 30, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_csv_parse(csv, strlen(csv), 30, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.n, 3);
     assert_true(s.values[0] == 3 && s.values[1] == 12 && s.values[2] == 16);
     free(s.values);
-    assert_int_equal(analyze_csv_parse(csv, strlen(csv), 30, 2, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_csv_parse(csv, strlen(csv), 30, 2, &s, err, sizeof(err)), 0);
     assert_int_equal(s.n, 2);
     assert_int_equal(s.start_local_min, JAN10 + 1440);
     free(s.values);
 
     /* without --epoch the rows' step (30 s) is the epoch series' epoch; the
      * minute series is the same */
-    assert_int_equal(analyze_csv_parse(csv, strlen(csv), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_csv_parse(csv, strlen(csv), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.n, 3);
     assert_true(s.values[0] == 3 && s.values[1] == 12 && s.values[2] == 16);
     assert_int_equal(s.epoch_s, 30);
@@ -77,7 +77,7 @@ static void test_csv_naive_subminute_window(void **st)
     /* a 1-s step then a month's gap: the epoch series would exceed the row
      * bound, so there is none (the minute series stands) */
     const char *sparse = "2026-01-10 00:00:00,1\n2026-01-10 00:00:01,2\n2026-02-09 00:00:00,4\n";
-    assert_int_equal(analyze_csv_parse(sparse, strlen(sparse), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_csv_parse(sparse, strlen(sparse), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.n, 30 * 1440 + 1);
     assert_int_equal(s.epoch_s, 1);
     assert_int_equal(s.epoch_n, 0);
@@ -89,20 +89,20 @@ static void test_csv_naive_subminute_window(void **st)
 static void test_csv_errors(void **st)
 {
     (void)st;
-    struct analyze_series s;
+    struct recording_series s;
     char err[128];
     const char *bad = "2026-01-10T00:00:00Z,1\n2026-02-30T00:00:00Z,2\n";
-    assert_int_equal(analyze_csv_parse(bad, strlen(bad), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_csv_parse(bad, strlen(bad), 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "line 2: expected `timestamp,value`");
-    assert_int_equal(analyze_csv_parse("", 0, 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_csv_parse("", 0, 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "no data rows");
     const char *inf = "2026-01-10T00:00:00Z,1e999\n";
-    assert_int_equal(analyze_csv_parse(inf, strlen(inf), 0, 0, &s, err, sizeof(err)), -1);
-    assert_int_equal(analyze_csv_parse(bad, 10, 7, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_csv_parse(inf, strlen(inf), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_csv_parse(bad, 10, 7, 0, &s, err, sizeof(err)), -1);
     /* two rows 500 days apart exceed the 400-day cap without a window */
     const char *far = "2026-01-10T00:00:00Z,1\n2027-05-25T00:00:00Z,1\n";
-    assert_int_equal(analyze_csv_parse(far, strlen(far), 0, 0, &s, err, sizeof(err)), -1);
-    assert_int_equal(analyze_csv_parse(far, strlen(far), 0, 1440, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_csv_parse(far, strlen(far), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_csv_parse(far, strlen(far), 0, 1440, &s, err, sizeof(err)), 0);
     assert_int_equal(s.n, 1440);
     free(s.values);
 }
@@ -114,9 +114,9 @@ static void test_awd(void **st)
     (void)st;
     const char *awd = "subject\n10-Jan-2026\n22:00\n2\n40\nSN123\nF\n"
                       "1\n2 , M\n3\n4\n5\n";
-    struct analyze_series s;
+    struct recording_series s;
     char err[128];
-    assert_int_equal(analyze_awd_parse(awd, strlen(awd), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_awd_parse(awd, strlen(awd), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.start_local_min, JAN10 + 22 * 60);
     assert_int_equal(s.n, 3);
     assert_true(s.values[0] == 3 && s.values[1] == 7 && s.values[2] == 5);
@@ -124,14 +124,14 @@ static void test_awd(void **st)
 
     /* the same span at the recording's own epoch, for pyActigraphy's
      * conventions: three 30-s epochs kept as they are */
-    assert_int_equal(analyze_awd_parse(awd, strlen(awd), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_awd_parse(awd, strlen(awd), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.epoch_s, 30);
     assert_int_equal(s.epoch_n, 5);
     assert_int_equal(s.start_local_s, (JAN10 + 22 * 60) * 60);
     assert_true(s.epoch_values[0] == 1 && s.epoch_values[1] == 2 && s.epoch_values[4] == 5);
     free(s.values);
     /* a window keeps the epochs from the window's first minute */
-    assert_int_equal(analyze_awd_parse(awd, strlen(awd), 0, 2, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_awd_parse(awd, strlen(awd), 0, 2, &s, err, sizeof(err)), 0);
     assert_int_equal(s.n, 2);
     assert_int_equal(s.epoch_n, 3);
     assert_int_equal(s.start_local_s, (JAN10 + 22 * 60 + 1) * 60);
@@ -140,7 +140,7 @@ static void test_awd(void **st)
 
     /* 2-minute epochs (code 8): each count is spread over two minutes */
     const char *awd2 = "s\n10-Jan-2026\n22:00\n8\n40\nSN\nF\n10\n20\n";
-    assert_int_equal(analyze_awd_parse(awd2, strlen(awd2), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_awd_parse(awd2, strlen(awd2), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.n, 4);
     assert_true(s.values[0] == 5 && s.values[1] == 5 && s.values[3] == 10);
     assert_int_equal(s.epoch_s, 120);
@@ -149,27 +149,27 @@ static void test_awd(void **st)
     free(s.values);
 
     const char *short_hdr = "s\n10-Jan-2026\n";
-    assert_int_equal(analyze_awd_parse(short_hdr, strlen(short_hdr), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_awd_parse(short_hdr, strlen(short_hdr), 0, 0, &s, err, sizeof(err)), -1);
     const char *bad_date = "s\n31-Feb-2026\n22:00\n4\n1\n1\nF\n1\n";
-    assert_int_equal(analyze_awd_parse(bad_date, strlen(bad_date), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_awd_parse(bad_date, strlen(bad_date), 0, 0, &s, err, sizeof(err)), -1);
     const char *bad_code = "s\n10-Jan-2026\n22:00\n99\n1\n1\nF\n1\n";
-    assert_int_equal(analyze_awd_parse(bad_code, strlen(bad_code), 0, 0, &s, err, sizeof(err)), -1);
-    assert_int_equal(analyze_awd_parse(bad_code, strlen(bad_code), 60, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_awd_parse(bad_code, strlen(bad_code), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_awd_parse(bad_code, strlen(bad_code), 60, 0, &s, err, sizeof(err)), 0);
     free(s.values);
     const char *bad_count = "s\n10-Jan-2026\n22:00\n4\n1\n1\nF\n1\nx\n";
-    assert_int_equal(analyze_awd_parse(bad_count, strlen(bad_count), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_awd_parse(bad_count, strlen(bad_count), 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "AWD line 9: expected a count");
 
     /* The marker written as "71 M" (6 of pyActigraphy's 9 example
      * recordings) is a count of 71 with a marker, not a malformed line. */
     const char *space_marker = "s\n10-Jan-2026\n22:00\n4\n1\n1\nF\n10\n71 M\n5\n";
-    assert_int_equal(analyze_awd_parse(space_marker, strlen(space_marker), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_awd_parse(space_marker, strlen(space_marker), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.n, 3);
     assert_true(s.values[0] == 10 && s.values[1] == 71 && s.values[2] == 5);
     free(s.values);
     /* a number after the space is still an error, with the line */
     const char *two_numbers = "s\n10-Jan-2026\n22:00\n4\n1\n1\nF\n10\n71 5\n";
-    assert_int_equal(analyze_awd_parse(two_numbers, strlen(two_numbers), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_awd_parse(two_numbers, strlen(two_numbers), 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "AWD line 9: expected a count");
 }
 
@@ -307,7 +307,7 @@ static void test_folder_mode(void **st)
 static void test_rpx_locales(void **st)
 {
     (void)st;
-    struct analyze_series s;
+    struct recording_series s;
     char err[160];
     const char *eng = "\xef\xbb\xbf\"Actiware Export File  (Version 05.00 )\"\r\n"
                       "\"Epoch Length:\",\"30\",\"seconds\",\"\"\r\n"
@@ -317,7 +317,7 @@ static void test_rpx_locales(void **st)
                       "\"2\",\"03/11/2024\",\"23:59:30\",\"5\",\"0\",\"1.5\",\r\n"
                       "\"3\",\"03/12/2024\",\"00:00:00\",\"NaN\",\"0\",\"1.5\",\r\n"
                       "\"4\",\"03/12/2024\",\"00:00:30\",\"7\",\"0\",\"1.5\",\r\n";
-    assert_int_equal(analyze_rpx_parse(eng, strlen(eng), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_rpx_parse(eng, strlen(eng), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.start_local_min, MAR11 + 23 * 60 + 59);
     assert_int_equal(s.n, 2);
     assert_true(s.values[0] == 15 && s.values[1] == 7);
@@ -328,7 +328,7 @@ static void test_rpx_locales(void **st)
                      "\"Ligne\",\"Secondes\",\"Date\",\"Heure\",\"Activit\xc3\xa9\",\"Marqueur\",\n"
                      "\"1\",\"0\",\"12/03/2024\",\"23:59:00\",\"4\",\"0\",\n"
                      "\"2\",\"60\",\"13/03/2024\",\"00:00:00\",\"NAN\",\"0\",\n";
-    assert_int_equal(analyze_rpx_parse(fr, strlen(fr), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_rpx_parse(fr, strlen(fr), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.start_local_min, MAR11 + 1440 + 23 * 60 + 59);
     assert_int_equal(s.n, 2);
     assert_true(s.values[0] == 4 && isnan(s.values[1]));
@@ -339,23 +339,23 @@ static void test_rpx_locales(void **st)
                       "\"Zeile\",\"Datum\",\"Zeit\",\"Status\",\"Aktivit\xc3\xa4t\",\"Markierung\",\"Wei\xc3\x9f\"\n"
                       "1,11.03.2024,12:00:00,0,307,0,\"184,13\"\n"
                       "2,11.03.2024,12:01:00,0,kZ,0,\"2,35E+02\"\n";
-    assert_int_equal(analyze_rpx_parse(ger, strlen(ger), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_rpx_parse(ger, strlen(ger), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.start_local_min, MAR11 + 720);
     assert_true(s.values[0] == 307 && isnan(s.values[1]));
     free(s.values);
 
     /* errors name the line and the reason */
     const char *nodata = "\"Actiware Export File\"\n\"Line\",\"Date\",\"Time\",\"Marker\",\n";
-    assert_int_equal(analyze_rpx_parse(nodata, strlen(nodata), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_rpx_parse(nodata, strlen(nodata), 0, 0, &s, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "no epoch-by-epoch data"));
     const char *baddate = "\"Line\",\"Date\",\"Time\",\"Activity\",\n\"1\",\"2024-03-11\",\"12:00:00\",\"3\",\n";
-    assert_int_equal(analyze_rpx_parse(baddate, strlen(baddate), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_rpx_parse(baddate, strlen(baddate), 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "RPX line 2: expected a date like 04/07/2015 or 19.09.2019");
     const char *badval = "\"Line\",\"Date\",\"Time\",\"Activity\",\n\"1\",\"11/03/2024\",\"12:00:00\",\"x3\",\n";
-    assert_int_equal(analyze_rpx_parse(badval, strlen(badval), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_rpx_parse(badval, strlen(badval), 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "RPX line 2: expected an activity count");
     const char *short_row = "\"Line\",\"Date\",\"Time\",\"Activity\",\n\"1\",\"11/03/2024\"\n";
-    assert_int_equal(analyze_rpx_parse(short_row, strlen(short_row), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_rpx_parse(short_row, strlen(short_row), 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "RPX line 2: expected 4 columns, got 2");
 }
 
@@ -365,36 +365,36 @@ static void test_rpx_locales(void **st)
 static void test_acttrust_mtn_actilife(void **st)
 {
     (void)st;
-    struct analyze_series s;
+    struct recording_series s;
     char err[160];
     const char *atr = "+-------------+ Condor Instruments Report +-------------+\n"
                       "INTERVAL : 60\n+------+\n"
                       "DATE/TIME;MS;EVENT;PIM;PIMn\n"
                       "13/03/2024 08:00:00;0;0;1851;30.85\n"
                       "13/03/2024 08:01:00;0;0;8;0.13\n";
-    assert_int_equal(analyze_atr_parse(atr, strlen(atr), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_atr_parse(atr, strlen(atr), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.start_local_min, MAR11 + 2 * 1440 + 480);
     assert_true(s.n == 2 && s.values[0] == 1851 && s.values[1] == 8);
     free(s.values);
     const char *atr_bad = "Condor Instruments\nDATE/TIME;PIM\n13/03/2024;5\n";
-    assert_int_equal(analyze_atr_parse(atr_bad, strlen(atr_bad), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_atr_parse(atr_bad, strlen(atr_bad), 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "ATR line 3: expected 'DD/MM/YYYY HH:MM:SS;...' with a PIM column");
     const char *atr_nopim = "Condor Instruments\nDATE/TIME;ZCM\n";
-    assert_int_equal(analyze_atr_parse(atr_nopim, strlen(atr_nopim), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_atr_parse(atr_nopim, strlen(atr_nopim), 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "ATR line 2: the data header has no PIM column");
 
     const char *mtn = "<motionfile><property><name>=StartTime</name><content>2024-03-11 12:00:00</content>"
                       "</property><channel><name>motion</name><epoch>30</epoch><data encoding=\"text\">1,2,\n3,4,"
                       "\n5</data></channel></motionfile>";
-    assert_int_equal(analyze_mtn_parse(mtn, strlen(mtn), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_mtn_parse(mtn, strlen(mtn), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.start_local_min, MAR11 + 720);
     assert_true(s.n == 3 && s.values[0] == 3 && s.values[1] == 7 && s.values[2] == 5);
     free(s.values);
     const char *mtn_bad = "<name>=StartTime</name><content>2024-03-11 12:00:00</content>"
                           "<channel><name>motion</name><epoch>60</epoch><data encoding=\"text\">1,x,3</data></channel>";
-    assert_int_equal(analyze_mtn_parse(mtn_bad, strlen(mtn_bad), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_mtn_parse(mtn_bad, strlen(mtn_bad), 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "MTN: motion item 2: expected a count");
-    assert_int_equal(analyze_mtn_parse("<motionfile/>", 13, 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_mtn_parse("<motionfile/>", 13, 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "MTN: no =StartTime property");
 
     const char *al = "------------ Data File Created By ActiGraph GT3X+ ActiLife v6.13.3 Firmware v2.5.0 date format "
@@ -404,15 +404,15 @@ static void test_acttrust_mtn_actilife(void **st)
                      "Current Memory Address: 0\nCurrent Battery Voltage: 4.21     Mode = 12\n"
                      "--------------------------------------------------\n"
                      "Axis1,Axis2,Axis3\n120,5,5\n0,1,1\n";
-    assert_int_equal(analyze_actilife_parse(al, strlen(al), 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_actilife_parse(al, strlen(al), 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.start_local_min, MAR11 + 23 * 60 + 59);
     assert_true(s.n == 2 && s.values[0] == 120 && s.values[1] == 0);
     free(s.values);
     const char *al_bad = "------------ Data File Created By ActiGraph GT3X+ date format M/d/yyyy\n"
                          "Start Time 12:00:00\nStart Date 3/11/2024\n-----\n1\n";
-    assert_int_equal(analyze_actilife_parse(al_bad, strlen(al_bad), 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_actilife_parse(al_bad, strlen(al_bad), 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "ActiLife line 4: the header lacks Start Time, Start Date or Epoch Period");
-    assert_int_equal(analyze_actilife_parse("Axis1\n1\n", 8, 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_actilife_parse("Axis1\n1\n", 8, 0, 0, &s, err, sizeof(err)), -1);
     assert_string_equal(err, "ActiLife line 1: expected '---- Data File Created By ActiGraph ...'");
 }
 
@@ -438,22 +438,22 @@ static void test_agd(void **st)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    struct analyze_series s;
+    struct recording_series s;
     char err[200];
-    assert_int_equal(analyze_agd_read(path, 0, 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(recording_agd_read(path, 0, 0, &s, err, sizeof(err)), 0);
     assert_int_equal(s.start_local_min, MAR11 + 720);
     assert_true(s.n == 2 && s.values[0] == 30 && s.values[1] == 5);
     free(s.values);
     FILE *f = fopen(path, "w");
     fputs("not sqlite at all, just text that is long enough to have a header........................", f);
     fclose(f);
-    assert_int_equal(analyze_agd_read(path, 0, 0, &s, err, sizeof(err)), -1);
+    assert_int_equal(recording_agd_read(path, 0, 0, &s, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "AGD"));
     unlink(path);
-    assert_int_equal(analyze_format_detect("x.AGD", "", 0), ANALYZE_FMT_AGD);
-    assert_int_equal(analyze_format_detect("x.csv", "\"Actiware Export File\"", 22), ANALYZE_FMT_RPX);
-    assert_int_equal(analyze_format_detect("x.txt", "+--+ Condor Instruments Report", 30), ANALYZE_FMT_ATR);
-    assert_int_equal(analyze_format_detect("x.csv", "t,v\n", 4), ANALYZE_FMT_CSV);
+    assert_int_equal(recording_format_detect("x.AGD", "", 0), RECORDING_FMT_AGD);
+    assert_int_equal(recording_format_detect("x.csv", "\"Actiware Export File\"", 22), RECORDING_FMT_RPX);
+    assert_int_equal(recording_format_detect("x.txt", "+--+ Condor Instruments Report", 30), RECORDING_FMT_ATR);
+    assert_int_equal(recording_format_detect("x.csv", "t,v\n", 4), RECORDING_FMT_CSV);
 }
 
 int main(void)

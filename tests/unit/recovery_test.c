@@ -115,11 +115,11 @@ static int run_on(const char *url)
      * "processing" forever. Past its lease (updated_at) it is failed with a
      * reason; a live import, and a processing upload of another kind, stay. */
     int64_t now = (int64_t)time(NULL) * 1000;
-    struct store_upload imp[3];
-    const char *src[3] = {"apple_health_export", "apple_health_export", "test"};
-    const int64_t touched[3] = {now - 600000, now - 1000, now - 600000};
+    struct store_upload imp[4];
+    const char *src[4] = {"apple_health_export", "apple_health_export", "test", "research_recording"};
+    const int64_t touched[4] = {now - 600000, now - 1000, now - 600000, now - 600000};
     assert_int_equal(store_tx_begin(st, STORE_TX_WRITE, &tx), 0);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         memset(&imp[i], 0, sizeof(imp[i]));
         uuid_v7(imp[i].id);
         snprintf(imp[i].user_id, sizeof(imp[i].user_id), "%s", u.id);
@@ -132,8 +132,10 @@ static int run_on(const char *url)
     assert_int_equal(store_tx_begin(st, STORE_TX_WRITE, &tx), 0);
     assert_int_equal(store_upload_fail_stale_imports(tx, now - 300000, &closed), 0);
     assert_int_equal(store_tx_commit(tx), 0);
-    assert_int_equal(closed, 1);
+    assert_int_equal(closed, 2);
     assert_int_equal(store_tx_begin(st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_upload_get(tx, imp[3].id, NULL, &got), 0);
+    assert_int_equal(got.status, STORE_UPLOAD_FAILED);
     assert_int_equal(store_upload_get(tx, imp[0].id, NULL, &got), 0);
     assert_int_equal(got.status, STORE_UPLOAD_FAILED);
     assert_string_equal(got.error, STORE_IMPORT_INTERRUPTED);
