@@ -1094,17 +1094,27 @@ void config_print(const struct config *cfg, int fd)
 int config_edit_distance(const char *a, const char *b, int cap)
 {
     size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63)
+    if (cap < 0 || la > 63 || lb > 63)
         return cap + 1;
     if ((la > lb ? la - lb : lb - la) > (size_t)cap)
         return cap + 1;
+    /* Only the band |i - j| <= cap is computed (Ukkonen, 1985): a path
+     * that leaves it costs more than cap. Cells just outside the band read
+     * as cap + 1, every value is clamped there, and a row whose minimum
+     * passes cap ends the search (no later row can come back under it,
+     * transpositions included). */
+    const int big = cap + 1;
+    const size_t w = (size_t)cap;
     int d[64][64];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = (int)j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
+    for (size_t j = 0; j <= lb && j <= w + 1; j++)
+        d[0][j] = j <= w ? (int)j : big;
+    for (size_t i = 1; i <= la; i++) {
+        size_t lo = i > w ? i - w : 1, hi = i + w < lb ? i + w : lb;
+        d[i][lo - 1] = lo - 1 == 0 && i <= w ? (int)i : big;
+        if (hi >= i - 1 + w + 1 && hi <= lb)
+            d[i - 1][hi] = big; /* just outside the previous row's band */
+        int row_min = d[i][lo - 1];
+        for (size_t j = lo; j <= hi; j++) {
             int cost = a[i - 1] != b[j - 1];
             int v = d[i - 1][j] + 1;
             if (d[i][j - 1] + 1 < v)
@@ -1113,9 +1123,14 @@ int config_edit_distance(const char *a, const char *b, int cap)
                 v = d[i - 1][j - 1] + cost;
             if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
                 v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
+            d[i][j] = v < big ? v : big;
+            if (d[i][j] < row_min)
+                row_min = d[i][j];
         }
-    return d[la][lb] > cap ? cap + 1 : d[la][lb];
+        if (row_min > cap)
+            return big;
+    }
+    return d[la][lb] > cap ? big : d[la][lb];
 }
 
 /* Names Clarity reads outside the table (systemd, restarts, the smoke test)

@@ -104,10 +104,14 @@ struct apple_export {
     char err[256];
     struct type_ent *types; /* TYPE_SLOTS */
     size_t ntypes;
+    /* The slots in use, in order of first sight: the report and free visit
+     * these instead of all TYPE_SLOTS (232 KiB the kernel then never has
+     * to map for an export of a few types). */
+    uint16_t used[APPLE_EXPORT_TYPES_MAX];
     struct type_ent other; /* beyond APPLE_EXPORT_TYPES_MAX */
     char other_name[8];
     struct type_ent *last; /* the previous record's type: exports group by type */
-    char *chunk;           /* CHUNK bytes for files and zip entries */
+    char *chunk;           /* CHUNK bytes for files and zip entries; made on first use */
 };
 
 /* Namespace of the version-5 keys (a random UUID fixed for Clarity). */
@@ -224,7 +228,7 @@ static struct type_ent *type_get(struct apple_export *p, const char *type)
     if (name == NULL)
         return &p->other;
     p->types[i].name = name;
-    p->ntypes++;
+    p->used[p->ntypes++] = (uint16_t)i;
     return p->last = &p->types[i];
 }
 
@@ -888,6 +892,15 @@ static int zip_oom(zip_error_t *ze)
     return code == ZIP_ER_MEMORY || (code == ZIP_ER_ZLIB && zip_error_code_system(ze) == Z_MEM_ERROR);
 }
 
+/* The read buffer for files and zip entries, made on first use (an upload
+ * fed in pieces never needs it). 0 or APPLE_EXPORT_ENOMEM. */
+static int chunk_ready(struct apple_export *p)
+{
+    if (p->chunk == NULL && (p->chunk = malloc(CHUNK)) == NULL)
+        return fail(p, APPLE_EXPORT_ENOMEM, "out of memory");
+    return 0;
+}
+
 static int zip_import(struct apple_export *p, zip_t *za, int64_t zip_bytes)
 {
     int64_t limit = zip_bytes > APPLE_EXPORT_ZIP_FLOOR / APPLE_EXPORT_ZIP_RATIO_MAX
@@ -913,8 +926,8 @@ static int zip_import(struct apple_export *p, zip_t *za, int64_t zip_bytes)
         return fail(p, zip_oom(zip_get_error(za)) ? APPLE_EXPORT_ENOMEM : APPLE_EXPORT_EFORMAT,
                     "cannot read export.xml in the zip archive: %s", zip_strerror(za));
     p->mode = M_XML;
-    int rc = 0;
-    for (;;) {
+    int rc = chunk_ready(p);
+    for (; rc == 0;) {
         zip_int64_t got = zip_fread(zf, p->chunk, CHUNK);
         if (got < 0) {
             rc = fail(p, zip_oom(zip_file_get_error(zf)) ? APPLE_EXPORT_ENOMEM : APPLE_EXPORT_EFORMAT,
@@ -985,9 +998,8 @@ int apple_export_new(const struct apple_export_options *o, struct apple_export *
     p->batch = calloc(p->batch_size, sizeof(*p->batch));
     p->payloads = malloc(p->batch_size * APPLE_EXPORT_PAYLOAD_MAX);
     p->types = calloc(TYPE_SLOTS, sizeof(*p->types));
-    p->chunk = malloc(CHUNK);
     p->xp = XML_ParserCreate(NULL);
-    if (p->batch == NULL || p->payloads == NULL || p->types == NULL || p->chunk == NULL || p->xp == NULL)
+    if (p->batch == NULL || p->payloads == NULL || p->types == NULL || p->xp == NULL)
         goto fail;
     XML_SetUserData(p->xp, p);
     XML_SetElementHandler(p->xp, on_start, on_end);
@@ -1007,8 +1019,8 @@ void apple_export_free(struct apple_export *p)
     if (p->spool != NULL)
         fclose(p->spool);
     if (p->types != NULL)
-        for (size_t i = 0; i < TYPE_SLOTS; i++)
-            free(p->types[i].name);
+        for (size_t k = 0; k < p->ntypes; k++)
+            free(p->types[p->used[k]].name);
     free(p->types);
     free(p->batch);
     free(p->payloads);
@@ -1146,7 +1158,7 @@ int apple_export_import_file(struct apple_export *p, const char *path)
     p->format = "xml";
     p->mode = M_XML;
     p->st.bytes_total = (int64_t)sb.st_size;
-    if ((rc = xml_parse(p, (const char *)h, (size_t)got, 0)) != 0)
+    if ((rc = xml_parse(p, (const char *)h, (size_t)got, 0)) != 0 || (rc = chunk_ready(p)) != 0)
         goto done;
     for (;;) {
         ssize_t n = read(fd, p->chunk, CHUNK);
@@ -1187,6 +1199,12 @@ int64_t apple_export_type_count(const struct apple_export *p, const char *type)
     }
 }
 
+static int slot_cmp(const void *a, const void *b)
+{
+    uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* Add e to the three report objects. 0 or -1 (memory). */
 static int report_type(const struct type_ent *e, json_t *types, json_t *unknown, json_t *rejected)
 {
@@ -1213,8 +1231,13 @@ json_t *apple_export_report_json(const struct apple_export *p)
     json_t *r = NULL;
     if (types == NULL || unknown == NULL || rejected == NULL)
         goto fail;
-    for (size_t i = 0; i < TYPE_SLOTS; i++)
-        if (p->types[i].name != NULL && report_type(&p->types[i], types, unknown, rejected) != 0)
+    /* Slot order, as before the used list: the members come out in the
+     * same order for the same export. */
+    uint16_t order[APPLE_EXPORT_TYPES_MAX];
+    memcpy(order, p->used, p->ntypes * sizeof(order[0]));
+    qsort(order, p->ntypes, sizeof(order[0]), slot_cmp);
+    for (size_t k = 0; k < p->ntypes; k++)
+        if (report_type(&p->types[order[k]], types, unknown, rejected) != 0)
             goto fail;
     if (report_type(&p->other, types, unknown, rejected) != 0)
         goto fail;

@@ -11,6 +11,7 @@
  * Invariants: a successful load prints; a failed one leaves an error line;
  * nothing reads past the input or leaks.
  */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,11 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = '\0';
     /* A directory that holds no .env file: only the fake environment counts. */
     if (config_load(&cfg, fake_getenv, &e, "/nonexistent-clarity-fuzz", err, sizeof(err)) == 0) {
-        FILE *devnull = fopen("/dev/null", "w");
-        if (devnull != NULL) {
-            config_print(&cfg, fileno(devnull));
-            fclose(devnull);
-        }
+        static int devnull = -1; /* opened once, not per input */
+        if (devnull < 0)
+            devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (devnull >= 0)
+            config_print(&cfg, devnull);
         /* config_suspects reads "NAME=value" strings: rebuild them. */
         char *envp[MAX_VARS + 1];
         char buf[MAX_VARS][80];

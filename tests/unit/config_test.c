@@ -447,6 +447,65 @@ static void test_suspects(void **state)
     assert_int_equal(config_edit_distance("HOME", "HOST", 1), 2);
 }
 
+/* The full optimal-string-alignment table, for checking the banded one. */
+static int osa_reference(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    int d[16][16];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + (a[i - 1] != b[j - 1]) < v)
+                v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+/* Every string over {a, b, c} of up to 5 letters, numbered k. */
+static void nth_word(unsigned k, char *out)
+{
+    size_t n = 0;
+    unsigned len = 0, first = 0, count = 1;
+    while (k >= first + count) {
+        first += count;
+        count *= 3;
+        len++;
+    }
+    for (unsigned r = k - first; n < len; r /= 3)
+        out[n++] = (char)('a' + r % 3);
+    out[n] = '\0';
+}
+
+/* The banded edit distance (only |i - j| <= cap computed, early exit)
+ * agrees with the full table on every pair of short words and every cap. */
+static void test_edit_distance_banded(void **state)
+{
+    (void)state;
+    char a[8], b[8];
+    for (unsigned i = 0; i < 364; i++) {
+        nth_word(i, a);
+        for (unsigned j = 0; j < 364; j++) {
+            nth_word(j, b);
+            int ref = osa_reference(a, b);
+            for (int cap = 0; cap <= 4; cap++)
+                assert_int_equal(config_edit_distance(a, b, cap), ref > cap ? cap + 1 : ref);
+        }
+    }
+    assert_int_equal(config_edit_distance("RATE_LIMITS", "RATE_LIMTIS", 2), 1);
+    assert_int_equal(config_edit_distance("ab", "ba", 0), 1);
+    assert_int_equal(config_edit_distance("OIDC_JWKS_URL", "OIDC_JWKS_URL", 0), 0);
+    assert_int_equal(config_edit_distance("XXXXXXXXXXXXXXXXXXXXXXXXXXXX", "DATABASE_URL", 2), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_structured_parsers),
         cmocka_unit_test(test_debug_means_debug_logging),
         cmocka_unit_test(test_suspects),
+        cmocka_unit_test(test_edit_distance_banded),
     };
     return cmocka_run_group_tests(tests, setup_dir, NULL);
 }
