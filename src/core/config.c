@@ -1032,7 +1032,7 @@ void config_redact_url(const char *url, char *out, size_t outlen)
         snprintf(out, outlen, "%s", url);
     /* libpq also takes the password as a query parameter. */
     char *q = strstr(out, "password=");
-    if (q != NULL && (q[-1] == '?' || q[-1] == '&')) {
+    if (q != NULL && q > out && (q[-1] == '?' || q[-1] == '&')) { /* at the start: nothing before it to read */
         q += 9;
         char *end = strchr(q, '&');
         char tail[1024];

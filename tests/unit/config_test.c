@@ -447,6 +447,24 @@ static void test_suspects(void **state)
     assert_int_equal(config_edit_distance("HOME", "HOST", 1), 2);
 }
 
+/* A value that starts with "password=" and has "://" later (found by
+ * config_fuzz): the query-parameter check read the byte before the output
+ * buffer. Here that byte is a '?', so the old code also masked the value
+ * as if it were a query parameter; the buffer before out is untouched. */
+static void test_redact_password_at_start(void **state)
+{
+    (void)state;
+    char big[64];
+    memset(big, 'z', sizeof(big));
+    big[0] = '?';
+    config_redact_url("password=s3cret://h", big + 1, sizeof(big) - 1);
+    assert_int_equal(big[0], '?');
+    assert_string_equal(big + 1, "password=s3cret://h");
+    char out[64];
+    config_redact_url("postgres://h/db?password=s3cret&x=1", out, sizeof(out));
+    assert_string_equal(out, "postgres://h/db?password=***&x=1");
+}
+
 /* The full optimal-string-alignment table, for checking the banded one. */
 static int osa_reference(const char *a, const char *b)
 {
@@ -531,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_debug_means_debug_logging),
         cmocka_unit_test(test_suspects),
         cmocka_unit_test(test_edit_distance_banded),
+        cmocka_unit_test(test_redact_password_at_start),
     };
     return cmocka_run_group_tests(tests, setup_dir, NULL);
 }
