@@ -22,6 +22,7 @@
 #include "api/audit.h"
 #include "api/guard.h"
 #include "core/buf.h"
+#include "core/json_load.h"
 #include "core/limits.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
@@ -680,6 +681,7 @@ static int export_page(struct export_state *st)
     struct store_sample *rows = NULL;
     size_t n = 0;
     struct store_cursor next;
+    int lost = 0;
     st->q.limit = 500;
     int rc = store_tx_begin(st->store, STORE_TX_READ, &tx);
     if (rc == 0)
@@ -714,18 +716,24 @@ static int export_page(struct export_state *st)
             csv_field(&st->pending, s->device);
             buf_printf(&st->pending, ",%s\r\n", s->upload_id);
         } else {
+            /* A row whose JSON lost a member (or all of it) for want of
+             * memory fails the page: the export is cut, never silently
+             * short of a row or a field (#16). */
+            unsigned long failures = json_load_failures();
             json_t *o = sample_json(s);
             char *line = json_dumps(o, JSON_COMPACT);
             json_decref(o);
-            if (line != NULL) {
+            if (line == NULL || json_load_failures() != failures)
+                lost = 1;
+            else {
                 buf_puts(&st->pending, line);
                 buf_putc(&st->pending, '\n');
-                free(line);
             }
+            free(line);
         }
     }
     store_sample_list_free(rows, n);
-    if (st->pending.truncated)
+    if (st->pending.truncated || lost)
         return -1;
     if (next.set)
         st->q.after = next;
@@ -766,7 +774,7 @@ static void h_export(struct http_request *req, struct http_response *res)
         return;
     struct export_state *st = calloc(1, sizeof(*st));
     if (st == NULL) {
-        http_respond_problem(res, 500, NULL, "The server could not complete the request.");
+        api_store_failure(res, STORE_ENOMEM); /* 503 + Retry-After: the server's, and passing (#16) */
         return;
     }
     st->store = ctx->store;

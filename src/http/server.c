@@ -333,6 +333,7 @@ struct stream_state {
     http_stream_free_fn free_fn;
     void *ctx;
     size_t *bytes; /* the request's byte counter, for the access log */
+    struct MHD_Connection *conn;
 };
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -342,8 +343,18 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     long n = st->fn(st->ctx, buf, max);
     if (n == -1)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    if (n < 0)
+    if (n < 0) {
+        /* libmicrohttpd (with MHD_USE_TURBO) neither shuts the socket down
+         * nor wakes its loop to close it: the client, which has the
+         * headers of a 200, would wait for the rest until the idle timeout
+         * (found by the allocation sweep of test_fault_injection, #16).
+         * Cut it now so the client sees the truncated stream at once;
+         * libmicrohttpd still closes the descriptor itself. */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(st->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci != NULL)
+            shutdown(ci->connect_fd, SHUT_RDWR);
         return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     return (ssize_t)n;
 }
 
@@ -544,6 +555,7 @@ static enum MHD_Result send_response(struct req_ctx *rc)
         st->fn = res->stream;
         st->free_fn = res->stream_free;
         st->ctx = res->stream_ctx;
+        st->conn = rc->req.conn;
         r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_read, st, stream_done);
         if (r == NULL) {
             free(st);
@@ -699,7 +711,7 @@ static int bind_route(struct req_ctx *rc, const struct router_match *m)
     /* Parameters live in the arena copy of the match. */
     struct route_param *params = arena_alloc(req->arena, sizeof(m->params));
     if (params == NULL) {
-        http_respond_problem(&rc->res, 500, NULL, "The server could not complete the request.");
+        short_of_memory(&rc->res, "route parameters"); /* 503, not 500 (#16) */
         return -1;
     }
     memcpy(params, m->params, sizeof(m->params));
@@ -785,6 +797,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             snprintf(rc->request_id, sizeof(rc->request_id), "%s", rid);
         else if (uuid_v4(rc->request_id) != 0)
             snprintf(rc->request_id, sizeof(rc->request_id), "unavailable");
+        if (rc->req.path == NULL) {
+            /* No memory for the path (a long one outgrows the inline arena):
+             * routing would read NULL. The server's failure: 503 (#16). */
+            rc->too_large = 1; /* closes the connection and skips any body */
+            short_of_memory(&rc->res, "request path");
+            return send_response(rc);
+        }
 
         /* A route that streams its body is found now, so that its own size
          * limit applies and authentication happens before the body. */

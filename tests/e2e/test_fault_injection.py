@@ -21,6 +21,7 @@ Run for several fault rates. The sanitizer build owns malloc (ASan cannot
 share it with a preloaded allocator), so there the test exits 77 (skipped)
 and the release build of the same suite runs it.
 """
+import http.client
 import json
 import os
 import subprocess
@@ -162,6 +163,86 @@ class FaultInjection(unittest.TestCase):
                   "%d connections dropped" % (every, len(acked), dict(sorted(answers.items())), dropped),
                   file=sys.stderr)
         finally:
+            srv.stop()
+
+    def sweep(self, srv, label, send, normal, steps):
+        """SQLite's test_malloc sweep: for k = 1..steps the kth allocation
+        after the step begins fails (MALLOC_FAIL_NTH_FILE), once, while
+        send() makes one request. Each answer must be the normal one or a
+        503 problem+json with Retry-After, or a connection cut at once (no
+        memory to answer, or a stream that could not go on); never a 500,
+        never a hang, never a crash. Returns how many steps changed the
+        answer (the sweep reached into the request)."""
+        nth = srv.nth_file
+        bad, hangs, not_normal = [], [], 0
+        for k in range(1, steps + 1):
+            tmp = nth + ".tmp"
+            with open(tmp, "w") as f:
+                f.write("%d:%d\n" % (k, self.step_base + k))
+            os.replace(tmp, nth)
+            time.sleep(0.03)  # the library looks again after 20 ms
+            try:
+                st, hdrs, data = send()
+            except TimeoutError:
+                # A 200's headers and then nothing, the socket left open
+                # until the idle timeout: the client cannot tell (#16).
+                hangs.append((label, k))
+                continue
+            except (OSError, http.client.HTTPException):
+                not_normal += 1  # cut: a truncated stream, or no answer
+                continue
+            if st == normal:
+                continue
+            not_normal += 1
+            doc = None
+            try:
+                doc = json.loads(data) if data else None
+            except ValueError:
+                pass
+            if not (st == 503 and hdrs.get("content-type", "").startswith("application/problem+json")
+                    and isinstance(doc, dict) and doc.get("status") == 503 and "retry-after" in hdrs):
+                bad.append((label, k, st, hdrs.get("content-type"), data[:200]))
+            self.assertIsNone(srv.proc.poll(), "%s: the server died at step %d: %s" % (label, k, srv.text()[-2000:]))
+        self.step_base += steps
+        self.assertIsNone(srv.proc.poll(), "%s: the server died: %s" % (label, srv.text()[-2000:]))
+        self.assertEqual(bad[:5], [], "%s: %d answers neither normal nor a 503 problem+json" % (label, len(bad)))
+        self.assertEqual(hangs[:5], [], "%s: %d requests left hanging" % (label, len(hangs)))
+        return not_normal
+
+    def test_allocation_sweep(self):
+        """Every allocation of two requests fails in turn (#16): the export
+        (its stream state, calloc'd per request, answered a plain 500; a
+        page that failed mid-stream left the client hanging on a 200 until
+        the idle timeout) and a path longer than the request's inline arena
+        (its copy could fail, and routing then read a NULL path: a crash)."""
+        self.assertTrue(LIB and os.path.exists(LIB), "CLARITY_FAULT_LIB not built")
+        nth = os.path.join(os.environ.get("TMPDIR", "/tmp"), "clarity-nth-%s" % uuid.uuid4().hex)
+        srv = Server(env={"LD_PRELOAD": LIB, "MALLOC_FAIL_NTH_FILE": nth,
+                          "RATE_LIMITS": "auth=10000/60,upload=100000/60,api=100000/60,insights=10000/60"})
+        srv.nth_file = nth
+        self.step_base = 0
+        try:
+            c = Client(srv)
+            st, _, doc = c.call("POST", "/api/v1/health-data/upload", upload_body(c.user_id, 1))
+            self.assertEqual(st, 201, doc)
+            hdr = {"Authorization": "Bearer " + c.token}
+            st, _, _ = srv.request("GET", "/api/v1/health-data/export", None, hdr)
+            self.assertEqual(st, 200)
+            long_path = "/api/v1/health-data/processing/" + "a" * 3000
+            st_long, _, _ = srv.request("GET", long_path, None, hdr)
+            self.assertLess(st_long, 500)
+            hit = self.sweep(srv, "export", lambda: srv.request("GET", "/api/v1/health-data/export", None, hdr),
+                             200, 160)
+            self.assertGreater(hit, 20, "the sweep failed few of the export's allocations")
+            hit = self.sweep(srv, "long path", lambda: srv.request("GET", long_path, None, hdr), st_long, 60)
+            self.assertGreater(hit, 5, "the sweep failed few of the long path's allocations")
+            # Normal service afterwards.
+            os.unlink(nth)
+            st, _, _ = srv.request("GET", "/api/v1/health-data/export", None, hdr)
+            self.assertEqual(st, 200)
+        finally:
+            if os.path.exists(nth):
+                os.unlink(nth)
             srv.stop()
 
     def test_allocation_failures(self):

@@ -10,6 +10,13 @@
  *   MALLOC_FAIL_ARM_FILE=P   only while the file P exists (checked every 256
  *                            allocations or 20 ms), so a test arms it once the server
  *                            is up and disarms it by removing the file
+ *   MALLOC_FAIL_NTH_FILE=P   a sweep in the style of SQLite's test_malloc.c:
+ *                            when P holds "k" or "k:tag" and its content
+ *                            changed since the last look (every 256
+ *                            allocations or 20 ms), the kth allocation from
+ *                            then on fails, once. A test writes 1, 2, 3, ...
+ *                            and sends the same request after each, so that
+ *                            every allocation the request makes fails in turn
  *   MALLOC_FAIL_COUNT_FILE=P at exit, write "calls failed" to P
  *   MALLOC_COUNT_FILE=P      at exit, write the number of allocations to P
  *                            (bench/http_allocs.sh: allocations per request)
@@ -22,11 +29,13 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +54,9 @@ static int64_t open_ms = -1, close_ms = -1, t0_ms = -1;
 static atomic_int configured;
 static const char *arm_file;
 static atomic_int armed;
+static const char *nth_file;
+static atomic_ulong nth_target, nth_seen; /* 0: no sweep step pending */
+static char nth_last[32];                 /* nth_file's content at the last look */
 
 static int64_t now_ms(void)
 {
@@ -73,7 +85,52 @@ static void configure(void)
     open_ms = t0_ms + (a != NULL ? strtoll(a, NULL, 10) : 0);
     close_ms = f != NULL ? open_ms + strtoll(f, NULL, 10) : INT64_MAX;
     arm_file = getenv("MALLOC_FAIL_ARM_FILE");
+    nth_file = getenv("MALLOC_FAIL_NTH_FILE");
     atomic_store(&configured, 1);
+}
+
+/* The number that starts nth_file, read without allocating, when the
+ * file's content changed since the last look; else 0. */
+static unsigned long read_nth(void)
+{
+    char b[sizeof(nth_last)] = {0};
+    int fd = open(nth_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t got = read(fd, b, sizeof(b) - 1);
+    close(fd);
+    if (got <= 0 || memcmp(b, nth_last, sizeof(b)) == 0)
+        return 0;
+    memcpy(nth_last, b, sizeof(b));
+    unsigned long k = 0;
+    for (ssize_t i = 0; i < got && b[i] >= '0' && b[i] <= '9'; i++)
+        k = k * 10 + (unsigned long)(b[i] - '0');
+    return k;
+}
+
+/* Sweep mode (MALLOC_FAIL_NTH_FILE): whether this allocation is the kth
+ * since a new k was read. */
+static int nth_fail_now(unsigned long n)
+{
+    static _Atomic int64_t last_check;
+    static atomic_flag busy = ATOMIC_FLAG_INIT;
+    int64_t t = now_ms();
+    if ((n % 256 == 0 || t - atomic_load(&last_check) > 20) && !atomic_flag_test_and_set(&busy)) {
+        atomic_store(&last_check, t);
+        unsigned long k = read_nth();
+        if (k != 0) {
+            atomic_store(&nth_seen, 0);
+            atomic_store(&nth_target, k);
+        }
+        atomic_flag_clear(&busy);
+    }
+    unsigned long target = atomic_load(&nth_target);
+    if (target == 0 || atomic_fetch_add(&nth_seen, 1) + 1 != target)
+        return 0;
+    atomic_store(&nth_target, 0);
+    atomic_fetch_add_explicit(&failed, 1, memory_order_relaxed);
+    errno = ENOMEM;
+    return 1;
 }
 
 /* Whether this allocation is to fail. */
@@ -82,6 +139,8 @@ static int fail_now(void)
     if (!atomic_load(&configured))
         configure();
     unsigned long n = atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed) + 1;
+    if (nth_file != NULL)
+        return nth_fail_now(n);
     if (arm_file != NULL) {
         /* Look at the file every 256 allocations or 20 ms, whichever first. */
         static _Atomic int64_t last_check;
