@@ -165,10 +165,11 @@ class FaultInjection(unittest.TestCase):
         finally:
             srv.stop()
 
-    def sweep(self, srv, label, send, normal, steps):
+    def sweep(self, srv, label, send, normal, steps, normal_body=None):
         """SQLite's test_malloc sweep: for k = 1..steps the kth allocation
         after the step begins fails (MALLOC_FAIL_NTH_FILE), once, while
-        send() makes one request. Each answer must be the normal one or a
+        send() makes one request. Each answer must be the normal one (the
+        same body, when normal_body is given) or a
         503 problem+json with Retry-After, or a connection cut at once (no
         memory to answer, or a stream that could not go on); never a 500,
         never a hang, never a crash. Returns how many steps changed the
@@ -192,6 +193,10 @@ class FaultInjection(unittest.TestCase):
                 not_normal += 1  # cut: a truncated stream, or no answer
                 continue
             if st == normal:
+                # A 2xx is the whole answer: an export that silently lost a
+                # row or a field would look complete.
+                if normal_body is not None and data != normal_body:
+                    bad.append((label, k, st, "a 200 unlike the normal one", data[:200]))
                 continue
             not_normal += 1
             doc = None
@@ -226,13 +231,14 @@ class FaultInjection(unittest.TestCase):
             st, _, doc = c.call("POST", "/api/v1/health-data/upload", upload_body(c.user_id, 1))
             self.assertEqual(st, 201, doc)
             hdr = {"Authorization": "Bearer " + c.token}
-            st, _, _ = srv.request("GET", "/api/v1/health-data/export", None, hdr)
+            st, _, export_body = srv.request("GET", "/api/v1/health-data/export", None, hdr)
             self.assertEqual(st, 200)
+            self.assertEqual(export_body.count(b"\n"), 3, export_body)
             long_path = "/api/v1/health-data/processing/" + "a" * 3000
             st_long, _, _ = srv.request("GET", long_path, None, hdr)
             self.assertLess(st_long, 500)
             hit = self.sweep(srv, "export", lambda: srv.request("GET", "/api/v1/health-data/export", None, hdr),
-                             200, 160)
+                             200, 160, export_body)
             self.assertGreater(hit, 20, "the sweep failed few of the export's allocations")
             hit = self.sweep(srv, "long path", lambda: srv.request("GET", long_path, None, hdr), st_long, 60)
             self.assertGreater(hit, 5, "the sweep failed few of the long path's allocations")
