@@ -1016,8 +1016,14 @@ const char *config_env_name(enum config_env env)
 
 void config_redact_url(const char *url, char *out, size_t outlen)
 {
+    /* A URL only when it starts with a scheme (RFC 3986 §3.1): a secret that
+     * merely contains "://" (OIDC_PROVIDERS' JSON with its issuers and client
+     * secrets, a key) is opaque and masked whole. */
     const char *scheme = strstr(url, "://");
-    if (scheme == NULL) {
+    int url_like = scheme != NULL && scheme > url && isalpha((unsigned char)url[0]);
+    for (const char *c = url; url_like && c < scheme; c++)
+        url_like = isalnum((unsigned char)*c) || *c == '+' || *c == '-' || *c == '.';
+    if (!url_like) {
         /* sqlite:PATH carries no secret; anything else opaque is masked. */
         snprintf(out, outlen, "%s", strncmp(url, "sqlite:", 7) == 0 ? url : (*url ? "***" : ""));
         return;
