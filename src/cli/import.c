@@ -14,6 +14,9 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/timeutil.h"
+#include "crypto/envelope.h"
+#include "crypto/keyring.h"
+#include "cli/migrate.h"
 #include "ingest/apple_export.h"
 #include "ingest/session.h"
 #include "store/migrate.h"
@@ -150,8 +153,12 @@ int cli_import(int argc, char **argv)
     char user_id[STORE_ID_LEN];
     int exit_code = CLI_EXIT_FAILURE;
     const char *why = NULL;
+    struct envelope_key *master = NULL;
+    struct keyring *ring = NULL;
     memset(&c, 0, sizeof(c));
-    if (open_store(&cfg, &st) != 0 || user_lookup(st, email, user_id) != 0)
+    /* Samples are stored sealed with the key ring (issue #19). */
+    if (open_store(&cfg, &st) != 0 || cli_store_seal(&cfg, st, &master, &ring) != 0 ||
+        user_lookup(st, email, user_id) != 0)
         goto done;
     /* The same session as an HTTP import: the upload is queued for analysis
      * at the end, so an imported export ends in an analysis and an insight
@@ -210,6 +217,8 @@ done:
     ingest_session_end(c.session, why); /* a session not committed marks its upload failed */
     apple_export_free(p);
     store_close(st);
+    keyring_close(ring);
+    envelope_key_free(master);
     config_free(&cfg);
     return exit_code;
 }

@@ -11,6 +11,8 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "crypto/envelope.h"
+#include "crypto/keyring.h"
 #include "store/migrate.h"
 #include "store/store.h"
 
@@ -166,5 +168,19 @@ int cli_store_open(const struct config *cfg, struct store **out)
         return -1;
     }
     *out = st;
+    return 0;
+}
+
+int cli_store_seal(const struct config *cfg, struct store *st, struct envelope_key **master, struct keyring **ring)
+{
+    char err[512] = "";
+    struct store_sealer z;
+    if (envelope_lib_init() != 0 || keyring_master_load(cfg, NULL, master, err, sizeof(err)) != 0 ||
+        keyring_open(st, *master, ring, err, sizeof(err)) != 0) {
+        log_error("cannot open the encryption key ring", LOG_STR, "error", err, LOG_END);
+        return -1;
+    }
+    keyring_store_sealer(*ring, &z);
+    store_set_sealer(st, &z);
     return 0;
 }

@@ -25,6 +25,18 @@ int cli_migrate(int argc, char **argv);
  */
 int cli_store_open_for_serve(const struct config *cfg, struct store **out);
 
+struct envelope_key;
+struct keyring;
+/*
+ * Open the encryption key ring (ENCRYPTION_KEY) over st and make it the
+ * store's sealer: sample blocks, analyses and insights are sealed with it
+ * (issue #19). Every process that writes or reads them calls this after
+ * opening the store. *master and *ring are the caller's to free
+ * (envelope_key_free, keyring_close) after the store is closed. Logs and
+ * returns non-zero when the ring cannot be opened.
+ */
+int cli_store_seal(const struct config *cfg, struct store *st, struct envelope_key **master, struct keyring **ring);
+
 /*
  * Open the store for an operator command (one connection) and refuse, with
  * a line on stderr, a database with pending or changed migrations. 0 or -1.

@@ -207,7 +207,6 @@ int cli_worker(int argc, char **argv)
     struct worker_pool *pool = NULL;
     struct envelope_key *master = NULL;
     struct keyring *ring = NULL;
-    char err[512] = "";
     memset(&pat, 0, sizeof(pat));
     rc = CLI_EXIT_FAILURE;
     curl_global_init(CURL_GLOBAL_DEFAULT); /* LLM providers; before any thread */
@@ -215,16 +214,8 @@ int cli_worker(int argc, char **argv)
         goto done;
     /* The key ring seals the analyses and insights this worker writes
      * (store_set_sealer; issue #19), and opens them for the insight job. */
-    if (envelope_lib_init() != 0 || keyring_master_load(&cfg, NULL, &master, err, sizeof(err)) != 0 ||
-        keyring_open(store, master, &ring, err, sizeof(err)) != 0) {
-        log_error("cannot open the encryption key ring", LOG_STR, "error", err, LOG_END);
+    if (cli_store_seal(&cfg, store, &master, &ring) != 0)
         goto done;
-    }
-    {
-        struct store_sealer z;
-        keyring_store_sealer(ring, &z);
-        store_set_sealer(store, &z);
-    }
     if (cli_pat_load(&cfg, &pat) != 0 || cli_workers_start(&cfg, store, &pat, (int)threads, topics, &pool) != 0)
         goto done;
     log_info("worker ready", LOG_STR, "version", CLARITY_VERSION, LOG_END);

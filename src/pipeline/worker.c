@@ -512,44 +512,42 @@ static void purge_raw_bodies(struct store *st)
         log_info("worker: purged raw upload bodies past retention", LOG_INT, "bodies", (long long)n, LOG_END);
 }
 
-/* Issue #19's backfill: sample_days rows written before block segments are
- * rewritten as blocks, at most REENCODE_BATCHES batches of 100 rows a sweep
- * (short write transactions; the window reads the same throughout), resumed
- * from where the last sweep of this process stopped, logged as it goes. One
- * thread of a process at a time; other processes may run it too (a row
- * rewritten twice comes out the same). Stops for good once a pass finds
- * nothing more. */
-#define REENCODE_BATCHES 10
+/* Issue #19's backfill: rows of health_samples (written by releases before
+ * samples lived in sealed blocks) are moved into blocks, at most
+ * BACKFILL_BATCHES batches of 20 user-days a sweep (short write
+ * transactions; every read gives the same before, during and after), logged
+ * as it goes (counts only). One thread of a process at a time; other
+ * processes may run it too (each day moves under its user's lock, once).
+ * Stops for good once a pass finds no row left. */
+#define BACKFILL_BATCHES 10
 
-static pthread_mutex_t reencode_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct store_reencode_stats reencode_at;
-static int reencode_finished;
+static pthread_mutex_t backfill_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct store_backfill_stats backfill_at;
+static int backfill_finished;
 
-static int reencode_budget(void *ctx, const struct store_reencode_stats *s)
+static int backfill_budget(void *ctx, const struct store_backfill_stats *s)
 {
     (void)s;
     return --*(int *)ctx <= 0;
 }
 
-static void reencode_days(struct store *st)
+static void backfill_rows(struct store *st)
 {
-    if (pthread_mutex_trylock(&reencode_mu) != 0)
+    if (pthread_mutex_trylock(&backfill_mu) != 0)
         return;
-    if (!reencode_finished) {
-        int budget = REENCODE_BATCHES;
-        int64_t rows = reencode_at.rows;
-        int rc = store_sample_days_reencode(st, 100, reencode_budget, &budget, &reencode_at);
+    if (!backfill_finished) {
+        int budget = BACKFILL_BATCHES;
+        int64_t days = backfill_at.days;
+        int rc = store_sample_rows_backfill(st, 20, backfill_budget, &budget, &backfill_at);
         if (rc != 0)
-            log_warning("worker: sample_days backfill failed; retried next sweep", LOG_STR, "error",
+            log_warning("worker: sample backfill into blocks failed; retried next sweep", LOG_STR, "error",
                         clarity_strerror(rc), LOG_END);
-        else if (reencode_at.rows > rows || reencode_at.done)
-            log_info("worker: sample_days backfill", LOG_INT, "rows", (long long)reencode_at.rows, LOG_INT, "kept",
-                     (long long)reencode_at.kept, LOG_INT, "bytes_before", (long long)reencode_at.bytes_in, LOG_INT,
-                     "bytes_after", (long long)reencode_at.bytes_out, LOG_INT, "cursor", (long long)reencode_at.cursor,
-                     LOG_INT, "done", (long long)reencode_at.done, LOG_END);
-        reencode_finished = rc == 0 && reencode_at.done;
+        else if (backfill_at.days > days || backfill_at.done)
+            log_info("worker: sample backfill into blocks", LOG_INT, "days", (long long)backfill_at.days, LOG_INT,
+                     "samples", (long long)backfill_at.samples, LOG_INT, "done", (long long)backfill_at.done, LOG_END);
+        backfill_finished = rc == 0 && backfill_at.done;
     }
-    pthread_mutex_unlock(&reencode_mu);
+    pthread_mutex_unlock(&backfill_mu);
 }
 
 /* The housekeeping every worker does at start and then once a minute. */
@@ -558,7 +556,7 @@ static void sweep(struct store *st, int64_t import_stale_ms)
     close_abandoned(st, import_stale_ms);
     purge_acknowledged(st);
     purge_raw_bodies(st);
-    reencode_days(st);
+    backfill_rows(st);
 }
 
 /* ---- threads --------------------------------------------------------------- */

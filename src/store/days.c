@@ -54,6 +54,7 @@
  * segments behind; the window drops segments whose upload no longer exists.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -67,6 +68,9 @@
 #define DAY_MS 86400000LL
 #define SEG_MAGIC 0xD1
 #define SEG_BLOCK_MAGIC 0xD2
+#define SEG_FULL_MAGIC 0xD3 /* a block of complete samples: the primary store */
+#define ROW_SEALED 0x01     /* a row's bytes sealed by the store's sealer (KEYRING_BLOB_FORMAT) */
+#define AGG_SEALED 0xA5     /* an aggregate entry: this byte, then the sealed entry */
 #define SEG_HDR 52
 #define SEG_UPLOAD 36
 #define REC_SIZE 36
@@ -126,10 +130,7 @@ static int grow(void *p, size_t *cap, size_t elem, size_t first)
     return 0;
 }
 
-struct buf {
-    unsigned char *p;
-    size_t n, cap;
-};
+#define buf store_buf /* store_int.h */
 
 static int buf_reserve(struct buf *b, size_t extra)
 {
@@ -359,6 +360,14 @@ static _Atomic int legacy_writes;
 
 void store_days_write_legacy_for_test(int on) { legacy_writes = on; }
 
+/* Tests write samples as the release before blocks became the primary
+ * store did (rows in health_samples, unsealed 0xD2 window copies), to test
+ * the union of rows and blocks and the backfill. */
+static _Atomic int previous_release;
+
+void store_samples_previous_release_for_test(int on) { previous_release = on; }
+int store_samples_previous_release(void) { return previous_release; }
+
 /* Append the segment to out and empty it (same upload). */
 static int seg_flush(struct seg *s, struct buf *out)
 {
@@ -455,10 +464,46 @@ struct day_ends {
     size_t n, cap;
 };
 
-/* Step a bound statement whose column 0 is a day's bytes (and column 1 its
- * day, when ends is not NULL) and append them all to b, in order; resets
- * s. */
-static int read_days(struct store_tx *tx, struct db_stmt *s, struct buf *b, struct day_ends *ends)
+/* The text a user's day row is sealed to (with the user id): "block/<day>/v<format>". */
+static void day_bound(int64_t day, char out[64]) { snprintf(out, 64, "block/%" PRId64 "/v%d", day, BLOCK_FORMAT); }
+
+/* Append a row's segments to b: its bytes as they are, or opened when the
+ * row is sealed (STORE_EUNAVAILABLE without a sealer in this process). */
+static int row_open(struct store_tx *tx, const char *user_id, int64_t day, const unsigned char *p, size_t n,
+                    struct buf *b)
+{
+    const struct store_sealer *z = &tx->st->sealer;
+    if (n == 0 || p[0] != ROW_SEALED)
+        return buf_put(b, p, n);
+    if (z->open == NULL) {
+        snprintf(tx->err, sizeof(tx->err), "sample blocks are sealed and this process has no key ring");
+        return STORE_EUNAVAILABLE;
+    }
+    char bound[64];
+    unsigned char *plain = NULL;
+    size_t len = 0;
+    day_bound(day, bound);
+    int rc = z->open(z->ctx, tx, user_id, bound, p, n, &plain, &len);
+    if (rc == 0)
+        rc = buf_put(b, plain, len);
+    else
+        rc = store_sealer_code(rc);
+    if (plain != NULL)
+        explicit_bzero(plain, len);
+    free(plain);
+    return rc;
+}
+
+int store_days_read_row(struct store_tx *tx, const char *user_id, int64_t day, const void *p, size_t n,
+                        struct store_buf *b)
+{
+    return row_open(tx, user_id, day, p, n, b);
+}
+
+/* Step a bound statement whose columns are a day's bytes and its day, of
+ * user_id's rows, and append them all to b (opened), in order; ends (may
+ * be NULL) gets where each day's bytes end. Resets s. */
+static int read_days(struct store_tx *tx, struct db_stmt *s, const char *user_id, struct buf *b, struct day_ends *ends)
 {
     int rc = 0, step;
     int64_t last = 0;
@@ -466,11 +511,11 @@ static int read_days(struct store_tx *tx, struct db_stmt *s, struct buf *b, stru
     while ((step = db_step(s)) == DB_ROW) {
         size_t len = 0;
         const void *p = db_col_blob(s, 0, &len);
-        if (p != NULL && (rc = buf_put(b, p, len)) != 0)
+        int64_t day = db_col_int64(s, 1);
+        if (p != NULL && (rc = row_open(tx, user_id, day, p, len, b)) != 0)
             break;
         if (ends == NULL)
             continue;
-        int64_t day = db_col_int64(s, 1);
         if (ends->n > 0 && day == last) {
             ends->end[ends->n - 1] = b->n;
             continue;
@@ -491,14 +536,29 @@ static int day_insert(struct store_tx *tx, const char *user_id, int64_t day, con
 {
     static const char sql[] = "INSERT INTO sample_days (user_id, day, data) VALUES (?1, ?2, ?3)"
                               " RETURNING (SELECT COUNT(*) FROM sample_days WHERE user_id = ?1 AND day = ?2)";
+    const struct store_sealer *z = &tx->st->sealer;
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx, sql, &s), step;
-    if (rc != 0)
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    int rc = 0, step;
+    if (z->seal != NULL && !previous_release && !legacy_writes) {
+        char bound[64];
+        day_bound(day, bound);
+        if ((rc = z->seal(z->ctx, tx, user_id, bound, p, n, &blob, &blen)) != 0)
+            return store_sealer_code(rc);
+        p = blob;
+        n = blen;
+    }
+    if ((rc = store_tx_stmt(tx, sql, &s)) != 0) {
+        free(blob);
         return rc;
+    }
     db_bind_text(s, 1, user_id);
     db_bind_int64(s, 2, day);
     db_bind_blob(s, 3, p, n);
-    if ((step = db_step(s)) != DB_ROW) {
+    step = db_step(s);
+    free(blob);
+    if (step != DB_ROW) {
         db_stmt_reset(s);
         return store_tx_fail(tx, step == DB_DONE ? STORE_EINTERNAL : step);
     }
@@ -523,7 +583,7 @@ static int day_delete(struct store_tx *tx, const char *user_id, int64_t day)
  * append order. */
 static int day_compact(struct store_tx *tx, const char *user_id, int64_t day)
 {
-    static const char all[] = "SELECT data FROM sample_days WHERE user_id = ?1 AND day = ?2 ORDER BY id";
+    static const char all[] = "SELECT data, day FROM sample_days WHERE user_id = ?1 AND day = ?2 ORDER BY id";
     struct db_stmt *s = NULL;
     struct buf b = {0};
     int rc = store_tx_stmt(tx, all, &s);
@@ -531,7 +591,7 @@ static int day_compact(struct store_tx *tx, const char *user_id, int64_t day)
         return rc;
     db_bind_text(s, 1, user_id);
     db_bind_int64(s, 2, day);
-    rc = read_days(tx, s, &b, NULL);
+    rc = read_days(tx, s, user_id, &b, NULL);
     if (rc == 0)
         rc = day_delete(tx, user_id, day);
     if (rc == 0 && b.n > 0)
@@ -617,16 +677,335 @@ int store_days_append(struct store_tx *tx, const struct store_sample *v, size_t 
     return rc;
 }
 
-/* Write one day again from health_samples, in id order (segments break
- * where the upload changes). */
-static int day_rebuild(struct store_tx *tx, const char *user_id, int64_t day)
+static int seg_next(const unsigned char *p, size_t n, size_t *at, const unsigned char **seg, uint32_t *len);
+
+/* ---- the primary store: complete samples in sealed blocks ---------------- */
+
+/*
+ * Since issue #19 sample_days is where samples live: every stored sample is
+ * a record of a 0xD3 segment (a block with every field: id, type, unit,
+ * source, device, upload, times, values, quality, validation, version,
+ * offset, hk_uuid, payload), and each row's bytes are sealed by the store's
+ * sealer (the key ring; AD: the user and "block/<day>/v<format>"), so the
+ * database holds no health value in the clear. health_samples keeps only
+ * rows written by releases before this one until the backfill
+ * (store_sample_rows_backfill) has moved them.
+ *
+ * Dedup: a sample's key is its hk_uuid (a HealthKit UUID, or the content
+ * key the ingest derives for samples that have none), and a key is stored
+ * once per user and UTC day of its start: a retried upload, an overlapping
+ * import or a second device sending the same sample adds nothing. The keys
+ * of a day are read from the day's blocks (and its legacy rows) when a
+ * batch writes to it: no per-sample index. A key can only repeat on the
+ * same day, because both kinds of key fix the start (a HealthKit sample
+ * never changes; the content key hashes the start).
+ *
+ * Ids: per user, from users.sample_seq (migration 013), taken under the
+ * user's sample lock so that ids follow append order as before; they start
+ * 2^32 above the last legacy row id, so the (start_ms, id) order and the
+ * API's cursors stay unique across rows and blocks.
+ */
+
+struct keyset {
+    uint64_t *h;  /* open addressing, 0 = empty */
+    uint32_t *at; /* the key's text in arena */
+    size_t cap, n;
+    struct buf arena;
+};
+
+static uint64_t key_hash(const char *k)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return h | 1;
+}
+
+static void keyset_free(struct keyset *ks)
+{
+    free(ks->h);
+    free(ks->at);
+    free(ks->arena.p);
+    memset(ks, 0, sizeof(*ks));
+}
+
+static int keyset_grow(struct keyset *ks)
+{
+    size_t nc = ks->cap ? ks->cap * 2 : 1024;
+    uint64_t *h = calloc(nc, sizeof(*h));
+    uint32_t *at = malloc(nc * sizeof(*at));
+    if (h == NULL || at == NULL) {
+        free(h);
+        free(at);
+        return STORE_ENOMEM;
+    }
+    for (size_t i = 0; i < ks->cap; i++) {
+        if (ks->h[i] == 0)
+            continue;
+        size_t j = (size_t)ks->h[i] & (nc - 1);
+        while (h[j] != 0)
+            j = (j + 1) & (nc - 1);
+        h[j] = ks->h[i];
+        at[j] = ks->at[i];
+    }
+    free(ks->h);
+    free(ks->at);
+    ks->h = h;
+    ks->at = at;
+    ks->cap = nc;
+    return 0;
+}
+
+/* *found = 1 when k is in the set; otherwise k is added. */
+static int keyset_add(struct keyset *ks, const char *k, int *found)
+{
+    uint64_t h = key_hash(k);
+    *found = 0;
+    if ((ks->n + 1) * 2 > ks->cap && keyset_grow(ks) != 0)
+        return STORE_ENOMEM;
+    size_t j = (size_t)h & (ks->cap - 1);
+    for (; ks->h[j] != 0; j = (j + 1) & (ks->cap - 1))
+        if (ks->h[j] == h && strcmp((const char *)ks->arena.p + ks->at[j], k) == 0) {
+            *found = 1;
+            return 0;
+        }
+    size_t len = strlen(k) + 1;
+    if (ks->arena.n + len > UINT32_MAX)
+        return STORE_ENOMEM;
+    uint32_t at = (uint32_t)ks->arena.n;
+    if (buf_put(&ks->arena, k, len) != 0)
+        return STORE_ENOMEM;
+    ks->h[j] = h;
+    ks->at[j] = at;
+    ks->n++;
+    return 0;
+}
+
+/* The keys already stored on a user's day: its blocks' hk_uuids and, while
+ * the backfill has not moved them, its legacy rows'. */
+static int day_keys(struct store_tx *tx, const char *user_id, int64_t day, struct keyset *ks)
+{
+    static const char rows[] = "SELECT data, day FROM sample_days WHERE user_id = ?1 AND day = ?2 ORDER BY id";
+    static const char legacy[] = "SELECT hk_uuid FROM health_samples WHERE user_id = ?1 AND start_ms >= ?2"
+                                 " AND start_ms < ?3 AND hk_uuid IS NOT NULL";
+    struct db_stmt *s = NULL;
+    struct buf b = {0};
+    size_t at = 0;
+    const unsigned char *seg;
+    uint32_t len;
+    int rc, more, found, step;
+    if (ks->cap)
+        memset(ks->h, 0, ks->cap * sizeof(*ks->h));
+    ks->n = 0;
+    ks->arena.n = 0;
+    if ((rc = store_tx_stmt(tx, rows, &s)) != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_int64(s, 2, day);
+    rc = read_days(tx, s, user_id, &b, NULL);
+    while (rc == 0 && (more = seg_next(b.p, b.n, &at, &seg, &len)) != 0) {
+        struct block_reader *br = NULL;
+        struct block_sample x;
+        if (more < 0) {
+            rc = STORE_EINTERNAL;
+            break;
+        }
+        if (seg[0] != SEG_FULL_MAGIC)
+            continue; /* a legacy window copy: its rows have the keys */
+        if ((more = block_reader_open(seg + SEG_HDR, len - SEG_HDR, &br)) != 0) {
+            rc = more == BLOCK_ENOMEM ? STORE_ENOMEM : STORE_EINTERNAL;
+            break;
+        }
+        while (rc == 0 && (more = block_reader_next(br, &x, NULL)) == 1)
+            if (x.hk_uuid != NULL && x.hk_uuid[0] != '\0')
+                rc = keyset_add(ks, x.hk_uuid, &found);
+        if (rc == 0 && more < 0)
+            rc = more == BLOCK_ENOMEM ? STORE_ENOMEM : STORE_EINTERNAL;
+        block_reader_free(br);
+    }
+    if (b.p != NULL)
+        explicit_bzero(b.p, b.n);
+    free(b.p);
+    if (rc != 0 || (rc = store_tx_stmt(tx, legacy, &s)) != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_int64(s, 2, day * DAY_MS);
+    db_bind_int64(s, 3, (day + 1) * DAY_MS);
+    while (rc == 0 && (step = db_step(s)) == DB_ROW) {
+        const char *k = db_col_text(s, 0);
+        if (k != NULL && k[0] != '\0')
+            rc = keyset_add(ks, k, &found);
+    }
+    db_stmt_reset(s);
+    return rc == 0 && step != DB_DONE ? store_tx_fail(tx, step) : rc;
+}
+
+/* n new sample ids for a user: *first .. *first + n - 1. */
+static int alloc_ids(struct store_tx *tx, const char *user_id, int64_t n, int64_t *first)
+{
+    static const char sql[] = "UPDATE users SET sample_seq = CASE WHEN sample_seq > 0 THEN sample_seq"
+                              " ELSE (SELECT COALESCE(MAX(id), 0) FROM health_samples) + 4294967296 END + ?2"
+                              " WHERE id = ?1 RETURNING sample_seq";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, sql, &s), step;
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_int64(s, 2, n);
+    if ((step = db_step(s)) != DB_ROW) {
+        db_stmt_reset(s);
+        return store_tx_fail(tx, step == DB_DONE ? STORE_EINTERNAL : step);
+    }
+    *first = db_col_int64(s, 0) - n + 1;
+    db_stmt_reset(s);
+    return 0;
+}
+
+static int start_order(const void *a, const void *b, void *ctx)
+{
+    const struct store_sample *v = ctx;
+    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+    if (v[i].start_ms != v[j].start_ms)
+        return v[i].start_ms < v[j].start_ms ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+/* A block's sample from a store sample (pointers borrowed). */
+static void block_from_sample(struct block_sample *b, const struct store_sample *x, int64_t id)
+{
+    b->id = id;
+    b->start_ms = x->start_ms;
+    b->end_ms = x->end_ms;
+    b->value = x->value;
+    b->value2 = x->value2;
+    b->quality = x->quality_score;
+    b->utc_offset_min = store_sample_payload_offset(x->payload);
+    b->processing_version = x->processing_version ? x->processing_version : STORE_PROCESSING_VERSION;
+    b->metric_type = x->metric_type;
+    b->unit = x->unit;
+    b->source = x->source;
+    b->device = x->device;
+    b->upload_id = x->upload_id;
+    b->validation_status = x->validation_status[0] ? x->validation_status : "valid";
+    b->hk_uuid = x->hk_uuid[0] ? x->hk_uuid : NULL;
+    b->payload = x->payload;
+}
+
+/* Append a 0xD3 segment holding bs[0..n) (sorted by start, then id) to out. */
+static int seg_write_full(const struct block_sample *bs, size_t n, const char *upload_id, struct buf *out)
+{
+    unsigned char *b = NULL;
+    size_t blen = 0;
+    int brc = block_encode(bs, n, &b, &blen);
+    if (brc != 0)
+        return brc == BLOCK_ENOMEM ? STORE_ENOMEM : STORE_EINVAL;
+    int rc = SEG_HDR + blen > UINT32_MAX ? STORE_EINVAL : buf_reserve(out, SEG_HDR + blen);
+    if (rc == 0) {
+        unsigned char *h = out->p + out->n;
+        memset(h, 0, SEG_HDR);
+        h[0] = SEG_FULL_MAGIC;
+        put32(h + 8, (uint32_t)n);
+        put32(h + 12, (uint32_t)(SEG_HDR + blen));
+        if (upload_id != NULL)
+            memcpy(h + 16, upload_id, strnlen(upload_id, SEG_UPLOAD));
+        memcpy(h + SEG_HDR, b, blen);
+        out->n += SEG_HDR + blen;
+    }
+    free(b);
+    return rc;
+}
+
+int store_days_insert(struct store_tx *tx, const struct store_sample *v, size_t n, unsigned char *in, size_t *total)
+{
+    uint32_t *ix = malloc((n ? n : 1) * sizeof(*ix)), *run = malloc((n ? n : 1) * sizeof(*run));
+    int64_t *ids = calloc(n ? n : 1, sizeof(*ids));
+    struct block_sample *bs = malloc((n ? n : 1) * sizeof(*bs));
+    struct keyset ks = {0};
+    struct buf out = {0};
+    int rc = ix && run && ids && bs ? 0 : STORE_ENOMEM;
+    *total = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        ix[i] = (uint32_t)i;
+    if (rc == 0)
+        qsort_r(ix, n, sizeof(*ix), sample_order, (void *)v);
+    /* 1. Which samples are new: per (user, day), against the day's keys and
+     * the batch's earlier samples. */
+    for (size_t a = 0; rc == 0 && a < n;) {
+        const struct store_sample *first = &v[ix[a]];
+        int64_t day = store_day_of(first->start_ms);
+        size_t b = a;
+        rc = day_keys(tx, first->user_id, day, &ks);
+        for (; rc == 0 && b < n && strcmp(v[ix[b]].user_id, first->user_id) == 0 &&
+               store_day_of(v[ix[b]].start_ms) == day;
+             b++) {
+            int found = 0;
+            if (v[ix[b]].hk_uuid[0] != '\0')
+                rc = keyset_add(&ks, v[ix[b]].hk_uuid, &found);
+            in[ix[b]] = !found;
+        }
+        a = b;
+    }
+    /* 2. Ids per user, in batch order. */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!in[i] || ids[i] != 0)
+            continue;
+        int64_t cnt = 0, next = 0;
+        for (size_t j = i; j < n; j++)
+            cnt += in[j] && strcmp(v[j].user_id, v[i].user_id) == 0;
+        if ((rc = alloc_ids(tx, v[i].user_id, cnt, &next)) != 0)
+            break;
+        for (size_t j = i; j < n; j++)
+            if (in[j] && strcmp(v[j].user_id, v[i].user_id) == 0)
+                ids[j] = next++;
+    }
+    /* 3. Each (user, day): one new row of segments, one per upload run. */
+    for (size_t a = 0; rc == 0 && a < n;) {
+        const struct store_sample *first = &v[ix[a]];
+        int64_t day = store_day_of(first->start_ms);
+        size_t b = a;
+        out.n = 0;
+        while (rc == 0 && b < n && strcmp(v[ix[b]].user_id, first->user_id) == 0 &&
+               store_day_of(v[ix[b]].start_ms) == day) {
+            const char *up = v[ix[b]].upload_id;
+            size_t m = 0;
+            for (; b < n && strcmp(v[ix[b]].user_id, first->user_id) == 0 && store_day_of(v[ix[b]].start_ms) == day &&
+                   strcmp(v[ix[b]].upload_id, up) == 0;
+                 b++)
+                if (in[ix[b]])
+                    run[m++] = ix[b];
+            if (m == 0)
+                continue;
+            qsort_r(run, m, sizeof(*run), start_order, (void *)v);
+            for (size_t k = 0; k < m; k++)
+                block_from_sample(&bs[k], &v[run[k]], ids[run[k]]);
+            if ((rc = seg_write_full(bs, m, up, &out)) == STORE_EINVAL)
+                snprintf(tx->err, sizeof(tx->err), "a sample the block format cannot hold");
+            *total += m;
+        }
+        if (rc == 0)
+            rc = day_write(tx, first->user_id, day, &out, 1);
+        a = b;
+    }
+    if (out.p != NULL)
+        explicit_bzero(out.p, out.n);
+    free(out.p);
+    keyset_free(&ks);
+    free(ix);
+    free(run);
+    free(ids);
+    free(bs);
+    return rc;
+}
+
+/* A day's legacy rows (health_samples, before the backfill) as segments
+ * appended to out, in id order (segments break where the upload changes). */
+static int legacy_segments(struct store_tx *tx, const char *user_id, int64_t day, struct buf *out)
 {
     static const char sql[] = "SELECT upload_id, metric_type, start_ms, end_ms, value, source, device, payload,"
                               " utc_offset_min FROM health_samples"
                               " WHERE user_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY id";
     struct db_stmt *s = NULL;
     struct seg sg;
-    struct buf out = {0};
     char upload[STORE_ID_LEN] = "";
     int rc = store_tx_stmt(tx, sql, &s), step, started = 0;
     if (rc != 0)
@@ -639,7 +1018,7 @@ static int day_rebuild(struct store_tx *tx, const char *user_id, int64_t day)
     while ((step = db_step(s)) == DB_ROW) {
         const char *up = db_col_text(s, 0);
         if (!started || strcmp(upload, up ? up : "") != 0) {
-            if ((rc = seg_flush(&sg, &out)) != 0)
+            if ((rc = seg_flush(&sg, out)) != 0)
                 break;
             snprintf(upload, sizeof(upload), "%s", up ? up : "");
             seg_reset(&sg, upload);
@@ -654,20 +1033,19 @@ static int day_rebuild(struct store_tx *tx, const char *user_id, int64_t day)
                                db_col_text(s, 5),
                                db_col_text(s, 6),
                                pl};
-        if ((rc = seg_push(&sg, &out, &d)) != 0)
+        if ((rc = seg_push(&sg, out, &d)) != 0)
             break;
     }
     db_stmt_reset(s);
     if (rc == 0 && step != DB_DONE)
         rc = store_tx_fail(tx, step);
     if (rc == 0)
-        rc = seg_flush(&sg, &out);
-    if (rc == 0)
-        rc = day_write(tx, user_id, day, &out, 0);
-    free(out.p);
+        rc = seg_flush(&sg, out);
     seg_free(&sg);
     return rc;
 }
+
+static int day_rebuild(struct store_tx *tx, const char *user_id, int64_t day);
 
 #define DAY_EXPR "(start_ms - (((start_ms % 86400000) + 86400000) % 86400000)) / 86400000"
 
@@ -697,13 +1075,6 @@ static int upload_days(struct store_tx *tx, const char *upload_id, int64_t **day
         *n = 0;
     }
     return rc;
-}
-
-int store_days_upload_deleting(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t **days,
-                               size_t *n)
-{
-    int rc = store_days_lock_user(tx, user_id);
-    return rc != 0 ? rc : upload_days(tx, upload_id, days, n);
 }
 
 int store_days_rebuild(struct store_tx *tx, const char *user_id, const int64_t *days, size_t n)
@@ -759,8 +1130,6 @@ int store_sample_days_heal(struct store_tx *tx, const char *user_id, int64_t *he
 }
 
 /* ---- the backfill: 0xD1 rows rewritten as block segments ---------------- */
-
-static int seg_next(const unsigned char *p, size_t n, size_t *at, const unsigned char **seg, uint32_t *len);
 
 /* Re-encode every 0xD1 segment of p (n bytes) into out; *kept is 1 when a
  * segment had to stay 0xD1. STORE_EINTERNAL for bytes that do not parse. */
@@ -999,7 +1368,7 @@ static int seg_next(const unsigned char *p, size_t n, size_t *at, const unsigned
 {
     if (*at >= n)
         return 0;
-    if (n - *at < SEG_HDR || (p[*at] != SEG_MAGIC && p[*at] != SEG_BLOCK_MAGIC))
+    if (n - *at < SEG_HDR || (p[*at] != SEG_MAGIC && p[*at] != SEG_BLOCK_MAGIC && p[*at] != SEG_FULL_MAGIC))
         return -1;
     uint32_t l = get32(p + *at + 12);
     if (l < SEG_HDR || l > n - *at)
@@ -1182,14 +1551,14 @@ static int seg_decode_block(const unsigned char *seg, uint32_t len, const struct
     block_reader_free(br);
     if (rc == BLOCK_ECORRUPT)
         return STORE_EINTERNAL;
-    return rc;
+    return rc == BLOCK_ENOMEM ? STORE_ENOMEM : rc;
 }
 
 /* Decode one segment's records inside [from, to) into x. */
 static int seg_decode(const unsigned char *seg, uint32_t len, const struct store_window_query *q, struct wscratch *x,
                       struct store_window *w)
 {
-    if (seg[0] == SEG_BLOCK_MAGIC)
+    if (seg[0] == SEG_BLOCK_MAGIC || seg[0] == SEG_FULL_MAGIC)
         return seg_decode_block(seg, len, q, x, w);
     uint32_t nstr = get32(seg + 4), nrec = get32(seg + 8);
     const unsigned char *p = seg + SEG_HDR, *end = seg + len;
@@ -1376,7 +1745,7 @@ int store_days_window(struct store_tx *tx, const struct store_window_query *q, s
     db_bind_text(s, 1, q->user_id);
     db_bind_int64(s, 2, store_day_of(q->from_ms));
     db_bind_int64(s, 3, store_day_of(q->to_ms - 1));
-    rc = read_days(tx, s, &all, &ends);
+    rc = read_days(tx, s, q->user_id, &all, &ends);
 
     /* The uploads named by the segments, and which of them still exist. */
     size_t at = 0;
@@ -1644,7 +2013,7 @@ static int agg_compute(const unsigned char *p, size_t n, int64_t day, const char
  * is stored belongs to the row that has the id when it commits. */
 static int agg_fill(struct store *st, const char *type, const int64_t *ids, size_t n)
 {
-    static const char get[] = "SELECT data, day FROM sample_days WHERE id = ?1";
+    static const char get[] = "SELECT data, day, user_id FROM sample_days WHERE id = ?1";
     static const char put[] = "INSERT INTO sample_day_aggs (sample_day_id, metric_type, data) VALUES (?1, ?2, ?3)"
                               " ON CONFLICT DO NOTHING";
     struct store_tx *tx = NULL;
@@ -1654,6 +2023,7 @@ static int agg_fill(struct store *st, const char *type, const int64_t *ids, size
     for (size_t i = 0; rc == 0 && i < n; i++) {
         int64_t day = 0;
         int step;
+        char user[STORE_ID_LEN] = "";
         row.n = 0;
         out.n = 0;
         if ((rc = store_tx_stmt(tx, get, &s)) != 0)
@@ -1664,8 +2034,9 @@ static int agg_fill(struct store *st, const char *type, const int64_t *ids, size
             size_t len = 0;
             const void *p = db_col_blob(s, 0, &len);
             day = db_col_int64(s, 1);
+            store_col_copy(s, 2, user, sizeof(user));
             if (p != NULL)
-                rc = buf_put(&row, p, len);
+                rc = row_open(tx, user, day, p, len, &row);
         }
         db_stmt_reset(s);
         if (rc == 0 && step != DB_ROW && step != DB_DONE)
@@ -1676,12 +2047,40 @@ static int agg_fill(struct store *st, const char *type, const int64_t *ids, size
             continue; /* gone since the read: nothing to fill */
         if ((rc = agg_compute(row.p, row.n, day, type, &out)) != 0)
             break;
-        if ((rc = store_tx_stmt(tx, put, &s)) != 0)
+        /* The sums are health values too: sealed like the row they sum. */
+        unsigned char *blob = NULL;
+        size_t blen = 0;
+        if (st->sealer.seal != NULL) {
+            char bound[96];
+            snprintf(bound, sizeof(bound), "agg/%" PRId64 "/%.48s", ids[i], type);
+            unsigned char *b = NULL;
+            if ((rc = st->sealer.seal(st->sealer.ctx, tx, user, bound, out.p, out.n, &b, &blen)) != 0) {
+                rc = store_sealer_code(rc);
+                break;
+            }
+            if ((blob = malloc(blen + 1)) != NULL) {
+                blob[0] = AGG_SEALED;
+                memcpy(blob + 1, b, blen);
+                blen++;
+            }
+            free(b);
+            if (blob == NULL) {
+                rc = STORE_ENOMEM;
+                break;
+            }
+        }
+        if ((rc = store_tx_stmt(tx, put, &s)) != 0) {
+            free(blob);
             break;
+        }
         db_bind_int64(s, 1, ids[i]);
         db_bind_text(s, 2, type);
-        db_bind_blob(s, 3, out.p, out.n);
+        if (blob != NULL)
+            db_bind_blob(s, 3, blob, blen);
+        else
+            db_bind_blob(s, 3, out.p, out.n);
         rc = store_tx_run(tx, s, NULL);
+        free(blob);
     }
     if (tx != NULL) {
         if (rc == 0)
@@ -1689,6 +2088,8 @@ static int agg_fill(struct store *st, const char *type, const int64_t *ids, size
         else
             store_tx_rollback(tx);
     }
+    if (row.p != NULL)
+        explicit_bzero(row.p, row.n);
     free(row.p);
     free(out.p);
     return rc;
@@ -1706,6 +2107,7 @@ static int agg_read(struct store *st, const struct store_series_query *q, struct
     struct store_tx *tx = NULL;
     struct db_stmt *s = NULL;
     struct live_uploads lu = {0};
+    unsigned char *plain = NULL; /* an opened aggregate */
     size_t cap = 0;
     int rc = store_tx_begin(st, STORE_TX_READ, &tx), step = DB_DONE;
     *hit = 1;
@@ -1742,6 +2144,23 @@ static int agg_read(struct store *st, const struct store_series_query *q, struct
                 break;
             (*missing)[(*n_missing)++] = id;
             continue;
+        }
+        if (len > 0 && p[0] == AGG_SEALED) {
+            char bound[96];
+            size_t plen = 0;
+            free(plain);
+            plain = NULL;
+            if (st->sealer.open == NULL) {
+                rc = STORE_EUNAVAILABLE;
+                break;
+            }
+            snprintf(bound, sizeof(bound), "agg/%" PRId64 "/%.48s", id, q->type);
+            if ((rc = st->sealer.open(st->sealer.ctx, tx, q->user_id, bound, p + 1, len - 1, &plain, &plen)) != 0) {
+                rc = store_sealer_code(rc);
+                break;
+            }
+            p = plain;
+            len = plen;
         }
         if (len < AGG_HDR || p[0] != 1) {
             *hit = 0;
@@ -1824,6 +2243,7 @@ static int agg_read(struct store *st, const struct store_series_query *q, struct
                 *hit = 0;
 done:
     store_tx_rollback(tx);
+    free(plain);
     free(lu.id);
     free(lu.live);
     return rc;
@@ -1864,4 +2284,408 @@ int store_series_aggregate(struct store *st, const struct store_series_query *q,
     if (rc != 0)
         *hit = 0;
     return rc;
+}
+
+/* ---- rewriting days: upload deletes and the heal --------------------------- */
+
+static int lu_add(struct live_uploads *lu, const unsigned char *u)
+{
+    if (live_index(lu, u) >= 0)
+        return 0;
+    if (lu->n == lu->cap) {
+        size_t nc = lu->cap ? lu->cap * 2 : 16;
+        void *a = realloc(lu->id, nc * sizeof(*lu->id));
+        if (a == NULL)
+            return STORE_ENOMEM;
+        lu->id = a;
+        void *b = realloc(lu->live, nc);
+        if (b == NULL)
+            return STORE_ENOMEM;
+        lu->live = b;
+        lu->cap = nc;
+    }
+    memcpy(lu->id[lu->n], u, SEG_UPLOAD);
+    lu->live[lu->n++] = 0;
+    return 0;
+}
+
+/* Append the 0xD3 segments of p (n bytes) whose upload still exists (or
+ * that have none) to out. */
+static int keep_full_segments(struct store_tx *tx, const char *user_id, const unsigned char *p, size_t n,
+                              struct buf *out)
+{
+    struct live_uploads lu = {0};
+    size_t at = 0;
+    const unsigned char *seg;
+    uint32_t len;
+    int rc = 0, more;
+    while (rc == 0 && (more = seg_next(p, n, &at, &seg, &len)) != 0) {
+        if (more < 0)
+            rc = STORE_EINTERNAL;
+        else if (seg[0] == SEG_FULL_MAGIC && seg[16] != 0)
+            rc = upload_id_plain(seg + 16) ? lu_add(&lu, seg + 16) : STORE_EINTERNAL;
+    }
+    if (rc == 0)
+        rc = uploads_alive(tx, user_id, &lu);
+    at = 0;
+    while (rc == 0 && seg_next(p, n, &at, &seg, &len) > 0)
+        if (seg[0] == SEG_FULL_MAGIC && (seg[16] == 0 || lu.live[live_index(&lu, seg + 16)]))
+            rc = buf_put(out, seg, len);
+    free(lu.id);
+    free(lu.live);
+    return rc;
+}
+
+/* Write a day again: its legacy rows as segments (they have the lowest
+ * ids), then its blocks' samples whose upload still exists. */
+static int day_rebuild(struct store_tx *tx, const char *user_id, int64_t day)
+{
+    static const char all[] = "SELECT data, day FROM sample_days WHERE user_id = ?1 AND day = ?2 ORDER BY id";
+    struct db_stmt *s = NULL;
+    struct buf cur = {0}, out = {0};
+    int rc = store_tx_stmt(tx, all, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_int64(s, 2, day);
+    rc = read_days(tx, s, user_id, &cur, NULL);
+    if (rc == 0)
+        rc = legacy_segments(tx, user_id, day, &out);
+    if (rc == 0)
+        rc = keep_full_segments(tx, user_id, cur.p, cur.n, &out);
+    if (rc == 0)
+        rc = day_write(tx, user_id, day, &out, 0);
+    if (cur.p != NULL)
+        explicit_bzero(cur.p, cur.n);
+    if (out.p != NULL)
+        explicit_bzero(out.p, out.n);
+    free(cur.p);
+    free(out.p);
+    return rc;
+}
+
+/* The days whose blocks hold samples of upload_id, ascending, added to
+ * *days (which has *n of *cap). Reads (opens) every row of the user. */
+static int upload_block_days(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t **days, size_t *n,
+                             size_t *cap)
+{
+    static const char all[] = "SELECT data, day FROM sample_days WHERE user_id = ?1 ORDER BY day, id";
+    unsigned char u[SEG_UPLOAD];
+    struct db_stmt *s = NULL;
+    struct buf b = {0};
+    int rc = store_tx_stmt(tx, all, &s), step;
+    if (rc != 0)
+        return rc;
+    memset(u, 0, sizeof(u));
+    memcpy(u, upload_id, strnlen(upload_id, SEG_UPLOAD));
+    db_stmt_binary_results(s);
+    db_bind_text(s, 1, user_id);
+    while (rc == 0 && (step = db_step(s)) == DB_ROW) {
+        size_t len = 0, at = 0;
+        const void *p = db_col_blob(s, 0, &len);
+        int64_t day = db_col_int64(s, 1);
+        const unsigned char *seg;
+        uint32_t sl;
+        int more, hit = 0;
+        b.n = 0;
+        if (p == NULL || (*n > 0 && (*days)[*n - 1] == day))
+            continue;
+        if ((rc = row_open(tx, user_id, day, p, len, &b)) != 0)
+            break;
+        while (!hit && (more = seg_next(b.p, b.n, &at, &seg, &sl)) > 0)
+            hit = seg[0] == SEG_FULL_MAGIC && memcmp(seg + 16, u, SEG_UPLOAD) == 0;
+        if (hit && *n == *cap && (rc = grow(days, cap, sizeof(**days), 16)) != 0)
+            break;
+        if (hit)
+            (*days)[(*n)++] = day;
+    }
+    db_stmt_reset(s);
+    if (rc == 0 && step != DB_ROW && step != DB_DONE)
+        rc = store_tx_fail(tx, step);
+    if (b.p != NULL)
+        explicit_bzero(b.p, b.n);
+    free(b.p);
+    return rc;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int store_days_upload_deleting(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t **days,
+                               size_t *n)
+{
+    int rc = store_days_lock_user(tx, user_id);
+    size_t cap;
+    if (rc != 0 || (rc = upload_days(tx, upload_id, days, n)) != 0)
+        return rc;
+    cap = *n;
+    if ((rc = upload_block_days(tx, user_id, upload_id, days, n, &cap)) != 0) {
+        free(*days);
+        *days = NULL;
+        *n = 0;
+        return rc;
+    }
+    if (*n > 1) {
+        size_t m = 1;
+        qsort(*days, *n, sizeof(**days), cmp_i64);
+        for (size_t i = 1; i < *n; i++)
+            if ((*days)[i] != (*days)[m - 1])
+                (*days)[m++] = (*days)[i];
+        *n = m;
+    }
+    return 0;
+}
+
+/* ---- for the readers (samples.c) ------------------------------------------- */
+
+int store_days_list(struct store_tx *tx, const char *user_id, int64_t from_day, int64_t to_day, int desc,
+                    int64_t **days, size_t *n)
+{
+    static const char asc[] = "SELECT DISTINCT day FROM sample_days WHERE user_id = ?1 AND day >= ?2 AND day <= ?3"
+                              " ORDER BY day";
+    static const char dsc[] = "SELECT DISTINCT day FROM sample_days WHERE user_id = ?1 AND day >= ?2 AND day <= ?3"
+                              " ORDER BY day DESC";
+    struct db_stmt *s = NULL;
+    size_t cap = 0;
+    int rc = store_tx_stmt(tx, desc ? dsc : asc, &s), step;
+    *days = NULL;
+    *n = 0;
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_int64(s, 2, from_day);
+    db_bind_int64(s, 3, to_day);
+    while ((step = db_step(s)) == DB_ROW) {
+        if (*n == cap && (rc = grow(days, &cap, sizeof(**days), 64)) != 0)
+            break;
+        (*days)[(*n)++] = db_col_int64(s, 0);
+    }
+    db_stmt_reset(s);
+    if (rc == 0 && step != DB_DONE)
+        rc = store_tx_fail(tx, step);
+    if (rc != 0) {
+        free(*days);
+        *days = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int store_days_load(struct store_tx *tx, const char *user_id, int64_t day, struct store_buf *b)
+{
+    static const char all[] = "SELECT data, day FROM sample_days WHERE user_id = ?1 AND day = ?2 ORDER BY id";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, all, &s);
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_int64(s, 2, day);
+    return read_days(tx, s, user_id, b, NULL);
+}
+
+int store_days_segment(const unsigned char *p, size_t n, size_t *at, const unsigned char **upload,
+                       const unsigned char **block, size_t *block_len, uint32_t *count)
+{
+    const unsigned char *seg;
+    uint32_t len;
+    int more = seg_next(p, n, at, &seg, &len);
+    if (more <= 0)
+        return more;
+    *upload = seg + 16;
+    *count = get32(seg + 8);
+    *block = seg[0] == SEG_FULL_MAGIC ? seg + SEG_HDR : NULL;
+    *block_len = len - SEG_HDR;
+    return 1;
+}
+
+/* ---- the backfill: legacy rows moved into blocks --------------------------- */
+
+/* A legacy day's rows as store samples, in id order (caller frees each
+ * payload and the array). */
+static int legacy_day_samples(struct store_tx *tx, const char *user_id, int64_t day, struct store_sample **out,
+                              size_t *n)
+{
+    static const char sql[] = "SELECT id, upload_id, metric_type, start_ms, end_ms, value, value2, unit, source,"
+                              " device, hk_uuid, payload, quality_score, validation_status, processing_version"
+                              " FROM health_samples WHERE user_id = ?1 AND start_ms >= ?2 AND start_ms < ?3"
+                              " ORDER BY id";
+    struct db_stmt *s = NULL;
+    size_t cap = 0;
+    int rc = store_tx_stmt(tx, sql, &s), step;
+    *out = NULL;
+    *n = 0;
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, user_id);
+    db_bind_int64(s, 2, day * DAY_MS);
+    db_bind_int64(s, 3, (day + 1) * DAY_MS);
+    while ((step = db_step(s)) == DB_ROW) {
+        if (*n == cap && (rc = grow(out, &cap, sizeof(**out), 256)) != 0)
+            break;
+        struct store_sample *x = &(*out)[*n];
+        memset(x, 0, sizeof(*x));
+        x->id = db_col_int64(s, 0);
+        snprintf(x->user_id, sizeof(x->user_id), "%s", user_id);
+        store_col_copy(s, 1, x->upload_id, sizeof(x->upload_id));
+        store_col_copy(s, 2, x->metric_type, sizeof(x->metric_type));
+        x->start_ms = db_col_int64(s, 3);
+        x->end_ms = db_col_int64(s, 4);
+        x->value = db_col_is_null(s, 5) ? NAN : db_col_double(s, 5);
+        x->value2 = db_col_is_null(s, 6) ? NAN : db_col_double(s, 6);
+        store_col_copy(s, 7, x->unit, sizeof(x->unit));
+        store_col_copy(s, 8, x->source, sizeof(x->source));
+        store_col_copy(s, 9, x->device, sizeof(x->device));
+        store_col_copy(s, 10, x->hk_uuid, sizeof(x->hk_uuid));
+        x->quality_score = db_col_is_null(s, 12) ? NAN : db_col_double(s, 12);
+        store_col_copy(s, 13, x->validation_status, sizeof(x->validation_status));
+        x->processing_version = (int)db_col_int64(s, 14);
+        const char *pl = db_col_text(s, 11);
+        (*n)++;
+        if (pl != NULL && (x->payload = strdup(pl)) == NULL) {
+            rc = STORE_ENOMEM;
+            break;
+        }
+    }
+    db_stmt_reset(s);
+    if (rc == 0 && step != DB_DONE)
+        rc = store_tx_fail(tx, step);
+    return rc;
+}
+
+/* Move one legacy day of a user into blocks: its rows become 0xD3
+ * segments with their ids (first: the lowest ids), followed by the day's
+ * blocks of live uploads; its legacy window copies go; its rows are
+ * deleted. *moved: how many samples. */
+static int move_day(struct store_tx *tx, const char *user_id, int64_t day, int64_t *moved)
+{
+    struct store_sample *v = NULL;
+    size_t n = 0;
+    struct buf cur = {0}, out = {0};
+    struct block_sample *bs = NULL;
+    uint32_t *run = NULL;
+    int rc = legacy_day_samples(tx, user_id, day, &v, &n);
+    if (rc == 0 && n > 0 && ((bs = malloc(n * sizeof(*bs))) == NULL || (run = malloc(n * sizeof(*run))) == NULL))
+        rc = STORE_ENOMEM;
+    for (size_t a = 0; rc == 0 && a < n;) {
+        size_t m = 0, b = a;
+        for (; b < n && strcmp(v[b].upload_id, v[a].upload_id) == 0; b++)
+            run[m++] = (uint32_t)b;
+        qsort_r(run, m, sizeof(*run), start_order, v);
+        for (size_t k = 0; k < m; k++)
+            block_from_sample(&bs[k], &v[run[k]], v[run[k]].id);
+        rc = seg_write_full(bs, m, v[a].upload_id, &out);
+        a = b;
+    }
+    if (rc == 0 && (rc = store_days_load(tx, user_id, day, &cur)) == 0 &&
+        (rc = keep_full_segments(tx, user_id, cur.p, cur.n, &out)) == 0)
+        rc = day_write(tx, user_id, day, &out, 0);
+    if (rc == 0) {
+        struct db_stmt *s = NULL;
+        if ((rc = store_tx_stmt(tx,
+                                "DELETE FROM health_samples WHERE user_id = ?1 AND start_ms >= ?2"
+                                " AND start_ms < ?3",
+                                &s)) == 0) {
+            db_bind_text(s, 1, user_id);
+            db_bind_int64(s, 2, day * DAY_MS);
+            db_bind_int64(s, 3, (day + 1) * DAY_MS);
+            rc = store_tx_run(tx, s, NULL);
+        }
+    }
+    *moved = (int64_t)n;
+    for (size_t i = 0; i < n; i++)
+        free(v[i].payload);
+    if (v != NULL)
+        explicit_bzero(v, n * sizeof(*v));
+    free(v);
+    free(bs);
+    free(run);
+    if (cur.p != NULL)
+        explicit_bzero(cur.p, cur.n);
+    if (out.p != NULL)
+        explicit_bzero(out.p, out.n);
+    free(cur.p);
+    free(out.p);
+    return rc;
+}
+
+/* One batch of days in one write transaction; *seen: days moved. */
+static int backfill_batch(struct store *st, size_t batch, struct store_backfill_stats *stats, size_t *seen)
+{
+    static const char next[] = "SELECT user_id, start_ms FROM health_samples ORDER BY user_id DESC, start_ms LIMIT 1";
+    static const char left[] = "SELECT 1 FROM health_samples WHERE user_id = ?1 LIMIT 1";
+    static const char indexed[] = "UPDATE uploads SET days_indexed = 1 WHERE user_id = ?1 AND days_indexed = 0";
+    struct store_tx *tx = NULL;
+    struct db_stmt *s = NULL;
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx), step;
+    *seen = 0;
+    if (rc != 0)
+        return rc;
+    while (rc == 0 && *seen < batch) {
+        char user[STORE_ID_LEN];
+        int64_t start, moved = 0;
+        if ((rc = store_tx_stmt(tx, next, &s)) != 0)
+            break;
+        step = db_step(s);
+        if (step == DB_ROW) {
+            store_col_copy(s, 0, user, sizeof(user));
+            start = db_col_int64(s, 1);
+        }
+        db_stmt_reset(s);
+        if (step == DB_DONE) {
+            stats->done = 1;
+            break;
+        }
+        if (step != DB_ROW) {
+            rc = store_tx_fail(tx, step);
+            break;
+        }
+        if ((rc = store_days_lock_user(tx, user)) != 0 || (rc = move_day(tx, user, store_day_of(start), &moved)) != 0)
+            break;
+        stats->days++;
+        stats->samples += moved;
+        (*seen)++;
+        /* The user's last row moved: every upload of theirs is in its days. */
+        if ((rc = store_tx_stmt(tx, left, &s)) != 0)
+            break;
+        db_bind_text(s, 1, user);
+        step = db_step(s);
+        db_stmt_reset(s);
+        if (step == DB_DONE && (rc = store_tx_stmt(tx, indexed, &s)) == 0) {
+            db_bind_text(s, 1, user);
+            rc = store_tx_run(tx, s, NULL);
+        } else if (step != DB_ROW && step != DB_DONE) {
+            rc = store_tx_fail(tx, step);
+        }
+    }
+    if (rc == 0)
+        rc = store_tx_commit(tx);
+    else
+        store_tx_rollback(tx);
+    return rc;
+}
+
+int store_sample_rows_backfill(struct store *st, size_t batch, store_backfill_fn fn, void *ctx,
+                               struct store_backfill_stats *stats)
+{
+    if (st == NULL || stats == NULL)
+        return STORE_EINVAL;
+    if (batch == 0)
+        batch = 20;
+    stats->done = 0;
+    for (;;) {
+        struct store_backfill_stats before = *stats;
+        size_t seen = 0;
+        int rc = backfill_batch(st, batch, stats, &seen);
+        if (rc != 0) {
+            *stats = before; /* the batch rolled back */
+            return rc;
+        }
+        if (fn != NULL && fn(ctx, stats) != 0)
+            return 0;
+        if (stats->done)
+            return 0;
+    }
 }

@@ -345,13 +345,31 @@ static const char m012_ddl[] = "CREATE TABLE password_resets ("
                                " attempts INTEGER NOT NULL DEFAULT 0,"
                                " created_at BIGINT NOT NULL);\n";
 
+/* 013: samples live in sealed blocks (issue #19; days.c). A sample's id
+ * now comes from its user's counter (taken under the user's sample lock,
+ * so ids still follow append order), starting 2^32 above the last
+ * health_samples id at the user's first insert. health_samples is no
+ * longer written: its rows are moved into blocks by the backfill
+ * (store_sample_rows_backfill, run by the workers in batches) and dropped
+ * by a later contract migration. Expand-only: the previous release ignores
+ * the column (and can neither read sealed blocks nor see samples stored
+ * by this release; docs/data-model.md has the rollback). */
+static const char m013_ddl[] = "ALTER TABLE users ADD COLUMN sample_seq BIGINT NOT NULL DEFAULT 0;\n";
+
 static const struct migration migrations[] = {
-    {"001_create_indexes", m001_ddl, NULL},           {"002_add_data_quality_fields", m002_ddl, m002_backfill},
-    {"003_idempotency_keys", m003_ddl, NULL},         {"004_sample_utc_offset", m004_ddl, NULL},
-    {"005_sample_upload_time_index", m005_ddl, NULL}, {"006_sample_days", m006_ddl, NULL},
-    {"007_external_identities", m007_ddl, NULL},      {"008_raw_upload_retention_index", m008_ddl, NULL},
-    {"009_sealed_analyses_insights", m009_ddl, NULL}, {"010_queue_fairness", m010_ddl, NULL},
-    {"011_series_aggregates", m011_ddl, NULL},        {"012_password_resets", m012_ddl, NULL},
+    {"001_create_indexes", m001_ddl, NULL},
+    {"002_add_data_quality_fields", m002_ddl, m002_backfill},
+    {"003_idempotency_keys", m003_ddl, NULL},
+    {"004_sample_utc_offset", m004_ddl, NULL},
+    {"005_sample_upload_time_index", m005_ddl, NULL},
+    {"006_sample_days", m006_ddl, NULL},
+    {"007_external_identities", m007_ddl, NULL},
+    {"008_raw_upload_retention_index", m008_ddl, NULL},
+    {"009_sealed_analyses_insights", m009_ddl, NULL},
+    {"010_queue_fairness", m010_ddl, NULL},
+    {"011_series_aggregates", m011_ddl, NULL},
+    {"012_password_resets", m012_ddl, NULL},
+    {"013_sample_blocks", m013_ddl, NULL},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

@@ -835,6 +835,14 @@ int store_sample_insert_batch(struct store_tx *tx, const struct store_sample *v,
     unsigned char *in = calloc(n ? n : 1, 1);
     if (in == NULL)
         return STORE_ENOMEM;
+    if (!store_samples_previous_release()) {
+        size_t added = 0;
+        rc = store_days_insert(tx, v, n, in, &added);
+        free(in);
+        if (rc == 0 && inserted != NULL)
+            *inserted = added;
+        return rc;
+    }
     if (tx->st->backend == DB_SQLITE) {
         /* In-process SQLite: a cached single-row statement is the fastest
          * path; there is no round trip to save. */
@@ -904,8 +912,8 @@ static int sample_row(struct db_stmt *s, struct store_sample *x)
 
 /* One statement's worth of rows; reports how many rows it saw and the keyset
  * position of the last one. */
-static int sample_page(struct store_tx *tx, const struct store_sample_query *q, int64_t limit, store_sample_fn fn,
-                       void *ctx, int64_t *seen, struct store_cursor *last)
+int store_sample_rows_page(struct store_tx *tx, const struct store_sample_query *q, int64_t limit, store_sample_fn fn,
+                           void *ctx, int64_t *seen, struct store_cursor *last)
 {
     static const char sql_desc[] = "SELECT " SAMPLE_COLS SAMPLE_FILTER " AND (start_ms, id) < (?7, ?8)"
                                    " ORDER BY start_ms DESC, id DESC LIMIT ?9";
@@ -948,88 +956,6 @@ static int sample_page(struct store_tx *tx, const struct store_sample_query *q, 
     return rc < 0 ? store_tx_fail(tx, rc) : 0;
 }
 
-/* Unlimited streams go in keyset pages of this many rows, so that neither
- * backend holds a whole export in memory (libpq buffers a full result). */
-#define SAMPLE_STREAM_PAGE 5000
-
-int store_sample_each(struct store_tx *tx, const struct store_sample_query *q, store_sample_fn fn, void *ctx)
-{
-    if (q == NULL || q->user_id == NULL)
-        return STORE_EINVAL;
-    if (q->limit > 0) {
-        int64_t seen = 0;
-        struct store_cursor last = {0};
-        return sample_page(tx, q, (int64_t)q->limit, fn, ctx, &seen, &last);
-    }
-    struct store_sample_query page = *q;
-    for (;;) {
-        int64_t seen = 0;
-        struct store_cursor last = {0};
-        int rc = sample_page(tx, &page, SAMPLE_STREAM_PAGE, fn, ctx, &seen, &last);
-        if (rc != 0 || seen < SAMPLE_STREAM_PAGE)
-            return rc;
-        page.after = last;
-    }
-}
-
-struct list_ctx {
-    struct store_sample *v;
-    size_t n, cap;
-    int more;
-};
-
-static int list_cb(void *ctx, const struct store_sample *x)
-{
-    struct list_ctx *l = ctx;
-    if (l->n == l->cap) {
-        l->more = 1;
-        return 1;
-    }
-    l->v[l->n] = *x;
-    l->v[l->n].payload = NULL;
-    if (x->payload != NULL && (l->v[l->n].payload = strdup(x->payload)) == NULL)
-        return STORE_ENOMEM;
-    l->n++;
-    return 0;
-}
-
-int store_sample_list(struct store_tx *tx, const struct store_sample_query *q, struct store_sample **out, size_t *n,
-                      struct store_cursor *next)
-{
-    if (q == NULL || !limit_ok(q->limit))
-        return STORE_EINVAL;
-    struct store_sample_query qq = *q;
-    qq.limit = q->limit + 1;
-    struct list_ctx l = {.v = calloc(q->limit, sizeof(*l.v)), .cap = q->limit};
-    if (l.v == NULL)
-        return STORE_ENOMEM;
-    int rc = store_sample_each(tx, &qq, list_cb, &l);
-    if (rc < 0) {
-        store_sample_list_free(l.v, l.n);
-        return rc;
-    }
-    if (next != NULL) {
-        memset(next, 0, sizeof(*next));
-        if (l.more && l.n > 0) {
-            next->set = 1;
-            next->ts = l.v[l.n - 1].start_ms;
-            snprintf(next->key, sizeof(next->key), "%" PRId64, l.v[l.n - 1].id);
-        }
-    }
-    *out = l.v;
-    *n = l.n;
-    return 0;
-}
-
-void store_sample_list_free(struct store_sample *v, size_t n)
-{
-    if (v == NULL)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(v[i].payload);
-    free(v);
-}
-
 int store_insight_count(struct store_tx *tx, const char *user_id, int64_t *count)
 {
     static const char sql[] = "SELECT COUNT(*) FROM insights WHERE user_id = ?1";
@@ -1045,7 +971,7 @@ int store_insight_count(struct store_tx *tx, const char *user_id, int64_t *count
     return 0;
 }
 
-int store_sample_count(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t *count)
+int store_sample_rows_count(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t *count)
 {
     static const char sql[] = "SELECT COUNT(*) FROM health_samples WHERE user_id = ?1"
                               " AND (CAST(?2 AS TEXT) IS NULL OR upload_id = ?2)";
@@ -1065,7 +991,10 @@ int store_sample_count(struct store_tx *tx, const char *user_id, const char *upl
 int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_t *n)
 {
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx, "DELETE FROM sample_days WHERE user_id = ?1", &s);
+    int64_t total = 0;
+    int rc = store_sample_count(tx, user_id, NULL, &total);
+    if (rc == 0)
+        rc = store_tx_stmt(tx, "DELETE FROM sample_days WHERE user_id = ?1", &s);
     if (rc != 0)
         return rc;
     db_bind_text(s, 1, user_id);
@@ -1074,11 +1003,13 @@ int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_
     if ((rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE user_id = ?1", &s)) != 0)
         return rc;
     db_bind_text(s, 1, user_id);
-    return store_tx_run(tx, s, n);
+    if ((rc = store_tx_run(tx, s, NULL)) == 0 && n != NULL)
+        *n = total;
+    return rc;
 }
 
-int store_sample_newest(struct store_tx *tx, const char *user_id, const char *upload_id, size_t max, int64_t *start_ms,
-                        int64_t *end_ms, int32_t *offset_min, size_t *n)
+int store_sample_rows_newest(struct store_tx *tx, const char *user_id, const char *upload_id, size_t max,
+                             int64_t *start_ms, int64_t *end_ms, int32_t *offset_min, size_t *n)
 {
 #define NEWEST_COLS "SELECT start_ms, end_ms, utc_offset_min, CASE WHEN utc_offset_min IS NULL THEN payload END"
     /* The owner check sits outside the LIMITed subquery on purpose: next to
@@ -1420,7 +1351,7 @@ int store_raw_upload_purge(struct store *st, int64_t now_ms, int64_t *n)
 
 /* ---- sealed values (store_set_sealer) ------------------------------------- */
 
-static int sealer_rc(int rc) { return rc >= STORE_EUNSUPPORTED && rc <= STORE_ENOTFOUND ? rc : STORE_EINTERNAL; }
+static int sealer_rc(int rc) { return store_sealer_code(rc); }
 
 /* Two optional texts as one plaintext: u8 presence bits, u32 length of the
  * first (little-endian), the first, the second. */

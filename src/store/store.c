@@ -639,3 +639,10 @@ int store_health_register(struct health_registry *r, struct store *st)
         return -1;
     return 0;
 }
+
+int store_sealer_code(int rc)
+{
+    if (rc >= STORE_EUNSUPPORTED && rc <= STORE_ENOTFOUND)
+        return rc;
+    return rc == KEYRING_ENOMEM || rc == ENVELOPE_ENOMEM ? STORE_ENOMEM : STORE_EINTERNAL;
+}

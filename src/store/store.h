@@ -520,6 +520,29 @@ int store_sample_days_reencode(struct store *st, size_t batch, store_reencode_fn
                                struct store_reencode_stats *stats);
 void store_window_free(struct store_window *w);
 
+/* Progress of store_sample_rows_backfill. */
+struct store_backfill_stats {
+    int64_t days;    /* user-days moved from health_samples into blocks */
+    int64_t samples; /* rows moved */
+    int done;        /* 1 when no row is left */
+};
+/* Called after each batch; non-zero stops the pass. */
+typedef int (*store_backfill_fn)(void *ctx, const struct store_backfill_stats *s);
+
+/*
+ * Issue #19's backfill: move the rows of health_samples (written by releases
+ * before samples lived in blocks) into sealed blocks, one (user, day) at a
+ * time, `batch` days per write transaction (0: 20), until none is left.
+ * Each day keeps its samples, ids and (start, id) order, so every read
+ * gives the same before, during and after; the day's legacy window copies
+ * are dropped with its rows. Resumable by construction (a moved day has no
+ * rows left) and safe beside writers and other passes (each day is moved
+ * under its user's sample lock). Zero the stats to start. Returns 0 (also
+ * when fn stopped it) or a store code.
+ */
+int store_sample_rows_backfill(struct store *st, size_t batch, store_backfill_fn fn, void *ctx,
+                               struct store_backfill_stats *stats);
+
 /* ---- raw uploads (encrypted request bodies) ---------------------------- */
 
 struct store_raw_upload {

@@ -103,6 +103,48 @@ int64_t store_day_of(int64_t ms);
 int store_days_lock_user(struct store_tx *tx, const char *user_id);
 /* Tests only: write sample_days segments the 0xD1 way (as before issue #19). */
 void store_days_write_legacy_for_test(int on);
+/* Tests only: write samples as the previous release did (health_samples
+ * rows plus unsealed 0xD2 window copies), to test the union of rows and
+ * blocks and the backfill; and whether that is on. */
+void store_samples_previous_release_for_test(int on);
+int store_samples_previous_release(void);
+
+/* A sealer's (store_set_sealer) return code as a store code: store codes
+ * pass through, an allocation failure (KEYRING_ENOMEM, ENVELOPE_ENOMEM) is
+ * STORE_ENOMEM, anything else STORE_EINTERNAL. */
+int store_sealer_code(int rc);
+
+/* A growable byte buffer. */
+struct store_buf {
+    unsigned char *p;
+    size_t n, cap;
+};
+/* Legacy health_samples rows (repo.c): one keyset page of q's rows after
+ * q->after (limit rows), their count, and the newest rows' times. */
+int store_sample_rows_page(struct store_tx *tx, const struct store_sample_query *q, int64_t limit, store_sample_fn fn,
+                           void *ctx, int64_t *seen, struct store_cursor *last);
+int store_sample_rows_count(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t *count);
+int store_sample_rows_newest(struct store_tx *tx, const char *user_id, const char *upload_id, size_t max,
+                             int64_t *start_ms, int64_t *end_ms, int32_t *offset_min, size_t *n);
+/* The days (ascending, or descending when desc) in [from_day, to_day] on
+ * which a user has sample_days rows (*days malloc'd). */
+int store_days_list(struct store_tx *tx, const char *user_id, int64_t from_day, int64_t to_day, int desc,
+                    int64_t **days, size_t *n);
+/* A user's day's rows, opened, concatenated in order into b. */
+int store_days_load(struct store_tx *tx, const char *user_id, int64_t day, struct store_buf *b);
+/* The next segment of a day's bytes p[0..n) from *at: 1 and its fields
+ * (upload: 36 bytes, zero-padded; block: the 0xD3 block, NULL for a legacy
+ * window copy), 0 at the end, -1 for bytes that are not segments. */
+int store_days_segment(const unsigned char *p, size_t n, size_t *at, const unsigned char **upload,
+                       const unsigned char **block, size_t *block_len, uint32_t *count);
+#define STORE_SEG_UPLOAD 36
+/* Append a sample_days row's segments to b, opened when the row is sealed. */
+int store_days_read_row(struct store_tx *tx, const char *user_id, int64_t day, const void *p, size_t n,
+                        struct store_buf *b);
+/* The primary store's insert (days.c): dedup v against the days' keys and
+ * each other, give the new samples ids, append them to their days as
+ * sealed blocks; in[i] = 1 for the new ones, *total their count. */
+int store_days_insert(struct store_tx *tx, const struct store_sample *v, size_t n, unsigned char *in, size_t *total);
 /* Append v[i] where inserted[i] to their days (same transaction). */
 int store_days_append(struct store_tx *tx, const struct store_sample *v, size_t n, const unsigned char *inserted);
 /* Before an upload's samples are deleted: lock, and the days they are on

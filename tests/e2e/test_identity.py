@@ -274,10 +274,10 @@ class ExternalSignIn(unittest.TestCase):
                               token=tok)
         self.assertEqual(status, 202, doc)
         deadline = time.time() + 20
-        while int(self.sql("SELECT count(*) FROM health_samples WHERE user_id = ?", (me["user_id"],))) == 0:
+        while int(self.sql("SELECT count(*) FROM sample_days WHERE user_id = ?", (me["user_id"],))) == 0:
             self.assertLess(time.time(), deadline)
             time.sleep(0.1)
-        self.assertEqual(int(self.sql("SELECT count(*) FROM health_samples WHERE user_id = ?", (uid,))), 0)
+        self.assertEqual(int(self.sql("SELECT count(*) FROM sample_days WHERE user_id = ?", (uid,))), 0)
         status, _, doc = post(self.srv, "/api/v1/healthkit/upload",
                               {"user_id": uid.lower(), "quantity_samples": [dict(sample, uuid=str(uuid.uuid4()))]},
                               token=tok)

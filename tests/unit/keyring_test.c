@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -895,6 +896,107 @@ static void test_concurrent_use(void **state)
     }
 }
 
+static int sample_keep(void *ctx, const struct store_sample *x)
+{
+    struct store_sample *got = ctx;
+    if (got[0].id == 0) {
+        got[0] = *x;
+        got[0].payload = x->payload ? strdup(x->payload) : NULL;
+    }
+    got[1].id++; /* count */
+    return 0;
+}
+
+/* 6. Samples (issue #19) live in sealed blocks, and so do the series
+ *    aggregates computed from them: the database files hold none of a
+ *    sample's values or texts (sources, devices, units, payloads, the
+ *    value's bytes), the samples read back as stored, a block moved to
+ *    another day does not open, and without a sealer the read is refused. */
+static void test_sample_blocks_sealed(void **state)
+{
+    struct fixture *f = *state;
+    struct store_sealer z;
+    keyring_store_sealer(f->ring, &z);
+    store_set_sealer(f->st, &z);
+    const double canary_value = 71.123456789;
+    const int64_t t0 = 1718236800000LL; /* a UTC midnight */
+    enum { N = 200 };
+    struct store_sample v[N];
+    memset(v, 0, sizeof(v));
+    for (int i = 0; i < N; i++) {
+        struct store_sample *x = &v[i];
+        snprintf(x->user_id, sizeof(x->user_id), "%s", f->users[0]);
+        snprintf(x->metric_type, sizeof(x->metric_type), "%s", i % 2 ? "heart_rate" : "steps");
+        x->start_ms = t0 + (int64_t)i * 60000;
+        x->end_ms = x->start_ms + 60000;
+        x->value = i == 7 ? canary_value : 40 + i;
+        x->value2 = x->quality_score = NAN;
+        snprintf(x->unit, sizeof(x->unit), "CANARY-UNIT");
+        snprintf(x->source, sizeof(x->source), "CANARY-SOURCE-81f2");
+        snprintf(x->device, sizeof(x->device), "CANARY-DEVICE-9c0d");
+        snprintf(x->hk_uuid, sizeof(x->hk_uuid), "0f0e0d0c-0b0a-4908-8706-%012d", i);
+        x->payload = i == 3 ? "{\"note\":\"CANARY-PAYLOAD-77\"}" : NULL;
+    }
+    struct store_tx *tx = NULL;
+    size_t ins = 0;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_sample_insert_batch(tx, v, N, &ins), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_int_equal(ins, N);
+    /* A series aggregate (filled and sealed on first read). */
+    int64_t cnt[24];
+    double sum[24], mn[24], mx[24];
+    struct store_series_buckets b = {cnt, sum, mn, mx, 0};
+    struct store_series_query q = {f->users[0], "steps", t0, t0 + 86400000LL, 3600000LL, 24};
+    int hit = 0;
+    assert_int_equal(store_series_aggregate(f->st, &q, &b, &hit), 0); /* fills */
+    assert_int_equal(hit, 1);
+    assert_int_equal(store_series_aggregate(f->st, &q, &b, &hit), 0); /* reads the sealed sums */
+    assert_int_equal(hit, 1);
+    assert_int_equal(cnt[0], 30); /* even minutes 0..58 */
+
+    struct store_sample got[2];
+    struct store_sample_query sq = {.user_id = f->users[0], .start_ms = INT64_MIN, .end_ms = INT64_MAX, .ascending = 1};
+    memset(got, 0, sizeof(got));
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sample_each(tx, &sq, sample_keep, got), 0);
+    store_tx_rollback(tx);
+    assert_int_equal(got[1].id, N);
+    assert_string_equal(got[0].source, "CANARY-SOURCE-81f2");
+    assert_string_equal(got[0].unit, "CANARY-UNIT");
+    free(got[0].payload);
+
+    if (!is_pg()) {
+        char err[256];
+        keyring_close(f->ring);
+        f->ring = NULL;
+        store_close(f->st);
+        f->st = NULL;
+        store_up(f);
+        assert_int_equal(keyring_open(f->st, f->master, &f->ring, err, sizeof(err)), 0);
+        keyring_store_sealer(f->ring, &z);
+        store_set_sealer(f->st, &z);
+        static const char *const canaries[] = {"CANARY-UNIT",    "CANARY-SOURCE", "CANARY-DEVICE",
+                                               "CANARY-PAYLOAD", "heart_rate",    "0f0e0d0c"};
+        for (size_t i = 0; i < sizeof(canaries) / sizeof(canaries[0]); i++)
+            assert_int_equal(files_containing(f->dir, canaries[i], strlen(canaries[i])), 0);
+        assert_int_equal(files_containing(f->dir, &canary_value, sizeof(canary_value)), 0);
+        assert_true(files_containing(f->dir, f->emails[0], strlen(f->emails[0])) > 0); /* the scan sees clear text */
+    }
+
+    /* A block moved to another day (or user) does not open. */
+    admin(f, "UPDATE sample_days SET day = day + 1");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sample_each(tx, &sq, sample_keep, got), STORE_EINTERNAL);
+    store_tx_rollback(tx);
+    admin(f, "UPDATE sample_days SET day = day - 1");
+    /* Without a sealer the blocks are refused. */
+    store_set_sealer(f->st, NULL);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sample_each(tx, &sq, sample_keep, got), STORE_EUNAVAILABLE);
+    store_tx_rollback(tx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -909,6 +1011,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_health_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_blocks_sealed, setup, teardown),
     };
     return cmocka_run_group_tests_name("keyring", tests, NULL, NULL);
 }

@@ -621,6 +621,8 @@ static void test_jobs_complete_and_are_idempotent(void **state)
     store_insight_clear(&in);
 }
 
+void store_samples_previous_release_for_test(int on);
+
 /* An upload stored before migration 006 (or by the previous release during
  * a deploy) is not in sample_days: the analysis job puts the user's such
  * uploads in before it reads, and the analysis is the same. */
@@ -630,7 +632,9 @@ static void test_analysis_heals_uploads_from_before_days(void **state)
     char up[STORE_ID_LEN], aid[37], sql[300], err[256];
     int handled;
     struct worker_options o = {.store = f->st, .threads = 1, .lease_ms = 30000};
+    store_samples_previous_release_for_test(1); /* rows, as releases before blocks wrote */
     make_upload(f, "Apple Watch", 0, up);
+    store_samples_previous_release_for_test(0);
     snprintf(sql, sizeof(sql), "DELETE FROM sample_days WHERE user_id = '%s'", f->user);
     assert_int_equal(store_admin_exec(f->st, sql, err, sizeof(err)), 0);
     snprintf(sql, sizeof(sql), "UPDATE uploads SET days_indexed = 0 WHERE id = '%s'", up);

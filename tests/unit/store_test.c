@@ -37,6 +37,9 @@
 #include "store/store.h"
 #include "store/store_int.h" /* store_tx_stmt: counting cache rows */
 
+void store_samples_previous_release_for_test(int on);
+void store_days_write_legacy_for_test(int on);
+
 struct fix {
     char url[1200];
     char path[1024]; /* SQLite file, "" for PostgreSQL */
@@ -103,6 +106,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fix *f = *state;
+    store_samples_previous_release_for_test(0);
+    store_days_write_legacy_for_test(0);
     store_close(f->st);
     if (f->path[0]) {
         char p[1100];
@@ -333,6 +338,10 @@ static void test_migrate_002_backfills_every_row(void **state)
     }
     assert_int_equal(store_migrate_up(f->st, "002_add_data_quality_fields", &applied, err, sizeof(err)), 0);
     assert_int_equal(applied, 1);
+    /* The later migrations (the repository reads today's schema), so that
+     * only 002 is left to resume below. */
+    assert_int_equal(store_migrate_up(f->st, NULL, &applied, err, sizeof(err)), 0);
+    assert_int_equal(applied, (int)store_migration_count() - 2);
     /* Check every row through the repository. */
     struct store_tx *tx = NULL;
     assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
@@ -358,9 +367,6 @@ static void test_migrate_002_backfills_every_row(void **state)
     }
     store_tx_rollback(tx);
     assert_int_equal(seen, 1234);
-    /* The later migrations, so that only 002 is left to resume below. */
-    assert_int_equal(store_migrate_up(f->st, NULL, &applied, err, sizeof(err)), 0);
-    assert_int_equal(applied, (int)store_migration_count() - 2);
     /* Resumable and idempotent: mark it incomplete and run again. */
     assert_int_equal(store_admin_exec(f->st,
                                       "UPDATE _migrations SET complete = 0"
@@ -1169,6 +1175,7 @@ static void test_sample_days_block_segments(void **state)
 {
     struct fix *f = *state;
     migrate_all(f->st);
+    store_samples_previous_release_for_test(1); /* rows and window copies, as before blocks */
     char a[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN];
     make_user(f->st, "days-blocks@example.com", a, 0);
     struct store_tx *tx = begin(f->st);
@@ -1275,6 +1282,7 @@ static void test_sample_days_backfill(void **state)
 {
     struct fix *f = *state;
     migrate_all(f->st);
+    store_samples_previous_release_for_test(1); /* rows and window copies, as before blocks */
     char a[STORE_ID_LEN], b[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN], ub[STORE_ID_LEN];
     make_user(f->st, "backfill-a@example.com", a, 0);
     make_user(f->st, "backfill-b@example.com", b, 0);
@@ -1341,6 +1349,7 @@ static void test_sample_days_match_rows(void **state)
 {
     struct fix *f = *state;
     migrate_all(f->st);
+    store_samples_previous_release_for_test(1); /* rows and window copies, as before blocks */
     char a[STORE_ID_LEN], b[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN], u3[STORE_ID_LEN], u4[STORE_ID_LEN],
         ub[STORE_ID_LEN], err[512], sql[512];
     make_user(f->st, "days-a@example.com", a, 0);
@@ -1546,6 +1555,7 @@ static void test_sample_days_concurrent_writers(void **state)
 {
     struct fix *f = *state;
     migrate_all(f->st);
+    store_samples_previous_release_for_test(1); /* rows and window copies, as before blocks */
     char a[STORE_ID_LEN], up[4][STORE_ID_LEN];
     make_user(f->st, "days-conc@example.com", a, 0);
     struct store_tx *tx = begin(f->st);
@@ -1744,6 +1754,368 @@ static void test_series_aggregates_match_samples(void **state)
     assert_true(gone > 0);
     assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM sample_day_aggs"), 0);
     assert_true(series_same(f->st, a, "steps", day0, day0 + 5 * D, D));
+}
+
+/* ---- issue #19: samples in blocks are the primary store ------------------- */
+
+struct collect {
+    struct store_sample *v;
+    size_t n, cap;
+};
+
+static int collect_cb(void *ctx, const struct store_sample *x)
+{
+    struct collect *c = ctx;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 1024;
+        c->v = realloc(c->v, c->cap * sizeof(*c->v));
+        assert_non_null(c->v);
+    }
+    c->v[c->n] = *x;
+    c->v[c->n].payload = x->payload ? strdup(x->payload) : NULL;
+    c->n++;
+    return 0;
+}
+
+static void collect_free(struct collect *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->v[i].payload);
+    free(c->v);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Every sample of a user (or of one upload), oldest first. */
+static void read_all(struct store *st, const char *user, const char *upload, struct collect *c)
+{
+    struct store_sample_query q = {
+        .user_id = user, .upload_id = upload, .start_ms = INT64_MIN, .end_ms = INT64_MAX, .ascending = 1};
+    struct store_tx *tx = NULL;
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(store_tx_begin(st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sample_each(tx, &q, collect_cb, c), 0);
+    store_tx_rollback(tx);
+}
+
+static void same_sample(const struct store_sample *a, const struct store_sample *b)
+{
+    assert_int_equal(a->id, b->id);
+    assert_string_equal(a->upload_id, b->upload_id);
+    assert_string_equal(a->metric_type, b->metric_type);
+    assert_int_equal(a->start_ms, b->start_ms);
+    assert_int_equal(a->end_ms, b->end_ms);
+    assert_true(isnan(a->value) == isnan(b->value));
+    if (!isnan(a->value))
+        assert_memory_equal(&a->value, &b->value, sizeof(double));
+    assert_true(isnan(a->value2) == isnan(b->value2));
+    assert_string_equal(a->unit, b->unit);
+    assert_string_equal(a->source, b->source);
+    assert_string_equal(a->device, b->device);
+    assert_string_equal(a->hk_uuid, b->hk_uuid);
+    assert_true((a->payload == NULL) == (b->payload == NULL));
+    if (a->payload != NULL)
+        assert_string_equal(a->payload, b->payload);
+    assert_string_equal(a->validation_status, b->validation_status);
+    assert_int_equal(a->processing_version, b->processing_version);
+}
+
+static void same_lists(const struct collect *a, const struct collect *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++)
+        same_sample(&a->v[i], &b->v[i]);
+}
+
+/* The window read (days merged by start, in append order) against what the
+ * sample stream (each day decoded whole, sorted by (start, id)) gives for
+ * the same query: the same rows, types, ranks, offsets and payloads. */
+static void window_matches_stream(struct store *st, const struct store_window_query *q)
+{
+    struct collect c;
+    struct store_window w;
+    struct store_tx *tx = NULL;
+    memset(&w, 0, sizeof(w));
+    read_all(st, q->user_id, NULL, &c);
+    assert_int_equal(store_tx_begin(st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sample_window(tx, q, &w), 0);
+    store_tx_rollback(tx);
+    size_t k = 0, other = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        const struct store_sample *x = &c.v[i];
+        if (x->start_ms < q->from_ms || x->start_ms >= q->to_ms)
+            continue;
+        int t = -1;
+        for (size_t j = 0; j < q->n_types && t < 0; j++)
+            if (strcmp(q->types[j], x->metric_type) == 0)
+                t = (int)j;
+        if (t < 0) {
+            other++;
+            continue;
+        }
+        size_t rank = q->n_ranks;
+        for (size_t j = 0; j < q->n_ranks && rank == q->n_ranks; j++)
+            if (strstr(x->device, q->ranks[j]) || strstr(x->source, q->ranks[j]))
+                rank = j;
+        assert_true(k < w.n);
+        assert_int_equal(w.type[k], t);
+        assert_int_equal(w.start_ms[k], x->start_ms);
+        assert_int_equal(w.end_ms[k], x->end_ms);
+        assert_true(isnan(w.value[k]) == isnan(x->value));
+        if (!isnan(x->value))
+            assert_memory_equal(&w.value[k], &x->value, sizeof(double));
+        assert_int_equal(w.rank[k], rank);
+        assert_int_equal(w.offset_min[k], store_sample_payload_offset(x->payload));
+        if ((q->payload_types >> t & 1u) && x->payload != NULL)
+            assert_string_equal(w.text + w.payload[k], x->payload);
+        else
+            assert_int_equal(w.payload[k], STORE_WINDOW_NO_PAYLOAD);
+        k++;
+    }
+    assert_int_equal(k, w.n);
+    assert_int_equal(other, w.n_other);
+    store_window_free(&w);
+    collect_free(&c);
+}
+
+/*
+ * New samples go into blocks only (no health_samples row), every field
+ * comes back as it was given, ids follow insertion order, re-uploads and
+ * overlapping uploads add exactly the new samples, pages in both directions
+ * agree, the window agrees with the stream, an upload delete takes exactly
+ * its samples, and erasure leaves no block.
+ */
+static void test_sample_blocks_primary(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char a[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN];
+    make_user(f->st, "blocks-primary@example.com", a, 0);
+    struct store_tx *tx = begin(f->st);
+    make_upload(tx, a, u1);
+    make_upload(tx, a, u2);
+    commit(tx);
+    const int64_t t0 = 1718236800000LL + 20 * 3600000LL; /* crosses UTC midnights */
+    enum { N = 9000 };
+    struct store_sample *v = calloc(N, sizeof(*v));
+    char(*pl)[96] = calloc(N, sizeof(*pl));
+    assert_non_null(v);
+    assert_non_null(pl);
+    for (int i = 0; i < N; i++) {
+        days_sample(&v[i], a, u1, t0, i, pl[i], sizeof(pl[i]));
+        snprintf(v[i].unit, sizeof(v[i].unit), "%s", i % 5 == 1 ? "count/min" : "count");
+        if (i % 9 == 4)
+            v[i].value2 = 80 + i % 7;
+        if (i % 13 == 0)
+            v[i].hk_uuid[0] = '\0'; /* no key: never deduplicated */
+    }
+    size_t ins = 0;
+    tx = begin(f->st);
+    assert_int_equal(store_sample_insert_batch(tx, v, N / 2, &ins), 0);
+    commit(tx);
+    assert_int_equal(ins, N / 2);
+    /* The second half, with the first half's last 1000 again (overlap). */
+    tx = begin(f->st);
+    assert_int_equal(store_sample_insert_batch(tx, v + N / 2 - 1000, N / 2 + 1000, &ins), 0);
+    commit(tx);
+    size_t keyless_again = 0;
+    for (int i = N / 2 - 1000; i < N / 2; i++)
+        keyless_again += v[i].hk_uuid[0] == '\0';
+    assert_int_equal(ins, N / 2 + keyless_again);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM health_samples"), 0);
+
+    /* Everything back, in (start, id) order, ids in insertion order. */
+    struct collect c;
+    read_all(f->st, a, NULL, &c);
+    assert_int_equal(c.n, N + keyless_again);
+    for (size_t i = 1; i < c.n; i++)
+        assert_true(c.v[i - 1].start_ms < c.v[i].start_ms ||
+                    (c.v[i - 1].start_ms == c.v[i].start_ms && c.v[i - 1].id < c.v[i].id));
+    size_t matched = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        const struct store_sample *x = &c.v[i];
+        if (x->hk_uuid[0] == '\0')
+            continue;
+        int k = -1;
+        for (int j = 0; j < N && k < 0; j++)
+            if (strcmp(v[j].hk_uuid, x->hk_uuid) == 0)
+                k = j;
+        assert_true(k >= 0);
+        struct store_sample want = v[k];
+        want.id = x->id;
+        snprintf(want.validation_status, sizeof(want.validation_status), "valid");
+        want.processing_version = STORE_PROCESSING_VERSION;
+        same_sample(x, &want);
+        matched++;
+    }
+    assert_int_equal(matched, N - (N + 12) / 13);
+
+    /* Pages of 97, newest first, are the stream reversed. */
+    struct store_sample_query q = {
+        .user_id = a, .start_ms = INT64_MIN, .end_ms = INT64_MAX, .ascending = 0, .limit = 97};
+    size_t at = c.n;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    for (;;) {
+        struct store_sample *page = NULL;
+        size_t n = 0;
+        struct store_cursor next;
+        assert_int_equal(store_sample_list(tx, &q, &page, &n, &next), 0);
+        for (size_t i = 0; i < n; i++)
+            same_sample(&page[i], &c.v[--at]);
+        store_sample_list_free(page, n);
+        if (!next.set)
+            break;
+        q.after = next;
+    }
+    int64_t cnt = 0;
+    assert_int_equal(store_sample_count(tx, a, NULL, &cnt), 0);
+    assert_int_equal(cnt, (int64_t)c.n);
+    assert_int_equal(store_sample_count(tx, a, u2, &cnt), 0);
+    assert_int_equal(cnt, 0);
+    store_tx_rollback(tx);
+    assert_int_equal(at, 0);
+
+    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
+    static const char *const ranks[] = {"Watch", "iPhone"};
+    struct store_window_query wq = {.user_id = a,
+                                    .types = types,
+                                    .n_types = 3,
+                                    .payload_types = 1u << 2,
+                                    .ranks = ranks,
+                                    .n_ranks = 2,
+                                    .from_ms = INT64_MIN,
+                                    .to_ms = INT64_MAX};
+    window_matches_stream(f->st, &wq);
+    wq.from_ms = t0 + 6 * 3600000LL;
+    wq.to_ms = t0 + 30 * 3600000LL;
+    window_matches_stream(f->st, &wq);
+
+    /* u2 re-sends some of u1's samples and some of its own: only its own
+     * are new; deleting u2 takes exactly those. */
+    for (int i = 0; i < 300; i++) {
+        days_sample(&v[i], a, u2, t0, i + (i % 2 ? 0 : 200000), pl[i], sizeof(pl[i]));
+        snprintf(v[i].unit, sizeof(v[i].unit), "%s", "count");
+        if (i % 2) /* the key u1 gave it */
+            snprintf(v[i].hk_uuid, sizeof(v[i].hk_uuid), "%.8s-%.8s-d-%d", a, u1, i);
+    }
+    tx = begin(f->st);
+    assert_int_equal(store_sample_insert_batch(tx, v, 300, &ins), 0);
+    commit(tx);
+    size_t own = 150; /* and u1's samples that had no key there */
+    for (int i = 1; i < 300; i += 2)
+        own += i % 13 == 0;
+    assert_int_equal(ins, own);
+    struct collect c2;
+    read_all(f->st, a, u2, &c2);
+    assert_int_equal(c2.n, own);
+    collect_free(&c2);
+    tx = begin(f->st);
+    assert_int_equal(store_upload_delete(tx, u2, a), 0);
+    commit(tx);
+    read_all(f->st, a, NULL, &c2);
+    same_lists(&c2, &c);
+    collect_free(&c2);
+    window_matches_stream(f->st, &wq);
+
+    /* Erasure: no block of the user is left. */
+    tx = begin(f->st);
+    int64_t gone = 0;
+    assert_int_equal(store_sample_delete_by_user(tx, a, &gone), 0);
+    commit(tx);
+    assert_int_equal(gone, (int64_t)c.n);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM sample_days"), 0);
+    collect_free(&c);
+    free(v);
+    free(pl);
+}
+
+static int stop_at_once(void *ctx, const struct store_backfill_stats *s)
+{
+    (void)s;
+    ++*(int *)ctx;
+    return 1;
+}
+
+/*
+ * The backfill from health_samples rows (written by the previous release)
+ * into blocks: before, during (stopped after one batch) and after it the
+ * stream, the ids and the window are the same, rows and blocks together;
+ * a sample already in a row is a duplicate before and after; no row and no
+ * legacy window copy is left at the end.
+ */
+static void test_sample_rows_backfill(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char a[STORE_ID_LEN], b[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN], ub[STORE_ID_LEN];
+    make_user(f->st, "rows-backfill-a@example.com", a, 0);
+    make_user(f->st, "rows-backfill-b@example.com", b, 0);
+    struct store_tx *tx = begin(f->st);
+    make_upload(tx, a, u1);
+    make_upload(tx, a, u2);
+    make_upload(tx, b, ub);
+    commit(tx);
+    const int64_t t0 = 1718236800000LL + 21 * 3600000LL;
+    store_samples_previous_release_for_test(1);
+    for (int k = 0; k < 4; k++)
+        days_insert(f->st, a, k % 2 ? u1 : u2, t0, k * 2000, 2000, 2000);
+    days_insert(f->st, b, ub, t0, 0, 900, 900);
+    store_samples_previous_release_for_test(0);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM health_samples"), 8900);
+    /* This release adds samples to the same days (blocks), and finds a
+     * legacy row's sample a duplicate. */
+    days_insert(f->st, a, u1, t0, 8000, 1500, 1500);
+    days_insert(f->st, a, u1, t0, 10, 50, 0);
+    struct collect before, bb, now;
+    read_all(f->st, a, NULL, &before);
+    read_all(f->st, b, NULL, &bb);
+    assert_int_equal(before.n, 9500);
+    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
+    static const char *const ranks[] = {"Watch", "iPhone"};
+    struct store_window_query wq = {.user_id = a,
+                                    .types = types,
+                                    .n_types = 3,
+                                    .payload_types = 1u << 2,
+                                    .ranks = ranks,
+                                    .n_ranks = 2,
+                                    .from_ms = INT64_MIN,
+                                    .to_ms = INT64_MAX};
+    window_matches_stream(f->st, &wq);
+
+    struct store_backfill_stats st;
+    memset(&st, 0, sizeof(st));
+    int calls = 0;
+    assert_int_equal(store_sample_rows_backfill(f->st, 1, stop_at_once, &calls, &st), 0);
+    assert_int_equal(calls, 1);
+    assert_int_equal(st.days, 1);
+    assert_int_equal(st.done, 0);
+    int64_t left = sql_count(f->st, "SELECT COUNT(*) FROM health_samples");
+    assert_true(left > 0 && left < 8900);
+    read_all(f->st, a, NULL, &now);
+    same_lists(&now, &before);
+    collect_free(&now);
+    window_matches_stream(f->st, &wq);
+    days_insert(f->st, a, u2, t0, 20, 40, 0); /* still duplicates, moved or not */
+
+    assert_int_equal(store_sample_rows_backfill(f->st, 2, NULL, NULL, &st), 0);
+    assert_int_equal(st.done, 1);
+    assert_int_equal(st.samples, 8900);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM health_samples"), 0);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM uploads WHERE days_indexed = 0"), 0);
+    read_all(f->st, a, NULL, &now);
+    same_lists(&now, &before);
+    collect_free(&now);
+    read_all(f->st, b, NULL, &now);
+    same_lists(&now, &bb);
+    collect_free(&now);
+    window_matches_stream(f->st, &wq);
+    days_insert(f->st, a, u2, t0, 0, 100, 0);
+    /* A second pass finds nothing. */
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(store_sample_rows_backfill(f->st, 0, NULL, NULL, &st), 0);
+    assert_int_equal(st.done, 1);
+    assert_int_equal(st.days, 0);
+    collect_free(&before);
+    collect_free(&bb);
 }
 
 static void test_sample_newest(void **state)
@@ -2852,6 +3224,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_raw_upload_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_concurrent_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_blocks_primary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_rows_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_series_aggregates_match_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
