@@ -89,7 +89,12 @@ static const struct command commands[] = {
      "ENCRYPTION_KEY and DATABASE_URL like serve; see docs/security.md. Exits 0,\n"
      "1 on failure (wrong key, database, rows left unwrapped), 2 on a usage error.\n"},
     {"migrate", cli_migrate, "apply or list schema migrations",
-     "usage: clarity migrate up [--to NAME] | clarity migrate status\n"},
+     "usage: clarity migrate up [--to NAME] | clarity migrate status\n"
+     "       clarity migrate samples-backfill|samples-to-rows [--batch N]\n\n"
+     "samples-backfill moves rows of releases before sealed sample blocks into\n"
+     "blocks now (the workers also do it a little each minute); samples-to-rows\n"
+     "is its rollback: run it, with this release stopped, before starting the\n"
+     "release before it. Both print progress and resume where they stopped.\n"},
     {"pat", cli_pat, "PAT encoder: describe a weights file, embed a week of activity",
      "usage: clarity pat info FILE [--sha256 HEX]\n       clarity pat embed --model FILE --input MINUTES.csv [--sha256 "
      "HEX] [--std none|global:MEAN:STD|per-minute:FILE] [--head NAME=FILE]... [--attention] [--tokens] [--threads "

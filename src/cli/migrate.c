@@ -5,10 +5,12 @@
 #include "cli/migrate.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "core/config.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "crypto/envelope.h"
@@ -16,7 +18,8 @@
 #include "store/migrate.h"
 #include "store/store.h"
 
-static const char usage[] = "usage: clarity migrate up [--to NAME] | clarity migrate status\n";
+static const char usage[] = "usage: clarity migrate up [--to NAME] | clarity migrate status\n"
+                            "       clarity migrate samples-backfill|samples-to-rows [--batch N]\n";
 
 static int open_store(const struct config *cfg, int pool, struct store **out)
 {
@@ -70,10 +73,63 @@ static int status(struct store *st, const struct config *cfg)
     return CLI_EXIT_OK;
 }
 
+static int samples_progress(void *ctx, const struct store_backfill_stats *s)
+{
+    const char *what = ctx;
+    printf("%s: %lld days, %lld samples%s\n", what, (long long)s->days, (long long)s->samples, s->done ? ", done" : "");
+    fflush(stdout);
+    return 0;
+}
+
+/* `migrate samples-backfill|samples-to-rows [--batch N]`: issue #19's
+ * backfill (rows into sealed blocks; the workers also run it a little at a
+ * time) or its rollback (blocks back into rows for the release before). */
+static int samples_move(int argc, char **argv)
+{
+    long batch = 20;
+    int back = strcmp(argv[1], "samples-to-rows") == 0;
+    if (argc == 4 && strcmp(argv[2], "--batch") == 0) {
+        char *end = NULL;
+        batch = strtol(argv[3], &end, 10);
+        if (end == argv[3] || *end != '\0' || batch < 1 || batch > 10000) {
+            fputs(usage, stderr);
+            return CLI_EXIT_USAGE;
+        }
+    } else if (argc != 2) {
+        fputs(usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    struct config cfg;
+    int rc = cli_config_load(&cfg);
+    if (rc != 0)
+        return rc;
+    struct store *st = NULL;
+    struct envelope_key *master = NULL;
+    struct keyring *ring = NULL;
+    struct store_backfill_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    rc = CLI_EXIT_FAILURE;
+    if (cli_store_open_for_serve(&cfg, &st) == 0 && cli_store_seal(&cfg, st, &master, &ring) == 0) {
+        int src = back ? store_sample_blocks_to_rows(st, (size_t)batch, samples_progress, argv[1], &stats)
+                       : store_sample_rows_backfill(st, (size_t)batch, samples_progress, argv[1], &stats);
+        if (src != 0)
+            fprintf(stderr, "clarity migrate %s: %s (resume by running it again)\n", argv[1], clarity_strerror(src));
+        else
+            rc = CLI_EXIT_OK;
+    }
+    store_close(st);
+    keyring_close(ring);
+    envelope_key_free(master);
+    config_free(&cfg);
+    return rc;
+}
+
 int cli_migrate(int argc, char **argv)
 {
     const char *target = NULL;
     int up = 0;
+    if (argc >= 2 && (strcmp(argv[1], "samples-backfill") == 0 || strcmp(argv[1], "samples-to-rows") == 0))
+        return samples_move(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "up") == 0) {
         up = 1;
         if (argc == 4 && strcmp(argv[2], "--to") == 0)

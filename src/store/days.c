@@ -2689,3 +2689,159 @@ int store_sample_rows_backfill(struct store *st, size_t batch, store_backfill_fn
             return 0;
     }
 }
+
+/* ---- the rollback: blocks back into rows ----------------------------------- */
+
+/* Samples of the 0xD3 segments of p[0..n), as store samples of user_id
+ * appended to *v (payloads owned). */
+static int full_samples(const unsigned char *p, size_t n, const char *user_id, struct store_sample **v, size_t *nv,
+                        size_t *cap)
+{
+    size_t at = 0;
+    const unsigned char *seg;
+    uint32_t len;
+    int rc = 0, more;
+    while (rc == 0 && (more = seg_next(p, n, &at, &seg, &len)) != 0) {
+        struct block_reader *br = NULL;
+        struct block_sample b;
+        if (more < 0)
+            return STORE_EINTERNAL;
+        if (seg[0] != SEG_FULL_MAGIC)
+            continue;
+        if ((more = block_reader_open(seg + SEG_HDR, len - SEG_HDR, &br)) != 0)
+            return more == BLOCK_ENOMEM ? STORE_ENOMEM : STORE_EINTERNAL;
+        while (rc == 0 && (more = block_reader_next(br, &b, NULL)) == 1) {
+            if (*nv == *cap && (rc = grow(v, cap, sizeof(**v), 256)) != 0)
+                break;
+            struct store_sample *x = &(*v)[(*nv)++];
+            memset(x, 0, sizeof(*x));
+            x->id = b.id;
+            snprintf(x->user_id, sizeof(x->user_id), "%s", user_id);
+            snprintf(x->upload_id, sizeof(x->upload_id), "%s", b.upload_id ? b.upload_id : "");
+            snprintf(x->metric_type, sizeof(x->metric_type), "%s", b.metric_type ? b.metric_type : "");
+            x->start_ms = b.start_ms;
+            x->end_ms = b.end_ms;
+            x->value = b.value;
+            x->value2 = b.value2;
+            x->quality_score = b.quality;
+            snprintf(x->unit, sizeof(x->unit), "%s", b.unit ? b.unit : "");
+            snprintf(x->source, sizeof(x->source), "%s", b.source ? b.source : "");
+            snprintf(x->device, sizeof(x->device), "%s", b.device ? b.device : "");
+            snprintf(x->hk_uuid, sizeof(x->hk_uuid), "%s", b.hk_uuid ? b.hk_uuid : "");
+            snprintf(x->validation_status, sizeof(x->validation_status), "%s",
+                     b.validation_status ? b.validation_status : "");
+            x->processing_version = b.processing_version;
+            if (b.payload != NULL && (x->payload = strdup(b.payload)) == NULL)
+                rc = STORE_ENOMEM;
+        }
+        if (rc == 0 && more < 0)
+            rc = more == BLOCK_ENOMEM ? STORE_ENOMEM : STORE_EINTERNAL;
+        block_reader_free(br);
+    }
+    return rc;
+}
+
+/* Put one user-day's block samples back into rows and its bytes back as
+ * unsealed window copies; *moved: how many samples (0: nothing to do). */
+static int unmove_day(struct store_tx *tx, const char *user_id, int64_t day, int64_t *moved)
+{
+    struct buf cur = {0}, live = {0}, out = {0};
+    struct store_sample *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = store_days_load(tx, user_id, day, &cur);
+    *moved = 0;
+    if (rc == 0)
+        rc = keep_full_segments(tx, user_id, cur.p, cur.n, &live);
+    if (rc == 0)
+        rc = full_samples(live.p, live.n, user_id, &v, &n, &cap);
+    if (rc == 0 && n > 0)
+        rc = store_sample_rows_put(tx, v, n);
+    if (rc == 0)
+        rc = legacy_segments(tx, user_id, day, &out);
+    if (rc == 0) {
+        int was = previous_release;
+        previous_release = 1; /* unsealed, as the release before blocks wrote */
+        rc = day_write(tx, user_id, day, &out, 0);
+        previous_release = was;
+    }
+    *moved = (int64_t)n;
+    for (size_t i = 0; i < n; i++)
+        free(v[i].payload);
+    free(v);
+    if (cur.p != NULL)
+        explicit_bzero(cur.p, cur.n);
+    if (live.p != NULL)
+        explicit_bzero(live.p, live.n);
+    free(cur.p);
+    free(live.p);
+    free(out.p);
+    return rc;
+}
+
+static int unmove_batch(struct store *st, size_t batch, struct store_backfill_stats *stats)
+{
+    static const char next[] = "SELECT user_id, day FROM sample_days WHERE (user_id, day) > (?1, ?2)"
+                               " ORDER BY user_id, day LIMIT 1";
+    struct store_tx *tx = NULL;
+    struct db_stmt *s = NULL;
+    size_t seen = 0;
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx), step;
+    if (rc != 0)
+        return rc;
+    while (rc == 0 && seen < batch) {
+        char user[STORE_ID_LEN];
+        int64_t day = 0, moved = 0;
+        if ((rc = store_tx_stmt(tx, next, &s)) != 0)
+            break;
+        db_bind_text(s, 1, stats->cursor_user);
+        db_bind_int64(s, 2, stats->cursor_day);
+        step = db_step(s);
+        if (step == DB_ROW) {
+            store_col_copy(s, 0, user, sizeof(user));
+            day = db_col_int64(s, 1);
+        }
+        db_stmt_reset(s);
+        if (step == DB_DONE) {
+            stats->done = 1;
+            break;
+        }
+        if (step != DB_ROW) {
+            rc = store_tx_fail(tx, step);
+            break;
+        }
+        if ((rc = store_days_lock_user(tx, user)) != 0 || (rc = unmove_day(tx, user, day, &moved)) != 0)
+            break;
+        snprintf(stats->cursor_user, sizeof(stats->cursor_user), "%s", user);
+        stats->cursor_day = day;
+        stats->days += moved > 0;
+        stats->samples += moved;
+        seen++;
+    }
+    if (rc == 0)
+        rc = store_tx_commit(tx);
+    else
+        store_tx_rollback(tx);
+    return rc;
+}
+
+int store_sample_blocks_to_rows(struct store *st, size_t batch, store_backfill_fn fn, void *ctx,
+                                struct store_backfill_stats *stats)
+{
+    if (st == NULL || stats == NULL)
+        return STORE_EINVAL;
+    if (batch == 0)
+        batch = 20;
+    stats->done = 0;
+    for (;;) {
+        struct store_backfill_stats before = *stats;
+        int rc = unmove_batch(st, batch, stats);
+        if (rc != 0) {
+            *stats = before;
+            return rc;
+        }
+        if (fn != NULL && fn(ctx, stats) != 0)
+            return 0;
+        if (stats->done)
+            return 0;
+    }
+}

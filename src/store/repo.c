@@ -674,6 +674,26 @@ static void bind_sample(struct db_stmt *s, int base, const struct store_sample *
     db_bind_int64(s, base + 17, store_sample_payload_offset(x->payload));
 }
 
+int store_sample_rows_put(struct store_tx *tx, const struct store_sample *v, size_t n)
+{
+    static const char sql[] = "INSERT INTO health_samples (" SAMPLE_INSERT_COLS ", id) VALUES"
+                              " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                              " ON CONFLICT DO NOTHING";
+    struct db_stmt *s = NULL;
+    int64_t now = store_now_ms();
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!sample_ok(&v[i]))
+            return STORE_EINVAL;
+        if ((rc = store_tx_stmt(tx, sql, &s)) != 0)
+            break;
+        bind_sample(s, 0, &v[i], now);
+        db_bind_int64(s, 18, v[i].id);
+        rc = store_tx_run(tx, s, NULL);
+    }
+    return rc;
+}
+
 /* PostgreSQL multi-row statements: one per chunk size, built once per
  * process (immutable afterwards; see store_sample_bulk_sql). */
 static const size_t bulk_sizes[STORE_BULK_SIZES] = {250, 50, 10, 1};

@@ -520,11 +520,13 @@ int store_sample_days_reencode(struct store *st, size_t batch, store_reencode_fn
                                struct store_reencode_stats *stats);
 void store_window_free(struct store_window *w);
 
-/* Progress of store_sample_rows_backfill. */
+/* Progress of store_sample_rows_backfill and store_sample_blocks_to_rows. */
 struct store_backfill_stats {
-    int64_t days;    /* user-days moved from health_samples into blocks */
-    int64_t samples; /* rows moved */
-    int done;        /* 1 when no row is left */
+    int64_t days;                   /* user-days moved */
+    int64_t samples;                /* samples moved */
+    int done;                       /* 1 when none is left */
+    char cursor_user[STORE_ID_LEN]; /* blocks_to_rows: where to resume */
+    int64_t cursor_day;
 };
 /* Called after each batch; non-zero stops the pass. */
 typedef int (*store_backfill_fn)(void *ctx, const struct store_backfill_stats *s);
@@ -542,6 +544,19 @@ typedef int (*store_backfill_fn)(void *ctx, const struct store_backfill_stats *s
  */
 int store_sample_rows_backfill(struct store *st, size_t batch, store_backfill_fn fn, void *ctx,
                                struct store_backfill_stats *stats);
+
+/*
+ * The rollback of issue #19 (`clarity migrate samples-to-rows`): put the
+ * samples of blocks back as health_samples rows with their ids, and each
+ * day's bytes back as the unsealed window copies the release before blocks
+ * reads (built from the rows), `batch` user-days per write transaction
+ * (0: 20), in (user, day) order after stats->cursor_user/cursor_day. Needs
+ * the sealer. Run it with this release stopped (a writer of this release
+ * would add blocks behind it). Returns 0 (also when fn stopped it) or a
+ * store code.
+ */
+int store_sample_blocks_to_rows(struct store *st, size_t batch, store_backfill_fn fn, void *ctx,
+                                struct store_backfill_stats *stats);
 
 /* ---- raw uploads (encrypted request bodies) ---------------------------- */
 

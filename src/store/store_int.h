@@ -123,6 +123,9 @@ struct store_buf {
  * q->after (limit rows), their count, and the newest rows' times. */
 int store_sample_rows_page(struct store_tx *tx, const struct store_sample_query *q, int64_t limit, store_sample_fn fn,
                            void *ctx, int64_t *seen, struct store_cursor *last);
+/* Put samples back as health_samples rows with their ids (the rollback to
+ * the release before blocks; a row already there is kept). */
+int store_sample_rows_put(struct store_tx *tx, const struct store_sample *v, size_t n);
 int store_sample_rows_count(struct store_tx *tx, const char *user_id, const char *upload_id, int64_t *count);
 int store_sample_rows_newest(struct store_tx *tx, const char *user_id, const char *upload_id, size_t max,
                              int64_t *start_ms, int64_t *end_ms, int32_t *offset_min, size_t *n);
