@@ -32,6 +32,9 @@ def staging_env(database_url, workdir, full_sync=True, **extra):
            "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "PASSWORD_HASH_PROFILE": "interactive",
            "WORKER_THREADS": "0", "RATE_LIMITS": "auth=1000/60,upload=1000000/60,api=1000000/60",
            "MAX_REQUEST_BYTES": "67108864"}
+    for key in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):  # a sanitizer build under the e2e suite
+        if key in os.environ:
+            env[key] = os.environ[key]
     if full_sync:
         env["ENVIRONMENT"] = "staging"
         env.update(keys())

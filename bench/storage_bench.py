@@ -327,6 +327,10 @@ def main():
                   "skipped %d of %d sent (%.1f MB JSON)" % (
                       backend, label, r["import"]["stored"], r["import"]["records"], r["import"]["unknown"],
                       r["app"]["stored"], r["app"]["skipped"], r["app"]["sent"], mb(r["app"]["bytes"])))
+            added = r["all-in"]["total"] - r["export"]["total"]
+            if r["app"]["stored"] > 0:
+                print("  the syncs added %.2f MB: %.1f B per sample they stored (%.1f B per sample sent)" % (
+                    mb(added), added / r["app"]["stored"], added / max(1, r["app"]["sent"])))
             for phase in ("export", "all-in", "raw purged"):
                 if phase in r:
                     breakdown(label, phase if phase != "all-in" else "all-in, raw kept", r[phase])
