@@ -33,7 +33,8 @@ samples/s. Missed targets are reported, not fatal.
 
 Default size: --days 120 (about 37 MB of export.xml), a few minutes for
 both binaries on both backends. Full size: --days 730 --sync-days 56
---uploads 1000. A PostgreSQL server is started with scripts/pg-test-server
+--uploads 1000. --repeat N runs each binary N times, alternating, and keeps
+the best throughput (the machine is shared: compare ratios, not absolutes). A PostgreSQL server is started with scripts/pg-test-server
 unless CLARITY_TEST_PG_URL names one (a database per run is created in it).
 """
 import argparse
@@ -159,6 +160,8 @@ def purge_raw(binary, env, cwd, timeout=120):
     # would stand between it and our SIGTERM); the monotonic clock is real.
     e = dict(env, RAW_UPLOAD_RETENTION_DAYS="1", LOG_LEVEL="INFO", LD_PRELOAD=lib, FAKETIME="+2d",
              FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")
+    # A sanitizer build refuses a preloaded library ahead of its runtime.
+    e["ASAN_OPTIONS"] = ":".join(x for x in (env.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if x)
     p = subprocess.Popen([binary, "worker", "--topics", "insights-generation", "--threads", "1"], env=e, cwd=cwd,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     purged = None
@@ -169,7 +172,7 @@ def purge_raw(binary, env, cwd, timeout=120):
             try:
                 rec = json.loads(line)
             except ValueError:
-                continue
+                rec = {"message": "", "raw": line.decode("utf-8", "replace")}
             box.append(rec)
 
     t = threading.Thread(target=read, daemon=True)
@@ -183,6 +186,9 @@ def purge_raw(binary, env, cwd, timeout=120):
         if purged is not None:
             break
         time.sleep(0.2)
+    if p.poll() is not None:
+        raise SystemExit("clarity worker exited %s before purging: %s" % (
+            p.returncode, " ".join(r.get("raw", r.get("message", "")) for r in box)[-2000:]))
     time.sleep(1.0)  # let the rest of the sweep finish its transaction
     p.terminate()
     try:
@@ -223,6 +229,21 @@ def run_one(label, binary, backend, xml, pg, a):
         if backend == "postgres" and not a.keep:
             name = url.rsplit("/", 1)[1]
             benchlib.psql(pg.url, "DROP DATABASE IF EXISTS %s" % name)
+
+
+def best_of(runs):
+    """One run's figures from --repeat runs of a binary: disk from the first
+    (it repeats to the byte), throughput the best run's (the least disturbed
+    by the shared machine), peak RSS the largest."""
+    r = runs[0]
+    for x in runs[1:]:
+        for k in ("mb_per_s", "wall_mb_per_s", "cpu_mb_per_s"):
+            r["import"][k] = max(r["import"][k], x["import"][k])
+        r["import"]["rss_mb"] = max(r["import"]["rss_mb"], x["import"]["rss_mb"])
+        if x["app"]["sent"] / x["app"]["seconds"] > r["app"]["sent"] / r["app"]["seconds"]:
+            r["app"]["seconds"] = x["app"]["seconds"]
+    r["runs"] = len(runs)
+    return r
 
 
 def breakdown(label, phase, p):
@@ -270,6 +291,8 @@ def main():
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--uploads", type=int, default=int(os.environ.get("BENCH_UPLOADS", "200")),
                     help="upload_bench's uploads of 1,000 samples (0: skip)")
+    ap.add_argument("--repeat", type=int, default=int(os.environ.get("STORAGE_BENCH_REPEAT", "1")),
+                    help="runs per binary, alternating; throughput figures are the best run's, RSS the largest")
     ap.add_argument("--keep", action="store_true", help="keep the export and the databases")
     ap.add_argument("--json", help="also write every figure to this file as JSON")
     a = ap.parse_args()
@@ -299,13 +322,14 @@ def main():
     res = {}
     try:
         for backend in backends:
-            # Baseline first, then current: any drift of the machine's load
-            # favours neither in a consistent way across backends.
-            for label, b in reversed(bins):
-                t1 = time.time()
-                res[(backend, label)] = run_one(label, b, backend, xml, pg, a)
-                print("ran %s on %s in %.0f s" % (label, backend, time.time() - t1))
-                sys.stdout.flush()
+            # Baseline first, then current, alternating --repeat times.
+            for rep in range(a.repeat):
+                for label, b in reversed(bins):
+                    t1 = time.time()
+                    res.setdefault((backend, label), []).append(run_one(label, b, backend, xml, pg, a))
+                    print("ran %s on %s in %.0f s" % (label, backend, time.time() - t1))
+                    sys.stdout.flush()
+        res = {k: best_of(v) for k, v in res.items()}
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -315,9 +339,12 @@ def main():
     ups = {}
     if a.uploads > 0:
         import upload_bench
-        for label, b in bins:
-            print("\n== HealthKit uploads over HTTP (bench/upload_bench.py), %s" % label)
-            ups[label] = upload_bench.run(b, a.uploads)
+        for rep in range(a.repeat):
+            for label, b in reversed(bins):
+                print("\n== HealthKit uploads over HTTP (bench/upload_bench.py), %s" % label)
+                u = upload_bench.run(b, a.uploads)
+                if label not in ups or u["samples_per_s"] > ups[label]["samples_per_s"]:
+                    ups[label] = u
 
     print("\n== Disk per sample by table (bytes per stored sample)")
     for backend in backends:

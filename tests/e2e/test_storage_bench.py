@@ -34,7 +34,8 @@ class Generator(unittest.TestCase):
         self.assertEqual(sa[0], os.path.getsize(a))
         self.assertEqual(digest(a), digest(b))
         self.assertNotEqual(digest(a), digest(c))
-        text = open(a, encoding="utf-8").read()
+        with open(a, encoding="utf-8") as f:
+            text = f.read()
         for what in ("HKQuantityTypeIdentifierHeartRate", "HKCategoryValueSleepAnalysisAsleepREM",
                      "HKCategoryValueSleepAnalysisAsleepDeep", "<Workout ", "HKQuantityTypeIdentifierBodyMass",
                      "HKQuantityTypeIdentifierRestingHeartRate", "HKDevice"):
@@ -64,7 +65,8 @@ class TinyRun(unittest.TestCase):
                             "--json", out], env=env, capture_output=True, text=True, timeout=540)
         self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr[-3000:])
         self.assertIn("== Summary", p.stdout)
-        doc = json.load(open(out))
+        with open(out) as f:
+            doc = json.load(f)
         os.unlink(out)
         for backend in ("sqlite", "postgres"):
             runs = [doc["runs"]["%s/%s" % (backend, l)] for l in ("current", "baseline")]
