@@ -201,9 +201,9 @@ def purge_raw(binary, env, cwd, timeout=120):
 
 def run_one(label, binary, backend, xml, pg, a):
     d = tempfile.mkdtemp(prefix="clarity-storage-bench-")
+    db_path = os.path.join(d, "clarity.db")
+    url = "sqlite:" + db_path if backend == "sqlite" else pg.database(label)
     try:
-        db_path = os.path.join(d, "clarity.db")
-        url = "sqlite:" + db_path if backend == "sqlite" else pg.database(label)
         env = benchlib.staging_env(url, d)
         benchlib.cli(binary, ["migrate", "up"], env, d)
         benchlib.cli(binary, ["users", "create", EMAIL, "--first-name", "Jane", "--last-name", "Doe",
