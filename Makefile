@@ -50,6 +50,7 @@ bench: deps
 	@scripts/install-deps --bench
 	@cmake -S . -B $(RELEASE) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(RELEASE) -j $(JOBS) --target benches
+	@bench/build-baseline || echo "bench: no baseline binary (bench/build-baseline failed); figures without one"
 	bench/run $(RELEASE)
 
 # The release procedure on this machine: nginx in front of blue and green

@@ -5,10 +5,16 @@ over HTTP keep-alive to `clarity serve` on SQLite (client on the same
 figure beside the storage layer's raw insert floor when store_bench has
 reported it (STORE_FLOOR env), since that bounds what HTTP can reach.
 
+The server runs as a staging deployment does (bench/benchlib.py: real
+keys, migrations applied first, SQLite synchronous=FULL, the production
+write path); UPLOAD_BENCH_SYNC=normal runs it as development instead
+(synchronous=NORMAL, the figure measured before issue #19).
+
 Then the database file's bytes per stored sample by what holds them (issue
 #19; SQLite's dbstat: pages of each table and index, after a checkpoint).
 BASELINE_BIN names another build of clarity (e.g. the release before
-issue #19) to run the same uploads against in the same run."""
+issue #19) to run the same uploads against in the same run.
+bench/storage_bench.py runs this for both binaries beside its own figures."""
 import http.client
 import json
 import os
@@ -18,6 +24,9 @@ import tempfile
 import threading
 import time
 import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/clarity")
 UPLOADS = int(os.environ.get("BENCH_UPLOADS", "200"))
@@ -31,18 +40,13 @@ GROUPS = [("raw bodies", ("raw_uploads",)),
 
 
 def disk(path, samples):
-    """Bytes per sample by group, from SQLite's dbstat."""
-    import sqlite3
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    sizes = dict(db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"))
-    tables = dict(db.execute("SELECT name, tbl_name FROM sqlite_master"))
-    db.close()
-    out, total = [], sum(sizes.values())
+    """Bytes per sample all-in and by group, from SQLite's dbstat: (line, bytes)."""
+    objs, _, _ = benchlib.sqlite_objects(path)
+    out, total = [], sum(b for _, b in objs.values())
     for label, owners in GROUPS:
-        b = sum(v for k, v in sizes.items() if tables.get(k, k) in owners)
+        b = sum(v for t, v in objs.values() if t in owners)
         out.append("%s %.1f" % (label, b / samples))
-    return "disk per sample: %.1f B all-in (%s)" % (total / samples, ", ".join(out))
+    return "disk per sample: %.1f B all-in (%s)" % (total / samples, ", ".join(out)), total
 
 
 def main():
@@ -53,19 +57,15 @@ def main():
         run(b)
 
 
-def run(BIN):
+def run(BIN, UPLOADS=UPLOADS):
+    """Run the uploads against BIN; print and return the figures."""
     d = tempfile.mkdtemp(prefix="clarity-upload-bench-")
-    env = dict(os.environ, PORT="0", HOST="127.0.0.1", DATABASE_URL="sqlite:%s/bench.db" % d,
-               LOG_LEVEL="WARNING", PASSWORD_HASH_PROFILE="interactive", WORKER_THREADS="0",
-               RATE_LIMITS="auth=1000/60,upload=1000000/60,api=1000000/60", MAX_REQUEST_BYTES="67108864")
-    p = subprocess.Popen([BIN, "serve"], cwd=d, env=dict(env, LOG_LEVEL="INFO"), stderr=subprocess.PIPE)
-    port = None
-    for line in p.stderr:
-        rec = json.loads(line)
-        if rec.get("message") == "listening":
-            port = rec["port"]
-            break
-    threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+    full = os.environ.get("UPLOAD_BENCH_SYNC", "full") != "normal"
+    env = benchlib.staging_env("sqlite:%s/bench.db" % d, d, full_sync=full)
+    if full:
+        benchlib.cli(BIN, ["migrate", "up"], env, d)
+    srv = benchlib.Server(BIN, env, d)
+    port = srv.port
 
     def call(conn, method, path, body, token=None):
         h = {"Content-Type": "application/json"}
@@ -121,19 +121,20 @@ def run(BIN):
     for t in threads:
         t.join()
     secs = time.time() - t0
-    p.terminate()
-    p.wait()
+    srv.stop()
     if errors:
         raise SystemExit("upload_bench: %s" % errors[0])
     total = sum(stored)
-    print("HealthKit uploads: %d x %d samples (%.1f MB JSON) in %.2f s, %d clients, keep-alive" %
-          (UPLOADS, PER, mb, secs, CLIENTS))
+    print("HealthKit uploads: %d x %d samples (%.1f MB JSON) in %.2f s, %d clients, keep-alive, "
+          "SQLite synchronous=%s" % (UPLOADS, PER, mb, secs, CLIENTS, "FULL" if full else "NORMAL"))
     print("stored end to end: %.0f samples/s   target >= 200000" % (total / secs))
     floor = os.environ.get("STORE_FLOOR")
     if floor:
         print("storage raw insert floor (store_bench): %s rows/s" % floor)
-    print(disk("%s/bench.db" % d, total))
+    line, size = disk("%s/bench.db" % d, total)
+    print(line)
     subprocess.run(["rm", "-rf", d])
+    return {"samples_per_s": total / secs, "bytes_per_sample": size / total, "samples": total}
 
 
 if __name__ == "__main__":
