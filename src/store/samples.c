@@ -218,7 +218,8 @@ static int blocks_page(struct store_tx *tx, const struct store_sample_query *q, 
         sarr_clear(&d);
         if ((rc = day_decode(tx, q, days[i], &bytes, &d)) != 0)
             break;
-        qsort(d.v, d.n, sizeof(*d.v), q->ascending ? asc_cmp : desc_cmp);
+        if (d.n > 1)
+            qsort(d.v, d.n, sizeof(*d.v), q->ascending ? asc_cmp : desc_cmp);
         for (size_t k = 0; k < d.n && out->n < limit; k++) {
             if (!after_cursor(q, after_id, &d.v[k]))
                 continue;
