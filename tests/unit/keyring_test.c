@@ -25,13 +25,17 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "core/config.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "crypto/envelope.h"
 #include "crypto/keyring.h"
+#include "store/block.h"
+#include "store/db.h"
 #include "store/migrate.h"
+#include "store/sealed.h"
 #include "store/store.h"
 
 #define NUSERS 2
@@ -997,6 +1001,342 @@ static void test_sample_blocks_sealed(void **state)
     store_tx_rollback(tx);
 }
 
+/* ---- re-wrapping sealed blobs (issue #19) ---------------------------------------- */
+
+/* An SQL literal of bytes, per backend. */
+static void hexlit(char *out, size_t size, const unsigned char *p, size_t n)
+{
+    char *hex = malloc(2 * n + 1);
+    assert_non_null(hex);
+    sodium_bin2hex(hex, 2 * n + 1, p, n);
+    if (is_pg())
+        snprintf(out, size, "decode('%s', 'hex')", hex);
+    else
+        snprintf(out, size, "X'%s'", hex);
+    free(hex);
+}
+
+/* sample_days.data of row id as stored (*len bytes, caller frees), read
+ * over a connection of its own; NULL when the row is gone. */
+static unsigned char *day_data(struct fixture *f, int64_t id, size_t *len)
+{
+    static const char sql[] = "SELECT data FROM sample_days WHERE id = ?1";
+    char err[256], path[600];
+    struct db_open_opts o = {.busy_timeout_ms = 5000};
+    snprintf(path, sizeof(path), "%s/clarity.db", f->dir);
+    struct db_conn *c = db_conn_open(is_pg() ? DB_POSTGRES : DB_SQLITE, is_pg() ? f->url : path, &o, err, sizeof(err));
+    assert_non_null(c);
+    struct db_stmt *s = db_stmt_get(c, sql);
+    assert_non_null(s);
+    db_bind_int64(s, 1, id);
+    unsigned char *out = NULL;
+    *len = 0;
+    if (db_step(s) == DB_ROW) {
+        size_t n = 0;
+        const void *p = db_col_blob(s, 0, &n);
+        out = malloc(n ? n : 1);
+        assert_non_null(out);
+        memcpy(out, p, n);
+        *len = n;
+    }
+    db_stmt_reset(s);
+    db_conn_close(c);
+    return out;
+}
+
+/* Seal plain as sample block row id of user on day (bound the way
+ * keyring_rewrap rebuilds it) and insert it; returns the blob (caller frees). */
+static unsigned char *put_block(struct fixture *f, const char *user, int64_t id, int64_t day, const char *plain,
+                                size_t *blen)
+{
+    char bound[KEYRING_BINDING_LEN], lit[4096], sql[4400];
+    unsigned char *blob = NULL;
+    struct store_tx *tx = NULL;
+    keyring_block_binding(day, id, BLOCK_FORMAT, bound);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(
+        keyring_blob_seal(f->ring, tx, user, bound, (const unsigned char *)plain, strlen(plain), &blob, blen), 0);
+    store_tx_rollback(tx);
+    hexlit(lit, sizeof(lit), blob, *blen);
+    snprintf(sql, sizeof(sql), "INSERT INTO sample_days (id, user_id, day, data) VALUES (%lld, '%s', %lld, %s)",
+             (long long)id, user, (long long)day, lit);
+    admin(f, "%s", sql);
+    return blob;
+}
+
+/* Stop after the first batch of a blob table. */
+static int stop_in_blobs(void *ctx, const struct keyring_rewrap_stats *s)
+{
+    (void)ctx;
+    return s->table >= KEYRING_REWRAP_ANALYSES;
+}
+
+/* Every listed blob of every table names `version`; returns how many. */
+static size_t blobs_all_under(struct fixture *f, uint32_t version)
+{
+    struct store_tx *tx = NULL;
+    size_t total = 0;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    for (int t = 0; t < STORE_SEALED_TABLES; t++) {
+        struct store_sealed_row *rows = NULL;
+        struct store_sealed_cursor next;
+        size_t n = 0;
+        /* version 0 is never used: lists every sealed blob */
+        assert_int_equal(store_sealed_list(tx, t, 0, NULL, STORE_PAGE_MAX, &rows, &n, &next), 0);
+        for (size_t i = 0; i < n; i++)
+            if (!(t == STORE_SEALED_SAMPLE_DAYS && rows[i].rowid == 45)) /* the damaged one */
+                assert_int_equal(rows[i].key_version, version);
+        total += n;
+        free(rows);
+    }
+    store_tx_rollback(tx);
+    return total;
+}
+
+/* After a rotation, keyring_rewrap moves the DEKs of analyses, insights and
+ * sealed sample blocks too: only the 77-byte head of each blob changes, the
+ * blobs open to the same plaintext, unsealed sample_days rows and the
+ * aggregates that reference sealed ones stay, a damaged blob is counted and
+ * left, an interrupted pass resumes, and the old key version can then be
+ * dropped with every value still readable. */
+static void test_rewrap_sealed_blobs(void **state)
+{
+    struct fixture *f = *state;
+    enum { NA = 5 };
+    char err[256], upload[STORE_ID_LEN], aid[NA][STORE_ID_LEN], result[NA][64], lit[512];
+    struct store_sealer z;
+    struct store_tx *tx = NULL;
+    struct keyring_rewrap_stats st;
+    const int64_t day = 20431;
+    int v = 0;
+
+    keyring_store_sealer(f->ring, &z);
+    store_set_sealer(f->st, &z);
+    put_upload(f, f->ring, f->users[0], upload, "{\"raw\":\"body\"}");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    for (int i = 0; i < NA; i++) {
+        struct store_analysis a = {.version = 1, .coverage = "{\"days\":7}", .created_at_ms = 1000 + i};
+        snprintf(result[i], sizeof(result[i]), "{\"tst_minutes\":%d}", 400 + i);
+        a.result = result[i];
+        assert_int_equal(uuid_v7(a.id), 0);
+        memcpy(aid[i], a.id, STORE_ID_LEN);
+        memcpy(a.user_id, f->users[i % NUSERS], STORE_ID_LEN);
+        snprintf(a.kind, sizeof(a.kind), "sleep");
+        assert_int_equal(store_analysis_insert(tx, &a), 0);
+    }
+    struct store_insight in = {.narrative = "you slept 6.9 hours", .body = "{\"k\":1}", .confidence = 0.5};
+    assert_int_equal(uuid_v7(in.id), 0);
+    memcpy(in.user_id, f->users[1], STORE_ID_LEN);
+    snprintf(in.insight_type, sizeof(in.insight_type), "sleep");
+    snprintf(in.generator, sizeof(in.generator), "builtin");
+    assert_int_equal(store_insight_insert(tx, &in), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+
+    /* Sample blocks: two sealed rows, one unsealed (0xD1) row, one sealed
+     * blob whose wrapped key is damaged; an aggregate references row 42. */
+    size_t b42n = 0, b44n = 0;
+    unsigned char *b42 = put_block(f, f->users[0], 42, day, "BLOCK-42 heart rate 61 62 63", &b42n);
+    unsigned char *b44 = put_block(f, f->users[1], 44, day + 1, "BLOCK-44 steps 1200", &b44n);
+    const unsigned char legacy[] = {0xD1, 0x01, 0x02, 0x03, 0x04, 0x05};
+    hexlit(lit, sizeof(lit), legacy, sizeof(legacy));
+    admin(f, "INSERT INTO sample_days (id, user_id, day, data) VALUES (43, '%s', %lld, %s)", f->users[0],
+          (long long)day, lit);
+    unsigned char damaged[KEYRING_BLOB_OVERHEAD + 4];
+    memcpy(damaged, b44, sizeof(damaged));
+    damaged[20] ^= 0x55; /* inside the wrapped DEK */
+    hexlit(lit, sizeof(lit), damaged, sizeof(damaged));
+    admin(f, "INSERT INTO sample_days (id, user_id, day, data) VALUES (45, '%s', %lld, %s)", f->users[1],
+          (long long)day, lit);
+    hexlit(lit, sizeof(lit), (const unsigned char *)"agg", 3);
+    admin(f, "INSERT INTO sample_day_aggs (sample_day_id, metric_type, data) VALUES (42, 'heart_rate', %s)", lit);
+    assert_int_equal(blobs_all_under(f, 1), NA + 1 + 3);
+
+    assert_int_equal(keyring_rotate(f->ring, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 2);
+
+    /* Interrupted after the first batch of analyses (2 rows a batch). */
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(keyring_rewrap(f->ring, 2, stop_in_blobs, NULL, &st, err, sizeof(err)), 0);
+    assert_true(st.tables[KEYRING_REWRAP_RAW_UPLOADS].done);
+    assert_int_equal(st.tables[KEYRING_REWRAP_RAW_UPLOADS].rewrapped, 1);
+    assert_string_equal(st.tables[KEYRING_REWRAP_ANALYSES].name, "analyses");
+    assert_int_equal(st.tables[KEYRING_REWRAP_ANALYSES].rewrapped, 2);
+    assert_false(st.tables[KEYRING_REWRAP_ANALYSES].done);
+    assert_int_equal(st.tables[KEYRING_REWRAP_INSIGHTS].scanned, 0);
+    assert_int_equal(st.rewrapped, 3);
+
+    /* Run again: it resumes with what is left. */
+    assert_int_equal(keyring_rewrap(f->ring, 2, NULL, NULL, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.target, 2);
+    assert_int_equal(st.tables[KEYRING_REWRAP_RAW_UPLOADS].rewrapped, 0);
+    assert_int_equal(st.tables[KEYRING_REWRAP_ANALYSES].rewrapped, NA - 2);
+    assert_int_equal(st.tables[KEYRING_REWRAP_INSIGHTS].rewrapped, 1);
+    assert_string_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].name, "sample_days");
+    assert_int_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].scanned, 3);
+    assert_int_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].rewrapped, 2);
+    assert_int_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].failed, 1);
+    assert_int_equal(st.failed, 1);
+    for (int i = 0; i < KEYRING_REWRAP_TABLES; i++)
+        assert_true(st.tables[i].done);
+    assert_int_equal(blobs_all_under(f, 2), NA + 1 + 3);
+
+    /* Only the head changed; the unsealed row, the damaged blob and the
+     * aggregate are as they were. */
+    size_t n = 0;
+    unsigned char *now = day_data(f, 42, &n);
+    assert_non_null(now);
+    assert_int_equal(n, b42n);
+    assert_int_equal(now[0], KEYRING_BLOB_FORMAT);
+    assert_int_equal(now[1], 2);
+    assert_memory_not_equal(now + 5, b42 + 5, ENVELOPE_WRAPPED_BYTES);
+    assert_memory_equal(now + STORE_SEALED_HEAD, b42 + STORE_SEALED_HEAD, n - STORE_SEALED_HEAD);
+    free(now);
+    now = day_data(f, 43, &n);
+    assert_int_equal(n, sizeof(legacy));
+    assert_memory_equal(now, legacy, n);
+    free(now);
+    now = day_data(f, 45, &n);
+    assert_int_equal(n, sizeof(damaged));
+    assert_memory_equal(now, damaged, n);
+    free(now);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    struct store_sealed_row *rows = NULL;
+    struct store_sealed_cursor next;
+    assert_int_equal(store_sealed_list(tx, STORE_SEALED_SAMPLE_DAYS, 2, NULL, 10, &rows, &n, &next), 0);
+    assert_int_equal(n, 1); /* only the damaged one is left behind */
+    assert_int_equal(rows[0].rowid, 45);
+    free(rows);
+    store_tx_rollback(tx);
+
+    /* Idempotent: nothing moves; the damaged blob is reported again. */
+    assert_int_equal(keyring_rewrap(f->ring, 0, NULL, NULL, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.rewrapped, 0);
+    assert_int_equal(st.failed, 1);
+
+    /* Version 1 dropped (possible now that nothing needs it): a fresh ring
+     * opens every value, the blocks to their plaintext. */
+    admin(f, "DELETE FROM sample_days WHERE id = 45");
+    admin(f, "DELETE FROM key_ring WHERE version = 1");
+    keyring_close(f->ring);
+    assert_int_equal(keyring_open(f->st, f->master, &f->ring, err, sizeof(err)), 0);
+    keyring_store_sealer(f->ring, &z);
+    store_set_sealer(f->st, &z);
+    expect_body(f, f->ring, upload, "{\"raw\":\"body\"}");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    for (int i = 0; i < NA; i++) {
+        struct store_analysis ag;
+        assert_int_equal(store_analysis_get(tx, aid[i], NULL, &ag), 0);
+        assert_string_equal(ag.result, result[i]);
+        store_analysis_clear(&ag);
+    }
+    struct store_insight ig;
+    assert_int_equal(store_insight_get(tx, in.id, NULL, &ig), 0);
+    assert_string_equal(ig.narrative, in.narrative);
+    store_insight_clear(&ig);
+    static const struct {
+        int64_t id, day;
+        int user;
+        const char *plain;
+    } blocks[] = {{42, day, 0, "BLOCK-42 heart rate 61 62 63"}, {44, day + 1, 1, "BLOCK-44 steps 1200"}};
+    for (size_t i = 0; i < 2; i++) {
+        char bound[KEYRING_BINDING_LEN];
+        unsigned char *plain = NULL;
+        size_t pl = 0;
+        now = day_data(f, blocks[i].id, &n);
+        keyring_block_binding(blocks[i].day, blocks[i].id, BLOCK_FORMAT, bound);
+        assert_int_equal(keyring_blob_open(f->ring, tx, f->users[blocks[i].user], bound, now, n, &plain, &pl), 0);
+        assert_int_equal(pl, strlen(blocks[i].plain));
+        assert_memory_equal(plain, blocks[i].plain, pl);
+        free(plain);
+        free(now);
+    }
+    store_tx_rollback(tx);
+    admin(f, "DELETE FROM sample_day_aggs WHERE sample_day_id = 42 AND metric_type = 'heart_rate'");
+    free(b42);
+    free(b44);
+    store_set_sealer(f->st, NULL);
+}
+
+/* The compare-and-set of store_sealed_rewrap: a row replaced or deleted
+ * between the listing and the update is left to its writer. */
+static void test_rewrap_concurrent_change(void **state)
+{
+    struct fixture *f = *state;
+    struct store_tx *tx = NULL;
+    struct store_sealed_row *rows = NULL;
+    struct store_sealed_cursor next;
+    char lit[512];
+    size_t n = 0, b1n = 0, b2n = 0, b3n = 0;
+    unsigned char *b1 = put_block(f, f->users[0], 7, 100, "first", &b1n);
+    unsigned char *b3 = put_block(f, f->users[0], 8, 100, "third", &b3n);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sealed_list(tx, STORE_SEALED_SAMPLE_DAYS, 2, NULL, 1, &rows, &n, &next), 0);
+    assert_int_equal(n, 1); /* a page of one, and a cursor to go on */
+    assert_true(next.set);
+    assert_int_equal(rows[0].rowid, 7);
+    assert_int_equal(rows[0].len, b1n);
+    assert_int_equal(rows[0].key_version, 1);
+    assert_memory_equal(rows[0].head, b1, STORE_SEALED_HEAD);
+    store_tx_rollback(tx);
+
+    /* Another writer replaces row 7's block meanwhile. */
+    char bound[KEYRING_BINDING_LEN];
+    unsigned char *b2 = NULL;
+    keyring_block_binding(100, 7, BLOCK_FORMAT, bound);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], bound, (const unsigned char *)"second", 6, &b2, &b2n),
+                     0);
+    store_tx_rollback(tx);
+    hexlit(lit, sizeof(lit), b2, b2n);
+    admin(f, "UPDATE sample_days SET data = %s WHERE id = 7", lit);
+
+    unsigned char head[STORE_SEALED_HEAD];
+    memset(head, 0xAB, sizeof(head));
+    head[0] = STORE_SEALED_FORMAT;
+    int applied = -1;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_sealed_rewrap(tx, STORE_SEALED_SAMPLE_DAYS, &rows[0], head, &applied), 0);
+    assert_int_equal(applied, 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    unsigned char *now = day_data(f, 7, &n);
+    assert_int_equal(n, b2n);
+    assert_memory_equal(now, b2, n); /* the other writer's bytes */
+    free(now);
+
+    /* Deleted meanwhile: nothing to update, no row comes back. */
+    struct store_sealed_row r8;
+    memset(&r8, 0, sizeof(r8));
+    r8.rowid = 8;
+    memcpy(r8.head, b3, STORE_SEALED_HEAD);
+    admin(f, "DELETE FROM sample_days WHERE id = 8");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_sealed_rewrap(tx, STORE_SEALED_SAMPLE_DAYS, &r8, head, &applied), 0);
+    assert_int_equal(applied, 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_null(day_data(f, 8, &n));
+
+    /* Unchanged: the head is replaced, the rest kept. */
+    free(rows);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sealed_list(tx, STORE_SEALED_SAMPLE_DAYS, 2, NULL, 10, &rows, &n, &next), 0);
+    assert_int_equal(n, 1);
+    assert_false(next.set);
+    store_tx_rollback(tx);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_sealed_rewrap(tx, STORE_SEALED_SAMPLE_DAYS, &rows[0], head, &applied), 0);
+    assert_int_equal(applied, 1);
+    assert_int_equal(store_tx_commit(tx), 0);
+    now = day_data(f, 7, &n);
+    assert_int_equal(n, b2n);
+    assert_memory_equal(now, head, STORE_SEALED_HEAD);
+    assert_memory_equal(now + STORE_SEALED_HEAD, b2 + STORE_SEALED_HEAD, n - STORE_SEALED_HEAD);
+    free(now);
+    free(rows);
+    free(b1);
+    free(b2);
+    free(b3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1008,6 +1348,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_database_file_has_no_plaintext, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampering_in_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrap_sealed_blobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrap_concurrent_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_use, setup, teardown),
