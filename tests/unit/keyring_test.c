@@ -26,6 +26,8 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "core/config.h"
 #include "core/timeutil.h"
@@ -277,6 +279,70 @@ static void test_blob_binding(void **state)
     free(blob);
 }
 
+/* Store plain as the sealed plaintext of a new upload of user 0, the
+ * envelope the ring writes, but without raw_pack in between: how bodies
+ * sealed by an earlier release (no mark, or a zlib mark) sit in the table.
+ * keyring_blob_seal with the upload id as binding is that envelope: its
+ * parts are unpacked into the row's columns. */
+static void put_sealed_plain(struct fixture *f, const unsigned char *plain, size_t plen, char id[STORE_ID_LEN])
+{
+    struct store_tx *tx = NULL;
+    struct store_upload u;
+    struct store_raw_upload r;
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(uuid_v7(u.id), 0);
+    snprintf(u.user_id, sizeof(u.user_id), "%s", f->users[0]);
+    snprintf(u.source, sizeof(u.source), "healthkit");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_upload_insert(tx, &u), 0);
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], u.id, plain, plen, &blob, &blen), 0);
+    unsigned char wrapped[ENVELOPE_WRAPPED_BYTES], nonce[ENVELOPE_NONCE_BYTES];
+    memcpy(wrapped, blob + 5, sizeof(wrapped));
+    memcpy(nonce, blob + 5 + sizeof(wrapped), sizeof(nonce));
+    memset(&r, 0, sizeof(r));
+    snprintf(r.upload_id, sizeof(r.upload_id), "%s", u.id);
+    snprintf(r.user_id, sizeof(r.user_id), "%s", f->users[0]);
+    snprintf(r.content_type, sizeof(r.content_type), "application/json");
+    r.key_version = blob[1];
+    r.wrapped_dek = wrapped;
+    r.wrapped_dek_len = sizeof(wrapped);
+    r.nonce = nonce;
+    r.nonce_len = sizeof(nonce);
+    r.ciphertext = blob + 5 + sizeof(wrapped) + sizeof(nonce);
+    r.ciphertext_len = blen - 5 - sizeof(wrapped) - sizeof(nonce);
+    assert_int_equal(store_raw_upload_put(tx, &r), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    free(blob);
+    memcpy(id, u.id, STORE_ID_LEN);
+}
+
+/* The sealed plaintext of upload id (what raw_pack made), opened with the
+ * blob envelope it shares; *len bytes, caller frees. */
+static unsigned char *sealed_plain(struct fixture *f, const char *id, size_t *len)
+{
+    struct store_raw_upload r;
+    struct store_tx *tx = NULL;
+    memset(&r, 0, sizeof(r));
+    raw_row(f, id, &r);
+    size_t blen = 5 + ENVELOPE_WRAPPED_BYTES + ENVELOPE_NONCE_BYTES + r.ciphertext_len;
+    unsigned char *blob = malloc(blen), *plain = NULL;
+    assert_non_null(blob);
+    blob[0] = KEYRING_BLOB_FORMAT;
+    for (int i = 0; i < 4; i++)
+        blob[1 + i] = (unsigned char)((uint32_t)r.key_version >> (8 * i));
+    memcpy(blob + 5, r.wrapped_dek, ENVELOPE_WRAPPED_BYTES);
+    memcpy(blob + 5 + ENVELOPE_WRAPPED_BYTES, r.nonce, ENVELOPE_NONCE_BYTES);
+    memcpy(blob + 5 + ENVELOPE_WRAPPED_BYTES + ENVELOPE_NONCE_BYTES, r.ciphertext, r.ciphertext_len);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(keyring_blob_open(f->ring, tx, r.user_id, r.upload_id, blob, blen, &plain, len), 0);
+    store_tx_rollback(tx);
+    free(blob);
+    store_raw_upload_clear(&r);
+    return plain;
+}
+
 /* 1c. Raw bodies are compressed inside the seal: a HealthKit-sized JSON
  *     body shrinks, every form round-trips (deflated, stored, empty, a body
  *     that itself starts with the mark), and a body sealed before the change
@@ -305,50 +371,73 @@ static void test_raw_body_compressed(void **state)
     store_raw_upload_clear(&r);
     expect_body(f, f->ring, id, body);
 
+    /* Written as zstd (method '2'): a frame with its content size. */
+    size_t plen = 0;
+    unsigned char *packed = sealed_plain(f, id, &plen);
+    assert_true(plen > 8);
+    assert_memory_equal(packed, "\0CZ2", 4);
+    assert_int_equal(ZSTD_getFrameContentSize(packed + 4, plen - 4), strlen(body));
+    free(packed);
+
     put_upload(f, f->ring, f->users[0], id, "");
     expect_body(f, f->ring, id, "");
 
     /* A body sealed before compression: the envelope over the body alone. */
     const char *legacy = "{\"data\":[{\"type\":\"steps\",\"value\":1}]}";
-    struct store_tx *tx = NULL;
-    struct store_upload u;
-    memset(&u, 0, sizeof(u));
-    assert_int_equal(uuid_v7(u.id), 0);
-    snprintf(u.user_id, sizeof(u.user_id), "%s", f->users[0]);
-    snprintf(u.source, sizeof(u.source), "healthkit");
-    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
-    assert_int_equal(store_upload_insert(tx, &u), 0);
-    /* keyring_blob_seal with the upload id as binding is the envelope a raw
-     * body had before: unpack it into the row's columns. */
-    unsigned char *blob = NULL;
-    size_t blen = 0;
-    assert_int_equal(
-        keyring_blob_seal(f->ring, tx, f->users[0], u.id, (const unsigned char *)legacy, strlen(legacy), &blob, &blen),
-        0);
-    unsigned char wrapped[ENVELOPE_WRAPPED_BYTES], nonce[ENVELOPE_NONCE_BYTES];
-    memcpy(wrapped, blob + 5, sizeof(wrapped));
-    memcpy(nonce, blob + 5 + sizeof(wrapped), sizeof(nonce));
-    memset(&r, 0, sizeof(r));
-    snprintf(r.upload_id, sizeof(r.upload_id), "%s", u.id);
-    snprintf(r.user_id, sizeof(r.user_id), "%s", f->users[0]);
-    snprintf(r.content_type, sizeof(r.content_type), "application/json");
-    r.key_version = blob[1];
-    r.wrapped_dek = wrapped;
-    r.wrapped_dek_len = sizeof(wrapped);
-    r.nonce = nonce;
-    r.nonce_len = sizeof(nonce);
-    r.ciphertext = blob + 5 + sizeof(wrapped) + sizeof(nonce);
-    r.ciphertext_len = blen - 5 - sizeof(wrapped) - sizeof(nonce);
-    assert_int_equal(store_raw_upload_put(tx, &r), 0);
-    assert_int_equal(store_tx_commit(tx), 0);
-    free(blob);
-    expect_body(f, f->ring, u.id, legacy);
+    char lid[STORE_ID_LEN];
+    put_sealed_plain(f, (const unsigned char *)legacy, strlen(legacy), lid);
+    expect_body(f, f->ring, lid, legacy);
 
+    /* A body sealed with zlib (method '1', before zstd) still opens. */
+    uLongf zl = compressBound((uLong)strlen(body));
+    unsigned char *zp = malloc(4 + zl);
+    assert_non_null(zp);
+    memcpy(zp, "\0CZ1", 4);
+    assert_int_equal(compress2(zp + 4, &zl, (const Bytef *)body, (uLong)strlen(body), 1), Z_OK);
+    put_sealed_plain(f, zp, 4 + zl, lid);
+    expect_body(f, f->ring, lid, body);
+    /* ... and a cut zlib stream is refused. */
+    put_sealed_plain(f, zp, 4 + zl / 2, lid);
+    assert_int_equal(get_upload(f, f->ring, lid, NULL, &got), KEYRING_EAUTH);
+    free(zp);
+
+    /* zstd frames that are cut, padded, or do not state their size: refused. */
+    size_t zb = ZSTD_compressBound(strlen(body));
+    unsigned char *zs = malloc(4 + zb + 1);
+    assert_non_null(zs);
+    memcpy(zs, "\0CZ2", 4);
+    size_t zn = ZSTD_compress(zs + 4, zb, body, strlen(body), 1);
+    assert_false(ZSTD_isError(zn));
+    put_sealed_plain(f, zs, 4 + zn, lid);
+    expect_body(f, f->ring, lid, body); /* as written: opens */
+    put_sealed_plain(f, zs, 4 + zn - 1, lid);
+    assert_int_equal(get_upload(f, f->ring, lid, NULL, &got), KEYRING_EAUTH);
+    zs[4 + zn] = 0;
+    put_sealed_plain(f, zs, 4 + zn + 1, lid);
+    assert_int_equal(get_upload(f, f->ring, lid, NULL, &got), KEYRING_EAUTH);
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    assert_non_null(cc);
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 0)));
+    ZSTD_outBuffer ob = {zs + 4, zb, 0};
+    ZSTD_inBuffer ib = {body, strlen(body), 0};
+    assert_int_equal(ZSTD_compressStream2(cc, &ob, &ib, ZSTD_e_end), 0);
+    ZSTD_freeCCtx(cc);
+    assert_int_equal(ZSTD_getFrameContentSize(zs + 4, ob.pos), ZSTD_CONTENTSIZE_UNKNOWN);
+    put_sealed_plain(f, zs, 4 + ob.pos, lid);
+    assert_int_equal(get_upload(f, f->ring, lid, NULL, &got), KEYRING_EAUTH);
+    put_sealed_plain(f, (const unsigned char *)"\0CZ3abc", 7, lid); /* an unknown method */
+    assert_int_equal(get_upload(f, f->ring, lid, NULL, &got), KEYRING_EAUTH);
+    free(zs);
+
+    struct store_tx *tx = NULL;
+    memset(&r, 0, sizeof(r));
+    char uid_[STORE_ID_LEN];
+    memcpy(uid_, lid, STORE_ID_LEN);
     /* A new body that itself begins with the mark is wrapped, not mistaken. */
     assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
     memset(&r, 0, sizeof(r));
     assert_int_equal(
-        keyring_raw_upload_seal(f->ring, tx, f->users[0], u.id, NULL, (const unsigned char *)"\0CZ1abc", 7, &r), 0);
+        keyring_raw_upload_seal(f->ring, tx, f->users[0], uid_, NULL, (const unsigned char *)"\0CZ1abc", 7, &r), 0);
     unsigned char *out = NULL;
     size_t olen = 0;
     assert_int_equal(keyring_raw_upload_open(f->ring, tx, &r, &out, &olen), 0);
