@@ -1305,6 +1305,8 @@ static void stats_sum(struct keyring_rewrap_stats *st)
     }
 }
 
+#define REWRAP_BUSY_TRIES 3
+
 /* 1 when the caller asked to stop. */
 static int report(keyring_progress_fn progress, void *ctx, struct keyring_rewrap_stats *st, int table)
 {
@@ -1403,15 +1405,23 @@ int keyring_rewrap(struct keyring *ring, size_t batch, keyring_progress_fn progr
         struct store_sealed_cursor cur;
         int id = KEYRING_REWRAP_ANALYSES + t;
         memset(&cur, 0, sizeof(cur));
-        do {
+        for (int tries = 0;;) {
             rc = blob_page(ring, (enum store_sealed_table)t, &st.tables[id], &cur, batch, target_kek, st.target, err,
                            errlen);
+            /* A deadlock or lock timeout against a concurrent writer
+             * (PostgreSQL 40P01/40001/55P03, SQLite busy): the batch was
+             * rolled back and the cursor did not move; read it again. */
+            if (rc == STORE_EBUSY && ++tries < REWRAP_BUSY_TRIES)
+                continue;
             if (rc != 0)
                 goto done;
+            tries = 0;
             st.tables[id].done = !cur.set;
             if (report(progress, ctx, &st, id))
                 goto done;
-        } while (cur.set);
+            if (!cur.set)
+                break;
+        }
     }
     rc = 0;
 done:
