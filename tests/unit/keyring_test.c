@@ -1426,6 +1426,134 @@ static void test_rewrap_concurrent_change(void **state)
     free(b3);
 }
 
+/* A writer that keeps replacing sealed sample blocks (UPDATE in place, or
+ * DELETE and INSERT under the same id) with a ring opened before the
+ * rotation, so its blobs are under the old version, while keyring_rewrap
+ * passes run. */
+#define CW_ROWS 12
+#define CW_DAY 300
+struct block_writer {
+    struct fixture *f;
+    struct keyring *ring;
+    _Atomic int stop;
+    _Atomic int writes;
+    int gen[CW_ROWS]; /* the last generation written to each row */
+    int errors;
+    int corrupt; /* rows found not to open to what was last written */
+};
+
+/* 1 when row id opens (with ring) to "row <id> gen <g>". */
+static int block_is(struct fixture *f, struct keyring *ring, int64_t id, int g)
+{
+    char bound[KEYRING_BINDING_LEN], want[64];
+    unsigned char *plain = NULL;
+    size_t n = 0, pl = 0;
+    struct store_tx *tx = NULL;
+    unsigned char *now = day_data(f, id, &n);
+    int ok = 0;
+    keyring_block_binding(CW_DAY, id, BLOCK_FORMAT, bound);
+    snprintf(want, sizeof(want), "row %lld gen %d", (long long)id, g);
+    if (now != NULL && store_tx_begin(f->st, STORE_TX_READ, &tx) == 0) {
+        ok = keyring_blob_open(ring, tx, f->users[0], bound, now, n, &plain, &pl) == 0 && pl == strlen(want) &&
+             memcmp(plain, want, pl) == 0;
+        store_tx_rollback(tx);
+    }
+    free(plain);
+    free(now);
+    return ok;
+}
+
+static int write_block(struct fixture *f, struct keyring *ring, int64_t id, int g, int reinsert)
+{
+    char bound[KEYRING_BINDING_LEN], plain[64], lit[600], sql[1400], err[256];
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    struct store_tx *tx = NULL;
+    int n = snprintf(plain, sizeof(plain), "row %lld gen %d", (long long)id, g);
+    keyring_block_binding(CW_DAY, id, BLOCK_FORMAT, bound);
+    if (store_tx_begin(f->st, STORE_TX_READ, &tx) != 0)
+        return -1;
+    int rc = keyring_blob_seal(ring, tx, f->users[0], bound, (const unsigned char *)plain, (size_t)n, &blob, &blen);
+    store_tx_rollback(tx);
+    if (rc != 0)
+        return -1;
+    hexlit(lit, sizeof(lit), blob, blen);
+    free(blob);
+    if (reinsert)
+        snprintf(sql, sizeof(sql),
+                 "DELETE FROM sample_days WHERE id = %lld;"
+                 " INSERT INTO sample_days (id, user_id, day, data) VALUES (%lld, '%s', %d, %s);",
+                 (long long)id, (long long)id, f->users[0], CW_DAY, lit);
+    else
+        snprintf(sql, sizeof(sql), "UPDATE sample_days SET data = %s WHERE id = %lld", lit, (long long)id);
+    return store_admin_exec(f->st, sql, err, sizeof(err));
+}
+
+static void *block_writer_run(void *arg)
+{
+    struct block_writer *w = arg;
+    for (int k = 0; !w->stop; k++) {
+        int i = k % CW_ROWS, g = w->gen[i] + 1;
+        /* What a pass did since this writer's last write must have kept
+         * the block whole: head and ciphertext of one seal. */
+        if (!block_is(w->f, w->ring, 1000 + i, w->gen[i]))
+            w->corrupt++;
+        if (write_block(w->f, w->ring, 1000 + i, g, (k / CW_ROWS) % 2) == 0) {
+            w->gen[i] = g;
+            w->writes++;
+        } else {
+            w->errors++;
+        }
+    }
+    return NULL;
+}
+
+/* Passes beside a writer that replaces and re-inserts the blocks: no pass
+ * fails or overwrites a block it did not read (every block still opens, to
+ * its newest content), and a last pass leaves every block under the new
+ * version. */
+static void test_rewrap_beside_writers(void **state)
+{
+    struct fixture *f = *state;
+    struct block_writer w;
+    struct keyring_rewrap_stats st;
+    char err[256];
+    pthread_t th;
+    int v = 0, passes = 0;
+    int64_t skipped = 0;
+
+    memset(&w, 0, sizeof(w));
+    w.f = f;
+    assert_int_equal(keyring_open(f->st, f->master, &w.ring, err, sizeof(err)), 0);
+    for (int i = 0; i < CW_ROWS; i++)
+        assert_int_equal(write_block(f, w.ring, 1000 + i, 0, 1), 0);
+    assert_int_equal(keyring_rotate(f->ring, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 2);
+
+    assert_int_equal(pthread_create(&th, NULL, block_writer_run, &w), 0);
+    int64_t deadline = time_now_ms() + 20000;
+    while ((w.writes < 6 * CW_ROWS || passes < 5) && time_now_ms() < deadline) {
+        assert_int_equal(keyring_rewrap(f->ring, 3, NULL, NULL, &st, err, sizeof(err)), 0);
+        assert_int_equal(st.failed, 0);
+        skipped += st.skipped;
+        passes++;
+    }
+    w.stop = 1;
+    pthread_join(th, NULL);
+    assert_int_equal(w.errors, 0);
+    assert_int_equal(w.corrupt, 0);
+    assert_true(w.writes >= CW_ROWS); /* the passes did run beside writes */
+    print_message("beside writers: %d passes, %d writes, %lld skipped\n", passes, (int)w.writes, (long long)skipped);
+
+    assert_int_equal(keyring_rewrap(f->ring, 3, NULL, NULL, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].skipped, 0);
+    assert_int_equal(blobs_all_under(f, 2), CW_ROWS);
+    for (int i = 0; i < CW_ROWS; i++)
+        assert_true(block_is(f, f->ring, 1000 + i, w.gen[i]));
+    keyring_close(w.ring);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1439,6 +1567,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewrap_sealed_blobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewrap_concurrent_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrap_beside_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_use, setup, teardown),
