@@ -1169,19 +1169,31 @@ _Static_assert(STORE_SEALED_HEAD == 5 + ENVELOPE_WRAPPED_BYTES, "the head is for
 _Static_assert(STORE_SEALED_NONCE == ENVELOPE_NONCE_BYTES, "the nonce follows the head");
 
 /* The k-th binding a blob of table t may have been sealed with (0 when
- * there is none left): what its writer passed to keyring_blob_seal. */
+ * there is none left): what its writer passed to keyring_blob_seal. The
+ * store's (src/store/repo.c, days.c): "analysis/<id>", "insight/<id>", a
+ * day row "block/<day>/v<format>" (tried from BLOCK_FORMAT down, the
+ * likely one first), an aggregate "agg/<sample_day_id>/<metric type>". */
 static int blob_bound(enum store_sealed_table t, const struct store_sealed_row *r, int k, char out[KEYRING_BINDING_LEN])
 {
-    if (t == STORE_SEALED_SAMPLE_DAYS) {
-        if (k >= BLOCK_FORMAT) /* newest format first: the likely one */
+    switch (t) {
+    case STORE_SEALED_SAMPLE_DAYS:
+        if (k >= BLOCK_FORMAT)
             return 0;
-        keyring_block_binding(r->day, r->rowid, BLOCK_FORMAT - k, out);
+        snprintf(out, KEYRING_BINDING_LEN, "block/%" PRId64 "/v%d", r->day, BLOCK_FORMAT - k);
+        return 1;
+    case STORE_SEALED_SAMPLE_DAY_AGGS:
+        if (k > 0)
+            return 0;
+        snprintf(out, KEYRING_BINDING_LEN, "agg/%" PRId64 "/%.48s", r->rowid, r->metric_type);
+        return 1;
+    case STORE_SEALED_ANALYSES:
+    case STORE_SEALED_INSIGHTS:
+        if (k > 0)
+            return 0;
+        snprintf(out, KEYRING_BINDING_LEN, "%s/%s", t == STORE_SEALED_ANALYSES ? "analysis" : "insight", r->id);
         return 1;
     }
-    if (k > 0)
-        return 0;
-    snprintf(out, KEYRING_BINDING_LEN, "%s/%s", t == STORE_SEALED_ANALYSES ? "analysis" : "insight", r->id);
-    return 1;
+    return 0;
 }
 
 /* New head for row r under the target: 0, or non-zero when its DEK does not

@@ -139,9 +139,10 @@ int keyring_raw_upload_get(struct keyring *ring, struct store_tx *tx, const char
 #define KEYRING_BLOB_OVERHEAD (1 + 4 + ENVELOPE_WRAPPED_BYTES + ENVELOPE_NONCE_BYTES + ENVELOPE_TAG_BYTES)
 #define KEYRING_BINDING_LEN 96
 
-/* "block/<day>/<seq>/v<format>" into out: what a sample block of a user is
- * bound to (day: days since the epoch, UTC; seq: the block's sample_days.id,
- * which keyring_rewrap rebuilds the binding from; format: BLOCK_FORMAT). */
+/* "block/<day>/<seq>/v<format>" into out: a binding for a sample block of a
+ * user (day: days since the epoch, UTC; seq: the block's number within the
+ * day; format: BLOCK_FORMAT). The store seals each sample_days row to
+ * "block/<day>/v<format>" instead (days.c), which keyring_rewrap rebuilds. */
 void keyring_block_binding(int64_t day, int64_t seq, int format, char out[KEYRING_BINDING_LEN]);
 
 /*
@@ -190,12 +191,13 @@ int keyring_rotate(struct keyring *ring, int *new_version, char *err, size_t err
 
 /* The tables a re-wrap pass walks, in this order (stats->tables[i]). */
 enum keyring_rewrap_table_id {
-    KEYRING_REWRAP_RAW_UPLOADS = 0, /* raw_uploads.wrapped_dek */
-    KEYRING_REWRAP_ANALYSES = 1,    /* analyses.sealed */
-    KEYRING_REWRAP_INSIGHTS = 2,    /* insights.sealed */
-    KEYRING_REWRAP_SAMPLE_DAYS = 3, /* sample_days.data starting with KEYRING_BLOB_FORMAT */
+    KEYRING_REWRAP_RAW_UPLOADS = 0,     /* raw_uploads.wrapped_dek */
+    KEYRING_REWRAP_ANALYSES = 1,        /* analyses.sealed */
+    KEYRING_REWRAP_INSIGHTS = 2,        /* insights.sealed */
+    KEYRING_REWRAP_SAMPLE_DAYS = 3,     /* sample_days.data starting with KEYRING_BLOB_FORMAT */
+    KEYRING_REWRAP_SAMPLE_DAY_AGGS = 4, /* sample_day_aggs.data: 0xA5, then a blob */
 };
-#define KEYRING_REWRAP_TABLES 4
+#define KEYRING_REWRAP_TABLES 5
 
 struct keyring_rewrap_table {
     const char *name;  /* the table's name */
@@ -221,8 +223,8 @@ typedef int (*keyring_progress_fn)(void *ctx, const struct keyring_rewrap_stats 
 
 /*
  * Re-wrap every stored DEK that is not under the active version: raw
- * uploads' wrapped_dek, then the sealed blobs of analyses, insights and
- * sample_days (keyring_blob_seal's blobs: their 72-byte wrapped DEK and
+ * uploads' wrapped_dek, then the sealed blobs of analyses, insights,
+ * sample_days and sample_day_aggs (keyring_blob_seal's blobs: their 72-byte wrapped DEK and
  * 4-byte version change, the nonce and ciphertext are never re-encrypted
  * and keep their bytes). `batch` rows per write transaction (0:
  * KEYRING_REWRAP_BATCH_DEFAULT). Reads happen in short read transactions,
@@ -230,9 +232,10 @@ typedef int (*keyring_progress_fn)(void *ctx, const struct keyring_rewrap_stats 
  * with (raw uploads: the version; blobs: the whole 77-byte head, whose wrap
  * nonce is random), so uploads, analyses and block writers continue during
  * the pass; a row deleted or replaced meanwhile is counted as skipped.
- * Blobs are bound as their writers bind them: analyses "analysis/<id>",
- * insights "insight/<id>", sample_days keyring_block_binding(day,
- * sample_days.id, format) for format BLOCK_FORMAT down to 1. Idempotent: an
+ * Blobs are bound as their writers in the store bind them: analyses
+ * "analysis/<id>", insights "insight/<id>", sample_days rows
+ * "block/<day>/v<format>" (format BLOCK_FORMAT down to 1), aggregates
+ * "agg/<sample_day_id>/<metric type>". Idempotent: an
  * interrupted pass (progress returning non-zero, a crash) resumes when run
  * again, as only rows not yet under the target are moved. Rows that do not
  * unwrap are counted in stats->failed and left as they are (the return is

@@ -9,8 +9,11 @@
  * these calls' callers. The tables holding them:
  *
  *   analyses.sealed, insights.sealed (migration 009; NULL: not sealed)
- *   sample_days.data, when its first byte is 1 (a sealed block; unsealed
- *     rows start with 0xD1 or 0xD2 and are never listed)
+ *   sample_days.data, when its first byte is 1 (a sealed day row; unsealed
+ *     rows start with 0xD1, 0xD2 or 0xD3 and are never listed)
+ *   sample_day_aggs.data, when it is 0xA5 followed by a sealed blob (the
+ *     blob, and so its head, starts at byte 1; unsealed aggregates are
+ *     never listed)
  *
  * The store knows nothing about keys: it lists the heads of the blobs not
  * under a given version and applies new heads by compare-and-set.
@@ -32,26 +35,31 @@ enum store_sealed_table {
     STORE_SEALED_ANALYSES = 0,
     STORE_SEALED_INSIGHTS = 1,
     STORE_SEALED_SAMPLE_DAYS = 2,
+    STORE_SEALED_SAMPLE_DAY_AGGS = 3,
 };
-#define STORE_SEALED_TABLES 3
+#define STORE_SEALED_TABLES 4
+#define STORE_SEALED_AGG_MARK 0xA5 /* days.c AGG_SEALED: the byte before an aggregate's blob */
 
-/* "analyses", "insights", "sample_days"; NULL for anything else. */
+/* "analyses", "insights", "sample_days", "sample_day_aggs"; NULL for
+ * anything else. */
 const char *store_sealed_table_name(enum store_sealed_table t);
 
 /* The position of a pass in one table: rows are visited in id order. */
 struct store_sealed_cursor {
     int set;
     char id[STORE_ID_LEN]; /* analyses, insights */
-    int64_t rowid;         /* sample_days */
+    int64_t rowid;         /* sample_days, sample_day_aggs (sample_day_id) */
+    char metric_type[48];  /* sample_day_aggs */
 };
 
 struct store_sealed_row {
-    char id[STORE_ID_LEN]; /* analyses/insights: the row id; sample_days: the integer id as text */
-    int64_t rowid;         /* sample_days: the id; else 0 */
-    char user_id[STORE_ID_LEN];
-    int64_t day;          /* sample_days: days since the epoch (UTC); else 0 */
-    size_t len;           /* the whole blob's length */
-    uint32_t key_version; /* from the head */
+    char id[STORE_ID_LEN];      /* analyses/insights: the row id; else the integer id as text */
+    int64_t rowid;              /* sample_days: the id; sample_day_aggs: sample_day_id; else 0 */
+    char metric_type[48];       /* sample_day_aggs: the aggregate's metric type; else "" */
+    char user_id[STORE_ID_LEN]; /* sample_day_aggs: the owner of its sample_days row */
+    int64_t day;                /* sample_days: days since the epoch (UTC); else 0 */
+    size_t len;                 /* the whole blob's length */
+    uint32_t key_version;       /* from the head */
     unsigned char head[STORE_SEALED_HEAD];
 };
 

@@ -1092,6 +1092,19 @@ static void test_sample_blocks_sealed(void **state)
 
 /* ---- re-wrapping sealed blobs (issue #19) ---------------------------------------- */
 
+static int count_samples(void *ctx, const struct store_sample *x)
+{
+    (void)x;
+    (*(int64_t *)ctx)++;
+    return 0;
+}
+
+/* What the store seals a user's sample_days row of day to (days.c). */
+static void day_binding(int64_t day, char out[KEYRING_BINDING_LEN])
+{
+    snprintf(out, KEYRING_BINDING_LEN, "block/%lld/v%d", (long long)day, BLOCK_FORMAT);
+}
+
 /* An SQL literal of bytes, per backend. */
 static void hexlit(char *out, size_t size, const unsigned char *p, size_t n)
 {
@@ -1141,7 +1154,7 @@ static unsigned char *put_block(struct fixture *f, const char *user, int64_t id,
     char bound[KEYRING_BINDING_LEN], lit[4096], sql[4400];
     unsigned char *blob = NULL;
     struct store_tx *tx = NULL;
-    keyring_block_binding(day, id, BLOCK_FORMAT, bound);
+    day_binding(day, bound);
     assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
     assert_int_equal(
         keyring_blob_seal(f->ring, tx, user, bound, (const unsigned char *)plain, strlen(plain), &blob, blen), 0);
@@ -1332,7 +1345,7 @@ static void test_rewrap_sealed_blobs(void **state)
         unsigned char *plain = NULL;
         size_t pl = 0;
         now = day_data(f, blocks[i].id, &n);
-        keyring_block_binding(blocks[i].day, blocks[i].id, BLOCK_FORMAT, bound);
+        day_binding(blocks[i].day, bound);
         assert_int_equal(keyring_blob_open(f->ring, tx, f->users[blocks[i].user], bound, now, n, &plain, &pl), 0);
         assert_int_equal(pl, strlen(blocks[i].plain));
         assert_memory_equal(plain, blocks[i].plain, pl);
@@ -1371,7 +1384,7 @@ static void test_rewrap_concurrent_change(void **state)
     /* Another writer replaces row 7's block meanwhile. */
     char bound[KEYRING_BINDING_LEN];
     unsigned char *b2 = NULL;
-    keyring_block_binding(100, 7, BLOCK_FORMAT, bound);
+    day_binding(100, bound);
     assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
     assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], bound, (const unsigned char *)"second", 6, &b2, &b2n),
                      0);
@@ -1451,7 +1464,7 @@ static int block_is(struct fixture *f, struct keyring *ring, int64_t id, int g)
     struct store_tx *tx = NULL;
     unsigned char *now = day_data(f, id, &n);
     int ok = 0;
-    keyring_block_binding(CW_DAY, id, BLOCK_FORMAT, bound);
+    day_binding(CW_DAY, bound);
     snprintf(want, sizeof(want), "row %lld gen %d", (long long)id, g);
     if (now != NULL && store_tx_begin(f->st, STORE_TX_READ, &tx) == 0) {
         ok = keyring_blob_open(ring, tx, f->users[0], bound, now, n, &plain, &pl) == 0 && pl == strlen(want) &&
@@ -1470,7 +1483,7 @@ static int write_block(struct fixture *f, struct keyring *ring, int64_t id, int 
     size_t blen = 0;
     struct store_tx *tx = NULL;
     int n = snprintf(plain, sizeof(plain), "row %lld gen %d", (long long)id, g);
-    keyring_block_binding(CW_DAY, id, BLOCK_FORMAT, bound);
+    day_binding(CW_DAY, bound);
     if (store_tx_begin(f->st, STORE_TX_READ, &tx) != 0)
         return -1;
     int rc = keyring_blob_seal(ring, tx, f->users[0], bound, (const unsigned char *)plain, (size_t)n, &blob, &blen);
@@ -1554,6 +1567,78 @@ static void test_rewrap_beside_writers(void **state)
     keyring_close(w.ring);
 }
 
+/* The blocks and aggregates the store itself seals (days.c: sample_days
+ * rows and sample_day_aggs) are re-wrapped with the bindings the store
+ * uses: after rotation, re-wrap and deleting version 1, every sample and
+ * the aggregate still read through the store. */
+static void test_rewrap_store_blocks(void **state)
+{
+    struct fixture *f = *state;
+    struct store_sealer z;
+    struct keyring_rewrap_stats st;
+    char err[256];
+    int v = 0;
+    keyring_store_sealer(f->ring, &z);
+    store_set_sealer(f->st, &z);
+    const int64_t t0 = 1718236800000LL; /* a UTC midnight */
+    enum { N = 300 };
+    struct store_sample s[N];
+    memset(s, 0, sizeof(s));
+    for (int i = 0; i < N; i++) {
+        snprintf(s[i].user_id, sizeof(s[i].user_id), "%s", f->users[i % NUSERS]);
+        snprintf(s[i].metric_type, sizeof(s[i].metric_type), "%s", i % 3 ? "heart_rate" : "steps");
+        s[i].start_ms = t0 + (int64_t)i * 600000; /* two days */
+        s[i].end_ms = s[i].start_ms + 60000;
+        s[i].value = 50 + i % 40;
+        s[i].value2 = s[i].quality_score = NAN;
+        snprintf(s[i].unit, sizeof(s[i].unit), "count");
+    }
+    struct store_tx *tx = NULL;
+    size_t ins = 0;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_sample_insert_batch(tx, s, N, &ins), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_int_equal(ins, N);
+    int64_t cnt[48], cnt2[48];
+    double sum[48], mn[48], mx[48];
+    struct store_series_buckets b = {cnt, sum, mn, mx, 0};
+    struct store_series_query q = {f->users[0], "steps", t0, t0 + 2 * 86400000LL, 3600000LL, 48};
+    int hit = 0;
+    assert_int_equal(store_series_aggregate(f->st, &q, &b, &hit), 0); /* fills the sealed sums */
+    assert_int_equal(hit, 1);
+    memcpy(cnt2, cnt, sizeof(cnt));
+    size_t blobs = blobs_all_under(f, 1);
+    assert_true(blobs >= 4); /* day rows of two users, two days, and aggregates */
+
+    assert_int_equal(keyring_rotate(f->ring, &v, err, sizeof(err)), 0);
+    assert_int_equal(keyring_rewrap(f->ring, 2, NULL, NULL, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.failed, 0);
+    assert_true(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].rewrapped >= 4);
+    assert_true(st.tables[KEYRING_REWRAP_SAMPLE_DAY_AGGS].rewrapped >= 2); /* one per day row of user 0 */
+    assert_string_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAY_AGGS].name, "sample_day_aggs");
+    assert_int_equal(st.rewrapped, (int64_t)blobs);
+    assert_int_equal(blobs_all_under(f, 2), blobs);
+
+    admin(f, "DELETE FROM key_ring WHERE version = 1");
+    keyring_close(f->ring);
+    assert_int_equal(keyring_open(f->st, f->master, &f->ring, err, sizeof(err)), 0);
+    keyring_store_sealer(f->ring, &z);
+    store_set_sealer(f->st, &z);
+    for (int u = 0; u < NUSERS; u++) {
+        int64_t count = 0;
+        assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+        struct store_sample_query sq = {.user_id = f->users[u], .start_ms = INT64_MIN, .end_ms = INT64_MAX};
+        assert_int_equal(store_sample_each(tx, &sq, count_samples, &count), 0);
+        store_tx_rollback(tx);
+        assert_int_equal(count, N / NUSERS);
+    }
+    memset(cnt, 0, sizeof(cnt));
+    assert_int_equal(store_series_aggregate(f->st, &q, &b, &hit), 0); /* the re-wrapped sums */
+    assert_int_equal(hit, 1);
+    assert_memory_equal(cnt, cnt2, sizeof(cnt));
+    store_set_sealer(f->st, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1567,6 +1652,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewrap_sealed_blobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewrap_concurrent_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrap_store_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewrap_beside_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_load, setup, teardown),
