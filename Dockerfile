@@ -46,7 +46,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libmicrohttpd12 libwslay1 libjansson4 libsqlite3-0 libpq5 libjwt0 \
       libssl3 libsodium23 libcurl4 libopenblas0-pthread libhdf5-103-1 \
-      libexpat1 libzip4 ca-certificates curl \
+      libexpat1 libzip4 libzstd1 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 
 # Fixed ids so that volume permissions are predictable; no login shell.

@@ -85,7 +85,11 @@ static const struct command commands[] = {
      "is older than 90 days. rotate adds a version, retires the older ones (they\n"
      "still decrypt), waits --wait seconds (default 31) for running instances to\n"
      "switch, then re-wraps every stored data key in batches of --batch (default\n"
-     "100); bodies are never re-encrypted. rewrap resumes that pass. Uses\n"
+     "100): raw uploads, then the sealed blobs of analyses, insights,\n"
+     "sample_days and sample_day_aggs; only the 72-byte wrapped keys change,\n"
+     "bodies and blobs are\n"
+     "never re-encrypted. It prints per table what it scanned, re-wrapped,\n"
+     "skipped (changed meanwhile) and failed. rewrap resumes that pass. Uses\n"
      "ENCRYPTION_KEY and DATABASE_URL like serve; see docs/security.md. Exits 0,\n"
      "1 on failure (wrong key, database, rows left unwrapped), 2 on a usage error.\n"},
     {"migrate", cli_migrate, "apply or list schema migrations",

@@ -182,8 +182,9 @@ static int progress(void *ctx, const struct keyring_rewrap_stats *st)
     (void)ctx;
     if (!isatty(STDERR_FILENO))
         return 0;
-    fprintf(stderr, "\rre-wrapped %lld of %lld scanned (%lld failed)", (long long)st->rewrapped, (long long)st->scanned,
-            (long long)st->failed);
+    const struct keyring_rewrap_table *t = &st->tables[st->table];
+    fprintf(stderr, "\r%s: re-wrapped %lld of %lld scanned (%lld failed); all tables: %lld re-wrapped   ", t->name,
+            (long long)t->rewrapped, (long long)t->scanned, (long long)t->failed, (long long)st->rewrapped);
     return 0;
 }
 
@@ -194,16 +195,25 @@ static int do_rewrap(struct session *s, const struct opts *o)
     int rc = keyring_rewrap(s->ring, (size_t)o->batch, progress, NULL, &st, err, sizeof(err));
     if (isatty(STDERR_FILENO))
         fprintf(stderr, "\n");
+    /* Per table, also after a stop: what was done is kept. */
+    for (int i = 0; i < KEYRING_REWRAP_TABLES; i++) {
+        const struct keyring_rewrap_table *t = &st.tables[i];
+        if (t->name == NULL)
+            continue;
+        printf("%-12s %lld scanned, %lld re-wrapped, %lld skipped (changed meanwhile), %lld failed%s\n", t->name,
+               (long long)t->scanned, (long long)t->rewrapped, (long long)t->skipped, (long long)t->failed,
+               t->done ? "" : " (not finished)");
+    }
     if (rc != 0) {
         fprintf(stderr, "clarity keys: re-wrap stopped: %s (run `clarity keys rewrap` to resume)\n", err);
         return CLI_EXIT_FAILURE;
     }
-    printf("re-wrapped %lld data keys to version %d (%lld raw uploads scanned, %lld failed)\n", (long long)st.rewrapped,
-           st.target, (long long)st.scanned, (long long)st.failed);
+    printf("re-wrapped %lld data keys to version %d (%lld scanned, %lld failed)\n", (long long)st.rewrapped, st.target,
+           (long long)st.scanned, (long long)st.failed);
     if (st.failed > 0) {
         fprintf(stderr,
-                "clarity keys: %lld raw uploads did not unwrap and were left as they are; "
-                "see the log for their ids\n",
+                "clarity keys: %lld data keys did not unwrap and were left as they are; "
+                "see the log for their table and id\n",
                 (long long)st.failed);
         return CLI_EXIT_FAILURE;
     }

@@ -7,9 +7,11 @@
  *     └─ root wrapping key = crypto_kdf(ENCRYPTION_KEY, "clarkeyr", 1)
  *          └─ key-encryption keys (KEKs), one per key-ring version: random,
  *             stored in key_ring.wrapped_key wrapped by the root key
- *               └─ data keys (DEKs), one per raw upload: random, stored in
- *                  raw_uploads.wrapped_dek wrapped by one KEK version
- *                    └─ the body: raw_uploads.ciphertext (envelope.h)
+ *               └─ data keys (DEKs), one per raw upload or sealed blob:
+ *                  random, stored in raw_uploads.wrapped_dek or in the
+ *                  blob's head, wrapped by one KEK version
+ *                    └─ the body (raw_uploads.ciphertext) or the blob's
+ *                       ciphertext (envelope.h)
  *
  * New uploads use the active (highest) version. `keyring_rotate` adds a new
  * version and retires the older ones; retired versions still decrypt, so
@@ -137,9 +139,10 @@ int keyring_raw_upload_get(struct keyring *ring, struct store_tx *tx, const char
 #define KEYRING_BLOB_OVERHEAD (1 + 4 + ENVELOPE_WRAPPED_BYTES + ENVELOPE_NONCE_BYTES + ENVELOPE_TAG_BYTES)
 #define KEYRING_BINDING_LEN 96
 
-/* "block/<day>/<seq>/v<format>" into out: what a sample block of a user is
- * bound to (day: days since the epoch, UTC; seq: the block's number within
- * the day; format: BLOCK_FORMAT). */
+/* "block/<day>/<seq>/v<format>" into out: a binding for a sample block of a
+ * user (day: days since the epoch, UTC; seq: the block's number within the
+ * day; format: BLOCK_FORMAT). The store seals each sample_days row to
+ * "block/<day>/v<format>" instead (days.c), which keyring_rewrap rebuilds. */
 void keyring_block_binding(int64_t day, int64_t seq, int format, char out[KEYRING_BINDING_LEN]);
 
 /*
@@ -186,24 +189,57 @@ int keyring_status_list(struct keyring *ring, struct keyring_version **out, size
  */
 int keyring_rotate(struct keyring *ring, int *new_version, char *err, size_t errlen);
 
-struct keyring_rewrap_stats {
-    int64_t scanned;   /* raw uploads looked at */
+/* The tables a re-wrap pass walks, in this order (stats->tables[i]). */
+enum keyring_rewrap_table_id {
+    KEYRING_REWRAP_RAW_UPLOADS = 0,     /* raw_uploads.wrapped_dek */
+    KEYRING_REWRAP_ANALYSES = 1,        /* analyses.sealed */
+    KEYRING_REWRAP_INSIGHTS = 2,        /* insights.sealed */
+    KEYRING_REWRAP_SAMPLE_DAYS = 3,     /* sample_days.data starting with KEYRING_BLOB_FORMAT */
+    KEYRING_REWRAP_SAMPLE_DAY_AGGS = 4, /* sample_day_aggs.data: 0xA5, then a blob */
+};
+#define KEYRING_REWRAP_TABLES 5
+
+struct keyring_rewrap_table {
+    const char *name;  /* the table's name */
+    int64_t scanned;   /* raw_uploads: every row looked at; blobs: those not under the target */
     int64_t rewrapped; /* moved to the target version */
-    int64_t failed;    /* could not be unwrapped (left untouched, see err) */
-    int target;        /* the version moved to */
+    int64_t skipped;   /* deleted or changed by another writer meanwhile (left to it) */
+    int64_t failed;    /* could not be unwrapped (left untouched, logged) */
+    int done;          /* the pass went through the whole table */
+};
+
+struct keyring_rewrap_stats {
+    int64_t scanned; /* the sums of tables[] */
+    int64_t rewrapped;
+    int64_t skipped;
+    int64_t failed;
+    int target; /* the version moved to */
+    int table;  /* the table of the last batch (progress callbacks) */
+    struct keyring_rewrap_table tables[KEYRING_REWRAP_TABLES];
 };
 
 /* Called after each batch; a non-zero return stops the pass. */
 typedef int (*keyring_progress_fn)(void *ctx, const struct keyring_rewrap_stats *s);
 
 /*
- * Re-wrap every stored DEK that is not under the active version, batch rows
- * per write transaction (0: KEYRING_REWRAP_BATCH_DEFAULT). Reads happen in
- * short read transactions, and each update only applies when the row still
- * names the version it was read with, so uploads and reads continue during
- * the pass. Idempotent: running it again resumes. Rows that do not unwrap
- * are counted in stats->failed and left as they are (the return is still 0;
- * the caller decides). Returns 0 and *stats, or a code with err.
+ * Re-wrap every stored DEK that is not under the active version: raw
+ * uploads' wrapped_dek, then the sealed blobs of analyses, insights,
+ * sample_days and sample_day_aggs (keyring_blob_seal's blobs: their 72-byte wrapped DEK and
+ * 4-byte version change, the nonce and ciphertext are never re-encrypted
+ * and keep their bytes). `batch` rows per write transaction (0:
+ * KEYRING_REWRAP_BATCH_DEFAULT). Reads happen in short read transactions,
+ * and each update only applies when the row still holds what it was read
+ * with (raw uploads: the version; blobs: the whole 77-byte head, whose wrap
+ * nonce is random), so uploads, analyses and block writers continue during
+ * the pass; a row deleted or replaced meanwhile is counted as skipped.
+ * Blobs are bound as their writers in the store bind them: analyses
+ * "analysis/<id>", insights "insight/<id>", sample_days rows
+ * "block/<day>/v<format>" (format BLOCK_FORMAT down to 1), aggregates
+ * "agg/<sample_day_id>/<metric type>". Idempotent: an
+ * interrupted pass (progress returning non-zero, a crash) resumes when run
+ * again, as only rows not yet under the target are moved. Rows that do not
+ * unwrap are counted in stats->failed and left as they are (the return is
+ * still 0; the caller decides). Returns 0 and *stats, or a code with err.
  */
 int keyring_rewrap(struct keyring *ring, size_t batch, keyring_progress_fn progress, void *ctx,
                    struct keyring_rewrap_stats *stats, char *err, size_t errlen);

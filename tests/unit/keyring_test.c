@@ -25,13 +25,19 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sodium.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "core/config.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "crypto/envelope.h"
 #include "crypto/keyring.h"
+#include "store/block.h"
+#include "store/db.h"
 #include "store/migrate.h"
+#include "store/sealed.h"
 #include "store/store.h"
 
 #define NUSERS 2
@@ -273,6 +279,70 @@ static void test_blob_binding(void **state)
     free(blob);
 }
 
+/* Store plain as the sealed plaintext of a new upload of user 0, the
+ * envelope the ring writes, but without raw_pack in between: how bodies
+ * sealed by an earlier release (no mark, or a zlib mark) sit in the table.
+ * keyring_blob_seal with the upload id as binding is that envelope: its
+ * parts are unpacked into the row's columns. */
+static void put_sealed_plain(struct fixture *f, const unsigned char *plain, size_t plen, char id[STORE_ID_LEN])
+{
+    struct store_tx *tx = NULL;
+    struct store_upload u;
+    struct store_raw_upload r;
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(uuid_v7(u.id), 0);
+    snprintf(u.user_id, sizeof(u.user_id), "%s", f->users[0]);
+    snprintf(u.source, sizeof(u.source), "healthkit");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_upload_insert(tx, &u), 0);
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], u.id, plain, plen, &blob, &blen), 0);
+    unsigned char wrapped[ENVELOPE_WRAPPED_BYTES], nonce[ENVELOPE_NONCE_BYTES];
+    memcpy(wrapped, blob + 5, sizeof(wrapped));
+    memcpy(nonce, blob + 5 + sizeof(wrapped), sizeof(nonce));
+    memset(&r, 0, sizeof(r));
+    snprintf(r.upload_id, sizeof(r.upload_id), "%s", u.id);
+    snprintf(r.user_id, sizeof(r.user_id), "%s", f->users[0]);
+    snprintf(r.content_type, sizeof(r.content_type), "application/json");
+    r.key_version = blob[1];
+    r.wrapped_dek = wrapped;
+    r.wrapped_dek_len = sizeof(wrapped);
+    r.nonce = nonce;
+    r.nonce_len = sizeof(nonce);
+    r.ciphertext = blob + 5 + sizeof(wrapped) + sizeof(nonce);
+    r.ciphertext_len = blen - 5 - sizeof(wrapped) - sizeof(nonce);
+    assert_int_equal(store_raw_upload_put(tx, &r), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    free(blob);
+    memcpy(id, u.id, STORE_ID_LEN);
+}
+
+/* The sealed plaintext of upload id (what raw_pack made), opened with the
+ * blob envelope it shares; *len bytes, caller frees. */
+static unsigned char *sealed_plain(struct fixture *f, const char *id, size_t *len)
+{
+    struct store_raw_upload r;
+    struct store_tx *tx = NULL;
+    memset(&r, 0, sizeof(r));
+    raw_row(f, id, &r);
+    size_t blen = 5 + ENVELOPE_WRAPPED_BYTES + ENVELOPE_NONCE_BYTES + r.ciphertext_len;
+    unsigned char *blob = malloc(blen), *plain = NULL;
+    assert_non_null(blob);
+    blob[0] = KEYRING_BLOB_FORMAT;
+    for (int i = 0; i < 4; i++)
+        blob[1 + i] = (unsigned char)((uint32_t)r.key_version >> (8 * i));
+    memcpy(blob + 5, r.wrapped_dek, ENVELOPE_WRAPPED_BYTES);
+    memcpy(blob + 5 + ENVELOPE_WRAPPED_BYTES, r.nonce, ENVELOPE_NONCE_BYTES);
+    memcpy(blob + 5 + ENVELOPE_WRAPPED_BYTES + ENVELOPE_NONCE_BYTES, r.ciphertext, r.ciphertext_len);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(keyring_blob_open(f->ring, tx, r.user_id, r.upload_id, blob, blen, &plain, len), 0);
+    store_tx_rollback(tx);
+    free(blob);
+    store_raw_upload_clear(&r);
+    return plain;
+}
+
 /* 1c. Raw bodies are compressed inside the seal: a HealthKit-sized JSON
  *     body shrinks, every form round-trips (deflated, stored, empty, a body
  *     that itself starts with the mark), and a body sealed before the change
@@ -301,50 +371,73 @@ static void test_raw_body_compressed(void **state)
     store_raw_upload_clear(&r);
     expect_body(f, f->ring, id, body);
 
+    /* Written as zstd (method '2'): a frame with its content size. */
+    size_t plen = 0;
+    unsigned char *packed = sealed_plain(f, id, &plen);
+    assert_true(plen > 8);
+    assert_memory_equal(packed, "\0CZ2", 4);
+    assert_int_equal(ZSTD_getFrameContentSize(packed + 4, plen - 4), strlen(body));
+    free(packed);
+
     put_upload(f, f->ring, f->users[0], id, "");
     expect_body(f, f->ring, id, "");
 
     /* A body sealed before compression: the envelope over the body alone. */
     const char *legacy = "{\"data\":[{\"type\":\"steps\",\"value\":1}]}";
-    struct store_tx *tx = NULL;
-    struct store_upload u;
-    memset(&u, 0, sizeof(u));
-    assert_int_equal(uuid_v7(u.id), 0);
-    snprintf(u.user_id, sizeof(u.user_id), "%s", f->users[0]);
-    snprintf(u.source, sizeof(u.source), "healthkit");
-    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
-    assert_int_equal(store_upload_insert(tx, &u), 0);
-    /* keyring_blob_seal with the upload id as binding is the envelope a raw
-     * body had before: unpack it into the row's columns. */
-    unsigned char *blob = NULL;
-    size_t blen = 0;
-    assert_int_equal(
-        keyring_blob_seal(f->ring, tx, f->users[0], u.id, (const unsigned char *)legacy, strlen(legacy), &blob, &blen),
-        0);
-    unsigned char wrapped[ENVELOPE_WRAPPED_BYTES], nonce[ENVELOPE_NONCE_BYTES];
-    memcpy(wrapped, blob + 5, sizeof(wrapped));
-    memcpy(nonce, blob + 5 + sizeof(wrapped), sizeof(nonce));
-    memset(&r, 0, sizeof(r));
-    snprintf(r.upload_id, sizeof(r.upload_id), "%s", u.id);
-    snprintf(r.user_id, sizeof(r.user_id), "%s", f->users[0]);
-    snprintf(r.content_type, sizeof(r.content_type), "application/json");
-    r.key_version = blob[1];
-    r.wrapped_dek = wrapped;
-    r.wrapped_dek_len = sizeof(wrapped);
-    r.nonce = nonce;
-    r.nonce_len = sizeof(nonce);
-    r.ciphertext = blob + 5 + sizeof(wrapped) + sizeof(nonce);
-    r.ciphertext_len = blen - 5 - sizeof(wrapped) - sizeof(nonce);
-    assert_int_equal(store_raw_upload_put(tx, &r), 0);
-    assert_int_equal(store_tx_commit(tx), 0);
-    free(blob);
-    expect_body(f, f->ring, u.id, legacy);
+    char lid[STORE_ID_LEN];
+    put_sealed_plain(f, (const unsigned char *)legacy, strlen(legacy), lid);
+    expect_body(f, f->ring, lid, legacy);
 
+    /* A body sealed with zlib (method '1', before zstd) still opens. */
+    uLongf zl = compressBound((uLong)strlen(body));
+    unsigned char *zp = malloc(4 + zl);
+    assert_non_null(zp);
+    memcpy(zp, "\0CZ1", 4);
+    assert_int_equal(compress2(zp + 4, &zl, (const Bytef *)body, (uLong)strlen(body), 1), Z_OK);
+    put_sealed_plain(f, zp, 4 + zl, lid);
+    expect_body(f, f->ring, lid, body);
+    /* ... and a cut zlib stream is refused. */
+    put_sealed_plain(f, zp, 4 + zl / 2, lid);
+    assert_int_equal(get_upload(f, f->ring, lid, NULL, &got), KEYRING_EAUTH);
+    free(zp);
+
+    /* zstd frames that are cut, padded, or do not state their size: refused. */
+    size_t zb = ZSTD_compressBound(strlen(body));
+    unsigned char *zs = malloc(4 + zb + 1);
+    assert_non_null(zs);
+    memcpy(zs, "\0CZ2", 4);
+    size_t zn = ZSTD_compress(zs + 4, zb, body, strlen(body), 1);
+    assert_false(ZSTD_isError(zn));
+    put_sealed_plain(f, zs, 4 + zn, lid);
+    expect_body(f, f->ring, lid, body); /* as written: opens */
+    put_sealed_plain(f, zs, 4 + zn - 1, lid);
+    assert_int_equal(get_upload(f, f->ring, lid, NULL, &got), KEYRING_EAUTH);
+    zs[4 + zn] = 0;
+    put_sealed_plain(f, zs, 4 + zn + 1, lid);
+    assert_int_equal(get_upload(f, f->ring, lid, NULL, &got), KEYRING_EAUTH);
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    assert_non_null(cc);
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 0)));
+    ZSTD_outBuffer ob = {zs + 4, zb, 0};
+    ZSTD_inBuffer ib = {body, strlen(body), 0};
+    assert_int_equal(ZSTD_compressStream2(cc, &ob, &ib, ZSTD_e_end), 0);
+    ZSTD_freeCCtx(cc);
+    assert_int_equal(ZSTD_getFrameContentSize(zs + 4, ob.pos), ZSTD_CONTENTSIZE_UNKNOWN);
+    put_sealed_plain(f, zs, 4 + ob.pos, lid);
+    assert_int_equal(get_upload(f, f->ring, lid, NULL, &got), KEYRING_EAUTH);
+    put_sealed_plain(f, (const unsigned char *)"\0CZ3abc", 7, lid); /* an unknown method */
+    assert_int_equal(get_upload(f, f->ring, lid, NULL, &got), KEYRING_EAUTH);
+    free(zs);
+
+    struct store_tx *tx = NULL;
+    memset(&r, 0, sizeof(r));
+    char uid_[STORE_ID_LEN];
+    memcpy(uid_, lid, STORE_ID_LEN);
     /* A new body that itself begins with the mark is wrapped, not mistaken. */
     assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
     memset(&r, 0, sizeof(r));
     assert_int_equal(
-        keyring_raw_upload_seal(f->ring, tx, f->users[0], u.id, NULL, (const unsigned char *)"\0CZ1abc", 7, &r), 0);
+        keyring_raw_upload_seal(f->ring, tx, f->users[0], uid_, NULL, (const unsigned char *)"\0CZ1abc", 7, &r), 0);
     unsigned char *out = NULL;
     size_t olen = 0;
     assert_int_equal(keyring_raw_upload_open(f->ring, tx, &r, &out, &olen), 0);
@@ -997,6 +1090,555 @@ static void test_sample_blocks_sealed(void **state)
     store_tx_rollback(tx);
 }
 
+/* ---- re-wrapping sealed blobs (issue #19) ---------------------------------------- */
+
+static int count_samples(void *ctx, const struct store_sample *x)
+{
+    (void)x;
+    (*(int64_t *)ctx)++;
+    return 0;
+}
+
+/* What the store seals a user's sample_days row of day to (days.c). */
+static void day_binding(int64_t day, char out[KEYRING_BINDING_LEN])
+{
+    snprintf(out, KEYRING_BINDING_LEN, "block/%lld/v%d", (long long)day, BLOCK_FORMAT);
+}
+
+/* An SQL literal of bytes, per backend. */
+static void hexlit(char *out, size_t size, const unsigned char *p, size_t n)
+{
+    char *hex = malloc(2 * n + 1);
+    assert_non_null(hex);
+    sodium_bin2hex(hex, 2 * n + 1, p, n);
+    if (is_pg())
+        snprintf(out, size, "decode('%s', 'hex')", hex);
+    else
+        snprintf(out, size, "X'%s'", hex);
+    free(hex);
+}
+
+/* sample_days.data of row id as stored (*len bytes, caller frees), read
+ * over a connection of its own; NULL when the row is gone. */
+static unsigned char *day_data(struct fixture *f, int64_t id, size_t *len)
+{
+    static const char sql[] = "SELECT data FROM sample_days WHERE id = ?1";
+    char err[256], path[600];
+    struct db_open_opts o = {.busy_timeout_ms = 5000};
+    snprintf(path, sizeof(path), "%s/clarity.db", f->dir);
+    struct db_conn *c = db_conn_open(is_pg() ? DB_POSTGRES : DB_SQLITE, is_pg() ? f->url : path, &o, err, sizeof(err));
+    assert_non_null(c);
+    struct db_stmt *s = db_stmt_get(c, sql);
+    assert_non_null(s);
+    db_bind_int64(s, 1, id);
+    unsigned char *out = NULL;
+    *len = 0;
+    if (db_step(s) == DB_ROW) {
+        size_t n = 0;
+        const void *p = db_col_blob(s, 0, &n);
+        out = malloc(n ? n : 1);
+        assert_non_null(out);
+        memcpy(out, p, n);
+        *len = n;
+    }
+    db_stmt_reset(s);
+    db_conn_close(c);
+    return out;
+}
+
+/* Seal plain as sample block row id of user on day (bound the way
+ * keyring_rewrap rebuilds it) and insert it; returns the blob (caller frees). */
+static unsigned char *put_block(struct fixture *f, const char *user, int64_t id, int64_t day, const char *plain,
+                                size_t *blen)
+{
+    char bound[KEYRING_BINDING_LEN], lit[4096], sql[4400];
+    unsigned char *blob = NULL;
+    struct store_tx *tx = NULL;
+    day_binding(day, bound);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(
+        keyring_blob_seal(f->ring, tx, user, bound, (const unsigned char *)plain, strlen(plain), &blob, blen), 0);
+    store_tx_rollback(tx);
+    hexlit(lit, sizeof(lit), blob, *blen);
+    snprintf(sql, sizeof(sql), "INSERT INTO sample_days (id, user_id, day, data) VALUES (%lld, '%s', %lld, %s)",
+             (long long)id, user, (long long)day, lit);
+    admin(f, "%s", sql);
+    return blob;
+}
+
+/* Stop after the first batch of a blob table. */
+static int stop_in_blobs(void *ctx, const struct keyring_rewrap_stats *s)
+{
+    (void)ctx;
+    return s->table >= KEYRING_REWRAP_ANALYSES;
+}
+
+/* Every listed blob of every table names `version`; returns how many. */
+static size_t blobs_all_under(struct fixture *f, uint32_t version)
+{
+    struct store_tx *tx = NULL;
+    size_t total = 0;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    for (int t = 0; t < STORE_SEALED_TABLES; t++) {
+        struct store_sealed_row *rows = NULL;
+        struct store_sealed_cursor next;
+        size_t n = 0;
+        /* version 0 is never used: lists every sealed blob */
+        assert_int_equal(store_sealed_list(tx, t, 0, NULL, STORE_PAGE_MAX, &rows, &n, &next), 0);
+        for (size_t i = 0; i < n; i++)
+            if (!(t == STORE_SEALED_SAMPLE_DAYS && rows[i].rowid == 45)) /* the damaged one */
+                assert_int_equal(rows[i].key_version, version);
+        total += n;
+        free(rows);
+    }
+    store_tx_rollback(tx);
+    return total;
+}
+
+/* After a rotation, keyring_rewrap moves the DEKs of analyses, insights and
+ * sealed sample blocks too: only the 77-byte head of each blob changes, the
+ * blobs open to the same plaintext, unsealed sample_days rows and the
+ * aggregates that reference sealed ones stay, a damaged blob is counted and
+ * left, an interrupted pass resumes, and the old key version can then be
+ * dropped with every value still readable. */
+static void test_rewrap_sealed_blobs(void **state)
+{
+    struct fixture *f = *state;
+    enum { NA = 5 };
+    char err[256], upload[STORE_ID_LEN], aid[NA][STORE_ID_LEN], result[NA][64], lit[512];
+    struct store_sealer z;
+    struct store_tx *tx = NULL;
+    struct keyring_rewrap_stats st;
+    const int64_t day = 20431;
+    int v = 0;
+
+    keyring_store_sealer(f->ring, &z);
+    store_set_sealer(f->st, &z);
+    put_upload(f, f->ring, f->users[0], upload, "{\"raw\":\"body\"}");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    for (int i = 0; i < NA; i++) {
+        struct store_analysis a = {.version = 1, .coverage = "{\"days\":7}", .created_at_ms = 1000 + i};
+        snprintf(result[i], sizeof(result[i]), "{\"tst_minutes\":%d}", 400 + i);
+        a.result = result[i];
+        assert_int_equal(uuid_v7(a.id), 0);
+        memcpy(aid[i], a.id, STORE_ID_LEN);
+        memcpy(a.user_id, f->users[i % NUSERS], STORE_ID_LEN);
+        snprintf(a.kind, sizeof(a.kind), "sleep");
+        assert_int_equal(store_analysis_insert(tx, &a), 0);
+    }
+    struct store_insight in = {.narrative = "you slept 6.9 hours", .body = "{\"k\":1}", .confidence = 0.5};
+    assert_int_equal(uuid_v7(in.id), 0);
+    memcpy(in.user_id, f->users[1], STORE_ID_LEN);
+    snprintf(in.insight_type, sizeof(in.insight_type), "sleep");
+    snprintf(in.generator, sizeof(in.generator), "builtin");
+    assert_int_equal(store_insight_insert(tx, &in), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+
+    /* Sample blocks: two sealed rows, one unsealed (0xD1) row, one sealed
+     * blob whose wrapped key is damaged; an aggregate references row 42. */
+    size_t b42n = 0, b44n = 0;
+    unsigned char *b42 = put_block(f, f->users[0], 42, day, "BLOCK-42 heart rate 61 62 63", &b42n);
+    unsigned char *b44 = put_block(f, f->users[1], 44, day + 1, "BLOCK-44 steps 1200", &b44n);
+    const unsigned char legacy[] = {0xD1, 0x01, 0x02, 0x03, 0x04, 0x05};
+    hexlit(lit, sizeof(lit), legacy, sizeof(legacy));
+    admin(f, "INSERT INTO sample_days (id, user_id, day, data) VALUES (43, '%s', %lld, %s)", f->users[0],
+          (long long)day, lit);
+    unsigned char damaged[KEYRING_BLOB_OVERHEAD + 4];
+    memcpy(damaged, b44, sizeof(damaged));
+    damaged[20] ^= 0x55; /* inside the wrapped DEK */
+    hexlit(lit, sizeof(lit), damaged, sizeof(damaged));
+    admin(f, "INSERT INTO sample_days (id, user_id, day, data) VALUES (45, '%s', %lld, %s)", f->users[1],
+          (long long)day, lit);
+    hexlit(lit, sizeof(lit), (const unsigned char *)"agg", 3);
+    admin(f, "INSERT INTO sample_day_aggs (sample_day_id, metric_type, data) VALUES (42, 'heart_rate', %s)", lit);
+    assert_int_equal(blobs_all_under(f, 1), NA + 1 + 3);
+
+    assert_int_equal(keyring_rotate(f->ring, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 2);
+
+    /* Interrupted after the first batch of analyses (2 rows a batch). */
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(keyring_rewrap(f->ring, 2, stop_in_blobs, NULL, &st, err, sizeof(err)), 0);
+    assert_true(st.tables[KEYRING_REWRAP_RAW_UPLOADS].done);
+    assert_int_equal(st.tables[KEYRING_REWRAP_RAW_UPLOADS].rewrapped, 1);
+    assert_string_equal(st.tables[KEYRING_REWRAP_ANALYSES].name, "analyses");
+    assert_int_equal(st.tables[KEYRING_REWRAP_ANALYSES].rewrapped, 2);
+    assert_false(st.tables[KEYRING_REWRAP_ANALYSES].done);
+    assert_int_equal(st.tables[KEYRING_REWRAP_INSIGHTS].scanned, 0);
+    assert_int_equal(st.rewrapped, 3);
+
+    /* Run again: it resumes with what is left. */
+    assert_int_equal(keyring_rewrap(f->ring, 2, NULL, NULL, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.target, 2);
+    assert_int_equal(st.tables[KEYRING_REWRAP_RAW_UPLOADS].rewrapped, 0);
+    assert_int_equal(st.tables[KEYRING_REWRAP_ANALYSES].rewrapped, NA - 2);
+    assert_int_equal(st.tables[KEYRING_REWRAP_INSIGHTS].rewrapped, 1);
+    assert_string_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].name, "sample_days");
+    assert_int_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].scanned, 3);
+    assert_int_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].rewrapped, 2);
+    assert_int_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].failed, 1);
+    assert_int_equal(st.failed, 1);
+    for (int i = 0; i < KEYRING_REWRAP_TABLES; i++)
+        assert_true(st.tables[i].done);
+    assert_int_equal(blobs_all_under(f, 2), NA + 1 + 3);
+
+    /* Only the head changed; the unsealed row, the damaged blob and the
+     * aggregate are as they were. */
+    size_t n = 0;
+    unsigned char *now = day_data(f, 42, &n);
+    assert_non_null(now);
+    assert_int_equal(n, b42n);
+    assert_int_equal(now[0], KEYRING_BLOB_FORMAT);
+    assert_int_equal(now[1], 2);
+    assert_memory_not_equal(now + 5, b42 + 5, ENVELOPE_WRAPPED_BYTES);
+    assert_memory_equal(now + STORE_SEALED_HEAD, b42 + STORE_SEALED_HEAD, n - STORE_SEALED_HEAD);
+    free(now);
+    now = day_data(f, 43, &n);
+    assert_int_equal(n, sizeof(legacy));
+    assert_memory_equal(now, legacy, n);
+    free(now);
+    now = day_data(f, 45, &n);
+    assert_int_equal(n, sizeof(damaged));
+    assert_memory_equal(now, damaged, n);
+    free(now);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    struct store_sealed_row *rows = NULL;
+    struct store_sealed_cursor next;
+    assert_int_equal(store_sealed_list(tx, STORE_SEALED_SAMPLE_DAYS, 2, NULL, 10, &rows, &n, &next), 0);
+    assert_int_equal(n, 1); /* only the damaged one is left behind */
+    assert_int_equal(rows[0].rowid, 45);
+    free(rows);
+    store_tx_rollback(tx);
+
+    /* Idempotent: nothing moves; the damaged blob is reported again. */
+    assert_int_equal(keyring_rewrap(f->ring, 0, NULL, NULL, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.rewrapped, 0);
+    assert_int_equal(st.failed, 1);
+
+    /* Version 1 dropped (possible now that nothing needs it): a fresh ring
+     * opens every value, the blocks to their plaintext. */
+    admin(f, "DELETE FROM sample_days WHERE id = 45");
+    admin(f, "DELETE FROM key_ring WHERE version = 1");
+    keyring_close(f->ring);
+    assert_int_equal(keyring_open(f->st, f->master, &f->ring, err, sizeof(err)), 0);
+    keyring_store_sealer(f->ring, &z);
+    store_set_sealer(f->st, &z);
+    expect_body(f, f->ring, upload, "{\"raw\":\"body\"}");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    for (int i = 0; i < NA; i++) {
+        struct store_analysis ag;
+        assert_int_equal(store_analysis_get(tx, aid[i], NULL, &ag), 0);
+        assert_string_equal(ag.result, result[i]);
+        store_analysis_clear(&ag);
+    }
+    struct store_insight ig;
+    assert_int_equal(store_insight_get(tx, in.id, NULL, &ig), 0);
+    assert_string_equal(ig.narrative, in.narrative);
+    store_insight_clear(&ig);
+    static const struct {
+        int64_t id, day;
+        int user;
+        const char *plain;
+    } blocks[] = {{42, day, 0, "BLOCK-42 heart rate 61 62 63"}, {44, day + 1, 1, "BLOCK-44 steps 1200"}};
+    for (size_t i = 0; i < 2; i++) {
+        char bound[KEYRING_BINDING_LEN];
+        unsigned char *plain = NULL;
+        size_t pl = 0;
+        now = day_data(f, blocks[i].id, &n);
+        day_binding(blocks[i].day, bound);
+        assert_int_equal(keyring_blob_open(f->ring, tx, f->users[blocks[i].user], bound, now, n, &plain, &pl), 0);
+        assert_int_equal(pl, strlen(blocks[i].plain));
+        assert_memory_equal(plain, blocks[i].plain, pl);
+        free(plain);
+        free(now);
+    }
+    store_tx_rollback(tx);
+    admin(f, "DELETE FROM sample_day_aggs WHERE sample_day_id = 42 AND metric_type = 'heart_rate'");
+    free(b42);
+    free(b44);
+    store_set_sealer(f->st, NULL);
+}
+
+/* The compare-and-set of store_sealed_rewrap: a row replaced or deleted
+ * between the listing and the update is left to its writer. */
+static void test_rewrap_concurrent_change(void **state)
+{
+    struct fixture *f = *state;
+    struct store_tx *tx = NULL;
+    struct store_sealed_row *rows = NULL;
+    struct store_sealed_cursor next;
+    char lit[512];
+    size_t n = 0, b1n = 0, b2n = 0, b3n = 0;
+    unsigned char *b1 = put_block(f, f->users[0], 7, 100, "first", &b1n);
+    unsigned char *b3 = put_block(f, f->users[0], 8, 100, "third", &b3n);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sealed_list(tx, STORE_SEALED_SAMPLE_DAYS, 2, NULL, 1, &rows, &n, &next), 0);
+    assert_int_equal(n, 1); /* a page of one, and a cursor to go on */
+    assert_true(next.set);
+    assert_int_equal(rows[0].rowid, 7);
+    assert_int_equal(rows[0].len, b1n);
+    assert_int_equal(rows[0].key_version, 1);
+    assert_memory_equal(rows[0].head, b1, STORE_SEALED_HEAD);
+    store_tx_rollback(tx);
+
+    /* Another writer replaces row 7's block meanwhile. */
+    char bound[KEYRING_BINDING_LEN];
+    unsigned char *b2 = NULL;
+    day_binding(100, bound);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(keyring_blob_seal(f->ring, tx, f->users[0], bound, (const unsigned char *)"second", 6, &b2, &b2n),
+                     0);
+    store_tx_rollback(tx);
+    hexlit(lit, sizeof(lit), b2, b2n);
+    admin(f, "UPDATE sample_days SET data = %s WHERE id = 7", lit);
+
+    unsigned char head[STORE_SEALED_HEAD];
+    memset(head, 0xAB, sizeof(head));
+    head[0] = STORE_SEALED_FORMAT;
+    int applied = -1;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_sealed_rewrap(tx, STORE_SEALED_SAMPLE_DAYS, &rows[0], head, &applied), 0);
+    assert_int_equal(applied, 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    unsigned char *now = day_data(f, 7, &n);
+    assert_int_equal(n, b2n);
+    assert_memory_equal(now, b2, n); /* the other writer's bytes */
+    free(now);
+
+    /* Deleted meanwhile: nothing to update, no row comes back. */
+    struct store_sealed_row r8;
+    memset(&r8, 0, sizeof(r8));
+    r8.rowid = 8;
+    memcpy(r8.head, b3, STORE_SEALED_HEAD);
+    admin(f, "DELETE FROM sample_days WHERE id = 8");
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_sealed_rewrap(tx, STORE_SEALED_SAMPLE_DAYS, &r8, head, &applied), 0);
+    assert_int_equal(applied, 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_null(day_data(f, 8, &n));
+
+    /* Unchanged: the head is replaced, the rest kept. */
+    free(rows);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_sealed_list(tx, STORE_SEALED_SAMPLE_DAYS, 2, NULL, 10, &rows, &n, &next), 0);
+    assert_int_equal(n, 1);
+    assert_false(next.set);
+    store_tx_rollback(tx);
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_sealed_rewrap(tx, STORE_SEALED_SAMPLE_DAYS, &rows[0], head, &applied), 0);
+    assert_int_equal(applied, 1);
+    assert_int_equal(store_tx_commit(tx), 0);
+    now = day_data(f, 7, &n);
+    assert_int_equal(n, b2n);
+    assert_memory_equal(now, head, STORE_SEALED_HEAD);
+    assert_memory_equal(now + STORE_SEALED_HEAD, b2 + STORE_SEALED_HEAD, n - STORE_SEALED_HEAD);
+    free(now);
+    free(rows);
+    free(b1);
+    free(b2);
+    free(b3);
+}
+
+/* A writer that keeps replacing sealed sample blocks (UPDATE in place, or
+ * DELETE and INSERT under the same id) with a ring opened before the
+ * rotation, so its blobs are under the old version, while keyring_rewrap
+ * passes run. */
+#define CW_ROWS 12
+#define CW_DAY 300
+struct block_writer {
+    struct fixture *f;
+    struct keyring *ring;
+    _Atomic int stop;
+    _Atomic int writes;
+    int gen[CW_ROWS]; /* the last generation written to each row */
+    int errors;
+    int corrupt; /* rows found not to open to what was last written */
+};
+
+/* 1 when row id opens (with ring) to "row <id> gen <g>". */
+static int block_is(struct fixture *f, struct keyring *ring, int64_t id, int g)
+{
+    char bound[KEYRING_BINDING_LEN], want[64];
+    unsigned char *plain = NULL;
+    size_t n = 0, pl = 0;
+    struct store_tx *tx = NULL;
+    unsigned char *now = day_data(f, id, &n);
+    int ok = 0;
+    day_binding(CW_DAY, bound);
+    snprintf(want, sizeof(want), "row %lld gen %d", (long long)id, g);
+    if (now != NULL && store_tx_begin(f->st, STORE_TX_READ, &tx) == 0) {
+        ok = keyring_blob_open(ring, tx, f->users[0], bound, now, n, &plain, &pl) == 0 && pl == strlen(want) &&
+             memcmp(plain, want, pl) == 0;
+        store_tx_rollback(tx);
+    }
+    free(plain);
+    free(now);
+    return ok;
+}
+
+static int write_block(struct fixture *f, struct keyring *ring, int64_t id, int g, int reinsert)
+{
+    char bound[KEYRING_BINDING_LEN], plain[64], lit[600], sql[1400], err[256];
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    struct store_tx *tx = NULL;
+    int n = snprintf(plain, sizeof(plain), "row %lld gen %d", (long long)id, g);
+    day_binding(CW_DAY, bound);
+    if (store_tx_begin(f->st, STORE_TX_READ, &tx) != 0)
+        return -1;
+    int rc = keyring_blob_seal(ring, tx, f->users[0], bound, (const unsigned char *)plain, (size_t)n, &blob, &blen);
+    store_tx_rollback(tx);
+    if (rc != 0)
+        return -1;
+    hexlit(lit, sizeof(lit), blob, blen);
+    free(blob);
+    if (reinsert)
+        snprintf(sql, sizeof(sql),
+                 "DELETE FROM sample_days WHERE id = %lld;"
+                 " INSERT INTO sample_days (id, user_id, day, data) VALUES (%lld, '%s', %d, %s);",
+                 (long long)id, (long long)id, f->users[0], CW_DAY, lit);
+    else
+        snprintf(sql, sizeof(sql), "UPDATE sample_days SET data = %s WHERE id = %lld", lit, (long long)id);
+    return store_admin_exec(f->st, sql, err, sizeof(err));
+}
+
+static void *block_writer_run(void *arg)
+{
+    struct block_writer *w = arg;
+    for (int k = 0; !w->stop; k++) {
+        int i = k % CW_ROWS, g = w->gen[i] + 1;
+        /* What a pass did since this writer's last write must have kept
+         * the block whole: head and ciphertext of one seal. */
+        if (!block_is(w->f, w->ring, 1000 + i, w->gen[i]))
+            w->corrupt++;
+        if (write_block(w->f, w->ring, 1000 + i, g, (k / CW_ROWS) % 2) == 0) {
+            w->gen[i] = g;
+            w->writes++;
+        } else {
+            w->errors++;
+        }
+    }
+    return NULL;
+}
+
+/* Passes beside a writer that replaces and re-inserts the blocks: no pass
+ * fails or overwrites a block it did not read (every block still opens, to
+ * its newest content), and a last pass leaves every block under the new
+ * version. */
+static void test_rewrap_beside_writers(void **state)
+{
+    struct fixture *f = *state;
+    struct block_writer w;
+    struct keyring_rewrap_stats st;
+    char err[256];
+    pthread_t th;
+    int v = 0, passes = 0;
+    int64_t skipped = 0;
+
+    memset(&w, 0, sizeof(w));
+    w.f = f;
+    assert_int_equal(keyring_open(f->st, f->master, &w.ring, err, sizeof(err)), 0);
+    for (int i = 0; i < CW_ROWS; i++)
+        assert_int_equal(write_block(f, w.ring, 1000 + i, 0, 1), 0);
+    assert_int_equal(keyring_rotate(f->ring, &v, err, sizeof(err)), 0);
+    assert_int_equal(v, 2);
+
+    assert_int_equal(pthread_create(&th, NULL, block_writer_run, &w), 0);
+    int64_t deadline = time_now_ms() + 20000;
+    while ((w.writes < 6 * CW_ROWS || passes < 5) && time_now_ms() < deadline) {
+        assert_int_equal(keyring_rewrap(f->ring, 3, NULL, NULL, &st, err, sizeof(err)), 0);
+        assert_int_equal(st.failed, 0);
+        skipped += st.skipped;
+        passes++;
+    }
+    w.stop = 1;
+    pthread_join(th, NULL);
+    assert_int_equal(w.errors, 0);
+    assert_int_equal(w.corrupt, 0);
+    assert_true(w.writes >= CW_ROWS); /* the passes did run beside writes */
+    print_message("beside writers: %d passes, %d writes, %lld skipped\n", passes, (int)w.writes, (long long)skipped);
+
+    assert_int_equal(keyring_rewrap(f->ring, 3, NULL, NULL, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].skipped, 0);
+    assert_int_equal(blobs_all_under(f, 2), CW_ROWS);
+    for (int i = 0; i < CW_ROWS; i++)
+        assert_true(block_is(f, f->ring, 1000 + i, w.gen[i]));
+    keyring_close(w.ring);
+}
+
+/* The blocks and aggregates the store itself seals (days.c: sample_days
+ * rows and sample_day_aggs) are re-wrapped with the bindings the store
+ * uses: after rotation, re-wrap and deleting version 1, every sample and
+ * the aggregate still read through the store. */
+static void test_rewrap_store_blocks(void **state)
+{
+    struct fixture *f = *state;
+    struct store_sealer z;
+    struct keyring_rewrap_stats st;
+    char err[256];
+    int v = 0;
+    keyring_store_sealer(f->ring, &z);
+    store_set_sealer(f->st, &z);
+    const int64_t t0 = 1718236800000LL; /* a UTC midnight */
+    enum { N = 300 };
+    struct store_sample s[N];
+    memset(s, 0, sizeof(s));
+    for (int i = 0; i < N; i++) {
+        snprintf(s[i].user_id, sizeof(s[i].user_id), "%s", f->users[i % NUSERS]);
+        snprintf(s[i].metric_type, sizeof(s[i].metric_type), "%s", i % 3 ? "heart_rate" : "steps");
+        s[i].start_ms = t0 + (int64_t)i * 600000; /* two days */
+        s[i].end_ms = s[i].start_ms + 60000;
+        s[i].value = 50 + i % 40;
+        s[i].value2 = s[i].quality_score = NAN;
+        snprintf(s[i].unit, sizeof(s[i].unit), "count");
+    }
+    struct store_tx *tx = NULL;
+    size_t ins = 0;
+    assert_int_equal(store_tx_begin(f->st, STORE_TX_WRITE, &tx), 0);
+    assert_int_equal(store_sample_insert_batch(tx, s, N, &ins), 0);
+    assert_int_equal(store_tx_commit(tx), 0);
+    assert_int_equal(ins, N);
+    int64_t cnt[48], cnt2[48];
+    double sum[48], mn[48], mx[48];
+    struct store_series_buckets b = {cnt, sum, mn, mx, 0};
+    struct store_series_query q = {f->users[0], "steps", t0, t0 + 2 * 86400000LL, 3600000LL, 48};
+    int hit = 0;
+    assert_int_equal(store_series_aggregate(f->st, &q, &b, &hit), 0); /* fills the sealed sums */
+    assert_int_equal(hit, 1);
+    memcpy(cnt2, cnt, sizeof(cnt));
+    size_t blobs = blobs_all_under(f, 1);
+    assert_true(blobs >= 4); /* day rows of two users, two days, and aggregates */
+
+    assert_int_equal(keyring_rotate(f->ring, &v, err, sizeof(err)), 0);
+    assert_int_equal(keyring_rewrap(f->ring, 2, NULL, NULL, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.failed, 0);
+    assert_true(st.tables[KEYRING_REWRAP_SAMPLE_DAYS].rewrapped >= 4);
+    assert_true(st.tables[KEYRING_REWRAP_SAMPLE_DAY_AGGS].rewrapped >= 2); /* one per day row of user 0 */
+    assert_string_equal(st.tables[KEYRING_REWRAP_SAMPLE_DAY_AGGS].name, "sample_day_aggs");
+    assert_int_equal(st.rewrapped, (int64_t)blobs);
+    assert_int_equal(blobs_all_under(f, 2), blobs);
+
+    admin(f, "DELETE FROM key_ring WHERE version = 1");
+    keyring_close(f->ring);
+    assert_int_equal(keyring_open(f->st, f->master, &f->ring, err, sizeof(err)), 0);
+    keyring_store_sealer(f->ring, &z);
+    store_set_sealer(f->st, &z);
+    for (int u = 0; u < NUSERS; u++) {
+        int64_t count = 0;
+        assert_int_equal(store_tx_begin(f->st, STORE_TX_READ, &tx), 0);
+        struct store_sample_query sq = {.user_id = f->users[u], .start_ms = INT64_MIN, .end_ms = INT64_MAX};
+        assert_int_equal(store_sample_each(tx, &sq, count_samples, &count), 0);
+        store_tx_rollback(tx);
+        assert_int_equal(count, N / NUSERS);
+    }
+    memset(cnt, 0, sizeof(cnt));
+    assert_int_equal(store_series_aggregate(f->st, &q, &b, &hit), 0); /* the re-wrapped sums */
+    assert_int_equal(hit, 1);
+    assert_memory_equal(cnt, cnt2, sizeof(cnt));
+    store_set_sealer(f->st, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1008,6 +1650,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_database_file_has_no_plaintext, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampering_in_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrap_sealed_blobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrap_concurrent_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrap_store_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrap_beside_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_use, setup, teardown),
