@@ -1129,195 +1129,6 @@ int store_sample_days_heal(struct store_tx *tx, const char *user_id, int64_t *he
     return rc;
 }
 
-/* ---- the backfill: 0xD1 rows rewritten as block segments ---------------- */
-
-/* Re-encode every 0xD1 segment of p (n bytes) into out; *kept is 1 when a
- * segment had to stay 0xD1. STORE_EINTERNAL for bytes that do not parse. */
-static int row_reencode(const unsigned char *p, size_t n, struct buf *out, int *kept)
-{
-    size_t at = 0;
-    const unsigned char *seg;
-    uint32_t len;
-    int more, rc = 0;
-    struct seg sg;
-    memset(&sg, 0, sizeof(sg));
-    *kept = 0;
-    while (rc == 0 && (more = seg_next(p, n, &at, &seg, &len)) != 0) {
-        if (more < 0)
-            return STORE_EINTERNAL;
-        if (seg[0] != SEG_MAGIC) {
-            rc = buf_put(out, seg, len);
-            continue;
-        }
-        uint32_t nstr = get32(seg + 4), nrec = get32(seg + 8);
-        const unsigned char *q = seg + SEG_HDR, *end = seg + len;
-        for (uint32_t i = 0; i < nstr && rc == 0; i++) {
-            if (end - q < 4 || (size_t)(end - q - 4) < get32(q))
-                rc = STORE_EINTERNAL;
-            else
-                q += 4 + get32(q);
-        }
-        if (rc != 0 || nstr > NO_STR || (size_t)(end - q) != (size_t)nrec * REC_SIZE) {
-            rc = STORE_EINTERNAL;
-            break;
-        }
-        /* The segment as seg_flush had it in memory: its string table as
-         * is, its records parsed; then written the block way. */
-        sg.str.p = (unsigned char *)(seg + SEG_HDR);
-        sg.str.n = (size_t)(q - (seg + SEG_HDR));
-        sg.nstr = nstr;
-        memcpy(sg.upload, seg + 16, SEG_UPLOAD);
-        if (nrec > sg.cap) {
-            struct rec *r = realloc(sg.r, nrec * sizeof(*r));
-            if (r == NULL) {
-                rc = STORE_ENOMEM;
-                break;
-            }
-            sg.r = r;
-            sg.cap = nrec;
-        }
-        sg.nr = nrec;
-        for (uint32_t i = 0; i < nrec; i++, q += REC_SIZE) {
-            struct rec *r = &sg.r[i];
-            uint64_t v = get64(q + 16);
-            r->start = (int64_t)get64(q);
-            r->end = (int64_t)get64(q + 8);
-            memcpy(&r->value, &v, 8);
-            r->offset = (int32_t)get32(q + 24);
-            r->type = get16(q + 28);
-            r->source = get16(q + 30);
-            r->device = get16(q + 32);
-            r->payload = get16(q + 34);
-            r->seq = i;
-            if (r->type >= nstr || r->source >= nstr || r->device >= nstr ||
-                (r->payload != NO_STR && r->payload != OFFSET_ONLY && r->payload >= nstr))
-                rc = STORE_EINTERNAL;
-        }
-        if (rc == 0 && (rc = seg_flush_block(&sg, out)) == 1) {
-            *kept = 1;
-            rc = buf_put(out, seg, len);
-        }
-    }
-    free(sg.r);
-    return rc;
-}
-
-/* One batch in one write transaction. */
-static int reencode_batch(struct store *st, size_t batch, struct store_reencode_stats *stats, size_t *seen)
-{
-    static const char lite[] = "SELECT id, user_id, data FROM sample_days WHERE id > ?1"
-                               " AND substr(data, 1, 1) = X'D1' ORDER BY id LIMIT ?2";
-    static const char pg[] = "SELECT id, user_id, data FROM sample_days WHERE id > ?1"
-                             " AND get_byte(data, 0) = 209 ORDER BY id LIMIT ?2";
-    static const char upd[] = "UPDATE sample_days SET data = ?2 WHERE id = ?1";
-    struct store_tx *tx = NULL;
-    struct db_stmt *s = NULL;
-    struct buf rows = {0}, out = {0};
-    struct item {
-        int64_t id;
-        char user[STORE_ID_LEN];
-        size_t off, len;
-    } *it = NULL;
-    size_t n = 0, cap = 0;
-    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx), step;
-    *seen = 0;
-    if (rc != 0)
-        return rc;
-    if ((rc = store_tx_stmt(tx, store_sql(st, lite, pg), &s)) != 0)
-        goto done;
-    db_stmt_binary_results(s);
-    db_bind_int64(s, 1, stats->cursor);
-    db_bind_int64(s, 2, (int64_t)batch);
-    while ((step = db_step(s)) == DB_ROW) {
-        size_t len = 0;
-        const void *p = db_col_blob(s, 2, &len);
-        if (n == cap && (rc = grow(&it, &cap, sizeof(*it), 64)) != 0)
-            break;
-        it[n].id = db_col_int64(s, 0);
-        store_col_copy(s, 1, it[n].user, STORE_ID_LEN);
-        it[n].off = rows.n;
-        it[n].len = len;
-        if (p != NULL && (rc = buf_put(&rows, p, len)) != 0)
-            break;
-        n++;
-    }
-    db_stmt_reset(s);
-    if (rc == 0 && step != DB_DONE)
-        rc = store_tx_fail(tx, step);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        int kept = 0;
-        out.n = 0;
-        stats->cursor = it[i].id;
-        /* Writers of this user's days wait (PostgreSQL), as for any day write. */
-        if ((rc = store_days_lock_user(tx, it[i].user)) != 0)
-            break;
-        rc = row_reencode(rows.p + it[i].off, it[i].len, &out, &kept);
-        if (rc == STORE_EINTERNAL) { /* not ours to fix: the window reads rows for it */
-            rc = 0;
-            stats->kept++;
-            continue;
-        }
-        if (rc != 0)
-            break;
-        if (kept && out.n == it[i].len) {
-            stats->kept++;
-            continue;
-        }
-        if ((rc = store_tx_stmt(tx, upd, &s)) != 0)
-            break;
-        db_bind_int64(s, 1, it[i].id);
-        db_bind_blob(s, 2, out.p, out.n);
-        if ((rc = store_tx_run(tx, s, NULL)) != 0)
-            break;
-        /* The row's series aggregates go with its old bytes (the samples
-         * are the same, but a cache is only as good as its key). */
-        if ((rc = store_tx_stmt(tx, "DELETE FROM sample_day_aggs WHERE sample_day_id = ?1", &s)) != 0)
-            break;
-        db_bind_int64(s, 1, it[i].id);
-        if ((rc = store_tx_run(tx, s, NULL)) != 0)
-            break;
-        stats->rows++;
-        stats->kept += kept;
-        stats->bytes_in += (int64_t)it[i].len;
-        stats->bytes_out += (int64_t)out.n;
-    }
-    *seen = n;
-done:
-    if (rc == 0)
-        rc = store_tx_commit(tx);
-    else
-        store_tx_rollback(tx);
-    free(it);
-    free(rows.p);
-    free(out.p);
-    return rc;
-}
-
-int store_sample_days_reencode(struct store *st, size_t batch, store_reencode_fn fn, void *ctx,
-                               struct store_reencode_stats *stats)
-{
-    if (st == NULL || stats == NULL)
-        return STORE_EINVAL;
-    if (batch == 0)
-        batch = 100;
-    stats->done = 0;
-    for (;;) {
-        struct store_reencode_stats before = *stats;
-        size_t seen = 0;
-        int rc = reencode_batch(st, batch, stats, &seen);
-        if (rc != 0) {
-            *stats = before; /* the batch rolled back: resume from before it */
-            return rc;
-        }
-        if (seen < batch)
-            stats->done = 1;
-        if (fn != NULL && fn(ctx, stats) != 0)
-            return 0;
-        if (stats->done)
-            return 0;
-    }
-}
-
 /* ---- reading the window ---------------------------------------------------- */
 
 /* A record of the window before ordering. */
@@ -2612,18 +2423,18 @@ static int move_day(struct store_tx *tx, const char *user_id, int64_t day, int64
 }
 
 /* One batch of days in one write transaction; *seen: days moved. */
-static int backfill_batch(struct store *st, size_t batch, struct store_backfill_stats *stats, size_t *seen)
+static int backfill_batch(struct store *st, size_t batch, struct store_backfill_stats *stats)
 {
+    size_t seen = 0;
     static const char next[] = "SELECT user_id, start_ms FROM health_samples ORDER BY user_id DESC, start_ms LIMIT 1";
     static const char left[] = "SELECT 1 FROM health_samples WHERE user_id = ?1 LIMIT 1";
     static const char indexed[] = "UPDATE uploads SET days_indexed = 1 WHERE user_id = ?1 AND days_indexed = 0";
     struct store_tx *tx = NULL;
     struct db_stmt *s = NULL;
     int rc = store_tx_begin(st, STORE_TX_WRITE, &tx), step;
-    *seen = 0;
     if (rc != 0)
         return rc;
-    while (rc == 0 && *seen < batch) {
+    while (rc == 0 && seen < batch) {
         char user[STORE_ID_LEN];
         int64_t start, moved = 0;
         if ((rc = store_tx_stmt(tx, next, &s)) != 0)
@@ -2646,7 +2457,7 @@ static int backfill_batch(struct store *st, size_t batch, struct store_backfill_
             break;
         stats->days++;
         stats->samples += moved;
-        (*seen)++;
+        seen++;
         /* The user's last row moved: every upload of theirs is in its days. */
         if ((rc = store_tx_stmt(tx, left, &s)) != 0)
             break;
@@ -2667,8 +2478,11 @@ static int backfill_batch(struct store *st, size_t batch, struct store_backfill_
     return rc;
 }
 
-int store_sample_rows_backfill(struct store *st, size_t batch, store_backfill_fn fn, void *ctx,
-                               struct store_backfill_stats *stats)
+/* Batches of `one` until it reports done or fn stops it; a failed batch
+ * rolled back whole, so the stats go back to before it. */
+static int run_batches(struct store *st, size_t batch,
+                       int (*one)(struct store *, size_t, struct store_backfill_stats *), store_backfill_fn fn,
+                       void *ctx, struct store_backfill_stats *stats)
 {
     if (st == NULL || stats == NULL)
         return STORE_EINVAL;
@@ -2677,17 +2491,20 @@ int store_sample_rows_backfill(struct store *st, size_t batch, store_backfill_fn
     stats->done = 0;
     for (;;) {
         struct store_backfill_stats before = *stats;
-        size_t seen = 0;
-        int rc = backfill_batch(st, batch, stats, &seen);
+        int rc = one(st, batch, stats);
         if (rc != 0) {
-            *stats = before; /* the batch rolled back */
+            *stats = before;
             return rc;
         }
-        if (fn != NULL && fn(ctx, stats) != 0)
-            return 0;
-        if (stats->done)
+        if ((fn != NULL && fn(ctx, stats) != 0) || stats->done)
             return 0;
     }
+}
+
+int store_sample_rows_backfill(struct store *st, size_t batch, store_backfill_fn fn, void *ctx,
+                               struct store_backfill_stats *stats)
+{
+    return run_batches(st, batch, backfill_batch, fn, ctx, stats);
 }
 
 /* ---- the rollback: blocks back into rows ----------------------------------- */
@@ -2827,21 +2644,5 @@ static int unmove_batch(struct store *st, size_t batch, struct store_backfill_st
 int store_sample_blocks_to_rows(struct store *st, size_t batch, store_backfill_fn fn, void *ctx,
                                 struct store_backfill_stats *stats)
 {
-    if (st == NULL || stats == NULL)
-        return STORE_EINVAL;
-    if (batch == 0)
-        batch = 20;
-    stats->done = 0;
-    for (;;) {
-        struct store_backfill_stats before = *stats;
-        int rc = unmove_batch(st, batch, stats);
-        if (rc != 0) {
-            *stats = before;
-            return rc;
-        }
-        if (fn != NULL && fn(ctx, stats) != 0)
-            return 0;
-        if (stats->done)
-            return 0;
-    }
+    return run_batches(st, batch, unmove_batch, fn, ctx, stats);
 }

@@ -493,31 +493,6 @@ int store_series_aggregate(struct store *st, const struct store_series_query *q,
  * them. Write transaction. The analysis job runs it before its read. */
 int store_sample_days_heal(struct store_tx *tx, const char *user_id, int64_t *healed);
 
-/* Progress of store_sample_days_reencode. */
-struct store_reencode_stats {
-    int64_t rows;      /* sample_days rows rewritten as blocks */
-    int64_t kept;      /* rows left as they were (a segment blocks cannot hold) */
-    int64_t bytes_in;  /* their bytes before */
-    int64_t bytes_out; /* and after */
-    int64_t cursor;    /* the last row id looked at; pass it back to resume */
-    int done;          /* 1 when no row after cursor is left to look at */
-};
-/* Called after each batch; non-zero stops the pass (stats->done stays 0). */
-typedef int (*store_reencode_fn)(void *ctx, const struct store_reencode_stats *s);
-
-/*
- * The backfill of issue #19's block segments: rewrite sample_days rows that
- * still begin with 0xD1 segments (written before) as 0xD2 block segments,
- * `batch` rows per write transaction (0: 100), in id order after
- * stats->cursor (zero the stats to start; pass them back to resume after
- * an interruption). Each row's samples and their order are unchanged, so
- * the window reads the same before, during and after. Safe beside writers
- * and other passes: a row's bytes only ever change here, a row merged or
- * deleted meanwhile is simply not found. Returns 0 (also when fn stopped
- * it) or a store code.
- */
-int store_sample_days_reencode(struct store *st, size_t batch, store_reencode_fn fn, void *ctx,
-                               struct store_reencode_stats *stats);
 void store_window_free(struct store_window *w);
 
 /* Progress of store_sample_rows_backfill and store_sample_blocks_to_rows. */

@@ -1256,95 +1256,6 @@ static void test_sample_days_block_segments(void **state)
     free(v);
 }
 
-/*
- * The backfill (store_sample_days_reencode): days written the 0xD1 way (as
- * the release before issue #19 did) are rewritten as blocks in batches; a
- * pass stopped after its first batch leaves a mix that still reads the same
- * as the rows, new inserts go on meanwhile, and resuming from the returned
- * cursor finishes the rest; a second pass finds nothing.
- */
-void store_days_write_legacy_for_test(int on);
-
-static int stop_after_one(void *ctx, const struct store_reencode_stats *s)
-{
-    (void)s;
-    return ++*(int *)ctx >= 1;
-}
-
-static int count_batches(void *ctx, const struct store_reencode_stats *s)
-{
-    (void)s;
-    ++*(int *)ctx;
-    return 0;
-}
-
-static void test_sample_days_backfill(void **state)
-{
-    struct fix *f = *state;
-    migrate_all(f->st);
-    store_samples_previous_release_for_test(1); /* rows and window copies, as before blocks */
-    char a[STORE_ID_LEN], b[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN], ub[STORE_ID_LEN];
-    make_user(f->st, "backfill-a@example.com", a, 0);
-    make_user(f->st, "backfill-b@example.com", b, 0);
-    struct store_tx *tx = begin(f->st);
-    make_upload(tx, a, u1);
-    make_upload(tx, a, u2);
-    make_upload(tx, b, ub);
-    commit(tx);
-    const int64_t t0 = 1718236800000LL;
-    store_days_write_legacy_for_test(1);
-    for (int k = 0; k < 6; k++) /* several rows a day, overlapping uploads */
-        days_insert(f->st, a, k % 2 ? u1 : u2, t0, k * 700, 700, 700);
-    days_insert(f->st, b, ub, t0, 0, 900, 900);
-    store_days_write_legacy_for_test(0);
-
-    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
-    static const char *const ranks[] = {"Watch", "iPhone"};
-    struct store_window_query q = {.user_id = a,
-                                   .types = types,
-                                   .n_types = 3,
-                                   .payload_types = 1u << 2,
-                                   .ranks = ranks,
-                                   .n_ranks = 2,
-                                   .from_ms = INT64_MIN,
-                                   .to_ms = INT64_MAX};
-    size_t all = days_match_rows(f->st, &q);
-    assert_true(all > 3000);
-
-    struct store_reencode_stats st;
-    memset(&st, 0, sizeof(st));
-    int calls = 0;
-    assert_int_equal(store_sample_days_reencode(f->st, 2, stop_after_one, &calls, &st), 0);
-    assert_int_equal(calls, 1);
-    assert_int_equal(st.rows, 2);
-    assert_int_equal(st.done, 0);
-    assert_true(st.cursor > 0);
-    assert_int_equal(days_match_rows(f->st, &q), all); /* half done reads the same */
-
-    days_insert(f->st, a, u1, t0, 5000, 300, 300); /* writes go on meanwhile */
-    all += 0;
-    size_t all2 = days_match_rows(f->st, &q);
-    assert_true(all2 > all);
-
-    calls = 0;
-    assert_int_equal(store_sample_days_reencode(f->st, 2, count_batches, &calls, &st), 0);
-    assert_int_equal(st.done, 1);
-    assert_true(calls >= 2);
-    assert_true(st.rows >= 5);
-    assert_int_equal(st.kept, 0);
-    printf("backfill: %" PRId64 " rows, %" PRId64 " -> %" PRId64 " bytes\n", st.rows, st.bytes_in, st.bytes_out);
-    assert_true(st.bytes_out * 3 < st.bytes_in);
-    assert_int_equal(days_match_rows(f->st, &q), all2);
-    q.user_id = b;
-    assert_int_equal(days_match_rows(f->st, &q) > 0, 1);
-
-    struct store_reencode_stats again;
-    memset(&again, 0, sizeof(again));
-    assert_int_equal(store_sample_days_reencode(f->st, 0, NULL, NULL, &again), 0);
-    assert_int_equal(again.rows, 0);
-    assert_int_equal(again.done, 1);
-}
-
 static void test_sample_days_match_rows(void **state)
 {
     struct fix *f = *state;
@@ -2135,6 +2046,78 @@ static void test_sample_rows_backfill(void **state)
     store_samples_previous_release_for_test(0);
     collect_free(&before);
     collect_free(&bb);
+}
+
+/*
+ * The backfill from days the release before issue #19's blocks wrote the
+ * 0xD1 way (with their rows): stopped after one batch, the previous
+ * release writing meanwhile, resumed; the stream and the window read the
+ * same throughout, and the old segments go with the rows.
+ */
+static void test_sample_days_backfill(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char a[STORE_ID_LEN], b[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN], ub[STORE_ID_LEN];
+    make_user(f->st, "backfill-a@example.com", a, 0);
+    make_user(f->st, "backfill-b@example.com", b, 0);
+    struct store_tx *tx = begin(f->st);
+    make_upload(tx, a, u1);
+    make_upload(tx, a, u2);
+    make_upload(tx, b, ub);
+    commit(tx);
+    const int64_t t0 = 1718236800000LL;
+    store_samples_previous_release_for_test(1);
+    store_days_write_legacy_for_test(1);
+    for (int k = 0; k < 6; k++) /* several rows a day, overlapping uploads */
+        days_insert(f->st, a, k % 2 ? u1 : u2, t0, k * 700, 700, 700);
+    days_insert(f->st, b, ub, t0, 0, 900, 900);
+    store_days_write_legacy_for_test(0);
+    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
+    static const char *const ranks[] = {"Watch", "iPhone"};
+    struct store_window_query q = {.user_id = a,
+                                   .types = types,
+                                   .n_types = 3,
+                                   .payload_types = 1u << 2,
+                                   .ranks = ranks,
+                                   .n_ranks = 2,
+                                   .from_ms = INT64_MIN,
+                                   .to_ms = INT64_MAX};
+    assert_true(days_match_rows(f->st, &q) > 3000); /* 0xD1 days read as the rows */
+    store_samples_previous_release_for_test(0);
+    struct collect before, now;
+    read_all(f->st, a, NULL, &before);
+    assert_int_equal(before.n, 4200);
+
+    struct store_backfill_stats st;
+    memset(&st, 0, sizeof(st));
+    int calls = 0;
+    assert_int_equal(store_sample_rows_backfill(f->st, 1, stop_at_once, &calls, &st), 0);
+    assert_int_equal(calls, 1);
+    assert_int_equal(st.done, 0);
+    read_all(f->st, a, NULL, &now);
+    same_lists(&now, &before);
+    collect_free(&now);
+    window_matches_stream(f->st, &q);
+
+    store_samples_previous_release_for_test(1); /* the previous release writes meanwhile */
+    days_insert(f->st, a, u1, t0, 5000, 300, 300);
+    store_samples_previous_release_for_test(0);
+    collect_free(&before);
+    read_all(f->st, a, NULL, &before);
+    assert_int_equal(before.n, 4500);
+
+    assert_int_equal(store_sample_rows_backfill(f->st, 2, NULL, NULL, &st), 0);
+    assert_int_equal(st.done, 1);
+    assert_int_equal(st.samples, 4500 + 900);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM health_samples"), 0);
+    read_all(f->st, a, NULL, &now);
+    same_lists(&now, &before);
+    collect_free(&now);
+    window_matches_stream(f->st, &q);
+    q.user_id = b;
+    window_matches_stream(f->st, &q);
+    collect_free(&before);
 }
 
 static void test_sample_newest(void **state)
