@@ -1012,7 +1012,8 @@ int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_
 {
     struct db_stmt *s = NULL;
     int64_t total = 0;
-    int rc = store_sample_count(tx, user_id, NULL, &total);
+    /* Counting opens the blocks: only when the caller asks. */
+    int rc = n != NULL ? store_sample_count(tx, user_id, NULL, &total) : 0;
     if (rc == 0)
         rc = store_tx_stmt(tx, "DELETE FROM sample_days WHERE user_id = ?1", &s);
     if (rc != 0)
