@@ -112,8 +112,19 @@ static int samples_move(int argc, char **argv)
     if (cli_store_open_for_serve(&cfg, &st) == 0 && cli_store_seal(&cfg, st, &master, &ring) == 0) {
         int src = back ? store_sample_blocks_to_rows(st, (size_t)batch, samples_progress, argv[1], &stats)
                        : store_sample_rows_backfill(st, (size_t)batch, samples_progress, argv[1], &stats);
+        char err[512] = "";
+        /* The rollback ends by undoing 013 itself: the release before refuses
+         * a database with a migration it does not know, and its column goes
+         * with it (a later upgrade adds it again, starting the ids afresh). */
+        if (src == 0 && back && stats.done &&
+            (src = store_admin_exec(st,
+                                    "ALTER TABLE users DROP COLUMN sample_seq;"
+                                    " DELETE FROM _migrations WHERE name = '013_sample_blocks'",
+                                    err, sizeof(err))) == 0)
+            printf("samples-to-rows: migration 013_sample_blocks undone; start the release before it now\n");
         if (src != 0)
-            fprintf(stderr, "clarity migrate %s: %s (resume by running it again)\n", argv[1], clarity_strerror(src));
+            fprintf(stderr, "clarity migrate %s: %s%s%s (resume by running it again)\n", argv[1], clarity_strerror(src),
+                    err[0] ? ": " : "", err);
         else
             rc = CLI_EXIT_OK;
     }
