@@ -1049,18 +1049,12 @@ static int day_rebuild(struct store_tx *tx, const char *user_id, int64_t day);
 
 #define DAY_EXPR "(start_ms - (((start_ms % 86400000) + 86400000) % 86400000)) / 86400000"
 
-/* The days an upload's samples fall on, ascending (caller frees *days). */
-static int upload_days(struct store_tx *tx, const char *upload_id, int64_t **days, size_t *n)
+/* Step a bound statement whose column 0 is a day into a new array (*days,
+ * *n; nothing on failure); resets s. */
+static int collect_days(struct store_tx *tx, struct db_stmt *s, int64_t **days, size_t *n)
 {
-    static const char sql[] = "SELECT DISTINCT " DAY_EXPR " AS d FROM health_samples WHERE upload_id = ?1 ORDER BY d";
-    struct db_stmt *s = NULL;
     size_t cap = 0;
-    int rc = store_tx_stmt(tx, sql, &s), step;
-    *days = NULL;
-    *n = 0;
-    if (rc != 0)
-        return rc;
-    db_bind_text(s, 1, upload_id);
+    int rc = 0, step;
     while ((step = db_step(s)) == DB_ROW) {
         if (*n == cap && (rc = grow(days, &cap, sizeof(**days), 16)) != 0)
             break;
@@ -1075,6 +1069,20 @@ static int upload_days(struct store_tx *tx, const char *upload_id, int64_t **day
         *n = 0;
     }
     return rc;
+}
+
+/* The days an upload's samples fall on, ascending (caller frees *days). */
+static int upload_days(struct store_tx *tx, const char *upload_id, int64_t **days, size_t *n)
+{
+    static const char sql[] = "SELECT DISTINCT " DAY_EXPR " AS d FROM health_samples WHERE upload_id = ?1 ORDER BY d";
+    struct db_stmt *s = NULL;
+    int rc = store_tx_stmt(tx, sql, &s);
+    *days = NULL;
+    *n = 0;
+    if (rc != 0)
+        return rc;
+    db_bind_text(s, 1, upload_id);
+    return collect_days(tx, s, days, n);
 }
 
 int store_days_rebuild(struct store_tx *tx, const char *user_id, const int64_t *days, size_t n)
@@ -2260,8 +2268,7 @@ int store_days_list(struct store_tx *tx, const char *user_id, int64_t from_day, 
     static const char dsc[] = "SELECT DISTINCT day FROM sample_days WHERE user_id = ?1 AND day >= ?2 AND day <= ?3"
                               " ORDER BY day DESC";
     struct db_stmt *s = NULL;
-    size_t cap = 0;
-    int rc = store_tx_stmt(tx, desc ? dsc : asc, &s), step;
+    int rc = store_tx_stmt(tx, desc ? dsc : asc, &s);
     *days = NULL;
     *n = 0;
     if (rc != 0)
@@ -2269,20 +2276,7 @@ int store_days_list(struct store_tx *tx, const char *user_id, int64_t from_day, 
     db_bind_text(s, 1, user_id);
     db_bind_int64(s, 2, from_day);
     db_bind_int64(s, 3, to_day);
-    while ((step = db_step(s)) == DB_ROW) {
-        if (*n == cap && (rc = grow(days, &cap, sizeof(**days), 64)) != 0)
-            break;
-        (*days)[(*n)++] = db_col_int64(s, 0);
-    }
-    db_stmt_reset(s);
-    if (rc == 0 && step != DB_DONE)
-        rc = store_tx_fail(tx, step);
-    if (rc != 0) {
-        free(*days);
-        *days = NULL;
-        *n = 0;
-    }
-    return rc;
+    return collect_days(tx, s, days, n);
 }
 
 int store_days_load(struct store_tx *tx, const char *user_id, int64_t day, struct store_buf *b)
