@@ -170,12 +170,16 @@ static int day_decode(struct store_tx *tx, const struct store_sample_query *q, i
             block_reader_free(br);
             return STORE_ENOMEM;
         }
+        int any = 0;
         for (size_t i = 0; i < ns; i++) {
             const struct block_series *s = block_reader_series(br, i);
             want[i] = (q->metric_type == NULL || strcmp(s->metric_type, q->metric_type) == 0) &&
                       (q->source == NULL || strcmp(s->source, q->source) == 0);
+            any |= want[i];
         }
-        while (rc == 0 && (more = block_reader_next(br, &b, &si)) == 1) {
+        /* A segment with none of the wanted series is not decoded at all (a
+         * list of one sparse type, e.g. weight, walks many days). */
+        while (rc == 0 && any && (more = block_reader_next(br, &b, &si)) == 1) {
             if (si >= ns || !want[si] || b.start_ms < q->start_ms || b.start_ms >= q->end_ms)
                 continue;
             if (!fits(b.hk_uuid, sizeof(d->v->hk_uuid))) {
@@ -189,7 +193,7 @@ static int day_decode(struct store_tx *tx, const struct store_sample_query *q, i
                 rc = STORE_ENOMEM;
             }
         }
-        if (rc == 0 && more < 0)
+        if (rc == 0 && any && more < 0)
             rc = more == BLOCK_ENOMEM ? STORE_ENOMEM : STORE_EINTERNAL;
         free(want);
         block_reader_free(br);
