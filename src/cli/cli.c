@@ -3,8 +3,13 @@
  */
 #include "cli/cli.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "cli/analyze.h"
 #include "cli/smoke.h"
@@ -296,6 +301,32 @@ int cli_config(int argc, char **argv)
     config_print(&cfg, 1);
     config_free(&cfg);
     return CLI_EXIT_OK;
+}
+
+/* The main thread's id, for the forwarding handler. */
+static pid_t main_tid;
+
+/* Runs in a thread that does not block sig (one this program did not make):
+ * tgkill is a plain system call, safe in a handler. */
+static void forward_to_main(int sig)
+{
+    int saved = errno;
+    (void)syscall(SYS_tgkill, getpid(), main_tid, sig);
+    errno = saved;
+}
+
+void cli_signals_to_main(const sigset_t *sigs)
+{
+    struct sigaction sa;
+    main_tid = (pid_t)syscall(SYS_gettid);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = forward_to_main;
+    sigfillset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(sigs, sig) == 1)
+            (void)sigaction(sig, &sa, NULL);
 }
 
 int cli_main(int argc, char **argv)

@@ -26,6 +26,18 @@ int cli_main(int argc, char **argv);
  */
 int cli_config_load(struct config *cfg);
 
+#include <signal.h>
+/*
+ * Block sigs in the calling thread (the main thread, before it starts any)
+ * and make sure they still reach it when a thread made before main — the
+ * OpenBLAS pool, started by the library's constructor with nothing blocked
+ * — is the one the kernel picks: a handler there forwards the signal to the
+ * main thread, where it stays pending until sigwait takes it. Without it a
+ * SIGTERM that came while the main thread was not in sigwait killed the
+ * process by the default action, with no drain.
+ */
+void cli_signals_to_main(const sigset_t *sigs);
+
 /* Log a warning per unknown variable that looks like Clarity's (and DEBUG
  * outside development). Returns how many variables were suspect. */
 size_t cli_config_warn_suspects(const struct config *cfg);

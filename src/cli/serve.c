@@ -133,7 +133,7 @@ int cli_serve(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGUSR2); /* zero-downtime restart */
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    cli_signals_to_main(&sigs);
     signal(SIGPIPE, SIG_IGN);
 
     static struct router router;

@@ -199,7 +199,7 @@ int cli_worker(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    cli_signals_to_main(&sigs);
     signal(SIGPIPE, SIG_IGN); /* a provider closing its socket is an error value, not a death */
 
     struct store *store = NULL;
