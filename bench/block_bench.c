@@ -9,7 +9,8 @@
  * respiratory rates (one decimal) and 12 blood-oxygen readings at night,
  * 6 HRV readings (4 decimals), ~30 sleep stages — about 1,370 samples a
  * day, 500,000 a year. Every sample carries what the export ingest stores:
- * a content-derived v8 UUID as hk_uuid and the payload
+ * a content-derived v8 UUID as hk_uuid (its first 48 bits the start, as
+ * apple_export_content_key derives it) and the payload
  * {"tz_offset_min":N,"hk_type":"HK…","source_version":"…"}; sleep stages
  * add their stage. Ids are sequential, the UTC offset changes twice a year.
  *
@@ -142,6 +143,9 @@ static void gen_day(struct day *d, int day, int64_t *id)
                 uint64_t r = rnd();
                 memcpy(u + j, &r, 8);
             }
+            /* As apple_export_content_key: the first 48 bits are the start. */
+            for (int j = 0; j < 6; j++)
+                u[j] = (unsigned char)((uint64_t)x->start_ms >> (40 - 8 * j));
             u[6] = (unsigned char)((u[6] & 0x0f) | 0x80);
             u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
             static const char hex[] = "0123456789abcdef";
@@ -186,7 +190,7 @@ int main(void)
     static struct day d;
     unsigned char *blocks[DAYS];
     size_t lens[DAYS];
-    size_t total_n = 0, total_block = 0, total_days = 0, total_payload = 0;
+    size_t total_n = 0, total_block = 0, total_days = 0, total_payload = 0, total_keyless = 0;
     int64_t id = 0;
     double enc_s = 0;
 
@@ -216,6 +220,15 @@ int main(void)
         total_n += d.n;
         total_block += lens[day];
         total_days += days_layout_size(&d);
+        /* The same day without keys: what the keys cost. */
+        unsigned char *nk = NULL;
+        size_t nkl = 0;
+        for (size_t i = 0; i < d.n; i++)
+            d.s[i].hk_uuid = NULL;
+        if (block_encode(d.s, d.n, &nk, &nkl) != 0)
+            return 1;
+        total_keyless += nkl;
+        free(nk);
     }
 
     /* Seal every day as the store would (one DEK per block), then time the
@@ -227,7 +240,7 @@ int main(void)
     if (envelope_key_random(&kek) != 0)
         return 1;
     for (int day = 0; day < DAYS; day++) {
-        keyring_block_binding(19723 + day, 0, BLOCK_FORMAT, bound[day]);
+        keyring_block_binding(19723 + day, 0, BLOCK_SEAL_FORMAT, bound[day]);
         struct envelope_binding b = {user, bound[day]};
         if (envelope_body_seal(kek, 1, &b, blocks[day], lens[day], &sealed[day]) != 0)
             return 1;
@@ -280,7 +293,8 @@ int main(void)
            (double)total_n / DAYS, (double)total_payload / (double)total_n);
     printf("block codec:   %.2f B a sample (%.2f sealed: + %d B a day block)\n", (double)total_block / (double)total_n,
            (double)total_block / (double)total_n + per_block_seal, KEYRING_BLOB_OVERHEAD);
-    printf("  of which hk_uuid (16 B binary each): %.2f B\n", 16.0);
+    printf("  of which hk_uuid (content keys: 10 B each, the other 6 are the start): %.2f B\n",
+           (double)(total_block - total_keyless) / (double)total_n);
     printf("sample_days layout (days.c, same samples, no hk_uuid): %.2f B a sample\n",
            (double)total_days / (double)total_n);
     printf("row store (issue #19's measurement, SQLite): 481 B rows+indexes, 734 B with raw body\n");

@@ -77,6 +77,7 @@ struct config {
     int lockout_window_seconds;    /* ... within this window lock for ... */
     int lockout_seconds;           /* ... this long */
     int raw_upload_retention_days; /* delete raw bodies older than this; 0 keeps them */
+    int sample_block_format;       /* the sample block format written (store/block.h) */
     char *rate_limits;             /* "auth=5/60,upload=60/60,..." overrides */
     char *password_hash_profile;
     int max_metrics_per_upload;

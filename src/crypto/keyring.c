@@ -1171,15 +1171,15 @@ _Static_assert(STORE_SEALED_NONCE == ENVELOPE_NONCE_BYTES, "the nonce follows th
 /* The k-th binding a blob of table t may have been sealed with (0 when
  * there is none left): what its writer passed to keyring_blob_seal. The
  * store's (src/store/repo.c, days.c): "analysis/<id>", "insight/<id>", a
- * day row "block/<day>/v<format>" (tried from BLOCK_FORMAT down, the
+ * day row "block/<day>/v<format>" (tried from BLOCK_SEAL_FORMAT down, the
  * likely one first), an aggregate "agg/<sample_day_id>/<metric type>". */
 static int blob_bound(enum store_sealed_table t, const struct store_sealed_row *r, int k, char out[KEYRING_BINDING_LEN])
 {
     switch (t) {
     case STORE_SEALED_SAMPLE_DAYS:
-        if (k >= BLOCK_FORMAT)
+        if (k >= BLOCK_SEAL_FORMAT)
             return 0;
-        snprintf(out, KEYRING_BINDING_LEN, "block/%" PRId64 "/v%d", r->day, BLOCK_FORMAT - k);
+        snprintf(out, KEYRING_BINDING_LEN, "block/%" PRId64 "/v%d", r->day, BLOCK_SEAL_FORMAT - k);
         return 1;
     case STORE_SEALED_SAMPLE_DAY_AGGS:
         if (k > 0)

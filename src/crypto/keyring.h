@@ -141,7 +141,7 @@ int keyring_raw_upload_get(struct keyring *ring, struct store_tx *tx, const char
 
 /* "block/<day>/<seq>/v<format>" into out: a binding for a sample block of a
  * user (day: days since the epoch, UTC; seq: the block's number within the
- * day; format: BLOCK_FORMAT). The store seals each sample_days row to
+ * day; format: BLOCK_SEAL_FORMAT). The store seals each sample_days row to
  * "block/<day>/v<format>" instead (days.c), which keyring_rewrap rebuilds. */
 void keyring_block_binding(int64_t day, int64_t seq, int format, char out[KEYRING_BINDING_LEN]);
 
@@ -234,7 +234,7 @@ typedef int (*keyring_progress_fn)(void *ctx, const struct keyring_rewrap_stats 
  * the pass; a row deleted or replaced meanwhile is counted as skipped.
  * Blobs are bound as their writers in the store bind them: analyses
  * "analysis/<id>", insights "insight/<id>", sample_days rows
- * "block/<day>/v<format>" (format BLOCK_FORMAT down to 1), aggregates
+ * "block/<day>/v<format>" (format BLOCK_SEAL_FORMAT down to 1), aggregates
  * "agg/<sample_day_id>/<metric type>". Idempotent: an
  * interrupted pass (progress returning non-zero, a crash) resumes when run
  * again, as only rows not yet under the target are moved. Rows that do not

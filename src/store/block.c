@@ -4,9 +4,13 @@
 #include "store/block.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zstd.h>
 
 enum {
     COL_SERIES,
@@ -31,6 +35,12 @@ enum {
 #define F_OFFSET 0x20u      /* offset differs from the series' previous one */
 #define F_UUID_SHIFT 6      /* 0 none, 1 text, 2 lower-case UUID, 3 upper-case UUID */
 
+/* Format 2: a series' key mode (a bit set). */
+#define K_V8 0x01u        /* its UUID keys are content keys: the first 6 bytes are start_ms */
+#define K_HEX 0x02u       /* its text keys are "h:" and 32 lower-case hex digits */
+#define V8_TAIL 10        /* bytes of a content key kept (the other 6 are start_ms) */
+#define PAY_MAX_RATIO 256 /* a payload table inflates at most this much (and 4 KiB) */
+
 #define MODE_XOR 0xFFu
 #define MAX_SCALE 9
 #define SCALED_MAX 9007199254740992.0 /* 2^53: every |k| below is exact in a double */
@@ -47,6 +57,48 @@ const char *block_strerror(int rc)
     case BLOCK_ECORRUPT: return "not a valid sample block";
     default: return "unknown block error";
     }
+}
+
+/* ---- zstd contexts, one pair per thread --------------------------------------
+ * Creating a context costs more than compressing a day's string table
+ * (about 10 us against a few), so each thread keeps its own, freed when
+ * the thread exits. */
+
+struct zctx {
+    ZSTD_CCtx *c;
+    ZSTD_DCtx *d;
+};
+
+static pthread_key_t zkey;
+static pthread_once_t zonce = PTHREAD_ONCE_INIT;
+static int zkey_ok;
+
+static void zctx_free(void *p)
+{
+    struct zctx *z = p;
+    ZSTD_freeCCtx(z->c);
+    ZSTD_freeDCtx(z->d);
+    free(z);
+}
+
+static void zkey_init(void) { zkey_ok = pthread_key_create(&zkey, zctx_free) == 0; }
+
+/* This thread's contexts (created on first use), or NULL without memory. */
+static struct zctx *zctx_get(void)
+{
+    pthread_once(&zonce, zkey_init);
+    if (!zkey_ok)
+        return NULL;
+    struct zctx *z = pthread_getspecific(zkey);
+    if (z == NULL) {
+        if ((z = calloc(1, sizeof(*z))) == NULL)
+            return NULL;
+        if (pthread_setspecific(zkey, z) != 0) {
+            free(z);
+            return NULL;
+        }
+    }
+    return z;
 }
 
 /* ---- growable byte buffers ------------------------------------------------ */
@@ -382,6 +434,58 @@ static void uuid_format(const unsigned char b[16], int upper, char out[37])
     out[k] = '\0';
 }
 
+/*
+ * A version-8 content key (apple_export_content_key): bytes 0-5 are the low
+ * 48 bits of the sample's start_ms, big-endian, then the version nibble 8
+ * and the RFC 9562 variant. Only bytes 6-15 need storing.
+ */
+static int uuid_is_v8_of(const unsigned char b[16], int64_t start_ms)
+{
+    uint64_t t = (uint64_t)start_ms;
+    for (int i = 0; i < 6; i++)
+        if (b[i] != (unsigned char)(t >> (40 - 8 * i)))
+            return 0;
+    return (b[6] >> 4) == 8 && (b[8] & 0xC0) == 0x80;
+}
+
+static void uuid_v8_rebuild(const unsigned char tail[V8_TAIL], int64_t start_ms, unsigned char b[16])
+{
+    uint64_t t = (uint64_t)start_ms;
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(t >> (40 - 8 * i));
+    memcpy(b + 6, tail, V8_TAIL);
+}
+
+/* "h:" and 32 lower-case hex digits (the HealthKit route's content key,
+ * ingest/hk_upload.c) into 16 bytes; 0 when s is not one. */
+static int hexkey_parse(const char *s, unsigned char b[16])
+{
+    if (s[0] != 'h' || s[1] != ':' || strlen(s) != 34)
+        return 0;
+    for (int i = 0; i < 32; i++) {
+        int c = (unsigned char)s[2 + i], h = hexval(c);
+        if (h < 0 || (c >= 'A' && c <= 'F'))
+            return 0;
+        if (i % 2 == 0)
+            b[i / 2] = (unsigned char)(h << 4);
+        else
+            b[i / 2] |= (unsigned char)h;
+    }
+    return 1;
+}
+
+static void hexkey_format(const unsigned char b[16], char out[35])
+{
+    static const char lo[] = "0123456789abcdef";
+    out[0] = 'h';
+    out[1] = ':';
+    for (int i = 0; i < 16; i++) {
+        out[2 + 2 * i] = lo[b[i] >> 4];
+        out[3 + 2 * i] = lo[b[i] & 15];
+    }
+    out[34] = '\0';
+}
+
 /* {"tz_offset_min":N} with N in decimal, no spaces, no leading zeros. */
 static size_t offset_payload(int32_t off, char out[40])
 {
@@ -415,6 +519,10 @@ static size_t offset_payload(int32_t off, char out[40])
  * has runs).
  */
 #define RUN_COLUMNS 5
+/* Format 2: the payload column (the change of each payload-carrying
+ * sample's payload index from its series' last) may be runs too; bit 5 of
+ * the run mask, run state RUN_PAYLOAD. */
+#define RUN_PAYLOAD RUN_COLUMNS
 
 static size_t uvar_len(uint64_t v)
 {
@@ -460,6 +568,7 @@ static int put_run_column(struct bbuf *b, const uint64_t *v, size_t n, int bytes
 struct ser_state {
     uint64_t start, delta, dur;
     uint64_t v, v2, q; /* last value: scaled k or bits */
+    uint64_t pay;      /* last payload index (format 2) */
     int32_t offset;
 };
 
@@ -483,14 +592,27 @@ static void put_value(struct bbuf *b, double v, uint8_t mode, uint64_t *last)
     }
 }
 
+static atomic_int write_format = BLOCK_FORMAT;
+
+int block_set_write_format(int format)
+{
+    if (format < 1 || format > BLOCK_FORMAT)
+        return BLOCK_EINVAL;
+    atomic_store(&write_format, format);
+    return 0;
+}
+
 int block_encode(const struct block_sample *s, size_t n, unsigned char **out, size_t *out_len)
 {
-    struct enc e = {0};
-    struct bbuf col[BLOCK_COLUMNS] = {{0}}, hdr = {0};
+    const int format = atomic_load(&write_format);
+    struct enc e = {0}, pe = {0}; /* pe: the payloads' table (format 2) */
+    struct bbuf col[BLOCK_COLUMNS] = {{0}}, hdr = {0}, dict = {0}, zd = {0};
     uint32_t *ser = NULL, *pidx = NULL;
-    uint8_t *mode = NULL;
+    uint8_t *mode = NULL, *kmode = NULL, *kind = NULL;
+    unsigned char(*kb)[16] = NULL; /* each sample's key as bytes (kind 2, 3 or a hex key) */
     struct ser_state *st = NULL;
-    uint64_t *rv[RUN_COLUMNS] = {NULL};
+    uint64_t *rv[RUN_COLUMNS] = {NULL}, *pv = NULL;
+    size_t np = 0;
     unsigned runs = 0;
     int rc = 0;
 
@@ -518,26 +640,44 @@ int block_encode(const struct block_sample *s, size_t n, unsigned char **out, si
             char opay[40];
             size_t ol = offset_payload(s[i].utc_offset_min, opay);
             if (strlen(s[i].payload) != ol || memcmp(s[i].payload, opay, ol) != 0)
-                rc = str_index(&e, s[i].payload, &pidx[i]);
+                rc = str_index(format >= 2 ? &pe : &e, s[i].payload, &pidx[i]);
         }
     }
-    if (rc == 0 && ((mode = malloc(e.n_ser * 2)) == NULL || (st = calloc(e.n_ser, sizeof(*st))) == NULL))
+    if (rc == 0 && ((mode = malloc(e.n_ser * 2)) == NULL || (st = calloc(e.n_ser, sizeof(*st))) == NULL ||
+                    (kmode = calloc(e.n_ser, 2)) == NULL || (kind = calloc(n, 1)) == NULL ||
+                    (kb = malloc(n * sizeof(*kb))) == NULL))
         rc = BLOCK_ENOMEM;
     for (int c = 0; c < RUN_COLUMNS && rc == 0; c++)
         if ((rv[c] = malloc(n * sizeof(uint64_t))) == NULL)
             rc = BLOCK_ENOMEM;
+    if (rc == 0 && format >= 2 && (pv = malloc(n * sizeof(uint64_t))) == NULL)
+        rc = BLOCK_ENOMEM;
     if (rc != 0)
         goto done;
     choose_modes(s, n, ser, e.n_ser, 0, mode);
     choose_modes(s, n, ser, e.n_ser, 1, mode + e.n_ser);
+    /* Key modes: a series whose every UUID key is its start's content key
+     * stores 10 bytes of each, one whose every text key is a hex key 16. */
+    for (size_t i = 0; i < n; i++) {
+        if (s[i].hk_uuid == NULL || s[i].hk_uuid[0] == '\0')
+            continue;
+        int uk = uuid_parse(s[i].hk_uuid, kb[i]);
+        kind[i] = (uint8_t)(uk ? uk : 1);
+        unsigned bit = uk ? K_V8 : K_HEX;
+        int ok = uk ? uuid_is_v8_of(kb[i], s[i].start_ms) : hexkey_parse(s[i].hk_uuid, kb[i]);
+        kmode[ser[i]] |= (uint8_t)bit;
+        if (!ok)
+            kmode[e.n_ser + ser[i]] |= (uint8_t)bit;
+    }
+    for (size_t i = 0; i < e.n_ser; i++)
+        kmode[i] = format >= 2 ? (uint8_t)(kmode[i] & ~kmode[e.n_ser + i]) : 0;
 
     uint64_t last_id = 0;
     for (size_t i = 0; i < n; i++) {
         const struct block_sample *x = &s[i];
         struct ser_state *t = &st[ser[i]];
         unsigned flags = 0;
-        unsigned char ub[16];
-        int uk = 0;
+        int uk = kind[i];
         if (!isnan(x->value))
             flags |= F_VALUE;
         if (!isnan(x->value2))
@@ -548,12 +688,7 @@ int block_encode(const struct block_sample *s, size_t n, unsigned char **out, si
             flags |= pidx[i] == UINT32_MAX ? F_OFFSET_ONLY : F_PAYLOAD;
         if (x->utc_offset_min != t->offset)
             flags |= F_OFFSET;
-        if (x->hk_uuid && x->hk_uuid[0]) {
-            uk = uuid_parse(x->hk_uuid, ub);
-            if (uk == 0)
-                uk = 1;
-            flags |= (unsigned)uk << F_UUID_SHIFT;
-        }
+        flags |= (unsigned)uk << F_UUID_SHIFT;
         rv[COL_SERIES][i] = ser[i];
         rv[COL_FLAGS][i] = flags;
         rv[COL_ID][i] = zig((uint64_t)x->id - last_id);
@@ -575,29 +710,66 @@ int block_encode(const struct block_sample *s, size_t n, unsigned char **out, si
             bb_svar(&col[COL_OFFSET], (uint64_t)(int64_t)x->utc_offset_min);
             t->offset = x->utc_offset_min;
         }
-        if (uk == 1) {
+        if (uk == 1 && (kmode[ser[i]] & K_HEX)) {
+            bb_put(&col[COL_UUID], kb[i], 16);
+        } else if (uk == 1) {
             size_t l = strlen(x->hk_uuid);
             bb_uvar(&col[COL_UUID], l);
             bb_put(&col[COL_UUID], x->hk_uuid, l);
+        } else if (uk && (kmode[ser[i]] & K_V8)) {
+            bb_put(&col[COL_UUID], kb[i] + 16 - V8_TAIL, V8_TAIL);
         } else if (uk) {
-            bb_put(&col[COL_UUID], ub, 16);
+            bb_put(&col[COL_UUID], kb[i], 16);
         }
-        if (flags & F_PAYLOAD)
+        if ((flags & F_PAYLOAD) && format >= 2) {
+            /* The change from its series' last payload: mostly none. */
+            pv[np++] = zig((uint64_t)pidx[i] - t->pay);
+            t->pay = pidx[i];
+        } else if (flags & F_PAYLOAD) {
             bb_uvar(&col[COL_PAYLOAD], pidx[i]);
+        }
     }
 
     for (int c = 0; c < RUN_COLUMNS; c++)
         if (put_run_column(&col[c], rv[c], n, c == COL_FLAGS))
             runs |= 1u << c;
+    if (np != 0 && put_run_column(&col[COL_PAYLOAD], pv, np, 0))
+        runs |= 1u << RUN_PAYLOAD;
 
+    /* The payload table, then zstd over it where that is shorter: the
+     * export's per-sample JSON payloads repeat most of their text. */
+    for (size_t i = 0; i < pe.n_str; i++) {
+        bb_uvar(&dict, pe.str_len[i]);
+        bb_put(&dict, pe.str[i], pe.str_len[i]);
+    }
+    struct zctx *zc = NULL;
+    if (!dict.oom && dict.n >= 64 && (zc = zctx_get()) != NULL &&
+        (zc->c != NULL || (zc->c = ZSTD_createCCtx()) != NULL)) {
+        size_t bound = ZSTD_compressBound(dict.n);
+        bb_reserve(&zd, bound);
+        if (!zd.oom) {
+            size_t z = ZSTD_compressCCtx(zc->c, zd.p, bound, dict.p, dict.n, 3);
+            if (!ZSTD_isError(z) && z + 8 < dict.n && dict.n <= PAY_MAX_RATIO * z + 4096)
+                zd.n = z;
+        }
+    }
     bb_put(&hdr, "CB", 2);
-    bb_byte(&hdr, BLOCK_FORMAT);
+    bb_byte(&hdr, (unsigned)format);
     bb_byte(&hdr, 0);
     bb_uvar(&hdr, n);
     bb_uvar(&hdr, e.n_str);
     for (size_t i = 0; i < e.n_str; i++) {
         bb_uvar(&hdr, e.str_len[i]);
         bb_put(&hdr, e.str[i], e.str_len[i]);
+    }
+    if (format >= 2) {
+        bb_uvar(&hdr, pe.n_str);
+        bb_uvar(&hdr, dict.n);
+        bb_uvar(&hdr, zd.n);
+        if (zd.n)
+            bb_put(&hdr, zd.p, zd.n);
+        else
+            bb_put(&hdr, dict.p, dict.n);
     }
     bb_uvar(&hdr, e.n_ser);
     for (size_t i = 0; i < e.n_ser; i++) {
@@ -606,13 +778,15 @@ int block_encode(const struct block_sample *s, size_t n, unsigned char **out, si
         bb_svar(&hdr, (uint64_t)(int64_t)e.ser_pv[i]);
         bb_byte(&hdr, mode[i]);
         bb_byte(&hdr, mode[e.n_ser + i]);
+        if (format >= 2)
+            bb_byte(&hdr, kmode[i]);
     }
     bb_byte(&hdr, runs);
     for (int c = 0; c < BLOCK_COLUMNS; c++)
         bb_uvar(&hdr, col[c].n);
     for (int c = 0; c < BLOCK_COLUMNS; c++)
         bb_put(&hdr, col[c].p, col[c].n);
-    rc = hdr.oom ? BLOCK_ENOMEM : 0;
+    rc = hdr.oom || dict.oom || zd.oom ? BLOCK_ENOMEM : 0;
     for (int c = 0; c < BLOCK_COLUMNS; c++)
         if (col[c].oom)
             rc = BLOCK_ENOMEM;
@@ -625,13 +799,20 @@ done:
     for (int c = 0; c < BLOCK_COLUMNS; c++)
         free(col[c].p);
     free(hdr.p);
+    free(dict.p);
+    free(zd.p);
     free(ser);
     free(pidx);
     free(mode);
+    free(kmode);
+    free(kind);
+    free(kb);
     free(st);
     for (int c = 0; c < RUN_COLUMNS; c++)
         free(rv[c]);
+    free(pv);
     enc_free(&e);
+    enc_free(&pe);
     return rc;
 }
 
@@ -718,16 +899,24 @@ struct block_reader {
     char **str;
     size_t n_str;
     struct block_series *ser;
-    uint8_t *mode; /* 2 per series */
+    uint8_t *mode;  /* 2 per series */
+    uint8_t *kmode; /* 1 per series (0 in format 1) */
+    /* Format 2's payload table (format 1's payloads are in str): n_pay
+     * strings in pay_raw bytes, at pay_src (a zstd frame of pay_z bytes, or
+     * plain when pay_z is 0); pay is filled on the first payload read. */
+    size_t n_pay, pay_raw, pay_z;
+    const unsigned char *pay_src;
+    char **pay, *pay_arena;
     struct ser_state *st;
     size_t n_ser;
     struct cur col[BLOCK_COLUMNS];
     struct run {
         int on;
         uint64_t v, left; /* current number and how many more samples it covers */
-    } run[RUN_COLUMNS];
+    } run[RUN_COLUMNS + 1];
     uint64_t last_id;
     int no_text; /* block_reader_skip_text */
+    int format;
     char uuid[37];
     struct tbuf {
         char *p;
@@ -744,6 +933,9 @@ void block_reader_free(struct block_reader *r)
     free(r->str);
     free(r->ser);
     free(r->mode);
+    free(r->kmode);
+    free(r->pay);
+    free(r->pay_arena);
     free(r->st);
     free(r->utext.p);
     free(r->ptext.p);
@@ -768,13 +960,16 @@ int block_reader_open(const unsigned char *p, size_t len, struct block_reader **
     const unsigned char *q;
     int rc = BLOCK_ECORRUPT;
 
-    if (p == NULL || len < 4 || p[0] != 'C' || p[1] != 'B' || p[2] != BLOCK_FORMAT || p[3] != 0)
+    if (p == NULL || len < 4 || p[0] != 'C' || p[1] != 'B' || p[2] < 1 || p[2] > BLOCK_FORMAT || p[3] != 0)
         return BLOCK_ECORRUPT;
+    int format = p[2];
     c.p += 4;
     if ((r = calloc(1, sizeof(*r))) == NULL)
         return BLOCK_ENOMEM;
+    r->format = format;
     /* Every string, series and sample takes at least one byte, so the
-     * counts are bounded by len and so is every allocation below. */
+     * counts are bounded by len (a payload table's by its inflated size,
+     * at most PAY_MAX_RATIO times its bytes) and so is every allocation. */
     if (get_uvar(&c, &n) != 0 || n == 0 || n > BLOCK_MAX_SAMPLES || n > len)
         goto fail;
     r->n = (size_t)n;
@@ -791,10 +986,23 @@ int block_reader_open(const unsigned char *p, size_t len, struct block_reader **
         memcpy(r->str[r->n_str], q, (size_t)v);
         r->str[r->n_str][v] = '\0';
     }
+    if (format >= 2) {
+        /* The payload table is only located here; block_reader_next
+         * inflates and checks it when a sample first needs a payload. */
+        uint64_t np, raw, zlen;
+        if (get_uvar(&c, &np) != 0 || get_uvar(&c, &raw) != 0 || get_uvar(&c, &zlen) != 0 || np > raw ||
+            (np == 0) != (raw == 0) || (zlen != 0 && raw > PAY_MAX_RATIO * zlen + 4096) ||
+            get_bytes(&c, (size_t)(zlen ? zlen : raw), &q) != 0)
+            goto fail;
+        r->n_pay = (size_t)np;
+        r->pay_raw = (size_t)raw;
+        r->pay_z = (size_t)zlen;
+        r->pay_src = q;
+    }
     if (get_uvar(&c, &nr) != 0 || nr == 0 || nr > len || nr > UINT32_MAX)
         goto fail;
     if ((r->ser = calloc((size_t)nr, sizeof(*r->ser))) == NULL || (r->mode = malloc((size_t)nr * 2)) == NULL ||
-        (r->st = calloc((size_t)nr, sizeof(*r->st))) == NULL)
+        (r->kmode = calloc((size_t)nr, 1)) == NULL || (r->st = calloc((size_t)nr, sizeof(*r->st))) == NULL)
         goto oom;
     r->n_ser = (size_t)nr;
     for (size_t i = 0; i < r->n_ser; i++) {
@@ -815,11 +1023,16 @@ int block_reader_open(const unsigned char *p, size_t len, struct block_reader **
                 goto fail;
             r->mode[2 * i + (size_t)j] = (uint8_t)b;
         }
+        if (format >= 2) {
+            if (get_byte(&c, &b) != 0 || (b & ~(K_V8 | K_HEX)) != 0)
+                goto fail;
+            r->kmode[i] = (uint8_t)b;
+        }
     }
     uint64_t cl[BLOCK_COLUMNS];
-    if (get_byte(&c, &b) != 0 || b >> RUN_COLUMNS)
+    if (get_byte(&c, &b) != 0 || b >> (RUN_COLUMNS + (format >= 2)))
         goto fail;
-    for (int k = 0; k < RUN_COLUMNS; k++)
+    for (int k = 0; k <= RUN_PAYLOAD; k++)
         r->run[k].on = (b >> k) & 1;
     for (int k = 0; k < BLOCK_COLUMNS; k++)
         if (get_uvar(&c, &cl[k]) != 0)
@@ -840,29 +1053,36 @@ fail:
     return rc;
 }
 
-/* Column k's next number (plain varint, flags byte, or from its runs). */
-static inline int get_run(struct block_reader *r, int k, uint64_t *v)
+/* A run column's next number (plain varint, a byte, or from its runs). A
+ * run covers at most the samples left (runs left over at the end are
+ * corruption, block_reader_next). */
+static inline int get_run_at(struct block_reader *r, struct run *u, struct cur *col, int bytes, uint64_t *v)
 {
-    struct run *u = &r->run[k];
     if (!u->on) {
-        if (k == COL_FLAGS) {
+        if (bytes) {
             unsigned b;
-            if (get_byte(&r->col[k], &b) != 0)
+            if (get_byte(col, &b) != 0)
                 return BLOCK_ECORRUPT;
             *v = b;
             return 0;
         }
-        return get_uvar(&r->col[k], v);
+        return get_uvar(col, v);
     }
     if (u->left == 0) {
         uint64_t len;
-        if (get_uvar(&r->col[k], &u->v) != 0 || get_uvar(&r->col[k], &len) != 0 || len >= r->n - r->i)
+        if (get_uvar(col, &u->v) != 0 || get_uvar(col, &len) != 0 || len >= r->n - r->i)
             return BLOCK_ECORRUPT;
         u->left = len + 1;
     }
     u->left--;
     *v = u->v;
     return 0;
+}
+
+/* Column k's next number. */
+static inline int get_run(struct block_reader *r, int k, uint64_t *v)
+{
+    return get_run_at(r, &r->run[k], &r->col[k], k == COL_FLAGS, v);
 }
 
 static int get_value(struct cur *c, uint8_t mode, uint64_t *last, double *v)
@@ -905,6 +1125,53 @@ static int take_text(struct tbuf *b, const unsigned char *p, size_t n)
     return 0;
 }
 
+/* Inflate and check format 2's payload table (once per reader). */
+static int load_payloads(struct block_reader *r)
+{
+    const unsigned char *src = r->pay_src;
+    unsigned char *plain = NULL;
+    if (r->pay_z != 0) {
+        struct zctx *zc = zctx_get();
+        if (zc == NULL || (zc->d == NULL && (zc->d = ZSTD_createDCtx()) == NULL) ||
+            (plain = malloc(r->pay_raw)) == NULL)
+            return BLOCK_ENOMEM;
+        size_t got = ZSTD_decompressDCtx(zc->d, plain, r->pay_raw, r->pay_src, r->pay_z);
+        if (ZSTD_isError(got) || got != r->pay_raw) {
+            free(plain);
+            return BLOCK_ECORRUPT;
+        }
+        src = plain;
+    }
+    /* Each string gets its NUL in the arena: n_pay <= pay_raw. */
+    struct cur c = {src, src + r->pay_raw};
+    int rc = BLOCK_ENOMEM;
+    if ((r->pay = malloc(r->n_pay * sizeof(*r->pay))) == NULL || (r->pay_arena = malloc(r->pay_raw + r->n_pay)) == NULL)
+        goto done;
+    rc = BLOCK_ECORRUPT;
+    char *at = r->pay_arena;
+    for (size_t i = 0; i < r->n_pay; i++) {
+        uint64_t v;
+        const unsigned char *q;
+        if (get_uvar(&c, &v) != 0 || v > BLOCK_MAX_STRING || get_bytes(&c, (size_t)v, &q) != 0 ||
+            memchr(q, 0, (size_t)v) != NULL)
+            goto done;
+        memcpy(at, q, (size_t)v);
+        at[v] = '\0';
+        r->pay[i] = at;
+        at += v + 1;
+    }
+    rc = c.p == c.end ? 0 : BLOCK_ECORRUPT;
+done:
+    free(plain);
+    if (rc != 0) {
+        free(r->pay);
+        free(r->pay_arena);
+        r->pay = NULL;
+        r->pay_arena = NULL;
+    }
+    return rc;
+}
+
 int block_reader_next(struct block_reader *r, struct block_sample *out, uint32_t *series)
 {
     uint64_t si, v, d, fl;
@@ -916,6 +1183,8 @@ int block_reader_next(struct block_reader *r, struct block_sample *out, uint32_t
         for (int k = 0; k < BLOCK_COLUMNS; k++)
             if (r->col[k].p != r->col[k].end)
                 return BLOCK_ECORRUPT;
+        if (r->run[RUN_PAYLOAD].left != 0)
+            return BLOCK_ECORRUPT;
         return 0;
     }
     if (get_run(r, COL_SERIES, &si) != 0 || si >= r->n_ser || get_run(r, COL_FLAGS, &fl) != 0 || fl > 0xFF)
@@ -966,6 +1235,15 @@ int block_reader_next(struct block_reader *r, struct block_sample *out, uint32_t
     switch (flags >> F_UUID_SHIFT) {
     case 0: break;
     case 1:
+        if (r->kmode[si] & K_HEX) {
+            if (get_bytes(&r->col[COL_UUID], 16, &q) != 0)
+                return BLOCK_ECORRUPT;
+            if (r->no_text)
+                break;
+            hexkey_format(q, r->uuid);
+            x.hk_uuid = r->uuid;
+            break;
+        }
         if (get_uvar(&r->col[COL_UUID], &v) != 0 || v == 0 || v > BLOCK_MAX_STRING ||
             get_bytes(&r->col[COL_UUID], (size_t)v, &q) != 0)
             return BLOCK_ECORRUPT;
@@ -976,19 +1254,40 @@ int block_reader_next(struct block_reader *r, struct block_sample *out, uint32_t
         x.hk_uuid = r->utext.p;
         break;
     default:
-        if (get_bytes(&r->col[COL_UUID], 16, &q) != 0)
-            return BLOCK_ECORRUPT;
-        if (r->no_text)
-            break;
-        uuid_format(q, (flags >> F_UUID_SHIFT) == 3, r->uuid);
+        if (r->kmode[si] & K_V8) {
+            unsigned char full[16];
+            if (get_bytes(&r->col[COL_UUID], V8_TAIL, &q) != 0 || (q[0] >> 4) != 8 || (q[2] & 0xC0) != 0x80)
+                return BLOCK_ECORRUPT;
+            if (r->no_text)
+                break;
+            uuid_v8_rebuild(q, x.start_ms, full);
+            uuid_format(full, (flags >> F_UUID_SHIFT) == 3, r->uuid);
+        } else {
+            if (get_bytes(&r->col[COL_UUID], 16, &q) != 0)
+                return BLOCK_ECORRUPT;
+            if (r->no_text)
+                break;
+            uuid_format(q, (flags >> F_UUID_SHIFT) == 3, r->uuid);
+        }
         x.hk_uuid = r->uuid;
         break;
     }
     if (flags & F_PAYLOAD) {
-        if (get_uvar(&r->col[COL_PAYLOAD], &v) != 0 || v >= r->n_str)
+        int v2 = r->format >= 2;
+        if (v2) {
+            if (get_run_at(r, &r->run[RUN_PAYLOAD], &r->col[COL_PAYLOAD], 0, &d) != 0)
+                return BLOCK_ECORRUPT;
+            t->pay += unzig(d);
+            v = t->pay;
+        } else if (get_uvar(&r->col[COL_PAYLOAD], &v) != 0) {
             return BLOCK_ECORRUPT;
+        }
+        if (v >= (v2 ? r->n_pay : r->n_str))
+            return BLOCK_ECORRUPT;
+        if (v2 && !r->no_text && r->pay == NULL && (rc = load_payloads(r)) != 0)
+            return rc;
         if (!r->no_text)
-            x.payload = r->str[v];
+            x.payload = v2 ? r->pay[v] : r->str[v];
     } else if ((flags & F_OFFSET_ONLY) && !r->no_text) {
         size_t l = offset_payload(x.utc_offset_min, opay);
         if ((rc = take_text(&r->ptext, (const unsigned char *)opay, l)) != 0)

@@ -29,18 +29,32 @@
  *   - the UTC offset only where it changes within its series;
  *   - flags (value present, payload present…), one byte;
  *   - hk_uuid only where there is one: 16 bytes for a UUID in canonical
- *     lower- or upper-case text, else the text; payloads only where a sample
+ *     lower- or upper-case text, else the text. Since format 2 a series
+ *     whose UUID keys are all content keys of their own sample (version 8,
+ *     the first 48 bits the sample's start_ms: apple_export_content_key)
+ *     keeps only their last 10 bytes, and one whose text keys are all
+ *     "h:" and 32 lower-case hex digits (ingest/hk_upload.c) keeps 16
+ *     bytes of each; payloads only where a sample
  *     has one, each distinct payload once in the string table (the index in
  *     the payload column), and a payload that is exactly {"tz_offset_min":N}
  *     with the sample's offset N as a flag alone.
  * Varints are LEB128 (unsigned) over zigzag-mapped signed values.
  *
  * Layout (all varints unless said):
- *   "CB" (2 bytes), u8 version (BLOCK_FORMAT), u8 0,
- *   n_samples, n_strings, then per string: length, bytes (no NUL inside),
+ *   "CB" (2 bytes), u8 version (BLOCK_FORMAT; 1 is still read), u8 header
+ *     flags (0 in format 1; bit 0: the string table is compressed),
+ *   n_samples, the string table: n_strings, then per string: length,
+ *     bytes (no NUL inside); compressed (format 2, where zstd makes it
+ *     shorter: the export's per-sample JSON payloads and long device
+ *     descriptions repeat most of their text) it is written as its length,
+ *     the frame's length and one zstd frame (Collet and Kucherawy, RFC
+ *     8878) that inflates to exactly that length, at most 256 times the
+ *     frame's bytes plus 4 KiB,
  *   n_series, then per series: 6 string indexes (type, unit, source, device,
  *     upload, validation), zigzag processing_version, u8 value mode,
- *     u8 value2 mode (mode: 0xFF XOR, else the scale s),
+ *     u8 value2 mode (mode: 0xFF XOR, else the scale s), in format 2 u8 key
+ *     mode (bit 0: UUID keys are 10-byte content-key tails, bit 1: text
+ *     keys are 16-byte hex keys),
  *   u8 run mask, BLOCK_COLUMNS column lengths, then the columns in order:
  *   series, flags, id, start, duration, value, value2, quality, offset,
  *   hk_uuid, payload. The first five hold one number per sample and are
@@ -58,7 +72,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BLOCK_FORMAT 1
+#define BLOCK_FORMAT 2 /* the codec's version, in each block's header */
+/* The sealed day row's binding "block/<day>/v<n>" (src/store/days.c): the
+ * row's layout, not the codec's; blocks of any format sit in a v1 row. */
+#define BLOCK_SEAL_FORMAT 1
 #define BLOCK_COLUMNS 11
 #define BLOCK_MAX_SAMPLES ((size_t)1 << 20) /* 1 Mi samples: far above a day */
 #define BLOCK_MAX_STRING ((size_t)1 << 24)  /* longest string or payload: 16 MiB */
@@ -106,6 +123,14 @@ struct block_series {
  * type, a string longer than BLOCK_MAX_STRING); nothing is written then.
  */
 int block_encode(const struct block_sample *s, size_t n, unsigned char **out, size_t *out_len);
+
+/*
+ * The format block_encode writes from now on, process-wide: BLOCK_FORMAT
+ * (the default), or 1 while a release that reads only format 1 still runs
+ * beside this one (SAMPLE_BLOCK_FORMAT; docs/operations.md). 0, or
+ * BLOCK_EINVAL for a format this codec cannot write.
+ */
+int block_set_write_format(int format);
 
 struct block_reader;
 

@@ -465,7 +465,7 @@ struct day_ends {
 };
 
 /* The text a user's day row is sealed to (with the user id): "block/<day>/v<format>". */
-static void day_bound(int64_t day, char out[64]) { snprintf(out, 64, "block/%" PRId64 "/v%d", day, BLOCK_FORMAT); }
+static void day_bound(int64_t day, char out[64]) { snprintf(out, 64, "block/%" PRId64 "/v%d", day, BLOCK_SEAL_FORMAT); }
 
 /* Append a row's segments to b: its bytes as they are, or opened when the
  * row is sealed (STORE_EUNAVAILABLE without a sealer in this process). */

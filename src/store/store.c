@@ -5,6 +5,7 @@
  * migrate.c.
  */
 #include "store/store.h"
+#include "store/block.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -46,6 +47,7 @@ void store_options_from_config(struct store_options *o, const struct config *cfg
     o->synchronous_full = cfg->environment != CONFIG_ENV_DEVELOPMENT;
     o->pool_size = (cfg->http_threads > 0 ? cfg->http_threads : 4) + 4;
     o->raw_retention_ms = (int64_t)cfg->raw_upload_retention_days * 86400000LL;
+    o->block_format = cfg->sample_block_format;
 }
 
 int64_t store_now_ms(void) { return time_now_ms(); }
@@ -168,6 +170,11 @@ int store_open(const char *url, const struct store_options *opts, struct store *
         o.pool_size = 1;
     if (url == NULL || url[0] == '\0') {
         snprintf(err, errlen, "DATABASE_URL is empty");
+        return STORE_EINVAL;
+    }
+    /* Process-wide, like the configuration it comes from. */
+    if (block_set_write_format(o.block_format != 0 ? o.block_format : BLOCK_FORMAT) != 0) {
+        snprintf(err, errlen, "SAMPLE_BLOCK_FORMAT: no such sample block format");
         return STORE_EINVAL;
     }
     st = calloc(1, sizeof(*st));

@@ -36,7 +36,7 @@ BAD = {
     "OIDC_PROVIDERS": "nope",  # refused by oidc_login_new, which both run
     "OIDC_REDIRECT_BASE": "https://clarity.example.com",  # refused without OIDC_PROVIDERS
     "SMTP_URL": None, "SMTP_FROM": None, "SMTP_USERNAME": None, "SMTP_PASSWORD": None,
-    "IMPORT_STALE_SECONDS": "0", "RAW_UPLOAD_RETENTION_DAYS": "-1",
+    "IMPORT_STALE_SECONDS": "0", "RAW_UPLOAD_RETENTION_DAYS": "-1", "SAMPLE_BLOCK_FORMAT": "3",
     "TRUSTED_PROXIES": '["proxy.local"]', "LOCKOUT_THRESHOLD": "0", "LOCKOUT_WINDOW_SECONDS": "0",
     "LOCKOUT_SECONDS": "0", "RATE_LIMITS": "auth=5", "DOCS_ENABLED": "sometimes",
     "DOCS_ASSETS_DIR": None, "WEB_APP_ENABLED": "sometimes", "MAX_IMPORT_BYTES": "1", "MAX_METRICS_PER_UPLOAD": "0",

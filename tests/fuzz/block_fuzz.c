@@ -63,7 +63,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (block_reader_next(r2, &x, NULL) != 1 || x.id != keep[i].id || x.start_ms != keep[i].start_ms ||
                 x.end_ms != keep[i].end_ms || strcmp(x.metric_type, keep[i].metric_type) != 0 ||
                 x.utc_offset_min != keep[i].utc_offset_min || (x.payload == NULL) != (keep[i].payload == NULL) ||
-                (x.payload && strcmp(x.payload, keep[i].payload) != 0))
+                (x.payload && strcmp(x.payload, keep[i].payload) != 0) ||
+                (x.hk_uuid == NULL) != (keep[i].hk_uuid == NULL) ||
+                (x.hk_uuid && strcmp(x.hk_uuid, keep[i].hk_uuid) != 0))
                 abort();
         }
         block_reader_free(r2);

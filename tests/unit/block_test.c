@@ -146,16 +146,40 @@ static double random_value(int kind)
     }
 }
 
+/* The content key apple_export_content_key derives (version 8, the first
+ * 48 bits the start): here with a made-up hash part h. */
+static void v8_key(int64_t start_ms, uint64_t h, int upper, char out[48])
+{
+    unsigned char b[16];
+    uint64_t t = (uint64_t)start_ms;
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(t >> (40 - 8 * i));
+    for (int i = 6; i < 16; i++)
+        b[i] = (unsigned char)(h >> (8 * (i % 8)) ^ (unsigned)(i * 37));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x80);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    const char *d = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    int k = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[k++] = '-';
+        out[k++] = d[b[i] >> 4];
+        out[k++] = d[b[i] & 15];
+    }
+    out[k] = '\0';
+}
+
 /* A random block: interleaved series of mixed kinds, random or regular
  * times (with extremes), ids sequential or not, every uuid and payload
  * form. */
 static void gen_random(struct gen *g, size_t n)
 {
     gen_alloc(g, n);
-    int kind[8];
+    int kind[8], keys[8];
     int64_t t[8], step[8];
     for (int k = 0; k < 8; k++) {
         kind[k] = (int)rnd_below(8);
+        keys[k] = (int)rnd_below(3); /* mostly content keys, mostly hex keys, anything */
         t[k] = (int64_t)rnd_below(4) == 0 ? (int64_t)rnd() : 1700000000000 + (int64_t)rnd_below(86400000);
         step[k] = rnd_below(3) == 0 ? (int64_t)rnd_below(1000000) : 60000;
     }
@@ -189,26 +213,33 @@ static void gen_random(struct gen *g, size_t n)
         x->device = devices[rnd_below(20) == 0 ? rnd_below(4) : (size_t)k % 4];
         x->upload_id = uploads[(size_t)k % 3];
         x->validation_status = k == 5 ? "suspect" : "valid";
-        switch (rnd_below(6)) {
-        case 0: break;
-        case 1:
-            g->uuid[i][0] = '\0';
+        if (keys[k] == 0 && rnd_below(200) != 0) {
+            v8_key(x->start_ms, rnd(), (int)rnd_below(2), g->uuid[i]);
             x->hk_uuid = g->uuid[i];
-            break;
-        case 2:
-        case 3: {
-            const char *hex = rnd_below(2) ? "0123456789abcdef" : "0123456789ABCDEF";
-            char *u = g->uuid[i];
-            for (int j = 0, o = 0; j < 36; j++)
-                u[o++] = (j == 8 || j == 13 || j == 18 || j == 23) ? '-' : hex[rnd_below(16)];
-            u[36] = '\0';
-            if (rnd_below(5) == 0) /* mixed case: kept as text */
-                u[0] = 'a', u[1] = 'B';
-            x->hk_uuid = u;
-            break;
-        }
-        default: snprintf(g->uuid[i], sizeof(g->uuid[i]), "content:%016" PRIx64, rnd()); x->hk_uuid = g->uuid[i];
-        }
+        } else if (keys[k] == 1 && rnd_below(200) != 0) {
+            snprintf(g->uuid[i], sizeof(g->uuid[i]), "h:%016" PRIx64 "%016" PRIx64, rnd(), rnd());
+            x->hk_uuid = g->uuid[i];
+        } else
+            switch (rnd_below(6)) {
+            case 0: break;
+            case 1:
+                g->uuid[i][0] = '\0';
+                x->hk_uuid = g->uuid[i];
+                break;
+            case 2:
+            case 3: {
+                const char *hex = rnd_below(2) ? "0123456789abcdef" : "0123456789ABCDEF";
+                char *u = g->uuid[i];
+                for (int j = 0, o = 0; j < 36; j++)
+                    u[o++] = (j == 8 || j == 13 || j == 18 || j == 23) ? '-' : hex[rnd_below(16)];
+                u[36] = '\0';
+                if (rnd_below(5) == 0) /* mixed case: kept as text */
+                    u[0] = 'a', u[1] = 'B';
+                x->hk_uuid = u;
+                break;
+            }
+            default: snprintf(g->uuid[i], sizeof(g->uuid[i]), "content:%016" PRIx64, rnd()); x->hk_uuid = g->uuid[i];
+            }
         switch (rnd_below(6)) {
         case 0:
             snprintf(g->payload[i], sizeof(g->payload[i]), "{\"tz_offset_min\":%d}", x->utc_offset_min);
@@ -460,13 +491,226 @@ static void test_corrupt(void **state)
     assert_int_equal(block_reader_open(NULL, 0, &r), BLOCK_ECORRUPT);
 }
 
+/* ---- format 2: keys that drop their redundant bytes, the payload table -- */
+
+/* n minute heart-rate samples keyed by make_key; the block's size. */
+static size_t keyed_block(size_t n, void (*make_key)(size_t i, int64_t start, char out[48]), char (*keys)[48])
+{
+    struct block_sample *s = calloc(n, sizeof(*s));
+    assert_non_null(s);
+    for (size_t i = 0; i < n; i++) {
+        s[i] = base_sample();
+        s[i].id = (int64_t)i + 1;
+        s[i].start_ms = 1700000000000 + (int64_t)i * 60000;
+        s[i].end_ms = s[i].start_ms;
+        s[i].value = 60 + (double)(i % 7);
+        if (make_key != NULL) {
+            make_key(i, s[i].start_ms, keys[i]);
+            s[i].hk_uuid = keys[i];
+        }
+    }
+    size_t len = roundtrip(s, n);
+    free(s);
+    return len;
+}
+
+static void key_v8(size_t i, int64_t start, char out[48]) { v8_key(start, i * 0x9E3779B97F4A7C15ull, 0, out); }
+static void key_v8_upper(size_t i, int64_t start, char out[48]) { v8_key(start, i * 0x9E3779B97F4A7C15ull, 1, out); }
+/* One key whose time part is not its sample's start: the series keeps 16 B. */
+static void key_v8_one_off(size_t i, int64_t start, char out[48])
+{
+    v8_key(i == 500 ? start + 1 : start, i * 0x9E3779B97F4A7C15ull, 0, out);
+}
+static void key_hex(size_t i, int64_t start, char out[48])
+{
+    (void)start;
+    snprintf(out, 48, "h:%016" PRIx64 "%016" PRIx64, (uint64_t)(i * 0x9E3779B97F4A7C15ull),
+             (uint64_t)(~i * 0xC2B2AE3D27D4EB4Full));
+}
+static void key_hex_one_upper(size_t i, int64_t start, char out[48])
+{
+    key_hex(i, start, out);
+    if (i == 7)
+        out[2] = 'A', out[3] = 'B';
+}
+
+/* Content keys cost 10 bytes (their first 6 are the start, already in the
+ * block), hex keys 16; a series with one key that does not fit keeps every
+ * key whole, and each reads back exactly as written (case included). */
+static void test_compact_keys(void **state)
+{
+    (void)state;
+    size_t n = 1000;
+    char(*keys)[48] = calloc(n, sizeof(*keys));
+    assert_non_null(keys);
+    size_t none = keyed_block(n, NULL, keys);
+    size_t v8 = keyed_block(n, key_v8, keys) - none;
+    size_t v8u = keyed_block(n, key_v8_upper, keys) - none;
+    size_t off = keyed_block(n, key_v8_one_off, keys) - none;
+    size_t hex = keyed_block(n, key_hex, keys) - none;
+    size_t hexu = keyed_block(n, key_hex_one_upper, keys) - none;
+    printf("keys per sample: content %.2f B (upper-case %.2f), one off %.2f, hex %.2f, one not hex %.2f\n",
+           (double)v8 / (double)n, (double)v8u / (double)n, (double)off / (double)n, (double)hex / (double)n,
+           (double)hexu / (double)n);
+    /* The keys' column plus a few bytes of flags (which no longer run). */
+    assert_true(v8 >= 10 * n && v8 <= 10 * n + 32);
+    assert_true(v8u >= 10 * n && v8u <= 10 * n + 32);
+    assert_true(off >= 16 * n && off <= 16 * n + 32);
+    assert_true(hex >= 16 * n && hex <= 16 * n + 32);
+    assert_true(hexu >= 35 * n);
+    free(keys);
+}
+
+/* Payloads sit in their own table, compressed where that is shorter, and
+ * inflated only when a sample's payload is read: the analysis window's
+ * read (block_reader_skip_text) never touches them. */
+static void test_payload_table(void **state)
+{
+    (void)state;
+    size_t n = 600, text = 0;
+    struct block_sample *s = calloc(n, sizeof(*s));
+    char(*pay)[160] = calloc(n, sizeof(*pay));
+    assert_non_null(s);
+    assert_non_null(pay);
+    for (size_t i = 0; i < n; i++) {
+        s[i] = base_sample();
+        s[i].id = (int64_t)i + 1;
+        s[i].start_ms = 1700000000000 + (int64_t)i * 60000;
+        s[i].end_ms = s[i].start_ms + 60000;
+        snprintf(pay[i], sizeof(pay[i]),
+                 "{\"tz_offset_min\":-240,\"hk_type\":\"HKQuantityTypeIdentifierHeartRate\",\"source_version\":"
+                 "\"11.0\",\"metadata\":{\"HKMetadataKeyHeartRateMotionContext\":\"%zu\"}}",
+                 i % 120);
+        if (i < 120)
+            text += strlen(pay[i]);
+        s[i].payload = pay[i];
+    }
+    unsigned char *b = NULL;
+    size_t len = 0;
+    assert_int_equal(block_encode(s, n, &b, &len), 0);
+    printf("600 samples, 120 distinct payloads of %zu bytes in all: block of %zu bytes\n", text, len);
+    assert_true(len < text / 4);
+    assert_int_equal(roundtrip(s, n), len);
+    /* Break the zstd frame's magic number: the window's read still works,
+     * a read of the payloads answers BLOCK_ECORRUPT. */
+    static const unsigned char magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
+    unsigned char *m = NULL;
+    for (size_t i = 0; i + 4 <= len && m == NULL; i++)
+        if (memcmp(b + i, magic, 4) == 0)
+            m = b + i;
+    assert_non_null(m);
+    m[0] ^= 0xFF;
+    struct block_reader *r = NULL;
+    struct block_sample x;
+    size_t got = 0;
+    int rc;
+    assert_int_equal(block_reader_open(b, len, &r), 0);
+    block_reader_skip_text(r, 1);
+    while ((rc = block_reader_next(r, &x, NULL)) == 1)
+        got++;
+    assert_int_equal(rc, 0);
+    assert_int_equal(got, n);
+    block_reader_free(r);
+    assert_int_equal(block_reader_open(b, len, &r), 0);
+    assert_int_equal(block_reader_next(r, &x, NULL), BLOCK_ECORRUPT);
+    block_reader_free(r);
+    free(b);
+    free(pay);
+    free(s);
+}
+
+/* A block written by the release before (format 1: tests/fuzz/corpus/block/
+ * mixed) still reads, sample for sample, and is written again as format 2;
+ * format 1 can still be written, byte for byte as that release did. */
+static void test_format1_still_read(void **state)
+{
+    (void)state;
+    static const unsigned char mixed[] = {
+        0x43, 0x42, 0x01, 0x00, 0x06, 0x09, 0x08, 0x64, 0x69, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x02, 0x6b, 0x6d,
+        0x0b, 0x41, 0x70, 0x70, 0x6c, 0x65, 0x20, 0x57, 0x61, 0x74, 0x63, 0x68, 0x08, 0x57, 0x61, 0x74, 0x63, 0x68,
+        0x36, 0x2c, 0x31, 0x24, 0x30, 0x31, 0x39, 0x30, 0x63, 0x35, 0x61, 0x30, 0x2d, 0x30, 0x30, 0x30, 0x30, 0x2d,
+        0x37, 0x30, 0x30, 0x30, 0x2d, 0x38, 0x30, 0x30, 0x30, 0x2d, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30,
+        0x30, 0x30, 0x30, 0x31, 0x05, 0x76, 0x61, 0x6c, 0x69, 0x64, 0x0a, 0x68, 0x65, 0x61, 0x72, 0x74, 0x5f, 0x72,
+        0x61, 0x74, 0x65, 0x09, 0x63, 0x6f, 0x75, 0x6e, 0x74, 0x2f, 0x6d, 0x69, 0x6e, 0x16, 0x7b, 0x22, 0x73, 0x74,
+        0x61, 0x67, 0x65, 0x22, 0x3a, 0x22, 0x61, 0x73, 0x6c, 0x65, 0x65, 0x70, 0x5f, 0x72, 0x65, 0x6d, 0x22, 0x7d,
+        0x02, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x04, 0x04, 0x00, 0x06, 0x07, 0x02, 0x03, 0x04, 0x05, 0x04, 0x00,
+        0x00, 0x14, 0x06, 0x06, 0x05, 0x1a, 0x06, 0x08, 0x02, 0x03, 0x06, 0x2a, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00,
+        0x01, 0x21, 0xe1, 0x81, 0x63, 0x35, 0x09, 0xc8, 0x01, 0x00, 0x02, 0x04, 0x80, 0xa0, 0xab, 0xfe, 0xf9, 0x62,
+        0xc0, 0xc9, 0xb2, 0xfe, 0xf9, 0x62, 0xff, 0xcc, 0x9c, 0xfe, 0xf9, 0x62, 0xbf, 0xf6, 0xa3, 0xfe, 0xf9, 0x62,
+        0x00, 0x00, 0xc0, 0xa9, 0x07, 0x01, 0x00, 0x03, 0x00, 0x7c, 0xec, 0x03, 0x04, 0xec, 0x03, 0x04, 0x9e, 0x01,
+        0x46, 0x3f, 0xe0, 0x78, 0x78, 0xd7, 0x04, 0xd7, 0x04, 0xe6, 0x21, 0xe1, 0xf8, 0xc3, 0x6c, 0x49, 0x5a, 0x93,
+        0xfc, 0x0c, 0x24, 0x7a, 0x3e, 0x6e, 0x5f, 0xe6, 0x21, 0xe1, 0xf8, 0xc3, 0x6c, 0x49, 0x5a, 0x93, 0xfc, 0x0c,
+        0x24, 0x7a, 0x3e, 0x6e, 0x5f, 0x09, 0x63, 0x6f, 0x6e, 0x74, 0x65, 0x6e, 0x74, 0x3a, 0x31, 0x08};
+    static const struct {
+        int64_t id;
+        const char *type;
+        double value;
+        const char *uuid, *payload;
+        int32_t offset;
+    } want[] = {
+        {100, "distance", 0, NULL, NULL, 60},
+        {101, "heart_rate", 62, "E621E1F8-C36C-495A-93FC-0C247A3E6E5F", NULL, 60},
+        {102, "distance", 0.0246, "e621e1f8-c36c-495a-93fc-0c247a3e6e5f", NULL, 60},
+        {103, "heart_rate", 64, "content:1", NULL, -300},
+        {104, "distance", 0.0492, NULL, "{\"tz_offset_min\":-300}", -300},
+        {105, "heart_rate", 66, NULL, "{\"stage\":\"asleep_rem\"}", -300},
+    };
+    size_t n = sizeof(want) / sizeof(want[0]);
+    assert_int_equal(mixed[2], 1);
+    struct block_reader *r = NULL;
+    assert_int_equal(block_reader_open(mixed, sizeof(mixed), &r), 0);
+    assert_int_equal(block_reader_count(r), n);
+    struct block_sample got[6];
+    char uuid[6][48], pay[6][48];
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(block_reader_next(r, &got[i], NULL), 1);
+        assert_int_equal(got[i].id, want[i].id);
+        assert_string_equal(got[i].metric_type, want[i].type);
+        assert_true(fabs(got[i].value - want[i].value) < 1e-12);
+        assert_int_equal(got[i].start_ms, 1700000000000 + (int64_t)i * 60000);
+        assert_int_equal(got[i].utc_offset_min, want[i].offset);
+        if (want[i].uuid == NULL)
+            assert_null(got[i].hk_uuid);
+        else
+            assert_string_equal(got[i].hk_uuid, want[i].uuid);
+        if (want[i].payload == NULL)
+            assert_null(got[i].payload);
+        else
+            assert_string_equal(got[i].payload, want[i].payload);
+        snprintf(uuid[i], sizeof(uuid[i]), "%s", got[i].hk_uuid ? got[i].hk_uuid : "");
+        snprintf(pay[i], sizeof(pay[i]), "%s", got[i].payload ? got[i].payload : "");
+        got[i].hk_uuid = got[i].hk_uuid ? uuid[i] : NULL;
+        got[i].payload = got[i].payload ? pay[i] : NULL;
+    }
+    struct block_sample end;
+    assert_int_equal(block_reader_next(r, &end, NULL), 0);
+    unsigned char *b = NULL;
+    size_t len = 0;
+    assert_int_equal(block_encode(got, n, &b, &len), 0);
+    assert_int_equal(b[2], BLOCK_FORMAT);
+    free(b);
+    roundtrip(got, n); /* the dictionary strings still belong to r */
+    /* SAMPLE_BLOCK_FORMAT=1 (a release that reads only format 1 still
+     * runs): the bytes that release wrote. */
+    assert_int_equal(block_set_write_format(1), 0);
+    assert_int_equal(block_encode(got, n, &b, &len), 0);
+    assert_int_equal(block_set_write_format(BLOCK_FORMAT), 0);
+    assert_int_equal(len, sizeof(mixed));
+    assert_memory_equal(b, mixed, len);
+    free(b);
+    assert_int_equal(block_set_write_format(0), BLOCK_EINVAL);
+    assert_int_equal(block_set_write_format(BLOCK_FORMAT + 1), BLOCK_EINVAL);
+    block_reader_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_random), cmocka_unit_test(test_one_sample),
         cmocka_unit_test(test_100000_samples),   cmocka_unit_test(test_extreme_timestamps),
         cmocka_unit_test(test_every_type),       cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_corrupt),          cmocka_unit_test(test_compact_keys),
+        cmocka_unit_test(test_payload_table),    cmocka_unit_test(test_format1_still_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

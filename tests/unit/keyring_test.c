@@ -1102,7 +1102,7 @@ static int count_samples(void *ctx, const struct store_sample *x)
 /* What the store seals a user's sample_days row of day to (days.c). */
 static void day_binding(int64_t day, char out[KEYRING_BINDING_LEN])
 {
-    snprintf(out, KEYRING_BINDING_LEN, "block/%lld/v%d", (long long)day, BLOCK_FORMAT);
+    snprintf(out, KEYRING_BINDING_LEN, "block/%lld/v%d", (long long)day, BLOCK_SEAL_FORMAT);
 }
 
 /* An SQL literal of bytes, per backend. */

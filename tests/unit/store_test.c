@@ -31,7 +31,9 @@
 
 #include "core/log.h"
 #include "core/uuid.h"
+#include "ingest/apple_export.h"
 #include "pipeline/compute.h"
+#include "store/block.h"
 #include "store/migrate.h"
 #include "store/queue.h"
 #include "store/store.h"
@@ -1162,6 +1164,102 @@ static size_t days_match_rows(struct store *st, const struct store_window_query 
     store_window_free(&a);
     store_window_free(&b);
     return n;
+}
+
+/*
+ * SAMPLE_BLOCK_FORMAT (store_options.block_format): a store writes blocks
+ * in the format it is told (1 while a release that reads only format 1
+ * runs beside it) and reads both; dedup sees the keys of either, so the
+ * same samples sent again through a format-2 store store nothing. On
+ * SQLite the file shows each day's format.
+ */
+static void test_sample_block_format_option(void **state)
+{
+    struct fix *f = *state;
+    migrate_all(f->st);
+    char a[STORE_ID_LEN], up[STORE_ID_LEN];
+    make_user(f->st, "block-format@example.com", a, 0);
+    struct store_tx *tx = begin(f->st);
+    make_upload(tx, a, up);
+    commit(tx);
+    const int64_t t0 = 1718236800000LL; /* a UTC midnight */
+    enum { N = 60 };
+    struct store_sample v[2][N];
+    for (int fmt = 1; fmt <= 2; fmt++) {
+        for (int i = 0; i < N; i++) {
+            struct store_sample *x = &v[fmt - 1][i];
+            fill_sample(x, a, up, i);
+            x->start_ms = t0 + (int64_t)(fmt - 1) * 86400000 + (int64_t)i * 60000;
+            x->end_ms = x->start_ms + 60000;
+            x->payload = "{\"tz_offset_min\":-240,\"hk_type\":\"HKQuantityTypeIdentifierHeartRate\"}";
+            apple_export_content_key("HKQuantityTypeIdentifierHeartRate", x->start_ms, x->end_ms, "61", "count/min",
+                                     "Apple Watch", x->hk_uuid, sizeof(x->hk_uuid));
+        }
+        struct store_options o;
+        struct store *st = NULL;
+        char err[256];
+        fill_opts(&o);
+        o.block_format = fmt;
+        assert_int_equal(store_open(f->url, &o, &st, err, sizeof(err)), 0);
+        tx = begin(st);
+        size_t ins = 0;
+        assert_int_equal(store_sample_insert_batch(tx, v[fmt - 1], N, &ins), 0);
+        assert_int_equal(ins, N);
+        commit(tx);
+        store_close(st);
+    }
+    /* Back on the fixture's store (format 2): both days read, and a resend
+     * of both stores nothing. */
+    struct store_options o;
+    struct store *st = NULL;
+    char err[256];
+    fill_opts(&o);
+    assert_int_equal(store_open(f->url, &o, &st, err, sizeof(err)), 0);
+    int64_t count = 0;
+    tx = begin(st);
+    assert_int_equal(store_sample_count(tx, a, NULL, &count), 0);
+    assert_int_equal(count, 2 * N);
+    for (int fmt = 1; fmt <= 2; fmt++) {
+        size_t ins = 99;
+        assert_int_equal(store_sample_insert_batch(tx, v[fmt - 1], N, &ins), 0);
+        assert_int_equal(ins, 0);
+    }
+    struct store_sample_query q = {.user_id = a, .start_ms = INT64_MIN, .end_ms = INT64_MAX, .limit = 1000};
+    struct store_sample *got = NULL;
+    struct store_cursor next;
+    size_t n = 0;
+    assert_int_equal(store_sample_list(tx, &q, &got, &n, &next), 0);
+    assert_int_equal(n, 2 * N);
+    for (size_t i = 0; i < n; i++) { /* newest first: day 2's samples, then day 1's */
+        const struct store_sample *w = &v[i < N ? 1 : 0][N - 1 - i % N];
+        assert_int_equal(got[i].start_ms, w->start_ms);
+        assert_string_equal(got[i].hk_uuid, w->hk_uuid);
+        assert_string_equal(got[i].payload, w->payload);
+    }
+    store_sample_list_free(got, n);
+    commit(tx);
+    store_close(st);
+    o.block_format = BLOCK_FORMAT + 1;
+    assert_int_equal(store_open(f->url, &o, &st, err, sizeof(err)), STORE_EINVAL);
+    if (!is_pg()) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *s = NULL;
+        assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT day, data FROM sample_days ORDER BY day", -1, &s, NULL),
+                         SQLITE_OK);
+        int days = 0;
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            const unsigned char *p = sqlite3_column_blob(s, 1);
+            size_t len = (size_t)sqlite3_column_bytes(s, 1);
+            assert_true(len > 52 + 4);
+            assert_int_equal(p[0], 0xD3);
+            assert_memory_equal(p + 52, "CB", 2);
+            assert_int_equal(p[52 + 2], ++days); /* day 1 in format 1, day 2 in format 2 */
+        }
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        assert_int_equal(days, 2);
+    }
 }
 
 /*
@@ -3223,6 +3321,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sample_window_matches_reference_loader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_match_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_block_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_block_format_option, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raw_upload_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_days_concurrent_writers, setup, teardown),
