@@ -153,6 +153,39 @@ def production_keys():
     return {"JWT_PRIVATE_KEY": pem, "ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
 
 
+PG_INITDB = "/usr/lib/postgresql/15/bin/initdb"
+SOURCE_DIR = os.environ.get("CLARITY_SOURCE_DIR",
+                            os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+class PgServer:
+    """A throwaway PostgreSQL server (scripts/pg-test-server, loopback, in a
+    session of its own): .url is its DATABASE_URL; stop() ends it."""
+
+    def __init__(self):
+        env = dict(os.environ, PG_TEST_OPTS="-c fsync=off")
+        self.proc = subprocess.Popen([os.path.join(SOURCE_DIR, "scripts", "pg-test-server")],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                                     start_new_session=True)
+        self.url = None
+        for raw in self.proc.stdout:
+            line = raw.decode().strip()
+            if line.startswith("DATABASE_URL="):
+                self.url = line.split("=", 1)[1]
+                break
+        if self.url is None:
+            self.stop()
+            raise RuntimeError("pg-test-server did not start")
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        self.proc.stdout.close()
+        self.proc.wait(60)
+
+
 def run_cli(args, env=None, cwd=None, timeout=60, stdin=None):
     """Run `clarity ARGS`; returns (exit status, stdout, stderr) as text."""
     e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}

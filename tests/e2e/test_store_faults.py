@@ -2,7 +2,10 @@
 serve` runs with tests/fault/store_fail.c preloaded, and while JSON uploads,
 HealthKit uploads, Apple Health imports, reads, the analysis pipeline and
 chat go on, every Nth SQLite statement step or exec (BEGIN, COMMIT …) fails
-with a disk, full-disk or lock error for a few seconds. Held to:
+with a disk, full-disk or lock error for a few seconds; on PostgreSQL every
+Nth statement is answered by the server's own error (disk full,
+serialization failure, too many connections), which also aborts the
+transaction it was in. Held to:
 
 - no crash: the process is alive after the window and serves normally;
 - no acknowledged data lost: every upload and import answered 2xx is there
@@ -25,7 +28,7 @@ import time
 import unittest
 import uuid
 
-from harness import Server
+from harness import PG_INITDB, PgServer, Server, production_keys
 from test_chat import connect
 from test_fault_injection import healthkit_body, upload_body
 from test_health_data import Client
@@ -73,6 +76,8 @@ def wait_done(c, upload_ids, timeout):
 
 
 class StoreFaults(unittest.TestCase):
+    extra_env = {}  # none: the harness's SQLite file
+
     def run_window(self, every, seconds=5.0, hold=0.0):
         arm = os.path.join(os.environ.get("TMPDIR", "/tmp"), "clarity-store-fault-%s" % uuid.uuid4().hex)
         count = arm + ".count"
@@ -88,7 +93,7 @@ class StoreFaults(unittest.TestCase):
                           # A job whose failure could not be recorded comes back
                           # when its lease ends: soon, in a test.
                           "WORKER_LEASE_SECONDS": "5",
-                          "DEBUG": "true"})
+                          "DEBUG": "true", **self.extra_env})
         acked, analysed, answers, chat_answers = [], [], {}, {}
         client_errors, bad_5xx, chat_bad = [], [], []
         try:
@@ -184,6 +189,21 @@ class StoreFaults(unittest.TestCase):
         for every, hold in ((97, 0), (13, 20), (5, 0)):
             with self.subTest(every=every):
                 self.run_window(every, hold=hold)
+
+
+@unittest.skipUnless(os.path.exists(PG_INITDB), "PostgreSQL 15 is not installed")
+class StoreFaultsPostgres(StoreFaults):
+    """The same windows on PostgreSQL (a throwaway server, scripts/pg-test-server)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = PgServer()
+        # One database for every window: one key ring for its servers.
+        cls.extra_env = dict(DATABASE_URL=cls.pg.url, **production_keys())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.stop()
 
 
 if __name__ == "__main__":
