@@ -747,7 +747,8 @@ int block_encode(const struct block_sample *s, size_t n, unsigned char **out, si
         (zc->c != NULL || (zc->c = ZSTD_createCCtx()) != NULL)) {
         size_t bound = ZSTD_compressBound(dict.n);
         bb_reserve(&zd, bound);
-        if (!zd.oom) {
+        zd.oom = 0;         /* compression is optional: without memory for it, */
+        if (zd.p != NULL) { /* the table goes plain */
             size_t z = ZSTD_compressCCtx(zc->c, zd.p, bound, dict.p, dict.n, 3);
             if (!ZSTD_isError(z) && z + 8 < dict.n && dict.n <= PAY_MAX_RATIO * z + 4096)
                 zd.n = z;
@@ -917,6 +918,7 @@ struct block_reader {
     uint64_t last_id;
     int no_text; /* block_reader_skip_text */
     int format;
+    int err; /* the first error block_reader_next returned */
     char uuid[37];
     struct tbuf {
         char *p;
@@ -949,6 +951,21 @@ size_t block_reader_series_count(const struct block_reader *r) { return r->n_ser
 const struct block_series *block_reader_series(const struct block_reader *r, size_t i)
 {
     return i < r->n_ser ? &r->ser[i] : NULL;
+}
+
+/* A plain payload table: n strings (length, bytes without NUL) in exactly
+ * len bytes. 0 or BLOCK_ECORRUPT. */
+static int check_payload_table(const unsigned char *p, size_t len, size_t n)
+{
+    struct cur c = {p, p + len};
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        const unsigned char *q;
+        if (get_uvar(&c, &v) != 0 || v > BLOCK_MAX_STRING || get_bytes(&c, (size_t)v, &q) != 0 ||
+            memchr(q, 0, (size_t)v) != NULL)
+            return BLOCK_ECORRUPT;
+    }
+    return c.p == c.end ? 0 : BLOCK_ECORRUPT;
 }
 
 int block_reader_open(const unsigned char *p, size_t len, struct block_reader **out)
@@ -987,17 +1004,33 @@ int block_reader_open(const unsigned char *p, size_t len, struct block_reader **
         r->str[r->n_str][v] = '\0';
     }
     if (format >= 2) {
-        /* The payload table is only located here; block_reader_next
-         * inflates and checks it when a sample first needs a payload. */
-        uint64_t np, raw, zlen;
-        if (get_uvar(&c, &np) != 0 || get_uvar(&c, &raw) != 0 || get_uvar(&c, &zlen) != 0 || np > raw ||
-            (np == 0) != (raw == 0) || (zlen != 0 && raw > PAY_MAX_RATIO * zlen + 4096) ||
-            get_bytes(&c, (size_t)(zlen ? zlen : raw), &q) != 0)
+        /* The payload table. Every payload is some sample's (np <= n), a
+         * compressed one is exactly one zstd frame (current format, no
+         * trailing frame) of its stated size and shorter than it; a plain
+         * one is checked here, a compressed one when block_reader_next
+         * first needs a payload and inflates it. */
+        uint64_t np, raw, zlen, left;
+        if (get_uvar(&c, &np) != 0 || get_uvar(&c, &raw) != 0 || get_uvar(&c, &zlen) != 0 || np > n || np > raw ||
+            (np == 0) != (raw == 0))
+            goto fail;
+        left = (uint64_t)(c.end - c.p);
+        if (zlen > left || (zlen == 0 && raw > left) ||
+            (zlen != 0 && (zlen >= raw || raw > PAY_MAX_RATIO * zlen + 4096)))
+            goto fail;
+        if (get_bytes(&c, (size_t)(zlen ? zlen : raw), &q) != 0)
+            goto fail;
+        if (zlen != 0 &&
+            (zlen < 4 ||
+             ((uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24) != ZSTD_MAGICNUMBER ||
+             ZSTD_getFrameContentSize(q, (size_t)zlen) != raw || ZSTD_findFrameCompressedSize(q, (size_t)zlen) != zlen))
             goto fail;
         r->n_pay = (size_t)np;
         r->pay_raw = (size_t)raw;
         r->pay_z = (size_t)zlen;
         r->pay_src = q;
+        if (zlen == 0 && (rc = check_payload_table(r->pay_src, r->pay_raw, r->n_pay)) != 0)
+            goto fail;
+        rc = BLOCK_ECORRUPT;
     }
     if (get_uvar(&c, &nr) != 0 || nr == 0 || nr > len || nr > UINT32_MAX)
         goto fail;
@@ -1172,7 +1205,7 @@ done:
     return rc;
 }
 
-int block_reader_next(struct block_reader *r, struct block_sample *out, uint32_t *series)
+static int reader_next(struct block_reader *r, struct block_sample *out, uint32_t *series)
 {
     uint64_t si, v, d, fl;
     unsigned flags;
@@ -1299,4 +1332,15 @@ int block_reader_next(struct block_reader *r, struct block_sample *out, uint32_t
     if (series)
         *series = (uint32_t)si;
     return 1;
+}
+
+/* An error sticks: after one, the columns are part-consumed. */
+int block_reader_next(struct block_reader *r, struct block_sample *out, uint32_t *series)
+{
+    if (r->err != 0)
+        return r->err;
+    int rc = reader_next(r, out, series);
+    if (rc < 0)
+        r->err = rc;
+    return rc;
 }

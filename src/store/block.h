@@ -34,22 +34,27 @@
  *     the first 48 bits the sample's start_ms: apple_export_content_key)
  *     keeps only their last 10 bytes, and one whose text keys are all
  *     "h:" and 32 lower-case hex digits (ingest/hk_upload.c) keeps 16
- *     bytes of each; payloads only where a sample
- *     has one, each distinct payload once in the string table (the index in
- *     the payload column), and a payload that is exactly {"tz_offset_min":N}
- *     with the sample's offset N as a flag alone.
+ *     bytes of each;
+ *   - payloads only where a sample has one, each distinct payload once in
+ *     a table (format 1: the string table; format 2: a payload table of
+ *     its own, zstd-compressed where shorter, since the export's per-sample
+ *     JSON payloads repeat most of their text), named by its index (format
+ *     2: the change from the index of its series' last payload); a payload
+ *     that is exactly {"tz_offset_min":N} with the sample's offset N is a
+ *     flag alone.
  * Varints are LEB128 (unsigned) over zigzag-mapped signed values.
  *
  * Layout (all varints unless said):
- *   "CB" (2 bytes), u8 version (BLOCK_FORMAT; 1 is still read), u8 header
- *     flags (0 in format 1; bit 0: the string table is compressed),
- *   n_samples, the string table: n_strings, then per string: length,
- *     bytes (no NUL inside); compressed (format 2, where zstd makes it
- *     shorter: the export's per-sample JSON payloads and long device
- *     descriptions repeat most of their text) it is written as its length,
- *     the frame's length and one zstd frame (Collet and Kucherawy, RFC
- *     8878) that inflates to exactly that length, at most 256 times the
- *     frame's bytes plus 4 KiB,
+ *   "CB" (2 bytes), u8 version (BLOCK_FORMAT; 1 is still read), u8 0,
+ *   n_samples, n_strings, then per string: length, bytes (no NUL inside),
+ *   format 2 only, the payload table: n_payloads (<= n_samples), its
+ *     plain length raw, zlen, then either (zlen 0) raw bytes: per payload
+ *     length, bytes (no NUL), checked when the block is opened; or one
+ *     zstd frame of zlen bytes (Collet and Kucherawy, RFC 8878: the current
+ *     frame magic, its content size stated and equal to raw, nothing after
+ *     it; zlen < raw <= 256 zlen + 4096) inflating to those raw bytes,
+ *     inflated and checked only when a payload is first read, so the
+ *     analysis window's read (block_reader_skip_text) never inflates it,
  *   n_series, then per series: 6 string indexes (type, unit, source, device,
  *     upload, validation), zigzag processing_version, u8 value mode,
  *     u8 value2 mode (mode: 0xFF XOR, else the scale s), in format 2 u8 key
@@ -60,7 +65,8 @@
  *   hk_uuid, payload. The first five hold one number per sample and are
  *   written plainly or, where shorter, as (number, run length - 1) pairs
  *   (bit c of the run mask): ids +1, a delta-of-delta of 0, the same flags
- *   cost almost nothing.
+ *   cost almost nothing. In format 2 the payload column (one number per
+ *   sample with a payload) may be runs too (bit 5).
  * Every column must be consumed exactly; trailing bytes are corruption.
  *
  * Values: NaN means "none" (as in struct store_sample; NaN is never stored

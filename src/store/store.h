@@ -53,7 +53,9 @@ struct store_options {
     int queue_max_attempts;        /* default max deliveries per message (default 5) */
     int64_t queue_retention_ms;    /* keep acknowledged messages (default 86400000) */
     int64_t raw_retention_ms;      /* keep raw upload bodies this long; 0 (default) forever */
-    int block_format;              /* sample blocks written: 0 (default) BLOCK_FORMAT, or 1 */
+    int block_format;              /* sample blocks written: 0 (default) BLOCK_FORMAT, or 1;
+                                    * process-wide (block_set_write_format): the last
+                                    * store_open sets it for every store of the process */
     int64_t queue_backoff_base_ms; /* first retry delay (default 1000) */
     int64_t queue_backoff_max_ms;  /* retry delay cap (default 600000) */
     int64_t health_max_depth;      /* pubsub unhealthy above this depth (default 10000) */

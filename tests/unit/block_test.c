@@ -591,19 +591,26 @@ static void test_payload_table(void **state)
     printf("600 samples, 120 distinct payloads of %zu bytes in all: block of %zu bytes\n", text, len);
     assert_true(len < text / 4);
     assert_int_equal(roundtrip(s, n), len);
-    /* Break the zstd frame's magic number: the window's read still works,
-     * a read of the payloads answers BLOCK_ECORRUPT. */
+    /* The frame is checked where the block is opened: a broken magic
+     * number (or an old zstd format's), refused. */
     static const unsigned char magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
     unsigned char *m = NULL;
     for (size_t i = 0; i + 4 <= len && m == NULL; i++)
         if (memcmp(b + i, magic, 4) == 0)
             m = b + i;
     assert_non_null(m);
-    m[0] ^= 0xFF;
     struct block_reader *r = NULL;
     struct block_sample x;
     size_t got = 0;
     int rc;
+    m[0] ^= 0xFF;
+    assert_int_equal(block_reader_open(b, len, &r), BLOCK_ECORRUPT);
+    m[0] ^= 0xFF;
+    /* Damage inside the frame: the window's read (no payloads) never
+     * inflates it and reads every sample; a read of the payloads either
+     * answers BLOCK_ECORRUPT or (zstd frames carry no checksum here: the
+     * seal authenticates the block) gives other payload text, never a crash. */
+    m[12] ^= 0x5A;
     assert_int_equal(block_reader_open(b, len, &r), 0);
     block_reader_skip_text(r, 1);
     while ((rc = block_reader_next(r, &x, NULL)) == 1)
@@ -612,11 +619,70 @@ static void test_payload_table(void **state)
     assert_int_equal(got, n);
     block_reader_free(r);
     assert_int_equal(block_reader_open(b, len, &r), 0);
-    assert_int_equal(block_reader_next(r, &x, NULL), BLOCK_ECORRUPT);
+    int differs = 0;
+    for (got = 0; (rc = block_reader_next(r, &x, NULL)) == 1; got++)
+        differs |= x.payload == NULL || strcmp(x.payload, s[got].payload) != 0;
+    assert_true(rc == BLOCK_ECORRUPT || differs);
+    if (rc == BLOCK_ECORRUPT) /* an error sticks */
+        assert_int_equal(block_reader_next(r, &x, NULL), BLOCK_ECORRUPT);
     block_reader_free(r);
     free(b);
     free(pay);
     free(s);
+}
+
+/* A one-sample format-2 block made by hand, with the payload table given
+ * (np, raw, zlen < 128 each). Its sample: type "x", id 1, value 5, the
+ * table's first payload. */
+static size_t v2_block(unsigned char *out, unsigned np, unsigned raw, unsigned zlen, const unsigned char *tab,
+                       size_t tlen)
+{
+    static const unsigned char head[] = {'C', 'B', 2, 0, 1 /* n */, 1, 1, 'x' /* strings */};
+    static const unsigned char tail[] = {
+        1, 0, 0, 0, 0, 0,  0,             /* one series: string indexes */
+        0,                                /* processing version */
+        0, 0, 0,                          /* value modes (scale 0), key mode */
+        0,                                /* no runs */
+        1, 1, 1, 1, 1, 1,  0, 0, 0, 0, 1, /* column lengths */
+        0, 9, 2, 0, 0, 10, 0 /* series 0, F_VALUE|F_PAYLOAD, id +1, start, duration, value +5, payload +0 */};
+    size_t k = 0;
+    memcpy(out, head, sizeof(head));
+    k += sizeof(head);
+    out[k++] = (unsigned char)np;
+    out[k++] = (unsigned char)raw;
+    out[k++] = (unsigned char)zlen;
+    memcpy(out + k, tab, tlen);
+    k += tlen;
+    memcpy(out + k, tail, sizeof(tail));
+    return k + sizeof(tail);
+}
+
+/* What a payload table must be: no more payloads than samples, a plain one
+ * well-formed to its last byte, a compressed one one zstd frame shorter
+ * than what it inflates to; each refused where the block is opened. */
+static void test_payload_table_refused(void **state)
+{
+    (void)state;
+    unsigned char b[128];
+    struct block_reader *r = NULL;
+    struct block_sample x;
+    static const unsigned char ok[] = {2, '{', '}'}, bad_len[] = {5, '{', '}'}, junk[] = {1, 2, 3, 4, 5};
+    size_t len = v2_block(b, 1, 3, 0, ok, sizeof(ok));
+    assert_int_equal(block_reader_open(b, len, &r), 0);
+    assert_int_equal(block_reader_next(r, &x, NULL), 1);
+    assert_string_equal(x.metric_type, "x");
+    assert_string_equal(x.payload, "{}");
+    assert_true(x.value == 5 && x.id == 1);
+    assert_int_equal(block_reader_next(r, &x, NULL), 0);
+    block_reader_free(r);
+    len = v2_block(b, 2, 3, 0, ok, sizeof(ok)); /* more payloads than samples */
+    assert_int_equal(block_reader_open(b, len, &r), BLOCK_ECORRUPT);
+    len = v2_block(b, 1, 3, 0, bad_len, sizeof(bad_len)); /* a string past the table */
+    assert_int_equal(block_reader_open(b, len, &r), BLOCK_ECORRUPT);
+    len = v2_block(b, 0, 0, 5, junk, sizeof(junk)); /* a frame for no table */
+    assert_int_equal(block_reader_open(b, len, &r), BLOCK_ECORRUPT);
+    len = v2_block(b, 1, 3, 5, junk, sizeof(junk)); /* "compressed" but not shorter, not zstd */
+    assert_int_equal(block_reader_open(b, len, &r), BLOCK_ECORRUPT);
 }
 
 /* A block written by the release before (format 1: tests/fuzz/corpus/block/
@@ -706,11 +772,17 @@ static void test_format1_still_read(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_random), cmocka_unit_test(test_one_sample),
-        cmocka_unit_test(test_100000_samples),   cmocka_unit_test(test_extreme_timestamps),
-        cmocka_unit_test(test_every_type),       cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_corrupt),          cmocka_unit_test(test_compact_keys),
-        cmocka_unit_test(test_payload_table),    cmocka_unit_test(test_format1_still_read),
+        cmocka_unit_test(test_roundtrip_random),
+        cmocka_unit_test(test_one_sample),
+        cmocka_unit_test(test_100000_samples),
+        cmocka_unit_test(test_extreme_timestamps),
+        cmocka_unit_test(test_every_type),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_compact_keys),
+        cmocka_unit_test(test_payload_table),
+        cmocka_unit_test(test_format1_still_read),
+        cmocka_unit_test(test_payload_table_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
