@@ -499,7 +499,7 @@ static json_t *sample_json(const struct store_sample *s)
     if (s->hk_uuid[0] != '\0' && strncmp(s->hk_uuid, "h:", 2) != 0)
         json_object_set_new(o, "uuid", json_string(s->hk_uuid));
     json_error_t je;
-    json_t *pl = s->payload != NULL ? json_loads(s->payload, 0, &je) : NULL;
+    json_t *pl = s->payload != NULL ? json_parse_str(s->payload, 0, &je) : NULL;
     if (pl != NULL)
         json_object_set_new(o, "data", pl);
     return o;

@@ -16,6 +16,7 @@
 #include "api/audit.h"
 #include "api/guard.h"
 #include "chat/answer.h"
+#include "core/json_load.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "pipeline/insight.h"
@@ -47,7 +48,7 @@ static json_t *texts_of(json_t *list)
  * of the history). New reference. */
 static json_t *insight_json(const struct store_insight *i)
 {
-    json_t *body = i->body ? json_loads(i->body, 0, NULL) : NULL;
+    json_t *body = i->body ? json_parse_str(i->body, 0, NULL) : NULL;
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(i->id));
     json_object_set_new(o, "insight_id", json_string(i->id));

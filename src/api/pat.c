@@ -18,6 +18,7 @@
 #include "api/input.h"
 #include "api/audit.h"
 #include "api/guard.h"
+#include "core/json_load.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "ml/pat.h"
@@ -69,8 +70,8 @@ static json_t *analysis_json(const struct store_analysis *a)
     json_object_set_new(o, "model_version", json_string(a->model_version));
     json_object_set_new(o, "created_at", api_time_json(a->created_at_ms));
     json_object_set_new(o, "completed_at", api_time_json(a->created_at_ms));
-    json_t *cov = a->coverage ? json_loads(a->coverage, 0, NULL) : NULL;
-    json_t *res = a->result ? json_loads(a->result, 0, NULL) : NULL;
+    json_t *cov = a->coverage ? json_parse_str(a->coverage, 0, NULL) : NULL;
+    json_t *res = a->result ? json_parse_str(a->result, 0, NULL) : NULL;
     json_object_set_new(o, "pat_features", features_of(res));
     json_object_set_new(o, "coverage", cov ? cov : json_null());
     json_object_set(o, "analysis", res ? res : json_null());

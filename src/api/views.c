@@ -28,6 +28,7 @@
 #include "analysis/circadian.h"
 #include "api/api.h"
 #include "api/guard.h"
+#include "core/json_load.h"
 #include "core/timeutil.h"
 #include "ingest/healthkit.h"
 #include "store/store.h"
@@ -426,8 +427,8 @@ static void h_analyses(struct http_request *req, struct http_response *res)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         const struct store_analysis *a = &v[i];
-        json_t *cov = a->coverage ? json_loads(a->coverage, 0, NULL) : NULL;
-        json_t *r = a->result ? json_loads(a->result, 0, NULL) : NULL;
+        json_t *cov = a->coverage ? json_parse_str(a->coverage, 0, NULL) : NULL;
+        json_t *r = a->result ? json_parse_str(a->result, 0, NULL) : NULL;
         json_array_append_new(arr, json_pack("{s:s, s:o, s:s, s:o, s:o, s:o}", "analysis_id", a->id, "upload_id",
                                              a->upload_id[0] ? json_string(a->upload_id) : json_null(), "kind", a->kind,
                                              "created_at", api_time_json(a->created_at_ms), "coverage",

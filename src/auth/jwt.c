@@ -680,7 +680,7 @@ static int keyset_add(struct jwt_keyset *ks, const char *kid, EVP_PKEY *pkey, ch
 struct jwt_keyset *jwt_keyset_parse(const char *text, size_t len, char *err, size_t errlen)
 {
     json_error_t je;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_parse(text, len, JSON_REJECT_DUPLICATES, &je);
     struct jwt_keyset *ks = calloc(1, sizeof(*ks));
     if (root == NULL || !json_is_object(root) || ks == NULL) {
         fail(err, errlen, "key set is not a JSON object");

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/json_load.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -350,7 +351,7 @@ struct oidc *oidc_new(const struct config *cfg, char *err, size_t errlen)
     }
     if (listed) {
         json_error_t je;
-        list = json_loads(cfg->oidc_issuers, JSON_REJECT_DUPLICATES, &je);
+        list = json_parse_str(cfg->oidc_issuers, JSON_REJECT_DUPLICATES, &je);
         if (!json_is_array(list) || json_array_size(list) == 0) {
             snprintf(err, errlen, "OIDC_ISSUERS: expected a non-empty JSON list of issuer objects");
             goto fail;

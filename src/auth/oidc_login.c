@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "auth/oidc.h"
+#include "core/json_load.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -149,7 +150,7 @@ int oidc_discovery_parse(const char *json, size_t len, const char *issuer, struc
 {
     json_error_t je;
     memset(out, 0, sizeof(*out));
-    json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *doc = json_parse(json, len, JSON_REJECT_DUPLICATES, &je);
     int rc = OIDC_LOGIN_EINVALID;
     if (!json_is_object(doc)) {
         snprintf(err, errlen, "discovery: not a JSON object");
@@ -201,7 +202,7 @@ int oidc_token_response_parse(const char *body, size_t len, char *id_token, size
 {
     json_error_t je;
     id_token[0] = '\0';
-    json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *doc = json_parse(body, len, JSON_REJECT_DUPLICATES, &je);
     int rc = OIDC_LOGIN_EINVALID;
     if (!json_is_object(doc)) {
         snprintf(err, errlen, "token endpoint: answer is not a JSON object");
@@ -438,7 +439,7 @@ struct oidc_login *oidc_login_new(const struct config *cfg, char *err, size_t er
     }
     pthread_mutex_init(&l->lock, NULL);
     json_error_t je;
-    list = json_loads(cfg->oidc_providers, JSON_REJECT_DUPLICATES, &je);
+    list = json_parse_str(cfg->oidc_providers, JSON_REJECT_DUPLICATES, &je);
     if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > OIDC_LOGIN_MAX_PROVIDERS) {
         snprintf(err, errlen, "OIDC_PROVIDERS: expected a JSON list of 1-%d provider objects",
                  OIDC_LOGIN_MAX_PROVIDERS);

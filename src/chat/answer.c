@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "analysis/series.h"
+#include "core/json_load.h"
 #include "core/limits.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -228,13 +229,13 @@ char *chat_answer_text(const struct chat_services *svc, const char *user_id, con
     if (v == NULL)
         goto oom;
     for (size_t i = 0; i < n; i++) {
-        json_t *r = list[i].result != NULL ? json_loads(list[i].result, 0, NULL) : NULL;
+        json_t *r = list[i].result != NULL ? json_parse_str(list[i].result, 0, NULL) : NULL;
         if (!json_is_object(r)) {
             json_decref(r);
             continue;
         }
         v[np].result = r;
-        v[np].coverage = list[i].coverage != NULL ? json_loads(list[i].coverage, 0, NULL) : NULL;
+        v[np].coverage = list[i].coverage != NULL ? json_parse_str(list[i].coverage, 0, NULL) : NULL;
         v[np].created_at_ms = list[i].created_at_ms;
         np++;
     }
@@ -296,12 +297,12 @@ static char *llm_reply(const struct chat_services *svc, const char *user_id, con
         return NULL;
     }
     for (size_t i = 0; i < n && np < LLM_CHAT_MAX_ANALYSES; i++) {
-        json_t *r = list[i].result != NULL ? json_loads(list[i].result, 0, NULL) : NULL;
+        json_t *r = list[i].result != NULL ? json_parse_str(list[i].result, 0, NULL) : NULL;
         if (!json_is_object(r)) {
             json_decref(r);
             continue;
         }
-        json_t *cov = list[i].coverage != NULL ? json_loads(list[i].coverage, 0, NULL) : NULL;
+        json_t *cov = list[i].coverage != NULL ? json_parse_str(list[i].coverage, 0, NULL) : NULL;
         owned[nowned++] = r;
         if (cov != NULL)
             owned[nowned++] = cov;

@@ -133,7 +133,7 @@ char *chat_render_heartbeat_ack(const json_t *client_timestamp)
 
 char *chat_render_insight(const struct store_insight *in)
 {
-    json_t *body = in->body != NULL ? json_loads(in->body, 0, NULL) : NULL;
+    json_t *body = in->body != NULL ? json_parse_str(in->body, 0, NULL) : NULL;
     char ts[40];
     time_format_rfc3339_s(in->created_at_ms, ts, sizeof(ts));
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:s}", "type", "insight", "source", "pipeline",

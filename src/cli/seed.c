@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "core/json_load.h"
 #include "core/buf.h"
 #include "core/timeutil.h"
 
@@ -70,7 +71,7 @@ static long call(struct http *h, const char *method, const char *path, json_t *b
     if (curl_easy_perform(h->c) == CURLE_OK)
         curl_easy_getinfo(h->c, CURLINFO_RESPONSE_CODE, &status);
     if (out != NULL)
-        *out = b.data != NULL ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+        *out = b.data != NULL ? json_parse(b.data, b.len, 0, NULL) : NULL;
     free(text);
     curl_slist_free_all(hdrs);
     buf_free(&b);

@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "core/json_load.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
 
@@ -234,7 +235,7 @@ static json_t *body_object(const struct response *r)
 {
     if (r->body == NULL)
         return NULL;
-    json_t *j = json_loadb(r->body, r->len, 0, NULL);
+    json_t *j = json_parse(r->body, r->len, 0, NULL);
     if (j != NULL && !json_is_object(j)) {
         json_decref(j);
         return NULL;

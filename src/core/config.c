@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 
+#include "core/json_load.h"
 #include "core/buf.h"
 #include "core/limits.h"
 
@@ -633,7 +634,7 @@ static int parse_cors(struct config *cfg, const char *s, char *err, size_t errle
         if (vars[i].kind == V_CORS)
             v = &vars[i];
     json_error_t je;
-    json_t *arr = json_loads(s, JSON_REJECT_DUPLICATES, &je);
+    json_t *arr = json_parse_str(s, JSON_REJECT_DUPLICATES, &je);
     if (arr == NULL || !json_is_array(arr)) {
         json_decref(arr);
         return fail(err, errlen, "CORS_ORIGINS: expected %s", v->form);
@@ -750,7 +751,7 @@ int config_rate_limits_parse(const char *spec, struct config_rate out[CONFIG_RAT
 int config_proxies_parse(const char *json, char out[][64], int *n, char *err, size_t errlen)
 {
     json_error_t je;
-    json_t *list = json_loads(json != NULL ? json : "[]", 0, &je);
+    json_t *list = json_parse_str(json != NULL ? json : "[]", 0, &je);
     *n = 0;
     if (!json_is_array(list) || json_array_size(list) > CONFIG_MAX_PROXIES) {
         json_decref(list);

@@ -12,6 +12,12 @@
  * thread, so a parse during which any jansson allocation failed is reported
  * as JSON_ENOMEM — the server's failure, never the client's — and its result,
  * complete or not, is thrown away.
+ *
+ * jansson's lexer also asserts on the byte it dropped (upstream #362): an
+ * allocation that fails during a parse made here is served from a static
+ * reserve instead (see json_load.c), so the process does not abort. Every
+ * parse in src/ goes through json_load_checked or json_parse for that reason;
+ * a bare json_loads/json_loadb is refused by scripts/check-layers.
  */
 #ifndef CLARITY_CORE_JSON_LOAD_H
 #define CLARITY_CORE_JSON_LOAD_H
@@ -27,6 +33,13 @@
  */
 int json_load_checked(const char *buf, size_t len, size_t flags, json_t **out, json_error_t *je);
 
+/* json_loadb and json_loads with the same guarantees: NULL when the bytes
+ * are not JSON or when an allocation failed during the parse (then je, when
+ * not NULL, says "out of memory", json_error_out_of_memory), never an altered
+ * document and never jansson's abort. */
+json_t *json_parse(const char *buf, size_t len, size_t flags, json_error_t *je);
+json_t *json_parse_str(const char *s, size_t flags, json_error_t *je);
+
 /* Install the counting allocation functions now (json_load_checked does it
  * on first use; calling this early keeps every jansson allocation counted). */
 void json_load_init(void);
@@ -39,6 +52,9 @@ unsigned long json_load_failures(void);
 /* Test API: make this thread's nth jansson allocation from now fail (1 = the
  * next one); 0 disarms. */
 void json_load_fail_at(unsigned long n);
+/* Test API: allocations now live in the parse reserve (0 once every value a
+ * failed parse made is freed). */
+size_t json_load_reserve_live(void);
 #endif
 
 #endif

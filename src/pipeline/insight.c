@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_load.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "pipeline/llm.h"
@@ -42,8 +43,8 @@ int insight_render(struct llm_client *llm, const struct insight_subject *s, stru
 int insight_render_analysis(struct llm_client *llm, const struct store_analysis *a, enum insight_focus focus,
                             const char *context, const char *insight_id, struct insight_draft *out)
 {
-    json_t *result = json_loads(a->result != NULL ? a->result : "", 0, NULL);
-    json_t *coverage = a->coverage != NULL ? json_loads(a->coverage, 0, NULL) : NULL;
+    json_t *result = json_parse_str(a->result != NULL ? a->result : "", 0, NULL);
+    json_t *coverage = a->coverage != NULL ? json_parse_str(a->coverage, 0, NULL) : NULL;
     struct insight_subject s = {a->user_id, a->id, insight_id, focus, context, result, coverage};
     int rc = insight_render(llm, &s, out);
     json_decref(result);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/json_load.h"
 #include "core/uuid.h"
 #include "store/queue.h"
 #include "store/recovery.h"
@@ -55,7 +56,7 @@ int jobs_parse(enum jobs_kind kind, const char *payload, struct jobs_message *ou
     memset(out, 0, sizeof(*out));
     if (payload == NULL)
         return JOBS_EPAYLOAD;
-    json_t *o = json_loads(payload, JSON_REJECT_DUPLICATES, NULL);
+    json_t *o = json_parse_str(payload, JSON_REJECT_DUPLICATES, NULL);
     int ok = json_is_object(o) && copy_id(o, "upload_id", out->upload_id, 1) == 0 &&
              copy_id(o, "user_id", out->user_id, 1) == 0 &&
              copy_id(o, "analysis_id", out->analysis_id, kind == JOBS_INSIGHT) == 0;

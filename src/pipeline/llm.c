@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/json_load.h"
 #include "core/buf.h"
 #include "core/timeutil.h"
 
@@ -327,7 +328,7 @@ static char *call_model(struct llm_client *c, const char *system, const char *pr
         goto done;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    reply = json_loadb(resp.data ? resp.data : "", resp.len, 0, NULL);
+    reply = json_parse(resp.data ? resp.data : "", resp.len, 0, NULL);
     if (status != 200) {
         const char *msg = json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
         snprintf(err, errlen, "%s answered HTTP %ld%s%.200s", llm_client_name(c), status, msg ? ": " : "",
@@ -442,7 +443,7 @@ int llm_insight_call(struct llm_client *c, const json_t *result, const json_t *c
     text = call_model(c, SYSTEM_PROMPT, prompt, err, errlen);
     if (text == NULL)
         goto done;
-    doc = json_loads(text, 0, NULL);
+    doc = json_parse_str(text, 0, NULL);
     const char *narrative = json_string_value(json_object_get(doc, "narrative"));
     ki = json_array();
     rec = json_array();
@@ -566,7 +567,7 @@ int llm_chat_answer(struct llm_client *c, const json_t *const *results, const js
     text = call_model(c, CHAT_SYSTEM_PROMPT, prompt, err, errlen);
     if (text == NULL)
         goto done;
-    doc = json_loads(text, 0, NULL);
+    doc = json_parse_str(text, 0, NULL);
     const char *a = json_string_value(json_object_get(doc, "answer"));
     if (!json_is_object(doc) || a == NULL || a[0] == '\0' || utf8_chars(a) > LLM_CHAT_MAX_ANSWER) {
         snprintf(err, errlen, "%s reply is not the expected JSON shape", llm_client_name(c));

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/json_load.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/timeutil.h"
@@ -304,7 +305,7 @@ static int insight_job(const struct worker_options *o, const struct store_msg *m
     /* One insight per user per analysis period: a re-sync of the same week
      * updates it (insight_period_id). The same analysis again (redelivery)
      * or an older one arriving late changes nothing. */
-    json_t *result = json_loads(a.result ? a.result : "", 0, NULL);
+    json_t *result = json_parse_str(a.result ? a.result : "", 0, NULL);
     if (insight_period_id(result, ids.user_id, insight_id) != 0)
         compute_id_derive("insight", ids.analysis_id, insight_id);
     json_decref(result);

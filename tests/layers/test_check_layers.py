@@ -64,6 +64,13 @@ class CheckLayers(unittest.TestCase):
         self.assertEqual(rc, 1, out)
         self.assertIn("core -> store is not allowed", out)
 
+    def test_bare_jansson_parse_fails(self):
+        self.add("api/views.c", "static json_t *bad(const char *s) { return json_loads(s, 0, NULL); }")
+        rc, out = run(self.src)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("src/api/views.c:", out)
+        self.assertIn("json_parse", out)
+
     def test_unknown_folder_fails(self):
         os.mkdir(os.path.join(self.src, "misc"))
         with open(os.path.join(self.src, "misc", "x.c"), "w") as f:

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -80,6 +81,54 @@ static void test_every_allocation_failure(void **state)
     json_decref(want);
 }
 
+/* jansson 2.14's lexer asserts when the byte it dropped for a failed buffer
+ * growth was an escaped character or a pushed-back delimiter (upstream #362;
+ * CI saw load.c:442 abort the server). A document with an escape and a long
+ * number at every offset past the 16-byte initial buffer puts one at each
+ * growth point; failing each allocation of its parse in turn must give the
+ * exact document or JSON_ENOMEM, never an abort, and leave nothing in the
+ * parse reserve. */
+static void test_lexer_growth_never_aborts(void **state)
+{
+    (void)state;
+    static char doc[16384];
+    size_t o = 0;
+    o += (size_t)snprintf(doc + o, sizeof doc - o, "{");
+    for (int k = 0; k < 40; k++) {
+        o += (size_t)snprintf(doc + o, sizeof doc - o, "\"s%d\":\"%.*s\\n\\\"\\u00e9\",\"n%d\":-1.%.*s,", k, k,
+                              "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", k, k + 1,
+                              "1234567890123456789012345678901234567890123456789");
+    }
+    o += (size_t)snprintf(doc + o, sizeof doc - o, "\"end\":-1.5e10}");
+    assert_true(o < sizeof doc);
+    json_t *want = NULL;
+    assert_int_equal(json_load_checked(doc, o, 0, &want, NULL), 0);
+    int n, enomem = 0;
+    for (n = 1; n < 5000; n++) {
+        json_t *j = NULL;
+        json_load_fail_at((unsigned long)n);
+        int rc = json_load_checked(doc, o, 0, &j, NULL);
+        json_load_fail_at(0);
+        assert_int_equal(json_load_reserve_live(), 0);
+        if (rc == 0) {
+            assert_true(json_equal(j, want));
+            json_decref(j);
+            break;
+        }
+        assert_int_equal(rc, JSON_ENOMEM);
+        enomem++;
+        /* json_parse says why in je. */
+        json_error_t je;
+        json_load_fail_at((unsigned long)n);
+        assert_null(json_parse(doc, o, 0, &je));
+        json_load_fail_at(0);
+        assert_int_equal(json_error_code(&je), json_error_out_of_memory);
+    }
+    assert_true(n < 5000);
+    assert_true(enomem > 100);
+    json_decref(want);
+}
+
 /* The counter is per thread and counts only jansson's allocations. */
 static void test_failure_counter(void **state)
 {
@@ -99,6 +148,7 @@ int main(void)
         cmocka_unit_test(test_valid_and_invalid),
         cmocka_unit_test(test_every_allocation_failure),
         cmocka_unit_test(test_failure_counter),
+        cmocka_unit_test(test_lexer_growth_never_aborts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
