@@ -30,7 +30,10 @@
 # SMOKE_TOKEN (production: adds an auth round trip), API_DOMAIN, METRICS_TOKEN,
 # GATE_SECONDS (default
 # 120), GATE_MAX_ERROR_RATE (default 0.01), GATE_MAX_P99_SECONDS (default 1.0),
-# CANARY_STEPS (default "10 50 100").
+# CANARY_STEPS (default "10 50 100"), SAMPLE_BLOCK_FORMAT (1 or 2: set on the
+# new revision with --update-env-vars; 1 while a release that reads only
+# format-1 sample blocks still serves or is the rollback target, see
+# docs/operations.md "Block format 2"; unset leaves the service's setting).
 set -euo pipefail
 
 SCRIPT_NAME=deploy.sh
@@ -71,6 +74,14 @@ if [ -z "$VERSION" ]; then
 fi
 case "$VERSION" in
     *[!A-Za-z0-9._-]* | "") die "VERSION '$VERSION' may hold only letters, digits, '.', '_' and '-'" ;;
+esac
+
+# The sample block format the new revision writes, when told.
+ENV_FLAGS=()
+case "${SAMPLE_BLOCK_FORMAT:-}" in
+    "") ;;
+    1 | 2) ENV_FLAGS=(--update-env-vars "SAMPLE_BLOCK_FORMAT=$SAMPLE_BLOCK_FORMAT") ;;
+    *) die "SAMPLE_BLOCK_FORMAT '$SAMPLE_BLOCK_FORMAT' must be 1 or 2" ;;
 esac
 
 IMAGE="$REGISTRY/clarity:$VERSION"
@@ -143,7 +154,7 @@ gate() {
 
 if [ "$ENVIRONMENT" != production ]; then
     # 4. Development and staging: all traffic at once, then the full smoke test.
-    run gcloud run deploy "$SERVICE" --image "$IMAGE" "${GCLOUD_WHERE[@]}" \
+    run gcloud run deploy "$SERVICE" --image "$IMAGE" "${GCLOUD_WHERE[@]}" "${ENV_FLAGS[@]}" \
         --revision-suffix "$(revision_suffix "$VERSION")" --quiet
     run gcloud run services update-traffic "$SERVICE" "${GCLOUD_WHERE[@]}" \
         --to-revisions "$REVISION=100" --quiet
@@ -157,7 +168,7 @@ if [ "$ENVIRONMENT" != production ]; then
 fi
 
 # 5. Production: a candidate without traffic, smoke-tested on its own URL.
-run gcloud run deploy "$SERVICE" --image "$IMAGE" "${GCLOUD_WHERE[@]}" \
+run gcloud run deploy "$SERVICE" --image "$IMAGE" "${GCLOUD_WHERE[@]}" "${ENV_FLAGS[@]}" \
     --revision-suffix "$(revision_suffix "$VERSION")" --no-traffic --tag candidate --quiet
 SERVICE_URL="$(capture "https://$SERVICE-dry-run.a.run.app" gcloud run services describe "$SERVICE" \
     "${GCLOUD_WHERE[@]}" --format 'value(status.url)')"

@@ -167,6 +167,26 @@ class DryRun(unittest.TestCase):
                                                  "health:  https://api.clarity.example.com/health",
                                                  "docs:    https://api.clarity.example.com/docs"])
 
+    def test_sample_block_format_reaches_the_revision(self):
+        # A canary beside a release that reads only format-1 blocks: the
+        # new revision is told to write format 1 (docs/operations.md).
+        for env, svc, argv in (("production", "clarity-backend", ["--no-traffic"]),
+                               ("staging", "clarity-backend-staging", ["--quiet"])):
+            rc, out, err = run([DEPLOY, "--dry-run", env, "1.2.3"], env={"SAMPLE_BLOCK_FORMAT": "1"})
+            self.assertEqual(rc, 0, err)
+            deploys = [c for c in trace(out) if c[:4] == ["gcloud", "run", "deploy", svc]]
+            self.assertEqual(len(deploys), 1, trace(out))
+            self.assertIn("--update-env-vars", deploys[0])
+            self.assertEqual(deploys[0][deploys[0].index("--update-env-vars") + 1], "SAMPLE_BLOCK_FORMAT=1")
+        # Unset: the service's setting is left as it is.
+        rc, out, err = run([DEPLOY, "--dry-run", "production", "1.2.3"])
+        self.assertNotIn("--update-env-vars", out)
+        # Anything else is refused before anything runs.
+        rc, out, err = run([DEPLOY, "--dry-run", "production", "1.2.3"], env={"SAMPLE_BLOCK_FORMAT": "3"})
+        self.assertNotEqual(rc, 0)
+        self.assertIn("must be 1 or 2", err)
+        self.assertEqual(trace(out), [])
+
     def test_development_ends_with_urls(self):
         rc, out, err = run([DEPLOY, "--dry-run", "development", "1.2.3"])
         self.assertEqual(rc, 0, err)
