@@ -50,6 +50,14 @@ def cli(binary, args, env, cwd, stdin=None, check=True):
     return p
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process so far, all its threads
+    (/proc/PID/stat fields 14 and 15, in clock ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """`clarity serve` on a free loopback port."""
 

@@ -44,6 +44,23 @@ void check_pointer(char *out, size_t outlen, const char *prefix, const char *nam
     out[o < outlen ? o : outlen - 1] = '\0';
 }
 
+/* A member's error, its pointer built only now: the checks run for every
+ * member of every sample of an upload, and errors are rare. */
+static void member_error(struct check *c, const char *prefix, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void member_error(struct check *c, const char *prefix, const char *name, const char *fmt, ...)
+{
+    char ptr[256], msg[512];
+    va_list ap;
+    check_pointer(ptr, sizeof(ptr), prefix, name);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    c->nerrors++;
+    if (c->record != NULL)
+        c->record(c->ctx, ptr, msg);
+}
+
 void check_only(struct check *c, json_t *obj, const char *prefix, const char *const *allowed)
 {
     /* Unknown members are ignored (clients in the field send members of
@@ -77,29 +94,27 @@ static size_t utf8_chars(const char *s)
 const char *check_string(struct check *c, json_t *obj, const char *prefix, const char *name, int required, size_t min,
                          size_t max)
 {
-    char ptr[256];
-    check_pointer(ptr, sizeof(ptr), prefix, name);
     json_t *v = json_object_get(obj, name);
     if (v == NULL || json_is_null(v)) {
         if (required)
-            check_error(c, ptr, "is required");
+            member_error(c, prefix, name, "is required");
         return NULL;
     }
     if (!json_is_string(v)) {
-        check_error(c, ptr, "must be a string");
+        member_error(c, prefix, name, "must be a string");
         return NULL;
     }
     const char *s = json_string_value(v);
     if (strlen(s) != json_string_length(v)) {
-        check_error(c, ptr, "must not contain NUL characters");
+        member_error(c, prefix, name, "must not contain NUL characters");
         return NULL;
     }
     size_t n = utf8_chars(s);
     if (n < min || n > max) {
         if (min == max)
-            check_error(c, ptr, "must be %zu characters", min);
+            member_error(c, prefix, name, "must be %zu characters", min);
         else
-            check_error(c, ptr, "must be %zu to %zu characters", min, max);
+            member_error(c, prefix, name, "must be %zu to %zu characters", min, max);
         return NULL;
     }
     return s;
@@ -107,16 +122,14 @@ const char *check_string(struct check *c, json_t *obj, const char *prefix, const
 
 int check_bool(struct check *c, json_t *obj, const char *prefix, const char *name, int required, int def)
 {
-    char ptr[256];
-    check_pointer(ptr, sizeof(ptr), prefix, name);
     json_t *v = json_object_get(obj, name);
     if (v == NULL || json_is_null(v)) {
         if (required)
-            check_error(c, ptr, "is required");
+            member_error(c, prefix, name, "is required");
         return def;
     }
     if (!json_is_boolean(v)) {
-        check_error(c, ptr, "must be true or false");
+        member_error(c, prefix, name, "must be true or false");
         return def;
     }
     return json_is_true(v);
@@ -125,26 +138,24 @@ int check_bool(struct check *c, json_t *obj, const char *prefix, const char *nam
 const char *check_bytes(struct check *c, json_t *obj, const char *prefix, const char *name, int required, size_t min,
                         size_t max)
 {
-    char ptr[256];
-    check_pointer(ptr, sizeof(ptr), prefix, name);
     json_t *v = json_object_get(obj, name);
     if (v == NULL || json_is_null(v)) {
         if (required)
-            check_error(c, ptr, "is required");
+            member_error(c, prefix, name, "is required");
         return NULL;
     }
     if (!json_is_string(v)) {
-        check_error(c, ptr, "must be a string");
+        member_error(c, prefix, name, "must be a string");
         return NULL;
     }
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (strlen(s) != n) {
-        check_error(c, ptr, "must not contain NUL characters");
+        member_error(c, prefix, name, "must not contain NUL characters");
         return NULL;
     }
     if (n < min || n > max) {
-        check_error(c, ptr, "must be %zu to %zu bytes of UTF-8", min, max);
+        member_error(c, prefix, name, "must be %zu to %zu bytes of UTF-8", min, max);
         return NULL;
     }
     return s;

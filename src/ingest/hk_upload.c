@@ -75,6 +75,43 @@ static void unsupported(struct hk_ctx *c, const char *ptr, const char *identifie
                               json_pack("{s:s, s:s, s:s}", "pointer", ptr, "identifier", identifier, "reason", why));
 }
 
+/* Copy a string into a fixed field as snprintf("%s") would (truncated,
+ * always terminated) without its cost: hk_store runs once per sample. */
+static void field(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* The sample's payload, {"tz_offset_min":N[,"category":"..."]}, as
+ * json_dumps(JSON_COMPACT) writes it. The category is one of healthkit.c's
+ * static names (plain ASCII words), checked so that no escaping is needed. */
+static char *payload(int offset, const char *category)
+{
+    size_t cn = category != NULL ? strlen(category) : 0;
+    for (size_t i = 0; i < cn; i++)
+        if (!((category[i] >= 'a' && category[i] <= 'z') || category[i] == '_')) {
+            json_t *pl = json_pack("{s:i, s:s}", "tz_offset_min", offset, "category", category);
+            char *text = pl != NULL ? json_dumps(pl, JSON_COMPACT) : NULL;
+            json_decref(pl);
+            return text;
+        }
+    char *p = malloc(40 + cn);
+    if (p == NULL)
+        return NULL;
+    int n = snprintf(p, 40, "{\"tz_offset_min\":%d", offset);
+    if (category != NULL) {
+        memcpy(p + n, ",\"category\":\"", 13);
+        memcpy(p + n + 13, category, cn);
+        n += 13 + (int)cn;
+        p[n++] = '"';
+    }
+    p[n++] = '}';
+    p[n] = '\0';
+    return p;
+}
+
 static struct store_sample *hk_store(struct hk_ctx *c, const struct hk_mapped *m, int64_t start, int64_t end,
                                      int offset, const char *uuid, const char *identifier, double raw,
                                      const char *source, const char *device)
@@ -82,13 +119,13 @@ static struct store_sample *hk_store(struct hk_ctx *c, const struct hk_mapped *m
     struct store_sample *s = upload_samples_add(c->out);
     if (s == NULL)
         return NULL;
-    snprintf(s->user_id, sizeof(s->user_id), "%s", c->user_id);
-    snprintf(s->metric_type, sizeof(s->metric_type), "%s", m->metric_type);
-    snprintf(s->unit, sizeof(s->unit), "%s", m->unit);
-    snprintf(s->source, sizeof(s->source), "%s", source != NULL ? source : "healthkit");
-    snprintf(s->device, sizeof(s->device), "%s", device != NULL ? device : "");
+    field(s->user_id, sizeof(s->user_id), c->user_id);
+    field(s->metric_type, sizeof(s->metric_type), m->metric_type);
+    field(s->unit, sizeof(s->unit), m->unit);
+    field(s->source, sizeof(s->source), source != NULL ? source : "healthkit");
+    field(s->device, sizeof(s->device), device != NULL ? device : "");
     if (uuid != NULL)
-        snprintf(s->hk_uuid, sizeof(s->hk_uuid), "%s", uuid);
+        field(s->hk_uuid, sizeof(s->hk_uuid), uuid);
     else
         content_key(s->hk_uuid, identifier, start, end, raw, source);
     s->value = m->value;
@@ -96,11 +133,9 @@ static struct store_sample *hk_store(struct hk_ctx *c, const struct hk_mapped *m
     s->end_ms = end;
     /* The device's UTC offset matters to the analysis (local time); the
      * category (sleep stage) rides along. */
-    json_t *pl = json_pack("{s:i}", "tz_offset_min", offset);
-    if (m->category != NULL)
-        json_object_set_new(pl, "category", json_string(m->category));
-    s->payload = json_dumps(pl, JSON_COMPACT);
-    json_decref(pl);
+    s->payload = payload(offset, m->category);
+    if (s->payload == NULL)
+        c->out->oom = 1; /* the upload is refused whole (503), not stored without it */
     return s;
 }
 
@@ -322,9 +357,18 @@ int hk_upload_parse(json_t *body, const char *user_id, struct check *c, struct u
     void (*each[4])(struct hk_ctx *, json_t *, const char *) = {hk_quantity, hk_category, hk_workout, hk_correlation};
     for (int k = 0; k < 4; k++) {
         json_t *arr = json_object_get(body, lists[k]);
+        char ptr[96];
+        size_t at = (size_t)snprintf(ptr, sizeof(ptr), "/%s/", lists[k]);
         for (size_t i = 0; i < n[k]; i++) {
-            char ptr[96];
-            snprintf(ptr, sizeof(ptr), "/%s/%zu", lists[k], i);
+            /* "/<list>/<i>", the index written by hand: once per sample. */
+            char digits[24];
+            size_t nd = 0, v = i;
+            do
+                digits[nd++] = (char)('0' + v % 10);
+            while ((v /= 10) != 0);
+            for (size_t d = 0; d < nd; d++)
+                ptr[at + d] = digits[nd - 1 - d];
+            ptr[at + nd] = '\0';
             each[k](&x, json_array_get(arr, i), ptr);
         }
     }

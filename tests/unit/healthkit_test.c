@@ -8,10 +8,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/check.h"
 #include "ingest/healthkit.h"
+#include "ingest/hk_upload.h"
+#include "ingest/upload.h"
 
 static void map(const char *id, const char *unit, double v, const char *type, const char *stored, double want)
 {
@@ -151,6 +157,98 @@ static void test_ranges_after_conversion(void **state)
     assert_int_equal(hk_value_plausible(HK_T_WORKOUT, INFINITY, err, sizeof(err)), -1);
 }
 
+static void record(void *ctx, const char *pointer, const char *message)
+{
+    (void)message;
+    snprintf(ctx, 128, "%s", pointer);
+}
+
+/* hk_upload_parse writes each sample's payload by hand (once per sample, on
+ * the upload's hot path): it must be byte for byte what jansson writes for
+ * {"tz_offset_min": N[, "category": C]} with JSON_COMPACT, for every offset
+ * sign and width and every sleep stage. */
+static void test_upload_payloads(void **state)
+{
+    (void)state;
+    static const char *const offsets[] = {"Z", "+05:30", "-12:00", "+14:00", "-00:45"};
+    static const int minutes[] = {0, 330, -720, 840, -45};
+    for (int o = 0; o < 5; o++)
+        for (int stage = 0; stage <= 5; stage++) {
+            char text[1024];
+            snprintf(text, sizeof(text),
+                     "{\"user_id\":\"u1\",\"quantity_samples\":[{\"identifier\":"
+                     "\"HKQuantityTypeIdentifierHeartRate\",\"value\":61,\"unit\":\"count/min\","
+                     "\"start_date\":\"2026-11-20T07:00:00%s\",\"end_date\":\"2026-11-20T07:01:00%s\"}],"
+                     "\"category_samples\":[{\"identifier\":\"HKCategoryTypeIdentifierSleepAnalysis\","
+                     "\"value\":%d,\"start_date\":\"2026-11-20T01:00:00%s\",\"end_date\":"
+                     "\"2026-11-20T02:00:00%s\"}]}",
+                     offsets[o], offsets[o], stage, offsets[o], offsets[o]);
+            json_t *body = json_loads(text, 0, NULL);
+            assert_non_null(body);
+            struct check c;
+            char where[128] = "";
+            check_init(&c, record, where);
+            struct upload_samples out = {0};
+            struct hk_upload_counts counts;
+            const char *sync = NULL;
+            json_t *unsupported = json_array();
+            int rc = hk_upload_parse(body, "u1", &c, &out, unsupported, &counts, &sync);
+            if (rc != 0)
+                fail_msg("offset %s stage %d: rc %d at %s", offsets[o], stage, rc, where);
+            assert_int_equal(upload_samples_complete(&out), 0);
+            assert_int_equal(out.n, 2);
+            json_t *want = json_pack("{s:i}", "tz_offset_min", minutes[o]);
+            char *w = json_dumps(want, JSON_COMPACT);
+            assert_string_equal(out.v[0].payload, w);
+            free(w);
+            json_t *got = json_loads(out.v[1].payload, 0, NULL);
+            assert_non_null(got);
+            assert_int_equal(json_integer_value(json_object_get(got, "tz_offset_min")), minutes[o]);
+            const char *cat = json_string_value(json_object_get(got, "category"));
+            assert_non_null(cat);
+            json_object_set_new(want, "category", json_string(cat));
+            w = json_dumps(want, JSON_COMPACT);
+            assert_string_equal(out.v[1].payload, w);
+            free(w);
+            json_decref(got);
+            json_decref(want);
+            json_decref(unsupported);
+            json_decref(body);
+            upload_samples_free(&out);
+        }
+}
+
+/* An error deep in a list names the sample's pointer, built only on error. */
+static void test_upload_error_pointer(void **state)
+{
+    (void)state;
+    static char text[1 << 19];
+    size_t o = (size_t)snprintf(text, sizeof(text), "{\"user_id\":\"u1\",\"quantity_samples\":[");
+    for (int i = 0; i < 1234; i++)
+        o += (size_t)snprintf(text + o, sizeof(text) - o,
+                              "%s{\"identifier\":\"HKQuantityTypeIdentifierHeartRate\",\"value\":61,"
+                              "\"unit\":\"count/min\",\"start_date\":\"%s\",\"end_date\":"
+                              "\"2026-11-20T07:01:00Z\"}",
+                              i ? "," : "", i == 1207 ? "yesterday" : "2026-11-20T07:00:00Z");
+    assert_true(o + 3 < sizeof(text));
+    snprintf(text + o, sizeof(text) - o, "]}");
+    json_t *body = json_loads(text, 0, NULL);
+    assert_non_null(body);
+    struct check c;
+    char where[128] = "";
+    check_init(&c, record, where);
+    struct upload_samples out = {0};
+    struct hk_upload_counts counts;
+    const char *sync = NULL;
+    json_t *unsupported = json_array();
+    assert_int_not_equal(hk_upload_parse(body, "u1", &c, &out, unsupported, &counts, &sync), 0);
+    assert_int_equal(c.nerrors, 1);
+    assert_string_equal(where, "/quantity_samples/1207/start_date");
+    json_decref(unsupported);
+    json_decref(body);
+    upload_samples_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +257,8 @@ int main(void)
         cmocka_unit_test(test_quantity_errors),
         cmocka_unit_test(test_categories),
         cmocka_unit_test(test_convert),
+        cmocka_unit_test(test_upload_payloads),
+        cmocka_unit_test(test_upload_error_pointer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
