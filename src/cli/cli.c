@@ -99,11 +99,16 @@ static const struct command commands[] = {
      "1 on failure (wrong key, database, rows left unwrapped), 2 on a usage error.\n"},
     {"migrate", cli_migrate, "apply or list schema migrations",
      "usage: clarity migrate up [--to NAME] | clarity migrate status\n"
+     "       clarity migrate contract\n"
      "       clarity migrate samples-backfill|samples-to-rows [--batch N]\n\n"
+     "up applies expand migrations (serve refuses to start without them outside\n"
+     "development); contract applies contract migrations (014 drops the emptied\n"
+     "health_samples), never pending: run it once no older release runs.\n"
      "samples-backfill moves rows of releases before sealed sample blocks into\n"
      "blocks now (the workers also do it a little each minute); samples-to-rows\n"
      "is its rollback: run it, with this release stopped, before starting the\n"
-     "release before it. Both print progress and resume where they stopped.\n"},
+     "release before it (it undoes 014 first). Both print progress and resume\n"
+     "where they stopped.\n"},
     {"pat", cli_pat, "PAT encoder: describe a weights file, embed a week of activity",
      "usage: clarity pat info FILE [--sha256 HEX]\n       clarity pat embed --model FILE --input MINUTES.csv [--sha256 "
      "HEX] [--std none|global:MEAN:STD|per-minute:FILE] [--head NAME=FILE]... [--attention] [--tokens] [--threads "

@@ -19,6 +19,7 @@
 #include "store/store.h"
 
 static const char usage[] = "usage: clarity migrate up [--to NAME] | clarity migrate status\n"
+                            "       clarity migrate contract\n"
                             "       clarity migrate samples-backfill|samples-to-rows [--batch N]\n";
 
 static int open_store(const struct config *cfg, int pool, struct store **out)
@@ -48,10 +49,11 @@ static int status(struct store *st, const struct config *cfg)
     }
     config_redact_url(cfg->database_url, shown, sizeof(shown));
     printf("database: %s (%s)\n", shown, store_backend_name(st));
-    int pending = 0, changed = 0, unknown = 0, applied = 0;
+    int pending = 0, changed = 0, unknown = 0, applied = 0, contract = 0;
     for (size_t i = 0; i < n; i++) {
         char when[32] = "";
-        const char *state = "pending";
+        /* A contract migration waits for `migrate contract`, not `up`. */
+        const char *state = ms[i].contract ? "contract" : "pending";
         if (ms[i].applied) {
             time_format_rfc3339_ms(ms[i].applied_at_ms, when, sizeof(when));
             state = ms[i].unknown        ? "UNKNOWN"
@@ -59,13 +61,15 @@ static int status(struct store *st, const struct config *cfg)
                     : ms[i].complete     ? "applied"
                                          : "backfilling";
         }
-        pending += !ms[i].applied || (!ms[i].complete && ms[i].checksum_ok && !ms[i].unknown);
+        contract += ms[i].contract && !ms[i].applied;
+        pending += !ms[i].contract && (!ms[i].applied || (!ms[i].complete && ms[i].checksum_ok && !ms[i].unknown));
         changed += ms[i].applied && !ms[i].unknown && !ms[i].checksum_ok;
         unknown += ms[i].unknown;
         applied += ms[i].applied && !ms[i].unknown && ms[i].checksum_ok && ms[i].complete;
         printf("%-32s %-11s %-24s sha256:%.16s\n", ms[i].name, state, when, ms[i].checksum);
     }
-    printf("%d applied, %d pending, %d changed, %d unknown\n", applied, pending, changed, unknown);
+    printf("%d applied, %d pending, %d changed, %d unknown, %d contract\n", applied, pending, changed, unknown,
+           contract);
     if (rc == STORE_EMIGRATION) {
         fprintf(stderr, "clarity migrate status: %s\n", err);
         return CLI_EXIT_FAILURE;
@@ -110,9 +114,14 @@ static int samples_move(int argc, char **argv)
     memset(&stats, 0, sizeof(stats));
     rc = CLI_EXIT_FAILURE;
     if (cli_store_open_for_serve(&cfg, &st) == 0 && cli_store_seal(&cfg, st, &master, &ring) == 0) {
-        int src = back ? store_sample_blocks_to_rows(st, (size_t)batch, samples_progress, argv[1], &stats)
-                       : store_sample_rows_backfill(st, (size_t)batch, samples_progress, argv[1], &stats);
         char err[512] = "";
+        int undone = 0, src = 0;
+        /* The rows need their table: after 014 it is made again first. */
+        if (back && (src = store_migrate_undo_014(st, &undone, err, sizeof(err))) == 0 && undone)
+            printf("samples-to-rows: migration 014_drop_health_samples undone (health_samples made again)\n");
+        if (src == 0)
+            src = back ? store_sample_blocks_to_rows(st, (size_t)batch, samples_progress, argv[1], &stats)
+                       : store_sample_rows_backfill(st, (size_t)batch, samples_progress, argv[1], &stats);
         /* The rollback ends by undoing 013 itself: the release before refuses
          * a database with a migration it does not know, and its column goes
          * with it (a later upgrade adds it again, starting the ids afresh). */
@@ -138,7 +147,7 @@ static int samples_move(int argc, char **argv)
 int cli_migrate(int argc, char **argv)
 {
     const char *target = NULL;
-    int up = 0;
+    int up = 0, contract = 0;
     if (argc >= 2 && (strcmp(argv[1], "samples-backfill") == 0 || strcmp(argv[1], "samples-to-rows") == 0))
         return samples_move(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "up") == 0) {
@@ -149,6 +158,8 @@ int cli_migrate(int argc, char **argv)
             fputs(usage, stderr);
             return CLI_EXIT_USAGE;
         }
+    } else if (argc == 2 && strcmp(argv[1], "contract") == 0) {
+        contract = 1;
     } else if (!(argc == 2 && strcmp(argv[1], "status") == 0)) {
         fputs(usage, stderr);
         return CLI_EXIT_USAGE;
@@ -171,6 +182,17 @@ int cli_migrate(int argc, char **argv)
             rc = rc == STORE_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
         } else {
             printf("applied %d migration%s\n", applied, applied == 1 ? "" : "s");
+            rc = CLI_EXIT_OK;
+        }
+    } else if (contract) {
+        char err[1024] = "";
+        int applied = 0;
+        rc = store_migrate_contract(st, &applied, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "clarity migrate contract: %s\n", err);
+            rc = CLI_EXIT_FAILURE;
+        } else {
+            printf("applied %d contract migration%s\n", applied, applied == 1 ? "" : "s");
             rc = CLI_EXIT_OK;
         }
     } else {

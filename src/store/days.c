@@ -63,6 +63,7 @@
 
 #include "core/log.h"
 #include "store/block.h"
+#include "store/migrate.h"
 #include "store/store_int.h"
 
 #define DAY_MS 86400000LL
@@ -826,7 +827,10 @@ static int day_keys(struct store_tx *tx, const char *user_id, int64_t day, struc
     if (b.p != NULL)
         explicit_bzero(b.p, b.n);
     free(b.p);
-    if (rc != 0 || (rc = store_tx_stmt(tx, legacy, &s)) != 0)
+    int rows_left = 0;
+    if (rc == 0)
+        rc = store_legacy_rows(tx, &rows_left);
+    if (rc != 0 || !rows_left || (rc = store_tx_stmt(tx, legacy, &s)) != 0)
         return rc;
     db_bind_text(s, 1, user_id);
     db_bind_int64(s, 2, day * DAY_MS);
@@ -846,9 +850,14 @@ static int alloc_ids(struct store_tx *tx, const char *user_id, int64_t n, int64_
     static const char sql[] = "UPDATE users SET sample_seq = CASE WHEN sample_seq > 0 THEN sample_seq"
                               " ELSE (SELECT COALESCE(MAX(id), 0) FROM health_samples) + 4294967296 END + ?2"
                               " WHERE id = ?1 RETURNING sample_seq";
+    /* After 014 the table is gone, and it was empty when it went: the
+     * subquery's answer would be 0. */
+    static const char no_rows[] = "UPDATE users SET sample_seq = CASE WHEN sample_seq > 0 THEN sample_seq"
+                                  " ELSE 4294967296 END + ?2 WHERE id = ?1 RETURNING sample_seq";
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx, sql, &s), step;
-    if (rc != 0)
+    int rows = 0, step;
+    int rc = store_legacy_rows(tx, &rows);
+    if (rc != 0 || (rc = store_tx_stmt(tx, rows ? sql : no_rows, &s)) != 0)
         return rc;
     db_bind_text(s, 1, user_id);
     db_bind_int64(s, 2, n);
@@ -1007,8 +1016,9 @@ static int legacy_segments(struct store_tx *tx, const char *user_id, int64_t day
     struct db_stmt *s = NULL;
     struct seg sg;
     char upload[STORE_ID_LEN] = "";
-    int rc = store_tx_stmt(tx, sql, &s), step, started = 0;
-    if (rc != 0)
+    int rows = 0, step, started = 0;
+    int rc = store_legacy_rows(tx, &rows);
+    if (rc != 0 || !rows || (rc = store_tx_stmt(tx, sql, &s)) != 0)
         return rc;
     memset(&sg, 0, sizeof(sg));
     db_stmt_binary_results(s);
@@ -1076,10 +1086,11 @@ static int upload_days(struct store_tx *tx, const char *upload_id, int64_t **day
 {
     static const char sql[] = "SELECT DISTINCT " DAY_EXPR " AS d FROM health_samples WHERE upload_id = ?1 ORDER BY d";
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx, sql, &s);
+    int rows = 0;
+    int rc = store_legacy_rows(tx, &rows);
     *days = NULL;
     *n = 0;
-    if (rc != 0)
+    if (rc != 0 || !rows || (rc = store_tx_stmt(tx, sql, &s)) != 0)
         return rc;
     db_bind_text(s, 1, upload_id);
     return collect_days(tx, s, days, n);
@@ -2425,10 +2436,12 @@ static int backfill_batch(struct store *st, size_t batch, struct store_backfill_
     static const char indexed[] = "UPDATE uploads SET days_indexed = 1 WHERE user_id = ?1 AND days_indexed = 0";
     struct store_tx *tx = NULL;
     struct db_stmt *s = NULL;
-    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx), step;
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx), step, rows = 0;
     if (rc != 0)
         return rc;
-    while (rc == 0 && seen < batch) {
+    if ((rc = store_legacy_rows(tx, &rows)) == 0 && !rows)
+        stats->done = 1; /* 014 dropped the table: nothing was left to move */
+    while (rc == 0 && rows && seen < batch) {
         char user[STORE_ID_LEN];
         int64_t start, moved = 0;
         if ((rc = store_tx_stmt(tx, next, &s)) != 0)
@@ -2638,5 +2651,14 @@ static int unmove_batch(struct store *st, size_t batch, struct store_backfill_st
 int store_sample_blocks_to_rows(struct store *st, size_t batch, store_backfill_fn fn, void *ctx,
                                 struct store_backfill_stats *stats)
 {
+    /* The rows go back into health_samples: after 014 the table is made
+     * again first (and 014 forgotten). */
+    char err[256];
+    int undone = 0;
+    int rc = store_migrate_undo_014(st, &undone, err, sizeof(err));
+    if (rc != 0) {
+        log_warning("samples-to-rows: cannot undo 014", LOG_STR, "error", err, LOG_END);
+        return rc;
+    }
     return run_batches(st, batch, unmove_batch, fn, ctx, stats);
 }

@@ -24,7 +24,39 @@ struct migration {
     const char *name;
     const char *ddl;      /* run in one transaction with the _migrations row */
     const char *backfill; /* one batch; repeated until it changes no row (NULL: none) */
+    /* A contract migration (drops what the release before still used):
+     * applied only by store_migrate_contract, never by store_migrate_up,
+     * and not counted as pending. */
+    int contract;
+    /* Contract only: a query that must return no row first (NULL: none),
+     * and what to tell the operator when it does. */
+    const char *refuse_if;
+    const char *refusal;
 };
+
+/* health_samples as 001 created it (also what undoing 014 recreates first).
+ * NULLs are distinct in a unique index on both backends, so samples
+ * without a HealthKit uuid are never deduplicated. */
+#define HEALTH_SAMPLES_001                                                                                             \
+    "CREATE TABLE health_samples ("                                                                                    \
+    " id {ID},"                                                                                                        \
+    " user_id TEXT NOT NULL,"                                                                                          \
+    " upload_id TEXT,"                                                                                                 \
+    " metric_type TEXT NOT NULL,"                                                                                      \
+    " start_ms BIGINT NOT NULL,"                                                                                       \
+    " end_ms BIGINT NOT NULL,"                                                                                         \
+    " value DOUBLE PRECISION,"                                                                                         \
+    " value2 DOUBLE PRECISION,"                                                                                        \
+    " unit TEXT NOT NULL DEFAULT '',"                                                                                  \
+    " source TEXT NOT NULL DEFAULT '',"                                                                                \
+    " device TEXT NOT NULL DEFAULT '',"                                                                                \
+    " hk_uuid TEXT,"                                                                                                   \
+    " payload TEXT,"                                                                                                   \
+    " created_at BIGINT NOT NULL);\n"                                                                                  \
+    "CREATE UNIQUE INDEX health_samples_user_uuid ON health_samples (user_id, hk_uuid);\n"                             \
+    "CREATE INDEX health_samples_user_time_type"                                                                       \
+    " ON health_samples (user_id, start_ms DESC, metric_type);\n"                                                      \
+    "CREATE INDEX health_samples_upload ON health_samples (upload_id);\n"
 
 /* 001: every table of the storage model (ARCHITECTURE.md) with the indexes of
  * the deployment guide: users (created_at desc, email); health data
@@ -93,28 +125,7 @@ static const char m001_ddl[] =
      * (docs/data-model.md). The repository checks the owner once per batch
      * (FOR KEY SHARE on PostgreSQL, the lock a foreign key would take) and
      * deletes samples itself when their user or upload goes. */
-    "CREATE TABLE health_samples ("
-    " id {ID},"
-    " user_id TEXT NOT NULL,"
-    " upload_id TEXT,"
-    " metric_type TEXT NOT NULL,"
-    " start_ms BIGINT NOT NULL,"
-    " end_ms BIGINT NOT NULL,"
-    " value DOUBLE PRECISION,"
-    " value2 DOUBLE PRECISION,"
-    " unit TEXT NOT NULL DEFAULT '',"
-    " source TEXT NOT NULL DEFAULT '',"
-    " device TEXT NOT NULL DEFAULT '',"
-    " hk_uuid TEXT,"
-    " payload TEXT,"
-    " created_at BIGINT NOT NULL);\n"
-    /* NULLs are distinct in a unique index on both backends, so samples
-     * without a HealthKit uuid are never deduplicated. */
-    "CREATE UNIQUE INDEX health_samples_user_uuid ON health_samples (user_id, hk_uuid);\n"
-    "CREATE INDEX health_samples_user_time_type"
-    " ON health_samples (user_id, start_ms DESC, metric_type);\n"
-    "CREATE INDEX health_samples_upload ON health_samples (upload_id);\n"
-    "CREATE TABLE raw_uploads ("
+    HEALTH_SAMPLES_001 "CREATE TABLE raw_uploads ("
     " upload_id TEXT PRIMARY KEY REFERENCES uploads(id) ON DELETE CASCADE,"
     " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
     " key_version INTEGER NOT NULL,"
@@ -356,24 +367,43 @@ static const char m012_ddl[] = "CREATE TABLE password_resets ("
  * by this release; docs/data-model.md has the rollback). */
 static const char m013_ddl[] = "ALTER TABLE users ADD COLUMN sample_seq BIGINT NOT NULL DEFAULT 0;\n";
 
+/* 014 (contract): health_samples and its indexes go. Since 013 nothing
+ * writes the table and the backfill moves its rows into blocks; this runs
+ * once that is done (no row left) and no release before 013 runs any more.
+ * Applied by `clarity migrate contract` only. The code reads the table only
+ * while it exists (store_legacy_rows); `migrate samples-to-rows` recreates
+ * it (HEALTH_SAMPLES_001 + 002 + 004 + 005) and undoes 014 first. */
+static const char m014_ddl[] = "DROP TABLE health_samples;\n";
+
 static const struct migration migrations[] = {
-    {"001_create_indexes", m001_ddl, NULL},
-    {"002_add_data_quality_fields", m002_ddl, m002_backfill},
-    {"003_idempotency_keys", m003_ddl, NULL},
-    {"004_sample_utc_offset", m004_ddl, NULL},
-    {"005_sample_upload_time_index", m005_ddl, NULL},
-    {"006_sample_days", m006_ddl, NULL},
-    {"007_external_identities", m007_ddl, NULL},
-    {"008_raw_upload_retention_index", m008_ddl, NULL},
-    {"009_sealed_analyses_insights", m009_ddl, NULL},
-    {"010_queue_fairness", m010_ddl, NULL},
-    {"011_series_aggregates", m011_ddl, NULL},
-    {"012_password_resets", m012_ddl, NULL},
-    {"013_sample_blocks", m013_ddl, NULL},
+    {"001_create_indexes", m001_ddl, NULL, 0, NULL, NULL},
+    {"002_add_data_quality_fields", m002_ddl, m002_backfill, 0, NULL, NULL},
+    {"003_idempotency_keys", m003_ddl, NULL, 0, NULL, NULL},
+    {"004_sample_utc_offset", m004_ddl, NULL, 0, NULL, NULL},
+    {"005_sample_upload_time_index", m005_ddl, NULL, 0, NULL, NULL},
+    {"006_sample_days", m006_ddl, NULL, 0, NULL, NULL},
+    {"007_external_identities", m007_ddl, NULL, 0, NULL, NULL},
+    {"008_raw_upload_retention_index", m008_ddl, NULL, 0, NULL, NULL},
+    {"009_sealed_analyses_insights", m009_ddl, NULL, 0, NULL, NULL},
+    {"010_queue_fairness", m010_ddl, NULL, 0, NULL, NULL},
+    {"011_series_aggregates", m011_ddl, NULL, 0, NULL, NULL},
+    {"012_password_resets", m012_ddl, NULL, 0, NULL, NULL},
+    {"013_sample_blocks", m013_ddl, NULL, 0, NULL, NULL},
+    {"014_drop_health_samples", m014_ddl, NULL, 1, "SELECT 1 FROM health_samples LIMIT 1",
+     "health_samples still holds rows the backfill has not moved into blocks: run `clarity migrate "
+     "samples-backfill` (or let the workers finish: their log says done=1), then run this again"},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
-size_t store_migration_count(void) { return N_MIGRATIONS; }
+size_t store_migration_count(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < N_MIGRATIONS; i++)
+        n += !migrations[i].contract;
+    return n;
+}
+
+size_t store_migration_known(void) { return N_MIGRATIONS; }
 
 static const char create_table_sql[] = "CREATE TABLE IF NOT EXISTS _migrations ("
                                        " name TEXT PRIMARY KEY,"
@@ -514,6 +544,7 @@ static int compare_all(struct store_tx *tx, struct store_migration_status *statu
         struct store_migration_status *ms = &status[i];
         memset(ms, 0, sizeof(*ms));
         snprintf(ms->name, sizeof(ms->name), "%s", migrations[i].name);
+        ms->contract = migrations[i].contract;
         rc = checksum(tx->st, &migrations[i], ms->checksum);
         if (rc != 0)
             goto done;
@@ -612,7 +643,7 @@ int store_migrate_pending(struct store *st, int *pending, char *err, size_t errl
         return rc;
     int p = 0;
     for (size_t i = 0; i < n; i++)
-        p += !(status[i].applied && status[i].complete);
+        p += !status[i].contract && !(status[i].applied && status[i].complete);
     *pending = p;
     return 0;
 }
@@ -660,7 +691,34 @@ static int run_backfill(struct store *st, const struct migration *m, int *comple
     }
 }
 
-int store_migrate_up(struct store *st, const char *target, int *applied, char *err, size_t errlen)
+/* Whether a contract migration's refuse_if query finds a row (then err says
+ * why and the migration is not applied). */
+static int refused(struct store_tx *tx, const struct migration *m, char *err, size_t errlen)
+{
+    struct db_stmt *s = NULL;
+    if (m->refuse_if == NULL)
+        return 0;
+    int rc = store_tx_stmt(tx, m->refuse_if, &s);
+    if (rc != 0) {
+        snprintf(err, errlen, "migration %s: cannot check it may run: %s", m->name, tx->err);
+        return rc;
+    }
+    int step = db_step(s);
+    db_stmt_reset(s);
+    if (step == DB_ROW) {
+        snprintf(err, errlen, "migration %s refused: %s", m->name, m->refusal);
+        return STORE_ECONFLICT;
+    }
+    if (step != DB_DONE) {
+        rc = store_tx_fail(tx, step);
+        snprintf(err, errlen, "migration %s: cannot check it may run: %s", m->name, tx->err);
+        return rc;
+    }
+    return 0;
+}
+
+/* Apply the pending migrations of one kind (expand: contract == 0). */
+static int run_migrations(struct store *st, const char *target, int contract, int *applied, char *err, size_t errlen)
 {
     int count = 0;
     if (target != NULL) {
@@ -671,10 +729,17 @@ int store_migrate_up(struct store *st, const char *target, int *applied, char *e
             snprintf(err, errlen, "unknown migration %s", target);
             return STORE_EINVAL;
         }
+        if (migrations[i].contract != contract) {
+            snprintf(err, errlen, "%s is %s migration: run `clarity migrate %s`", target,
+                     migrations[i].contract ? "a contract" : "an expand", migrations[i].contract ? "contract" : "up");
+            return STORE_EINVAL;
+        }
     }
     for (size_t i = 0; i < N_MIGRATIONS; i++) {
         const struct migration *m = &migrations[i];
         struct store_migration_status status[N_MIGRATIONS];
+        if (m->contract != contract)
+            continue;
         struct store_tx *tx = NULL;
         char *ddl = NULL;
         int rc = store_tx_begin(st, STORE_TX_WRITE, &tx);
@@ -704,6 +769,8 @@ int store_migrate_up(struct store *st, const char *target, int *applied, char *e
             }
             goto next;
         }
+        if (contract && (rc = refused(tx, m, err, errlen)) != 0)
+            goto fail;
         ddl = dialect(st, m->ddl);
         if (ddl == NULL) {
             rc = STORE_ENOMEM;
@@ -759,4 +826,82 @@ int store_migrate_up(struct store *st, const char *target, int *applied, char *e
     if (applied != NULL)
         *applied = count;
     return 0;
+}
+
+int store_migrate_up(struct store *st, const char *target, int *applied, char *err, size_t errlen)
+{
+    int rc = run_migrations(st, target, 0, applied, err, errlen);
+    store_legacy_rows_forget(st); /* 001 may have just created health_samples */
+    return rc;
+}
+
+int store_migrate_undo_014(struct store *st, int *undone, char *err, size_t errlen)
+{
+    /* health_samples as 013 left it: 001's table and indexes, then what 002,
+     * 004 and 005 changed, in their order. */
+    const char *const steps[] = {HEALTH_SAMPLES_001, m002_ddl, m004_ddl, m005_ddl};
+    struct store_tx *tx = NULL;
+    struct db_stmt *s = NULL;
+    int rc = store_tx_begin(st, STORE_TX_WRITE, &tx), step;
+    *undone = 0;
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot begin a transaction: %s", clarity_strerror(rc));
+        return rc;
+    }
+    if ((rc = lock_migrations(tx)) != 0 ||
+        (rc = store_tx_stmt(tx, "SELECT 1 FROM _migrations WHERE name = '014_drop_health_samples'", &s)) != 0) {
+        snprintf(err, errlen, "cannot read _migrations: %s", db_conn_errmsg(tx->conn));
+        store_tx_rollback(tx);
+        return rc ? rc : STORE_EINTERNAL;
+    }
+    step = db_step(s);
+    db_stmt_reset(s);
+    if (step == DB_DONE) {
+        store_tx_rollback(tx);
+        return 0; /* not applied: the table is there */
+    }
+    if (step != DB_ROW) {
+        rc = store_tx_fail(tx, step);
+        snprintf(err, errlen, "cannot read _migrations: %s", tx->err);
+        store_tx_rollback(tx);
+        return rc;
+    }
+    for (size_t i = 0; rc == 0 && i < sizeof(steps) / sizeof(steps[0]); i++) {
+        char *ddl = dialect(st, steps[i]);
+        rc = ddl == NULL ? STORE_ENOMEM : db_exec(tx->conn, ddl);
+        free(ddl);
+    }
+    if (rc == 0)
+        rc = db_exec(tx->conn, "DELETE FROM _migrations WHERE name = '014_drop_health_samples'");
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot recreate health_samples: %s", db_conn_errmsg(tx->conn));
+        store_tx_rollback(tx);
+        return rc;
+    }
+    if ((rc = store_tx_commit(tx)) != 0) {
+        snprintf(err, errlen, "cannot commit: %s", clarity_strerror(rc));
+        return rc;
+    }
+    store_legacy_rows_forget(st);
+    *undone = 1;
+    log_info("migration undone", LOG_STR, "name", "014_drop_health_samples", LOG_END);
+    return 0;
+}
+
+int store_migrate_contract(struct store *st, int *applied, char *err, size_t errlen)
+{
+    int pending = 0;
+    if (applied != NULL)
+        *applied = 0;
+    int rc = store_migrate_pending(st, &pending, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (pending > 0) {
+        snprintf(err, errlen, "%d expand migration%s pending: run `clarity migrate up` first", pending,
+                 pending == 1 ? " is" : "s are");
+        return STORE_ECONFLICT;
+    }
+    rc = run_migrations(st, NULL, 1, applied, err, errlen);
+    store_legacy_rows_forget(st);
+    return rc;
 }

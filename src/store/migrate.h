@@ -30,11 +30,15 @@ struct store_migration_status {
     int complete;          /* ... and its backfill finished */
     int checksum_ok;       /* applied with the same checksum */
     int unknown;           /* in the database, not in this binary (checksum: the database's) */
+    int contract;          /* applied by store_migrate_contract only; never pending */
     int64_t applied_at_ms; /* 0 when not applied */
 };
 
-/* How many migrations this binary knows. */
+/* How many expand migrations this binary knows (what store_migrate_up
+ * applies), and how many in all (contract ones too: store_migrate_status
+ * lists them all). */
 size_t store_migration_count(void);
+size_t store_migration_known(void);
 
 /*
  * State of every known migration, in order, then the database's migrations
@@ -56,7 +60,25 @@ int store_migrate_status(struct store *st, struct store_migration_status *out, s
 int store_migrate_up(struct store *st, const char *target, int *applied, char *err, size_t errlen);
 
 /*
- * Count pending (or incomplete) migrations, for `serve` in staging and
+ * Apply the contract migrations (docs/data-model.md, 014): each drops what
+ * only the releases before still used, so run it once no such release runs.
+ * Refuses (STORE_ECONFLICT, err says why) while an expand migration is
+ * pending or a migration's precondition does not hold (014: health_samples
+ * still has rows); *applied (may be NULL) how many it applied.
+ */
+int store_migrate_contract(struct store *st, int *applied, char *err, size_t errlen);
+
+/*
+ * Undo 014 when it was applied: recreate health_samples as 013 left it
+ * (empty, with its indexes) and forget 014 (*undone = 1). The first step of
+ * a rollback to the releases before 013 (store_sample_blocks_to_rows runs
+ * it). 0 and *undone = 0 when 014 was not applied.
+ */
+int store_migrate_undo_014(struct store *st, int *undone, char *err, size_t errlen);
+
+/*
+ * Count pending (or incomplete) expand migrations (contract ones are never
+ * pending), for `serve` in staging and
  * production. Returns STORE_EMIGRATION on tampering, like store_migrate_up.
  */
 int store_migrate_pending(struct store *st, int *pending, char *err, size_t errlen);

@@ -597,7 +597,9 @@ int store_upload_delete(struct store_tx *tx, const char *id, const char *user_id
         db_bind_text(s, 1, id);
         rc = run_one(tx, s);
     }
-    if (rc == 0 && (rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE upload_id = ?1", &s)) == 0) {
+    int rows = 0;
+    if (rc == 0 && (rc = store_legacy_rows(tx, &rows)) == 0 && rows &&
+        (rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE upload_id = ?1", &s)) == 0) {
         db_bind_text(s, 1, id);
         rc = store_tx_run(tx, s, NULL);
     }
@@ -940,8 +942,10 @@ int store_sample_rows_page(struct store_tx *tx, const struct store_sample_query 
     static const char sql_asc[] = "SELECT " SAMPLE_COLS SAMPLE_FILTER " AND (start_ms, id) > (?7, ?8)"
                                   " ORDER BY start_ms, id LIMIT ?9";
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx, q->ascending ? sql_asc : sql_desc, &s);
-    if (rc != 0)
+    int rows = 0;
+    *seen = 0;
+    int rc = store_legacy_rows(tx, &rows);
+    if (rc != 0 || !rows || (rc = store_tx_stmt(tx, q->ascending ? sql_asc : sql_desc, &s)) != 0)
         return rc;
     db_bind_text(s, 1, q->user_id);
     db_bind_text(s, 2, q->metric_type);
@@ -996,8 +1000,10 @@ int store_sample_rows_count(struct store_tx *tx, const char *user_id, const char
     static const char sql[] = "SELECT COUNT(*) FROM health_samples WHERE user_id = ?1"
                               " AND (CAST(?2 AS TEXT) IS NULL OR upload_id = ?2)";
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx, sql, &s);
-    if (rc != 0)
+    int rows = 0;
+    *count = 0;
+    int rc = store_legacy_rows(tx, &rows);
+    if (rc != 0 || !rows || (rc = store_tx_stmt(tx, sql, &s)) != 0)
         return rc;
     db_bind_text(s, 1, user_id);
     db_bind_text(s, 2, upload_id);
@@ -1021,10 +1027,16 @@ int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_
     db_bind_text(s, 1, user_id);
     if ((rc = store_tx_run(tx, s, NULL)) != 0)
         return rc;
-    if ((rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE user_id = ?1", &s)) != 0)
+    int rows = 0;
+    if ((rc = store_legacy_rows(tx, &rows)) != 0)
         return rc;
-    db_bind_text(s, 1, user_id);
-    if ((rc = store_tx_run(tx, s, NULL)) == 0 && n != NULL)
+    if (rows) {
+        if ((rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE user_id = ?1", &s)) != 0)
+            return rc;
+        db_bind_text(s, 1, user_id);
+        rc = store_tx_run(tx, s, NULL);
+    }
+    if (rc == 0 && n != NULL)
         *n = total;
     return rc;
 }
@@ -1049,8 +1061,9 @@ int store_sample_rows_newest(struct store_tx *tx, const char *user_id, const cha
     *n = 0;
     if (user_id == NULL || max == 0 || max > 100000)
         return STORE_EINVAL;
-    int rc = store_tx_stmt(tx, upload_id != NULL ? by_upload : by_user, &s);
-    if (rc != 0)
+    int rows = 0;
+    int rc = store_legacy_rows(tx, &rows);
+    if (rc != 0 || !rows || (rc = store_tx_stmt(tx, upload_id != NULL ? by_upload : by_user, &s)) != 0)
         return rc;
     db_bind_text(s, 1, user_id);
     if (upload_id != NULL) {
@@ -1195,8 +1208,9 @@ int store_sample_window_rows(struct store_tx *tx, const struct store_window_quer
     static const char lite[] = WINDOW_SQL("instr");
     static const char pg[] = WINDOW_SQL("strpos");
     struct db_stmt *s = NULL;
+    int rows = 0;
     int rc = window_reset(q, w);
-    if (rc != 0)
+    if (rc != 0 || (rc = store_legacy_rows(tx, &rows)) != 0 || !rows)
         return rc;
     rc = store_tx_stmt(tx, store_sql(tx->st, lite, pg), &s);
     if (rc != 0)

@@ -249,8 +249,11 @@ static int blocks_page(struct store_tx *tx, const struct store_sample_query *q, 
 static int has_rows(struct store_tx *tx, const char *user_id, int *yes)
 {
     struct db_stmt *s = NULL;
-    int rc = store_tx_stmt(tx, "SELECT 1 FROM health_samples WHERE user_id = ?1 LIMIT 1", &s), step;
-    if (rc != 0)
+    int rows = 0, step;
+    *yes = 0;
+    int rc = store_legacy_rows(tx, &rows);
+    if (rc != 0 || !rows ||
+        (rc = store_tx_stmt(tx, "SELECT 1 FROM health_samples WHERE user_id = ?1 LIMIT 1", &s)) != 0)
         return rc;
     db_bind_text(s, 1, user_id);
     step = db_step(s);

@@ -62,9 +62,23 @@ void store_set_sealer(struct store *st, const struct store_sealer *s)
 
 /* ---- helpers shared with repo.c, queue.c, migrate.c --------------------- */
 
+/* SQLite's and PostgreSQL's words for a statement on a dropped
+ * health_samples ("no such table: health_samples", relation
+ * "health_samples" does not exist). */
+static int legacy_table_gone(const char *msg)
+{
+    return strstr(msg, "health_samples") != NULL &&
+           (strstr(msg, "no such table") != NULL || strstr(msg, "does not exist") != NULL);
+}
+
 int store_tx_fail(struct store_tx *tx, int rc)
 {
     snprintf(tx->err, sizeof(tx->err), "%s", db_conn_errmsg(tx->conn));
+    if (rc == STORE_EINTERNAL && legacy_table_gone(tx->err)) {
+        /* 014 ran in another process after this one looked: retryable. */
+        tx->st->legacy_rows = 0;
+        rc = STORE_EBUSY;
+    }
     /* PostgreSQL aborts a transaction at its first error; SQLite does not.
      * Both behave like PostgreSQL here, so callers see one semantics. */
     if (tx->active && tx->failed_rc == 0)
@@ -73,6 +87,35 @@ int store_tx_fail(struct store_tx *tx, int rc)
         log_warning("store error", LOG_STR, "backend", store_backend_name(tx->st), LOG_STR, "error", tx->err, LOG_END);
     return rc;
 }
+
+int store_legacy_rows(struct store_tx *tx, int *yes)
+{
+    static const char lite[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'health_samples'";
+    static const char pg[] = "SELECT 1 WHERE to_regclass('health_samples') IS NOT NULL";
+    int known = tx->st->legacy_rows;
+    if (known >= 0) {
+        *yes = known;
+        return 0;
+    }
+    /* A catalogue probe, not data: it does not count as a one-statement
+     * read's statement (its snapshot is not what that rule protects). */
+    int one = tx->one_stmt;
+    struct db_stmt *s = NULL;
+    tx->one_stmt = 0;
+    int rc = store_tx_stmt(tx, tx->st->backend == DB_SQLITE ? lite : pg, &s);
+    tx->one_stmt = one;
+    if (rc != 0)
+        return rc;
+    int step = db_step(s);
+    db_stmt_reset(s);
+    if (step != DB_ROW && step != DB_DONE)
+        return store_tx_fail(tx, step);
+    *yes = step == DB_ROW;
+    tx->st->legacy_rows = *yes;
+    return 0;
+}
+
+void store_legacy_rows_forget(struct store *st) { st->legacy_rows = -1; }
 
 int store_tx_stmt(struct store_tx *tx, const char *sql, struct db_stmt **out)
 {
@@ -181,6 +224,7 @@ int store_open(const char *url, const struct store_options *opts, struct store *
     if (st == NULL)
         goto nomem;
     st->opts = o;
+    st->legacy_rows = -1;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     pthread_mutex_init(&st->write_mu, NULL);

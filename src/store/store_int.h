@@ -53,6 +53,9 @@ struct store {
     char *bulk_sql[STORE_BULK_SIZES];
     /* Seals analyses and insights (store_set_sealer); seal NULL: none. */
     struct store_sealer sealer;
+    /* Whether health_samples (the rows before 013) still exists: -1 not
+     * known yet, 0 dropped (014), 1 there. See store_legacy_rows. */
+    _Atomic int legacy_rows;
 };
 
 /* Build the multi-row INSERT for `rows` samples (caller frees), and the
@@ -63,6 +66,16 @@ size_t store_sample_bulk_size(int i);
 /* Check a connection out of the pool without beginning a transaction. */
 int store_conn_acquire(struct store *st, struct store_tx **out);
 void store_conn_release(struct store_tx *tx);
+
+/* Whether the legacy table health_samples exists (*yes), asked of the
+ * database once per process and cached: every read and write of rows goes
+ * through it, so the code works before and after 014 drops the table. When
+ * another process drops it under this one, the first statement that finds
+ * it gone fails STORE_EBUSY (retry: 503 with Retry-After, a job retried) and
+ * clears the cache (store_tx_fail), so the retry no longer looks. */
+int store_legacy_rows(struct store_tx *tx, int *yes);
+/* Ask again at the next store_legacy_rows (after a migration). */
+void store_legacy_rows_forget(struct store *st);
 
 /* Record conn's last error on tx and return rc (logs unexpected ones). */
 int store_tx_fail(struct store_tx *tx, int rc);

@@ -4,7 +4,9 @@ puts them back as health_samples rows (with their ids) and undoes
 migration 013, which is what the release before blocks needs to start;
 upgrading again (migration 013, the backfill) gives the same samples, ids
 and export as before. The database file holds plaintext sample values only
-while they are rows."""
+while they are rows. The contract migration (014, `clarity migrate
+contract`) drops health_samples once it is empty; the server serves the
+same export without it, and the rollback makes the table again first."""
 import json
 import sqlite3
 import time
@@ -23,6 +25,21 @@ class SampleRollback(unittest.TestCase):
         self.assertEqual(status, 200)
         rows = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
         return sorted(rows, key=lambda r: (r["start_date"], r["id"]))
+
+    def contract(self, env, workdir, db_path):
+        """`clarity migrate contract`: 014 applied, the table and its indexes gone."""
+        rc, out, err = run_cli(["migrate", "contract"], env=env, cwd=workdir)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("applied 1 contract migration", out)
+        db = sqlite3.connect(db_path)
+        self.assertEqual(db.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'health_samples%'")
+                         .fetchone()[0], 0)
+        self.assertEqual(db.execute("SELECT count(*) FROM _migrations WHERE name = '014_drop_health_samples'")
+                         .fetchone()[0], 1)
+        db.close()
+        rc, out, err = run_cli(["migrate", "contract"], env=env, cwd=workdir)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("applied 0 contract migrations", out)
 
     def test_rollback_and_upgrade_keep_every_sample(self):
         env = {"RATE_LIMITS": "auth=1000/60,upload=100000/60,api=100000/60", "WORKER_THREADS": "0"}
@@ -60,9 +77,23 @@ class SampleRollback(unittest.TestCase):
         with open(db_path, "rb") as f:
             self.assertNotIn(CANARY_SOURCE.encode(), f.read())
 
+        # The contract: listed, not pending; applied on its own command.
+        rc, out, err = run_cli(["migrate", "status"], env=srv.env, cwd=workdir)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"014_drop_health_samples +contract")
+        self.assertIn("0 pending", out)
+        self.assertIn("1 contract", out)
+        self.contract(srv.env, workdir, db_path)
+        srv1 = Server(env=env, workdir=workdir)
+        try:
+            self.assertTrue(self.export(srv1, headers) == before, "export differs after the contract")
+        finally:
+            srv1.stop()
+
         rc, out, err = run_cli(["migrate", "samples-to-rows", "--batch", "2"], env=srv.env, cwd=workdir)
         self.assertEqual(rc, 0, err)
         self.assertIn("900 samples, done", out)
+        self.assertIn("014_drop_health_samples undone", out)
         self.assertIn("013_sample_blocks undone", out)
         db = sqlite3.connect(db_path)
         self.assertEqual(db.execute("SELECT count(*) FROM health_samples").fetchone()[0], 900)
@@ -93,6 +124,7 @@ class SampleRollback(unittest.TestCase):
         db = sqlite3.connect(db_path)
         self.assertEqual(db.execute("SELECT count(*) FROM health_samples").fetchone()[0], 0)
         db.close()
+        self.contract(srv.env, workdir, db_path)
         import shutil
         shutil.rmtree(workdir, ignore_errors=True)
 

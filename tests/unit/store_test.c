@@ -233,12 +233,13 @@ static void test_migrate_fresh_and_rerun(void **state)
     struct store_migration_status ms[16];
     size_t n = 0;
     assert_int_equal(store_migrate_status(f->st, ms, 16, &n, err, sizeof(err)), 0);
-    assert_int_equal(n, store_migration_count());
+    assert_int_equal(n, store_migration_known());
+    assert_int_equal(n, store_migration_count() + 1); /* 014, a contract migration */
     assert_string_equal(ms[0].name, "001_create_indexes");
     assert_string_equal(ms[1].name, "002_add_data_quality_fields");
     assert_string_equal(ms[2].name, "003_idempotency_keys");
     for (size_t i = 0; i < n; i++) {
-        assert_true(ms[i].applied && ms[i].complete && ms[i].checksum_ok);
+        assert_true(ms[i].contract ? !ms[i].applied : ms[i].applied && ms[i].complete && ms[i].checksum_ok);
         assert_int_equal(strlen(ms[i].checksum), 64);
     }
 }
@@ -2146,6 +2147,169 @@ static void test_sample_rows_backfill(void **state)
     collect_free(&bb);
 }
 
+/* health_samples' shape: columns (name, type, null, default) and indexes
+ * (name and definition), one line each, as the catalogue tells it. */
+static void rows_schema(struct store *st, char *out, size_t cap)
+{
+    static const char lite[] =
+        "SELECT c.name || ' ' || c.type || ' ' || c.\"notnull\" || ' ' || COALESCE(c.dflt_value, '-')"
+        " FROM pragma_table_info('health_samples') c"
+        " UNION ALL SELECT name || ' ' || COALESCE(sql, '') FROM sqlite_master"
+        " WHERE type = 'index' AND tbl_name = 'health_samples' ORDER BY 1";
+    static const char pg[] = "SELECT column_name || ' ' || data_type || ' ' || is_nullable || ' ' ||"
+                             " COALESCE(column_default, '-') FROM information_schema.columns"
+                             " WHERE table_name = 'health_samples' AND table_schema = current_schema()"
+                             " UNION ALL SELECT indexname || ' ' || indexdef FROM pg_indexes"
+                             " WHERE tablename = 'health_samples' AND schemaname = current_schema() ORDER BY 1";
+    struct store_tx *tx = NULL;
+    struct db_stmt *s = NULL;
+    size_t o = 0;
+    out[0] = '\0';
+    assert_int_equal(store_tx_begin(st, STORE_TX_READ, &tx), 0);
+    assert_int_equal(store_tx_stmt(tx, is_pg() ? pg : lite, &s), 0);
+    while (db_step(s) == DB_ROW && o + 2 < cap)
+        o += (size_t)snprintf(out + o, cap - o, "%s\n", db_col_text(s, 0));
+    db_stmt_reset(s);
+    store_tx_rollback(tx);
+}
+
+/*
+ * Migration 014, the contract of issue #19: health_samples goes once the
+ * backfill has moved every row. Not pending for `up` or serve; refused while
+ * a row is left; afterwards every read and write works without the table,
+ * the same as before; a process that looked before the drop gets one
+ * retryable STORE_EBUSY and then works; the rollback to rows makes the
+ * table again as 013 left it and forgets 014.
+ */
+static void test_contract_drops_health_samples(void **state)
+{
+    struct fix *f = *state;
+    char err[1024] = "", schema[8192], again[8192];
+    int applied = -1, pending = -1;
+    migrate_all(f->st);
+    char a[STORE_ID_LEN], u1[STORE_ID_LEN], u2[STORE_ID_LEN];
+    make_user(f->st, "contract-a@example.com", a, 0);
+    struct store_tx *tx = begin(f->st);
+    make_upload(tx, a, u1);
+    make_upload(tx, a, u2);
+    commit(tx);
+    rows_schema(f->st, schema, sizeof(schema));
+    assert_non_null(strstr(schema, "health_samples_user_uuid"));
+    assert_non_null(strstr(schema, "utc_offset_min"));
+    const int64_t t0 = 1718236800000LL + 5 * 3600000LL;
+    store_samples_previous_release_for_test(1);
+    days_insert(f->st, a, u1, t0, 0, 1500, 1500);
+    store_samples_previous_release_for_test(0);
+    days_insert(f->st, a, u2, t0, 1500, 800, 800);
+
+    /* Not pending: serve and `up` do not wait for it. */
+    assert_int_equal(store_migrate_pending(f->st, &pending, err, sizeof(err)), 0);
+    assert_int_equal(pending, 0);
+    struct store_migration_status ms[32];
+    size_t n = 0;
+    assert_int_equal(store_migrate_status(f->st, ms, 32, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, store_migration_known());
+    assert_string_equal(ms[n - 1].name, "014_drop_health_samples");
+    assert_true(ms[n - 1].contract && !ms[n - 1].applied);
+    /* Refused while the backfill has rows to move; nothing changes. */
+    assert_int_equal(store_migrate_contract(f->st, &applied, err, sizeof(err)), STORE_ECONFLICT);
+    assert_non_null(strstr(err, "samples-backfill"));
+    assert_int_equal(applied, 0);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM health_samples"), 1500);
+
+    struct collect before, now;
+    read_all(f->st, a, NULL, &before);
+    assert_int_equal(before.n, 2300);
+    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
+    static const char *const ranks[] = {"Watch", "iPhone"};
+    struct store_window_query wq = {.user_id = a,
+                                    .types = types,
+                                    .n_types = 3,
+                                    .payload_types = 1u << 2,
+                                    .ranks = ranks,
+                                    .n_ranks = 2,
+                                    .from_ms = INT64_MIN,
+                                    .to_ms = INT64_MAX};
+    window_matches_stream(f->st, &wq);
+    struct store_backfill_stats bs;
+    memset(&bs, 0, sizeof(bs));
+    assert_int_equal(store_sample_rows_backfill(f->st, 100, NULL, NULL, &bs), 0);
+    assert_int_equal(bs.done, 1);
+
+    /* A second process that looked at the table before it goes. */
+    struct store *other = NULL;
+    assert_int_equal(open_store(f->url, &other), 0);
+    int64_t c = -1;
+    tx = begin(other);
+    assert_int_equal(store_sample_rows_count(tx, a, NULL, &c), 0);
+    assert_int_equal(c, 0);
+    store_tx_rollback(tx);
+
+    assert_int_equal(store_migrate_contract(f->st, &applied, err, sizeof(err)), 0);
+    assert_int_equal(applied, 1);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM _migrations WHERE name = '014_drop_health_samples'"), 1);
+    assert_int_equal(sql_count(f->st, is_pg() ? "SELECT COUNT(*) FROM pg_class WHERE relname LIKE 'health_samples%'"
+                                              : "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'health_samples%'"),
+                     0);
+    assert_int_equal(store_migrate_contract(f->st, &applied, err, sizeof(err)), 0);
+    assert_int_equal(applied, 0);
+    assert_int_equal(store_migrate_pending(f->st, &pending, err, sizeof(err)), 0);
+    assert_int_equal(pending, 0);
+
+    /* The other process: one retryable failure, then it knows. */
+    tx = begin(other);
+    assert_int_equal(store_sample_rows_count(tx, a, NULL, &c), STORE_EBUSY);
+    store_tx_rollback(tx);
+    tx = begin(other);
+    assert_int_equal(store_sample_rows_count(tx, a, NULL, &c), 0);
+    assert_int_equal(c, 0);
+    store_tx_rollback(tx);
+    read_all(other, a, NULL, &now);
+    same_lists(&now, &before);
+    collect_free(&now);
+    store_close(other);
+
+    /* Everything reads and writes as before, without the table. */
+    read_all(f->st, a, NULL, &now);
+    same_lists(&now, &before);
+    collect_free(&now);
+    window_matches_stream(f->st, &wq);
+    days_insert(f->st, a, u1, t0, 100, 50, 0); /* moved rows still deduplicate */
+    days_insert(f->st, a, u2, t0, 3000, 200, 200);
+    tx = begin(f->st);
+    assert_int_equal(store_sample_count(tx, a, NULL, &c), 0);
+    assert_int_equal(c, 2500);
+    int64_t newest[4], ends[4];
+    int32_t offs[4];
+    size_t got = 9;
+    assert_int_equal(store_sample_rows_newest(tx, a, u1, 4, newest, ends, offs, &got), 0);
+    assert_int_equal(got, 0);
+    commit(tx);
+    memset(&bs, 0, sizeof(bs));
+    assert_int_equal(store_sample_rows_backfill(f->st, 10, NULL, NULL, &bs), 0);
+    assert_int_equal(bs.done, 1);
+    tx = begin(f->st);
+    assert_int_equal(store_upload_delete(tx, u2, a), 0);
+    commit(tx);
+    read_all(f->st, a, NULL, &now);
+    assert_int_equal(now.n, 1500);
+    collect_free(&now);
+
+    /* The rollback to rows makes the table again, as 013 left it. */
+    memset(&bs, 0, sizeof(bs));
+    assert_int_equal(store_sample_blocks_to_rows(f->st, 100, NULL, NULL, &bs), 0);
+    assert_int_equal(bs.done, 1);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM _migrations WHERE name = '014_drop_health_samples'"), 0);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM health_samples"), 1500);
+    rows_schema(f->st, again, sizeof(again));
+    assert_string_equal(again, schema);
+    tx = begin(f->st);
+    assert_int_equal(store_sample_delete_by_user(tx, a, &c), 0);
+    commit(tx);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM health_samples"), 0);
+    collect_free(&before);
+}
+
 /*
  * The backfill from days the release before issue #19's blocks wrote the
  * 0xD1 way (with their rows): stopped after one batch, the previous
@@ -3327,6 +3491,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sample_days_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_blocks_primary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_rows_backfill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_contract_drops_health_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_series_aggregates_match_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_lease_ack_and_lost_lease, setup, teardown),
