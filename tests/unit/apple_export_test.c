@@ -1127,12 +1127,26 @@ static void test_mutations(void **state)
     assert_true(ok > 0); /* some mutations leave a valid document */
 }
 
+/* The content key by its definition (apple_export.c, RFC 9562 §5.8): SHA-1
+ * over the 16-byte namespace then type, start, end, value, unit and source,
+ * each followed by 0x1f; the start's 48 bits over bytes 0-5, version 8,
+ * variant 10. Computed independently with Python's hashlib. */
+static void test_content_key_by_hand(void **state)
+{
+    (void)state;
+    char out[48];
+    apple_export_content_key("HKQuantityTypeIdentifierStepCount", 1700000000000LL, 1700000600000LL, "320", "count",
+                             "Watch", out, sizeof(out));
+    assert_string_equal(out, "018bcfe5-6800-842f-95ca-3bcf97bfee3b");
+}
+
 int main(void)
 {
     const char *t = getenv("CLARITY_TEST_TMP");
     snprintf(tmpdir, sizeof(tmpdir), "%s", t != NULL && t[0] ? t : "/tmp");
     mkdir(tmpdir, 0755);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_content_key_by_hand),
         cmocka_unit_test(test_dates),
         cmocka_unit_test(test_small_store_dedup_and_reasons),
         cmocka_unit_test(test_metadata_payload),
