@@ -181,7 +181,8 @@ static void h_upload(struct http_request *req, struct http_response *res)
     struct api_ctx *ctx = req->route_ctx;
     const struct principal *p = access_principal(req);
     struct upload_samples samples = {0};
-    json_t *body = input_body_object(req, res);
+    struct json_arena *arena = NULL;
+    json_t *body = input_body_object_arena(req, res, &arena);
     if (body == NULL)
         return;
     struct input in;
@@ -212,7 +213,7 @@ static void h_upload(struct http_request *req, struct http_response *res)
     ingest_and_reply(req, res, &o, &samples, upload_reply, &nmetrics);
 done:
     upload_samples_free(&samples);
-    json_decref(body);
+    json_arena_release(body, arena);
 }
 
 /* ---- native HealthKit ---------------------------------------------------- */
@@ -248,7 +249,8 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
     struct hk_reply_ctx rctx;
     const char *sync = NULL;
     rctx.unsupported = json_array();
-    json_t *body = input_body_object(req, res);
+    struct json_arena *arena = NULL;
+    json_t *body = input_body_object_arena(req, res, &arena);
     if (body == NULL)
         goto done;
     struct input in;
@@ -278,7 +280,7 @@ static void h_healthkit_upload(struct http_request *req, struct http_response *r
 done:
     json_decref(rctx.unsupported);
     upload_samples_free(&samples);
-    json_decref(body);
+    json_arena_release(body, arena);
 }
 
 /* ---- the iOS app's sync: POST /api/v1/healthkit ----------------------------- */
@@ -315,7 +317,8 @@ static void h_app_sync_upload(struct http_request *req, struct http_response *re
     const struct principal *p = access_principal(req);
     struct upload_samples samples = {0};
     json_t *errors = json_array();
-    json_t *body = input_body_object(req, res);
+    struct json_arena *arena = NULL;
+    json_t *body = input_body_object_arena(req, res, &arena);
     if (body == NULL)
         goto done;
     struct input in;
@@ -349,7 +352,7 @@ static void h_app_sync_upload(struct http_request *req, struct http_response *re
 done:
     json_decref(errors);
     upload_samples_free(&samples);
-    json_decref(body);
+    json_arena_release(body, arena);
 }
 
 /* POST /api/v1/healthkit/sync. Clarity cannot pull from HealthKit: the app

@@ -13,7 +13,16 @@
 #include "core/err.h"
 #include "core/json_load.h"
 
-json_t *input_body_object(struct http_request *req, struct http_response *res)
+static json_t *body_object(struct http_request *req, struct http_response *res, struct json_arena **arena);
+
+json_t *input_body_object(struct http_request *req, struct http_response *res) { return body_object(req, res, NULL); }
+
+json_t *input_body_object_arena(struct http_request *req, struct http_response *res, struct json_arena **arena)
+{
+    return body_object(req, res, arena);
+}
+
+static json_t *body_object(struct http_request *req, struct http_response *res, struct json_arena **arena)
 {
     const char *ct = http_request_header(req, "Content-Type");
     if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] != '\0' && ct[16] != ';')) {
@@ -22,7 +31,8 @@ json_t *input_body_object(struct http_request *req, struct http_response *res)
     }
     json_error_t je;
     json_t *j = NULL;
-    int rc = json_load_checked(req->body, req->body_len, JSON_REJECT_DUPLICATES, &j, &je);
+    int rc = arena != NULL ? json_load_arena(req->body, req->body_len, JSON_REJECT_DUPLICATES, &j, &je, arena)
+                           : json_load_checked(req->body, req->body_len, JSON_REJECT_DUPLICATES, &j, &je);
     if (rc == JSON_ENOMEM) {
         api_store_failure(res, rc); /* the server's failure: 503, not 400 (#16) */
         return NULL;
@@ -33,7 +43,12 @@ json_t *input_body_object(struct http_request *req, struct http_response *res)
         return NULL;
     }
     if (!json_is_object(j)) {
-        json_decref(j);
+        if (arena != NULL) {
+            json_arena_release(j, *arena);
+            *arena = NULL;
+        } else {
+            json_decref(j);
+        }
         http_respond_problem(res, 400, "bad-request", "The body must be a JSON object.");
         return NULL;
     }

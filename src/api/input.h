@@ -20,6 +20,11 @@
  * new reference (caller decrefs).
  */
 json_t *input_body_object(struct http_request *req, struct http_response *res);
+/* The same, parsed into a json_arena (core/json_load.h) for the bulk
+ * uploads: release the body with json_arena_release(body, *arena), on the
+ * same thread, before the handler returns. */
+struct json_arena;
+json_t *input_body_object_arena(struct http_request *req, struct http_response *res, struct json_arena **arena);
 
 /* The validation problem under construction (422), created on the first
  * error. c is the check a parser below the interface layer takes

@@ -40,6 +40,19 @@ int json_load_checked(const char *buf, size_t len, size_t flags, json_t **out, j
 json_t *json_parse(const char *buf, size_t len, size_t flags, json_error_t *je);
 json_t *json_parse_str(const char *s, size_t flags, json_error_t *je);
 
+/*
+ * json_load_checked into an arena: the tree's parse-time allocations come
+ * from a few chunks that json_arena_release(root, arena) frees at once
+ * (after json_decref(root)). The tree may be changed meanwhile, but must
+ * stay on this thread and not outlive the release; one arena per thread at a
+ * time (a second call parses the plain way and sets *arena to NULL, which
+ * json_arena_release accepts). On an error *out and *arena are NULL.
+ */
+struct json_arena;
+int json_load_arena(const char *buf, size_t len, size_t flags, json_t **out, json_error_t *je,
+                    struct json_arena **arena);
+void json_arena_release(json_t *root, struct json_arena *arena);
+
 /* Install the counting allocation functions now (json_load_checked does it
  * on first use; calling this early keeps every jansson allocation counted). */
 void json_load_init(void);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_load.h"
 #include "ingest/hk_upload.h"
 #include "ingest/upload.h"
 
@@ -34,11 +35,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     int hk = data[0] & 1;
-    json_t *body = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, NULL);
+    /* Parsed as the upload handlers do: into an arena (core/json_load.h). */
+    json_t *body = NULL;
+    struct json_arena *arena = NULL;
+    json_load_arena((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, &body, NULL, &arena);
     if (!json_is_object(body)) {
-        json_decref(body);
+        json_arena_release(body, arena);
         return 0;
     }
+    /* As api_body_user_normalise does: the tree changed after the parse
+     * (arena memory freed by jansson, the object grown). */
+    if (data[0] & 2)
+        json_object_set_new(body, "user_id", json_string(CALLER));
     size_t recorded = 0;
     struct check c;
     check_init(&c, record, &recorded);
@@ -70,6 +78,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     upload_samples_free(&out);
-    json_decref(body);
+    json_arena_release(body, arena);
     return 0;
 }

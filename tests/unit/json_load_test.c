@@ -129,6 +129,62 @@ static void test_lexer_growth_never_aborts(void **state)
     json_decref(want);
 }
 
+/* A tree parsed into an arena equals the plain parse, can be changed (a
+ * member replaced, an object grown past its hashtable, a member deleted),
+ * and goes at once; failing each allocation of the arena parse in turn gives
+ * the document or JSON_ENOMEM and leaves nothing live. ASan (the sanitizer
+ * build) reports any arena block handed to free(). */
+static void test_arena(void **state)
+{
+    (void)state;
+    json_t *want = NULL, *j = NULL;
+    struct json_arena *a = NULL;
+    assert_int_equal(json_load_checked(BODY, strlen(BODY), JSON_REJECT_DUPLICATES, &want, NULL), 0);
+    assert_int_equal(json_load_arena(BODY, strlen(BODY), JSON_REJECT_DUPLICATES, &j, NULL, &a), 0);
+    assert_non_null(a);
+    assert_true(json_equal(j, want));
+    /* A second arena on the same thread: the plain way, NULL arena. */
+    json_t *k = NULL;
+    struct json_arena *b = (struct json_arena *)1;
+    assert_int_equal(json_load_arena("[1]", 3, 0, &k, NULL, &b), 0);
+    assert_null(b);
+    json_arena_release(k, b);
+    /* Changed after the parse: arena memory is freed by jansson here. */
+    assert_int_equal(json_object_set_new(j, "user_id", json_string("someone-else")), 0);
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(json_object_set_new(j, key, json_integer(i)), 0);
+    }
+    assert_int_equal(json_object_del(j, "metrics"), 0);
+    assert_int_equal(json_object_size(j), 102);
+    json_t *kept = json_incref(json_object_get(want, "metrics"));
+    json_arena_release(j, a);
+    /* The next arena parse on this thread gets an arena again. */
+    assert_int_equal(json_load_arena(BODY, strlen(BODY), 0, &j, NULL, &a), 0);
+    assert_non_null(a);
+    json_arena_release(j, a);
+    int n, enomem = 0;
+    for (n = 1; n < 1000; n++) {
+        json_load_fail_at((unsigned long)n);
+        int rc = json_load_arena(BODY, strlen(BODY), JSON_REJECT_DUPLICATES, &j, NULL, &a);
+        json_load_fail_at(0);
+        assert_int_equal(json_load_reserve_live(), 0);
+        if (rc == 0) {
+            assert_true(json_equal(j, want));
+            json_arena_release(j, a);
+            break;
+        }
+        assert_int_equal(rc, JSON_ENOMEM);
+        assert_null(j);
+        assert_null(a);
+        enomem++;
+    }
+    assert_true(n < 1000 && enomem > 0);
+    json_decref(kept);
+    json_decref(want);
+}
+
 /* The counter is per thread and counts only jansson's allocations. */
 static void test_failure_counter(void **state)
 {
@@ -149,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_every_allocation_failure),
         cmocka_unit_test(test_failure_counter),
         cmocka_unit_test(test_lexer_growth_never_aborts),
+        cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
