@@ -14,16 +14,23 @@ void check_init(struct check *c, void (*record)(void *, const char *, const char
     c->ctx = ctx;
 }
 
-void check_error(struct check *c, const char *pointer, const char *fmt, ...)
+static void vrecord(struct check *c, const char *pointer, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void vrecord(struct check *c, const char *pointer, const char *fmt, va_list ap)
 {
     char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     c->nerrors++;
     if (c->record != NULL)
         c->record(c->ctx, pointer, msg);
+}
+
+void check_error(struct check *c, const char *pointer, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vrecord(c, pointer, fmt, ap);
+    va_end(ap);
 }
 
 void check_pointer(char *out, size_t outlen, const char *prefix, const char *name)
@@ -50,15 +57,12 @@ static void member_error(struct check *c, const char *prefix, const char *name, 
     __attribute__((format(printf, 4, 5)));
 static void member_error(struct check *c, const char *prefix, const char *name, const char *fmt, ...)
 {
-    char ptr[256], msg[512];
+    char ptr[256];
     va_list ap;
     check_pointer(ptr, sizeof(ptr), prefix, name);
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vrecord(c, ptr, fmt, ap);
     va_end(ap);
-    c->nerrors++;
-    if (c->record != NULL)
-        c->record(c->ctx, ptr, msg);
 }
 
 void check_only(struct check *c, json_t *obj, const char *prefix, const char *const *allowed)

@@ -163,6 +163,26 @@ static void record(void *ctx, const char *pointer, const char *message)
     snprintf(ctx, 128, "%s", pointer);
 }
 
+/* hk_upload_parse over a JSON text as user "u1": its result, the samples
+ * in *out (caller frees), the number of errors and the last error's pointer
+ * in where (128 bytes). */
+static int parse_upload(const char *text, struct upload_samples *out, int *nerrors, char *where)
+{
+    json_t *body = json_loads(text, 0, NULL);
+    assert_non_null(body);
+    struct check c;
+    check_init(&c, record, where);
+    struct hk_upload_counts counts;
+    const char *sync = NULL;
+    json_t *unsupported = json_array();
+    memset(out, 0, sizeof(*out));
+    int rc = hk_upload_parse(body, "u1", &c, out, unsupported, &counts, &sync);
+    *nerrors = c.nerrors;
+    json_decref(unsupported);
+    json_decref(body);
+    return rc;
+}
+
 /* hk_upload_parse writes each sample's payload by hand (once per sample, on
  * the upload's hot path): it must be byte for byte what jansson writes for
  * {"tz_offset_min": N[, "category": C]} with JSON_COMPACT, for every offset
@@ -183,16 +203,10 @@ static void test_upload_payloads(void **state)
                      "\"value\":%d,\"start_date\":\"2026-11-20T01:00:00%s\",\"end_date\":"
                      "\"2026-11-20T02:00:00%s\"}]}",
                      offsets[o], offsets[o], stage, offsets[o], offsets[o]);
-            json_t *body = json_loads(text, 0, NULL);
-            assert_non_null(body);
-            struct check c;
             char where[128] = "";
-            check_init(&c, record, where);
-            struct upload_samples out = {0};
-            struct hk_upload_counts counts;
-            const char *sync = NULL;
-            json_t *unsupported = json_array();
-            int rc = hk_upload_parse(body, "u1", &c, &out, unsupported, &counts, &sync);
+            struct upload_samples out;
+            int nerrors = 0;
+            int rc = parse_upload(text, &out, &nerrors, where);
             if (rc != 0)
                 fail_msg("offset %s stage %d: rc %d at %s", offsets[o], stage, rc, where);
             assert_int_equal(upload_samples_complete(&out), 0);
@@ -212,8 +226,6 @@ static void test_upload_payloads(void **state)
             free(w);
             json_decref(got);
             json_decref(want);
-            json_decref(unsupported);
-            json_decref(body);
             upload_samples_free(&out);
         }
 }
@@ -232,20 +244,12 @@ static void test_upload_error_pointer(void **state)
                               i ? "," : "", i == 1207 ? "yesterday" : "2026-11-20T07:00:00Z");
     assert_true(o + 3 < sizeof(text));
     snprintf(text + o, sizeof(text) - o, "]}");
-    json_t *body = json_loads(text, 0, NULL);
-    assert_non_null(body);
-    struct check c;
     char where[128] = "";
-    check_init(&c, record, where);
-    struct upload_samples out = {0};
-    struct hk_upload_counts counts;
-    const char *sync = NULL;
-    json_t *unsupported = json_array();
-    assert_int_not_equal(hk_upload_parse(body, "u1", &c, &out, unsupported, &counts, &sync), 0);
-    assert_int_equal(c.nerrors, 1);
+    struct upload_samples out;
+    int nerrors = 0;
+    assert_int_not_equal(parse_upload(text, &out, &nerrors, where), 0);
+    assert_int_equal(nerrors, 1);
     assert_string_equal(where, "/quantity_samples/1207/start_date");
-    json_decref(unsupported);
-    json_decref(body);
     upload_samples_free(&out);
 }
 
