@@ -77,13 +77,14 @@ static int in_reserve(const void *p)
  * uses its body.
  */
 struct chunk {
-    struct chunk *next;
     size_t cap, used;
     alignas(max_align_t) unsigned char data[];
 };
 
 struct json_arena {
-    struct chunk *head;
+    struct chunk *head;     /* where small blocks are cut from */
+    struct chunk **by_addr; /* every chunk, in address order: in_arena's binary search */
+    size_t n, cap;
     size_t next_cap;
 };
 
@@ -93,36 +94,52 @@ struct json_arena {
 static _Thread_local struct json_arena *live_arena; /* frees of its memory are no-ops */
 static _Thread_local int arena_parsing;             /* allocations come from live_arena */
 
+/* A new chunk of cap bytes, entered in the address index; NULL when either
+ * cannot be allocated. */
+static struct chunk *arena_chunk(struct json_arena *a, size_t cap)
+{
+    if (a->n == a->cap) {
+        size_t nc = a->cap ? a->cap * 2 : 16;
+        struct chunk **v = realloc(a->by_addr, nc * sizeof(*v));
+        if (v == NULL)
+            return NULL;
+        a->by_addr = v;
+        a->cap = nc;
+    }
+    struct chunk *c = malloc(sizeof(*c) + cap);
+    if (c == NULL)
+        return NULL;
+    c->cap = cap;
+    c->used = 0;
+    size_t k = a->n++;
+    while (k > 0 && (uintptr_t)a->by_addr[k - 1] > (uintptr_t)c) {
+        a->by_addr[k] = a->by_addr[k - 1];
+        k--;
+    }
+    a->by_addr[k] = c;
+    return c;
+}
+
 static void *arena_alloc(struct json_arena *a, size_t n)
 {
     const size_t align = alignof(max_align_t);
+    if (n > SIZE_MAX / 4)
+        return NULL;
     size_t need = n == 0 ? align : (n + align - 1) / align * align;
     struct chunk *c = a->head;
     if (c == NULL || c->cap - c->used < need) {
-        size_t cap = a->next_cap;
-        if (need > cap / 2) {
-            /* A large block (a long string's buffer) gets a chunk of its own,
-             * behind the head, which keeps taking the small ones. */
-            struct chunk *big = malloc(sizeof(*big) + need);
+        if (need > a->next_cap / 2) {
+            /* A large block (a long string's buffer) gets a chunk of its own;
+             * the head keeps taking the small ones. */
+            struct chunk *big = arena_chunk(a, need);
             if (big == NULL)
                 return NULL;
-            big->cap = big->used = need;
-            if (c != NULL) {
-                big->next = c->next;
-                c->next = big;
-            } else {
-                big->next = NULL;
-                a->head = big;
-            }
+            big->used = need;
             return big->data;
         }
-        struct chunk *nc = malloc(sizeof(*nc) + cap);
-        if (nc == NULL)
+        if ((c = arena_chunk(a, a->next_cap)) == NULL)
             return NULL;
-        nc->cap = cap;
-        nc->used = 0;
-        nc->next = c;
-        a->head = c = nc;
+        a->head = c;
         if (a->next_cap < ARENA_MAX)
             a->next_cap *= 2;
     }
@@ -131,20 +148,36 @@ static void *arena_alloc(struct json_arena *a, size_t n)
     return p;
 }
 
+/* Whether p lies in one of a's chunks: a binary search over their
+ * addresses, so that freeing a large tree costs log(chunks) a node. */
 static int in_arena(const struct json_arena *a, const void *p)
 {
     uintptr_t u = (uintptr_t)p;
-    for (const struct chunk *c = a->head; c != NULL; c = c->next)
-        if (u >= (uintptr_t)c->data && u < (uintptr_t)c->data + c->cap)
-            return 1;
-    return 0;
+    size_t lo = 0, hi = a->n;
+    while (lo < hi) { /* the first chunk that starts after p */
+        size_t mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)a->by_addr[mid] <= u)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return 0;
+    const struct chunk *c = a->by_addr[lo - 1];
+    return u >= (uintptr_t)c->data && u < (uintptr_t)c->data + c->cap;
 }
 
 static void *counting_malloc(size_t n)
 {
     void *p = NULL;
-    if (fail_countdown == 0 || --fail_countdown != 0)
-        p = arena_parsing ? arena_alloc(live_arena, n) : malloc(n);
+    if (fail_countdown == 0 || --fail_countdown != 0) {
+        /* A chunk that cannot be had: this block from the heap (freed the
+         * ordinary way), before the shared reserve is touched. */
+        if (arena_parsing)
+            p = arena_alloc(live_arena, n);
+        if (p == NULL)
+            p = malloc(n);
+    }
     if (p == NULL) {
         failures++;
         if (parsing > 0)
@@ -231,13 +264,12 @@ void json_arena_release(json_t *root, struct json_arena *arena)
     json_decref(root);
     if (arena == NULL)
         return;
-    for (struct chunk *c = arena->head, *next; c != NULL; c = next) {
-        next = c->next;
-        free(c);
-    }
-    free(arena);
     if (live_arena == arena)
         live_arena = NULL;
+    for (size_t i = 0; i < arena->n; i++)
+        free(arena->by_addr[i]);
+    free(arena->by_addr);
+    free(arena);
 }
 
 json_t *json_parse(const char *buf, size_t len, size_t flags, json_error_t *je)

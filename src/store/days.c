@@ -1087,7 +1087,7 @@ static int upload_days(struct store_tx *tx, const char *upload_id, int64_t **day
     static const char sql[] = "SELECT DISTINCT " DAY_EXPR " AS d FROM health_samples WHERE upload_id = ?1 ORDER BY d";
     struct db_stmt *s = NULL;
     int rows = 0;
-    int rc = store_legacy_rows(tx, &rows);
+    int rc = store_legacy_rows_now(tx, &rows); /* deletes: see store_int.h */
     *days = NULL;
     *n = 0;
     if (rc != 0 || !rows || (rc = store_tx_stmt(tx, sql, &s)) != 0)
@@ -2660,5 +2660,17 @@ int store_sample_blocks_to_rows(struct store *st, size_t batch, store_backfill_f
         log_warning("samples-to-rows: cannot undo 014", LOG_STR, "error", err, LOG_END);
         return rc;
     }
-    return run_batches(st, batch, unmove_batch, fn, ctx, stats);
+    if ((rc = run_batches(st, batch, unmove_batch, fn, ctx, stats)) != 0 || st->backend != DB_POSTGRES)
+        return rc;
+    /* The rows came back with their ids, which do not move an identity
+     * column's sequence; a table made again by the undo starts it at 1, and
+     * the release before (which inserts without ids, ON CONFLICT DO NOTHING)
+     * would then take its new samples for duplicates of restored ones. */
+    rc = store_admin_exec(st,
+                          "SELECT setval(pg_get_serial_sequence('health_samples', 'id'), COALESCE(MAX(id), 1),"
+                          " MAX(id) IS NOT NULL) FROM health_samples",
+                          err, sizeof(err));
+    if (rc != 0)
+        log_warning("samples-to-rows: cannot move the id sequence past the rows", LOG_STR, "error", err, LOG_END);
+    return rc;
 }

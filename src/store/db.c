@@ -64,12 +64,14 @@ struct db_conn {
     size_t nstmts, capstmts;
     unsigned next_name;
     int errcode;
+    int missing_table; /* the last error: a statement named a table that does not exist */
     char err[512];
 };
 
 static void set_err(struct db_conn *c, int code, const char *prefix, const char *detail)
 {
     c->errcode = code;
+    c->missing_table = 0;
     snprintf(c->err, sizeof(c->err), "%s%s", prefix, detail != NULL ? detail : "");
     /* libpq messages end with a newline; keep one line. */
     size_t n = strlen(c->err);
@@ -100,6 +102,8 @@ static int lite_map(struct db_conn *c, int rc)
     default: code = STORE_EINTERNAL;
     }
     set_err(c, code, "sqlite: ", sqlite3_errmsg(c->lite));
+    /* SQLite has no finer code for it; its messages are not translated. */
+    c->missing_table = (rc & 0xff) == SQLITE_ERROR && strncmp(sqlite3_errmsg(c->lite), "no such table", 13) == 0;
     return code;
 }
 
@@ -126,6 +130,7 @@ static int pg_map(struct db_conn *c, const PGresult *res)
     if (msg == NULL || msg[0] == '\0')
         msg = PQerrorMessage(c->pg);
     set_err(c, code, "postgres: ", msg);
+    c->missing_table = state != NULL && strcmp(state, "42P01") == 0; /* undefined_table, whatever the locale */
     return code;
 }
 
@@ -265,6 +270,8 @@ void db_conn_close(struct db_conn *c)
 }
 
 enum db_backend db_conn_backend(const struct db_conn *c) { return c->backend; }
+int db_conn_missing_table(const struct db_conn *c) { return c->missing_table; }
+
 const char *db_conn_errmsg(const struct db_conn *c) { return c->err; }
 int db_conn_errcode(const struct db_conn *c) { return c->errcode; }
 void *db_conn_raw(struct db_conn *c) { return c->backend == DB_SQLITE ? (void *)c->lite : (void *)c->pg; }

@@ -86,6 +86,9 @@ void *db_conn_raw(struct db_conn *c);
  */
 struct db_stmt *db_stmt_get(struct db_conn *c, const char *sql);
 int db_conn_errcode(const struct db_conn *c);
+/* Whether the last error was a statement naming a table that does not exist
+ * (PostgreSQL SQLSTATE 42P01; SQLite "no such table"). */
+int db_conn_missing_table(const struct db_conn *c);
 
 /* Bind parameter idx (1-based). text NULL binds SQL NULL. Values are copied. */
 int db_bind_text(struct db_stmt *s, int idx, const char *text);

@@ -32,7 +32,13 @@ struct migration {
      * and what to tell the operator when it does. */
     const char *refuse_if;
     const char *refusal;
+    /* Contract only: the table it drops, locked (PostgreSQL, ACCESS
+     * EXCLUSIVE, waiting at most CONTRACT_LOCK_TIMEOUT) before refuse_if is
+     * asked, so nothing is written between the check and the drop. */
+    const char *lock_table;
 };
+
+#define CONTRACT_LOCK_TIMEOUT "5s"
 
 /* health_samples as 001 created it (also what undoing 014 recreates first).
  * NULLs are distinct in a unique index on both backends, so samples
@@ -376,22 +382,23 @@ static const char m013_ddl[] = "ALTER TABLE users ADD COLUMN sample_seq BIGINT N
 static const char m014_ddl[] = "DROP TABLE health_samples;\n";
 
 static const struct migration migrations[] = {
-    {"001_create_indexes", m001_ddl, NULL, 0, NULL, NULL},
-    {"002_add_data_quality_fields", m002_ddl, m002_backfill, 0, NULL, NULL},
-    {"003_idempotency_keys", m003_ddl, NULL, 0, NULL, NULL},
-    {"004_sample_utc_offset", m004_ddl, NULL, 0, NULL, NULL},
-    {"005_sample_upload_time_index", m005_ddl, NULL, 0, NULL, NULL},
-    {"006_sample_days", m006_ddl, NULL, 0, NULL, NULL},
-    {"007_external_identities", m007_ddl, NULL, 0, NULL, NULL},
-    {"008_raw_upload_retention_index", m008_ddl, NULL, 0, NULL, NULL},
-    {"009_sealed_analyses_insights", m009_ddl, NULL, 0, NULL, NULL},
-    {"010_queue_fairness", m010_ddl, NULL, 0, NULL, NULL},
-    {"011_series_aggregates", m011_ddl, NULL, 0, NULL, NULL},
-    {"012_password_resets", m012_ddl, NULL, 0, NULL, NULL},
-    {"013_sample_blocks", m013_ddl, NULL, 0, NULL, NULL},
+    {"001_create_indexes", m001_ddl, NULL, 0, NULL, NULL, NULL},
+    {"002_add_data_quality_fields", m002_ddl, m002_backfill, 0, NULL, NULL, NULL},
+    {"003_idempotency_keys", m003_ddl, NULL, 0, NULL, NULL, NULL},
+    {"004_sample_utc_offset", m004_ddl, NULL, 0, NULL, NULL, NULL},
+    {"005_sample_upload_time_index", m005_ddl, NULL, 0, NULL, NULL, NULL},
+    {"006_sample_days", m006_ddl, NULL, 0, NULL, NULL, NULL},
+    {"007_external_identities", m007_ddl, NULL, 0, NULL, NULL, NULL},
+    {"008_raw_upload_retention_index", m008_ddl, NULL, 0, NULL, NULL, NULL},
+    {"009_sealed_analyses_insights", m009_ddl, NULL, 0, NULL, NULL, NULL},
+    {"010_queue_fairness", m010_ddl, NULL, 0, NULL, NULL, NULL},
+    {"011_series_aggregates", m011_ddl, NULL, 0, NULL, NULL, NULL},
+    {"012_password_resets", m012_ddl, NULL, 0, NULL, NULL, NULL},
+    {"013_sample_blocks", m013_ddl, NULL, 0, NULL, NULL, NULL},
     {"014_drop_health_samples", m014_ddl, NULL, 1, "SELECT 1 FROM health_samples LIMIT 1",
      "health_samples still holds rows the backfill has not moved into blocks: run `clarity migrate "
-     "samples-backfill` (or let the workers finish: their log says done=1), then run this again"},
+     "samples-backfill` (or let the workers finish: their log says done=1), then run this again",
+     "health_samples"},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -696,9 +703,23 @@ static int run_backfill(struct store *st, const struct migration *m, int *comple
 static int refused(struct store_tx *tx, const struct migration *m, char *err, size_t errlen)
 {
     struct db_stmt *s = NULL;
+    int rc;
+    if (tx->st->backend == DB_POSTGRES && m->lock_table != NULL) {
+        /* Not behind a long reader for ever: every statement on the table
+         * would queue behind the waiting DROP. Busy: run it again later. */
+        char sql[160];
+        snprintf(sql, sizeof(sql),
+                 "SET LOCAL lock_timeout = '" CONTRACT_LOCK_TIMEOUT "'; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE",
+                 m->lock_table);
+        if ((rc = db_exec(tx->conn, sql)) != 0) {
+            snprintf(err, errlen, "migration %s: cannot lock %s (busy? run it again): %s", m->name, m->lock_table,
+                     db_conn_errmsg(tx->conn));
+            return rc;
+        }
+    }
     if (m->refuse_if == NULL)
         return 0;
-    int rc = store_tx_stmt(tx, m->refuse_if, &s);
+    rc = store_tx_stmt(tx, m->refuse_if, &s);
     if (rc != 0) {
         snprintf(err, errlen, "migration %s: cannot check it may run: %s", m->name, tx->err);
         return rc;

@@ -598,7 +598,7 @@ int store_upload_delete(struct store_tx *tx, const char *id, const char *user_id
         rc = run_one(tx, s);
     }
     int rows = 0;
-    if (rc == 0 && (rc = store_legacy_rows(tx, &rows)) == 0 && rows &&
+    if (rc == 0 && (rc = store_legacy_rows_now(tx, &rows)) == 0 && rows &&
         (rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE upload_id = ?1", &s)) == 0) {
         db_bind_text(s, 1, id);
         rc = store_tx_run(tx, s, NULL);
@@ -1028,7 +1028,7 @@ int store_sample_delete_by_user(struct store_tx *tx, const char *user_id, int64_
     if ((rc = store_tx_run(tx, s, NULL)) != 0)
         return rc;
     int rows = 0;
-    if ((rc = store_legacy_rows(tx, &rows)) != 0)
+    if ((rc = store_legacy_rows_now(tx, &rows)) != 0)
         return rc;
     if (rows) {
         if ((rc = store_tx_stmt(tx, "DELETE FROM health_samples WHERE user_id = ?1", &s)) != 0)

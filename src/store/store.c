@@ -62,19 +62,13 @@ void store_set_sealer(struct store *st, const struct store_sealer *s)
 
 /* ---- helpers shared with repo.c, queue.c, migrate.c --------------------- */
 
-/* SQLite's and PostgreSQL's words for a statement on a dropped
- * health_samples ("no such table: health_samples", relation
- * "health_samples" does not exist). */
-static int legacy_table_gone(const char *msg)
-{
-    return strstr(msg, "health_samples") != NULL &&
-           (strstr(msg, "no such table") != NULL || strstr(msg, "does not exist") != NULL);
-}
-
 int store_tx_fail(struct store_tx *tx, int rc)
 {
     snprintf(tx->err, sizeof(tx->err), "%s", db_conn_errmsg(tx->conn));
-    if (rc == STORE_EINTERNAL && legacy_table_gone(tx->err)) {
+    /* A statement on health_samples after 014 dropped it in another
+     * process: the error code says the table is missing (SQLSTATE 42P01,
+     * not the translated text) and the untranslated identifier says which. */
+    if (rc == STORE_EINTERNAL && db_conn_missing_table(tx->conn) && strstr(tx->err, "health_samples") != NULL) {
         /* 014 ran in another process after this one looked: retryable. */
         tx->st->legacy_rows = 0;
         rc = STORE_EBUSY;
@@ -90,13 +84,18 @@ int store_tx_fail(struct store_tx *tx, int rc)
 
 int store_legacy_rows(struct store_tx *tx, int *yes)
 {
-    static const char lite[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'health_samples'";
-    static const char pg[] = "SELECT 1 WHERE to_regclass('health_samples') IS NOT NULL";
     int known = tx->st->legacy_rows;
     if (known >= 0) {
         *yes = known;
         return 0;
     }
+    return store_legacy_rows_now(tx, yes);
+}
+
+int store_legacy_rows_now(struct store_tx *tx, int *yes)
+{
+    static const char lite[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'health_samples'";
+    static const char pg[] = "SELECT 1 WHERE to_regclass('health_samples') IS NOT NULL";
     /* A catalogue probe, not data: it does not count as a one-statement
      * read's statement (its snapshot is not what that rule protects). */
     int one = tx->one_stmt;

@@ -74,6 +74,10 @@ void store_conn_release(struct store_tx *tx);
  * it gone fails STORE_EBUSY (retry: 503 with Retry-After, a job retried) and
  * clears the cache (store_tx_fail), so the retry no longer looks. */
 int store_legacy_rows(struct store_tx *tx, int *yes);
+/* The same, asking the catalogue now (and caching the answer): for deletes
+ * and erasure, which must not skip rows a rollback may have put back while
+ * this process ran. */
+int store_legacy_rows_now(struct store_tx *tx, int *yes);
 /* Ask again at the next store_legacy_rows (after a migration). */
 void store_legacy_rows_forget(struct store *st);
 

@@ -2303,6 +2303,12 @@ static void test_contract_drops_health_samples(void **state)
     assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM health_samples"), 1500);
     rows_schema(f->st, again, sizeof(again));
     assert_string_equal(again, schema);
+    /* The release before inserts without ids: its new samples must not
+     * collide with the restored ones (PostgreSQL's identity sequence). */
+    store_samples_previous_release_for_test(1);
+    days_insert(f->st, a, u1, t0, 6000, 100, 100);
+    store_samples_previous_release_for_test(0);
+    assert_int_equal(sql_count(f->st, "SELECT COUNT(*) FROM health_samples"), 1600);
     tx = begin(f->st);
     assert_int_equal(store_sample_delete_by_user(tx, a, &c), 0);
     commit(tx);
