@@ -1119,6 +1119,23 @@ static void days_sample(struct store_sample *x, const char *user, const char *up
     }
 }
 
+/* Steps, heart rate and sleep stages (with payloads), Watch before iPhone,
+ * all time: the window several tests compare with the stream. */
+static struct store_window_query all_time_window(const char *user)
+{
+    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
+    static const char *const ranks[] = {"Watch", "iPhone"};
+    struct store_window_query q = {.user_id = user,
+                                   .types = types,
+                                   .n_types = 3,
+                                   .payload_types = 1u << 2,
+                                   .ranks = ranks,
+                                   .n_ranks = 2,
+                                   .from_ms = INT64_MIN,
+                                   .to_ms = INT64_MAX};
+    return q;
+}
+
 static void days_insert(struct store *st, const char *user, const char *upload, int64_t t0, int first, int n,
                         size_t expect)
 {
@@ -1439,16 +1456,7 @@ static void test_sample_days_match_rows(void **state)
     for (int k = 0; k < 40; k++)
         days_insert(f->st, b, ub, t0, 1000 + k * 12, 12, 12);
 
-    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
-    static const char *const ranks[] = {"Watch", "iPhone"};
-    struct store_window_query q = {.user_id = a,
-                                   .types = types,
-                                   .n_types = 3,
-                                   .payload_types = 1u << 2,
-                                   .ranks = ranks,
-                                   .n_ranks = 2,
-                                   .from_ms = INT64_MIN,
-                                   .to_ms = INT64_MAX};
+    struct store_window_query q = all_time_window(a);
     size_t all = days_match_rows(f->st, &q);
     assert_true(all > 7000);
     q.from_ms = t0 + 86400000LL + 7 * 60000; /* inside a day, both bounds */
@@ -1584,16 +1592,7 @@ static void test_sample_days_concurrent_writers(void **state)
         pthread_join(th[i], NULL);
         assert_int_equal(w[i].failed, 0);
     }
-    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
-    static const char *const ranks[] = {"Watch", "iPhone"};
-    struct store_window_query q = {.user_id = a,
-                                   .types = types,
-                                   .n_types = 3,
-                                   .payload_types = 1u << 2,
-                                   .ranks = ranks,
-                                   .n_ranks = 2,
-                                   .from_ms = INT64_MIN,
-                                   .to_ms = INT64_MAX};
+    struct store_window_query q = all_time_window(a);
     assert_int_equal(days_match_rows(f->st, &q), 4 * 600 * 4 / 5);
 }
 
@@ -1984,16 +1983,7 @@ static void test_sample_blocks_primary(void **state)
     store_tx_rollback(tx);
     assert_int_equal(at, 0);
 
-    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
-    static const char *const ranks[] = {"Watch", "iPhone"};
-    struct store_window_query wq = {.user_id = a,
-                                    .types = types,
-                                    .n_types = 3,
-                                    .payload_types = 1u << 2,
-                                    .ranks = ranks,
-                                    .n_ranks = 2,
-                                    .from_ms = INT64_MIN,
-                                    .to_ms = INT64_MAX};
+    struct store_window_query wq = all_time_window(a);
     window_matches_stream(f->st, &wq);
     wq.from_ms = t0 + 6 * 3600000LL;
     wq.to_ms = t0 + 30 * 3600000LL;
@@ -2079,16 +2069,7 @@ static void test_sample_rows_backfill(void **state)
     read_all(f->st, a, NULL, &before);
     read_all(f->st, b, NULL, &bb);
     assert_int_equal(before.n, 9500);
-    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
-    static const char *const ranks[] = {"Watch", "iPhone"};
-    struct store_window_query wq = {.user_id = a,
-                                    .types = types,
-                                    .n_types = 3,
-                                    .payload_types = 1u << 2,
-                                    .ranks = ranks,
-                                    .n_ranks = 2,
-                                    .from_ms = INT64_MIN,
-                                    .to_ms = INT64_MAX};
+    struct store_window_query wq = all_time_window(a);
     window_matches_stream(f->st, &wq);
 
     struct store_backfill_stats st;
@@ -2220,16 +2201,7 @@ static void test_contract_drops_health_samples(void **state)
     struct collect before, now;
     read_all(f->st, a, NULL, &before);
     assert_int_equal(before.n, 2300);
-    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
-    static const char *const ranks[] = {"Watch", "iPhone"};
-    struct store_window_query wq = {.user_id = a,
-                                    .types = types,
-                                    .n_types = 3,
-                                    .payload_types = 1u << 2,
-                                    .ranks = ranks,
-                                    .n_ranks = 2,
-                                    .from_ms = INT64_MIN,
-                                    .to_ms = INT64_MAX};
+    struct store_window_query wq = all_time_window(a);
     window_matches_stream(f->st, &wq);
     struct store_backfill_stats bs;
     memset(&bs, 0, sizeof(bs));
@@ -2341,16 +2313,7 @@ static void test_sample_days_backfill(void **state)
         days_insert(f->st, a, k % 2 ? u1 : u2, t0, k * 700, 700, 700);
     days_insert(f->st, b, ub, t0, 0, 900, 900);
     store_days_write_legacy_for_test(0);
-    static const char *const types[] = {"steps", "heart_rate", "sleep_stage"};
-    static const char *const ranks[] = {"Watch", "iPhone"};
-    struct store_window_query q = {.user_id = a,
-                                   .types = types,
-                                   .n_types = 3,
-                                   .payload_types = 1u << 2,
-                                   .ranks = ranks,
-                                   .n_ranks = 2,
-                                   .from_ms = INT64_MIN,
-                                   .to_ms = INT64_MAX};
+    struct store_window_query q = all_time_window(a);
     assert_true(days_match_rows(f->st, &q) > 3000); /* 0xD1 days read as the rows */
     store_samples_previous_release_for_test(0);
     struct collect before, now;
